@@ -1,0 +1,8 @@
+//! Sundial: an automation runtime that runs every task action as a sandboxed
+//! WebAssembly component. See `docs/ARCHITECTURE.md` for the module map.
+
+#![warn(missing_docs)]
+
+pub mod bundled;
+pub mod cli;
+pub mod runtime;

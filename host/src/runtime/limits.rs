@@ -1,0 +1,200 @@
+//! Per-plugin resource limits, their documented defaults, and parsing of the human
+//! units operators type (`64MiB`, `30s`). Pure: no I/O.
+
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One mebibyte, in bytes.
+pub const MIB: u64 = 1024 * 1024;
+
+/// Limits applied to every run of a plugin. Each field's default is documented on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Cap on the plugin's linear memory (all memories together), in bytes.
+    /// Default 64 MiB. Growing past it fails inside the plugin; a plugin that then
+    /// dies is reported as `memory_limit`.
+    pub memory_bytes: u64,
+    /// Wall-clock deadline for one run, in milliseconds, covering instantiation,
+    /// guest code and time blocked in host calls (HTTP, key-value). Default 30 000.
+    pub timeout_ms: u64,
+    /// Optional fuel budget (roughly one unit per wasm instruction). Default: none.
+    pub fuel: Option<u64>,
+    /// Largest accepted output (the JSON returned by `run`), in bytes. Default 1 MiB.
+    pub max_output_bytes: u64,
+    /// Most log lines kept per run (host `log` calls plus stdout/stderr lines).
+    /// Default 1000; later lines are dropped and the log is flagged truncated.
+    pub max_log_lines: u32,
+    /// Most log bytes kept per run. Default 256 KiB; each line is also cut at 8 KiB.
+    pub max_log_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 64 * MIB,
+            timeout_ms: 30_000,
+            fuel: None,
+            max_output_bytes: MIB,
+            max_log_lines: 1000,
+            max_log_bytes: 256 * 1024,
+        }
+    }
+}
+
+/// Bounds that every [`Limits`] value must respect.
+pub const MAX_MEMORY_BYTES: u64 = 4096 * MIB;
+/// Smallest memory cap that can run a Rust component at all.
+pub const MIN_MEMORY_BYTES: u64 = MIB;
+/// Longest allowed run: 24 hours.
+pub const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
+
+/// A limit that is out of its allowed range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct LimitError {
+    /// Which field is wrong.
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl Limits {
+    /// The wall-clock timeout as a [`Duration`].
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Check every field against its bounds, naming the first bad one.
+    pub fn validate(&self) -> Result<(), LimitError> {
+        let bad = |field, message: String| Err(LimitError { field, message });
+        if !(MIN_MEMORY_BYTES..=MAX_MEMORY_BYTES).contains(&self.memory_bytes) {
+            return bad(
+                "memory_bytes",
+                format!("{} is outside 1 MiB..=4 GiB", self.memory_bytes),
+            );
+        }
+        if !(1..=MAX_TIMEOUT_MS).contains(&self.timeout_ms) {
+            return bad(
+                "timeout_ms",
+                format!("{} is outside 1..=86400000 ms", self.timeout_ms),
+            );
+        }
+        if self.fuel == Some(0) {
+            return bad("fuel", "must be positive when set".into());
+        }
+        if !(1..=256 * MIB).contains(&self.max_output_bytes) {
+            return bad(
+                "max_output_bytes",
+                format!("{} is outside 1..=256 MiB", self.max_output_bytes),
+            );
+        }
+        if self.max_log_lines > 1_000_000 {
+            return bad("max_log_lines", format!("{} is over 1000000", self.max_log_lines));
+        }
+        if self.max_log_bytes > 64 * MIB {
+            return bad("max_log_bytes", format!("{} is over 64 MiB", self.max_log_bytes));
+        }
+        Ok(())
+    }
+}
+
+/// Parse a byte size: a number with an optional unit `B`, `KB`/`KiB`, `MB`/`MiB`,
+/// `GB`/`GiB` (case-insensitive; the `KB`-style units are also powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size (try 64MiB, 512KiB or 1048576)"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1024,
+        "m" | "mb" | "mib" => MIB,
+        "g" | "gb" | "gib" => 1024 * MIB,
+        other => {
+            return Err(format!(
+                "{text:?}: unknown size unit {other:?} (use B, KiB, MiB, GiB)"
+            ));
+        }
+    };
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+/// Parse a duration: a number with unit `ms`, `s`, `m` or `h` (a bare number is seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (try 500ms, 30s, 5m or 1h)"))?;
+    let ms = match unit.trim() {
+        "ms" => Some(n),
+        "" | "s" => n.checked_mul(1000),
+        "m" | "min" => n.checked_mul(60_000),
+        "h" => n.checked_mul(3_600_000),
+        other => {
+            return Err(format!(
+                "{text:?}: unknown duration unit {other:?} (use ms, s, m, h)"
+            ));
+        }
+    };
+    ms.map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        Limits::default().validate().unwrap();
+    }
+
+    #[test]
+    fn sizes_parse_with_units() {
+        assert_eq!(parse_size("64MiB").unwrap(), 64 * MIB);
+        assert_eq!(parse_size("512 kb").unwrap(), 512 * 1024);
+        assert_eq!(parse_size("1048576").unwrap(), MIB);
+        assert_eq!(parse_size("2G").unwrap(), 2048 * MIB);
+        assert!(
+            parse_size("12 parsecs")
+                .unwrap_err()
+                .contains("unknown size unit")
+        );
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999999999999GiB").is_err());
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("2").unwrap(), Duration::from_secs(2));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert!(parse_duration("5 fortnights").is_err());
+    }
+
+    #[test]
+    fn validation_names_the_bad_field() {
+        let l = Limits {
+            memory_bytes: 10,
+            ..Limits::default()
+        };
+        assert_eq!(l.validate().unwrap_err().field, "memory_bytes");
+        let l = Limits {
+            timeout_ms: 0,
+            ..Limits::default()
+        };
+        assert_eq!(l.validate().unwrap_err().field, "timeout_ms");
+        let l = Limits {
+            fuel: Some(0),
+            ..Limits::default()
+        };
+        assert_eq!(l.validate().unwrap_err().field, "fuel");
+    }
+}

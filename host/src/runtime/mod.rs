@@ -1,0 +1,632 @@
+//! The sandboxed plugin runtime: one async wasmtime [`Engine`] (component model,
+//! pooling allocator, epoch interruption, optional fuel), a cached `InstancePre` per
+//! loaded plugin, a fresh `Store` per run, compiled components cached on disk.
+//!
+//! Every way a plugin can misbehave (trap, panic, timeout, memory or fuel
+//! exhaustion, oversized or invalid output) comes back as a [`RunError`] inside a
+//! [`RunReport`]; nothing a plugin does can panic the host.
+
+pub mod bindings;
+pub mod cache;
+pub mod error;
+pub mod grants;
+pub mod invocation;
+pub mod limits;
+pub mod log;
+mod outbound;
+pub mod services;
+pub mod state;
+
+pub use cache::{CacheOutcome, digest};
+pub use error::{LoadError, RunError};
+pub use grants::{Grants, HostPattern, NetworkPolicy};
+pub use invocation::{Cause, Delivery, EmittedEvent, Event, HttpBody, Invocation, Resources, RunReport};
+pub use limits::Limits;
+pub use services::{HostServices, MemoryServices};
+pub use state::PluginIdentity;
+
+use bindings::action::sundial::plugin::types as wit;
+use cache::CompileCache;
+use log::{Level, Origin, SharedLog};
+use outbound::OutboundHttp;
+use serde_json::Value;
+use state::{Limiter, LogStream, RunState};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, Linker, ResourceTable, types::ComponentItem};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
+};
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+/// Engine-wide settings, fixed for the life of a [`Runtime`].
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// Directory for compiled components; `None` disables the disk cache.
+    /// Default `None` here; the CLI and daemon pass one.
+    pub cache_dir: Option<PathBuf>,
+    /// Address ranges plugins may reach at all. Default: public addresses only.
+    pub network: NetworkPolicy,
+    /// Instrument code for fuel so per-plugin `fuel` limits work. Default true.
+    pub fuel_metering: bool,
+    /// Most plugin instances alive at once (the pooling allocator's size): the
+    /// ceiling on concurrent runs. Default 128.
+    pub max_instances: u32,
+    /// Epoch tick: the granularity of timeouts, in milliseconds. Default 10.
+    pub epoch_tick_ms: u64,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            cache_dir: None,
+            network: NetworkPolicy::default(),
+            fuel_metering: true,
+            max_instances: 128,
+            epoch_tick_ms: 10,
+        }
+    }
+}
+
+/// Which world a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum World {
+    /// Exports `run`: the body of a task.
+    Action,
+    /// Exports `format`: a webhook formatter.
+    Formatter,
+}
+
+impl World {
+    /// The world's name as in the WIT file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            World::Action => "action",
+            World::Formatter => "formatter",
+        }
+    }
+}
+
+enum Pre {
+    Action(bindings::action::ActionPre<RunState>),
+    Formatter(bindings::formatter::FormatterPre<RunState>),
+}
+
+/// A validated, compiled and pre-linked plugin, ready to run many times.
+pub struct Plugin {
+    /// sha256 of the component bytes, hex.
+    pub digest: String,
+    /// The world it implements.
+    pub world: World,
+    /// Its imports (interface names), as declared by the component.
+    pub imports: Vec<String>,
+    /// Its exports.
+    pub exports: Vec<String>,
+    /// Whether loading compiled it or hit the compile cache.
+    pub cache: CacheOutcome,
+    /// How long loading took.
+    pub load_time: Duration,
+    pre: Pre,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("digest", &self.digest)
+            .field("world", &self.world)
+            .field("imports", &self.imports)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why the runtime itself could not start.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the plugin runtime: {0}")]
+pub struct RuntimeError(String);
+
+struct Inner {
+    engine: Engine,
+    action_linker: Linker<RunState>,
+    formatter_linker: Linker<RunState>,
+    cache: Option<CompileCache>,
+    config: RuntimeConfig,
+    stop_ticker: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.stop_ticker.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The plugin runtime. Cheap to clone; clones share the engine.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+/// Marker error the epoch callback raises when a run's deadline has passed.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline exceeded")]
+struct DeadlineExceeded;
+
+/// The stack available to wasm code, in bytes (wasmtime's default, 512 KiB).
+const MAX_WASM_STACK: usize = 512 * 1024;
+
+impl Runtime {
+    /// Build the engine, linkers and epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        let err = |e: wasmtime::Error| RuntimeError(format!("{e:#}"));
+        let n = config.max_instances.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(8))
+            .total_memories(n.saturating_mul(2))
+            .total_tables(n.saturating_mul(8))
+            .total_stacks(n)
+            .max_memories_per_component(2)
+            .max_core_instances_per_component(32)
+            .max_tables_per_component(16)
+            .max_memory_size(limits::MAX_MEMORY_BYTES as usize)
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(1 << 16);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(config.fuel_metering)
+            .max_wasm_stack(MAX_WASM_STACK)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let engine = Engine::new(&wasm).map_err(err)?;
+
+        let mut action_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut action_linker).map_err(err)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut action_linker).map_err(err)?;
+        bindings::action::sundial::plugin::host::add_to_linker::<
+            RunState,
+            wasmtime::component::HasSelf<RunState>,
+        >(&mut action_linker, |s| s)
+        .map_err(err)?;
+        let mut formatter_linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut formatter_linker).map_err(err)?;
+        bindings::action::sundial::plugin::host::add_to_linker::<
+            RunState,
+            wasmtime::component::HasSelf<RunState>,
+        >(&mut formatter_linker, |s| s)
+        .map_err(err)?;
+
+        let cache = match &config.cache_dir {
+            Some(dir) => Some(
+                CompileCache::open(dir, &engine)
+                    .map_err(|e| RuntimeError(format!("compile cache {}: {e}", dir.display())))?,
+            ),
+            None => None,
+        };
+
+        let stop_ticker = Arc::new(AtomicBool::new(false));
+        {
+            let engine = engine.weak();
+            let stop = stop_ticker.clone();
+            let tick = Duration::from_millis(config.epoch_tick_ms.max(1));
+            std::thread::Builder::new()
+                .name("sundial-epoch".into())
+                .spawn(move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(tick);
+                        match engine.upgrade() {
+                            Some(e) => e.increment_epoch(),
+                            None => break,
+                        }
+                    }
+                })
+                .map_err(|e| RuntimeError(format!("epoch thread: {e}")))?;
+        }
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                action_linker,
+                formatter_linker,
+                cache,
+                config,
+                stop_ticker,
+            }),
+        })
+    }
+
+    /// The wasmtime engine (for benchmarks and tools).
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// Read and [`load`](Self::load) a component file.
+    pub fn load_file(&self, path: &std::path::Path) -> Result<Plugin, LoadError> {
+        let bytes = std::fs::read(path).map_err(|e| LoadError::Io(format!("{}: {e}", path.display())))?;
+        self.load(&bytes)
+    }
+
+    /// Validate, compile (or fetch from the compile cache) and pre-link a component.
+    /// CPU-heavy on a cache miss: call it from a blocking context in async code.
+    pub fn load(&self, bytes: &[u8]) -> Result<Plugin, LoadError> {
+        let started = Instant::now();
+        if !bytes.starts_with(b"\0asm") {
+            return Err(LoadError::NotWasm);
+        }
+        if wasmparser::Parser::is_core_wasm(bytes) {
+            return Err(LoadError::CoreModule);
+        }
+        let digest = digest(bytes);
+        let engine = &self.inner.engine;
+        let (component, cache) = match &self.inner.cache {
+            Some(c) => c.load(engine, &digest, bytes),
+            None => Component::new(engine, bytes).map(|c| (c, CacheOutcome::Disabled)),
+        }
+        .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+
+        let ty = component.component_type();
+        let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
+        let export_items: Vec<(String, bool)> = ty
+            .exports(engine)
+            .map(|(name, item)| {
+                (
+                    name.to_string(),
+                    matches!(item.ty, ComponentItem::ComponentFunc(_)),
+                )
+            })
+            .collect();
+        let exports: Vec<String> = export_items.iter().map(|(n, _)| n.clone()).collect();
+        let has_func = |name: &str| export_items.iter().any(|(n, f)| n == name && *f);
+        let world = if has_func("run") {
+            World::Action
+        } else if has_func("format") {
+            World::Formatter
+        } else {
+            let list = if exports.is_empty() {
+                "nothing".to_string()
+            } else {
+                exports.join(", ")
+            };
+            return Err(LoadError::UnknownWorld { exports: list });
+        };
+        let incompatible = |e: wasmtime::Error| LoadError::Incompatible {
+            world: world.as_str(),
+            reason: format!("{e:#}"),
+        };
+        let pre = match world {
+            World::Action => {
+                let ip = self
+                    .inner
+                    .action_linker
+                    .instantiate_pre(&component)
+                    .map_err(incompatible)?;
+                Pre::Action(bindings::action::ActionPre::new(ip).map_err(incompatible)?)
+            }
+            World::Formatter => {
+                let ip = self
+                    .inner
+                    .formatter_linker
+                    .instantiate_pre(&component)
+                    .map_err(incompatible)?;
+                Pre::Formatter(bindings::formatter::FormatterPre::new(ip).map_err(incompatible)?)
+            }
+        };
+        Ok(Plugin {
+            digest,
+            world,
+            imports,
+            exports,
+            cache,
+            load_time: started.elapsed(),
+            pre,
+        })
+    }
+
+    fn new_store(
+        &self,
+        identity: &Arc<PluginIdentity>,
+        limits: &Limits,
+        services: Arc<dyn HostServices>,
+        log: SharedLog,
+        contacted: Arc<Mutex<Vec<String>>>,
+        deadline: Instant,
+    ) -> Store<RunState> {
+        let mut wasi = WasiCtxBuilder::new();
+        // Deny by default: no args, env, preopened dirs, sockets or name lookups.
+        wasi.stdout(LogStream {
+            log: log.clone(),
+            origin: Origin::Stdout,
+        })
+        .stderr(LogStream {
+            log: log.clone(),
+            origin: Origin::Stderr,
+        })
+        .allow_tcp(false)
+        .allow_udp(false)
+        .allow_ip_name_lookup(false)
+        .socket_addr_check(|_, _| Box::pin(async { false }));
+        let state = RunState {
+            wasi: wasi.build(),
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHttp {
+                grants: Arc::new(identity.grants.clone()),
+                policy: self.inner.config.network,
+                log: log.clone(),
+                contacted,
+            },
+            limiter: Limiter::new(limits.memory_bytes),
+            log,
+            plugin: identity.clone(),
+            services,
+            events: Vec::new(),
+        };
+        let mut store = Store::new(&self.inner.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        if self.inner.config.fuel_metering {
+            // Cannot fail: fuel metering is on in this engine.
+            let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
+        }
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(wasmtime::Error::new(DeadlineExceeded))
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        store
+    }
+
+    /// Run an action plugin once. Never panics on plugin behaviour.
+    pub async fn run_action(
+        &self,
+        plugin: &Plugin,
+        identity: Arc<PluginIdentity>,
+        limits: &Limits,
+        services: Arc<dyn HostServices>,
+        invocation: &Invocation,
+    ) -> RunReport<Value> {
+        let input = wit::Invocation::from(invocation);
+        let report = self
+            .execute(
+                plugin,
+                identity,
+                limits,
+                services,
+                Input::Action(&input),
+                World::Action,
+            )
+            .await;
+        let max = limits.max_output_bytes;
+        map_report(report, |out| match out {
+            Output::Action(Ok(text)) => {
+                if text.len() as u64 > max {
+                    return Err(RunError::OutputTooLarge(format!(
+                        "output is {} bytes, over the {max}-byte limit (starts {:?})",
+                        text.len(),
+                        preview(&text)
+                    )));
+                }
+                serde_json::from_str(&text).map_err(|e| {
+                    RunError::BadOutput(format!("output is not JSON ({e}): {:?}", preview(&text)))
+                })
+            }
+            Output::Action(Err(e)) => Err(e.into()),
+            Output::Formatter(_) => Err(RunError::Instantiate("internal: world mismatch".into())),
+        })
+    }
+
+    /// Run a formatter plugin once. Never panics on plugin behaviour.
+    pub async fn run_formatter(
+        &self,
+        plugin: &Plugin,
+        identity: Arc<PluginIdentity>,
+        limits: &Limits,
+        services: Arc<dyn HostServices>,
+        delivery: &Delivery,
+    ) -> RunReport<HttpBody> {
+        let input = wit::Delivery::from(delivery);
+        let report = self
+            .execute(
+                plugin,
+                identity,
+                limits,
+                services,
+                Input::Formatter(&input),
+                World::Formatter,
+            )
+            .await;
+        let max = limits.max_output_bytes;
+        map_report(report, |out| match out {
+            Output::Formatter(Ok(b)) if b.body.len() as u64 > max => Err(RunError::OutputTooLarge(format!(
+                "body is {} bytes, over the {max}-byte limit",
+                b.body.len()
+            ))),
+            Output::Formatter(Ok(b)) => Ok(HttpBody {
+                content_type: b.content_type,
+                body: b.body,
+                headers: b.headers,
+            }),
+            Output::Formatter(Err(e)) => Err(RunError::Failed(e)),
+            Output::Action(_) => Err(RunError::Instantiate("internal: world mismatch".into())),
+        })
+    }
+
+    async fn execute(
+        &self,
+        plugin: &Plugin,
+        identity: Arc<PluginIdentity>,
+        limits: &Limits,
+        services: Arc<dyn HostServices>,
+        input: Input<'_>,
+        expected: World,
+    ) -> RunReport<Output> {
+        let log = SharedLog::new(limits.max_log_lines, limits.max_log_bytes);
+        let contacted = Arc::new(Mutex::new(Vec::new()));
+        let started = Instant::now();
+        let deadline = started + limits.timeout();
+        if plugin.world != expected {
+            let err = RunError::Instantiate(
+                LoadError::WrongWorld {
+                    expected: expected.as_str(),
+                    found: plugin.world.as_str(),
+                }
+                .to_string(),
+            );
+            return RunReport {
+                result: Err(err),
+                log: log.finish(),
+                events: Vec::new(),
+                resources: Resources::default(),
+            };
+        }
+        let mut store = self.new_store(
+            &identity,
+            limits,
+            services,
+            log.clone(),
+            contacted.clone(),
+            deadline,
+        );
+        let call = call(&mut store, &plugin.pre, input);
+        // The outer timeout also covers time blocked in host calls; a little slack
+        // lets the epoch callback report guest-side timeouts itself.
+        let outcome = tokio::time::timeout(limits.timeout() + Duration::from_millis(50), call).await;
+        let duration = started.elapsed();
+        let result = match outcome {
+            Err(_elapsed) => Err(timeout_error(limits)),
+            Ok(Ok(out)) => Ok(out),
+            Ok(Err(e)) => Err(classify(&e, store.data(), limits, &log)),
+        };
+        if let Err(e) = &result {
+            log.push(Level::Error, Origin::Host, &e.to_string());
+        }
+        let fuel_consumed = match (self.inner.config.fuel_metering, store.get_fuel()) {
+            (true, Ok(left)) => Some(limits.fuel.unwrap_or(u64::MAX) - left),
+            _ => None,
+        };
+        let state = store.data_mut();
+        let events = std::mem::take(&mut state.events);
+        let resources = Resources {
+            duration_us: duration.as_micros() as u64,
+            peak_memory_bytes: state.limiter.peak as u64,
+            fuel_consumed,
+            hosts_contacted: contacted.lock().map(|c| c.clone()).unwrap_or_default(),
+        };
+        drop(store);
+        RunReport {
+            result,
+            log: log.finish(),
+            events,
+            resources,
+        }
+    }
+}
+
+enum Input<'a> {
+    Action(&'a wit::Invocation),
+    Formatter(&'a wit::Delivery),
+}
+
+enum Output {
+    Action(Result<String, wit::ActionError>),
+    Formatter(Result<wit::HttpBody, String>),
+}
+
+async fn call(store: &mut Store<RunState>, pre: &Pre, input: Input<'_>) -> wasmtime::Result<Output> {
+    match (pre, input) {
+        (Pre::Action(pre), Input::Action(inv)) => {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            Ok(Output::Action(instance.call_run(&mut *store, inv).await?))
+        }
+        (Pre::Formatter(pre), Input::Formatter(d)) => {
+            let instance = pre.instantiate_async(&mut *store).await?;
+            Ok(Output::Formatter(instance.call_format(&mut *store, d).await?))
+        }
+        _ => wasmtime::bail!("plugin world does not match the call"),
+    }
+}
+
+fn map_report<T>(report: RunReport<Output>, f: impl FnOnce(Output) -> Result<T, RunError>) -> RunReport<T> {
+    let RunReport {
+        result,
+        mut log,
+        events,
+        resources,
+    } = report;
+    let result = result.and_then(f);
+    if let Err(e) = &result {
+        if matches!(e, RunError::OutputTooLarge(_) | RunError::BadOutput(_)) {
+            log.lines.push(log::LogLine {
+                at_ms: resources.duration_us / 1000,
+                level: Level::Error,
+                origin: Origin::Host,
+                message: e.to_string(),
+            });
+        }
+    }
+    RunReport {
+        result,
+        log,
+        events,
+        resources,
+    }
+}
+
+fn timeout_error(limits: &Limits) -> RunError {
+    RunError::Timeout(format!(
+        "the run exceeded its {} ms wall-clock limit",
+        limits.timeout_ms
+    ))
+}
+
+/// Turn a wasmtime error into the reason the run failed.
+fn classify(e: &wasmtime::Error, state: &RunState, limits: &Limits, log: &SharedLog) -> RunError {
+    if e.is::<DeadlineExceeded>() {
+        return timeout_error(limits);
+    }
+    let trap = e.downcast_ref::<Trap>().copied();
+    if trap == Some(Trap::OutOfFuel) {
+        return RunError::FuelExhausted(format!(
+            "used all {} units of fuel",
+            limits.fuel.unwrap_or(u64::MAX)
+        ));
+    }
+    if trap == Some(Trap::Interrupt) {
+        return timeout_error(limits);
+    }
+    if state.limiter.hit {
+        return RunError::MemoryLimit(format!(
+            "the plugin tried to grow its memory past its {} MiB cap and stopped ({})",
+            limits.memory_bytes / limits::MIB,
+            trap.map(|t| t.to_string()).unwrap_or_else(|| format!("{e}"))
+        ));
+    }
+    let Some(trap) = trap else {
+        // Not a trap: a failure during instantiation or in a host call.
+        return RunError::Instantiate(format!("{e:#}"));
+    };
+    let stderr = log.stderr_tail(4);
+    let mut message = match trap {
+        Trap::StackOverflow => "stack overflow: the plugin exhausted its call stack".to_string(),
+        Trap::MemoryOutOfBounds => "out-of-bounds memory access".to_string(),
+        Trap::UnreachableCodeReached if stderr.contains("panicked at") => "the plugin panicked".to_string(),
+        other => other.to_string(),
+    };
+    if !stderr.is_empty() {
+        message.push_str(": ");
+        message.push_str(stderr.trim());
+    }
+    RunError::Trap(message)
+}
+
+fn preview(text: &str) -> &str {
+    let mut end = text.len().min(120);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
