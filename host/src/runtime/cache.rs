@@ -64,11 +64,13 @@ impl CompileCache {
         bytes: &[u8],
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let path = self.path(digest);
-        if path.exists() {
+        // Read into memory rather than mmap the file: a cache file truncated or
+        // rewritten in place while in use must not be able to crash the host (SIGBUS).
+        if let Ok(blob) = std::fs::read(&path) {
             // SAFETY: the file was written by `Component::serialize` of this engine
             // configuration (the name carries its fingerprint) into a directory only
             // this user can write; wasmtime also checks version and config compatibility.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            match unsafe { Component::deserialize(engine, &blob) } {
                 Ok(c) => return Ok((c, CacheOutcome::Hit)),
                 Err(e) => {
                     tracing::warn!(path = %path.display(), "discarding unusable compile cache entry: {e}")

@@ -1,0 +1,445 @@
+//! Hostile plugins against the real runtime: each one fails its own run with a clear,
+//! typed error, and the same runtime then still runs a good plugin correctly.
+
+use serde_json::{Value, json};
+use sundial::runtime::{Grants, HostPattern, Limits, LoadError, RunError, Runtime, limits::MIB};
+use sundial_tests::{Behaviour, http_server, load, run, runtime};
+
+/// After any misbehaviour, echo must still work on the same runtime.
+async fn assert_runtime_healthy(rt: &Runtime) {
+    let echo = load(rt, "sundial-plugin-echo");
+    let report = run(
+        rt,
+        &echo,
+        Grants::default(),
+        Limits::default(),
+        json!({"still": "alive"}),
+    )
+    .await;
+    let out = report.result.expect("echo works after a hostile run");
+    assert_eq!(out["params"], json!({"still": "alive"}));
+    assert_eq!(out["task"], "test-task");
+}
+
+async fn hostile(rt: &Runtime, limits: Limits, params: Value) -> sundial::runtime::RunReport<Value> {
+    let plugin = load(rt, "sundial-fixture-hostile");
+    run(rt, &plugin, Grants::default(), limits, params).await
+}
+
+#[tokio::test]
+async fn infinite_loop_is_stopped_at_its_timeout() {
+    let rt = runtime(false);
+    let limits = Limits {
+        timeout_ms: 300,
+        ..Limits::default()
+    };
+    let report = hostile(&rt, limits, json!({"mode": "loop"})).await;
+    match report.result {
+        Err(RunError::Timeout(msg)) => assert!(msg.contains("300 ms"), "{msg}"),
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+    assert!(report.resources.duration_us >= 300_000);
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn infinite_loop_is_stopped_by_fuel() {
+    let rt = runtime(false);
+    let limits = Limits {
+        fuel: Some(5_000_000),
+        ..Limits::default()
+    };
+    let report = hostile(&rt, limits, json!({"mode": "loop"})).await;
+    assert!(
+        matches!(report.result, Err(RunError::FuelExhausted(_))),
+        "{:?}",
+        report.result
+    );
+    assert_eq!(report.resources.fuel_consumed, Some(5_000_000));
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn memory_bomb_is_stopped_at_its_cap() {
+    let rt = runtime(false);
+    let limits = Limits {
+        memory_bytes: 32 * MIB,
+        ..Limits::default()
+    };
+    let report = hostile(&rt, limits, json!({"mode": "membomb"})).await;
+    match &report.result {
+        Err(RunError::MemoryLimit(msg)) => assert!(msg.contains("32 MiB"), "{msg}"),
+        other => panic!("expected memory_limit, got {other:?}"),
+    }
+    assert!(report.resources.peak_memory_bytes <= 32 * MIB);
+    assert!(
+        report.resources.peak_memory_bytes > 16 * MIB,
+        "it did allocate up to the cap"
+    );
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn panic_becomes_a_trap_with_the_panic_message() {
+    let rt = runtime(false);
+    let report = hostile(&rt, Limits::default(), json!({"mode": "panic"})).await;
+    match &report.result {
+        Err(RunError::Trap(msg)) => {
+            assert!(msg.contains("panicked"), "{msg}");
+            assert!(
+                msg.contains("boom: the hostile fixture panicked on purpose"),
+                "{msg}"
+            );
+        }
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn unreachable_trap_is_reported() {
+    let rt = runtime(false);
+    let report = hostile(&rt, Limits::default(), json!({"mode": "trap"})).await;
+    match &report.result {
+        Err(RunError::Trap(msg)) => assert!(msg.contains("unreachable"), "{msg}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn stack_overflow_is_reported() {
+    let rt = runtime(false);
+    let report = hostile(&rt, Limits::default(), json!({"mode": "stack"})).await;
+    match &report.result {
+        Err(RunError::Trap(msg)) => assert!(
+            msg.contains("stack overflow") || msg.contains("out-of-bounds"),
+            "a runaway recursion ends in a stack trap: {msg}"
+        ),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn log_flood_is_truncated_and_flagged() {
+    let rt = runtime(false);
+    let limits = Limits {
+        max_log_lines: 100,
+        max_log_bytes: 64 * 1024,
+        ..Limits::default()
+    };
+    // 8 MiB of log lines.
+    let report = hostile(
+        &rt,
+        limits,
+        json!({"mode": "flood", "lines": 8192, "line_bytes": 1024}),
+    )
+    .await;
+    assert_eq!(report.result, Ok(json!("")));
+    assert!(report.log.truncated);
+    assert!(report.log.lines.len() <= 100);
+    let kept: usize = report.log.lines.iter().map(|l| l.message.len()).sum();
+    assert!(kept <= 64 * 1024, "kept {kept} bytes");
+    assert!(report.log.dropped_lines > 8000);
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn huge_output_is_refused_and_flagged() {
+    let rt = runtime(false);
+    let limits = Limits {
+        max_output_bytes: MIB,
+        ..Limits::default()
+    };
+    let report = hostile(
+        &rt,
+        limits,
+        json!({"mode": "flood", "lines": 0, "output_bytes": 4 * MIB}),
+    )
+    .await;
+    match &report.result {
+        Err(e @ RunError::OutputTooLarge(msg)) => {
+            assert!(e.is_limit());
+            assert!(msg.contains("1048576-byte limit"), "{msg}");
+        }
+        other => panic!("expected output_too_large, got {other:?}"),
+    }
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn output_that_is_not_json_is_refused() {
+    let rt = runtime(false);
+    let report = hostile(&rt, Limits::default(), json!({"mode": "bad-output"})).await;
+    assert!(
+        matches!(report.result, Err(RunError::BadOutput(_))),
+        "{:?}",
+        report.result
+    );
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn action_errors_keep_their_kind() {
+    let rt = runtime(false);
+    for (mode, kind) in [
+        ("fail", "failed"),
+        ("retryable", "retryable"),
+        ("invalid", "invalid_params"),
+    ] {
+        let report = hostile(&rt, Limits::default(), json!({ "mode": mode })).await;
+        assert_eq!(report.result.unwrap_err().kind(), kind, "mode {mode}");
+    }
+}
+
+#[tokio::test]
+async fn host_functions_are_denied_unless_granted() {
+    let rt = runtime(false);
+    let plugin = load(&rt, "sundial-fixture-hostile");
+    let denied = run(
+        &rt,
+        &plugin,
+        Grants::default(),
+        Limits::default(),
+        json!({"mode": "probe"}),
+    )
+    .await;
+    let out = denied.result.expect("probe returns what happened");
+    assert!(out["kv_set"].as_str().unwrap().contains("not granted"), "{out}");
+    assert!(out["emit"].as_str().unwrap().contains("not granted"), "{out}");
+    assert_eq!(out["secret"], Value::Null);
+    assert!(denied.events.is_empty());
+
+    let grants = Grants {
+        kv: true,
+        emit_events: true,
+        secrets: vec!["token".into()],
+        ..Grants::default()
+    };
+    let granted = run(&rt, &plugin, grants, Limits::default(), json!({"mode": "probe"})).await;
+    let out = granted.result.expect("probe works");
+    assert_eq!(out["kv_set"], "Ok(())");
+    assert_eq!(out["kv_get"], "Ok(Some(\"41\"))");
+    assert_eq!(out["secret"], "s3cret");
+    assert_eq!(out["emit"], "Ok(())");
+    assert_eq!(granted.events.len(), 1);
+    assert_eq!(granted.events[0].kind, "fixture.probed");
+}
+
+#[tokio::test]
+async fn wrong_files_get_clear_load_errors() {
+    let rt = runtime(false);
+    assert!(matches!(
+        rt.load(b"hello, I am a text file"),
+        Err(LoadError::NotWasm)
+    ));
+    // The smallest valid core module: magic + version 1.
+    assert!(matches!(rt.load(b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule)));
+    let mut truncated = std::fs::read(sundial_tests::wasm("sundial-plugin-echo")).unwrap();
+    truncated.truncate(truncated.len() / 2);
+    match rt.load(&truncated) {
+        Err(LoadError::Invalid(msg)) => assert!(!msg.is_empty()),
+        other => panic!("expected invalid, got {other:?}"),
+    }
+    // A formatter is loaded fine, but cannot be run as an action.
+    let formatter = load(&rt, "sundial-plugin-json-formatter");
+    assert_eq!(formatter.world, sundial::runtime::World::Formatter);
+    let report = run(&rt, &formatter, Grants::default(), Limits::default(), json!({})).await;
+    match report.result {
+        Err(RunError::Instantiate(msg)) => assert!(msg.contains("expected an action plugin"), "{msg}"),
+        other => panic!("expected a world mismatch, got {other:?}"),
+    }
+    assert_runtime_healthy(&rt).await;
+}
+
+fn http_grants(pattern: &str) -> Grants {
+    Grants {
+        hosts: vec![HostPattern::parse(pattern).unwrap()],
+        ..Grants::default()
+    }
+}
+
+#[tokio::test]
+async fn outbound_http_reaches_a_granted_loopback_host_when_allowed() {
+    let addr = http_server(Behaviour::Ok).await;
+    let rt = runtime(true);
+    let plugin = load(&rt, "sundial-plugin-http-request");
+    let url = format!("http://127.0.0.1:{}/hello?x=1", addr.port());
+    let report = run(
+        &rt,
+        &plugin,
+        http_grants(&format!("127.0.0.1:{}", addr.port())),
+        Limits::default(),
+        json!({"url": url}),
+    )
+    .await;
+    let out = report.result.expect("request succeeds");
+    assert_eq!(out["status"], 200);
+    assert_eq!(out["json"]["path"], "/hello");
+    assert_eq!(out["json"]["method"], "GET");
+    assert!(out["json"]["idempotency_key"].is_string());
+    assert_eq!(
+        report.resources.hosts_contacted,
+        vec![format!("127.0.0.1:{}", addr.port())]
+    );
+}
+
+#[tokio::test]
+async fn outbound_http_to_a_host_that_is_not_granted_is_denied() {
+    let addr = http_server(Behaviour::Ok).await;
+    let rt = runtime(true);
+    let plugin = load(&rt, "sundial-plugin-http-request");
+    let url = format!("http://127.0.0.1:{}/", addr.port());
+    // Granted a different port only.
+    let report = run(
+        &rt,
+        &plugin,
+        http_grants("127.0.0.1:1"),
+        Limits::default(),
+        json!({"url": url}),
+    )
+    .await;
+    match &report.result {
+        Err(RunError::Retryable(msg)) => assert!(msg.contains("not granted"), "{msg}"),
+        other => panic!("expected a denied request, got {other:?}"),
+    }
+    assert!(
+        report
+            .log
+            .lines
+            .iter()
+            .any(|l| l.message.contains("denied") && l.message.contains("not granted"))
+    );
+    assert!(report.resources.hosts_contacted.is_empty());
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn a_granted_name_resolving_to_loopback_is_refused_by_default() {
+    let addr = http_server(Behaviour::Ok).await;
+    let rt = runtime(false);
+    let plugin = load(&rt, "sundial-plugin-http-request");
+    let url = format!("http://localhost:{}/", addr.port());
+    let report = run(
+        &rt,
+        &plugin,
+        http_grants("localhost:*"),
+        Limits::default(),
+        json!({"url": url}),
+    )
+    .await;
+    match &report.result {
+        Err(RunError::Retryable(msg)) => assert!(msg.contains("prohibited"), "{msg}"),
+        other => panic!("expected a refused address, got {other:?}"),
+    }
+    assert!(
+        report
+            .log
+            .lines
+            .iter()
+            .any(|l| l.message.contains("resolves to") && l.message.contains("loopback")),
+        "{:?}",
+        report.log.lines
+    );
+    assert!(report.resources.hosts_contacted.is_empty());
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn time_blocked_in_a_host_call_counts_toward_the_timeout() {
+    let addr = http_server(Behaviour::Hang).await;
+    let rt = runtime(true);
+    let plugin = load(&rt, "sundial-plugin-http-request");
+    let url = format!("http://127.0.0.1:{}/slow", addr.port());
+    let limits = Limits {
+        timeout_ms: 500,
+        ..Limits::default()
+    };
+    let report = run(
+        &rt,
+        &plugin,
+        http_grants(&format!("127.0.0.1:{}", addr.port())),
+        limits,
+        json!({"url": url}),
+    )
+    .await;
+    assert!(
+        matches!(report.result, Err(RunError::Timeout(_))),
+        "{:?}",
+        report.result
+    );
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn formatter_formats_a_delivery() {
+    let rt = runtime(false);
+    let plugin = load(&rt, "sundial-plugin-json-formatter");
+    let delivery = sundial::runtime::Delivery {
+        id: "d1".into(),
+        webhook: "alerts".into(),
+        attempt: 1,
+        timestamp: "2026-11-27T10:00:00Z".into(),
+        event: Some(sundial::runtime::Event {
+            id: "e1".into(),
+            kind: "sync.failed".into(),
+            source: "/vm/1".into(),
+            subject: Some("vm-1".into()),
+            time: "2026-11-27T10:00:00Z".into(),
+            data: json!({"error": "disk full"}),
+        }),
+        run: None,
+        config: json!({}),
+        template: None,
+    };
+    let identity = std::sync::Arc::new(sundial::runtime::PluginIdentity {
+        name: "json".into(),
+        grants: Grants::default(),
+    });
+    let services = std::sync::Arc::new(sundial::runtime::MemoryServices::default());
+    let report = rt
+        .run_formatter(&plugin, identity, &Limits::default(), services, &delivery)
+        .await;
+    let body = report.result.expect("formats");
+    assert_eq!(body.content_type, "application/json");
+    let doc: Value = serde_json::from_slice(&body.body).unwrap();
+    assert_eq!(doc["event"]["type"], "sync.failed");
+    assert_eq!(doc["event"]["data"]["error"], "disk full");
+    assert_eq!(doc["webhook"], "alerts");
+}
+
+#[tokio::test]
+async fn compiled_components_are_cached_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = std::fs::read(sundial_tests::wasm("sundial-plugin-echo")).unwrap();
+    let config = || sundial::runtime::RuntimeConfig {
+        cache_dir: Some(dir.path().to_path_buf()),
+        max_instances: 2,
+        ..Default::default()
+    };
+    let first = Runtime::new(config()).unwrap();
+    let cold = first.load(&bytes).unwrap();
+    assert_eq!(cold.cache, sundial::runtime::CacheOutcome::Miss);
+    drop(first);
+    // A new runtime (as after a restart) loads the same bytes from the cache.
+    let second = Runtime::new(config()).unwrap();
+    let warm = second.load(&bytes).unwrap();
+    assert_eq!(warm.cache, sundial::runtime::CacheOutcome::Hit);
+    assert_eq!(cold.digest, warm.digest);
+    let report = run(
+        &second,
+        &warm,
+        Grants::default(),
+        Limits::default(),
+        json!({"cached": true}),
+    )
+    .await;
+    assert_eq!(report.result.unwrap()["params"]["cached"], true);
+    // A corrupted entry is discarded and recompiled, not trusted.
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    let again = second.load(&bytes).unwrap();
+    assert_eq!(again.cache, sundial::runtime::CacheOutcome::Miss);
+}
