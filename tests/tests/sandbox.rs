@@ -112,13 +112,32 @@ async fn stack_overflow_is_reported() {
     let rt = runtime(false);
     let report = hostile(&rt, Limits::default(), json!({"mode": "stack"})).await;
     match &report.result {
-        Err(RunError::Trap(msg)) => assert!(
-            msg.contains("stack overflow") || msg.contains("out-of-bounds"),
-            "a runaway recursion ends in a stack trap: {msg}"
-        ),
+        Err(RunError::Trap(msg)) => assert!(msg.starts_with("stack overflow"), "{msg}"),
         other => panic!("expected a trap, got {other:?}"),
     }
     assert_runtime_healthy(&rt).await;
+    // With big frames the shadow stack in linear memory runs out first.
+    let report = hostile(&rt, Limits::default(), json!({"mode": "shadow-stack"})).await;
+    match &report.result {
+        Err(RunError::Trap(msg)) => assert!(msg.contains("out-of-bounds memory access"), "{msg}"),
+        other => panic!("expected a trap, got {other:?}"),
+    }
+    assert_runtime_healthy(&rt).await;
+}
+
+#[tokio::test]
+async fn no_environment_files_or_sockets() {
+    // SAFETY: single assignment of a test-only variable before the run reads nothing else.
+    unsafe { std::env::set_var("SUNDIAL_TEST_SECRET_ENV", "must-not-leak") };
+    let rt = runtime(true);
+    let report = hostile(&rt, Limits::default(), json!({"mode": "escape"})).await;
+    let out = report.result.expect("escape reports its attempts");
+    assert_eq!(out["env"], json!([]), "no environment variables");
+    assert_eq!(out["args"], json!([]), "no arguments");
+    for key in ["read_root", "read_passwd", "write_file", "tcp", "udp"] {
+        assert!(out[key].is_string(), "{key} must fail, got {}", out[key]);
+    }
+    assert!(report.resources.hosts_contacted.is_empty());
 }
 
 #[tokio::test]

@@ -163,6 +163,9 @@ impl SharedLog {
             .iter()
             .rev()
             .filter(|l| l.origin == Origin::Stderr)
+            .filter(|l| {
+                !l.message.trim().is_empty() && !l.message.starts_with("note: run with `RUST_BACKTRACE")
+            })
             .take(n)
             .map(|l| l.message.as_str())
             .collect();
