@@ -54,11 +54,16 @@ fn build_wasm_packages(packages: &[&str], watch: &[&str]) -> PathBuf {
     for path in ["sdk", "wit", "Cargo.toml", "Cargo.lock", "host/build/wasm.rs"] {
         println!("cargo:rerun-if-changed={}", root.join(path).display());
     }
-    ensure_wasm_target();
     let target_dir = std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
         .join("wasm");
+    // host/build.rs and tests/build.rs may run at the same time: serialize them so two
+    // `rustup target add` never race (the nested cargos would serialize anyway).
+    std::fs::create_dir_all(&target_dir).expect("create target/wasm");
+    let lock = std::fs::File::create(target_dir.join(".sundial-build.lock")).expect("create build lock");
+    lock.lock().expect("lock target/wasm");
+    ensure_wasm_target();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
