@@ -5,7 +5,10 @@
 use std::process::Command;
 
 fn sundial(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_sundial")).args(args).output().expect("run sundial")
+    Command::new(env!("CARGO_BIN_EXE_sundial"))
+        .args(args)
+        .output()
+        .expect("run sundial")
 }
 
 #[test]
@@ -20,7 +23,11 @@ fn version_and_help_exit_0() {
 
 #[test]
 fn usage_errors_exit_2() {
-    for args in [&["frobnicate"][..], &["plugin", "run"], &["plugin", "run", "echo", "--fuel", "lots"]] {
+    for args in [
+        &["frobnicate"][..],
+        &["plugin", "run"],
+        &["plugin", "run", "echo", "--fuel", "lots"],
+    ] {
         let out = sundial(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(!out.stderr.is_empty(), "{args:?} explains itself");
@@ -30,6 +37,11 @@ fn usage_errors_exit_2() {
 #[test]
 fn bundled_plugins_are_embedded() {
     let out = sundial(&["plugin", "inspect", "echo", "--no-cache"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("sundial:plugin/action@0.1.0"));
 }

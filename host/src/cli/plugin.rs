@@ -19,7 +19,7 @@ pub(crate) enum PluginCommand {
     ///
     /// Plugin log lines go to stderr. Exit codes: 0 success, 1 the plugin returned an
     /// error or trapped, 2 usage error or invalid component, 3 a limit stopped it.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Print the world a component implements, its imports, exports and digest.
     Inspect(InspectArgs),
 }
@@ -100,7 +100,7 @@ pub(crate) struct InspectArgs {
 /// Run a plugin subcommand; returns the exit code.
 pub(crate) async fn execute(cmd: PluginCommand) -> u8 {
     let result = match cmd {
-        PluginCommand::Run(args) => run(args).await,
+        PluginCommand::Run(args) => run(*args).await,
         PluginCommand::Inspect(args) => inspect(args),
     };
     result.unwrap_or_else(|(code, msg)| {

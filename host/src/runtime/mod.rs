@@ -562,15 +562,13 @@ fn map_report<T>(report: RunReport<Output>, f: impl FnOnce(Output) -> Result<T, 
         resources,
     } = report;
     let result = result.and_then(f);
-    if let Err(e) = &result {
-        if matches!(e, RunError::OutputTooLarge(_) | RunError::BadOutput(_)) {
-            log.lines.push(log::LogLine {
-                at_ms: resources.duration_us / 1000,
-                level: Level::Error,
-                origin: Origin::Host,
-                message: e.to_string(),
-            });
-        }
+    if let Err(e @ (RunError::OutputTooLarge(_) | RunError::BadOutput(_))) = &result {
+        log.lines.push(log::LogLine {
+            at_ms: resources.duration_us / 1000,
+            level: Level::Error,
+            origin: Origin::Host,
+            message: e.to_string(),
+        });
     }
     RunReport {
         result,

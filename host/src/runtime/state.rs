@@ -212,7 +212,7 @@ impl wit_host::Host for RunState {
     }
 
     fn secret(&mut self, name: String) -> Option<String> {
-        if !self.plugin.grants.secrets.iter().any(|s| *s == name) {
+        if !self.plugin.grants.secrets.contains(&name) {
             self.denied(&format!("secret {name:?}"));
             return None;
         }
