@@ -1,0 +1,266 @@
+//! The store: one redb file in the data directory, a schema version with migrations,
+//! and a group-commit [`Writer`] through which every write goes.
+//!
+//! Reads use redb read transactions directly (MVCC snapshots, never blocked by the
+//! writer). Values are JSON documents, so fields can be added without a migration;
+//! structural changes bump [`SCHEMA_VERSION`] and add a step to [`MIGRATIONS`].
+
+pub mod writer;
+
+#[cfg(test)]
+use redb::ReadableTableMetadata;
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use std::path::Path;
+use std::sync::Arc;
+pub use writer::{Mutation, Writer, WriterStats};
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: u64 = 1;
+
+/// Store metadata: `schema_version`, creation time.
+pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// A migration step: upgrades a file from version `n` to `n + 1` inside one transaction.
+pub type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
+
+/// `MIGRATIONS[n - 1]` upgrades a version-`n` file. Version 1 is the first; none yet.
+pub const MIGRATIONS: &[Migration] = &[];
+
+/// Why a store operation failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// redb reported an error (I/O, corruption, ...).
+    #[error("storage error: {0}")]
+    Storage(String),
+    /// Could not create the directory or file.
+    #[error("{0}")]
+    Io(String),
+    /// The file was written by a newer Sundial.
+    #[error("the data file has schema version {found}, newer than this build's {supported}; upgrade Sundial")]
+    TooNew {
+        /// Version in the file.
+        found: u64,
+        /// Newest version this build knows.
+        supported: u64,
+    },
+    /// Something with this name or key already exists.
+    #[error("{0}")]
+    Conflict(String),
+    /// The thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The writer has stopped (the store is shutting down).
+    #[error("the store is closed")]
+    Closed,
+}
+
+impl From<redb::Error> for StoreError {
+    fn from(e: redb::Error) -> StoreError {
+        StoreError::Storage(e.to_string())
+    }
+}
+
+macro_rules! storage_from {
+    ($($t:ty),*) => {$(
+        impl From<$t> for StoreError {
+            fn from(e: $t) -> StoreError {
+                StoreError::Storage(redb::Error::from(e).to_string())
+            }
+        }
+    )*};
+}
+storage_from!(
+    redb::StorageError,
+    redb::TableError,
+    redb::TransactionError,
+    redb::CommitError,
+    redb::DatabaseError
+);
+
+/// The opened store.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<Database>,
+    writer: Writer,
+}
+
+impl Store {
+    /// Open (or create) `dir/sundial.redb`, migrate it to [`SCHEMA_VERSION`], and start
+    /// the writer with batches of at most `max_batch` mutations.
+    pub fn open(dir: &Path, max_batch: usize) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
+        let path = dir.join("sundial.redb");
+        let db = Database::create(&path)?;
+        migrate(&db)?;
+        let db = Arc::new(db);
+        let writer = Writer::start(db.clone(), max_batch)?;
+        Ok(Store { db, writer })
+    }
+
+    /// A consistent read snapshot.
+    pub fn read(&self) -> Result<ReadTransaction, StoreError> {
+        Ok(self.db.begin_read()?)
+    }
+
+    /// Apply a mutation durably through the group-commit writer.
+    pub async fn write(&self, mutation: Mutation) -> Result<(), StoreError> {
+        self.writer.write(mutation).await
+    }
+
+    /// The writer's counters (commits, mutations per commit, commit time).
+    pub fn stats(&self) -> &Arc<WriterStats> {
+        self.writer.stats()
+    }
+
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> Result<u64, StoreError> {
+        let txn = self.read()?;
+        let meta = txn.open_table(META)?;
+        Ok(version_of(&meta)?)
+    }
+}
+
+fn version_of(meta: &impl ReadableTable<&'static str, &'static str>) -> Result<u64, StoreError> {
+    match meta.get("schema_version")? {
+        Some(v) => v
+            .value()
+            .parse()
+            .map_err(|_| StoreError::Storage(format!("bad schema_version {:?}", v.value()))),
+        None => Ok(0),
+    }
+}
+
+/// Bring the file to [`SCHEMA_VERSION`], one committed step at a time.
+fn migrate(db: &Database) -> Result<(), StoreError> {
+    loop {
+        let txn = db.begin_write()?;
+        let current = {
+            let meta = txn.open_table(META)?;
+            version_of(&meta)?
+        };
+        if current > SCHEMA_VERSION {
+            return Err(StoreError::TooNew {
+                found: current,
+                supported: SCHEMA_VERSION,
+            });
+        }
+        if current == SCHEMA_VERSION {
+            txn.abort()?;
+            return Ok(());
+        }
+        if current > 0 {
+            MIGRATIONS[(current - 1) as usize](&txn)?;
+        }
+        {
+            let mut meta = txn.open_table(META)?;
+            let next = if current == 0 { SCHEMA_VERSION } else { current + 1 };
+            meta.insert("schema_version", next.to_string().as_str())?;
+            if current == 0 {
+                let now = chrono::Utc::now().to_rfc3339();
+                meta.insert("created_at", now.as_str())?;
+            }
+        }
+        txn.commit()?;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ITEMS: TableDefinition<u64, &str> = TableDefinition::new("test_items");
+
+    fn put(key: u64, value: &'static str) -> Mutation {
+        Box::new(move |txn| {
+            let mut t = txn.open_table(ITEMS)?;
+            if t.get(key)?.is_some() {
+                return Err(StoreError::Conflict(format!("item {key} exists")));
+            }
+            t.insert(key, value)?;
+            Ok(())
+        })
+    }
+
+    fn count(store: &Store) -> u64 {
+        let txn = store.read().unwrap();
+        match txn.open_table(ITEMS) {
+            Ok(t) => t.len().unwrap(),
+            Err(_) => 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn new_file_gets_the_schema_version_and_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), 64).unwrap();
+            assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+            store.write(put(1, "one")).await.unwrap();
+        }
+        // The writer thread has released the file once the handles are gone.
+        let mut reopened = None;
+        for _ in 0..100 {
+            match Store::open(dir.path(), 64) {
+                Ok(s) => {
+                    reopened = Some(s);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            }
+        }
+        let store = reopened.expect("reopens");
+        assert_eq!(count(&store), 1);
+    }
+
+    #[tokio::test]
+    async fn a_newer_file_is_refused_with_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let db = Database::create(dir.path().join("sundial.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert("schema_version", "99")
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        match Store::open(dir.path(), 64) {
+            Err(e @ StoreError::TooNew { found: 99, .. }) => {
+                assert!(e.to_string().contains("upgrade Sundial"))
+            }
+            Err(other) => panic!("unexpected error {other}"),
+            Ok(_) => panic!("a newer file must be refused"),
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits_and_refusals_stay_isolated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1024).unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..2000u64 {
+            let store = store.clone();
+            // Every 10th write collides with an earlier key and must be refused alone.
+            let key = if i % 10 == 9 { i - 1 } else { i };
+            tasks.push(tokio::spawn(async move { (i, store.write(put(key, "v")).await) }));
+        }
+        let mut refused = 0;
+        for t in tasks {
+            let (i, result) = t.await.unwrap();
+            match result {
+                Ok(()) => {}
+                Err(StoreError::Conflict(_)) => refused += 1,
+                Err(e) => panic!("write {i} failed: {e}"),
+            }
+        }
+        assert_eq!(refused, 200);
+        assert_eq!(count(&store), 1800);
+        let stats = store.stats();
+        let commits = stats.commits.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(stats.mutations.load(std::sync::atomic::Ordering::Relaxed), 2000);
+        assert!(
+            commits < 2000,
+            "group commit folded writes: {commits} commits for 2000 writes"
+        );
+    }
+}

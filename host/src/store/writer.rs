@@ -1,0 +1,158 @@
+//! The group-commit writer: one thread owns every write transaction. Callers send
+//! mutations; the writer takes every mutation already waiting (up to a batch limit),
+//! applies them in one redb write transaction, commits once (one fsync), and only then
+//! answers each caller. Under load one fsync serves many mutations; idle, a lone
+//! mutation commits at once.
+
+use super::StoreError;
+use redb::{Database, Durability, WriteTransaction};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Most mutations folded into one commit. Default 1024.
+pub const DEFAULT_MAX_BATCH: usize = 1024;
+
+/// A mutation: applied inside the batch's write transaction. It must validate before it
+/// writes: returning `Err` after writing would leave its writes in the batch. (redb only
+/// allows savepoints on a clean transaction, so a batch cannot undo one member.) A
+/// storage error aborts the whole batch and every member gets it.
+pub type Mutation = Box<dyn FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send>;
+
+struct Job {
+    mutation: Mutation,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Counters of the writer, for metrics and benchmarks.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    /// Commits made.
+    pub commits: AtomicU64,
+    /// Mutations applied (successful or refused).
+    pub mutations: AtomicU64,
+    /// Total time spent in `commit()` (the fsync), in microseconds.
+    pub commit_micros: AtomicU64,
+    /// Largest batch seen.
+    pub max_batch: AtomicU64,
+}
+
+impl WriterStats {
+    /// Average mutations per commit so far.
+    pub fn mutations_per_commit(&self) -> f64 {
+        let c = self.commits.load(Ordering::Relaxed);
+        if c == 0 {
+            0.0
+        } else {
+            self.mutations.load(Ordering::Relaxed) as f64 / c as f64
+        }
+    }
+}
+
+/// Handle to the writer thread. Dropping every handle stops the thread after it drains.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::Sender<Job>,
+    stats: Arc<WriterStats>,
+}
+
+impl Writer {
+    /// Start the writer thread for `db`.
+    pub fn start(db: Arc<Database>, max_batch: usize) -> Result<Writer, StoreError> {
+        let (tx, rx) = mpsc::channel::<Job>(max_batch.max(1) * 4);
+        let stats = Arc::new(WriterStats::default());
+        let thread_stats = stats.clone();
+        std::thread::Builder::new()
+            .name("sundial-store-writer".into())
+            .spawn(move || run(db, rx, max_batch.max(1), &thread_stats))
+            .map_err(|e| StoreError::Io(format!("cannot start the store writer: {e}")))?;
+        Ok(Writer { tx, stats })
+    }
+
+    /// Apply `mutation` durably; returns once it is committed (or refused).
+    pub async fn write(&self, mutation: Mutation) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Job { mutation, done })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        wait.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &Arc<WriterStats> {
+        &self.stats
+    }
+}
+
+fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Job>, max_batch: usize, stats: &WriterStats) {
+    let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < max_batch {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&db, &mut batch, stats);
+    }
+}
+
+fn commit_batch(db: &Database, batch: &mut Vec<Job>, stats: &WriterStats) {
+    let size = batch.len() as u64;
+    let fail_all = |batch: &mut Vec<Job>, e: StoreError| {
+        for job in batch.drain(..) {
+            let _ = job.done.send(Err(e.clone()));
+        }
+    };
+    let mut txn = match db.begin_write() {
+        Ok(t) => t,
+        Err(e) => return fail_all(batch, StoreError::from(redb::Error::from(e))),
+    };
+    if let Err(e) = txn.set_durability(Durability::Immediate) {
+        return fail_all(batch, StoreError::from(redb::Error::from(e)));
+    }
+    let mut results = Vec::with_capacity(batch.len());
+    let mut dones = Vec::with_capacity(batch.len());
+    for job in batch.drain(..) {
+        let result = (job.mutation)(&txn);
+        if let Err(StoreError::Storage(_)) = &result {
+            // The transaction may be half-written: abandon the whole batch.
+            let e = result.unwrap_err();
+            let _ = job.done.send(Err(e.clone()));
+            for d in dones {
+                let _: Result<(), _> = oneshot::Sender::send(d, Err(e.clone()));
+            }
+            return;
+        }
+        results.push(result);
+        dones.push(job.done);
+    }
+    let started = Instant::now();
+    let committed = txn.commit();
+    let took = started.elapsed();
+    stats.commits.fetch_add(1, Ordering::Relaxed);
+    stats.mutations.fetch_add(size, Ordering::Relaxed);
+    stats
+        .commit_micros
+        .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    stats.max_batch.fetch_max(size, Ordering::Relaxed);
+    if took > Duration::from_secs(1) {
+        tracing::warn!(?took, size, "slow store commit");
+    }
+    match committed {
+        Ok(()) => {
+            for (done, result) in dones.into_iter().zip(results) {
+                let _ = done.send(result);
+            }
+        }
+        Err(e) => {
+            let e = StoreError::from(redb::Error::from(e));
+            for done in dones {
+                let _ = done.send(Err(e.clone()));
+            }
+        }
+    }
+}
