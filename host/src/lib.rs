@@ -7,3 +7,4 @@ pub mod bundled;
 pub mod cli;
 pub mod runtime;
 pub mod store;
+pub mod task;
