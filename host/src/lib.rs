@@ -5,6 +5,7 @@
 
 pub mod bundled;
 pub mod cli;
+pub mod run;
 pub mod runtime;
 pub mod store;
 pub mod task;
