@@ -3,8 +3,12 @@
 
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod bundled;
 pub mod cli;
+pub mod daemon;
+pub mod executor;
+pub mod plugin;
 pub mod run;
 pub mod runtime;
 pub mod store;

@@ -217,20 +217,48 @@ mod tests {
 
     #[test]
     fn retry_decisions_follow_the_policy() {
-        let p = RetryPolicy { max_attempts: 3, jitter: 0.0, ..RetryPolicy::default() };
+        let p = RetryPolicy {
+            max_attempts: 3,
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        };
         let retryable = RunError::Retryable("503".into());
-        assert_eq!(after_failure(&p, 1, Some(&retryable), false, 0.5), AfterFailure::RetryAfterMs(1000));
-        assert_eq!(after_failure(&p, 2, Some(&retryable), false, 0.5), AfterFailure::RetryAfterMs(2000));
-        assert_eq!(after_failure(&p, 3, Some(&retryable), false, 0.5), AfterFailure::Finish(RunStatus::Failed));
+        assert_eq!(
+            after_failure(&p, 1, Some(&retryable), false, 0.5),
+            AfterFailure::RetryAfterMs(1000)
+        );
+        assert_eq!(
+            after_failure(&p, 2, Some(&retryable), false, 0.5),
+            AfterFailure::RetryAfterMs(2000)
+        );
+        assert_eq!(
+            after_failure(&p, 3, Some(&retryable), false, 0.5),
+            AfterFailure::Finish(RunStatus::Failed)
+        );
         let timeout = RunError::Timeout("slow".into());
-        assert_eq!(after_failure(&p, 1, Some(&timeout), false, 0.5), AfterFailure::RetryAfterMs(1000));
+        assert_eq!(
+            after_failure(&p, 1, Some(&timeout), false, 0.5),
+            AfterFailure::RetryAfterMs(1000)
+        );
         let failed = RunError::Failed("no".into());
-        assert_eq!(after_failure(&p, 1, Some(&failed), false, 0.5), AfterFailure::Finish(RunStatus::Failed));
+        assert_eq!(
+            after_failure(&p, 1, Some(&failed), false, 0.5),
+            AfterFailure::Finish(RunStatus::Failed)
+        );
         let bad = RunError::InvalidParams("x".into());
-        assert_eq!(after_failure(&p, 1, Some(&bad), false, 0.5), AfterFailure::Finish(RunStatus::Failed));
-        assert_eq!(after_failure(&p, 1, None, true, 0.5), AfterFailure::RetryAfterMs(1000));
+        assert_eq!(
+            after_failure(&p, 1, Some(&bad), false, 0.5),
+            AfterFailure::Finish(RunStatus::Failed)
+        );
+        assert_eq!(
+            after_failure(&p, 1, None, true, 0.5),
+            AfterFailure::RetryAfterMs(1000)
+        );
         let once = RetryPolicy { max_attempts: 1, ..p };
-        assert_eq!(after_failure(&once, 1, None, true, 0.5), AfterFailure::Finish(RunStatus::Interrupted));
+        assert_eq!(
+            after_failure(&once, 1, None, true, 0.5),
+            AfterFailure::Finish(RunStatus::Interrupted)
+        );
         let last = after_failure(&p, 3, Some(&timeout), false, 0.5);
         assert_eq!(last, AfterFailure::Finish(RunStatus::TimedOut));
     }

@@ -16,7 +16,10 @@ pub struct FieldError {
 }
 
 fn bad<T>(field: &str, message: impl Into<String>) -> Result<T, FieldError> {
-    Err(FieldError { field: field.into(), message: message.into() })
+    Err(FieldError {
+        field: field.into(),
+        message: message.into(),
+    })
 }
 
 /// Which failures a retry policy retries.
@@ -37,7 +40,13 @@ pub struct RetryOn {
 
 impl Default for RetryOn {
     fn default() -> Self {
-        RetryOn { retryable: true, timeout: true, failed: false, crash: false, interrupted: true }
+        RetryOn {
+            retryable: true,
+            timeout: true,
+            failed: false,
+            crash: false,
+            interrupted: true,
+        }
     }
 }
 
@@ -76,16 +85,25 @@ impl RetryPolicy {
     /// Check the bounds of every field.
     pub fn validate(&self) -> Result<(), FieldError> {
         if !(1..=100).contains(&self.max_attempts) {
-            return bad("retry.max_attempts", format!("{} is outside 1..=100", self.max_attempts));
+            return bad(
+                "retry.max_attempts",
+                format!("{} is outside 1..=100", self.max_attempts),
+            );
         }
         if self.initial_delay_ms > 86_400_000 {
             return bad("retry.initial_delay_ms", "must be at most one day");
         }
         if !(1.0..=10.0).contains(&self.multiplier) {
-            return bad("retry.multiplier", format!("{} is outside 1.0..=10.0", self.multiplier));
+            return bad(
+                "retry.multiplier",
+                format!("{} is outside 1.0..=10.0", self.multiplier),
+            );
         }
         if self.max_delay_ms < self.initial_delay_ms || self.max_delay_ms > 7 * 86_400_000 {
-            return bad("retry.max_delay_ms", "must be between initial_delay_ms and 7 days");
+            return bad(
+                "retry.max_delay_ms",
+                "must be between initial_delay_ms and 7 days",
+            );
         }
         if !(0.0..=1.0).contains(&self.jitter) {
             return bad("retry.jitter", format!("{} is outside 0.0..=1.0", self.jitter));
@@ -183,7 +201,12 @@ pub fn validate_name(field: &str, name: &str) -> Result<(), FieldError> {
         return bad(field, format!("must be 1-64 characters, got {}", name.len()));
     }
     if !name.chars().all(ok_char) || !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return bad(field, format!("{name:?} must be lowercase letters, digits, '-', '_' or '.', starting with a letter or digit"));
+        return bad(
+            field,
+            format!(
+                "{name:?} must be lowercase letters, digits, '-', '_' or '.', starting with a letter or digit"
+            ),
+        );
     }
     if ulid::Ulid::from_string(&name.to_ascii_uppercase()).is_ok() && name.len() == 26 {
         return bad(field, "must not look like an id (a 26-character ULID)");
@@ -241,18 +264,44 @@ mod tests {
     fn bad_fields_are_named() {
         let err = |v: Value| spec(v).unwrap().validate().unwrap_err().field;
         assert_eq!(err(json!({"name": "Bad Name", "plugin": "echo"})), "name");
-        assert_eq!(err(json!({"name": "a", "plugin": "echo", "params": [1]})), "params");
-        assert_eq!(err(json!({"name": "a", "plugin": "echo", "retry": {"max_attempts": 0}})), "retry.max_attempts");
-        assert_eq!(err(json!({"name": "a", "plugin": "echo", "retry": {"jitter": 2.0}})), "retry.jitter");
-        assert_eq!(err(json!({"name": "a", "plugin": "echo", "timeout_ms": 0})), "timeout_ms");
-        assert_eq!(err(json!({"name": "01arz3ndektsv4rrffq69g5fav", "plugin": "echo"})), "name");
-        assert!(spec(json!({"name": "a", "plugin": "echo", "colour": "red"})).unwrap_err().contains("unknown field"));
+        assert_eq!(
+            err(json!({"name": "a", "plugin": "echo", "params": [1]})),
+            "params"
+        );
+        assert_eq!(
+            err(json!({"name": "a", "plugin": "echo", "retry": {"max_attempts": 0}})),
+            "retry.max_attempts"
+        );
+        assert_eq!(
+            err(json!({"name": "a", "plugin": "echo", "retry": {"jitter": 2.0}})),
+            "retry.jitter"
+        );
+        assert_eq!(
+            err(json!({"name": "a", "plugin": "echo", "timeout_ms": 0})),
+            "timeout_ms"
+        );
+        assert_eq!(
+            err(json!({"name": "01arz3ndektsv4rrffq69g5fav", "plugin": "echo"})),
+            "name"
+        );
+        assert!(
+            spec(json!({"name": "a", "plugin": "echo", "colour": "red"}))
+                .unwrap_err()
+                .contains("unknown field")
+        );
         assert!(spec(json!({"name": "a", "plugin": "echo", "overlap": "sometimes"})).is_err());
     }
 
     #[test]
     fn backoff_grows_caps_and_stops() {
-        let p = RetryPolicy { max_attempts: 6, initial_delay_ms: 1000, multiplier: 2.0, max_delay_ms: 5000, jitter: 0.0, ..Default::default() };
+        let p = RetryPolicy {
+            max_attempts: 6,
+            initial_delay_ms: 1000,
+            multiplier: 2.0,
+            max_delay_ms: 5000,
+            jitter: 0.0,
+            ..Default::default()
+        };
         let d = |n| p.delay_before(n, 0.5).map(|d| d.as_millis());
         assert_eq!(d(1), None);
         assert_eq!(d(2), Some(1000));
@@ -265,7 +314,10 @@ mod tests {
 
     #[test]
     fn jitter_stays_in_its_band() {
-        let p = RetryPolicy { jitter: 0.2, ..Default::default() };
+        let p = RetryPolicy {
+            jitter: 0.2,
+            ..Default::default()
+        };
         let lo = p.delay_before(2, 0.0).unwrap().as_millis();
         let hi = p.delay_before(2, 0.999_999).unwrap().as_millis();
         assert_eq!(lo, 800);

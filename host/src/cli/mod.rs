@@ -24,9 +24,54 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Start the daemon: the API, the executor and the store.
+    Serve(ServeArgs),
     /// Work with plugin components locally, without a daemon.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// Data directory (store, admin token, compile cache).
+    #[arg(long, env = "SUNDIAL_DATA", default_value = "sundial-data")]
+    data: std::path::PathBuf,
+    /// Address for the API.
+    #[arg(long, env = "SUNDIAL_LISTEN", default_value = "127.0.0.1:7780")]
+    listen: std::net::SocketAddr,
+    /// Runs executing at once.
+    #[arg(long, env = "SUNDIAL_WORKERS", default_value_t = crate::executor::DEFAULT_WORKERS)]
+    workers: usize,
+    /// Let plugins reach loopback addresses (for local testing).
+    #[arg(long, env = "SUNDIAL_ALLOW_LOOPBACK")]
+    allow_loopback: bool,
+    /// Let plugins reach private and link-local addresses.
+    #[arg(long, env = "SUNDIAL_ALLOW_PRIVATE")]
+    allow_private: bool,
+}
+
+async fn serve(args: ServeArgs) -> u8 {
+    if args.workers == 0 || args.workers > 4096 {
+        eprintln!("error: --workers must be 1..=4096");
+        return EXIT_USAGE;
+    }
+    let config = crate::daemon::DaemonConfig {
+        data_dir: args.data,
+        listen: args.listen,
+        workers: args.workers,
+        network: crate::runtime::NetworkPolicy {
+            allow_loopback: args.allow_loopback,
+            allow_private: args.allow_private,
+        },
+        ..Default::default()
+    };
+    match crate::daemon::serve(config).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_PLUGIN_ERROR
+        }
+    }
 }
 
 /// Parse the arguments and run the command; returns the process exit code.
@@ -54,6 +99,7 @@ pub fn main() -> ExitCode {
     let code = runtime.block_on(async {
         match cli.command {
             Command::Plugin(cmd) => plugin::execute(cmd).await,
+            Command::Serve(args) => serve(args).await,
         }
     });
     ExitCode::from(code)

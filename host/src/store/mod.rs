@@ -5,6 +5,11 @@
 //! writer). Values are JSON documents, so fields can be added without a migration;
 //! structural changes bump [`SCHEMA_VERSION`] and add a step to [`MIGRATIONS`].
 
+pub mod plugins;
+pub mod runs;
+pub mod tables;
+pub mod tasks;
+pub mod tokens;
 pub mod writer;
 
 #[cfg(test)]
@@ -46,6 +51,9 @@ pub enum StoreError {
     /// Something with this name or key already exists.
     #[error("{0}")]
     Conflict(String),
+    /// The change is invalid (names the field).
+    #[error("{0}")]
+    Invalid(String),
     /// The thing does not exist.
     #[error("{0}")]
     NotFound(String),
@@ -102,9 +110,24 @@ impl Store {
         Ok(self.db.begin_read()?)
     }
 
-    /// Apply a mutation durably through the group-commit writer.
-    pub async fn write(&self, mutation: Mutation) -> Result<(), StoreError> {
-        self.writer.write(mutation).await
+    /// Apply a mutation durably through the group-commit writer and return what it
+    /// produced once it is committed. The mutation must validate before it writes (see
+    /// [`Mutation`]).
+    pub async fn write<R: Send + 'static>(
+        &self,
+        mutation: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let slot = Arc::new(std::sync::Mutex::new(None));
+        let out = slot.clone();
+        self.writer
+            .write(Box::new(move |txn| {
+                let value = mutation(txn)?;
+                *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+                Ok(())
+            }))
+            .await?;
+        let value = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+        value.ok_or(StoreError::Closed)
     }
 
     /// The writer's counters (commits, mutations per commit, commit time).
@@ -170,15 +193,18 @@ mod tests {
 
     const ITEMS: TableDefinition<u64, &str> = TableDefinition::new("test_items");
 
-    fn put(key: u64, value: &'static str) -> Mutation {
-        Box::new(move |txn| {
+    fn put(
+        key: u64,
+        value: &'static str,
+    ) -> impl FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send + 'static {
+        move |txn: &WriteTransaction| {
             let mut t = txn.open_table(ITEMS)?;
             if t.get(key)?.is_some() {
                 return Err(StoreError::Conflict(format!("item {key} exists")));
             }
             t.insert(key, value)?;
             Ok(())
-        })
+        }
     }
 
     fn count(store: &Store) -> u64 {

@@ -1,0 +1,166 @@
+//! The REST API under `/v1/`: JSON in and out, bearer-token auth with roles, errors as
+//! `{"error": {"code", "message"}}` with a precise status.
+
+mod plugins;
+mod runs;
+mod tasks;
+
+pub mod error;
+
+use crate::executor::Executor;
+use crate::runtime::Runtime;
+use crate::store::Store;
+use crate::store::tokens::{Role, TokenRecord, token_hash};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::FromRequestParts;
+use axum::http::{HeaderMap, request::Parts};
+use axum::routing::{get, post};
+pub use error::{ApiError, ApiResult};
+use serde::de::DeserializeOwned;
+
+/// Largest request body outside plugin uploads: 1 MiB.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest plugin upload (JSON with base64 component): 64 MiB.
+pub const MAX_PLUGIN_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// The plugin runtime (for validating uploads).
+    pub runtime: Runtime,
+    /// The executor (runs, cancellation, waiting).
+    pub executor: Executor,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Token record.
+    pub token: TokenRecord,
+}
+
+impl Caller {
+    /// Refuse with 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role], what: &str) -> ApiResult<()> {
+        if roles.contains(&self.token.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "token {:?} has role {:?}, which may not {what}",
+                self.token.name, self.token.role
+            )))
+        }
+    }
+}
+
+/// Roles that may read.
+pub const READERS: &[Role] = &[Role::Admin, Role::Operator, Role::Viewer];
+/// Roles that may change tasks and runs.
+pub const OPERATORS: &[Role] = &[Role::Admin, Role::Operator];
+/// Roles that may manage plugins and tokens.
+pub const ADMINS: &[Role] = &[Role::Admin];
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
+        let secret = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        // Looked up by sha256: the secret itself is never stored or compared.
+        match state.store.token_by_hash(&token_hash(secret))? {
+            Some(token) => Ok(Caller { token }),
+            None => Err(ApiError::unauthorized("unknown or revoked token")),
+        }
+    }
+}
+
+/// Read a whole body up to `limit` bytes (413 beyond).
+pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError {
+        status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+        code: "too_large",
+        message: format!("the request body is larger than {limit} bytes"),
+    })
+}
+
+/// Parse a JSON body (415 for another content type, 400 naming the problem).
+pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> ApiResult<T> {
+    if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        if !ct.starts_with("application/json") {
+            return Err(ApiError::media_type(format!(
+                "expected application/json, got {ct:?}"
+            )));
+        }
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError {
+        status: axum::http::StatusCode::BAD_REQUEST,
+        code: "invalid_json",
+        message: format!("request body: {e}"),
+    })
+}
+
+/// Install a plugin as the API does (validate, compile, store); used at first start
+/// for the bundled plugins.
+pub async fn plugins_install(
+    state: &AppState,
+    name: &str,
+    bytes: Vec<u8>,
+    grants: crate::runtime::Grants,
+    limits: crate::runtime::Limits,
+) -> ApiResult<crate::plugin::PluginRecord> {
+    plugins::install_plugin(
+        state,
+        name.to_string(),
+        bytes,
+        grants,
+        limits,
+        format!("bundled {name} plugin"),
+        true,
+    )
+    .await
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// The router with every endpoint.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/v1/plugins", get(plugins::list).post(plugins::install))
+        .route(
+            "/v1/plugins/{name}",
+            get(plugins::get).patch(plugins::update).delete(plugins::remove),
+        )
+        .route("/v1/tasks", get(tasks::list).post(tasks::create))
+        .route(
+            "/v1/tasks/{id}",
+            get(tasks::get).patch(tasks::update).delete(tasks::delete),
+        )
+        .route("/v1/tasks/{id}/enable", post(tasks::enable))
+        .route("/v1/tasks/{id}/disable", post(tasks::disable))
+        .route("/v1/tasks/{id}/run", post(runs::start))
+        .route("/v1/runs", get(runs::list))
+        .route("/v1/runs/{id}", get(runs::get))
+        .route("/v1/runs/{id}/cancel", post(runs::cancel))
+        .fallback(not_found)
+        .with_state(state)
+}

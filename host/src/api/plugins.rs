@@ -1,0 +1,142 @@
+//! `/v1/plugins`: install (validated and compiled before it is accepted), list, get,
+//! update grants and limits, remove.
+
+use super::{ADMINS, AppState, Caller, MAX_PLUGIN_BODY_BYTES, READERS, parse_json, read_body};
+use super::{ApiError, ApiResult};
+use crate::executor::now;
+use crate::plugin::{PluginRecord, PluginUpdate};
+use crate::runtime::{Grants, Limits};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use serde::Deserialize;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InstallRequest {
+    name: String,
+    wasm_base64: String,
+    #[serde(default)]
+    grants: Grants,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    description: String,
+}
+
+/// Validate, compile and store a component under a name.
+pub(crate) async fn install_plugin(
+    state: &AppState,
+    name: String,
+    bytes: Vec<u8>,
+    grants: Grants,
+    limits: Limits,
+    description: String,
+    bundled: bool,
+) -> ApiResult<PluginRecord> {
+    crate::task::validate_name("name", &name)?;
+    limits
+        .validate()
+        .map_err(|e| ApiError::bad_request(format!("limits.{e}")))?;
+    let runtime = state.runtime.clone();
+    let probe = bytes.clone();
+    let plugin = tokio::task::spawn_blocking(move || runtime.load(&probe))
+        .await
+        .map_err(|e| ApiError::internal(format!("compiling: {e}")))?
+        .map_err(|e| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_component",
+            message: format!("wasm_base64: {e}"),
+        })?;
+    let stamp = now();
+    let record = PluginRecord {
+        name,
+        digest: format!("sha256:{}", plugin.digest),
+        world: plugin.world,
+        size_bytes: bytes.len() as u64,
+        imports: plugin.imports.clone(),
+        grants,
+        limits,
+        description,
+        bundled,
+        installed_at: stamp.clone(),
+        updated_at: stamp,
+    };
+    Ok(state.store.insert_plugin(record, bytes).await?)
+}
+
+pub(super) async fn install(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<PluginRecord>)> {
+    caller.require(ADMINS, "install plugins")?;
+    let body = read_body(body, MAX_PLUGIN_BODY_BYTES).await?;
+    let req: InstallRequest = parse_json(&headers, &body)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(req.wasm_base64.trim())
+        .map_err(|e| ApiError::bad_request(format!("wasm_base64: not base64: {e}")))?;
+    let record = install_plugin(
+        &state,
+        req.name,
+        bytes,
+        req.grants,
+        req.limits,
+        req.description,
+        false,
+    )
+    .await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require(READERS, "read plugins")?;
+    Ok(Json(serde_json::json!({ "plugins": state.store.plugins()? })))
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<PluginRecord>> {
+    caller.require(READERS, "read plugins")?;
+    state
+        .store
+        .plugin(&name)?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("plugin {name:?} not found")))
+}
+
+pub(super) async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<PluginRecord>> {
+    caller.require(ADMINS, "change plugins")?;
+    let body = read_body(body, super::MAX_BODY_BYTES).await?;
+    let update: PluginUpdate = parse_json(&headers, &body)?;
+    if let Some(l) = &update.limits {
+        l.validate()
+            .map_err(|e| ApiError::bad_request(format!("limits.{e}")))?;
+    }
+    let (_before, after) = state.store.update_plugin(&name, update, now()).await?;
+    Ok(Json(after))
+}
+
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(ADMINS, "remove plugins")?;
+    state.store.remove_plugin(&name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,140 @@
+//! `/v1/tasks`: create, list, get, update (JSON merge of top-level fields), delete,
+//! enable, disable.
+
+use super::{ApiError, ApiResult};
+use super::{AppState, Caller, MAX_BODY_BYTES, OPERATORS, READERS, parse_json, read_body};
+use crate::executor::now;
+use crate::store::tasks::TaskRecord;
+use crate::task::TaskSpec;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{Value, json};
+
+/// A task as the API shows it: the spec's fields plus id and timestamps.
+pub(crate) fn view(task: &TaskRecord) -> Value {
+    let mut v = serde_json::to_value(&task.spec).unwrap_or_else(|_| json!({}));
+    if let Value::Object(map) = &mut v {
+        map.insert("id".into(), json!(task.id));
+        map.insert("created_at".into(), json!(task.created_at));
+        map.insert("updated_at".into(), json!(task.updated_at));
+    }
+    v
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(OPERATORS, "create tasks")?;
+    let body = read_body(body, MAX_BODY_BYTES).await?;
+    let spec: TaskSpec = parse_json(&headers, &body)?;
+    spec.validate()?;
+    let stamp = now();
+    let record = TaskRecord {
+        id: ulid::Ulid::new().to_string(),
+        created_at: stamp.clone(),
+        updated_at: stamp,
+        spec,
+    };
+    let record = state.store.insert_task(record).await?;
+    Ok((StatusCode::CREATED, Json(view(&record))))
+}
+
+pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(READERS, "read tasks")?;
+    let tasks: Vec<Value> = state.store.tasks()?.iter().map(view).collect();
+    Ok(Json(json!({ "tasks": tasks })))
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(READERS, "read tasks")?;
+    let task = state
+        .store
+        .task(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("task {id:?} not found")))?;
+    Ok(Json(view(&task)))
+}
+
+pub(super) async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    caller.require(OPERATORS, "change tasks")?;
+    let body = read_body(body, MAX_BODY_BYTES).await?;
+    let patch: Value = parse_json(&headers, &body)?;
+    let Value::Object(patch) = patch else {
+        return Err(ApiError::bad_request(
+            "request body: expected a JSON object of fields to change",
+        ));
+    };
+    for key in ["id", "created_at", "updated_at"] {
+        if patch.contains_key(key) {
+            return Err(ApiError::bad_request(format!("{key}: cannot be changed")));
+        }
+    }
+    let current = state
+        .store
+        .task(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("task {id:?} not found")))?;
+    let mut merged = serde_json::to_value(&current.spec).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Value::Object(m) = &mut merged {
+        m.extend(patch);
+    }
+    let spec: TaskSpec = serde_json::from_value(merged).map_err(|e| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_json",
+        message: format!("request body: {e}"),
+    })?;
+    spec.validate()?;
+    let (_before, after) = state
+        .store
+        .update_task(&current.id, move |s| *s = spec, now())
+        .await?;
+    Ok(Json(view(&after)))
+}
+
+async fn set_enabled(state: AppState, caller: Caller, id: String, enabled: bool) -> ApiResult<Json<Value>> {
+    caller.require(OPERATORS, "change tasks")?;
+    let (_before, after) = state
+        .store
+        .update_task(&id, move |s| s.enabled = enabled, now())
+        .await?;
+    Ok(Json(view(&after)))
+}
+
+pub(super) async fn enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_enabled(state, caller, id, true).await
+}
+
+pub(super) async fn disable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    set_enabled(state, caller, id, false).await
+}
+
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(OPERATORS, "delete tasks")?;
+    state.store.delete_task(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,150 @@
+//! `sundial serve`: open the store, install the bundled plugins on first start, make
+//! sure an admin token exists, start the runtime and executor, recover what a previous
+//! process left, and serve the API until SIGTERM/SIGINT.
+
+use crate::api::{self, AppState};
+use crate::executor::{DEFAULT_WORKERS, Executor, now};
+use crate::runtime::{Grants, Limits, MemoryServices, NetworkPolicy, Runtime, RuntimeConfig};
+use crate::store::Store;
+use crate::store::tokens::{Role, TokenRecord};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Settings of the daemon (defaults documented on each field).
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Data directory: `sundial.redb`, `admin.token`, `cache/`. Default `./sundial-data`.
+    pub data_dir: PathBuf,
+    /// Address the API listens on. Default `127.0.0.1:7780`.
+    pub listen: SocketAddr,
+    /// Runs executing at once. Default 16.
+    pub workers: usize,
+    /// Most mutations per store commit. Default 1024.
+    pub max_batch: usize,
+    /// Address ranges plugins may reach. Default: public only.
+    pub network: NetworkPolicy,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            data_dir: PathBuf::from("sundial-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 7780)),
+            workers: DEFAULT_WORKERS,
+            max_batch: crate::store::writer::DEFAULT_MAX_BATCH,
+            network: NetworkPolicy::default(),
+        }
+    }
+}
+
+/// A fresh random token secret: `sdl_` + 64 hex digits (256 bits).
+pub fn new_token_secret() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(format!("sdl_{}", hex::encode(bytes)))
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(contents.as_bytes())?;
+    file.sync_all()
+}
+
+/// Start everything and serve until a shutdown signal. Returns an error message for
+/// startup failures.
+pub async fn serve(config: DaemonConfig) -> Result<(), String> {
+    let dir = &config.data_dir;
+    let store = Store::open(dir, config.max_batch)
+        .map_err(|e| format!("opening the store in {}: {e}", dir.display()))?;
+    let runtime = Runtime::new(RuntimeConfig {
+        cache_dir: Some(dir.join("cache")),
+        network: config.network,
+        max_instances: (config.workers as u32).saturating_mul(2).max(8),
+        ..RuntimeConfig::default()
+    })
+    .map_err(|e| e.to_string())?;
+    let services = Arc::new(MemoryServices::default());
+    let executor = Executor::start(store.clone(), runtime.clone(), services, config.workers);
+    let state = AppState {
+        store: store.clone(),
+        runtime,
+        executor: executor.clone(),
+    };
+
+    // Bundled plugins, on first start (an operator may remove or replace them later).
+    if store.plugins().map_err(|e| e.to_string())?.is_empty() {
+        for (name, bytes) in crate::bundled::BUNDLED {
+            let grants = Grants::default();
+            api::plugins_install(&state, name, bytes.to_vec(), grants, Limits::default())
+                .await
+                .map_err(|e| format!("installing bundled plugin {name}: {}", e.message))?;
+        }
+    }
+    // The first start creates an admin token.
+    if store.token_count().map_err(|e| e.to_string())? == 0 {
+        let secret = new_token_secret()?;
+        let path = dir.join("admin.token");
+        write_private(&path, &format!("{secret}\n"))
+            .map_err(|e| format!("writing {}: {e}", path.display()))?;
+        let record = TokenRecord {
+            id: ulid::Ulid::new().to_string(),
+            name: "admin".into(),
+            role: Role::Admin,
+            created_at: now(),
+        };
+        store
+            .insert_token(&secret, record)
+            .await
+            .map_err(|e| e.to_string())?;
+        eprintln!("created an admin token in {} (mode 0600)", path.display());
+    }
+    let (queued, interrupted) = executor
+        .recover()
+        .await
+        .map_err(|e| format!("recovering runs: {e}"))?;
+    if queued + interrupted > 0 {
+        tracing::info!(queued, interrupted, "recovered runs left by the previous process");
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    eprintln!("sundial listening on http://{addr} (data in {})", dir.display());
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(|e| format!("server: {e}"))?;
+    eprintln!("sundial stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

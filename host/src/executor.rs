@@ -1,0 +1,361 @@
+//! The executor: takes queued runs from the durable queue, runs them on a bounded pool
+//! of workers through the plugin runtime, records every attempt, retries per the
+//! task's policy, and recovers what a dead process left behind.
+//!
+//! Every state change is committed before anyone is told: a run is `queued` in redb
+//! before the API answers, `running` before the plugin starts, and its result is
+//! committed before waiters hear of it. So a crash at any point leaves a run either
+//! queued (run it), running (it was interrupted: retry or mark it), or finished.
+
+use crate::plugin::PluginRecord;
+use crate::run::{AfterFailure, Run, RunCause, RunStatus, after_failure, status_for};
+use crate::runtime::{self, HostServices, Invocation, Limits, Plugin, PluginIdentity, Runtime};
+use crate::store::{Store, StoreError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// Default number of runs executing at once.
+pub const DEFAULT_WORKERS: usize = 16;
+
+/// Current time as RFC 3339 with milliseconds, UTC.
+pub fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn after(ms: u64) -> String {
+    (chrono::Utc::now() + chrono::Duration::milliseconds(ms as i64))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Milliseconds from now until RFC 3339 time `t` (0 if past or unparsable).
+fn ms_until(t: &str) -> u64 {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| {
+            (d.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .num_milliseconds()
+                .max(0) as u64
+        })
+        .unwrap_or(0)
+}
+
+struct Inner {
+    store: Store,
+    runtime: Runtime,
+    services: Arc<dyn HostServices>,
+    plugins: Mutex<HashMap<String, Arc<Plugin>>>,
+    workers: Arc<Semaphore>,
+    submit: mpsc::UnboundedSender<String>,
+    running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Run>>>>,
+}
+
+/// Handle to the executor; cheap to clone.
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Executor {
+    /// Start the dispatcher with `workers` concurrent runs. Call [`Executor::recover`]
+    /// once after start.
+    pub fn start(
+        store: Store,
+        runtime: Runtime,
+        services: Arc<dyn HostServices>,
+        workers: usize,
+    ) -> Executor {
+        let (submit, mut rx) = mpsc::unbounded_channel::<String>();
+        let inner = Arc::new(Inner {
+            store,
+            runtime,
+            services,
+            plugins: Mutex::default(),
+            workers: Arc::new(Semaphore::new(workers.max(1))),
+            submit,
+            running: Mutex::default(),
+            waiters: Mutex::default(),
+        });
+        let exec = Executor { inner: inner.clone() };
+        let dispatcher = exec.clone();
+        tokio::spawn(async move {
+            while let Some(id) = rx.recv().await {
+                let Ok(permit) = dispatcher.inner.workers.clone().acquire_owned().await else {
+                    break;
+                };
+                let worker = dispatcher.clone();
+                tokio::spawn(async move {
+                    worker.execute(&id).await;
+                    drop(permit);
+                });
+            }
+        });
+        exec
+    }
+
+    /// Hand a queued run to the workers (after its `not_before`, if any).
+    pub fn submit(&self, run: &Run) {
+        let wait = run.not_before.as_deref().map(ms_until).unwrap_or(0);
+        if wait == 0 {
+            let _ = self.inner.submit.send(run.id.clone());
+        } else {
+            let tx = self.inner.submit.clone();
+            let id = run.id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                let _ = tx.send(id);
+            });
+        }
+    }
+
+    /// Wait until run `id` is finished and return it.
+    pub async fn wait(&self, id: &str) -> Result<Run, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.waiters)
+            .entry(id.to_string())
+            .or_default()
+            .push(tx);
+        // It may have finished before we registered.
+        if let Some(run) = self.inner.store.run(id)? {
+            if run.status.is_terminal() {
+                return Ok(run);
+            }
+        }
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Cancel a run: a queued one is cancelled at once, a running one is stopped.
+    pub async fn cancel(&self, id: &str) -> Result<Run, StoreError> {
+        let run = self.inner.store.cancel_queued_run(id, now()).await?;
+        if run.status == RunStatus::Running {
+            if let Some(handle) = lock(&self.inner.running).get(id) {
+                handle.abort();
+            }
+            return self.wait(id).await;
+        }
+        if run.status == RunStatus::Cancelled {
+            self.notify(&run);
+        }
+        Ok(run)
+    }
+
+    /// Deal with what the previous process left: runs that were running are
+    /// interrupted (retried or marked per their task's policy); queued runs are
+    /// submitted. Returns (resubmitted, interrupted) counts.
+    pub async fn recover(&self) -> Result<(usize, usize), StoreError> {
+        let (queued, active) = self.inner.store.pending_runs()?;
+        let interrupted = active.len();
+        for mut run in active {
+            let policy = self
+                .inner
+                .store
+                .task(&run.task_id)?
+                .map(|t| t.spec.retry)
+                .unwrap_or_default();
+            let error = runtime::RunError::Instantiate("the daemon stopped during this attempt".into());
+            if let Some(a) = run.attempts.last_mut() {
+                a.finished_at = Some(now());
+                a.error = Some(error.clone());
+            }
+            match after_failure(&policy, run.attempt, None, true, rand_unit()) {
+                AfterFailure::RetryAfterMs(ms) => {
+                    run.status = RunStatus::Queued;
+                    run.not_before = Some(after(ms));
+                    run.error = Some(error);
+                    let run = self.inner.store.save_run(run).await?;
+                    self.submit(&run);
+                }
+                AfterFailure::Finish(status) => {
+                    run.status = status;
+                    run.finished_at = Some(now());
+                    run.error = Some(error);
+                    self.inner.store.save_run(run).await?;
+                }
+            }
+        }
+        for run in &queued {
+            self.submit(run);
+        }
+        Ok((queued.len(), interrupted))
+    }
+
+    /// The compiled plugin for a record, loading (and caching by digest) on first use.
+    async fn plugin(&self, record: &PluginRecord) -> Result<Arc<Plugin>, String> {
+        if let Some(p) = lock(&self.inner.plugins).get(&record.digest) {
+            return Ok(p.clone());
+        }
+        let bytes = self
+            .inner
+            .store
+            .plugin_bytes(record)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("component bytes of plugin {:?} are missing", record.name))?;
+        let runtime = self.inner.runtime.clone();
+        let plugin = tokio::task::spawn_blocking(move || runtime.load(&bytes))
+            .await
+            .map_err(|e| format!("loading plugin: {e}"))?
+            .map_err(|e| e.to_string())?;
+        let plugin = Arc::new(plugin);
+        lock(&self.inner.plugins).insert(record.digest.clone(), plugin.clone());
+        Ok(plugin)
+    }
+
+    fn notify(&self, run: &Run) {
+        if let Some(waiters) = lock(&self.inner.waiters).remove(&run.id) {
+            for w in waiters {
+                let _ = w.send(run.clone());
+            }
+        }
+    }
+
+    async fn execute(&self, id: &str) {
+        if let Err(e) = self.try_execute(id).await {
+            tracing::error!(run = id, "run bookkeeping failed: {e}");
+        }
+    }
+
+    async fn try_execute(&self, id: &str) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        let Some(mut run) = store.start_run(id, now()).await? else {
+            return Ok(());
+        };
+        let task = store.task(&run.task_id)?;
+        let prepared = match &task {
+            None => Err(format!("task {} was deleted", run.task_id)),
+            Some(task) => match store.plugin(&task.spec.plugin)? {
+                None => Err(format!("plugin {:?} is not installed", task.spec.plugin)),
+                Some(record) => self.plugin(&record).await.map(|p| (task.clone(), record, p)),
+            },
+        };
+        let (task, record, plugin) = match prepared {
+            Ok(p) => p,
+            Err(msg) => {
+                let error = runtime::RunError::Instantiate(msg);
+                return self.finish(run, Err(error), None).await;
+            }
+        };
+        let mut limits: Limits = record.limits;
+        if let Some(t) = task.spec.timeout_ms {
+            limits.timeout_ms = t;
+        }
+        let invocation = Invocation {
+            run_id: run.id.clone(),
+            task: task.spec.name.clone(),
+            attempt: run.attempt,
+            cause: match (&run.cause, run.attempt) {
+                (_, n) if n > 1 => runtime::Cause::Retry(n - 1),
+                (RunCause::Manual, _) => runtime::Cause::Manual,
+                (RunCause::Schedule { schedule, .. }, _) => runtime::Cause::Schedule(schedule.clone()),
+                (RunCause::Event { .. }, _) => runtime::Cause::Event,
+            },
+            params: run.params.clone(),
+            event: run.event.clone(),
+        };
+        let identity = Arc::new(PluginIdentity {
+            name: record.name.clone(),
+            grants: record.grants.clone(),
+        });
+        let runtime = self.inner.runtime.clone();
+        let services = self.inner.services.clone();
+        let handle = tokio::spawn(async move {
+            runtime
+                .run_action(&plugin, identity, &limits, services, &invocation)
+                .await
+        });
+        lock(&self.inner.running).insert(run.id.clone(), handle.abort_handle());
+        let outcome = handle.await;
+        lock(&self.inner.running).remove(&run.id);
+        match outcome {
+            Ok(report) => {
+                run.log = report.log;
+                run.resources = report.resources;
+                self.finish(run, report.result, Some(&task)).await
+            }
+            Err(e) if e.is_cancelled() => {
+                run.status = RunStatus::Cancelled;
+                run.finished_at = Some(now());
+                if let Some(a) = run.attempts.last_mut() {
+                    a.finished_at = run.finished_at.clone();
+                }
+                let run = store.save_run(run).await?;
+                self.notify(&run);
+                Ok(())
+            }
+            Err(e) => {
+                let error = runtime::RunError::Instantiate(format!("the worker failed: {e}"));
+                self.finish(run, Err(error), Some(&task)).await
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        mut run: Run,
+        result: Result<serde_json::Value, runtime::RunError>,
+        task: Option<&crate::store::tasks::TaskRecord>,
+    ) -> Result<(), StoreError> {
+        let finished = now();
+        if let Some(a) = run.attempts.last_mut() {
+            a.finished_at = Some(finished.clone());
+            a.error = result.as_ref().err().cloned();
+        }
+        match result {
+            Ok(output) => {
+                run.status = RunStatus::Succeeded;
+                run.output = Some(output);
+                run.error = None;
+                run.finished_at = Some(finished);
+            }
+            Err(error) => {
+                let policy = task.map(|t| t.spec.retry).unwrap_or_default();
+                match after_failure(&policy, run.attempt, Some(&error), false, rand_unit()) {
+                    AfterFailure::RetryAfterMs(ms) => {
+                        run.status = RunStatus::Queued;
+                        run.not_before = Some(after(ms));
+                        run.error = Some(error);
+                        let run = self.inner.store.save_run(run).await?;
+                        self.submit(&run);
+                        return Ok(());
+                    }
+                    AfterFailure::Finish(status) => {
+                        run.status = if task.is_none() {
+                            status_for(&error)
+                        } else {
+                            status
+                        };
+                        run.error = Some(error);
+                        run.finished_at = Some(finished);
+                    }
+                }
+            }
+        }
+        let run = self.inner.store.save_run(run).await?;
+        if run.status == RunStatus::Succeeded {
+            if let Some(t) = task.filter(|t| t.spec.delete_after_run) {
+                if let Err(e) = self.inner.store.delete_task(&t.id).await {
+                    tracing::warn!(task = %t.id, "delete-after-run failed: {e}");
+                }
+            }
+        }
+        self.notify(&run);
+        Ok(())
+    }
+}
+
+/// A uniform random number in [0, 1) for retry jitter.
+fn rand_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}

@@ -1,0 +1,51 @@
+//! Installed plugins: the record the store keeps for each (pure data).
+
+use crate::runtime::{Grants, Limits, World};
+use serde::{Deserialize, Serialize};
+
+/// An installed plugin, as stored and served (the component bytes are kept apart,
+/// by digest).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PluginRecord {
+    /// Unique name, used by tasks and webhooks.
+    pub name: String,
+    /// `sha256:<hex>` of the component bytes.
+    pub digest: String,
+    /// The world it implements.
+    pub world: World,
+    /// Size of the component, in bytes.
+    pub size_bytes: u64,
+    /// Its imports, as declared by the component.
+    pub imports: Vec<String>,
+    /// What it may do.
+    pub grants: Grants,
+    /// Its per-run limits.
+    pub limits: Limits,
+    /// Free text.
+    pub description: String,
+    /// True for the plugins shipped inside the binary.
+    pub bundled: bool,
+    /// When it was installed, RFC 3339.
+    pub installed_at: String,
+    /// When it last changed, RFC 3339.
+    pub updated_at: String,
+}
+
+/// A change to an installed plugin's settings (absent fields stay as they are).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PluginUpdate {
+    /// New grants.
+    pub grants: Option<Grants>,
+    /// New limits.
+    pub limits: Option<Limits>,
+    /// New description.
+    pub description: Option<String>,
+}
+
+impl PluginRecord {
+    /// The digest without its `sha256:` prefix (the blob key).
+    pub fn blob_key(&self) -> &str {
+        self.digest.strip_prefix("sha256:").unwrap_or(&self.digest)
+    }
+}

@@ -1,0 +1,136 @@
+//! Plugin records and component blobs.
+
+use super::tables::{PLUGIN_BLOBS, PLUGINS, TASKS, get_json, put_json};
+use super::{Store, StoreError};
+use crate::plugin::{PluginRecord, PluginUpdate};
+use crate::store::tasks::TaskRecord;
+use redb::ReadableTable;
+
+impl Store {
+    /// Store a new plugin and its bytes; a name that exists is a conflict.
+    pub async fn insert_plugin(
+        &self,
+        record: PluginRecord,
+        bytes: Vec<u8>,
+    ) -> Result<PluginRecord, StoreError> {
+        self.write(move |txn| {
+            let mut plugins = txn.open_table(PLUGINS)?;
+            if plugins.get(record.name.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "plugin {:?} already exists",
+                    record.name
+                )));
+            }
+            let mut blobs = txn.open_table(PLUGIN_BLOBS)?;
+            if blobs.get(record.blob_key())?.is_none() {
+                blobs.insert(record.blob_key(), bytes.as_slice())?;
+            }
+            put_json(&mut plugins, &record.name, &record)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// One plugin's record.
+    pub fn plugin(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
+        let txn = self.read()?;
+        let Ok(plugins) = txn.open_table(PLUGINS) else {
+            return Ok(None);
+        };
+        get_json(&plugins, name)
+    }
+
+    /// A plugin's component bytes.
+    pub fn plugin_bytes(&self, record: &PluginRecord) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.read()?;
+        let Ok(blobs) = txn.open_table(PLUGIN_BLOBS) else {
+            return Ok(None);
+        };
+        Ok(blobs.get(record.blob_key())?.map(|v| v.value().to_vec()))
+    }
+
+    /// Every plugin, by name.
+    pub fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+        let txn = self.read()?;
+        let Ok(plugins) = txn.open_table(PLUGINS) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in plugins.iter()? {
+            let (_, v) = entry?;
+            out.push(
+                serde_json::from_slice(v.value())
+                    .map_err(|e| StoreError::Storage(format!("corrupt plugin: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Change a plugin's grants, limits or description.
+    pub async fn update_plugin(
+        &self,
+        name: &str,
+        update: PluginUpdate,
+        now: String,
+    ) -> Result<(PluginRecord, PluginRecord), StoreError> {
+        let name = name.to_string();
+        self.write(move |txn| {
+            let mut plugins = txn.open_table(PLUGINS)?;
+            let Some(before): Option<PluginRecord> = get_json(&plugins, &name)? else {
+                return Err(StoreError::NotFound(format!("plugin {name:?} not found")));
+            };
+            let mut after = before.clone();
+            if let Some(g) = update.grants {
+                after.grants = g;
+            }
+            if let Some(l) = update.limits {
+                after.limits = l;
+            }
+            if let Some(d) = update.description {
+                after.description = d;
+            }
+            after.updated_at = now;
+            put_json(&mut plugins, &name, &after)?;
+            Ok((before, after))
+        })
+        .await
+    }
+
+    /// Remove a plugin; refused while a task uses it (the message names the tasks).
+    pub async fn remove_plugin(&self, name: &str) -> Result<PluginRecord, StoreError> {
+        let name = name.to_string();
+        self.write(move |txn| {
+            let mut plugins = txn.open_table(PLUGINS)?;
+            let Some(record): Option<PluginRecord> = get_json(&plugins, &name)? else {
+                return Err(StoreError::NotFound(format!("plugin {name:?} not found")));
+            };
+            let tasks = txn.open_table(TASKS)?;
+            let mut users = Vec::new();
+            for entry in tasks.iter()? {
+                let (_, v) = entry?;
+                if let Ok(task) = serde_json::from_slice::<TaskRecord>(v.value()) {
+                    if task.spec.plugin == name {
+                        users.push(task.spec.name);
+                    }
+                }
+            }
+            if !users.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "plugin {name:?} is used by tasks {}; delete them or point them at another plugin first",
+                    users.join(", ")
+                )));
+            }
+            plugins.remove(name.as_str())?;
+            let still_used = plugins.iter()?.any(|e| {
+                e.ok()
+                    .and_then(|(_, v)| serde_json::from_slice::<PluginRecord>(v.value()).ok())
+                    .is_some_and(|p| p.digest == record.digest)
+            });
+            if !still_used {
+                txn.open_table(PLUGIN_BLOBS)?.remove(record.blob_key())?;
+            }
+            Ok(record)
+        })
+        .await
+    }
+}

@@ -1,0 +1,148 @@
+//! Task records and the name index.
+
+use super::tables::{PLUGINS, TASK_NAMES, TASKS, get_json, put_json};
+use super::{Store, StoreError};
+use crate::plugin::PluginRecord;
+use crate::runtime::World;
+use crate::task::TaskSpec;
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+
+/// A task as stored: its id, timestamps and spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Task id (ULID).
+    pub id: String,
+    /// When it was created, RFC 3339.
+    pub created_at: String,
+    /// When it last changed, RFC 3339.
+    pub updated_at: String,
+    /// What it does.
+    pub spec: TaskSpec,
+}
+
+fn check_plugin(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
+    let plugins = txn.open_table(PLUGINS)?;
+    match get_json::<PluginRecord>(&plugins, name)? {
+        None => Err(StoreError::NotFound(format!("plugin {name:?} is not installed"))),
+        Some(p) if p.world != World::Action => Err(StoreError::Conflict(format!(
+            "plugin {name:?} is a {} plugin; a task needs an action plugin",
+            p.world.as_str()
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+fn resolve(
+    names: &impl ReadableTable<&'static str, &'static str>,
+    id_or_name: &str,
+) -> Result<String, StoreError> {
+    Ok(match names.get(id_or_name)? {
+        Some(id) => id.value().to_string(),
+        None => id_or_name.to_string(),
+    })
+}
+
+impl Store {
+    /// Create a task; the name must be free and the plugin an installed action.
+    pub async fn insert_task(&self, record: TaskRecord) -> Result<TaskRecord, StoreError> {
+        self.write(move |txn| {
+            check_plugin(txn, &record.spec.plugin)?;
+            let mut names = txn.open_table(TASK_NAMES)?;
+            if names.get(record.spec.name.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "task {:?} already exists",
+                    record.spec.name
+                )));
+            }
+            names.insert(record.spec.name.as_str(), record.id.as_str())?;
+            put_json(&mut txn.open_table(TASKS)?, &record.id, &record)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// A task by id or name.
+    pub fn task(&self, id_or_name: &str) -> Result<Option<TaskRecord>, StoreError> {
+        let txn = self.read()?;
+        let (Ok(names), Ok(tasks)) = (txn.open_table(TASK_NAMES), txn.open_table(TASKS)) else {
+            return Ok(None);
+        };
+        get_json(&tasks, &resolve(&names, id_or_name)?)
+    }
+
+    /// Every task, oldest first.
+    pub fn tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+        let txn = self.read()?;
+        let Ok(tasks) = txn.open_table(TASKS) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in tasks.iter()? {
+            let (_, v) = entry?;
+            out.push(
+                serde_json::from_slice(v.value())
+                    .map_err(|e| StoreError::Storage(format!("corrupt task: {e}")))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Replace a task's spec (a rename moves its name). Returns (before, after).
+    pub async fn update_task(
+        &self,
+        id_or_name: &str,
+        change: impl FnOnce(&mut TaskSpec) + Send + 'static,
+        now: String,
+    ) -> Result<(TaskRecord, TaskRecord), StoreError> {
+        let key = id_or_name.to_string();
+        self.write(move |txn| {
+            let mut names = txn.open_table(TASK_NAMES)?;
+            let mut tasks = txn.open_table(TASKS)?;
+            let id = resolve(&names, &key)?;
+            let Some(before): Option<TaskRecord> = get_json(&tasks, &id)? else {
+                return Err(StoreError::NotFound(format!("task {key:?} not found")));
+            };
+            let mut after = before.clone();
+            change(&mut after.spec);
+            after
+                .spec
+                .validate()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            if after.spec.plugin != before.spec.plugin {
+                check_plugin(txn, &after.spec.plugin)?;
+            }
+            if after.spec.name != before.spec.name {
+                if names.get(after.spec.name.as_str())?.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "task {:?} already exists",
+                        after.spec.name
+                    )));
+                }
+                names.remove(before.spec.name.as_str())?;
+                names.insert(after.spec.name.as_str(), id.as_str())?;
+            }
+            after.updated_at = now;
+            put_json(&mut tasks, &id, &after)?;
+            Ok((before, after))
+        })
+        .await
+    }
+
+    /// Delete a task (its runs stay in the task log until retention prunes them).
+    pub async fn delete_task(&self, id_or_name: &str) -> Result<TaskRecord, StoreError> {
+        let key = id_or_name.to_string();
+        self.write(move |txn| {
+            let mut names = txn.open_table(TASK_NAMES)?;
+            let mut tasks = txn.open_table(TASKS)?;
+            let id = resolve(&names, &key)?;
+            let Some(record): Option<TaskRecord> = get_json(&tasks, &id)? else {
+                return Err(StoreError::NotFound(format!("task {key:?} not found")));
+            };
+            names.remove(record.spec.name.as_str())?;
+            tasks.remove(id.as_str())?;
+            Ok(record)
+        })
+        .await
+    }
+}

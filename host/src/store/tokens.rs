@@ -1,0 +1,82 @@
+//! API tokens: stored by the sha256 of the secret, never the secret itself.
+
+use super::tables::{get_json, put_json};
+use super::{Store, StoreError};
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// Tokens: sha256(secret) hex → `TokenRecord` JSON.
+pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Everything but plugins and tokens.
+    Operator,
+    /// Read only.
+    Viewer,
+    /// Post events only.
+    Ingest,
+}
+
+/// A stored token (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Token id (ULID).
+    pub id: String,
+    /// Human name, recorded as "who" in runs and the audit log.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// When it was created, RFC 3339.
+    pub created_at: String,
+}
+
+/// The sha256 of a token secret, hex.
+pub fn token_hash(secret: &str) -> String {
+    crate::runtime::digest(secret.as_bytes())
+}
+
+impl Store {
+    /// Store a token under the hash of `secret`.
+    pub async fn insert_token(&self, secret: &str, record: TokenRecord) -> Result<TokenRecord, StoreError> {
+        let hash = token_hash(secret);
+        self.write(move |txn| {
+            let mut t = txn.open_table(TOKENS)?;
+            if t.iter()?.any(|e| {
+                e.ok()
+                    .and_then(|(_, v)| serde_json::from_slice::<TokenRecord>(v.value()).ok())
+                    .is_some_and(|r| r.name == record.name)
+            }) {
+                return Err(StoreError::Conflict(format!(
+                    "token {:?} already exists",
+                    record.name
+                )));
+            }
+            put_json(&mut t, &hash, &record)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// The token whose secret hashes to `hash`.
+    pub fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(TOKENS) else {
+            return Ok(None);
+        };
+        get_json(&t, hash)
+    }
+
+    /// Number of tokens.
+    pub fn token_count(&self) -> Result<usize, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(TOKENS) else {
+            return Ok(0);
+        };
+        Ok(t.iter()?.count())
+    }
+}
