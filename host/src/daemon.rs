@@ -73,7 +73,8 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     let services = Arc::new(MemoryServices::default());
-    let executor = Executor::start(store.clone(), runtime.clone(), services, config.workers);
+    let executor = Executor::start(store.clone(), runtime.clone(), services, config.workers)
+        .map_err(|e| format!("starting the run threads: {e}"))?;
     let state = AppState {
         store: store.clone(),
         runtime,
@@ -96,7 +97,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         write_private(&path, &format!("{secret}\n"))
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
         let record = TokenRecord {
-            id: ulid::Ulid::new().to_string(),
+            id: crate::ids::new_id(),
             name: "admin".into(),
             role: Role::Admin,
             created_at: now(),

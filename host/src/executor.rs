@@ -41,6 +41,9 @@ fn ms_until(t: &str) -> u64 {
 }
 
 struct Inner {
+    /// Plugin code runs on its own threads, so CPU-bound plugins (which yield to their
+    /// executor only every epoch tick) never delay the API or the store writer.
+    run_pool: Option<tokio::runtime::Runtime>,
     store: Store,
     runtime: Runtime,
     services: Arc<dyn HostServices>,
@@ -49,6 +52,15 @@ struct Inner {
     submit: mpsc::UnboundedSender<String>,
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Run>>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(pool) = self.run_pool.take() {
+            // Dropping a runtime from async code would panic; this never blocks.
+            pool.shutdown_background();
+        }
+    }
 }
 
 /// Handle to the executor; cheap to clone.
@@ -62,16 +74,23 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Executor {
-    /// Start the dispatcher with `workers` concurrent runs. Call [`Executor::recover`]
-    /// once after start.
+    /// Start the dispatcher with `workers` concurrent runs, executing plugin code on
+    /// one thread per core. Call [`Executor::recover`] once after start.
     pub fn start(
         store: Store,
         runtime: Runtime,
         services: Arc<dyn HostServices>,
         workers: usize,
-    ) -> Executor {
+    ) -> std::io::Result<Executor> {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let run_pool = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("sundial-run")
+            .enable_all()
+            .build()?;
         let (submit, mut rx) = mpsc::unbounded_channel::<String>();
         let inner = Arc::new(Inner {
+            run_pool: Some(run_pool),
             store,
             runtime,
             services,
@@ -95,7 +114,7 @@ impl Executor {
                 });
             }
         });
-        exec
+        Ok(exec)
     }
 
     /// Hand a queued run to the workers (after its `not_before`, if any).
@@ -262,11 +281,16 @@ impl Executor {
         });
         let runtime = self.inner.runtime.clone();
         let services = self.inner.services.clone();
-        let handle = tokio::spawn(async move {
+        let pool = self.inner.run_pool.as_ref().map(|p| p.handle().clone());
+        let call = async move {
             runtime
                 .run_action(&plugin, identity, &limits, services, &invocation)
                 .await
-        });
+        };
+        let handle = match pool {
+            Some(pool) => pool.spawn(call),
+            None => tokio::spawn(call),
+        };
         lock(&self.inner.running).insert(run.id.clone(), handle.abort_handle());
         let outcome = handle.await;
         lock(&self.inner.running).remove(&run.id);

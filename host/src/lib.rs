@@ -8,6 +8,7 @@ pub mod bundled;
 pub mod cli;
 pub mod daemon;
 pub mod executor;
+pub mod ids;
 pub mod plugin;
 pub mod run;
 pub mod runtime;

@@ -126,3 +126,153 @@ pub async fn http_server(behaviour: Behaviour) -> SocketAddr {
     });
     addr
 }
+
+/// A `sundial serve` process on a loopback port with its own data directory.
+pub struct Daemon {
+    /// The child process.
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT` it listens on.
+    pub addr: String,
+    /// The admin token it created.
+    pub token: String,
+    /// Its data directory.
+    pub data: PathBuf,
+}
+
+impl Daemon {
+    /// Start the daemon on `data` (created if needed) and wait until it listens.
+    pub fn start(data: &std::path::Path, extra: &[&str]) -> Daemon {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(sundial_bin())
+            .args(["serve", "--data"])
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start sundial serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut addr = None;
+        for line in lines.by_ref() {
+            let line = line.expect("read daemon stderr");
+            if let Some(rest) = line.strip_prefix("sundial listening on http://") {
+                addr = Some(rest.split_whitespace().next().unwrap_or_default().to_string());
+                break;
+            }
+        }
+        // Keep draining stderr so the daemon never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let addr = addr.expect("the daemon printed its address");
+        let token = std::fs::read_to_string(data.join("admin.token"))
+            .expect("admin token")
+            .trim()
+            .to_string();
+        Daemon {
+            child,
+            addr,
+            token,
+            data: data.to_path_buf(),
+        }
+    }
+
+    /// Send a request with the admin token; returns (status, JSON body or Null).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        self.call_as(Some(&self.token), method, path, body)
+    }
+
+    /// Send a request with `token` (or none).
+    pub fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut headers = String::new();
+        if let Some(t) = token {
+            headers.push_str(&format!("authorization: Bearer {t}\r\n"));
+        }
+        if !body.is_empty() {
+            headers.push_str("content-type: application/json\r\n");
+        }
+        let (status, text) = raw_http(&self.addr, method, path, &headers, body.as_bytes());
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// SIGKILL the daemon and reap it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal blocking HTTP/1.1 request (Connection: close); returns (status, body).
+/// Panics when the daemon cannot be reached; see [`try_raw_http`].
+pub fn raw_http(addr: &str, method: &str, path: &str, headers: &str, body: &[u8]) -> (u16, String) {
+    try_raw_http(addr, method, path, headers, body).expect("HTTP request to the daemon")
+}
+
+/// Like [`raw_http`], but returns the I/O error (a daemon killed mid-request).
+pub fn try_raw_http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(120)))?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n{headers}\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
+    Ok((status, body))
+}
+
+fn dechunk(mut s: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = s.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 || rest.len() < n {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        s = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -62,7 +62,7 @@ pub(super) async fn start(
         None => task.spec.params.clone(),
     };
     let run = Run {
-        id: ulid::Ulid::new().to_string(),
+        id: crate::ids::new_id(),
         task_id: task.id.clone(),
         task_name: task.spec.name.clone(),
         cause: RunCause::Manual,

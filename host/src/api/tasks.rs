@@ -35,7 +35,7 @@ pub(super) async fn create(
     spec.validate()?;
     let stamp = now();
     let record = TaskRecord {
-        id: ulid::Ulid::new().to_string(),
+        id: crate::ids::new_id(),
         created_at: stamp.clone(),
         updated_at: stamp,
         spec,

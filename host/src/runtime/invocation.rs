@@ -63,7 +63,7 @@ impl Invocation {
     /// A manual invocation with fresh run id, attempt 1.
     pub fn manual(task: &str, params: Value) -> Invocation {
         Invocation {
-            run_id: ulid::Ulid::new().to_string(),
+            run_id: crate::ids::new_id(),
             task: task.to_string(),
             attempt: 1,
             cause: Cause::Manual,

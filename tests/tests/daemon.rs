@@ -1,0 +1,298 @@
+//! `sundial serve` driven over HTTP: the life of a task from plugin install to run log,
+//! error statuses, pagination, cancellation.
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+use sundial_tests::{Daemon, raw_http, wasm};
+
+fn install(d: &Daemon, name: &str, package: &str, extra: Value) -> (u16, Value) {
+    let bytes = std::fs::read(wasm(package)).unwrap();
+    let mut body =
+        json!({ "name": name, "wasm_base64": base64::engine::general_purpose::STANDARD.encode(bytes) });
+    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
+        b.extend(e);
+    }
+    d.call("POST", "/v1/plugins", Some(&body))
+}
+
+#[test]
+fn a_task_from_plugin_install_to_run_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+
+    // Bundled plugins are installed on first start.
+    let (status, plugins) = d.call("GET", "/v1/plugins", None);
+    assert_eq!(status, 200);
+    let names: Vec<&str> = plugins["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["echo", "http-request", "json"]);
+
+    let (status, plugin) = install(
+        &d,
+        "hello",
+        "sundial-fixture-hello",
+        json!({"description": "greets"}),
+    );
+    assert_eq!(status, 201, "{plugin}");
+    assert_eq!(plugin["world"], "action");
+    assert!(plugin["digest"].as_str().unwrap().starts_with("sha256:"));
+    let (status, again) = install(&d, "hello", "sundial-fixture-hello", json!({}));
+    assert_eq!((status, again["error"]["code"].as_str()), (409, Some("conflict")));
+
+    let (status, task) = d.call(
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"name": "greet", "plugin": "hello", "params": {"name": "Ada"}})),
+    );
+    assert_eq!(status, 201, "{task}");
+    let task_id = task["id"].as_str().unwrap().to_string();
+
+    let (status, run) = d.call("POST", "/v1/tasks/greet/run?wait=true", None);
+    assert_eq!(status, 200, "{run}");
+    assert_eq!(run["status"], "succeeded");
+    assert_eq!(run["output"]["greeting"], "Hello, Ada!");
+    assert_eq!(run["task_id"], task_id.as_str());
+    assert_eq!(run["started_by"], "admin");
+    assert_eq!(run["attempt"], 1);
+    assert!(
+        run["log"]["lines"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("greets Ada")
+    );
+    assert!(run["resources"]["peak_memory_bytes"].as_u64().unwrap() > 0);
+
+    // Params override per run.
+    let (_, run2) = d.call(
+        "POST",
+        "/v1/tasks/greet/run?wait=true",
+        Some(&json!({"params": {"name": "Grace"}})),
+    );
+    assert_eq!(run2["output"]["greeting"], "Hello, Grace!");
+
+    // The run log is readable by id and listed newest first.
+    let (status, got) = d.call("GET", &format!("/v1/runs/{}", run["id"].as_str().unwrap()), None);
+    assert_eq!((status, &got["status"]), (200, &json!("succeeded")));
+    let (_, list) = d.call("GET", "/v1/runs?task=greet", None);
+    let ids: Vec<&str> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![run2["id"].as_str().unwrap(), run["id"].as_str().unwrap()]
+    );
+
+    // The plugin cannot be removed while the task uses it; the task can be deleted.
+    let (status, err) = d.call("DELETE", "/v1/plugins/hello", None);
+    assert_eq!(status, 409);
+    assert!(
+        err["error"]["message"].as_str().unwrap().contains("greet"),
+        "{err}"
+    );
+    assert_eq!(d.call("DELETE", "/v1/tasks/greet", None).0, 204);
+    assert_eq!(d.call("DELETE", "/v1/plugins/hello", None).0, 204);
+    assert_eq!(d.call("GET", "/v1/tasks/greet", None).0, 404);
+}
+
+#[test]
+fn failing_runs_retry_and_record_every_attempt() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    assert_eq!(
+        install(&d, "hostile", "sundial-fixture-hostile", json!({})).0,
+        201
+    );
+    let task = json!({
+        "name": "flaky", "plugin": "hostile", "params": {"mode": "retryable"},
+        "retry": {"max_attempts": 3, "initial_delay_ms": 10, "max_delay_ms": 20, "jitter": 0.0}
+    });
+    assert_eq!(d.call("POST", "/v1/tasks", Some(&task)).0, 201);
+    let (status, run) = d.call("POST", "/v1/tasks/flaky/run?wait=true", None);
+    assert_eq!(status, 200);
+    assert_eq!(run["status"], "failed");
+    assert_eq!(run["attempt"], 3);
+    assert_eq!(run["attempts"].as_array().unwrap().len(), 3);
+    assert_eq!(run["error"]["kind"], "retryable");
+
+    // A timeout is its own status.
+    let task = json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 200, "retry": {"max_attempts": 1}});
+    assert_eq!(d.call("POST", "/v1/tasks", Some(&task)).0, 201);
+    let (_, run) = d.call("POST", "/v1/tasks/spin/run?wait=true", None);
+    assert_eq!(run["status"], "timed_out", "{run}");
+}
+
+#[test]
+fn a_running_run_can_be_cancelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    assert_eq!(
+        install(&d, "hostile", "sundial-fixture-hostile", json!({})).0,
+        201
+    );
+    let task = json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 60000});
+    assert_eq!(d.call("POST", "/v1/tasks", Some(&task)).0, 201);
+    let (status, run) = d.call("POST", "/v1/tasks/spin/run", None);
+    assert_eq!(status, 202);
+    let id = run["id"].as_str().unwrap().to_string();
+    // Wait until it is running, then cancel it.
+    for _ in 0..200 {
+        if d.call("GET", &format!("/v1/runs/{id}"), None).1["status"] == "running" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let (status, cancelled) = d.call("POST", &format!("/v1/runs/{id}/cancel"), None);
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled");
+    let (status, again) = d.call("POST", &format!("/v1/runs/{id}/cancel"), None);
+    assert_eq!((status, &again["status"]), (200, &json!("cancelled")));
+}
+
+#[test]
+fn bad_requests_get_precise_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let (status, body) = raw_http(&d.addr, "GET", "/v1/tasks", "", b"");
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("missing `Authorization"));
+    assert_eq!(d.call_as(Some("sdl_wrong"), "GET", "/v1/tasks", None).0, 401);
+    assert_eq!(raw_http(&d.addr, "GET", "/healthz", "", b"").0, 200);
+
+    let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
+        (
+            "POST",
+            "/v1/tasks",
+            Some(json!({"name": "Bad Name", "plugin": "echo"})),
+            400,
+            "name:",
+        ),
+        (
+            "POST",
+            "/v1/tasks",
+            Some(json!({"name": "a", "plugin": "echo", "retry": {"max_attempts": 0}})),
+            400,
+            "retry.max_attempts",
+        ),
+        (
+            "POST",
+            "/v1/tasks",
+            Some(json!({"name": "a", "plugin": "echo", "colour": 1})),
+            400,
+            "unknown field `colour`",
+        ),
+        (
+            "POST",
+            "/v1/tasks",
+            Some(json!({"name": "a", "plugin": "nope"})),
+            404,
+            "not installed",
+        ),
+        (
+            "POST",
+            "/v1/tasks",
+            Some(json!({"name": "a", "plugin": "json"})),
+            409,
+            "formatter",
+        ),
+        (
+            "POST",
+            "/v1/plugins",
+            Some(json!({"name": "junk", "wasm_base64": "aGVsbG8="})),
+            400,
+            "not a WebAssembly file",
+        ),
+        (
+            "POST",
+            "/v1/plugins",
+            Some(json!({"name": "junk", "wasm_base64": "%%%"})),
+            400,
+            "not base64",
+        ),
+        ("GET", "/v1/runs?status=exploded", None, 400, "status:"),
+        ("GET", "/v1/runs?limit=0", None, 400, "limit:"),
+        ("GET", "/v1/runs?since=yesterday", None, 400, "since:"),
+        ("GET", "/v1/runs?cursor=xyz", None, 400, "cursor:"),
+        (
+            "GET",
+            "/v1/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV",
+            None,
+            404,
+            "not found",
+        ),
+        ("POST", "/v1/tasks/nope/run", None, 404, "not found"),
+        ("GET", "/v1/nothing-here", None, 404, "no such endpoint"),
+    ];
+    for (method, path, body, want, needle) in cases {
+        let (status, answer) = d.call(method, path, body.as_ref());
+        assert_eq!(status, want, "{method} {path}: {answer}");
+        let msg = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(needle), "{method} {path}: {msg}");
+        assert!(answer["error"]["code"].is_string());
+    }
+    // Wrong content type and oversized bodies.
+    let headers = format!(
+        "authorization: Bearer {}\r\ncontent-type: text/plain\r\n",
+        d.token
+    );
+    assert_eq!(raw_http(&d.addr, "POST", "/v1/tasks", &headers, b"hi").0, 415);
+    let big = vec![b' '; 2 * 1024 * 1024];
+    let headers = format!(
+        "authorization: Bearer {}\r\ncontent-type: application/json\r\n",
+        d.token
+    );
+    assert_eq!(raw_http(&d.addr, "POST", "/v1/tasks", &headers, &big).0, 413);
+    // A disabled task refuses runs.
+    assert_eq!(
+        d.call(
+            "POST",
+            "/v1/tasks",
+            Some(&json!({"name": "off", "plugin": "echo"}))
+        )
+        .0,
+        201
+    );
+    assert_eq!(d.call("POST", "/v1/tasks/off/disable", None).1["enabled"], false);
+    assert_eq!(d.call("POST", "/v1/tasks/off/run", None).0, 409);
+}
+
+#[test]
+fn run_lists_paginate_without_gaps_or_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    assert_eq!(
+        d.call("POST", "/v1/tasks", Some(&json!({"name": "e", "plugin": "echo"})))
+            .0,
+        201
+    );
+    let mut started = Vec::new();
+    for _ in 0..23 {
+        let (status, run) = d.call("POST", "/v1/tasks/e/run", None);
+        assert_eq!(status, 202);
+        started.push(run["id"].as_str().unwrap().to_string());
+    }
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(c) => format!("/v1/runs?task=e&limit=5&cursor={c}"),
+            None => "/v1/runs?task=e&limit=5".to_string(),
+        };
+        let (_, page) = d.call("GET", &path, None);
+        for r in page["runs"].as_array().unwrap() {
+            seen.push(r["id"].as_str().unwrap().to_string());
+        }
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    started.reverse();
+    assert_eq!(seen, started);
+}

@@ -1,0 +1,166 @@
+//! Durability: acknowledged runs survive `kill -9` at any moment; finished runs keep
+//! their result; runs caught mid-flight are interrupted and retried; the store reopens.
+
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use sundial_tests::{Daemon, try_raw_http};
+
+fn wait_all_terminal(d: &Daemon, ids: &[String]) -> HashMap<String, Value> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut done = HashMap::new();
+    while done.len() < ids.len() {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} runs never finished",
+            ids.len() - done.len(),
+            ids.len()
+        );
+        for id in ids {
+            if done.contains_key(id) {
+                continue;
+            }
+            let (status, run) = d.call("GET", &format!("/v1/runs/{id}"), None);
+            assert_eq!(
+                status, 200,
+                "acknowledged run {id} is missing after restart: {run}"
+            );
+            let st = run["status"].as_str().unwrap_or_default();
+            if !matches!(st, "queued" | "running") {
+                done.insert(id.clone(), run);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    done
+}
+
+#[test]
+fn acknowledged_runs_survive_kill_9() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acknowledged: Vec<String> = Vec::new();
+    let mut finished_before: HashMap<String, Value> = HashMap::new();
+    let mut spin_ids = Vec::new();
+
+    for (round, kill_after_ms) in [120u64, 350, 600].into_iter().enumerate() {
+        let d = Daemon::start(dir.path(), &["--workers", "4"]);
+        if round == 0 {
+            let hostile = std::fs::read(sundial_tests::wasm("sundial-fixture-hostile")).unwrap();
+            use base64::Engine as _;
+            let body = json!({"name": "hostile", "wasm_base64": base64::engine::general_purpose::STANDARD.encode(hostile)});
+            assert_eq!(d.call("POST", "/v1/plugins", Some(&body)).0, 201);
+            assert_eq!(
+                d.call("POST", "/v1/tasks", Some(&json!({"name": "e", "plugin": "echo"})))
+                    .0,
+                201
+            );
+            let spin = json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 1500,
+                              "retry": {"max_attempts": 2, "initial_delay_ms": 10, "max_delay_ms": 10}});
+            assert_eq!(d.call("POST", "/v1/tasks", Some(&spin)).0, 201);
+        }
+        // One long run that is surely mid-flight when the daemon dies.
+        let (status, spin) = d.call("POST", "/v1/tasks/spin/run", None);
+        assert_eq!(status, 202);
+        let spin_id = spin["id"].as_str().unwrap().to_string();
+        let wait_running = Instant::now();
+        while d.call("GET", &format!("/v1/runs/{spin_id}"), None).1["status"] != "running" {
+            assert!(
+                wait_running.elapsed() < Duration::from_secs(30),
+                "spin run never started"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        acknowledged.push(spin_id.clone());
+        spin_ids.push(spin_id);
+
+        // Clients fire runs concurrently until the daemon dies under them.
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let headers = format!("authorization: Bearer {}\r\n", d.token);
+        let mut clients = Vec::new();
+        for _ in 0..4 {
+            let (acks, stop, addr, headers) = (acks.clone(), stop.clone(), d.addr.clone(), headers.clone());
+            clients.push(std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let result = try_raw_http(&addr, "POST", "/v1/tasks/e/run", &headers, b"");
+                    match result {
+                        Ok((202, body)) => {
+                            let v: Value = serde_json::from_str(&body).unwrap();
+                            acks.lock().unwrap().push(v["id"].as_str().unwrap().to_string());
+                        }
+                        other => {
+                            // The daemon is gone: this request was never acknowledged.
+                            if !stop.load(Ordering::Relaxed) {
+                                eprintln!("client stopped on {other:?}");
+                            }
+                            break;
+                        }
+                    }
+                }
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(kill_after_ms));
+        // Record some runs that finished before the kill, with their results.
+        let acked_now: Vec<String> = acks.lock().unwrap().clone();
+        for id in acked_now.iter().take(20) {
+            let (_, run) = d.call("GET", &format!("/v1/runs/{id}"), None);
+            if run["status"] == "succeeded" {
+                finished_before.insert(id.clone(), run);
+            }
+        }
+        d.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for c in clients {
+            let _ = c.join();
+        }
+        let round_acks = acks.lock().unwrap().clone();
+        assert!(!round_acks.is_empty(), "round {round}: no run was acknowledged");
+        acknowledged.extend(round_acks);
+    }
+
+    // Restart once more and account for every acknowledged run.
+    let d = Daemon::start(dir.path(), &["--workers", "4"]);
+    let runs = wait_all_terminal(&d, &acknowledged);
+    for (id, before) in &finished_before {
+        let after = &runs[id];
+        assert_eq!(after["status"], "succeeded");
+        assert_eq!(after["output"], before["output"], "run {id} kept its result");
+        assert_eq!(after["finished_at"], before["finished_at"]);
+    }
+    for id in &acknowledged {
+        let st = runs[id]["status"].as_str().unwrap();
+        if !spin_ids.contains(id) {
+            assert_eq!(st, "succeeded", "echo run {id}: {}", runs[id]);
+        }
+    }
+    for id in &spin_ids {
+        let run = &runs[id];
+        let first = &run["attempts"][0];
+        assert!(
+            first["error"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("daemon stopped"),
+            "spin run {id} was interrupted mid-flight: {run}"
+        );
+        assert_eq!(run["attempt"], 2, "and retried: {run}");
+        // The retry either ran to its timeout, or was itself cut short by the next kill
+        // (then, with no attempts left, the run ends `interrupted`).
+        let second = run["attempts"][1]["error"]["message"]
+            .as_str()
+            .unwrap_or_default();
+        let expected = if second.contains("daemon stopped") {
+            "interrupted"
+        } else {
+            "timed_out"
+        };
+        assert_eq!(run["status"], expected, "{run}");
+    }
+    eprintln!(
+        "durability: {} acknowledged runs across 3 kills, {} checked finished-before-kill, all accounted for",
+        acknowledged.len(),
+        finished_before.len()
+    );
+}
