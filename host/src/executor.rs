@@ -140,11 +140,10 @@ impl Executor {
             .or_default()
             .push(tx);
         // It may have finished before we registered.
-        if let Some(run) = self.inner.store.run(id)? {
-            if run.status.is_terminal() {
+        if let Some(run) = self.inner.store.run(id)?
+            && run.status.is_terminal() {
                 return Ok(run);
             }
-        }
         rx.await.map_err(|_| StoreError::Closed)
     }
 
@@ -359,13 +358,11 @@ impl Executor {
             }
         }
         let run = self.inner.store.save_run(run).await?;
-        if run.status == RunStatus::Succeeded {
-            if let Some(t) = task.filter(|t| t.spec.delete_after_run) {
-                if let Err(e) = self.inner.store.delete_task(&t.id).await {
+        if run.status == RunStatus::Succeeded
+            && let Some(t) = task.filter(|t| t.spec.delete_after_run)
+                && let Err(e) = self.inner.store.delete_task(&t.id).await {
                     tracing::warn!(task = %t.id, "delete-after-run failed: {e}");
                 }
-            }
-        }
         self.notify(&run);
         Ok(())
     }

@@ -180,7 +180,7 @@ fn parse_event(text: &str) -> Result<Event, String> {
     }
     let _ = arg.datacontenttype;
     Ok(Event {
-        id: arg.id.unwrap_or_else(|| crate::ids::new_id()),
+        id: arg.id.unwrap_or_else(crate::ids::new_id),
         kind: arg.kind,
         source: arg.source.unwrap_or_else(|| "sundial/cli".into()),
         subject: arg.subject,

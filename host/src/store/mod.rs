@@ -139,7 +139,7 @@ impl Store {
     pub fn schema_version(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;
         let meta = txn.open_table(META)?;
-        Ok(version_of(&meta)?)
+        version_of(&meta)
     }
 }
 

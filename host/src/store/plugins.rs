@@ -108,11 +108,10 @@ impl Store {
             let mut users = Vec::new();
             for entry in tasks.iter()? {
                 let (_, v) = entry?;
-                if let Ok(task) = serde_json::from_slice::<TaskRecord>(v.value()) {
-                    if task.spec.plugin == name {
+                if let Ok(task) = serde_json::from_slice::<TaskRecord>(v.value())
+                    && task.spec.plugin == name {
                         users.push(task.spec.name);
                     }
-                }
             }
             if !users.is_empty() {
                 return Err(StoreError::Conflict(format!(

@@ -185,11 +185,10 @@ impl Store {
             for entry in by_task.range(lo.as_str()..hi.as_str())?.rev() {
                 let (k, _) = entry?;
                 let id = k.value().rsplit('/').next().unwrap_or_default().to_string();
-                if let Some(run) = get_json::<Run>(&runs, &id)? {
-                    if push(run, &mut page) {
+                if let Some(run) = get_json::<Run>(&runs, &id)?
+                    && push(run, &mut page) {
                         break;
                     }
-                }
             }
         } else {
             let iter = match cursor {
