@@ -52,6 +52,7 @@ struct Inner {
     submit: mpsc::UnboundedSender<String>,
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Run>>>>,
+    finished: [std::sync::atomic::AtomicU64; 8],
 }
 
 impl Drop for Inner {
@@ -99,6 +100,7 @@ impl Executor {
             submit,
             running: Mutex::default(),
             waiters: Mutex::default(),
+            finished: Default::default(),
         });
         let exec = Executor { inner: inner.clone() };
         let dispatcher = exec.clone();
@@ -141,9 +143,10 @@ impl Executor {
             .push(tx);
         // It may have finished before we registered.
         if let Some(run) = self.inner.store.run(id)?
-            && run.status.is_terminal() {
-                return Ok(run);
-            }
+            && run.status.is_terminal()
+        {
+            return Ok(run);
+        }
         rx.await.map_err(|_| StoreError::Closed)
     }
 
@@ -192,7 +195,8 @@ impl Executor {
                     run.status = status;
                     run.finished_at = Some(now());
                     run.error = Some(error);
-                    self.inner.store.save_run(run).await?;
+                    let run = self.inner.store.save_run(run).await?;
+                    self.notify(&run);
                 }
             }
         }
@@ -223,7 +227,20 @@ impl Executor {
         Ok(plugin)
     }
 
+    /// Runs that reached each terminal status since start, in [`RunStatus::ALL`] order.
+    pub fn finished_counts(&self) -> Vec<(RunStatus, u64)> {
+        RunStatus::ALL
+            .iter()
+            .zip(self.inner.finished.iter())
+            .map(|(s, n)| (*s, n.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Count a finished run and wake whoever waits for it.
     fn notify(&self, run: &Run) {
+        if let Some(i) = RunStatus::ALL.iter().position(|s| *s == run.status) {
+            self.inner.finished[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         if let Some(waiters) = lock(&self.inner.waiters).remove(&run.id) {
             for w in waiters {
                 let _ = w.send(run.clone());
@@ -360,9 +377,10 @@ impl Executor {
         let run = self.inner.store.save_run(run).await?;
         if run.status == RunStatus::Succeeded
             && let Some(t) = task.filter(|t| t.spec.delete_after_run)
-                && let Err(e) = self.inner.store.delete_task(&t.id).await {
-                    tracing::warn!(task = %t.id, "delete-after-run failed: {e}");
-                }
+            && let Err(e) = self.inner.store.delete_task(&t.id).await
+        {
+            tracing::warn!(task = %t.id, "delete-after-run failed: {e}");
+        }
         self.notify(&run);
         Ok(())
     }

@@ -226,9 +226,10 @@ impl TaskSpec {
             return bad("params", "must be a JSON object");
         }
         if let Some(t) = self.timeout_ms
-            && !(1..=crate::runtime::limits::MAX_TIMEOUT_MS).contains(&t) {
-                return bad("timeout_ms", format!("{t} is outside 1..=86400000"));
-            }
+            && !(1..=crate::runtime::limits::MAX_TIMEOUT_MS).contains(&t)
+        {
+            return bad("timeout_ms", format!("{t} is outside 1..=86400000"));
+        }
         self.retry.validate()?;
         if self.retention.keep_last == Some(0) {
             return bad("retention.keep_last", "must be at least 1 when set");

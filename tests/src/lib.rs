@@ -20,18 +20,21 @@ pub fn wasm(package: &str) -> PathBuf {
     path
 }
 
-/// Path of the `sundial` binary built by `cargo test` at the workspace root.
+/// Path of the `sundial` binary built by `cargo test` (or `cargo build`) at the
+/// workspace root, next to the running test or tool.
 pub fn sundial_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    // target/<profile>/deps/<test> -> target/<profile>/sundial
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
-    let bin = dir.join(format!("sundial{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        bin.exists(),
-        "{} is missing: run the tests with `cargo test` at the workspace root, which builds it",
-        bin.display()
-    );
-    bin
+    let name = format!("sundial{}", std::env::consts::EXE_SUFFIX);
+    // target/<profile>/deps/<test> or target/<profile>/<tool>
+    let candidates: Vec<PathBuf> = exe.ancestors().skip(1).take(2).map(|d| d.join(&name)).collect();
+    match candidates.iter().find(|p| p.exists()) {
+        Some(bin) => bin.clone(),
+        None => panic!(
+            "{} is missing: run the tests with `cargo test` at the workspace root (or `cargo build -p sundial` \
+             in the same profile), which builds it",
+            candidates[0].display()
+        ),
+    }
 }
 
 /// One runtime per test process (as the daemon has one), loopback allowed or not.

@@ -137,6 +137,62 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
+/// `GET /metrics`: Prometheus text format (any role but ingest).
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: Caller,
+) -> ApiResult<String> {
+    caller.require(READERS, "read metrics")?;
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = state.store.stats();
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP sundial_store_commits_total Durable store commits.");
+    let _ = writeln!(out, "# TYPE sundial_store_commits_total counter");
+    let _ = writeln!(out, "sundial_store_commits_total {}", stats.commits.load(Relaxed));
+    let _ = writeln!(
+        out,
+        "# HELP sundial_store_mutations_total Mutations applied (many share one commit)."
+    );
+    let _ = writeln!(out, "# TYPE sundial_store_mutations_total counter");
+    let _ = writeln!(
+        out,
+        "sundial_store_mutations_total {}",
+        stats.mutations.load(Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sundial_store_commit_seconds_total Time spent committing (fsync)."
+    );
+    let _ = writeln!(out, "# TYPE sundial_store_commit_seconds_total counter");
+    let _ = writeln!(
+        out,
+        "sundial_store_commit_seconds_total {}",
+        stats.commit_micros.load(Relaxed) as f64 / 1e6
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sundial_store_max_batch Largest number of mutations in one commit."
+    );
+    let _ = writeln!(out, "# TYPE sundial_store_max_batch gauge");
+    let _ = writeln!(out, "sundial_store_max_batch {}", stats.max_batch.load(Relaxed));
+    let _ = writeln!(
+        out,
+        "# HELP sundial_runs_finished_total Runs that reached a final status since start."
+    );
+    let _ = writeln!(out, "# TYPE sundial_runs_finished_total counter");
+    for (status, n) in state.executor.finished_counts() {
+        if status.is_terminal() {
+            let _ = writeln!(
+                out,
+                "sundial_runs_finished_total{{status=\"{}\"}} {n}",
+                status.as_str()
+            );
+        }
+    }
+    Ok(out)
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
@@ -145,6 +201,7 @@ async fn not_found() -> ApiError {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
         .route("/v1/plugins", get(plugins::list).post(plugins::install))
         .route(
             "/v1/plugins/{name}",

@@ -151,19 +151,21 @@ pub(super) async fn list(
         })?),
     };
     if let Some(c) = &q.cause
-        && !["manual", "schedule", "event"].contains(&c.as_str()) {
-            return Err(ApiError::bad_request(format!(
-                "cause: {c:?} is not one of manual, schedule, event"
-            )));
-        }
+        && !["manual", "schedule", "event"].contains(&c.as_str())
+    {
+        return Err(ApiError::bad_request(format!(
+            "cause: {c:?} is not one of manual, schedule, event"
+        )));
+    }
     let task_id = match &q.task {
         None => None,
         Some(t) => Some(state.store.task(t)?.map(|t| t.id).unwrap_or_else(|| t.clone())),
     };
     if let Some(c) = &q.cursor
-        && ulid::Ulid::from_string(c).is_err() {
-            return Err(ApiError::bad_request(format!("cursor: {c:?} is not a run id")));
-        }
+        && ulid::Ulid::from_string(c).is_err()
+    {
+        return Err(ApiError::bad_request(format!("cursor: {c:?} is not a run id")));
+    }
     let filter = RunFilter {
         task_id,
         status,

@@ -109,9 +109,10 @@ impl Store {
             for entry in tasks.iter()? {
                 let (_, v) = entry?;
                 if let Ok(task) = serde_json::from_slice::<TaskRecord>(v.value())
-                    && task.spec.plugin == name {
-                        users.push(task.spec.name);
-                    }
+                    && task.spec.plugin == name
+                {
+                    users.push(task.spec.name);
+                }
             }
             if !users.is_empty() {
                 return Err(StoreError::Conflict(format!(

@@ -186,9 +186,10 @@ impl Store {
                 let (k, _) = entry?;
                 let id = k.value().rsplit('/').next().unwrap_or_default().to_string();
                 if let Some(run) = get_json::<Run>(&runs, &id)?
-                    && push(run, &mut page) {
-                        break;
-                    }
+                    && push(run, &mut page)
+                {
+                    break;
+                }
             }
         } else {
             let iter = match cursor {

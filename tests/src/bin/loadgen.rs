@@ -1,0 +1,139 @@
+//! Load generator: sustained manual runs of the bundled `echo` plugin over HTTP against
+//! a real `sundial serve` with durable commits.
+//!
+//! ```sh
+//! cargo build --release -p sundial && cargo run --release -p sundial-tests --bin loadgen -- 20000 32
+//! ```
+//!
+//! Arguments: number of runs (default 20000), concurrent keep-alive connections
+//! (default 32). Prints acknowledged runs/s, completed runs/s and how many mutations
+//! shared one commit. Bounded in count and time; talks to 127.0.0.1 only.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use sundial_tests::Daemon;
+
+/// One keep-alive HTTP/1.1 connection.
+struct Conn {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+}
+
+impl Conn {
+    fn open(addr: &str) -> Conn {
+        let s = TcpStream::connect(addr).expect("connect");
+        s.set_nodelay(true).ok();
+        Conn {
+            reader: BufReader::new(s.try_clone().expect("clone")),
+            writer: s,
+        }
+    }
+
+    fn request(&mut self, method: &str, path: &str, token: &str) -> (u16, String) {
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\n\r\n"
+        );
+        self.writer.write_all(req.as_bytes()).expect("send");
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("header");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; len];
+        self.reader.read_exact(&mut body).expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
+    let conns: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(32);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let daemon = Daemon::start(dir.path(), &["--workers", "64"]);
+    let (status, _) = daemon.call(
+        "POST",
+        "/v1/tasks",
+        Some(&serde_json::json!({"name": "load", "plugin": "echo"})),
+    );
+    assert_eq!(status, 201);
+    let before = Conn::open(&daemon.addr)
+        .request("GET", "/metrics", &daemon.token)
+        .1;
+
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for _ in 0..conns {
+        let (next, addr, token) = (next.clone(), daemon.addr.clone(), daemon.token.clone());
+        clients.push(std::thread::spawn(move || {
+            let mut conn = Conn::open(&addr);
+            let mut acked = 0usize;
+            while next.fetch_add(1, Ordering::Relaxed) < runs {
+                let (status, body) = conn.request("POST", "/v1/tasks/load/run", &token);
+                assert_eq!(status, 202, "{body}");
+                acked += 1;
+            }
+            acked
+        }));
+    }
+    let acked: usize = clients.into_iter().map(|c| c.join().expect("client")).sum();
+    let ack_time = started.elapsed();
+
+    let mut conn = Conn::open(&daemon.addr);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let after = loop {
+        let text = conn.request("GET", "/metrics", &daemon.token).1;
+        if metric(&text, "sundial_runs_finished_total") as usize >= acked || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let done_time = started.elapsed();
+    let finished = metric(&after, "sundial_runs_finished_total");
+    let succeeded = metric(&after, "sundial_runs_finished_total{status=\"succeeded\"}");
+    let commits =
+        metric(&after, "sundial_store_commits_total") - metric(&before, "sundial_store_commits_total");
+    let mutations =
+        metric(&after, "sundial_store_mutations_total") - metric(&before, "sundial_store_mutations_total");
+    let commit_secs = metric(&after, "sundial_store_commit_seconds_total")
+        - metric(&before, "sundial_store_commit_seconds_total");
+    println!(
+        "runs acknowledged: {acked} in {:.2} s = {:.0} runs/s",
+        ack_time.as_secs_f64(),
+        acked as f64 / ack_time.as_secs_f64()
+    );
+    println!(
+        "runs finished:     {finished} ({succeeded} succeeded) in {:.2} s = {:.0} runs/s end to end",
+        done_time.as_secs_f64(),
+        finished / done_time.as_secs_f64()
+    );
+    println!(
+        "store: {commits} commits for {mutations} mutations = {:.1} mutations per commit, {:.2} ms average commit",
+        mutations / commits.max(1.0),
+        commit_secs * 1000.0 / commits.max(1.0)
+    );
+}
