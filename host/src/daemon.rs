@@ -103,7 +103,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             created_at: now(),
         };
         store
-            .insert_token(&secret, record)
+            .insert_token(&secret, record, "sundial")
             .await
             .map_err(|e| e.to_string())?;
         eprintln!("created an admin token in {} (mode 0600)", path.display());

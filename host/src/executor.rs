@@ -377,7 +377,7 @@ impl Executor {
         let run = self.inner.store.save_run(run).await?;
         if run.status == RunStatus::Succeeded
             && let Some(t) = task.filter(|t| t.spec.delete_after_run)
-            && let Err(e) = self.inner.store.delete_task(&t.id).await
+            && let Err(e) = self.inner.store.delete_task(&t.id, "sundial").await
         {
             tracing::warn!(task = %t.id, "delete-after-run failed: {e}");
         }

@@ -296,3 +296,158 @@ fn run_lists_paginate_without_gaps_or_repeats() {
     started.reverse();
     assert_eq!(seen, started);
 }
+
+#[test]
+fn every_role_gets_exactly_its_calls() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let mut secrets = std::collections::HashMap::new();
+    for (name, role) in [("op", "operator"), ("view", "viewer"), ("ing", "ingest")] {
+        let (status, token) = d.call("POST", "/v1/tokens", Some(&json!({"name": name, "role": role})));
+        assert_eq!(status, 201, "{token}");
+        assert!(token["secret"].as_str().unwrap().starts_with("sdl_"));
+        secrets.insert(name, token["secret"].as_str().unwrap().to_string());
+    }
+    assert_eq!(
+        d.call(
+            "POST",
+            "/v1/tokens",
+            Some(&json!({"name": "op", "role": "viewer"}))
+        )
+        .0,
+        409
+    );
+    assert_eq!(
+        d.call("POST", "/v1/tokens", Some(&json!({"name": "x", "role": "god"})))
+            .0,
+        400
+    );
+    assert_eq!(
+        d.call("POST", "/v1/tasks", Some(&json!({"name": "t", "plugin": "echo"})))
+            .0,
+        201
+    );
+
+    let hello = {
+        use base64::Engine as _;
+        let bytes = std::fs::read(wasm("sundial-fixture-hello")).unwrap();
+        json!({"name": "hello2", "wasm_base64": base64::engine::general_purpose::STANDARD.encode(bytes)})
+    };
+    let task = json!({"name": "t2", "plugin": "echo"});
+    // (token, method, path, body, expected status)
+    let cases: Vec<(&str, &str, &str, Option<Value>, u16)> = vec![
+        ("view", "GET", "/v1/tasks", None, 200),
+        ("view", "GET", "/v1/runs", None, 200),
+        ("view", "GET", "/v1/plugins", None, 200),
+        ("view", "GET", "/v1/audit", None, 200),
+        ("view", "GET", "/metrics", None, 200),
+        ("view", "POST", "/v1/tasks", Some(task.clone()), 403),
+        ("view", "POST", "/v1/tasks/t/run", None, 403),
+        ("view", "DELETE", "/v1/tasks/t", None, 403),
+        ("view", "GET", "/v1/tokens", None, 403),
+        ("op", "POST", "/v1/tasks", Some(task.clone()), 201),
+        ("op", "POST", "/v1/tasks/t/run", None, 202),
+        ("op", "POST", "/v1/tasks/t2/disable", None, 200),
+        ("op", "POST", "/v1/plugins", Some(hello.clone()), 403),
+        ("op", "DELETE", "/v1/plugins/echo", None, 403),
+        ("op", "GET", "/v1/tokens", None, 403),
+        (
+            "op",
+            "POST",
+            "/v1/tokens",
+            Some(json!({"name": "y", "role": "admin"})),
+            403,
+        ),
+        ("ing", "GET", "/v1/tasks", None, 403),
+        ("ing", "GET", "/v1/runs", None, 403),
+        ("ing", "POST", "/v1/tasks/t/run", None, 403),
+        ("ing", "GET", "/metrics", None, 403),
+    ];
+    for (who, method, path, body, want) in cases {
+        let (status, answer) = d.call_as(Some(&secrets[who]), method, path, body.as_ref());
+        assert_eq!(status, want, "{who} {method} {path}: {answer}");
+        if want == 403 {
+            assert_eq!(answer["error"]["code"], "forbidden");
+            assert!(
+                answer["error"]["message"].as_str().unwrap().contains(who),
+                "{answer}"
+            );
+        }
+    }
+    // Runs record who started them.
+    let (_, runs) = d.call("GET", "/v1/runs?task=t", None);
+    assert_eq!(runs["runs"][0]["started_by"], "op");
+
+    // Revoked tokens stop working; the last admin token cannot be revoked.
+    assert_eq!(d.call("DELETE", "/v1/tokens/view", None).0, 204);
+    assert_eq!(d.call_as(Some(&secrets["view"]), "GET", "/v1/tasks", None).0, 401);
+    let (status, err) = d.call("DELETE", "/v1/tokens/admin", None);
+    assert_eq!(status, 409, "{err}");
+    let (_, list) = d.call("GET", "/v1/tokens", None);
+    let names: Vec<&str> = list["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert_eq!(names, vec!["admin", "op", "ing"]);
+    assert!(!list.to_string().contains("sdl_"), "secrets are never listed");
+}
+
+#[test]
+fn changes_are_audited_with_who_before_and_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let (_, op) = d.call(
+        "POST",
+        "/v1/tokens",
+        Some(&json!({"name": "alice", "role": "operator"})),
+    );
+    let alice = op["secret"].as_str().unwrap().to_string();
+    let (status, task) = d.call_as(
+        Some(&alice),
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"name": "t", "plugin": "echo"})),
+    );
+    assert_eq!(status, 201);
+    let id = task["id"].as_str().unwrap();
+    assert_eq!(
+        d.call_as(
+            Some(&alice),
+            "PATCH",
+            "/v1/tasks/t",
+            Some(&json!({"description": "nightly"}))
+        )
+        .0,
+        200
+    );
+    assert_eq!(d.call("DELETE", "/v1/tasks/t", None).0, 204);
+
+    let (status, audit) = d.call("GET", &format!("/v1/audit?noun=task&target={id}"), None);
+    assert_eq!(status, 200);
+    let entries = audit["entries"].as_array().unwrap();
+    let summary: Vec<(&str, &str)> = entries
+        .iter()
+        .map(|e| (e["action"].as_str().unwrap(), e["actor"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        summary,
+        vec![("delete", "admin"), ("update", "alice"), ("create", "alice")]
+    );
+    assert_eq!(entries[1]["before"]["spec"]["description"], "");
+    assert_eq!(entries[1]["after"]["spec"]["description"], "nightly");
+    assert!(entries[0]["after"].is_null() && entries[2]["before"].is_null());
+
+    // Bundled plugins and the first admin token were recorded as the daemon's doing,
+    // and no token secret ever lands in the audit log.
+    let (_, all) = d.call("GET", "/v1/audit?limit=1000", None);
+    let text = all.to_string();
+    assert!(
+        !text.contains(&alice) && !text.contains(&d.token),
+        "secrets must not be audited"
+    );
+    let (_, tokens) = d.call("GET", "/v1/audit?noun=token&actor=sundial", None);
+    assert_eq!(tokens["entries"].as_array().unwrap().len(), 1);
+    assert_eq!(d.call("GET", "/v1/audit?since=never", None).0, 400);
+}

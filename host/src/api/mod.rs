@@ -4,6 +4,7 @@
 mod plugins;
 mod runs;
 mod tasks;
+mod tokens;
 
 pub mod error;
 
@@ -121,16 +122,15 @@ pub async fn plugins_install(
     grants: crate::runtime::Grants,
     limits: crate::runtime::Limits,
 ) -> ApiResult<crate::plugin::PluginRecord> {
-    plugins::install_plugin(
-        state,
-        name.to_string(),
+    let new = plugins::NewPlugin {
+        name: name.to_string(),
         bytes,
         grants,
         limits,
-        format!("bundled {name} plugin"),
-        true,
-    )
-    .await
+        description: format!("bundled {name} plugin"),
+        bundled: true,
+    };
+    plugins::install_plugin(state, new, "sundial").await
 }
 
 async fn healthz() -> &'static str {
@@ -218,6 +218,9 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/runs", get(runs::list))
         .route("/v1/runs/{id}", get(runs::get))
         .route("/v1/runs/{id}/cancel", post(runs::cancel))
+        .route("/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
+        .route("/v1/audit", get(tokens::audit))
         .fallback(not_found)
         .with_state(state)
 }

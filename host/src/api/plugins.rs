@@ -26,16 +26,32 @@ pub(super) struct InstallRequest {
     description: String,
 }
 
+/// A plugin to install.
+pub(crate) struct NewPlugin {
+    /// Name to install it under.
+    pub name: String,
+    /// Component bytes.
+    pub bytes: Vec<u8>,
+    /// Grants.
+    pub grants: Grants,
+    /// Limits.
+    pub limits: Limits,
+    /// Description.
+    pub description: String,
+    /// Shipped inside the binary.
+    pub bundled: bool,
+}
+
 /// Validate, compile and store a component under a name.
-pub(crate) async fn install_plugin(
-    state: &AppState,
-    name: String,
-    bytes: Vec<u8>,
-    grants: Grants,
-    limits: Limits,
-    description: String,
-    bundled: bool,
-) -> ApiResult<PluginRecord> {
+pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str) -> ApiResult<PluginRecord> {
+    let NewPlugin {
+        name,
+        bytes,
+        grants,
+        limits,
+        description,
+        bundled,
+    } = new;
     crate::task::validate_name("name", &name)?;
     limits
         .validate()
@@ -64,7 +80,7 @@ pub(crate) async fn install_plugin(
         installed_at: stamp.clone(),
         updated_at: stamp,
     };
-    Ok(state.store.insert_plugin(record, bytes).await?)
+    Ok(state.store.insert_plugin(record, bytes, actor).await?)
 }
 
 pub(super) async fn install(
@@ -79,16 +95,15 @@ pub(super) async fn install(
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(req.wasm_base64.trim())
         .map_err(|e| ApiError::bad_request(format!("wasm_base64: not base64: {e}")))?;
-    let record = install_plugin(
-        &state,
-        req.name,
+    let new = NewPlugin {
+        name: req.name,
         bytes,
-        req.grants,
-        req.limits,
-        req.description,
-        false,
-    )
-    .await?;
+        grants: req.grants,
+        limits: req.limits,
+        description: req.description,
+        bundled: false,
+    };
+    let record = install_plugin(&state, new, &caller.token.name).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
@@ -127,7 +142,10 @@ pub(super) async fn update(
         l.validate()
             .map_err(|e| ApiError::bad_request(format!("limits.{e}")))?;
     }
-    let (_before, after) = state.store.update_plugin(&name, update, now()).await?;
+    let (_before, after) = state
+        .store
+        .update_plugin(&name, update, now(), &caller.token.name)
+        .await?;
     Ok(Json(after))
 }
 
@@ -137,6 +155,6 @@ pub(super) async fn remove(
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(ADMINS, "remove plugins")?;
-    state.store.remove_plugin(&name).await?;
+    state.store.remove_plugin(&name, &caller.token.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -116,7 +116,7 @@ pub(super) struct ListQuery {
     cursor: Option<String>,
 }
 
-fn check_time(field: &str, value: &Option<String>) -> ApiResult<Option<String>> {
+pub(super) fn check_time(field: &str, value: &Option<String>) -> ApiResult<Option<String>> {
     match value {
         None => Ok(None),
         Some(t) => chrono::DateTime::parse_from_rfc3339(t)

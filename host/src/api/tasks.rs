@@ -40,7 +40,7 @@ pub(super) async fn create(
         updated_at: stamp,
         spec,
     };
-    let record = state.store.insert_task(record).await?;
+    let record = state.store.insert_task(record, &caller.token.name).await?;
     Ok((StatusCode::CREATED, Json(view(&record))))
 }
 
@@ -99,7 +99,7 @@ pub(super) async fn update(
     spec.validate()?;
     let (_before, after) = state
         .store
-        .update_task(&current.id, move |s| *s = spec, now())
+        .update_task(&current.id, move |s| *s = spec, now(), &caller.token.name)
         .await?;
     Ok(Json(view(&after)))
 }
@@ -108,7 +108,7 @@ async fn set_enabled(state: AppState, caller: Caller, id: String, enabled: bool)
     caller.require(OPERATORS, "change tasks")?;
     let (_before, after) = state
         .store
-        .update_task(&id, move |s| s.enabled = enabled, now())
+        .update_task(&id, move |s| s.enabled = enabled, now(), &caller.token.name)
         .await?;
     Ok(Json(view(&after)))
 }
@@ -135,6 +135,6 @@ pub(super) async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(OPERATORS, "delete tasks")?;
-    state.store.delete_task(&id).await?;
+    state.store.delete_task(&id, &caller.token.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -5,6 +5,7 @@
 //! writer). Values are JSON documents, so fields can be added without a migration;
 //! structural changes bump [`SCHEMA_VERSION`] and add a step to [`MIGRATIONS`].
 
+pub mod audit;
 pub mod plugins;
 pub mod runs;
 pub mod tables;

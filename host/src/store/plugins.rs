@@ -1,7 +1,7 @@
 //! Plugin records and component blobs.
 
 use super::tables::{PLUGIN_BLOBS, PLUGINS, TASKS, get_json, put_json};
-use super::{Store, StoreError};
+use super::{Store, StoreError, audit};
 use crate::plugin::{PluginRecord, PluginUpdate};
 use crate::store::tasks::TaskRecord;
 use redb::ReadableTable;
@@ -12,7 +12,9 @@ impl Store {
         &self,
         record: PluginRecord,
         bytes: Vec<u8>,
+        actor: &str,
     ) -> Result<PluginRecord, StoreError> {
+        let actor = actor.to_string();
         self.write(move |txn| {
             let mut plugins = txn.open_table(PLUGINS)?;
             if plugins.get(record.name.as_str())?.is_some() {
@@ -26,6 +28,15 @@ impl Store {
                 blobs.insert(record.blob_key(), bytes.as_slice())?;
             }
             put_json(&mut plugins, &record.name, &record)?;
+            audit::record(
+                txn,
+                &actor,
+                "create",
+                "plugin",
+                &record.name,
+                None::<&()>,
+                Some(&record),
+            )?;
             Ok(record)
         })
         .await
@@ -72,8 +83,10 @@ impl Store {
         name: &str,
         update: PluginUpdate,
         now: String,
+        actor: &str,
     ) -> Result<(PluginRecord, PluginRecord), StoreError> {
         let name = name.to_string();
+        let actor = actor.to_string();
         self.write(move |txn| {
             let mut plugins = txn.open_table(PLUGINS)?;
             let Some(before): Option<PluginRecord> = get_json(&plugins, &name)? else {
@@ -91,14 +104,24 @@ impl Store {
             }
             after.updated_at = now;
             put_json(&mut plugins, &name, &after)?;
+            audit::record(
+                txn,
+                &actor,
+                "update",
+                "plugin",
+                &name,
+                Some(&before),
+                Some(&after),
+            )?;
             Ok((before, after))
         })
         .await
     }
 
     /// Remove a plugin; refused while a task uses it (the message names the tasks).
-    pub async fn remove_plugin(&self, name: &str) -> Result<PluginRecord, StoreError> {
+    pub async fn remove_plugin(&self, name: &str, actor: &str) -> Result<PluginRecord, StoreError> {
         let name = name.to_string();
+        let actor = actor.to_string();
         self.write(move |txn| {
             let mut plugins = txn.open_table(PLUGINS)?;
             let Some(record): Option<PluginRecord> = get_json(&plugins, &name)? else {
@@ -129,6 +152,7 @@ impl Store {
             if !still_used {
                 txn.open_table(PLUGIN_BLOBS)?.remove(record.blob_key())?;
             }
+            audit::record(txn, &actor, "delete", "plugin", &name, Some(&record), None::<&()>)?;
             Ok(record)
         })
         .await

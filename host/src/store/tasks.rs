@@ -1,7 +1,7 @@
 //! Task records and the name index.
 
 use super::tables::{PLUGINS, TASK_NAMES, TASKS, get_json, put_json};
-use super::{Store, StoreError};
+use super::{Store, StoreError, audit};
 use crate::plugin::PluginRecord;
 use crate::runtime::World;
 use crate::task::TaskSpec;
@@ -45,7 +45,8 @@ fn resolve(
 
 impl Store {
     /// Create a task; the name must be free and the plugin an installed action.
-    pub async fn insert_task(&self, record: TaskRecord) -> Result<TaskRecord, StoreError> {
+    pub async fn insert_task(&self, record: TaskRecord, actor: &str) -> Result<TaskRecord, StoreError> {
+        let actor = actor.to_string();
         self.write(move |txn| {
             check_plugin(txn, &record.spec.plugin)?;
             let mut names = txn.open_table(TASK_NAMES)?;
@@ -57,6 +58,15 @@ impl Store {
             }
             names.insert(record.spec.name.as_str(), record.id.as_str())?;
             put_json(&mut txn.open_table(TASKS)?, &record.id, &record)?;
+            audit::record(
+                txn,
+                &actor,
+                "create",
+                "task",
+                &record.id,
+                None::<&()>,
+                Some(&record),
+            )?;
             Ok(record)
         })
         .await
@@ -94,8 +104,10 @@ impl Store {
         id_or_name: &str,
         change: impl FnOnce(&mut TaskSpec) + Send + 'static,
         now: String,
+        actor: &str,
     ) -> Result<(TaskRecord, TaskRecord), StoreError> {
         let key = id_or_name.to_string();
+        let actor = actor.to_string();
         self.write(move |txn| {
             let mut names = txn.open_table(TASK_NAMES)?;
             let mut tasks = txn.open_table(TASKS)?;
@@ -124,14 +136,16 @@ impl Store {
             }
             after.updated_at = now;
             put_json(&mut tasks, &id, &after)?;
+            audit::record(txn, &actor, "update", "task", &id, Some(&before), Some(&after))?;
             Ok((before, after))
         })
         .await
     }
 
     /// Delete a task (its runs stay in the task log until retention prunes them).
-    pub async fn delete_task(&self, id_or_name: &str) -> Result<TaskRecord, StoreError> {
+    pub async fn delete_task(&self, id_or_name: &str, actor: &str) -> Result<TaskRecord, StoreError> {
         let key = id_or_name.to_string();
+        let actor = actor.to_string();
         self.write(move |txn| {
             let mut names = txn.open_table(TASK_NAMES)?;
             let mut tasks = txn.open_table(TASKS)?;
@@ -141,6 +155,7 @@ impl Store {
             };
             names.remove(record.spec.name.as_str())?;
             tasks.remove(id.as_str())?;
+            audit::record(txn, &actor, "delete", "task", &id, Some(&record), None::<&()>)?;
             Ok(record)
         })
         .await

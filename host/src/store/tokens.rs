@@ -1,7 +1,7 @@
 //! API tokens: stored by the sha256 of the secret, never the secret itself.
 
 use super::tables::{get_json, put_json};
-use super::{Store, StoreError};
+use super::{Store, StoreError, audit};
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -42,8 +42,14 @@ pub fn token_hash(secret: &str) -> String {
 
 impl Store {
     /// Store a token under the hash of `secret`.
-    pub async fn insert_token(&self, secret: &str, record: TokenRecord) -> Result<TokenRecord, StoreError> {
+    pub async fn insert_token(
+        &self,
+        secret: &str,
+        record: TokenRecord,
+        actor: &str,
+    ) -> Result<TokenRecord, StoreError> {
         let hash = token_hash(secret);
+        let actor = actor.to_string();
         self.write(move |txn| {
             let mut t = txn.open_table(TOKENS)?;
             if t.iter()?.any(|e| {
@@ -57,6 +63,15 @@ impl Store {
                 )));
             }
             put_json(&mut t, &hash, &record)?;
+            audit::record(
+                txn,
+                &actor,
+                "create",
+                "token",
+                &record.id,
+                None::<&()>,
+                Some(&record),
+            )?;
             Ok(record)
         })
         .await
@@ -78,5 +93,67 @@ impl Store {
             return Ok(0);
         };
         Ok(t.iter()?.count())
+    }
+}
+
+impl Store {
+    /// Every token (without secrets), oldest first.
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(TOKENS) else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<TokenRecord> = Vec::new();
+        for entry in t.iter()? {
+            let (_, v) = entry?;
+            out.push(
+                serde_json::from_slice(v.value())
+                    .map_err(|e| StoreError::Storage(format!("corrupt token: {e}")))?,
+            );
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Revoke (delete) a token by id or name; the last admin token cannot be revoked.
+    pub async fn revoke_token(&self, id_or_name: &str, actor: &str) -> Result<TokenRecord, StoreError> {
+        let key = id_or_name.to_string();
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut t = txn.open_table(TOKENS)?;
+            let mut found = None;
+            let mut admins = 0;
+            for entry in t.iter()? {
+                let (hash, v) = entry?;
+                let record: TokenRecord = serde_json::from_slice(v.value())
+                    .map_err(|e| StoreError::Storage(format!("corrupt token: {e}")))?;
+                if record.role == Role::Admin {
+                    admins += 1;
+                }
+                if record.id == key || record.name == key {
+                    found = Some((hash.value().to_string(), record));
+                }
+            }
+            let Some((hash, record)) = found else {
+                return Err(StoreError::NotFound(format!("token {key:?} not found")));
+            };
+            if record.role == Role::Admin && admins == 1 {
+                return Err(StoreError::Conflict(
+                    "the last admin token cannot be revoked".into(),
+                ));
+            }
+            t.remove(hash.as_str())?;
+            audit::record(
+                txn,
+                &actor,
+                "delete",
+                "token",
+                &record.id,
+                Some(&record),
+                None::<&()>,
+            )?;
+            Ok(record)
+        })
+        .await
     }
 }
