@@ -24,6 +24,8 @@ pub struct DaemonConfig {
     pub max_batch: usize,
     /// Address ranges plugins may reach. Default: public only.
     pub network: NetworkPolicy,
+    /// Task-log retention defaults and interval.
+    pub retention: crate::retention::RetentionDefaults,
 }
 
 impl Default for DaemonConfig {
@@ -34,6 +36,7 @@ impl Default for DaemonConfig {
             workers: DEFAULT_WORKERS,
             max_batch: crate::store::writer::DEFAULT_MAX_BATCH,
             network: NetworkPolicy::default(),
+            retention: crate::retention::RetentionDefaults::default(),
         }
     }
 }
@@ -115,6 +118,8 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     if queued + interrupted > 0 {
         tracing::info!(queued, interrupted, "recovered runs left by the previous process");
     }
+
+    crate::retention::spawn_pruner(store.clone(), config.retention);
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await

@@ -10,6 +10,7 @@ pub mod daemon;
 pub mod executor;
 pub mod ids;
 pub mod plugin;
+pub mod retention;
 pub mod run;
 pub mod runtime;
 pub mod store;

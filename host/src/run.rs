@@ -200,9 +200,54 @@ pub fn after_failure(
     }
 }
 
+/// Which of a task's runs retention deletes. `runs` are (id, status, finished_at)
+/// newest first; queued and running runs are never deleted and do not count. A run is
+/// deleted when `keep_last` newer finished runs exist, or when it finished before
+/// `cutoff` (RFC 3339, compared as text: both are UTC with the same format).
+pub fn prunable<'a>(
+    runs: &[(&'a str, RunStatus, Option<&str>)],
+    keep_last: usize,
+    cutoff: &str,
+) -> Vec<&'a str> {
+    let mut kept = 0;
+    let mut out = Vec::new();
+    for (id, status, finished) in runs {
+        if !status.is_terminal() {
+            continue;
+        }
+        let too_old = finished.is_some_and(|f| f < cutoff);
+        if kept >= keep_last || too_old {
+            out.push(*id);
+        } else {
+            kept += 1;
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_keeps_the_newest_finished_runs() {
+        let s = RunStatus::Succeeded;
+        let runs = vec![
+            ("r6", RunStatus::Running, None),
+            ("r5", s, Some("2026-11-05T00:00:00.000Z")),
+            ("r4", RunStatus::Failed, Some("2026-11-04T00:00:00.000Z")),
+            ("r3", RunStatus::Queued, None),
+            ("r2", s, Some("2026-11-02T00:00:00.000Z")),
+            ("r1", s, Some("2026-11-01T00:00:00.000Z")),
+        ];
+        assert_eq!(prunable(&runs, 2, "2000-01-01T00:00:00.000Z"), vec!["r2", "r1"]);
+        assert_eq!(prunable(&runs, 10, "2026-11-03T00:00:00.000Z"), vec!["r2", "r1"]);
+        assert_eq!(
+            prunable(&runs, 1, "2026-11-03T00:00:00.000Z"),
+            vec!["r4", "r2", "r1"]
+        );
+        assert!(prunable(&runs, 10, "2000-01-01T00:00:00.000Z").is_empty());
+    }
 
     #[test]
     fn statuses_round_trip_and_terminality() {

@@ -451,3 +451,56 @@ fn changes_are_audited_with_who_before_and_after() {
     assert_eq!(tokens["entries"].as_array().unwrap().len(), 1);
     assert_eq!(d.call("GET", "/v1/audit?since=never", None).0, 400);
 }
+
+#[test]
+fn retention_prunes_old_runs_per_task_and_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--prune-interval", "100ms", "--keep-runs", "4"]);
+    let keep2 = json!({"name": "keep2", "plugin": "echo", "retention": {"keep_last": 2}});
+    assert_eq!(d.call("POST", "/v1/tasks", Some(&keep2)).0, 201);
+    assert_eq!(
+        d.call(
+            "POST",
+            "/v1/tasks",
+            Some(&json!({"name": "plain", "plugin": "echo"}))
+        )
+        .0,
+        201
+    );
+    let mut newest = Vec::new();
+    for task in ["keep2", "plain"] {
+        for _ in 0..7 {
+            let (status, run) = d.call("POST", &format!("/v1/tasks/{task}/run?wait=true"), None);
+            assert_eq!(status, 200);
+            if task == "keep2" {
+                newest.push(run["id"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    let count = |task: &str| {
+        d.call("GET", &format!("/v1/runs?task={task}"), None).1["runs"]
+            .as_array()
+            .unwrap()
+            .len()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while (count("keep2"), count("plain")) != (2, 4) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "pruning never reached 2 and 4: {} {}",
+            count("keep2"),
+            count("plain")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The newest runs are the ones kept.
+    let (_, list) = d.call("GET", "/v1/runs?task=keep2", None);
+    let kept: Vec<&str> = list["runs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["id"].as_str())
+        .collect();
+    assert_eq!(kept, vec![newest[6].as_str(), newest[5].as_str()]);
+    assert_eq!(d.call("GET", &format!("/v1/runs/{}", newest[0]), None).0, 404);
+}

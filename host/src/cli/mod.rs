@@ -48,6 +48,15 @@ struct ServeArgs {
     /// Let plugins reach private and link-local addresses.
     #[arg(long, env = "SUNDIAL_ALLOW_PRIVATE")]
     allow_private: bool,
+    /// Finished runs kept per task when the task sets no `retention.keep_last`.
+    #[arg(long, env = "SUNDIAL_KEEP_RUNS", default_value_t = 1000)]
+    keep_runs: u32,
+    /// Finished runs older than this many days are deleted (unless the task says otherwise).
+    #[arg(long, env = "SUNDIAL_MAX_RUN_AGE_DAYS", default_value_t = 30)]
+    max_run_age_days: u32,
+    /// How often retention runs, e.g. 60s.
+    #[arg(long, env = "SUNDIAL_PRUNE_INTERVAL", default_value = "60s")]
+    prune_interval: String,
 }
 
 async fn serve(args: ServeArgs) -> u8 {
@@ -55,7 +64,27 @@ async fn serve(args: ServeArgs) -> u8 {
         eprintln!("error: --workers must be 1..=4096");
         return EXIT_USAGE;
     }
+    let interval = match crate::runtime::limits::parse_duration(&args.prune_interval) {
+        Ok(d) if d.as_millis() >= 100 => d,
+        Ok(_) => {
+            eprintln!("error: --prune-interval must be at least 100ms");
+            return EXIT_USAGE;
+        }
+        Err(e) => {
+            eprintln!("error: --prune-interval: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if args.keep_runs == 0 || args.max_run_age_days == 0 {
+        eprintln!("error: --keep-runs and --max-run-age-days must be at least 1");
+        return EXIT_USAGE;
+    }
     let config = crate::daemon::DaemonConfig {
+        retention: crate::retention::RetentionDefaults {
+            keep_last: args.keep_runs,
+            max_age_days: args.max_run_age_days,
+            interval_ms: interval.as_millis() as u64,
+        },
         data_dir: args.data,
         listen: args.listen,
         workers: args.workers,

@@ -214,3 +214,58 @@ impl Store {
         Ok((page, next))
     }
 }
+
+impl Store {
+    /// Apply retention to one task's runs: keep the newest `keep_last` finished runs and
+    /// none that finished before `cutoff`. Returns how many were deleted.
+    pub async fn prune_runs(
+        &self,
+        task_id: &str,
+        keep_last: usize,
+        cutoff: String,
+    ) -> Result<usize, StoreError> {
+        let task = task_id.to_string();
+        self.write(move |txn| {
+            let mut by_task = txn.open_table(RUNS_BY_TASK)?;
+            let mut runs = txn.open_table(RUNS)?;
+            let lo = format!("{task}/");
+            let hi = format!("{task}0");
+            let mut seen: Vec<(String, RunStatus, Option<String>)> = Vec::new();
+            for entry in by_task.range(lo.as_str()..hi.as_str())?.rev() {
+                let (k, _) = entry?;
+                let id = k.value().rsplit('/').next().unwrap_or_default().to_string();
+                if let Some(run) = get_json::<Run>(&runs, &id)? {
+                    seen.push((id, run.status, run.finished_at));
+                }
+            }
+            let view: Vec<(&str, RunStatus, Option<&str>)> = seen
+                .iter()
+                .map(|(id, st, f)| (id.as_str(), *st, f.as_deref()))
+                .collect();
+            let doomed = crate::run::prunable(&view, keep_last, &cutoff);
+            for id in &doomed {
+                runs.remove(*id)?;
+                by_task.remove(format!("{task}/{id}").as_str())?;
+            }
+            Ok(doomed.len())
+        })
+        .await
+    }
+
+    /// Ids of the tasks that have runs in the log (including deleted tasks).
+    pub fn tasks_with_runs(&self) -> Result<Vec<String>, StoreError> {
+        let txn = self.read()?;
+        let Ok(by_task) = txn.open_table(RUNS_BY_TASK) else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<String> = Vec::new();
+        for entry in by_task.iter()? {
+            let (k, _) = entry?;
+            let task = k.value().split('/').next().unwrap_or_default();
+            if out.last().is_none_or(|t| t != task) {
+                out.push(task.to_string());
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,62 @@
+//! Retention: keeps the task log bounded. Every interval, each task's finished runs
+//! beyond its `retention.keep_last` (or the global default) and those older than its
+//! `retention.max_age_days` (or the global default) are deleted. Queued and running
+//! runs are never deleted; runs of deleted tasks follow the global defaults.
+
+use crate::store::{Store, StoreError};
+use std::time::Duration;
+
+/// Global retention defaults, used where a task sets none.
+#[derive(Debug, Clone, Copy)]
+pub struct RetentionDefaults {
+    /// Finished runs kept per task. Default 1000.
+    pub keep_last: u32,
+    /// Finished runs older than this many days are deleted. Default 30.
+    pub max_age_days: u32,
+    /// How often retention runs, in milliseconds. Default 60 000.
+    pub interval_ms: u64,
+}
+
+impl Default for RetentionDefaults {
+    fn default() -> Self {
+        RetentionDefaults {
+            keep_last: 1000,
+            max_age_days: 30,
+            interval_ms: 60_000,
+        }
+    }
+}
+
+/// Apply retention to every task's runs once; returns how many runs were deleted.
+pub async fn prune_once(store: &Store, defaults: RetentionDefaults) -> Result<usize, StoreError> {
+    let mut deleted = 0;
+    for task_id in store.tasks_with_runs()? {
+        let policy = store
+            .task(&task_id)?
+            .map(|t| t.spec.retention)
+            .unwrap_or_default();
+        let keep = policy.keep_last.unwrap_or(defaults.keep_last) as usize;
+        let days = policy.max_age_days.unwrap_or(defaults.max_age_days);
+        let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        deleted += store.prune_runs(&task_id, keep, cutoff).await?;
+    }
+    Ok(deleted)
+}
+
+/// Run [`prune_once`] every `defaults.interval_ms` in the background.
+pub fn spawn_pruner(store: Store, defaults: RetentionDefaults) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(defaults.interval_ms.max(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            match prune_once(&store, defaults).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "retention pruned runs"),
+                Err(StoreError::Closed) => break,
+                Err(e) => tracing::warn!("retention failed: {e}"),
+            }
+        }
+    });
+}
