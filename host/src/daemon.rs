@@ -7,6 +7,7 @@ use crate::executor::{DEFAULT_WORKERS, Executor, now};
 use crate::runtime::{Grants, Limits, MemoryServices, NetworkPolicy, Runtime, RuntimeConfig};
 use crate::store::Store;
 use crate::store::tokens::{Role, TokenRecord};
+use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +25,8 @@ pub struct DaemonConfig {
     pub max_batch: usize,
     /// Address ranges plugins may reach. Default: public only.
     pub network: NetworkPolicy,
+    /// How long a graceful stop waits for running runs. Default 30 s.
+    pub grace: std::time::Duration,
     /// Task-log retention defaults and interval.
     pub retention: crate::retention::RetentionDefaults,
 }
@@ -37,6 +40,7 @@ impl Default for DaemonConfig {
             max_batch: crate::store::writer::DEFAULT_MAX_BATCH,
             network: NetworkPolicy::default(),
             retention: crate::retention::RetentionDefaults::default(),
+            grace: std::time::Duration::from_secs(30),
         }
     }
 }
@@ -126,10 +130,26 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("sundial listening on http://{addr} (data in {})", dir.display());
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server: {e}"))?;
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, api::router(state))
+            .with_graceful_shutdown(async {
+                let _ = http_stopped.await;
+            })
+            .into_future(),
+    );
+    shutdown_signal().await;
+    eprintln!(
+        "sundial stopping: no new runs, waiting up to {} s for running ones",
+        config.grace.as_secs()
+    );
+    let _ = stop_http.send(());
+    let left = executor.stop(config.grace).await;
+    if left > 0 {
+        eprintln!("{left} runs still running; they will be recovered as interrupted at the next start");
+    }
+    // Requests still open (for example `?wait=true`) get until the end of the grace period.
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(200), server).await;
     eprintln!("sundial stopped");
     Ok(())
 }

@@ -53,6 +53,7 @@ struct Inner {
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Run>>>>,
     finished: [std::sync::atomic::AtomicU64; 8],
+    stopping: std::sync::atomic::AtomicBool,
 }
 
 impl Drop for Inner {
@@ -101,6 +102,7 @@ impl Executor {
             running: Mutex::default(),
             waiters: Mutex::default(),
             finished: Default::default(),
+            stopping: Default::default(),
         });
         let exec = Executor { inner: inner.clone() };
         let dispatcher = exec.clone();
@@ -109,6 +111,14 @@ impl Executor {
                 let Ok(permit) = dispatcher.inner.workers.clone().acquire_owned().await else {
                     break;
                 };
+                if dispatcher
+                    .inner
+                    .stopping
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    // Left queued in the store: the next start picks it up.
+                    continue;
+                }
                 let worker = dispatcher.clone();
                 tokio::spawn(async move {
                     worker.execute(&id).await;
@@ -225,6 +235,23 @@ impl Executor {
         let plugin = Arc::new(plugin);
         lock(&self.inner.plugins).insert(record.digest.clone(), plugin.clone());
         Ok(plugin)
+    }
+
+    /// Stop starting runs and wait up to `grace` for the running ones to finish.
+    /// Returns how many were still running (they stay recorded as active, so the next
+    /// start treats them as interrupted and retries them per their task's policy).
+    pub async fn stop(&self, grace: Duration) -> usize {
+        self.inner
+            .stopping
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let running = lock(&self.inner.running).len();
+            if running == 0 || tokio::time::Instant::now() >= deadline {
+                return running;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Runs that reached each terminal status since start, in [`RunStatus::ALL`] order.

@@ -504,3 +504,66 @@ fn retention_prunes_old_runs_per_task_and_by_default() {
     assert_eq!(kept, vec![newest[6].as_str(), newest[5].as_str()]);
     assert_eq!(d.call("GET", &format!("/v1/runs/{}", newest[0]), None).0, 404);
 }
+
+fn sigterm_and_wait(mut d: Daemon) -> std::process::ExitStatus {
+    let pid = d.child.id().to_string();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        if let Some(status) = d.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the daemon did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+fn start_spin(d: &Daemon, timeout_ms: u64) -> String {
+    if d.call("GET", "/v1/plugins/hostile", None).0 == 404 {
+        assert_eq!(install(d, "hostile", "sundial-fixture-hostile", json!({})).0, 201);
+    }
+    let task = json!({"name": format!("spin{timeout_ms}"), "plugin": "hostile", "params": {"mode": "loop"},
+                      "timeout_ms": timeout_ms, "retry": {"max_attempts": 1}});
+    assert_eq!(d.call("POST", "/v1/tasks", Some(&task)).0, 201);
+    let (_, run) = d.call("POST", &format!("/v1/tasks/spin{timeout_ms}/run"), None);
+    let id = run["id"].as_str().unwrap().to_string();
+    while d.call("GET", &format!("/v1/runs/{id}"), None).1["status"] != "running" {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    id
+}
+
+#[test]
+fn sigterm_lets_running_runs_finish_within_the_grace_period() {
+    let dir = tempfile::tempdir().unwrap();
+    // Finishes (times out) within the grace period: recorded as timed_out.
+    let d = Daemon::start(dir.path(), &["--grace", "10s"]);
+    let finished = start_spin(&d, 800);
+    assert!(sigterm_and_wait(d).success());
+    // Outlives the grace period: left for recovery, which marks it interrupted.
+    let d = Daemon::start(dir.path(), &["--grace", "200ms"]);
+    assert_eq!(
+        d.call("GET", &format!("/v1/runs/{finished}"), None).1["status"],
+        "timed_out"
+    );
+    let cut = start_spin(&d, 20_000);
+    assert!(sigterm_and_wait(d).success());
+    let d = Daemon::start(dir.path(), &[]);
+    let (_, run) = d.call("GET", &format!("/v1/runs/{cut}"), None);
+    assert_eq!(run["status"], "interrupted", "{run}");
+    assert!(
+        run["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("daemon stopped")
+    );
+}

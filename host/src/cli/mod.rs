@@ -54,6 +54,9 @@ struct ServeArgs {
     /// Finished runs older than this many days are deleted (unless the task says otherwise).
     #[arg(long, env = "SUNDIAL_MAX_RUN_AGE_DAYS", default_value_t = 30)]
     max_run_age_days: u32,
+    /// On SIGTERM/SIGINT, how long to wait for running runs, e.g. 30s.
+    #[arg(long, env = "SUNDIAL_GRACE", default_value = "30s")]
+    grace: String,
     /// How often retention runs, e.g. 60s.
     #[arg(long, env = "SUNDIAL_PRUNE_INTERVAL", default_value = "60s")]
     prune_interval: String,
@@ -75,11 +78,19 @@ async fn serve(args: ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
+    let grace = match crate::runtime::limits::parse_duration(&args.grace) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("error: --grace: {e}");
+            return EXIT_USAGE;
+        }
+    };
     if args.keep_runs == 0 || args.max_run_age_days == 0 {
         eprintln!("error: --keep-runs and --max-run-age-days must be at least 1");
         return EXIT_USAGE;
     }
     let config = crate::daemon::DaemonConfig {
+        grace,
         retention: crate::retention::RetentionDefaults {
             keep_last: args.keep_runs,
             max_age_days: args.max_run_age_days,
