@@ -4,7 +4,7 @@
 
 use crate::api::{self, AppState};
 use crate::executor::{DEFAULT_WORKERS, Executor, now};
-use crate::runtime::{Grants, Limits, MemoryServices, NetworkPolicy, Runtime, RuntimeConfig};
+use crate::runtime::{Grants, Limits, NetworkPolicy, Runtime, RuntimeConfig};
 use crate::store::Store;
 use crate::store::tokens::{Role, TokenRecord};
 use std::future::IntoFuture;
@@ -79,7 +79,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         ..RuntimeConfig::default()
     })
     .map_err(|e| e.to_string())?;
-    let services = Arc::new(MemoryServices::default());
+    let services = Arc::new(crate::store::kv::StoreServices { store: store.clone() });
     let executor = Executor::start(store.clone(), runtime.clone(), services, config.workers)
         .map_err(|e| format!("starting the run threads: {e}"))?;
     let state = AppState {

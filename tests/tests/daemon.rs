@@ -567,3 +567,43 @@ fn sigterm_lets_running_runs_finish_within_the_grace_period() {
             .contains("daemon stopped")
     );
 }
+
+#[test]
+fn plugin_key_value_is_durable_and_private_to_each_plugin() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    for name in ["writer", "other"] {
+        assert_eq!(
+            install(
+                &d,
+                name,
+                "sundial-fixture-hostile",
+                json!({"grants": {"kv": true}})
+            )
+            .0,
+            201
+        );
+    }
+    for (task, plugin, mode) in [
+        ("write", "writer", "probe"),
+        ("read", "writer", "kv-read"),
+        ("peek", "other", "kv-read"),
+    ] {
+        let t = json!({"name": task, "plugin": plugin, "params": {"mode": mode}});
+        assert_eq!(d.call("POST", "/v1/tasks", Some(&t)).0, 201);
+    }
+    let (_, run) = d.call("POST", "/v1/tasks/write/run?wait=true", None);
+    assert_eq!(run["output"]["kv_set"], "Ok(())", "{run}");
+    d.kill9();
+    let d = Daemon::start(dir.path(), &[]);
+    let (_, run) = d.call("POST", "/v1/tasks/read/run?wait=true", None);
+    assert_eq!(
+        run["output"]["kv_get"], "Ok(Some(\"41\"))",
+        "survives kill -9: {run}"
+    );
+    let (_, run) = d.call("POST", "/v1/tasks/peek/run?wait=true", None);
+    assert_eq!(
+        run["output"]["kv_get"], "Ok(None)",
+        "another plugin cannot see it: {run}"
+    );
+}

@@ -7,6 +7,13 @@ pub mod action {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "sundial:plugin/action",
+        imports: {
+            // Backed by the store: they await its group-commit writer.
+            "sundial:plugin/host.kv-get": async,
+            "sundial:plugin/host.kv-set": async,
+            "sundial:plugin/host.kv-delete": async,
+            "sundial:plugin/host.secret": async,
+        },
         exports: { default: async },
         require_store_data_send: true,
         with: {

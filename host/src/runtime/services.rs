@@ -3,23 +3,34 @@
 //! [`MemoryServices`].
 
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Mutex;
+
+/// A boxed future, as returned by [`HostServices`] methods.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Largest key-value key, in bytes.
 pub const MAX_KV_KEY_BYTES: usize = 256;
 /// Largest key-value value, in bytes (1 MiB).
 pub const MAX_KV_VALUE_BYTES: usize = 1024 * 1024;
 
-/// Storage behind the host interface. Calls are synchronous and expected to be fast.
+/// Storage behind the host interface. Time spent in these calls counts toward the
+/// run's wall-clock timeout.
 pub trait HostServices: Send + Sync {
     /// Read `key` from `plugin`'s namespace.
-    fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, String>;
-    /// Write `key` in `plugin`'s namespace.
-    fn kv_set(&self, plugin: &str, key: &str, value: &[u8]) -> Result<(), String>;
+    fn kv_get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>>;
+    /// Write `key` in `plugin`'s namespace (durably, for the daemon).
+    fn kv_set<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), String>>;
     /// Delete `key` from `plugin`'s namespace.
-    fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), String>;
+    fn kv_delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), String>>;
     /// The value of secret `name`, if it exists. Grants are checked by the caller.
-    fn secret(&self, name: &str) -> Option<String>;
+    fn secret<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<String>>;
 }
 
 /// In-memory services: key-value per plugin and a fixed set of secrets.
@@ -40,33 +51,43 @@ impl MemoryServices {
 }
 
 impl HostServices for MemoryServices {
-    fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, String> {
-        let kv = self
+    fn kv_get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+        let result = self
             .kv
             .lock()
-            .map_err(|_| "key-value store poisoned".to_string())?;
-        Ok(kv.get(&(plugin.to_string(), key.to_string())).cloned())
+            .map(|kv| kv.get(&(plugin.to_string(), key.to_string())).cloned())
+            .map_err(|_| "key-value store poisoned".to_string());
+        Box::pin(std::future::ready(result))
     }
 
-    fn kv_set(&self, plugin: &str, key: &str, value: &[u8]) -> Result<(), String> {
-        let mut kv = self
+    fn kv_set<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        let result = self
             .kv
             .lock()
-            .map_err(|_| "key-value store poisoned".to_string())?;
-        kv.insert((plugin.to_string(), key.to_string()), value.to_vec());
-        Ok(())
+            .map(|mut kv| {
+                kv.insert((plugin.to_string(), key.to_string()), value);
+            })
+            .map_err(|_| "key-value store poisoned".to_string());
+        Box::pin(std::future::ready(result))
     }
 
-    fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), String> {
-        let mut kv = self
+    fn kv_delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        let result = self
             .kv
             .lock()
-            .map_err(|_| "key-value store poisoned".to_string())?;
-        kv.remove(&(plugin.to_string(), key.to_string()));
-        Ok(())
+            .map(|mut kv| {
+                kv.remove(&(plugin.to_string(), key.to_string()));
+            })
+            .map_err(|_| "key-value store poisoned".to_string());
+        Box::pin(std::future::ready(result))
     }
 
-    fn secret(&self, name: &str) -> Option<String> {
-        self.secrets.get(name).cloned()
+    fn secret<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<String>> {
+        Box::pin(std::future::ready(self.secrets.get(name).cloned()))
     }
 }

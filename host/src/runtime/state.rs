@@ -190,12 +190,12 @@ impl wit_host::Host for RunState {
         Ok(())
     }
 
-    fn kv_get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
+    async fn kv_get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
         self.check_kv(&key)?;
-        self.services.kv_get(&self.plugin.name, &key)
+        self.services.kv_get(&self.plugin.name, &key).await
     }
 
-    fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
+    async fn kv_set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
         self.check_kv(&key)?;
         if value.len() > MAX_KV_VALUE_BYTES {
             return Err(format!(
@@ -203,20 +203,20 @@ impl wit_host::Host for RunState {
                 value.len()
             ));
         }
-        self.services.kv_set(&self.plugin.name, &key, &value)
+        self.services.kv_set(&self.plugin.name, &key, value).await
     }
 
-    fn kv_delete(&mut self, key: String) -> Result<(), String> {
+    async fn kv_delete(&mut self, key: String) -> Result<(), String> {
         self.check_kv(&key)?;
-        self.services.kv_delete(&self.plugin.name, &key)
+        self.services.kv_delete(&self.plugin.name, &key).await
     }
 
-    fn secret(&mut self, name: String) -> Option<String> {
+    async fn secret(&mut self, name: String) -> Option<String> {
         if !self.plugin.grants.secrets.contains(&name) {
             self.denied(&format!("secret {name:?}"));
             return None;
         }
-        self.services.secret(&name)
+        self.services.secret(&name).await
     }
 }
 

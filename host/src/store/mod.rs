@@ -6,6 +6,7 @@
 //! structural changes bump [`SCHEMA_VERSION`] and add a step to [`MIGRATIONS`].
 
 pub mod audit;
+pub mod kv;
 pub mod plugins;
 pub mod runs;
 pub mod tables;

@@ -23,6 +23,9 @@ pub const RUN_QUEUE: TableDefinition<&str, ()> = TableDefinition::new("run_queue
 /// Runs a worker is executing: run id → (). Whatever is here at start was interrupted.
 pub const ACTIVE_RUNS: TableDefinition<&str, ()> = TableDefinition::new("active_runs");
 
+/// Plugins' key-value namespaces: `plugin/key` → bytes.
+pub const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+
 /// Read a JSON value.
 pub fn get_json<T: DeserializeOwned>(
     table: &impl ReadableTable<&'static str, &'static [u8]>,

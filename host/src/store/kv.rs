@@ -1,0 +1,68 @@
+//! The plugins' key-value namespaces, persisted in redb, and the [`HostServices`]
+//! the daemon gives plugins.
+
+use super::tables::KV;
+use super::{Store, StoreError};
+use crate::runtime::services::{BoxFuture, HostServices};
+
+fn kv_key(plugin: &str, key: &str) -> String {
+    // Plugin names never contain '/', so the prefix is unambiguous.
+    format!("{plugin}/{key}")
+}
+
+/// Host services backed by the store: key-value writes are durable before the plugin
+/// call returns. Secrets are not stored yet, so `secret` always reads as `None`.
+#[derive(Clone)]
+pub struct StoreServices {
+    /// The store.
+    pub store: Store,
+}
+
+impl HostServices for StoreServices {
+    fn kv_get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+        let result = (|| -> Result<Option<Vec<u8>>, StoreError> {
+            let txn = self.store.read()?;
+            let Ok(t) = txn.open_table(KV) else {
+                return Ok(None);
+            };
+            Ok(t.get(kv_key(plugin, key).as_str())?.map(|v| v.value().to_vec()))
+        })()
+        .map_err(|e| e.to_string());
+        Box::pin(std::future::ready(result))
+    }
+
+    fn kv_set<'a>(
+        &'a self,
+        plugin: &'a str,
+        key: &'a str,
+        value: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        let k = kv_key(plugin, key);
+        Box::pin(async move {
+            self.store
+                .write(move |txn| {
+                    txn.open_table(KV)?.insert(k.as_str(), value.as_slice())?;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn kv_delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        let k = kv_key(plugin, key);
+        Box::pin(async move {
+            self.store
+                .write(move |txn| {
+                    txn.open_table(KV)?.remove(k.as_str())?;
+                    Ok(())
+                })
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
+
+    fn secret<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Option<String>> {
+        Box::pin(std::future::ready(None))
+    }
+}
