@@ -11,6 +11,7 @@ use crate::plugin::PluginRecord;
 use crate::run::{AfterFailure, Run, RunCause, RunStatus, after_failure, status_for};
 use crate::runtime::{self, HostServices, Invocation, Limits, Plugin, PluginIdentity, Runtime};
 use crate::store::{Store, StoreError};
+use crate::task::OverlapPolicy;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,6 +55,10 @@ struct Inner {
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Run>>>>,
     finished: [std::sync::atomic::AtomicU64; 8],
     stopping: std::sync::atomic::AtomicBool,
+    /// Active (claimed) runs per task id, for the overlap policy.
+    active_by_task: Mutex<HashMap<String, Vec<String>>>,
+    /// Runs waiting for their task's active run to end (overlap policy `queue`).
+    deferred: Mutex<HashMap<String, std::collections::VecDeque<String>>>,
 }
 
 impl Drop for Inner {
@@ -103,6 +108,8 @@ impl Executor {
             waiters: Mutex::default(),
             finished: Default::default(),
             stopping: Default::default(),
+            active_by_task: Mutex::default(),
+            deferred: Mutex::default(),
         });
         let exec = Executor { inner: inner.clone() };
         let dispatcher = exec.clone();
@@ -254,6 +261,52 @@ impl Executor {
         }
     }
 
+    /// Apply the task's overlap policy before a run starts.
+    fn claim(&self, task: &str, run: &str, policy: OverlapPolicy) -> Slot {
+        let mut active = lock(&self.inner.active_by_task);
+        let runs = active.entry(task.to_string()).or_default();
+        match policy {
+            OverlapPolicy::Forbid if !runs.is_empty() => return Slot::Skip(runs[0].clone()),
+            OverlapPolicy::Queue if !runs.is_empty() => {
+                lock(&self.inner.deferred)
+                    .entry(task.to_string())
+                    .or_default()
+                    .push_back(run.to_string());
+                return Slot::Defer;
+            }
+            OverlapPolicy::Replace => {
+                let running = lock(&self.inner.running);
+                for other in runs.iter() {
+                    if let Some(handle) = running.get(other) {
+                        handle.abort();
+                    }
+                }
+            }
+            _ => {}
+        }
+        runs.push(run.to_string());
+        Slot::Go(Claim {
+            exec: self.clone(),
+            task: task.to_string(),
+            run: run.to_string(),
+        })
+    }
+
+    /// If no run of `task` is active, submit the next run deferred by `queue` overlap.
+    fn wake_deferred(&self, task: &str) {
+        let mut active = lock(&self.inner.active_by_task);
+        if active.get(task).is_some_and(|runs| !runs.is_empty()) {
+            return;
+        }
+        active.remove(task);
+        let next = lock(&self.inner.deferred)
+            .get_mut(task)
+            .and_then(|q| q.pop_front());
+        if let Some(next) = next {
+            let _ = self.inner.submit.send(next);
+        }
+    }
+
     /// Runs that reached each terminal status since start, in [`RunStatus::ALL`] order.
     pub fn finished_counts(&self) -> Vec<(RunStatus, u64)> {
         RunStatus::ALL
@@ -283,6 +336,29 @@ impl Executor {
 
     async fn try_execute(&self, id: &str) -> Result<(), StoreError> {
         let store = &self.inner.store;
+        let Some(queued) = store.run(id)? else {
+            return Ok(());
+        };
+        if queued.status != RunStatus::Queued {
+            // Cancelled while it waited: let the next deferred run of its task go.
+            self.wake_deferred(&queued.task_id);
+            return Ok(());
+        }
+        let policy = store
+            .task(&queued.task_id)?
+            .map(|t| t.spec.overlap)
+            .unwrap_or_default();
+        let _claim = match self.claim(&queued.task_id, id, policy) {
+            Slot::Go(claim) => claim,
+            Slot::Defer => return Ok(()),
+            Slot::Skip(active) => {
+                let reason =
+                    format!("skipped: run {active} of this task is still active (overlap policy forbid)");
+                let run = store.skip_run(id, reason, now()).await?;
+                self.notify(&run);
+                return Ok(());
+            }
+        };
         let Some(mut run) = store.start_run(id, now()).await? else {
             return Ok(());
         };
@@ -410,6 +486,35 @@ impl Executor {
         }
         self.notify(&run);
         Ok(())
+    }
+}
+
+/// What the overlap policy says about a run that is about to start.
+enum Slot {
+    /// Start it (the claim is released when the run ends).
+    Go(Claim),
+    /// Skip it: this run of the task is active (policy `forbid`).
+    Skip(String),
+    /// Start it when the active run of the task ends (policy `queue`).
+    Defer,
+}
+
+/// A run's place among its task's active runs; released on drop.
+struct Claim {
+    exec: Executor,
+    task: String,
+    run: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        {
+            let mut active = lock(&self.exec.inner.active_by_task);
+            if let Some(runs) = active.get_mut(&self.task) {
+                runs.retain(|r| *r != self.run);
+            }
+        }
+        self.exec.wake_deferred(&self.task);
     }
 }
 

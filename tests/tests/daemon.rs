@@ -607,3 +607,81 @@ fn plugin_key_value_is_durable_and_private_to_each_plugin() {
         "another plugin cannot see it: {run}"
     );
 }
+
+#[test]
+fn overlap_policies_forbid_queue_and_replace() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    assert_eq!(
+        install(&d, "hostile", "sundial-fixture-hostile", json!({})).0,
+        201
+    );
+    let run_status = |id: &str| d.call("GET", &format!("/v1/runs/{id}"), None).1;
+    let wait_for = |id: &str, want: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let run = run_status(id);
+            if run["status"] == want {
+                return run;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "run {id} never became {want}: {run}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    };
+    for policy in ["forbid", "queue", "replace"] {
+        let t = json!({"name": policy, "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 400,
+                       "overlap": policy, "retry": {"max_attempts": 1}});
+        assert_eq!(d.call("POST", "/v1/tasks", Some(&t)).0, 201);
+    }
+    // forbid: the second run is skipped while the first is running.
+    let first = d.call("POST", "/v1/tasks/forbid/run", None).1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(&first, "running");
+    let second = d.call("POST", "/v1/tasks/forbid/run", None).1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let skipped = wait_for(&second, "skipped");
+    assert!(
+        skipped["log"]["lines"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&first),
+        "{skipped}"
+    );
+    wait_for(&first, "timed_out");
+
+    // queue: the second run starts only after the first ends.
+    let first = d.call("POST", "/v1/tasks/queue/run", None).1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(&first, "running");
+    let second = d.call("POST", "/v1/tasks/queue/run", None).1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    assert_eq!(run_status(&second)["status"], "queued");
+    let first_done = wait_for(&first, "timed_out");
+    let second_done = wait_for(&second, "timed_out");
+    assert!(second_done["started_at"].as_str().unwrap() >= first_done["finished_at"].as_str().unwrap());
+
+    // replace: the first run is cancelled when the second starts.
+    let first = d.call("POST", "/v1/tasks/replace/run", None).1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(&first, "running");
+    let second = d.call("POST", "/v1/tasks/replace/run", None).1["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    wait_for(&first, "cancelled");
+    wait_for(&second, "timed_out");
+}

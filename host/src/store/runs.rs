@@ -121,6 +121,28 @@ impl Store {
         .await
     }
 
+    /// Mark a queued run skipped (overlap policy), with `reason` in its log.
+    pub async fn skip_run(&self, id: &str, reason: String, now: String) -> Result<Run, StoreError> {
+        let id = id.to_string();
+        self.write(move |txn| {
+            let mut run = load(txn, &id)?;
+            if run.status == RunStatus::Queued {
+                run.status = RunStatus::Skipped;
+                run.finished_at = Some(now);
+                run.log.lines.push(crate::runtime::log::LogLine {
+                    at_ms: 0,
+                    level: crate::runtime::log::Level::Info,
+                    origin: crate::runtime::log::Origin::Host,
+                    message: reason,
+                });
+                txn.open_table(RUN_QUEUE)?.remove(id.as_str())?;
+                put_json(&mut txn.open_table(RUNS)?, &id, &run)?;
+            }
+            Ok(run)
+        })
+        .await
+    }
+
     /// One run.
     pub fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
         let txn = self.read()?;
