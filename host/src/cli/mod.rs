@@ -1,8 +1,15 @@
-//! The `sundial` command line. Exit codes: 0 success, 1 the plugin returned an error
-//! or trapped, 2 usage error or invalid/incompatible component, 3 a limit (timeout,
-//! memory, fuel, output size) stopped the plugin.
+//! The `sundial` command line: `serve`, local plugin tools (`plugin run`, `plugin
+//! inspect`) and client commands for every noun of a running daemon.
+//!
+//! Exit codes: 0 success; 1 the plugin returned an error or trapped (local runs), or the
+//! daemon answered with an error (client commands); 2 usage error, invalid component,
+//! or daemon unreachable; 3 a limit (timeout, memory, fuel, output size) stopped the
+//! plugin.
 
+mod client;
 mod plugin;
+mod remote;
+mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -20,98 +27,44 @@ pub const EXIT_LIMIT: u8 = 3;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    remote: client::Remote,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Start the daemon: the API, the executor and the store.
-    Serve(ServeArgs),
-    /// Work with plugin components locally, without a daemon.
+    Serve(serve::ServeArgs),
+    /// Plugins: run or inspect a component locally; install, list, get, remove on the daemon.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
-}
-
-#[derive(Debug, clap::Args)]
-struct ServeArgs {
-    /// Data directory (store, admin token, compile cache).
-    #[arg(long, env = "SUNDIAL_DATA", default_value = "sundial-data")]
-    data: std::path::PathBuf,
-    /// Address for the API.
-    #[arg(long, env = "SUNDIAL_LISTEN", default_value = "127.0.0.1:7780")]
-    listen: std::net::SocketAddr,
-    /// Runs executing at once.
-    #[arg(long, env = "SUNDIAL_WORKERS", default_value_t = crate::executor::DEFAULT_WORKERS)]
-    workers: usize,
-    /// Let plugins reach loopback addresses (for local testing).
-    #[arg(long, env = "SUNDIAL_ALLOW_LOOPBACK")]
-    allow_loopback: bool,
-    /// Let plugins reach private and link-local addresses.
-    #[arg(long, env = "SUNDIAL_ALLOW_PRIVATE")]
-    allow_private: bool,
-    /// Finished runs kept per task when the task sets no `retention.keep_last`.
-    #[arg(long, env = "SUNDIAL_KEEP_RUNS", default_value_t = 1000)]
-    keep_runs: u32,
-    /// Finished runs older than this many days are deleted (unless the task says otherwise).
-    #[arg(long, env = "SUNDIAL_MAX_RUN_AGE_DAYS", default_value_t = 30)]
-    max_run_age_days: u32,
-    /// On SIGTERM/SIGINT, how long to wait for running runs, e.g. 30s.
-    #[arg(long, env = "SUNDIAL_GRACE", default_value = "30s")]
-    grace: String,
-    /// How often retention runs, e.g. 60s.
-    #[arg(long, env = "SUNDIAL_PRUNE_INTERVAL", default_value = "60s")]
-    prune_interval: String,
-}
-
-async fn serve(args: ServeArgs) -> u8 {
-    if args.workers == 0 || args.workers > 4096 {
-        eprintln!("error: --workers must be 1..=4096");
-        return EXIT_USAGE;
-    }
-    let interval = match crate::runtime::limits::parse_duration(&args.prune_interval) {
-        Ok(d) if d.as_millis() >= 100 => d,
-        Ok(_) => {
-            eprintln!("error: --prune-interval must be at least 100ms");
-            return EXIT_USAGE;
-        }
-        Err(e) => {
-            eprintln!("error: --prune-interval: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    let grace = match crate::runtime::limits::parse_duration(&args.grace) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: --grace: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    if args.keep_runs == 0 || args.max_run_age_days == 0 {
-        eprintln!("error: --keep-runs and --max-run-age-days must be at least 1");
-        return EXIT_USAGE;
-    }
-    let config = crate::daemon::DaemonConfig {
-        grace,
-        retention: crate::retention::RetentionDefaults {
-            keep_last: args.keep_runs,
-            max_age_days: args.max_run_age_days,
-            interval_ms: interval.as_millis() as u64,
-        },
-        data_dir: args.data,
-        listen: args.listen,
-        workers: args.workers,
-        network: crate::runtime::NetworkPolicy {
-            allow_loopback: args.allow_loopback,
-            allow_private: args.allow_private,
-        },
-        ..Default::default()
-    };
-    match crate::daemon::serve(config).await {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("error: {e}");
-            EXIT_PLUGIN_ERROR
-        }
-    }
+    /// Tasks on the daemon.
+    #[command(subcommand)]
+    Task(remote::TaskCommand),
+    /// Runs (the task log) on the daemon.
+    #[command(subcommand)]
+    Run(remote::RunCommand),
+    /// API tokens (admin only).
+    #[command(subcommand)]
+    Token(remote::TokenCommand),
+    /// The audit log.
+    Audit {
+        /// Only entries about this noun (plugin, task, token).
+        #[arg(long)]
+        noun: Option<String>,
+        /// Most entries to show.
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// Print finished runs with their plugin logs; `--follow` keeps printing.
+    Logs {
+        /// Only runs of this task.
+        #[arg(long)]
+        task: Option<String>,
+        /// Keep watching for runs that finish.
+        #[arg(long, short)]
+        follow: bool,
+    },
 }
 
 /// Parse the arguments and run the command; returns the process exit code.
@@ -137,9 +90,22 @@ pub fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(async {
-        match cli.command {
-            Command::Plugin(cmd) => plugin::execute(cmd).await,
-            Command::Serve(args) => serve(args).await,
+        let remote = cli.remote;
+        let result = match cli.command {
+            Command::Plugin(cmd) => return plugin::execute(cmd, &remote).await,
+            Command::Serve(args) => return serve::serve(args).await,
+            Command::Task(cmd) => remote::task(&remote, cmd).await,
+            Command::Run(cmd) => remote::run(&remote, cmd).await,
+            Command::Token(cmd) => remote::token(&remote, cmd).await,
+            Command::Audit { noun, limit } => remote::audit(&remote, noun, limit).await,
+            Command::Logs { task, follow } => remote::logs(&remote, task, follow).await,
+        };
+        match result {
+            Ok(()) => 0,
+            Err((code, msg)) => {
+                eprintln!("error: {msg}");
+                code
+            }
         }
     });
     ExitCode::from(code)

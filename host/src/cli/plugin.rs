@@ -1,6 +1,7 @@
 //! `sundial plugin run` and `sundial plugin inspect`: run or describe one component
 //! locally, with no daemon.
 
+use super::client::Remote;
 use super::{EXIT_LIMIT, EXIT_PLUGIN_ERROR, EXIT_USAGE};
 use crate::runtime::limits::{parse_duration, parse_size};
 use crate::runtime::{
@@ -22,6 +23,53 @@ pub(crate) enum PluginCommand {
     Run(Box<RunArgs>),
     /// Print the world a component implements, its imports, exports and digest.
     Inspect(InspectArgs),
+    /// Install a component on the daemon (validated and compiled before it is accepted).
+    Install(InstallArgs),
+    /// List the daemon's plugins.
+    List,
+    /// Show one installed plugin.
+    Get {
+        /// Plugin name.
+        name: String,
+    },
+    /// Remove a plugin from the daemon (refused while a task uses it).
+    Remove {
+        /// Plugin name.
+        name: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InstallArgs {
+    /// The component file.
+    file: PathBuf,
+    /// Name to install it under [default: the file name without extension].
+    #[arg(long)]
+    name: Option<String>,
+    /// Grant outbound HTTP to HOST; repeatable.
+    #[arg(long = "allow-host", value_name = "HOST")]
+    allow_hosts: Vec<String>,
+    /// Grant its key-value namespace.
+    #[arg(long)]
+    grant_kv: bool,
+    /// Grant emitting events.
+    #[arg(long)]
+    grant_events: bool,
+    /// Grant reading secret NAME; repeatable.
+    #[arg(long = "grant-secret", value_name = "NAME")]
+    secrets: Vec<String>,
+    /// Wall-clock timeout per run, e.g. 30s.
+    #[arg(long)]
+    timeout: Option<String>,
+    /// Memory cap, e.g. 64MiB.
+    #[arg(long)]
+    memory: Option<String>,
+    /// Fuel budget per run.
+    #[arg(long)]
+    fuel: Option<u64>,
+    /// Description.
+    #[arg(long, default_value = "")]
+    description: String,
 }
 
 #[derive(Debug, Args)]
@@ -98,10 +146,26 @@ pub(crate) struct InspectArgs {
 }
 
 /// Run a plugin subcommand; returns the exit code.
-pub(crate) async fn execute(cmd: PluginCommand) -> u8 {
+pub(crate) async fn execute(cmd: PluginCommand, remote: &Remote) -> u8 {
     let result = match cmd {
         PluginCommand::Run(args) => run(*args).await,
         PluginCommand::Inspect(args) => inspect(args),
+        PluginCommand::Install(args) => install(args, remote).await,
+        PluginCommand::List => list(remote).await,
+        PluginCommand::Get { name } => remote
+            .call("GET", &format!("/v1/plugins/{name}"), None)
+            .await
+            .map(|v| {
+                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                0
+            }),
+        PluginCommand::Remove { name } => remote
+            .call("DELETE", &format!("/v1/plugins/{name}"), None)
+            .await
+            .map(|_| {
+                println!("removed plugin {name}");
+                0
+            }),
     };
     result.unwrap_or_else(|(code, msg)| {
         eprintln!("error: {msg}");
@@ -308,6 +372,78 @@ async fn run(args: RunArgs) -> CliResult {
             }
         }
     })
+}
+
+async fn install(args: InstallArgs, remote: &Remote) -> CliResult {
+    use base64::Engine as _;
+    let bytes = std::fs::read(&args.file).map_err(|e| usage(format!("{}: {e}", args.file.display())))?;
+    let name = match args.name {
+        Some(n) => n,
+        None => args
+            .file
+            .file_stem()
+            .map(|s| s.to_string_lossy().replace('_', "-"))
+            .unwrap_or_default(),
+    };
+    let mut limits = serde_json::Map::new();
+    if let Some(t) = &args.timeout {
+        let ms = parse_duration(t)
+            .map_err(|e| usage(format!("--timeout: {e}")))?
+            .as_millis() as u64;
+        limits.insert("timeout_ms".into(), ms.into());
+    }
+    if let Some(m) = &args.memory {
+        limits.insert(
+            "memory_bytes".into(),
+            parse_size(m).map_err(|e| usage(format!("--memory: {e}")))?.into(),
+        );
+    }
+    if let Some(f) = args.fuel {
+        limits.insert("fuel".into(), f.into());
+    }
+    let body = serde_json::json!({
+        "name": name,
+        "wasm_base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
+        "grants": {"hosts": args.allow_hosts, "kv": args.grant_kv, "emit_events": args.grant_events, "secrets": args.secrets},
+        "limits": limits,
+        "description": args.description,
+    });
+    let v = remote.call("POST", "/v1/plugins", Some(&body)).await?;
+    remote.print(&v, |p| {
+        format!(
+            "installed {} plugin {} ({})\n",
+            super::client::text(&p["world"]),
+            super::client::text(&p["name"]),
+            super::client::text(&p["digest"])
+        )
+    });
+    Ok(0)
+}
+
+async fn list(remote: &Remote) -> CliResult {
+    use super::client::{table, text};
+    let v = remote.call("GET", "/v1/plugins", None).await?;
+    remote.print(&v, |v| {
+        let rows = v["plugins"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .map(|p| {
+                        let digest = text(&p["digest"]);
+                        vec![
+                            text(&p["name"]),
+                            text(&p["world"]),
+                            digest.chars().take(19).collect(),
+                            text(&p["size_bytes"]),
+                            text(&p["bundled"]),
+                        ]
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        table(&["NAME", "WORLD", "DIGEST", "BYTES", "BUNDLED"], rows)
+    });
+    Ok(0)
 }
 
 fn inspect(args: InspectArgs) -> CliResult {
