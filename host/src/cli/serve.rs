@@ -1,86 +1,202 @@
-//! `sundial serve`: flags (each with an environment variable) to `DaemonConfig`.
+//! `sundial serve`: flags, environment variables and an optional TOML config file,
+//! resolved into a `DaemonConfig`. Precedence: flag or environment variable, then the
+//! config file, then the built-in default. Every key is documented in
+//! `docs/operations.md` with its default and unit.
 
 use super::{EXIT_PLUGIN_ERROR, EXIT_USAGE};
+use crate::daemon::DaemonConfig;
+use crate::retention::RetentionDefaults;
+use crate::runtime::NetworkPolicy;
+use crate::runtime::limits::parse_duration;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::PathBuf;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// Data directory (store, admin token, compile cache).
-    #[arg(long, env = "SUNDIAL_DATA", default_value = "sundial-data")]
-    data: std::path::PathBuf,
-    /// Address for the API.
-    #[arg(long, env = "SUNDIAL_LISTEN", default_value = "127.0.0.1:7780")]
-    listen: std::net::SocketAddr,
-    /// Runs executing at once.
-    #[arg(long, env = "SUNDIAL_WORKERS", default_value_t = crate::executor::DEFAULT_WORKERS)]
-    workers: usize,
-    /// Let plugins reach loopback addresses (for local testing).
-    #[arg(long, env = "SUNDIAL_ALLOW_LOOPBACK")]
-    allow_loopback: bool,
-    /// Let plugins reach private and link-local addresses.
-    #[arg(long, env = "SUNDIAL_ALLOW_PRIVATE")]
-    allow_private: bool,
-    /// Finished runs kept per task when the task sets no `retention.keep_last`.
-    #[arg(long, env = "SUNDIAL_KEEP_RUNS", default_value_t = 1000)]
-    keep_runs: u32,
-    /// Finished runs older than this many days are deleted (unless the task says otherwise).
-    #[arg(long, env = "SUNDIAL_MAX_RUN_AGE_DAYS", default_value_t = 30)]
-    max_run_age_days: u32,
-    /// On SIGTERM/SIGINT, how long to wait for running runs, e.g. 30s.
-    #[arg(long, env = "SUNDIAL_GRACE", default_value = "30s")]
-    grace: String,
-    /// How often retention runs, e.g. 60s.
-    #[arg(long, env = "SUNDIAL_PRUNE_INTERVAL", default_value = "60s")]
-    prune_interval: String,
+    /// TOML config file (keys as in docs/operations.md).
+    #[arg(long, env = "SUNDIAL_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (store, admin token, compile cache) [default: sundial-data].
+    #[arg(long, env = "SUNDIAL_DATA")]
+    data: Option<PathBuf>,
+    /// Address for the API [default: 127.0.0.1:7780].
+    #[arg(long, env = "SUNDIAL_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Runs executing at once [default: 16].
+    #[arg(long, env = "SUNDIAL_WORKERS")]
+    workers: Option<usize>,
+    /// Let plugins reach loopback addresses (for local testing) [default: false].
+    #[arg(long, env = "SUNDIAL_ALLOW_LOOPBACK", num_args = 0..=1, default_missing_value = "true")]
+    allow_loopback: Option<bool>,
+    /// Let plugins reach private and link-local addresses [default: false].
+    #[arg(long, env = "SUNDIAL_ALLOW_PRIVATE", num_args = 0..=1, default_missing_value = "true")]
+    allow_private: Option<bool>,
+    /// Finished runs kept per task when the task sets none [default: 1000].
+    #[arg(long, env = "SUNDIAL_KEEP_RUNS")]
+    keep_runs: Option<u32>,
+    /// Finished runs older than this many days are deleted unless the task says otherwise [default: 30].
+    #[arg(long, env = "SUNDIAL_MAX_RUN_AGE_DAYS")]
+    max_run_age_days: Option<u32>,
+    /// How often retention runs, e.g. 60s [default: 60s].
+    #[arg(long, env = "SUNDIAL_PRUNE_INTERVAL")]
+    prune_interval: Option<String>,
+    /// On SIGTERM/SIGINT, how long to wait for running runs [default: 30s].
+    #[arg(long, env = "SUNDIAL_GRACE")]
+    grace: Option<String>,
+    /// Log format: text or json [default: text].
+    #[arg(long, env = "SUNDIAL_LOG_FORMAT")]
+    log_format: Option<String>,
 }
 
-pub(crate) async fn serve(args: ServeArgs) -> u8 {
-    if args.workers == 0 || args.workers > 4096 {
-        eprintln!("error: --workers must be 1..=4096");
-        return EXIT_USAGE;
+/// The config file: the same keys as the flags, in snake_case.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    data: Option<PathBuf>,
+    listen: Option<SocketAddr>,
+    workers: Option<usize>,
+    allow_loopback: Option<bool>,
+    allow_private: Option<bool>,
+    keep_runs: Option<u32>,
+    max_run_age_days: Option<u32>,
+    prune_interval: Option<String>,
+    grace: Option<String>,
+    log_format: Option<String>,
+}
+
+/// The resolved settings: the daemon's config and the log format.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub(crate) daemon: DaemonConfig,
+    pub(crate) json_logs: bool,
+}
+
+fn duration(
+    key: &str,
+    text: Option<String>,
+    default: &str,
+    min_ms: u128,
+) -> Result<std::time::Duration, String> {
+    let text = text.unwrap_or_else(|| default.to_string());
+    let d = parse_duration(&text).map_err(|e| format!("{key}: {e}"))?;
+    if d.as_millis() < min_ms {
+        return Err(format!("{key}: must be at least {min_ms} ms"));
     }
-    let interval = match crate::runtime::limits::parse_duration(&args.prune_interval) {
-        Ok(d) if d.as_millis() >= 100 => d,
-        Ok(_) => {
-            eprintln!("error: --prune-interval must be at least 100ms");
-            return EXIT_USAGE;
-        }
-        Err(e) => {
-            eprintln!("error: --prune-interval: {e}");
-            return EXIT_USAGE;
-        }
+    Ok(d)
+}
+
+/// Merge flags/environment over the file over the defaults, validating every value.
+pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolved, String> {
+    let file: FileConfig = match file_text {
+        Some(t) => toml::from_str(t).map_err(|e| format!("config file: {e}"))?,
+        None => FileConfig::default(),
     };
-    let grace = match crate::runtime::limits::parse_duration(&args.grace) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("error: --grace: {e}");
-            return EXIT_USAGE;
-        }
-    };
-    if args.keep_runs == 0 || args.max_run_age_days == 0 {
-        eprintln!("error: --keep-runs and --max-run-age-days must be at least 1");
-        return EXIT_USAGE;
+    let d = DaemonConfig::default();
+    let r = RetentionDefaults::default();
+    let workers = args.workers.or(file.workers).unwrap_or(d.workers);
+    if workers == 0 || workers > 4096 {
+        return Err(format!("workers: {workers} is outside 1..=4096"));
     }
-    let config = crate::daemon::DaemonConfig {
-        grace,
-        retention: crate::retention::RetentionDefaults {
-            keep_last: args.keep_runs,
-            max_age_days: args.max_run_age_days,
-            interval_ms: interval.as_millis() as u64,
-        },
-        data_dir: args.data,
-        listen: args.listen,
-        workers: args.workers,
-        network: crate::runtime::NetworkPolicy {
-            allow_loopback: args.allow_loopback,
-            allow_private: args.allow_private,
-        },
-        ..Default::default()
+    let keep_last = args.keep_runs.or(file.keep_runs).unwrap_or(r.keep_last);
+    let max_age_days = args
+        .max_run_age_days
+        .or(file.max_run_age_days)
+        .unwrap_or(r.max_age_days);
+    if keep_last == 0 || max_age_days == 0 {
+        return Err("keep_runs and max_run_age_days must be at least 1".into());
+    }
+    let interval = duration(
+        "prune_interval",
+        args.prune_interval.or(file.prune_interval),
+        "60s",
+        100,
+    )?;
+    let grace = duration("grace", args.grace.or(file.grace), "30s", 0)?;
+    let json_logs = match args.log_format.or(file.log_format).as_deref() {
+        None | Some("text") => false,
+        Some("json") => true,
+        Some(other) => return Err(format!("log_format: {other:?} is not text or json")),
     };
-    match crate::daemon::serve(config).await {
+    Ok(Resolved {
+        daemon: DaemonConfig {
+            data_dir: args.data.or(file.data).unwrap_or(d.data_dir),
+            listen: args.listen.or(file.listen).unwrap_or(d.listen),
+            workers,
+            max_batch: d.max_batch,
+            network: NetworkPolicy {
+                allow_loopback: args.allow_loopback.or(file.allow_loopback).unwrap_or(false),
+                allow_private: args.allow_private.or(file.allow_private).unwrap_or(false),
+            },
+            retention: RetentionDefaults {
+                keep_last,
+                max_age_days,
+                interval_ms: interval.as_millis() as u64,
+            },
+            grace,
+        },
+        json_logs,
+    })
+}
+
+pub(crate) async fn serve(mut args: ServeArgs) -> u8 {
+    let file_text = match args.config.take() {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: --config {}: {e}", path.display());
+                return EXIT_USAGE;
+            }
+        },
+        None => None,
+    };
+    let resolved = match resolve(args, file_text.as_deref()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    super::init_logging(resolved.json_logs, "info");
+    match crate::daemon::serve(resolved.daemon).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e}");
             EXIT_PLUGIN_ERROR
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_file_and_flags_layer_in_that_order() {
+        let r = resolve(ServeArgs::default(), None).unwrap();
+        assert_eq!(r.daemon.listen.to_string(), "127.0.0.1:7780");
+        assert_eq!(r.daemon.retention.keep_last, 1000);
+        let file =
+            "workers = 4\nkeep_runs = 10\ngrace = \"5s\"\nlog_format = \"json\"\nallow_loopback = true\n";
+        let r = resolve(ServeArgs::default(), Some(file)).unwrap();
+        assert_eq!((r.daemon.workers, r.daemon.retention.keep_last), (4, 10));
+        assert_eq!(r.daemon.grace.as_secs(), 5);
+        assert!(r.json_logs && r.daemon.network.allow_loopback);
+        let args = ServeArgs {
+            workers: Some(8),
+            ..ServeArgs::default()
+        };
+        assert_eq!(resolve(args, Some(file)).unwrap().daemon.workers, 8);
+    }
+
+    #[test]
+    fn bad_values_name_their_key() {
+        let err = |file: &str| resolve(ServeArgs::default(), Some(file)).unwrap_err();
+        assert!(err("wrkers = 3").contains("unknown field `wrkers`"));
+        assert!(err("workers = 0").contains("workers"));
+        assert!(err("prune_interval = \"1ms\"").contains("prune_interval"));
+        assert!(err("grace = \"soon\"").contains("grace"));
+        assert!(err("log_format = \"xml\"").contains("log_format"));
+        assert!(err("listen = \"nowhere\"").contains("listen"));
     }
 }
