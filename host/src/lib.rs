@@ -1,3 +1,4 @@
+#![recursion_limit = "512"]
 //! Sundial: an automation runtime that runs every task action as a sandboxed
 //! WebAssembly component. See `docs/ARCHITECTURE.md` for the module map.
 

@@ -164,6 +164,12 @@ fn bad_requests_get_precise_errors() {
     assert!(body.contains("missing `Authorization"));
     assert_eq!(d.call_as(Some("sdl_wrong"), "GET", "/v1/tasks", None).0, 401);
     assert_eq!(raw_http(&d.addr, "GET", "/healthz", "", b"").0, 200);
+    assert_eq!(raw_http(&d.addr, "GET", "/openapi.json", "", b"").0, 401);
+    assert_eq!(raw_http(&d.addr, "GET", "/metrics", "", b"").0, 401);
+    let (status, doc) = d.call("GET", "/openapi.json", None);
+    assert_eq!(status, 200);
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert!(doc["paths"]["/v1/tasks/{id}/run"]["post"].is_object());
 
     let cases: Vec<(&str, &str, Option<Value>, u16, &str)> = vec![
         (

@@ -1,6 +1,7 @@
 //! The REST API under `/v1/`: JSON in and out, bearer-token auth with roles, errors as
 //! `{"error": {"code", "message"}}` with a precise status.
 
+pub mod openapi;
 mod plugins;
 mod runs;
 mod tasks;
@@ -202,6 +203,10 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(|_caller: Caller| async { axum::Json(openapi::document()) }),
+        )
         .route("/v1/plugins", get(plugins::list).post(plugins::install))
         .route(
             "/v1/plugins/{name}",
