@@ -55,6 +55,7 @@ struct Inner {
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Run>>>>,
     finished: [std::sync::atomic::AtomicU64; 8],
     stopping: std::sync::atomic::AtomicBool,
+    durations: crate::metrics::Histogram,
     /// Active (claimed) runs per task id, for the overlap policy.
     active_by_task: Mutex<HashMap<String, Vec<String>>>,
     /// Runs waiting for their task's active run to end (overlap policy `queue`).
@@ -108,6 +109,7 @@ impl Executor {
             waiters: Mutex::default(),
             finished: Default::default(),
             stopping: Default::default(),
+            durations: crate::metrics::Histogram::new(crate::metrics::SECONDS),
             active_by_task: Mutex::default(),
             deferred: Mutex::default(),
         });
@@ -316,8 +318,27 @@ impl Executor {
             .collect()
     }
 
+    /// Runs executing right now.
+    pub fn running_count(&self) -> usize {
+        lock(&self.inner.running).len()
+    }
+
+    /// Append the executor's histograms to a Prometheus exposition.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.inner.durations.render(
+            out,
+            "sundial_run_duration_seconds",
+            "Duration of finished run attempts.",
+        );
+    }
+
     /// Count a finished run and wake whoever waits for it.
     fn notify(&self, run: &Run) {
+        if run.resources.duration_us > 0 {
+            self.inner
+                .durations
+                .observe(run.resources.duration_us as f64 / 1e6);
+        }
         if let Some(i) = RunStatus::ALL.iter().position(|s| *s == run.status) {
             self.inner.finished[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }

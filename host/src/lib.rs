@@ -10,6 +10,7 @@ pub mod cli;
 pub mod daemon;
 pub mod executor;
 pub mod ids;
+pub mod metrics;
 pub mod plugin;
 pub mod retention;
 pub mod run;

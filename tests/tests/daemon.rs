@@ -89,6 +89,24 @@ fn a_task_from_plugin_install_to_run_log() {
         vec![run2["id"].as_str().unwrap(), run["id"].as_str().unwrap()]
     );
 
+    // Metrics count what happened.
+    let headers = format!("authorization: Bearer {}\r\n", d.token);
+    let (status, metrics) = raw_http(&d.addr, "GET", "/metrics", &headers, b"");
+    assert_eq!(status, 200);
+    assert!(
+        metrics.contains("sundial_runs_finished_total{status=\"succeeded\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sundial_run_duration_seconds_count 2"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("sundial_run_queue_depth 0"), "{metrics}");
+    assert!(
+        metrics.contains("sundial_store_batch_size_bucket{le=\"+Inf\"}"),
+        "{metrics}"
+    );
+
     // The plugin cannot be removed while the task uses it; the task can be deleted.
     let (status, err) = d.call("DELETE", "/v1/plugins/hello", None);
     assert_eq!(status, 409);

@@ -177,6 +177,24 @@ async fn metrics(
     );
     let _ = writeln!(out, "# TYPE sundial_store_max_batch gauge");
     let _ = writeln!(out, "sundial_store_max_batch {}", stats.max_batch.load(Relaxed));
+    stats.commit_seconds.render(
+        &mut out,
+        "sundial_store_commit_seconds",
+        "Commit (fsync) latency.",
+    );
+    stats
+        .batch_size
+        .render(&mut out, "sundial_store_batch_size", "Mutations per commit.");
+    let _ = writeln!(
+        out,
+        "# HELP sundial_run_queue_depth Runs waiting in the durable queue."
+    );
+    let _ = writeln!(out, "# TYPE sundial_run_queue_depth gauge");
+    let _ = writeln!(out, "sundial_run_queue_depth {}", state.store.queue_depth()?);
+    let _ = writeln!(out, "# HELP sundial_runs_running Runs executing now.");
+    let _ = writeln!(out, "# TYPE sundial_runs_running gauge");
+    let _ = writeln!(out, "sundial_runs_running {}", state.executor.running_count());
+    state.executor.render_metrics(&mut out);
     let _ = writeln!(
         out,
         "# HELP sundial_runs_finished_total Runs that reached a final status since start."

@@ -143,6 +143,16 @@ impl Store {
         .await
     }
 
+    /// Number of runs waiting in the queue.
+    pub fn queue_depth(&self) -> Result<u64, StoreError> {
+        use redb::ReadableTableMetadata;
+        let txn = self.read()?;
+        let Ok(q) = txn.open_table(RUN_QUEUE) else {
+            return Ok(0);
+        };
+        Ok(q.len()?)
+    }
+
     /// One run.
     pub fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
         let txn = self.read()?;

@@ -26,8 +26,12 @@ struct Job {
 }
 
 /// Counters of the writer, for metrics and benchmarks.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct WriterStats {
+    /// Commit (fsync) latency, in seconds.
+    pub commit_seconds: crate::metrics::Histogram,
+    /// Mutations per commit.
+    pub batch_size: crate::metrics::Histogram,
     /// Commits made.
     pub commits: AtomicU64,
     /// Mutations applied (successful or refused).
@@ -36,6 +40,19 @@ pub struct WriterStats {
     pub commit_micros: AtomicU64,
     /// Largest batch seen.
     pub max_batch: AtomicU64,
+}
+
+impl Default for WriterStats {
+    fn default() -> Self {
+        WriterStats {
+            commit_seconds: crate::metrics::Histogram::new(crate::metrics::SECONDS),
+            batch_size: crate::metrics::Histogram::new(crate::metrics::BATCH),
+            commits: AtomicU64::new(0),
+            mutations: AtomicU64::new(0),
+            commit_micros: AtomicU64::new(0),
+            max_batch: AtomicU64::new(0),
+        }
+    }
 }
 
 impl WriterStats {
@@ -139,6 +156,8 @@ fn commit_batch(db: &Database, batch: &mut Vec<Job>, stats: &WriterStats) {
         .commit_micros
         .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
     stats.max_batch.fetch_max(size, Ordering::Relaxed);
+    stats.commit_seconds.observe(took.as_secs_f64());
+    stats.batch_size.observe(size as f64);
     if took > Duration::from_secs(1) {
         tracing::warn!(?took, size, "slow store commit");
     }
