@@ -14,6 +14,7 @@ pub mod invocation;
 pub mod limits;
 pub mod log;
 mod outbound;
+mod outcome;
 pub mod services;
 pub mod state;
 
@@ -29,6 +30,7 @@ use bindings::action::sundial::plugin::types as wit;
 use cache::CompileCache;
 use log::{Level, Origin, SharedLog};
 use outbound::OutboundHttp;
+use outcome::{DeadlineExceeded, classify, preview, timeout_error};
 use serde_json::Value;
 use state::{Limiter, LogStream, RunState};
 use std::path::PathBuf;
@@ -36,9 +38,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker, ResourceTable, types::ComponentItem};
-use wasmtime::{
-    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap, UpdateDeadline,
-};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
@@ -149,11 +149,6 @@ impl Drop for Inner {
 pub struct Runtime {
     inner: Arc<Inner>,
 }
-
-/// Marker error the epoch callback raises when a run's deadline has passed.
-#[derive(Debug, thiserror::Error)]
-#[error("deadline exceeded")]
-struct DeadlineExceeded;
 
 /// The stack available to wasm code, in bytes (wasmtime's default, 512 KiB).
 const MAX_WASM_STACK: usize = 512 * 1024;
@@ -576,61 +571,4 @@ fn map_report<T>(report: RunReport<Output>, f: impl FnOnce(Output) -> Result<T, 
         events,
         resources,
     }
-}
-
-fn timeout_error(limits: &Limits) -> RunError {
-    RunError::Timeout(format!(
-        "the run exceeded its {} ms wall-clock limit",
-        limits.timeout_ms
-    ))
-}
-
-/// Turn a wasmtime error into the reason the run failed.
-fn classify(e: &wasmtime::Error, state: &RunState, limits: &Limits, log: &SharedLog) -> RunError {
-    if e.is::<DeadlineExceeded>() {
-        return timeout_error(limits);
-    }
-    let trap = e.downcast_ref::<Trap>().copied();
-    if trap == Some(Trap::OutOfFuel) {
-        return RunError::FuelExhausted(format!(
-            "used all {} units of fuel",
-            limits.fuel.unwrap_or(u64::MAX)
-        ));
-    }
-    if trap == Some(Trap::Interrupt) {
-        return timeout_error(limits);
-    }
-    if state.limiter.hit {
-        return RunError::MemoryLimit(format!(
-            "the plugin tried to grow its memory past its {} MiB cap and stopped ({})",
-            limits.memory_bytes / limits::MIB,
-            trap.map(|t| t.to_string()).unwrap_or_else(|| format!("{e}"))
-        ));
-    }
-    let Some(trap) = trap else {
-        // Not a trap: a failure during instantiation or in a host call.
-        return RunError::Instantiate(format!("{e:#}"));
-    };
-    let stderr = log.stderr_tail(4);
-    let mut message = match trap {
-        Trap::StackOverflow => "stack overflow: the plugin exhausted its call stack".to_string(),
-        Trap::MemoryOutOfBounds => {
-            "out-of-bounds memory access (a bug in the plugin, or its shadow stack overflowed)".to_string()
-        }
-        Trap::UnreachableCodeReached if stderr.contains("panicked at") => "the plugin panicked".to_string(),
-        other => other.to_string(),
-    };
-    if !stderr.is_empty() {
-        message.push_str(": ");
-        message.push_str(stderr.trim());
-    }
-    RunError::Trap(message)
-}
-
-fn preview(text: &str) -> &str {
-    let mut end = text.len().min(120);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }

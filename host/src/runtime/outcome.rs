@@ -1,0 +1,70 @@
+//! Turning how a call ended into a [`RunError`]: deadline, fuel, memory cap, the kind
+//! of trap (quoting a panic message from stderr), and previews of bad output.
+
+use super::error::RunError;
+use super::limits::{self, Limits};
+use super::log::SharedLog;
+use super::state::RunState;
+use wasmtime::Trap;
+
+/// Marker error the epoch callback raises when a run's deadline has passed.
+#[derive(Debug, thiserror::Error)]
+#[error("deadline exceeded")]
+pub(super) struct DeadlineExceeded;
+
+pub(super) fn timeout_error(limits: &Limits) -> RunError {
+    RunError::Timeout(format!(
+        "the run exceeded its {} ms wall-clock limit",
+        limits.timeout_ms
+    ))
+}
+
+/// Turn a wasmtime error into the reason the run failed.
+pub(super) fn classify(e: &wasmtime::Error, state: &RunState, limits: &Limits, log: &SharedLog) -> RunError {
+    if e.is::<DeadlineExceeded>() {
+        return timeout_error(limits);
+    }
+    let trap = e.downcast_ref::<Trap>().copied();
+    if trap == Some(Trap::OutOfFuel) {
+        return RunError::FuelExhausted(format!(
+            "used all {} units of fuel",
+            limits.fuel.unwrap_or(u64::MAX)
+        ));
+    }
+    if trap == Some(Trap::Interrupt) {
+        return timeout_error(limits);
+    }
+    if state.limiter.hit {
+        return RunError::MemoryLimit(format!(
+            "the plugin tried to grow its memory past its {} MiB cap and stopped ({})",
+            limits.memory_bytes / limits::MIB,
+            trap.map(|t| t.to_string()).unwrap_or_else(|| format!("{e}"))
+        ));
+    }
+    let Some(trap) = trap else {
+        // Not a trap: a failure during instantiation or in a host call.
+        return RunError::Instantiate(format!("{e:#}"));
+    };
+    let stderr = log.stderr_tail(4);
+    let mut message = match trap {
+        Trap::StackOverflow => "stack overflow: the plugin exhausted its call stack".to_string(),
+        Trap::MemoryOutOfBounds => {
+            "out-of-bounds memory access (a bug in the plugin, or its shadow stack overflowed)".to_string()
+        }
+        Trap::UnreachableCodeReached if stderr.contains("panicked at") => "the plugin panicked".to_string(),
+        other => other.to_string(),
+    };
+    if !stderr.is_empty() {
+        message.push_str(": ");
+        message.push_str(stderr.trim());
+    }
+    RunError::Trap(message)
+}
+
+pub(super) fn preview(text: &str) -> &str {
+    let mut end = text.len().min(120);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
