@@ -146,7 +146,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let _ = stop_http.send(());
     let left = executor.stop(config.grace).await;
     if left > 0 {
-        eprintln!("{left} runs still running; they will be recovered as interrupted at the next start");
+        eprintln!("{left} runs outlived the grace period and were persisted as interrupted");
     }
     // Requests still open (for example `?wait=true`) get until the end of the grace period.
     let _ = tokio::time::timeout(std::time::Duration::from_millis(200), server).await;

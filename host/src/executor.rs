@@ -56,6 +56,8 @@ struct Inner {
     finished: [std::sync::atomic::AtomicU64; 8],
     stopping: std::sync::atomic::AtomicBool,
     durations: crate::metrics::Histogram,
+    /// Runs inside `execute` (bookkeeping included).
+    in_flight: std::sync::atomic::AtomicUsize,
     /// Active (claimed) runs per task id, for the overlap policy.
     active_by_task: Mutex<HashMap<String, Vec<String>>>,
     /// Runs waiting for their task's active run to end (overlap policy `queue`).
@@ -110,6 +112,7 @@ impl Executor {
             finished: Default::default(),
             stopping: Default::default(),
             durations: crate::metrics::Histogram::new(crate::metrics::SECONDS),
+            in_flight: Default::default(),
             active_by_task: Mutex::default(),
             deferred: Mutex::default(),
         });
@@ -190,39 +193,47 @@ impl Executor {
     pub async fn recover(&self) -> Result<(usize, usize), StoreError> {
         let (queued, active) = self.inner.store.pending_runs()?;
         let interrupted = active.len();
-        for mut run in active {
-            let policy = self
-                .inner
-                .store
-                .task(&run.task_id)?
-                .map(|t| t.spec.retry)
-                .unwrap_or_default();
-            let error = runtime::RunError::Instantiate("the daemon stopped during this attempt".into());
-            if let Some(a) = run.attempts.last_mut() {
-                a.finished_at = Some(now());
-                a.error = Some(error.clone());
-            }
-            match after_failure(&policy, run.attempt, None, true, rand_unit()) {
-                AfterFailure::RetryAfterMs(ms) => {
-                    run.status = RunStatus::Queued;
-                    run.not_before = Some(after(ms));
-                    run.error = Some(error);
-                    let run = self.inner.store.save_run(run).await?;
-                    self.submit(&run);
-                }
-                AfterFailure::Finish(status) => {
-                    run.status = status;
-                    run.finished_at = Some(now());
-                    run.error = Some(error);
-                    let run = self.inner.store.save_run(run).await?;
-                    self.notify(&run);
-                }
-            }
+        for run in active {
+            self.interrupt(run).await?;
         }
         for run in &queued {
             self.submit(run);
         }
         Ok((queued.len(), interrupted))
+    }
+
+    /// Close the current attempt of a run the daemon stopped during, then retry it
+    /// (queued after its backoff) or end it `interrupted`, per the task's policy.
+    async fn interrupt(&self, mut run: Run) -> Result<(), StoreError> {
+        let policy = self
+            .inner
+            .store
+            .task(&run.task_id)?
+            .map(|t| t.spec.retry)
+            .unwrap_or_default();
+        let error = runtime::RunError::Instantiate("the daemon stopped during this attempt".into());
+        if let Some(a) = run.attempts.last_mut() {
+            a.finished_at = Some(now());
+            a.error = Some(error.clone());
+        }
+        run.error = Some(error);
+        match after_failure(&policy, run.attempt, None, true, rand_unit()) {
+            AfterFailure::RetryAfterMs(ms) => {
+                run.status = RunStatus::Queued;
+                run.not_before = Some(after(ms));
+                let run = self.inner.store.save_run(run).await?;
+                if !self.inner.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    self.submit(&run);
+                }
+            }
+            AfterFailure::Finish(status) => {
+                run.status = status;
+                run.finished_at = Some(now());
+                let run = self.inner.store.save_run(run).await?;
+                self.notify(&run);
+            }
+        }
+        Ok(())
     }
 
     /// The compiled plugin for a record, loading (and caching by digest) on first use.
@@ -246,21 +257,30 @@ impl Executor {
         Ok(plugin)
     }
 
-    /// Stop starting runs and wait up to `grace` for the running ones to finish.
-    /// Returns how many were still running (they stay recorded as active, so the next
-    /// start treats them as interrupted and retries them per their task's policy).
+    /// Stop starting runs, give running ones up to `grace` to finish, then stop the
+    /// rest and persist them as interrupted (retried at the next start per their task's
+    /// policy). Returns how many had to be interrupted.
     pub async fn stop(&self, grace: Duration) -> usize {
-        self.inner
-            .stopping
-            .store(true, std::sync::atomic::Ordering::Relaxed);
+        use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+        self.inner.stopping.store(true, Relaxed);
         let deadline = tokio::time::Instant::now() + grace;
-        loop {
-            let running = lock(&self.inner.running).len();
-            if running == 0 || tokio::time::Instant::now() >= deadline {
-                return running;
-            }
+        while self.inner.in_flight.load(SeqCst) > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        let interrupted = {
+            let running = lock(&self.inner.running);
+            for handle in running.values() {
+                handle.abort();
+            }
+            running.len()
+        };
+        // Let the workers record the interruptions (bounded: a stuck store must not
+        // keep the process alive; recovery at the next start covers the rest).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.inner.in_flight.load(SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        interrupted
     }
 
     /// Apply the task's overlap policy before a run starts.
@@ -350,9 +370,15 @@ impl Executor {
     }
 
     async fn execute(&self, id: &str) {
+        self.inner
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Err(e) = self.try_execute(id).await {
             tracing::error!(run = id, "run bookkeeping failed: {e}");
         }
+        self.inner
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     async fn try_execute(&self, id: &str) -> Result<(), StoreError> {
@@ -439,6 +465,10 @@ impl Executor {
                 run.log = report.log;
                 run.resources = report.resources;
                 self.finish(run, report.result, Some(&task)).await
+            }
+            Err(e) if e.is_cancelled() && self.inner.stopping.load(std::sync::atomic::Ordering::Relaxed) => {
+                // Stopped by a graceful shutdown whose grace period ran out.
+                self.interrupt(run).await
             }
             Err(e) if e.is_cancelled() => {
                 run.status = RunStatus::Cancelled;
