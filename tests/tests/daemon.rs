@@ -709,3 +709,22 @@ fn overlap_policies_forbid_queue_and_replace() {
     wait_for(&first, "cancelled");
     wait_for(&second, "timed_out");
 }
+
+#[test]
+fn delete_after_run_removes_the_task_once_it_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let t = json!({"name": "once", "plugin": "echo", "delete_after_run": true});
+    assert_eq!(d.call("POST", "/v1/tasks", Some(&t)).0, 201);
+    let (_, run) = d.call("POST", "/v1/tasks/once/run?wait=true", None);
+    assert_eq!(run["status"], "succeeded");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while d.call("GET", "/v1/tasks/once", None).0 != 404 {
+        assert!(std::time::Instant::now() < deadline, "the task was not deleted after its run");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // Its run stays in the task log, and the deletion is audited as the daemon's.
+    assert_eq!(d.call("GET", &format!("/v1/runs/{}", run["id"].as_str().unwrap()), None).0, 200);
+    let (_, audit) = d.call("GET", "/v1/audit?noun=task&actor=sundial", None);
+    assert_eq!(audit["entries"][0]["action"], "delete");
+}
