@@ -720,11 +720,18 @@ fn delete_after_run_removes_the_task_once_it_succeeds() {
     assert_eq!(run["status"], "succeeded");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     while d.call("GET", "/v1/tasks/once", None).0 != 404 {
-        assert!(std::time::Instant::now() < deadline, "the task was not deleted after its run");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the task was not deleted after its run"
+        );
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // Its run stays in the task log, and the deletion is audited as the daemon's.
-    assert_eq!(d.call("GET", &format!("/v1/runs/{}", run["id"].as_str().unwrap()), None).0, 200);
+    assert_eq!(
+        d.call("GET", &format!("/v1/runs/{}", run["id"].as_str().unwrap()), None)
+            .0,
+        200
+    );
     let (_, audit) = d.call("GET", "/v1/audit?noun=task&actor=sundial", None);
     assert_eq!(audit["entries"][0]["action"], "delete");
 }

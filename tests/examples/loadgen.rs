@@ -2,7 +2,7 @@
 //! a real `sundial serve` with durable commits.
 //!
 //! ```sh
-//! cargo build --release -p sundial && cargo run --release -p sundial-tests --bin loadgen -- 20000 32
+//! cargo build --release -p sundial && cargo run --release -p sundial-tests --example loadgen -- 20000 32
 //! ```
 //!
 //! Arguments: number of runs (default 20000), concurrent keep-alive connections
