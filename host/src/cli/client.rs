@@ -147,6 +147,21 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     out
 }
 
+/// A table of the objects in array `key` of `v`: one column per (header, field).
+pub fn columns(v: &Value, key: &str, cols: &[(&str, &str)]) -> String {
+    let rows = v[key]
+        .as_array()
+        .map(|items| {
+            items
+                .iter()
+                .map(|item| cols.iter().map(|(_, f)| text(&item[*f])).collect())
+                .collect()
+        })
+        .unwrap_or_default();
+    let header: Vec<&str> = cols.iter().map(|(h, _)| *h).collect();
+    table(&header, rows)
+}
+
 /// A JSON field as display text (`-` when absent).
 pub fn text(v: &Value) -> String {
     match v {

@@ -1,7 +1,7 @@
 //! Client commands that talk to a running daemon: tasks, runs, tokens, audit, logs.
 
 use super::EXIT_USAGE;
-use super::client::{Failure, Remote, table, text};
+use super::client::{Failure, Remote, columns, table, text};
 use clap::Subcommand;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -101,23 +101,14 @@ pub(crate) enum TokenCommand {
 }
 
 fn task_rows(v: &Value) -> String {
-    let rows = v["tasks"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .map(|t| {
-                    vec![
-                        text(&t["name"]),
-                        text(&t["plugin"]),
-                        text(&t["enabled"]),
-                        text(&t["overlap"]),
-                        text(&t["id"]),
-                    ]
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    table(&["NAME", "PLUGIN", "ENABLED", "OVERLAP", "ID"], rows)
+    let cols = [
+        ("NAME", "name"),
+        ("PLUGIN", "plugin"),
+        ("ENABLED", "enabled"),
+        ("OVERLAP", "overlap"),
+        ("ID", "id"),
+    ];
+    columns(v, "tasks", &cols)
 }
 
 fn run_rows(runs: &[Value]) -> String {
@@ -300,22 +291,16 @@ pub(crate) async fn token(remote: &Remote, cmd: TokenCommand) -> Result<(), Fail
         TokenCommand::List => {
             let v = remote.call("GET", "/v1/tokens", None).await?;
             remote.print(&v, |v| {
-                let rows = v["tokens"]
-                    .as_array()
-                    .map(|a| {
-                        a.iter()
-                            .map(|t| {
-                                vec![
-                                    text(&t["name"]),
-                                    text(&t["role"]),
-                                    text(&t["created_at"]),
-                                    text(&t["id"]),
-                                ]
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                table(&["NAME", "ROLE", "CREATED", "ID"], rows)
+                columns(
+                    v,
+                    "tokens",
+                    &[
+                        ("NAME", "name"),
+                        ("ROLE", "role"),
+                        ("CREATED", "created_at"),
+                        ("ID", "id"),
+                    ],
+                )
             });
         }
         TokenCommand::Create { name, role } => {
@@ -348,23 +333,14 @@ pub(crate) async fn audit(remote: &Remote, noun: Option<String>, limit: usize) -
     }
     let v = remote.call("GET", &path, None).await?;
     remote.print(&v, |v| {
-        let rows = v["entries"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .map(|e| {
-                        vec![
-                            text(&e["at"]),
-                            text(&e["actor"]),
-                            text(&e["action"]),
-                            text(&e["noun"]),
-                            text(&e["target"]),
-                        ]
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        table(&["AT", "ACTOR", "ACTION", "NOUN", "TARGET"], rows)
+        let cols = [
+            ("AT", "at"),
+            ("ACTOR", "actor"),
+            ("ACTION", "action"),
+            ("NOUN", "noun"),
+            ("TARGET", "target"),
+        ];
+        columns(v, "entries", &cols)
     });
     Ok(())
 }

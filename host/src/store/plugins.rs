@@ -1,6 +1,6 @@
 //! Plugin records and component blobs.
 
-use super::tables::{PLUGIN_BLOBS, PLUGINS, TASKS, get_json, put_json};
+use super::tables::{PLUGIN_BLOBS, PLUGINS, TASKS, all_json, get_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::plugin::{PluginRecord, PluginUpdate};
 use crate::store::tasks::TaskRecord;
@@ -66,14 +66,7 @@ impl Store {
         let Ok(plugins) = txn.open_table(PLUGINS) else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        for entry in plugins.iter()? {
-            let (_, v) = entry?;
-            out.push(
-                serde_json::from_slice(v.value())
-                    .map_err(|e| StoreError::Storage(format!("corrupt plugin: {e}")))?,
-            );
-        }
+        let out = all_json(&plugins)?;
         Ok(out)
     }
 

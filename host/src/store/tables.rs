@@ -49,3 +49,18 @@ pub fn put_json<T: Serialize>(
     table.insert(key, bytes.as_slice())?;
     Ok(())
 }
+
+/// Every value of a JSON table, in key order.
+pub fn all_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+) -> Result<Vec<T>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (k, v) = entry?;
+        out.push(
+            serde_json::from_slice(v.value())
+                .map_err(|e| StoreError::Storage(format!("corrupt record {:?}: {e}", k.value())))?,
+        );
+    }
+    Ok(out)
+}

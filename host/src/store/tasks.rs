@@ -1,6 +1,6 @@
 //! Task records and the name index.
 
-use super::tables::{PLUGINS, TASK_NAMES, TASKS, get_json, put_json};
+use super::tables::{PLUGINS, TASK_NAMES, TASKS, all_json, get_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::plugin::PluginRecord;
 use crate::runtime::World;
@@ -87,14 +87,7 @@ impl Store {
         let Ok(tasks) = txn.open_table(TASKS) else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::new();
-        for entry in tasks.iter()? {
-            let (_, v) = entry?;
-            out.push(
-                serde_json::from_slice(v.value())
-                    .map_err(|e| StoreError::Storage(format!("corrupt task: {e}")))?,
-            );
-        }
+        let out = all_json(&tasks)?;
         Ok(out)
     }
 

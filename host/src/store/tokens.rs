@@ -1,6 +1,6 @@
 //! API tokens: stored by the sha256 of the secret, never the secret itself.
 
-use super::tables::{get_json, put_json};
+use super::tables::{all_json, get_json, put_json};
 use super::{Store, StoreError, audit};
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -103,14 +103,7 @@ impl Store {
         let Ok(t) = txn.open_table(TOKENS) else {
             return Ok(Vec::new());
         };
-        let mut out: Vec<TokenRecord> = Vec::new();
-        for entry in t.iter()? {
-            let (_, v) = entry?;
-            out.push(
-                serde_json::from_slice(v.value())
-                    .map_err(|e| StoreError::Storage(format!("corrupt token: {e}")))?,
-            );
-        }
+        let mut out: Vec<TokenRecord> = all_json(&t)?;
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
