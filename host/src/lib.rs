@@ -15,5 +15,6 @@ pub mod plugin;
 pub mod retention;
 pub mod run;
 pub mod runtime;
+pub mod schedule;
 pub mod store;
 pub mod task;

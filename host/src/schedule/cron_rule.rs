@@ -1,0 +1,210 @@
+//! Cron rules: standard 5-field crontab expressions, 6/7-field ones with seconds (and
+//! years), and the nicknames `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`.
+//! Evaluated by the `cron` crate on wall-clock time; day-of-week numbers follow crontab
+//! (0 or 7 = Sunday, 1 = Monday, ... 6 = Saturday) in every form, and names work too.
+
+use chrono::{NaiveDateTime, TimeZone, Utc};
+use std::str::FromStr;
+
+/// A parsed cron expression.
+#[derive(Debug, Clone)]
+pub struct CronRule {
+    schedule: cron::Schedule,
+}
+
+const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+
+fn day_number(token: &str) -> Result<usize, String> {
+    let t = token.to_ascii_uppercase();
+    if let Some(i) = DAYS.iter().position(|d| t.starts_with(d) && t.len() >= 3) {
+        return Ok(i);
+    }
+    match t.parse::<usize>() {
+        Ok(n @ 0..=6) => Ok(n),
+        Ok(7) => Ok(0),
+        _ => Err(format!(
+            "day of week {token:?} must be 0-7 or a name (sun, mon, ...)"
+        )),
+    }
+}
+
+/// Translate a crontab day-of-week field into day names the `cron` crate reads the same
+/// way (it numbers Sunday as 1).
+fn day_of_week_field(field: &str) -> Result<String, String> {
+    if field == "*" || field == "?" {
+        return Ok(field.to_string());
+    }
+    let mut days = [false; 7];
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => (
+                r,
+                s.parse::<usize>()
+                    .map_err(|_| format!("day of week step {s:?} is not a number"))?,
+            ),
+            None => (part, 1),
+        };
+        if step == 0 {
+            return Err("day of week step must be at least 1".into());
+        }
+        let (lo, hi) = match range {
+            "*" => (0, 6),
+            r => match r.split_once('-') {
+                Some((a, b)) => {
+                    let (a, b) = (day_number(a)?, day_number(b)?);
+                    // 5-7 or fri-sun wraps past Saturday to Sunday.
+                    if b < a && b == 0 { (a, 7) } else { (a, b) }
+                }
+                None => {
+                    let d = day_number(r)?;
+                    (d, d)
+                }
+            },
+        };
+        if hi < lo {
+            return Err(format!("day of week range {range:?} runs backwards"));
+        }
+        for d in (lo..=hi).step_by(step) {
+            days[d % 7] = true;
+        }
+    }
+    Ok(DAYS
+        .iter()
+        .zip(days)
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(","))
+}
+
+impl CronRule {
+    /// Parse an expression, explaining what is wrong with a bad one.
+    pub fn parse(expr: &str) -> Result<CronRule, String> {
+        let e = expr.trim();
+        let six = match e.to_ascii_lowercase().as_str() {
+            "@hourly" => "0 0 * * * *".to_string(),
+            "@daily" | "@midnight" => "0 0 0 * * *".to_string(),
+            "@weekly" => "0 0 0 * * SUN".to_string(),
+            "@monthly" => "0 0 0 1 * *".to_string(),
+            "@yearly" | "@annually" => "0 0 0 1 1 *".to_string(),
+            other if other.starts_with('@') => {
+                return Err(format!(
+                    "cron {expr:?}: unknown nickname (use @hourly, @daily, @weekly, @monthly or @yearly)"
+                ));
+            }
+            _ => {
+                let mut fields: Vec<String> = e.split_whitespace().map(str::to_string).collect();
+                match fields.len() {
+                    5 => fields.insert(0, "0".into()),
+                    6 | 7 => {}
+                    n => {
+                        return Err(format!(
+                            "cron {expr:?} has {n} fields; use 5 (min hour day month weekday), 6 (with seconds first) or 7 (and year)"
+                        ));
+                    }
+                }
+                fields[5] = day_of_week_field(&fields[5]).map_err(|m| format!("cron {expr:?}: {m}"))?;
+                fields.join(" ")
+            }
+        };
+        let schedule = cron::Schedule::from_str(&six).map_err(|err| format!("cron {expr:?}: {err}"))?;
+        Ok(CronRule { schedule })
+    }
+
+    /// The first matching wall time strictly after `wall`.
+    pub fn next_wall_after(&self, wall: NaiveDateTime) -> Option<NaiveDateTime> {
+        // Wall time is evaluated as if it were UTC: DST is applied afterwards.
+        self.schedule
+            .after(&Utc.from_utc_datetime(&wall))
+            .next()
+            .map(|t| t.naive_utc())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn next(expr: &str, from: &str) -> String {
+        let rule = CronRule::parse(expr).unwrap();
+        let wall = NaiveDateTime::parse_from_str(from, "%Y-%m-%d %H:%M:%S").unwrap();
+        rule.next_wall_after(wall)
+            .unwrap()
+            .format("%Y-%m-%d %H:%M:%S %a")
+            .to_string()
+    }
+
+    #[test]
+    fn five_field_crontab_semantics() {
+        // 2026-11-27 is a Friday.
+        assert_eq!(
+            next("0 9 * * 1", "2026-11-27 10:00:00"),
+            "2026-11-30 09:00:00 Mon"
+        );
+        assert_eq!(
+            next("0 9 * * 0", "2026-11-27 10:00:00"),
+            "2026-11-29 09:00:00 Sun"
+        );
+        assert_eq!(
+            next("0 9 * * 7", "2026-11-27 10:00:00"),
+            "2026-11-29 09:00:00 Sun"
+        );
+        assert_eq!(
+            next("0 17 * * 6", "2026-11-27 10:00:00"),
+            "2026-11-28 17:00:00 Sat"
+        );
+        assert_eq!(
+            next("30 2 * * 1-5", "2026-11-27 10:00:00"),
+            "2026-11-30 02:30:00 Mon"
+        );
+        assert_eq!(
+            next("0 0 * * 5-7", "2026-11-27 10:00:00"),
+            "2026-11-28 00:00:00 Sat"
+        );
+        assert_eq!(
+            next("*/15 * * * *", "2026-11-27 10:07:00"),
+            "2026-11-27 10:15:00 Fri"
+        );
+        assert_eq!(
+            next("0 0 31 * *", "2026-11-27 10:00:00"),
+            "2026-12-31 00:00:00 Thu"
+        );
+        assert_eq!(
+            next("0 0 29 2 *", "2026-11-27 10:00:00"),
+            "2028-02-29 00:00:00 Tue"
+        );
+    }
+
+    #[test]
+    fn seconds_years_and_nicknames() {
+        assert_eq!(
+            next("*/10 * * * * *", "2026-11-27 10:00:05"),
+            "2026-11-27 10:00:10 Fri"
+        );
+        assert_eq!(
+            next("0 0 12 1 1 * 2030", "2026-11-27 10:00:00"),
+            "2030-01-01 12:00:00 Tue"
+        );
+        assert_eq!(next("@hourly", "2026-11-27 10:30:00"), "2026-11-27 11:00:00 Fri");
+        assert_eq!(next("@weekly", "2026-11-27 10:30:00"), "2026-11-29 00:00:00 Sun");
+        assert_eq!(next("@monthly", "2026-11-27 10:30:00"), "2026-12-01 00:00:00 Tue");
+        assert_eq!(next("@yearly", "2026-11-27 10:30:00"), "2027-01-01 00:00:00 Fri");
+        assert_eq!(
+            next("0 9 * * mon-fri", "2026-11-27 10:00:00"),
+            "2026-11-30 09:00:00 Mon"
+        );
+    }
+
+    #[test]
+    fn bad_expressions_say_why() {
+        assert!(CronRule::parse("* * *").unwrap_err().contains("has 3 fields"));
+        assert!(
+            CronRule::parse("@fortnightly")
+                .unwrap_err()
+                .contains("unknown nickname")
+        );
+        assert!(CronRule::parse("0 9 * * 8").unwrap_err().contains("day of week"));
+        assert!(CronRule::parse("61 * * * *").is_err());
+        assert!(CronRule::parse("0 25 * * *").is_err());
+    }
+}

@@ -1,0 +1,136 @@
+//! Schedules say when tasks run. This module is the pure part: rules (cron, calendar,
+//! one-time `at`), time zones and DST, start/end bounds, and "when is the next slot".
+//! No I/O and no clock: every function takes the time it reasons about.
+//!
+//! The durable scheduler (timer heap, exactly-once slots, misfires) builds on this
+//! (issue 4, in progress).
+
+pub mod calendar;
+pub mod cron_rule;
+pub mod zone;
+
+use calendar::CalendarRule;
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use cron_rule::CronRule;
+use serde::{Deserialize, Serialize};
+pub use zone::DstNote;
+
+/// When a schedule fires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// A cron expression (5, 6 or 7 fields, or a nickname such as `@daily`).
+    Cron(String),
+    /// A calendar rule (every N units, weekdays, day of month, time, window).
+    Calendar(CalendarRule),
+    /// Once, at this instant.
+    At(DateTime<Utc>),
+}
+
+/// A rule bound to its zone and bounds, ready to compute fire times.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    rule: Compiled,
+    tz: Tz,
+    start: DateTime<Utc>,
+    end: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone)]
+enum Compiled {
+    Cron(CronRule),
+    Calendar(CalendarRule),
+    At(DateTime<Utc>),
+}
+
+/// One fire time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Slot {
+    /// The instant it fires.
+    pub at: DateTime<Utc>,
+    /// The same instant on the schedule's wall clock, RFC 3339 with offset.
+    pub local: String,
+    /// Set when a DST transition moved this slot or made its wall time repeat.
+    pub dst: Option<DstNote>,
+}
+
+impl Timing {
+    /// Compile `rule` for zone `tz` (IANA name), active from `start` until `end`.
+    /// `now` is only used to refuse an `at` rule in the past.
+    pub fn new(
+        rule: &Rule,
+        tz: &str,
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Timing, String> {
+        let tz = zone::parse_tz(tz).map_err(|e| format!("timezone: {e}"))?;
+        if end.is_some_and(|e| e <= start) {
+            return Err("end: must be after start".into());
+        }
+        let rule = match rule {
+            Rule::Cron(expr) => Compiled::Cron(CronRule::parse(expr).map_err(|e| format!("rule.{e}"))?),
+            Rule::Calendar(c) => {
+                c.validate().map_err(|e| format!("rule.{e}"))?;
+                Compiled::Calendar(c.clone())
+            }
+            Rule::At(t) => {
+                if *t <= now {
+                    return Err(format!(
+                        "rule.at: {} is in the past (now is {})",
+                        t.to_rfc3339(),
+                        now.to_rfc3339()
+                    ));
+                }
+                Compiled::At(*t)
+            }
+        };
+        Ok(Timing { rule, tz, start, end })
+    }
+
+    /// The first slot strictly after `after` (and not before the start), if any.
+    pub fn next_after(&self, after: DateTime<Utc>) -> Option<Slot> {
+        let from = after.max(self.start - chrono::Duration::nanoseconds(1));
+        let (at, dst) = match &self.rule {
+            Compiled::At(t) => (*t > from).then_some((*t, None))?,
+            Compiled::Calendar(c) => c.next_after(self.tz, self.start, from)?,
+            Compiled::Cron(c) => {
+                let mut wall = from.with_timezone(&self.tz).naive_local();
+                loop {
+                    let next = c.next_wall_after(wall)?;
+                    let (t, note) = zone::resolve(self.tz, next);
+                    // Slots inside a spring-forward gap collapse onto its end: fire once.
+                    if t > from {
+                        break (t, note);
+                    }
+                    wall = next;
+                }
+            }
+        };
+        if self.end.is_some_and(|e| at > e) {
+            return None;
+        }
+        let local = at.with_timezone(&self.tz).to_rfc3339();
+        Some(Slot { at, local, dst })
+    }
+
+    /// Up to `count` slots after `after`.
+    pub fn preview(&self, after: DateTime<Utc>, count: usize) -> Vec<Slot> {
+        let mut out = Vec::with_capacity(count.min(1440));
+        let mut t = after;
+        while out.len() < count.min(1440) {
+            match self.next_after(t) {
+                Some(slot) => {
+                    t = slot.at;
+                    out.push(slot);
+                }
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,360 @@
+//! Table-driven fire-time tests against hand-checked times.
+
+use super::calendar::{CalendarRule, DayOfMonth, Unit};
+use super::*;
+use chrono::{NaiveTime, Weekday};
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+}
+
+/// Local RFC 3339 fire times of `rule` in `tz`, starting at `start`, after `after`.
+fn fires(rule: Rule, tz: &str, start: &str, end: Option<&str>, after: &str, n: usize) -> Vec<String> {
+    let timing = Timing::new(&rule, tz, t(start), end.map(t), t("2000-01-01T00:00:00Z")).unwrap();
+    timing.preview(t(after), n).into_iter().map(|s| s.local).collect()
+}
+
+fn cal(every: u32, unit: Unit) -> CalendarRule {
+    CalendarRule {
+        every,
+        unit,
+        weekdays: vec![],
+        day_of_month: None,
+        at: None,
+        window: None,
+    }
+}
+
+fn hm(h: u32, m: u32) -> NaiveTime {
+    NaiveTime::from_hms_opt(h, m, 0).unwrap()
+}
+
+#[test]
+fn cron_across_berlin_spring_forward() {
+    // 02:30 does not exist on 2026-03-29: it fires at 03:00 CEST, once.
+    let got = fires(
+        Rule::Cron("30 2 * * *".into()),
+        "Europe/Berlin",
+        "2026-03-01T00:00:00Z",
+        None,
+        "2026-03-27T12:00:00Z",
+        4,
+    );
+    assert_eq!(
+        got,
+        [
+            "2026-03-28T02:30:00+01:00",
+            "2026-03-29T03:00:00+02:00",
+            "2026-03-30T02:30:00+02:00",
+            "2026-03-31T02:30:00+02:00"
+        ]
+    );
+    // A minutely schedule: the 60 slots in the gap collapse to one at 03:00.
+    let got = fires(
+        Rule::Cron("* * * * *".into()),
+        "Europe/Berlin",
+        "2026-03-01T00:00:00Z",
+        None,
+        "2026-03-29T00:58:00Z",
+        3,
+    );
+    assert_eq!(
+        got,
+        [
+            "2026-03-29T01:59:00+01:00",
+            "2026-03-29T03:00:00+02:00",
+            "2026-03-29T03:01:00+02:00"
+        ]
+    );
+}
+
+#[test]
+fn cron_across_berlin_fall_back_fires_once() {
+    // 02:30 happens twice on 2026-10-25; it fires at the first (CEST) one only.
+    let got = fires(
+        Rule::Cron("30 2 * * *".into()),
+        "Europe/Berlin",
+        "2026-10-01T00:00:00Z",
+        None,
+        "2026-10-24T12:00:00Z",
+        3,
+    );
+    assert_eq!(
+        got,
+        [
+            "2026-10-25T02:30:00+02:00",
+            "2026-10-26T02:30:00+01:00",
+            "2026-10-27T02:30:00+01:00"
+        ]
+    );
+    // Hourly: 02:00 and 03:00 wall times each fire once; the repeated hour is not doubled.
+    let got = fires(
+        Rule::Cron("0 * * * *".into()),
+        "Europe/Berlin",
+        "2026-10-01T00:00:00Z",
+        None,
+        "2026-10-24T23:30:00Z",
+        4,
+    );
+    assert_eq!(
+        got,
+        [
+            "2026-10-25T02:00:00+02:00",
+            "2026-10-25T03:00:00+01:00",
+            "2026-10-25T04:00:00+01:00",
+            "2026-10-25T05:00:00+01:00"
+        ]
+    );
+}
+
+#[test]
+fn cron_across_new_york_transitions() {
+    let got = fires(
+        Rule::Cron("15 2 * * *".into()),
+        "America/New_York",
+        "2026-03-01T00:00:00Z",
+        None,
+        "2026-03-07T12:00:00Z",
+        2,
+    );
+    assert_eq!(got, ["2026-03-08T03:00:00-04:00", "2026-03-09T02:15:00-04:00"]);
+    let got = fires(
+        Rule::Cron("30 1 * * *".into()),
+        "America/New_York",
+        "2026-10-01T00:00:00Z",
+        None,
+        "2026-10-31T12:00:00Z",
+        2,
+    );
+    assert_eq!(got, ["2026-11-01T01:30:00-04:00", "2026-11-02T01:30:00-05:00"]);
+}
+
+#[test]
+fn hourly_intervals_count_real_time_across_dst() {
+    // Every 2 hours from 00:00 CET: after the jump the wall times shift by an hour.
+    let rule = Rule::Calendar(cal(2, Unit::Hours));
+    let got = fires(
+        rule,
+        "Europe/Berlin",
+        "2026-03-28T23:00:00Z",
+        None,
+        "2026-03-28T23:00:00Z",
+        3,
+    );
+    assert_eq!(
+        got,
+        [
+            "2026-03-29T03:00:00+02:00",
+            "2026-03-29T05:00:00+02:00",
+            "2026-03-29T07:00:00+02:00"
+        ]
+    );
+    // Asked from before the start, the start itself is the first slot.
+    let rule = Rule::Calendar(cal(2, Unit::Hours));
+    let got = fires(
+        rule,
+        "Europe/Berlin",
+        "2026-03-28T23:00:00Z",
+        None,
+        "2026-03-28T00:00:00Z",
+        2,
+    );
+    assert_eq!(got, ["2026-03-29T00:00:00+01:00", "2026-03-29T03:00:00+02:00"]);
+}
+
+#[test]
+fn daily_window_on_weekdays() {
+    // Every 15 minutes, only 02:00-03:00 local, Monday to Friday.
+    let mut c = cal(15, Unit::Minutes);
+    c.window = Some((hm(2, 0), hm(3, 0)));
+    c.weekdays = vec![
+        Weekday::Mon,
+        Weekday::Tue,
+        Weekday::Wed,
+        Weekday::Thu,
+        Weekday::Fri,
+    ];
+    // Start Friday 2026-11-27 00:00 UTC; after the Friday window comes Monday's.
+    let got = fires(
+        Rule::Calendar(c),
+        "UTC",
+        "2026-11-27T00:00:00Z",
+        None,
+        "2026-11-27T02:40:00Z",
+        3,
+    );
+    assert_eq!(
+        got,
+        [
+            "2026-11-27T02:45:00+00:00",
+            "2026-11-30T02:00:00+00:00",
+            "2026-11-30T02:15:00+00:00"
+        ]
+    );
+}
+
+#[test]
+fn every_two_weeks_anchored_at_the_start() {
+    // Start Wednesday 2026-11-25; every 2 weeks on Friday at 18:00 Berlin.
+    let mut c = cal(2, Unit::Weeks);
+    c.weekdays = vec![Weekday::Fri];
+    c.at = Some(hm(18, 0));
+    let got = fires(
+        Rule::Calendar(c),
+        "Europe/Berlin",
+        "2026-11-25T08:00:00Z",
+        None,
+        "2026-11-25T08:00:00Z",
+        3,
+    );
+    assert_eq!(
+        got,
+        [
+            "2026-11-27T18:00:00+01:00",
+            "2026-12-11T18:00:00+01:00",
+            "2026-12-25T18:00:00+01:00"
+        ]
+    );
+}
+
+#[test]
+fn saturdays_at_five_pm() {
+    // VergeOS example 4: every Saturday at 17:00.
+    let mut c = cal(1, Unit::Weeks);
+    c.weekdays = vec![Weekday::Sat];
+    c.at = Some(hm(17, 0));
+    let got = fires(
+        Rule::Calendar(c),
+        "UTC",
+        "2026-11-27T00:00:00Z",
+        None,
+        "2026-11-27T00:00:00Z",
+        2,
+    );
+    assert_eq!(got, ["2026-11-28T17:00:00+00:00", "2026-12-05T17:00:00+00:00"]);
+}
+
+#[test]
+fn monthly_days_last_and_missing_31st() {
+    let mut c = cal(1, Unit::Months);
+    c.day_of_month = Some(DayOfMonth::Day(31));
+    c.at = Some(hm(9, 0));
+    let got = fires(
+        Rule::Calendar(c.clone()),
+        "UTC",
+        "2026-01-01T00:00:00Z",
+        None,
+        "2026-01-01T00:00:00Z",
+        4,
+    );
+    assert_eq!(
+        got,
+        [
+            "2026-01-31T09:00:00+00:00",
+            "2026-03-31T09:00:00+00:00",
+            "2026-05-31T09:00:00+00:00",
+            "2026-07-31T09:00:00+00:00"
+        ]
+    );
+    c.day_of_month = Some(DayOfMonth::Last);
+    let got = fires(
+        Rule::Calendar(c.clone()),
+        "UTC",
+        "2028-01-01T00:00:00Z",
+        None,
+        "2028-01-01T00:00:00Z",
+        3,
+    );
+    assert_eq!(
+        got,
+        [
+            "2028-01-31T09:00:00+00:00",
+            "2028-02-29T09:00:00+00:00",
+            "2028-03-31T09:00:00+00:00"
+        ]
+    );
+    c.day_of_month = Some(DayOfMonth::First);
+    c.every = 3;
+    let got = fires(
+        Rule::Calendar(c),
+        "UTC",
+        "2026-11-15T00:00:00Z",
+        None,
+        "2026-11-15T00:00:00Z",
+        2,
+    );
+    assert_eq!(got, ["2027-02-01T09:00:00+00:00", "2027-05-01T09:00:00+00:00"]);
+}
+
+#[test]
+fn yearly_on_february_29th_only_in_leap_years() {
+    let c = cal(1, Unit::Years);
+    let got = fires(
+        Rule::Calendar(c),
+        "UTC",
+        "2024-02-29T06:00:00Z",
+        None,
+        "2024-03-01T00:00:00Z",
+        2,
+    );
+    assert_eq!(got, ["2028-02-29T06:00:00+00:00", "2032-02-29T06:00:00+00:00"]);
+}
+
+#[test]
+fn end_dates_stop_a_schedule() {
+    let got = fires(
+        Rule::Cron("0 12 * * *".into()),
+        "UTC",
+        "2026-11-01T00:00:00Z",
+        Some("2026-11-03T12:00:00Z"),
+        "2026-11-01T00:00:00Z",
+        10,
+    );
+    assert_eq!(
+        got,
+        [
+            "2026-11-01T12:00:00+00:00",
+            "2026-11-02T12:00:00+00:00",
+            "2026-11-03T12:00:00+00:00"
+        ]
+    );
+}
+
+#[test]
+fn start_bounds_the_first_fire() {
+    let got = fires(
+        Rule::Calendar(cal(1, Unit::Days)),
+        "UTC",
+        "2026-12-24T08:30:00Z",
+        None,
+        "2026-11-01T00:00:00Z",
+        2,
+    );
+    assert_eq!(got, ["2026-12-24T08:30:00+00:00", "2026-12-25T08:30:00+00:00"]);
+}
+
+#[test]
+fn at_rules_fire_once_and_refuse_the_past() {
+    let now = t("2026-11-27T12:00:00Z");
+    let rule = Rule::At(t("2026-12-31T23:00:00Z"));
+    let timing = Timing::new(&rule, "Europe/Berlin", now, None, now).unwrap();
+    let slots = timing.preview(now, 5);
+    assert_eq!(slots.len(), 1);
+    assert_eq!(slots[0].local, "2027-01-01T00:00:00+01:00");
+    let err = Timing::new(&Rule::At(t("2026-01-01T00:00:00Z")), "UTC", now, None, now).unwrap_err();
+    assert!(err.contains("rule.at") && err.contains("in the past"), "{err}");
+}
+
+#[test]
+fn bad_rules_name_their_field() {
+    let now = t("2026-11-27T12:00:00Z");
+    let bad = |rule: Rule, tz: &str| Timing::new(&rule, tz, now, None, now).unwrap_err();
+    assert!(bad(Rule::Cron("* *".into()), "UTC").starts_with("rule.cron"));
+    assert!(bad(Rule::Cron("@daily".into()), "Europe/Nowhere").starts_with("timezone"));
+    assert!(bad(Rule::Calendar(cal(0, Unit::Days)), "UTC").contains("calendar.every"));
+    let mut c = cal(1, Unit::Days);
+    c.window = Some((hm(3, 0), hm(2, 0)));
+    assert!(bad(Rule::Calendar(c), "UTC").contains("calendar.window"));
+    let ends_early = Timing::new(&Rule::Cron("@daily".into()), "UTC", now, Some(now), now).unwrap_err();
+    assert!(ends_early.starts_with("end"));
+}
