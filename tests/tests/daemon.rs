@@ -735,3 +735,33 @@ fn delete_after_run_removes_the_task_once_it_succeeds() {
     let (_, audit) = d.call("GET", "/v1/audit?noun=task&actor=sundial", None);
     assert_eq!(audit["entries"][0]["action"], "delete");
 }
+
+#[test]
+fn schedule_preview_shows_dst_moves_and_rejects_bad_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let body = json!({"rule": {"cron": "30 2 * * *"}, "timezone": "Europe/Berlin", "from": "2026-03-27T12:00:00Z", "count": 3});
+    let (status, preview) = d.call("POST", "/v1/schedules/preview", Some(&body));
+    assert_eq!(status, 200, "{preview}");
+    let slots = preview["slots"].as_array().unwrap();
+    assert_eq!(slots[1]["local"], "2026-03-29T03:00:00+02:00");
+    assert_eq!(slots[1]["utc"], "2026-03-29T01:00:00Z");
+    assert_eq!(slots[1]["dst"], "moved_out_of_gap");
+    assert!(slots[0]["dst"].is_null());
+    for (bad, needle) in [
+        (json!({"rule": {"cron": "0 2 *"}}), "rule.cron"),
+        (json!({"rule": {"at": "2020-01-01T00:00:00Z"}}), "in the past"),
+        (
+            json!({"rule": {"cron": "@daily"}, "timezone": "Mars/Base"}),
+            "timezone",
+        ),
+        (json!({"rule": {"cron": "@daily"}, "count": 5000}), "count"),
+    ] {
+        let (status, err) = d.call("POST", "/v1/schedules/preview", Some(&bad));
+        assert_eq!(status, 400, "{bad}: {err}");
+        assert!(
+            err["error"]["message"].as_str().unwrap().contains(needle),
+            "{bad}: {err}"
+        );
+    }
+}

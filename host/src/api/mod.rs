@@ -4,6 +4,7 @@
 pub mod openapi;
 mod plugins;
 mod runs;
+mod schedules;
 mod tasks;
 mod tokens;
 
@@ -244,6 +245,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/v1/audit", get(tokens::audit))
+        .route("/v1/schedules/preview", post(schedules::preview))
         .fallback(not_found)
         .with_state(state)
 }

@@ -28,6 +28,7 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("post", "/v1/tokens"),
     ("delete", "/v1/tokens/{id}"),
     ("get", "/v1/audit"),
+    ("post", "/v1/schedules/preview"),
 ];
 
 fn r(schema: &str) -> Value {
@@ -390,6 +391,27 @@ pub fn document() -> Value {
                 audit_params,
                 None,
                 vec![ok("200", "a page of entries", page_of("entries", "AuditEntry"))],
+            ),
+        ),
+        (
+            "post",
+            "/v1/schedules/preview",
+            op(
+                "Preview the fire times of an unsaved rule (each in UTC and the zone, with DST notes)",
+                "admin, operator, viewer",
+                vec![],
+                Some(body(
+                    json!({ "type": "object", "required": ["rule"], "properties": {
+            "rule": { "description": "{\"cron\": \"0 2 * * *\"} | {\"calendar\": {every, unit, weekdays, day_of_month, at, window}} | {\"at\": RFC 3339}" },
+            "timezone": { "type": "string", "default": "UTC" }, "start": { "type": "string" }, "end": { "type": "string" },
+            "from": { "type": "string" }, "count": { "type": "integer", "default": 10, "maximum": 1440 } } }),
+                )),
+                vec![ok(
+                    "200",
+                    "fire times",
+                    json!({ "type": "object", "properties": { "timezone": { "type": "string" }, "slots": { "type": "array", "items": { "type": "object", "properties": {
+                "utc": { "type": "string" }, "local": { "type": "string" }, "dst": { "enum": [null, "moved_out_of_gap", "first_of_repeated"] } } } } } }),
+                )],
             ),
         ),
     ];

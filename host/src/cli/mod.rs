@@ -44,6 +44,9 @@ enum Command {
     /// Runs (the task log) on the daemon.
     #[command(subcommand)]
     Run(remote::RunCommand),
+    /// Schedules (so far: preview a rule's fire times).
+    #[command(subcommand)]
+    Schedule(remote::ScheduleCommand),
     /// API tokens (admin only).
     #[command(subcommand)]
     Token(remote::TokenCommand),
@@ -109,6 +112,7 @@ pub fn main() -> ExitCode {
             Command::Task(cmd) => remote::task(&remote, cmd).await,
             Command::Run(cmd) => remote::run(&remote, cmd).await,
             Command::Token(cmd) => remote::token(&remote, cmd).await,
+            Command::Schedule(cmd) => remote::schedule(&remote, cmd).await,
             Command::Audit { noun, limit } => remote::audit(&remote, noun, limit).await,
             Command::Logs { task, follow } => remote::logs(&remote, task, follow).await,
         };

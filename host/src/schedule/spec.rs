@@ -1,0 +1,142 @@
+//! A schedule as the API creates it: rule, zone, bounds, misfire policy, jitter.
+
+use super::{Rule, Timing};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// What to do with slots missed while the daemon was down.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "policy")]
+pub enum Misfire {
+    /// Drop them (each is logged as missed).
+    Skip,
+    /// Run once for all of them (default).
+    #[default]
+    RunOnce,
+    /// Run each, up to `max` (1-1000).
+    RunAll {
+        /// Most missed slots to run.
+        max: u32,
+    },
+}
+
+/// A schedule's definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleSpec {
+    /// Unique name (same rules as task names).
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// When it fires.
+    pub rule: Rule,
+    /// IANA time zone of the rule's wall times. Default: the daemon's zone (UTC).
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// First instant it may fire (RFC 3339). Default: when it is created.
+    #[serde(default)]
+    pub start: Option<DateTime<Utc>>,
+    /// Last instant it may fire.
+    #[serde(default)]
+    pub end: Option<DateTime<Utc>>,
+    /// Paused schedules do not fire. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Random delay added to each fire, up to this many milliseconds (0-3 600 000). Default 0.
+    #[serde(default)]
+    pub jitter_ms: u64,
+    /// Missed slots after downtime. Default `run_once`.
+    #[serde(default)]
+    pub misfire: Misfire,
+}
+
+fn utc() -> String {
+    "UTC".into()
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl ScheduleSpec {
+    /// Validate every field and compile the rule, naming the first bad field.
+    pub fn timing(&self, now: DateTime<Utc>) -> Result<Timing, String> {
+        crate::task::validate_name("name", &self.name).map_err(|e| e.to_string())?;
+        if self.jitter_ms > 3_600_000 {
+            return Err(format!(
+                "jitter_ms: {} is over 3600000 (one hour)",
+                self.jitter_ms
+            ));
+        }
+        if let Misfire::RunAll { max } = self.misfire {
+            if !(1..=1000).contains(&max) {
+                return Err(format!("misfire.max: {max} is outside 1..=1000"));
+            }
+        }
+        Timing::new(
+            &self.rule,
+            &self.timezone,
+            self.start.unwrap_or(now),
+            self.end,
+            now,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn now() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-11-27T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    #[test]
+    fn json_shapes_and_defaults() {
+        let s: ScheduleSpec =
+            serde_json::from_value(json!({"name": "nightly", "rule": {"cron": "0 2 * * *"}})).unwrap();
+        assert_eq!(
+            (s.timezone.as_str(), s.enabled, s.misfire),
+            ("UTC", true, Misfire::RunOnce)
+        );
+        s.timing(now()).unwrap();
+        let s: ScheduleSpec = serde_json::from_value(json!({
+            "name": "updates", "timezone": "Europe/Berlin", "misfire": {"policy": "run_all", "max": 5},
+            "rule": {"calendar": {"every": 1, "unit": "weeks", "weekdays": ["Sat"], "at": "17:00:00"}}
+        }))
+        .unwrap();
+        let first = s.timing(now()).unwrap().next_after(now()).unwrap();
+        assert_eq!(first.local, "2026-11-28T17:00:00+01:00");
+        let s: ScheduleSpec =
+            serde_json::from_value(json!({"name": "poweroff", "rule": {"at": "2026-12-31T22:00:00Z"}}))
+                .unwrap();
+        assert_eq!(s.timing(now()).unwrap().preview(now(), 10).len(), 1);
+    }
+
+    #[test]
+    fn bad_specs_name_their_field() {
+        let err = |v: serde_json::Value| match serde_json::from_value::<ScheduleSpec>(v) {
+            Ok(s) => s.timing(now()).unwrap_err(),
+            Err(e) => e.to_string(),
+        };
+        assert!(
+            err(json!({"name": "x", "rule": {"cron": "0 2 * * *"}, "jitter_ms": 7200000}))
+                .starts_with("jitter_ms")
+        );
+        assert!(err(json!({"name": "x", "rule": {"cron": "0 2 *"}})).starts_with("rule.cron"));
+        assert!(err(json!({"name": "x", "rule": {"at": "2020-01-01T00:00:00Z"}})).contains("in the past"));
+        assert!(
+            err(json!({"name": "x", "rule": {"cron": "@daily"}, "timezone": "Moon/Base"}))
+                .starts_with("timezone")
+        );
+        assert!(
+            err(json!({"name": "x", "rule": {"cron": "@daily"}, "misfire": {"policy": "run_all", "max": 0}}))
+                .contains("misfire.max")
+        );
+        assert!(err(json!({"name": "x", "rule": {"sometimes": 1}})).contains("unknown variant"));
+    }
+}
