@@ -69,10 +69,10 @@ impl ScheduleSpec {
                 self.jitter_ms
             ));
         }
-        if let Misfire::RunAll { max } = self.misfire {
-            if !(1..=1000).contains(&max) {
-                return Err(format!("misfire.max: {max} is outside 1..=1000"));
-            }
+        if let Misfire::RunAll { max } = self.misfire
+            && !(1..=1000).contains(&max)
+        {
+            return Err(format!("misfire.max: {max} is outside 1..=1000"));
         }
         Timing::new(
             &self.rule,
