@@ -656,7 +656,7 @@ fn overlap_policies_forbid_queue_and_replace() {
         }
     };
     for policy in ["forbid", "queue", "replace"] {
-        let t = json!({"name": policy, "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 400,
+        let t = json!({"name": policy, "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 1000,
                        "overlap": policy, "retry": {"max_attempts": 1}});
         assert_eq!(d.call("POST", "/v1/tasks", Some(&t)).0, 201);
     }

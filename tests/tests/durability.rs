@@ -101,6 +101,13 @@ fn acknowledged_runs_survive_kill_9() {
                 }
             }));
         }
+        // Kill at a different moment each round, but only once runs are flowing, so a
+        // slow machine cannot turn a round into one with nothing acknowledged.
+        let flowing = Instant::now();
+        while acks.lock().unwrap().len() < 10 {
+            assert!(flowing.elapsed() < Duration::from_secs(60), "no run was acknowledged");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         std::thread::sleep(Duration::from_millis(kill_after_ms));
         // Record some runs that finished before the kill, with their results.
         let acked_now: Vec<String> = acks.lock().unwrap().clone();
