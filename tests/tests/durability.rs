@@ -105,7 +105,10 @@ fn acknowledged_runs_survive_kill_9() {
         // slow machine cannot turn a round into one with nothing acknowledged.
         let flowing = Instant::now();
         while acks.lock().unwrap().len() < 10 {
-            assert!(flowing.elapsed() < Duration::from_secs(60), "no run was acknowledged");
+            assert!(
+                flowing.elapsed() < Duration::from_secs(60),
+                "no run was acknowledged"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis(kill_after_ms));

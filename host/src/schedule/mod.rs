@@ -7,6 +7,7 @@
 
 pub mod calendar;
 pub mod cron_rule;
+pub mod misfire;
 pub mod spec;
 pub mod zone;
 
