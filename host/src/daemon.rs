@@ -82,10 +82,22 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let services = Arc::new(crate::store::kv::StoreServices { store: store.clone() });
     let executor = Executor::start(store.clone(), runtime.clone(), services, config.workers)
         .map_err(|e| format!("starting the run threads: {e}"))?;
+    let (queued, interrupted) = executor
+        .recover()
+        .await
+        .map_err(|e| format!("recovering runs: {e}"))?;
+    if queued + interrupted > 0 {
+        tracing::info!(queued, interrupted, "recovered runs left by the previous process");
+    }
+
+    let scheduler = crate::scheduler::start(store.clone(), executor.clone())
+        .await
+        .map_err(|e| format!("starting the scheduler: {e}"))?;
     let state = AppState {
         store: store.clone(),
         runtime,
         executor: executor.clone(),
+        scheduler,
     };
 
     // Bundled plugins, on first start (an operator may remove or replace them later).
@@ -115,14 +127,6 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         eprintln!("created an admin token in {} (mode 0600)", path.display());
     }
-    let (queued, interrupted) = executor
-        .recover()
-        .await
-        .map_err(|e| format!("recovering runs: {e}"))?;
-    if queued + interrupted > 0 {
-        tracing::info!(queued, interrupted, "recovered runs left by the previous process");
-    }
-
     crate::retention::spawn_pruner(store.clone(), config.retention);
 
     let listener = tokio::net::TcpListener::bind(config.listen)

@@ -16,5 +16,6 @@ pub mod retention;
 pub mod run;
 pub mod runtime;
 pub mod schedule;
+pub mod scheduler;
 pub mod store;
 pub mod task;

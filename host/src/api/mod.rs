@@ -36,6 +36,8 @@ pub struct AppState {
     pub runtime: Runtime,
     /// The executor (runs, cancellation, waiting).
     pub executor: Executor,
+    /// The scheduler (told about every schedule change).
+    pub scheduler: crate::scheduler::Scheduler,
 }
 
 /// The authenticated caller of a request.
@@ -246,6 +248,24 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/v1/audit", get(tokens::audit))
         .route("/v1/schedules/preview", post(schedules::preview))
+        .route("/v1/schedules", get(schedules::list).post(schedules::create))
+        .route(
+            "/v1/schedules/{id}",
+            get(schedules::get)
+                .patch(schedules::update)
+                .delete(schedules::delete),
+        )
+        .route("/v1/schedules/{id}/pause", post(schedules::pause))
+        .route("/v1/schedules/{id}/resume", post(schedules::resume))
+        .route("/v1/schedules/{id}/preview", get(schedules::preview_saved))
+        .route(
+            "/v1/schedules/{id}/tasks",
+            get(schedules::tasks).post(schedules::attach),
+        )
+        .route(
+            "/v1/schedules/{id}/tasks/{task}",
+            axum::routing::delete(schedules::detach),
+        )
         .fallback(not_found)
         .with_state(state)
 }

@@ -29,6 +29,17 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("delete", "/v1/tokens/{id}"),
     ("get", "/v1/audit"),
     ("post", "/v1/schedules/preview"),
+    ("get", "/v1/schedules"),
+    ("post", "/v1/schedules"),
+    ("get", "/v1/schedules/{id}"),
+    ("patch", "/v1/schedules/{id}"),
+    ("delete", "/v1/schedules/{id}"),
+    ("post", "/v1/schedules/{id}/pause"),
+    ("post", "/v1/schedules/{id}/resume"),
+    ("get", "/v1/schedules/{id}/preview"),
+    ("get", "/v1/schedules/{id}/tasks"),
+    ("post", "/v1/schedules/{id}/tasks"),
+    ("delete", "/v1/schedules/{id}/tasks/{task}"),
 ];
 
 fn r(schema: &str) -> Value {
@@ -374,7 +385,7 @@ pub fn document() -> Value {
             op(
                 "Revoke a token (by id or name)",
                 "admin",
-                vec![id],
+                vec![id.clone()],
                 None,
                 vec![
                     ("204".into(), json!({ "description": "revoked" })),
@@ -412,6 +423,146 @@ pub fn document() -> Value {
                     json!({ "type": "object", "properties": { "timezone": { "type": "string" }, "slots": { "type": "array", "items": { "type": "object", "properties": {
                 "utc": { "type": "string" }, "local": { "type": "string" }, "dst": { "enum": [null, "moved_out_of_gap", "first_of_repeated"] } } } } } }),
                 )],
+            ),
+        ),
+        (
+            "get",
+            "/v1/schedules",
+            op(
+                "List schedules (with their tasks and next slot)",
+                "admin, operator, viewer",
+                vec![],
+                None,
+                vec![ok("200", "schedules", list("schedules", "Schedule"))],
+            ),
+        ),
+        (
+            "post",
+            "/v1/schedules",
+            op(
+                "Create a schedule",
+                "admin, operator",
+                vec![],
+                Some(body(r("ScheduleSpec"))),
+                vec![
+                    ok("201", "created", r("Schedule")),
+                    ("409".into(), json!({ "description": "name taken" })),
+                ],
+            ),
+        ),
+        (
+            "get",
+            "/v1/schedules/{id}",
+            op(
+                "Get a schedule",
+                "admin, operator, viewer",
+                vec![id.clone()],
+                None,
+                vec![ok("200", "the schedule", r("Schedule"))],
+            ),
+        ),
+        (
+            "patch",
+            "/v1/schedules/{id}",
+            op(
+                "Change fields of a schedule (top-level JSON merge, then full validation)",
+                "admin, operator",
+                vec![id.clone()],
+                Some(body(json!({ "type": "object" }))),
+                vec![ok("200", "changed", r("Schedule"))],
+            ),
+        ),
+        (
+            "delete",
+            "/v1/schedules/{id}",
+            op(
+                "Delete a schedule; 409 naming the tasks it drives unless ?force=true detaches them",
+                "admin, operator",
+                vec![
+                    id.clone(),
+                    query("force", "detach its tasks and delete", "boolean"),
+                ],
+                None,
+                vec![
+                    ("204".into(), json!({ "description": "deleted" })),
+                    ("409".into(), json!({ "description": "it drives tasks (named)" })),
+                ],
+            ),
+        ),
+        (
+            "post",
+            "/v1/schedules/{id}/pause",
+            op(
+                "Pause a schedule",
+                "admin, operator",
+                vec![id.clone()],
+                None,
+                vec![ok("200", "paused", r("Schedule"))],
+            ),
+        ),
+        (
+            "post",
+            "/v1/schedules/{id}/resume",
+            op(
+                "Resume a schedule",
+                "admin, operator",
+                vec![id.clone()],
+                None,
+                vec![ok("200", "resumed", r("Schedule"))],
+            ),
+        ),
+        (
+            "get",
+            "/v1/schedules/{id}/preview",
+            op(
+                "Next fire times of a saved schedule",
+                "admin, operator, viewer",
+                vec![
+                    id.clone(),
+                    query("count", "1-1440 (default 10)", "integer"),
+                    query("from", "after this instant (RFC 3339, default now)", "string"),
+                ],
+                None,
+                vec![ok("200", "fire times", json!({ "type": "object" }))],
+            ),
+        ),
+        (
+            "get",
+            "/v1/schedules/{id}/tasks",
+            op(
+                "Tasks a schedule drives",
+                "admin, operator, viewer",
+                vec![id.clone()],
+                None,
+                vec![ok(
+                    "200",
+                    "task ids",
+                    json!({ "type": "object", "properties": { "tasks": { "type": "array", "items": { "type": "string" } } } }),
+                )],
+            ),
+        ),
+        (
+            "post",
+            "/v1/schedules/{id}/tasks",
+            op(
+                "Attach a task",
+                "admin, operator",
+                vec![id.clone()],
+                Some(body(
+                    json!({ "type": "object", "required": ["task"], "properties": { "task": { "type": "string", "description": "task id or name" } } }),
+                )),
+                vec![ok("200", "task ids now attached", json!({ "type": "object" }))],
+            ),
+        ),
+        (
+            "delete",
+            "/v1/schedules/{id}/tasks/{task}",
+            op(
+                "Detach a task",
+                "admin, operator",
+                vec![id.clone(), path_param("task", "task id or name")],
+                None,
+                vec![ok("200", "task ids still attached", json!({ "type": "object" }))],
             ),
         ),
     ];
@@ -472,6 +623,15 @@ pub fn document() -> Value {
                     "resources": { "type": "object", "properties": { "duration_us": { "type": "integer" }, "peak_memory_bytes": { "type": "integer" },
                         "fuel_consumed": { "type": ["integer", "null"] }, "hosts_contacted": { "type": "array", "items": { "type": "string" } } } },
                     "attempts": { "type": "array", "items": { "type": "object" } } } },
+                "ScheduleSpec": { "type": "object", "required": ["name", "rule"], "properties": {
+                    "name": { "type": "string" }, "description": { "type": "string" },
+                    "rule": { "description": "{\"cron\": expr} | {\"calendar\": {every, unit, weekdays, day_of_month, at, window}} | {\"at\": RFC 3339}; see docs/scheduling.md" },
+                    "timezone": { "type": "string", "default": "UTC" }, "start": { "type": "string" }, "end": { "type": ["string", "null"] },
+                    "enabled": { "type": "boolean", "default": true }, "jitter_ms": { "type": "integer", "default": 0 },
+                    "misfire": { "type": "object", "properties": { "policy": { "enum": ["skip", "run_once", "run_all"] }, "max": { "type": "integer" } } } } },
+                "Schedule": { "allOf": [r("ScheduleSpec"), { "type": "object", "properties": { "id": { "type": "string" }, "created_at": { "type": "string" },
+                    "updated_at": { "type": "string" }, "last_slot": { "type": ["string", "null"] }, "next_slot": { "type": ["string", "null"] },
+                    "tasks": { "type": "array", "items": { "type": "string" } } } }] },
                 "Token": { "type": "object", "properties": { "id": { "type": "string" }, "name": { "type": "string" },
                     "role": { "enum": ["admin", "operator", "viewer", "ingest"] }, "created_at": { "type": "string" }, "secret": { "type": "string", "description": "only when created" } } },
                 "AuditEntry": { "type": "object", "properties": { "id": { "type": "string" }, "at": { "type": "string" }, "actor": { "type": "string" },

@@ -1,13 +1,16 @@
-//! `/v1/schedules`: for now, the preview of an unsaved rule (the durable scheduler and
-//! schedule resources are the rest of issue 4).
+//! `/v1/schedules`: create, list, get, update, pause, resume, delete (refused while it
+//! drives tasks unless `?force=true`), attach and detach tasks, and previews of saved and
+//! unsaved rules.
 
 use super::{ApiError, ApiResult};
-use super::{AppState, Caller, MAX_BODY_BYTES, READERS, parse_json, read_body};
+use super::{AppState, Caller, MAX_BODY_BYTES, OPERATORS, READERS, parse_json, read_body};
+use crate::schedule::spec::ScheduleSpec;
 use crate::schedule::{Rule, Timing};
+use crate::store::schedules::ScheduleRecord;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -52,10 +55,284 @@ pub(super) async fn preview(
     let from = req.from.unwrap_or(now);
     let timing = Timing::new(&req.rule, &req.timezone, req.start.unwrap_or(from), req.end, now)
         .map_err(ApiError::bad_request)?;
+    Ok(Json(slots_json(&req.timezone, &timing, from, count)))
+}
+
+fn slots_json(timezone: &str, timing: &Timing, from: DateTime<Utc>, count: usize) -> Value {
     let slots: Vec<Value> = timing
         .preview(from, count)
         .into_iter()
         .map(|s| json!({ "utc": s.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "local": s.local, "dst": s.dst }))
         .collect();
-    Ok(Json(json!({ "timezone": req.timezone, "slots": slots })))
+    json!({ "timezone": timezone, "slots": slots })
+}
+
+/// A schedule as the API shows it: spec fields plus id, timestamps, tasks, next slot.
+fn view(state: &AppState, record: &ScheduleRecord) -> ApiResult<Value> {
+    let mut v = serde_json::to_value(&record.spec).map_err(|e| ApiError::internal(e.to_string()))?;
+    let now = Utc::now();
+    let start = record.spec.start.unwrap_or(now);
+    let next = Timing::new(
+        &record.spec.rule,
+        &record.spec.timezone,
+        start,
+        record.spec.end,
+        DateTime::<Utc>::MIN_UTC,
+    )
+    .ok()
+    .filter(|_| record.spec.enabled)
+    .and_then(|t| t.next_after(record.last_slot.unwrap_or(now).max(now)))
+    .map(|s| s.local);
+    if let Value::Object(m) = &mut v {
+        m.insert("id".into(), json!(record.id));
+        m.insert("created_at".into(), json!(record.created_at));
+        m.insert("updated_at".into(), json!(record.updated_at));
+        m.insert("last_slot".into(), json!(record.last_slot));
+        m.insert("next_slot".into(), json!(next));
+        m.insert("tasks".into(), json!(state.store.schedule_tasks(&record.id)?));
+    }
+    Ok(v)
+}
+
+fn find(state: &AppState, id: &str) -> ApiResult<ScheduleRecord> {
+    state
+        .store
+        .schedule(id)?
+        .ok_or_else(|| ApiError::not_found(format!("schedule {id:?} not found")))
+}
+
+pub(super) async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(OPERATORS, "create schedules")?;
+    let body = read_body(body, MAX_BODY_BYTES).await?;
+    let mut spec: ScheduleSpec = parse_json(&headers, &body)?;
+    let now = Utc::now();
+    spec.start = Some(spec.start.unwrap_or(now));
+    spec.timing(now).map_err(|e| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_field",
+        message: e,
+    })?;
+    let stamp = crate::executor::now();
+    let record = ScheduleRecord {
+        id: crate::ids::new_id(),
+        created_at: stamp.clone(),
+        updated_at: stamp,
+        spec,
+        last_slot: None,
+    };
+    let record = state.store.insert_schedule(record, &caller.token.name).await?;
+    state.scheduler.reload(&record.id);
+    Ok((StatusCode::CREATED, Json(view(&state, &record)?)))
+}
+
+pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(READERS, "read schedules")?;
+    let mut out = Vec::new();
+    for record in state.store.schedules()? {
+        out.push(view(&state, &record)?);
+    }
+    Ok(Json(json!({ "schedules": out })))
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(READERS, "read schedules")?;
+    Ok(Json(view(&state, &find(&state, &id)?)?))
+}
+
+async fn change(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    patch: serde_json::Map<String, Value>,
+) -> ApiResult<Value> {
+    caller.require(OPERATORS, "change schedules")?;
+    for key in [
+        "id",
+        "created_at",
+        "updated_at",
+        "last_slot",
+        "next_slot",
+        "tasks",
+    ] {
+        if patch.contains_key(key) {
+            return Err(ApiError::bad_request(format!("{key}: cannot be changed here")));
+        }
+    }
+    let current = find(state, id)?;
+    let mut merged = serde_json::to_value(&current.spec).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let Value::Object(m) = &mut merged {
+        m.extend(patch);
+    }
+    let spec: ScheduleSpec =
+        serde_json::from_value(merged).map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
+    // Rules already active may have an `at` in the past; only check it when it changes.
+    let now = if spec.rule == current.spec.rule {
+        DateTime::<Utc>::MIN_UTC
+    } else {
+        Utc::now()
+    };
+    spec.timing(now).map_err(|e| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_field",
+        message: e,
+    })?;
+    let (_, after) = state
+        .store
+        .update_schedule(&current.id, spec, crate::executor::now(), &caller.token.name)
+        .await?;
+    state.scheduler.reload(&after.id);
+    view(state, &after)
+}
+
+pub(super) async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    let body = read_body(body, MAX_BODY_BYTES).await?;
+    let Value::Object(patch) = parse_json::<Value>(&headers, &body)? else {
+        return Err(ApiError::bad_request(
+            "request body: expected a JSON object of fields to change",
+        ));
+    };
+    Ok(Json(change(&state, &caller, &id, patch).await?))
+}
+
+pub(super) async fn pause(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let mut patch = serde_json::Map::new();
+    patch.insert("enabled".into(), json!(false));
+    Ok(Json(change(&state, &caller, &id, patch).await?))
+}
+
+pub(super) async fn resume(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let mut patch = serde_json::Map::new();
+    patch.insert("enabled".into(), json!(true));
+    Ok(Json(change(&state, &caller, &id, patch).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct DeleteQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+pub(super) async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<StatusCode> {
+    caller.require(OPERATORS, "delete schedules")?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    let record = state
+        .store
+        .delete_schedule(&id, q.force, &caller.token.name)
+        .await?;
+    state.scheduler.reload(&record.id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AttachRequest {
+    task: String,
+}
+
+pub(super) async fn tasks(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(READERS, "read schedules")?;
+    let record = find(&state, &id)?;
+    Ok(Json(json!({ "tasks": state.store.schedule_tasks(&record.id)? })))
+}
+
+pub(super) async fn attach(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    caller.require(OPERATORS, "attach tasks")?;
+    let body = read_body(body, MAX_BODY_BYTES).await?;
+    let req: AttachRequest = parse_json(&headers, &body)?;
+    let tasks = state
+        .store
+        .link_task(&id, &req.task, true, &caller.token.name)
+        .await?;
+    Ok(Json(json!({ "tasks": tasks })))
+}
+
+pub(super) async fn detach(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, task)): Path<(String, String)>,
+) -> ApiResult<Json<Value>> {
+    caller.require(OPERATORS, "detach tasks")?;
+    let tasks = state
+        .store
+        .link_task(&id, &task, false, &caller.token.name)
+        .await?;
+    Ok(Json(json!({ "tasks": tasks })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PreviewQuery {
+    count: Option<usize>,
+    from: Option<DateTime<Utc>>,
+}
+
+pub(super) async fn preview_saved(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require(READERS, "preview schedules")?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    let record = find(&state, &id)?;
+    let count = q.count.unwrap_or(10);
+    if !(1..=MAX_PREVIEW).contains(&count) {
+        return Err(ApiError::bad_request(format!(
+            "count: {count} is outside 1..={MAX_PREVIEW}"
+        )));
+    }
+    let start = record.spec.start.unwrap_or_else(Utc::now);
+    let timing = Timing::new(
+        &record.spec.rule,
+        &record.spec.timezone,
+        start,
+        record.spec.end,
+        DateTime::<Utc>::MIN_UTC,
+    )
+    .map_err(ApiError::bad_request)?;
+    Ok(Json(slots_json(
+        &record.spec.timezone,
+        &timing,
+        q.from.unwrap_or_else(Utc::now),
+        count,
+    )))
 }

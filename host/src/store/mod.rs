@@ -9,6 +9,7 @@ pub mod audit;
 pub mod kv;
 pub mod plugins;
 pub mod runs;
+pub mod schedules;
 pub mod tables;
 pub mod tasks;
 pub mod tokens;

@@ -29,6 +29,21 @@ impl RunFilter {
     }
 }
 
+/// Insert new runs (queued ones also into the queue) inside `txn`.
+pub(crate) fn insert_runs(txn: &WriteTransaction, runs: &[Run]) -> Result<(), StoreError> {
+    let mut table = txn.open_table(RUNS)?;
+    let mut by_task = txn.open_table(RUNS_BY_TASK)?;
+    let mut queue = txn.open_table(RUN_QUEUE)?;
+    for run in runs {
+        put_json(&mut table, &run.id, run)?;
+        by_task.insert(format!("{}/{}", run.task_id, run.id).as_str(), ())?;
+        if run.status == RunStatus::Queued {
+            queue.insert(run.id.as_str(), ())?;
+        }
+    }
+    Ok(())
+}
+
 fn load(txn: &WriteTransaction, id: &str) -> Result<Run, StoreError> {
     get_json(&txn.open_table(RUNS)?, id)?.ok_or_else(|| StoreError::NotFound(format!("run {id:?} not found")))
 }
@@ -37,16 +52,7 @@ impl Store {
     /// Durably queue new runs (one commit for all of them).
     pub async fn enqueue_runs(&self, runs: Vec<Run>) -> Result<Vec<Run>, StoreError> {
         self.write(move |txn| {
-            let mut table = txn.open_table(RUNS)?;
-            let mut by_task = txn.open_table(RUNS_BY_TASK)?;
-            let mut queue = txn.open_table(RUN_QUEUE)?;
-            for run in &runs {
-                put_json(&mut table, &run.id, run)?;
-                by_task.insert(format!("{}/{}", run.task_id, run.id).as_str(), ())?;
-                if run.status == RunStatus::Queued {
-                    queue.insert(run.id.as_str(), ())?;
-                }
-            }
+            insert_runs(txn, &runs)?;
             Ok(runs)
         })
         .await
