@@ -103,3 +103,49 @@ fn client_commands_cover_every_noun() {
     assert_eq!(unreachable.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&unreachable.stderr).contains("cannot reach the daemon"));
 }
+
+#[test]
+fn schedule_commands_with_friendly_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    ok(&d, &["task", "create", "t", "--plugin", "echo"]);
+    let out = ok(
+        &d,
+        &[
+            "schedule",
+            "create",
+            "sat",
+            "--every",
+            "week",
+            "--on",
+            "sat",
+            "--at",
+            "17:00",
+            "--tz",
+            "Europe/Berlin",
+            "--misfire",
+            "skip",
+        ],
+    );
+    assert!(out.contains("created schedule sat"), "{out}");
+    ok(&d, &["schedule", "attach", "sat", "t"]);
+    let list = ok(&d, &["schedule", "list"]);
+    assert!(list.contains("sat") && list.contains("Europe/Berlin"), "{list}");
+    let preview = ok(&d, &["schedule", "preview", "sat", "--count", "2"]);
+    assert!(
+        preview.lines().nth(1).unwrap().contains("T17:00:00+0"),
+        "{preview}"
+    );
+    let refused = cli(&d, &["schedule", "delete", "sat"]);
+    assert_eq!(refused.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("409 conflict"));
+    ok(&d, &["schedule", "pause", "sat"]);
+    ok(&d, &["schedule", "detach", "sat", "t"]);
+    ok(&d, &["schedule", "delete", "sat"]);
+    let bad = cli(&d, &["schedule", "create", "x", "--every", "3 fortnights"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown unit"));
+    let past = cli(&d, &["schedule", "create", "x", "--once", "2020-01-01T00:00"]);
+    assert_eq!(past.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&past.stderr).contains("in the past"));
+}

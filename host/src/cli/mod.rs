@@ -9,6 +9,7 @@
 mod client;
 mod plugin;
 mod remote;
+mod schedule;
 mod serve;
 
 use clap::{Parser, Subcommand};
@@ -44,9 +45,9 @@ enum Command {
     /// Runs (the task log) on the daemon.
     #[command(subcommand)]
     Run(remote::RunCommand),
-    /// Schedules (so far: preview a rule's fire times).
+    /// Schedules: create with friendly rule flags, attach tasks, preview.
     #[command(subcommand)]
-    Schedule(remote::ScheduleCommand),
+    Schedule(schedule::ScheduleCommand),
     /// API tokens (admin only).
     #[command(subcommand)]
     Token(remote::TokenCommand),
@@ -112,7 +113,7 @@ pub fn main() -> ExitCode {
             Command::Task(cmd) => remote::task(&remote, cmd).await,
             Command::Run(cmd) => remote::run(&remote, cmd).await,
             Command::Token(cmd) => remote::token(&remote, cmd).await,
-            Command::Schedule(cmd) => remote::schedule(&remote, cmd).await,
+            Command::Schedule(cmd) => schedule::run(&remote, cmd).await,
             Command::Audit { noun, limit } => remote::audit(&remote, noun, limit).await,
             Command::Logs { task, follow } => remote::logs(&remote, task, follow).await,
         };

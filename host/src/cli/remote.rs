@@ -83,28 +83,6 @@ pub(crate) enum RunCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum ScheduleCommand {
-    /// Show the next fire times of a rule, in the zone and UTC, with DST notes.
-    Preview {
-        /// A cron expression (5, 6 or 7 fields, or @hourly, @daily, ...).
-        #[arg(long, conflicts_with = "rule")]
-        cron: Option<String>,
-        /// A rule as JSON: {"calendar": {...}} or {"at": "..."}.
-        #[arg(long, value_name = "JSON")]
-        rule: Option<String>,
-        /// IANA time zone.
-        #[arg(long, default_value = "UTC")]
-        tz: String,
-        /// How many fire times (1-1440).
-        #[arg(long, default_value_t = 10)]
-        count: usize,
-        /// Fire times after this RFC 3339 instant (default: now).
-        #[arg(long)]
-        from: Option<String>,
-    },
-}
-
-#[derive(Debug, Subcommand)]
 pub(crate) enum TokenCommand {
     /// List tokens (never their secrets).
     List,
@@ -303,35 +281,6 @@ pub(crate) async fn run(remote: &Remote, cmd: RunCommand) -> Result<(), Failure>
                 .call("POST", &format!("/v1/runs/{}/cancel", q(&id)), None)
                 .await?;
             remote.print(&v, |r| format!("run {} {}\n", text(&r["id"]), text(&r["status"])));
-        }
-    }
-    Ok(())
-}
-
-pub(crate) async fn schedule(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Failure> {
-    match cmd {
-        ScheduleCommand::Preview {
-            cron,
-            rule,
-            tz,
-            count,
-            from,
-        } => {
-            let rule = match (cron, rule) {
-                (Some(c), None) => json!({ "cron": c }),
-                (None, Some(r)) => parse("--rule", &r)?,
-                _ => return Err((EXIT_USAGE, "give --cron EXPR or --rule JSON".into())),
-            };
-            let mut body = json!({ "rule": rule, "timezone": tz, "count": count });
-            if let Some(f) = from {
-                body["from"] = json!(f);
-            }
-            let v = remote.call("POST", "/v1/schedules/preview", Some(&body)).await?;
-            remote.print(&v, |v| {
-                let mut out = columns(v, "slots", &[("LOCAL", "local"), ("UTC", "utc"), ("DST", "dst")]);
-                out = out.replace(" -\n", "\n");
-                out
-            });
         }
     }
     Ok(())

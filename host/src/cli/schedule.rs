@@ -1,0 +1,376 @@
+//! `sundial schedule ...`: schedules on the daemon, with friendly rule flags
+//! (`--cron`, `--every "2 weeks" --on fri --at 18:00`, `--once 2026-12-31T23:00`).
+
+use super::EXIT_USAGE;
+use super::client::{Failure, Remote, columns, text};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+
+/// How a schedule's rule is given on the command line.
+#[derive(Debug, Args, Default, Clone)]
+pub(crate) struct RuleFlags {
+    /// A cron expression (5, 6 or 7 fields, or @hourly, @daily, ...).
+    #[arg(long)]
+    cron: Option<String>,
+    /// Repeat every N units: "15 minutes", "2 hours", "day", "2 weeks", "month", "year".
+    #[arg(long)]
+    every: Option<String>,
+    /// Weekdays for --every, comma-separated: mon,tue,...,sun.
+    #[arg(long)]
+    on: Option<String>,
+    /// Time of day for --every days/weeks/months/years, HH:MM.
+    #[arg(long)]
+    at: Option<String>,
+    /// Day of month for --every months: first, last, start or a number.
+    #[arg(long)]
+    day: Option<String>,
+    /// Daily window for --every minutes/hours, HH:MM-HH:MM.
+    #[arg(long)]
+    window: Option<String>,
+    /// Fire once at this time: RFC 3339, or YYYY-MM-DDTHH:MM in --tz.
+    #[arg(long)]
+    once: Option<String>,
+    /// IANA time zone of the rule.
+    #[arg(long, default_value = "UTC")]
+    tz: String,
+}
+
+fn hms(field: &str, text: &str) -> Result<String, String> {
+    chrono::NaiveTime::parse_from_str(text, "%H:%M")
+        .or_else(|_| chrono::NaiveTime::parse_from_str(text, "%H:%M:%S"))
+        .map(|t| t.format("%H:%M:%S").to_string())
+        .map_err(|_| format!("--{field} {text:?}: expected HH:MM"))
+}
+
+/// Build the JSON rule from the flags (pure, unit-tested).
+pub(crate) fn rule_json(f: &RuleFlags) -> Result<Value, String> {
+    let given = [f.cron.is_some(), f.every.is_some(), f.once.is_some()]
+        .iter()
+        .filter(|b| **b)
+        .count();
+    if given != 1 {
+        return Err("give exactly one of --cron, --every or --once".into());
+    }
+    if let Some(c) = &f.cron {
+        return Ok(json!({ "cron": c }));
+    }
+    if let Some(once) = &f.once {
+        let at = match chrono::DateTime::parse_from_rfc3339(once) {
+            Ok(t) => t.with_timezone(&chrono::Utc),
+            Err(_) => {
+                let naive = chrono::NaiveDateTime::parse_from_str(once, "%Y-%m-%dT%H:%M")
+                    .map_err(|_| format!("--once {once:?}: expected RFC 3339 or YYYY-MM-DDTHH:MM"))?;
+                let tz = crate::schedule::zone::parse_tz(&f.tz).map_err(|e| format!("--tz: {e}"))?;
+                crate::schedule::zone::resolve(tz, naive).0
+            }
+        };
+        return Ok(json!({ "at": at.to_rfc3339() }));
+    }
+    let every = f.every.as_deref().unwrap_or_default();
+    let mut parts = every.split_whitespace();
+    let (n, unit) = match (parts.next(), parts.next()) {
+        (Some(n), Some(u)) => (
+            n.parse::<u32>()
+                .map_err(|_| format!("--every {every:?}: {n:?} is not a number"))?,
+            u,
+        ),
+        (Some(u), None) => (1, u),
+        _ => return Err("--every needs a unit, e.g. \"2 weeks\"".into()),
+    };
+    let unit = match unit.trim_end_matches('s') {
+        "minute" | "min" => "minutes",
+        "hour" => "hours",
+        "day" => "days",
+        "week" => "weeks",
+        "month" => "months",
+        "year" => "years",
+        other => {
+            return Err(format!(
+                "--every: unknown unit {other:?} (minutes, hours, days, weeks, months, years)"
+            ));
+        }
+    };
+    let mut cal = json!({ "every": n, "unit": unit });
+    if let Some(on) = &f.on {
+        let days: Result<Vec<String>, String> = on
+            .split(',')
+            .map(|d| match d.trim().to_ascii_lowercase().get(..3) {
+                Some(x @ ("mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun")) => {
+                    let mut c = x.chars();
+                    Ok(c.next()
+                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                        .unwrap_or_default())
+                }
+                _ => Err(format!("--on: {d:?} is not a weekday")),
+            })
+            .collect();
+        cal["weekdays"] = json!(days?);
+    }
+    if let Some(at) = &f.at {
+        cal["at"] = json!(hms("at", at)?);
+    }
+    if let Some(day) = &f.day {
+        cal["day_of_month"] = match day.as_str() {
+            "first" | "last" | "start" => json!(day),
+            n => {
+                json!({ "day": n.parse::<u32>().map_err(|_| format!("--day {n:?}: first, last, start or a number"))? })
+            }
+        };
+    }
+    if let Some(w) = &f.window {
+        let (a, b) = w
+            .split_once('-')
+            .ok_or_else(|| format!("--window {w:?}: expected HH:MM-HH:MM"))?;
+        cal["window"] = json!([hms("window", a)?, hms("window", b)?]);
+    }
+    Ok(json!({ "calendar": cal }))
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScheduleCommand {
+    /// Create a schedule.
+    Create {
+        /// Schedule name.
+        name: String,
+        #[command(flatten)]
+        rule: RuleFlags,
+        /// Missed slots after downtime: skip, run-once or run-all:N.
+        #[arg(long)]
+        misfire: Option<String>,
+        /// Start (RFC 3339); default now.
+        #[arg(long)]
+        start: Option<String>,
+        /// End (RFC 3339).
+        #[arg(long)]
+        end: Option<String>,
+    },
+    /// List schedules.
+    List,
+    /// Show one schedule.
+    Get { name: String },
+    /// Change fields of a schedule (JSON merge of top-level fields).
+    Update {
+        name: String,
+        /// The fields to change, as JSON.
+        #[arg(value_name = "JSON")]
+        fields: String,
+    },
+    /// Delete a schedule (--force detaches its tasks).
+    Delete {
+        name: String,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Pause a schedule.
+    Pause { name: String },
+    /// Resume a schedule.
+    Resume { name: String },
+    /// Attach a task.
+    Attach { name: String, task: String },
+    /// Detach a task.
+    Detach { name: String, task: String },
+    /// Show next fire times: of a saved schedule (NAME) or of a rule given by flags.
+    Preview {
+        /// A saved schedule.
+        name: Option<String>,
+        #[command(flatten)]
+        rule: RuleFlags,
+        /// How many (1-1440).
+        #[arg(long, default_value_t = 10)]
+        count: usize,
+    },
+}
+
+fn slots_table(v: &Value) -> String {
+    columns(v, "slots", &[("LOCAL", "local"), ("UTC", "utc"), ("DST", "dst")])
+}
+
+pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Failure> {
+    let usage = |e: String| (EXIT_USAGE, e);
+    match cmd {
+        ScheduleCommand::Create {
+            name,
+            rule,
+            misfire,
+            start,
+            end,
+        } => {
+            let mut body =
+                json!({ "name": name, "rule": rule_json(&rule).map_err(usage)?, "timezone": rule.tz });
+            if let Some(m) = misfire {
+                body["misfire"] = match m.as_str() {
+                    "skip" => json!({"policy": "skip"}),
+                    "run-once" => json!({"policy": "run_once"}),
+                    other => match other.strip_prefix("run-all:").and_then(|n| n.parse::<u32>().ok()) {
+                        Some(max) => json!({"policy": "run_all", "max": max}),
+                        None => {
+                            return Err(usage(format!("--misfire {other:?}: skip, run-once or run-all:N")));
+                        }
+                    },
+                };
+            }
+            if let Some(s) = start {
+                body["start"] = json!(s);
+            }
+            if let Some(e) = end {
+                body["end"] = json!(e);
+            }
+            let v = remote.call("POST", "/v1/schedules", Some(&body)).await?;
+            remote.print(&v, |s| {
+                format!(
+                    "created schedule {} (next: {})\n",
+                    text(&s["name"]),
+                    text(&s["next_slot"])
+                )
+            });
+        }
+        ScheduleCommand::List => {
+            let v = remote.call("GET", "/v1/schedules", None).await?;
+            remote.print(&v, |v| {
+                let cols = [
+                    ("NAME", "name"),
+                    ("ZONE", "timezone"),
+                    ("ENABLED", "enabled"),
+                    ("NEXT", "next_slot"),
+                    ("ID", "id"),
+                ];
+                columns(v, "schedules", &cols)
+            });
+        }
+        ScheduleCommand::Get { name } => {
+            let v = remote.call("GET", &format!("/v1/schedules/{name}"), None).await?;
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        ScheduleCommand::Update { name, fields } => {
+            let body: Value = serde_json::from_str(&fields).map_err(|e| usage(format!("fields: {e}")))?;
+            let v = remote
+                .call("PATCH", &format!("/v1/schedules/{name}"), Some(&body))
+                .await?;
+            remote.print(&v, |s| format!("updated schedule {}\n", text(&s["name"])));
+        }
+        ScheduleCommand::Delete { name, force } => {
+            let path = format!("/v1/schedules/{name}{}", if force { "?force=true" } else { "" });
+            remote.call("DELETE", &path, None).await?;
+            println!("deleted schedule {name}");
+        }
+        ScheduleCommand::Pause { name } => {
+            remote
+                .call("POST", &format!("/v1/schedules/{name}/pause"), None)
+                .await?;
+            println!("paused schedule {name}");
+        }
+        ScheduleCommand::Resume { name } => {
+            remote
+                .call("POST", &format!("/v1/schedules/{name}/resume"), None)
+                .await?;
+            println!("resumed schedule {name}");
+        }
+        ScheduleCommand::Attach { name, task } => {
+            remote
+                .call(
+                    "POST",
+                    &format!("/v1/schedules/{name}/tasks"),
+                    Some(&json!({ "task": task })),
+                )
+                .await?;
+            println!("attached task {task} to schedule {name}");
+        }
+        ScheduleCommand::Detach { name, task } => {
+            remote
+                .call("DELETE", &format!("/v1/schedules/{name}/tasks/{task}"), None)
+                .await?;
+            println!("detached task {task} from schedule {name}");
+        }
+        ScheduleCommand::Preview { name, rule, count } => {
+            let v = match name {
+                Some(n) => {
+                    remote
+                        .call("GET", &format!("/v1/schedules/{n}/preview?count={count}"), None)
+                        .await?
+                }
+                None => {
+                    let body = json!({ "rule": rule_json(&rule).map_err(usage)?, "timezone": rule.tz, "count": count });
+                    remote.call("POST", "/v1/schedules/preview", Some(&body)).await?
+                }
+            };
+            remote.print(&v, slots_table);
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flags(f: impl FnOnce(&mut RuleFlags)) -> RuleFlags {
+        let mut r = RuleFlags {
+            tz: "UTC".into(),
+            ..RuleFlags::default()
+        };
+        f(&mut r);
+        r
+    }
+
+    #[test]
+    fn friendly_flags_become_rules() {
+        let r = rule_json(&flags(|f| {
+            f.every = Some("2 weeks".into());
+            f.on = Some("fri,Sat".into());
+            f.at = Some("18:00".into());
+        }))
+        .unwrap();
+        assert_eq!(
+            r,
+            json!({"calendar": {"every": 2, "unit": "weeks", "weekdays": ["Fri", "Sat"], "at": "18:00:00"}})
+        );
+        let r = rule_json(&flags(|f| {
+            f.every = Some("hour".into());
+            f.window = Some("02:00-03:00".into());
+        }))
+        .unwrap();
+        assert_eq!(r["calendar"]["window"], json!(["02:00:00", "03:00:00"]));
+        let r = rule_json(&flags(|f| {
+            f.once = Some("2026-12-31T23:00".into());
+            f.tz = "Europe/Berlin".into();
+        }))
+        .unwrap();
+        assert_eq!(r, json!({"at": "2026-12-31T22:00:00+00:00"}));
+        assert_eq!(
+            rule_json(&flags(|f| f.cron = Some("@daily".into()))).unwrap(),
+            json!({"cron": "@daily"})
+        );
+        let r = rule_json(&flags(|f| {
+            f.every = Some("month".into());
+            f.day = Some("last".into());
+        }))
+        .unwrap();
+        assert_eq!(r["calendar"]["day_of_month"], "last");
+    }
+
+    #[test]
+    fn bad_flags_say_why() {
+        assert!(rule_json(&flags(|_| {})).unwrap_err().contains("exactly one"));
+        assert!(
+            rule_json(&flags(|f| f.every = Some("3 fortnights".into())))
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(
+            rule_json(&flags(|f| {
+                f.every = Some("week".into());
+                f.on = Some("funday".into());
+            }))
+            .unwrap_err()
+            .contains("weekday")
+        );
+        assert!(
+            rule_json(&flags(|f| {
+                f.every = Some("day".into());
+                f.at = Some("25:99".into());
+            }))
+            .unwrap_err()
+            .contains("HH:MM")
+        );
+    }
+}
