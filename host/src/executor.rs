@@ -55,6 +55,8 @@ struct Inner {
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Run>>>>,
     finished: [std::sync::atomic::AtomicU64; 8],
     stopping: std::sync::atomic::AtomicBool,
+    /// Runs whose cancellation was asked for while they were running.
+    cancel_requested: Mutex<std::collections::HashSet<String>>,
     durations: crate::metrics::Histogram,
     /// Runs inside `execute` (bookkeeping included).
     in_flight: std::sync::atomic::AtomicUsize,
@@ -111,6 +113,7 @@ impl Executor {
             waiters: Mutex::default(),
             finished: Default::default(),
             stopping: Default::default(),
+            cancel_requested: Mutex::default(),
             durations: crate::metrics::Histogram::new(crate::metrics::SECONDS),
             in_flight: Default::default(),
             active_by_task: Mutex::default(),
@@ -176,6 +179,9 @@ impl Executor {
     pub async fn cancel(&self, id: &str) -> Result<Run, StoreError> {
         let run = self.inner.store.cancel_queued_run(id, now()).await?;
         if run.status == RunStatus::Running {
+            // The worker may not have registered its abort handle yet (it could still
+            // be loading the plugin): leave the request where it will look for it.
+            lock(&self.inner.cancel_requested).insert(id.to_string());
             if let Some(handle) = lock(&self.inner.running).get(id) {
                 handle.abort();
             }
@@ -458,19 +464,34 @@ impl Executor {
             None => tokio::spawn(call),
         };
         lock(&self.inner.running).insert(run.id.clone(), handle.abort_handle());
+        if lock(&self.inner.cancel_requested).contains(&run.id) {
+            handle.abort();
+        }
         let outcome = handle.await;
         lock(&self.inner.running).remove(&run.id);
+        let cancel_requested = lock(&self.inner.cancel_requested).remove(&run.id);
+        let stopping = self.inner.stopping.load(std::sync::atomic::Ordering::Relaxed);
         match outcome {
-            Ok(report) => {
+            // A run that succeeded before the cancel landed keeps its result; one that
+            // failed is not retried once a cancel was asked for.
+            Ok(report) if !(cancel_requested && report.result.is_err()) => {
                 run.log = report.log;
                 run.resources = report.resources;
                 self.finish(run, report.result, Some(&task)).await
             }
-            Err(e) if e.is_cancelled() && self.inner.stopping.load(std::sync::atomic::Ordering::Relaxed) => {
+            Err(e) if e.is_cancelled() && stopping && !cancel_requested => {
                 // Stopped by a graceful shutdown whose grace period ran out.
                 self.interrupt(run).await
             }
-            Err(e) if e.is_cancelled() => {
+            Err(e) if !e.is_cancelled() && !cancel_requested => {
+                let error = runtime::RunError::Instantiate(format!("the worker failed: {e}"));
+                self.finish(run, Err(error), Some(&task)).await
+            }
+            outcome => {
+                if let Ok(report) = outcome {
+                    run.log = report.log;
+                    run.resources = report.resources;
+                }
                 run.status = RunStatus::Cancelled;
                 run.finished_at = Some(now());
                 if let Some(a) = run.attempts.last_mut() {
@@ -479,10 +500,6 @@ impl Executor {
                 let run = store.save_run(run).await?;
                 self.notify(&run);
                 Ok(())
-            }
-            Err(e) => {
-                let error = runtime::RunError::Instantiate(format!("the worker failed: {e}"));
-                self.finish(run, Err(error), Some(&task)).await
             }
         }
     }

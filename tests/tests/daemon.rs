@@ -765,3 +765,26 @@ fn schedule_preview_shows_dst_moves_and_rejects_bad_rules() {
         );
     }
 }
+
+#[test]
+fn cancel_lands_at_any_moment_of_a_run() {
+    // Cancelling right after the start hits a run while queued, while its plugin is
+    // still loading, or while it runs; each must end cancelled, not be retried.
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    assert_eq!(
+        install(&d, "hostile", "sundial-fixture-hostile", json!({})).0,
+        201
+    );
+    let task = json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 60000,
+                      "retry": {"max_attempts": 5, "retry_on": {"timeout": true, "crash": true, "failed": true}}});
+    assert_eq!(d.call("POST", "/v1/tasks", Some(&task)).0, 201);
+    for i in 0..12 {
+        let (_, run) = d.call("POST", "/v1/tasks/spin/run", None);
+        let id = run["id"].as_str().unwrap().to_string();
+        std::thread::sleep(std::time::Duration::from_millis(i * 3));
+        let (status, cancelled) = d.call("POST", &format!("/v1/runs/{id}/cancel"), None);
+        assert_eq!(status, 200, "{cancelled}");
+        assert_eq!(cancelled["status"], "cancelled", "attempt {i}: {cancelled}");
+    }
+}
