@@ -137,6 +137,27 @@ pub async fn plugins_install(
     plugins::install_plugin(state, new, "sundial").await
 }
 
+/// Apply a PATCH body (top-level JSON merge) to `current`, refusing the `fixed` keys
+/// that belong to the record rather than the spec. The result still needs validating.
+pub fn merge_patch<T: serde::Serialize + DeserializeOwned>(
+    current: &T,
+    patch: serde_json::Map<String, serde_json::Value>,
+    fixed: &[&str],
+) -> ApiResult<T> {
+    if let Some(key) = fixed.iter().find(|k| patch.contains_key(**k)) {
+        return Err(ApiError::bad_request(format!("{key}: cannot be changed")));
+    }
+    let mut merged = serde_json::to_value(current).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let serde_json::Value::Object(m) = &mut merged {
+        m.extend(patch);
+    }
+    serde_json::from_value(merged).map_err(|e| ApiError {
+        status: axum::http::StatusCode::BAD_REQUEST,
+        code: "invalid_json",
+        message: format!("request body: {e}"),
+    })
+}
+
 async fn healthz() -> &'static str {
     "ok\n"
 }

@@ -155,25 +155,16 @@ async fn change(
     patch: serde_json::Map<String, Value>,
 ) -> ApiResult<Value> {
     caller.require(OPERATORS, "change schedules")?;
-    for key in [
+    let current = find(state, id)?;
+    let fixed = [
         "id",
         "created_at",
         "updated_at",
         "last_slot",
         "next_slot",
         "tasks",
-    ] {
-        if patch.contains_key(key) {
-            return Err(ApiError::bad_request(format!("{key}: cannot be changed here")));
-        }
-    }
-    let current = find(state, id)?;
-    let mut merged = serde_json::to_value(&current.spec).map_err(|e| ApiError::internal(e.to_string()))?;
-    if let Value::Object(m) = &mut merged {
-        m.extend(patch);
-    }
-    let spec: ScheduleSpec =
-        serde_json::from_value(merged).map_err(|e| ApiError::bad_request(format!("request body: {e}")))?;
+    ];
+    let spec: ScheduleSpec = super::merge_patch(&current.spec, patch, &fixed)?;
     // Rules already active may have an `at` in the past; only check it when it changes.
     let now = if spec.rule == current.spec.rule {
         DateTime::<Utc>::MIN_UTC

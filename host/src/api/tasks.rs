@@ -78,24 +78,11 @@ pub(super) async fn update(
             "request body: expected a JSON object of fields to change",
         ));
     };
-    for key in ["id", "created_at", "updated_at"] {
-        if patch.contains_key(key) {
-            return Err(ApiError::bad_request(format!("{key}: cannot be changed")));
-        }
-    }
     let current = state
         .store
         .task(&id)?
         .ok_or_else(|| ApiError::not_found(format!("task {id:?} not found")))?;
-    let mut merged = serde_json::to_value(&current.spec).map_err(|e| ApiError::internal(e.to_string()))?;
-    if let Value::Object(m) = &mut merged {
-        m.extend(patch);
-    }
-    let spec: TaskSpec = serde_json::from_value(merged).map_err(|e| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_json",
-        message: format!("request body: {e}"),
-    })?;
+    let spec: TaskSpec = super::merge_patch(&current.spec, patch, &["id", "created_at", "updated_at"])?;
     spec.validate()?;
     let (_before, after) = state
         .store
