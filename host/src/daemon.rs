@@ -23,12 +23,19 @@ pub struct DaemonConfig {
     pub workers: usize,
     /// Most mutations per store commit. Default 1024.
     pub max_batch: usize,
+    /// Store page cache in bytes. Default 64 MiB.
+    pub cache_bytes: usize,
     /// Address ranges plugins may reach. Default: public only.
     pub network: NetworkPolicy,
     /// How long a graceful stop waits for running runs. Default 30 s.
     pub grace: std::time::Duration,
     /// Task-log retention defaults and interval.
     pub retention: crate::retention::RetentionDefaults,
+    /// Start on a manual test clock standing at this time (moved with `POST /v1/clock`)
+    /// instead of the wall clock. Default: none (wall clock). For tests only.
+    pub test_clock: Option<chrono::DateTime<chrono::Utc>>,
+    /// IANA zone of schedules that name none. Default `UTC`.
+    pub timezone: String,
 }
 
 impl Default for DaemonConfig {
@@ -38,9 +45,12 @@ impl Default for DaemonConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 7780)),
             workers: DEFAULT_WORKERS,
             max_batch: crate::store::writer::DEFAULT_MAX_BATCH,
+            cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
             network: NetworkPolicy::default(),
             retention: crate::retention::RetentionDefaults::default(),
             grace: std::time::Duration::from_secs(30),
+            test_clock: None,
+            timezone: "UTC".into(),
         }
     }
 }
@@ -70,7 +80,7 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
 /// startup failures.
 pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let dir = &config.data_dir;
-    let store = Store::open(dir, config.max_batch)
+    let store = Store::open_with(dir, config.max_batch, config.cache_bytes)
         .map_err(|e| format!("opening the store in {}: {e}", dir.display()))?;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(dir.join("cache")),
@@ -90,7 +100,14 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         tracing::info!(queued, interrupted, "recovered runs left by the previous process");
     }
 
-    let scheduler = crate::scheduler::start(store.clone(), executor.clone())
+    let clock = match config.test_clock {
+        Some(t) => {
+            tracing::warn!(now = %t, "running on a manual test clock: schedules follow POST /v1/clock, not the wall clock");
+            crate::clock::Clock::manual(t)
+        }
+        None => crate::clock::Clock::system(),
+    };
+    let scheduler = crate::scheduler::start(store.clone(), executor.clone(), clock)
         .await
         .map_err(|e| format!("starting the scheduler: {e}"))?;
     let state = AppState {
@@ -98,6 +115,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         runtime,
         executor: executor.clone(),
         scheduler,
+        default_timezone: config.timezone.clone(),
     };
 
     // Bundled plugins, on first start (an operator may remove or replace them later).

@@ -58,6 +58,8 @@ struct Inner {
     /// Runs whose cancellation was asked for while they were running.
     cancel_requested: Mutex<std::collections::HashSet<String>>,
     durations: crate::metrics::Histogram,
+    /// Scheduled first attempts: due time (slot + jitter) to run start.
+    lateness: crate::metrics::Histogram,
     /// Runs inside `execute` (bookkeeping included).
     in_flight: std::sync::atomic::AtomicUsize,
     /// Active (claimed) runs per task id, for the overlap policy.
@@ -115,6 +117,7 @@ impl Executor {
             stopping: Default::default(),
             cancel_requested: Mutex::default(),
             durations: crate::metrics::Histogram::new(crate::metrics::SECONDS),
+            lateness: crate::metrics::Histogram::new(crate::metrics::LATENESS),
             in_flight: Default::default(),
             active_by_task: Mutex::default(),
             deferred: Mutex::default(),
@@ -356,6 +359,31 @@ impl Executor {
             "sundial_run_duration_seconds",
             "Duration of finished run attempts.",
         );
+        self.inner.lateness.render(
+            out,
+            "sundial_schedule_lateness_seconds",
+            "Scheduled runs (first attempts): from the slot's due time (slot plus jitter) to the run's start.",
+        );
+    }
+
+    /// Record how late a scheduled run started (first attempts; a due time ahead of the
+    /// wall clock, as on a test clock, is not a lateness and is ignored).
+    fn observe_lateness(&self, run: &Run) {
+        let (RunCause::Schedule { due: Some(due), .. }, Some(started), 1) =
+            (&run.cause, &run.started_at, run.attempt)
+        else {
+            return;
+        };
+        let (Ok(due), Ok(started)) = (
+            chrono::DateTime::parse_from_rfc3339(due),
+            chrono::DateTime::parse_from_rfc3339(started),
+        ) else {
+            return;
+        };
+        let late = (started - due).num_microseconds().unwrap_or(i64::MAX);
+        if late >= 0 {
+            self.inner.lateness.observe(late as f64 / 1e6);
+        }
     }
 
     /// Count a finished run and wake whoever waits for it.
@@ -415,6 +443,7 @@ impl Executor {
         let Some(mut run) = store.start_run(id, now()).await? else {
             return Ok(());
         };
+        self.observe_lateness(&run);
         let task = store.task(&run.task_id)?;
         let prepared = match &task {
             None => Err(format!("task {} was deleted", run.task_id)),

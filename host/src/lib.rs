@@ -7,6 +7,7 @@
 pub mod api;
 pub mod bundled;
 pub mod cli;
+pub mod clock;
 pub mod daemon;
 pub mod executor;
 pub mod ids;

@@ -15,6 +15,8 @@ pub struct Histogram {
 
 /// Bucket bounds for durations in seconds.
 pub const SECONDS: &[f64] = &[0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0];
+/// Bucket bounds for lateness in seconds (finer at the low end).
+pub const LATENESS: &[f64] = &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0, 10.0, 60.0];
 /// Bucket bounds for batch sizes.
 pub const BATCH: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0];
 

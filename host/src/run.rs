@@ -79,6 +79,10 @@ pub enum RunCause {
         schedule: String,
         /// The slot time, RFC 3339.
         slot: String,
+        /// When it was due: the slot plus the schedule's jitter, RFC 3339 (absent in
+        /// runs recorded before this field existed).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        due: Option<String>,
     },
     /// An event matched a trigger.
     Event {

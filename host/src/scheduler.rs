@@ -2,92 +2,198 @@
 //! at start and updated on every change, so waiting costs nothing however many
 //! schedules exist. A due slot is recorded under its (schedule, slot time) key together
 //! with its runs in one commit, so it fires exactly once across crashes and restarts.
-//! After downtime the schedule's misfire policy decides what runs and what is recorded
-//! as missed.
+//!
+//! Time comes from an injectable [`Clock`]. Slots that are late by more than
+//! [`MISFIRE_THRESHOLD`] (after downtime, a suspended machine, a wall-clock step or a
+//! jump of a test clock) go through the schedule's misfire policy instead of firing one
+//! by one; at start-up every slot missed since the last recorded one does.
 
+use crate::clock::Clock;
 use crate::executor::{Executor, now};
 use crate::run::{Run, RunCause, RunStatus};
 use crate::runtime::log::{Level, LogLine, Origin, RunLog};
 use crate::schedule::Timing;
 use crate::schedule::misfire::{decide, missed_slots};
+use crate::schedule::spec::Misfire;
 use crate::store::schedules::ScheduleRecord;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use tokio::sync::mpsc;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinSet;
+
+/// A slot more than this late when its timer pops is treated as missed and goes through
+/// the schedule's misfire policy (60 s, as Quartz's default misfire threshold).
+pub const MISFIRE_THRESHOLD: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+enum Msg {
+    Reload(String),
+    Settle(oneshot::Sender<()>),
+}
 
 /// Handle to the scheduler task.
 #[derive(Clone)]
 pub struct Scheduler {
-    tx: mpsc::UnboundedSender<String>,
+    tx: mpsc::UnboundedSender<Msg>,
+    clock: Clock,
 }
 
 impl Scheduler {
     /// Tell the scheduler that schedule `id` was created, changed, paused or deleted.
     pub fn reload(&self, id: &str) {
-        let _ = self.tx.send(id.to_string());
+        let _ = self.tx.send(Msg::Reload(id.to_string()));
+    }
+
+    /// Wait until every slot due by the clock's current time has been recorded (with its
+    /// runs queued) and every change sent before this call has been applied.
+    pub async fn settle(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Msg::Settle(done)).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// The clock the scheduler reads.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 }
 
+/// What the scheduler keeps per active schedule.
 struct Entry {
-    record: ScheduleRecord,
+    name: Arc<str>,
     timing: Timing,
+    misfire: Misfire,
+    jitter_ms: u64,
+    /// The newest slot fired or recorded missed.
+    last_slot: Option<DateTime<Utc>>,
     generation: u64,
 }
 
 /// A heap entry: (due = slot + jitter, schedule id, generation, slot).
-type Due = Reverse<(DateTime<Utc>, String, u64, DateTime<Utc>)>;
+type Due = Reverse<(DateTime<Utc>, Arc<str>, u64, DateTime<Utc>)>;
+
+/// A slot to record: fired (runs queued) or missed (skipped runs recorded).
+struct SlotJob {
+    schedule_id: Arc<str>,
+    name: Arc<str>,
+    slot: DateTime<Utc>,
+    /// The slot plus jitter (the slot itself for missed and caught-up slots).
+    due: DateTime<Utc>,
+    missed: bool,
+}
 
 struct State {
     store: Store,
     executor: Executor,
-    entries: HashMap<String, Entry>,
+    clock: Clock,
+    entries: HashMap<Arc<str>, Entry>,
     heap: BinaryHeap<Due>,
     generation: u64,
+    /// Slots being committed; each job is independent (keyed by schedule and slot).
+    jobs: JoinSet<Result<(), StoreError>>,
+}
+
+enum Wake {
+    Msg(Option<Msg>),
+    Job(Option<Result<Result<(), StoreError>, tokio::task::JoinError>>),
+    Timer,
 }
 
 /// Start the scheduler: apply misfire policies to what was missed while down, then fire
 /// slots as they come due.
-pub async fn start(store: Store, executor: Executor) -> Result<Scheduler, StoreError> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<String>();
+pub async fn start(store: Store, executor: Executor, clock: Clock) -> Result<Scheduler, StoreError> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut state = State {
         store: store.clone(),
         executor,
+        clock: clock.clone(),
         entries: HashMap::new(),
         heap: BinaryHeap::new(),
         generation: 0,
+        jobs: JoinSet::new(),
     };
-    for record in store.schedules()? {
-        let id = record.id.clone();
-        state.load(&id, true).await?;
+    let started = std::time::Instant::now();
+    // In pages, so start-up never holds every record at once.
+    let mut count = 0;
+    let mut cursor: Option<String> = None;
+    loop {
+        let (records, next) = store.schedules_page(cursor.as_deref(), 1000)?;
+        count += records.len();
+        for record in records {
+            state.load(record, true);
+        }
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
     }
+    // Missed slots are recorded before the daemon answers requests.
+    while let Some(result) = state.jobs.join_next().await {
+        if log_job(result) {
+            return Err(StoreError::Closed);
+        }
+    }
+    tracing::info!(
+        schedules = count,
+        active = state.entries.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "scheduler loaded"
+    );
+    let timer_clock = clock.clone();
     tokio::spawn(async move {
         loop {
             let next = state.heap.peek().map(|Reverse((due, _, _, _))| *due);
-            let wait = next.map(|due| (due - Utc::now()).to_std().unwrap_or_default());
-            tokio::select! {
-                msg = rx.recv() => match msg {
-                    Some(id) => {
-                        if let Err(e) = state.load(&id, false).await {
-                            tracing::warn!(schedule = %id, "reloading schedule failed: {e}");
-                        }
+            let wake = tokio::select! {
+                msg = rx.recv() => Wake::Msg(msg),
+                done = state.jobs.join_next(), if !state.jobs.is_empty() => Wake::Job(done),
+                _ = timer_clock.sleep_until(next.unwrap_or(DateTime::<Utc>::MAX_UTC)), if next.is_some() => Wake::Timer,
+            };
+            match wake {
+                Wake::Msg(None) => break,
+                Wake::Msg(Some(Msg::Reload(id))) => match state.store.schedule(&id) {
+                    Ok(Some(record)) => state.load(record, false),
+                    Ok(None) => {
+                        state.entries.remove(id.as_str());
                     }
-                    None => break,
+                    Err(e) => tracing::warn!(schedule = %id, "reloading schedule failed: {e}"),
                 },
-                _ = async { tokio::time::sleep(wait.unwrap_or_default()).await }, if wait.is_some() => {
-                    if let Some(Reverse((_, id, generation, slot))) = state.heap.pop()
-                        && let Err(e) = state.fire(&id, generation, slot).await {
-                            tracing::warn!(schedule = %id, "firing failed: {e}");
-                            if matches!(e, StoreError::Closed) {
-                                break;
-                            }
-                        }
+                Wake::Msg(Some(Msg::Settle(done))) => {
+                    state.fire_due();
+                    while let Some(result) = state.jobs.join_next().await {
+                        log_job(result);
+                    }
+                    let _ = done.send(());
                 }
+                Wake::Job(Some(result)) => {
+                    if log_job(result) {
+                        break;
+                    }
+                }
+                Wake::Job(None) => {}
+                Wake::Timer => state.fire_due(),
             }
         }
     });
-    Ok(Scheduler { tx })
+    Ok(Scheduler { tx, clock })
+}
+
+/// Log a finished slot job; true when the store is closed (the scheduler stops).
+fn log_job(result: Result<Result<(), StoreError>, tokio::task::JoinError>) -> bool {
+    match result {
+        Ok(Ok(())) => false,
+        Ok(Err(StoreError::Closed)) => true,
+        Ok(Err(e)) => {
+            tracing::warn!("recording a schedule slot failed: {e}");
+            false
+        }
+        Err(e) => {
+            tracing::error!("a schedule slot job panicked: {e}");
+            false
+        }
+    }
 }
 
 fn slot_text(t: DateTime<Utc>) -> String {
@@ -95,174 +201,238 @@ fn slot_text(t: DateTime<Utc>) -> String {
 }
 
 impl State {
-    /// (Re)load one schedule from the store and queue its next slot. At start-up
-    /// (`startup`), slots missed since its last one go through the misfire policy.
-    async fn load(&mut self, id: &str, startup: bool) -> Result<(), StoreError> {
+    /// (Re)load one schedule and queue its next slot. At start-up (`startup`), slots
+    /// missed since its last one go through the misfire policy.
+    fn load(&mut self, record: ScheduleRecord, startup: bool) {
         self.generation += 1;
-        self.entries.remove(id);
-        let Some(record) = self.store.schedule(id)? else {
-            return Ok(());
-        };
-        let start = record.spec.start.unwrap_or_else(Utc::now);
-        let epoch = DateTime::<Utc>::MIN_UTC;
+        let id: Arc<str> = Arc::from(record.id.as_str());
+        let previous = self.entries.remove(&id);
+        if !record.spec.enabled {
+            return;
+        }
+        let now = self.clock.now();
+        let start = record.spec.start.unwrap_or(now);
         let timing = match Timing::new(
             &record.spec.rule,
             &record.spec.timezone,
             start,
             record.spec.end,
-            epoch,
+            DateTime::<Utc>::MIN_UTC,
         ) {
             Ok(t) => t,
             Err(e) => {
                 tracing::warn!(schedule = %record.id, "schedule no longer valid: {e}");
-                return Ok(());
+                return;
             }
         };
-        if !record.spec.enabled {
-            return Ok(());
+        // The store's last slot may lag behind slots whose commits are still in flight.
+        let last_slot = match (record.last_slot, previous.and_then(|p| p.last_slot)) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        let mut entry = Entry {
+            name: Arc::from(record.spec.name.as_str()),
+            timing,
+            misfire: record.spec.misfire,
+            jitter_ms: record.spec.jitter_ms,
+            last_slot,
+            generation: self.generation,
+        };
+        let next = if startup {
+            self.catch_up(&id, &mut entry, now)
+        } else {
+            // After an edit, resume from now: slots of the old definition are not replayed.
+            let from = entry
+                .last_slot
+                .unwrap_or(start - chrono::Duration::nanoseconds(1));
+            entry
+                .timing
+                .next_after(from.max(now - chrono::Duration::milliseconds(1)))
+        };
+        if let Some(slot) = next {
+            self.push(&id, &entry, slot.at);
         }
-        let now = Utc::now();
-        let mut last = record
+        self.entries.insert(id, entry);
+    }
+
+    fn push(&mut self, id: &Arc<str>, entry: &Entry, slot: DateTime<Utc>) {
+        self.heap.push(Reverse((
+            slot + jitter(id, entry.jitter_ms, slot),
+            id.clone(),
+            entry.generation,
+            slot,
+        )));
+    }
+
+    /// Apply the misfire policy to every slot after the entry's last one up to `now`;
+    /// returns the first slot after `now`.
+    fn catch_up(
+        &mut self,
+        id: &Arc<str>,
+        entry: &mut Entry,
+        now: DateTime<Utc>,
+    ) -> Option<crate::schedule::Slot> {
+        let start = entry.timing.next_after(DateTime::<Utc>::MIN_UTC).map(|s| s.at);
+        let last = entry
             .last_slot
-            .unwrap_or(start - chrono::Duration::nanoseconds(1));
-        if startup {
-            let (missed, more) = missed_slots(&timing, last, now);
-            if let Some(newest) = missed.last() {
-                last = *newest;
-            }
-            let decision = decide(record.spec.misfire, missed, more);
-            for slot in &decision.skip {
-                self.record_slot(&record, *slot, true).await?;
-            }
-            if decision.more_skipped > 0 {
-                tracing::warn!(schedule = %record.id, count = decision.more_skipped, "more missed slots skipped without records");
-            }
-            for slot in &decision.run {
-                self.record_slot(&record, *slot, false).await?;
-            }
+            .or_else(|| start.map(|s| s - chrono::Duration::nanoseconds(1)))?;
+        let (missed, more) = missed_slots(&entry.timing, last, now);
+        let newest = missed.last().copied();
+        let decision = decide(entry.misfire, missed, more);
+        if decision.more_skipped > 0 {
+            tracing::warn!(schedule = %id, count = decision.more_skipped, "more missed slots skipped without records");
         }
-        let from = last.max(now - chrono::Duration::milliseconds(1));
-        if let Some(slot) = timing.next_after(from) {
-            self.heap.push(Reverse((
-                slot.at + jitter(&record, slot.at),
-                record.id.clone(),
-                self.generation,
-                slot.at,
-            )));
+        if !decision.skip.is_empty() {
+            tracing::info!(schedule = %id, count = decision.skip.len(), "missed slots recorded (misfire policy)");
         }
-        self.entries.insert(
-            record.id.clone(),
-            Entry {
-                record,
-                timing,
-                generation: self.generation,
-            },
-        );
-        Ok(())
-    }
-
-    async fn fire(&mut self, id: &str, generation: u64, slot: DateTime<Utc>) -> Result<(), StoreError> {
-        let Some(entry) = self.entries.get(id) else {
-            return Ok(());
-        };
-        if entry.generation != generation {
-            return Ok(()); // Stale heap entry: the schedule changed since.
-        }
-        let record = entry.record.clone();
-        self.record_slot(&record, slot, false).await?;
-        if let Some(entry) = self.entries.get_mut(id) {
-            entry.record.last_slot = Some(slot);
-            if let Some(next) = entry.timing.next_after(slot) {
-                self.heap.push(Reverse((
-                    next.at + jitter(&record, next.at),
-                    id.to_string(),
-                    generation,
-                    next.at,
-                )));
-            }
-        }
-        Ok(())
-    }
-
-    /// Record a slot with one run per attached, enabled task (or, for a missed slot,
-    /// a `skipped` run whose log says `sundial.schedule.missed`), then start the runs.
-    async fn record_slot(
-        &self,
-        record: &ScheduleRecord,
-        slot: DateTime<Utc>,
-        missed: bool,
-    ) -> Result<(), StoreError> {
-        let mut runs = Vec::new();
-        for task_id in self.store.schedule_tasks(&record.id)? {
-            let Some(task) = self.store.task(&task_id)? else {
-                continue;
-            };
-            if !task.spec.enabled {
-                continue;
-            }
-            let stamp = now();
-            let mut log = RunLog::default();
-            if missed {
-                log.lines.push(LogLine {
-                    at_ms: 0,
-                    level: Level::Warn,
-                    origin: Origin::Host,
-                    message: format!(
-                        "sundial.schedule.missed: slot {} of schedule {:?} passed while the daemon was down (misfire policy)",
-                        slot_text(slot),
-                        record.spec.name
-                    ),
+        for (slots, missed) in [(decision.skip, true), (decision.run, false)] {
+            for slot in slots {
+                self.spawn(SlotJob {
+                    schedule_id: id.clone(),
+                    name: entry.name.clone(),
+                    slot,
+                    due: slot,
+                    missed,
                 });
             }
-            runs.push(Run {
-                id: crate::ids::new_id(),
-                task_id: task.id.clone(),
-                task_name: task.spec.name.clone(),
-                cause: RunCause::Schedule {
-                    schedule: record.id.clone(),
-                    slot: slot_text(slot),
-                },
-                started_by: "sundial".into(),
-                status: if missed {
-                    RunStatus::Skipped
-                } else {
-                    RunStatus::Queued
-                },
-                attempt: 0,
-                params: task.spec.params.clone(),
-                event: None,
-                queued_at: stamp.clone(),
-                started_at: None,
-                finished_at: if missed { Some(stamp) } else { None },
-                not_before: None,
-                output: None,
-                error: None,
-                log,
-                resources: Default::default(),
-                attempts: Vec::new(),
-            });
         }
-        let queued: Vec<Run> = runs
-            .iter()
-            .filter(|r| r.status == RunStatus::Queued)
-            .cloned()
-            .collect();
-        if self.store.fire_slot(&record.id, slot, runs).await? {
-            for run in &queued {
-                self.executor.submit(run);
+        if let Some(newest) = newest {
+            entry.last_slot = Some(newest);
+        }
+        entry.timing.next_after(entry.last_slot.unwrap_or(last).max(now))
+    }
+
+    /// Fire every heap entry due by now.
+    fn fire_due(&mut self) {
+        let now = self.clock.now();
+        while let Some(Reverse((due, _, _, _))) = self.heap.peek() {
+            if *due > now {
+                break;
             }
+            let Some(Reverse((due, id, generation, slot))) = self.heap.pop() else {
+                break;
+            };
+            self.fire(id, generation, slot, due, now);
         }
-        Ok(())
+    }
+
+    fn fire(
+        &mut self,
+        id: Arc<str>,
+        generation: u64,
+        slot: DateTime<Utc>,
+        due: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) {
+        let Some(mut entry) = self.entries.remove(&id) else {
+            return;
+        };
+        if entry.generation != generation {
+            self.entries.insert(id, entry);
+            return; // Stale heap entry: the schedule changed since.
+        }
+        let next = if now - due > MISFIRE_THRESHOLD {
+            tracing::warn!(schedule = %id, slot = %slot_text(slot), "slot is late; applying the misfire policy");
+            self.catch_up(&id, &mut entry, now)
+        } else {
+            self.spawn(SlotJob {
+                schedule_id: id.clone(),
+                name: entry.name.clone(),
+                slot,
+                due,
+                missed: false,
+            });
+            entry.last_slot = Some(slot);
+            entry.timing.next_after(slot)
+        };
+        if let Some(next) = next {
+            self.push(&id, &entry, next.at);
+        }
+        self.entries.insert(id, entry);
+    }
+
+    fn spawn(&mut self, job: SlotJob) {
+        let store = self.store.clone();
+        let executor = self.executor.clone();
+        self.jobs
+            .spawn(async move { record_slot(&store, &executor, job).await });
     }
 }
 
+/// Record a slot with one run per attached, enabled task (or, for a missed slot,
+/// a `skipped` run whose log says `sundial.schedule.missed`), then start the runs.
+async fn record_slot(store: &Store, executor: &Executor, job: SlotJob) -> Result<(), StoreError> {
+    let mut runs = Vec::new();
+    for task_id in store.schedule_tasks(&job.schedule_id)? {
+        let Some(task) = store.task(&task_id)? else {
+            continue;
+        };
+        if !task.spec.enabled {
+            continue;
+        }
+        let stamp = now();
+        let mut log = RunLog::default();
+        if job.missed {
+            log.lines.push(LogLine {
+                at_ms: 0,
+                level: Level::Warn,
+                origin: Origin::Host,
+                message: format!(
+                    "sundial.schedule.missed: slot {} of schedule {:?} was missed (daemon down or clock jumped; misfire policy)",
+                    slot_text(job.slot),
+                    job.name
+                ),
+            });
+        }
+        runs.push(Run {
+            id: crate::ids::new_id(),
+            task_id: task.id.clone(),
+            task_name: task.spec.name.clone(),
+            cause: RunCause::Schedule {
+                schedule: job.schedule_id.to_string(),
+                slot: slot_text(job.slot),
+                due: Some(slot_text(job.due)),
+            },
+            started_by: "sundial".into(),
+            status: if job.missed {
+                RunStatus::Skipped
+            } else {
+                RunStatus::Queued
+            },
+            attempt: 0,
+            params: task.spec.params.clone(),
+            event: None,
+            queued_at: stamp.clone(),
+            started_at: None,
+            finished_at: if job.missed { Some(stamp) } else { None },
+            not_before: None,
+            output: None,
+            error: None,
+            log,
+            resources: Default::default(),
+            attempts: Vec::new(),
+        });
+    }
+    let queued: Vec<Run> = runs
+        .iter()
+        .filter(|r| r.status == RunStatus::Queued)
+        .cloned()
+        .collect();
+    if store.fire_slot(&job.schedule_id, job.slot, runs).await? {
+        for run in &queued {
+            executor.submit(run);
+        }
+    }
+    Ok(())
+}
+
 /// The delay added to a slot: deterministic per (schedule, slot), up to `jitter_ms`.
-fn jitter(record: &ScheduleRecord, slot: DateTime<Utc>) -> chrono::Duration {
-    if record.spec.jitter_ms == 0 {
+fn jitter(id: &str, jitter_ms: u64, slot: DateTime<Utc>) -> chrono::Duration {
+    if jitter_ms == 0 {
         return chrono::Duration::zero();
     }
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (&record.id, slot.timestamp_millis()).hash(&mut h);
-    chrono::Duration::milliseconds((h.finish() % (record.spec.jitter_ms + 1)) as i64)
+    (id, slot.timestamp_millis()).hash(&mut h);
+    chrono::Duration::milliseconds((h.finish() % (jitter_ms + 1)) as i64)
 }

@@ -9,57 +9,10 @@
 //! (default 32). Prints acknowledged runs/s, completed runs/s and how many mutations
 //! shared one commit. Bounded in count and time; talks to 127.0.0.1 only.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use sundial_tests::Daemon;
-
-/// One keep-alive HTTP/1.1 connection.
-struct Conn {
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
-}
-
-impl Conn {
-    fn open(addr: &str) -> Conn {
-        let s = TcpStream::connect(addr).expect("connect");
-        s.set_nodelay(true).ok();
-        Conn {
-            reader: BufReader::new(s.try_clone().expect("clone")),
-            writer: s,
-        }
-    }
-
-    fn request(&mut self, method: &str, path: &str, token: &str) -> (u16, String) {
-        let req = format!(
-            "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-length: 0\r\n\r\n"
-        );
-        self.writer.write_all(req.as_bytes()).expect("send");
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("status line");
-        let status = line
-            .split_whitespace()
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let mut len = 0usize;
-        loop {
-            line.clear();
-            self.reader.read_line(&mut line).expect("header");
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                len = v.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; len];
-        self.reader.read_exact(&mut body).expect("body");
-        (status, String::from_utf8_lossy(&body).into_owned())
-    }
-}
+use sundial_tests::{Daemon, KeepAlive as Conn};
 
 fn metric(text: &str, name: &str) -> f64 {
     text.lines()
@@ -81,7 +34,7 @@ fn main() {
     );
     assert_eq!(status, 201);
     let before = Conn::open(&daemon.addr)
-        .request("GET", "/metrics", &daemon.token)
+        .request("GET", "/metrics", &daemon.token, None)
         .1;
 
     let next = Arc::new(AtomicUsize::new(0));
@@ -93,7 +46,7 @@ fn main() {
             let mut conn = Conn::open(&addr);
             let mut acked = 0usize;
             while next.fetch_add(1, Ordering::Relaxed) < runs {
-                let (status, body) = conn.request("POST", "/v1/tasks/load/run", &token);
+                let (status, body) = conn.request("POST", "/v1/tasks/load/run", &token, None);
                 assert_eq!(status, 202, "{body}");
                 acked += 1;
             }
@@ -106,7 +59,7 @@ fn main() {
     let mut conn = Conn::open(&daemon.addr);
     let deadline = Instant::now() + Duration::from_secs(300);
     let after = loop {
-        let text = conn.request("GET", "/metrics", &daemon.token).1;
+        let text = conn.request("GET", "/metrics", &daemon.token, None).1;
         if metric(&text, "sundial_runs_finished_total") as usize >= acked || Instant::now() > deadline {
             break text;
         }

@@ -213,6 +213,30 @@ impl Daemon {
         )
     }
 
+    /// Every run matching `query` (e.g. `task=t&cause=schedule`), following cursors.
+    pub fn all_runs(&self, query: &str) -> Vec<serde_json::Value> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/runs?{query}&limit=1000&cursor={c}"),
+                None => format!("/v1/runs?{query}&limit=1000"),
+            };
+            let (status, page) = self.call("GET", &path, None);
+            assert_eq!(status, 200, "GET {path}: {page}");
+            all.extend(page["runs"].as_array().expect("runs").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return all,
+            }
+        }
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// SIGKILL the daemon and reap it.
     pub fn kill9(mut self) {
         let _ = self.child.kill();
@@ -224,6 +248,62 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// One keep-alive HTTP/1.1 connection, for load generators.
+pub struct KeepAlive {
+    reader: std::io::BufReader<std::net::TcpStream>,
+    writer: std::net::TcpStream,
+}
+
+impl KeepAlive {
+    /// Connect to `addr` (host:port).
+    pub fn open(addr: &str) -> KeepAlive {
+        let s = std::net::TcpStream::connect(addr).expect("connect");
+        s.set_nodelay(true).ok();
+        KeepAlive {
+            reader: std::io::BufReader::new(s.try_clone().expect("clone")),
+            writer: s,
+        }
+    }
+
+    /// Send one request with a bearer token and an optional JSON body; returns
+    /// (status, body).
+    pub fn request(&mut self, method: &str, path: &str, token: &str, body: Option<&str>) -> (u16, String) {
+        use std::io::{BufRead, Read, Write};
+        let body = body.unwrap_or_default();
+        let kind = if body.is_empty() {
+            ""
+        } else {
+            "content-type: application/json\r\n"
+        };
+        let req = format!(
+            "{method} {path} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\n{kind}content-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        self.writer.write_all(req.as_bytes()).expect("send");
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        let status = line
+            .split_whitespace()
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut len = 0usize;
+        loop {
+            line.clear();
+            self.reader.read_line(&mut line).expect("header");
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                len = v.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; len];
+        self.reader.read_exact(&mut body).expect("body");
+        (status, String::from_utf8_lossy(&body).into_owned())
     }
 }
 

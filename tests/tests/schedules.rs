@@ -7,20 +7,7 @@ use std::time::{Duration, Instant};
 use sundial_tests::Daemon;
 
 fn schedule_runs(d: &Daemon, task: &str) -> Vec<Value> {
-    let mut all = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let path = match &cursor {
-            Some(c) => format!("/v1/runs?task={task}&limit=1000&cause=schedule&cursor={c}"),
-            None => format!("/v1/runs?task={task}&limit=1000&cause=schedule"),
-        };
-        let (_, page) = d.call("GET", &path, None);
-        all.extend(page["runs"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return all,
-        }
-    }
+    d.all_runs(&format!("task={task}&cause=schedule"))
 }
 
 fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {

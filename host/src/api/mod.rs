@@ -1,6 +1,7 @@
 //! The REST API under `/v1/`: JSON in and out, bearer-token auth with roles, errors as
 //! `{"error": {"code", "message"}}` with a precise status.
 
+mod clock;
 pub mod openapi;
 mod plugins;
 mod runs;
@@ -16,10 +17,11 @@ use crate::store::Store;
 use crate::store::tokens::{Role, TokenRecord, token_hash};
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::FromRequestParts;
+use axum::extract::{FromRequestParts, Query};
 use axum::http::{HeaderMap, request::Parts};
 use axum::routing::{get, post};
 pub use error::{ApiError, ApiResult};
+use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
 /// Largest request body outside plugin uploads: 1 MiB.
@@ -38,6 +40,8 @@ pub struct AppState {
     pub executor: Executor,
     /// The scheduler (told about every schedule change).
     pub scheduler: crate::scheduler::Scheduler,
+    /// IANA zone given to schedules that name none (the daemon's `timezone` setting).
+    pub default_timezone: String,
 }
 
 /// The authenticated caller of a request.
@@ -110,11 +114,53 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Api
             )));
         }
     }
-    serde_json::from_slice(body).map_err(|e| ApiError {
+    let bad = |message: String| ApiError {
         status: axum::http::StatusCode::BAD_REQUEST,
         code: "invalid_json",
-        message: format!("request body: {e}"),
-    })
+        message: format!("request body: {message}"),
+    };
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            bad(e.inner().to_string())
+        } else {
+            bad(format!("{path}: {}", e.inner()))
+        }
+    })?;
+    de.end().map_err(|e| bad(e.to_string()))?;
+    Ok(value)
+}
+
+/// `?limit=N&cursor=ID` of the noun lists (tasks, schedules).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Most items (1-1000). Default 50, as for runs and audit entries.
+    pub limit: Option<usize>,
+    /// Continue after this id (the previous page's `next_cursor`).
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// Validate the query: (cursor, limit).
+    pub fn check(
+        query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    ) -> ApiResult<(Option<String>, usize)> {
+        let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+        let limit = q.limit.unwrap_or(50);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit: {limit} is outside 1..=1000"
+            )));
+        }
+        if let Some(c) = &q.cursor
+            && ulid::Ulid::from_string(c).is_err()
+        {
+            return Err(ApiError::bad_request(format!("cursor: {c:?} is not an id")));
+        }
+        Ok((q.cursor, limit))
+    }
 }
 
 /// Install a plugin as the API does (validate, compile, store); used at first start
@@ -268,6 +314,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens", get(tokens::list).post(tokens::create))
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/v1/audit", get(tokens::audit))
+        .route("/v1/clock", get(clock::get).post(clock::set))
         .route("/v1/schedules/preview", post(schedules::preview))
         .route("/v1/schedules", get(schedules::list).post(schedules::create))
         .route(

@@ -28,6 +28,8 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("post", "/v1/tokens"),
     ("delete", "/v1/tokens/{id}"),
     ("get", "/v1/audit"),
+    ("get", "/v1/clock"),
+    ("post", "/v1/clock"),
     ("post", "/v1/schedules/preview"),
     ("get", "/v1/schedules"),
     ("post", "/v1/schedules"),
@@ -125,6 +127,8 @@ pub fn document() -> Value {
     audit_params.extend(page());
     let list = |key: &str, schema: &str| json!({ "type": "object", "properties": { key: { "type": "array", "items": r(schema) } } });
     let page_of = |key: &str, schema: &str| json!({ "type": "object", "properties": { key: { "type": "array", "items": r(schema) }, "next_cursor": { "type": ["string", "null"] } } });
+    let clock = json!({ "type": "object", "properties": {
+        "now": { "type": "string", "format": "date-time" }, "manual": { "type": "boolean" } } });
     let ops: Vec<(&str, &str, Value)> = vec![
         (
             "get",
@@ -217,11 +221,11 @@ pub fn document() -> Value {
             "get",
             "/v1/tasks",
             op(
-                "List tasks",
+                "List tasks, oldest first (follow next_cursor)",
                 "admin, operator, viewer",
-                vec![],
+                page(),
                 None,
-                vec![ok("200", "tasks", list("tasks", "Task"))],
+                vec![ok("200", "a page of tasks", page_of("tasks", "Task"))],
             ),
         ),
         (
@@ -405,6 +409,30 @@ pub fn document() -> Value {
             ),
         ),
         (
+            "get",
+            "/v1/clock",
+            op(
+                "The scheduler's clock (manual when the daemon runs with --test-clock)",
+                "admin, operator, viewer",
+                vec![],
+                None,
+                vec![ok("200", "the clock", clock.clone())],
+            ),
+        ),
+        (
+            "post",
+            "/v1/clock",
+            op(
+                "Move a manual test clock forward; returns once every slot due by then is recorded (409 on the system clock)",
+                "admin",
+                vec![],
+                Some(body(json!({ "type": "object", "properties": {
+                    "to": { "type": "string", "format": "date-time" },
+                    "advance_seconds": { "type": "integer", "minimum": 0 } } }))),
+                vec![ok("200", "the clock after the move", clock)],
+            ),
+        ),
+        (
             "post",
             "/v1/schedules/preview",
             op(
@@ -429,11 +457,11 @@ pub fn document() -> Value {
             "get",
             "/v1/schedules",
             op(
-                "List schedules (with their tasks and next slot)",
+                "List schedules with their tasks and next slot, oldest first (follow next_cursor)",
                 "admin, operator, viewer",
-                vec![],
+                page(),
                 None,
-                vec![ok("200", "schedules", list("schedules", "Schedule"))],
+                vec![ok("200", "a page of schedules", page_of("schedules", "Schedule"))],
             ),
         ),
         (

@@ -22,7 +22,8 @@ pub const MAX_PREVIEW: usize = 1440;
 #[serde(deny_unknown_fields)]
 pub(super) struct PreviewRequest {
     rule: Rule,
-    #[serde(default = "utc")]
+    /// Default: the daemon's zone.
+    #[serde(default)]
     timezone: String,
     start: Option<DateTime<Utc>>,
     end: Option<DateTime<Utc>>,
@@ -32,26 +33,25 @@ pub(super) struct PreviewRequest {
     count: Option<usize>,
 }
 
-fn utc() -> String {
-    "UTC".into()
-}
-
 pub(super) async fn preview(
-    State(_state): State<AppState>,
+    State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Json<Value>> {
     caller.require(READERS, "preview schedules")?;
     let body = read_body(body, MAX_BODY_BYTES).await?;
-    let req: PreviewRequest = parse_json(&headers, &body)?;
+    let mut req: PreviewRequest = parse_json(&headers, &body)?;
+    if req.timezone.is_empty() {
+        req.timezone = state.default_timezone.clone();
+    }
     let count = req.count.unwrap_or(10);
     if !(1..=MAX_PREVIEW).contains(&count) {
         return Err(ApiError::bad_request(format!(
             "count: {count} is outside 1..={MAX_PREVIEW}"
         )));
     }
-    let now = Utc::now();
+    let now = state.scheduler.clock().now();
     let from = req.from.unwrap_or(now);
     let timing = Timing::new(&req.rule, &req.timezone, req.start.unwrap_or(from), req.end, now)
         .map_err(ApiError::bad_request)?;
@@ -70,7 +70,7 @@ fn slots_json(timezone: &str, timing: &Timing, from: DateTime<Utc>, count: usize
 /// A schedule as the API shows it: spec fields plus id, timestamps, tasks, next slot.
 fn view(state: &AppState, record: &ScheduleRecord) -> ApiResult<Value> {
     let mut v = serde_json::to_value(&record.spec).map_err(|e| ApiError::internal(e.to_string()))?;
-    let now = Utc::now();
+    let now = state.scheduler.clock().now();
     let start = record.spec.start.unwrap_or(now);
     let next = Timing::new(
         &record.spec.rule,
@@ -110,7 +110,10 @@ pub(super) async fn create(
     caller.require(OPERATORS, "create schedules")?;
     let body = read_body(body, MAX_BODY_BYTES).await?;
     let mut spec: ScheduleSpec = parse_json(&headers, &body)?;
-    let now = Utc::now();
+    if spec.timezone.is_empty() {
+        spec.timezone = state.default_timezone.clone();
+    }
+    let now = state.scheduler.clock().now();
     spec.start = Some(spec.start.unwrap_or(now));
     spec.timing(now).map_err(|e| ApiError {
         status: StatusCode::BAD_REQUEST,
@@ -130,13 +133,19 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(view(&state, &record)?)))
 }
 
-pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<super::PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
     caller.require(READERS, "read schedules")?;
+    let (cursor, limit) = super::PageQuery::check(query)?;
+    let (records, next) = state.store.schedules_page(cursor.as_deref(), limit)?;
     let mut out = Vec::new();
-    for record in state.store.schedules()? {
-        out.push(view(&state, &record)?);
+    for record in &records {
+        out.push(view(&state, record)?);
     }
-    Ok(Json(json!({ "schedules": out })))
+    Ok(Json(json!({ "schedules": out, "next_cursor": next })))
 }
 
 pub(super) async fn get(
@@ -164,12 +173,15 @@ async fn change(
         "next_slot",
         "tasks",
     ];
-    let spec: ScheduleSpec = super::merge_patch(&current.spec, patch, &fixed)?;
+    let mut spec: ScheduleSpec = super::merge_patch(&current.spec, patch, &fixed)?;
+    if spec.timezone.is_empty() {
+        spec.timezone = state.default_timezone.clone();
+    }
     // Rules already active may have an `at` in the past; only check it when it changes.
     let now = if spec.rule == current.spec.rule {
         DateTime::<Utc>::MIN_UTC
     } else {
-        Utc::now()
+        state.scheduler.clock().now()
     };
     spec.timing(now).map_err(|e| ApiError {
         status: StatusCode::BAD_REQUEST,
@@ -311,7 +323,7 @@ pub(super) async fn preview_saved(
             "count: {count} is outside 1..={MAX_PREVIEW}"
         )));
     }
-    let start = record.spec.start.unwrap_or_else(Utc::now);
+    let start = record.spec.start.unwrap_or_else(|| state.scheduler.clock().now());
     let timing = Timing::new(
         &record.spec.rule,
         &record.spec.timezone,
@@ -323,7 +335,7 @@ pub(super) async fn preview_saved(
     Ok(Json(slots_json(
         &record.spec.timezone,
         &timing,
-        q.from.unwrap_or_else(Utc::now),
+        q.from.unwrap_or_else(|| state.scheduler.clock().now()),
         count,
     )))
 }

@@ -8,7 +8,7 @@ use crate::store::tasks::TaskRecord;
 use crate::task::TaskSpec;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{Value, json};
 
@@ -44,10 +44,16 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(view(&record))))
 }
 
-pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<super::PageQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
     caller.require(READERS, "read tasks")?;
-    let tasks: Vec<Value> = state.store.tasks()?.iter().map(view).collect();
-    Ok(Json(json!({ "tasks": tasks })))
+    let (cursor, limit) = super::PageQuery::check(query)?;
+    let (tasks, next) = state.store.tasks_page(cursor.as_deref(), limit)?;
+    let tasks: Vec<Value> = tasks.iter().map(view).collect();
+    Ok(Json(json!({ "tasks": tasks, "next_cursor": next })))
 }
 
 pub(super) async fn get(

@@ -111,6 +111,28 @@ impl Remote {
     }
 
     /// Print `value` as JSON (with `--json`) or through `table`.
+    /// GET every page of a paginated list (`path` without query), following
+    /// `next_cursor`; returns `{key: [all items]}`.
+    pub async fn call_all(&self, path: &str, key: &str) -> Result<Value, Failure> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_path = match &cursor {
+                Some(c) => format!("{path}?limit=1000&cursor={c}"),
+                None => format!("{path}?limit=1000"),
+            };
+            let mut page = self.call("GET", &page_path, None).await?;
+            if let Some(Value::Array(a)) = page.get_mut(key).map(Value::take) {
+                items.extend(a);
+            }
+            match page.get("next_cursor").and_then(Value::as_str) {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return Ok(serde_json::json!({ key: items })),
+            }
+        }
+    }
+
+    /// Print `value` as JSON (with `--json`) or as the table `table` renders.
     pub fn print(&self, value: &Value, table: impl FnOnce(&Value) -> String) {
         if self.json {
             println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());

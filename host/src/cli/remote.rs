@@ -173,7 +173,7 @@ fn run_detail(r: &Value) -> String {
 pub(crate) async fn task(remote: &Remote, cmd: TaskCommand) -> Result<(), Failure> {
     match cmd {
         TaskCommand::List => {
-            let v = remote.call("GET", "/v1/tasks", None).await?;
+            let v = remote.call_all("/v1/tasks", "tasks").await?;
             remote.print(&v, task_rows);
         }
         TaskCommand::Get { task } => {

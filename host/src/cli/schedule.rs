@@ -30,9 +30,9 @@ pub(crate) struct RuleFlags {
     /// Fire once at this time: RFC 3339, or YYYY-MM-DDTHH:MM in --tz.
     #[arg(long)]
     once: Option<String>,
-    /// IANA time zone of the rule.
-    #[arg(long, default_value = "UTC")]
-    tz: String,
+    /// IANA time zone of the rule [default: the daemon's zone; UTC for a local --once time].
+    #[arg(long)]
+    tz: Option<String>,
 }
 
 fn hms(field: &str, text: &str) -> Result<String, String> {
@@ -60,7 +60,8 @@ pub(crate) fn rule_json(f: &RuleFlags) -> Result<Value, String> {
             Err(_) => {
                 let naive = chrono::NaiveDateTime::parse_from_str(once, "%Y-%m-%dT%H:%M")
                     .map_err(|_| format!("--once {once:?}: expected RFC 3339 or YYYY-MM-DDTHH:MM"))?;
-                let tz = crate::schedule::zone::parse_tz(&f.tz).map_err(|e| format!("--tz: {e}"))?;
+                let tz = crate::schedule::zone::parse_tz(f.tz.as_deref().unwrap_or("UTC"))
+                    .map_err(|e| format!("--tz: {e}"))?;
                 crate::schedule::zone::resolve(tz, naive).0
             }
         };
@@ -195,8 +196,10 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
             start,
             end,
         } => {
-            let mut body =
-                json!({ "name": name, "rule": rule_json(&rule).map_err(usage)?, "timezone": rule.tz });
+            let mut body = json!({ "name": name, "rule": rule_json(&rule).map_err(usage)? });
+            if let Some(tz) = &rule.tz {
+                body["timezone"] = json!(tz);
+            }
             if let Some(m) = misfire {
                 body["misfire"] = match m.as_str() {
                     "skip" => json!({"policy": "skip"}),
@@ -225,7 +228,7 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
             });
         }
         ScheduleCommand::List => {
-            let v = remote.call("GET", "/v1/schedules", None).await?;
+            let v = remote.call_all("/v1/schedules", "schedules").await?;
             remote.print(&v, |v| {
                 let cols = [
                     ("NAME", "name"),
@@ -289,7 +292,10 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
                         .await?
                 }
                 None => {
-                    let body = json!({ "rule": rule_json(&rule).map_err(usage)?, "timezone": rule.tz, "count": count });
+                    let mut body = json!({ "rule": rule_json(&rule).map_err(usage)?, "count": count });
+                    if let Some(tz) = &rule.tz {
+                        body["timezone"] = json!(tz);
+                    }
                     remote.call("POST", "/v1/schedules/preview", Some(&body)).await?
                 }
             };
@@ -305,7 +311,7 @@ mod tests {
 
     fn flags(f: impl FnOnce(&mut RuleFlags)) -> RuleFlags {
         let mut r = RuleFlags {
-            tz: "UTC".into(),
+            tz: None,
             ..RuleFlags::default()
         };
         f(&mut r);
@@ -332,7 +338,7 @@ mod tests {
         assert_eq!(r["calendar"]["window"], json!(["02:00:00", "03:00:00"]));
         let r = rule_json(&flags(|f| {
             f.once = Some("2026-12-31T23:00".into());
-            f.tz = "Europe/Berlin".into();
+            f.tz = Some("Europe/Berlin".into());
         }))
         .unwrap();
         assert_eq!(r, json!({"at": "2026-12-31T22:00:00+00:00"}));

@@ -26,6 +26,9 @@ pub(crate) struct ServeArgs {
     /// Runs executing at once [default: 16].
     #[arg(long, env = "SUNDIAL_WORKERS")]
     workers: Option<usize>,
+    /// Store page cache in MiB [default: 64].
+    #[arg(long, env = "SUNDIAL_STORE_CACHE_MB")]
+    store_cache_mb: Option<usize>,
     /// Let plugins reach loopback addresses (for local testing) [default: false].
     #[arg(long, env = "SUNDIAL_ALLOW_LOOPBACK", num_args = 0..=1, default_missing_value = "true")]
     allow_loopback: Option<bool>,
@@ -47,6 +50,13 @@ pub(crate) struct ServeArgs {
     /// Log format: text or json [default: text].
     #[arg(long, env = "SUNDIAL_LOG_FORMAT")]
     log_format: Option<String>,
+    /// IANA time zone of schedules that name none [default: UTC].
+    #[arg(long, env = "SUNDIAL_TIMEZONE")]
+    timezone: Option<String>,
+    /// Run schedules on a manual test clock standing at this RFC 3339 time, moved only
+    /// by `POST /v1/clock`. For tests; never in production [default: the wall clock].
+    #[arg(long, env = "SUNDIAL_TEST_CLOCK")]
+    test_clock: Option<String>,
 }
 
 /// The config file: the same keys as the flags, in snake_case.
@@ -56,6 +66,7 @@ struct FileConfig {
     data: Option<PathBuf>,
     listen: Option<SocketAddr>,
     workers: Option<usize>,
+    store_cache_mb: Option<usize>,
     allow_loopback: Option<bool>,
     allow_private: Option<bool>,
     keep_runs: Option<u32>,
@@ -63,6 +74,7 @@ struct FileConfig {
     prune_interval: Option<String>,
     grace: Option<String>,
     log_format: Option<String>,
+    timezone: Option<String>,
 }
 
 /// The resolved settings: the daemon's config and the log format.
@@ -98,6 +110,13 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
     if workers == 0 || workers > 4096 {
         return Err(format!("workers: {workers} is outside 1..=4096"));
     }
+    let cache_mb = args
+        .store_cache_mb
+        .or(file.store_cache_mb)
+        .unwrap_or(d.cache_bytes >> 20);
+    if !(4..=65536).contains(&cache_mb) {
+        return Err(format!("store_cache_mb: {cache_mb} is outside 4..=65536"));
+    }
     let keep_last = args.keep_runs.or(file.keep_runs).unwrap_or(r.keep_last);
     let max_age_days = args
         .max_run_age_days
@@ -118,12 +137,23 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
         Some("json") => true,
         Some(other) => return Err(format!("log_format: {other:?} is not text or json")),
     };
+    let timezone = args.timezone.or(file.timezone).unwrap_or(d.timezone);
+    crate::schedule::zone::parse_tz(&timezone).map_err(|e| format!("timezone: {e}"))?;
+    let test_clock = match args.test_clock.as_deref() {
+        None => None,
+        Some(t) => Some(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| format!("test_clock: {t:?} is not an RFC 3339 time ({e})"))?
+                .with_timezone(&chrono::Utc),
+        ),
+    };
     Ok(Resolved {
         daemon: DaemonConfig {
             data_dir: args.data.or(file.data).unwrap_or(d.data_dir),
             listen: args.listen.or(file.listen).unwrap_or(d.listen),
             workers,
             max_batch: d.max_batch,
+            cache_bytes: cache_mb << 20,
             network: NetworkPolicy {
                 allow_loopback: args.allow_loopback.or(file.allow_loopback).unwrap_or(false),
                 allow_private: args.allow_private.or(file.allow_private).unwrap_or(false),
@@ -134,6 +164,8 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
                 interval_ms: interval.as_millis() as u64,
             },
             grace,
+            test_clock,
+            timezone,
         },
         json_logs,
     })

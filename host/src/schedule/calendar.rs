@@ -121,16 +121,43 @@ impl CalendarRule {
                 } else {
                     (after - start).num_seconds() / step + 1
                 };
-                // Bounded: a week of minutely candidates is ~10 000; this is ~4 years.
-                for k in first..first + 2_000_000 {
+                // Step through the candidates, jumping over closed windows and excluded
+                // days to the next window opening. Bounded: four years after `after`.
+                let horizon = after + Duration::days(4 * 366);
+                let mut k = first;
+                for _ in 0..2_000_000 {
                     let t = start + Duration::seconds(k * step);
+                    if t > horizon {
+                        return None;
+                    }
                     let wall = t.with_timezone(&tz).naive_local();
+                    let day_ok = self.weekday_ok(wall.date());
                     let in_window = self
                         .window
                         .is_none_or(|(from, to)| wall.time() >= from && wall.time() < to);
-                    if t > after && in_window && self.weekday_ok(wall.date()) {
+                    if t > after && in_window && day_ok {
                         return Some((t, None));
                     }
+                    let reopen = match self.window {
+                        Some((from, _)) if !(in_window && day_ok) => {
+                            let date = if day_ok && wall.time() < from {
+                                wall.date()
+                            } else {
+                                wall.date().succ_opt()?
+                            };
+                            Some(NaiveDateTime::new(date, from))
+                        }
+                        None if !day_ok => Some(NaiveDateTime::new(wall.date().succ_opt()?, NaiveTime::MIN)),
+                        _ => None,
+                    };
+                    k = match reopen {
+                        Some(wall) => {
+                            let (open, _) = zone::resolve(tz, wall);
+                            let secs = (open - start).num_seconds();
+                            (k + 1).max(secs.div_euclid(step) + i64::from(secs.rem_euclid(step) != 0))
+                        }
+                        None => k + 1,
+                    };
                 }
                 None
             }

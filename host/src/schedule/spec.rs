@@ -31,8 +31,9 @@ pub struct ScheduleSpec {
     pub description: String,
     /// When it fires.
     pub rule: Rule,
-    /// IANA time zone of the rule's wall times. Default: the daemon's zone (UTC).
-    #[serde(default = "utc")]
+    /// IANA time zone of the rule's wall times. Empty or absent: the daemon's default
+    /// zone (its `timezone` setting, UTC unless configured), filled in at creation.
+    #[serde(default)]
     pub timezone: String,
     /// First instant it may fire (RFC 3339). Default: when it is created.
     #[serde(default)]
@@ -49,10 +50,6 @@ pub struct ScheduleSpec {
     /// Missed slots after downtime. Default `run_once`.
     #[serde(default)]
     pub misfire: Misfire,
-}
-
-fn utc() -> String {
-    "UTC".into()
 }
 
 fn yes() -> bool {
@@ -74,13 +71,31 @@ impl ScheduleSpec {
         {
             return Err(format!("misfire.max: {max} is outside 1..=1000"));
         }
-        Timing::new(
-            &self.rule,
-            &self.timezone,
-            self.start.unwrap_or(now),
-            self.end,
-            now,
-        )
+        // The API fills in the daemon's zone first; a bare spec with none means UTC.
+        let tz = if self.timezone.is_empty() {
+            "UTC"
+        } else {
+            &self.timezone
+        };
+        let start = self.start.unwrap_or(now);
+        let timing = Timing::new(&self.rule, tz, start, self.end, now)?;
+        if timing
+            .next_after(start - chrono::Duration::nanoseconds(1))
+            .is_none()
+        {
+            return Err(match self.end {
+                Some(end) => format!(
+                    "rule: never fires between start {} and end {}",
+                    start.to_rfc3339(),
+                    end.to_rfc3339()
+                ),
+                None => format!(
+                    "rule: never fires after start {} (calendar minute and hour rules look four years ahead)",
+                    start.to_rfc3339()
+                ),
+            });
+        }
+        Ok(timing)
     }
 }
 
@@ -101,7 +116,7 @@ mod tests {
             serde_json::from_value(json!({"name": "nightly", "rule": {"cron": "0 2 * * *"}})).unwrap();
         assert_eq!(
             (s.timezone.as_str(), s.enabled, s.misfire),
-            ("UTC", true, Misfire::RunOnce)
+            ("", true, Misfire::RunOnce)
         );
         s.timing(now()).unwrap();
         let s: ScheduleSpec = serde_json::from_value(json!({
@@ -128,6 +143,15 @@ mod tests {
                 .starts_with("jitter_ms")
         );
         assert!(err(json!({"name": "x", "rule": {"cron": "0 2 *"}})).starts_with("rule.cron"));
+        // Every 2 hours from an even hour never lands in an odd hour's window.
+        let never = err(json!({"name": "x", "start": "2026-11-27T00:00:00Z",
+            "rule": {"calendar": {"every": 2, "unit": "hours", "window": ["03:00:00", "04:00:00"]}}}));
+        assert!(never.starts_with("rule: never fires after start"), "{never}");
+        let never = err(
+            json!({"name": "x", "start": "2026-11-27T13:00:00Z", "end": "2026-11-27T14:00:00Z",
+            "rule": {"cron": "0 2 * * *"}}),
+        );
+        assert!(never.starts_with("rule: never fires between"), "{never}");
         assert!(err(json!({"name": "x", "rule": {"at": "2020-01-01T00:00:00Z"}})).contains("in the past"));
         assert!(
             err(json!({"name": "x", "rule": {"cron": "@daily"}, "timezone": "Moon/Base"}))

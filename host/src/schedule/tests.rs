@@ -2,7 +2,7 @@
 
 use super::calendar::{CalendarRule, DayOfMonth, Unit};
 use super::*;
-use chrono::{NaiveTime, Weekday};
+use chrono::{Datelike, NaiveTime, Weekday};
 
 fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
@@ -357,4 +357,62 @@ fn bad_rules_name_their_field() {
     assert!(bad(Rule::Calendar(c), "UTC").contains("calendar.window"));
     let ends_early = Timing::new(&Rule::Cron("@daily".into()), "UTC", now, Some(now), now).unwrap_err();
     assert!(ends_early.starts_with("end"));
+}
+
+#[test]
+fn window_jumps_match_stepping_one_candidate_at_a_time() {
+    // The minute/hour rules jump over closed windows and excluded days; the result must
+    // equal checking every candidate in turn, across DST changes in several zones.
+    let start = t("2026-03-01T00:10:00Z");
+    let weekday_sets = [
+        vec![],
+        vec![Weekday::Mon, Weekday::Tue, Weekday::Fri],
+        vec![Weekday::Sun],
+    ];
+    let windows = [
+        None,
+        Some((hm(2, 0), hm(3, 0))),
+        Some((hm(1, 30), hm(2, 40))),
+        Some((hm(22, 0), hm(23, 59))),
+    ];
+    for tz_name in ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"] {
+        let tz: chrono_tz::Tz = tz_name.parse().unwrap();
+        for (every, unit) in [
+            (7, Unit::Minutes),
+            (45, Unit::Minutes),
+            (1, Unit::Hours),
+            (5, Unit::Hours),
+        ] {
+            for weekdays in &weekday_sets {
+                for window in windows {
+                    let mut c = cal(every, unit);
+                    c.weekdays = weekdays.clone();
+                    c.window = window;
+                    let step = i64::from(every) * if unit == Unit::Minutes { 60 } else { 3600 };
+                    let mut expected = Vec::new();
+                    let mut k = 0;
+                    while expected.len() < 40 && k < 200_000 {
+                        let at = start + chrono::Duration::seconds(k * step);
+                        let wall = at.with_timezone(&tz).naive_local();
+                        if (weekdays.is_empty() || weekdays.contains(&wall.weekday()))
+                            && window.is_none_or(|(from, to)| wall.time() >= from && wall.time() < to)
+                        {
+                            expected.push(at);
+                        }
+                        k += 1;
+                    }
+                    let timing = Timing::new(&Rule::Calendar(c), tz_name, start, None, start).unwrap();
+                    let got: Vec<DateTime<Utc>> = timing
+                        .preview(start - chrono::Duration::seconds(1), 40)
+                        .into_iter()
+                        .map(|s| s.at)
+                        .collect();
+                    assert_eq!(
+                        got, expected,
+                        "{tz_name} every {every} {unit:?} {weekdays:?} {window:?}"
+                    );
+                }
+            }
+        }
+    }
 }

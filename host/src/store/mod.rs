@@ -88,6 +88,10 @@ storage_from!(
     redb::DatabaseError
 );
 
+/// Default size of redb's page cache: 64 MiB (redb's own default is 1 GiB, which a
+/// large store fills and keeps resident).
+pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+
 /// The opened store.
 #[derive(Clone)]
 pub struct Store {
@@ -96,12 +100,19 @@ pub struct Store {
 }
 
 impl Store {
-    /// Open (or create) `dir/sundial.redb`, migrate it to [`SCHEMA_VERSION`], and start
-    /// the writer with batches of at most `max_batch` mutations.
+    /// Open (or create) `dir/sundial.redb` with the default page cache
+    /// ([`DEFAULT_CACHE_BYTES`]); see [`Store::open_with`].
     pub fn open(dir: &Path, max_batch: usize) -> Result<Store, StoreError> {
+        Store::open_with(dir, max_batch, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Open (or create) `dir/sundial.redb` with a page cache of `cache_bytes`, migrate it
+    /// to [`SCHEMA_VERSION`], and start the writer with batches of at most `max_batch`
+    /// mutations.
+    pub fn open_with(dir: &Path, max_batch: usize, cache_bytes: usize) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
         let path = dir.join("sundial.redb");
-        let db = Database::create(&path)?;
+        let db = Database::builder().set_cache_size(cache_bytes).create(&path)?;
         migrate(&db)?;
         let db = Arc::new(db);
         let writer = Writer::start(db.clone(), max_batch)?;

@@ -2,7 +2,7 @@
 //! slot ledger that makes each (schedule, slot time) fire exactly once.
 
 use super::runs::insert_runs;
-use super::tables::{TASKS, all_json, get_json, put_json};
+use super::tables::{TASKS, get_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::run::Run;
 use crate::schedule::spec::ScheduleSpec;
@@ -19,7 +19,9 @@ pub const SCHEDULE_NAMES: TableDefinition<&str, &str> = TableDefinition::new("sc
 pub const SCHEDULE_TASKS: TableDefinition<&str, ()> = TableDefinition::new("schedule_tasks");
 /// Links the other way: `task_id/schedule_id` → ().
 pub const TASK_SCHEDULES: TableDefinition<&str, ()> = TableDefinition::new("task_schedules");
-/// Fired slots: `schedule_id/slot RFC 3339` → (). A slot present here never fires again.
+/// Fired slots: `schedule_id/slot RFC 3339` → (). A slot present here never fires again;
+/// keys older than the previous last slot are pruned as new slots fire (the scheduler
+/// only proposes slots after the last one recorded).
 pub const SLOTS: TableDefinition<&str, ()> = TableDefinition::new("slots");
 
 /// A schedule as stored.
@@ -35,6 +37,11 @@ pub struct ScheduleRecord {
     pub spec: ScheduleSpec,
     /// The last slot that fired or was recorded missed; the scheduler resumes after it.
     pub last_slot: Option<DateTime<Utc>>,
+}
+
+/// A slot's part of a `SLOTS` key: RFC 3339 UTC with milliseconds, so keys sort by time.
+fn slot_key(slot: DateTime<Utc>) -> String {
+    slot.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 fn resolve(names: &impl ReadableTable<&'static str, &'static str>, key: &str) -> Result<String, StoreError> {
@@ -102,13 +109,17 @@ impl Store {
         get_json(&table, &resolve(&names, key)?)
     }
 
-    /// Every schedule, oldest first.
-    pub fn schedules(&self) -> Result<Vec<ScheduleRecord>, StoreError> {
+    /// Up to `limit` schedules with ids after `after`, oldest first, and the cursor for more.
+    pub fn schedules_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ScheduleRecord>, Option<String>), StoreError> {
         let txn = self.read()?;
         let Ok(table) = txn.open_table(SCHEDULES) else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         };
-        all_json(&table)
+        crate::store::tables::page_json(&table, after, limit)
     }
 
     /// Replace a schedule's spec (validated by the caller). Returns (before, after).
@@ -186,6 +197,9 @@ impl Store {
             txn.open_table(SCHEDULE_NAMES)?
                 .remove(record.spec.name.as_str())?;
             txn.open_table(SCHEDULES)?.remove(record.id.as_str())?;
+            let (lo, hi) = (format!("{}/", record.id), format!("{}0", record.id));
+            txn.open_table(SLOTS)?
+                .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
             audit::record(
                 txn,
                 &actor,
@@ -265,10 +279,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let schedule_id = schedule_id.to_string();
         self.write(move |txn| {
-            let key = format!(
-                "{schedule_id}/{}",
-                slot.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-            );
+            let key = format!("{schedule_id}/{}", slot_key(slot));
             let mut slots = txn.open_table(SLOTS)?;
             if slots.get(key.as_str())?.is_some() {
                 return Ok(false);
@@ -278,6 +289,14 @@ impl Store {
                 return Ok(false);
             };
             slots.insert(key.as_str(), ())?;
+            // The scheduler only ever proposes slots after the last one recorded, so keys
+            // older than both this slot and the previous last one can go: the table holds
+            // about two keys per schedule instead of one per slot ever fired.
+            if let Some(previous) = record.last_slot {
+                let lo = format!("{schedule_id}/");
+                let hi = format!("{schedule_id}/{}", slot_key(previous.min(slot)));
+                slots.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+            }
             record.last_slot = Some(record.last_slot.map_or(slot, |l| l.max(slot)));
             put_json(&mut table, &schedule_id, &record)?;
             drop(table);
@@ -286,5 +305,56 @@ impl Store {
             Ok(true)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schedule::spec::ScheduleSpec;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn slot_keys(store: &Store, id: &str) -> Vec<String> {
+        let txn = store.read().unwrap();
+        let table = txn.open_table(SLOTS).unwrap();
+        linked(&table, id).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_slot_fires_once_and_old_slot_keys_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 64).unwrap();
+        let spec: ScheduleSpec =
+            serde_json::from_value(serde_json::json!({"name": "s", "rule": {"cron": "* * * * *"}})).unwrap();
+        let record = ScheduleRecord {
+            id: crate::ids::new_id(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            spec,
+            last_slot: None,
+        };
+        let id = store.insert_schedule(record, "test").await.unwrap().id;
+        let minutes: Vec<DateTime<Utc>> = (0..6)
+            .map(|m| t("2026-11-27T10:00:00Z") + chrono::Duration::minutes(m))
+            .collect();
+        // In order, then one out of order (a concurrent catch-up commit), then repeats.
+        for m in [0, 1, 2, 4] {
+            assert!(store.fire_slot(&id, minutes[m], vec![]).await.unwrap());
+        }
+        assert!(store.fire_slot(&id, minutes[3], vec![]).await.unwrap());
+        assert!(!store.fire_slot(&id, minutes[4], vec![]).await.unwrap());
+        assert!(store.fire_slot(&id, minutes[5], vec![]).await.unwrap());
+        assert!(!store.fire_slot(&id, minutes[5], vec![]).await.unwrap());
+        assert_eq!(store.schedule(&id).unwrap().unwrap().last_slot, Some(minutes[5]));
+        assert_eq!(
+            slot_keys(&store, &id),
+            ["2026-11-27T10:04:00.000Z", "2026-11-27T10:05:00.000Z"],
+            "only the newest keys stay"
+        );
+        store.delete_schedule(&id, true, "test").await.unwrap();
+        assert!(slot_keys(&store, &id).is_empty());
     }
 }

@@ -50,6 +50,33 @@ pub fn put_json<T: Serialize>(
     Ok(())
 }
 
+/// Up to `limit` values of a JSON table with keys after `after` (exclusive), in key
+/// order, and the key to continue after when more remain.
+pub fn page_json<T: DeserializeOwned>(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<T>, Option<String>), StoreError> {
+    let mut out = Vec::new();
+    let range = match after {
+        Some(a) => table.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?,
+        None => table.range::<&str>(..)?,
+    };
+    let mut last = None;
+    for entry in range {
+        let (k, v) = entry?;
+        if out.len() == limit {
+            return Ok((out, last));
+        }
+        out.push(
+            serde_json::from_slice(v.value())
+                .map_err(|e| StoreError::Storage(format!("corrupt record {:?}: {e}", k.value())))?,
+        );
+        last = Some(k.value().to_string());
+    }
+    Ok((out, None))
+}
+
 /// Every value of a JSON table, in key order.
 pub fn all_json<T: DeserializeOwned>(
     table: &impl ReadableTable<&'static str, &'static [u8]>,

@@ -1,6 +1,6 @@
 //! Task records and the name index.
 
-use super::tables::{PLUGINS, TASK_NAMES, TASKS, all_json, get_json, put_json};
+use super::tables::{PLUGINS, TASK_NAMES, TASKS, get_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::plugin::PluginRecord;
 use crate::runtime::World;
@@ -81,14 +81,17 @@ impl Store {
         get_json(&tasks, &resolve(&names, id_or_name)?)
     }
 
-    /// Every task, oldest first.
-    pub fn tasks(&self) -> Result<Vec<TaskRecord>, StoreError> {
+    /// Up to `limit` tasks with ids after `after`, oldest first, and the cursor for more.
+    pub fn tasks_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TaskRecord>, Option<String>), StoreError> {
         let txn = self.read()?;
         let Ok(tasks) = txn.open_table(TASKS) else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         };
-        let out = all_json(&tasks)?;
-        Ok(out)
+        crate::store::tables::page_json(&tasks, after, limit)
     }
 
     /// Replace a task's spec (a rename moves its name). Returns (before, after).
