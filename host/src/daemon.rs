@@ -36,6 +36,10 @@ pub struct DaemonConfig {
     pub test_clock: Option<chrono::DateTime<chrono::Utc>>,
     /// IANA zone of schedules that name none. Default `UTC`.
     pub timezone: String,
+    /// Causal depth beyond which events are not routed. Default 8.
+    pub max_event_depth: u32,
+    /// Largest event accepted, in bytes (its JSON). Default 256 KiB.
+    pub max_event_bytes: usize,
 }
 
 impl Default for DaemonConfig {
@@ -51,6 +55,8 @@ impl Default for DaemonConfig {
             grace: std::time::Duration::from_secs(30),
             test_clock: None,
             timezone: "UTC".into(),
+            max_event_depth: crate::router::DEFAULT_MAX_DEPTH,
+            max_event_bytes: crate::event::cloudevent::DEFAULT_MAX_EVENT_BYTES,
         }
     }
 }
@@ -92,6 +98,21 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let services = Arc::new(crate::store::kv::StoreServices { store: store.clone() });
     let executor = Executor::start(store.clone(), runtime.clone(), services, config.workers)
         .map_err(|e| format!("starting the run threads: {e}"))?;
+    let clock = match config.test_clock {
+        Some(t) => {
+            tracing::warn!(now = %t, "running on a manual test clock: schedules follow POST /v1/clock, not the wall clock");
+            crate::clock::Clock::manual(t)
+        }
+        None => crate::clock::Clock::system(),
+    };
+    let router = crate::router::Router::start(
+        store.clone(),
+        executor.clone(),
+        clock.clone(),
+        config.max_event_depth,
+    )
+    .map_err(|e| format!("loading triggers: {e}"))?;
+    executor.set_router(router.clone());
     let (queued, interrupted) = executor
         .recover()
         .await
@@ -100,14 +121,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         tracing::info!(queued, interrupted, "recovered runs left by the previous process");
     }
 
-    let clock = match config.test_clock {
-        Some(t) => {
-            tracing::warn!(now = %t, "running on a manual test clock: schedules follow POST /v1/clock, not the wall clock");
-            crate::clock::Clock::manual(t)
-        }
-        None => crate::clock::Clock::system(),
-    };
-    let scheduler = crate::scheduler::start(store.clone(), executor.clone(), clock)
+    let scheduler = crate::scheduler::start(store.clone(), executor.clone(), clock, Some(router.clone()))
         .await
         .map_err(|e| format!("starting the scheduler: {e}"))?;
     let state = AppState {
@@ -115,7 +129,9 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         runtime,
         executor: executor.clone(),
         scheduler,
+        router,
         default_timezone: config.timezone.clone(),
+        max_event_bytes: config.max_event_bytes,
     };
 
     // Bundled plugins, on first start (an operator may remove or replace them later).

@@ -64,6 +64,8 @@ struct Inner {
     in_flight: std::sync::atomic::AtomicUsize,
     /// Active (claimed) runs per task id, for the overlap policy.
     active_by_task: Mutex<HashMap<String, Vec<String>>>,
+    /// Routes the events runs produce (set once at start; absent in bare executors).
+    router: std::sync::OnceLock<crate::router::Router>,
     /// Runs waiting for their task's active run to end (overlap policy `queue`).
     deferred: Mutex<HashMap<String, std::collections::VecDeque<String>>>,
 }
@@ -121,6 +123,7 @@ impl Executor {
             in_flight: Default::default(),
             active_by_task: Mutex::default(),
             deferred: Mutex::default(),
+            router: std::sync::OnceLock::new(),
         });
         let exec = Executor { inner: inner.clone() };
         let dispatcher = exec.clone();
@@ -352,6 +355,11 @@ impl Executor {
         lock(&self.inner.running).len()
     }
 
+    /// Route the events runs produce (`sundial.run.*`, plugin-emitted) through `router`.
+    pub fn set_router(&self, router: crate::router::Router) {
+        let _ = self.inner.router.set(router);
+    }
+
     /// Append the executor's histograms to a Prometheus exposition.
     pub fn render_metrics(&self, out: &mut String) {
         self.inner.durations.render(
@@ -506,7 +514,13 @@ impl Executor {
             Ok(report) if !(cancel_requested && report.result.is_err()) => {
                 run.log = report.log;
                 run.resources = report.resources;
-                self.finish(run, report.result, Some(&task)).await
+                self.finish_with(
+                    run,
+                    report.result,
+                    Some(&task),
+                    (record.name.clone(), report.events),
+                )
+                .await
             }
             Err(e) if e.is_cancelled() && stopping && !cancel_requested => {
                 // Stopped by a graceful shutdown whose grace period ran out.
@@ -535,9 +549,22 @@ impl Executor {
 
     async fn finish(
         &self,
+        run: Run,
+        result: Result<serde_json::Value, runtime::RunError>,
+        task: Option<&crate::store::tasks::TaskRecord>,
+    ) -> Result<(), StoreError> {
+        self.finish_with(run, result, task, (String::new(), Vec::new()))
+            .await
+    }
+
+    /// Save a finished attempt with its events: `sundial.run.succeeded`, `.failed` or
+    /// `.retrying`, and the events the plugin emitted (`emitted` = plugin name, events).
+    async fn finish_with(
+        &self,
         mut run: Run,
         result: Result<serde_json::Value, runtime::RunError>,
         task: Option<&crate::store::tasks::TaskRecord>,
+        emitted: (String, Vec<runtime::EmittedEvent>),
     ) -> Result<(), StoreError> {
         let finished = now();
         if let Some(a) = run.attempts.last_mut() {
@@ -558,7 +585,8 @@ impl Executor {
                         run.status = RunStatus::Queued;
                         run.not_before = Some(after(ms));
                         run.error = Some(error);
-                        let run = self.inner.store.save_run(run).await?;
+                        let events = self.run_events(&run, "sundial.run.retrying", emitted)?;
+                        let run = self.save_with_events(run, events).await?;
                         self.submit(&run);
                         return Ok(());
                     }
@@ -574,7 +602,13 @@ impl Executor {
                 }
             }
         }
-        let run = self.inner.store.save_run(run).await?;
+        let kind = if run.status == RunStatus::Succeeded {
+            "sundial.run.succeeded"
+        } else {
+            "sundial.run.failed"
+        };
+        let events = self.run_events(&run, kind, emitted)?;
+        let run = self.save_with_events(run, events).await?;
         if run.status == RunStatus::Succeeded
             && let Some(t) = task.filter(|t| t.spec.delete_after_run)
             && let Err(e) = self.inner.store.delete_task(&t.id, "sundial").await
@@ -583,6 +617,66 @@ impl Executor {
         }
         self.notify(&run);
         Ok(())
+    }
+}
+
+impl Executor {
+    /// The events an attempt's end produces: one about the run (`kind`) and those its
+    /// plugin emitted, each planned through the router (none without a router).
+    fn run_events(
+        &self,
+        run: &Run,
+        kind: &str,
+        (plugin, emitted): (String, Vec<runtime::EmittedEvent>),
+    ) -> Result<Vec<crate::store::events::Planned>, StoreError> {
+        let Some(router) = self.inner.router.get() else {
+            return Ok(Vec::new());
+        };
+        let depth = run.depth + 1;
+        let stamp = now();
+        let mut data = serde_json::json!({
+            "run": run.id,
+            "task": run.task_name,
+            "task_id": run.task_id,
+            "status": run.status.as_str(),
+            "attempt": run.attempt,
+            "cause": run.cause,
+            "error": run.error,
+            "not_before": run.not_before,
+        });
+        if let Some(out) = &run.output
+            && out.to_string().len() <= 64 * 1024
+        {
+            data["output"] = out.clone();
+        }
+        let mut planned = vec![router.plan(
+            crate::event::internal(kind, &run.task_name, data, &stamp),
+            depth,
+            Some(run.id.clone()),
+        )?];
+        for e in emitted {
+            let mut event = crate::event::internal(&e.kind, "", e.data, &stamp);
+            event.source = format!("{}{plugin}", crate::event::PLUGIN_SOURCE_PREFIX);
+            event.subject = e.subject;
+            planned.push(router.plan(event, depth, Some(run.id.clone()))?);
+        }
+        Ok(planned)
+    }
+
+    /// Save a run with its events in one commit, then start what the events started.
+    async fn save_with_events(
+        &self,
+        run: Run,
+        events: Vec<crate::store::events::Planned>,
+    ) -> Result<Run, StoreError> {
+        if events.is_empty() {
+            return self.inner.store.save_run(run).await;
+        }
+        let (run, stored) = self.inner.store.save_run_with_events(run, events).await?;
+        if let Some(router) = self.inner.router.get() {
+            router.after_commit(&stored);
+        }
+        Ok(run)
     }
 }
 

@@ -13,6 +13,10 @@ pub struct RetentionDefaults {
     pub keep_last: u32,
     /// Finished runs older than this many days are deleted. Default 30.
     pub max_age_days: u32,
+    /// Events kept in the event log. Default 100 000.
+    pub keep_events: u32,
+    /// Events older than this many days are deleted. Default 30.
+    pub max_event_age_days: u32,
     /// How often retention runs, in milliseconds. Default 60 000.
     pub interval_ms: u64,
 }
@@ -22,12 +26,15 @@ impl Default for RetentionDefaults {
         RetentionDefaults {
             keep_last: 1000,
             max_age_days: 30,
+            keep_events: 100_000,
+            max_event_age_days: 30,
             interval_ms: 60_000,
         }
     }
 }
 
-/// Apply retention to every task's runs once; returns how many runs were deleted.
+/// Apply retention once to every task's runs and to the event log; returns how many
+/// runs and events were deleted.
 pub async fn prune_once(store: &Store, defaults: RetentionDefaults) -> Result<usize, StoreError> {
     let mut deleted = 0;
     for task_id in store.tasks_with_runs()? {
@@ -40,6 +47,17 @@ pub async fn prune_once(store: &Store, defaults: RetentionDefaults) -> Result<us
         let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
             .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         deleted += store.prune_runs(&task_id, keep, cutoff).await?;
+    }
+    let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(defaults.max_event_age_days)))
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    loop {
+        let n = store
+            .prune_events(defaults.keep_events as usize, cutoff.clone())
+            .await?;
+        deleted += n;
+        if n < 100_000 {
+            break;
+        }
     }
     Ok(deleted)
 }

@@ -86,8 +86,14 @@ pub enum RunCause {
     },
     /// An event matched a trigger.
     Event {
-        /// The event's id.
+        /// The event's seq (Sundial's id for it).
         event: String,
+        /// The trigger that matched.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        trigger: Option<String>,
+        /// The timer that delayed the run, when the trigger has a delay.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timer: Option<String>,
     },
 }
 
@@ -136,6 +142,10 @@ pub struct Run {
     pub params: Value,
     /// The causing event, if any.
     pub event: Option<Event>,
+    /// Causal depth: the depth of the event that started it (0 for manual and
+    /// scheduled runs). Events about the run get one more.
+    #[serde(default)]
+    pub depth: u32,
     /// When it was queued, RFC 3339.
     pub queued_at: String,
     /// When the current attempt started.
@@ -154,6 +164,54 @@ pub struct Run {
     pub resources: Resources,
     /// Every attempt so far.
     pub attempts: Vec<Attempt>,
+}
+
+impl Run {
+    /// A new queued run of task `task_id` (named `task_name`), started by Sundial.
+    pub fn queued(
+        task_id: &str,
+        task_name: &str,
+        cause: RunCause,
+        params: Value,
+        event: Option<Event>,
+        depth: u32,
+        now: String,
+    ) -> Run {
+        Run {
+            id: crate::ids::new_id(),
+            task_id: task_id.to_string(),
+            task_name: task_name.to_string(),
+            cause,
+            started_by: "sundial".into(),
+            status: RunStatus::Queued,
+            attempt: 0,
+            params,
+            event,
+            depth,
+            queued_at: now,
+            started_at: None,
+            finished_at: None,
+            not_before: None,
+            output: None,
+            error: None,
+            log: Default::default(),
+            resources: Default::default(),
+            attempts: Vec::new(),
+        }
+    }
+
+    /// Turn a new run into a `skipped` one whose log says why (a host warning).
+    pub fn skipped(mut self, reason: String) -> Run {
+        self.status = RunStatus::Skipped;
+        self.finished_at = Some(self.queued_at.clone());
+        self.log.lines.push(crate::runtime::log::LogLine {
+            at_ms: 0,
+            level: crate::runtime::log::Level::Warn,
+            origin: crate::runtime::log::Origin::Host,
+            message: reason,
+        });
+        self
+    }
 }
 
 /// What to do after an attempt failed.

@@ -10,8 +10,8 @@
 
 use crate::clock::Clock;
 use crate::executor::{Executor, now};
+use crate::router::Router;
 use crate::run::{Run, RunCause, RunStatus};
-use crate::runtime::log::{Level, LogLine, Origin, RunLog};
 use crate::schedule::Timing;
 use crate::schedule::misfire::{decide, missed_slots};
 use crate::schedule::spec::Misfire;
@@ -88,6 +88,7 @@ struct SlotJob {
 struct State {
     store: Store,
     executor: Executor,
+    router: Option<Router>,
     clock: Clock,
     entries: HashMap<Arc<str>, Entry>,
     heap: BinaryHeap<Due>,
@@ -104,11 +105,17 @@ enum Wake {
 
 /// Start the scheduler: apply misfire policies to what was missed while down, then fire
 /// slots as they come due.
-pub async fn start(store: Store, executor: Executor, clock: Clock) -> Result<Scheduler, StoreError> {
+pub async fn start(
+    store: Store,
+    executor: Executor,
+    clock: Clock,
+    router: Option<Router>,
+) -> Result<Scheduler, StoreError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut state = State {
         store: store.clone(),
         executor,
+        router,
         clock: clock.clone(),
         entries: HashMap::new(),
         heap: BinaryHeap::new(),
@@ -354,14 +361,20 @@ impl State {
     fn spawn(&mut self, job: SlotJob) {
         let store = self.store.clone();
         let executor = self.executor.clone();
+        let router = self.router.clone();
         self.jobs
-            .spawn(async move { record_slot(&store, &executor, job).await });
+            .spawn(async move { record_slot(&store, &executor, router.as_ref(), job).await });
     }
 }
 
 /// Record a slot with one run per attached, enabled task (or, for a missed slot,
 /// a `skipped` run whose log says `sundial.schedule.missed`), then start the runs.
-async fn record_slot(store: &Store, executor: &Executor, job: SlotJob) -> Result<(), StoreError> {
+async fn record_slot(
+    store: &Store,
+    executor: &Executor,
+    router: Option<&Router>,
+    job: SlotJob,
+) -> Result<(), StoreError> {
     let mut runs = Vec::new();
     for task_id in store.schedule_tasks(&job.schedule_id)? {
         let Some(task) = store.task(&task_id)? else {
@@ -370,57 +383,53 @@ async fn record_slot(store: &Store, executor: &Executor, job: SlotJob) -> Result
         if !task.spec.enabled {
             continue;
         }
-        let stamp = now();
-        let mut log = RunLog::default();
-        if job.missed {
-            log.lines.push(LogLine {
-                at_ms: 0,
-                level: Level::Warn,
-                origin: Origin::Host,
-                message: format!(
-                    "sundial.schedule.missed: slot {} of schedule {:?} was missed (daemon down or clock jumped; misfire policy)",
-                    slot_text(job.slot),
-                    job.name
-                ),
-            });
-        }
-        runs.push(Run {
-            id: crate::ids::new_id(),
-            task_id: task.id.clone(),
-            task_name: task.spec.name.clone(),
-            cause: RunCause::Schedule {
+        let run = Run::queued(
+            &task.id,
+            &task.spec.name,
+            RunCause::Schedule {
                 schedule: job.schedule_id.to_string(),
                 slot: slot_text(job.slot),
                 due: Some(slot_text(job.due)),
             },
-            started_by: "sundial".into(),
-            status: if job.missed {
-                RunStatus::Skipped
-            } else {
-                RunStatus::Queued
-            },
-            attempt: 0,
-            params: task.spec.params.clone(),
-            event: None,
-            queued_at: stamp.clone(),
-            started_at: None,
-            finished_at: if job.missed { Some(stamp) } else { None },
-            not_before: None,
-            output: None,
-            error: None,
-            log,
-            resources: Default::default(),
-            attempts: Vec::new(),
+            task.spec.params.clone(),
+            None,
+            0,
+            now(),
+        );
+        runs.push(if job.missed {
+            run.skipped(format!(
+                "sundial.schedule.missed: slot {} of schedule {:?} was missed (daemon down or clock jumped; misfire policy)",
+                slot_text(job.slot),
+                job.name
+            ))
+        } else {
+            run
         });
+    }
+    let mut events = Vec::new();
+    if job.missed
+        && let Some(router) = router
+    {
+        let data = serde_json::json!({
+            "schedule": job.name.as_ref(),
+            "schedule_id": job.schedule_id.as_ref(),
+            "slot": slot_text(job.slot),
+            "tasks": runs.iter().map(|r| r.task_name.clone()).collect::<Vec<_>>(),
+        });
+        let event = crate::event::internal("sundial.schedule.missed", &job.name, data, &now());
+        events.push(router.plan(event, 1, None)?);
     }
     let queued: Vec<Run> = runs
         .iter()
         .filter(|r| r.status == RunStatus::Queued)
         .cloned()
         .collect();
-    if store.fire_slot(&job.schedule_id, job.slot, runs).await? {
+    if let Some(stored) = store.fire_slot(&job.schedule_id, job.slot, runs, events).await? {
         for run in &queued {
             executor.submit(run);
+        }
+        if let Some(router) = router {
+            router.after_commit(&stored);
         }
     }
     Ok(())

@@ -213,6 +213,26 @@ impl Daemon {
         )
     }
 
+    /// Install the component built from `package` as plugin `name`; `extra` adds fields
+    /// to the request (grants, limits). Returns (status, body).
+    pub fn install_plugin(
+        &self,
+        name: &str,
+        package: &str,
+        extra: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        use base64::Engine as _;
+        let bytes = std::fs::read(wasm(package)).expect("built component");
+        let mut body = serde_json::json!({
+            "name": name,
+            "wasm_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
+        });
+        if let (serde_json::Value::Object(b), serde_json::Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        self.call("POST", "/v1/plugins", Some(&body))
+    }
+
     /// Every run matching `query` (e.g. `task=t&cause=schedule`), following cursors.
     pub fn all_runs(&self, query: &str) -> Vec<serde_json::Value> {
         let mut all = Vec::new();

@@ -1,18 +1,11 @@
 //! `sundial serve` driven over HTTP: the life of a task from plugin install to run log,
 //! error statuses, pagination, cancellation.
 
-use base64::Engine as _;
 use serde_json::{Value, json};
 use sundial_tests::{Daemon, raw_http, wasm};
 
 fn install(d: &Daemon, name: &str, package: &str, extra: Value) -> (u16, Value) {
-    let bytes = std::fs::read(wasm(package)).unwrap();
-    let mut body =
-        json!({ "name": name, "wasm_base64": base64::engine::general_purpose::STANDARD.encode(bytes) });
-    if let (Value::Object(b), Value::Object(e)) = (&mut body, extra) {
-        b.extend(e);
-    }
-    d.call("POST", "/v1/plugins", Some(&body))
+    d.install_plugin(name, package, extra)
 }
 
 #[test]

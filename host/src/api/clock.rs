@@ -1,6 +1,7 @@
 //! `/v1/clock`: read the scheduler's clock; move it when the daemon runs on a manual
-//! test clock (`sundial serve --test-clock TIME`). Moving it returns once every slot due
-//! by the new time has been recorded, so tests can assert on runs right away.
+//! test clock (`sundial serve --test-clock TIME`). Moving it returns once every slot and
+//! every delayed trigger target due by the new time has been recorded, so tests can
+//! assert on runs right away.
 
 use super::{ADMINS, ApiError, ApiResult, AppState, Caller, MAX_BODY_BYTES, READERS, parse_json, read_body};
 use crate::clock::ClockError;
@@ -75,5 +76,6 @@ pub(super) async fn set(
         ClockError::Backwards { .. } => ApiError::bad_request(format!("to: {e}")),
     })?;
     state.scheduler.settle().await;
+    state.router.settle().await;
     Ok(Json(view(&state)))
 }

@@ -2,12 +2,15 @@
 //! `{"error": {"code", "message"}}` with a precise status.
 
 mod clock;
+mod events;
 pub mod openapi;
+mod openapi_events;
 mod plugins;
 mod runs;
 mod schedules;
 mod tasks;
 mod tokens;
+mod triggers;
 
 pub mod error;
 
@@ -40,8 +43,12 @@ pub struct AppState {
     pub executor: Executor,
     /// The scheduler (told about every schedule change).
     pub scheduler: crate::scheduler::Scheduler,
+    /// The event router (ingest, trigger index, timers).
+    pub router: crate::router::Router,
     /// IANA zone given to schedules that name none (the daemon's `timezone` setting).
     pub default_timezone: String,
+    /// Largest event accepted, in bytes.
+    pub max_event_bytes: usize,
 }
 
 /// The authenticated caller of a request.
@@ -315,6 +322,19 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
         .route("/v1/audit", get(tokens::audit))
         .route("/v1/clock", get(clock::get).post(clock::set))
+        .route("/v1/events", get(events::list).post(events::ingest))
+        .route("/v1/events/{seq}", get(events::get))
+        .route("/v1/triggers", get(triggers::list).post(triggers::create))
+        .route(
+            "/v1/triggers/{id}",
+            get(triggers::get)
+                .patch(triggers::update)
+                .delete(triggers::delete),
+        )
+        .route("/v1/triggers/{id}/enable", post(triggers::enable))
+        .route("/v1/triggers/{id}/disable", post(triggers::disable))
+        .route("/v1/timers", get(triggers::timers))
+        .route("/v1/timers/{id}", axum::routing::delete(triggers::cancel_timer))
         .route("/v1/schedules/preview", post(schedules::preview))
         .route("/v1/schedules", get(schedules::list).post(schedules::create))
         .route(

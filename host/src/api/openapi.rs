@@ -42,9 +42,21 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/v1/schedules/{id}/tasks"),
     ("post", "/v1/schedules/{id}/tasks"),
     ("delete", "/v1/schedules/{id}/tasks/{task}"),
+    ("post", "/v1/events"),
+    ("get", "/v1/events"),
+    ("get", "/v1/events/{seq}"),
+    ("get", "/v1/triggers"),
+    ("post", "/v1/triggers"),
+    ("get", "/v1/triggers/{id}"),
+    ("patch", "/v1/triggers/{id}"),
+    ("delete", "/v1/triggers/{id}"),
+    ("post", "/v1/triggers/{id}/enable"),
+    ("post", "/v1/triggers/{id}/disable"),
+    ("get", "/v1/timers"),
+    ("delete", "/v1/timers/{id}"),
 ];
 
-fn r(schema: &str) -> Value {
+pub(super) fn r(schema: &str) -> Value {
     json!({ "$ref": format!("#/components/schemas/{schema}") })
 }
 
@@ -52,14 +64,14 @@ fn body(schema: Value) -> Value {
     json!({ "required": true, "content": { "application/json": { "schema": schema } } })
 }
 
-fn ok(code: &str, what: &str, schema: Value) -> (String, Value) {
+pub(super) fn ok(code: &str, what: &str, schema: Value) -> (String, Value) {
     (
         code.to_string(),
         json!({ "description": what, "content": { "application/json": { "schema": schema } } }),
     )
 }
 
-fn op(
+pub(super) fn op(
     summary: &str,
     roles: &str,
     params: Vec<Value>,
@@ -87,11 +99,11 @@ fn op(
     o
 }
 
-fn path_param(name: &str, what: &str) -> Value {
+pub(super) fn path_param(name: &str, what: &str) -> Value {
     json!({ "name": name, "in": "path", "required": true, "description": what, "schema": { "type": "string" } })
 }
 
-fn query(name: &str, what: &str, ty: &str) -> Value {
+pub(super) fn query(name: &str, what: &str, ty: &str) -> Value {
     json!({ "name": name, "in": "query", "required": false, "description": what, "schema": { "type": ty } })
 }
 
@@ -595,7 +607,7 @@ pub fn document() -> Value {
         ),
     ];
     let mut paths = serde_json::Map::new();
-    for (method, path, o) in ops {
+    for (method, path, o) in ops.into_iter().chain(super::openapi_events::ops()) {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[method] = o;
     }
@@ -606,7 +618,7 @@ pub fn document() -> Value {
     let grants = json!({ "type": "object", "properties": {
         "hosts": { "type": "array", "items": { "type": "string" }, "description": "[scheme://]host[:port|:*], *.suffix" },
         "kv": { "type": "boolean" }, "emit_events": { "type": "boolean" }, "secrets": { "type": "array", "items": { "type": "string" } } } });
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "Sundial API", "version": env!("CARGO_PKG_VERSION"),
                   "description": "Errors are {\"error\": {\"code\", \"message\"}}. Authenticate with `Authorization: Bearer <token>`." },
@@ -666,7 +678,11 @@ pub fn document() -> Value {
                     "action": { "enum": ["create", "update", "delete"] }, "noun": { "type": "string" }, "target": { "type": "string" }, "before": {}, "after": {} } }
             }
         }
-    })
+    });
+    for (name, schema) in super::openapi_events::schemas() {
+        doc["components"]["schemas"][name] = schema;
+    }
+    doc
 }
 
 #[cfg(test)]

@@ -80,7 +80,21 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
         installed_at: stamp.clone(),
         updated_at: stamp,
     };
-    Ok(state.store.insert_plugin(record, bytes, actor).await?)
+    let record = state.store.insert_plugin(record, bytes, actor).await?;
+    let data = serde_json::json!({
+        "name": record.name, "digest": record.digest, "world": record.world,
+        "bundled": record.bundled, "by": actor,
+    });
+    let event = crate::event::internal(
+        "sundial.plugin.installed",
+        &record.name,
+        data,
+        &record.installed_at,
+    );
+    if let Err(e) = state.router.emit(event, 0, None).await {
+        tracing::warn!(plugin = %record.name, "emitting sundial.plugin.installed failed: {e}");
+    }
+    Ok(record)
 }
 
 pub(super) async fn install(

@@ -71,6 +71,7 @@ pub(super) async fn start(
         attempt: 0,
         params,
         event: None,
+        depth: 0,
         queued_at: now(),
         started_at: None,
         finished_at: None,

@@ -7,6 +7,7 @@
 //! plugin.
 
 mod client;
+mod events;
 mod plugin;
 mod remote;
 mod schedule;
@@ -48,6 +49,15 @@ enum Command {
     /// Schedules: create with friendly rule flags, attach tasks, preview.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// Events: post one, read the event log.
+    #[command(subcommand)]
+    Event(events::EventCommand),
+    /// Triggers: when an event matches, start tasks (optionally after a delay).
+    #[command(subcommand)]
+    Trigger(events::TriggerCommand),
+    /// Timers: delayed trigger targets waiting for their time.
+    #[command(subcommand)]
+    Timer(events::TimerCommand),
     /// API tokens (admin only).
     #[command(subcommand)]
     Token(remote::TokenCommand),
@@ -114,6 +124,9 @@ pub fn main() -> ExitCode {
             Command::Run(cmd) => remote::run(&remote, cmd).await,
             Command::Token(cmd) => remote::token(&remote, cmd).await,
             Command::Schedule(cmd) => schedule::run(&remote, cmd).await,
+            Command::Event(cmd) => events::event(&remote, cmd).await,
+            Command::Trigger(cmd) => events::trigger(&remote, cmd).await,
+            Command::Timer(cmd) => events::timer(&remote, cmd).await,
             Command::Audit { noun, limit } => remote::audit(&remote, noun, limit).await,
             Command::Logs { task, follow } => remote::logs(&remote, task, follow).await,
         };

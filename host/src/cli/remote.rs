@@ -11,7 +11,7 @@ fn parse(field: &str, text: &str) -> Result<Value, Failure> {
 }
 
 /// Percent-encode a query value.
-fn q(v: &str) -> String {
+pub(crate) fn q(v: &str) -> String {
     v.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),

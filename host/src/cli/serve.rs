@@ -41,6 +41,18 @@ pub(crate) struct ServeArgs {
     /// Finished runs older than this many days are deleted unless the task says otherwise [default: 30].
     #[arg(long, env = "SUNDIAL_MAX_RUN_AGE_DAYS")]
     max_run_age_days: Option<u32>,
+    /// Events kept in the event log [default: 100000].
+    #[arg(long, env = "SUNDIAL_KEEP_EVENTS")]
+    keep_events: Option<u32>,
+    /// Events older than this many days are deleted [default: 30].
+    #[arg(long, env = "SUNDIAL_MAX_EVENT_AGE_DAYS")]
+    max_event_age_days: Option<u32>,
+    /// Causal depth beyond which events are stored but not routed (stops trigger loops) [default: 8].
+    #[arg(long, env = "SUNDIAL_MAX_EVENT_DEPTH")]
+    max_event_depth: Option<u32>,
+    /// Largest event accepted, e.g. 256KiB [default: 256KiB].
+    #[arg(long, env = "SUNDIAL_MAX_EVENT_SIZE")]
+    max_event_size: Option<String>,
     /// How often retention runs, e.g. 60s [default: 60s].
     #[arg(long, env = "SUNDIAL_PRUNE_INTERVAL")]
     prune_interval: Option<String>,
@@ -71,6 +83,10 @@ struct FileConfig {
     allow_private: Option<bool>,
     keep_runs: Option<u32>,
     max_run_age_days: Option<u32>,
+    keep_events: Option<u32>,
+    max_event_age_days: Option<u32>,
+    max_event_depth: Option<u32>,
+    max_event_size: Option<String>,
     prune_interval: Option<String>,
     grace: Option<String>,
     log_format: Option<String>,
@@ -125,6 +141,32 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
     if keep_last == 0 || max_age_days == 0 {
         return Err("keep_runs and max_run_age_days must be at least 1".into());
     }
+    let keep_events = args.keep_events.or(file.keep_events).unwrap_or(r.keep_events);
+    let max_event_age_days = args
+        .max_event_age_days
+        .or(file.max_event_age_days)
+        .unwrap_or(r.max_event_age_days);
+    if keep_events == 0 || max_event_age_days == 0 {
+        return Err("keep_events and max_event_age_days must be at least 1".into());
+    }
+    let max_event_depth = args
+        .max_event_depth
+        .or(file.max_event_depth)
+        .unwrap_or(d.max_event_depth);
+    if !(1..=100).contains(&max_event_depth) {
+        return Err(format!("max_event_depth: {max_event_depth} is outside 1..=100"));
+    }
+    let max_event_bytes = match args.max_event_size.or(file.max_event_size) {
+        None => d.max_event_bytes,
+        Some(t) => {
+            crate::runtime::limits::parse_size(&t).map_err(|e| format!("max_event_size: {e}"))? as usize
+        }
+    };
+    if !(1024..=16 << 20).contains(&max_event_bytes) {
+        return Err(format!(
+            "max_event_size: {max_event_bytes} bytes is outside 1KiB..=16MiB"
+        ));
+    }
     let interval = duration(
         "prune_interval",
         args.prune_interval.or(file.prune_interval),
@@ -161,11 +203,15 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             retention: RetentionDefaults {
                 keep_last,
                 max_age_days,
+                keep_events,
+                max_event_age_days,
                 interval_ms: interval.as_millis() as u64,
             },
             grace,
             test_clock,
             timezone,
+            max_event_depth,
+            max_event_bytes,
         },
         json_logs,
     })

@@ -136,9 +136,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "" | "s" => n.checked_mul(1000),
         "m" | "min" => n.checked_mul(60_000),
         "h" => n.checked_mul(3_600_000),
+        "d" => n.checked_mul(86_400_000),
+        "w" => n.checked_mul(7 * 86_400_000),
         other => {
             return Err(format!(
-                "{text:?}: unknown duration unit {other:?} (use ms, s, m, h)"
+                "{text:?}: unknown duration unit {other:?} (use ms, s, m, h, d, w)"
             ));
         }
     };

@@ -6,13 +6,17 @@
 //! structural changes bump [`SCHEMA_VERSION`] and add a step to [`MIGRATIONS`].
 
 pub mod audit;
+pub mod events;
 pub mod kv;
+pub mod named;
 pub mod plugins;
 pub mod runs;
 pub mod schedules;
 pub mod tables;
 pub mod tasks;
+pub mod timers;
 pub mod tokens;
+pub mod triggers;
 pub mod writer;
 
 #[cfg(test)]

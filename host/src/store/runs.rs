@@ -88,7 +88,27 @@ impl Store {
     /// Store the outcome of an attempt: a terminal run leaves the queue and the active
     /// set; a run set back to `queued` (a retry) goes back in the queue.
     pub async fn save_run(&self, run: Run) -> Result<Run, StoreError> {
+        self.write(move |txn| save_run_in(txn, run)).await
+    }
+
+    /// Save a run together with the events it produced (internal events about it and
+    /// events its plugin emitted) and what they start, in one commit.
+    pub async fn save_run_with_events(
+        &self,
+        run: Run,
+        events: Vec<super::events::Planned>,
+    ) -> Result<(Run, Vec<super::events::Stored>), StoreError> {
         self.write(move |txn| {
+            let run = save_run_in(txn, run)?;
+            Ok((run, super::events::apply_events(txn, events)?))
+        })
+        .await
+    }
+}
+
+fn save_run_in(txn: &WriteTransaction, run: Run) -> Result<Run, StoreError> {
+    {
+        {
             let mut queue = txn.open_table(RUN_QUEUE)?;
             let mut active = txn.open_table(ACTIVE_RUNS)?;
             active.remove(run.id.as_str())?;
@@ -105,10 +125,11 @@ impl Store {
             }
             put_json(&mut txn.open_table(RUNS)?, &run.id, &run)?;
             Ok(run)
-        })
-        .await
+        }
     }
+}
 
+impl Store {
     /// Cancel a run that is still queued. Returns the run as it now is; a running run
     /// is returned unchanged (the executor stops it), a finished one too.
     pub async fn cancel_queued_run(&self, id: &str, now: String) -> Result<Run, StoreError> {

@@ -270,23 +270,25 @@ impl Store {
 
     /// Record slot `slot` of a schedule and queue its runs, in one commit, unless the
     /// slot was already recorded (then nothing happens and `false` is returned).
-    /// `runs` may include `skipped` runs that record missed slots.
+    /// `runs` may include `skipped` runs that record missed slots; `events` (such as
+    /// `sundial.schedule.missed`) are stored in the same commit, with what they start.
     pub async fn fire_slot(
         &self,
         schedule_id: &str,
         slot: DateTime<Utc>,
         runs: Vec<Run>,
-    ) -> Result<bool, StoreError> {
+        events: Vec<super::events::Planned>,
+    ) -> Result<Option<Vec<super::events::Stored>>, StoreError> {
         let schedule_id = schedule_id.to_string();
         self.write(move |txn| {
             let key = format!("{schedule_id}/{}", slot_key(slot));
             let mut slots = txn.open_table(SLOTS)?;
             if slots.get(key.as_str())?.is_some() {
-                return Ok(false);
+                return Ok(None);
             }
             let mut table = txn.open_table(SCHEDULES)?;
             let Some(mut record): Option<ScheduleRecord> = get_json(&table, &schedule_id)? else {
-                return Ok(false);
+                return Ok(None);
             };
             slots.insert(key.as_str(), ())?;
             // The scheduler only ever proposes slots after the last one recorded, so keys
@@ -302,7 +304,7 @@ impl Store {
             drop(table);
             drop(slots);
             insert_runs(txn, &runs)?;
-            Ok(true)
+            Ok(Some(super::events::apply_events(txn, events)?))
         })
         .await
     }
@@ -342,12 +344,42 @@ mod tests {
             .collect();
         // In order, then one out of order (a concurrent catch-up commit), then repeats.
         for m in [0, 1, 2, 4] {
-            assert!(store.fire_slot(&id, minutes[m], vec![]).await.unwrap());
+            assert!(
+                store
+                    .fire_slot(&id, minutes[m], vec![], vec![])
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
         }
-        assert!(store.fire_slot(&id, minutes[3], vec![]).await.unwrap());
-        assert!(!store.fire_slot(&id, minutes[4], vec![]).await.unwrap());
-        assert!(store.fire_slot(&id, minutes[5], vec![]).await.unwrap());
-        assert!(!store.fire_slot(&id, minutes[5], vec![]).await.unwrap());
+        assert!(
+            store
+                .fire_slot(&id, minutes[3], vec![], vec![])
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .fire_slot(&id, minutes[4], vec![], vec![])
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .fire_slot(&id, minutes[5], vec![], vec![])
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .fire_slot(&id, minutes[5], vec![], vec![])
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(store.schedule(&id).unwrap().unwrap().last_slot, Some(minutes[5]));
         assert_eq!(
             slot_keys(&store, &id),

@@ -1,0 +1,234 @@
+//! The OpenAPI operations and schemas of events, triggers and timers (part of
+//! `openapi.rs`'s document).
+
+use super::openapi::{ok, op, path_param, query, r};
+use serde_json::{Value, json};
+
+/// (method, path, operation) of the event, trigger and timer endpoints.
+pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
+    let id = path_param("id", "id (ULID) or name");
+    let page = || {
+        vec![
+            query("limit", "page size, 1-1000 (default 50)", "integer"),
+            query("cursor", "next_cursor of the previous page", "string"),
+        ]
+    };
+    let mut event_params = vec![
+        query("type", "event type, exact or glob (`sync.*`)", "string"),
+        query("source", "event source (exact)", "string"),
+        query("subject", "event subject, exact or glob", "string"),
+        query("since", "received at or after (RFC 3339)", "string"),
+        query("until", "received before (RFC 3339)", "string"),
+    ];
+    event_params.extend(page());
+    let mut timer_params = vec![
+        query("trigger", "only timers of this trigger (id or name)", "string"),
+        query("task", "only timers of this task (id or name)", "string"),
+    ];
+    timer_params.extend(page());
+    let page_of = |key: &str, schema: &str| json!({ "type": "object", "properties": { key: { "type": "array", "items": r(schema) }, "next_cursor": { "type": ["string", "null"] } } });
+    let outcome = json!({ "type": "object", "properties": {
+        "seq": { "type": "string" }, "id": { "type": "string" }, "source": { "type": "string" }, "type": { "type": "string" },
+        "duplicate": { "type": "boolean" }, "triggers": { "type": "array", "items": r("Matched") }, "stopped": { "type": ["string", "null"] } } });
+    let ingest_body = json!({ "required": true, "content": {
+        "application/cloudevents+json": { "schema": r("CloudEvent") },
+        "application/json": { "schema": { "oneOf": [r("CloudEvent"), { "type": "array", "items": r("CloudEvent") }] } },
+        "application/cloudevents-batch+json": { "schema": { "type": "array", "items": r("CloudEvent"), "maxItems": 1000 } } } });
+    let mut ingest = op(
+        "Post a CloudEvent (structured), a batch, or one event in binary mode (ce-* headers); 202 once it is stored with the runs and timers it started",
+        "admin, operator, ingest",
+        vec![],
+        Some(ingest_body),
+        vec![ok(
+            "202",
+            "accepted: the outcome (a batch: {\"events\": [outcomes]})",
+            json!({ "oneOf": [outcome.clone(), { "type": "object", "properties": { "events": { "type": "array", "items": outcome } } }] }),
+        )],
+    );
+    ingest["responses"]["413"] =
+        json!({ "description": "an event over max_event_size, or a body over 16 MiB" });
+    ingest["responses"]["415"] = json!({ "description": "unsupported content type" });
+    let trigger_body =
+        || json!({ "required": true, "content": { "application/json": { "schema": r("TriggerSpec") } } });
+    vec![
+        ("post", "/v1/events", ingest),
+        (
+            "get",
+            "/v1/events",
+            op(
+                "The event log, newest first, with what each event caused",
+                "admin, operator, viewer",
+                event_params,
+                None,
+                vec![ok("200", "a page of events", page_of("events", "EventRecord"))],
+            ),
+        ),
+        (
+            "get",
+            "/v1/events/{seq}",
+            op(
+                "One event by its seq",
+                "admin, operator, viewer",
+                vec![path_param("seq", "the event's seq (Sundial's id for it)")],
+                None,
+                vec![ok("200", "the event", r("EventRecord"))],
+            ),
+        ),
+        (
+            "get",
+            "/v1/triggers",
+            op(
+                "List triggers, oldest first (follow next_cursor)",
+                "admin, operator, viewer",
+                page(),
+                None,
+                vec![ok("200", "a page of triggers", page_of("triggers", "Trigger"))],
+            ),
+        ),
+        (
+            "post",
+            "/v1/triggers",
+            op(
+                "Create a trigger",
+                "admin, operator",
+                vec![],
+                Some(trigger_body()),
+                vec![
+                    ok("201", "created", r("Trigger")),
+                    ("409".into(), json!({ "description": "name taken" })),
+                ],
+            ),
+        ),
+        (
+            "get",
+            "/v1/triggers/{id}",
+            op(
+                "One trigger",
+                "admin, operator, viewer",
+                vec![id.clone()],
+                None,
+                vec![ok("200", "the trigger", r("Trigger"))],
+            ),
+        ),
+        (
+            "patch",
+            "/v1/triggers/{id}",
+            op(
+                "Change fields of a trigger (top-level JSON merge; the result is validated again)",
+                "admin, operator",
+                vec![id.clone()],
+                Some(
+                    json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } }),
+                ),
+                vec![
+                    ok("200", "the trigger", r("Trigger")),
+                    ("409".into(), json!({ "description": "name taken" })),
+                ],
+            ),
+        ),
+        (
+            "delete",
+            "/v1/triggers/{id}",
+            op(
+                "Delete a trigger (its pending timers stay; cancel them under /v1/timers)",
+                "admin, operator",
+                vec![id.clone()],
+                None,
+                vec![("204".into(), json!({ "description": "deleted" }))],
+            ),
+        ),
+        (
+            "post",
+            "/v1/triggers/{id}/enable",
+            op(
+                "Enable a trigger",
+                "admin, operator",
+                vec![id.clone()],
+                None,
+                vec![ok("200", "the trigger", r("Trigger"))],
+            ),
+        ),
+        (
+            "post",
+            "/v1/triggers/{id}/disable",
+            op(
+                "Disable a trigger",
+                "admin, operator",
+                vec![id],
+                None,
+                vec![ok("200", "the trigger", r("Trigger"))],
+            ),
+        ),
+        (
+            "get",
+            "/v1/timers",
+            op(
+                "Pending delayed trigger targets, oldest first",
+                "admin, operator, viewer",
+                timer_params,
+                None,
+                vec![ok("200", "a page of timers", page_of("timers", "Timer"))],
+            ),
+        ),
+        (
+            "delete",
+            "/v1/timers/{id}",
+            op(
+                "Cancel a pending timer",
+                "admin, operator",
+                vec![path_param("id", "timer id")],
+                None,
+                vec![("204".into(), json!({ "description": "cancelled" }))],
+            ),
+        ),
+    ]
+}
+
+/// Schemas of events, triggers and timers.
+pub(super) fn schemas() -> Vec<(&'static str, Value)> {
+    vec![
+        (
+            "CloudEvent",
+            json!({ "type": "object", "required": ["specversion", "id", "source", "type"], "properties": {
+                "specversion": { "const": "1.0" }, "id": { "type": "string" }, "source": { "type": "string" }, "type": { "type": "string" },
+                "subject": { "type": "string" }, "time": { "type": "string", "format": "date-time" },
+                "datacontenttype": { "type": "string" }, "dataschema": { "type": "string" }, "data": {}, "data_base64": { "type": "string" } },
+                "additionalProperties": { "type": ["string", "number", "boolean"] } }),
+        ),
+        (
+            "Matched",
+            json!({ "type": "object", "properties": { "trigger": { "type": "string" }, "name": { "type": "string" },
+                "runs": { "type": "array", "items": { "type": "string" } }, "timers": { "type": "array", "items": { "type": "string" } },
+                "skipped": { "type": "array", "items": { "type": "string" } } } }),
+        ),
+        (
+            "EventRecord",
+            json!({ "type": "object", "properties": { "seq": { "type": "string" }, "event": r("CloudEvent"),
+                "received_at": { "type": "string" }, "depth": { "type": "integer" }, "caused_by": { "type": ["string", "null"] },
+                "triggers": { "type": "array", "items": r("Matched") }, "stopped": { "type": ["string", "null"] } } }),
+        ),
+        (
+            "TriggerSpec",
+            json!({ "type": "object", "required": ["name", "on", "targets"], "properties": {
+                "name": { "type": "string" }, "description": { "type": "string" }, "enabled": { "type": "boolean", "default": true },
+                "on": { "type": "object", "required": ["type"], "properties": {
+                    "type": { "type": "string", "description": "exact or glob (* and ?)" }, "source": { "type": "string" }, "subject": { "type": "string" },
+                    "filter": { "type": "object", "description": "{\"all\"|\"any\": [..]}, {\"not\": ..} or {\"path\": \"data.x\", OP: value} with OP in eq, ne, in, glob, exists, gt, gte, lt, lte, contains; see docs/events.md" } } },
+                "targets": { "type": "array", "minItems": 1, "maxItems": 100, "items": { "type": "object", "required": ["task"], "properties": { "task": { "type": "string" } } } },
+                "context": { "type": "object", "description": "merged over each target task's params" },
+                "delay": { "type": "string", "description": "e.g. 90m, 30d, 2w" } } }),
+        ),
+        (
+            "Trigger",
+            json!({ "allOf": [r("TriggerSpec"), { "type": "object", "properties": { "id": { "type": "string" },
+                "created_at": { "type": "string" }, "updated_at": { "type": "string" } } }] }),
+        ),
+        (
+            "Timer",
+            json!({ "type": "object", "properties": { "id": { "type": "string" }, "due": { "type": "string" }, "created_at": { "type": "string" },
+                "trigger": { "type": "string" }, "trigger_name": { "type": "string" }, "event": { "type": "string" },
+                "task_id": { "type": "string" }, "task_name": { "type": "string" }, "params": {}, "payload": { "type": "object" },
+                "depth": { "type": "integer" } } }),
+        ),
+    ]
+}

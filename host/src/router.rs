@@ -1,0 +1,293 @@
+//! The router: turns events into runs and timers through the trigger index, commits
+//! them with the event (one commit: acknowledged = durable with everything it caused),
+//! then starts the runs. It also owns the timer loop that fires delayed targets.
+
+use crate::clock::Clock;
+use crate::event::cloudevent::CloudEvent;
+use crate::event::index::TriggerIndex;
+use crate::event::{EventRecord, Matched};
+use crate::executor::{Executor, now};
+use crate::run::{Run, RunCause, RunStatus};
+use crate::store::events::{Planned, Stored};
+use crate::store::timers::Timer;
+use crate::store::{Store, StoreError};
+use crate::trigger::merge_params;
+use std::sync::{Arc, RwLock};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Default limit on causal depth (`max_event_depth`): an event more than this many
+/// run-to-event steps away from an outside event or a manual run is stored but not
+/// routed, which stops trigger loops.
+pub const DEFAULT_MAX_DEPTH: u32 = 8;
+
+/// Most timers fired in one commit.
+const TIMER_BATCH: usize = 1000;
+
+/// Handle to the router (cheap to clone).
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    executor: Executor,
+    clock: Clock,
+    max_depth: u32,
+    index: RwLock<Arc<TriggerIndex>>,
+    wake_timers: Notify,
+    settle: mpsc::UnboundedSender<oneshot::Sender<()>>,
+}
+
+impl Router {
+    /// Build the router, load the trigger index and start the timer loop.
+    pub fn start(
+        store: Store,
+        executor: Executor,
+        clock: Clock,
+        max_depth: u32,
+    ) -> Result<Router, StoreError> {
+        let (settle, settle_rx) = mpsc::unbounded_channel();
+        let router = Router {
+            inner: Arc::new(Inner {
+                store,
+                executor,
+                clock,
+                max_depth,
+                index: RwLock::new(Arc::new(TriggerIndex::default())),
+                wake_timers: Notify::new(),
+                settle,
+            }),
+        };
+        router.reload()?;
+        tokio::spawn(timer_loop(router.clone(), settle_rx));
+        Ok(router)
+    }
+
+    /// Rebuild the trigger index from the store (after any trigger change).
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let mut compiled = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, next) = self.inner.store.triggers_page(cursor.as_deref(), 1000)?;
+            for record in page.into_iter().filter(|r| r.spec.enabled) {
+                let tasks = record.spec.targets.iter().map(|t| t.task.clone()).collect();
+                match record.spec.compile(&record.id, tasks) {
+                    Ok(c) => compiled.push(c),
+                    Err(e) => tracing::warn!(trigger = %record.id, "trigger no longer valid: {e}"),
+                }
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let index = Arc::new(TriggerIndex::new(compiled));
+        *self.inner.index.write().unwrap_or_else(|e| e.into_inner()) = index;
+        Ok(())
+    }
+
+    /// The current trigger index.
+    pub fn index(&self) -> Arc<TriggerIndex> {
+        self.inner.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The clock delays are measured on.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Match `event` and build what it starts (nothing is stored yet). `depth` is its
+    /// causal depth; `caused_by` the run it came from.
+    pub fn plan(
+        &self,
+        event: CloudEvent,
+        depth: u32,
+        caused_by: Option<String>,
+    ) -> Result<Planned, StoreError> {
+        let mut record = EventRecord {
+            seq: crate::ids::new_id(),
+            event,
+            received_at: now(),
+            depth,
+            caused_by,
+            triggers: Vec::new(),
+            stopped: None,
+        };
+        let (mut runs, mut timers) = (Vec::new(), Vec::new());
+        if depth > self.inner.max_depth {
+            let why = format!(
+                "causal depth {depth} is over the limit {} (max_event_depth): a trigger loop? not routed",
+                self.inner.max_depth
+            );
+            tracing::warn!(event = %record.seq, kind = %record.event.kind, "{why}");
+            record.stopped = Some(why);
+            return Ok(Planned { record, runs, timers });
+        }
+        let matched = self.index().matches(&record.event);
+        if matched.is_empty() {
+            return Ok(Planned { record, runs, timers });
+        }
+        let payload = record.for_plugin();
+        for trigger in matched {
+            let mut m = Matched {
+                trigger: trigger.id.clone(),
+                name: trigger.name.clone(),
+                runs: Vec::new(),
+                timers: Vec::new(),
+                skipped: Vec::new(),
+            };
+            for task_id in &trigger.tasks {
+                let Some(task) = self.inner.store.task(task_id)? else {
+                    m.skipped.push(format!("task {task_id} no longer exists"));
+                    continue;
+                };
+                if !task.spec.enabled {
+                    m.skipped.push(format!("task {} is disabled", task.spec.name));
+                    continue;
+                }
+                let params = match &trigger.context {
+                    Some(c) => merge_params(&task.spec.params, c),
+                    None => task.spec.params.clone(),
+                };
+                if trigger.delay_ms > 0 {
+                    let timer = Timer {
+                        id: crate::ids::new_id(),
+                        due: self.inner.clock.now() + chrono::Duration::milliseconds(trigger.delay_ms as i64),
+                        created_at: record.received_at.clone(),
+                        trigger: trigger.id.clone(),
+                        trigger_name: trigger.name.clone(),
+                        event: record.seq.clone(),
+                        task_id: task.id.clone(),
+                        task_name: task.spec.name.clone(),
+                        params,
+                        payload: payload.clone(),
+                        depth,
+                    };
+                    m.timers.push(timer.id.clone());
+                    timers.push(timer);
+                } else {
+                    let run = Run::queued(
+                        &task.id,
+                        &task.spec.name,
+                        RunCause::Event {
+                            event: record.seq.clone(),
+                            trigger: Some(trigger.id.clone()),
+                            timer: None,
+                        },
+                        params,
+                        Some(payload.clone()),
+                        depth,
+                        now(),
+                    );
+                    m.runs.push(run.id.clone());
+                    runs.push(run);
+                }
+            }
+            record.triggers.push(m);
+        }
+        Ok(Planned { record, runs, timers })
+    }
+
+    /// After the commit that stored `stored`: start their runs and wake the timer loop.
+    pub fn after_commit(&self, stored: &[Stored]) {
+        let mut timers = false;
+        for s in stored {
+            for run in s.runs.iter().filter(|r| r.status == RunStatus::Queued) {
+                self.inner.executor.submit(run);
+            }
+            timers |= !s.timers.is_empty();
+        }
+        if timers {
+            self.inner.wake_timers.notify_one();
+        }
+    }
+
+    /// Store events from outside (depth 0) with what they start; returns once durable.
+    pub async fn ingest(&self, events: Vec<CloudEvent>) -> Result<Vec<Stored>, StoreError> {
+        let planned = events
+            .into_iter()
+            .map(|e| self.plan(e, 0, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stored = self.inner.store.ingest_events(planned).await?;
+        self.after_commit(&stored);
+        Ok(stored)
+    }
+
+    /// Emit an internal event on its own (for changes that do not commit it themselves).
+    pub async fn emit(
+        &self,
+        event: CloudEvent,
+        depth: u32,
+        caused_by: Option<String>,
+    ) -> Result<(), StoreError> {
+        let planned = self.plan(event, depth, caused_by)?;
+        let stored = self.inner.store.ingest_events(vec![planned]).await?;
+        self.after_commit(&stored);
+        Ok(())
+    }
+
+    /// Wait until every timer due by the clock's time has fired.
+    pub async fn settle(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.inner.settle.send(done).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    async fn fire_due(&self) -> Result<(), StoreError> {
+        loop {
+            let runs = self
+                .inner
+                .store
+                .fire_due_timers(self.inner.clock.now(), TIMER_BATCH)
+                .await?;
+            for run in runs.iter().filter(|r| r.status == RunStatus::Queued) {
+                self.inner.executor.submit(run);
+            }
+            if runs.len() < TIMER_BATCH {
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn timer_loop(router: Router, mut settle: mpsc::UnboundedReceiver<oneshot::Sender<()>>) {
+    loop {
+        let next = match router.inner.store.next_timer_due() {
+            Ok(n) => n,
+            Err(StoreError::Closed) => return,
+            Err(e) => {
+                tracing::warn!("reading timers failed: {e}");
+                None
+            }
+        };
+        let clock = router.inner.clock.clone();
+        let result = tokio::select! {
+            _ = router.inner.wake_timers.notified() => Ok(()),
+            done = settle.recv() => match done {
+                Some(done) => {
+                    let r = router.fire_due().await;
+                    let _ = done.send(());
+                    r
+                }
+                None => return,
+            },
+            _ = clock.sleep_until(next.unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)), if next.is_some() => {
+                if next.is_some_and(|due| clock.now() >= due) {
+                    router.fire_due().await
+                } else {
+                    Ok(())
+                }
+            }
+        };
+        match result {
+            Ok(()) => {}
+            Err(StoreError::Closed) => return,
+            Err(e) => {
+                tracing::warn!("firing timers failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,201 @@
+//! The event log: events with what they caused, deduplicated by (source, id), stored
+//! in the same commit as the runs and timers they start.
+
+use super::runs::insert_runs;
+use super::tables::{get_json, put_json};
+use super::timers::{Timer, insert_timer};
+use super::{Store, StoreError};
+use crate::event::EventRecord;
+use crate::run::Run;
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+
+/// Events: seq (ULID) → `EventRecord` JSON.
+pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
+/// Deduplication: `len(source):source` + id → seq.
+pub const EVENT_KEYS: TableDefinition<&str, &str> = TableDefinition::new("event_keys");
+
+/// An event ready to store, with the runs and timers its triggers start.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The record (its `triggers` list what `runs` and `timers` hold).
+    pub record: EventRecord,
+    /// Runs to queue.
+    pub runs: Vec<Run>,
+    /// Delayed runs.
+    pub timers: Vec<Timer>,
+}
+
+/// What storing one planned event did.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The stored record: the new one, or the earlier one with the same (source, id).
+    pub record: EventRecord,
+    /// True when an event with the same (source, id) was already stored; nothing ran.
+    pub duplicate: bool,
+    /// Runs queued (empty for a duplicate).
+    pub runs: Vec<Run>,
+    /// Due times of the timers set.
+    pub timers: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+fn dedup_key(source: &str, id: &str) -> String {
+    format!("{}:{source}{id}", source.len())
+}
+
+/// Store planned events inside `txn` (used by ingest and by every internal producer,
+/// so an event commits together with the change that caused it).
+pub(crate) fn apply_events(txn: &WriteTransaction, planned: Vec<Planned>) -> Result<Vec<Stored>, StoreError> {
+    let mut out = Vec::with_capacity(planned.len());
+    let mut events = txn.open_table(EVENTS)?;
+    let mut keys = txn.open_table(EVENT_KEYS)?;
+    for p in planned {
+        let key = dedup_key(&p.record.event.source, &p.record.event.id);
+        let earlier = keys.get(key.as_str())?.map(|v| v.value().to_string());
+        if let Some(seq) = earlier {
+            let record = get_json(&events, &seq)?.unwrap_or(p.record);
+            out.push(Stored {
+                record,
+                duplicate: true,
+                runs: Vec::new(),
+                timers: Vec::new(),
+            });
+            continue;
+        }
+        keys.insert(key.as_str(), p.record.seq.as_str())?;
+        put_json(&mut events, &p.record.seq, &p.record)?;
+        insert_runs(txn, &p.runs)?;
+        let mut due = Vec::new();
+        for t in &p.timers {
+            insert_timer(txn, t)?;
+            due.push(t.due);
+        }
+        out.push(Stored {
+            record: p.record,
+            duplicate: false,
+            runs: p.runs,
+            timers: due,
+        });
+    }
+    Ok(out)
+}
+
+/// Which events to list.
+#[derive(Debug, Default, Clone)]
+pub struct EventFilter {
+    /// Only this type (exact, or a glob with `*`/`?`).
+    pub kind: Option<String>,
+    /// Only this source (exact).
+    pub source: Option<String>,
+    /// Only this subject (exact, or a glob).
+    pub subject: Option<String>,
+    /// Only events received at or after this time (RFC 3339, UTC, milliseconds).
+    pub since: Option<String>,
+    /// Only events received before this time.
+    pub until: Option<String>,
+}
+
+impl EventFilter {
+    fn matches(&self, r: &EventRecord) -> bool {
+        let glob = |p: &Option<String>, v: Option<&str>| {
+            p.as_deref()
+                .is_none_or(|p| v.is_some_and(|v| crate::event::filter::glob_match(p, v)))
+        };
+        glob(&self.kind, Some(&r.event.kind))
+            && self.source.as_deref().is_none_or(|s| s == r.event.source)
+            && glob(&self.subject, r.event.subject.as_deref())
+            && self.since.as_deref().is_none_or(|s| r.received_at.as_str() >= s)
+            && self.until.as_deref().is_none_or(|u| r.received_at.as_str() < u)
+    }
+}
+
+impl Store {
+    /// Store events with their runs and timers in one commit. Duplicates of stored
+    /// events (same source and id) are reported and start nothing.
+    pub async fn ingest_events(&self, planned: Vec<Planned>) -> Result<Vec<Stored>, StoreError> {
+        self.write(move |txn| apply_events(txn, planned)).await
+    }
+
+    /// One event by its seq.
+    pub fn event(&self, seq: &str) -> Result<Option<EventRecord>, StoreError> {
+        let txn = self.read()?;
+        let Ok(events) = txn.open_table(EVENTS) else {
+            return Ok(None);
+        };
+        get_json(&events, seq)
+    }
+
+    /// Events matching `filter`, newest first, at most `limit`, after seq `cursor`.
+    pub fn list_events(
+        &self,
+        filter: &EventFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<EventRecord>, Option<String>), StoreError> {
+        let txn = self.read()?;
+        let Ok(events) = txn.open_table(EVENTS) else {
+            return Ok((Vec::new(), None));
+        };
+        let iter = match cursor {
+            Some(c) => events.range(..c)?,
+            None => events.range::<&str>(..)?,
+        };
+        let mut page = Vec::new();
+        for entry in iter.rev() {
+            let (k, v) = entry?;
+            let record: EventRecord = serde_json::from_slice(v.value())
+                .map_err(|e| StoreError::Storage(format!("corrupt event {:?}: {e}", k.value())))?;
+            if filter
+                .since
+                .as_deref()
+                .is_some_and(|s| record.received_at.as_str() < s)
+            {
+                break; // newest first: everything further is older still
+            }
+            if filter.matches(&record) {
+                page.push(record);
+                if page.len() > limit {
+                    break;
+                }
+            }
+        }
+        let next = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(|r| r.seq.clone())
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+
+    /// Delete the oldest events beyond `keep` and those received before `cutoff`
+    /// (RFC 3339), with their deduplication keys. Returns how many were deleted.
+    pub async fn prune_events(&self, keep: usize, cutoff: String) -> Result<usize, StoreError> {
+        self.write(move |txn| {
+            let mut events = txn.open_table(EVENTS)?;
+            let mut keys = txn.open_table(EVENT_KEYS)?;
+            let total = events.len()? as usize;
+            let mut doomed = Vec::new();
+            for entry in events.iter()? {
+                let (k, v) = entry?;
+                let over = total - doomed.len() > keep;
+                let record: Option<EventRecord> = serde_json::from_slice(v.value()).ok();
+                let old = record.as_ref().is_none_or(|r| r.received_at < cutoff);
+                if !over && !old {
+                    break;
+                }
+                doomed.push((k.value().to_string(), record));
+                if doomed.len() >= 100_000 {
+                    break; // the next round continues
+                }
+            }
+            for (seq, record) in &doomed {
+                events.remove(seq.as_str())?;
+                if let Some(r) = record {
+                    keys.remove(dedup_key(&r.event.source, &r.event.id).as_str())?;
+                }
+            }
+            Ok(doomed.len())
+        })
+        .await
+    }
+}

@@ -1,0 +1,265 @@
+//! Triggers connect events to tasks: an event pattern (type, optional source and
+//! subject, each exact or a glob, and a filter over the event) and targets, with an
+//! optional context merged into the run's params and an optional delay (pure).
+
+use crate::event::cloudevent::CloudEvent;
+use crate::event::filter::{self, Filter, glob_match};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Longest delay: 3660 days (about ten years), in milliseconds.
+pub const MAX_DELAY_MS: u64 = 3660 * 86_400_000;
+
+/// Which events a trigger reacts to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventPattern {
+    /// Event `type`: exact, or a glob (`sync.*`, `*.failed`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Event `source`, exact or glob. Default: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Event `subject`, exact or glob. Default: any (events without a subject too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// A filter over the event (see `event::filter`). Default: none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<Value>,
+}
+
+/// What a trigger starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Target {
+    /// A task, by id or name (stored as the id).
+    pub task: String,
+}
+
+/// A trigger's definition.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriggerSpec {
+    /// Unique name (same rules as task names).
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Disabled triggers match nothing. Default true.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// The events it reacts to.
+    pub on: EventPattern,
+    /// What it starts: one or more tasks (1-100).
+    pub targets: Vec<Target>,
+    /// A JSON object merged over each target task's params (the trigger's values win).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<Value>,
+    /// Start the targets this long after the event (`30s`, `90m`, `30d`, `2w`), as a
+    /// durable timer. Default: at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A string pattern: exact, or a glob with `*`/`?`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pattern {
+    /// Exactly this.
+    Exact(String),
+    /// A glob; `prefix` is its literal part before the first wildcard.
+    Glob {
+        /// The whole glob.
+        glob: String,
+        /// The literal characters before the first `*` or `?`.
+        prefix: String,
+    },
+}
+
+impl Pattern {
+    /// Compile `text` (a glob when it contains `*` or `?`).
+    pub fn new(text: &str) -> Pattern {
+        match text.find(['*', '?']) {
+            None => Pattern::Exact(text.to_string()),
+            Some(i) => Pattern::Glob {
+                glob: text.to_string(),
+                prefix: text[..i].to_string(),
+            },
+        }
+    }
+
+    /// Whether `s` matches.
+    pub fn matches(&self, s: &str) -> bool {
+        match self {
+            Pattern::Exact(e) => e == s,
+            Pattern::Glob { glob, .. } => glob_match(glob, s),
+        }
+    }
+}
+
+/// A validated trigger, ready to match.
+#[derive(Debug, Clone)]
+pub struct Compiled {
+    /// The trigger's id.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Event type pattern.
+    pub kind: Pattern,
+    /// Event source pattern.
+    pub source: Option<Pattern>,
+    /// Event subject pattern.
+    pub subject: Option<Pattern>,
+    /// Filter over the event.
+    pub filter: Option<Filter>,
+    /// Target task ids.
+    pub tasks: Vec<String>,
+    /// Context merged over params.
+    pub context: Option<Value>,
+    /// Delay in milliseconds (0 = at once).
+    pub delay_ms: u64,
+}
+
+impl Compiled {
+    /// Whether `event` matches everything but the type (the index checks the type).
+    pub fn matches_rest(&self, event: &CloudEvent) -> bool {
+        self.source.as_ref().is_none_or(|p| p.matches(&event.source))
+            && self
+                .subject
+                .as_ref()
+                .is_none_or(|p| event.subject.as_deref().is_some_and(|s| p.matches(s)))
+            && self.filter.as_ref().is_none_or(|f| f.matches(event))
+    }
+}
+
+fn check_pattern(field: &str, text: &str) -> Result<(), String> {
+    if text.is_empty() || text.len() > 256 {
+        return Err(format!("{field}: must be 1-256 characters"));
+    }
+    Ok(())
+}
+
+impl TriggerSpec {
+    /// Check every field, naming the first bad one, and compile the pattern. `tasks`
+    /// are the targets' resolved ids (the caller resolves names).
+    pub fn compile(&self, id: &str, tasks: Vec<String>) -> Result<Compiled, String> {
+        crate::task::validate_name("name", &self.name).map_err(|e| e.to_string())?;
+        if self.description.len() > 4096 {
+            return Err("description: at most 4096 bytes".into());
+        }
+        check_pattern("on.type", &self.on.kind)?;
+        if let Some(s) = &self.on.source {
+            check_pattern("on.source", s)?;
+        }
+        if let Some(s) = &self.on.subject {
+            check_pattern("on.subject", s)?;
+        }
+        let filter = match &self.on.filter {
+            None => None,
+            Some(f) => Some(filter::compile(f).map_err(|e| format!("on.{e}"))?),
+        };
+        if self.targets.is_empty() || self.targets.len() > 100 {
+            return Err(format!("targets: 1-100 targets, got {}", self.targets.len()));
+        }
+        if let Some(c) = &self.context
+            && !c.is_object()
+        {
+            return Err("context: expected a JSON object".into());
+        }
+        let delay_ms = match &self.delay {
+            None => 0,
+            Some(d) => {
+                let ms = crate::runtime::limits::parse_duration(d)
+                    .map_err(|e| format!("delay: {e}"))?
+                    .as_millis() as u64;
+                if ms > MAX_DELAY_MS {
+                    return Err(format!("delay: {d:?} is longer than 3660 days"));
+                }
+                ms
+            }
+        };
+        Ok(Compiled {
+            id: id.to_string(),
+            name: self.name.clone(),
+            kind: Pattern::new(&self.on.kind),
+            source: self.on.source.as_deref().map(Pattern::new),
+            subject: self.on.subject.as_deref().map(Pattern::new),
+            filter,
+            tasks,
+            context: self.context.clone(),
+            delay_ms,
+        })
+    }
+}
+
+/// Merge `patch` over `base` (objects recursively; anything else replaces).
+pub fn merge_params(base: &Value, patch: &Value) -> Value {
+    match (base, patch) {
+        (Value::Object(b), Value::Object(p)) => {
+            let mut out = b.clone();
+            for (k, v) in p {
+                let merged = match out.get(k) {
+                    Some(existing) => merge_params(existing, v),
+                    None => v.clone(),
+                };
+                out.insert(k.clone(), merged);
+            }
+            Value::Object(out)
+        }
+        (_, p) => p.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(v: Value) -> TriggerSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    #[test]
+    fn compile_checks_each_field() {
+        let good = json!({"name": "t", "on": {"type": "user.*", "filter": {"path": "data.x", "eq": 1}},
+            "targets": [{"task": "a"}], "context": {"vm": "web"}, "delay": "30d"});
+        let c = spec(good.clone()).compile("id", vec!["a".into()]).unwrap();
+        assert_eq!(c.delay_ms, 30 * 86_400_000);
+        assert_eq!(
+            c.kind,
+            Pattern::Glob {
+                glob: "user.*".into(),
+                prefix: "user.".into()
+            }
+        );
+        let err = |patch: Value| {
+            spec(merge_params(&good, &patch))
+                .compile("id", vec![])
+                .unwrap_err()
+        };
+        assert!(err(json!({"name": "Bad Name"})).starts_with("name"));
+        assert!(err(json!({"on": {"type": ""}})).starts_with("on.type"));
+        let mut bad_filter = good.clone();
+        bad_filter["on"]["filter"] = json!({"path": "x", "gt": "y"});
+        let e = spec(bad_filter).compile("id", vec![]).unwrap_err();
+        assert_eq!(e, "on.filter.gt: expected a number");
+        assert!(err(json!({"targets": []})).starts_with("targets"));
+        assert!(err(json!({"context": [1]})).starts_with("context"));
+        assert!(err(json!({"delay": "soon"})).starts_with("delay"));
+        assert!(err(json!({"delay": "4000d"})).contains("3660 days"));
+    }
+
+    #[test]
+    fn context_wins_over_params() {
+        let base = json!({"vm": "db", "opts": {"force": false, "wait": true}, "keep": 1});
+        let ctx = json!({"vm": "web", "opts": {"force": true}});
+        assert_eq!(
+            merge_params(&base, &ctx),
+            json!({"vm": "web", "opts": {"force": true, "wait": true}, "keep": 1})
+        );
+        assert_eq!(merge_params(&json!(null), &ctx), ctx);
+    }
+}
