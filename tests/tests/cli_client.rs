@@ -149,3 +149,97 @@ fn schedule_commands_with_friendly_flags() {
     assert_eq!(past.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&past.stderr).contains("in the past"));
 }
+
+#[test]
+fn events_triggers_and_timers_from_the_cli() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    ok(&d, &["task", "create", "greet", "--plugin", "echo"]);
+    let created = ok(
+        &d,
+        &[
+            "trigger",
+            "create",
+            "logins",
+            "--on",
+            "user.login",
+            "--subject",
+            "ada",
+            "--task",
+            "greet",
+            "--context",
+            r#"{"welcome":true}"#,
+        ],
+    );
+    assert!(created.starts_with("created trigger logins"), "{created}");
+    ok(
+        &d,
+        &[
+            "trigger",
+            "create",
+            "later",
+            "--on",
+            "user.login",
+            "--task",
+            "greet",
+            "--delay",
+            "30d",
+        ],
+    );
+    let list = ok(&d, &["trigger", "list"]);
+    assert!(
+        list.starts_with("NAME") && list.contains("logins") && list.contains("30d"),
+        "{list}"
+    );
+    let emitted = ok(
+        &d,
+        &[
+            "event",
+            "emit",
+            "user.login",
+            "--subject",
+            "ada",
+            "--data",
+            r#"{"ip":"10.0.0.1"}"#,
+            "--id",
+            "e-1",
+        ],
+    );
+    assert!(
+        emitted.contains("2 triggers matched, 1 runs started, 1 timers set"),
+        "{emitted}"
+    );
+    let again = ok(
+        &d,
+        &["event", "emit", "user.login", "--subject", "ada", "--id", "e-1"],
+    );
+    assert!(again.contains("duplicate"), "{again}");
+    let events = ok(&d, &["event", "list", "--type", "user.*"]);
+    assert!(
+        events.starts_with("RECEIVED") && events.contains("user.login"),
+        "{events}"
+    );
+    let timers = ok(&d, &["timer", "list"]);
+    assert!(timers.contains("greet") && timers.contains("later"), "{timers}");
+    let id = timers
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .last()
+        .unwrap()
+        .to_string();
+    assert!(ok(&d, &["timer", "cancel", &id]).contains("cancelled"));
+    assert_eq!(
+        ok(&d, &["timer", "list"]).lines().count(),
+        1,
+        "only the header is left"
+    );
+    ok(&d, &["trigger", "disable", "logins"]);
+    assert!(ok(&d, &["event", "emit", "user.login", "--subject", "ada"]).contains("1 triggers matched"));
+    let bad = cli(&d, &["event", "emit", "x", "--data", "{nope"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = cli(&d, &["trigger", "create", "t2", "--on", "x", "--task", "missing"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("targets[0].task"));
+}

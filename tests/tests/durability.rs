@@ -174,3 +174,110 @@ fn acknowledged_runs_survive_kill_9() {
         finished_before.len()
     );
 }
+
+#[test]
+fn acknowledged_events_survive_kill_9_and_start_their_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut acknowledged: Vec<(String, String)> = Vec::new(); // (event id, seq)
+    for (round, kill_after_ms) in [150u64, 400].into_iter().enumerate() {
+        let d = Daemon::start(dir.path(), &["--workers", "4"]);
+        if round == 0 {
+            for t in ["e1", "e2"] {
+                let spec = json!({"name": t, "plugin": "echo"});
+                assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+            }
+            for (name, kind, target) in [("all-load", "load.*", "e1"), ("ticks", "load.tick", "e2")] {
+                let spec = json!({"name": name, "on": {"type": kind}, "targets": [{"task": target}]});
+                assert_eq!(d.call("POST", "/v1/triggers", Some(&spec)).0, 201);
+            }
+        }
+        let acks = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let headers = format!(
+            "authorization: Bearer {}\r\ncontent-type: application/json\r\n",
+            d.token
+        );
+        let mut clients = Vec::new();
+        for client in 0..4 {
+            let (acks, stop, addr, headers) = (acks.clone(), stop.clone(), d.addr.clone(), headers.clone());
+            clients.push(std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let id = format!("r{round}-c{client}-{n}");
+                    let body =
+                        json!({"specversion": "1.0", "id": id, "source": "/load", "type": "load.tick"});
+                    match try_raw_http(&addr, "POST", "/v1/events", &headers, body.to_string().as_bytes()) {
+                        Ok((202, text)) => {
+                            let v: Value = serde_json::from_str(&text).unwrap();
+                            acks.lock()
+                                .unwrap()
+                                .push((id, v["seq"].as_str().unwrap().to_string()));
+                        }
+                        _ => break, // the daemon is gone: not acknowledged
+                    }
+                }
+            }));
+        }
+        let flowing = Instant::now();
+        while acks.lock().unwrap().len() < 10 {
+            assert!(
+                flowing.elapsed() < Duration::from_secs(60),
+                "no event was acknowledged"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        std::thread::sleep(Duration::from_millis(kill_after_ms));
+        d.kill9();
+        stop.store(true, Ordering::Relaxed);
+        for c in clients {
+            let _ = c.join();
+        }
+        acknowledged.extend(acks.lock().unwrap().iter().cloned());
+    }
+
+    let d = Daemon::start(dir.path(), &["--workers", "4"]);
+    // Every acknowledged event is there, with its two runs.
+    for (id, seq) in &acknowledged {
+        let (status, e) = d.call("GET", &format!("/v1/events/{seq}"), None);
+        assert_eq!(status, 200, "acknowledged event {id} is missing: {e}");
+        assert_eq!(e["event"]["id"], id.as_str());
+        assert_eq!(e["triggers"].as_array().unwrap().len(), 2, "{e}");
+    }
+    // Each stored event started exactly one run per trigger, and every run finishes.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for task in ["e1", "e2"] {
+        let runs = loop {
+            let runs = d.all_runs(&format!("task={task}"));
+            if runs.iter().all(|r| r["status"] == "succeeded") {
+                break runs;
+            }
+            assert!(Instant::now() < deadline, "runs of {task} never finished");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut per_event: HashMap<String, usize> = HashMap::new();
+        for r in &runs {
+            *per_event
+                .entry(r["cause"]["event"].as_str().unwrap().to_string())
+                .or_default() += 1;
+        }
+        assert!(
+            per_event.values().all(|n| *n == 1),
+            "{task}: an event started two runs"
+        );
+        for (id, seq) in &acknowledged {
+            assert!(
+                per_event.contains_key(seq),
+                "{task}: no run for acknowledged event {id}"
+            );
+        }
+    }
+    // Deduplication survived the kills: a resend is recognised.
+    let (id, seq) = &acknowledged[0];
+    let resend = json!({"specversion": "1.0", "id": id, "source": "/load", "type": "load.tick"});
+    let (status, v) = d.call("POST", "/v1/events", Some(&resend));
+    assert_eq!(
+        (status, &v["duplicate"], &v["seq"]),
+        (202, &json!(true), &json!(seq))
+    );
+}

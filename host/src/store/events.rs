@@ -199,3 +199,68 @@ impl Store {
         .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::cloudevent::parse_structured;
+
+    fn planned(id: &str, received_at: &str) -> Planned {
+        let event = parse_structured(
+            &serde_json::json!({"specversion": "1.0", "id": id, "source": "/t", "type": "x"}),
+        )
+        .unwrap();
+        Planned {
+            record: EventRecord {
+                seq: crate::ids::new_id(),
+                event,
+                received_at: received_at.into(),
+                depth: 0,
+                caused_by: None,
+                triggers: Vec::new(),
+                stopped: None,
+            },
+            runs: Vec::new(),
+            timers: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn retention_by_count_and_age_frees_the_dedup_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 64).unwrap();
+        let batch = vec![
+            planned("a", "2026-01-01T00:00:00.000Z"),
+            planned("b", "2026-06-01T00:00:00.000Z"),
+            planned("c", "2026-11-01T00:00:00.000Z"),
+            planned("d", "2026-11-02T00:00:00.000Z"),
+            planned("e", "2026-11-03T00:00:00.000Z"),
+        ];
+        let stored = store.ingest_events(batch).await.unwrap();
+        assert!(stored.iter().all(|s| !s.duplicate));
+        // Age: everything before March goes (a); count: keep 3 of the rest (b goes).
+        let deleted = store
+            .prune_events(3, "2026-03-01T00:00:00.000Z".into())
+            .await
+            .unwrap();
+        assert_eq!(deleted, 2);
+        let (left, _) = store.list_events(&EventFilter::default(), None, 10).unwrap();
+        let ids: Vec<&str> = left.iter().map(|r| r.event.id.as_str()).collect();
+        assert_eq!(ids, ["e", "d", "c"]);
+        // A pruned event's (source, id) is free again; a kept one is still a duplicate.
+        let again = store
+            .ingest_events(vec![
+                planned("a", "2026-11-04T00:00:00.000Z"),
+                planned("c", "2026-11-04T00:00:00.000Z"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!((again[0].duplicate, again[1].duplicate), (false, true));
+        let filter = EventFilter {
+            since: Some("2026-11-02T00:00:00.000Z".into()),
+            ..Default::default()
+        };
+        let (recent, _) = store.list_events(&filter, None, 10).unwrap();
+        assert_eq!(recent.len(), 3, "d, e and the new a");
+    }
+}
