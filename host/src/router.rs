@@ -34,6 +34,8 @@ struct Inner {
     executor: Executor,
     clock: Clock,
     max_depth: u32,
+    /// Every enabled, valid trigger by id: the source the index is built from.
+    triggers: std::sync::Mutex<std::collections::HashMap<String, Arc<crate::trigger::Compiled>>>,
     index: RwLock<Arc<TriggerIndex>>,
     wake_timers: Notify,
     settle: mpsc::UnboundedSender<oneshot::Sender<()>>,
@@ -54,6 +56,7 @@ impl Router {
                 executor,
                 clock,
                 max_depth,
+                triggers: Default::default(),
                 index: RwLock::new(Arc::new(TriggerIndex::default())),
                 wake_timers: Notify::new(),
                 settle,
@@ -64,17 +67,15 @@ impl Router {
         Ok(router)
     }
 
-    /// Rebuild the trigger index from the store (after any trigger change).
+    /// Load every trigger from the store and build the index (at start).
     pub fn reload(&self) -> Result<(), StoreError> {
-        let mut compiled = Vec::new();
+        let mut all = std::collections::HashMap::new();
         let mut cursor: Option<String> = None;
         loop {
             let (page, next) = self.inner.store.triggers_page(cursor.as_deref(), 1000)?;
-            for record in page.into_iter().filter(|r| r.spec.enabled) {
-                let tasks = record.spec.targets.iter().map(|t| t.task.clone()).collect();
-                match record.spec.compile(&record.id, tasks) {
-                    Ok(c) => compiled.push(c),
-                    Err(e) => tracing::warn!(trigger = %record.id, "trigger no longer valid: {e}"),
+            for record in &page {
+                if let Some(c) = compile(record) {
+                    all.insert(record.id.clone(), Arc::new(c));
                 }
             }
             match next {
@@ -82,9 +83,30 @@ impl Router {
                 None => break,
             }
         }
-        let index = Arc::new(TriggerIndex::new(compiled));
-        *self.inner.index.write().unwrap_or_else(|e| e.into_inner()) = index;
+        let mut triggers = self.inner.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        *triggers = all;
+        self.publish(&triggers);
         Ok(())
+    }
+
+    /// Re-read one trigger after it was created, changed or deleted, and rebuild the
+    /// index from the compiled triggers in memory (no other trigger is re-read).
+    pub fn reload_trigger(&self, id: &str) -> Result<(), StoreError> {
+        // Read under the lock: of two concurrent reloads of one trigger, the later read
+        // (the newer state) is applied last.
+        let mut triggers = self.inner.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        let record = self.inner.store.trigger(id)?;
+        match record.as_ref().and_then(compile) {
+            Some(c) => triggers.insert(id.to_string(), Arc::new(c)),
+            None => triggers.remove(id),
+        };
+        self.publish(&triggers);
+        Ok(())
+    }
+
+    fn publish(&self, triggers: &std::collections::HashMap<String, Arc<crate::trigger::Compiled>>) {
+        let index = Arc::new(TriggerIndex::from_shared(triggers.values().cloned()));
+        *self.inner.index.write().unwrap_or_else(|e| e.into_inner()) = index;
     }
 
     /// The current trigger index.
@@ -248,6 +270,21 @@ impl Router {
             if runs.len() < TIMER_BATCH {
                 return Ok(());
             }
+        }
+    }
+}
+
+/// Compile an enabled trigger record for the index (`None` when disabled or invalid).
+fn compile(record: &crate::store::triggers::TriggerRecord) -> Option<crate::trigger::Compiled> {
+    if !record.spec.enabled {
+        return None;
+    }
+    let tasks = record.spec.targets.iter().map(|t| t.task.clone()).collect();
+    match record.spec.compile(&record.id, tasks) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(trigger = %record.id, "trigger no longer valid: {e}");
+            None
         }
     }
 }

@@ -161,6 +161,30 @@ fn fan_out_chains_and_two_events_one_task() {
     assert!(names.contains(&"echo") && names.contains(&"hostile"), "{names:?}");
     let (_, unrelated) = d.call("GET", "/v1/events?subject=alice", None);
     assert_eq!(unrelated["events"].as_array().unwrap().len(), 2);
+
+    // Changing and deleting triggers takes effect at once.
+    let (status, v) = d.call(
+        "PATCH",
+        "/v1/triggers/vpn",
+        Some(&json!({"on": {"type": "vpn.connected", "subject": "bob"}})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["targets"][0]["task"], "audit");
+    let out = post(&d, &event("vpn.connected", "v-2", Some("alice"), json!({})));
+    assert!(out["triggers"].as_array().unwrap().is_empty(), "{out}");
+    let out = post(&d, &event("vpn.connected", "v-3", Some("bob"), json!({})));
+    assert_eq!(out["triggers"][0]["name"], "vpn");
+    assert_eq!(d.call("DELETE", "/v1/triggers/vpn", None).0, 204);
+    let out = post(&d, &event("vpn.connected", "v-4", Some("bob"), json!({})));
+    assert!(out["triggers"].as_array().unwrap().is_empty(), "{out}");
+    let (_, list) = d.call("GET", "/v1/triggers", None);
+    let names: Vec<&str> = list["triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["orders", "chain", "logins"]);
 }
 
 #[test]

@@ -84,7 +84,7 @@ pub(super) async fn create(
         spec,
     };
     let record = state.store.insert_trigger(record, &caller.token.name).await?;
-    state.router.reload()?;
+    state.router.reload_trigger(&record.id)?;
     Ok((StatusCode::CREATED, Json(view(&state, &record)?)))
 }
 
@@ -126,7 +126,7 @@ async fn change(
         .store
         .update_trigger(&current.id, spec, crate::executor::now(), &caller.token.name)
         .await?;
-    state.router.reload()?;
+    state.router.reload_trigger(&after.id)?;
     view(state, &after)
 }
 
@@ -174,8 +174,8 @@ pub(super) async fn delete(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(OPERATORS, "delete triggers")?;
-    state.store.delete_trigger(&id, &caller.token.name).await?;
-    state.router.reload()?;
+    let record = state.store.delete_trigger(&id, &caller.token.name).await?;
+    state.router.reload_trigger(&record.id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

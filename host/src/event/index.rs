@@ -24,10 +24,14 @@ pub struct TriggerIndex {
 impl TriggerIndex {
     /// Index these (enabled) triggers.
     pub fn new(triggers: impl IntoIterator<Item = Compiled>) -> TriggerIndex {
+        TriggerIndex::from_shared(triggers.into_iter().map(Arc::new))
+    }
+
+    /// Index already shared triggers (rebuilding after one change clones no trigger).
+    pub fn from_shared(triggers: impl IntoIterator<Item = Arc<Compiled>>) -> TriggerIndex {
         let mut index = TriggerIndex::default();
         for t in triggers {
             index.len += 1;
-            let t = Arc::new(t);
             match &t.kind {
                 Pattern::Exact(kind) => index.exact.entry(kind.clone()).or_default().push(t),
                 Pattern::Glob { prefix, .. } => {
