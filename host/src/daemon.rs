@@ -68,7 +68,8 @@ pub fn new_token_secret() -> Result<String, String> {
     Ok(format!("sdl_{}", hex::encode(bytes)))
 }
 
-fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+/// Write a new file readable only by its owner (mode 0600), synced.
+pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -95,7 +96,11 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         ..RuntimeConfig::default()
     })
     .map_err(|e| e.to_string())?;
-    let services = Arc::new(crate::store::kv::StoreServices { store: store.clone() });
+    let key = crate::secrets::SecretKey::load_or_create(dir)?;
+    let services = Arc::new(crate::store::kv::StoreServices {
+        store: store.clone(),
+        key: key.clone(),
+    });
     let executor = Executor::start(store.clone(), runtime.clone(), services, config.workers)
         .map_err(|e| format!("starting the run threads: {e}"))?;
     let clock = match config.test_clock {
@@ -130,6 +135,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         executor: executor.clone(),
         scheduler,
         router,
+        secret_key: key,
         default_timezone: config.timezone.clone(),
         max_event_bytes: config.max_event_bytes,
     };

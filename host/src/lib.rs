@@ -20,6 +20,7 @@ pub mod run;
 pub mod runtime;
 pub mod schedule;
 pub mod scheduler;
+pub mod secrets;
 pub mod store;
 pub mod task;
 pub mod trigger;

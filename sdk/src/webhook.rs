@@ -101,7 +101,10 @@ impl Secret {
 
 /// The `webhook-signature` entry for one secret: `v1,<base64>`.
 pub fn sign(secret: &Secret, id: &str, timestamp: i64, body: &[u8]) -> String {
-    let tag = secret.mac(id, &timestamp.to_string(), body).finalize().into_bytes();
+    let tag = secret
+        .mac(id, &timestamp.to_string(), body)
+        .finalize()
+        .into_bytes();
     format!("v1,{}", STANDARD.encode(tag))
 }
 
@@ -126,7 +129,15 @@ pub fn verify(
     body: &[u8],
     now: i64,
 ) -> Result<(), WebhookError> {
-    verify_with_tolerance(secrets, id, timestamp, signature_header, body, now, DEFAULT_TOLERANCE_SECS)
+    verify_with_tolerance(
+        secrets,
+        id,
+        timestamp,
+        signature_header,
+        body,
+        now,
+        DEFAULT_TOLERANCE_SECS,
+    )
 }
 
 /// [`verify`] with a chosen tolerance in seconds.
@@ -142,10 +153,9 @@ pub fn verify_with_tolerance(
     if id.is_empty() {
         return Err(WebhookError::BadHeader("webhook-id is empty".into()));
     }
-    let ts: i64 = timestamp
-        .trim()
-        .parse()
-        .map_err(|_| WebhookError::BadHeader(format!("webhook-timestamp {timestamp:?} is not Unix seconds")))?;
+    let ts: i64 = timestamp.trim().parse().map_err(|_| {
+        WebhookError::BadHeader(format!("webhook-timestamp {timestamp:?} is not Unix seconds"))
+    })?;
     let skew = (now - ts).abs();
     if skew > tolerance_secs {
         return Err(WebhookError::Stale { skew });
@@ -181,7 +191,15 @@ mod tests {
         let body = br#"{"test": 2432232314}"#;
         let sig = sign(&secret(), "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body);
         assert_eq!(sig, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
-        verify(&[secret()], "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330", &sig, body, 1614265330).unwrap();
+        verify(
+            &[secret()],
+            "msg_p5jXN8AQM9LWM0D4loKWxJek",
+            "1614265330",
+            &sig,
+            body,
+            1614265330,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -195,9 +213,21 @@ mod tests {
         assert_eq!(check(truncated), Err(WebhookError::NoMatch), "truncated");
         let prefix_bytes = STANDARD.decode(&good[3..]).unwrap();
         let prefix = format!("v1,{}", STANDARD.encode(&prefix_bytes[..16]));
-        assert_eq!(check(&prefix), Err(WebhookError::NoMatch), "a prefix of the right tag");
-        assert_eq!(check(&good.replace("v1,", "v2,")), Err(WebhookError::NoMatch), "other scheme");
-        assert_eq!(check(&format!("v1,AAAA {good}")), Ok(()), "one good among several");
+        assert_eq!(
+            check(&prefix),
+            Err(WebhookError::NoMatch),
+            "a prefix of the right tag"
+        );
+        assert_eq!(
+            check(&good.replace("v1,", "v2,")),
+            Err(WebhookError::NoMatch),
+            "other scheme"
+        );
+        assert_eq!(
+            check(&format!("v1,AAAA {good}")),
+            Ok(()),
+            "one good among several"
+        );
         assert_eq!(
             verify(&[secret()], "m1", "1000", &good, b"{ }", 1000),
             Err(WebhookError::NoMatch),
@@ -227,14 +257,23 @@ mod tests {
         verify(&[new], "m", "5", &header, b"x", 5).unwrap();
         verify(&[old], "m", "5", &header, b"x", 5).unwrap();
         let other = Secret::parse("a-third-secret-nobody-has").unwrap();
-        assert_eq!(verify(&[other], "m", "5", &header, b"x", 5), Err(WebhookError::NoMatch));
+        assert_eq!(
+            verify(&[other], "m", "5", &header, b"x", 5),
+            Err(WebhookError::NoMatch)
+        );
     }
 
     #[test]
     fn short_secrets_are_refused() {
         assert!(matches!(Secret::parse("short"), Err(WebhookError::BadSecret(_))));
-        assert!(matches!(Secret::parse("whsec_c2hvcnQ="), Err(WebhookError::BadSecret(_))));
-        assert!(matches!(Secret::parse("whsec_!!"), Err(WebhookError::BadSecret(_))));
+        assert!(matches!(
+            Secret::parse("whsec_c2hvcnQ="),
+            Err(WebhookError::BadSecret(_))
+        ));
+        assert!(matches!(
+            Secret::parse("whsec_!!"),
+            Err(WebhookError::BadSecret(_))
+        ));
         assert!(format!("{:?}", secret()).contains("redacted"));
     }
 }

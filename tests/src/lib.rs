@@ -140,6 +140,7 @@ pub struct Daemon {
     pub token: String,
     /// Its data directory.
     pub data: PathBuf,
+    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Daemon {
@@ -165,8 +166,15 @@ impl Daemon {
                 break;
             }
         }
-        // Keep draining stderr so the daemon never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        // Keep draining stderr (so the daemon never blocks on a full pipe) into a buffer
+        // tests can read.
+        let stderr_lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = stderr_lines.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().expect("stderr buffer").push(line);
+            }
+        });
         let addr = addr.expect("the daemon printed its address");
         let token = std::fs::read_to_string(data.join("admin.token"))
             .expect("admin token")
@@ -177,6 +185,7 @@ impl Daemon {
             addr,
             token,
             data: data.to_path_buf(),
+            stderr: stderr_lines,
         }
     }
 
@@ -250,6 +259,11 @@ impl Daemon {
                 None => return all,
             }
         }
+    }
+
+    /// What the daemon wrote to stderr so far (its log).
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
     /// The daemon's process id.

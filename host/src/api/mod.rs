@@ -8,6 +8,7 @@ mod openapi_events;
 mod plugins;
 mod runs;
 mod schedules;
+mod secrets;
 mod tasks;
 mod tokens;
 mod triggers;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub scheduler: crate::scheduler::Scheduler,
     /// The event router (ingest, trigger index, timers).
     pub router: crate::router::Router,
+    /// Seals secrets.
+    pub secret_key: crate::secrets::SecretKey,
     /// IANA zone given to schedules that name none (the daemon's `timezone` setting).
     pub default_timezone: String,
     /// Largest event accepted, in bytes.
@@ -333,6 +336,11 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/v1/triggers/{id}/enable", post(triggers::enable))
         .route("/v1/triggers/{id}/disable", post(triggers::disable))
+        .route("/v1/secrets", get(secrets::list))
+        .route(
+            "/v1/secrets/{name}",
+            get(secrets::get).put(secrets::set).delete(secrets::delete),
+        )
         .route("/v1/timers", get(triggers::timers))
         .route("/v1/timers/{id}", axum::routing::delete(triggers::cancel_timer))
         .route("/v1/schedules/preview", post(schedules::preview))

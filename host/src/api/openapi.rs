@@ -54,6 +54,10 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("post", "/v1/triggers/{id}/disable"),
     ("get", "/v1/timers"),
     ("delete", "/v1/timers/{id}"),
+    ("get", "/v1/secrets"),
+    ("get", "/v1/secrets/{name}"),
+    ("put", "/v1/secrets/{name}"),
+    ("delete", "/v1/secrets/{name}"),
 ];
 
 pub(super) fn r(schema: &str) -> Value {

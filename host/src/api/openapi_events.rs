@@ -171,6 +171,59 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
             ),
         ),
         (
+            "get",
+            "/v1/secrets",
+            op(
+                "Secret names with sizes and timestamps (never values)",
+                "admin, operator",
+                vec![],
+                None,
+                vec![ok(
+                    "200",
+                    "secrets",
+                    json!({ "type": "object", "properties": { "secrets": { "type": "array", "items": r("SecretInfo") } } }),
+                )],
+            ),
+        ),
+        (
+            "get",
+            "/v1/secrets/{name}",
+            op(
+                "One secret's metadata (never its value)",
+                "admin, operator",
+                vec![path_param("name", "secret name")],
+                None,
+                vec![ok("200", "the secret", r("SecretInfo"))],
+            ),
+        ),
+        (
+            "put",
+            "/v1/secrets/{name}",
+            op(
+                "Set a secret (write-only; sealed with the daemon's key)",
+                "admin",
+                vec![path_param("name", "secret name: 1-128 letters, digits, _ - .")],
+                Some(
+                    json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["value"], "properties": { "value": { "type": "string", "maxLength": 65536 } } } } } }),
+                ),
+                vec![
+                    ok("201", "created", r("SecretInfo")),
+                    ok("200", "replaced", r("SecretInfo")),
+                ],
+            ),
+        ),
+        (
+            "delete",
+            "/v1/secrets/{name}",
+            op(
+                "Delete a secret",
+                "admin",
+                vec![path_param("name", "secret name")],
+                None,
+                vec![("204".into(), json!({ "description": "deleted" }))],
+            ),
+        ),
+        (
             "delete",
             "/v1/timers/{id}",
             op(
@@ -222,6 +275,11 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             "Trigger",
             json!({ "allOf": [r("TriggerSpec"), { "type": "object", "properties": { "id": { "type": "string" },
                 "created_at": { "type": "string" }, "updated_at": { "type": "string" } } }] }),
+        ),
+        (
+            "SecretInfo",
+            json!({ "type": "object", "properties": { "name": { "type": "string" }, "created_at": { "type": "string" },
+                "updated_at": { "type": "string" }, "size": { "type": "integer" } } }),
         ),
         (
             "Timer",

@@ -85,6 +85,23 @@ pub enum RunError {
 }
 
 impl RunError {
+    /// The same error with its message passed through `f`.
+    pub fn map_message(&self, f: impl FnOnce(&str) -> String) -> RunError {
+        use RunError::*;
+        match self {
+            InvalidParams(m) => InvalidParams(f(m)),
+            Failed(m) => Failed(f(m)),
+            Retryable(m) => Retryable(f(m)),
+            Timeout(m) => Timeout(f(m)),
+            MemoryLimit(m) => MemoryLimit(f(m)),
+            FuelExhausted(m) => FuelExhausted(f(m)),
+            OutputTooLarge(m) => OutputTooLarge(f(m)),
+            BadOutput(m) => BadOutput(f(m)),
+            Trap(m) => Trap(f(m)),
+            Instantiate(m) => Instantiate(f(m)),
+        }
+    }
+
     /// True when a resource limit stopped the run (timeout, memory, fuel, output).
     pub fn is_limit(&self) -> bool {
         matches!(

@@ -361,6 +361,7 @@ impl Runtime {
             plugin: identity.clone(),
             services,
             events: Vec::new(),
+            secrets_read: Vec::new(),
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
@@ -508,7 +509,8 @@ impl Runtime {
             _ => None,
         };
         let state = store.data_mut();
-        let events = std::mem::take(&mut state.events);
+        let mut events = std::mem::take(&mut state.events);
+        let secrets = std::mem::take(&mut state.secrets_read);
         let resources = Resources {
             duration_us: duration.as_micros() as u64,
             peak_memory_bytes: state.limiter.peak as u64,
@@ -516,11 +518,58 @@ impl Runtime {
             hosts_contacted: contacted.lock().map(|c| c.clone()).unwrap_or_default(),
         };
         drop(store);
+        let mut log = log.finish();
+        let mut result = result;
+        if !secrets.is_empty() {
+            redact_report(&secrets, &mut result, &mut log, &mut events);
+        }
         RunReport {
             result,
-            log: log.finish(),
+            log,
             events,
             resources,
+        }
+    }
+}
+
+/// Replace the secret values a run read wherever the run's results would show them:
+/// log lines, error messages, an action's output and emitted events. A formatter's body
+/// is left alone (putting a token into a payload is its job).
+fn redact_report(
+    secrets: &[String],
+    result: &mut Result<Output, RunError>,
+    log: &mut log::RunLog,
+    events: &mut [EmittedEvent],
+) {
+    use crate::secrets::{REDACTED, redact};
+    // In JSON text a value may appear escaped; redact that form too.
+    let mut forms: Vec<String> = secrets.to_vec();
+    for s in secrets {
+        let escaped = serde_json::to_string(s).unwrap_or_default();
+        let inner = escaped.trim_matches('"').to_string();
+        if inner != *s {
+            forms.push(inner);
+        }
+    }
+    for line in &mut log.lines {
+        line.message = redact(&line.message, &forms);
+    }
+    match result {
+        Err(e) => *e = e.map_message(|m| redact(m, &forms)),
+        Ok(Output::Action(Ok(out))) => *out = redact(out, &forms),
+        Ok(Output::Action(Err(e))) => {
+            let (wit::ActionError::InvalidParams(m)
+            | wit::ActionError::Failed(m)
+            | wit::ActionError::Retryable(m)) = e;
+            *m = redact(m, &forms);
+        }
+        Ok(Output::Formatter(_)) => {}
+    }
+    for e in events {
+        let text = redact(&e.data.to_string(), &forms);
+        e.data = serde_json::from_str(&text).unwrap_or(Value::String(REDACTED.into()));
+        if let Some(s) = &mut e.subject {
+            *s = redact(s, &forms);
         }
     }
 }

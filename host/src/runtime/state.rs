@@ -103,6 +103,8 @@ pub(crate) struct RunState {
     pub(crate) plugin: Arc<PluginIdentity>,
     pub(crate) services: Arc<dyn HostServices>,
     pub(crate) events: Vec<EmittedEvent>,
+    /// Secret values this run read: redacted from its log, errors, output and events.
+    pub(crate) secrets_read: Vec<String>,
 }
 
 impl WasiView for RunState {
@@ -216,7 +218,11 @@ impl wit_host::Host for RunState {
             self.denied(&format!("secret {name:?}"));
             return None;
         }
-        self.services.secret(&name).await
+        let value = self.services.secret(&name).await;
+        if let Some(v) = &value {
+            self.secrets_read.push(v.clone());
+        }
+        value
     }
 }
 

@@ -11,11 +11,14 @@ fn kv_key(plugin: &str, key: &str) -> String {
 }
 
 /// Host services backed by the store: key-value writes are durable before the plugin
-/// call returns. Secrets are not stored yet, so `secret` always reads as `None`.
+/// call returns; secrets are opened with the daemon's key (the runtime has already
+/// checked that the plugin is granted the secret).
 #[derive(Clone)]
 pub struct StoreServices {
     /// The store.
     pub store: Store,
+    /// The key that opens stored secrets.
+    pub key: crate::secrets::SecretKey,
 }
 
 impl HostServices for StoreServices {
@@ -62,7 +65,21 @@ impl HostServices for StoreServices {
         })
     }
 
-    fn secret<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Option<String>> {
-        Box::pin(std::future::ready(None))
+    fn secret<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<String>> {
+        let value = match self.store.secret(name) {
+            Ok(Some(record)) => match self.key.open(name, &record.sealed) {
+                Ok(bytes) => String::from_utf8(bytes).ok(),
+                Err(e) => {
+                    tracing::warn!(secret = name, "{e}");
+                    None
+                }
+            },
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(secret = name, "reading the secret failed: {e}");
+                None
+            }
+        };
+        Box::pin(std::future::ready(value))
     }
 }

@@ -12,6 +12,7 @@ pub mod named;
 pub mod plugins;
 pub mod runs;
 pub mod schedules;
+pub mod secrets;
 pub mod tables;
 pub mod tasks;
 pub mod timers;

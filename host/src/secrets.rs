@@ -1,0 +1,222 @@
+//! Secrets at rest: values are sealed with ChaCha20-Poly1305 under a 256-bit key kept
+//! outside the database (`SUNDIAL_SECRET_KEY`, else `DATA/secret.key`, mode 0600,
+//! created on first start). Each value is bound to its name (associated data), so a
+//! sealed value copied under another name does not open.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Environment variable holding the key (base64 of 32 bytes); wins over the key file.
+pub const KEY_ENV: &str = "SUNDIAL_SECRET_KEY";
+/// Key file name in the data directory.
+pub const KEY_FILE: &str = "secret.key";
+/// Largest secret value, in bytes.
+pub const MAX_SECRET_BYTES: usize = 64 * 1024;
+/// Text that replaces secret values wherever they would show.
+pub const REDACTED: &str = "[redacted]";
+
+/// The key that seals secrets.
+#[derive(Clone)]
+pub struct SecretKey {
+    cipher: ChaCha20Poly1305,
+}
+
+impl std::fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretKey([redacted])")
+    }
+}
+
+/// A sealed value as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    /// The 96-bit nonce, base64.
+    pub nonce: String,
+    /// Ciphertext with its tag, base64.
+    pub ciphertext: String,
+}
+
+fn parse_key(text: &str, from: &str) -> Result<SecretKey, String> {
+    let bytes = STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("{from}: not base64 ({e})"))?;
+    if bytes.len() != 32 {
+        return Err(format!(
+            "{from}: the key must be 32 bytes (base64), got {}",
+            bytes.len()
+        ));
+    }
+    Ok(SecretKey {
+        cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
+    })
+}
+
+impl SecretKey {
+    /// The key from `SUNDIAL_SECRET_KEY`, else from `dir/secret.key`, creating that file
+    /// (mode 0600) with a fresh random key when neither exists.
+    pub fn load_or_create(dir: &Path) -> Result<SecretKey, String> {
+        if let Ok(text) = std::env::var(KEY_ENV) {
+            return parse_key(&text, KEY_ENV);
+        }
+        let path = dir.join(KEY_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => parse_key(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let mut bytes = [0u8; 32];
+                getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+                let text = STANDARD.encode(bytes);
+                crate::daemon::write_private(&path, &format!("{text}\n"))
+                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+                parse_key(&text, "new key")
+            }
+            Err(e) => Err(format!("reading {}: {e}", path.display())),
+        }
+    }
+
+    /// A key from raw bytes (tests).
+    pub fn from_bytes(bytes: [u8; 32]) -> SecretKey {
+        SecretKey {
+            cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
+        }
+    }
+
+    /// Seal `value` under `name` with a fresh random nonce.
+    pub fn seal(&self, name: &str, value: &[u8]) -> Result<Sealed, String> {
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: value,
+                    aad: name.as_bytes(),
+                },
+            )
+            .map_err(|_| "sealing failed".to_string())?;
+        Ok(Sealed {
+            nonce: STANDARD.encode(nonce),
+            ciphertext: STANDARD.encode(ciphertext),
+        })
+    }
+
+    /// Open a value sealed under `name`; fails with the wrong key or name, or if the
+    /// stored bytes were altered.
+    pub fn open(&self, name: &str, sealed: &Sealed) -> Result<Vec<u8>, String> {
+        let nonce = STANDARD
+            .decode(&sealed.nonce)
+            .map_err(|_| "corrupt nonce".to_string())?;
+        let ciphertext = STANDARD
+            .decode(&sealed.ciphertext)
+            .map_err(|_| "corrupt ciphertext".to_string())?;
+        if nonce.len() != 12 {
+            return Err("corrupt nonce".into());
+        }
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &ciphertext,
+                    aad: name.as_bytes(),
+                },
+            )
+            .map_err(|_| {
+                format!(
+                    "secret {name:?} does not open with this key (wrong SUNDIAL_SECRET_KEY or secret.key?)"
+                )
+            })
+    }
+}
+
+/// Replace every occurrence of each of `values` in `text` with [`REDACTED`] (values
+/// shorter than 4 bytes are left alone: they would redact ordinary text).
+pub fn redact(text: &str, values: &[String]) -> String {
+    let mut out = text.to_string();
+    for v in values.iter().filter(|v| v.len() >= 4) {
+        if out.contains(v.as_str()) {
+            out = out.replace(v.as_str(), REDACTED);
+        }
+    }
+    out
+}
+
+/// Check a secret's name: 1-128 letters, digits, `_`, `-` or `.`.
+pub fn validate_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err(format!(
+            "name: {name:?} must be 1-128 letters, digits, '_', '-' or '.'"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seal_open_and_what_does_not_open() {
+        let key = SecretKey::from_bytes([7; 32]);
+        let sealed = key.seal("API_KEY", b"hunter2-hunter2").unwrap();
+        assert!(!sealed.ciphertext.contains("hunter2"));
+        assert_eq!(key.open("API_KEY", &sealed).unwrap(), b"hunter2-hunter2");
+        assert_ne!(
+            key.seal("API_KEY", b"hunter2-hunter2").unwrap().nonce,
+            sealed.nonce
+        );
+        assert!(key.open("OTHER", &sealed).is_err(), "bound to its name");
+        assert!(
+            SecretKey::from_bytes([8; 32]).open("API_KEY", &sealed).is_err(),
+            "wrong key"
+        );
+        let mut altered = sealed.clone();
+        altered.ciphertext = STANDARD.encode(b"garbage-garbage-garbage-garbage");
+        assert!(key.open("API_KEY", &altered).is_err());
+        assert!(format!("{key:?}").contains("redacted"));
+    }
+
+    #[test]
+    fn key_file_is_created_private_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SecretKey::load_or_create(dir.path()).unwrap();
+        let sealed = key.seal("n", b"value").unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        let again = SecretKey::load_or_create(dir.path()).unwrap();
+        assert_eq!(again.open("n", &sealed).unwrap(), b"value");
+        std::fs::write(dir.path().join(KEY_FILE), "c2hvcnQ=").unwrap();
+        let err = SecretKey::load_or_create(dir.path()).unwrap_err();
+        assert!(err.contains("32 bytes"), "{err}");
+        std::fs::write(dir.path().join(KEY_FILE), "not base64!").unwrap();
+        let err = SecretKey::load_or_create(dir.path()).unwrap_err();
+        assert!(err.contains("not base64"), "{err}");
+    }
+
+    #[test]
+    fn redaction_and_names() {
+        assert_eq!(
+            redact("token=abcd1234 and abcd1234", &["abcd1234".into()]),
+            "token=[redacted] and [redacted]"
+        );
+        assert_eq!(redact("a b", &["a".into()]), "a b");
+        assert!(validate_name("GITHUB_TOKEN").is_ok());
+        assert!(validate_name("bad name").is_err());
+        assert!(validate_name("").is_err());
+    }
+}
