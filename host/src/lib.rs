@@ -13,6 +13,7 @@ pub mod event;
 pub mod executor;
 pub mod ids;
 pub mod metrics;
+pub mod net;
 pub mod plugin;
 pub mod retention;
 pub mod router;

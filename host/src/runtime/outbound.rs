@@ -6,15 +6,14 @@
 
 use super::grants::{Grants, NetworkPolicy, Scheme};
 use super::log::{Level, Origin, SharedLog};
+use crate::net::NetError;
 use http_body_util::BodyExt;
 use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
 use std::pin::{Pin, pin};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::task::{Poll, ready};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::net::TcpStream;
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -108,76 +107,25 @@ async fn authorize(
             format!("host {host}:{port} is not granted to this plugin"),
         ));
     }
-    let resolved = match tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::net::lookup_host((host.as_str(), port)),
-    )
-    .await
-    {
-        Ok(Ok(addrs)) => addrs.collect::<Vec<_>>(),
-        Ok(Err(e)) => {
-            return Err((
-                HttpError::DnsError {
-                    rcode: Some(e.to_string()),
+    match crate::net::resolve_vetted(&host, port, &policy).await {
+        Ok(addr) => Ok(Target {
+            host,
+            addr,
+            tls: scheme == Scheme::Https,
+        }),
+        Err(e) => {
+            let code = match &e {
+                NetError::Dns(m) => HttpError::DnsError {
+                    rcode: Some(m.clone()),
                     info_code: None,
                 },
-                format!("cannot resolve {host}: {e}"),
-            ));
-        }
-        Err(_) => return Err((HttpError::DnsTimeout, format!("resolving {host} timed out"))),
-    };
-    let mut refused = Vec::new();
-    for addr in &resolved {
-        match policy.refusal(addr.ip()) {
-            None => {
-                return Ok(Target {
-                    host,
-                    addr: *addr,
-                    tls: scheme == Scheme::Https,
-                });
-            }
-            Some(class) => refused.push(format!("{} ({class})", addr.ip())),
-        }
-    }
-    if refused.is_empty() {
-        return Err((
-            HttpError::DestinationNotFound,
-            format!("{host} resolved to no address"),
-        ));
-    }
-    Err((
-        HttpError::DestinationIpProhibited,
-        format!(
-            "{host} resolves to {}, which the network policy does not allow",
-            refused.join(", ")
-        ),
-    ))
-}
-
-trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
-impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Stream for T {}
-
-fn tls_config() -> Arc<rustls::ClientConfig> {
-    static CONFIG: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
-    CONFIG
-        .get_or_init(|| {
-            let roots = rustls::RootCertStore {
-                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+                NetError::DnsTimeout(_) => HttpError::DnsTimeout,
+                NetError::NoAddress(_) => HttpError::DestinationNotFound,
+                _ => HttpError::DestinationIpProhibited,
             };
-            let provider = Arc::new(rustls::crypto::ring::default_provider());
-            let config = rustls::ClientConfig::builder_with_provider(provider)
-                .with_safe_default_protocol_versions()
-                .map(|b| b.with_root_certificates(roots).with_no_client_auth())
-                .unwrap_or_else(|_| unreachable_tls());
-            Arc::new(config)
-        })
-        .clone()
-}
-
-#[cold]
-fn unreachable_tls() -> rustls::ClientConfig {
-    // The ring provider always supports the safe default versions.
-    panic!("ring provider lacks TLS 1.2/1.3")
+            Err((code, e.to_string()))
+        }
+    }
 }
 
 /// Send `request` to the authorized address (adapted from wasmtime-wasi-http's
@@ -199,28 +147,15 @@ async fn send_to(
     let first_byte_timeout = options
         .and_then(|o| o.first_byte_timeout)
         .unwrap_or(DEFAULT_FIRST_BYTE_TIMEOUT);
-    let tcp = match tokio::time::timeout(connect_timeout, TcpStream::connect(target.addr)).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return Err(HttpError::ConnectionRefused);
-        }
-        Ok(Err(e)) => return Err(HttpError::Connect(e)),
-        Err(_) => return Err(HttpError::ConnectionTimeout),
-    };
-    let stream: Box<dyn Stream> = if target.tls {
-        let name = rustls::pki_types::ServerName::try_from(target.host.clone())
-            .map_err(|_| HttpError::HttpRequestUriInvalid)?;
-        let tls = tokio::time::timeout(
-            connect_timeout,
-            tokio_rustls::TlsConnector::from(tls_config()).connect(name, tcp),
-        )
+    let stream = crate::net::connect(&target.host, target.addr, target.tls, false, connect_timeout)
         .await
-        .map_err(|_| HttpError::ConnectionTimeout)?
-        .map_err(HttpError::Tls)?;
-        Box::new(tls)
-    } else {
-        Box::new(tcp)
-    };
+        .map_err(|e| match e {
+            NetError::Refused(_) => HttpError::ConnectionRefused,
+            NetError::Timeout(_) => HttpError::ConnectionTimeout,
+            NetError::Connect(_, io) => HttpError::Connect(io),
+            NetError::Tls(_, io) => HttpError::Tls(io),
+            _ => HttpError::HttpRequestUriInvalid,
+        })?;
     let (mut sender, conn) = tokio::time::timeout(
         connect_timeout,
         hyper::client::conn::http1::handshake(TokioIo::new(stream)),
