@@ -101,7 +101,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         store: store.clone(),
         key: key.clone(),
     });
-    let executor = Executor::start(store.clone(), runtime.clone(), services, config.workers)
+    let executor = Executor::start(store.clone(), runtime.clone(), services.clone(), config.workers)
         .map_err(|e| format!("starting the run threads: {e}"))?;
     let clock = match config.test_clock {
         Some(t) => {
@@ -118,6 +118,16 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     )
     .map_err(|e| format!("loading triggers: {e}"))?;
     executor.set_router(router.clone());
+    let deliverer = crate::webhook::engine::Deliverer::start(
+        store.clone(),
+        executor.clone(),
+        runtime.clone(),
+        services.clone(),
+        key.clone(),
+        config.network,
+    );
+    deliverer.set_router(router.clone());
+    router.set_deliverer(deliverer.clone());
     let (queued, interrupted) = executor
         .recover()
         .await
@@ -136,6 +146,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         scheduler,
         router,
         secret_key: key,
+        deliverer,
         default_timezone: config.timezone.clone(),
         max_event_bytes: config.max_event_bytes,
     };

@@ -249,6 +249,11 @@ impl Executor {
     }
 
     /// The compiled plugin for a record, loading (and caching by digest) on first use.
+    /// The compiled plugin of `record` (cached by digest).
+    pub async fn load_plugin(&self, record: &PluginRecord) -> Result<Arc<Plugin>, String> {
+        self.plugin(record).await
+    }
+
     async fn plugin(&self, record: &PluginRecord) -> Result<Arc<Plugin>, String> {
         if let Some(p) = lock(&self.inner.plugins).get(&record.digest) {
             return Ok(p.clone());

@@ -25,3 +25,4 @@ pub mod secrets;
 pub mod store;
 pub mod task;
 pub mod trigger;
+pub mod webhook;

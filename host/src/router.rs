@@ -38,6 +38,7 @@ struct Inner {
     triggers: std::sync::Mutex<std::collections::HashMap<String, Arc<crate::trigger::Compiled>>>,
     index: RwLock<Arc<TriggerIndex>>,
     wake_timers: Notify,
+    deliverer: std::sync::OnceLock<crate::webhook::engine::Deliverer>,
     settle: mpsc::UnboundedSender<oneshot::Sender<()>>,
 }
 
@@ -59,6 +60,7 @@ impl Router {
                 triggers: Default::default(),
                 index: RwLock::new(Arc::new(TriggerIndex::default())),
                 wake_timers: Notify::new(),
+                deliverer: std::sync::OnceLock::new(),
                 settle,
             }),
         };
@@ -109,6 +111,11 @@ impl Router {
         *self.inner.index.write().unwrap_or_else(|e| e.into_inner()) = index;
     }
 
+    /// Hand queued deliveries to `deliverer` after each commit.
+    pub fn set_deliverer(&self, deliverer: crate::webhook::engine::Deliverer) {
+        let _ = self.inner.deliverer.set(deliverer);
+    }
+
     /// The current trigger index.
     pub fn index(&self) -> Arc<TriggerIndex> {
         self.inner.index.read().unwrap_or_else(|e| e.into_inner()).clone()
@@ -136,7 +143,7 @@ impl Router {
             triggers: Vec::new(),
             stopped: None,
         };
-        let (mut runs, mut timers) = (Vec::new(), Vec::new());
+        let (mut runs, mut timers, mut deliveries) = (Vec::new(), Vec::new(), Vec::new());
         if depth > self.inner.max_depth {
             let why = format!(
                 "causal depth {depth} is over the limit {} (max_event_depth): a trigger loop? not routed",
@@ -144,11 +151,21 @@ impl Router {
             );
             tracing::warn!(event = %record.seq, kind = %record.event.kind, "{why}");
             record.stopped = Some(why);
-            return Ok(Planned { record, runs, timers });
+            return Ok(Planned {
+                record,
+                runs,
+                timers,
+                deliveries,
+            });
         }
         let matched = self.index().matches(&record.event);
         if matched.is_empty() {
-            return Ok(Planned { record, runs, timers });
+            return Ok(Planned {
+                record,
+                runs,
+                timers,
+                deliveries,
+            });
         }
         let payload = record.for_plugin();
         for trigger in matched {
@@ -157,8 +174,29 @@ impl Router {
                 name: trigger.name.clone(),
                 runs: Vec::new(),
                 timers: Vec::new(),
+                deliveries: Vec::new(),
                 skipped: Vec::new(),
             };
+            for hook_id in &trigger.webhooks {
+                let Some(hook) = self.inner.store.webhook(hook_id)? else {
+                    m.skipped.push(format!("webhook {hook_id} no longer exists"));
+                    continue;
+                };
+                if !hook.spec.enabled {
+                    m.skipped.push(format!("webhook {} is disabled", hook.spec.name));
+                    continue;
+                }
+                let mut d = crate::webhook::engine::Deliverer::new_delivery(&hook, "trigger", depth);
+                d.event = Some(payload.clone());
+                d.event_seq = Some(record.seq.clone());
+                d.trigger = Some(trigger.id.clone());
+                if trigger.delay_ms > 0 {
+                    d.next_attempt_at =
+                        Some(chrono::Utc::now() + chrono::Duration::milliseconds(trigger.delay_ms as i64));
+                }
+                m.deliveries.push(d.id.clone());
+                deliveries.push(d);
+            }
             for task_id in &trigger.tasks {
                 let Some(task) = self.inner.store.task(task_id)? else {
                     m.skipped.push(format!("task {task_id} no longer exists"));
@@ -208,17 +246,26 @@ impl Router {
             }
             record.triggers.push(m);
         }
-        Ok(Planned { record, runs, timers })
+        Ok(Planned {
+            record,
+            runs,
+            timers,
+            deliveries,
+        })
     }
 
     /// After the commit that stored `stored`: start their runs and wake the timer loop.
     pub fn after_commit(&self, stored: &[Stored]) {
-        let mut timers = false;
+        let (mut timers, mut deliveries) = (false, false);
         for s in stored {
             for run in s.runs.iter().filter(|r| r.status == RunStatus::Queued) {
                 self.inner.executor.submit(run);
             }
             timers |= !s.timers.is_empty();
+            deliveries |= s.deliveries > 0;
+        }
+        if deliveries && let Some(d) = self.inner.deliverer.get() {
+            d.wake();
         }
         if timers {
             self.inner.wake_timers.notify_one();
@@ -279,8 +326,7 @@ fn compile(record: &crate::store::triggers::TriggerRecord) -> Option<crate::trig
     if !record.spec.enabled {
         return None;
     }
-    let tasks = record.spec.targets.iter().map(|t| t.task.clone()).collect();
-    match record.spec.compile(&record.id, tasks) {
+    match record.spec.compile(&record.id) {
         Ok(c) => Some(c),
         Err(e) => {
             tracing::warn!(trigger = %record.id, "trigger no longer valid: {e}");

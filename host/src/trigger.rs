@@ -28,12 +28,16 @@ pub struct EventPattern {
     pub filter: Option<Value>,
 }
 
-/// What a trigger starts.
+/// What a trigger starts: a task run or a webhook delivery (exactly one of the two).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// A task, by id or name (stored as the id).
-    pub task: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<String>,
+    /// A webhook, by id or name (stored as the id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
 }
 
 /// A trigger's definition.
@@ -117,6 +121,8 @@ pub struct Compiled {
     pub filter: Option<Filter>,
     /// Target task ids.
     pub tasks: Vec<String>,
+    /// Target webhook ids.
+    pub webhooks: Vec<String>,
     /// Context merged over params.
     pub context: Option<Value>,
     /// Delay in milliseconds (0 = at once).
@@ -143,9 +149,9 @@ fn check_pattern(field: &str, text: &str) -> Result<(), String> {
 }
 
 impl TriggerSpec {
-    /// Check every field, naming the first bad one, and compile the pattern. `tasks`
-    /// are the targets' resolved ids (the caller resolves names).
-    pub fn compile(&self, id: &str, tasks: Vec<String>) -> Result<Compiled, String> {
+    /// Check every field, naming the first bad one, and compile the pattern, with the
+    /// targets as given (the caller resolves names to ids first).
+    pub fn compile(&self, id: &str) -> Result<Compiled, String> {
         crate::task::validate_name("name", &self.name).map_err(|e| e.to_string())?;
         if self.description.len() > 4096 {
             return Err("description: at most 4096 bytes".into());
@@ -163,6 +169,14 @@ impl TriggerSpec {
         };
         if self.targets.is_empty() || self.targets.len() > 100 {
             return Err(format!("targets: 1-100 targets, got {}", self.targets.len()));
+        }
+        let (mut tasks, mut webhooks) = (Vec::new(), Vec::new());
+        for (i, t) in self.targets.iter().enumerate() {
+            match (&t.task, &t.webhook) {
+                (Some(task), None) => tasks.push(task.clone()),
+                (None, Some(hook)) => webhooks.push(hook.clone()),
+                _ => return Err(format!("targets[{i}]: give exactly one of task or webhook")),
+            }
         }
         if let Some(c) = &self.context
             && !c.is_object()
@@ -189,6 +203,7 @@ impl TriggerSpec {
             subject: self.on.subject.as_deref().map(Pattern::new),
             filter,
             tasks,
+            webhooks,
             context: self.context.clone(),
             delay_ms,
         })
@@ -226,7 +241,7 @@ mod tests {
     fn compile_checks_each_field() {
         let good = json!({"name": "t", "on": {"type": "user.*", "filter": {"path": "data.x", "eq": 1}},
             "targets": [{"task": "a"}], "context": {"vm": "web"}, "delay": "30d"});
-        let c = spec(good.clone()).compile("id", vec!["a".into()]).unwrap();
+        let c = spec(good.clone()).compile("id").unwrap();
         assert_eq!(c.delay_ms, 30 * 86_400_000);
         assert_eq!(
             c.kind,
@@ -235,18 +250,22 @@ mod tests {
                 prefix: "user.".into()
             }
         );
-        let err = |patch: Value| {
-            spec(merge_params(&good, &patch))
-                .compile("id", vec![])
-                .unwrap_err()
-        };
+        let err = |patch: Value| spec(merge_params(&good, &patch)).compile("id").unwrap_err();
         assert!(err(json!({"name": "Bad Name"})).starts_with("name"));
         assert!(err(json!({"on": {"type": ""}})).starts_with("on.type"));
         let mut bad_filter = good.clone();
         bad_filter["on"]["filter"] = json!({"path": "x", "gt": "y"});
-        let e = spec(bad_filter).compile("id", vec![]).unwrap_err();
+        let e = spec(bad_filter).compile("id").unwrap_err();
         assert_eq!(e, "on.filter.gt: expected a number");
         assert!(err(json!({"targets": []})).starts_with("targets"));
+        let mut both = good.clone();
+        both["targets"] = json!([{"task": "a", "webhook": "w"}]);
+        assert!(
+            spec(both)
+                .compile("id")
+                .unwrap_err()
+                .starts_with("targets[0]: give exactly one")
+        );
         assert!(err(json!({"context": [1]})).starts_with("context"));
         assert!(err(json!({"delay": "soon"})).starts_with("delay"));
         assert!(err(json!({"delay": "4000d"})).contains("3660 days"));

@@ -393,3 +393,161 @@ fn dechunk(mut s: &str) -> String {
     }
     out
 }
+
+/// How a [`Receiver`] answers one request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// This status with these headers (and a short body).
+    Status(u16, Vec<(String, String)>),
+    /// Never answer.
+    Hang,
+}
+
+/// A request a [`Receiver`] got.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Method.
+    pub method: String,
+    /// Path and query.
+    pub path: String,
+    /// Headers, lower-case names, in order.
+    pub headers: Vec<(String, String)>,
+    /// Body bytes.
+    pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: std::time::Instant,
+}
+
+impl Received {
+    /// The first value of header `name` (lower case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A real HTTP/1.1 webhook receiver on 127.0.0.1 that records every request and
+/// answers from a script (then 200 once the script is used up), on its own runtime.
+pub struct Receiver {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl Receiver {
+    /// Start one answering `script` in order, then 200 (or `then` for every later request).
+    pub fn start(script: Vec<Reply>, then: Reply) -> Receiver {
+        use hyper::service::service_fn;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("receiver runtime");
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let script = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(script)));
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let log = requests.clone();
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let (log, script, then) = (log.clone(), script.clone(), then.clone());
+                tokio::spawn(async move {
+                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                        let (log, script, then) = (log.clone(), script.clone(), then.clone());
+                        async move {
+                            use http_body_util::BodyExt;
+                            let method = req.method().to_string();
+                            let path = req
+                                .uri()
+                                .path_and_query()
+                                .map(|p| p.to_string())
+                                .unwrap_or_default();
+                            let headers = req
+                                .headers()
+                                .iter()
+                                .map(|(k, v)| {
+                                    (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string())
+                                })
+                                .collect();
+                            let body = req
+                                .into_body()
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes().to_vec())
+                                .unwrap_or_default();
+                            log.lock().expect("log").push(Received {
+                                method,
+                                path,
+                                headers,
+                                body,
+                                at: std::time::Instant::now(),
+                            });
+                            let reply = script.lock().expect("script").pop_front().unwrap_or(then);
+                            let (status, headers) = match reply {
+                                Reply::Hang => {
+                                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                                    (500, Vec::new())
+                                }
+                                Reply::Status(s, h) => (s, h),
+                            };
+                            let mut response = hyper::Response::builder().status(status);
+                            for (k, v) in headers {
+                                response = response.header(k, v);
+                            }
+                            Ok::<_, std::convert::Infallible>(
+                                response
+                                    .body(http_body_util::Full::new(bytes::Bytes::from(format!(
+                                        "answer {status}"
+                                    ))))
+                                    .expect("response"),
+                            )
+                        }
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Receiver {
+            addr,
+            requests,
+            _runtime: runtime,
+        }
+    }
+
+    /// The requests so far.
+    pub fn requests(&self) -> Vec<Received> {
+        self.requests.lock().expect("log").clone()
+    }
+
+    /// Wait (up to 60 s) until at least `n` requests arrived; returns them.
+    pub fn wait_for(&self, n: usize) -> Vec<Received> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let got = self.requests();
+            if got.len() >= n {
+                return got;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the receiver got {} of {n} requests",
+                got.len()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}

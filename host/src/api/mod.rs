@@ -12,6 +12,7 @@ mod secrets;
 mod tasks;
 mod tokens;
 mod triggers;
+mod webhooks;
 
 pub mod error;
 
@@ -48,6 +49,8 @@ pub struct AppState {
     pub router: crate::router::Router,
     /// Seals secrets.
     pub secret_key: crate::secrets::SecretKey,
+    /// The webhook delivery engine.
+    pub deliverer: crate::webhook::engine::Deliverer,
     /// IANA zone given to schedules that name none (the daemon's `timezone` setting).
     pub default_timezone: String,
     /// Largest event accepted, in bytes.
@@ -341,6 +344,17 @@ pub fn router(state: AppState) -> Router {
             "/v1/secrets/{name}",
             get(secrets::get).put(secrets::set).delete(secrets::delete),
         )
+        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
+        .route(
+            "/v1/webhooks/{id}",
+            get(webhooks::get)
+                .patch(webhooks::update)
+                .delete(webhooks::delete),
+        )
+        .route("/v1/webhooks/{id}/test", post(webhooks::test))
+        .route("/v1/deliveries", get(webhooks::deliveries))
+        .route("/v1/deliveries/{id}", get(webhooks::delivery))
+        .route("/v1/deliveries/{id}/retry", post(webhooks::retry))
         .route("/v1/timers", get(triggers::timers))
         .route("/v1/timers/{id}", axum::routing::delete(triggers::cancel_timer))
         .route("/v1/schedules/preview", post(schedules::preview))

@@ -58,6 +58,15 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
     ("get", "/v1/secrets/{name}"),
     ("put", "/v1/secrets/{name}"),
     ("delete", "/v1/secrets/{name}"),
+    ("get", "/v1/webhooks"),
+    ("post", "/v1/webhooks"),
+    ("get", "/v1/webhooks/{id}"),
+    ("patch", "/v1/webhooks/{id}"),
+    ("delete", "/v1/webhooks/{id}"),
+    ("post", "/v1/webhooks/{id}/test"),
+    ("get", "/v1/deliveries"),
+    ("get", "/v1/deliveries/{id}"),
+    ("post", "/v1/deliveries/{id}/retry"),
 ];
 
 pub(super) fn r(schema: &str) -> Value {

@@ -1,5 +1,5 @@
-//! The OpenAPI operations and schemas of events, triggers and timers (part of
-//! `openapi.rs`'s document).
+//! The OpenAPI operations and schemas of events, triggers, timers, secrets, webhooks and
+//! deliveries (part of `openapi.rs`'s document).
 
 use super::openapi::{ok, op, path_param, query, r};
 use serde_json::{Value, json};
@@ -224,6 +224,129 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
             ),
         ),
         (
+            "get",
+            "/v1/webhooks",
+            op(
+                "List webhooks, oldest first (follow next_cursor)",
+                "admin, operator, viewer",
+                page(),
+                None,
+                vec![ok("200", "a page of webhooks", page_of("webhooks", "Webhook"))],
+            ),
+        ),
+        (
+            "post",
+            "/v1/webhooks",
+            op(
+                "Create a webhook (its formatter must be an installed formatter plugin and its secrets must exist)",
+                "admin, operator",
+                vec![],
+                Some(
+                    json!({ "required": true, "content": { "application/json": { "schema": r("WebhookSpec") } } }),
+                ),
+                vec![
+                    ok("201", "created", r("Webhook")),
+                    ("409".into(), json!({ "description": "name taken" })),
+                ],
+            ),
+        ),
+        (
+            "get",
+            "/v1/webhooks/{id}",
+            op(
+                "One webhook",
+                "admin, operator, viewer",
+                vec![path_param("id", "id (ULID) or name")],
+                None,
+                vec![ok("200", "the webhook", r("Webhook"))],
+            ),
+        ),
+        (
+            "patch",
+            "/v1/webhooks/{id}",
+            op(
+                "Change fields of a webhook (top-level JSON merge, validated again; enabling clears disabled_reason)",
+                "admin, operator",
+                vec![path_param("id", "id (ULID) or name")],
+                Some(
+                    json!({ "required": true, "content": { "application/json": { "schema": { "type": "object" } } } }),
+                ),
+                vec![
+                    ok("200", "the webhook", r("Webhook")),
+                    ("409".into(), json!({ "description": "name taken" })),
+                ],
+            ),
+        ),
+        (
+            "delete",
+            "/v1/webhooks/{id}",
+            op(
+                "Delete a webhook (its queued deliveries die)",
+                "admin, operator",
+                vec![path_param("id", "id (ULID) or name")],
+                None,
+                vec![("204".into(), json!({ "description": "deleted" }))],
+            ),
+        ),
+        (
+            "post",
+            "/v1/webhooks/{id}/test",
+            op(
+                "Queue a delivery of a sample event (sundial.webhook.test)",
+                "admin, operator",
+                vec![path_param("id", "id (ULID) or name")],
+                None,
+                vec![ok("202", "the queued delivery", r("Delivery"))],
+            ),
+        ),
+        (
+            "get",
+            "/v1/deliveries",
+            op(
+                "Deliveries, newest first",
+                "admin, operator, viewer",
+                {
+                    let mut p = vec![
+                        query("webhook", "only this webhook (id or name)", "string"),
+                        query("status", "queued, delivered or dead", "string"),
+                    ];
+                    p.extend(page());
+                    p
+                },
+                None,
+                vec![ok(
+                    "200",
+                    "a page of deliveries",
+                    page_of("deliveries", "Delivery"),
+                )],
+            ),
+        ),
+        (
+            "get",
+            "/v1/deliveries/{id}",
+            op(
+                "One delivery with its attempts",
+                "admin, operator, viewer",
+                vec![path_param("id", "delivery id")],
+                None,
+                vec![ok("200", "the delivery", r("Delivery"))],
+            ),
+        ),
+        (
+            "post",
+            "/v1/deliveries/{id}/retry",
+            op(
+                "Queue a dead delivery again, or make a queued one due now (409 when delivered)",
+                "admin, operator",
+                vec![path_param("id", "delivery id")],
+                None,
+                vec![
+                    ok("202", "the delivery", r("Delivery")),
+                    ("409".into(), json!({ "description": "already delivered" })),
+                ],
+            ),
+        ),
+        (
             "delete",
             "/v1/timers/{id}",
             op(
@@ -275,6 +398,33 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             "Trigger",
             json!({ "allOf": [r("TriggerSpec"), { "type": "object", "properties": { "id": { "type": "string" },
                 "created_at": { "type": "string" }, "updated_at": { "type": "string" } } }] }),
+        ),
+        (
+            "WebhookSpec",
+            json!({ "type": "object", "required": ["name", "url"], "properties": {
+                "name": { "type": "string" }, "description": { "type": "string" }, "url": { "type": "string" },
+                "method": { "enum": ["POST", "PUT", "PATCH", "GET"], "default": "POST" },
+                "headers": { "type": "array", "items": { "type": "object", "properties": { "name": { "type": "string" }, "value": { "type": "string" } } } },
+                "auth": { "type": "object", "description": "{type: none} | {type: basic, username, password_secret} | {type: bearer, token_secret} | {type: api_key, header, key_secret}" },
+                "formatter": { "type": "string", "default": "json" }, "formatter_config": { "type": "object" }, "template": { "type": "string" },
+                "signing_secrets": { "type": "array", "items": { "type": "string" } },
+                "timeout_ms": { "type": "integer", "default": 5000 }, "max_concurrency": { "type": "integer", "default": 4 },
+                "retry": { "type": "object", "properties": { "max_attempts": { "type": "integer", "default": 13 }, "initial_delay_ms": { "type": "integer", "default": 5000 },
+                    "multiplier": { "type": "number", "default": 2.5 }, "max_delay_ms": { "type": "integer", "default": 21600000 }, "jitter": { "type": "number", "default": 0.2 } } },
+                "allow_insecure_tls": { "type": "boolean", "default": false }, "enabled": { "type": "boolean", "default": true } } }),
+        ),
+        (
+            "Webhook",
+            json!({ "allOf": [r("WebhookSpec"), { "type": "object", "properties": { "id": { "type": "string" },
+                "created_at": { "type": "string" }, "updated_at": { "type": "string" }, "disabled_reason": { "type": ["string", "null"] } } }] }),
+        ),
+        (
+            "Delivery",
+            json!({ "type": "object", "properties": { "id": { "type": "string" }, "webhook_id": { "type": "string" }, "webhook_name": { "type": "string" },
+                "status": { "enum": ["queued", "delivered", "dead"] }, "created_at": { "type": "string" }, "finished_at": { "type": ["string", "null"] },
+                "next_attempt_at": { "type": ["string", "null"] }, "cause": { "type": "string" }, "error": { "type": ["string", "null"] },
+                "attempts": { "type": "array", "items": { "type": "object", "properties": { "number": { "type": "integer" }, "at": { "type": "string" },
+                    "status_code": { "type": ["integer", "null"] }, "latency_ms": { "type": "integer" }, "response": { "type": "string" }, "error": { "type": "string" } } } } } }),
         ),
         (
             "SecretInfo",

@@ -21,34 +21,50 @@ fn invalid(message: String) -> ApiError {
     }
 }
 
-/// Resolve target task names to ids (404 naming an unknown task) and validate.
+/// Resolve target task and webhook names to ids (404 naming an unknown one) and
+/// validate.
 fn resolve(state: &AppState, mut spec: TriggerSpec) -> ApiResult<TriggerSpec> {
+    spec.compile("").map_err(invalid)?;
     let mut ids = Vec::with_capacity(spec.targets.len());
     for (i, target) in spec.targets.iter_mut().enumerate() {
-        let task = state.store.task(&target.task)?.ok_or_else(|| {
-            ApiError::not_found(format!("targets[{i}].task: task {:?} not found", target.task))
-        })?;
-        if ids.contains(&task.id) {
-            return Err(invalid(format!(
-                "targets[{i}].task: task {:?} is listed twice",
-                target.task
-            )));
+        let id = if let Some(task) = &mut target.task {
+            let record = state
+                .store
+                .task(task)?
+                .ok_or_else(|| ApiError::not_found(format!("targets[{i}].task: task {task:?} not found")))?;
+            *task = record.id.clone();
+            record.id
+        } else if let Some(hook) = &mut target.webhook {
+            let record = state.store.webhook(hook)?.ok_or_else(|| {
+                ApiError::not_found(format!("targets[{i}].webhook: webhook {hook:?} not found"))
+            })?;
+            *hook = record.id.clone();
+            record.id
+        } else {
+            continue;
+        };
+        if ids.contains(&id) {
+            return Err(invalid(format!("targets[{i}]: listed twice")));
         }
-        target.task = task.id.clone();
-        ids.push(task.id);
+        ids.push(id);
     }
-    spec.compile("", ids).map_err(invalid)?;
     Ok(spec)
 }
 
-/// A trigger as the API shows it: spec fields (targets with task names) plus id and
+/// A trigger as the API shows it: spec fields (targets with names) plus id and
 /// timestamps.
 fn view(state: &AppState, record: &TriggerRecord) -> ApiResult<Value> {
     let mut v = serde_json::to_value(&record.spec).map_err(|e| ApiError::internal(e.to_string()))?;
     let mut targets = Vec::new();
-    for Target { task } in &record.spec.targets {
-        let name = state.store.task(task)?.map(|t| t.spec.name);
-        targets.push(json!({ "task": name.clone().unwrap_or_else(|| task.clone()), "task_id": task, "missing": name.is_none() }));
+    for Target { task, webhook } in &record.spec.targets {
+        if let Some(task) = task {
+            let name = state.store.task(task)?.map(|t| t.spec.name);
+            targets.push(json!({ "task": name.clone().unwrap_or_else(|| task.clone()), "task_id": task, "missing": name.is_none() }));
+        }
+        if let Some(hook) = webhook {
+            let name = state.store.webhook(hook)?.map(|w| w.spec.name);
+            targets.push(json!({ "webhook": name.clone().unwrap_or_else(|| hook.clone()), "webhook_id": hook, "missing": name.is_none() }));
+        }
     }
     if let Value::Object(m) = &mut v {
         m.insert("targets".into(), Value::Array(targets));

@@ -90,7 +90,7 @@ mod tests {
         let spec: TriggerSpec =
             serde_json::from_value(json!({"name": format!("t{id}"), "on": on, "targets": [{"task": "x"}]}))
                 .unwrap();
-        spec.compile(id, vec!["x".into()]).unwrap()
+        spec.compile(id).unwrap()
     }
 
     fn event(kind: &str, subject: Option<&str>) -> CloudEvent {

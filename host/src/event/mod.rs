@@ -28,6 +28,9 @@ pub struct Matched {
     /// Timers it set (delayed runs).
     #[serde(default)]
     pub timers: Vec<String>,
+    /// Webhook deliveries it queued.
+    #[serde(default)]
+    pub deliveries: Vec<String>,
     /// Targets it could not start, with the reason.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,

@@ -23,6 +23,8 @@ pub struct Planned {
     pub runs: Vec<Run>,
     /// Delayed runs.
     pub timers: Vec<Timer>,
+    /// Webhook deliveries to queue.
+    pub deliveries: Vec<super::webhooks::Delivery>,
 }
 
 /// What storing one planned event did.
@@ -36,6 +38,8 @@ pub struct Stored {
     pub runs: Vec<Run>,
     /// Due times of the timers set.
     pub timers: Vec<chrono::DateTime<chrono::Utc>>,
+    /// How many deliveries were queued.
+    pub deliveries: usize,
 }
 
 fn dedup_key(source: &str, id: &str) -> String {
@@ -58,6 +62,7 @@ pub(crate) fn apply_events(txn: &WriteTransaction, planned: Vec<Planned>) -> Res
                 duplicate: true,
                 runs: Vec::new(),
                 timers: Vec::new(),
+                deliveries: 0,
             });
             continue;
         }
@@ -69,11 +74,13 @@ pub(crate) fn apply_events(txn: &WriteTransaction, planned: Vec<Planned>) -> Res
             insert_timer(txn, t)?;
             due.push(t.due);
         }
+        super::webhooks::insert_deliveries(txn, &p.deliveries)?;
         out.push(Stored {
             record: p.record,
             duplicate: false,
             runs: p.runs,
             timers: due,
+            deliveries: p.deliveries.len(),
         });
     }
     Ok(out)
@@ -222,6 +229,7 @@ mod tests {
             },
             runs: Vec::new(),
             timers: Vec::new(),
+            deliveries: Vec::new(),
         }
     }
 

@@ -18,6 +18,7 @@ pub mod tasks;
 pub mod timers;
 pub mod tokens;
 pub mod triggers;
+pub mod webhooks;
 pub mod writer;
 
 #[cfg(test)]

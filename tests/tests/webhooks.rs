@@ -1,0 +1,344 @@
+//! Webhook deliveries from the real daemon to real HTTP receivers on loopback: signed
+//! and authenticated, retried, `Retry-After`, 410, final 4xx, the SSRF guard, a hanging
+//! endpoint beside a healthy one, and a delivery that survives `kill -9` mid-retry.
+
+use serde_json::{Value, json};
+use std::time::{Duration, Instant};
+use sundial_sdk::webhook::{Secret, verify};
+use sundial_tests::{Daemon, Receiver, Reply};
+
+const SIGNING: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const TOKEN: &str = "bearer-token-value-77";
+
+fn status(code: u16) -> Reply {
+    Reply::Status(code, Vec::new())
+}
+
+fn secret(d: &Daemon, name: &str, value: &str) {
+    let (s, v) = d.call(
+        "PUT",
+        &format!("/v1/secrets/{name}"),
+        Some(&json!({"value": value})),
+    );
+    assert!(s == 201 || s == 200, "{v}");
+}
+
+fn webhook(d: &Daemon, spec: Value) -> Value {
+    let (s, v) = d.call("POST", "/v1/webhooks", Some(&spec));
+    assert_eq!(s, 201, "{spec}: {v}");
+    v
+}
+
+fn fast_retry(attempts: u32, delay_ms: u64) -> Value {
+    json!({"max_attempts": attempts, "initial_delay_ms": delay_ms, "multiplier": 1.0, "max_delay_ms": delay_ms.max(1000), "jitter": 0.0})
+}
+
+fn delivery_done(d: &Daemon, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, v) = d.call("GET", &format!("/v1/deliveries/{id}"), None);
+        if v["status"] != "queued" {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "delivery {id} never finished: {v}");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+}
+
+fn test_delivery(d: &Daemon, hook: &str) -> String {
+    let (s, v) = d.call("POST", &format!("/v1/webhooks/{hook}/test"), None);
+    assert_eq!(s, 202, "{v}");
+    v["id"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn signed_authenticated_retried_deliveries_from_a_trigger() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let rx = Receiver::start(vec![status(503), status(502)], status(204));
+    secret(&d, "sign", SIGNING);
+    secret(&d, "token", TOKEN);
+    webhook(
+        &d,
+        json!({"name": "orders-hook", "url": rx.url("/hooks/orders?x=1"), "signing_secrets": ["sign"],
+               "auth": {"type": "bearer", "token_secret": "token"}, "headers": [{"name": "X-Env", "value": "prod"}],
+               "retry": fast_retry(5, 100)}),
+    );
+    let (s, v) = d.call(
+        "POST",
+        "/v1/triggers",
+        Some(&json!({"name": "t", "on": {"type": "order.created"}, "targets": [{"webhook": "orders-hook"}]})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (_, out) = d.call(
+        "POST",
+        "/v1/events",
+        Some(&json!({"specversion": "1.0", "id": "o-1", "source": "/shop", "type": "order.created", "subject": "order/9", "data": {"total": 12.5}})),
+    );
+    let id = out["triggers"][0]["deliveries"][0]
+        .as_str()
+        .expect("a delivery")
+        .to_string();
+    let got = rx.wait_for(3);
+    let done = delivery_done(&d, &id);
+    assert_eq!(done["status"], "delivered", "{done}");
+    let codes: Vec<Value> = done["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["status_code"].clone())
+        .collect();
+    assert_eq!(codes, [json!(503), json!(502), json!(204)]);
+    assert_eq!(done["attempts"][0]["response"], "answer 503");
+    let secrets = [Secret::parse(SIGNING).unwrap()];
+    for r in &got {
+        assert_eq!(
+            (r.method.as_str(), r.path.as_str()),
+            ("POST", "/hooks/orders?x=1")
+        );
+        assert_eq!(
+            r.header("authorization"),
+            Some(format!("Bearer {TOKEN}").as_str())
+        );
+        assert_eq!(r.header("x-env"), Some("prod"));
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert_eq!(
+            r.header("webhook-id"),
+            Some(id.as_str()),
+            "the same id on every attempt"
+        );
+        let ts = r.header("webhook-timestamp").unwrap();
+        let now = chrono::Utc::now().timestamp();
+        verify(
+            &secrets,
+            &id,
+            ts,
+            r.header("webhook-signature").unwrap(),
+            &r.body,
+            now,
+        )
+        .expect("a valid signature");
+        let body: Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["event"]["type"], "order.created");
+        assert_eq!(body["event"]["subject"], "order/9");
+        assert_eq!(body["event"]["data"]["total"], 12.5);
+        assert_eq!(body["webhook"], "orders-hook");
+    }
+    // A tampered body does not verify.
+    let r = &got[2];
+    let ts = r.header("webhook-timestamp").unwrap();
+    let sig = r.header("webhook-signature").unwrap();
+    let now = chrono::Utc::now().timestamp();
+    assert!(verify(&secrets, &id, ts, sig, b"{}", now).is_err());
+    // The event log shows the delivery; the API never shows the token.
+    let (_, e) = d.call(
+        "GET",
+        &format!("/v1/events/{}", out["seq"].as_str().unwrap()),
+        None,
+    );
+    assert_eq!(e["triggers"][0]["deliveries"][0], id.as_str());
+    let mut seen = d.call("GET", "/v1/webhooks/orders-hook", None).1.to_string();
+    seen.push_str(&d.call("GET", "/v1/deliveries", None).1.to_string());
+    seen.push_str(&d.stderr_text());
+    assert!(
+        !seen.contains(TOKEN) && !seen.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
+        "{seen}"
+    );
+}
+
+#[test]
+fn every_auth_type_on_the_wire() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let rx = Receiver::start(vec![], status(200));
+    secret(&d, "pw", "pa55-word");
+    secret(&d, "key", "api-key-123");
+    for (name, auth) in [
+        (
+            "basic",
+            json!({"type": "basic", "username": "ada", "password_secret": "pw"}),
+        ),
+        (
+            "apikey",
+            json!({"type": "api_key", "header": "X-Api-Key", "key_secret": "key"}),
+        ),
+        ("none", json!({"type": "none"})),
+    ] {
+        webhook(
+            &d,
+            json!({"name": name, "url": rx.url(&format!("/{name}")), "auth": auth, "method": "PUT"}),
+        );
+        let id = test_delivery(&d, name);
+        assert_eq!(delivery_done(&d, &id)["status"], "delivered");
+    }
+    let got = rx.wait_for(3);
+    let by = |p: &str| got.iter().find(|r| r.path == p).unwrap().clone();
+    assert_eq!(
+        by("/basic").header("authorization"),
+        Some("Basic YWRhOnBhNTUtd29yZA==")
+    );
+    assert_eq!(by("/apikey").header("x-api-key"), Some("api-key-123"));
+    assert_eq!(by("/none").header("authorization"), None);
+    assert!(got.iter().all(|r| r.method == "PUT"));
+    assert!(
+        by("/none").header("webhook-signature").is_none(),
+        "unsigned without signing secrets"
+    );
+    // A webhook naming a secret that does not exist is refused up front.
+    let (s, v) = d.call(
+        "POST",
+        "/v1/webhooks",
+        Some(
+            &json!({"name": "x", "url": rx.url("/"), "auth": {"type": "bearer", "token_secret": "missing"}}),
+        ),
+    );
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("auth.token_secret: secret \"missing\" does not exist")
+    );
+}
+
+#[test]
+fn retry_after_gone_final_4xx_and_the_ssrf_guard() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let slow = Receiver::start(
+        vec![Reply::Status(429, vec![("retry-after".into(), "1".into())])],
+        status(200),
+    );
+    let gone = Receiver::start(vec![], status(410));
+    let bad = Receiver::start(vec![], status(404));
+    for (name, rx) in [("slow", &slow), ("gone", &gone), ("bad", &bad)] {
+        webhook(
+            &d,
+            json!({"name": name, "url": rx.url("/"), "retry": fast_retry(5, 50)}),
+        );
+    }
+    let slow_id = test_delivery(&d, "slow");
+    let gone_id = test_delivery(&d, "gone");
+    let bad_id = test_delivery(&d, "bad");
+    assert_eq!(delivery_done(&d, &slow_id)["status"], "delivered");
+    let got = slow.wait_for(2);
+    assert!(
+        got[1].at.duration_since(got[0].at) >= Duration::from_millis(950),
+        "Retry-After: 1 was honoured over the 50 ms backoff"
+    );
+    let g = delivery_done(&d, &gone_id);
+    assert_eq!(
+        (g["status"].clone(), g["attempts"].as_array().unwrap().len()),
+        (json!("dead"), 1)
+    );
+    let (_, hook) = d.call("GET", "/v1/webhooks/gone", None);
+    assert_eq!(hook["enabled"], false);
+    assert!(hook["disabled_reason"].as_str().unwrap().contains("410"));
+    let b = delivery_done(&d, &bad_id);
+    assert_eq!(
+        (b["status"].clone(), b["attempts"].as_array().unwrap().len()),
+        (json!("dead"), 1)
+    );
+    assert!(b["error"].as_str().unwrap().contains("404"), "{b}");
+    let (_, failed) = d.call("GET", "/v1/events?type=sundial.webhook.*", None);
+    let kinds: Vec<&str> = failed["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"sundial.webhook.disabled")
+            && kinds.iter().filter(|k| **k == "sundial.webhook.failed").count() == 2,
+        "{kinds:?}"
+    );
+    // Re-enabling clears the reason; a manual retry of a dead delivery sends again.
+    let (_, hook) = d.call("PATCH", "/v1/webhooks/gone", Some(&json!({"enabled": true})));
+    assert_eq!(hook["disabled_reason"], Value::Null);
+    assert_eq!(
+        d.call("POST", &format!("/v1/deliveries/{bad_id}/retry"), None).0,
+        202
+    );
+    bad.wait_for(2);
+    assert_eq!(
+        d.call("POST", &format!("/v1/deliveries/{slow_id}/retry"), None).0,
+        409
+    );
+
+    // Without --allow-loopback the SSRF guard refuses loopback and says so in the log.
+    let dir2 = tempfile::tempdir().unwrap();
+    let guarded = Daemon::start(dir2.path(), &[]);
+    webhook(&guarded, json!({"name": "inside", "url": slow.url("/admin")}));
+    let id = test_delivery(&guarded, "inside");
+    let done = delivery_done(&guarded, &id);
+    assert_eq!(done["status"], "dead");
+    assert!(
+        done["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused by the network policy"),
+        "{done}"
+    );
+    assert!(guarded.stderr_text().contains("SSRF guard"));
+    assert_eq!(slow.requests().len(), 2, "nothing reached the receiver");
+}
+
+#[test]
+fn a_hanging_endpoint_does_not_hold_up_a_healthy_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let hang = Receiver::start(vec![], Reply::Hang);
+    let ok = Receiver::start(vec![], status(200));
+    webhook(
+        &d,
+        json!({"name": "hang", "url": hang.url("/"), "timeout_ms": 60000, "retry": fast_retry(1, 100)}),
+    );
+    webhook(&d, json!({"name": "ok", "url": ok.url("/")}));
+    let hung: Vec<String> = (0..20).map(|_| test_delivery(&d, "hang")).collect();
+    let healthy: Vec<String> = (0..20).map(|_| test_delivery(&d, "ok")).collect();
+    for id in &healthy {
+        assert_eq!(delivery_done(&d, id)["status"], "delivered");
+    }
+    // Every healthy delivery is done while the hanging endpoint still holds its first
+    // attempts (4 at a time, its concurrency limit).
+    assert_eq!(hang.requests().len(), 4);
+    for id in &hung {
+        let (_, v) = d.call("GET", &format!("/v1/deliveries/{id}"), None);
+        assert_eq!(v["status"], "queued");
+        assert!(v["attempts"].as_array().unwrap().is_empty());
+    }
+}
+
+#[test]
+fn a_delivery_survives_kill_9_mid_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let rx = Receiver::start(vec![status(503)], status(200));
+    webhook(
+        &d,
+        json!({"name": "h", "url": rx.url("/"), "retry": fast_retry(5, 1500)}),
+    );
+    let id = test_delivery(&d, "h");
+    rx.wait_for(1);
+    // Wait until the failed first attempt is recorded, then kill the daemon during the
+    // 1.5 s backoff.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while d.call("GET", &format!("/v1/deliveries/{id}"), None).1["attempts"]
+        .as_array()
+        .unwrap()
+        .is_empty()
+    {
+        assert!(Instant::now() < deadline);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    d.kill9();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let done = delivery_done(&d, &id);
+    assert_eq!(done["status"], "delivered", "{done}");
+    let got = rx.wait_for(2);
+    assert!(got.iter().all(|r| r.header("webhook-id") == Some(id.as_str())));
+    assert_eq!(
+        done["attempts"].as_array().unwrap().last().unwrap()["status_code"],
+        200
+    );
+}
