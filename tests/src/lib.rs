@@ -524,6 +524,11 @@ impl Receiver {
         }
     }
 
+    /// How many requests arrived so far.
+    pub fn count(&self) -> usize {
+        self.requests.lock().expect("log").len()
+    }
+
     /// The requests so far.
     pub fn requests(&self) -> Vec<Received> {
         self.requests.lock().expect("log").clone()

@@ -253,22 +253,43 @@ impl Store {
         Ok(DateTime::from_timestamp_millis(ms))
     }
 
-    /// Ids of up to `limit` deliveries due at `now`, oldest due first.
-    pub fn due_deliveries(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<String>, StoreError> {
+    /// Ids of up to `limit` deliveries due at `now` for which `skip` is false, oldest due
+    /// first, scanning the queue after key `after` (from the start when `None`).
+    /// Returns them with the last queue key scanned, to continue from next time.
+    pub fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&str>,
+        limit: usize,
+        skip: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
         let txn = self.read()?;
         let Ok(queue) = txn.open_table(DELIVERY_QUEUE) else {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), None));
         };
         let hi = format!("{:016x}/~", now.timestamp_millis().max(0));
+        let range = match after {
+            Some(a) => queue.range::<&str>((
+                std::ops::Bound::Excluded(a),
+                std::ops::Bound::Excluded(hi.as_str()),
+            ))?,
+            None => queue.range::<&str>(..hi.as_str())?,
+        };
         let mut out = Vec::new();
-        for entry in queue.range::<&str>(..hi.as_str())? {
+        let mut last = after.map(str::to_string);
+        for entry in range {
             let (k, _) = entry?;
-            out.push(k.value().split('/').nth(1).unwrap_or_default().to_string());
+            last = Some(k.value().to_string());
+            let id = k.value().split('/').nth(1).unwrap_or_default();
+            if skip(id) {
+                continue;
+            }
+            out.push(id.to_string());
             if out.len() >= limit {
                 break;
             }
         }
-        Ok(out)
+        Ok((out, last))
     }
 
     /// Record an attempt's outcome: the delivery's new state replaces the old one and

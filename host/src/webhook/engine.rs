@@ -110,6 +110,11 @@ impl Deliverer {
     }
 
     async fn run(self) {
+        // Scans continue after the last queue key seen (new and retried deliveries sort
+        // after it), so deliveries held by a slow endpoint are not re-read on every
+        // pass; a full scan from the start runs at least once a second.
+        let mut mark: Option<String> = None;
+        let mut full_scan = Instant::now();
         loop {
             let next = match self.inner.store.next_delivery_due() {
                 Ok(n) => n,
@@ -121,8 +126,23 @@ impl Deliverer {
             };
             let mut started = 0;
             if next.is_some_and(|due| due <= Utc::now()) {
-                let due = match self.inner.store.due_deliveries(Utc::now(), 1024) {
-                    Ok(d) => d,
+                if full_scan.elapsed() >= Duration::from_secs(1) {
+                    mark = None;
+                    full_scan = Instant::now();
+                }
+                let inflight = &self.inner.inflight;
+                let due = match self
+                    .inner
+                    .store
+                    .due_deliveries(Utc::now(), mark.as_deref(), 1024, |id| {
+                        lock(inflight).contains(id)
+                    }) {
+                    Ok((d, last)) => {
+                        if d.len() < 1024 {
+                            mark = last; // everything up to here is dispatched or in flight
+                        }
+                        d
+                    }
                     Err(StoreError::Closed) => return,
                     Err(e) => {
                         tracing::warn!("reading due deliveries failed: {e}");
@@ -170,9 +190,6 @@ impl Deliverer {
     }
 
     async fn attempt(&self, id: &str) -> Result<(), StoreError> {
-        let Ok(_global) = self.inner.global.clone().acquire_owned().await else {
-            return Ok(());
-        };
         let Some(mut delivery) = self.inner.store.delivery(id)? else {
             return Ok(());
         };
@@ -190,8 +207,13 @@ impl Deliverer {
                 return self.finish(delivery, Next::Dead(why.into()), None).await;
             }
         };
+        // The endpoint's own slot first: deliveries waiting for a slow endpoint must not
+        // hold the global slots that other endpoints need.
         let slot = self.endpoint(&webhook);
         let Ok(_slot) = slot.acquire_owned().await else {
+            return Ok(());
+        };
+        let Ok(_global) = self.inner.global.clone().acquire_owned().await else {
             return Ok(());
         };
         let number = delivery.attempts.len() as u32 + 1;
