@@ -8,6 +8,7 @@ const BUNDLED: &[(&str, &str)] = &[
     ("echo", "sundial-plugin-echo"),
     ("http-request", "sundial-plugin-http-request"),
     ("json", "sundial-plugin-json-formatter"),
+    ("template", "sundial-plugin-template-formatter"),
 ];
 
 fn main() {

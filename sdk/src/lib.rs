@@ -63,6 +63,7 @@
 #![warn(missing_docs)]
 
 pub mod http;
+pub mod template;
 pub mod webhook;
 
 /// Raw bindings generated from `wit/sundial.wit`. Plugin authors normally use the

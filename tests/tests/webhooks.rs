@@ -342,3 +342,72 @@ fn a_delivery_survives_kill_9_mid_retry() {
         200
     );
 }
+
+#[test]
+fn the_template_formatter_fills_placeholders_field_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let rx = Receiver::start(vec![], status(200));
+    webhook(
+        &d,
+        json!({"name": "chat", "url": rx.url("/json"), "formatter": "template",
+               "template": "{\"text\": \"${event.type} on ${event.subject}: ${event.data.message}\", \"hook\": \"${NAME}\", \"errors\": ${event.data.errors}, \"at\": ${TIMESTAMP}}"}),
+    );
+    webhook(
+        &d,
+        json!({"name": "pager", "url": rx.url("/text"), "formatter": "template",
+               "template": "[${DATE}] ${task.name} ${run.status}: ${run.error.message} (attempt ${delivery.attempt})"}),
+    );
+    for (name, kind, hook) in [
+        ("t1", "sync.failed", "chat"),
+        ("t2", "sundial.run.failed", "pager"),
+    ] {
+        let spec = json!({"name": name, "on": {"type": kind}, "targets": [{"webhook": hook}]});
+        assert_eq!(d.call("POST", "/v1/triggers", Some(&spec)).0, 201);
+    }
+    let (_, _) = d.call(
+        "POST",
+        "/v1/events",
+        Some(&json!({"specversion": "1.0", "id": "s1", "source": "/sync", "type": "sync.failed", "subject": "vm-7",
+                     "data": {"message": "disk \"full\"", "errors": 3}})),
+    );
+    assert_eq!(
+        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
+            .0,
+        201
+    );
+    let spec = json!({"name": "backup", "plugin": "hostile", "params": {"mode": "fail"}, "retry": {"max_attempts": 1}});
+    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    d.call("POST", "/v1/tasks/backup/run?wait=true", None);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let deliveries = loop {
+        let (_, v) = d.call("GET", "/v1/deliveries", None);
+        let list = v["deliveries"].as_array().unwrap().clone();
+        if list.len() == 2 && list.iter().all(|x| x["status"] != "queued") {
+            break list;
+        }
+        assert!(Instant::now() < deadline, "{v}");
+        std::thread::sleep(Duration::from_millis(30));
+    };
+    for x in &deliveries {
+        assert_eq!(x["status"], "delivered", "{x}");
+    }
+    let got = rx.wait_for(2);
+    let json_req = got.iter().find(|r| r.path == "/json").unwrap();
+    assert_eq!(json_req.header("content-type"), Some("application/json"));
+    let body: Value = serde_json::from_slice(&json_req.body).unwrap();
+    assert_eq!(body["text"], "sync.failed on vm-7: disk \"full\"");
+    assert_eq!(body["hook"], "chat");
+    assert_eq!(body["errors"], 3);
+    let at = body["at"].as_i64().unwrap();
+    assert!((at - chrono::Utc::now().timestamp()).abs() < 600, "{at}");
+    let text_req = got.iter().find(|r| r.path == "/text").unwrap();
+    assert_eq!(text_req.header("content-type"), Some("text/plain; charset=utf-8"));
+    let text = String::from_utf8(text_req.body.clone()).unwrap();
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    assert!(text.starts_with(&format!("[{today} ")), "{text}");
+    assert!(
+        text.ends_with("UTC] backup failed: it failed on purpose (attempt 1)"),
+        "{text}"
+    );
+}
