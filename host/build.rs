@@ -9,6 +9,9 @@ const BUNDLED: &[(&str, &str)] = &[
     ("http-request", "sundial-plugin-http-request"),
     ("json", "sundial-plugin-json-formatter"),
     ("template", "sundial-plugin-template-formatter"),
+    ("slack", "sundial-plugin-slack-formatter"),
+    ("teams", "sundial-plugin-teams-formatter"),
+    ("pagerduty", "sundial-plugin-pagerduty-formatter"),
 ];
 
 fn main() {

@@ -22,7 +22,18 @@ fn a_task_from_plugin_install_to_run_log() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    assert_eq!(names, vec!["echo", "http-request", "json", "template"]);
+    assert_eq!(
+        names,
+        vec![
+            "echo",
+            "http-request",
+            "json",
+            "template",
+            "slack",
+            "teams",
+            "pagerduty"
+        ]
+    );
 
     let (status, plugin) = install(
         &d,

@@ -411,3 +411,105 @@ fn the_template_formatter_fills_placeholders_field_by_field() {
         "{text}"
     );
 }
+
+#[test]
+fn slack_teams_and_pagerduty_payloads_field_by_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let rx = Receiver::start(vec![], status(202));
+    secret(&d, "pd-key", "R0UTINGKEY0123456789abcdef012345");
+    let (s, v) = d.call(
+        "PATCH",
+        "/v1/plugins/pagerduty",
+        Some(&json!({"grants": {"secrets": ["pd-key"]}})),
+    );
+    assert_eq!(s, 200, "{v}");
+    webhook(
+        &d,
+        json!({"name": "slack", "url": rx.url("/slack"), "formatter": "slack",
+                       "formatter_config": {"title": "Sync failed on ${event.subject}"}}),
+    );
+    webhook(
+        &d,
+        json!({"name": "teams", "url": rx.url("/teams"), "formatter": "teams"}),
+    );
+    webhook(
+        &d,
+        json!({"name": "pd", "url": rx.url("/pd"), "formatter": "pagerduty",
+                       "formatter_config": {"routing_key_secret": "pd-key", "severity": "critical", "component": "${event.data.host}"}}),
+    );
+    let targets = json!([{"webhook": "slack"}, {"webhook": "teams"}, {"webhook": "pd"}]);
+    let spec = json!({"name": "t", "on": {"type": "sync.*"}, "targets": targets});
+    assert_eq!(d.call("POST", "/v1/triggers", Some(&spec)).0, 201);
+    d.call(
+        "POST",
+        "/v1/events",
+        Some(&json!({"specversion": "1.0", "id": "s1", "source": "/sync", "type": "sync.failed", "subject": "vm-7",
+                     "time": "2026-11-27T10:00:00Z", "data": {"host": "node-3", "errors": 2}})),
+    );
+    let got = rx.wait_for(3);
+    let body = |p: &str| -> Value {
+        serde_json::from_slice(&got.iter().find(|r| r.path == p).unwrap().body).unwrap()
+    };
+
+    let slack = body("/slack");
+    assert_eq!(slack["blocks"][0]["type"], "header");
+    assert_eq!(slack["blocks"][0]["text"]["text"], "Sync failed on vm-7");
+    assert_eq!(slack["blocks"][1]["text"]["type"], "mrkdwn");
+    let section = slack["blocks"][1]["text"]["text"].as_str().unwrap();
+    let data: Value = serde_json::from_str(section.strip_prefix("*vm-7*: ").unwrap()).unwrap();
+    assert_eq!(data, json!({"host": "node-3", "errors": 2}));
+    assert!(
+        slack["blocks"][2]["elements"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("/sync · 2026-11-27T10:00:00Z")
+    );
+    assert_eq!(slack["text"], format!("Sync failed on vm-7: {section}"));
+
+    let teams = body("/teams");
+    assert_eq!(teams["type"], "message");
+    let att = &teams["attachments"][0];
+    assert_eq!(att["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!(att["content"]["type"], "AdaptiveCard");
+    assert_eq!(att["content"]["version"], "1.4");
+    assert_eq!(att["content"]["body"][0]["text"], "sync.failed");
+    let facts = &att["content"]["body"][2]["facts"];
+    assert_eq!(facts[1], json!({"title": "Subject", "value": "vm-7"}));
+    assert_eq!(facts[2], json!({"title": "Source", "value": "/sync"}));
+
+    let pd = body("/pd");
+    assert_eq!(pd["routing_key"], "R0UTINGKEY0123456789abcdef012345");
+    assert_eq!(pd["event_action"], "trigger");
+    assert_eq!(pd["dedup_key"], "/sync/vm-7");
+    assert_eq!(pd["payload"]["summary"], "sync.failed vm-7");
+    assert_eq!(pd["payload"]["severity"], "critical");
+    assert_eq!(pd["payload"]["source"], "/sync");
+    assert_eq!(pd["payload"]["timestamp"], "2026-11-27T10:00:00Z");
+    assert_eq!(pd["payload"]["component"], "node-3");
+    assert_eq!(
+        pd["payload"]["custom_details"],
+        json!({"host": "node-3", "errors": 2})
+    );
+
+    // `sync.succeeded` resolves the same incident.
+    d.call(
+        "POST",
+        "/v1/events",
+        Some(&json!({"specversion": "1.0", "id": "s2", "source": "/sync", "type": "sync.succeeded", "subject": "vm-7"})),
+    );
+    let got = rx.wait_for(6);
+    let resolve: Vec<Value> = got
+        .iter()
+        .filter(|r| r.path == "/pd")
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    assert_eq!(resolve.len(), 2);
+    assert_eq!(
+        (
+            resolve[1]["event_action"].clone(),
+            resolve[1]["dedup_key"].clone()
+        ),
+        (json!("resolve"), json!("/sync/vm-7"))
+    );
+}
