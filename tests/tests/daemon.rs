@@ -22,18 +22,16 @@ fn a_task_from_plugin_install_to_run_log() {
         .iter()
         .filter_map(|p| p["name"].as_str())
         .collect();
-    assert_eq!(
-        names,
-        vec![
-            "echo",
-            "http-request",
-            "json",
-            "template",
-            "slack",
-            "teams",
-            "pagerduty"
-        ]
-    );
+    let bundled = [
+        "echo",
+        "http-request",
+        "json",
+        "pagerduty",
+        "slack",
+        "teams",
+        "template",
+    ];
+    assert_eq!(names, bundled, "bundled plugins, by name");
 
     let (status, plugin) = install(
         &d,
