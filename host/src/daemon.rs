@@ -91,7 +91,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         .map_err(|e| format!("opening the store in {}: {e}", dir.display()))?;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(dir.join("cache")),
-        network: config.network,
+        network: config.network.clone(),
         max_instances: (config.workers as u32).saturating_mul(2).max(8),
         ..RuntimeConfig::default()
     })
@@ -124,7 +124,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         runtime.clone(),
         services.clone(),
         key.clone(),
-        config.network,
+        config.network.clone(),
     );
     deliverer.set_router(router.clone());
     router.set_deliverer(deliverer.clone());

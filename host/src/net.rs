@@ -219,6 +219,18 @@ mod tests {
             allow_loopback: true,
             ..NetworkPolicy::default()
         };
+        let ranges = NetworkPolicy {
+            allow_ranges: vec!["10.0.0.0/24".parse().unwrap(), "::1/128".parse().unwrap()],
+            ..NetworkPolicy::default()
+        };
+        assert!(resolve_vetted("10.0.0.5", 80, &ranges).await.is_ok());
+        assert!(
+            resolve_vetted("::ffff:10.0.0.5", 80, &ranges).await.is_ok(),
+            "mapped form too"
+        );
+        assert!(resolve_vetted("10.0.1.5", 80, &ranges).await.is_err());
+        assert!(resolve_vetted("::1", 80, &ranges).await.is_ok());
+        assert!(resolve_vetted("127.0.0.1", 80, &ranges).await.is_err());
         let addr = resolve_vetted("127.0.0.1", 8080, &allow).await.unwrap();
         assert_eq!(addr.to_string(), "127.0.0.1:8080");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -46,7 +46,7 @@ pub fn runtime(allow_loopback: bool) -> Runtime {
         Runtime::new(RuntimeConfig {
             network: NetworkPolicy {
                 allow_loopback,
-                allow_private: false,
+                ..NetworkPolicy::default()
             },
             max_instances: 16,
             ..RuntimeConfig::default()

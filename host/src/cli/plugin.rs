@@ -309,6 +309,7 @@ async fn run(args: RunArgs) -> CliResult {
         network: NetworkPolicy {
             allow_loopback: args.allow_loopback,
             allow_private: args.allow_private,
+            ..NetworkPolicy::default()
         },
         max_instances: 4,
         ..RuntimeConfig::default()

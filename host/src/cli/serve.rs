@@ -32,6 +32,10 @@ pub(crate) struct ServeArgs {
     /// Let plugins reach loopback addresses (for local testing) [default: false].
     #[arg(long, env = "SUNDIAL_ALLOW_LOOPBACK", num_args = 0..=1, default_missing_value = "true")]
     allow_loopback: Option<bool>,
+    /// Address ranges plugins and webhooks may reach although private/loopback/link-local,
+    /// comma-separated CIDR (e.g. 10.20.0.0/16) [default: none].
+    #[arg(long = "allow-range", env = "SUNDIAL_ALLOW_RANGES", value_delimiter = ',')]
+    allow_ranges: Vec<String>,
     /// Let plugins reach private and link-local addresses [default: false].
     #[arg(long, env = "SUNDIAL_ALLOW_PRIVATE", num_args = 0..=1, default_missing_value = "true")]
     allow_private: Option<bool>,
@@ -81,6 +85,7 @@ struct FileConfig {
     store_cache_mb: Option<usize>,
     allow_loopback: Option<bool>,
     allow_private: Option<bool>,
+    allow_ranges: Option<Vec<String>>,
     keep_runs: Option<u32>,
     max_run_age_days: Option<u32>,
     keep_events: Option<u32>,
@@ -181,6 +186,19 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
     };
     let timezone = args.timezone.or(file.timezone).unwrap_or(d.timezone);
     crate::schedule::zone::parse_tz(&timezone).map_err(|e| format!("timezone: {e}"))?;
+    let ranges = if args.allow_ranges.is_empty() {
+        file.allow_ranges.unwrap_or_default()
+    } else {
+        args.allow_ranges
+    };
+    let allow_ranges = ranges
+        .iter()
+        .map(|r| {
+            r.trim()
+                .parse::<ipnet::IpNet>()
+                .map_err(|_| format!("allow_ranges: {r:?} is not a CIDR range such as 10.20.0.0/16"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let test_clock = match args.test_clock.as_deref() {
         None => None,
         Some(t) => Some(
@@ -199,6 +217,7 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             network: NetworkPolicy {
                 allow_loopback: args.allow_loopback.or(file.allow_loopback).unwrap_or(false),
                 allow_private: args.allow_private.or(file.allow_private).unwrap_or(false),
+                allow_ranges,
             },
             retention: RetentionDefaults {
                 keep_last,
@@ -273,6 +292,9 @@ mod tests {
         assert!(err("wrkers = 3").contains("unknown field `wrkers`"));
         assert!(err("workers = 0").contains("workers"));
         assert!(err("prune_interval = \"1ms\"").contains("prune_interval"));
+        assert!(err("allow_ranges = [\"10.0.0.0/33\"]").contains("allow_ranges"));
+        let r = resolve(ServeArgs::default(), Some("allow_ranges = [\"10.20.0.0/16\"]")).unwrap();
+        assert_eq!(r.daemon.network.allow_ranges.len(), 1);
         assert!(err("grace = \"soon\"").contains("grace"));
         assert!(err("log_format = \"xml\"").contains("log_format"));
         assert!(err("listen = \"nowhere\"").contains("listen"));

@@ -200,7 +200,7 @@ impl<'de> Deserialize<'de> for HostPattern {
 
 /// Which address ranges the operator lets plugins reach at all, whatever they were
 /// granted. Checked after DNS resolution, on the address actually connected to.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct NetworkPolicy {
     /// Allow loopback addresses (127.0.0.0/8, ::1). Default false.
@@ -208,6 +208,9 @@ pub struct NetworkPolicy {
     /// Allow private, shared and link-local ranges (10/8, 172.16/12, 192.168/16,
     /// 100.64/10, 169.254/16, fc00::/7, fe80::/10). Default false.
     pub allow_private: bool,
+    /// Ranges allowed although their class is refused (`10.20.0.0/16`, `fd00:1::/64`):
+    /// a narrower door than `allow_private`. Default none.
+    pub allow_ranges: Vec<ipnet::IpNet>,
 }
 
 impl NetworkPolicy {
@@ -218,6 +221,9 @@ impl NetworkPolicy {
             v4 => v4,
         };
         let class = classify(ip)?;
+        if self.allow_ranges.iter().any(|r| r.contains(&ip)) {
+            return None;
+        }
         let allowed = match class {
             "loopback" => self.allow_loopback,
             "private" | "link-local" | "shared" => self.allow_private,
@@ -342,13 +348,14 @@ mod tests {
         assert_eq!(deny.refusal("2606:4700::1111".parse().unwrap()), None);
         let lo = NetworkPolicy {
             allow_loopback: true,
-            allow_private: false,
+            ..NetworkPolicy::default()
         };
         assert_eq!(lo.refusal("127.0.0.1".parse().unwrap()), None);
         assert_eq!(lo.refusal("10.0.0.1".parse().unwrap()), Some("private"));
         let all = NetworkPolicy {
             allow_loopback: true,
             allow_private: true,
+            ..NetworkPolicy::default()
         };
         assert_eq!(all.refusal("169.254.169.254".parse().unwrap()), None);
         assert!(all.refusal("0.0.0.0".parse().unwrap()).is_some());

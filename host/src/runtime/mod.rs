@@ -352,7 +352,7 @@ impl Runtime {
             http: WasiHttpCtx::new(),
             hooks: OutboundHttp {
                 grants: Arc::new(identity.grants.clone()),
-                policy: self.inner.config.network,
+                policy: self.inner.config.network.clone(),
                 log: log.clone(),
                 contacted,
             },

@@ -41,11 +41,11 @@ impl WasiHttpHooks for OutboundHttp {
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
         let grants = self.grants.clone();
-        let policy = self.policy;
+        let policy = self.policy.clone();
         let log = self.log.clone();
         let contacted = self.contacted.clone();
         Box::new(async move {
-            let target = match authorize(&grants, policy, request.uri()).await {
+            let target = match authorize(&grants, &policy, request.uri()).await {
                 Ok(t) => t,
                 Err((code, why)) => {
                     log.push(
@@ -80,7 +80,7 @@ struct Target {
 /// error code for the guest and a sentence for the run log.
 async fn authorize(
     grants: &Grants,
-    policy: NetworkPolicy,
+    policy: &NetworkPolicy,
     uri: &http::Uri,
 ) -> Result<Target, (HttpError, String)> {
     let scheme = match uri.scheme_str() {
@@ -107,7 +107,7 @@ async fn authorize(
             format!("host {host}:{port} is not granted to this plugin"),
         ));
     }
-    match crate::net::resolve_vetted(&host, port, &policy).await {
+    match crate::net::resolve_vetted(&host, port, policy).await {
         Ok(addr) => Ok(Target {
             host,
             addr,
