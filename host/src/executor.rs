@@ -659,6 +659,8 @@ impl Executor {
             depth,
             Some(run.id.clone()),
         )?];
+        let notify = self.notify_deliveries(run, depth)?;
+        planned[0].deliveries.extend(notify);
         for e in emitted {
             let mut event = crate::event::internal(&e.kind, "", e.data, &stamp);
             event.source = format!("{}{plugin}", crate::event::PLUGIN_SOURCE_PREFIX);
@@ -666,6 +668,39 @@ impl Executor {
             planned.push(router.plan(event, depth, Some(run.id.clone()))?);
         }
         Ok(planned)
+    }
+
+    /// Deliveries of a run that just ended to the webhooks its task notifies.
+    fn notify_deliveries(
+        &self,
+        run: &Run,
+        depth: u32,
+    ) -> Result<Vec<crate::store::webhooks::Delivery>, StoreError> {
+        use crate::task::NotifyOn;
+        let ending = match run.status {
+            RunStatus::Succeeded => NotifyOn::Succeeded,
+            RunStatus::Queued | RunStatus::Running | RunStatus::Cancelled | RunStatus::Skipped => {
+                return Ok(Vec::new());
+            }
+            _ => NotifyOn::Failed,
+        };
+        let Some(task) = self.inner.store.task(&run.task_id)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for n in task.spec.notify.iter().filter(|n| n.on.contains(&ending)) {
+            match self.inner.store.webhook(&n.webhook)? {
+                Some(hook) if hook.spec.enabled => {
+                    let mut d = crate::webhook::engine::Deliverer::new_delivery(&hook, "run", depth);
+                    d.run = serde_json::to_value(run).ok();
+                    out.push(d);
+                }
+                _ => {
+                    tracing::warn!(task = %task.spec.name, webhook = %n.webhook, "notify: the webhook is missing or disabled")
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Save a run with its events in one commit, then start what the events started.

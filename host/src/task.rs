@@ -184,6 +184,36 @@ pub struct TaskSpec {
     /// Delete the task after its first successful run. Default false.
     #[serde(default)]
     pub delete_after_run: bool,
+    /// Webhooks that get a delivery of the run when it ends (several tasks can share
+    /// one webhook). Default none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<Notify>,
+}
+
+/// Send a finished run to a webhook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Notify {
+    /// The webhook, by name or id.
+    pub webhook: String,
+    /// On which endings: `succeeded`, `failed` (any failed ending: failed, timed out,
+    /// interrupted). Default `["failed"]`.
+    #[serde(default = "on_failure")]
+    pub on: Vec<NotifyOn>,
+}
+
+/// A run ending a [`Notify`] reacts to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotifyOn {
+    /// The run succeeded.
+    Succeeded,
+    /// The run ended in a failed state.
+    Failed,
+}
+
+fn on_failure() -> Vec<NotifyOn> {
+    vec![NotifyOn::Failed]
 }
 
 fn empty_object() -> Value {
@@ -236,6 +266,17 @@ impl TaskSpec {
         }
         if self.retention.max_age_days == Some(0) {
             return bad("retention.max_age_days", "must be at least 1 when set");
+        }
+        if self.notify.len() > 16 {
+            return bad("notify", "at most 16 webhooks");
+        }
+        for (i, n) in self.notify.iter().enumerate() {
+            if n.webhook.is_empty() {
+                return bad(&format!("notify[{i}].webhook"), "must not be empty");
+            }
+            if n.on.is_empty() {
+                return bad(&format!("notify[{i}].on"), "give succeeded and/or failed");
+            }
         }
         Ok(())
     }

@@ -513,3 +513,65 @@ fn slack_teams_and_pagerduty_payloads_field_by_field() {
         (json!("resolve"), json!("/sync/vm-7"))
     );
 }
+
+#[test]
+fn several_tasks_notify_one_webhook_when_their_runs_end() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let rx = Receiver::start(vec![], status(200));
+    webhook(&d, json!({"name": "ops", "url": rx.url("/ops")}));
+    assert_eq!(
+        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
+            .0,
+        201
+    );
+    for spec in [
+        json!({"name": "nightly", "plugin": "hostile", "params": {"mode": "fail"}, "retry": {"max_attempts": 1},
+               "notify": [{"webhook": "ops"}]}),
+        json!({"name": "report", "plugin": "echo", "notify": [{"webhook": "ops", "on": ["succeeded", "failed"]}]}),
+        json!({"name": "quiet", "plugin": "echo", "notify": [{"webhook": "ops"}]}),
+    ] {
+        let (s, v) = d.call("POST", "/v1/tasks", Some(&spec));
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v) = d.call(
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"name": "x", "plugin": "echo", "notify": [{"webhook": "nope"}]})),
+    );
+    assert_eq!(s, 400);
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("notify[0].webhook")
+    );
+    for t in ["nightly", "report", "quiet"] {
+        d.call("POST", &format!("/v1/tasks/{t}/run?wait=true"), None);
+    }
+    let got = rx.wait_for(2);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        rx.requests().len(),
+        2,
+        "quiet succeeded and notifies only on failure"
+    );
+    let mut seen: Vec<(String, String)> = got
+        .iter()
+        .map(|r| {
+            let b: Value = serde_json::from_slice(&r.body).unwrap();
+            (
+                b["run"]["task_name"].as_str().unwrap().to_string(),
+                b["run"]["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ("nightly".to_string(), "failed".to_string()),
+            ("report".to_string(), "succeeded".to_string())
+        ]
+    );
+}

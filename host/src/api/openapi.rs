@@ -659,7 +659,9 @@ pub fn document() -> Value {
                                "retry_on": { "type": "object", "properties": { "retryable": { "type": "boolean" }, "timeout": { "type": "boolean" }, "failed": { "type": "boolean" }, "crash": { "type": "boolean" }, "interrupted": { "type": "boolean" } } } } },
                     "overlap": { "enum": ["allow", "forbid", "replace", "queue"] },
                     "retention": { "type": "object", "properties": { "keep_last": { "type": ["integer", "null"] }, "max_age_days": { "type": ["integer", "null"] } } },
-                    "enabled": { "type": "boolean", "default": true }, "delete_after_run": { "type": "boolean", "default": false } } },
+                    "enabled": { "type": "boolean", "default": true }, "delete_after_run": { "type": "boolean", "default": false },
+                    "notify": { "type": "array", "items": { "type": "object", "required": ["webhook"], "properties": {
+                        "webhook": { "type": "string" }, "on": { "type": "array", "items": { "enum": ["succeeded", "failed"] }, "default": ["failed"] } } } } } },
                 "Task": { "allOf": [r("TaskSpec"), { "type": "object", "properties": { "id": { "type": "string" }, "created_at": { "type": "string" }, "updated_at": { "type": "string" } } }] },
                 "Run": { "type": "object", "properties": {
                     "id": { "type": "string" }, "task_id": { "type": "string" }, "task_name": { "type": "string" },

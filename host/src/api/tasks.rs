@@ -33,6 +33,7 @@ pub(super) async fn create(
     let body = read_body(body, MAX_BODY_BYTES).await?;
     let spec: TaskSpec = parse_json(&headers, &body)?;
     spec.validate()?;
+    check_notify(&state, &spec)?;
     let stamp = now();
     let record = TaskRecord {
         id: crate::ids::new_id(),
@@ -42,6 +43,19 @@ pub(super) async fn create(
     };
     let record = state.store.insert_task(record, &caller.token.name).await?;
     Ok((StatusCode::CREATED, Json(view(&record))))
+}
+
+/// Every webhook a task notifies must exist.
+fn check_notify(state: &AppState, spec: &TaskSpec) -> ApiResult<()> {
+    for (i, n) in spec.notify.iter().enumerate() {
+        if state.store.webhook(&n.webhook)?.is_none() {
+            return Err(ApiError::bad_request(format!(
+                "notify[{i}].webhook: webhook {:?} not found",
+                n.webhook
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(super) async fn list(
@@ -90,6 +104,7 @@ pub(super) async fn update(
         .ok_or_else(|| ApiError::not_found(format!("task {id:?} not found")))?;
     let spec: TaskSpec = super::merge_patch(&current.spec, patch, &["id", "created_at", "updated_at"])?;
     spec.validate()?;
+    check_notify(&state, &spec)?;
     let (_before, after) = state
         .store
         .update_task(&current.id, move |s| *s = spec, now(), &caller.token.name)
