@@ -45,6 +45,19 @@ impl Named {
         get_json(&records, &self.resolve(&names, key)?)
     }
 
+    /// Up to `limit` records with ids after `after`, oldest first, and the cursor for more.
+    pub fn page<T: DeserializeOwned>(
+        &self,
+        txn: &redb::ReadTransaction,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<T>, Option<String>), StoreError> {
+        let Ok(records) = txn.open_table(self.records) else {
+            return Ok((Vec::new(), None));
+        };
+        super::tables::page_json(&records, after, limit)
+    }
+
     /// Load one record by id or name inside a write, or fail with not found.
     pub fn load<T: DeserializeOwned>(
         &self,

@@ -1,7 +1,6 @@
 //! Trigger records (event pattern → tasks), stored as named records.
 
 use super::named::Named;
-use super::tables::page_json;
 use super::{Store, StoreError};
 use crate::trigger::TriggerSpec;
 use redb::TableDefinition;
@@ -57,11 +56,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<TriggerRecord>, Option<String>), StoreError> {
-        let txn = self.read()?;
-        let Ok(table) = txn.open_table(TRIGGERS) else {
-            return Ok((Vec::new(), None));
-        };
-        page_json(&table, after, limit)
+        NAMED.page(&self.read()?, after, limit)
     }
 
     /// Replace a trigger's spec (validated by the caller). Returns (before, after).

@@ -2,7 +2,7 @@
 //! queue of pending deliveries keyed by due time.
 
 use super::named::Named;
-use super::tables::{get_json, page_json, put_json};
+use super::tables::{get_json, put_json};
 use super::{Store, StoreError};
 use crate::webhook::WebhookSpec;
 use chrono::{DateTime, Utc};
@@ -171,11 +171,7 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<WebhookRecord>, Option<String>), StoreError> {
-        let txn = self.read()?;
-        let Ok(table) = txn.open_table(WEBHOOKS) else {
-            return Ok((Vec::new(), None));
-        };
-        page_json(&table, after, limit)
+        NAMED.page(&self.read()?, after, limit)
     }
 
     /// Replace a webhook's spec (validated by the caller); `disabled_reason` is cleared
