@@ -368,7 +368,9 @@ impl State {
 }
 
 /// Record a slot with one run per attached, enabled task (or, for a missed slot,
-/// a `skipped` run whose log says `sundial.schedule.missed`), then start the runs.
+/// a `skipped` run whose log says `sundial.schedule.missed`) and its
+/// `sundial.schedule.fired` (or `.missed`) event with what that event's triggers start,
+/// in one commit; then start the runs.
 async fn record_slot(
     store: &Store,
     executor: &Executor,
@@ -407,16 +409,21 @@ async fn record_slot(
         });
     }
     let mut events = Vec::new();
-    if job.missed
-        && let Some(router) = router
-    {
-        let data = serde_json::json!({
+    if let Some(router) = router {
+        let mut data = serde_json::json!({
             "schedule": job.name.as_ref(),
             "schedule_id": job.schedule_id.as_ref(),
             "slot": slot_text(job.slot),
             "tasks": runs.iter().map(|r| r.task_name.clone()).collect::<Vec<_>>(),
         });
-        let event = crate::event::internal("sundial.schedule.missed", &job.name, data, &now());
+        let kind = if job.missed {
+            "sundial.schedule.missed"
+        } else {
+            data["due"] = serde_json::json!(slot_text(job.due));
+            data["runs"] = serde_json::json!(runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>());
+            crate::trigger::SCHEDULE_FIRED
+        };
+        let event = crate::event::internal(kind, &job.name, data, &now());
         events.push(router.plan(event, 1, None)?);
     }
     let queued: Vec<Run> = runs

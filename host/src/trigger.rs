@@ -1,6 +1,7 @@
-//! Triggers connect events to tasks: an event pattern (type, optional source and
-//! subject, each exact or a glob, and a filter over the event) and targets, with an
-//! optional context merged into the run's params and an optional delay (pure).
+//! Triggers connect events to tasks and webhooks: an event pattern (type, optional
+//! source and subject, each exact or a glob, and a filter over the event) or a schedule
+//! (its `sundial.schedule.fired` events), and targets, with an optional context merged
+//! into the run's params and an optional delay (pure).
 
 use crate::event::cloudevent::CloudEvent;
 use crate::event::filter::{self, Filter, glob_match};
@@ -10,13 +11,21 @@ use serde_json::Value;
 /// Longest delay: 3660 days (about ten years), in milliseconds.
 pub const MAX_DELAY_MS: u64 = 3660 * 86_400_000;
 
-/// Which events a trigger reacts to.
+/// Type of the event a schedule's fired slot emits; `on.schedule` triggers match it.
+pub const SCHEDULE_FIRED: &str = "sundial.schedule.fired";
+
+/// Which events a trigger reacts to: give `type` (with optional source, subject and
+/// filter) or `schedule`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct EventPattern {
     /// Event `type`: exact, or a glob (`sync.*`, `*.failed`).
-    #[serde(rename = "type")]
-    pub kind: String,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// A schedule, by id or name (stored as the id): the trigger reacts to each slot it
+    /// fires (`sundial.schedule.fired` from source `sundial` with this schedule's id).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
     /// Event `source`, exact or glob. Default: any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
@@ -117,6 +126,8 @@ pub struct Compiled {
     pub source: Option<Pattern>,
     /// Event subject pattern.
     pub subject: Option<Pattern>,
+    /// For `on.schedule` triggers: the schedule id the event's `data.schedule_id` must be.
+    pub schedule: Option<String>,
     /// Filter over the event.
     pub filter: Option<Filter>,
     /// Target task ids.
@@ -137,6 +148,14 @@ impl Compiled {
                 .subject
                 .as_ref()
                 .is_none_or(|p| event.subject.as_deref().is_some_and(|s| p.matches(s)))
+            && self.schedule.as_ref().is_none_or(|id| {
+                event
+                    .data
+                    .as_ref()
+                    .and_then(|d| d.get("schedule_id"))
+                    .and_then(|v| v.as_str())
+                    == Some(id.as_str())
+            })
             && self.filter.as_ref().is_none_or(|f| f.matches(event))
     }
 }
@@ -156,7 +175,20 @@ impl TriggerSpec {
         if self.description.len() > 4096 {
             return Err("description: at most 4096 bytes".into());
         }
-        check_pattern("on.type", &self.on.kind)?;
+        let kind = match (&self.on.kind, &self.on.schedule) {
+            (Some(kind), None) => {
+                check_pattern("on.type", kind)?;
+                kind.clone()
+            }
+            (None, Some(schedule)) => {
+                check_pattern("on.schedule", schedule)?;
+                if self.on.source.is_some() || self.on.subject.is_some() {
+                    return Err("on: source and subject do not apply to a schedule (use filter)".into());
+                }
+                SCHEDULE_FIRED.to_string()
+            }
+            _ => return Err("on: give exactly one of type (an event pattern) or schedule".into()),
+        };
         if let Some(s) = &self.on.source {
             check_pattern("on.source", s)?;
         }
@@ -198,8 +230,12 @@ impl TriggerSpec {
         Ok(Compiled {
             id: id.to_string(),
             name: self.name.clone(),
-            kind: Pattern::new(&self.on.kind),
-            source: self.on.source.as_deref().map(Pattern::new),
+            kind: Pattern::new(&kind),
+            source: match &self.on.schedule {
+                Some(_) => Some(Pattern::new(crate::event::INTERNAL_SOURCE)),
+                None => self.on.source.as_deref().map(Pattern::new),
+            },
+            schedule: self.on.schedule.clone(),
             subject: self.on.subject.as_deref().map(Pattern::new),
             filter,
             tasks,
@@ -269,6 +305,36 @@ mod tests {
         assert!(err(json!({"context": [1]})).starts_with("context"));
         assert!(err(json!({"delay": "soon"})).starts_with("delay"));
         assert!(err(json!({"delay": "4000d"})).contains("3660 days"));
+    }
+
+    #[test]
+    fn schedule_patterns_match_only_their_schedules_fired_events() {
+        let c = spec(json!({"name": "t", "on": {"schedule": "S1"}, "targets": [{"webhook": "w"}]}))
+            .compile("id")
+            .unwrap();
+        assert_eq!(c.kind, Pattern::Exact(SCHEDULE_FIRED.into()));
+        let fired = |source: &str, id: &str| {
+            let mut e = crate::event::internal(SCHEDULE_FIRED, "nightly", json!({"schedule_id": id}), "t");
+            e.source = source.into();
+            e
+        };
+        assert!(c.matches_rest(&fired("sundial", "S1")));
+        assert!(!c.matches_rest(&fired("sundial", "S2")), "another schedule");
+        assert!(
+            !c.matches_rest(&fired("sundial/plugin/x", "S1")),
+            "not from the daemon"
+        );
+        for bad in [
+            json!({"type": "a", "schedule": "S1"}),
+            json!({}),
+            json!({"schedule": "S1", "subject": "x"}),
+            json!({"schedule": ""}),
+        ] {
+            let e = spec(json!({"name": "t", "on": bad, "targets": [{"task": "a"}]}))
+                .compile("id")
+                .unwrap_err();
+            assert!(e.starts_with("on"), "{e}");
+        }
     }
 
     #[test]

@@ -243,3 +243,141 @@ fn events_triggers_and_timers_from_the_cli() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("targets[0].task"));
 }
+
+#[test]
+fn webhooks_deliveries_and_secrets_from_the_cli() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let rx = sundial_tests::Receiver::start(
+        vec![sundial_tests::Reply::Status(500, Vec::new())],
+        sundial_tests::Reply::Status(204, Vec::new()),
+    );
+    // The value goes in through stdin and never comes back out.
+    let value = "cli-signing-secret-0123456789abcdef";
+    let mut child = Command::new(sundial_bin())
+        .args(["secret", "set", "sign"])
+        .env("SUNDIAL_URL", format!("http://{}", d.addr))
+        .env("SUNDIAL_TOKEN", &d.token)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{value}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("set secret sign (35 bytes)"), "{said}");
+    let secrets = ok(&d, &["secret", "list"]);
+    assert!(secrets.starts_with("NAME") && secrets.contains("sign") && !secrets.contains(value));
+
+    let url = rx.url("/hook");
+    let created = ok(
+        &d,
+        &[
+            "webhook",
+            "create",
+            "ops",
+            "--url",
+            &url,
+            "--header",
+            "X-Team: infra",
+            "--sign",
+            "sign",
+            "--timeout-ms",
+            "2000",
+        ],
+    );
+    assert!(created.starts_with("created webhook ops"), "{created}");
+    let bad = cli(
+        &d,
+        &["webhook", "create", "x", "--url", &url, "--header", "no-colon"],
+    );
+    assert_eq!(bad.status.code(), Some(2));
+    let bad = cli(&d, &["webhook", "create", "x", "--url", &url, "--sign", "nope"]);
+    assert_eq!(bad.status.code(), Some(1), "an unknown secret is refused");
+    let list = ok(&d, &["webhook", "list"]);
+    assert!(list.contains("ops") && list.contains(&url), "{list}");
+
+    // A schedule-driven trigger to the webhook, from the CLI.
+    ok(
+        &d,
+        &["schedule", "create", "nightly", "--every", "day", "--at", "03:00"],
+    );
+    let t = ok(
+        &d,
+        &[
+            "trigger",
+            "create",
+            "report",
+            "--schedule",
+            "nightly",
+            "--webhook",
+            "ops",
+        ],
+    );
+    assert!(t.starts_with("created trigger report"), "{t}");
+    let triggers = ok(&d, &["trigger", "list"]);
+    assert!(
+        triggers.contains("schedule:nightly") && triggers.contains("webhook:ops"),
+        "{triggers}"
+    );
+    let both = cli(
+        &d,
+        &[
+            "trigger",
+            "create",
+            "x",
+            "--schedule",
+            "nightly",
+            "--on",
+            "a",
+            "--webhook",
+            "ops",
+        ],
+    );
+    assert_eq!(both.status.code(), Some(2));
+
+    // Test delivery: 500 first, then 204 on the retry (default backoff is 5 s, so
+    // `delivery retry` makes it due now).
+    let test = ok(&d, &["webhook", "test", "ops"]);
+    let id = test.split_whitespace().nth(3).unwrap().to_string();
+    rx.wait_for(1);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let got: Value = serde_json::from_str(&ok(&d, &["delivery", "get", &id])).unwrap();
+        if got["attempts"].as_array().unwrap().len() == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{got}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(ok(&d, &["delivery", "retry", &id]).contains("is queued"));
+    rx.wait_for(2);
+    loop {
+        let got: Value = serde_json::from_str(&ok(&d, &["delivery", "get", &id])).unwrap();
+        if got["status"] == "delivered" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{got}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let list = ok(&d, &["delivery", "list", "--webhook", "ops"]);
+    let row = list.lines().nth(1).unwrap();
+    assert!(
+        row.contains("delivered") && row.contains(" 2 ") && row.contains("204"),
+        "{list}"
+    );
+    assert!(rx.requests()[1].header("x-team") == Some("infra"));
+    let bad = cli(&d, &["delivery", "list", "--status", "lost"]);
+    assert_eq!(bad.status.code(), Some(1));
+
+    ok(&d, &["webhook", "disable", "ops"]);
+    let got: Value = serde_json::from_str(&ok(&d, &["webhook", "get", "ops"])).unwrap();
+    assert_eq!(got["enabled"], false);
+    ok(&d, &["webhook", "enable", "ops"]);
+    ok(&d, &["trigger", "delete", "report"]);
+    ok(&d, &["webhook", "delete", "ops"]);
+    assert!(ok(&d, &["secret", "delete", "sign"]).contains("deleted secret sign"));
+    assert!(!d.stderr_text().contains(value));
+}

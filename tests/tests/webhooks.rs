@@ -575,3 +575,87 @@ fn several_tasks_notify_one_webhook_when_their_runs_end() {
         ]
     );
 }
+
+#[test]
+fn a_schedule_trigger_sends_each_fired_slot_to_a_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(
+        dir.path(),
+        &["--allow-loopback", "--test-clock", "2026-11-27T12:00:00Z"],
+    );
+    let rx = Receiver::start(vec![], status(204));
+    webhook(&d, json!({"name": "weekly-report", "url": rx.url("/weekly")}));
+    for (name, rule) in [
+        ("saturdays", json!({"cron": "0 17 * * 6"})),
+        ("hourly", json!({"cron": "0 * * * *"})),
+    ] {
+        let (s, v) = d.call(
+            "POST",
+            "/v1/schedules",
+            Some(&json!({"name": name, "rule": rule, "timezone": "Europe/Berlin"})),
+        );
+        assert_eq!(s, 201, "{v}");
+    }
+    let (s, v) = d.call(
+        "POST",
+        "/v1/triggers",
+        Some(
+            &json!({"name": "saturday-report", "on": {"schedule": "saturdays"},
+                      "targets": [{"webhook": "weekly-report"}]}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["on"]["schedule"], "saturdays");
+    let (s, v) = d.call(
+        "POST",
+        "/v1/triggers",
+        Some(&json!({"name": "x", "on": {"schedule": "nope"}, "targets": [{"webhook": "weekly-report"}]})),
+    );
+    assert_eq!(
+        (s, v["error"]["message"].as_str().unwrap()),
+        (404, "on.schedule: schedule \"nope\" not found")
+    );
+    let (s, v) = d.call(
+        "POST",
+        "/v1/triggers",
+        Some(&json!({"name": "x", "on": {"schedule": "hourly", "type": "a"}, "targets": [{"webhook": "weekly-report"}]})),
+    );
+    assert_eq!(s, 400, "{v}");
+
+    // Nobody outside can fake the daemon's own events.
+    let fake = json!({"specversion": "1.0", "id": "f1", "source": "sundial", "type": "sundial.schedule.fired",
+                      "data": {"schedule_id": "x"}});
+    let (s, v) = d.call("POST", "/v1/events", Some(&fake));
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("source: \"sundial\" is reserved"),
+        "{v}"
+    );
+
+    // Friday 12:00 UTC -> Sunday: one Saturday 17:00 Berlin (16:00 UTC) slot, ~36 hourly ones.
+    let (s, v) = d.call("POST", "/v1/clock", Some(&json!({"to": "2026-11-29T00:00:00Z"})));
+    assert_eq!(s, 200, "{v}");
+    let got = rx.wait_for(1);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        rx.requests().len(),
+        1,
+        "only the Saturday slot, not the hourly ones"
+    );
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    let event = &body["event"];
+    assert_eq!(body["webhook"], "weekly-report");
+    assert_eq!(event["type"], "sundial.schedule.fired");
+    assert_eq!(event["source"], "sundial");
+    assert_eq!(event["subject"], "saturdays");
+    assert_eq!(event["data"]["schedule"], "saturdays");
+    assert_eq!(event["data"]["slot"], "2026-11-28T16:00:00.000Z");
+    let (_, list) = d.call("GET", "/v1/deliveries?webhook=weekly-report", None);
+    let items = list["deliveries"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    let done = delivery_done(&d, items[0]["id"].as_str().unwrap());
+    assert_eq!(done["status"], "delivered", "{done}");
+}

@@ -29,8 +29,27 @@ fn bad(message: String) -> ApiError {
     }
 }
 
-/// Parse the request into events: (events, was it a batch).
+/// Parse the request into events and refuse reserved sources: (events, was it a batch).
 fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<(Vec<CloudEvent>, bool)> {
+    let (events, batch) = parse_body(state, headers, body)?;
+    for (i, event) in events.iter().enumerate() {
+        if crate::event::is_reserved_source(&event.source) {
+            let at = if batch {
+                format!("events[{i}].")
+            } else {
+                String::new()
+            };
+            return Err(bad(format!(
+                "{at}source: {:?} is reserved for events Sundial and its plugins emit",
+                event.source
+            )));
+        }
+    }
+    Ok((events, batch))
+}
+
+/// Parse the request into events: (events, was it a batch).
+fn parse_body(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<(Vec<CloudEvent>, bool)> {
     let limit = state.max_event_bytes;
     let too_large = |at: &str, n: usize| ApiError {
         status: StatusCode::PAYLOAD_TOO_LARGE,

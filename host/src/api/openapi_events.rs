@@ -387,10 +387,11 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             "TriggerSpec",
             json!({ "type": "object", "required": ["name", "on", "targets"], "properties": {
                 "name": { "type": "string" }, "description": { "type": "string" }, "enabled": { "type": "boolean", "default": true },
-                "on": { "type": "object", "required": ["type"], "properties": {
+                "on": { "type": "object", "description": "give type (with optional source, subject, filter) or schedule (with optional filter)", "properties": {
                     "type": { "type": "string", "description": "exact or glob (* and ?)" }, "source": { "type": "string" }, "subject": { "type": "string" },
+                    "schedule": { "type": "string", "description": "a schedule by name or id: react to each slot it fires (sundial.schedule.fired)" },
                     "filter": { "type": "object", "description": "{\"all\"|\"any\": [..]}, {\"not\": ..} or {\"path\": \"data.x\", OP: value} with OP in eq, ne, in, glob, exists, gt, gte, lt, lte, contains; see docs/events.md" } } },
-                "targets": { "type": "array", "minItems": 1, "maxItems": 100, "items": { "type": "object", "required": ["task"], "properties": { "task": { "type": "string" } } } },
+                "targets": { "type": "array", "minItems": 1, "maxItems": 100, "items": { "type": "object", "description": "exactly one of task or webhook", "properties": { "task": { "type": "string" }, "webhook": { "type": "string" } } } },
                 "context": { "type": "object", "description": "merged over each target task's params" },
                 "delay": { "type": "string", "description": "e.g. 90m, 30d, 2w" } } }),
         ),

@@ -21,10 +21,17 @@ fn invalid(message: String) -> ApiError {
     }
 }
 
-/// Resolve target task and webhook names to ids (404 naming an unknown one) and
-/// validate.
+/// Resolve the schedule and target task and webhook names to ids (404 naming an unknown
+/// one) and validate.
 fn resolve(state: &AppState, mut spec: TriggerSpec) -> ApiResult<TriggerSpec> {
     spec.compile("").map_err(invalid)?;
+    if let Some(schedule) = &mut spec.on.schedule {
+        let record = state
+            .store
+            .schedule(schedule)?
+            .ok_or_else(|| ApiError::not_found(format!("on.schedule: schedule {schedule:?} not found")))?;
+        *schedule = record.id;
+    }
     let mut ids = Vec::with_capacity(spec.targets.len());
     for (i, target) in spec.targets.iter_mut().enumerate() {
         let id = if let Some(task) = &mut target.task {
@@ -67,6 +74,15 @@ fn view(state: &AppState, record: &TriggerRecord) -> ApiResult<Value> {
         }
     }
     if let Value::Object(m) = &mut v {
+        if let Some(id) = &record.spec.on.schedule {
+            let name = state.store.schedule(id)?.map(|s| s.spec.name);
+            let mut on = json!({ "schedule": name.clone().unwrap_or_else(|| id.clone()), "schedule_id": id,
+                                 "missing": name.is_none() });
+            if let Some(filter) = &record.spec.on.filter {
+                on["filter"] = filter.clone();
+            }
+            m.insert("on".into(), on);
+        }
         m.insert("targets".into(), Value::Array(targets));
         m.insert("id".into(), json!(record.id));
         m.insert("created_at".into(), json!(record.created_at));

@@ -49,12 +49,18 @@ pub(crate) enum EventCommand {
 /// `sundial trigger ...`
 #[derive(Debug, Subcommand)]
 pub(crate) enum TriggerCommand {
-    /// Create a trigger: when an event matches, start the tasks.
+    /// Create a trigger: when an event matches (or a schedule fires), start the tasks
+    /// and send to the webhooks.
+    #[command(group(clap::ArgGroup::new("pattern").required(true).args(["on", "schedule"])))]
+    #[command(group(clap::ArgGroup::new("targets").required(true).multiple(true).args(["tasks", "webhooks"])))]
     Create {
         name: String,
         /// Event type to react to (exact or glob, e.g. 'sync.*').
         #[arg(long = "on", value_name = "TYPE")]
-        on: String,
+        on: Option<String>,
+        /// Instead of --on: react to each slot this schedule fires.
+        #[arg(long, conflicts_with_all = ["on", "subject", "source"])]
+        schedule: Option<String>,
         /// Only events with this subject (exact or glob).
         #[arg(long)]
         subject: Option<String>,
@@ -65,8 +71,11 @@ pub(crate) enum TriggerCommand {
         #[arg(long)]
         filter: Option<String>,
         /// A task to start (repeat for several).
-        #[arg(long = "task", required = true)]
+        #[arg(long = "task")]
         tasks: Vec<String>,
+        /// A webhook to send to (repeat for several).
+        #[arg(long = "webhook")]
+        webhooks: Vec<String>,
         /// JSON object merged over the tasks' params.
         #[arg(long)]
         context: Option<String>,
@@ -109,11 +118,13 @@ pub(crate) enum TimerCommand {
     Cancel { id: String },
 }
 
-fn json_arg(flag: &str, text: &str) -> Result<Value, Failure> {
+/// Parse a flag's JSON value, naming the flag on error.
+pub(crate) fn json_arg(flag: &str, text: &str) -> Result<Value, Failure> {
     serde_json::from_str(text).map_err(|e| (EXIT_USAGE, format!("--{flag}: not JSON ({e})")))
 }
 
-fn query(pairs: &[(&str, &Option<String>)]) -> String {
+/// `&k=v` for each given query parameter, URL-encoded.
+pub(crate) fn query(pairs: &[(&str, &Option<String>)]) -> String {
     pairs
         .iter()
         .filter_map(|(k, v)| v.as_ref().map(|v| format!("&{k}={}", super::remote::q(v))))
@@ -212,14 +223,19 @@ pub(crate) async fn trigger(remote: &Remote, cmd: TriggerCommand) -> Result<(), 
         TriggerCommand::Create {
             name,
             on,
+            schedule,
             subject,
             source,
             filter,
             tasks,
+            webhooks,
             context,
             delay,
         } => {
-            let mut pattern = json!({ "type": on });
+            let mut pattern = match schedule {
+                Some(s) => json!({ "schedule": s }),
+                None => json!({ "type": on }),
+            };
             if let Some(s) = subject {
                 pattern["subject"] = json!(s);
             }
@@ -229,7 +245,11 @@ pub(crate) async fn trigger(remote: &Remote, cmd: TriggerCommand) -> Result<(), 
             if let Some(f) = filter {
                 pattern["filter"] = json_arg("filter", &f)?;
             }
-            let targets: Vec<Value> = tasks.iter().map(|t| json!({ "task": t })).collect();
+            let targets: Vec<Value> = tasks
+                .iter()
+                .map(|t| json!({ "task": t }))
+                .chain(webhooks.iter().map(|w| json!({ "webhook": w })))
+                .collect();
             let mut body = json!({ "name": name, "on": pattern, "targets": targets });
             if let Some(c) = context {
                 body["context"] = json_arg("context", &c)?;
@@ -248,10 +268,20 @@ pub(crate) async fn trigger(remote: &Remote, cmd: TriggerCommand) -> Result<(), 
                 let mut flat = v.clone();
                 if let Some(items) = flat["triggers"].as_array_mut() {
                     for t in items {
-                        t["type"] = t["on"]["type"].clone();
+                        t["type"] = match t["on"]["schedule"].as_str() {
+                            Some(s) => json!(format!("schedule:{s}")),
+                            None => t["on"]["type"].clone(),
+                        };
                         let names: Vec<String> = t["targets"]
                             .as_array()
-                            .map(|a| a.iter().map(|x| text(&x["task"])).collect())
+                            .map(|a| {
+                                a.iter()
+                                    .map(|x| match x["webhook"].as_str() {
+                                        Some(w) => format!("webhook:{w}"),
+                                        None => text(&x["task"]),
+                                    })
+                                    .collect()
+                            })
                             .unwrap_or_default();
                         t["tasks"] = json!(names.join(","));
                     }
@@ -262,7 +292,7 @@ pub(crate) async fn trigger(remote: &Remote, cmd: TriggerCommand) -> Result<(), 
                     &[
                         ("NAME", "name"),
                         ("ON", "type"),
-                        ("TASKS", "tasks"),
+                        ("TARGETS", "tasks"),
                         ("DELAY", "delay"),
                         ("ENABLED", "enabled"),
                         ("ID", "id"),

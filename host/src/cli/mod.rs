@@ -12,6 +12,7 @@ mod plugin;
 mod remote;
 mod schedule;
 mod serve;
+mod webhooks;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -58,6 +59,15 @@ enum Command {
     /// Timers: delayed trigger targets waiting for their time.
     #[command(subcommand)]
     Timer(events::TimerCommand),
+    /// Webhooks: define, test, enable, disable.
+    #[command(subcommand)]
+    Webhook(webhooks::WebhookCommand),
+    /// Webhook deliveries (the task log of webhooks): list, show, retry.
+    #[command(subcommand)]
+    Delivery(webhooks::DeliveryCommand),
+    /// Secrets: write-only values for webhooks and plugins.
+    #[command(subcommand)]
+    Secret(webhooks::SecretCommand),
     /// API tokens (admin only).
     #[command(subcommand)]
     Token(remote::TokenCommand),
@@ -127,6 +137,9 @@ pub fn main() -> ExitCode {
             Command::Event(cmd) => events::event(&remote, cmd).await,
             Command::Trigger(cmd) => events::trigger(&remote, cmd).await,
             Command::Timer(cmd) => events::timer(&remote, cmd).await,
+            Command::Webhook(cmd) => webhooks::webhook(&remote, cmd).await,
+            Command::Delivery(cmd) => webhooks::delivery(&remote, cmd).await,
+            Command::Secret(cmd) => webhooks::secret(&remote, cmd).await,
             Command::Audit { noun, limit } => remote::audit(&remote, noun, limit).await,
             Command::Logs { task, follow } => remote::logs(&remote, task, follow).await,
         };

@@ -15,6 +15,12 @@ pub const INTERNAL_SOURCE: &str = "sundial";
 /// Prefix of the source of events plugins emit (`sundial/plugin/NAME`).
 pub const PLUGIN_SOURCE_PREFIX: &str = "sundial/plugin/";
 
+/// Whether `source` belongs to Sundial (`sundial`, `sundial/...`): events posted to the
+/// API may not use it, so triggers on internal events cannot be set off from outside.
+pub fn is_reserved_source(source: &str) -> bool {
+    source == INTERNAL_SOURCE || source.starts_with("sundial/")
+}
+
 /// What one trigger did with an event.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Matched {
