@@ -458,6 +458,9 @@ impl Executor {
         };
         self.observe_lateness(&run);
         let task = store.task(&run.task_id)?;
+        if let Some(task) = task.as_ref().filter(|t| t.spec.webhook.is_some()) {
+            return self.send_to_webhook(run, task).await;
+        }
         let prepared = match &task {
             None => Err(format!("task {} was deleted", run.task_id)),
             Some(task) => match store.plugin(&task.spec.plugin)? {
@@ -519,13 +522,12 @@ impl Executor {
             Ok(report) if !(cancel_requested && report.result.is_err()) => {
                 run.log = report.log;
                 run.resources = report.resources;
-                self.finish_with(
-                    run,
-                    report.result,
-                    Some(&task),
-                    (record.name.clone(), report.events),
-                )
-                .await
+                let extras = Extras {
+                    plugin: record.name.clone(),
+                    events: report.events,
+                    deliveries: Vec::new(),
+                };
+                self.finish_with(run, report.result, Some(&task), extras).await
             }
             Err(e) if e.is_cancelled() && stopping && !cancel_requested => {
                 // Stopped by a graceful shutdown whose grace period ran out.
@@ -558,18 +560,50 @@ impl Executor {
         result: Result<serde_json::Value, runtime::RunError>,
         task: Option<&crate::store::tasks::TaskRecord>,
     ) -> Result<(), StoreError> {
-        self.finish_with(run, result, task, (String::new(), Vec::new()))
-            .await
+        self.finish_with(run, result, task, Extras::default()).await
+    }
+
+    /// Run a task whose action is a webhook: queue one delivery in the run's final
+    /// commit and succeed with its id (a missing or disabled webhook fails the run).
+    async fn send_to_webhook(
+        &self,
+        run: Run,
+        task: &crate::store::tasks::TaskRecord,
+    ) -> Result<(), StoreError> {
+        let name = task.spec.webhook.as_deref().unwrap_or_default();
+        let hook = match self.inner.store.webhook(name)? {
+            Some(hook) if hook.spec.enabled => hook,
+            found => {
+                let why = match found {
+                    Some(h) => format!(
+                        "webhook {:?} is disabled{}",
+                        h.spec.name,
+                        h.disabled_reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                    ),
+                    None => format!("webhook {name:?} not found"),
+                };
+                let error = runtime::RunError::Failed(why);
+                return self.finish(run, Err(error), Some(task)).await;
+            }
+        };
+        let mut delivery = crate::webhook::engine::Deliverer::new_delivery(&hook, "task", run.depth + 1);
+        delivery.event = run.event.clone();
+        let output = serde_json::json!({ "delivery": delivery.id, "webhook": hook.spec.name });
+        let extras = Extras {
+            deliveries: vec![delivery],
+            ..Extras::default()
+        };
+        self.finish_with(run, Ok(output), Some(task), extras).await
     }
 
     /// Save a finished attempt with its events: `sundial.run.succeeded`, `.failed` or
-    /// `.retrying`, and the events the plugin emitted (`emitted` = plugin name, events).
+    /// `.retrying`, the events the plugin emitted and the deliveries the run queues.
     async fn finish_with(
         &self,
         mut run: Run,
         result: Result<serde_json::Value, runtime::RunError>,
         task: Option<&crate::store::tasks::TaskRecord>,
-        emitted: (String, Vec<runtime::EmittedEvent>),
+        emitted: Extras,
     ) -> Result<(), StoreError> {
         let finished = now();
         if let Some(a) = run.attempts.last_mut() {
@@ -625,14 +659,28 @@ impl Executor {
     }
 }
 
+/// What a finished attempt brings besides its result: the plugin's name and the
+/// events it emitted, and webhook deliveries the run queues (a webhook-action task).
+#[derive(Default)]
+struct Extras {
+    plugin: String,
+    events: Vec<runtime::EmittedEvent>,
+    deliveries: Vec<crate::store::webhooks::Delivery>,
+}
+
 impl Executor {
-    /// The events an attempt's end produces: one about the run (`kind`) and those its
-    /// plugin emitted, each planned through the router (none without a router).
+    /// The events an attempt's end produces: one about the run (`kind`, carrying the
+    /// run's deliveries: its own and the notified webhooks') and those its plugin
+    /// emitted, each planned through the router (none without a router).
     fn run_events(
         &self,
         run: &Run,
         kind: &str,
-        (plugin, emitted): (String, Vec<runtime::EmittedEvent>),
+        Extras {
+            plugin,
+            events: emitted,
+            deliveries,
+        }: Extras,
     ) -> Result<Vec<crate::store::events::Planned>, StoreError> {
         let Some(router) = self.inner.router.get() else {
             return Ok(Vec::new());
@@ -659,6 +707,11 @@ impl Executor {
             depth,
             Some(run.id.clone()),
         )?];
+        let run_json = serde_json::to_value(run).ok();
+        for mut d in deliveries {
+            d.run = run_json.clone();
+            planned[0].deliveries.push(d);
+        }
         let notify = self.notify_deliveries(run, depth)?;
         planned[0].deliveries.extend(notify);
         for e in emitted {

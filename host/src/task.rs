@@ -161,8 +161,15 @@ pub struct TaskSpec {
     /// Free text.
     #[serde(default)]
     pub description: String,
-    /// Name of the installed action plugin.
+    /// Name of the installed action plugin (give this or `webhook`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub plugin: String,
+    /// Instead of a plugin: the task's action is sending to this webhook (by name or
+    /// id). Each run queues one delivery of the run (params, cause, event) in the run's
+    /// final commit and succeeds with `{"delivery", "webhook"}`; the delivery retries on
+    /// its own and a dead one emits `sundial.webhook.failed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
     /// Parameters passed to the plugin (a JSON object). Default `{}`.
     #[serde(default = "empty_object")]
     pub params: Value,
@@ -248,7 +255,17 @@ impl TaskSpec {
     /// Check every field, naming the first bad one.
     pub fn validate(&self) -> Result<(), FieldError> {
         validate_name("name", &self.name)?;
-        validate_name("plugin", &self.plugin)?;
+        match &self.webhook {
+            None => validate_name("plugin", &self.plugin)?,
+            Some(_) if !self.plugin.is_empty() => {
+                return bad(
+                    "webhook",
+                    "give either plugin or webhook as the task's action, not both",
+                );
+            }
+            Some(w) if w.is_empty() => return bad("webhook", "must not be empty"),
+            Some(_) => {}
+        }
         if self.description.len() > 4096 {
             return bad("description", "must be at most 4096 bytes");
         }

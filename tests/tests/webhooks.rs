@@ -659,3 +659,91 @@ fn a_schedule_trigger_sends_each_fired_slot_to_a_webhook() {
     let done = delivery_done(&d, items[0]["id"].as_str().unwrap());
     assert_eq!(done["status"], "delivered", "{done}");
 }
+
+#[test]
+fn a_task_whose_action_is_a_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let rx = Receiver::start(vec![], status(202));
+    webhook(
+        &d,
+        json!({"name": "alerts", "url": rx.url("/alerts"), "formatter": "template",
+               "template": "{\"alert\": \"${event.type}\", \"host\": \"${event.data.host}\", \"task\": \"${task.name}\"}"}),
+    );
+    let (s, v) = d.call(
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"name": "page-ops", "webhook": "alerts"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    assert_eq!(v["webhook"], "alerts");
+    for (bad, field) in [
+        (
+            json!({"name": "x", "webhook": "alerts", "plugin": "echo"}),
+            "webhook",
+        ),
+        (json!({"name": "x", "webhook": "nope"}), "webhook"),
+        (json!({"name": "x"}), "plugin"),
+    ] {
+        let (s, v) = d.call("POST", "/v1/tasks", Some(&bad));
+        assert_eq!(s, 400, "{bad}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().starts_with(field), "{v}");
+    }
+    // Several events, one task, one webhook.
+    for kind in ["sync.failed", "replication.failed"] {
+        let (s, v) = d.call(
+            "POST",
+            "/v1/triggers",
+            Some(&json!({"name": kind.replace('.', "-"), "on": {"type": kind}, "targets": [{"task": "page-ops"}]})),
+        );
+        assert_eq!(s, 201, "{v}");
+    }
+    for (i, kind) in ["sync.failed", "replication.failed"].iter().enumerate() {
+        let e = json!({"specversion": "1.0", "id": format!("e{i}"), "source": "/vergeos", "type": kind,
+                       "data": {"host": format!("node-{i}")}});
+        let (s, v) = d.call("POST", "/v1/events", Some(&e));
+        assert_eq!(s, 202, "{v}");
+    }
+    let got = rx.wait_for(2);
+    let mut bodies: Vec<Value> = got
+        .iter()
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect();
+    bodies.sort_by_key(|b| b["host"].as_str().unwrap().to_string());
+    assert_eq!(
+        bodies,
+        [
+            json!({"alert": "sync.failed", "host": "node-0", "task": "page-ops"}),
+            json!({"alert": "replication.failed", "host": "node-1", "task": "page-ops"})
+        ]
+    );
+    let runs = d.all_runs("task=page-ops");
+    assert_eq!(runs.len(), 2);
+    for run in &runs {
+        assert_eq!(run["status"], "succeeded", "{run}");
+        let done = delivery_done(&d, run["output"]["delivery"].as_str().unwrap());
+        assert_eq!(done["status"], "delivered", "{done}");
+        assert_eq!(done["cause"], "task");
+    }
+
+    // A disabled webhook fails the run with the reason; a plugin task can switch to a
+    // webhook action with a merge patch.
+    let (s, v) = d.call("PATCH", "/v1/webhooks/alerts", Some(&json!({"enabled": false})));
+    assert_eq!(s, 200, "{v}");
+    let (_, run) = d.call("POST", "/v1/tasks/page-ops/run?wait=true", None);
+    assert_eq!(run["status"], "failed", "{run}");
+    assert_eq!(run["error"]["message"], "webhook \"alerts\" is disabled");
+    let (s, v) = d.call(
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"name": "was-echo", "plugin": "echo"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = d.call(
+        "PATCH",
+        "/v1/tasks/was-echo",
+        Some(&json!({"plugin": null, "webhook": "alerts"})),
+    );
+    assert_eq!((s, &v["webhook"]), (200, &json!("alerts")), "{v}");
+    assert!(v.get("plugin").is_none(), "{v}");
+}

@@ -208,7 +208,14 @@ pub fn merge_patch<T: serde::Serialize + DeserializeOwned>(
     }
     let mut merged = serde_json::to_value(current).map_err(|e| ApiError::internal(e.to_string()))?;
     if let serde_json::Value::Object(m) = &mut merged {
-        m.extend(patch);
+        // Top-level JSON merge patch (RFC 7386): null removes a field (back to its default).
+        for (k, v) in patch {
+            if v.is_null() {
+                m.remove(&k);
+            } else {
+                m.insert(k, v);
+            }
+        }
     }
     serde_json::from_value(merged).map_err(|e| ApiError {
         status: axum::http::StatusCode::BAD_REQUEST,

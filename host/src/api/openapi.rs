@@ -651,8 +651,9 @@ pub fn document() -> Value {
                     "size_bytes": { "type": "integer" }, "imports": { "type": "array", "items": { "type": "string" } },
                     "grants": r("Grants"), "limits": r("Limits"), "description": { "type": "string" }, "bundled": { "type": "boolean" },
                     "installed_at": { "type": "string" }, "updated_at": { "type": "string" } } },
-                "TaskSpec": { "type": "object", "required": ["name", "plugin"], "properties": {
+                "TaskSpec": { "type": "object", "required": ["name"], "description": "give plugin or webhook as the action", "properties": {
                     "name": { "type": "string" }, "description": { "type": "string" }, "plugin": { "type": "string" },
+                    "webhook": { "type": "string", "description": "instead of plugin: each run queues a delivery to this webhook" },
                     "params": { "type": "object" }, "timeout_ms": { "type": ["integer", "null"] },
                     "retry": { "type": "object", "properties": { "max_attempts": { "type": "integer", "default": 3 }, "initial_delay_ms": { "type": "integer", "default": 1000 },
                                "multiplier": { "type": "number", "default": 2.0 }, "max_delay_ms": { "type": "integer", "default": 300000 }, "jitter": { "type": "number", "default": 0.2 },

@@ -31,8 +31,11 @@ pub(crate) enum TaskCommand {
         /// Task name.
         name: String,
         /// Action plugin to run.
+        #[arg(long, required_unless_present = "webhook", conflicts_with = "webhook")]
+        plugin: Option<String>,
+        /// Instead of a plugin: send each run to this webhook.
         #[arg(long)]
-        plugin: String,
+        webhook: Option<String>,
         /// Params as JSON.
         #[arg(long, value_name = "JSON")]
         params: Option<String>,
@@ -185,6 +188,7 @@ pub(crate) async fn task(remote: &Remote, cmd: TaskCommand) -> Result<(), Failur
         TaskCommand::Create {
             name,
             plugin,
+            webhook,
             params,
             spec,
         } => {
@@ -196,7 +200,12 @@ pub(crate) async fn task(remote: &Remote, cmd: TaskCommand) -> Result<(), Failur
                 return Err((EXIT_USAGE, "--spec must be a JSON object".into()));
             }
             body["name"] = json!(name);
-            body["plugin"] = json!(plugin);
+            if let Some(p) = plugin {
+                body["plugin"] = json!(p);
+            }
+            if let Some(w) = webhook {
+                body["webhook"] = json!(w);
+            }
             if let Some(p) = params {
                 body["params"] = parse("--params", &p)?;
             }

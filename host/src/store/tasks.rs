@@ -48,7 +48,9 @@ impl Store {
     pub async fn insert_task(&self, record: TaskRecord, actor: &str) -> Result<TaskRecord, StoreError> {
         let actor = actor.to_string();
         self.write(move |txn| {
-            check_plugin(txn, &record.spec.plugin)?;
+            if record.spec.webhook.is_none() {
+                check_plugin(txn, &record.spec.plugin)?;
+            }
             let mut names = txn.open_table(TASK_NAMES)?;
             if names.get(record.spec.name.as_str())?.is_some() {
                 return Err(StoreError::Conflict(format!(
@@ -117,7 +119,7 @@ impl Store {
                 .spec
                 .validate()
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
-            if after.spec.plugin != before.spec.plugin {
+            if after.spec.plugin != before.spec.plugin && after.spec.webhook.is_none() {
                 check_plugin(txn, &after.spec.plugin)?;
             }
             if after.spec.name != before.spec.name {
