@@ -6,6 +6,7 @@ include!("build/wasm.rs");
 /// (name the plugin is installed under, crate that builds it)
 const BUNDLED: &[(&str, &str)] = &[
     ("echo", "sundial-plugin-echo"),
+    ("email", "sundial-plugin-email"),
     ("http-request", "sundial-plugin-http-request"),
     ("json", "sundial-plugin-json-formatter"),
     ("template", "sundial-plugin-template-formatter"),

@@ -40,6 +40,9 @@ pub struct DaemonConfig {
     pub max_event_depth: u32,
     /// Largest event accepted, in bytes (its JSON). Default 256 KiB.
     pub max_event_bytes: usize,
+    /// The SMTP relay plugins granted `mail` send through. Default: none (sending
+    /// fails with `denied`).
+    pub mail: Option<crate::mail::MailConfig>,
 }
 
 impl Default for DaemonConfig {
@@ -57,6 +60,7 @@ impl Default for DaemonConfig {
             timezone: "UTC".into(),
             max_event_depth: crate::router::DEFAULT_MAX_DEPTH,
             max_event_bytes: crate::event::cloudevent::DEFAULT_MAX_EVENT_BYTES,
+            mail: None,
         }
     }
 }
@@ -97,9 +101,18 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     })
     .map_err(|e| e.to_string())?;
     let key = crate::secrets::SecretKey::load_or_create(dir)?;
+    let mailer = match config.mail.clone() {
+        Some(m) => {
+            let mailer = crate::mail::Mailer::new(m)?;
+            tracing::info!(relay = %mailer.config().host, port = mailer.config().port(), "mail relay configured");
+            Some(mailer)
+        }
+        None => None,
+    };
     let services = Arc::new(crate::store::kv::StoreServices {
         store: store.clone(),
         key: key.clone(),
+        mailer,
     });
     let executor = Executor::start(store.clone(), runtime.clone(), services.clone(), config.workers)
         .map_err(|e| format!("starting the run threads: {e}"))?;
@@ -154,7 +167,11 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     // Bundled plugins, on first start (an operator may remove or replace them later).
     if store.plugins().map_err(|e| e.to_string())?.is_empty() {
         for (name, bytes) in crate::bundled::BUNDLED {
-            let grants = Grants::default();
+            // The email plugin exists to send mail; everything else starts with nothing.
+            let grants = Grants {
+                mail: *name == "email",
+                ..Grants::default()
+            };
             api::plugins_install(&state, name, bytes.to_vec(), grants, Limits::default())
                 .await
                 .map_err(|e| format!("installing bundled plugin {name}: {}", e.message))?;

@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod event;
 pub mod executor;
 pub mod ids;
+pub mod mail;
 pub mod metrics;
 pub mod net;
 pub mod plugin;

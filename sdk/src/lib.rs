@@ -55,8 +55,8 @@
 //!
 //! ## What a plugin can reach
 //!
-//! Only what the operator granted: [`log`] always; [`emit_event`], [`kv`] and
-//! [`secret`] when granted; [`http`] only to granted hosts. There is no filesystem,
+//! Only what the operator granted: [`log`] always; [`emit_event`], [`kv`],
+//! [`secret`] and [`mail`] when granted; [`http`] only to granted hosts. There is no filesystem,
 //! no environment and no sockets. `println!`/`eprintln!` output is captured into the
 //! run's log (as `info` and `warn` lines), so a panic message shows up there too.
 
@@ -210,6 +210,26 @@ pub fn emit_event(kind: &str, subject: Option<&str>, data: &impl Serialize) -> R
 /// The value of a secret granted to this plugin, or `None` (not granted or not set).
 pub fn secret(name: &str) -> Option<String> {
     raw_host::secret(name)
+}
+
+/// Mail through the SMTP relay the operator configured (needs the `mail` grant).
+pub mod mail {
+    pub use super::bindings::action::sundial::plugin::mail::{MailError, Message};
+
+    /// Send one message; the relay's answer (`250 ...`) on success.
+    pub fn send(message: &Message) -> Result<String, MailError> {
+        super::bindings::action::sundial::plugin::mail::send(message)
+    }
+
+    /// A one-line description of `e` for logs and run errors.
+    pub fn describe(e: &MailError) -> String {
+        match e {
+            MailError::Denied(m) => format!("denied: {m}"),
+            MailError::Invalid(m) => format!("invalid: {m}"),
+            MailError::Rejected(m) => format!("rejected by the relay: {m}"),
+            MailError::Unavailable(m) => format!("relay unavailable: {m}"),
+        }
+    }
 }
 
 /// The plugin's own persistent key-value namespace (needs the `kv` grant).

@@ -1,6 +1,6 @@
-//! Message templates for formatter plugins: `${...}` placeholders filled from a
-//! delivery, as in VergeOS webhooks (`${DATE}`, `${TIMESTAMP}`, `${RANDOM}`, `${NAME}`)
-//! plus the delivery's event and run.
+//! Message templates for formatter and action plugins: `${...}` placeholders filled
+//! from a delivery ([`render`]) or a run's invocation ([`render_run`]), as in VergeOS
+//! webhooks (`${DATE}`, `${TIMESTAMP}`, `${RANDOM}`, `${NAME}`) plus the event and run.
 //!
 //! | placeholder | value |
 //! |---|---|
@@ -13,21 +13,66 @@
 //! | `${event.data}`, `${event.data.PATH}` | its data, or a value inside it (`event.data.user.name`, `event.data.items.0`) |
 //! | `${run.FIELD}` | a field of the run being reported (`run.status`, `run.id`, `run.error.message`); for `sundial.run.*` events, of the event's data |
 //! | `${task.name}` | the run's task |
+//! | `${params.PATH}` | a task parameter (runs only) |
+//!
+//! For a run ([`render_run`]), `${NAME}` is the task, `${run.id}` and `${run.attempt}`
+//! are the run's, and `${delivery.*}` is empty.
 //!
 //! Strings are inserted as they are, other JSON values as JSON; a missing value is
 //! empty. With `json_escape` (the body is JSON) every value is escaped for a JSON
 //! string, so `"text": "${event.data.message}"` stays valid JSON whatever the message.
 
-use crate::Delivery;
+use crate::{Delivery, Event, Invocation};
 use serde_json::Value;
+
+/// What placeholders are filled from.
+struct Context<'a> {
+    name: &'a str,
+    delivery: Option<(&'a str, u32)>,
+    event: Option<&'a Event>,
+    run: Option<Value>,
+    params: Value,
+}
+
+impl<'a> Context<'a> {
+    fn of_delivery(d: &'a Delivery) -> Context<'a> {
+        Context {
+            name: &d.webhook,
+            delivery: Some((&d.id, d.attempt)),
+            event: d.event.as_ref(),
+            run: d.run.as_deref().and_then(|r| serde_json::from_str(r).ok()),
+            params: Value::Null,
+        }
+    }
+
+    fn of_run(inv: &'a Invocation) -> Context<'a> {
+        Context {
+            name: &inv.task,
+            delivery: None,
+            event: inv.event.as_ref(),
+            run: Some(serde_json::json!({ "id": inv.run_id, "task": inv.task, "attempt": inv.attempt })),
+            params: serde_json::from_str(&inv.params).unwrap_or(Value::Null),
+        }
+    }
+}
 
 /// Fill the placeholders of `template` from `d`.
 pub fn render(template: &str, d: &Delivery, json_escape: bool) -> String {
     render_at(template, d, json_escape, now_secs(), random)
 }
 
+/// Fill the placeholders of `template` from a run's invocation (its task, params and
+/// the event that started it).
+pub fn render_run(template: &str, inv: &Invocation, json_escape: bool) -> String {
+    fill(template, &Context::of_run(inv), json_escape, now_secs(), random)
+}
+
 /// [`render`] with the clock and the random source given (tests).
 pub fn render_at(template: &str, d: &Delivery, json_escape: bool, now: u64, rand: fn() -> u32) -> String {
+    fill(template, &Context::of_delivery(d), json_escape, now, rand)
+}
+
+fn fill(template: &str, d: &Context<'_>, json_escape: bool, now: u64, rand: fn() -> u32) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
     while let Some(start) = rest.find("${") {
@@ -69,13 +114,13 @@ fn walk<'a>(mut v: &'a Value, path: &str) -> Option<&'a Value> {
     Some(v)
 }
 
-fn lookup(name: &str, d: &Delivery, now: u64, rand: fn() -> u32) -> String {
-    let event = d.event.as_ref();
+fn lookup(name: &str, d: &Context<'_>, now: u64, rand: fn() -> u32) -> String {
+    let event = d.event;
     let data: Value = event
         .and_then(|e| serde_json::from_str(&e.data).ok())
         .unwrap_or(Value::Null);
-    let run: Value = match d.run.as_deref().and_then(|r| serde_json::from_str(r).ok()) {
-        Some(r) => r,
+    let run: Value = match &d.run {
+        Some(r) => r.clone(),
         None if event.is_some_and(|e| e.kind.starts_with("sundial.run.")) => data.clone(),
         None => Value::Null,
     };
@@ -83,9 +128,9 @@ fn lookup(name: &str, d: &Delivery, now: u64, rand: fn() -> u32) -> String {
         "DATE" => date(now),
         "TIMESTAMP" => now.to_string(),
         "RANDOM" => rand().to_string(),
-        "NAME" | "webhook" => d.webhook.clone(),
-        "delivery.id" => d.id.clone(),
-        "delivery.attempt" => d.attempt.to_string(),
+        "NAME" | "webhook" => d.name.to_string(),
+        "delivery.id" => d.delivery.map(|(id, _)| id.to_string()).unwrap_or_default(),
+        "delivery.attempt" => d.delivery.map(|(_, n)| n.to_string()).unwrap_or_default(),
         "event.type" => event.map(|e| e.kind.clone()).unwrap_or_default(),
         "event.subject" => event.and_then(|e| e.subject.clone()).unwrap_or_default(),
         "event.source" => event.map(|e| e.source.clone()).unwrap_or_default(),
@@ -101,6 +146,8 @@ fn lookup(name: &str, d: &Delivery, now: u64, rand: fn() -> u32) -> String {
                 walk(&data, path).map(text).unwrap_or_default()
             } else if let Some(path) = name.strip_prefix("run.") {
                 walk(&run, path).map(text).unwrap_or_default()
+            } else if let Some(path) = name.strip_prefix("params.") {
+                walk(&d.params, path).map(text).unwrap_or_default()
             } else {
                 String::new()
             }
@@ -215,5 +262,23 @@ mod tests {
         );
         assert_eq!(date(0), "1970-01-01 00:00:00 UTC");
         assert_eq!(date(951_782_400), "2000-02-29 00:00:00 UTC");
+    }
+
+    #[test]
+    fn a_run_fills_task_run_params_and_event() {
+        let d = delivery("user.login", r#"{"user": "jthompson"}"#, None);
+        let inv = Invocation {
+            run_id: "R1".into(),
+            task: "power-on".into(),
+            attempt: 2,
+            cause: crate::Cause::Event,
+            params: r#"{"vm": {"name": "gpu-1"}}"#.into(),
+            event: d.event.clone(),
+        };
+        let t = "${NAME} ${task.name} ${run.id} ${run.attempt} ${params.vm.name} ${event.data.user} [${delivery.id}]";
+        assert_eq!(
+            render_run(t, &inv, false),
+            "power-on power-on R1 2 gpu-1 jthompson []"
+        );
     }
 }

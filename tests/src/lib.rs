@@ -1,6 +1,8 @@
 //! Helpers for Sundial's workspace-level integration tests: where the real binary and
 //! the real compiled plugins are, a shared runtime, and small loopback HTTP servers.
 
+pub mod smtp;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};

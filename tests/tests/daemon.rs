@@ -24,6 +24,7 @@ fn a_task_from_plugin_install_to_run_log() {
         .collect();
     let bundled = [
         "echo",
+        "email",
         "http-request",
         "json",
         "pagerduty",

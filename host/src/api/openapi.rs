@@ -630,7 +630,7 @@ pub fn document() -> Value {
         "max_log_lines": { "type": "integer", "default": 1000 }, "max_log_bytes": { "type": "integer", "default": 262144 } } });
     let grants = json!({ "type": "object", "properties": {
         "hosts": { "type": "array", "items": { "type": "string" }, "description": "[scheme://]host[:port|:*], *.suffix" },
-        "kv": { "type": "boolean" }, "emit_events": { "type": "boolean" }, "secrets": { "type": "array", "items": { "type": "string" } } } });
+        "kv": { "type": "boolean" }, "emit_events": { "type": "boolean" }, "secrets": { "type": "array", "items": { "type": "string" } }, "mail": { "type": "boolean" } } });
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "Sundial API", "version": env!("CARGO_PKG_VERSION"),

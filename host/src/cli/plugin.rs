@@ -55,6 +55,9 @@ pub(crate) struct InstallArgs {
     /// Grant emitting events.
     #[arg(long)]
     grant_events: bool,
+    /// Grant sending mail through the daemon's SMTP relay.
+    #[arg(long)]
+    grant_mail: bool,
     /// Grant reading secret NAME; repeatable.
     #[arg(long = "grant-secret", value_name = "NAME")]
     secrets: Vec<String>,
@@ -303,6 +306,7 @@ async fn run(args: RunArgs) -> CliResult {
         kv: args.grant_kv,
         emit_events: args.grant_events,
         secrets: secrets.iter().map(|(n, _)| n.clone()).collect(),
+        mail: false,
     };
     let config = RuntimeConfig {
         cache_dir: cache_dir(&args.cache),
@@ -405,7 +409,7 @@ async fn install(args: InstallArgs, remote: &Remote) -> CliResult {
     let body = serde_json::json!({
         "name": name,
         "wasm_base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
-        "grants": {"hosts": args.allow_hosts, "kv": args.grant_kv, "emit_events": args.grant_events, "secrets": args.secrets},
+        "grants": {"hosts": args.allow_hosts, "kv": args.grant_kv, "emit_events": args.grant_events, "secrets": args.secrets, "mail": args.grant_mail},
         "limits": limits,
         "description": args.description,
     });

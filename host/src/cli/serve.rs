@@ -75,7 +75,8 @@ pub(crate) struct ServeArgs {
     test_clock: Option<String>,
 }
 
-/// The config file: the same keys as the flags, in snake_case.
+/// The config file: the same keys as the flags, in snake_case, plus `[mail]` (the SMTP
+/// relay; file only).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FileConfig {
@@ -96,6 +97,7 @@ struct FileConfig {
     grace: Option<String>,
     log_format: Option<String>,
     timezone: Option<String>,
+    mail: Option<crate::mail::MailConfig>,
 }
 
 /// The resolved settings: the daemon's config and the log format.
@@ -199,6 +201,9 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
                 .map_err(|_| format!("allow_ranges: {r:?} is not a CIDR range such as 10.20.0.0/16"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(m) = &file.mail {
+        m.validate()?;
+    }
     let test_clock = match args.test_clock.as_deref() {
         None => None,
         Some(t) => Some(
@@ -231,6 +236,7 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             timezone,
             max_event_depth,
             max_event_bytes,
+            mail: file.mail,
         },
         json_logs,
     })

@@ -13,6 +13,8 @@ pub mod action {
             "sundial:plugin/host.kv-set": async,
             "sundial:plugin/host.kv-delete": async,
             "sundial:plugin/host.secret": async,
+            // Talks to the SMTP relay.
+            "sundial:plugin/mail.send": async,
         },
         exports: { default: async },
         require_store_data_send: true,

@@ -19,6 +19,9 @@ pub struct Grants {
     pub emit_events: bool,
     /// Names of the secrets it may read. Default: none.
     pub secrets: Vec<String>,
+    /// May send mail through the daemon's SMTP relay (`sundial:plugin/mail`). Default
+    /// false.
+    pub mail: bool,
 }
 
 impl Grants {

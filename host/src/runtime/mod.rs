@@ -190,6 +190,11 @@ impl Runtime {
             wasmtime::component::HasSelf<RunState>,
         >(&mut action_linker, |s| s)
         .map_err(err)?;
+        bindings::action::sundial::plugin::mail::add_to_linker::<
+            RunState,
+            wasmtime::component::HasSelf<RunState>,
+        >(&mut action_linker, |s| s)
+        .map_err(err)?;
         let mut formatter_linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut formatter_linker).map_err(err)?;
         bindings::action::sundial::plugin::host::add_to_linker::<

@@ -31,6 +31,18 @@ pub trait HostServices: Send + Sync {
     fn kv_delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), String>>;
     /// The value of secret `name`, if it exists. Grants are checked by the caller.
     fn secret<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<String>>;
+    /// Send `message` through the configured SMTP relay for `plugin` (grants are
+    /// checked by the caller). Default: no relay configured.
+    fn send_mail<'a>(
+        &'a self,
+        plugin: &'a str,
+        message: crate::mail::Message,
+    ) -> BoxFuture<'a, Result<String, crate::mail::MailError>> {
+        let _ = (plugin, message);
+        Box::pin(std::future::ready(Err(crate::mail::MailError::Denied(
+            "no SMTP relay is configured on this daemon ([mail] in the config)".into(),
+        ))))
+    }
 }
 
 /// In-memory services: key-value per plugin and a fixed set of secrets.

@@ -1,8 +1,9 @@
 //! The data of one run's `Store`: WASI context (deny-by-default), HTTP hooks, the
-//! memory limiter, the log, and the implementation of the `sundial:plugin/host`
-//! interface with its grant checks.
+//! memory limiter, the log, and the implementation of the `sundial:plugin/host` and
+//! `sundial:plugin/mail` interfaces with their grant checks.
 
 use super::bindings::action::sundial::plugin::host as wit_host;
+use super::bindings::action::sundial::plugin::mail as wit_mail;
 use super::grants::Grants;
 use super::invocation::EmittedEvent;
 use super::log::{Level, Origin, SharedLog};
@@ -223,6 +224,42 @@ impl wit_host::Host for RunState {
             self.secrets_read.push(v.clone());
         }
         value
+    }
+}
+
+impl wit_mail::Host for RunState {
+    async fn send(&mut self, m: wit_mail::Message) -> Result<String, wit_mail::MailError> {
+        if !self.plugin.grants.mail {
+            return Err(wit_mail::MailError::Denied(self.denied("sending mail")));
+        }
+        let recipients = m.to.len() + m.cc.len() + m.bcc.len();
+        let message = crate::mail::Message {
+            from: m.from,
+            to: m.to,
+            cc: m.cc,
+            bcc: m.bcc,
+            reply_to: m.reply_to,
+            subject: m.subject,
+            body: m.body,
+            html: m.html,
+        };
+        let result = self.services.send_mail(&self.plugin.name, message).await;
+        match &result {
+            Ok(answer) => self.log.push(
+                Level::Info,
+                Origin::Host,
+                &format!("mail to {recipients} recipients accepted by the relay: {answer}"),
+            ),
+            Err(e) => self
+                .log
+                .push(Level::Warn, Origin::Host, &format!("mail not sent: {e}")),
+        }
+        result.map_err(|e| match e {
+            crate::mail::MailError::Denied(m) => wit_mail::MailError::Denied(m),
+            crate::mail::MailError::Invalid(m) => wit_mail::MailError::Invalid(m),
+            crate::mail::MailError::Rejected(m) => wit_mail::MailError::Rejected(m),
+            crate::mail::MailError::Unavailable(m) => wit_mail::MailError::Unavailable(m),
+        })
     }
 }
 

@@ -19,6 +19,8 @@ pub struct StoreServices {
     pub store: Store,
     /// The key that opens stored secrets.
     pub key: crate::secrets::SecretKey,
+    /// The SMTP relay, when `[mail]` is configured.
+    pub mailer: Option<crate::mail::Mailer>,
 }
 
 impl HostServices for StoreServices {
@@ -62,6 +64,33 @@ impl HostServices for StoreServices {
                 })
                 .await
                 .map_err(|e| e.to_string())
+        })
+    }
+
+    fn send_mail<'a>(
+        &'a self,
+        plugin: &'a str,
+        message: crate::mail::Message,
+    ) -> BoxFuture<'a, Result<String, crate::mail::MailError>> {
+        Box::pin(async move {
+            let Some(mailer) = &self.mailer else {
+                return Err(crate::mail::MailError::Denied(
+                    "no SMTP relay is configured on this daemon ([mail] in the config)".into(),
+                ));
+            };
+            let password = match &mailer.config().password_secret {
+                None => None,
+                Some(name) => match self.secret(name).await {
+                    Some(p) => Some(p),
+                    None => {
+                        return Err(crate::mail::MailError::Denied(format!(
+                            "mail.password_secret: secret {name:?} does not exist (sundial secret set {name})"
+                        )));
+                    }
+                },
+            };
+            tracing::debug!(plugin, "sending mail");
+            mailer.send(&message, password).await
         })
     }
 
