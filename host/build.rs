@@ -12,6 +12,7 @@ const BUNDLED: &[(&str, &str)] = &[
     ("template", "sundial-plugin-template-formatter"),
     ("slack", "sundial-plugin-slack-formatter"),
     ("teams", "sundial-plugin-teams-formatter"),
+    ("vergeos", "sundial-plugin-vergeos"),
     ("pagerduty", "sundial-plugin-pagerduty-formatter"),
 ];
 

@@ -137,7 +137,13 @@ impl Router {
         let mut record = EventRecord {
             seq: crate::ids::new_id(),
             event,
-            received_at: now(),
+            // The router's clock (the test clock under `--test-clock`), so delays and
+            // the event's own time agree.
+            received_at: self
+                .inner
+                .clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
             depth,
             caused_by,
             triggers: Vec::new(),

@@ -2,6 +2,7 @@
 //! the real compiled plugins are, a shared runtime, and small loopback HTTP servers.
 
 pub mod smtp;
+pub mod vergeos;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -430,6 +431,93 @@ impl Received {
     }
 }
 
+/// What a loopback server answers one request with.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// Status code.
+    pub status: u16,
+    /// Headers.
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: Vec<u8>,
+    /// Never answer instead.
+    pub hang: bool,
+}
+
+/// Decides the answer to each request a loopback server gets.
+pub type Handler = std::sync::Arc<dyn Fn(Received) -> Answer + Send + Sync>;
+
+/// A real HTTP/1.1 server on 127.0.0.1, on its own runtime, answering with `handler`.
+/// Returns its address and the runtime (dropping it stops the server).
+pub fn serve_http(handler: Handler) -> (SocketAddr, tokio::runtime::Runtime) {
+    use hyper::service::service_fn;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("server runtime");
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    runtime.spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let handler = handler.clone();
+                    async move {
+                        use http_body_util::BodyExt;
+                        let method = req.method().to_string();
+                        let path = req
+                            .uri()
+                            .path_and_query()
+                            .map(|p| p.to_string())
+                            .unwrap_or_default();
+                        let headers = req
+                            .headers()
+                            .iter()
+                            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+                            .collect();
+                        let body = req
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes().to_vec())
+                            .unwrap_or_default();
+                        let answer = handler(Received {
+                            method,
+                            path,
+                            headers,
+                            body,
+                            at: std::time::Instant::now(),
+                        });
+                        if answer.hang {
+                            tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                        }
+                        let mut response = hyper::Response::builder().status(answer.status);
+                        for (k, v) in answer.headers {
+                            response = response.header(k, v);
+                        }
+                        Ok::<_, std::convert::Infallible>(
+                            response
+                                .body(http_body_util::Full::new(bytes::Bytes::from(answer.body)))
+                                .expect("response"),
+                        )
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    (addr, runtime)
+}
+
 /// A real HTTP/1.1 webhook receiver on 127.0.0.1 that records every request and
 /// answers from a script (then 200 once the script is used up), on its own runtime.
 pub struct Receiver {
@@ -442,83 +530,26 @@ pub struct Receiver {
 impl Receiver {
     /// Start one answering `script` in order, then 200 (or `then` for every later request).
     pub fn start(script: Vec<Reply>, then: Reply) -> Receiver {
-        use hyper::service::service_fn;
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("receiver runtime");
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let script = std::sync::Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(script)));
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
+        let script = std::sync::Mutex::new(std::collections::VecDeque::from(script));
         let log = requests.clone();
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let (log, script, then) = (log.clone(), script.clone(), then.clone());
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                        let (log, script, then) = (log.clone(), script.clone(), then.clone());
-                        async move {
-                            use http_body_util::BodyExt;
-                            let method = req.method().to_string();
-                            let path = req
-                                .uri()
-                                .path_and_query()
-                                .map(|p| p.to_string())
-                                .unwrap_or_default();
-                            let headers = req
-                                .headers()
-                                .iter()
-                                .map(|(k, v)| {
-                                    (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string())
-                                })
-                                .collect();
-                            let body = req
-                                .into_body()
-                                .collect()
-                                .await
-                                .map(|b| b.to_bytes().to_vec())
-                                .unwrap_or_default();
-                            log.lock().expect("log").push(Received {
-                                method,
-                                path,
-                                headers,
-                                body,
-                                at: std::time::Instant::now(),
-                            });
-                            let reply = script.lock().expect("script").pop_front().unwrap_or(then);
-                            let (status, headers) = match reply {
-                                Reply::Hang => {
-                                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
-                                    (500, Vec::new())
-                                }
-                                Reply::Status(s, h) => (s, h),
-                            };
-                            let mut response = hyper::Response::builder().status(status);
-                            for (k, v) in headers {
-                                response = response.header(k, v);
-                            }
-                            Ok::<_, std::convert::Infallible>(
-                                response
-                                    .body(http_body_util::Full::new(bytes::Bytes::from(format!(
-                                        "answer {status}"
-                                    ))))
-                                    .expect("response"),
-                            )
-                        }
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
+        let (addr, runtime) = serve_http(std::sync::Arc::new(move |req: Received| {
+            log.lock().expect("log").push(req);
+            match script.lock().expect("script").pop_front().unwrap_or(then.clone()) {
+                Reply::Hang => Answer {
+                    status: 500,
+                    headers: Vec::new(),
+                    body: Vec::new(),
+                    hang: true,
+                },
+                Reply::Status(status, headers) => Answer {
+                    status,
+                    headers,
+                    body: format!("answer {status}").into_bytes(),
+                    hang: false,
+                },
             }
-        });
+        }));
         Receiver {
             addr,
             requests,

@@ -31,6 +31,7 @@ fn a_task_from_plugin_install_to_run_log() {
         "slack",
         "teams",
         "template",
+        "vergeos",
     ];
     assert_eq!(names, bundled, "bundled plugins, by name");
 
