@@ -9,6 +9,7 @@ pub mod bundled;
 pub mod cli;
 pub mod clock;
 pub mod daemon;
+pub mod declarative;
 pub mod event;
 pub mod executor;
 pub mod ids;

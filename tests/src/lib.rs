@@ -480,7 +480,9 @@ pub fn serve_http(handler: Handler) -> (SocketAddr, tokio::runtime::Runtime) {
                         let headers = req
                             .headers()
                             .iter()
-                            .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+                            .map(|(k, v)| {
+                                (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string())
+                            })
                             .collect();
                         let body = req
                             .into_body()

@@ -114,13 +114,13 @@ impl State {
             return err(404, "Resource not found");
         };
         match (req.method.as_str(), rest) {
-            ("GET", "update_settings/1") => {
-                reply(200, json!({ "$key": 1, "source": self.update_source, "branch": 1 }))
-            }
+            ("GET", "update_settings/1") => reply(
+                200,
+                json!({ "$key": 1, "source": self.update_source, "branch": 1 }),
+            ),
             ("GET", table @ ("vms" | "tenants" | "users")) => {
                 // Only the documented lookup: filter=name eq '<name>'.
-                let params: Vec<(&str, &str)> =
-                    query.split('&').filter_map(|p| p.split_once('=')).collect();
+                let params: Vec<(&str, &str)> = query.split('&').filter_map(|p| p.split_once('=')).collect();
                 let filter = params.iter().find(|(k, _)| *k == "filter").map(|(_, v)| *v);
                 let Some(name) = filter
                     .and_then(|f| f.strip_prefix("name eq '"))
@@ -140,7 +140,10 @@ impl State {
                 let Some(obj) = body.as_object() else {
                     return err(422, "body must be a JSON object");
                 };
-                if obj.keys().any(|k| !matches!(k.as_str(), "source" | "action" | "force")) {
+                if obj
+                    .keys()
+                    .any(|k| !matches!(k.as_str(), "source" | "action" | "force"))
+                {
                     return err(422, "Validation error: unknown field");
                 }
                 if obj.get("source").and_then(Value::as_u64) != Some(self.update_source) {
@@ -155,7 +158,10 @@ impl State {
                 };
                 self.update_actions.push(action.to_string());
                 let n = self.update_actions.len();
-                reply(201, json!({ "location": format!("/v4/update_actions/{n}"), "$key": n.to_string() }))
+                reply(
+                    201,
+                    json!({ "location": format!("/v4/update_actions/{n}"), "$key": n.to_string() }),
+                )
             }
             ("POST", actions) if actions.ends_with("_actions") => {
                 let field = actions.trim_end_matches("_actions");
@@ -165,7 +171,10 @@ impl State {
                 let Some(obj) = body.as_object() else {
                     return err(422, "body must be a JSON object");
                 };
-                if obj.keys().any(|k| !matches!(k.as_str(), "action" | "params") && k != field) {
+                if obj
+                    .keys()
+                    .any(|k| !matches!(k.as_str(), "action" | "params") && k != field)
+                {
                     return err(422, "Validation error: unknown field");
                 }
                 if obj.get("params").is_some_and(|p| !p.is_object()) {
@@ -181,7 +190,11 @@ impl State {
                 let Some(key) = key else {
                     return err(422, &format!("Validation error on field: '{field}'"));
                 };
-                let action = obj.get("action").and_then(Value::as_str).unwrap_or_default().to_string();
+                let action = obj
+                    .get("action")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string();
                 let valid = match field {
                     "vm" => ["poweron", "poweroff", "kill", "reset"].contains(&action.as_str()),
                     "tenant" => ["poweron", "poweroff", "reset"].contains(&action.as_str()),
@@ -202,7 +215,10 @@ impl State {
                     "poweroff" | "kill" | "disable" => row.on = false,
                     _ => {}
                 }
-                reply(201, json!({ "location": format!("/v4/{actions}/1"), "dbpath": format!("{actions}/1"), "$row": 1, "$key": "1" }))
+                reply(
+                    201,
+                    json!({ "location": format!("/v4/{actions}/1"), "dbpath": format!("{actions}/1"), "$row": 1, "$key": "1" }),
+                )
             }
             _ => err(404, "Resource not found"),
         }
@@ -211,7 +227,12 @@ impl State {
 
 impl VergeOs {
     /// Start with these rows, update source 1, accepting `api_key`.
-    pub fn start(api_key: &str, vms: &[(u64, &str)], tenants: &[(u64, &str)], users: &[(u64, &str)]) -> VergeOs {
+    pub fn start(
+        api_key: &str,
+        vms: &[(u64, &str)],
+        tenants: &[(u64, &str)],
+        users: &[(u64, &str)],
+    ) -> VergeOs {
         let rows = |list: &[(u64, &str)], on: bool| -> Vec<Row> {
             list.iter()
                 .map(|(key, name)| Row {
@@ -239,13 +260,12 @@ impl VergeOs {
                 serde_json::from_slice(&req.body).unwrap_or(json!("<not JSON>"))
             };
             let mut state = s.lock().expect("state");
-            let (status, answer) = if !req.body.is_empty()
-                && req.header("content-type") != Some("application/json")
-            {
-                err(415, "content-type must be application/json")
-            } else {
-                state.handle(&key, &req, &query, &body)
-            };
+            let (status, answer) =
+                if !req.body.is_empty() && req.header("content-type") != Some("application/json") {
+                    err(415, "content-type must be application/json")
+                } else {
+                    state.handle(&key, &req, &query, &body)
+                };
             state.calls.push(Call {
                 method: req.method.clone(),
                 path: req.path.split('?').next().unwrap_or_default().to_string(),

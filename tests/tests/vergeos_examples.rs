@@ -215,7 +215,11 @@ const API_KEY: &str = "vergeos-api-key-0123456789";
 fn vergeos_daemon(dir: &std::path::Path, extra: &[&str]) -> (Daemon, VergeOs) {
     let api = VergeOs::start(
         API_KEY,
-        &[(42, "gpu-workstation-1"), (43, "gpu-workstation-2"), (50, "build-runner")],
+        &[
+            (42, "gpu-workstation-1"),
+            (43, "gpu-workstation-2"),
+            (50, "build-runner"),
+        ],
         &[(7, "acme"), (8, "globex")],
         &[(100, "jthompson"), (101, "contractor-ann")],
     );
@@ -227,7 +231,11 @@ fn vergeos_daemon(dir: &std::path::Path, extra: &[&str]) -> (Daemon, VergeOs) {
 }
 
 fn grant_vergeos(d: &Daemon) {
-    let (s, v) = d.call("PUT", "/v1/secrets/vergeos-key", Some(&json!({ "value": API_KEY })));
+    let (s, v) = d.call(
+        "PUT",
+        "/v1/secrets/vergeos-key",
+        Some(&json!({ "value": API_KEY })),
+    );
     assert!(s == 201 || s == 200, "{v}");
     let (s, v) = d.call(
         "PATCH",
@@ -270,7 +278,13 @@ fn login(d: &Daemon, id: &str, user: &str) -> Value {
 fn example_2_power_on_a_vm_when_a_designated_user_logs_in() {
     let dir = tempfile::tempdir().unwrap();
     let (d, api) = vergeos_daemon(dir.path(), &[]);
-    vergeos_task(&d, &api, "power-on-gpu", json!("vm.poweron"), Some(json!("gpu-workstation-1")));
+    vergeos_task(
+        &d,
+        &api,
+        "power-on-gpu",
+        json!("vm.poweron"),
+        Some(json!("gpu-workstation-1")),
+    );
     create(
         &d,
         "/v1/triggers",
@@ -278,26 +292,48 @@ fn example_2_power_on_a_vm_when_a_designated_user_logs_in() {
                "filter": {"path": "data.user", "eq": "jthompson"}}, "targets": [{"task": "power-on-gpu"}]}),
     );
     let other = login(&d, "l-1", "contractor-ann");
-    assert_eq!(other["triggers"], json!([]), "another user's login matches nothing");
+    assert_eq!(
+        other["triggers"],
+        json!([]),
+        "another user's login matches nothing"
+    );
     let mine = login(&d, "l-2", "jthompson");
     assert_eq!(mine["triggers"][0]["name"], "jthompson-login");
     let run = &finished_runs(&d, "power-on-gpu", 1)[0];
     assert_eq!(run["status"], "succeeded", "{run}");
-    assert_eq!(run["output"]["target"], json!({"table": "vms", "key": 42, "name": "gpu-workstation-1"}));
+    assert_eq!(
+        run["output"]["target"],
+        json!({"table": "vms", "key": 42, "name": "gpu-workstation-1"})
+    );
     // The documented calls: look the VM up by name, then post the power action.
     let calls = api.calls();
     assert_eq!(calls.len(), 2, "{calls:?}");
     assert_eq!(
-        (calls[0].method.as_str(), calls[0].path.as_str(), calls[0].query.as_str()),
-        ("GET", "/api/v4/vms", "filter=name eq 'gpu-workstation-1'&fields=$key,name")
+        (
+            calls[0].method.as_str(),
+            calls[0].path.as_str(),
+            calls[0].query.as_str()
+        ),
+        (
+            "GET",
+            "/api/v4/vms",
+            "filter=name eq 'gpu-workstation-1'&fields=$key,name"
+        )
     );
     assert_eq!(
         (calls[1].path.as_str(), &calls[1].body),
-        ("/api/v4/vm_actions", &json!({"vm": "42", "action": "poweron", "params": {}}))
+        (
+            "/api/v4/vm_actions",
+            &json!({"vm": "42", "action": "poweron", "params": {}})
+        )
     );
     assert!(api.is_on("vms", "gpu-workstation-1"));
     assert!(!api.is_on("vms", "gpu-workstation-2"), "no other VM was touched");
-    assert_eq!(finished_runs(&d, "power-on-gpu", 1).len(), 1, "one run: the other login started none");
+    assert_eq!(
+        finished_runs(&d, "power-on-gpu", 1).len(),
+        1,
+        "one run: the other login started none"
+    );
 
     // The API's errors come back as failed runs with its message (the VM is running now).
     let (_, run) = d.call("POST", "/v1/tasks/power-on-gpu/run?wait=true", None);
@@ -308,11 +344,21 @@ fn example_2_power_on_a_vm_when_a_designated_user_logs_in() {
     );
     assert_eq!(run["attempt"], 1, "a 409 is not retried");
     // 5xx is retryable: two 503s, then the third attempt works.
-    vergeos_task(&d, &api, "power-off-gpu", json!("vm.poweroff"), Some(json!({"key": 42})));
+    vergeos_task(
+        &d,
+        &api,
+        "power-off-gpu",
+        json!("vm.poweroff"),
+        Some(json!({"key": 42})),
+    );
     api.fail_next(&[503, 503]);
     d.call("POST", "/v1/tasks/power-off-gpu/run", None);
     let run = &finished_runs(&d, "power-off-gpu", 1)[0];
-    assert_eq!((run["status"].as_str(), run["attempt"].as_u64()), (Some("succeeded"), Some(3)), "{run}");
+    assert_eq!(
+        (run["status"].as_str(), run["attempt"].as_u64()),
+        (Some("succeeded"), Some(3)),
+        "{run}"
+    );
     assert!(!api.is_on("vms", "gpu-workstation-1"));
     // A missing name and an unknown action fail clearly.
     vergeos_task(&d, &api, "ghost", json!("vm.poweron"), Some(json!("no-such-vm")));
@@ -320,8 +366,16 @@ fn example_2_power_on_a_vm_when_a_designated_user_logs_in() {
     assert_eq!(run["error"]["message"], "vms: no row named \"no-such-vm\"");
     vergeos_task(&d, &api, "typo", json!("vm.explode"), Some(json!(42)));
     let (_, run) = d.call("POST", "/v1/tasks/typo/run?wait=true", None);
-    assert!(run["error"]["message"].as_str().unwrap().starts_with("action: \"vm.explode\" is not one of"));
-    assert!(api.calls().iter().all(|c| c.status != 401), "the API key was sent every time");
+    assert!(
+        run["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("action: \"vm.explode\" is not one of")
+    );
+    assert!(
+        api.calls().iter().all(|c| c.status != 401),
+        "the API key was sent every time"
+    );
 }
 
 /// Example 3: notify an external alerting system through a webhook when a sync error
@@ -331,9 +385,17 @@ fn example_3_webhook_to_alerting_on_a_sync_error() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--allow-loopback"]);
     let rx = Receiver::start(vec![], Reply::Status(202, Vec::new()));
-    let (s, v) = d.call("PUT", "/v1/secrets/pd-routing", Some(&json!({"value": "R0UT1NGKEY0123456789abcdef"})));
+    let (s, v) = d.call(
+        "PUT",
+        "/v1/secrets/pd-routing",
+        Some(&json!({"value": "R0UT1NGKEY0123456789abcdef"})),
+    );
     assert_eq!(s, 201, "{v}");
-    let (s, v) = d.call("PATCH", "/v1/plugins/pagerduty", Some(&json!({"grants": {"secrets": ["pd-routing"]}})));
+    let (s, v) = d.call(
+        "PATCH",
+        "/v1/plugins/pagerduty",
+        Some(&json!({"grants": {"secrets": ["pd-routing"]}})),
+    );
     assert_eq!(s, 200, "{v}");
     create(
         &d,
@@ -359,7 +421,10 @@ fn example_3_webhook_to_alerting_on_a_sync_error() {
     assert_eq!(body["routing_key"], "R0UT1NGKEY0123456789abcdef");
     assert_eq!(body["event_action"], "trigger");
     assert_eq!(body["dedup_key"], "site-b");
-    assert_eq!(body["payload"]["summary"], "VergeOS sync error on site-b: repository unreachable");
+    assert_eq!(
+        body["payload"]["summary"],
+        "VergeOS sync error on site-b: repository unreachable"
+    );
     assert_eq!(body["payload"]["severity"], "error");
     assert_eq!(body["payload"]["source"], "/vergeos/prod");
 }
@@ -371,13 +436,23 @@ fn example_4_updates_every_saturday_at_17() {
     let dir = tempfile::tempdir().unwrap();
     // Friday 27 November 2026, noon in Berlin.
     let (d, api) = vergeos_daemon(dir.path(), &["--test-clock", "2026-11-27T11:00:00Z"]);
-    vergeos_task(&d, &api, "updates", json!(["updates.check", "updates.download"]), None);
+    vergeos_task(
+        &d,
+        &api,
+        "updates",
+        json!(["updates.check", "updates.download"]),
+        None,
+    );
     create(
         &d,
         "/v1/schedules",
         json!({"name": "saturdays-17", "rule": {"cron": "0 17 * * 6"}, "timezone": "Europe/Berlin"}),
     );
-    let (s, v) = d.call("POST", "/v1/schedules/saturdays-17/tasks", Some(&json!({"task": "updates"})));
+    let (s, v) = d.call(
+        "POST",
+        "/v1/schedules/saturdays-17/tasks",
+        Some(&json!({"task": "updates"})),
+    );
     assert_eq!(s, 200, "{v}");
     set_clock(&d, "2026-11-28T15:59:59Z");
     assert!(api.calls().is_empty(), "nothing before Saturday 17:00 Berlin");
@@ -388,7 +463,11 @@ fn example_4_updates_every_saturday_at_17() {
     assert_eq!(api.update_actions(), ["refresh", "download"]);
     let calls = api.calls();
     assert_eq!(
-        (calls[0].method.as_str(), calls[0].path.as_str(), calls[0].query.as_str()),
+        (
+            calls[0].method.as_str(),
+            calls[0].path.as_str(),
+            calls[0].query.as_str()
+        ),
         ("GET", "/api/v4/update_settings/1", "fields=source")
     );
     assert_eq!(calls[1].body, json!({"source": 1, "action": "refresh"}));
@@ -398,7 +477,10 @@ fn example_4_updates_every_saturday_at_17() {
     assert_eq!(api.update_actions().len(), 2);
     set_clock(&d, "2026-12-05T16:00:00Z");
     finished_runs(&d, "updates", 2);
-    assert_eq!(api.update_actions(), ["refresh", "download", "refresh", "download"]);
+    assert_eq!(
+        api.update_actions(),
+        ["refresh", "download", "refresh", "download"]
+    );
 }
 
 /// Example 5: disable a user account 30 days after it was created: a durable timer
@@ -408,7 +490,13 @@ fn example_4_updates_every_saturday_at_17() {
 fn example_5_disable_a_user_30_days_after_creation() {
     let dir = tempfile::tempdir().unwrap();
     let (d, api) = vergeos_daemon(dir.path(), &["--test-clock", "2026-11-27T09:00:00Z"]);
-    vergeos_task(&d, &api, "disable-user", json!("user.disable"), Some(json!("${event.data.name}")));
+    vergeos_task(
+        &d,
+        &api,
+        "disable-user",
+        json!("user.disable"),
+        Some(json!("${event.data.name}")),
+    );
     create(
         &d,
         "/v1/triggers",
@@ -424,11 +512,17 @@ fn example_5_disable_a_user_30_days_after_creation() {
     let (_, timers) = d.call("GET", "/v1/timers", None);
     let timer = &timers["timers"][0];
     assert_eq!(timer["created_at"], "2026-11-27T09:00:00.000Z", "{timers}");
-    assert_eq!(timer["due"], "2026-12-27T09:00:00Z", "exactly 30 days after the event: {timers}");
+    assert_eq!(
+        timer["due"], "2026-12-27T09:00:00Z",
+        "exactly 30 days after the event: {timers}"
+    );
     // Restart (kill -9) in between: the timer is durable.
     let data = d.data.clone();
     d.kill9();
-    let d = Daemon::start(&data, &["--allow-loopback", "--test-clock", "2026-12-27T08:59:59Z"]);
+    let d = Daemon::start(
+        &data,
+        &["--allow-loopback", "--test-clock", "2026-12-27T08:59:59Z"],
+    );
     let (_, timers) = d.call("GET", "/v1/timers", None);
     assert_eq!(timers["timers"].as_array().unwrap().len(), 1, "{timers}");
     assert!(api.is_on("users", "contractor-ann"), "not before 30 days");
@@ -439,7 +533,10 @@ fn example_5_disable_a_user_30_days_after_creation() {
     assert!(api.is_on("users", "jthompson"));
     assert_eq!(
         api.actions(),
-        [("/api/v4/user_actions".to_string(), json!({"user": 101, "action": "disable", "params": {}}))]
+        [(
+            "/api/v4/user_actions".to_string(),
+            json!({"user": 101, "action": "disable", "params": {}})
+        )]
     );
 }
 
@@ -448,13 +545,23 @@ fn example_5_disable_a_user_30_days_after_creation() {
 fn example_6_power_off_a_tenant_on_a_date() {
     let dir = tempfile::tempdir().unwrap();
     let (d, api) = vergeos_daemon(dir.path(), &["--test-clock", "2026-12-30T12:00:00Z"]);
-    vergeos_task(&d, &api, "acme-off", json!("tenant.poweroff"), Some(json!("acme")));
+    vergeos_task(
+        &d,
+        &api,
+        "acme-off",
+        json!("tenant.poweroff"),
+        Some(json!("acme")),
+    );
     create(
         &d,
         "/v1/schedules",
         json!({"name": "acme-contract-end", "rule": {"at": "2026-12-31T23:00:00+01:00"}, "timezone": "Europe/Berlin"}),
     );
-    let (s, v) = d.call("POST", "/v1/schedules/acme-contract-end/tasks", Some(&json!({"task": "acme-off"})));
+    let (s, v) = d.call(
+        "POST",
+        "/v1/schedules/acme-contract-end/tasks",
+        Some(&json!({"task": "acme-off"})),
+    );
     assert_eq!(s, 200, "{v}");
     set_clock(&d, "2026-12-31T21:59:59Z");
     assert!(api.is_on("tenants", "acme"));
@@ -465,10 +572,17 @@ fn example_6_power_off_a_tenant_on_a_date() {
     assert!(api.is_on("tenants", "globex"));
     assert_eq!(
         api.actions(),
-        [("/api/v4/tenant_actions".to_string(), json!({"tenant": 7, "action": "poweroff", "params": {}}))]
+        [(
+            "/api/v4/tenant_actions".to_string(),
+            json!({"tenant": 7, "action": "poweroff", "params": {}})
+        )]
     );
     set_clock(&d, "2027-12-31T22:00:00Z");
-    assert_eq!(d.all_runs("task=acme-off").len(), 1, "a one-time schedule fires once");
+    assert_eq!(
+        d.all_runs("task=acme-off").len(),
+        1,
+        "a one-time schedule fires once"
+    );
 }
 
 /// The reuse patterns: several events to one webhook, one task from several events,
@@ -481,7 +595,11 @@ fn reuse_patterns() {
     let rx = Receiver::start(vec![], Reply::Status(204, Vec::new()));
 
     // Two event types, one webhook.
-    create(&d, "/v1/webhooks", json!({"name": "ops-channel", "url": rx.url("/ops")}));
+    create(
+        &d,
+        "/v1/webhooks",
+        json!({"name": "ops-channel", "url": rx.url("/ops")}),
+    );
     for kind in ["vergeos.sync.error", "vergeos.node.offline"] {
         create(
             &d,
@@ -507,7 +625,13 @@ fn reuse_patterns() {
     assert_eq!(kinds, ["vergeos.node.offline", "vergeos.sync.error"]);
 
     // One task, two different events.
-    vergeos_task(&d, &api, "power-on-gpu", json!("vm.poweron"), Some(json!("gpu-workstation-1")));
+    vergeos_task(
+        &d,
+        &api,
+        "power-on-gpu",
+        json!("vm.poweron"),
+        Some(json!("gpu-workstation-1")),
+    );
     create(
         &d,
         "/v1/triggers",
@@ -530,7 +654,11 @@ fn reuse_patterns() {
     assert!(api.is_on("vms", "gpu-workstation-1") && api.is_on("vms", "gpu-workstation-2"));
 
     // One schedule (Fridays 18:00, as in the VergeOS example), three tasks.
-    for (task, vm) in [("off-gpu-1", "gpu-workstation-1"), ("off-gpu-2", "gpu-workstation-2"), ("off-runner", "build-runner")] {
+    for (task, vm) in [
+        ("off-gpu-1", "gpu-workstation-1"),
+        ("off-gpu-2", "gpu-workstation-2"),
+        ("off-runner", "build-runner"),
+    ] {
         vergeos_task(&d, &api, task, json!("vm.poweroff"), Some(json!(vm)));
     }
     create(
@@ -539,7 +667,11 @@ fn reuse_patterns() {
         json!({"name": "friday-18", "rule": {"cron": "0 18 * * 5"}, "timezone": "Europe/Berlin"}),
     );
     for task in ["off-gpu-1", "off-gpu-2", "off-runner"] {
-        let (s, v) = d.call("POST", "/v1/schedules/friday-18/tasks", Some(&json!({ "task": task })));
+        let (s, v) = d.call(
+            "POST",
+            "/v1/schedules/friday-18/tasks",
+            Some(&json!({ "task": task })),
+        );
         assert_eq!(s, 200, "{v}");
     }
     set_clock(&d, "2026-12-04T17:00:00Z");

@@ -6,6 +6,7 @@
 //! or daemon unreachable; 3 a limit (timeout, memory, fuel, output size) stopped the
 //! plugin.
 
+mod apply;
 mod client;
 mod events;
 mod plugin;
@@ -68,6 +69,25 @@ enum Command {
     /// Secrets: write-only values for webhooks and plugins.
     #[command(subcommand)]
     Secret(webhooks::SecretCommand),
+    /// Bring the daemon to a declarative configuration file (TOML): plugins' grants,
+    /// secrets it relies on, webhooks, tasks, schedules and triggers, by name.
+    Apply {
+        /// The configuration file.
+        #[arg(short = 'f', long = "file", value_name = "FILE")]
+        file: std::path::PathBuf,
+        /// Show the plan (what would be created, changed, deleted) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete webhooks, tasks, schedules and triggers that are not in the file.
+        #[arg(long)]
+        prune: bool,
+    },
+    /// Write the daemon's configuration in the `apply` format.
+    Export {
+        /// Write to this file instead of stdout.
+        #[arg(short = 'o', long = "output", value_name = "FILE")]
+        output: Option<std::path::PathBuf>,
+    },
     /// API tokens (admin only).
     #[command(subcommand)]
     Token(remote::TokenCommand),
@@ -137,6 +157,8 @@ pub fn main() -> ExitCode {
             Command::Event(cmd) => events::event(&remote, cmd).await,
             Command::Trigger(cmd) => events::trigger(&remote, cmd).await,
             Command::Timer(cmd) => events::timer(&remote, cmd).await,
+            Command::Apply { file, dry_run, prune } => apply::apply(&remote, &file, dry_run, prune).await,
+            Command::Export { output } => apply::export(&remote, output.as_deref()).await,
             Command::Webhook(cmd) => webhooks::webhook(&remote, cmd).await,
             Command::Delivery(cmd) => webhooks::delivery(&remote, cmd).await,
             Command::Secret(cmd) => webhooks::secret(&remote, cmd).await,

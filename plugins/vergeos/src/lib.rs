@@ -305,7 +305,10 @@ impl Action for VergeOs {
                             s
                         }
                     };
-                    ("/api/v4/update_actions".to_string(), json!({ "source": source, "action": verb }))
+                    (
+                        "/api/v4/update_actions".to_string(),
+                        json!({ "source": source, "action": verb }),
+                    )
                 }
             };
             let (status, response) = api.call("POST", &path, Some(&body))?;
