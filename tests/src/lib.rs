@@ -450,6 +450,11 @@ pub type Handler = std::sync::Arc<dyn Fn(Received) -> Answer + Send + Sync>;
 /// A real HTTP/1.1 server on 127.0.0.1, on its own runtime, answering with `handler`.
 /// Returns its address and the runtime (dropping it stops the server).
 pub fn serve_http(handler: Handler) -> (SocketAddr, tokio::runtime::Runtime) {
+    serve_http_on(0, handler)
+}
+
+/// [`serve_http`] on a given port (0: any free one).
+pub fn serve_http_on(port: u16, handler: Handler) -> (SocketAddr, tokio::runtime::Runtime) {
     use hyper::service::service_fn;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -457,7 +462,7 @@ pub fn serve_http(handler: Handler) -> (SocketAddr, tokio::runtime::Runtime) {
         .build()
         .expect("server runtime");
     let listener = runtime
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     runtime.spawn(async move {
@@ -532,10 +537,15 @@ pub struct Receiver {
 impl Receiver {
     /// Start one answering `script` in order, then 200 (or `then` for every later request).
     pub fn start(script: Vec<Reply>, then: Reply) -> Receiver {
+        Receiver::start_on(0, script, then)
+    }
+
+    /// [`Receiver::start`] on a given port (0: any free one).
+    pub fn start_on(port: u16, script: Vec<Reply>, then: Reply) -> Receiver {
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let script = std::sync::Mutex::new(std::collections::VecDeque::from(script));
         let log = requests.clone();
-        let (addr, runtime) = serve_http(std::sync::Arc::new(move |req: Received| {
+        let (addr, runtime) = serve_http_on(port, std::sync::Arc::new(move |req: Received| {
             log.lock().expect("log").push(req);
             match script.lock().expect("script").pop_front().unwrap_or(then.clone()) {
                 Reply::Hang => Answer {

@@ -72,7 +72,12 @@ impl SmtpServer {
     /// Start a server that refuses the recipients in `refuse` (550) and, when
     /// `credentials` are given, requires that user and password.
     pub fn start(refuse: &[&str], credentials: Option<(&str, &str)>) -> SmtpServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind smtp");
+        SmtpServer::start_on(0, refuse, credentials)
+    }
+
+    /// [`SmtpServer::start`] on a given port (0: any free one).
+    pub fn start_on(port: u16, refuse: &[&str], credentials: Option<(&str, &str)>) -> SmtpServer {
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind smtp");
         let port = listener.local_addr().unwrap().port();
         let shared = Arc::new(Mutex::new(Shared {
             mails: Vec::new(),

@@ -4,7 +4,7 @@
 //! that does not match gets the API's own kind of answer (401, 404, 422 with
 //! `{"err": ...}`), so a plugin bug shows up as a failed run.
 
-use crate::{Answer, Received, serve_http};
+use crate::{Answer, Received, serve_http_on};
 use serde_json::{Value, json};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -233,6 +233,17 @@ impl VergeOs {
         tenants: &[(u64, &str)],
         users: &[(u64, &str)],
     ) -> VergeOs {
+        VergeOs::start_on(0, api_key, vms, tenants, users)
+    }
+
+    /// [`VergeOs::start`] on a given port (0: any free one).
+    pub fn start_on(
+        port: u16,
+        api_key: &str,
+        vms: &[(u64, &str)],
+        tenants: &[(u64, &str)],
+        users: &[(u64, &str)],
+    ) -> VergeOs {
         let rows = |list: &[(u64, &str)], on: bool| -> Vec<Row> {
             list.iter()
                 .map(|(key, name)| Row {
@@ -252,7 +263,7 @@ impl VergeOs {
             ..State::default()
         }));
         let (s, key) = (state.clone(), api_key.to_string());
-        let (addr, runtime) = serve_http(Arc::new(move |req: Received| {
+        let (addr, runtime) = serve_http_on(port, Arc::new(move |req: Received| {
             let query = decode(req.path.split_once('?').map(|(_, q)| q).unwrap_or_default());
             let body: Value = if req.body.is_empty() {
                 Value::Null
