@@ -15,7 +15,11 @@ fn main() {
     let api = VergeOs::start_on(
         9440,
         "tour-api-key",
-        &[(42, "gpu-workstation-1"), (43, "gpu-workstation-2"), (50, "build-runner")],
+        &[
+            (42, "gpu-workstation-1"),
+            (43, "gpu-workstation-2"),
+            (50, "build-runner"),
+        ],
         &[(7, "acme"), (8, "globex")],
         &[(100, "jthompson"), (101, "contractor-ann")],
     );
@@ -29,8 +33,16 @@ fn main() {
         std::thread::sleep(std::time::Duration::from_millis(200));
         for c in api.calls().iter().skip(calls) {
             calls += 1;
-            let query = if c.query.is_empty() { String::new() } else { format!("?{}", c.query) };
-            let body = if c.body.is_null() { String::new() } else { format!(" {}", c.body) };
+            let query = if c.query.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", c.query)
+            };
+            let body = if c.body.is_null() {
+                String::new()
+            } else {
+                format!(" {}", c.body)
+            };
             println!("[vergeos] {} {}{query}{body} -> {}", c.method, c.path, c.status);
         }
         for m in smtp.mails().iter().skip(mails) {
@@ -44,7 +56,12 @@ fn main() {
         }
         for r in alerts.requests().iter().skip(posts) {
             posts += 1;
-            println!("[alerting] {} {} {}", r.method, r.path, String::from_utf8_lossy(&r.body));
+            println!(
+                "[alerting] {} {} {}",
+                r.method,
+                r.path,
+                String::from_utf8_lossy(&r.body)
+            );
         }
     }
 }

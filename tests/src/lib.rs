@@ -545,23 +545,26 @@ impl Receiver {
         let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let script = std::sync::Mutex::new(std::collections::VecDeque::from(script));
         let log = requests.clone();
-        let (addr, runtime) = serve_http_on(port, std::sync::Arc::new(move |req: Received| {
-            log.lock().expect("log").push(req);
-            match script.lock().expect("script").pop_front().unwrap_or(then.clone()) {
-                Reply::Hang => Answer {
-                    status: 500,
-                    headers: Vec::new(),
-                    body: Vec::new(),
-                    hang: true,
-                },
-                Reply::Status(status, headers) => Answer {
-                    status,
-                    headers,
-                    body: format!("answer {status}").into_bytes(),
-                    hang: false,
-                },
-            }
-        }));
+        let (addr, runtime) = serve_http_on(
+            port,
+            std::sync::Arc::new(move |req: Received| {
+                log.lock().expect("log").push(req);
+                match script.lock().expect("script").pop_front().unwrap_or(then.clone()) {
+                    Reply::Hang => Answer {
+                        status: 500,
+                        headers: Vec::new(),
+                        body: Vec::new(),
+                        hang: true,
+                    },
+                    Reply::Status(status, headers) => Answer {
+                        status,
+                        headers,
+                        body: format!("answer {status}").into_bytes(),
+                        hang: false,
+                    },
+                }
+            }),
+        );
         Receiver {
             addr,
             requests,

@@ -263,34 +263,37 @@ impl VergeOs {
             ..State::default()
         }));
         let (s, key) = (state.clone(), api_key.to_string());
-        let (addr, runtime) = serve_http_on(port, Arc::new(move |req: Received| {
-            let query = decode(req.path.split_once('?').map(|(_, q)| q).unwrap_or_default());
-            let body: Value = if req.body.is_empty() {
-                Value::Null
-            } else {
-                serde_json::from_slice(&req.body).unwrap_or(json!("<not JSON>"))
-            };
-            let mut state = s.lock().expect("state");
-            let (status, answer) =
-                if !req.body.is_empty() && req.header("content-type") != Some("application/json") {
-                    err(415, "content-type must be application/json")
+        let (addr, runtime) = serve_http_on(
+            port,
+            Arc::new(move |req: Received| {
+                let query = decode(req.path.split_once('?').map(|(_, q)| q).unwrap_or_default());
+                let body: Value = if req.body.is_empty() {
+                    Value::Null
                 } else {
-                    state.handle(&key, &req, &query, &body)
+                    serde_json::from_slice(&req.body).unwrap_or(json!("<not JSON>"))
                 };
-            state.calls.push(Call {
-                method: req.method.clone(),
-                path: req.path.split('?').next().unwrap_or_default().to_string(),
-                query,
-                body,
-                status,
-            });
-            Answer {
-                status,
-                headers: vec![("content-type".into(), "application/json".into())],
-                body: answer.to_string().into_bytes(),
-                hang: false,
-            }
-        }));
+                let mut state = s.lock().expect("state");
+                let (status, answer) =
+                    if !req.body.is_empty() && req.header("content-type") != Some("application/json") {
+                        err(415, "content-type must be application/json")
+                    } else {
+                        state.handle(&key, &req, &query, &body)
+                    };
+                state.calls.push(Call {
+                    method: req.method.clone(),
+                    path: req.path.split('?').next().unwrap_or_default().to_string(),
+                    query,
+                    body,
+                    status,
+                });
+                Answer {
+                    status,
+                    headers: vec![("content-type".into(), "application/json".into())],
+                    body: answer.to_string().into_bytes(),
+                    hang: false,
+                }
+            }),
+        );
         VergeOs {
             url: format!("http://{addr}"),
             state,

@@ -691,3 +691,82 @@ fn reuse_patterns() {
     offs.sort();
     assert_eq!(offs, ["42", "43", "50"]);
 }
+
+/// Every action of the vergeos plugin makes exactly its documented call
+/// (docs/plugins/vergeos.md), targets by key and by name alike.
+#[test]
+fn every_vergeos_action_makes_its_documented_call() {
+    let dir = tempfile::tempdir().unwrap();
+    let (d, api) = vergeos_daemon(dir.path(), &[]);
+    let cases: Vec<(&str, Value, &str, Value)> = vec![
+        (
+            "vm.reset",
+            json!(43),
+            "/api/v4/vm_actions",
+            json!({"vm": "43", "action": "reset", "params": {}}),
+        ),
+        (
+            "vm.kill",
+            json!({"name": "build-runner"}),
+            "/api/v4/vm_actions",
+            json!({"vm": "50", "action": "kill", "params": {}}),
+        ),
+        (
+            "tenant.reset",
+            json!("globex"),
+            "/api/v4/tenant_actions",
+            json!({"tenant": 8, "action": "reset", "params": {}}),
+        ),
+        (
+            "tenant.poweroff",
+            json!({"key": 8}),
+            "/api/v4/tenant_actions",
+            json!({"tenant": 8, "action": "poweroff", "params": {}}),
+        ),
+        (
+            "tenant.poweron",
+            json!({"key": 8}),
+            "/api/v4/tenant_actions",
+            json!({"tenant": 8, "action": "poweron", "params": {}}),
+        ),
+        (
+            "user.enable",
+            json!("jthompson"),
+            "/api/v4/user_actions",
+            json!({"user": 100, "action": "enable", "params": {}}),
+        ),
+        (
+            "updates.install",
+            Value::Null,
+            "/api/v4/update_actions",
+            json!({"source": 1, "action": "install"}),
+        ),
+    ];
+    for (i, (action, target, path, body)) in cases.iter().enumerate() {
+        let name = format!("case-{i}");
+        let target = (!target.is_null()).then(|| target.clone());
+        vergeos_task(&d, &api, &name, json!(action), target);
+        let (_, run) = d.call("POST", &format!("/v1/tasks/{name}/run?wait=true"), None);
+        assert_eq!(run["status"], "succeeded", "{action}: {run}");
+        let last = api.actions().pop().unwrap();
+        assert_eq!((last.0.as_str(), &last.1), (*path, body), "{action}");
+    }
+    // A list mixing kinds of rows, and a missing target, are refused before any call.
+    let before = api.calls().len();
+    vergeos_task(
+        &d,
+        &api,
+        "mixed",
+        json!(["vm.poweron", "user.disable"]),
+        Some(json!(1)),
+    );
+    vergeos_task(&d, &api, "untargeted", json!("vm.poweron"), None);
+    for (task, expect) in [("mixed", "one kind of row"), ("untargeted", "target: required")] {
+        let (_, run) = d.call("POST", &format!("/v1/tasks/{task}/run?wait=true"), None);
+        assert!(
+            run["error"]["message"].as_str().unwrap().contains(expect),
+            "{run}"
+        );
+    }
+    assert_eq!(api.calls().len(), before);
+}
