@@ -164,19 +164,38 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         max_event_bytes: config.max_event_bytes,
     };
 
-    // Bundled plugins, on first start (an operator may remove or replace them later).
-    if store.plugins().map_err(|e| e.to_string())?.is_empty() {
-        for (name, bytes) in crate::bundled::BUNDLED {
-            // The email plugin exists to send mail; everything else starts with nothing.
-            let grants = Grants {
-                mail: *name == "email",
-                ..Grants::default()
-            };
-            api::plugins_install(&state, name, bytes.to_vec(), grants, Limits::default())
-                .await
-                .map_err(|e| format!("installing bundled plugin {name}: {}", e.message))?;
+    // Bundled plugins: each one is offered once, on the first start of a version that
+    // ships it (an operator may remove or replace them later; a removed one stays
+    // removed). `bundled_offered` remembers the names; a store from before it existed
+    // counts the plugins it has as offered.
+    let installed: Vec<String> = store
+        .plugins()
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    let offered: Vec<String> = match store.meta("bundled_offered").map_err(|e| e.to_string())? {
+        Some(list) => list.split(',').map(str::to_string).collect(),
+        None => installed.clone(),
+    };
+    for (name, bytes) in crate::bundled::BUNDLED {
+        if offered.iter().any(|o| o == name) || installed.iter().any(|i| i == name) {
+            continue;
         }
+        // The email plugin exists to send mail; everything else starts with nothing.
+        let grants = Grants {
+            mail: *name == "email",
+            ..Grants::default()
+        };
+        api::plugins_install(&state, name, bytes.to_vec(), grants, Limits::default())
+            .await
+            .map_err(|e| format!("installing bundled plugin {name}: {}", e.message))?;
     }
+    let all: Vec<&str> = crate::bundled::BUNDLED.iter().map(|(n, _)| *n).collect();
+    store
+        .set_meta("bundled_offered", &all.join(","))
+        .await
+        .map_err(|e| e.to_string())?;
     // The first start creates an admin token.
     if store.token_count().map_err(|e| e.to_string())? == 0 {
         let secret = new_token_secret()?;

@@ -792,3 +792,22 @@ fn cancel_lands_at_any_moment_of_a_run() {
         assert_eq!(cancelled["status"], "cancelled", "attempt {i}: {cancelled}");
     }
 }
+
+#[test]
+fn a_removed_bundled_plugin_stays_removed_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let (s, v) = d.call("DELETE", "/v1/plugins/slack", None);
+    assert_eq!(s, 204, "{v}");
+    d.kill9();
+    let d = Daemon::start(dir.path(), &[]);
+    let (_, plugins) = d.call("GET", "/v1/plugins", None);
+    let names: Vec<&str> = plugins["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"slack"), "{names:?}");
+    assert!(names.contains(&"vergeos") && names.contains(&"email"), "{names:?}");
+}

@@ -155,6 +155,25 @@ impl Store {
         self.writer.stats()
     }
 
+    /// A metadata value (`schema_version`, `created_at`, `bundled_offered`, ...).
+    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+        let txn = self.read()?;
+        let Ok(meta) = txn.open_table(META) else {
+            return Ok(None);
+        };
+        Ok(meta.get(key)?.map(|v| v.value().to_string()))
+    }
+
+    /// Set a metadata value.
+    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+        let (key, value) = (key.to_string(), value.to_string());
+        self.write(move |txn| {
+            txn.open_table(META)?.insert(key.as_str(), value.as_str())?;
+            Ok(())
+        })
+        .await
+    }
+
     /// The schema version recorded in the file.
     pub fn schema_version(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;
