@@ -44,7 +44,7 @@ pub enum WebhookError {
     /// The timestamp is further from now than the tolerance.
     Stale {
         /// Seconds between the timestamp and now.
-        skew: i64,
+        skew: u64,
     },
     /// No `v1` signature matched any secret.
     NoMatch,
@@ -156,8 +156,10 @@ pub fn verify_with_tolerance(
     let ts: i64 = timestamp.trim().parse().map_err(|_| {
         WebhookError::BadHeader(format!("webhook-timestamp {timestamp:?} is not Unix seconds"))
     })?;
-    let skew = (now - ts).abs();
-    if skew > tolerance_secs {
+    // `abs_diff`: any two i64 timestamps, however far apart, without overflow (found by
+    // the `signature` fuzz target).
+    let skew = now.abs_diff(ts);
+    if skew > u64::try_from(tolerance_secs).unwrap_or(0) {
         return Err(WebhookError::Stale { skew });
     }
     for entry in signature_header.split_whitespace() {
@@ -246,6 +248,18 @@ mod tests {
             verify(&[secret()], "m1", "soon", &good, body, 1000),
             Err(WebhookError::BadHeader(_))
         ));
+    }
+
+    #[test]
+    fn extreme_timestamps_are_stale_not_a_panic() {
+        // Regression (fuzz/signature): `now - ts` overflowed for far-apart values.
+        for (ts, now) in [(i64::MIN, 1), (i64::MAX, -1), (i64::MIN, i64::MAX)] {
+            let got = verify(&[secret()], "m", &ts.to_string(), "v1,AAAA", b"x", now);
+            assert!(
+                matches!(got, Err(WebhookError::Stale { .. })),
+                "{ts} {now}: {got:?}"
+            );
+        }
     }
 
     #[test]

@@ -809,5 +809,8 @@ fn a_removed_bundled_plugin_stays_removed_across_restarts() {
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert!(!names.contains(&"slack"), "{names:?}");
-    assert!(names.contains(&"vergeos") && names.contains(&"email"), "{names:?}");
+    assert!(
+        names.contains(&"vergeos") && names.contains(&"email"),
+        "{names:?}"
+    );
 }

@@ -219,7 +219,9 @@ impl CalendarRule {
                     .max(0);
                 loop {
                     let m = first + k * months_per_step;
-                    let (year, month) = ((m / 12) as i32, (m % 12) as u32 + 1);
+                    // Euclidean: a month index below zero still maps to months 1-12 (found
+                    // by the `schedule` fuzz target with a start before year 0).
+                    let (year, month) = (m.div_euclid(12) as i32, m.rem_euclid(12) as u32 + 1);
                     if year > 9000 {
                         return None;
                     }

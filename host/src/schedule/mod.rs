@@ -135,4 +135,6 @@ impl Timing {
 }
 
 #[cfg(test)]
+mod proptests;
+#[cfg(test)]
 mod tests;

@@ -78,6 +78,17 @@ impl ScheduleSpec {
             &self.timezone
         };
         let start = self.start.unwrap_or(now);
+        // Years outside 1970-9000 are typos, and calendar arithmetic stays in range.
+        for (field, t) in [("start", Some(start)), ("end", self.end)] {
+            if let Some(t) = t
+                && !(1970..=9000).contains(&chrono::Datelike::year(&t))
+            {
+                return Err(format!(
+                    "{field}: {} is outside the years 1970-9000",
+                    t.to_rfc3339()
+                ));
+            }
+        }
         let timing = Timing::new(&self.rule, tz, start, self.end, now)?;
         if timing
             .next_after(start - chrono::Duration::nanoseconds(1))

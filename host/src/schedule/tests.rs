@@ -416,3 +416,34 @@ fn window_jumps_match_stepping_one_candidate_at_a_time() {
         }
     }
 }
+
+#[test]
+fn far_away_starts_are_refused_and_month_arithmetic_before_year_zero_holds() {
+    // Regression (fuzz/schedule): a monthly rule starting about 2400 years back
+    // overflowed turning a negative month index into a month.
+    let spec: spec::ScheduleSpec = serde_json::from_value(serde_json::json!({
+        "name": "s", "timezone": "UTC", "start": "-0398-09-04T10:00:00Z",
+        "rule": {"calendar": {"every": 889, "unit": "months", "weekdays": ["Mon"], "at": "05:05:05"}}
+    }))
+    .unwrap();
+    let err = spec.timing(t("2026-11-27T00:00:00Z")).unwrap_err();
+    assert!(err.starts_with("start: -0398-09-04"), "{err}");
+    // The rule itself, below the spec's check: months before year 0 map to 1-12.
+    let mut rule = cal(1, Unit::Months);
+    rule.at = Some(hm(5, 5));
+    let start = chrono::NaiveDate::from_ymd_opt(-1, 11, 15)
+        .unwrap()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let timing = Timing::new(
+        &Rule::Calendar(rule),
+        "UTC",
+        start,
+        None,
+        DateTime::<Utc>::MIN_UTC,
+    )
+    .unwrap();
+    let months: Vec<u32> = timing.preview(start, 4).iter().map(|s| s.at.month()).collect();
+    assert_eq!(months, [11, 12, 1, 2]);
+}

@@ -22,6 +22,8 @@ pub mod webhooks;
 pub mod writer;
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 use redb::ReadableTableMetadata;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 use std::path::Path;

@@ -153,6 +153,20 @@ impl Store {
             };
             names.remove(record.spec.name.as_str())?;
             tasks.remove(id.as_str())?;
+            // Its schedule links go with it (both directions), so a schedule never
+            // drives a task that is gone.
+            let mut back = txn.open_table(super::schedules::TASK_SCHEDULES)?;
+            let (lo, hi) = (format!("{id}/"), format!("{id}0"));
+            let mut schedules = Vec::new();
+            for entry in back.range(lo.as_str()..hi.as_str())? {
+                let (k, _) = entry?;
+                schedules.push(k.value().rsplit('/').next().unwrap_or_default().to_string());
+            }
+            back.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+            let mut links = txn.open_table(super::schedules::SCHEDULE_TASKS)?;
+            for s in schedules {
+                links.remove(format!("{s}/{id}").as_str())?;
+            }
             audit::record(txn, &actor, "delete", "task", &id, Some(&record), None::<&()>)?;
             Ok(record)
         })
