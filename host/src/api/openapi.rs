@@ -116,8 +116,24 @@ pub(super) fn path_param(name: &str, what: &str) -> Value {
     json!({ "name": name, "in": "path", "required": true, "description": what, "schema": { "type": "string" } })
 }
 
+/// A ULID, as ids and cursors are.
+const ULID: &str = "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$";
+
+/// An optional query parameter. `ty` is a JSON type, or one of the constrained kinds
+/// the handlers check: `limit` (1-1000), `count` (1-1440), `cursor` (a ULID),
+/// `date-time` (RFC 3339), `enum:a|b|c`.
 pub(super) fn query(name: &str, what: &str, ty: &str) -> Value {
-    json!({ "name": name, "in": "query", "required": false, "description": what, "schema": { "type": ty } })
+    let schema = match ty {
+        "limit" => json!({ "type": "integer", "minimum": 1, "maximum": 1000 }),
+        "count" => json!({ "type": "integer", "minimum": 1, "maximum": 1440 }),
+        "cursor" => json!({ "type": "string", "pattern": ULID }),
+        "date-time" => json!({ "type": "string", "format": "date-time" }),
+        t if t.starts_with("enum:") => {
+            json!({ "type": "string", "enum": t[5..].split('|').collect::<Vec<_>>() })
+        }
+        t => json!({ "type": t }),
+    };
+    json!({ "name": name, "in": "query", "required": false, "description": what, "schema": schema })
 }
 
 /// The OpenAPI document.
@@ -126,8 +142,8 @@ pub fn document() -> Value {
     let name = path_param("name", "plugin name");
     let page = || {
         vec![
-            query("limit", "page size, 1-1000 (default 50)", "integer"),
-            query("cursor", "next_cursor of the previous page", "string"),
+            query("limit", "page size, 1-1000 (default 50)", "limit"),
+            query("cursor", "next_cursor of the previous page", "cursor"),
         ]
     };
     let mut runs_params = vec![
@@ -135,19 +151,19 @@ pub fn document() -> Value {
         query(
             "status",
             "queued, running, succeeded, failed, timed_out, cancelled, skipped, interrupted",
-            "string",
+            "enum:queued|running|succeeded|failed|timed_out|cancelled|skipped|interrupted",
         ),
-        query("cause", "manual, schedule, event", "string"),
-        query("since", "queued at or after (RFC 3339)", "string"),
-        query("until", "queued before (RFC 3339)", "string"),
+        query("cause", "manual, schedule, event", "enum:manual|schedule|event"),
+        query("since", "queued at or after (RFC 3339)", "date-time"),
+        query("until", "queued before (RFC 3339)", "date-time"),
     ];
     runs_params.extend(page());
     let mut audit_params = vec![
         query("noun", "plugin, task, token", "string"),
         query("actor", "token name", "string"),
         query("target", "id or name of the thing changed", "string"),
-        query("since", "at or after (RFC 3339)", "string"),
-        query("until", "before (RFC 3339)", "string"),
+        query("since", "at or after (RFC 3339)", "date-time"),
+        query("until", "before (RFC 3339)", "date-time"),
     ];
     audit_params.extend(page());
     let list = |key: &str, schema: &str| json!({ "type": "object", "properties": { key: { "type": "array", "items": r(schema) } } });
@@ -454,7 +470,13 @@ pub fn document() -> Value {
                 Some(body(json!({ "type": "object", "properties": {
                     "to": { "type": "string", "format": "date-time" },
                     "advance_seconds": { "type": "integer", "minimum": 0 } } }))),
-                vec![ok("200", "the clock after the move", clock)],
+                vec![
+                    ok("200", "the clock after the move", clock),
+                    (
+                        "409".into(),
+                        json!({ "description": "the daemon runs on the system clock", "content": { "application/json": { "schema": r("Error") } } }),
+                    ),
+                ],
             ),
         ),
         (
@@ -572,8 +594,8 @@ pub fn document() -> Value {
                 "admin, operator, viewer",
                 vec![
                     id.clone(),
-                    query("count", "1-1440 (default 10)", "integer"),
-                    query("from", "after this instant (RFC 3339, default now)", "string"),
+                    query("count", "1-1440 (default 10)", "count"),
+                    query("from", "after this instant (RFC 3339, default now)", "date-time"),
                 ],
                 None,
                 vec![ok("200", "fire times", json!({ "type": "object" }))],

@@ -9,16 +9,16 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
     let id = path_param("id", "id (ULID) or name");
     let page = || {
         vec![
-            query("limit", "page size, 1-1000 (default 50)", "integer"),
-            query("cursor", "next_cursor of the previous page", "string"),
+            query("limit", "page size, 1-1000 (default 50)", "limit"),
+            query("cursor", "next_cursor of the previous page", "cursor"),
         ]
     };
     let mut event_params = vec![
         query("type", "event type, exact or glob (`sync.*`)", "string"),
         query("source", "event source (exact)", "string"),
         query("subject", "event subject, exact or glob", "string"),
-        query("since", "received at or after (RFC 3339)", "string"),
-        query("until", "received before (RFC 3339)", "string"),
+        query("since", "received at or after (RFC 3339)", "date-time"),
+        query("until", "received before (RFC 3339)", "date-time"),
     ];
     event_params.extend(page());
     let mut timer_params = vec![
@@ -308,7 +308,11 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
                 {
                     let mut p = vec![
                         query("webhook", "only this webhook (id or name)", "string"),
-                        query("status", "queued, delivered or dead", "string"),
+                        query(
+                            "status",
+                            "queued, delivered or dead",
+                            "enum:queued|delivered|dead",
+                        ),
                     ];
                     p.extend(page());
                     p
