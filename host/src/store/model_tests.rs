@@ -90,11 +90,12 @@ async fn step(store: &Store, m: &mut Model, op: &Op) -> Result<(), String> {
             let rec = task(&task_name(*i));
             let id = rec.id.clone();
             let r = store.insert_task(rec, "t").await;
-            let want = if m.tasks.contains_key(&task_name(*i)) {
-                "conflict"
-            } else {
-                m.tasks.insert(task_name(*i), id);
-                "ok"
+            let want = match m.tasks.entry(task_name(*i)) {
+                std::collections::btree_map::Entry::Occupied(_) => "conflict",
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(id);
+                    "ok"
+                }
             };
             (kind(&r), want)
         }
@@ -138,11 +139,12 @@ async fn step(store: &Store, m: &mut Model, op: &Op) -> Result<(), String> {
             let rec = schedule(&schedule_name(*i));
             let id = rec.id.clone();
             let r = store.insert_schedule(rec, "t").await;
-            let want = if m.schedules.contains_key(&schedule_name(*i)) {
-                "conflict"
-            } else {
-                m.schedules.insert(schedule_name(*i), id);
-                "ok"
+            let want = match m.schedules.entry(schedule_name(*i)) {
+                std::collections::btree_map::Entry::Occupied(_) => "conflict",
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(id);
+                    "ok"
+                }
             };
             (kind(&r), want)
         }
