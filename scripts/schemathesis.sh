@@ -19,34 +19,41 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   "$venv/bin/pip" install --quiet schemathesis
 fi
 cargo build --release -p sundial
-data="$(mktemp -d)"
-target/release/sundial serve --data "$data" --listen "127.0.0.1:$port" 2>"$data/daemon.log" &
-pid=$!
-trap 'kill "$pid" 2>/dev/null || true; rm -rf "$data"' EXIT
-for _ in $(seq 100); do
-  grep -q "sundial listening" "$data/daemon.log" 2>/dev/null && break
-  sleep 0.1
-done
-admin="$(cat "$data/admin.token")"
-token() {
-  curl -sf -X POST "http://127.0.0.1:$port/v1/tokens" -H "authorization: Bearer $admin" \
-    -H 'content-type: application/json' -d "{\"name\": \"st-$1\", \"role\": \"$1\"}" |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])'
-}
-declare -A tokens=([admin]="$admin" [operator]="$(token operator)" [viewer]="$(token viewer)" [ingest]="$(token ingest)")
+# Each role gets a fresh daemon: the admin run's stateful phase creates and revokes
+# tokens, which must not leak into the other roles' runs.
 status=0
 for role in admin operator viewer ingest; do
+  data="$(mktemp -d)"
+  target/release/sundial serve --data "$data" --listen "127.0.0.1:$port" 2>"$data/daemon.log" &
+  pid=$!
+  for _ in $(seq 100); do
+    grep -q "sundial listening" "$data/daemon.log" 2>/dev/null && break
+    sleep 0.1
+  done
+  token="$(cat "$data/admin.token")"
+  if [ "$role" != admin ]; then
+    token="$(curl -sf -X POST "http://127.0.0.1:$port/v1/tokens" -H "authorization: Bearer $token" \
+      -H 'content-type: application/json' -d "{\"name\": \"st-$role\", \"role\": \"$role\"}" |
+      python3 -c 'import json,sys; print(json.load(sys.stdin)["secret"])')"
+  fi
   echo "== schemathesis as $role ($examples examples per operation)"
   mkdir -p "target/schemathesis/$role"
   if ! "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
-      --header "Authorization: Bearer ${tokens[$role]}" \
+      --header "Authorization: Bearer $token" \
       --checks all --max-examples "$examples" --workers 2 \
       --report junit --report-dir "target/schemathesis/$role"; then
     status=1
   fi
-  kill -0 "$pid" || { echo "the daemon died during the $role run"; exit 1; }
+  if ! kill -0 "$pid"; then
+    echo "the daemon died during the $role run"
+    status=1
+  fi
+  if grep -n "panicked" "$data/daemon.log"; then
+    echo "the daemon panicked during the $role run"
+    status=1
+  fi
+  kill "$pid" 2>/dev/null || true
+  wait "$pid" 2>/dev/null || true
+  rm -rf "$data"
 done
-if grep -n "panicked" "$data/daemon.log"; then
-  echo "the daemon panicked"; status=1
-fi
 exit "$status"

@@ -119,6 +119,19 @@ pub(super) fn path_param(name: &str, what: &str) -> Value {
 /// A ULID, as ids and cursors are.
 const ULID: &str = "^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$";
 
+/// The name rule of tasks, schedules, triggers, webhooks, plugins and tokens
+/// (`task::validate_name`): 1-64 of `[a-z0-9._-]` starting with a letter or digit, and not
+/// shaped like an id.
+pub(super) fn name_schema() -> Value {
+    json!({ "type": "string", "pattern": "^[a-z0-9][a-z0-9._-]{0,63}$",
+            "not": { "pattern": "^[0-7][0-9a-hjkmnp-tv-z]{25}$" } })
+}
+
+/// A secret name (`secrets::validate_name`): 1-128 letters, digits, `_`, `-`, `.`.
+pub(super) fn secret_name_schema() -> Value {
+    json!({ "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$" })
+}
+
 /// An optional query parameter. `ty` is a JSON type, or one of the constrained kinds
 /// the handlers check: `limit` (1-1000), `count` (1-1440), `cursor` (a ULID),
 /// `date-time` (RFC 3339), `enum:a|b|c`.
@@ -416,7 +429,7 @@ pub fn document() -> Value {
                 "admin",
                 vec![],
                 Some(body(
-                    json!({ "type": "object", "required": ["name", "role"], "properties": { "name": { "type": "string" }, "role": { "enum": ["admin", "operator", "viewer", "ingest"] } } }),
+                    json!({ "type": "object", "required": ["name", "role"], "properties": { "name": name_schema(), "role": { "enum": ["admin", "operator", "viewer", "ingest"] } } }),
                 )),
                 vec![
                     ok("201", "created (with `secret`)", r("Token")),
@@ -666,7 +679,7 @@ pub fn document() -> Value {
                 "Limits": limits,
                 "Grants": grants,
                 "PluginInstall": { "type": "object", "required": ["name", "wasm_base64"], "properties": {
-                    "name": { "type": "string" }, "wasm_base64": { "type": "string" }, "grants": r("Grants"), "limits": r("Limits"), "description": { "type": "string" } } },
+                    "name": name_schema(), "wasm_base64": { "type": "string" }, "grants": r("Grants"), "limits": r("Limits"), "description": { "type": "string" } } },
                 "PluginUpdate": { "type": "object", "properties": { "grants": r("Grants"), "limits": r("Limits"), "description": { "type": "string" } } },
                 "Plugin": { "type": "object", "properties": {
                     "name": { "type": "string" }, "digest": { "type": "string" }, "world": { "enum": ["action", "formatter"] },
@@ -674,7 +687,7 @@ pub fn document() -> Value {
                     "grants": r("Grants"), "limits": r("Limits"), "description": { "type": "string" }, "bundled": { "type": "boolean" },
                     "installed_at": { "type": "string" }, "updated_at": { "type": "string" } } },
                 "TaskSpec": { "type": "object", "required": ["name"], "description": "give plugin or webhook as the action", "properties": {
-                    "name": { "type": "string" }, "description": { "type": "string" }, "plugin": { "type": "string" },
+                    "name": name_schema(), "description": { "type": "string", "maxLength": 4096 }, "plugin": { "type": "string" },
                     "webhook": { "type": "string", "description": "instead of plugin: each run queues a delivery to this webhook" },
                     "params": { "type": "object" }, "timeout_ms": { "type": ["integer", "null"] },
                     "retry": { "type": "object", "properties": { "max_attempts": { "type": "integer", "default": 3 }, "initial_delay_ms": { "type": "integer", "default": 1000 },
@@ -702,9 +715,9 @@ pub fn document() -> Value {
                         "fuel_consumed": { "type": ["integer", "null"] }, "hosts_contacted": { "type": "array", "items": { "type": "string" } } } },
                     "attempts": { "type": "array", "items": { "type": "object" } } } },
                 "ScheduleSpec": { "type": "object", "required": ["name", "rule"], "properties": {
-                    "name": { "type": "string" }, "description": { "type": "string" },
+                    "name": name_schema(), "description": { "type": "string" },
                     "rule": { "description": "{\"cron\": expr} | {\"calendar\": {every, unit, weekdays, day_of_month, at, window}} | {\"at\": RFC 3339}; see docs/scheduling.md" },
-                    "timezone": { "type": "string", "default": "UTC" }, "start": { "type": "string" }, "end": { "type": ["string", "null"] },
+                    "timezone": { "type": "string", "default": "UTC" }, "start": { "type": "string", "format": "date-time" }, "end": { "type": ["string", "null"], "format": "date-time" },
                     "enabled": { "type": "boolean", "default": true }, "jitter_ms": { "type": "integer", "default": 0 },
                     "misfire": { "type": "object", "properties": { "policy": { "enum": ["skip", "run_once", "run_all"] }, "max": { "type": "integer" } } } } },
                 "Schedule": { "allOf": [r("ScheduleSpec"), { "type": "object", "properties": { "id": { "type": "string" }, "created_at": { "type": "string" },

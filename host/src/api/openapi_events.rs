@@ -1,7 +1,7 @@
 //! The OpenAPI operations and schemas of events, triggers, timers, secrets, webhooks and
 //! deliveries (part of `openapi.rs`'s document).
 
-use super::openapi::{ok, op, path_param, query, r};
+use super::openapi::{name_schema, ok, op, path_param, query, r, secret_name_schema};
 use serde_json::{Value, json};
 
 /// (method, path, operation) of the event, trigger and timer endpoints.
@@ -27,7 +27,7 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
     ];
     timer_params.extend(page());
     let page_of = |key: &str, schema: &str| json!({ "type": "object", "properties": { key: { "type": "array", "items": r(schema) }, "next_cursor": { "type": ["string", "null"] } } });
-    let outcome = json!({ "type": "object", "properties": {
+    let outcome = json!({ "type": "object", "required": ["seq", "id", "source", "type", "duplicate"], "properties": {
         "seq": { "type": "string" }, "id": { "type": "string" }, "source": { "type": "string" }, "type": { "type": "string" },
         "duplicate": { "type": "boolean" }, "triggers": { "type": "array", "items": r("Matched") }, "stopped": { "type": ["string", "null"] } } });
     let ingest_body = json!({ "required": true, "content": {
@@ -42,7 +42,7 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
         vec![ok(
             "202",
             "accepted: the outcome (a batch: {\"events\": [outcomes]})",
-            json!({ "oneOf": [outcome.clone(), { "type": "object", "properties": { "events": { "type": "array", "items": outcome } } }] }),
+            json!({ "oneOf": [outcome.clone(), { "type": "object", "required": ["events"], "properties": { "events": { "type": "array", "items": outcome } } }] }),
         )],
     );
     ingest["responses"]["413"] =
@@ -202,7 +202,9 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
             op(
                 "Set a secret (write-only; sealed with the daemon's key)",
                 "admin",
-                vec![path_param("name", "secret name: 1-128 letters, digits, _ - .")],
+                vec![
+                    json!({ "name": "name", "in": "path", "required": true, "description": "secret name: 1-128 letters, digits, _ - .", "schema": secret_name_schema() }),
+                ],
                 Some(
                     json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["value"], "properties": { "value": { "type": "string", "maxLength": 65536 } } } } } }),
                 ),
@@ -390,7 +392,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "TriggerSpec",
             json!({ "type": "object", "required": ["name", "on", "targets"], "properties": {
-                "name": { "type": "string" }, "description": { "type": "string" }, "enabled": { "type": "boolean", "default": true },
+                "name": name_schema(), "description": { "type": "string", "maxLength": 4096 }, "enabled": { "type": "boolean", "default": true },
                 "on": { "type": "object", "description": "give type (with optional source, subject, filter) or schedule (with optional filter)", "properties": {
                     "type": { "type": "string", "description": "exact or glob (* and ?)" }, "source": { "type": "string" }, "subject": { "type": "string" },
                     "schedule": { "type": "string", "description": "a schedule by name or id: react to each slot it fires (sundial.schedule.fired)" },
@@ -407,7 +409,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "WebhookSpec",
             json!({ "type": "object", "required": ["name", "url"], "properties": {
-                "name": { "type": "string" }, "description": { "type": "string" }, "url": { "type": "string" },
+                "name": name_schema(), "description": { "type": "string" }, "url": { "type": "string" },
                 "method": { "enum": ["POST", "PUT", "PATCH", "GET"], "default": "POST" },
                 "headers": { "type": "array", "items": { "type": "object", "properties": { "name": { "type": "string" }, "value": { "type": "string" } } } },
                 "auth": { "type": "object", "description": "{type: none} | {type: basic, username, password_secret} | {type: bearer, token_secret} | {type: api_key, header, key_secret}" },
