@@ -259,6 +259,23 @@ fn vergeos_task(d: &Daemon, api: &VergeOs, name: &str, action: Value, target: Op
     );
 }
 
+/// A schedule in Berlin time driving `tasks`.
+fn scheduled(d: &Daemon, name: &str, rule: Value, tasks: &[&str]) {
+    create(
+        d,
+        "/v1/schedules",
+        json!({"name": name, "rule": rule, "timezone": "Europe/Berlin"}),
+    );
+    for task in tasks {
+        let (s, v) = d.call(
+            "POST",
+            &format!("/v1/schedules/{name}/tasks"),
+            Some(&json!({ "task": task })),
+        );
+        assert_eq!(s, 200, "{v}");
+    }
+}
+
 fn set_clock(d: &Daemon, to: &str) {
     let (s, v) = d.call("POST", "/v1/clock", Some(&json!({ "to": to })));
     assert_eq!(s, 200, "{v}");
@@ -443,17 +460,7 @@ fn example_4_updates_every_saturday_at_17() {
         json!(["updates.check", "updates.download"]),
         None,
     );
-    create(
-        &d,
-        "/v1/schedules",
-        json!({"name": "saturdays-17", "rule": {"cron": "0 17 * * 6"}, "timezone": "Europe/Berlin"}),
-    );
-    let (s, v) = d.call(
-        "POST",
-        "/v1/schedules/saturdays-17/tasks",
-        Some(&json!({"task": "updates"})),
-    );
-    assert_eq!(s, 200, "{v}");
+    scheduled(&d, "saturdays-17", json!({"cron": "0 17 * * 6"}), &["updates"]);
     set_clock(&d, "2026-11-28T15:59:59Z");
     assert!(api.calls().is_empty(), "nothing before Saturday 17:00 Berlin");
     set_clock(&d, "2026-11-28T16:00:00Z");
@@ -552,17 +559,12 @@ fn example_6_power_off_a_tenant_on_a_date() {
         json!("tenant.poweroff"),
         Some(json!("acme")),
     );
-    create(
+    scheduled(
         &d,
-        "/v1/schedules",
-        json!({"name": "acme-contract-end", "rule": {"at": "2026-12-31T23:00:00+01:00"}, "timezone": "Europe/Berlin"}),
+        "acme-contract-end",
+        json!({"at": "2026-12-31T23:00:00+01:00"}),
+        &["acme-off"],
     );
-    let (s, v) = d.call(
-        "POST",
-        "/v1/schedules/acme-contract-end/tasks",
-        Some(&json!({"task": "acme-off"})),
-    );
-    assert_eq!(s, 200, "{v}");
     set_clock(&d, "2026-12-31T21:59:59Z");
     assert!(api.is_on("tenants", "acme"));
     set_clock(&d, "2026-12-31T22:00:00Z");
@@ -661,19 +663,12 @@ fn reuse_patterns() {
     ] {
         vergeos_task(&d, &api, task, json!("vm.poweroff"), Some(json!(vm)));
     }
-    create(
+    scheduled(
         &d,
-        "/v1/schedules",
-        json!({"name": "friday-18", "rule": {"cron": "0 18 * * 5"}, "timezone": "Europe/Berlin"}),
+        "friday-18",
+        json!({"cron": "0 18 * * 5"}),
+        &["off-gpu-1", "off-gpu-2", "off-runner"],
     );
-    for task in ["off-gpu-1", "off-gpu-2", "off-runner"] {
-        let (s, v) = d.call(
-            "POST",
-            "/v1/schedules/friday-18/tasks",
-            Some(&json!({ "task": task })),
-        );
-        assert_eq!(s, 200, "{v}");
-    }
     set_clock(&d, "2026-12-04T17:00:00Z");
     for task in ["off-gpu-1", "off-gpu-2", "off-runner"] {
         let run = &finished_runs(&d, task, 1)[0];
