@@ -1,0 +1,426 @@
+//! Chaos: events, a per-second schedule, webhook deliveries to a flaky endpoint and
+//! manual runs go on together against the real binary, which is killed with SIGKILL at
+//! random moments (24 times by default). After every restart, and once everything has
+//! settled at the end, the invariants are checked:
+//!
+//! - the database opens and the daemon listens again (every restart);
+//! - every acknowledged event, run and delivery is there;
+//! - no schedule slot produced two runs of a task;
+//! - no run recorded more attempts than its retry policy allows, and the flaky endpoint
+//!   saw each run (by its idempotency key) at most that often;
+//! - no delivery recorded more attempts than its webhook's retry policy allows, and
+//!   every `delivered` one really reached the endpoint with a 2xx answer;
+//! - at the end every run and delivery has finished.
+//!
+//! `SUNDIAL_CHAOS_KILLS` sets the number of kills and `SUNDIAL_CHAOS_SEED` the seed of
+//! the kill moments (printed, so a failing sequence can be replayed).
+
+use serde_json::{Value, json};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use sundial_tests::{Answer, Daemon, Received, serve_http, try_raw_http};
+
+/// Attempts a run of task `call` may make.
+const RUN_ATTEMPTS: usize = 3;
+/// Attempts a delivery to webhook `flaky` may make.
+const DELIVERY_ATTEMPTS: usize = 4;
+
+/// A small deterministic generator (xorshift64*) for the kill moments.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) % n
+    }
+}
+
+/// What the flaky endpoint saw: requests per idempotency key (task runs) and per
+/// webhook id (deliveries), and the webhook ids it answered with 2xx.
+#[derive(Default)]
+struct Seen {
+    runs: HashMap<String, usize>,
+    deliveries: HashMap<String, usize>,
+    delivered: HashSet<String>,
+}
+
+/// An HTTP endpoint on loopback that answers every third request with 503.
+fn flaky_endpoint() -> (String, Arc<Mutex<Seen>>, tokio::runtime::Runtime) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let counter = AtomicU64::new(0);
+    let log = seen.clone();
+    let (addr, rt) = serve_http(Arc::new(move |req: Received| {
+        let fail = counter.fetch_add(1, Ordering::SeqCst) % 3 == 1;
+        let status = if fail { 503 } else { 200 };
+        let mut seen = log.lock().unwrap();
+        if let Some(key) = req.header("idempotency-key") {
+            *seen.runs.entry(key.to_string()).or_default() += 1;
+        }
+        if let Some(id) = req.header("webhook-id") {
+            *seen.deliveries.entry(id.to_string()).or_default() += 1;
+            if !fail {
+                seen.delivered.insert(id.to_string());
+            }
+        }
+        Answer {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: br#"{"ok": true}"#.to_vec(),
+            hang: false,
+        }
+    }));
+    (format!("127.0.0.1:{}", addr.port()), seen, rt)
+}
+
+/// Everything the API acknowledged (a 2xx answer fully received).
+#[derive(Default)]
+struct Acked {
+    /// Event ids posted (source `/chaos`).
+    events: HashSet<String>,
+    runs: HashSet<String>,
+    deliveries: HashSet<String>,
+}
+
+fn call(d: &Daemon, method: &str, path: &str, body: Value) -> Value {
+    let (status, v) = d.call(method, path, Some(&body));
+    assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
+    v
+}
+
+fn setup(d: &Daemon, endpoint: &str) {
+    call(
+        d,
+        "PATCH",
+        "/v1/plugins/http-request",
+        json!({"grants": {"hosts": [endpoint]}}),
+    );
+    let retention = json!({"keep_last": 100000, "max_age_days": 30});
+    call(
+        d,
+        "POST",
+        "/v1/tasks",
+        json!({"name": "call", "plugin": "http-request", "params": {"url": format!("http://{endpoint}/task"), "method": "POST"},
+               "retry": {"max_attempts": RUN_ATTEMPTS, "initial_delay_ms": 30, "multiplier": 1.0, "max_delay_ms": 30, "jitter": 0.0},
+               "retention": retention}),
+    );
+    call(
+        d,
+        "POST",
+        "/v1/tasks",
+        json!({"name": "tick", "plugin": "echo", "retention": retention}),
+    );
+    call(
+        d,
+        "POST",
+        "/v1/schedules",
+        json!({"name": "every-second", "rule": {"cron": "* * * * * *"}}),
+    );
+    call(
+        d,
+        "POST",
+        "/v1/schedules/every-second/tasks",
+        json!({"task": "tick"}),
+    );
+    call(
+        d,
+        "POST",
+        "/v1/webhooks",
+        json!({"name": "flaky", "url": format!("http://{endpoint}/hook"),
+               "retry": {"max_attempts": DELIVERY_ATTEMPTS, "initial_delay_ms": 30, "multiplier": 1.0, "max_delay_ms": 1000, "jitter": 0.0}}),
+    );
+    call(
+        d,
+        "POST",
+        "/v1/triggers",
+        json!({"name": "on-ping", "on": {"type": "chaos.ping"}, "targets": [{"webhook": "flaky"}, {"task": "call"}]}),
+    );
+}
+
+/// Post `body` as the admin; the parsed answer when the API acknowledged it.
+fn post(addr: &str, token: &str, path: &str, body: &Value) -> Option<Value> {
+    let headers = format!("authorization: Bearer {token}\r\ncontent-type: application/json\r\n");
+    match try_raw_http(addr, "POST", path, &headers, body.to_string().as_bytes()) {
+        Ok((status, text)) if (200..300).contains(&status) => serde_json::from_str(&text).ok(),
+        _ => None,
+    }
+}
+
+/// Clients that post events and start manual runs until `stop`, recording what the
+/// API acknowledged. Requests cut by the kill are simply not acknowledged.
+fn load(
+    addr: String,
+    token: String,
+    cycle: usize,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Acked>>,
+) -> Vec<std::thread::JoinHandle<()>> {
+    let events = {
+        let (addr, token, stop, acked) = (addr.clone(), token.clone(), stop.clone(), acked.clone());
+        std::thread::spawn(move || {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let id = format!("c{cycle}-e{n}");
+                let event = json!({"specversion": "1.0", "id": id, "source": "/chaos", "type": "chaos.ping", "data": {"n": n}});
+                if let Some(answer) = post(&addr, &token, "/v1/events", &event) {
+                    let mut acked = acked.lock().unwrap();
+                    acked.events.insert(id);
+                    for t in answer["triggers"].as_array().into_iter().flatten() {
+                        for d in t["deliveries"].as_array().into_iter().flatten() {
+                            acked.deliveries.insert(d.as_str().unwrap().to_string());
+                        }
+                        for r in t["runs"].as_array().into_iter().flatten() {
+                            acked.runs.insert(r.as_str().unwrap().to_string());
+                        }
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(15));
+            }
+        })
+    };
+    let runs = std::thread::spawn(move || {
+        let mut n = 0u64;
+        while !stop.load(Ordering::SeqCst) {
+            n += 1;
+            let task = if n % 2 == 0 { "call" } else { "tick" };
+            if let Some(answer) = post(&addr, &token, &format!("/v1/tasks/{task}/run"), &json!({})) {
+                acked
+                    .lock()
+                    .unwrap()
+                    .runs
+                    .insert(answer["id"].as_str().unwrap().to_string());
+            }
+            std::thread::sleep(Duration::from_millis(15));
+        }
+    });
+    vec![events, runs]
+}
+
+/// Every item of a paginated list (`key` holds the page's items).
+fn all(d: &Daemon, path: &str, key: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let page_path = match &cursor {
+            Some(c) => format!("{path}{sep}limit=1000&cursor={c}"),
+            None => format!("{path}{sep}limit=1000"),
+        };
+        let (status, page) = d.call("GET", &page_path, None);
+        assert_eq!(status, 200, "GET {page_path}: {page}");
+        out.extend(page[key].as_array().expect("items").iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => return out,
+        }
+    }
+}
+
+/// Check every invariant; `settled` adds that everything has finished. Returns
+/// (runs, deliveries) still unfinished.
+fn check(d: &Daemon, acked: &Acked, seen: &Seen, kills: usize, settled: bool) -> usize {
+    let runs = d.all_runs("");
+    let by_id: HashMap<&str, &Value> = runs.iter().map(|r| (r["id"].as_str().unwrap(), r)).collect();
+    for id in &acked.runs {
+        assert!(
+            by_id.contains_key(id.as_str()),
+            "acknowledged run {id} is missing"
+        );
+    }
+    let events: HashSet<String> = all(d, "/v1/events?source=/chaos", "events")
+        .iter()
+        .map(|e| e["event"]["id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &acked.events {
+        assert!(events.contains(id), "acknowledged event {id} is missing");
+    }
+    let deliveries = all(d, "/v1/deliveries?webhook=flaky", "deliveries");
+    let delivery_ids: HashSet<&str> = deliveries.iter().map(|x| x["id"].as_str().unwrap()).collect();
+    for id in &acked.deliveries {
+        assert!(
+            delivery_ids.contains(id.as_str()),
+            "acknowledged delivery {id} is missing"
+        );
+    }
+
+    let mut slots: HashMap<(String, String), usize> = HashMap::new();
+    let mut unfinished = 0;
+    for run in &runs {
+        let id = run["id"].as_str().unwrap();
+        let attempts = run["attempts"].as_array().unwrap().len();
+        if run["task_name"] == "call" {
+            assert!(
+                attempts <= RUN_ATTEMPTS,
+                "run {id} made {attempts} attempts: {run}"
+            );
+            let executed = seen.runs.get(id).copied().unwrap_or(0);
+            assert!(
+                executed <= RUN_ATTEMPTS && executed <= attempts,
+                "run {id} reached the endpoint {executed} times with {attempts} attempts recorded"
+            );
+            if run["status"] == "succeeded" {
+                assert!(executed >= 1, "run {id} succeeded without reaching the endpoint");
+            }
+        }
+        if run["cause"]["kind"] == "schedule" {
+            let key = (
+                run["task_name"].as_str().unwrap().to_string(),
+                run["cause"]["slot"].as_str().unwrap().to_string(),
+            );
+            *slots.entry(key.clone()).or_default() += 1;
+            assert_eq!(slots[&key], 1, "slot {key:?} fired twice");
+        }
+        if matches!(run["status"].as_str(), Some("queued" | "running")) {
+            unfinished += 1;
+        }
+    }
+    for delivery in &deliveries {
+        let id = delivery["id"].as_str().unwrap();
+        let attempts = delivery["attempts"].as_array().unwrap().len();
+        assert!(
+            attempts <= DELIVERY_ATTEMPTS,
+            "delivery {id} made {attempts} attempts"
+        );
+        let reached = seen.deliveries.get(id).copied().unwrap_or(0);
+        // At least once: an attempt cut by a kill is sent again, so the endpoint may
+        // see a delivery once more per kill than recorded, never more.
+        assert!(
+            reached <= attempts + kills,
+            "delivery {id} reached the endpoint {reached} times with {attempts} attempts recorded"
+        );
+        if delivery["status"] == "delivered" {
+            assert!(
+                seen.delivered.contains(id),
+                "delivery {id} is delivered but the endpoint never answered it with 2xx"
+            );
+        }
+        if delivery["status"] == "queued" {
+            unfinished += 1;
+        }
+    }
+    if settled {
+        assert_eq!(unfinished, 0, "runs or deliveries never finished");
+    }
+    unfinished
+}
+
+#[test]
+fn sigkill_at_random_moments_keeps_every_invariant() {
+    let kills: usize = std::env::var("SUNDIAL_CHAOS_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24);
+    let seed: u64 = std::env::var("SUNDIAL_CHAOS_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+                | 1
+        });
+    eprintln!("chaos: {kills} kills, SUNDIAL_CHAOS_SEED={seed}");
+    let mut rng = Rng(seed);
+    let (endpoint, seen, _server) = flaky_endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    let acked = Arc::new(Mutex::new(Acked::default()));
+    let flags = ["--allow-loopback", "--workers", "4"];
+
+    for cycle in 0..=kills {
+        let d = Daemon::start(dir.path(), &flags);
+        if cycle == 0 {
+            setup(&d, &endpoint);
+        } else {
+            let acked = acked.lock().unwrap();
+            let seen = seen.lock().unwrap();
+            check(&d, &acked, &seen, cycle, false);
+        }
+        if cycle == kills {
+            break;
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let clients = load(
+            d.addr.clone(),
+            d.token.clone(),
+            cycle,
+            stop.clone(),
+            acked.clone(),
+        );
+        std::thread::sleep(Duration::from_millis(100 + rng.below(1400)));
+        let log = d.stderr_text();
+        d.kill9();
+        stop.store(true, Ordering::SeqCst);
+        for c in clients {
+            c.join().unwrap();
+        }
+        assert!(!log.contains("panicked"), "the daemon panicked:\n{log}");
+    }
+
+    // The last daemon lives: let every run and delivery finish, then check again.
+    let d = Daemon::start(dir.path(), &flags);
+    let (status, paused) = d.call("POST", "/v1/schedules/every-second/pause", None);
+    assert_eq!(status, 200, "{paused}");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let acked = acked.lock().unwrap();
+        let seen = seen.lock().unwrap();
+        let unfinished = check(&d, &acked, &seen, kills, false);
+        if unfinished == 0 {
+            check(&d, &acked, &seen, kills, true);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{unfinished} runs or deliveries never finished"
+        );
+        drop((acked, seen));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let runs = d.all_runs("");
+    let interrupted = runs
+        .iter()
+        .flat_map(|r| r["attempts"].as_array().unwrap())
+        .filter(|a| a["error"].to_string().contains("daemon stopped"))
+        .count();
+    let retried = runs
+        .iter()
+        .filter(|r| r["attempts"].as_array().unwrap().len() > 1)
+        .count();
+    let scheduled = runs.iter().filter(|r| r["cause"]["kind"] == "schedule").count();
+    let deliveries = all(&d, "/v1/deliveries?webhook=flaky", "deliveries");
+    let redelivered = deliveries
+        .iter()
+        .filter(|x| x["attempts"].as_array().unwrap().len() > 1)
+        .count();
+    eprintln!(
+        "chaos: {} runs ({scheduled} scheduled, {retried} retried, {interrupted} attempts cut by a kill), \
+         {} deliveries ({redelivered} retried)",
+        runs.len(),
+        deliveries.len()
+    );
+    // The run must have exercised what the invariants are about.
+    assert!(
+        retried > 0 && redelivered > 0 && scheduled > 0,
+        "no retries or slots to check"
+    );
+    let acked = acked.lock().unwrap();
+    assert!(
+        acked.events.len() >= kills && acked.runs.len() >= kills && acked.deliveries.len() >= kills,
+        "too little load to mean anything: {} events, {} runs, {} deliveries",
+        acked.events.len(),
+        acked.runs.len(),
+        acked.deliveries.len()
+    );
+    eprintln!(
+        "chaos: survived {kills} kills; acknowledged {} events, {} runs, {} deliveries; 0 invariant violations",
+        acked.events.len(),
+        acked.runs.len(),
+        acked.deliveries.len()
+    );
+    assert!(!d.stderr_text().contains("panicked"));
+}
