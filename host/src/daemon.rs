@@ -34,12 +34,20 @@ pub struct DaemonConfig {
     /// Start on a manual test clock standing at this time (moved with `POST /v1/clock`)
     /// instead of the wall clock. Default: none (wall clock). For tests only.
     pub test_clock: Option<chrono::DateTime<chrono::Utc>>,
+    /// Testing hook: while this file exists, store writes fail with ENOSPC (see
+    /// [`crate::store::faults`]). Default: none.
+    pub inject_disk_full: Option<PathBuf>,
     /// IANA zone of schedules that name none. Default `UTC`.
     pub timezone: String,
     /// Causal depth beyond which events are not routed. Default 8.
     pub max_event_depth: u32,
     /// Largest event accepted, in bytes (its JSON). Default 256 KiB.
     pub max_event_bytes: usize,
+    /// Requests handled at once; more are answered 503 at once. Default 512.
+    pub max_requests: usize,
+    /// Runs waiting for a worker before manual runs and events are refused with 429.
+    /// Default 10 000.
+    pub max_queued_runs: usize,
     /// The SMTP relay plugins granted `mail` send through. Default: none (sending
     /// fails with `denied`).
     pub mail: Option<crate::mail::MailConfig>,
@@ -57,9 +65,12 @@ impl Default for DaemonConfig {
             retention: crate::retention::RetentionDefaults::default(),
             grace: std::time::Duration::from_secs(30),
             test_clock: None,
+            inject_disk_full: None,
             timezone: "UTC".into(),
             max_event_depth: crate::router::DEFAULT_MAX_DEPTH,
             max_event_bytes: crate::event::cloudevent::DEFAULT_MAX_EVENT_BYTES,
+            max_requests: crate::api::admission::DEFAULT_MAX_REQUESTS,
+            max_queued_runs: crate::api::admission::DEFAULT_MAX_QUEUED_RUNS,
             mail: None,
         }
     }
@@ -91,8 +102,13 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> 
 /// startup failures.
 pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let dir = &config.data_dir;
-    let store = Store::open_with(dir, config.max_batch, config.cache_bytes)
-        .map_err(|e| format!("opening the store in {}: {e}", dir.display()))?;
+    let store = Store::open_options(
+        dir,
+        config.max_batch,
+        config.cache_bytes,
+        config.inject_disk_full.clone(),
+    )
+    .map_err(|e| format!("opening the store in {}: {e}", dir.display()))?;
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(dir.join("cache")),
         network: config.network.clone(),
@@ -162,6 +178,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         deliverer,
         default_timezone: config.timezone.clone(),
         max_event_bytes: config.max_event_bytes,
+        admission: crate::api::admission::Admission::new(config.max_requests, config.max_queued_runs),
     };
 
     // Bundled plugins: each one is offered once, on the first start of a version that

@@ -58,6 +58,8 @@ struct Inner {
     /// Runs whose cancellation was asked for while they were running.
     cancel_requested: Mutex<std::collections::HashSet<String>>,
     durations: crate::metrics::Histogram,
+    /// Runs handed to the workers that wait for a free one.
+    backlog: std::sync::atomic::AtomicUsize,
     /// Scheduled first attempts: due time (slot + jitter) to run start.
     lateness: crate::metrics::Histogram,
     /// Runs inside `execute` (bookkeeping included).
@@ -119,6 +121,7 @@ impl Executor {
             stopping: Default::default(),
             cancel_requested: Mutex::default(),
             durations: crate::metrics::Histogram::new(crate::metrics::SECONDS),
+            backlog: Default::default(),
             lateness: crate::metrics::Histogram::new(crate::metrics::LATENESS),
             in_flight: Default::default(),
             active_by_task: Mutex::default(),
@@ -129,7 +132,12 @@ impl Executor {
         let dispatcher = exec.clone();
         tokio::spawn(async move {
             while let Some(id) = rx.recv().await {
-                let Ok(permit) = dispatcher.inner.workers.clone().acquire_owned().await else {
+                let permit = dispatcher.inner.workers.clone().acquire_owned().await;
+                dispatcher
+                    .inner
+                    .backlog
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                let Ok(permit) = permit else {
                     break;
                 };
                 if dispatcher
@@ -154,15 +162,29 @@ impl Executor {
     pub fn submit(&self, run: &Run) {
         let wait = run.not_before.as_deref().map(ms_until).unwrap_or(0);
         if wait == 0 {
-            let _ = self.inner.submit.send(run.id.clone());
+            self.hand_over(run.id.clone());
         } else {
-            let tx = self.inner.submit.clone();
+            let this = self.clone();
             let id = run.id.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(wait)).await;
-                let _ = tx.send(id);
+                this.hand_over(id);
             });
         }
+    }
+
+    fn hand_over(&self, id: String) {
+        let backlog = &self.inner.backlog;
+        backlog.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.inner.submit.send(id).is_err() {
+            backlog.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Runs handed to the workers that are waiting for a free one (the backlog the
+    /// API's `max_queued_runs` limits).
+    pub fn backlog(&self) -> usize {
+        self.inner.backlog.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Wait until run `id` is finished and return it.
@@ -214,16 +236,58 @@ impl Executor {
         Ok((queued.len(), interrupted))
     }
 
+    /// The store failed during a run (a full disk): its start or end may not have been
+    /// recorded. Once the store writes again, settle it as if the daemon had stopped
+    /// during it: a queued run goes to the workers, a running one is interrupted and
+    /// retried per its task's policy. Looks again every second until then.
+    fn settle_later(&self, id: String) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if this.inner.stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                let result = match this.inner.store.run(&id) {
+                    Ok(Some(run)) if run.status == RunStatus::Queued => {
+                        this.submit(&run);
+                        Ok(())
+                    }
+                    Ok(Some(run)) if run.status == RunStatus::Running => {
+                        this.interrupt_because(run, "the data disk failed during this attempt")
+                            .await
+                    }
+                    Ok(_) => Ok(()),
+                    Err(e) => Err(e),
+                };
+                match result {
+                    Err(StoreError::Unavailable(_)) => continue,
+                    Err(e) => {
+                        tracing::error!(run = %id, "settling a run after a store failure failed: {e}");
+                        return;
+                    }
+                    Ok(()) => return,
+                }
+            }
+        });
+    }
+
     /// Close the current attempt of a run the daemon stopped during, then retry it
     /// (queued after its backoff) or end it `interrupted`, per the task's policy.
-    async fn interrupt(&self, mut run: Run) -> Result<(), StoreError> {
+    async fn interrupt(&self, run: Run) -> Result<(), StoreError> {
+        self.interrupt_because(run, "the daemon stopped during this attempt")
+            .await
+    }
+
+    /// [`Executor::interrupt`] with the reason recorded on the attempt.
+    async fn interrupt_because(&self, mut run: Run, reason: &str) -> Result<(), StoreError> {
         let policy = self
             .inner
             .store
             .task(&run.task_id)?
             .map(|t| t.spec.retry)
             .unwrap_or_default();
-        let error = runtime::RunError::Instantiate("the daemon stopped during this attempt".into());
+        let error = runtime::RunError::Instantiate(reason.into());
         if let Some(a) = run.attempts.last_mut() {
             a.finished_at = Some(now());
             a.error = Some(error.clone());
@@ -342,7 +406,7 @@ impl Executor {
             .get_mut(task)
             .and_then(|q| q.pop_front());
         if let Some(next) = next {
-            let _ = self.inner.submit.send(next);
+            self.hand_over(next);
         }
     }
 
@@ -377,6 +441,11 @@ impl Executor {
             "sundial_schedule_lateness_seconds",
             "Scheduled runs (first attempts): from the slot's due time (slot plus jitter) to the run's start.",
         );
+        out.push_str(&format!(
+            "# HELP sundial_run_backlog Runs handed to the workers and waiting for a free one.\n\
+             # TYPE sundial_run_backlog gauge\nsundial_run_backlog {}\n",
+            self.backlog()
+        ));
     }
 
     /// Record how late a scheduled run started (first attempts; a due time ahead of the
@@ -422,6 +491,9 @@ impl Executor {
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Err(e) = self.try_execute(id).await {
             tracing::error!(run = id, "run bookkeeping failed: {e}");
+            if matches!(e, StoreError::Unavailable(_)) {
+                self.settle_later(id.to_string());
+            }
         }
         self.inner
             .in_flight

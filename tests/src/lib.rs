@@ -604,3 +604,16 @@ impl Receiver {
         format!("http://{}{path}", self.addr)
     }
 }
+
+/// Resident memory of process `pid` in KiB (`VmRSS` of `/proc/PID/status`; 0 where
+/// that cannot be read).
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}

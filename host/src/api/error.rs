@@ -85,6 +85,11 @@ impl From<StoreError> for ApiError {
                 code: "shutting_down",
                 message: "the daemon is shutting down".into(),
             },
+            StoreError::Unavailable(m) => ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "storage_unavailable",
+                message: format!("{m}; nothing was changed, retry later"),
+            },
             other => ApiError::internal(other.to_string()),
         }
     }
@@ -103,7 +108,15 @@ impl From<crate::task::FieldError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
-        (self.status, axum::Json(body)).into_response()
+        let mut response = (self.status, axum::Json(body)).into_response();
+        if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
+            // Clients should come back, not hammer: a second is the store's reopen pace.
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from_static("1"),
+            );
+        }
+        response
     }
 }
 

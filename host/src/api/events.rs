@@ -149,6 +149,7 @@ pub(super) async fn ingest(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(INGESTERS, "post events")?;
+    state.admission.check_queue(state.executor.backlog())?;
     let body = read_body(body, MAX_BATCH_BYTES).await?;
     let (events, batch) = parse(&state, &headers, &body)?;
     let stored = state.router.ingest(events).await?;

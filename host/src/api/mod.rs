@@ -1,6 +1,7 @@
 //! The REST API under `/v1/`: JSON in and out, bearer-token auth with roles, errors as
 //! `{"error": {"code", "message"}}` with a precise status.
 
+pub mod admission;
 mod clock;
 mod events;
 pub mod openapi;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub default_timezone: String,
     /// Largest event accepted, in bytes.
     pub max_event_bytes: usize,
+    /// Request and run-queue limits.
+    pub admission: admission::Admission,
 }
 
 /// The authenticated caller of a request.
@@ -384,5 +387,9 @@ pub fn router(state: AppState) -> Router {
             axum::routing::delete(schedules::detach),
         )
         .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admission::limit_requests,
+        ))
         .with_state(state)
 }

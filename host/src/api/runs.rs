@@ -39,6 +39,7 @@ pub(super) async fn start(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
     caller.require(OPERATORS, "start runs")?;
+    state.admission.check_queue(state.executor.backlog())?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
     let body = read_body(body, MAX_BODY_BYTES).await?;
     let req: StartRequest = if body.is_empty() {

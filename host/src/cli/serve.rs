@@ -57,6 +57,12 @@ pub(crate) struct ServeArgs {
     /// Largest event accepted, e.g. 256KiB [default: 256KiB].
     #[arg(long, env = "SUNDIAL_MAX_EVENT_SIZE")]
     max_event_size: Option<String>,
+    /// Requests handled at once; one more is answered 503 with Retry-After [default: 512].
+    #[arg(long, env = "SUNDIAL_MAX_REQUESTS")]
+    max_requests: Option<usize>,
+    /// Runs waiting for a worker before manual runs and events are refused with 429 [default: 10000].
+    #[arg(long, env = "SUNDIAL_MAX_QUEUED_RUNS")]
+    max_queued_runs: Option<usize>,
     /// How often retention runs, e.g. 60s [default: 60s].
     #[arg(long, env = "SUNDIAL_PRUNE_INTERVAL")]
     prune_interval: Option<String>,
@@ -73,6 +79,11 @@ pub(crate) struct ServeArgs {
     /// by `POST /v1/clock`. For tests; never in production [default: the wall clock].
     #[arg(long, env = "SUNDIAL_TEST_CLOCK")]
     test_clock: Option<String>,
+    /// Testing hook for the disk-full path: while this file exists every write to the
+    /// store fails with ENOSPC, as on a full disk. For tests; never in production
+    /// [default: none].
+    #[arg(long, env = "SUNDIAL_INJECT_DISK_FULL", hide = true)]
+    inject_disk_full: Option<PathBuf>,
 }
 
 /// The config file: the same keys as the flags, in snake_case, plus `[mail]` (the SMTP
@@ -93,6 +104,8 @@ struct FileConfig {
     max_event_age_days: Option<u32>,
     max_event_depth: Option<u32>,
     max_event_size: Option<String>,
+    max_requests: Option<usize>,
+    max_queued_runs: Option<usize>,
     prune_interval: Option<String>,
     grace: Option<String>,
     log_format: Option<String>,
@@ -160,6 +173,19 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
         .max_event_depth
         .or(file.max_event_depth)
         .unwrap_or(d.max_event_depth);
+    let max_requests = args.max_requests.or(file.max_requests).unwrap_or(d.max_requests);
+    if !(1..=1_000_000).contains(&max_requests) {
+        return Err(format!("max_requests: {max_requests} is outside 1..=1000000"));
+    }
+    let max_queued_runs = args
+        .max_queued_runs
+        .or(file.max_queued_runs)
+        .unwrap_or(d.max_queued_runs);
+    if !(1..=100_000_000).contains(&max_queued_runs) {
+        return Err(format!(
+            "max_queued_runs: {max_queued_runs} is outside 1..=100000000"
+        ));
+    }
     if !(1..=100).contains(&max_event_depth) {
         return Err(format!("max_event_depth: {max_event_depth} is outside 1..=100"));
     }
@@ -233,8 +259,11 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             },
             grace,
             test_clock,
+            inject_disk_full: args.inject_disk_full,
             timezone,
             max_event_depth,
+            max_requests,
+            max_queued_runs,
             max_event_bytes,
             mail: file.mail,
         },

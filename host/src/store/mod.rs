@@ -7,6 +7,8 @@
 
 pub mod audit;
 pub mod events;
+pub mod faults;
+pub mod handle;
 pub mod kv;
 pub mod named;
 pub mod plugins;
@@ -71,11 +73,21 @@ pub enum StoreError {
     /// The writer has stopped (the store is shutting down).
     #[error("the store is closed")]
     Closed,
+    /// The data file cannot be written (disk full, I/O error) or is being reopened after
+    /// such an error; nothing was written. Retry later: the store reopens by itself.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl From<redb::Error> for StoreError {
     fn from(e: redb::Error) -> StoreError {
-        StoreError::Storage(e.to_string())
+        match e {
+            redb::Error::Io(e) => StoreError::Unavailable(format!("the data file cannot be written: {e}")),
+            redb::Error::PreviousIo | redb::Error::DatabaseClosed => {
+                StoreError::Unavailable("the data file had an I/O error and is being reopened".into())
+            }
+            other => StoreError::Storage(other.to_string()),
+        }
     }
 }
 
@@ -83,7 +95,7 @@ macro_rules! storage_from {
     ($($t:ty),*) => {$(
         impl From<$t> for StoreError {
             fn from(e: $t) -> StoreError {
-                StoreError::Storage(redb::Error::from(e).to_string())
+                StoreError::from(redb::Error::from(e))
             }
         }
     )*};
@@ -103,7 +115,7 @@ pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
 /// The opened store.
 #[derive(Clone)]
 pub struct Store {
-    db: Arc<Database>,
+    db: Arc<handle::DbHandle>,
     writer: Writer,
 }
 
@@ -118,18 +130,33 @@ impl Store {
     /// to [`SCHEMA_VERSION`], and start the writer with batches of at most `max_batch`
     /// mutations.
     pub fn open_with(dir: &Path, max_batch: usize, cache_bytes: usize) -> Result<Store, StoreError> {
+        Store::open_options(dir, max_batch, cache_bytes, None)
+    }
+
+    /// [`Store::open_with`], and when `disk_full_switch` is set, through the testing
+    /// backend whose writes fail with ENOSPC while that file exists ([`faults`]).
+    pub fn open_options(
+        dir: &Path,
+        max_batch: usize,
+        cache_bytes: usize,
+        disk_full_switch: Option<std::path::PathBuf>,
+    ) -> Result<Store, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| StoreError::Io(format!("{}: {e}", dir.display())))?;
-        let path = dir.join("sundial.redb");
-        let db = Database::builder().set_cache_size(cache_bytes).create(&path)?;
+        let options = handle::OpenOptions {
+            path: dir.join("sundial.redb"),
+            cache_bytes,
+            disk_full_switch,
+        };
+        let db = options.open()?;
         migrate(&db)?;
-        let db = Arc::new(db);
+        let db = Arc::new(handle::DbHandle::new(db, options));
         let writer = Writer::start(db.clone(), max_batch)?;
         Ok(Store { db, writer })
     }
 
     /// A consistent read snapshot.
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
-        Ok(self.db.begin_read()?)
+        Ok(self.db.get()?.begin_read()?)
     }
 
     /// Apply a mutation durably through the group-commit writer and return what it

@@ -5,7 +5,8 @@
 //! mutation commits at once.
 
 use super::StoreError;
-use redb::{Database, Durability, WriteTransaction};
+use super::handle::DbHandle;
+use redb::{Durability, WriteTransaction};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -76,7 +77,7 @@ pub struct Writer {
 
 impl Writer {
     /// Start the writer thread for `db`.
-    pub fn start(db: Arc<Database>, max_batch: usize) -> Result<Writer, StoreError> {
+    pub fn start(db: Arc<DbHandle>, max_batch: usize) -> Result<Writer, StoreError> {
         let (tx, rx) = mpsc::channel::<Job>(max_batch.max(1) * 4);
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
@@ -103,7 +104,7 @@ impl Writer {
     }
 }
 
-fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Job>, max_batch: usize, stats: &WriterStats) {
+fn run(db: Arc<DbHandle>, mut rx: mpsc::Receiver<Job>, max_batch: usize, stats: &WriterStats) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -117,12 +118,27 @@ fn run(db: Arc<Database>, mut rx: mpsc::Receiver<Job>, max_batch: usize, stats: 
     }
 }
 
-fn commit_batch(db: &Database, batch: &mut Vec<Job>, stats: &WriterStats) {
+/// Commit one batch; an I/O error (disk full, failing device) fails the batch and
+/// closes the file so the next batch reopens it.
+fn commit_batch(handle: &DbHandle, batch: &mut Vec<Job>, stats: &WriterStats) {
+    let failed = commit_on(handle, batch, stats);
+    if let Some(e @ StoreError::Unavailable(_)) = &failed {
+        handle.fail(e);
+    }
+}
+
+/// Commit one batch on the open database; the batch's storage error, if any.
+fn commit_on(handle: &DbHandle, batch: &mut Vec<Job>, stats: &WriterStats) -> Option<StoreError> {
     let size = batch.len() as u64;
     let fail_all = |batch: &mut Vec<Job>, e: StoreError| {
         for job in batch.drain(..) {
             let _ = job.done.send(Err(e.clone()));
         }
+        Some(e)
+    };
+    let db = match handle.get() {
+        Ok(db) => db,
+        Err(e) => return fail_all(batch, e),
     };
     let mut txn = match db.begin_write() {
         Ok(t) => t,
@@ -133,16 +149,20 @@ fn commit_batch(db: &Database, batch: &mut Vec<Job>, stats: &WriterStats) {
     }
     let mut results = Vec::with_capacity(batch.len());
     let mut dones = Vec::with_capacity(batch.len());
-    for job in batch.drain(..) {
+    let mut jobs = batch.drain(..).collect::<Vec<_>>().into_iter();
+    while let Some(job) = jobs.next() {
         let result = (job.mutation)(&txn);
-        if let Err(StoreError::Storage(_)) = &result {
+        if let Err(e @ (StoreError::Storage(_) | StoreError::Unavailable(_))) = &result {
             // The transaction may be half-written: abandon the whole batch.
-            let e = result.unwrap_err();
+            let e = e.clone();
             let _ = job.done.send(Err(e.clone()));
             for d in dones {
                 let _: Result<(), _> = oneshot::Sender::send(d, Err(e.clone()));
             }
-            return;
+            for job in jobs {
+                let _ = job.done.send(Err(e.clone()));
+            }
+            return Some(e);
         }
         results.push(result);
         dones.push(job.done);
@@ -166,12 +186,14 @@ fn commit_batch(db: &Database, batch: &mut Vec<Job>, stats: &WriterStats) {
             for (done, result) in dones.into_iter().zip(results) {
                 let _ = done.send(result);
             }
+            None
         }
         Err(e) => {
             let e = StoreError::from(redb::Error::from(e));
             for done in dones {
                 let _ = done.send(Err(e.clone()));
             }
+            Some(e)
         }
     }
 }

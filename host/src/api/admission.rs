@@ -1,0 +1,83 @@
+//! Admission control: what the API refuses rather than queue without bound.
+//!
+//! - At most `max_requests` requests are handled at once; one more is answered at
+//!   once with `503 overloaded` and `Retry-After: 1` (no queue of waiting requests
+//!   builds up in memory). `/healthz` and `/metrics` are never refused, so monitoring
+//!   still sees an overloaded daemon.
+//! - Work that queues runs (manual runs, events) is refused with `429 queue_full` while
+//!   `max_queued_runs` runs already wait for a worker. Schedules are not refused: a
+//!   slot's run is queued whatever the backlog (the exactly-once promise).
+
+use super::{ApiError, AppState};
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Requests handled at once by default: 512.
+pub const DEFAULT_MAX_REQUESTS: usize = 512;
+/// Runs waiting for a worker before manual runs and events are refused: 10 000.
+pub const DEFAULT_MAX_QUEUED_RUNS: usize = 10_000;
+
+/// The limits and the permits of requests in progress.
+#[derive(Clone)]
+pub struct Admission {
+    requests: Arc<Semaphore>,
+    max_requests: usize,
+    max_queued_runs: usize,
+}
+
+impl Admission {
+    /// Limits of `max_requests` requests at once and `max_queued_runs` waiting runs
+    /// (each at least 1).
+    pub fn new(max_requests: usize, max_queued_runs: usize) -> Admission {
+        let max_requests = max_requests.max(1);
+        Admission {
+            requests: Arc::new(Semaphore::new(max_requests)),
+            max_requests,
+            max_queued_runs: max_queued_runs.max(1),
+        }
+    }
+
+    /// Refuse with 429 when `backlog` runs already wait for a worker.
+    pub fn check_queue(&self, backlog: usize) -> Result<(), ApiError> {
+        if backlog < self.max_queued_runs {
+            return Ok(());
+        }
+        Err(ApiError {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "queue_full",
+            message: format!(
+                "{backlog} runs are waiting for a worker (max_queued_runs is {}); retry later",
+                self.max_queued_runs
+            ),
+        })
+    }
+}
+
+/// Middleware: hold a permit for the whole request, or answer 503 at once.
+pub async fn limit_requests(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let path = request.uri().path();
+    if path == "/healthz" || path == "/metrics" {
+        return next.run(request).await;
+    }
+    let admission = &state.admission;
+    match admission.requests.clone().try_acquire_owned() {
+        Ok(permit) => {
+            let response = next.run(request).await;
+            drop(permit);
+            response
+        }
+        Err(_) => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "overloaded",
+            message: format!(
+                "{} requests are in progress (max_requests); retry later",
+                admission.max_requests
+            ),
+        }
+        .into_response(),
+    }
+}
