@@ -284,6 +284,58 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_full_disk_fails_writes_keeps_commits_and_the_store_reopens_itself() {
+        let dir = tempfile::tempdir().unwrap();
+        let switch = dir.path().join("full");
+        let store = Store::open_options(
+            &dir.path().join("data"),
+            64,
+            DEFAULT_CACHE_BYTES,
+            Some(switch.clone()),
+        )
+        .unwrap();
+        store.write(put(1, "before")).await.unwrap();
+        std::fs::write(&switch, b"").unwrap();
+        for key in 2..5 {
+            match store.write(put(key, "during")).await {
+                Err(StoreError::Unavailable(m)) => assert!(m.contains("data file"), "{m}"),
+                other => panic!("a write on a full disk gave {other:?}"),
+            }
+        }
+        std::fs::remove_file(&switch).unwrap();
+        // The first attempts after space returns may come within the reopen interval.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match store.write(put(5, "after")).await {
+                Ok(()) => break,
+                Err(StoreError::Unavailable(_)) if std::time::Instant::now() < deadline => {
+                    tokio::time::sleep(handle::REOPEN_INTERVAL).await
+                }
+                other => panic!("the store did not recover: {other:?}"),
+            }
+        }
+        assert_eq!(
+            count(&store),
+            2,
+            "the commit before and the one after, nothing between"
+        );
+        drop(store);
+        // The writer thread lets go of the file once it sees the store dropped.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let store = loop {
+            match Store::open(&dir.path().join("data"), 64) {
+                Ok(s) => break s,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    let _ = e;
+                    std::thread::sleep(std::time::Duration::from_millis(20))
+                }
+                Err(e) => panic!("reopening: {e}"),
+            }
+        };
+        assert_eq!(count(&store), 2);
+    }
+
+    #[tokio::test]
     async fn new_file_gets_the_schema_version_and_survives_reopen() {
         let dir = tempfile::tempdir().unwrap();
         {
