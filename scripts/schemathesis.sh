@@ -2,13 +2,16 @@
 # API robustness: schemathesis (from PyPI) against the daemon's own /openapi.json, once
 # with a token of each role (admin, operator, viewer, ingest). Every check is on: no 5xx,
 # statuses and bodies as the spec says, bad input refused. The daemon must survive the
-# whole run; its log is searched for panics.
+# whole run; its log is searched for panics. scripts/schemathesis.toml lists the few
+# operations whose bodies carry a language JSON Schema cannot describe (rules, filters,
+# components, URLs): there a 400 naming the field may answer schema-valid input.
 #
 #   scripts/schemathesis.sh          # 100 examples per operation and role
 #   scripts/schemathesis.sh 10       # a short bounded run
 #
 # Needs python3 (a venv with schemathesis is created in target/schemathesis-venv).
-# Reports (JUnit XML) land in target/schemathesis/ROLE/.
+# Reports (JUnit XML) land in target/schemathesis/ROLE/. One worker: with two, the
+# coverage phase sometimes dies inside schemathesis itself (a Python AST SystemError).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples="${1:-100}"
@@ -38,9 +41,9 @@ for role in admin operator viewer ingest; do
   fi
   echo "== schemathesis as $role ($examples examples per operation)"
   mkdir -p "target/schemathesis/$role"
-  if ! "$venv/bin/schemathesis" run "http://127.0.0.1:$port/openapi.json" \
+  if ! "$venv/bin/schemathesis" --config-file scripts/schemathesis.toml run "http://127.0.0.1:$port/openapi.json" \
       --header "Authorization: Bearer $token" \
-      --checks all --max-examples "$examples" --workers 2 \
+      --checks all --max-examples "$examples" --workers 1 \
       --report junit --report-dir "target/schemathesis/$role"; then
     status=1
   fi

@@ -99,11 +99,9 @@ impl RetryPolicy {
                 format!("{} is outside 1.0..=10.0", self.multiplier),
             );
         }
-        if self.max_delay_ms < self.initial_delay_ms || self.max_delay_ms > 7 * 86_400_000 {
-            return bad(
-                "retry.max_delay_ms",
-                "must be between initial_delay_ms and 7 days",
-            );
+        // A cap below initial_delay_ms is allowed: every delay is then the cap.
+        if self.max_delay_ms > 7 * 86_400_000 {
+            return bad("retry.max_delay_ms", "must be at most 7 days");
         }
         if !(0.0..=1.0).contains(&self.jitter) {
             return bad("retry.jitter", format!("{} is outside 0.0..=1.0", self.jitter));
@@ -266,8 +264,8 @@ impl TaskSpec {
             Some(w) if w.is_empty() => return bad("webhook", "must not be empty"),
             Some(_) => {}
         }
-        if self.description.len() > 4096 {
-            return bad("description", "must be at most 4096 bytes");
+        if self.description.chars().count() > 4096 {
+            return bad("description", "must be at most 4096 characters");
         }
         if !self.params.is_object() {
             return bad("params", "must be a JSON object");

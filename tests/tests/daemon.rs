@@ -411,6 +411,24 @@ fn every_role_gets_exactly_its_calls() {
     assert_eq!(d.call_as(Some(&secrets["view"]), "GET", "/v1/tasks", None).0, 401);
     let (status, err) = d.call("DELETE", "/v1/tokens/admin", None);
     assert_eq!(status, 409, "{err}");
+    // Nor can a token revoke itself: another admin token must.
+    let (status, second) = d.call(
+        "POST",
+        "/v1/tokens",
+        Some(&json!({"name": "admin2", "role": "admin"})),
+    );
+    assert_eq!(status, 201, "{second}");
+    let second = second["secret"].as_str().unwrap().to_string();
+    let (status, err) = d.call_as(Some(&second), "DELETE", "/v1/tokens/admin2", None);
+    assert_eq!(status, 409, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("another admin token"),
+        "{err}"
+    );
+    assert_eq!(d.call("DELETE", "/v1/tokens/admin2", None).0, 204);
     let (_, list) = d.call("GET", "/v1/tokens", None);
     let names: Vec<&str> = list["tokens"]
         .as_array()

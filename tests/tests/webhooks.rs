@@ -539,7 +539,7 @@ fn several_tasks_notify_one_webhook_when_their_runs_end() {
         "/v1/tasks",
         Some(&json!({"name": "x", "plugin": "echo", "notify": [{"webhook": "nope"}]})),
     );
-    assert_eq!(s, 400);
+    assert_eq!(s, 404, "a reference to a missing webhook: {v}");
     assert!(
         v["error"]["message"]
             .as_str()
@@ -677,16 +677,17 @@ fn a_task_whose_action_is_a_webhook() {
     );
     assert_eq!(s, 201, "{v}");
     assert_eq!(v["webhook"], "alerts");
-    for (bad, field) in [
+    for (bad, field, status) in [
         (
             json!({"name": "x", "webhook": "alerts", "plugin": "echo"}),
             "webhook",
+            400,
         ),
-        (json!({"name": "x", "webhook": "nope"}), "webhook"),
-        (json!({"name": "x"}), "plugin"),
+        (json!({"name": "x", "webhook": "nope"}), "webhook", 404),
+        (json!({"name": "x"}), "plugin", 400),
     ] {
         let (s, v) = d.call("POST", "/v1/tasks", Some(&bad));
-        assert_eq!(s, 400, "{bad}: {v}");
+        assert_eq!(s, status, "{bad}: {v}");
         assert!(v["error"]["message"].as_str().unwrap().starts_with(field), "{v}");
     }
     // Several events, one task, one webhook.

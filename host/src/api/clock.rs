@@ -73,7 +73,7 @@ pub(super) async fn set(
             code: "system_clock",
             message: e.to_string(),
         },
-        ClockError::Backwards { .. } => ApiError::bad_request(format!("to: {e}")),
+        ClockError::Backwards { .. } => ApiError::conflict(format!("to: {e}")),
     })?;
     state.scheduler.settle().await;
     state.router.settle().await;

@@ -29,6 +29,7 @@ use axum::routing::{get, post};
 pub use error::{ApiError, ApiResult};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 /// Largest request body outside plugin uploads: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -135,8 +136,9 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Api
         code: "invalid_json",
         message: format!("request body: {message}"),
     };
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+    let mut json: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+    integral_floats_to_integers(&mut json);
+    let value: T = serde_path_to_error::deserialize(json).map_err(|e| {
         let path = e.path().to_string();
         if path == "." {
             bad(e.inner().to_string())
@@ -144,8 +146,26 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Api
             bad(format!("{path}: {}", e.inner()))
         }
     })?;
-    de.end().map_err(|e| bad(e.to_string()))?;
     Ok(value)
+}
+
+/// JSON has one number type: `304.0` is the integer 304 (as JSON Schema says), so a
+/// field that wants an integer accepts it. Numbers with a fraction, or beyond 64 bits,
+/// stay as they are.
+fn integral_floats_to_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && f >= 0.0 && f < 18_446_744_073_709_551_616.0 {
+                *value = Value::from(f as u64);
+            } else if f.fract() == 0.0 && f < 0.0 && f >= -9_223_372_036_854_775_808.0 {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
 }
 
 /// `?limit=N&cursor=ID` of the noun lists (tasks, schedules).
@@ -170,12 +190,19 @@ impl PageQuery {
                 "limit: {limit} is outside 1..=1000"
             )));
         }
-        if let Some(c) = &q.cursor
-            && ulid::Ulid::from_string(c).is_err()
-        {
-            return Err(ApiError::bad_request(format!("cursor: {c:?} is not an id")));
-        }
+        check_cursor(&q.cursor)?;
         Ok((q.cursor, limit))
+    }
+}
+
+/// Refuse a `cursor` that is not an id (every paginated list takes the previous page's
+/// `next_cursor`, an id).
+pub fn check_cursor(cursor: &Option<String>) -> ApiResult<()> {
+    match cursor {
+        Some(c) if ulid::Ulid::from_string(c).is_err() => {
+            Err(ApiError::bad_request(format!("cursor: {c:?} is not an id")))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -127,6 +127,29 @@ pub(super) fn name_schema() -> Value {
             "not": { "pattern": "^[0-7][0-9a-hjkmnp-tv-z]{25}$" } })
 }
 
+/// A retry policy (`task::RetryPolicy`, `webhook::DeliveryRetry`) with its defaults;
+/// `retry_on` only for tasks.
+pub(super) fn retry_schema(
+    attempts: u32,
+    initial_ms: u64,
+    multiplier: f64,
+    max_ms: u64,
+    retry_on: bool,
+) -> Value {
+    let mut s = json!({ "type": "object", "additionalProperties": false, "properties": {
+        "max_attempts": { "type": "integer", "minimum": 1, "maximum": 100, "default": attempts },
+        "initial_delay_ms": { "type": "integer", "minimum": 0, "maximum": 86400000, "default": initial_ms },
+        "multiplier": { "type": "number", "minimum": 1.0, "maximum": 10.0, "default": multiplier },
+        "max_delay_ms": { "type": "integer", "minimum": 0, "maximum": 604800000u64, "default": max_ms, "description": "cap on every delay (below initial_delay_ms: every delay is the cap)" },
+        "jitter": { "type": "number", "minimum": 0.0, "maximum": 1.0, "default": 0.2 } } });
+    if retry_on {
+        let flag = json!({ "type": "boolean" });
+        s["properties"]["retry_on"] = json!({ "type": "object", "additionalProperties": false, "properties": {
+            "retryable": flag, "timeout": flag, "failed": flag, "crash": flag, "interrupted": flag } });
+    }
+    s
+}
+
 /// A secret name (`secrets::validate_name`): 1-128 letters, digits, `_`, `-`, `.`.
 pub(super) fn secret_name_schema() -> Value {
     json!({ "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,128}$" })
@@ -317,7 +340,9 @@ pub fn document() -> Value {
                 "Change fields of a task (top-level JSON merge, then full validation)",
                 "admin, operator",
                 vec![id.clone()],
-                Some(body(json!({ "type": "object" }))),
+                Some(body(
+                    json!({ "type": "object", "description": "any TaskSpec fields; null resets one" }),
+                )),
                 vec![ok("200", "changed", r("Task"))],
             ),
         ),
@@ -365,7 +390,7 @@ pub fn document() -> Value {
                     query("wait", "wait (up to 5 minutes) for the result", "boolean"),
                 ],
                 Some(
-                    json!({ "required": false, "content": { "application/json": { "schema": { "type": "object", "properties": { "params": { "type": "object" } } } } } }),
+                    json!({ "required": false, "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false, "properties": { "params": { "type": ["object", "null"], "description": "instead of the task's params (null: the task's)" } } } } } }),
                 ),
                 vec![
                     ok("202", "queued", r("Run")),
@@ -429,7 +454,7 @@ pub fn document() -> Value {
                 "admin",
                 vec![],
                 Some(body(
-                    json!({ "type": "object", "required": ["name", "role"], "properties": { "name": name_schema(), "role": { "enum": ["admin", "operator", "viewer", "ingest"] } } }),
+                    json!({ "type": "object", "required": ["name", "role"], "additionalProperties": false, "properties": { "name": name_schema(), "role": { "enum": ["admin", "operator", "viewer", "ingest"] } } }),
                 )),
                 vec![
                     ok("201", "created (with `secret`)", r("Token")),
@@ -447,7 +472,10 @@ pub fn document() -> Value {
                 None,
                 vec![
                     ("204".into(), json!({ "description": "revoked" })),
-                    ("409".into(), json!({ "description": "the last admin token" })),
+                    (
+                        "409".into(),
+                        json!({ "description": "the last admin token, or the token making the request" }),
+                    ),
                 ],
             ),
         ),
@@ -480,9 +508,16 @@ pub fn document() -> Value {
                 "Move a manual test clock forward; returns once every slot due by then is recorded (409 on the system clock)",
                 "admin",
                 vec![],
-                Some(body(json!({ "type": "object", "properties": {
-                    "to": { "type": "string", "format": "date-time" },
-                    "advance_seconds": { "type": "integer", "minimum": 0 } } }))),
+                Some(body(
+                    json!({ "type": "object", "additionalProperties": false, "description": "give exactly one of to or advance_seconds",
+                    "oneOf": [
+                        { "required": ["to"], "properties": { "to": { "type": "string" }, "advance_seconds": { "type": "null" } } },
+                        { "required": ["advance_seconds"], "properties": { "advance_seconds": { "type": "integer" }, "to": { "type": "null" } } }
+                    ],
+                    "properties": {
+                    "to": { "type": ["string", "null"], "format": "date-time" },
+                    "advance_seconds": { "type": ["integer", "null"], "minimum": 0, "maximum": 3162240000u64 } } }),
+                )),
                 vec![
                     ok("200", "the clock after the move", clock),
                     (
@@ -637,7 +672,7 @@ pub fn document() -> Value {
                 "admin, operator",
                 vec![id.clone()],
                 Some(body(
-                    json!({ "type": "object", "required": ["task"], "properties": { "task": { "type": "string", "description": "task id or name" } } }),
+                    json!({ "type": "object", "required": ["task"], "additionalProperties": false, "properties": { "task": { "type": "string", "description": "task id or name" } } }),
                 )),
                 vec![ok("200", "task ids now attached", json!({ "type": "object" }))],
             ),
@@ -659,13 +694,16 @@ pub fn document() -> Value {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[method] = o;
     }
-    let limits = json!({ "type": "object", "properties": {
-        "memory_bytes": { "type": "integer", "default": 67108864 }, "timeout_ms": { "type": "integer", "default": 30000 },
-        "fuel": { "type": ["integer", "null"] }, "max_output_bytes": { "type": "integer", "default": 1048576 },
-        "max_log_lines": { "type": "integer", "default": 1000 }, "max_log_bytes": { "type": "integer", "default": 262144 } } });
-    let grants = json!({ "type": "object", "properties": {
+    let limits = json!({ "type": "object", "additionalProperties": false, "properties": {
+        "memory_bytes": { "type": "integer", "minimum": 1048576, "maximum": 4294967296u64, "default": 67108864 },
+        "timeout_ms": { "type": "integer", "minimum": 1, "maximum": 86400000, "default": 30000 },
+        "fuel": { "type": ["integer", "null"], "minimum": 1, "maximum": u64::MAX },
+        "max_output_bytes": { "type": "integer", "minimum": 1, "maximum": 268435456, "default": 1048576 },
+        "max_log_lines": { "type": "integer", "minimum": 0, "maximum": 1000000, "default": 1000 },
+        "max_log_bytes": { "type": "integer", "minimum": 0, "maximum": 67108864, "default": 262144 } } });
+    let grants = json!({ "type": "object", "additionalProperties": false, "properties": {
         "hosts": { "type": "array", "items": { "type": "string" }, "description": "[scheme://]host[:port|:*], *.suffix" },
-        "kv": { "type": "boolean" }, "emit_events": { "type": "boolean" }, "secrets": { "type": "array", "items": { "type": "string" } }, "mail": { "type": "boolean" } } });
+        "kv": { "type": "boolean" }, "emit_events": { "type": "boolean" }, "secrets": { "type": "array", "items": secret_name_schema() }, "mail": { "type": "boolean" } } });
     let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "Sundial API", "version": env!("CARGO_PKG_VERSION"),
@@ -678,26 +716,36 @@ pub fn document() -> Value {
                 "Error": { "type": "object", "properties": { "error": { "type": "object", "properties": { "code": { "type": "string" }, "message": { "type": "string" } } } } },
                 "Limits": limits,
                 "Grants": grants,
-                "PluginInstall": { "type": "object", "required": ["name", "wasm_base64"], "properties": {
-                    "name": name_schema(), "wasm_base64": { "type": "string" }, "grants": r("Grants"), "limits": r("Limits"), "description": { "type": "string" } } },
-                "PluginUpdate": { "type": "object", "properties": { "grants": r("Grants"), "limits": r("Limits"), "description": { "type": "string" } } },
+                "PluginInstall": { "type": "object", "required": ["name", "wasm_base64"], "additionalProperties": false, "properties": {
+                    "name": name_schema(), "wasm_base64": { "type": "string", "contentEncoding": "base64", "description": "the component (a WebAssembly component of the action or formatter world)" },
+                    "grants": r("Grants"), "limits": r("Limits"), "description": { "type": "string" } } },
+                "PluginUpdate": { "type": "object", "additionalProperties": false, "description": "null resets a field to its default",
+                    "properties": { "grants": { "anyOf": [r("Grants"), { "type": "null" }] }, "limits": { "anyOf": [r("Limits"), { "type": "null" }] },
+                    "description": { "type": ["string", "null"] } } },
                 "Plugin": { "type": "object", "properties": {
                     "name": { "type": "string" }, "digest": { "type": "string" }, "world": { "enum": ["action", "formatter"] },
                     "size_bytes": { "type": "integer" }, "imports": { "type": "array", "items": { "type": "string" } },
                     "grants": r("Grants"), "limits": r("Limits"), "description": { "type": "string" }, "bundled": { "type": "boolean" },
                     "installed_at": { "type": "string" }, "updated_at": { "type": "string" } } },
-                "TaskSpec": { "type": "object", "required": ["name"], "description": "give plugin or webhook as the action", "properties": {
-                    "name": name_schema(), "description": { "type": "string", "maxLength": 4096 }, "plugin": { "type": "string" },
-                    "webhook": { "type": "string", "description": "instead of plugin: each run queues a delivery to this webhook" },
-                    "params": { "type": "object" }, "timeout_ms": { "type": ["integer", "null"] },
-                    "retry": { "type": "object", "properties": { "max_attempts": { "type": "integer", "default": 3 }, "initial_delay_ms": { "type": "integer", "default": 1000 },
-                               "multiplier": { "type": "number", "default": 2.0 }, "max_delay_ms": { "type": "integer", "default": 300000 }, "jitter": { "type": "number", "default": 0.2 },
-                               "retry_on": { "type": "object", "properties": { "retryable": { "type": "boolean" }, "timeout": { "type": "boolean" }, "failed": { "type": "boolean" }, "crash": { "type": "boolean" }, "interrupted": { "type": "boolean" } } } } },
+                "TaskSpec": { "type": "object", "required": ["name"], "additionalProperties": false,
+                    "description": "give plugin or webhook as the action",
+                    "oneOf": [
+                        { "required": ["plugin"], "properties": { "plugin": name_schema(), "webhook": { "type": "null" } } },
+                        { "required": ["webhook"], "properties": { "webhook": { "type": "string", "minLength": 1 }, "plugin": { "const": "" } } }
+                    ],
+                    "properties": {
+                    "name": name_schema(), "description": { "type": "string", "maxLength": 4096 },
+                    "plugin": { "type": "string", "description": "the installed action plugin (by name)" },
+                    "webhook": { "type": ["string", "null"], "description": "instead of plugin: each run queues a delivery to this webhook (name or id)" },
+                    "params": { "type": "object" }, "timeout_ms": { "type": ["integer", "null"], "minimum": 1, "maximum": 86400000 },
+                    "retry": retry_schema(3, 1000, 2.0, 300000, true),
                     "overlap": { "enum": ["allow", "forbid", "replace", "queue"] },
-                    "retention": { "type": "object", "properties": { "keep_last": { "type": ["integer", "null"] }, "max_age_days": { "type": ["integer", "null"] } } },
+                    "retention": { "type": "object", "additionalProperties": false, "properties": {
+                        "keep_last": { "type": ["integer", "null"], "minimum": 1, "maximum": 4294967295u64 },
+                        "max_age_days": { "type": ["integer", "null"], "minimum": 1, "maximum": 4294967295u64 } } },
                     "enabled": { "type": "boolean", "default": true }, "delete_after_run": { "type": "boolean", "default": false },
-                    "notify": { "type": "array", "items": { "type": "object", "required": ["webhook"], "properties": {
-                        "webhook": { "type": "string" }, "on": { "type": "array", "items": { "enum": ["succeeded", "failed"] }, "default": ["failed"] } } } } } },
+                    "notify": { "type": "array", "maxItems": 16, "items": { "type": "object", "required": ["webhook"], "additionalProperties": false, "properties": {
+                        "webhook": { "type": "string", "minLength": 1 }, "on": { "type": "array", "minItems": 1, "items": { "enum": ["succeeded", "failed"] }, "default": ["failed"] } } } } } },
                 "Task": { "allOf": [r("TaskSpec"), { "type": "object", "properties": { "id": { "type": "string" }, "created_at": { "type": "string" }, "updated_at": { "type": "string" } } }] },
                 "Run": { "type": "object", "properties": {
                     "id": { "type": "string" }, "task_id": { "type": "string" }, "task_name": { "type": "string" },

@@ -32,8 +32,8 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
         "duplicate": { "type": "boolean" }, "triggers": { "type": "array", "items": r("Matched") }, "stopped": { "type": ["string", "null"] } } });
     let ingest_body = json!({ "required": true, "content": {
         "application/cloudevents+json": { "schema": r("CloudEvent") },
-        "application/json": { "schema": { "oneOf": [r("CloudEvent"), { "type": "array", "items": r("CloudEvent") }] } },
-        "application/cloudevents-batch+json": { "schema": { "type": "array", "items": r("CloudEvent"), "maxItems": 1000 } } } });
+        "application/json": { "schema": { "oneOf": [r("CloudEvent"), { "type": "array", "items": r("CloudEvent"), "minItems": 1, "maxItems": 1000 }] } },
+        "application/cloudevents-batch+json": { "schema": { "type": "array", "items": r("CloudEvent"), "minItems": 1, "maxItems": 1000 } } } });
     let mut ingest = op(
         "Post a CloudEvent (structured), a batch, or one event in binary mode (ce-* headers); 202 once it is stored with the runs and timers it started",
         "admin, operator, ingest",
@@ -206,7 +206,7 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
                     json!({ "name": "name", "in": "path", "required": true, "description": "secret name: 1-128 letters, digits, _ - .", "schema": secret_name_schema() }),
                 ],
                 Some(
-                    json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["value"], "properties": { "value": { "type": "string", "maxLength": 65536 } } } } } }),
+                    json!({ "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["value"], "additionalProperties": false, "properties": { "value": { "type": "string", "minLength": 1, "maxLength": 65536 } } } } } }),
                 ),
                 vec![
                     ok("201", "created", r("SecretInfo")),
@@ -372,9 +372,24 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         (
             "CloudEvent",
             json!({ "type": "object", "required": ["specversion", "id", "source", "type"], "properties": {
+                "specversion": { "const": "1.0" }, "id": { "type": "string", "minLength": 1 },
+                "source": { "type": "string", "minLength": 1, "description": "`sundial` and `sundial/...` are reserved for events Sundial emits",
+                            "not": { "pattern": "^sundial(/|$)" } },
+                "type": { "type": "string", "minLength": 1 },
+                "subject": { "type": ["string", "null"], "minLength": 1 }, "time": { "type": ["string", "null"], "format": "date-time" },
+                "datacontenttype": { "type": ["string", "null"], "minLength": 1 }, "dataschema": { "type": ["string", "null"], "minLength": 1 }, "data": {},
+"data_base64": { "type": ["string", "null"], "minLength": 1, "pattern": "^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$" } },
+                "not": { "required": ["data", "data_base64"], "properties": { "data": { "not": { "type": "null" } }, "data_base64": { "type": "string" } } },
+                "propertyNames": { "pattern": "^([a-z0-9]{1,20}|data_base64)$", "description": "extension attributes: 1-20 lower-case letters or digits" },
+                "additionalProperties": { "type": ["string", "number", "boolean", "null"] } }),
+        ),
+        (
+            "CloudEventStored",
+            json!({ "type": "object", "description": "a stored event (also the ones Sundial emits, from the reserved sources)",
+                "required": ["specversion", "id", "source", "type"], "properties": {
                 "specversion": { "const": "1.0" }, "id": { "type": "string" }, "source": { "type": "string" }, "type": { "type": "string" },
-                "subject": { "type": "string" }, "time": { "type": "string", "format": "date-time" },
-                "datacontenttype": { "type": "string" }, "dataschema": { "type": "string" }, "data": {}, "data_base64": { "type": "string" } },
+                "subject": { "type": "string" }, "time": { "type": "string" }, "datacontenttype": { "type": "string" },
+                "dataschema": { "type": "string" }, "data": {}, "data_base64": { "type": "string" } },
                 "additionalProperties": { "type": ["string", "number", "boolean"] } }),
         ),
         (
@@ -385,7 +400,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         ),
         (
             "EventRecord",
-            json!({ "type": "object", "properties": { "seq": { "type": "string" }, "event": r("CloudEvent"),
+            json!({ "type": "object", "properties": { "seq": { "type": "string" }, "event": r("CloudEventStored"),
                 "received_at": { "type": "string" }, "depth": { "type": "integer" }, "caused_by": { "type": ["string", "null"] },
                 "triggers": { "type": "array", "items": r("Matched") }, "stopped": { "type": ["string", "null"] } } }),
         ),

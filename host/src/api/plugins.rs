@@ -53,6 +53,9 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
         bundled,
     } = new;
     crate::task::validate_name("name", &name)?;
+    grants
+        .validate()
+        .map_err(|e| ApiError::bad_request(format!("grants.{e}")))?;
     limits
         .validate()
         .map_err(|e| ApiError::bad_request(format!("limits.{e}")))?;
@@ -152,6 +155,10 @@ pub(super) async fn update(
     caller.require(ADMINS, "change plugins")?;
     let body = read_body(body, super::MAX_BODY_BYTES).await?;
     let update: PluginUpdate = parse_json(&headers, &body)?;
+    if let Some(g) = &update.grants {
+        g.validate()
+            .map_err(|e| ApiError::bad_request(format!("grants.{e}")))?;
+    }
     if let Some(l) = &update.limits {
         l.validate()
             .map_err(|e| ApiError::bad_request(format!("limits.{e}")))?;

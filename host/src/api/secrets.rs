@@ -29,10 +29,10 @@ pub(super) async fn set(
     let body = read_body(body, MAX_SECRET_BYTES * 2 + 1024).await?;
     // Parse errors from serde name the field and position, never the value.
     let req: SetRequest = parse_json(&headers, &body)?;
-    if req.value.is_empty() || req.value.len() > MAX_SECRET_BYTES {
+    let chars = req.value.chars().count();
+    if chars == 0 || chars > MAX_SECRET_BYTES {
         return Err(ApiError::bad_request(format!(
-            "value: must be 1-{MAX_SECRET_BYTES} bytes, got {}",
-            req.value.len()
+            "value: must be 1-{MAX_SECRET_BYTES} characters, got {chars}"
         )));
     }
     let sealed = state

@@ -45,16 +45,17 @@ pub(super) async fn create(
     Ok((StatusCode::CREATED, Json(view(&record))))
 }
 
-/// Every webhook a task notifies or sends to must exist.
+/// Every webhook a task notifies or sends to must exist (404 naming the field, as
+/// every reference to a missing object is answered).
 fn check_notify(state: &AppState, spec: &TaskSpec) -> ApiResult<()> {
     if let Some(w) = &spec.webhook
         && state.store.webhook(w)?.is_none()
     {
-        return Err(ApiError::bad_request(format!("webhook: webhook {w:?} not found")));
+        return Err(ApiError::not_found(format!("webhook: webhook {w:?} not found")));
     }
     for (i, n) in spec.notify.iter().enumerate() {
         if state.store.webhook(&n.webhook)?.is_none() {
-            return Err(ApiError::bad_request(format!(
+            return Err(ApiError::not_found(format!(
                 "notify[{i}].webhook: webhook {:?} not found",
                 n.webhook
             )));

@@ -57,6 +57,14 @@ pub(super) async fn revoke(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     caller.require(ADMINS, "manage tokens")?;
+    // Revoking the token in use would lock the caller out mid-session: another admin
+    // token revokes it (and the last admin token cannot be revoked at all).
+    if id == caller.token.id || id == caller.token.name {
+        return Err(ApiError::conflict(format!(
+            "token {:?} is the one making this request; revoke it with another admin token",
+            caller.token.name
+        )));
+    }
     state.store.revoke_token(&id, &caller.token.name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -86,6 +94,7 @@ pub(super) async fn audit(
             "limit: {limit} is outside 1..=1000"
         )));
     }
+    super::check_cursor(&q.cursor)?;
     let filter = AuditFilter {
         noun: q.noun,
         actor: q.actor,

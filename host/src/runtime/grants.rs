@@ -25,6 +25,14 @@ pub struct Grants {
 }
 
 impl Grants {
+    /// Check what parsing cannot: every secret name follows the secret name rule.
+    pub fn validate(&self) -> Result<(), String> {
+        for (i, name) in self.secrets.iter().enumerate() {
+            crate::secrets::validate_name(name).map_err(|e| format!("secrets[{i}]: {e}"))?;
+        }
+        Ok(())
+    }
+
     /// The first host pattern allowing `scheme://host:port`, if any.
     pub fn allowed_host(&self, scheme: Scheme, host: &str, port: u16) -> Option<&HostPattern> {
         self.hosts.iter().find(|p| p.matches(scheme, host, port))
