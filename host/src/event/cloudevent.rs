@@ -137,7 +137,13 @@ pub fn parse_structured(value: &Value) -> Result<CloudEvent, String> {
         return Err("data and data_base64: give one, not both".into());
     }
     if let Some(b64) = &data_base64 {
-        let bytes = base64::engine::general_purpose::STANDARD
+        // Padding is required; unused bits in the last symbol are not (RFC 4648 lets
+        // decoders ignore them, and JSON Schema patterns for base64 allow them).
+        const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new().with_decode_allow_trailing_bits(true),
+        );
+        let bytes = LENIENT
             .decode(b64)
             .map_err(|e| format!("data_base64: not valid base64 ({e})"))?;
         if json_declared && datacontenttype.is_some() {
@@ -335,5 +341,21 @@ mod tests {
                 .unwrap_err()
                 .starts_with("specversion")
         );
+    }
+
+    #[test]
+    fn base64_data_with_unused_trailing_bits_is_accepted_padding_is_not_optional() {
+        let base = json!({"specversion": "1.0", "id": "1", "source": "/s", "type": "t"});
+        let with = |b64: &str| {
+            let mut v = base.clone();
+            v["data_base64"] = json!(b64);
+            v
+        };
+        // "YR==" carries bits the canonical "YQ==" leaves zero: both are "a".
+        for b64 in ["YQ==", "YR=="] {
+            assert_eq!(ok(with(b64)).data_base64.as_deref(), Some(b64));
+        }
+        assert!(parse_structured(&with("YQ")).is_err(), "padding is required");
+        assert!(parse_structured(&with("Y!==")).is_err());
     }
 }
