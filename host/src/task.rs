@@ -307,6 +307,32 @@ mod tests {
     }
 
     #[test]
+    fn a_delay_cap_below_the_first_delay_caps_every_delay() {
+        let p = RetryPolicy {
+            initial_delay_ms: 5000,
+            max_delay_ms: 1000,
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        };
+        p.validate().unwrap();
+        assert_eq!(p.delay_before(2, 0.5), Some(Duration::from_millis(1000)));
+        assert_eq!(p.delay_before(3, 0.5), Some(Duration::from_millis(1000)));
+        let too_long = RetryPolicy {
+            max_delay_ms: 7 * 86_400_000 + 1,
+            ..p
+        };
+        assert!(too_long.validate().is_err());
+    }
+
+    #[test]
+    fn descriptions_are_limited_in_characters_not_bytes() {
+        let ok = spec(json!({"name": "d", "plugin": "echo", "description": "é".repeat(4096)})).unwrap();
+        ok.validate().unwrap();
+        let long = spec(json!({"name": "d", "plugin": "echo", "description": "e".repeat(4097)})).unwrap();
+        assert!(long.validate().is_err());
+    }
+
+    #[test]
     fn minimal_task_gets_documented_defaults() {
         let t = spec(json!({"name": "backup", "plugin": "echo"})).unwrap();
         t.validate().unwrap();

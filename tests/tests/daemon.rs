@@ -496,6 +496,8 @@ fn changes_are_audited_with_who_before_and_after() {
     let (_, tokens) = d.call("GET", "/v1/audit?noun=token&actor=sundial", None);
     assert_eq!(tokens["entries"].as_array().unwrap().len(), 1);
     assert_eq!(d.call("GET", "/v1/audit?since=never", None).0, 400);
+    let (status, err) = d.call("GET", "/v1/audit?cursor=null", None);
+    assert_eq!(status, 400, "a cursor that is not an id: {err}");
 }
 
 #[test]
@@ -630,6 +632,49 @@ fn plugin_key_value_is_durable_and_private_to_each_plugin() {
             201
         );
     }
+    // A grant of a secret that can never exist is refused, on install and on update.
+    let (status, err) = d.call(
+        "PATCH",
+        "/v1/plugins/writer",
+        Some(&json!({"grants": {"kv": true, "secrets": [""]}})),
+    );
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("grants.secrets[0]"),
+        "{err}"
+    );
+    let (status, err) = install(
+        &d,
+        "third",
+        "sundial-fixture-hostile",
+        json!({"grants": {"secrets": ["ok", "no way"]}}),
+    );
+    assert_eq!(status, 400, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("grants.secrets[1]"),
+        "{err}"
+    );
+    // JSON has one number type: 1500.0 where an integer is expected is 1500.
+    let t =
+        json!({"name": "floaty", "plugin": "writer", "timeout_ms": 1500.0, "retry": {"max_attempts": 2.0}});
+    let (status, task) = d.call("POST", "/v1/tasks", Some(&t));
+    assert_eq!(status, 201, "{task}");
+    assert_eq!(
+        (task["timeout_ms"].clone(), task["retry"]["max_attempts"].clone()),
+        (json!(1500), json!(2))
+    );
+    let t = json!({"name": "fraction", "plugin": "writer", "timeout_ms": 1500.5});
+    assert_eq!(
+        d.call("POST", "/v1/tasks", Some(&t)).0,
+        400,
+        "a fraction is no integer"
+    );
     for (task, plugin, mode) in [
         ("write", "writer", "probe"),
         ("read", "writer", "kv-read"),

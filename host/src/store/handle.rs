@@ -112,8 +112,11 @@ impl DbHandle {
         let mut db = self.db.write().unwrap_or_else(|e| e.into_inner());
         if db.take().is_some() {
             tracing::error!("store write failed, closing the data file to reopen it: {error}");
-            *self.reopen.lock().unwrap_or_else(|e| e.into_inner()) =
-                Some((Instant::now() - REOPEN_INTERVAL, error.to_string()));
+            // Dated one interval back, so the next caller tries to reopen at once.
+            let at = Instant::now()
+                .checked_sub(REOPEN_INTERVAL)
+                .unwrap_or_else(Instant::now);
+            *self.reopen.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, error.to_string()));
         }
     }
 
