@@ -35,6 +35,18 @@ fn secrets_are_write_only_sealed_granted_and_redacted() {
             "{body}"
         );
     }
+    // The limit counts characters (as the published schema's maxLength does).
+    let wide = "é".repeat(65536);
+    let (status, v) = d.call("PUT", "/v1/secrets/wide", Some(&json!({"value": wide})));
+    assert_eq!(status, 201, "65 536 two-byte characters fit: {v}");
+    assert_eq!(v["size"], 131072);
+    let (status, v) = d.call(
+        "PUT",
+        "/v1/secrets/long",
+        Some(&json!({"value": "e".repeat(65537)})),
+    );
+    assert_eq!(status, 400, "{v}");
+    assert_eq!(d.call("DELETE", "/v1/secrets/wide", None).0, 204);
     let (_, list) = d.call("GET", "/v1/secrets", None);
     assert_eq!(list["secrets"][0]["name"], "token");
     assert_eq!(d.call("GET", "/v1/secrets/nope", None).0, 404);
