@@ -18,14 +18,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use sundial_tests::{Daemon, KeepAlive};
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
+use sundial_tests::{Daemon, KeepAlive, metric};
 
 fn store_stats(d: &Daemon) -> (f64, f64) {
     let text = KeepAlive::open(&d.addr)

@@ -12,14 +12,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use sundial_tests::{Daemon, KeepAlive as Conn};
-
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
+use sundial_tests::{Daemon, KeepAlive as Conn, metric};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -256,8 +256,5 @@ fn finished_runs(d: &Daemon) -> u64 {
         b"",
     )
     .1;
-    text.lines()
-        .filter(|l| l.starts_with("sundial_runs_finished_total"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64
+    sundial_tests::metric(&text, "sundial_runs_finished_total") as u64
 }
