@@ -149,7 +149,7 @@ fn commit_on(handle: &DbHandle, batch: &mut Vec<Job>, stats: &WriterStats) -> Op
     }
     let mut results = Vec::with_capacity(batch.len());
     let mut dones = Vec::with_capacity(batch.len());
-    let mut jobs = batch.drain(..).collect::<Vec<_>>().into_iter();
+    let mut jobs = batch.drain(..);
     while let Some(job) = jobs.next() {
         let result = (job.mutation)(&txn);
         if let Err(e @ (StoreError::Storage(_) | StoreError::Unavailable(_))) = &result {
