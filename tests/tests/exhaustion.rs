@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
-use sundial_tests::{Daemon, KeepAlive, rss_kib, try_raw_http};
+use sundial_tests::{Daemon, KeepAlive, metric, rss_kib, try_raw_http};
 
 fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -195,6 +195,41 @@ fn head_of(d: &Daemon, path: &str) -> (u16, String) {
     (status, head)
 }
 
+/// A `POST /v1/tasks` whose body never finishes: it holds a request slot for as
+/// long as the connection stays open.
+fn stalled_upload(d: &Daemon) -> std::net::TcpStream {
+    let mut s = std::net::TcpStream::connect(&d.addr).unwrap();
+    s.set_nodelay(true).unwrap();
+    // One write: the whole head and the first body byte leave in one segment.
+    let head = format!(
+        "POST /v1/tasks HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{",
+        d.token
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s
+}
+
+/// What the daemon answered on `s` so far (its first line, or "closed"), without
+/// waiting; `None` while it is silent.
+fn answered(s: &std::net::TcpStream) -> Option<String> {
+    let mut buf = [0u8; 256];
+    s.set_nonblocking(true).ok()?;
+    let got = s.peek(&mut buf);
+    s.set_nonblocking(false).ok()?;
+    match got {
+        Ok(0) => Some("closed".into()),
+        Ok(n) => Some(
+            String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
 #[test]
 fn a_flood_beyond_the_workers_gets_429_and_503_and_memory_stays_bounded() {
     let dir = tempfile::tempdir().unwrap();
@@ -275,30 +310,48 @@ fn a_flood_beyond_the_workers_gets_429_and_503_and_memory_stays_bounded() {
     assert!(statuses.get(&429).copied().unwrap_or(0) > 0, "{statuses:?}");
 
     // The request limit: 16 uploads that never finish hold every slot; the next
-    // request is refused at once with 503, while /healthz still answers.
-    let mut stalled: Vec<std::net::TcpStream> = (0..16)
-        .map(|_| {
-            let mut s = std::net::TcpStream::connect(&d.addr).unwrap();
-            write!(
-                s,
-                "POST /v1/tasks HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{",
-                d.token
-            )
-            .unwrap();
-            s
-        })
-        .collect();
-    let mut overloaded = (0, String::new());
-    wait_until(
-        "the request limit to refuse (see the last answer above)",
-        30,
-        || {
-            overloaded = head_of(&d, "/v1/tasks/slow/run");
-            if overloaded.0 != 503 {
-                eprintln!("not refused yet: {}", overloaded.1);
+    // request is refused at once with 503, while /healthz still answers. An upload
+    // that arrived while another request still held a slot was itself refused; it is
+    // logged and replaced until all 16 wait inside the daemon.
+    let mut stalled: Vec<std::net::TcpStream> = (0..16).map(|_| stalled_upload(&d)).collect();
+    let metrics = |d: &Daemon| {
+        let auth = format!("authorization: Bearer {}\r\n", d.token);
+        try_raw_http(&d.addr, "GET", "/metrics", &auth, b"")
+            .map(|(_, text)| text)
+            .unwrap_or_default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let overloaded = loop {
+        for s in stalled.iter_mut() {
+            if let Some(answer) = answered(s) {
+                eprintln!("a stalled upload was answered, replacing it: {answer}");
+                *s = stalled_upload(&d);
             }
-            overloaded.0 == 503
-        },
+        }
+        let probe = head_of(&d, "/v1/tasks/slow/run");
+        if probe.0 == 503 {
+            break probe;
+        }
+        if Instant::now() > deadline {
+            let text = metrics(&d);
+            panic!(
+                "the request limit never refused; last answer: {}\n{}\ndaemon log:\n{}",
+                probe.1,
+                text.lines()
+                    .filter(|l| l.starts_with("sundial_http"))
+                    .collect::<Vec<_>>()
+                    .join("\n"),
+                d.stderr_text()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Every slot is held by a stalled upload, and the refusals are counted.
+    let text = metrics(&d);
+    assert_eq!(metric(&text, "sundial_http_requests_in_progress"), 16.0, "{text}");
+    assert!(
+        metric(&text, "sundial_http_requests_refused_total") >= 1.0,
+        "{text}"
     );
     assert!(
         overloaded.1.to_ascii_lowercase().contains("retry-after: 1"),

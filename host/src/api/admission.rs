@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use tokio::sync::Semaphore;
 
 /// Requests handled at once by default: 512.
@@ -27,6 +28,8 @@ pub struct Admission {
     requests: Arc<Semaphore>,
     max_requests: usize,
     max_queued_runs: usize,
+    /// Requests answered `503 overloaded` since start.
+    refused_requests: Arc<AtomicU64>,
 }
 
 impl Admission {
@@ -38,7 +41,26 @@ impl Admission {
             requests: Arc::new(Semaphore::new(max_requests)),
             max_requests,
             max_queued_runs: max_queued_runs.max(1),
+            refused_requests: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Append the Prometheus exposition of the request limit: requests in progress
+    /// (monitoring endpoints not counted), the limit, and refusals since start.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let in_progress = self.max_requests - self.requests.available_permits();
+        let _ = write!(
+            out,
+            "# HELP sundial_http_requests_in_progress API requests being handled now (not /healthz or /metrics).\n\
+             # TYPE sundial_http_requests_in_progress gauge\nsundial_http_requests_in_progress {in_progress}\n\
+             # HELP sundial_http_max_requests The request limit (max_requests).\n\
+             # TYPE sundial_http_max_requests gauge\nsundial_http_max_requests {}\n\
+             # HELP sundial_http_requests_refused_total Requests answered 503 overloaded since start.\n\
+             # TYPE sundial_http_requests_refused_total counter\nsundial_http_requests_refused_total {}\n",
+            self.max_requests,
+            self.refused_requests.load(Relaxed)
+        );
     }
 
     /// Refuse with 429 when `backlog` runs already wait for a worker.
@@ -70,14 +92,17 @@ pub async fn limit_requests(State(state): State<AppState>, request: Request, nex
             drop(permit);
             response
         }
-        Err(_) => ApiError {
-            status: StatusCode::SERVICE_UNAVAILABLE,
-            code: "overloaded",
-            message: format!(
-                "{} requests are in progress (max_requests); retry later",
-                admission.max_requests
-            ),
+        Err(_) => {
+            admission.refused_requests.fetch_add(1, Relaxed);
+            ApiError {
+                status: StatusCode::SERVICE_UNAVAILABLE,
+                code: "overloaded",
+                message: format!(
+                    "{} requests are in progress (max_requests); retry later",
+                    admission.max_requests
+                ),
+            }
+            .into_response()
         }
-        .into_response(),
     }
 }

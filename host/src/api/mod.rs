@@ -315,6 +315,7 @@ async fn metrics(
     let _ = writeln!(out, "# TYPE sundial_runs_running gauge");
     let _ = writeln!(out, "sundial_runs_running {}", state.executor.running_count());
     state.executor.render_metrics(&mut out);
+    state.admission.render_metrics(&mut out);
     let _ = writeln!(
         out,
         "# HELP sundial_runs_finished_total Runs that reached a final status since start."
