@@ -11,11 +11,17 @@ use crate::plugin::PluginRecord;
 use crate::run::{AfterFailure, Run, RunCause, RunStatus, after_failure, status_for};
 use crate::runtime::{self, HostServices, Invocation, Limits, Plugin, PluginIdentity, Runtime};
 use crate::store::{Store, StoreError};
-use crate::task::OverlapPolicy;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot};
+
+mod outcome;
+mod overlap;
+mod recovery;
+
+use outcome::Extras;
+use overlap::Slot;
 
 /// Default number of runs executing at once.
 pub const DEFAULT_WORKERS: usize = 16;
@@ -221,97 +227,6 @@ impl Executor {
         Ok(run)
     }
 
-    /// Deal with what the previous process left: runs that were running are
-    /// interrupted (retried or marked per their task's policy); queued runs are
-    /// submitted. Returns (resubmitted, interrupted) counts.
-    pub async fn recover(&self) -> Result<(usize, usize), StoreError> {
-        let (queued, active) = self.inner.store.pending_runs()?;
-        let interrupted = active.len();
-        for run in active {
-            self.interrupt(run).await?;
-        }
-        for run in &queued {
-            self.submit(run);
-        }
-        Ok((queued.len(), interrupted))
-    }
-
-    /// The store failed during a run (a full disk): its start or end may not have been
-    /// recorded. Once the store writes again, settle it as if the daemon had stopped
-    /// during it: a queued run goes to the workers, a running one is interrupted and
-    /// retried per its task's policy. Looks again every second until then.
-    fn settle_later(&self, id: String) {
-        let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                if this.inner.stopping.load(std::sync::atomic::Ordering::Relaxed) {
-                    return;
-                }
-                let result = match this.inner.store.run(&id) {
-                    Ok(Some(run)) if run.status == RunStatus::Queued => {
-                        this.submit(&run);
-                        Ok(())
-                    }
-                    Ok(Some(run)) if run.status == RunStatus::Running => {
-                        this.interrupt_because(run, "the data disk failed during this attempt")
-                            .await
-                    }
-                    Ok(_) => Ok(()),
-                    Err(e) => Err(e),
-                };
-                match result {
-                    Err(StoreError::Unavailable(_)) => continue,
-                    Err(e) => {
-                        tracing::error!(run = %id, "settling a run after a store failure failed: {e}");
-                        return;
-                    }
-                    Ok(()) => return,
-                }
-            }
-        });
-    }
-
-    /// Close the current attempt of a run the daemon stopped during, then retry it
-    /// (queued after its backoff) or end it `interrupted`, per the task's policy.
-    async fn interrupt(&self, run: Run) -> Result<(), StoreError> {
-        self.interrupt_because(run, "the daemon stopped during this attempt")
-            .await
-    }
-
-    /// [`Executor::interrupt`] with the reason recorded on the attempt.
-    async fn interrupt_because(&self, mut run: Run, reason: &str) -> Result<(), StoreError> {
-        let policy = self
-            .inner
-            .store
-            .task(&run.task_id)?
-            .map(|t| t.spec.retry)
-            .unwrap_or_default();
-        let error = runtime::RunError::Instantiate(reason.into());
-        if let Some(a) = run.attempts.last_mut() {
-            a.finished_at = Some(now());
-            a.error = Some(error.clone());
-        }
-        run.error = Some(error);
-        match after_failure(&policy, run.attempt, None, true, rand_unit()) {
-            AfterFailure::RetryAfterMs(ms) => {
-                run.status = RunStatus::Queued;
-                run.not_before = Some(after(ms));
-                let run = self.inner.store.save_run(run).await?;
-                if !self.inner.stopping.load(std::sync::atomic::Ordering::Relaxed) {
-                    self.submit(&run);
-                }
-            }
-            AfterFailure::Finish(status) => {
-                run.status = status;
-                run.finished_at = Some(now());
-                let run = self.inner.store.save_run(run).await?;
-                self.notify(&run);
-            }
-        }
-        Ok(())
-    }
-
     /// The compiled plugin for a record, loading (and caching by digest) on first use.
     /// The compiled plugin of `record` (cached by digest).
     pub async fn load_plugin(&self, record: &PluginRecord) -> Result<Arc<Plugin>, String> {
@@ -362,52 +277,6 @@ impl Executor {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         interrupted
-    }
-
-    /// Apply the task's overlap policy before a run starts.
-    fn claim(&self, task: &str, run: &str, policy: OverlapPolicy) -> Slot {
-        let mut active = lock(&self.inner.active_by_task);
-        let runs = active.entry(task.to_string()).or_default();
-        match policy {
-            OverlapPolicy::Forbid if !runs.is_empty() => return Slot::Skip(runs[0].clone()),
-            OverlapPolicy::Queue if !runs.is_empty() => {
-                lock(&self.inner.deferred)
-                    .entry(task.to_string())
-                    .or_default()
-                    .push_back(run.to_string());
-                return Slot::Defer;
-            }
-            OverlapPolicy::Replace => {
-                let running = lock(&self.inner.running);
-                for other in runs.iter() {
-                    if let Some(handle) = running.get(other) {
-                        handle.abort();
-                    }
-                }
-            }
-            _ => {}
-        }
-        runs.push(run.to_string());
-        Slot::Go(Claim {
-            exec: self.clone(),
-            task: task.to_string(),
-            run: run.to_string(),
-        })
-    }
-
-    /// If no run of `task` is active, submit the next run deferred by `queue` overlap.
-    fn wake_deferred(&self, task: &str) {
-        let mut active = lock(&self.inner.active_by_task);
-        if active.get(task).is_some_and(|runs| !runs.is_empty()) {
-            return;
-        }
-        active.remove(task);
-        let next = lock(&self.inner.deferred)
-            .get_mut(task)
-            .and_then(|q| q.pop_front());
-        if let Some(next) = next {
-            self.hand_over(next);
-        }
     }
 
     /// Runs that reached each terminal status since start, in [`RunStatus::ALL`] order.
@@ -728,149 +597,6 @@ impl Executor {
         }
         self.notify(&run);
         Ok(())
-    }
-}
-
-/// What a finished attempt brings besides its result: the plugin's name and the
-/// events it emitted, and webhook deliveries the run queues (a webhook-action task).
-#[derive(Default)]
-struct Extras {
-    plugin: String,
-    events: Vec<runtime::EmittedEvent>,
-    deliveries: Vec<crate::store::webhooks::Delivery>,
-}
-
-impl Executor {
-    /// The events an attempt's end produces: one about the run (`kind`, carrying the
-    /// run's deliveries: its own and the notified webhooks') and those its plugin
-    /// emitted, each planned through the router (none without a router).
-    fn run_events(
-        &self,
-        run: &Run,
-        kind: &str,
-        Extras {
-            plugin,
-            events: emitted,
-            deliveries,
-        }: Extras,
-    ) -> Result<Vec<crate::store::events::Planned>, StoreError> {
-        let Some(router) = self.inner.router.get() else {
-            return Ok(Vec::new());
-        };
-        let depth = run.depth + 1;
-        let stamp = now();
-        let mut data = serde_json::json!({
-            "run": run.id,
-            "task": run.task_name,
-            "task_id": run.task_id,
-            "status": run.status.as_str(),
-            "attempt": run.attempt,
-            "cause": run.cause,
-            "error": run.error,
-            "not_before": run.not_before,
-        });
-        if let Some(out) = &run.output
-            && out.to_string().len() <= 64 * 1024
-        {
-            data["output"] = out.clone();
-        }
-        let mut planned = vec![router.plan(
-            crate::event::internal(kind, &run.task_name, data, &stamp),
-            depth,
-            Some(run.id.clone()),
-        )?];
-        let run_json = serde_json::to_value(run).ok();
-        for mut d in deliveries {
-            d.run = run_json.clone();
-            planned[0].deliveries.push(d);
-        }
-        let notify = self.notify_deliveries(run, depth)?;
-        planned[0].deliveries.extend(notify);
-        for e in emitted {
-            let mut event = crate::event::internal(&e.kind, "", e.data, &stamp);
-            event.source = format!("{}{plugin}", crate::event::PLUGIN_SOURCE_PREFIX);
-            event.subject = e.subject;
-            planned.push(router.plan(event, depth, Some(run.id.clone()))?);
-        }
-        Ok(planned)
-    }
-
-    /// Deliveries of a run that just ended to the webhooks its task notifies.
-    fn notify_deliveries(
-        &self,
-        run: &Run,
-        depth: u32,
-    ) -> Result<Vec<crate::store::webhooks::Delivery>, StoreError> {
-        use crate::task::NotifyOn;
-        let ending = match run.status {
-            RunStatus::Succeeded => NotifyOn::Succeeded,
-            RunStatus::Queued | RunStatus::Running | RunStatus::Cancelled | RunStatus::Skipped => {
-                return Ok(Vec::new());
-            }
-            _ => NotifyOn::Failed,
-        };
-        let Some(task) = self.inner.store.task(&run.task_id)? else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for n in task.spec.notify.iter().filter(|n| n.on.contains(&ending)) {
-            match self.inner.store.webhook(&n.webhook)? {
-                Some(hook) if hook.spec.enabled => {
-                    let mut d = crate::webhook::engine::Deliverer::new_delivery(&hook, "run", depth);
-                    d.run = serde_json::to_value(run).ok();
-                    out.push(d);
-                }
-                _ => {
-                    tracing::warn!(task = %task.spec.name, webhook = %n.webhook, "notify: the webhook is missing or disabled")
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Save a run with its events in one commit, then start what the events started.
-    async fn save_with_events(
-        &self,
-        run: Run,
-        events: Vec<crate::store::events::Planned>,
-    ) -> Result<Run, StoreError> {
-        if events.is_empty() {
-            return self.inner.store.save_run(run).await;
-        }
-        let (run, stored) = self.inner.store.save_run_with_events(run, events).await?;
-        if let Some(router) = self.inner.router.get() {
-            router.after_commit(&stored);
-        }
-        Ok(run)
-    }
-}
-
-/// What the overlap policy says about a run that is about to start.
-enum Slot {
-    /// Start it (the claim is released when the run ends).
-    Go(Claim),
-    /// Skip it: this run of the task is active (policy `forbid`).
-    Skip(String),
-    /// Start it when the active run of the task ends (policy `queue`).
-    Defer,
-}
-
-/// A run's place among its task's active runs; released on drop.
-struct Claim {
-    exec: Executor,
-    task: String,
-    run: String,
-}
-
-impl Drop for Claim {
-    fn drop(&mut self) {
-        {
-            let mut active = lock(&self.exec.inner.active_by_task);
-            if let Some(runs) = active.get_mut(&self.task) {
-                runs.retain(|r| *r != self.run);
-            }
-        }
-        self.exec.wake_deferred(&self.task);
     }
 }
 
