@@ -5,7 +5,6 @@ pub mod admission;
 mod clock;
 mod events;
 pub mod openapi;
-mod openapi_events;
 mod plugins;
 mod runs;
 mod schedules;

@@ -1,7 +1,7 @@
 //! The OpenAPI operations and schemas of events, triggers, timers, secrets, webhooks and
-//! deliveries (part of `openapi.rs`'s document).
+//! deliveries (part of the document `mod.rs` assembles).
 
-use super::openapi::{name_schema, ok, op, path_param, query, r, secret_name_schema};
+use super::{name_schema, ok, op, path_param, query, r, secret_name_schema};
 use serde_json::{Value, json};
 
 /// (method, path, operation) of the event, trigger and timer endpoints.
