@@ -320,32 +320,34 @@ fn a_flood_beyond_the_workers_gets_429_and_503_and_memory_stays_bounded() {
             .map(|(_, text)| text)
             .unwrap_or_default()
     };
+    // Wait (through the gauge, which is never refused and not counted) until every
+    // upload holds its slot before probing: a probe sent earlier could take the last
+    // slot itself and get the last upload refused.
     let deadline = Instant::now() + Duration::from_secs(30);
-    let overloaded = loop {
+    loop {
         for s in stalled.iter_mut() {
             if let Some(answer) = answered(s) {
                 eprintln!("a stalled upload was answered, replacing it: {answer}");
                 *s = stalled_upload(&d);
             }
         }
-        let probe = head_of(&d, "/v1/tasks/slow/run");
-        if probe.0 == 503 {
-            break probe;
+        let text = metrics(&d);
+        if metric(&text, "sundial_http_requests_in_progress") == 16.0 {
+            break;
         }
-        if Instant::now() > deadline {
-            let text = metrics(&d);
-            panic!(
-                "the request limit never refused; last answer: {}\n{}\ndaemon log:\n{}",
-                probe.1,
-                text.lines()
-                    .filter(|l| l.starts_with("sundial_http"))
-                    .collect::<Vec<_>>()
-                    .join("\n"),
-                d.stderr_text()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+        assert!(
+            Instant::now() < deadline,
+            "the stalled uploads never held every slot:\n{}\ndaemon log:\n{}",
+            text.lines()
+                .filter(|l| l.starts_with("sundial_http"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            d.stderr_text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let overloaded = head_of(&d, "/v1/tasks/slow/run");
+    assert_eq!(overloaded.0, 503, "{}", overloaded.1);
     // Every slot is held by a stalled upload, and the refusals are counted.
     let text = metrics(&d);
     assert_eq!(metric(&text, "sundial_http_requests_in_progress"), 16.0, "{text}");
