@@ -48,6 +48,9 @@ pub struct DaemonConfig {
     /// Runs waiting for a worker before manual runs and events are refused with 429.
     /// Default 10 000.
     pub max_queued_runs: usize,
+    /// Time a request body has to arrive after the request's head; a slower one is
+    /// answered 408. Default 60 s.
+    pub body_timeout: std::time::Duration,
     /// The SMTP relay plugins granted `mail` send through. Default: none (sending
     /// fails with `denied`).
     pub mail: Option<crate::mail::MailConfig>,
@@ -71,6 +74,7 @@ impl Default for DaemonConfig {
             max_event_bytes: crate::event::cloudevent::DEFAULT_MAX_EVENT_BYTES,
             max_requests: crate::api::admission::DEFAULT_MAX_REQUESTS,
             max_queued_runs: crate::api::admission::DEFAULT_MAX_QUEUED_RUNS,
+            body_timeout: crate::api::admission::DEFAULT_BODY_TIMEOUT,
             mail: None,
         }
     }
@@ -178,7 +182,11 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         deliverer,
         default_timezone: config.timezone.clone(),
         max_event_bytes: config.max_event_bytes,
-        admission: crate::api::admission::Admission::new(config.max_requests, config.max_queued_runs),
+        admission: crate::api::admission::Admission::new(
+            config.max_requests,
+            config.max_queued_runs,
+            config.body_timeout,
+        ),
     };
 
     // Bundled plugins: each one is offered once, on the first start of a version that

@@ -389,6 +389,62 @@ fn a_flood_beyond_the_workers_gets_429_and_503_and_memory_stays_bounded() {
 }
 
 #[test]
+fn a_stalled_upload_is_cut_at_the_body_timeout_and_frees_its_slot() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--body-timeout", "1s", "--max-requests", "4"]);
+    let auth = format!("authorization: Bearer {}\r\n", d.token);
+    let in_progress = || {
+        let (_, text) = try_raw_http(&d.addr, "GET", "/metrics", &auth, b"").unwrap();
+        metric(&text, "sundial_http_requests_in_progress")
+    };
+    // Four uploads that stall after their head: they hold every slot...
+    let mut stalled: Vec<std::net::TcpStream> = (0..4).map(|_| stalled_upload(&d)).collect();
+    // ...until the body timeout answers each 408 and frees its slot, although the
+    // connections stay open.
+    for s in &mut stalled {
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+        assert!(answer.contains("\"code\":\"body_timeout\""), "{answer}");
+        assert!(
+            answer.contains("the request body did not arrive within 1 s (body_timeout)"),
+            "{answer}"
+        );
+    }
+    wait_until("the slots to be free", 30, || in_progress() == 0.0);
+    ok(
+        &d,
+        "POST",
+        "/v1/tasks",
+        json!({"name": "after", "plugin": "echo"}),
+    );
+    // A body the client breaks off is a 400 naming the cause, not a 413.
+    let mut s = std::net::TcpStream::connect(&d.addr).unwrap();
+    write!(
+        s,
+        "POST /v1/tasks HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{",
+        d.token
+    )
+    .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("the request body could not be read"), "{answer}");
+    // Nothing half-written: only the complete task exists.
+    let (_, tasks) = d.call("GET", "/v1/tasks", None);
+    let names: Vec<_> = tasks["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
+    assert_eq!(names, vec![json!("after")], "{tasks}");
+}
+
+#[test]
 fn a_thousand_hostile_runs_leave_memory_flat() {
     let dir = tempfile::tempdir().unwrap();
     // The store's page cache (64 MiB by default) fills as the file grows and would

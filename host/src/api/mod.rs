@@ -111,12 +111,29 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-/// Read a whole body up to `limit` bytes (413 beyond).
+/// Read a whole body up to `limit` bytes: 413 beyond, 408 when it does not arrive
+/// within the body timeout (see [`admission`]), 400 when the client breaks it off.
 pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
-    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError {
-        status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
-        code: "too_large",
-        message: format!("the request body is larger than {limit} bytes"),
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cause {
+            if c.is::<http_body_util::LengthLimitError>() {
+                return ApiError {
+                    status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    code: "too_large",
+                    message: format!("the request body is larger than {limit} bytes"),
+                };
+            }
+            if let Some(t) = c.downcast_ref::<admission::BodyTimeout>() {
+                return ApiError {
+                    status: axum::http::StatusCode::REQUEST_TIMEOUT,
+                    code: "body_timeout",
+                    message: t.to_string(),
+                };
+            }
+            cause = c.source();
+        }
+        ApiError::bad_request(format!("the request body could not be read: {e}"))
     })
 }
 

@@ -63,6 +63,10 @@ pub(crate) struct ServeArgs {
     /// Runs waiting for a worker before manual runs and events are refused with 429 [default: 10000].
     #[arg(long, env = "SUNDIAL_MAX_QUEUED_RUNS")]
     max_queued_runs: Option<usize>,
+    /// Time a request body has to arrive after the request's head, e.g. 60s; a slower
+    /// upload is answered 408 and its request slot freed [default: 60s].
+    #[arg(long, env = "SUNDIAL_BODY_TIMEOUT")]
+    body_timeout: Option<String>,
     /// How often retention runs, e.g. 60s [default: 60s].
     #[arg(long, env = "SUNDIAL_PRUNE_INTERVAL")]
     prune_interval: Option<String>,
@@ -106,6 +110,7 @@ struct FileConfig {
     max_event_size: Option<String>,
     max_requests: Option<usize>,
     max_queued_runs: Option<usize>,
+    body_timeout: Option<String>,
     prune_interval: Option<String>,
     grace: Option<String>,
     log_format: Option<String>,
@@ -207,6 +212,15 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
         100,
     )?;
     let grace = duration("grace", args.grace.or(file.grace), "30s", 0)?;
+    let body_timeout = duration(
+        "body_timeout",
+        args.body_timeout.or(file.body_timeout),
+        "60s",
+        1000,
+    )?;
+    if body_timeout > std::time::Duration::from_secs(3600) {
+        return Err("body_timeout: must be at most 1h".into());
+    }
     let json_logs = match args.log_format.or(file.log_format).as_deref() {
         None | Some("text") => false,
         Some("json") => true,
@@ -264,6 +278,7 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             max_event_depth,
             max_requests,
             max_queued_runs,
+            body_timeout,
             max_event_bytes,
             mail: file.mail,
         },
@@ -331,6 +346,12 @@ mod tests {
         let r = resolve(ServeArgs::default(), Some("allow_ranges = [\"10.20.0.0/16\"]")).unwrap();
         assert_eq!(r.daemon.network.allow_ranges.len(), 1);
         assert!(err("grace = \"soon\"").contains("grace"));
+        assert!(err("body_timeout = \"500ms\"").contains("body_timeout: must be at least 1000 ms"));
+        assert!(err("body_timeout = \"2h\"").contains("body_timeout: must be at most 1h"));
+        let r = resolve(ServeArgs::default(), Some("body_timeout = \"5s\"")).unwrap();
+        assert_eq!(r.daemon.body_timeout.as_secs(), 5);
+        let r = resolve(ServeArgs::default(), None).unwrap();
+        assert_eq!(r.daemon.body_timeout.as_secs(), 60);
         assert!(err("log_format = \"xml\"").contains("log_format"));
         assert!(err("listen = \"nowhere\"").contains("listen"));
     }

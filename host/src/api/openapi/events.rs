@@ -48,6 +48,7 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
     ingest["responses"]["413"] =
         json!({ "description": "an event over max_event_size, or a body over 16 MiB" });
     ingest["responses"]["415"] = json!({ "description": "unsupported content type" });
+    ingest["responses"]["429"] = json!({ "description": "max_queued_runs runs wait for a worker; Retry-After says when to try again" });
     let trigger_body =
         || json!({ "required": true, "content": { "application/json": { "schema": r("TriggerSpec") } } });
     vec![

@@ -103,6 +103,10 @@ pub(super) fn op(
         ("401", "missing or unknown token"),
         ("403", "the token's role may not do this"),
         ("404", "not found"),
+        (
+            "503",
+            "overloaded (max_requests in progress) or the data disk is failing; Retry-After says when to try again",
+        ),
     ] {
         resp.entry(code.to_string()).or_insert_with(
             || json!({ "description": what, "content": { "application/json": { "schema": r("Error") } } }),
@@ -111,6 +115,7 @@ pub(super) fn op(
     let mut o = json!({ "summary": summary, "description": format!("Roles: {roles}."), "parameters": params, "responses": resp });
     if let Some(b) = request {
         o["requestBody"] = b;
+        o["responses"]["408"] = json!({ "description": "the body did not arrive within body_timeout", "content": { "application/json": { "schema": r("Error") } } });
     }
     o
 }

@@ -229,6 +229,10 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
                     ok("202", "queued", r("Run")),
                     ok("200", "finished (wait=true)", r("Run")),
                     ("409".into(), json!({ "description": "task disabled" })),
+                    (
+                        "429".into(),
+                        json!({ "description": "max_queued_runs runs wait for a worker; Retry-After says when to try again" }),
+                    ),
                 ],
             ),
         ),
