@@ -186,7 +186,7 @@ fn load(
         let mut n = 0u64;
         while !stop.load(Ordering::SeqCst) {
             n += 1;
-            let task = if n % 2 == 0 { "call" } else { "tick" };
+            let task = if n.is_multiple_of(2) { "call" } else { "tick" };
             if let Some(answer) = post(&addr, &token, &format!("/v1/tasks/{task}/run"), &json!({})) {
                 acked
                     .lock()
