@@ -99,8 +99,13 @@ pub async fn limit_requests(State(state): State<AppState>, request: Request, nex
     let admission = &state.admission;
     match admission.requests.clone().try_acquire_owned() {
         Ok(permit) => {
-            let timeout = admission.body_timeout;
-            let request = request.map(|body| Body::new(Deadline::new(body, timeout)));
+            // Requests without a body (most reads) need no deadline.
+            let request = if http_body::Body::is_end_stream(request.body()) {
+                request
+            } else {
+                let timeout = admission.body_timeout;
+                request.map(|body| Body::new(Deadline::new(body, timeout)))
+            };
             let response = next.run(request).await;
             drop(permit);
             response
