@@ -56,7 +56,9 @@ fn acknowledged_runs_survive_kill_9() {
                     .0,
                 201
             );
-            let spin = json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 1500,
+            // 5 s: far longer than a round lasts, so the kill finds it mid-flight even on
+            // a loaded machine.
+            let spin = json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 5000,
                               "retry": {"max_attempts": 2, "initial_delay_ms": 10, "max_delay_ms": 10}});
             assert_eq!(d.call("POST", "/v1/tasks", Some(&spin)).0, 201);
         }
