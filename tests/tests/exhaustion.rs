@@ -426,13 +426,7 @@ fn a_stalled_upload_is_cut_at_the_body_timeout_and_frees_its_slot() {
         json!({"name": "after", "plugin": "echo"}),
     );
     // A body the client breaks off is a 400 naming the cause, not a 413.
-    let mut s = std::net::TcpStream::connect(&d.addr).unwrap();
-    write!(
-        s,
-        "POST /v1/tasks HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{{",
-        d.token
-    )
-    .unwrap();
+    let mut s = stalled_upload(&d);
     s.shutdown(std::net::Shutdown::Write).unwrap();
     let mut answer = String::new();
     s.read_to_string(&mut answer).unwrap();
