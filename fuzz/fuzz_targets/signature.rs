@@ -37,7 +37,7 @@ fuzz_target!(|input: Input| {
     let sig = sign(&secrets[0], &input.id, input.ts, &input.body);
     let ts = input.ts.to_string();
     verify(&secrets, &input.id, &ts, &sig, &input.body, input.ts).expect("own signature verifies");
-    for cut in (0..sig.len()).step_by(7) {
+    for cut in 0..sig.len() {
         assert!(
             verify(&secrets, &input.id, &ts, &sig[..cut], &input.body, input.ts).is_err(),
             "prefix {cut} of {sig} verified"

@@ -44,7 +44,14 @@ fn matching(c: &mut Criterion) {
     let mut group = c.benchmark_group("match_one_event");
     for n in [10usize, 10_000] {
         let index = index(n);
-        assert_eq!(index.matches(&e).len(), 1);
+        let (found, cost) = index.matches_with_cost(&e);
+        assert_eq!(found.len(), 1);
+        println!(
+            "{n} triggers: {} glob prefix lengths; per event {} lookups, {} candidates examined",
+            index.glob_prefix_lengths(),
+            cost.lookups,
+            cost.examined
+        );
         group.bench_function(format!("{n}_triggers"), |b| {
             b.iter(|| black_box(index.matches(black_box(&e))))
         });

@@ -80,8 +80,8 @@ impl Clock {
         let now = *tx.borrow();
         if to < now {
             return Err(ClockError::Backwards {
-                now: now.to_rfc3339(),
-                asked: to.to_rfc3339(),
+                now: crate::timestamp::text(now),
+                asked: crate::timestamp::text(to),
             });
         }
         tx.send_replace(to);

@@ -26,5 +26,6 @@ pub mod scheduler;
 pub mod secrets;
 pub mod store;
 pub mod task;
+pub mod timestamp;
 pub mod trigger;
 pub mod webhook;

@@ -5,7 +5,7 @@
 
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use serde::Deserialize;
 use std::time::Duration;
@@ -54,6 +54,10 @@ pub struct MailConfig {
     /// Connect and per-command timeout in seconds. Default 30.
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// A PEM file of CA certificates to trust for the relay, besides the public roots
+    /// (a relay with a certificate from an internal CA). Default: none.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// Accept any certificate from the relay (self-signed lab relays). Default false.
     #[serde(default)]
     pub allow_insecure_tls: bool,
@@ -213,6 +217,34 @@ fn classify(e: &lettre::transport::smtp::Error) -> MailError {
     }
 }
 
+/// The certificates of a PEM file, each checked as a trust anchor (a file without one is
+/// an error).
+fn ca_certificates(path: &std::path::Path) -> Result<Vec<Certificate>, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let what = format!("mail.ca_file: {}", path.display());
+    let text = std::fs::read(path).map_err(|e| format!("{what}: {e}"))?;
+    let ders: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&text)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{what}: {e}"))?;
+    if ders.is_empty() {
+        return Err(format!(
+            "{what}: no PEM certificate (-----BEGIN CERTIFICATE-----) in it"
+        ));
+    }
+    let mut certs = Vec::new();
+    for (i, der) in ders.into_iter().enumerate() {
+        rustls::RootCertStore::empty()
+            .add(der.clone())
+            .map_err(|e| format!("{what}: certificate {} is not valid: {e}", i + 1))?;
+        certs.push(
+            Certificate::from_der(der.to_vec())
+                .map_err(|e| format!("{what}: certificate {} is not valid: {e}", i + 1))?,
+        );
+    }
+    Ok(certs)
+}
+
 /// The relay: each message gets its own connection (mail from tasks is rare; no pool
 /// to go stale), authenticated with the password secret as it is at send time.
 #[derive(Clone)]
@@ -234,10 +266,18 @@ impl Mailer {
     /// A mailer for `config` (validated; TLS set up once).
     pub fn new(config: MailConfig) -> Result<Mailer, String> {
         config.validate()?;
+        let roots = match &config.ca_file {
+            None => Vec::new(),
+            Some(path) => ca_certificates(path)?,
+        };
         let tls = |host: &str| {
-            TlsParameters::builder(host.to_string())
+            let mut builder = TlsParameters::builder(host.to_string())
                 .dangerous_accept_invalid_certs(config.allow_insecure_tls)
-                .dangerous_accept_invalid_hostnames(config.allow_insecure_tls)
+                .dangerous_accept_invalid_hostnames(config.allow_insecure_tls);
+            for cert in &roots {
+                builder = builder.add_root_certificate(cert.clone());
+            }
+            builder
                 .build_rustls()
                 .map_err(|e| format!("mail: TLS setup for {host}: {e}"))
         };

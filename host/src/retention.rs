@@ -44,12 +44,12 @@ pub async fn prune_once(store: &Store, defaults: RetentionDefaults) -> Result<us
             .unwrap_or_default();
         let keep = policy.keep_last.unwrap_or(defaults.keep_last) as usize;
         let days = policy.max_age_days.unwrap_or(defaults.max_age_days);
-        let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(days)))
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let cutoff = crate::timestamp::text(chrono::Utc::now() - chrono::Duration::days(i64::from(days)));
         deleted += store.prune_runs(&task_id, keep, cutoff).await?;
     }
-    let cutoff = (chrono::Utc::now() - chrono::Duration::days(i64::from(defaults.max_event_age_days)))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let cutoff = crate::timestamp::text(
+        chrono::Utc::now() - chrono::Duration::days(i64::from(defaults.max_event_age_days)),
+    );
     loop {
         let n = store
             .prune_events(defaults.keep_events as usize, cutoff.clone())

@@ -139,11 +139,7 @@ impl Router {
             event,
             // The router's clock (the test clock under `--test-clock`), so delays and
             // the event's own time agree.
-            received_at: self
-                .inner
-                .clock
-                .now()
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            received_at: crate::timestamp::text(self.inner.clock.now()),
             depth,
             caused_by,
             triggers: Vec::new(),

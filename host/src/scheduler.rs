@@ -29,7 +29,8 @@ use tokio::task::JoinSet;
 pub const MISFIRE_THRESHOLD: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 enum Msg {
-    Reload(String),
+    /// Schedule `id` changed at this time of the scheduler's clock.
+    Reload(String, DateTime<Utc>),
     Settle(oneshot::Sender<()>),
 }
 
@@ -41,9 +42,11 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    /// Tell the scheduler that schedule `id` was created, changed, paused or deleted.
+    /// Tell the scheduler that schedule `id` was created, changed, paused or deleted. The
+    /// change applies as of now (the clock is read here, not when the scheduler gets to
+    /// the message), so an edit's first slot does not depend on how soon that is.
     pub fn reload(&self, id: &str) {
-        let _ = self.tx.send(Msg::Reload(id.to_string()));
+        let _ = self.tx.send(Msg::Reload(id.to_string(), self.clock.now()));
     }
 
     /// Wait until every slot due by the clock's current time has been recorded (with its
@@ -130,7 +133,8 @@ pub async fn start(
         let (records, next) = store.schedules_page(cursor.as_deref(), 1000)?;
         count += records.len();
         for record in records {
-            state.load(record, true);
+            let now = clock.now();
+            state.load(record, true, now);
         }
         match next {
             Some(c) => cursor = Some(c),
@@ -153,15 +157,18 @@ pub async fn start(
     tokio::spawn(async move {
         loop {
             let next = state.heap.peek().map(|Reverse((due, _, _, _))| *due);
+            // Changes first: a pause or an edit sent before a slot came due applies
+            // before that slot fires (a random pick could fire it first).
             let wake = tokio::select! {
+                biased;
                 msg = rx.recv() => Wake::Msg(msg),
                 done = state.jobs.join_next(), if !state.jobs.is_empty() => Wake::Job(done),
                 _ = timer_clock.sleep_until(next.unwrap_or(DateTime::<Utc>::MAX_UTC)), if next.is_some() => Wake::Timer,
             };
             match wake {
                 Wake::Msg(None) => break,
-                Wake::Msg(Some(Msg::Reload(id))) => match state.store.schedule(&id) {
-                    Ok(Some(record)) => state.load(record, false),
+                Wake::Msg(Some(Msg::Reload(id, at))) => match state.store.schedule(&id) {
+                    Ok(Some(record)) => state.load(record, false, at),
                     Ok(None) => {
                         state.entries.remove(id.as_str());
                     }
@@ -204,20 +211,20 @@ fn log_job(result: Result<Result<(), StoreError>, tokio::task::JoinError>) -> bo
 }
 
 fn slot_text(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    crate::timestamp::text(t)
 }
 
 impl State {
-    /// (Re)load one schedule and queue its next slot. At start-up (`startup`), slots
-    /// missed since its last one go through the misfire policy.
-    fn load(&mut self, record: ScheduleRecord, startup: bool) {
+    /// (Re)load one schedule and queue its next slot, as of `now` (start-up, or when the
+    /// change was made). At start-up (`startup`), slots missed since its last one go
+    /// through the misfire policy; after a change, slots from `now` on fire.
+    fn load(&mut self, record: ScheduleRecord, startup: bool, now: DateTime<Utc>) {
         self.generation += 1;
         let id: Arc<str> = Arc::from(record.id.as_str());
         let previous = self.entries.remove(&id);
         if !record.spec.enabled {
             return;
         }
-        let now = self.clock.now();
         let start = record.spec.start.unwrap_or(now);
         let timing = match Timing::new(
             &record.spec.rule,
@@ -451,4 +458,48 @@ fn jitter(id: &str, jitter_ms: u64, slot: DateTime<Utc>) -> chrono::Duration {
     let mut h = std::collections::hash_map::DefaultHasher::new();
     (id, slot.timestamp_millis()).hash(&mut h);
     chrono::Duration::milliseconds((h.finish() % (jitter_ms + 1)) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::jitter;
+    use chrono::{DateTime, Duration, Utc};
+
+    #[test]
+    fn jitter_is_bounded_deterministic_per_slot_and_spread_over_its_range() {
+        let t0: DateTime<Utc> = "2026-06-01T00:00:00Z".parse().unwrap();
+        assert_eq!(jitter("s", 0, t0), Duration::zero(), "no jitter configured");
+        let bound = 600_000;
+        let delays: Vec<i64> = (0..2000)
+            .map(|i| jitter("01JSCHEDULE", bound, t0 + Duration::hours(i)).num_milliseconds())
+            .collect();
+        assert!(
+            delays.iter().all(|d| (0..=bound as i64).contains(d)),
+            "outside 0..={bound}"
+        );
+        for i in [0, 7, 1999] {
+            let slot = t0 + Duration::hours(i);
+            assert_eq!(
+                jitter("01JSCHEDULE", bound, slot),
+                jitter("01JSCHEDULE", bound, slot),
+                "deterministic"
+            );
+        }
+        // Spread: every tenth of the range is hit, none holds more than twice its share.
+        let mut tenths = [0usize; 10];
+        for d in &delays {
+            tenths[((*d as u64 * 10) / (bound + 1)) as usize] += 1;
+        }
+        assert!(tenths.iter().all(|n| (1..=400).contains(n)), "{tenths:?}");
+        // Another schedule draws other delays for the same slots.
+        let other: Vec<i64> = (0..2000)
+            .map(|i| jitter("01JOTHER", bound, t0 + Duration::hours(i)).num_milliseconds())
+            .collect();
+        assert_ne!(delays, other);
+        // A one-millisecond bound still yields both values.
+        let tiny: std::collections::BTreeSet<i64> = (0..200)
+            .map(|i| jitter("s", 1, t0 + Duration::seconds(i)).num_milliseconds())
+            .collect();
+        assert_eq!(tiny, [0, 1].into());
+    }
 }

@@ -167,7 +167,26 @@ mod tests {
     fn seal_open_and_what_does_not_open() {
         let key = SecretKey::from_bytes([7; 32]);
         let sealed = key.seal("API_KEY", b"hunter2-hunter2").unwrap();
-        assert!(!sealed.ciphertext.contains("hunter2"));
+        // The stored text is base64: the plaintext could never show in it literally.
+        // Decode it and look there, and for the plaintext's own base64 in the text.
+        let bytes = STANDARD.decode(&sealed.ciphertext).unwrap();
+        assert_eq!(
+            bytes.len(),
+            b"hunter2-hunter2".len() + 16,
+            "ciphertext and a 16-byte tag"
+        );
+        assert!(
+            !bytes.windows(7).any(|w| w == b"hunter2"),
+            "plaintext in the decoded ciphertext"
+        );
+        for shift in 0..3 {
+            let encoded = STANDARD.encode(&b"hunter2-hunter2"[shift..]);
+            let inner = &encoded[..encoded.len() - 4];
+            assert!(
+                !sealed.ciphertext.contains(inner),
+                "the plaintext's base64 is in the stored text"
+            );
+        }
         assert_eq!(key.open("API_KEY", &sealed).unwrap(), b"hunter2-hunter2");
         assert_ne!(
             key.seal("API_KEY", b"hunter2-hunter2").unwrap().nonce,

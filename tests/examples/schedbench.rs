@@ -255,4 +255,11 @@ fn main() {
         rss_max / 1024,
         rss_kib(pid, "VmHWM:") / 1024
     );
+    // The idle schedules must not have come due: what the figures above assume.
+    let idle = daemon.all_runs("task=idle").len();
+    println!("runs of the idle schedules during the run: {idle}");
+    assert_eq!(
+        idle, 0,
+        "an idle schedule fired: the benchmark measured something else"
+    );
 }

@@ -291,6 +291,7 @@ impl VergeOs {
                     headers: vec![("content-type".into(), "application/json".into())],
                     body: answer.to_string().into_bytes(),
                     hang: false,
+                    delay_ms: 0,
                 }
             }),
         );

@@ -170,6 +170,17 @@ fn apply_names_the_bad_field_and_changes_nothing() {
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("task[1].retry.max_attempts: invalid type"), "{err}");
+    let tasks = |d: &Daemon| -> Vec<String> {
+        let (status, v) = d.call("GET", "/v1/tasks", None);
+        assert_eq!(status, 200, "{v}");
+        v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert!(tasks(&d).is_empty(), "a file that does not parse changes nothing");
     // A reference the daemon refuses stops the apply at that step, saying how far it got.
     std::fs::write(
         &bad,
@@ -185,4 +196,8 @@ fn apply_names_the_bad_field_and_changes_nothing() {
         ),
         "{err}"
     );
+    // It got exactly as far as it says: the task of step 1, no trigger.
+    assert_eq!(tasks(&d), ["ok"]);
+    let (_, triggers) = d.call("GET", "/v1/triggers", None);
+    assert!(triggers["triggers"].as_array().unwrap().is_empty(), "{triggers}");
 }

@@ -8,6 +8,8 @@
 //! - no schedule slot produced two runs of a task;
 //! - no run recorded more attempts than its retry policy allows, and the flaky endpoint
 //!   saw each run (by its idempotency key) at most that often;
+//! - a run of `slow` (2 s per attempt) is in flight at nearly every kill: attempts cut by
+//!   a kill are recorded as such and retried after the restart;
 //! - no delivery recorded more attempts than its webhook's retry policy allows, and
 //!   every `delivered` one really reached the endpoint with a 2xx answer;
 //! - at the end every run and delivery has finished.
@@ -26,6 +28,12 @@ use sundial_tests::{Answer, Daemon, Received, serve_http, try_raw_http};
 const RUN_ATTEMPTS: usize = 3;
 /// Attempts a delivery to webhook `flaky` may make.
 const DELIVERY_ATTEMPTS: usize = 4;
+/// Attempts the run of task `slow` may make (the most a policy allows: it is cut by
+/// nearly every kill).
+const SLOW_ATTEMPTS: usize = 100;
+/// How long the endpoint takes to answer `slow`, in milliseconds: longer than any
+/// cycle, so a kill finds the run in flight.
+const SLOW_MS: u64 = 2000;
 
 /// A small deterministic generator (xorshift64*) for the kill moments.
 struct Rng(u64);
@@ -48,13 +56,15 @@ struct Seen {
     delivered: HashSet<String>,
 }
 
-/// An HTTP endpoint on loopback that answers every third request with 503.
+/// An HTTP endpoint on loopback that answers every third request with 503, and
+/// `/slow` with 200 after [`SLOW_MS`].
 fn flaky_endpoint() -> (String, Arc<Mutex<Seen>>, tokio::runtime::Runtime) {
     let seen = Arc::new(Mutex::new(Seen::default()));
     let counter = AtomicU64::new(0);
     let log = seen.clone();
     let (addr, rt) = serve_http(Arc::new(move |req: Received| {
-        let fail = counter.fetch_add(1, Ordering::SeqCst) % 3 == 1;
+        let slow = req.path == "/slow";
+        let fail = !slow && counter.fetch_add(1, Ordering::SeqCst) % 3 == 1;
         let status = if fail { 503 } else { 200 };
         let mut seen = log.lock().unwrap();
         if let Some(key) = req.header("idempotency-key") {
@@ -71,6 +81,7 @@ fn flaky_endpoint() -> (String, Arc<Mutex<Seen>>, tokio::runtime::Runtime) {
             headers: vec![("content-type".into(), "application/json".into())],
             body: br#"{"ok": true}"#.to_vec(),
             hang: false,
+            delay_ms: if slow { SLOW_MS } else { 0 },
         }
     }));
     (format!("127.0.0.1:{}", addr.port()), seen, rt)
@@ -82,7 +93,10 @@ struct Acked {
     /// Event ids posted (source `/chaos`).
     events: HashSet<String>,
     runs: HashSet<String>,
-    deliveries: HashSet<String>,
+    /// Delivery id -> the cycle (number of kills before it) it was acknowledged in.
+    deliveries: HashMap<String, usize>,
+    /// Delivery id -> the number of kills by the check that first saw it settled.
+    settled: HashMap<String, usize>,
 }
 
 fn call(d: &Daemon, method: &str, path: &str, body: Value) -> Value {
@@ -105,6 +119,15 @@ fn setup(d: &Daemon, endpoint: &str) {
         "/v1/tasks",
         json!({"name": "call", "plugin": "http-request", "params": {"url": format!("http://{endpoint}/task"), "method": "POST"},
                "retry": {"max_attempts": RUN_ATTEMPTS, "initial_delay_ms": 30, "multiplier": 1.0, "max_delay_ms": 30, "jitter": 0.0},
+               "retention": retention}),
+    );
+    call(
+        d,
+        "POST",
+        "/v1/tasks",
+        json!({"name": "slow", "plugin": "http-request", "params": {"url": format!("http://{endpoint}/slow"), "method": "POST"},
+               "timeout_ms": 30000,
+               "retry": {"max_attempts": SLOW_ATTEMPTS, "initial_delay_ms": 30, "multiplier": 1.0, "max_delay_ms": 30, "jitter": 0.0},
                "retention": retention}),
     );
     call(
@@ -171,7 +194,7 @@ fn load(
                     acked.events.insert(id);
                     for t in answer["triggers"].as_array().into_iter().flatten() {
                         for d in t["deliveries"].as_array().into_iter().flatten() {
-                            acked.deliveries.insert(d.as_str().unwrap().to_string());
+                            acked.deliveries.insert(d.as_str().unwrap().to_string(), cycle);
                         }
                         for r in t["runs"].as_array().into_iter().flatten() {
                             acked.runs.insert(r.as_str().unwrap().to_string());
@@ -222,7 +245,7 @@ fn all(d: &Daemon, path: &str, key: &str) -> Vec<Value> {
 
 /// Check every invariant; `settled` adds that everything has finished. Returns
 /// (runs, deliveries) still unfinished.
-fn check(d: &Daemon, acked: &Acked, seen: &Seen, kills: usize, settled: bool) -> usize {
+fn check(d: &Daemon, acked: &mut Acked, seen: &Seen, kills: usize, settled: bool) -> usize {
     let runs = d.all_runs("");
     let by_id: HashMap<&str, &Value> = runs.iter().map(|r| (r["id"].as_str().unwrap(), r)).collect();
     for id in &acked.runs {
@@ -240,7 +263,7 @@ fn check(d: &Daemon, acked: &Acked, seen: &Seen, kills: usize, settled: bool) ->
     }
     let deliveries = all(d, "/v1/deliveries?webhook=flaky", "deliveries");
     let delivery_ids: HashSet<&str> = deliveries.iter().map(|x| x["id"].as_str().unwrap()).collect();
-    for id in &acked.deliveries {
+    for id in acked.deliveries.keys() {
         assert!(
             delivery_ids.contains(id.as_str()),
             "acknowledged delivery {id} is missing"
@@ -252,14 +275,16 @@ fn check(d: &Daemon, acked: &Acked, seen: &Seen, kills: usize, settled: bool) ->
     for run in &runs {
         let id = run["id"].as_str().unwrap();
         let attempts = run["attempts"].as_array().unwrap().len();
-        if run["task_name"] == "call" {
-            assert!(
-                attempts <= RUN_ATTEMPTS,
-                "run {id} made {attempts} attempts: {run}"
-            );
+        let limit = match run["task_name"].as_str() {
+            Some("call") => Some(RUN_ATTEMPTS),
+            Some("slow") => Some(SLOW_ATTEMPTS),
+            _ => None,
+        };
+        if let Some(limit) = limit {
+            assert!(attempts <= limit, "run {id} made {attempts} attempts: {run}");
             let executed = seen.runs.get(id).copied().unwrap_or(0);
             assert!(
-                executed <= RUN_ATTEMPTS && executed <= attempts,
+                executed <= attempts,
                 "run {id} reached the endpoint {executed} times with {attempts} attempts recorded"
             );
             if run["status"] == "succeeded" {
@@ -287,10 +312,17 @@ fn check(d: &Daemon, acked: &Acked, seen: &Seen, kills: usize, settled: bool) ->
         );
         let reached = seen.deliveries.get(id).copied().unwrap_or(0);
         // At least once: an attempt cut by a kill is sent again, so the endpoint may
-        // see a delivery once more per kill than recorded, never more.
+        // see a delivery once more per kill during its life than recorded, never more.
+        if matches!(delivery["status"].as_str(), Some("delivered" | "dead")) {
+            acked.settled.entry(id.to_string()).or_insert(kills);
+        }
+        let born = acked.deliveries.get(id).copied().unwrap_or(0);
+        let ended = acked.settled.get(id).copied().unwrap_or(kills);
+        let kills_in_life = ended.saturating_sub(born);
         assert!(
-            reached <= attempts + kills,
-            "delivery {id} reached the endpoint {reached} times with {attempts} attempts recorded"
+            reached <= attempts + kills_in_life,
+            "delivery {id} reached the endpoint {reached} times with {attempts} attempts recorded \
+             and {kills_in_life} kills while it was pending"
         );
         if delivery["status"] == "delivered" {
             assert!(
@@ -335,10 +367,17 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
         let d = Daemon::start(dir.path(), &flags);
         if cycle == 0 {
             setup(&d, &endpoint);
+            // One long run, cut by nearly every kill and retried after each restart.
+            let slow = call(&d, "POST", "/v1/tasks/slow/run", json!({}));
+            acked
+                .lock()
+                .unwrap()
+                .runs
+                .insert(slow["id"].as_str().unwrap().to_string());
         } else {
-            let acked = acked.lock().unwrap();
+            let mut acked = acked.lock().unwrap();
             let seen = seen.lock().unwrap();
-            check(&d, &acked, &seen, cycle, false);
+            check(&d, &mut acked, &seen, cycle, false);
         }
         if cycle == kills {
             break;
@@ -367,11 +406,11 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
     assert_eq!(status, 200, "{paused}");
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
-        let acked = acked.lock().unwrap();
+        let mut acked = acked.lock().unwrap();
         let seen = seen.lock().unwrap();
-        let unfinished = check(&d, &acked, &seen, kills, false);
+        let unfinished = check(&d, &mut acked, &seen, kills, false);
         if unfinished == 0 {
-            check(&d, &acked, &seen, kills, true);
+            check(&d, &mut acked, &seen, kills, true);
             break;
         }
         assert!(
@@ -382,15 +421,19 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
         std::thread::sleep(Duration::from_millis(500));
     }
     let runs = d.all_runs("");
+    let cut = |a: &Value| a["error"].to_string().contains("daemon stopped");
     let interrupted = runs
         .iter()
         .flat_map(|r| r["attempts"].as_array().unwrap())
-        .filter(|a| a["error"].to_string().contains("daemon stopped"))
+        .filter(|a| cut(a))
         .count();
-    let retried = runs
-        .iter()
-        .filter(|r| r["attempts"].as_array().unwrap().len() > 1)
-        .count();
+    // Runs retried after an attempt a kill cut, and after one the endpoint failed.
+    let earlier = |r: &Value| {
+        let attempts = r["attempts"].as_array().unwrap().clone();
+        attempts[..attempts.len().saturating_sub(1)].to_vec()
+    };
+    let retried_after_kill = runs.iter().filter(|r| earlier(r).iter().any(cut)).count();
+    let retried_after_failure = runs.iter().filter(|r| earlier(r).iter().any(|a| !cut(a))).count();
     let scheduled = runs.iter().filter(|r| r["cause"]["kind"] == "schedule").count();
     let deliveries = all(&d, "/v1/deliveries?webhook=flaky", "deliveries");
     let redelivered = deliveries
@@ -398,16 +441,34 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
         .filter(|x| x["attempts"].as_array().unwrap().len() > 1)
         .count();
     eprintln!(
-        "chaos: {} runs ({scheduled} scheduled, {retried} retried, {interrupted} attempts cut by a kill), \
+        "chaos: {} runs ({scheduled} scheduled, {retried_after_failure} retried after a failure, \
+         {retried_after_kill} retried after a kill, {interrupted} attempts cut by a kill), \
          {} deliveries ({redelivered} retried)",
         runs.len(),
         deliveries.len()
     );
-    // The run must have exercised what the invariants are about.
+    // The run must have exercised what the invariants are about: both kinds of retry,
+    // attempts cut by kills, redeliveries and schedule slots.
+    assert!(interrupted > 0, "no kill cut an attempt");
     assert!(
-        retried > 0 && redelivered > 0 && scheduled > 0,
-        "no retries or slots to check"
+        retried_after_kill > 0,
+        "no run was retried after a kill cut its attempt"
     );
+    assert!(
+        retried_after_failure > 0,
+        "no run was retried after the endpoint failed it"
+    );
+    assert!(redelivered > 0, "no delivery was retried");
+    assert!(scheduled > 0, "no schedule slot fired");
+    let slow: Vec<&Value> = runs.iter().filter(|r| r["task_name"] == "slow").collect();
+    assert_eq!(slow.len(), 1, "one run of slow");
+    // Settled: it succeeded, unless the kills used up every attempt it had.
+    let want = if slow[0]["attempts"].as_array().unwrap().len() < SLOW_ATTEMPTS {
+        "succeeded"
+    } else {
+        "interrupted"
+    };
+    assert_eq!(slow[0]["status"], want, "{}", slow[0]);
     let acked = acked.lock().unwrap();
     assert!(
         acked.events.len() >= kills && acked.runs.len() >= kills && acked.deliveries.len() >= kills,

@@ -133,7 +133,7 @@ fn schedule_commands_with_friendly_flags() {
     assert!(list.contains("sat") && list.contains("Europe/Berlin"), "{list}");
     let preview = ok(&d, &["schedule", "preview", "sat", "--count", "2"]);
     assert!(
-        preview.lines().nth(1).unwrap().contains("T17:00:00+0"),
+        preview.lines().nth(1).unwrap().contains("T17:00:00.000+0"),
         "{preview}"
     );
     let refused = cli(&d, &["schedule", "delete", "sat"]);
@@ -380,4 +380,110 @@ fn webhooks_deliveries_and_secrets_from_the_cli() {
     ok(&d, &["webhook", "delete", "ops"]);
     assert!(ok(&d, &["secret", "delete", "sign"]).contains("deleted secret sign"));
     assert!(!d.stderr_text().contains(value));
+}
+
+#[test]
+fn logs_follow_prints_every_finished_run_once_however_many_and_however_long() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--workers", "4"]);
+    let (status, v) = d.install_plugin("hostile", "sundial-fixture-hostile", serde_json::json!({}));
+    assert_eq!(status, 201, "{v}");
+    let task = |spec: Value| {
+        let (status, v) = d.call("POST", "/v1/tasks", Some(&spec));
+        assert_eq!(status, 201, "{v}");
+    };
+    task(serde_json::json!({"name": "quick", "plugin": "echo"}));
+    task(
+        serde_json::json!({"name": "slow", "plugin": "hostile", "params": {"mode": "loop"},
+                            "timeout_ms": 9000, "retry": {"max_attempts": 1}}),
+    );
+    let start = |task: &str| {
+        let (status, v) = d.call("POST", &format!("/v1/tasks/{task}/run"), None);
+        assert_eq!(status, 202, "{v}");
+        v["id"].as_str().unwrap().to_string()
+    };
+    let (_, done) = d.call("POST", "/v1/tasks/quick/run?wait=true", None);
+    assert_eq!(done["status"], "succeeded", "{done}");
+    let before = done["id"].as_str().unwrap().to_string();
+
+    let mut follower = Command::new(sundial_bin())
+        .args(["logs", "--follow", "--json"])
+        .env("SUNDIAL_URL", format!("http://{}", d.addr))
+        .env("SUNDIAL_TOKEN", &d.token)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start sundial logs --follow");
+    let stdout = follower.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let run: Value = serde_json::from_str(&line).expect("one JSON run per line");
+            if tx.send(run).is_err() {
+                return;
+            }
+        }
+    });
+    // The run that finished before is printed first, as `tail` would.
+    let first = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the finished run");
+    assert_eq!(first["id"], before.as_str(), "{first}");
+
+    // A slow run, then, more than the follower's 5 s margin later (a pause to place it
+    // there, not a synchronisation), more quick runs than the newest hundred: the quick
+    // ones finish many to a poll, and the slow one, out of the pages by then, is looked
+    // up until it ends.
+    let slow = start("slow");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while d.call("GET", &format!("/v1/runs/{slow}"), None).1["status"] != "running" {
+        assert!(std::time::Instant::now() < deadline, "the slow run never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let mut want: std::collections::HashSet<String> = (0..150).map(|_| start("quick")).collect();
+    want.insert(slow.clone());
+    let mut got = std::collections::HashMap::new();
+    while got.len() < want.len() {
+        let run = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| {
+                panic!(
+                    "{} of {} runs printed; missing e.g. {:?}",
+                    got.len(),
+                    want.len(),
+                    want.iter().find(|id| !got.contains_key(*id))
+                )
+            });
+        let id = run["id"].as_str().unwrap().to_string();
+        assert!(
+            want.contains(&id),
+            "printed a run twice or one not asked for: {run}"
+        );
+        assert!(
+            run["finished_at"].is_string(),
+            "printed before it finished: {run}"
+        );
+        assert!(got.insert(id, run).is_none(), "printed twice");
+    }
+    assert_eq!(got[&slow]["status"], "timed_out", "{}", got[&slow]);
+    // Nothing more comes (no run is printed twice) while another quick one does.
+    let last = start("quick");
+    let run = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the last run");
+    assert_eq!(run["id"], last.as_str(), "{run}");
+    let _ = follower.kill();
+    let _ = follower.wait();
+
+    // Without --follow: the newest finished runs as text, with their log lines, once.
+    let text = ok(&d, &["logs", "--task", "slow"]);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.contains(" slow timed_out attempt 1"))
+            .count(),
+        1,
+        "{text}"
+    );
 }

@@ -3,35 +3,25 @@
 //! leap day and downtime without sleeping. `POST /v1/clock` returns once every slot
 //! due by the new time is recorded, so each assertion is exact.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sundial_tests::Daemon;
+use sundial_tests::{Daemon, instant};
 
-/// (slot, status) of every scheduled run of `task`, oldest slot first.
-fn slots(d: &Daemon, task: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = d
-        .all_runs(&format!("task={task}&cause=schedule"))
-        .iter()
-        .map(|r| {
-            (
-                r["cause"]["slot"].as_str().unwrap().to_string(),
-                r["status"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    out.sort();
-    out
+/// An RFC 3339 time as an instant: slots are compared as instants, not as text.
+fn t(text: &str) -> DateTime<Utc> {
+    instant(&json!(text))
 }
 
-fn fired(d: &Daemon, task: &str) -> Vec<String> {
-    slots(d, task)
+fn fired(d: &Daemon, task: &str) -> Vec<DateTime<Utc>> {
+    d.schedule_slots(task)
         .into_iter()
         .filter(|(_, status)| status != "skipped")
         .map(|(slot, _)| slot)
         .collect()
 }
 
-fn skipped(d: &Daemon, task: &str) -> Vec<String> {
-    slots(d, task)
+fn skipped(d: &Daemon, task: &str) -> Vec<DateTime<Utc>> {
+    d.schedule_slots(task)
         .into_iter()
         .filter(|(_, status)| status == "skipped")
         .map(|(slot, _)| slot)
@@ -69,7 +59,7 @@ fn dst_month_ends_and_a_leap_day_fire_exactly_on_a_test_clock() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--test-clock", "2026-03-01T00:00:00Z"]);
     let (_, clock) = d.call("GET", "/v1/clock", None);
-    assert_eq!(clock["now"], "2026-03-01T00:00:00.000Z");
+    assert_eq!(instant(&clock["now"]), t("2026-03-01T00:00:00Z"));
     assert_eq!(clock["manual"], true);
 
     let cron = |expr: &str, tz: &str, start: &str, end: Option<&str>| {
@@ -155,16 +145,23 @@ fn dst_month_ends_and_a_leap_day_fire_exactly_on_a_test_clock() {
         set_clock(&d, slot);
         let now = fired(&d, task);
         assert_eq!(now.len(), before + 1, "{task} fires at {slot}: {now:?}");
-        assert_eq!(now.last().map(String::as_str), Some(*slot));
+        assert_eq!(now.last(), Some(&t(slot)));
     }
     for (task, _, expected) in &cases {
-        assert_eq!(&fired(&d, task), expected, "{task}");
+        let expected: Vec<DateTime<Utc>> = expected.iter().map(|s| t(s)).collect();
+        assert_eq!(fired(&d, task), expected, "{task}");
         assert!(skipped(&d, task).is_empty(), "{task}: nothing was missed");
     }
     // The schedule shows where it is: the leap schedule's next slot is four years on.
     let (_, leap) = d.call("GET", "/v1/schedules/leap", None);
-    assert_eq!(leap["last_slot"], "2028-02-29T12:00:00Z");
-    assert_eq!(leap["next_slot"], "2032-02-29T12:00:00+00:00");
+    assert_eq!(
+        instant(&leap["last_slot"]),
+        instant(&json!("2028-02-29T12:00:00Z"))
+    );
+    assert_eq!(
+        instant(&leap["next_slot"]),
+        instant(&json!("2032-02-29T12:00:00Z"))
+    );
 }
 
 #[test]
@@ -182,10 +179,10 @@ fn clock_jumps_and_downtime_obey_the_misfire_policy() {
             json!({"rule": {"cron": "0 * * * *"}, "misfire": misfire}),
         );
     }
-    let h = |hour: u32| format!("2026-06-01T{hour:02}:00:00.000Z");
+    let h = |hour: u32| t(&format!("2026-06-01T{hour:02}:00:00Z"));
     // Five hourly slots (01:00 to 05:00) pass in one jump.
     set_clock(&d, "2026-06-01T05:30:00Z");
-    assert_eq!(fired(&d, "skip"), Vec::<String>::new());
+    assert!(fired(&d, "skip").is_empty());
     assert_eq!(skipped(&d, "skip"), (1..=5).map(h).collect::<Vec<_>>());
     assert_eq!(fired(&d, "once"), vec![h(5)]);
     assert_eq!(skipped(&d, "once"), (1..=4).map(h).collect::<Vec<_>>());
@@ -255,7 +252,7 @@ fn clock_jumps_and_downtime_obey_the_misfire_policy() {
     );
     // And the clock keeps driving them after the restart.
     let (_, v) = d.call("POST", "/v1/clock", Some(&json!({"advance_seconds": 3570})));
-    assert_eq!(v["now"], "2026-06-01T10:00:00.000Z");
+    assert_eq!(instant(&v["now"]), h(10));
     for task in ["skip", "once", "all"] {
         assert_eq!(fired(&d, task).last(), Some(&h(10)), "{task}");
     }
@@ -277,11 +274,13 @@ fn the_system_clock_cannot_be_moved_the_default_zone_applies_and_lists_page() {
     );
     assert_eq!(status, 201, "{v}");
     assert_eq!(v["timezone"], "Europe/Berlin");
-    let next = v["next_slot"].as_str().unwrap();
+    // Midnight on the Berlin wall clock: 23:00 or 22:00 UTC.
+    let next = v["next_slot_local"].as_str().unwrap();
     assert!(
-        next.ends_with("T00:00:00+01:00") || next.ends_with("T00:00:00+02:00"),
+        next.ends_with("T00:00:00.000+01:00") || next.ends_with("T00:00:00.000+02:00"),
         "{v}"
     );
+    assert_eq!(instant(&v["next_slot"]), instant(&v["next_slot_local"]), "{v}");
     let (status, v) = d.call(
         "POST",
         "/v1/schedules/preview",

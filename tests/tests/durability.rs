@@ -114,18 +114,31 @@ fn acknowledged_runs_survive_kill_9() {
             std::thread::sleep(Duration::from_millis(5));
         }
         std::thread::sleep(Duration::from_millis(kill_after_ms));
-        // Record some runs that finished before the kill, with their results.
+        // Record runs that finished before the kill, with their results (at least one:
+        // wait for it, so the check after the restart always has something to compare).
         let acked_now: Vec<String> = acks.lock().unwrap().clone();
-        for id in acked_now.iter().take(20) {
-            let (_, run) = d.call("GET", &format!("/v1/runs/{id}"), None);
-            if run["status"] == "succeeded" {
-                finished_before.insert(id.clone(), run);
+        let recorded = finished_before.len();
+        let finishing = Instant::now();
+        loop {
+            for id in acked_now.iter().take(20) {
+                let (_, run) = d.call("GET", &format!("/v1/runs/{id}"), None);
+                if run["status"] == "succeeded" {
+                    finished_before.insert(id.clone(), run);
+                }
             }
+            if finished_before.len() > recorded {
+                break;
+            }
+            assert!(
+                finishing.elapsed() < Duration::from_secs(60),
+                "no acknowledged run finished"
+            );
+            std::thread::sleep(Duration::from_millis(20));
         }
         d.kill9();
         stop.store(true, Ordering::Relaxed);
         for c in clients {
-            let _ = c.join();
+            c.join().expect("a client thread panicked");
         }
         let round_acks = acks.lock().unwrap().clone();
         assert!(!round_acks.is_empty(), "round {round}: no run was acknowledged");
@@ -233,7 +246,7 @@ fn acknowledged_events_survive_kill_9_and_start_their_runs_once() {
         d.kill9();
         stop.store(true, Ordering::Relaxed);
         for c in clients {
-            let _ = c.join();
+            c.join().expect("a client thread panicked");
         }
         acknowledged.extend(acks.lock().unwrap().iter().cloned());
     }

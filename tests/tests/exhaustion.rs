@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
-use sundial_tests::{Daemon, KeepAlive, metric, rss_kib, try_raw_http};
+use sundial_tests::{Daemon, KeepAlive, metric, peak_rss_kib, reset_peak_rss, rss_kib, try_raw_http};
 
 fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
@@ -49,7 +49,9 @@ fn a_full_disk_gives_503_loses_nothing_and_recovers_by_itself() {
         &d,
         "POST",
         "/v1/tasks",
-        json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 1500,
+        // Its first attempt ends (times out) while the disk is full: the outage below
+        // lasts twice as long as the attempt, whenever the attempt started before it.
+        json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 2500,
                "retry": {"max_attempts": 2, "initial_delay_ms": 10, "max_delay_ms": 10}}),
     );
     ok(
@@ -84,7 +86,7 @@ fn a_full_disk_gives_503_loses_nothing_and_recovers_by_itself() {
     std::fs::write(&full, b"").unwrap();
     let mut refused = 0;
     let outage = Instant::now();
-    while outage.elapsed() < Duration::from_secs(3) {
+    while outage.elapsed() < Duration::from_secs(5) {
         for (path, body) in [
             ("/v1/tasks/e/run", json!({})),
             (
@@ -128,7 +130,7 @@ fn a_full_disk_gives_503_loses_nothing_and_recovers_by_itself() {
     });
     runs.push(after.unwrap());
     eprintln!(
-        "disk full: {refused} writes refused with 503 in 3 s; writable again {} ms after space returned",
+        "disk full: {refused} writes refused with 503 in 5 s; writable again {} ms after space returned",
         recovered.elapsed().as_millis()
     );
     // Everything acknowledged is there and finishes; the interrupted run was settled
@@ -140,8 +142,19 @@ fn a_full_disk_gives_503_loses_nothing_and_recovers_by_itself() {
     wait_until("the spin run to be settled", 60, || {
         terminal(&d.call("GET", &format!("/v1/runs/{spin}"), None).1)
     });
+    // Its first attempt ended (timed out) while nothing could be written: settled as
+    // interrupted by the disk, then retried, and the retry timed out as recorded.
     let spun = d.call("GET", &format!("/v1/runs/{spin}"), None).1;
-    assert!(spun["attempts"].as_array().unwrap().len() <= 2, "{spun}");
+    let attempts = spun["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{spun}");
+    assert!(
+        attempts[0]["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("data disk failed"),
+        "{spun}"
+    );
+    assert_eq!(spun["status"], "timed_out", "{spun}");
     let scheduled = |d: &Daemon| d.all_runs("task=e&cause=schedule").len();
     let before = scheduled(&d);
     wait_until("the schedule to fire after the recovery", 30, || {
@@ -253,6 +266,7 @@ fn a_flood_beyond_the_workers_gets_429_and_503_and_memory_stays_bounded() {
                "retry": {"max_attempts": 1}}),
     );
     let base = rss_kib(d.pid());
+    reset_peak_rss(d.pid());
 
     // The run queue: one worker, so runs pile up until the limit refuses more.
     let mut accepted = Vec::new();
@@ -351,13 +365,15 @@ fn a_flood_beyond_the_workers_gets_429_and_503_and_memory_stays_bounded() {
         );
         std::thread::sleep(Duration::from_millis(20));
     }
+    let refused_before = metric(&metrics(&d), "sundial_http_requests_refused_total");
     let overloaded = head_of(&d, "/v1/tasks/slow/run");
     assert_eq!(overloaded.0, 503, "{}", overloaded.1);
-    // Every slot is held by a stalled upload, and the refusals are counted.
+    // Every slot is held by a stalled upload, and this refusal is counted.
     let text = metrics(&d);
     assert_eq!(metric(&text, "sundial_http_requests_in_progress"), 16.0, "{text}");
-    assert!(
-        metric(&text, "sundial_http_requests_refused_total") >= 1.0,
+    assert_eq!(
+        metric(&text, "sundial_http_requests_refused_total"),
+        refused_before + 1.0,
         "{text}"
     );
     assert!(
@@ -378,9 +394,10 @@ fn a_flood_beyond_the_workers_gets_429_and_503_and_memory_stays_bounded() {
         d.call("GET", "/v1/tasks", None).0 == 200
     });
 
-    let peak = rss_kib(d.pid());
+    // The peak over the whole flood (VmHWM), not a sample after it.
+    let peak = peak_rss_kib(d.pid());
     eprintln!(
-        "flood: {statuses:?}; queue limit refused at {} queued runs; VmRSS {base} KiB before, {peak} KiB after",
+        "flood: {statuses:?}; queue limit refused at {} queued runs; VmRSS {base} KiB before, peak {peak} KiB",
         accepted.len()
     );
     assert!(
@@ -405,6 +422,11 @@ fn a_stalled_upload_is_cut_at_the_body_timeout_and_frees_its_slot() {
     };
     // Four uploads that stall after their head: they hold every slot...
     let mut stalled: Vec<std::net::TcpStream> = (0..4).map(|_| stalled_upload(&d)).collect();
+    let (_, text) = try_raw_http(&d.addr, "GET", "/metrics", &auth, b"").unwrap();
+    assert!(
+        text.contains("sundial_http_requests_in_progress"),
+        "the gauge is there: {text}"
+    );
     // ...until the body timeout answers each 408 and frees its slot, although the
     // connections stay open.
     for s in &mut stalled {
@@ -460,13 +482,21 @@ fn a_thousand_hostile_runs_leave_memory_flat() {
         "bad-output",
         "escape",
     ];
+    // Live listeners the escape attempts aim at: reaching them would be an escape.
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
     for mode in modes {
+        // Only the endless loop meets its timeout; every other mode ends by itself
+        // (a generous timeout, so a loaded machine cannot turn its end into a timeout).
+        let timeout_ms = if mode == "loop" { 100 } else { 60_000 };
+        let params = json!({"mode": mode, "lines": 2000, "tcp": tcp.local_addr().unwrap().to_string(),
+                            "udp": udp.local_addr().unwrap().to_string()});
         ok(
             &d,
             "POST",
             "/v1/tasks",
-            json!({"name": mode, "plugin": "hostile", "params": {"mode": mode, "lines": 2000}, "timeout_ms": 100,
-                   "retry": {"max_attempts": 1}, "retention": {"keep_last": 10}}),
+            json!({"name": mode, "plugin": "hostile", "params": params, "timeout_ms": timeout_ms,
+                   "retry": {"max_attempts": 1}, "retention": {"keep_last": 1000}}),
         );
     }
     let mut ids = Vec::new();
@@ -483,16 +513,68 @@ fn a_thousand_hostile_runs_leave_memory_flat() {
             );
         }
         wait_until("a batch of hostile runs", 300, || {
-            ids[start..]
-                .iter()
-                .all(|id| match d.call("GET", &format!("/v1/runs/{id}"), None) {
-                    (200, run) => terminal(&run),
-                    _ => true, // pruned by retention: it finished
-                })
+            ids[start..].iter().all(|id| {
+                let (status, run) = d.call("GET", &format!("/v1/runs/{id}"), None);
+                assert_eq!(status, 200, "run {id}: {run}");
+                terminal(&run)
+            })
         });
         samples.push(rss_kib(d.pid()));
     }
-    // Every hostile run failed on its own; the daemon still works.
+    // Every hostile run ended as its misbehaviour must, on its own.
+    for (i, id) in ids.iter().enumerate() {
+        let mode = modes[i % modes.len()];
+        let (_, run) = d.call("GET", &format!("/v1/runs/{id}"), None);
+        let (status, kind) = (run["status"].as_str(), run["error"]["kind"].as_str());
+        match mode {
+            "loop" => assert_eq!(
+                (status, kind),
+                (Some("timed_out"), Some("timeout")),
+                "{mode}: {run}"
+            ),
+            "membomb" => assert_eq!(
+                (status, kind),
+                (Some("failed"), Some("memory_limit")),
+                "{mode}: {run}"
+            ),
+            "trap" | "panic" | "stack" => {
+                assert_eq!((status, kind), (Some("failed"), Some("trap")), "{mode}: {run}")
+            }
+            "bad-output" => assert_eq!(
+                (status, kind),
+                (Some("failed"), Some("bad_output")),
+                "{mode}: {run}"
+            ),
+            "flood" => {
+                // A log flood succeeds, with its log cut at the limit.
+                assert_eq!(status, Some("succeeded"), "{mode}: {run}");
+                assert_eq!(run["log"]["truncated"], true, "{mode}: {run}");
+            }
+            "escape" => {
+                // The escape attempts all fail inside the sandbox; the run reports them.
+                assert_eq!(status, Some("succeeded"), "{mode}: {run}");
+                for key in ["read_root", "read_passwd", "write_file", "tcp", "udp"] {
+                    assert!(
+                        run["output"][key].is_string(),
+                        "{mode}: {key} did not fail: {run}"
+                    );
+                }
+                assert_eq!(run["output"]["env"], json!([]), "{run}");
+            }
+            other => unreachable!("{other}"),
+        }
+    }
+    tcp.set_nonblocking(true).unwrap();
+    udp.set_nonblocking(true).unwrap();
+    assert!(
+        matches!(tcp.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "an escape reached the TCP listener"
+    );
+    assert!(
+        matches!(udp.recv_from(&mut [0u8; 64]), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "an escape reached the UDP socket"
+    );
+    // The daemon still works.
     let (status, echo) = d.call("POST", "/v1/tasks", Some(&json!({"name": "e", "plugin": "echo"})));
     assert_eq!(status, 201, "{echo}");
     let run = ok(&d, "POST", "/v1/tasks/e/run?wait=true", json!({}));

@@ -130,7 +130,24 @@ async fn no_environment_files_or_sockets() {
     // SAFETY: single assignment of a test-only variable before the run reads nothing else.
     unsafe { std::env::set_var("SUNDIAL_TEST_SECRET_ENV", "must-not-leak") };
     let rt = runtime(true);
-    let report = hostile(&rt, Limits::default(), json!({"mode": "escape"})).await;
+    // Live listeners on loopback (which this runtime allows for HTTP): a connection or
+    // a datagram reaching them would be an escape, whatever the plugin reports.
+    let tcp = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let params = json!({"mode": "escape", "tcp": tcp.local_addr().unwrap().to_string(),
+                        "udp": udp.local_addr().unwrap().to_string()});
+    let report = hostile(&rt, Limits::default(), params).await;
+    tcp.set_nonblocking(true).unwrap();
+    udp.set_nonblocking(true).unwrap();
+    match tcp.accept() {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the plugin reached the TCP listener: {other:?}"),
+    }
+    let mut buf = [0u8; 64];
+    match udp.recv_from(&mut buf) {
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+        other => panic!("the plugin reached the UDP socket: {other:?}"),
+    }
     let out = report.result.expect("escape reports its attempts");
     assert_eq!(out["env"], json!([]), "no environment variables");
     assert_eq!(out["args"], json!([]), "no arguments");

@@ -1,10 +1,12 @@
-//! Schedules driving tasks through the real daemon: links, 409 on delete, pause, and
-//! exactly-once slots across `kill -9` with each misfire policy.
+//! Schedules driving tasks through the real daemon: links, 409 on delete, pause and
+//! resume, edits, jitter and misfire policies on a test clock (exact, no sleeping), and
+//! exactly-once slots across `kill -9` on the system clock.
 
+use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
-use sundial_tests::Daemon;
+use sundial_tests::{Daemon, instant};
 
 fn schedule_runs(d: &Daemon, task: &str) -> Vec<Value> {
     d.all_runs(&format!("task={task}&cause=schedule"))
@@ -18,10 +20,43 @@ fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
     }
 }
 
+/// The test clock's starting instant, and instants `secs` after it.
+const T0: &str = "2026-06-01T00:00:00Z";
+
+fn at(secs: i64) -> DateTime<Utc> {
+    instant(&json!(T0)) + chrono::Duration::seconds(secs)
+}
+
+fn text(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// Slots of `task` whose runs were started (not skipped).
+fn fired(d: &Daemon, task: &str) -> Vec<DateTime<Utc>> {
+    d.schedule_slots(task)
+        .into_iter()
+        .filter(|(_, status)| status != "skipped")
+        .map(|(slot, _)| slot)
+        .collect()
+}
+
+/// Slots of `task` recorded as missed (skipped runs).
+fn missed(d: &Daemon, task: &str) -> Vec<DateTime<Utc>> {
+    d.schedule_slots(task)
+        .into_iter()
+        .filter(|(_, status)| status == "skipped")
+        .map(|(slot, _)| slot)
+        .collect()
+}
+
+fn secs(range: impl IntoIterator<Item = i64>) -> Vec<DateTime<Utc>> {
+    range.into_iter().map(at).collect()
+}
+
 #[test]
-fn a_schedule_drives_its_tasks_and_guards_its_links() {
+fn a_schedule_drives_its_tasks_pauses_resumes_and_guards_its_links() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &[]);
+    let d = Daemon::start(dir.path(), &["--test-clock", T0]);
     for name in ["a", "b"] {
         assert_eq!(
             d.call(
@@ -33,10 +68,11 @@ fn a_schedule_drives_its_tasks_and_guards_its_links() {
             201
         );
     }
+    // From one second on, so both tasks are attached before the first slot.
     let (status, s) = d.call(
         "POST",
         "/v1/schedules",
-        Some(&json!({"name": "tick", "rule": {"cron": "* * * * * *"}})),
+        Some(&json!({"name": "tick", "rule": {"cron": "* * * * * *"}, "start": text(at(1))})),
     );
     assert_eq!(status, 201, "{s}");
     assert_eq!(
@@ -49,57 +85,226 @@ fn a_schedule_drives_its_tasks_and_guards_its_links() {
         409
     );
     for task in ["a", "b"] {
-        assert_eq!(
-            d.call("POST", "/v1/schedules/tick/tasks", Some(&json!({"task": task})))
-                .0,
-            200
-        );
+        let (status, v) = d.call("POST", "/v1/schedules/tick/tasks", Some(&json!({"task": task})));
+        assert_eq!(status, 200, "{v}");
     }
-    assert_eq!(
-        d.call("POST", "/v1/schedules/tick/tasks", Some(&json!({"task": "nope"})))
-            .0,
-        404
-    );
-    wait_until("two slots for both tasks", || {
-        schedule_runs(&d, "a").len() >= 2 && schedule_runs(&d, "b").len() >= 2
-    });
-    let run = &schedule_runs(&d, "a")[0];
+    let (status, v) = d.call("POST", "/v1/schedules/tick/tasks", Some(&json!({"task": "nope"})));
+    assert_eq!(status, 404, "{v}");
+    d.set_clock(&text(at(2)));
+    assert_eq!(fired(&d, "a"), secs(1..=2));
+    assert_eq!(fired(&d, "b"), secs(1..=2));
+    let run = &d.all_runs("task=a&cause=schedule")[0];
     assert_eq!(run["cause"]["schedule"], s["id"]);
-    assert!(run["cause"]["slot"].as_str().unwrap().ends_with(".000Z"));
     assert_eq!(run["started_by"], "sundial");
 
     // Deleting a schedule that drives tasks names them; force detaches.
     let (status, err) = d.call("DELETE", "/v1/schedules/tick", None);
-    assert_eq!(status, 409);
+    assert_eq!(status, 409, "{err}");
     let msg = err["error"]["message"].as_str().unwrap();
-    assert!(
-        msg.contains('a') && msg.contains('b') && msg.contains("force"),
-        "{msg}"
-    );
-    // Paused: no new slots.
+    assert!(msg.contains("a, b") && msg.contains("force"), "{msg}");
+
+    // Paused: the slots while paused never fire, not even as missed ones.
+    let (status, paused) = d.call("POST", "/v1/schedules/tick/pause", None);
+    assert_eq!((status, &paused["enabled"]), (200, &json!(false)), "{paused}");
+    assert_eq!(paused["next_slot"], Value::Null, "{paused}");
+    d.set_clock(&text(at(5)));
+    assert_eq!(fired(&d, "a"), secs(1..=2), "a paused schedule does not fire");
+    assert!(missed(&d, "a").is_empty());
+    // Resumed: it goes on from now (the slot at 5 s is due now), with no replay.
+    let (status, resumed) = d.call("POST", "/v1/schedules/tick/resume", None);
+    assert_eq!((status, &resumed["enabled"]), (200, &json!(true)), "{resumed}");
+    d.set_clock(&text(at(7)));
+    assert_eq!(fired(&d, "a"), [secs(1..=2), secs(5..=7)].concat());
+    assert!(missed(&d, "a").is_empty());
+
+    let (status, detached) = d.call("DELETE", "/v1/schedules/tick/tasks/b", None);
     assert_eq!(
-        d.call("POST", "/v1/schedules/tick/pause", None).1["enabled"],
-        false
+        (status, detached["tasks"].as_array().unwrap().len()),
+        (200, 1),
+        "{detached}"
     );
-    std::thread::sleep(Duration::from_millis(300));
-    let before = schedule_runs(&d, "a").len();
-    std::thread::sleep(Duration::from_millis(2200));
+    d.set_clock(&text(at(8)));
     assert_eq!(
-        schedule_runs(&d, "a").len(),
-        before,
-        "a paused schedule does not fire"
+        fired(&d, "b"),
+        [secs(1..=2), secs(5..=7)].concat(),
+        "b no longer driven"
     );
-    assert_eq!(
-        d.call("DELETE", "/v1/schedules/tick/tasks/b", None).1["tasks"]
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(fired(&d, "a").last(), Some(&at(8)));
     assert_eq!(d.call("DELETE", "/v1/schedules/tick?force=true", None).0, 204);
     assert_eq!(d.call("GET", "/v1/schedules/tick", None).0, 404);
+    d.set_clock(&text(at(10)));
+    assert_eq!(
+        fired(&d, "a").last(),
+        Some(&at(8)),
+        "a deleted schedule does not fire"
+    );
     let (_, audit) = d.call("GET", "/v1/audit?noun=schedule", None);
-    assert!(audit["entries"].as_array().unwrap().len() >= 5);
+    let actions: Vec<&str> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    // Newest first: delete, detach, resume, pause, attach a and b, create.
+    assert_eq!(actions.first(), Some(&"delete"), "{audit}");
+    assert!(actions.contains(&"create") && actions.len() >= 6, "{actions:?}");
+}
+
+#[test]
+fn editing_a_schedule_applies_from_now_and_a_refused_edit_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--test-clock", T0]);
+    assert_eq!(
+        d.call("POST", "/v1/tasks", Some(&json!({"name": "t", "plugin": "echo"})))
+            .0,
+        201
+    );
+    let hour = |h: i64| at(h * 3600);
+    let minute = |m: i64| at(m * 60);
+    let s = json!({"name": "s", "rule": {"cron": "0 * * * *"}, "start": text(at(1)), "timezone": "UTC"});
+    assert_eq!(d.call("POST", "/v1/schedules", Some(&s)).0, 201);
+    assert_eq!(
+        d.call("POST", "/v1/schedules/s/tasks", Some(&json!({"task": "t"})))
+            .0,
+        200
+    );
+    d.set_clock(&text(minute(90)));
+    assert_eq!(fired(&d, "t"), vec![hour(1)]);
+
+    // Refused edits name the field and change nothing: the hourly rule still fires.
+    for (patch, needle) in [
+        (json!({"rule": {"cron": "61 * * * *"}}), "rule.cron"),
+        (json!({"timezone": "Mars/Base"}), "timezone"),
+        (
+            json!({"id": "01JZZZZZZZZZZZZZZZZZZZZZZZ"}),
+            "id: cannot be changed",
+        ),
+        (json!({"jitter_ms": 7_200_000}), "jitter_ms"),
+        (json!({"end": text(at(0))}), "end"),
+        (json!({"misfire": {"policy": "sometimes"}}), "misfire"),
+    ] {
+        let (status, v) = d.call("PATCH", "/v1/schedules/s", Some(&patch));
+        assert_eq!(status, 400, "{patch}: {v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(needle),
+            "{patch}: {v}"
+        );
+    }
+    let (_, current) = d.call("GET", "/v1/schedules/s", None);
+    assert_eq!(current["rule"], json!({"cron": "0 * * * *"}), "{current}");
+    assert_eq!(current["timezone"], "UTC");
+
+    // A new rule applies from now: its slots between the last fire (01:00) and now
+    // (01:30), such as 01:15, are not replayed; 01:30 is due now and fires.
+    let (status, v) = d.call(
+        "PATCH",
+        "/v1/schedules/s",
+        Some(&json!({"rule": {"cron": "*/15 * * * *"}})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["rule"], json!({"cron": "*/15 * * * *"}));
+    // Let what is due now fire, then move on in steps: a jump past a due slot by more
+    // than a minute is a misfire (its policy decides), not a fire.
+    d.set_clock(&text(minute(90)));
+    d.set_clock(&text(minute(105)));
+    d.set_clock(&text(minute(120)));
+    assert_eq!(
+        fired(&d, "t"),
+        vec![hour(1), minute(90), minute(105), minute(120)]
+    );
+    assert!(missed(&d, "t").is_empty());
+
+    // A new zone and rule: 09:00 in Berlin (CEST, UTC+2) is 07:00 UTC; nothing fires
+    // between, and the view's next slot says so.
+    let (status, v) = d.call(
+        "PATCH",
+        "/v1/schedules/s",
+        Some(&json!({"rule": {"cron": "0 9 * * *"}, "timezone": "Europe/Berlin"})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(instant(&v["next_slot"]), hour(7), "{v}");
+    d.set_clock(&text(hour(7) - chrono::Duration::seconds(1)));
+    assert_eq!(fired(&d, "t").len(), 4, "nothing before 09:00 Berlin");
+    d.set_clock(&text(hour(7)));
+    assert_eq!(fired(&d, "t").last(), Some(&hour(7)));
+
+    // `null` resets a field to its default; the audit log has every change, with the
+    // rule before and after.
+    let (status, v) = d.call("PATCH", "/v1/schedules/s", Some(&json!({"jitter_ms": 1000})));
+    assert_eq!((status, &v["jitter_ms"]), (200, &json!(1000)), "{v}");
+    let (status, v) = d.call("PATCH", "/v1/schedules/s", Some(&json!({"jitter_ms": null})));
+    assert_eq!((status, &v["jitter_ms"]), (200, &json!(0)), "{v}");
+    let (_, audit) = d.call("GET", "/v1/audit?noun=schedule", None);
+    let updates: Vec<&Value> = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "update")
+        .collect();
+    assert_eq!(updates.len(), 4, "the refused edits are not audited: {audit}");
+    let rule_change = &updates[3];
+    assert_eq!(
+        rule_change["before"]["spec"]["rule"],
+        json!({"cron": "0 * * * *"}),
+        "{rule_change}"
+    );
+    assert_eq!(
+        rule_change["after"]["spec"]["rule"],
+        json!({"cron": "*/15 * * * *"}),
+        "{rule_change}"
+    );
+}
+
+#[test]
+fn jitter_delays_each_slot_within_its_bound_and_records_when_it_was_due() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--test-clock", T0]);
+    assert_eq!(
+        d.call("POST", "/v1/tasks", Some(&json!({"name": "t", "plugin": "echo"})))
+            .0,
+        201
+    );
+    // Hourly with up to 10 minutes of jitter.
+    let s = json!({"name": "s", "rule": {"cron": "0 * * * *"}, "start": text(at(1)), "jitter_ms": 600_000});
+    assert_eq!(d.call("POST", "/v1/schedules", Some(&s)).0, 201);
+    assert_eq!(
+        d.call("POST", "/v1/schedules/s/tasks", Some(&json!({"task": "t"})))
+            .0,
+        200
+    );
+    // Step through four hours a minute at a time: at each step exactly the slots whose
+    // due time (slot + jitter) has come have runs.
+    let mut first_seen: std::collections::HashMap<String, DateTime<Utc>> = Default::default();
+    for minute in 1..=(4 * 60 + 11) {
+        let now = at(minute * 60);
+        d.set_clock(&text(now));
+        for run in d.all_runs("task=t&cause=schedule") {
+            let id = run["id"].as_str().unwrap().to_string();
+            first_seen.entry(id).or_insert(now);
+        }
+    }
+    let runs = d.all_runs("task=t&cause=schedule");
+    assert_eq!(runs.len(), 4, "one run per hourly slot");
+    let mut delays = Vec::new();
+    for run in &runs {
+        let slot = instant(&run["cause"]["slot"]);
+        let due = instant(&run["cause"]["due"]);
+        let delay = due - slot;
+        assert!(
+            delay >= chrono::Duration::zero() && delay <= chrono::Duration::minutes(10),
+            "due {due} is not within 10 minutes after slot {slot}: {run}"
+        );
+        // It appeared at the first minute step at or after its due time, not before.
+        let seen = first_seen[run["id"].as_str().unwrap()];
+        assert!(
+            seen >= due && seen - due < chrono::Duration::minutes(1),
+            "due {due}, seen at {seen}: {run}"
+        );
+        delays.push(delay);
+    }
+    // The delay is drawn per slot: four slots do not all get the same one.
+    delays.dedup();
+    assert!(delays.len() > 1, "every slot got the same jitter: {delays:?}");
 }
 
 fn setup(d: &Daemon, misfire: Value, end: Option<String>) {
@@ -108,7 +313,13 @@ fn setup(d: &Daemon, misfire: Value, end: Option<String>) {
             .0,
         201
     );
-    let s = json!({"name": "s", "rule": {"cron": "* * * * * *"}, "misfire": misfire, "end": end});
+    // On a test clock the schedule starts at 1 s, after the task is attached; on the
+    // system clock `start` is now.
+    let start = d.call("GET", "/v1/clock", None).1["manual"] == true;
+    let mut s = json!({"name": "s", "rule": {"cron": "* * * * * *"}, "misfire": misfire, "end": end});
+    if start {
+        s["start"] = json!(text(at(1)));
+    }
     assert_eq!(d.call("POST", "/v1/schedules", Some(&s)).0, 201);
     assert_eq!(
         d.call("POST", "/v1/schedules/s/tasks", Some(&json!({"task": "t"})))
@@ -117,11 +328,11 @@ fn setup(d: &Daemon, misfire: Value, end: Option<String>) {
     );
 }
 
-fn no_duplicate_slots(runs: &[Value]) -> HashSet<String> {
+fn no_duplicate_slots(runs: &[Value]) -> HashSet<DateTime<Utc>> {
     let mut slots = HashSet::new();
     for r in runs {
-        let slot = r["cause"]["slot"].as_str().unwrap().to_string();
-        assert!(slots.insert(slot.clone()), "slot {slot} fired twice");
+        let slot = instant(&r["cause"]["slot"]);
+        assert!(slots.insert(slot), "slot {slot} fired twice");
     }
     slots
 }
@@ -139,78 +350,50 @@ fn slots_fire_exactly_once_across_kill_9() {
         std::thread::sleep(Duration::from_millis(1500));
         d = Daemon::start(dir.path(), &[]);
     }
-    std::thread::sleep(Duration::from_millis(1500));
+    // The missed slots are recorded before the daemon listens; a few more fire now.
+    wait_until("slots after the last restart", || {
+        schedule_runs(&d, "t").len() >= 8
+    });
     let runs = schedule_runs(&d, "t");
     let slots = no_duplicate_slots(&runs);
     // run_all: every second from the first slot to now is there, downtime included.
-    let mut sorted: Vec<&String> = slots.iter().collect();
+    let mut sorted: Vec<&DateTime<Utc>> = slots.iter().collect();
     sorted.sort();
-    let first = chrono::DateTime::parse_from_rfc3339(sorted[0]).unwrap();
-    let last = chrono::DateTime::parse_from_rfc3339(sorted[sorted.len() - 1]).unwrap();
-    let expected = (last - first).num_seconds() + 1;
+    let (first, last) = (sorted[0], sorted[sorted.len() - 1]);
+    let expected = (*last - *first).num_seconds() + 1;
     assert_eq!(slots.len() as i64, expected, "a gap or an extra slot: {sorted:?}");
 }
 
 #[test]
 fn misfire_policies_after_downtime() {
-    for (policy, check) in [
-        (json!({"policy": "skip"}), "skip"),
-        (json!({"policy": "run_once"}), "run_once"),
-        (json!({"policy": "run_all", "max": 2}), "run_all"),
+    // A per-second schedule that ends at 5 s; the daemon is down from 1 s to 10 s, so
+    // the slots at 2..=5 s are missed and after the restart only the misfire policy
+    // creates runs for them (on a test clock: exact, no sleeping).
+    for (policy, want_fired, want_missed) in [
+        (json!({"policy": "skip"}), secs([1]), secs(2..=5)),
+        (json!({"policy": "run_once"}), secs([1, 5]), secs(2..=4)),
+        (
+            json!({"policy": "run_all", "max": 2}),
+            secs([1, 4, 5]),
+            secs(2..=3),
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let d = Daemon::start(dir.path(), &[]);
-        // The schedule ends while the daemon is down, so after the restart only the
-        // misfire policy creates runs.
-        let end = (chrono::Utc::now() + chrono::Duration::milliseconds(3600)).to_rfc3339();
-        setup(&d, policy, Some(end));
-        wait_until("the first slot", || !schedule_runs(&d, "t").is_empty());
-        let before: HashSet<String> = schedule_runs(&d, "t")
-            .iter()
-            .map(|r| r["id"].as_str().unwrap().to_string())
-            .collect();
+        let d = Daemon::start(dir.path(), &["--test-clock", T0]);
+        setup(&d, policy.clone(), Some(text(at(5))));
+        d.set_clock(&text(at(1)));
+        assert_eq!(fired(&d, "t"), secs([1]), "{policy}");
         d.kill9();
-        std::thread::sleep(Duration::from_millis(4500));
-        let d = Daemon::start(dir.path(), &[]);
-        let after = schedule_runs(&d, "t");
-        no_duplicate_slots(&after);
-        let new: Vec<&Value> = after
-            .iter()
-            .filter(|r| !before.contains(r["id"].as_str().unwrap()))
-            .collect();
-        let skipped = new.iter().filter(|r| r["status"] == "skipped").count();
-        let missed_logged = new
-            .iter()
-            .filter(|r| {
-                r["log"]["lines"][0]["message"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("sundial.schedule.missed")
-            })
-            .count();
-        assert_eq!(
-            skipped, missed_logged,
-            "{check}: every skipped slot says sundial.schedule.missed"
-        );
-        let ran = new.len() - skipped;
-        let missed = new.len();
-        assert!(missed >= 2, "{check}: the downtime covered {missed} slots");
-        match check {
-            "skip" => assert_eq!((ran, skipped), (0, missed), "skip"),
-            "run_once" => assert_eq!((ran, skipped), (1, missed - 1), "run_once"),
-            _ => assert_eq!((ran, skipped), (2, missed - 2), "run_all max 2"),
+        let d = Daemon::start(dir.path(), &["--test-clock", &text(at(10))]);
+        d.set_clock(&text(at(10)));
+        assert_eq!(fired(&d, "t"), want_fired, "{policy}");
+        assert_eq!(missed(&d, "t"), want_missed, "{policy}");
+        for run in d.all_runs("task=t&cause=schedule&status=skipped") {
+            let line = run["log"]["lines"][0]["message"].as_str().unwrap_or_default();
+            assert!(line.contains("sundial.schedule.missed"), "{policy}: {run}");
         }
-        // The run that ran is the newest missed slot.
-        if check == "run_once" {
-            let newest = new
-                .iter()
-                .map(|r| r["cause"]["slot"].as_str().unwrap())
-                .max()
-                .unwrap();
-            let ran_slot = new.iter().find(|r| r["status"] != "skipped").unwrap()["cause"]["slot"]
-                .as_str()
-                .unwrap();
-            assert_eq!(ran_slot, newest);
-        }
+        // Past its end it fires no more.
+        d.set_clock(&text(at(20)));
+        assert_eq!(fired(&d, "t"), want_fired, "{policy}");
     }
 }

@@ -1,8 +1,8 @@
 //! Secrets through the real daemon: write-only API, encrypted at rest, granted to
 //! plugins by name, and redacted everywhere a run could show them.
 
-use serde_json::json;
-use sundial_tests::Daemon;
+use serde_json::{Value, json};
+use sundial_tests::{Daemon, find_secret};
 
 const VALUE: &str = "s3cr3t-Value-9f8e7d6c";
 
@@ -100,12 +100,8 @@ fn secrets_are_write_only_sealed_granted_and_redacted() {
         log.contains("the token is [redacted]") && log.contains("stdout: [redacted]"),
         "{log}"
     );
-    let (_, denied) = d.call("POST", "/v1/tasks/denied/run?wait=true", None);
-    assert_eq!(
-        denied["output"]["secret"],
-        json!(null),
-        "not granted: reads as none"
-    );
+    let denied = probe_secret(&d, "denied");
+    assert_eq!(denied, json!(null), "not granted: reads as none");
 
     // Nowhere in the API, the daemon's log or the database file.
     let mut seen = String::new();
@@ -116,27 +112,148 @@ fn secrets_are_write_only_sealed_granted_and_redacted() {
         "/v1/events?limit=1000",
         "/v1/runs?limit=1000",
     ] {
-        seen.push_str(&d.call("GET", path, None).1.to_string());
+        let (status, v) = d.call("GET", path, None);
+        assert_eq!(status, 200, "GET {path}: {v}");
+        seen.push_str(&v.to_string());
     }
     seen.push_str(&d.stderr_text());
-    assert!(seen.contains("token"), "the secret's name shows");
-    assert!(!seen.contains(VALUE), "the value leaked: {seen}");
+    let (_, list) = d.call("GET", "/v1/secrets", None);
+    let names: Vec<&Value> = list["secrets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| &s["name"])
+        .collect();
+    assert_eq!(names, [&json!("token")], "the secret is listed by name: {list}");
+    assert_eq!(
+        find_secret(seen.as_bytes(), VALUE),
+        None,
+        "the value leaked: {seen}"
+    );
+    // The store keeps the sealed value as base64 text: plaintext could never show
+    // there literally, so the search decodes every base64 run and looks for the
+    // value's own base64 too.
     let dbfile = std::fs::read(dir.path().join("sundial.redb")).unwrap();
-    assert!(
-        !dbfile.windows(VALUE.len()).any(|w| w == VALUE.as_bytes()),
-        "plaintext in the store file"
+    assert_eq!(
+        find_secret(&dbfile, VALUE),
+        None,
+        "the value is readable in the store file"
+    );
+    assert_eq!(
+        find_secret(&dbfile, "first-version-of-it"),
+        None,
+        "the replaced value is readable in the store file"
     );
 
     // The key lives outside the database; the value survives a restart; delete works.
     assert!(dir.path().join("secret.key").exists());
     d.kill9();
     let d = Daemon::start(dir.path(), &[]);
-    let (_, probe) = d.call("POST", "/v1/tasks/probe/run?wait=true", None);
     assert_eq!(
-        probe["output"]["secret"], "[redacted]",
-        "still opens after a restart: {probe}"
+        probe_secret(&d, "probe"),
+        "[redacted]",
+        "still opens after a restart"
     );
     assert_eq!(d.call("DELETE", "/v1/secrets/token", None).0, 204);
-    let (_, probe) = d.call("POST", "/v1/tasks/probe/run?wait=true", None);
-    assert_eq!(probe["output"]["secret"], json!(null));
+    assert_eq!(probe_secret(&d, "probe"), json!(null), "deleted: reads as none");
+}
+
+/// Run task `task` (the hostile fixture's `probe` mode) and return what it read as the
+/// secret `token`: `"[redacted]"` when it read the value (the whole output is the value,
+/// redacted), null when it read none. The run must succeed.
+fn probe_secret(d: &Daemon, task: &str) -> Value {
+    let (status, run) = d.call("POST", &format!("/v1/tasks/{task}/run?wait=true"), None);
+    assert_eq!((status, &run["status"]), (200, &json!("succeeded")), "{run}");
+    let output = run["output"]
+        .as_object()
+        .unwrap_or_else(|| panic!("no output: {run}"));
+    assert!(
+        output.contains_key("secret") && output["kv_set"].is_string(),
+        "{run}"
+    );
+    output["secret"].clone()
+}
+
+/// Base64 of 32 bytes of `b`, a valid `SUNDIAL_SECRET_KEY`.
+fn key(b: u8) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode([b; 32])
+}
+
+#[test]
+fn the_key_from_sundial_secret_key_wins_and_a_wrong_key_opens_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let k1 = key(1);
+    let env = [("SUNDIAL_SECRET_KEY", k1.as_str())];
+    let d = Daemon::start_with_env(dir.path(), &[], &env);
+    assert!(
+        !dir.path().join("secret.key").exists(),
+        "with SUNDIAL_SECRET_KEY no key file is written"
+    );
+    let (status, v) = d.call("PUT", "/v1/secrets/token", Some(&json!({"value": VALUE})));
+    assert_eq!(status, 201, "{v}");
+    let grants = json!({"grants": {"secrets": ["token"], "kv": true}});
+    assert_eq!(
+        d.install_plugin("hostile", "sundial-fixture-hostile", grants).0,
+        201
+    );
+    let spec = json!({"name": "probe", "plugin": "hostile", "params": {"mode": "probe"}, "retry": {"max_attempts": 1}});
+    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    assert_eq!(probe_secret(&d, "probe"), "[redacted]");
+
+    // The same key after a restart opens it.
+    d.kill9();
+    let d = Daemon::start_with_env(dir.path(), &[], &env);
+    assert_eq!(
+        probe_secret(&d, "probe"),
+        "[redacted]",
+        "the same key opens it after a restart"
+    );
+
+    // Another valid key opens nothing, says why in the log, and changes nothing stored.
+    d.kill9();
+    let k2 = key(2);
+    let d = Daemon::start_with_env(dir.path(), &[], &[("SUNDIAL_SECRET_KEY", k2.as_str())]);
+    assert_eq!(
+        probe_secret(&d, "probe"),
+        json!(null),
+        "a wrong key opens nothing"
+    );
+    assert!(
+        d.stderr_text().contains("does not open with this key"),
+        "{}",
+        d.stderr_text()
+    );
+    let (_, list) = d.call("GET", "/v1/secrets", None);
+    assert_eq!(list["secrets"][0]["name"], "token", "still listed: {list}");
+
+    // Without the variable a key file is created: a new key, which opens nothing either;
+    // the variable, set again, wins over that file.
+    d.kill9();
+    let d = Daemon::start(dir.path(), &[]);
+    assert!(dir.path().join("secret.key").exists());
+    assert_eq!(
+        probe_secret(&d, "probe"),
+        json!(null),
+        "the file's new key opens nothing"
+    );
+    d.kill9();
+    let d = Daemon::start_with_env(dir.path(), &[], &env);
+    assert_eq!(
+        probe_secret(&d, "probe"),
+        "[redacted]",
+        "SUNDIAL_SECRET_KEY wins over secret.key"
+    );
+    d.kill9();
+
+    // A malformed key stops the daemon at start with a message that names it.
+    for (bad, want) in [("not base64!", "not base64"), ("c2hvcnQ=", "32 bytes")] {
+        let err = Daemon::try_start(dir.path(), &[], &[("SUNDIAL_SECRET_KEY", bad)])
+            .err()
+            .unwrap_or_else(|| panic!("the daemon started with SUNDIAL_SECRET_KEY={bad:?}"));
+        assert!(
+            err.contains("SUNDIAL_SECRET_KEY") && err.contains(want),
+            "{bad}: {err}"
+        );
+    }
 }

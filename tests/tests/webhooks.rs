@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use sundial_sdk::webhook::{Secret, verify};
-use sundial_tests::{Daemon, Receiver, Reply};
+use sundial_tests::{Daemon, Receiver, Reply, instant};
 
 const SIGNING: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const TOKEN: &str = "bearer-token-value-77";
@@ -137,8 +137,16 @@ fn signed_authenticated_retried_deliveries_from_a_trigger() {
         None,
     );
     assert_eq!(e["triggers"][0]["deliveries"][0], id.as_str());
-    let mut seen = d.call("GET", "/v1/webhooks/orders-hook", None).1.to_string();
-    seen.push_str(&d.call("GET", "/v1/deliveries", None).1.to_string());
+    let (status, hook) = d.call("GET", "/v1/webhooks/orders-hook", None);
+    assert_eq!(status, 200, "{hook}");
+    let (status, deliveries) = d.call("GET", "/v1/deliveries", None);
+    assert_eq!(status, 200, "{deliveries}");
+    assert!(
+        !deliveries["deliveries"].as_array().unwrap().is_empty(),
+        "{deliveries}"
+    );
+    let mut seen = hook.to_string();
+    seen.push_str(&deliveries.to_string());
     seen.push_str(&d.stderr_text());
     assert!(
         !seen.contains(TOKEN) && !seen.contains("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"),
@@ -253,8 +261,19 @@ fn retry_after_gone_final_4xx_and_the_ssrf_guard() {
         "{kinds:?}"
     );
     // Re-enabling clears the reason; a manual retry of a dead delivery sends again.
-    let (_, hook) = d.call("PATCH", "/v1/webhooks/gone", Some(&json!({"enabled": true})));
-    assert_eq!(hook["disabled_reason"], Value::Null);
+    let (status, hook) = d.call("PATCH", "/v1/webhooks/gone", Some(&json!({"enabled": true})));
+    assert_eq!((status, &hook["enabled"]), (200, &json!(true)), "{hook}");
+    assert!(
+        hook.as_object().unwrap().contains_key("disabled_reason"),
+        "{hook}"
+    );
+    assert_eq!(hook["disabled_reason"], Value::Null, "{hook}");
+    let (_, again) = d.call("GET", "/v1/webhooks/gone", None);
+    assert_eq!(
+        (&again["enabled"], &again["disabled_reason"]),
+        (&json!(true), &Value::Null),
+        "{again}"
+    );
     assert_eq!(
         d.call("POST", &format!("/v1/deliveries/{bad_id}/retry"), None).0,
         202
@@ -546,16 +565,23 @@ fn several_tasks_notify_one_webhook_when_their_runs_end() {
             .unwrap()
             .starts_with("notify[0].webhook")
     );
-    for t in ["nightly", "report", "quiet"] {
-        d.call("POST", &format!("/v1/tasks/{t}/run?wait=true"), None);
+    for (t, want) in [
+        ("nightly", "failed"),
+        ("report", "succeeded"),
+        ("quiet", "succeeded"),
+    ] {
+        let (status, run) = d.call("POST", &format!("/v1/tasks/{t}/run?wait=true"), None);
+        assert_eq!((status, run["status"].as_str()), (200, Some(want)), "{run}");
     }
-    let got = rx.wait_for(2);
-    std::thread::sleep(Duration::from_millis(300));
+    // A run's notifications are committed with its end: once the runs are answered,
+    // exactly the two deliveries exist (quiet succeeded and notifies only on failure).
+    let (_, deliveries) = d.call("GET", "/v1/deliveries?webhook=ops", None);
     assert_eq!(
-        rx.requests().len(),
+        deliveries["deliveries"].as_array().unwrap().len(),
         2,
-        "quiet succeeded and notifies only on failure"
+        "{deliveries}"
     );
+    let got = rx.wait_for(2);
     let mut seen: Vec<(String, String)> = got
         .iter()
         .map(|r| {
@@ -638,13 +664,15 @@ fn a_schedule_trigger_sends_each_fired_slot_to_a_webhook() {
     // Friday 12:00 UTC -> Sunday: one Saturday 17:00 Berlin (16:00 UTC) slot, ~36 hourly ones.
     let (s, v) = d.call("POST", "/v1/clock", Some(&json!({"to": "2026-11-29T00:00:00Z"})));
     assert_eq!(s, 200, "{v}");
-    let got = rx.wait_for(1);
-    std::thread::sleep(Duration::from_millis(300));
+    // Deliveries commit with the slot that caused them, so once the clock call returns
+    // exactly one exists: the Saturday slot's, not the hourly ones'.
+    let (_, list) = d.call("GET", "/v1/deliveries?webhook=weekly-report", None);
     assert_eq!(
-        rx.requests().len(),
+        list["deliveries"].as_array().unwrap().len(),
         1,
-        "only the Saturday slot, not the hourly ones"
+        "only the Saturday slot, not the hourly ones: {list}"
     );
+    let got = rx.wait_for(1);
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     let event = &body["event"];
     assert_eq!(body["webhook"], "weekly-report");
@@ -652,7 +680,10 @@ fn a_schedule_trigger_sends_each_fired_slot_to_a_webhook() {
     assert_eq!(event["source"], "sundial");
     assert_eq!(event["subject"], "saturdays");
     assert_eq!(event["data"]["schedule"], "saturdays");
-    assert_eq!(event["data"]["slot"], "2026-11-28T16:00:00.000Z");
+    assert_eq!(
+        instant(&event["data"]["slot"]),
+        instant(&json!("2026-11-28T16:00:00Z"))
+    );
     let (_, list) = d.call("GET", "/v1/deliveries?webhook=weekly-report", None);
     let items = list["deliveries"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{list}");

@@ -19,7 +19,8 @@ pub const MAX_ADVANCE_SECONDS: u64 = 100 * 366 * 24 * 3600;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct MoveRequest {
-    /// Move to this instant (RFC 3339).
+    /// Move to this instant (RFC 3339, kept to the millisecond).
+    #[serde(default, with = "crate::timestamp::serde_millis_opt")]
     to: Option<DateTime<Utc>>,
     /// Or move forward by this many seconds.
     advance_seconds: Option<u64>,
@@ -28,7 +29,7 @@ pub(super) struct MoveRequest {
 fn view(state: &AppState) -> Value {
     let clock = state.scheduler.clock();
     json!({
-        "now": clock.now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "now": crate::timestamp::text(clock.now()),
         "manual": clock.is_manual(),
     })
 }

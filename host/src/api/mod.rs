@@ -24,7 +24,6 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Query};
 use axum::http::{HeaderMap, request::Parts};
-use axum::routing::{get, post};
 pub use error::{ApiError, ApiResult};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
@@ -263,10 +262,19 @@ pub fn merge_patch<T: serde::Serialize + DeserializeOwned>(
             }
         }
     }
-    serde_json::from_value(merged).map_err(|e| ApiError {
-        status: axum::http::StatusCode::BAD_REQUEST,
-        code: "invalid_json",
-        message: format!("request body: {e}"),
+    // The error names the field, as a create's does.
+    serde_path_to_error::deserialize(merged).map_err(|e| {
+        let path = e.path().to_string();
+        let message = if path == "." {
+            format!("request body: {}", e.inner())
+        } else {
+            format!("request body: {path}: {}", e.inner())
+        };
+        ApiError {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+            message,
+        }
     })
 }
 
@@ -353,83 +361,67 @@ async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
 
+/// Declares every route once: builds the router from the list and publishes the same
+/// list as [`ROUTES`], so what the OpenAPI check compares is what the router serves.
+macro_rules! routes {
+    ($( $path:literal => { $( $method:ident : $handler:expr ),+ $(,)? } ),* $(,)?) => {
+        /// Every (method, path) the router serves, in OpenAPI path syntax (axum's
+        /// `{param}` is the same), generated from the router's own route list.
+        pub const ROUTES: &[(&str, &str)] = &[ $( $( (stringify!($method), $path), )+ )* ];
+
+        fn with_routes(router: Router<AppState>) -> Router<AppState> {
+            router $( .route($path, axum::routing::MethodRouter::new() $( .$method($handler) )+ ) )*
+        }
+    };
+}
+
+routes! {
+    "/healthz" => { get: healthz },
+    "/metrics" => { get: metrics },
+    "/openapi.json" => { get: |_caller: Caller| async { axum::Json(openapi::document()) } },
+    "/v1/plugins" => { get: plugins::list, post: plugins::install },
+    "/v1/plugins/{name}" => { get: plugins::get, patch: plugins::update, delete: plugins::remove },
+    "/v1/tasks" => { get: tasks::list, post: tasks::create },
+    "/v1/tasks/{id}" => { get: tasks::get, patch: tasks::update, delete: tasks::delete },
+    "/v1/tasks/{id}/enable" => { post: tasks::enable },
+    "/v1/tasks/{id}/disable" => { post: tasks::disable },
+    "/v1/tasks/{id}/run" => { post: runs::start },
+    "/v1/runs" => { get: runs::list },
+    "/v1/runs/{id}" => { get: runs::get },
+    "/v1/runs/{id}/cancel" => { post: runs::cancel },
+    "/v1/tokens" => { get: tokens::list, post: tokens::create },
+    "/v1/tokens/{id}" => { delete: tokens::revoke },
+    "/v1/audit" => { get: tokens::audit },
+    "/v1/clock" => { get: clock::get, post: clock::set },
+    "/v1/events" => { get: events::list, post: events::ingest },
+    "/v1/events/{seq}" => { get: events::get },
+    "/v1/triggers" => { get: triggers::list, post: triggers::create },
+    "/v1/triggers/{id}" => { get: triggers::get, patch: triggers::update, delete: triggers::delete },
+    "/v1/triggers/{id}/enable" => { post: triggers::enable },
+    "/v1/triggers/{id}/disable" => { post: triggers::disable },
+    "/v1/secrets" => { get: secrets::list },
+    "/v1/secrets/{name}" => { get: secrets::get, put: secrets::set, delete: secrets::delete },
+    "/v1/webhooks" => { get: webhooks::list, post: webhooks::create },
+    "/v1/webhooks/{id}" => { get: webhooks::get, patch: webhooks::update, delete: webhooks::delete },
+    "/v1/webhooks/{id}/test" => { post: webhooks::test },
+    "/v1/deliveries" => { get: webhooks::deliveries },
+    "/v1/deliveries/{id}" => { get: webhooks::delivery },
+    "/v1/deliveries/{id}/retry" => { post: webhooks::retry },
+    "/v1/timers" => { get: triggers::timers },
+    "/v1/timers/{id}" => { delete: triggers::cancel_timer },
+    "/v1/schedules/preview" => { post: schedules::preview },
+    "/v1/schedules" => { get: schedules::list, post: schedules::create },
+    "/v1/schedules/{id}" => { get: schedules::get, patch: schedules::update, delete: schedules::delete },
+    "/v1/schedules/{id}/pause" => { post: schedules::pause },
+    "/v1/schedules/{id}/resume" => { post: schedules::resume },
+    "/v1/schedules/{id}/preview" => { get: schedules::preview_saved },
+    "/v1/schedules/{id}/tasks" => { get: schedules::tasks, post: schedules::attach },
+    "/v1/schedules/{id}/tasks/{task}" => { delete: schedules::detach },
+}
+
 /// The router with every endpoint.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
-        .route(
-            "/openapi.json",
-            get(|_caller: Caller| async { axum::Json(openapi::document()) }),
-        )
-        .route("/v1/plugins", get(plugins::list).post(plugins::install))
-        .route(
-            "/v1/plugins/{name}",
-            get(plugins::get).patch(plugins::update).delete(plugins::remove),
-        )
-        .route("/v1/tasks", get(tasks::list).post(tasks::create))
-        .route(
-            "/v1/tasks/{id}",
-            get(tasks::get).patch(tasks::update).delete(tasks::delete),
-        )
-        .route("/v1/tasks/{id}/enable", post(tasks::enable))
-        .route("/v1/tasks/{id}/disable", post(tasks::disable))
-        .route("/v1/tasks/{id}/run", post(runs::start))
-        .route("/v1/runs", get(runs::list))
-        .route("/v1/runs/{id}", get(runs::get))
-        .route("/v1/runs/{id}/cancel", post(runs::cancel))
-        .route("/v1/tokens", get(tokens::list).post(tokens::create))
-        .route("/v1/tokens/{id}", axum::routing::delete(tokens::revoke))
-        .route("/v1/audit", get(tokens::audit))
-        .route("/v1/clock", get(clock::get).post(clock::set))
-        .route("/v1/events", get(events::list).post(events::ingest))
-        .route("/v1/events/{seq}", get(events::get))
-        .route("/v1/triggers", get(triggers::list).post(triggers::create))
-        .route(
-            "/v1/triggers/{id}",
-            get(triggers::get)
-                .patch(triggers::update)
-                .delete(triggers::delete),
-        )
-        .route("/v1/triggers/{id}/enable", post(triggers::enable))
-        .route("/v1/triggers/{id}/disable", post(triggers::disable))
-        .route("/v1/secrets", get(secrets::list))
-        .route(
-            "/v1/secrets/{name}",
-            get(secrets::get).put(secrets::set).delete(secrets::delete),
-        )
-        .route("/v1/webhooks", get(webhooks::list).post(webhooks::create))
-        .route(
-            "/v1/webhooks/{id}",
-            get(webhooks::get)
-                .patch(webhooks::update)
-                .delete(webhooks::delete),
-        )
-        .route("/v1/webhooks/{id}/test", post(webhooks::test))
-        .route("/v1/deliveries", get(webhooks::deliveries))
-        .route("/v1/deliveries/{id}", get(webhooks::delivery))
-        .route("/v1/deliveries/{id}/retry", post(webhooks::retry))
-        .route("/v1/timers", get(triggers::timers))
-        .route("/v1/timers/{id}", axum::routing::delete(triggers::cancel_timer))
-        .route("/v1/schedules/preview", post(schedules::preview))
-        .route("/v1/schedules", get(schedules::list).post(schedules::create))
-        .route(
-            "/v1/schedules/{id}",
-            get(schedules::get)
-                .patch(schedules::update)
-                .delete(schedules::delete),
-        )
-        .route("/v1/schedules/{id}/pause", post(schedules::pause))
-        .route("/v1/schedules/{id}/resume", post(schedules::resume))
-        .route("/v1/schedules/{id}/preview", get(schedules::preview_saved))
-        .route(
-            "/v1/schedules/{id}/tasks",
-            get(schedules::tasks).post(schedules::attach),
-        )
-        .route(
-            "/v1/schedules/{id}/tasks/{task}",
-            axum::routing::delete(schedules::detach),
-        )
+    with_routes(Router::new())
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

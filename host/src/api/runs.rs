@@ -121,13 +121,8 @@ pub(super) struct ListQuery {
 pub(super) fn check_time(field: &str, value: &Option<String>) -> ApiResult<Option<String>> {
     match value {
         None => Ok(None),
-        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
-            .map(|d| {
-                Some(
-                    d.with_timezone(&chrono::Utc)
-                        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                )
-            })
+        Some(t) => crate::timestamp::parse(t)
+            .map(|d| Some(crate::timestamp::text(d)))
             .map_err(|e| ApiError::bad_request(format!("{field}: {t:?} is not an RFC 3339 time: {e}"))),
     }
 }

@@ -25,9 +25,12 @@ pub(super) struct PreviewRequest {
     /// Default: the daemon's zone.
     #[serde(default)]
     timezone: String,
+    #[serde(default, with = "crate::timestamp::serde_millis_opt")]
     start: Option<DateTime<Utc>>,
+    #[serde(default, with = "crate::timestamp::serde_millis_opt")]
     end: Option<DateTime<Utc>>,
     /// Fire times after this instant (default: now).
+    #[serde(default, with = "crate::timestamp::serde_millis_opt")]
     from: Option<DateTime<Utc>>,
     /// How many (1-1440, default 10).
     count: Option<usize>,
@@ -62,7 +65,7 @@ fn slots_json(timezone: &str, timing: &Timing, from: DateTime<Utc>, count: usize
     let slots: Vec<Value> = timing
         .preview(from, count)
         .into_iter()
-        .map(|s| json!({ "utc": s.at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true), "local": s.local, "dst": s.dst }))
+        .map(|s| json!({ "utc": crate::timestamp::text(s.at), "local": s.local, "dst": s.dst }))
         .collect();
     json!({ "timezone": timezone, "slots": slots })
 }
@@ -81,14 +84,20 @@ fn view(state: &AppState, record: &ScheduleRecord) -> ApiResult<Value> {
     )
     .ok()
     .filter(|_| record.spec.enabled)
-    .and_then(|t| t.next_after(record.last_slot.unwrap_or(now).max(now)))
-    .map(|s| s.local);
+    .and_then(|t| t.next_after(record.last_slot.unwrap_or(now).max(now)));
     if let Value::Object(m) = &mut v {
         m.insert("id".into(), json!(record.id));
         m.insert("created_at".into(), json!(record.created_at));
         m.insert("updated_at".into(), json!(record.updated_at));
-        m.insert("last_slot".into(), json!(record.last_slot));
-        m.insert("next_slot".into(), json!(next));
+        m.insert(
+            "last_slot".into(),
+            json!(record.last_slot.map(crate::timestamp::text)),
+        );
+        m.insert(
+            "next_slot".into(),
+            json!(next.as_ref().map(|s| crate::timestamp::text(s.at))),
+        );
+        m.insert("next_slot_local".into(), json!(next.map(|s| s.local)));
         m.insert("tasks".into(), json!(state.store.schedule_tasks(&record.id)?));
     }
     Ok(v)
@@ -171,6 +180,7 @@ async fn change(
         "updated_at",
         "last_slot",
         "next_slot",
+        "next_slot_local",
         "tasks",
     ];
     let mut spec: ScheduleSpec = super::merge_patch(&current.spec, patch, &fixed)?;
@@ -305,6 +315,7 @@ pub(super) async fn detach(
 #[serde(deny_unknown_fields)]
 pub(super) struct PreviewQuery {
     count: Option<usize>,
+    #[serde(default, with = "crate::timestamp::serde_millis_opt")]
     from: Option<DateTime<Utc>>,
 }
 

@@ -26,6 +26,7 @@ const SCHEDULE_FIELDS: &[&str] = &[
     "updated_at",
     "last_slot",
     "next_slot",
+    "next_slot_local",
     "tasks",
 ];
 

@@ -58,6 +58,24 @@ impl Remote {
 
     /// Send one request; returns the JSON answer (Null for 204), or the API's error.
     pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
+        let (status, value) = self.request(method, path, body).await?;
+        if (200..300).contains(&status) {
+            Ok(value)
+        } else {
+            let msg = value["error"]["message"].as_str().unwrap_or("(no message)");
+            let code = value["error"]["code"].as_str().unwrap_or("error");
+            Err((EXIT_API_ERROR, format!("{status} {code}: {msg}")))
+        }
+    }
+
+    /// Send one request; returns the status and the JSON answer (Null for an empty or
+    /// non-JSON body) whatever the status. Errs only when the daemon cannot be reached.
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), Failure> {
         let base = self.server.trim_end_matches('/');
         let authority = base.strip_prefix("http://").ok_or_else(|| {
             (
@@ -101,25 +119,19 @@ impl Remote {
         } else {
             serde_json::from_slice(&body).unwrap_or(Value::Null)
         };
-        if status.is_success() {
-            Ok(value)
-        } else {
-            let msg = value["error"]["message"].as_str().unwrap_or("(no message)");
-            let code = value["error"]["code"].as_str().unwrap_or("error");
-            Err((EXIT_API_ERROR, format!("{} {code}: {msg}", status.as_u16())))
-        }
+        Ok((status.as_u16(), value))
     }
 
-    /// Print `value` as JSON (with `--json`) or through `table`.
-    /// GET every page of a paginated list (`path` without query), following
+    /// GET every page of a paginated list (`path`, with or without a query), following
     /// `next_cursor`; returns `{key: [all items]}`.
     pub async fn call_all(&self, path: &str, key: &str) -> Result<Value, Failure> {
         let mut items = Vec::new();
         let mut cursor: Option<String> = None;
+        let sep = if path.contains('?') { '&' } else { '?' };
         loop {
             let page_path = match &cursor {
-                Some(c) => format!("{path}?limit=1000&cursor={c}"),
-                None => format!("{path}?limit=1000"),
+                Some(c) => format!("{path}{sep}limit=1000&cursor={c}"),
+                None => format!("{path}{sep}limit=1000"),
             };
             let mut page = self.call("GET", &page_path, None).await?;
             if let Some(Value::Array(a)) = page.get_mut(key).map(Value::take) {

@@ -251,9 +251,7 @@ fn parse_event(text: &str) -> Result<Event, String> {
         kind: arg.kind,
         source: arg.source.unwrap_or_else(|| "sundial/cli".into()),
         subject: arg.subject,
-        time: arg
-            .time
-            .unwrap_or_else(|| chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)),
+        time: arg.time.unwrap_or_else(crate::timestamp::now),
         data: arg.data,
     })
 }

@@ -65,7 +65,7 @@ pub(crate) fn rule_json(f: &RuleFlags) -> Result<Value, String> {
                 crate::schedule::zone::resolve(tz, naive).0
             }
         };
-        return Ok(json!({ "at": at.to_rfc3339() }));
+        return Ok(json!({ "at": crate::timestamp::text(at) }));
     }
     let every = f.every.as_deref().unwrap_or_default();
     let mut parts = every.split_whitespace();
@@ -223,7 +223,7 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
                 format!(
                     "created schedule {} (next: {})\n",
                     text(&s["name"]),
-                    text(&s["next_slot"])
+                    text(&s["next_slot_local"])
                 )
             });
         }
@@ -234,7 +234,7 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
                     ("NAME", "name"),
                     ("ZONE", "timezone"),
                     ("ENABLED", "enabled"),
-                    ("NEXT", "next_slot"),
+                    ("NEXT", "next_slot_local"),
                     ("ID", "id"),
                 ];
                 columns(v, "schedules", &cols)
@@ -341,7 +341,7 @@ mod tests {
             f.tz = Some("Europe/Berlin".into());
         }))
         .unwrap();
-        assert_eq!(r, json!({"at": "2026-12-31T22:00:00+00:00"}));
+        assert_eq!(r, json!({"at": "2026-12-31T22:00:00.000Z"}));
         assert_eq!(
             rule_json(&flags(|f| f.cron = Some("@daily".into()))).unwrap(),
             json!({"cron": "@daily"})

@@ -287,8 +287,9 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
 }
 
 pub(crate) async fn serve(mut args: ServeArgs) -> u8 {
-    let file_text = match args.config.take() {
-        Some(path) => match std::fs::read_to_string(&path) {
+    let config_path = args.config.take();
+    let file_text = match &config_path {
+        Some(path) => match std::fs::read_to_string(path) {
             Ok(t) => Some(t),
             Err(e) => {
                 eprintln!("error: --config {}: {e}", path.display());
@@ -297,13 +298,20 @@ pub(crate) async fn serve(mut args: ServeArgs) -> u8 {
         },
         None => None,
     };
-    let resolved = match resolve(args, file_text.as_deref()) {
+    let mut resolved = match resolve(args, file_text.as_deref()) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;
         }
     };
+    // Paths in the config file are relative to the file, not to where the daemon runs.
+    if let (Some(path), Some(mail)) = (&config_path, resolved.daemon.mail.as_mut())
+        && let Some(ca) = mail.ca_file.as_mut()
+        && ca.is_relative()
+    {
+        *ca = path.parent().unwrap_or(std::path::Path::new(".")).join(&*ca);
+    }
     super::init_logging(resolved.json_logs, "info");
     match crate::daemon::serve(resolved.daemon).await {
         Ok(()) => 0,

@@ -53,11 +53,24 @@ impl TriggerIndex {
         self.len == 0
     }
 
+    /// How many distinct glob prefix lengths an event's type is probed at (at most).
+    pub fn glob_prefix_lengths(&self) -> usize {
+        self.prefix_lengths.len()
+    }
+
     /// The triggers `event` matches, in a stable order (by id).
     pub fn matches(&self, event: &CloudEvent) -> Vec<Arc<Compiled>> {
+        self.matches_with_cost(event).0
+    }
+
+    /// [`TriggerIndex::matches`], with what the lookup cost.
+    pub fn matches_with_cost(&self, event: &CloudEvent) -> (Vec<Arc<Compiled>>, MatchCost) {
         let kind = event.kind.as_str();
+        let mut cost = MatchCost::default();
         let mut out: Vec<Arc<Compiled>> = Vec::new();
+        cost.lookups += 1;
         if let Some(list) = self.exact.get(kind) {
+            cost.examined += list.len();
             out.extend(list.iter().filter(|t| t.matches_rest(event)).cloned());
         }
         for &n in &self.prefix_lengths {
@@ -67,7 +80,9 @@ impl TriggerIndex {
             let Some(prefix) = kind.get(..n) else {
                 continue; // not a character boundary: no glob prefix can end there
             };
+            cost.lookups += 1;
             if let Some(list) = self.globs.get(prefix) {
+                cost.examined += list.len();
                 out.extend(
                     list.iter()
                         .filter(|t| t.kind.matches(kind) && t.matches_rest(event))
@@ -76,8 +91,17 @@ impl TriggerIndex {
             }
         }
         out.sort_by(|a, b| a.id.cmp(&b.id));
-        out
+        (out, cost)
     }
+}
+
+/// What matching one event cost.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MatchCost {
+    /// Hash lookups: the exact type, and one per glob prefix length probed.
+    pub lookups: usize,
+    /// Triggers whose pattern and filters were evaluated (the candidates found).
+    pub examined: usize,
 }
 
 #[cfg(test)]
@@ -141,7 +165,27 @@ mod tests {
         all.extend((0..1000).map(|i| trigger(&format!("g{i:04}"), json!({"type": format!("x{i}.*")}))));
         all.push(trigger("zz", json!({"type": "sync.*"})));
         let index = TriggerIndex::new(all);
-        assert_eq!(ids(&index, &event("sync.failed", None)), ["zz"]);
-        assert_eq!(ids(&index, &event("other.42", None)), ["00042"]);
+        // Glob prefixes "x0." to "x999." and "sync.": lengths 3 to 5.
+        assert_eq!(index.glob_prefix_lengths(), 3);
+        let (found, cost) = index.matches_with_cost(&event("sync.failed", None));
+        assert_eq!(found.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["zz"]);
+        assert_eq!(
+            cost,
+            MatchCost {
+                lookups: 4,
+                examined: 1
+            },
+            "only `sync.*` is a candidate of 11 001 triggers"
+        );
+        let (found, cost) = index.matches_with_cost(&event("other.42", None));
+        assert_eq!(found.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["00042"]);
+        assert_eq!(cost.examined, 1, "{cost:?}");
+        // Candidates that share the type are examined, and only they.
+        let (found, cost) = index.matches_with_cost(&event("x7.ok", None));
+        assert_eq!(found.len(), 1);
+        assert_eq!(cost.examined, 1, "{cost:?}");
+        let (found, cost) = index.matches_with_cost(&event("nothing.here", None));
+        assert!(found.is_empty());
+        assert_eq!(cost.examined, 0, "{cost:?}");
     }
 }

@@ -26,14 +26,13 @@ use overlap::Slot;
 /// Default number of runs executing at once.
 pub const DEFAULT_WORKERS: usize = 16;
 
-/// Current time as RFC 3339 with milliseconds, UTC.
+/// Current time in the API's format ([`crate::timestamp`]).
 pub fn now() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    crate::timestamp::now()
 }
 
 fn after(ms: u64) -> String {
-    (chrono::Utc::now() + chrono::Duration::milliseconds(ms as i64))
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    crate::timestamp::text(chrono::Utc::now() + chrono::Duration::milliseconds(ms as i64))
 }
 
 /// Milliseconds from now until RFC 3339 time `t` (0 if past or unparsable).

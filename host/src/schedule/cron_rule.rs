@@ -2,6 +2,12 @@
 //! years), and the nicknames `@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`.
 //! Evaluated by the `cron` crate on wall-clock time; day-of-week numbers follow crontab
 //! (0 or 7 = Sunday, 1 = Monday, ... 6 = Saturday) in every form, and names work too.
+//!
+//! The two day fields combine as in crontab(5) (Vixie cron, cronie): when both are
+//! restricted (neither starts with `*`), a day matches if **either** does, so
+//! `0 9 1 * 1` fires on every 1st and every Monday. The `cron` crate requires both; such
+//! a rule is kept as two schedules (day of month only, day of week only) and fires at
+//! the earlier of their next times.
 
 use chrono::{NaiveDateTime, TimeZone, Utc};
 use std::str::FromStr;
@@ -9,7 +15,14 @@ use std::str::FromStr;
 /// A parsed cron expression.
 #[derive(Debug, Clone)]
 pub struct CronRule {
-    schedule: cron::Schedule,
+    /// One schedule, or two when both day fields are restricted (their union).
+    schedules: Vec<cron::Schedule>,
+}
+
+/// Whether a day field restricts days: crontab calls a field that starts with `*`
+/// unrestricted (`*/2` included); `?` is the `cron` crate's "any".
+fn restricts_days(field: &str) -> bool {
+    !(field.starts_with('*') || field == "?")
 }
 
 const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
@@ -81,6 +94,7 @@ impl CronRule {
     /// Parse an expression, explaining what is wrong with a bad one.
     pub fn parse(expr: &str) -> Result<CronRule, String> {
         let e = expr.trim();
+        let mut either_day: Option<(String, String)> = None;
         let six = match e.to_ascii_lowercase().as_str() {
             "@hourly" => "0 0 * * * *".to_string(),
             "@daily" | "@midnight" => "0 0 0 * * *".to_string(),
@@ -103,20 +117,38 @@ impl CronRule {
                         ));
                     }
                 }
+                if restricts_days(&fields[3]) && restricts_days(&fields[5]) {
+                    let mut by_month_day = fields.clone();
+                    by_month_day[5] = "*".into();
+                    let mut by_weekday = fields.clone();
+                    by_weekday[3] = "*".into();
+                    by_weekday[5] =
+                        day_of_week_field(&fields[5]).map_err(|m| format!("cron {expr:?}: {m}"))?;
+                    either_day = Some((by_month_day.join(" "), by_weekday.join(" ")));
+                }
                 fields[5] = day_of_week_field(&fields[5]).map_err(|m| format!("cron {expr:?}: {m}"))?;
                 fields.join(" ")
             }
         };
-        let schedule = cron::Schedule::from_str(&six).map_err(|err| format!("cron {expr:?}: {err}"))?;
-        Ok(CronRule { schedule })
+        let compile =
+            |text: &str| cron::Schedule::from_str(text).map_err(|err| format!("cron {expr:?}: {err}"));
+        // The whole expression parses first, so errors name it as written.
+        let whole = compile(&six)?;
+        let schedules = match either_day {
+            Some((a, b)) => vec![compile(&a)?, compile(&b)?],
+            None => vec![whole],
+        };
+        Ok(CronRule { schedules })
     }
 
     /// The first matching wall time strictly after `wall`.
     pub fn next_wall_after(&self, wall: NaiveDateTime) -> Option<NaiveDateTime> {
         // Wall time is evaluated as if it were UTC: DST is applied afterwards.
-        self.schedule
-            .after(&Utc.from_utc_datetime(&wall))
-            .next()
+        let after = Utc.from_utc_datetime(&wall);
+        self.schedules
+            .iter()
+            .filter_map(|s| s.after(&after).next())
+            .min()
             .map(|t| t.naive_utc())
     }
 }
@@ -191,6 +223,44 @@ mod tests {
         assert_eq!(next("@yearly", "2026-11-27 10:30:00"), "2027-01-01 00:00:00 Fri");
         assert_eq!(
             next("0 9 * * mon-fri", "2026-11-27 10:00:00"),
+            "2026-11-30 09:00:00 Mon"
+        );
+    }
+
+    #[test]
+    fn both_day_fields_restricted_fire_when_either_matches() {
+        // 2026-12-01 is a Tuesday; the Mondays after it are the 7th and the 14th.
+        assert_eq!(
+            next("0 9 1 * 1", "2026-11-27 10:00:00"),
+            "2026-11-30 09:00:00 Mon"
+        );
+        assert_eq!(
+            next("0 9 1 * 1", "2026-11-30 10:00:00"),
+            "2026-12-01 09:00:00 Tue"
+        );
+        assert_eq!(
+            next("0 9 1 * 1", "2026-12-01 10:00:00"),
+            "2026-12-07 09:00:00 Mon"
+        );
+        assert_eq!(
+            next("0 9 1,15 * fri", "2026-12-02 00:00:00"),
+            "2026-12-04 09:00:00 Fri"
+        );
+        assert_eq!(
+            next("0 0 0 13 * 5 *", "2026-11-14 00:00:00"),
+            "2026-11-20 00:00:00 Fri"
+        );
+        // A day field that starts with `*` is unrestricted: both must match.
+        assert_eq!(
+            next("0 9 1 * */2", "2026-11-27 10:00:00"),
+            "2026-12-01 09:00:00 Tue"
+        );
+        assert_eq!(
+            next("0 9 */2 * 1", "2026-11-27 10:00:00"),
+            "2026-12-07 09:00:00 Mon"
+        );
+        assert_eq!(
+            next("0 9 ? * 1", "2026-11-27 10:00:00"),
             "2026-11-30 09:00:00 Mon"
         );
     }

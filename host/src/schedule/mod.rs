@@ -27,7 +27,7 @@ pub enum Rule {
     /// A calendar rule (every N units, weekdays, day of month, time, window).
     Calendar(CalendarRule),
     /// Once, at this instant.
-    At(DateTime<Utc>),
+    At(#[serde(with = "crate::timestamp::serde_millis")] DateTime<Utc>),
 }
 
 /// A rule bound to its zone and bounds, ready to compute fire times.
@@ -81,8 +81,8 @@ impl Timing {
                 if *t <= now {
                     return Err(format!(
                         "rule.at: {} is in the past (now is {})",
-                        t.to_rfc3339(),
-                        now.to_rfc3339()
+                        crate::timestamp::text(*t),
+                        crate::timestamp::text(now)
                     ));
                 }
                 Compiled::At(*t)
@@ -113,7 +113,7 @@ impl Timing {
         if self.end.is_some_and(|e| at > e) {
             return None;
         }
-        let local = at.with_timezone(&self.tz).to_rfc3339();
+        let local = crate::timestamp::local_text(&at.with_timezone(&self.tz));
         Some(Slot { at, local, dst })
     }
 

@@ -36,10 +36,10 @@ pub struct ScheduleSpec {
     #[serde(default)]
     pub timezone: String,
     /// First instant it may fire (RFC 3339). Default: when it is created.
-    #[serde(default)]
+    #[serde(default, with = "crate::timestamp::serde_millis_opt")]
     pub start: Option<DateTime<Utc>>,
     /// Last instant it may fire.
-    #[serde(default)]
+    #[serde(default, with = "crate::timestamp::serde_millis_opt")]
     pub end: Option<DateTime<Utc>>,
     /// Paused schedules do not fire. Default true.
     #[serde(default = "yes")]
@@ -85,7 +85,7 @@ impl ScheduleSpec {
             {
                 return Err(format!(
                     "{field}: {} is outside the years 1970-9000",
-                    t.to_rfc3339()
+                    crate::timestamp::text(t)
                 ));
             }
         }
@@ -97,12 +97,12 @@ impl ScheduleSpec {
             return Err(match self.end {
                 Some(end) => format!(
                     "rule: never fires between start {} and end {}",
-                    start.to_rfc3339(),
-                    end.to_rfc3339()
+                    crate::timestamp::text(start),
+                    crate::timestamp::text(end)
                 ),
                 None => format!(
                     "rule: never fires after start {} (calendar minute and hour rules look four years ahead)",
-                    start.to_rfc3339()
+                    crate::timestamp::text(start)
                 ),
             });
         }
@@ -136,7 +136,7 @@ mod tests {
         }))
         .unwrap();
         let first = s.timing(now()).unwrap().next_after(now()).unwrap();
-        assert_eq!(first.local, "2026-11-28T17:00:00+01:00");
+        assert_eq!(first.local, "2026-11-28T17:00:00.000+01:00");
         let s: ScheduleSpec =
             serde_json::from_value(json!({"name": "poweroff", "rule": {"at": "2026-12-31T22:00:00Z"}}))
                 .unwrap();

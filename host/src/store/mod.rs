@@ -247,7 +247,7 @@ fn migrate(db: &Database) -> Result<(), StoreError> {
             let next = if current == 0 { SCHEMA_VERSION } else { current + 1 };
             meta.insert("schema_version", next.to_string().as_str())?;
             if current == 0 {
-                let now = chrono::Utc::now().to_rfc3339();
+                let now = crate::timestamp::now();
                 meta.insert("created_at", now.as_str())?;
             }
         }

@@ -207,6 +207,12 @@ fn check(store: &Store, m: &Model) -> Result<(), String> {
             return Err(format!("task {name} resolves to {by_name:?}, not {id}"));
         }
     }
+    // Both ways: every schedule of the model is stored, and nothing else is.
+    let (schedules, _) = store.schedules_page(None, 1000).map_err(|e| e.to_string())?;
+    let stored: BTreeMap<String, String> = schedules.into_iter().map(|s| (s.spec.name, s.id)).collect();
+    if stored != m.schedules {
+        return Err(format!("schedules {stored:?} != model {:?}", m.schedules));
+    }
     for (name, id) in &m.schedules {
         let got = store.schedule(name).map_err(|e| e.to_string())?.map(|s| s.id);
         if got.as_ref() != Some(id) {

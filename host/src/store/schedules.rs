@@ -36,12 +36,13 @@ pub struct ScheduleRecord {
     /// The definition; `spec.start` is filled in at creation.
     pub spec: ScheduleSpec,
     /// The last slot that fired or was recorded missed; the scheduler resumes after it.
+    #[serde(default, with = "crate::timestamp::serde_millis_opt")]
     pub last_slot: Option<DateTime<Utc>>,
 }
 
 /// A slot's part of a `SLOTS` key: RFC 3339 UTC with milliseconds, so keys sort by time.
 fn slot_key(slot: DateTime<Utc>) -> String {
-    slot.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    crate::timestamp::text(slot)
 }
 
 fn resolve(names: &impl ReadableTable<&'static str, &'static str>, key: &str) -> Result<String, StoreError> {

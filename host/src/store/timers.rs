@@ -24,6 +24,7 @@ pub struct Timer {
     /// Id (ULID).
     pub id: String,
     /// When the run starts.
+    #[serde(with = "crate::timestamp::serde_millis")]
     pub due: DateTime<Utc>,
     /// Set at, RFC 3339.
     pub created_at: String,

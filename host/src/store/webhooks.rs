@@ -89,7 +89,7 @@ pub struct Delivery {
     #[serde(default)]
     pub finished_at: Option<String>,
     /// When the next attempt is due (while queued).
-    #[serde(default)]
+    #[serde(default, with = "crate::timestamp::serde_millis_opt")]
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// Attempts so far.
     #[serde(default)]

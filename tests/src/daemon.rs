@@ -1,0 +1,211 @@
+//! A `sundial serve` process under test: started on a loopback port with its own data
+//! directory, driven over HTTP with its admin token, killed with SIGKILL.
+
+use crate::{raw_http, sundial_bin, wasm};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A `sundial serve` process on a loopback port with its own data directory.
+pub struct Daemon {
+    /// The child process.
+    pub child: std::process::Child,
+    /// `127.0.0.1:PORT` it listens on.
+    pub addr: String,
+    /// The admin token it created.
+    pub token: String,
+    /// Its data directory.
+    pub data: PathBuf,
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Daemon {
+    /// Start the daemon on `data` (created if needed) and wait until it listens.
+    pub fn start(data: &Path, extra: &[&str]) -> Daemon {
+        Daemon::start_with_env(data, extra, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables for the daemon process.
+    pub fn start_with_env(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::try_start(data, extra, env).unwrap_or_else(|log| panic!("the daemon did not start:\n{log}"))
+    }
+
+    /// Start the daemon; when it exits before listening, what it wrote to stderr.
+    pub fn try_start(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Daemon, String> {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(sundial_bin())
+            .args(["serve", "--data"])
+            .arg(data)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .envs(env.iter().copied())
+            .stderr(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("start sundial serve");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        let mut addr = None;
+        let mut early = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.expect("read daemon stderr");
+            if let Some(rest) = line.strip_prefix("sundial listening on http://") {
+                addr = Some(rest.split_whitespace().next().unwrap_or_default().to_string());
+                break;
+            }
+            early.push(line);
+        }
+        let Some(addr) = addr else {
+            let status = child.wait().expect("reap the daemon");
+            return Err(format!("{}\n(exit: {status})", early.join("\n")));
+        };
+        // Keep draining stderr (so the daemon never blocks on a full pipe) into a buffer
+        // tests can read.
+        let stderr_lines = Arc::new(Mutex::new(early));
+        let sink = stderr_lines.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().expect("stderr buffer").push(line);
+            }
+        });
+        let token = std::fs::read_to_string(data.join("admin.token"))
+            .expect("admin token")
+            .trim()
+            .to_string();
+        Ok(Daemon {
+            child,
+            addr,
+            token,
+            data: data.to_path_buf(),
+            stderr: stderr_lines,
+        })
+    }
+
+    /// Send a request with the admin token; returns (status, JSON body or Null).
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        self.call_as(Some(&self.token), method, path, body)
+    }
+
+    /// Send a request with `token` (or none); returns (status, JSON body, null for an
+    /// empty body, or the text of one that is not JSON).
+    pub fn call_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let body = body.map(|b| b.to_string()).unwrap_or_default();
+        let mut headers = String::new();
+        if let Some(t) = token {
+            headers.push_str(&format!("authorization: Bearer {t}\r\n"));
+        }
+        if !body.is_empty() {
+            headers.push_str("content-type: application/json\r\n");
+        }
+        let (status, text) = raw_http(&self.addr, method, path, &headers, body.as_bytes());
+        // An empty body is null; a body that is not JSON comes back as a string (never
+        // silently as null, which would pass any "field is absent" check).
+        let value = if text.is_empty() {
+            serde_json::Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+        };
+        (status, value)
+    }
+
+    /// Install the component built from `package` as plugin `name`; `extra` adds fields
+    /// to the request (grants, limits). Returns (status, body).
+    pub fn install_plugin(
+        &self,
+        name: &str,
+        package: &str,
+        extra: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        use base64::Engine as _;
+        let bytes = std::fs::read(wasm(package)).expect("built component");
+        let mut body = serde_json::json!({
+            "name": name,
+            "wasm_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
+        });
+        if let (serde_json::Value::Object(b), serde_json::Value::Object(e)) = (&mut body, extra) {
+            b.extend(e);
+        }
+        self.call("POST", "/v1/plugins", Some(&body))
+    }
+
+    /// Every run matching `query` (e.g. `task=t&cause=schedule`), following cursors.
+    pub fn all_runs(&self, query: &str) -> Vec<serde_json::Value> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/runs?{query}&limit=1000&cursor={c}"),
+                None => format!("/v1/runs?{query}&limit=1000"),
+            };
+            let (status, page) = self.call("GET", &path, None);
+            assert_eq!(status, 200, "GET {path}: {page}");
+            all.extend(page["runs"].as_array().expect("runs").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return all,
+            }
+        }
+    }
+
+    /// Move the daemon's test clock (`--test-clock`) to `to`; returns once every slot and
+    /// timer due by then is recorded.
+    pub fn set_clock(&self, to: &str) {
+        let (status, v) = self.call("POST", "/v1/clock", Some(&serde_json::json!({ "to": to })));
+        assert_eq!(status, 200, "POST /v1/clock to {to}: {v}");
+        assert_eq!(v["manual"], true, "{v}");
+        assert_eq!(
+            crate::instant(&v["now"]),
+            crate::instant(&serde_json::json!(to)),
+            "the clock stands where it was moved: {v}"
+        );
+    }
+
+    /// (slot, status) of every scheduled run of `task`, oldest slot first.
+    pub fn schedule_slots(&self, task: &str) -> Vec<(chrono::DateTime<chrono::Utc>, String)> {
+        let mut out: Vec<_> = self
+            .all_runs(&format!("task={task}&cause=schedule"))
+            .iter()
+            .map(|r| {
+                (
+                    crate::instant(&r["cause"]["slot"]),
+                    r["status"].as_str().expect("status").to_string(),
+                )
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// What the daemon wrote to stderr so far (its log).
+    pub fn stderr_text(&self) -> String {
+        self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL the daemon and reap it.
+    pub fn kill9(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
