@@ -183,7 +183,7 @@ def run(name, m):
         took = time.time() - start
         if code == 0:
             return "NOT CAUGHT: the test passed with the behaviour broken (%s)" % log_path
-        if re.search(r"^error(\[E\d+\])?: |could not compile", output, re.M):
+        if re.search(r"^error\[E\d+\]|^error: could not compile", output, re.M):
             return "INVALID: the mutated code does not build (%s)" % log_path
         failed = sorted(set(re.findall(r"^test (\S+) \.\.\. FAILED$", output, re.M)))
         return "caught in %.0f s by %s" % (took, ", ".join(failed) or "a failing test")
