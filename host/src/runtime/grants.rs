@@ -217,7 +217,9 @@ pub struct NetworkPolicy {
     /// Allow loopback addresses (127.0.0.0/8, ::1). Default false.
     pub allow_loopback: bool,
     /// Allow private, shared and link-local ranges (10/8, 172.16/12, 192.168/16,
-    /// 100.64/10, 169.254/16, fc00::/7, fe80::/10). Default false.
+    /// 100.64/10, 169.254/16, fc00::/7, fec0::/10, fe80::/10, 64:ff9b:1::/48). Default
+    /// false. Documentation, benchmarking, reserved and multicast ranges are never
+    /// reachable (see `runtime::address`).
     pub allow_private: bool,
     /// Ranges allowed although their class is refused (`10.20.0.0/16`, `fd00:1::/64`):
     /// a narrower door than `allow_private`. Default none.
@@ -225,62 +227,27 @@ pub struct NetworkPolicy {
 }
 
 impl NetworkPolicy {
-    /// Why `ip` may not be contacted, or `None` when it may.
-    pub fn refusal(&self, ip: IpAddr) -> Option<&'static str> {
+    /// Why `ip` may not be contacted (its class, see [`super::address`]), or `None` when
+    /// it may. An IPv4-mapped address is the IPv4 address it maps; an address of another
+    /// form that carries a restricted IPv4 address (NAT64, 6to4, Teredo) is refused
+    /// whatever `allow_loopback` and `allow_private` say (only `allow_ranges` opens it).
+    pub fn refusal(&self, ip: IpAddr) -> Option<String> {
         let ip = match ip {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
             v4 => v4,
         };
-        let class = classify(ip)?;
+        let restricted = super::address::classify(ip)?;
         if self.allow_ranges.iter().any(|r| r.contains(&ip)) {
             return None;
         }
-        let allowed = match class {
-            "loopback" => self.allow_loopback,
-            "private" | "link-local" | "shared" => self.allow_private,
-            _ => false,
-        };
-        (!allowed).then_some(class)
-    }
-}
-
-/// The restricted class of an address, if it is in one.
-fn classify(ip: IpAddr) -> Option<&'static str> {
-    match ip {
-        IpAddr::V4(v4) => {
-            let o = v4.octets();
-            if v4.is_loopback() {
-                Some("loopback")
-            } else if v4.is_private() {
-                Some("private")
-            } else if v4.is_link_local() {
-                Some("link-local")
-            } else if o[0] == 100 && (o[1] & 0xc0) == 64 {
-                Some("shared")
-            } else if v4.is_unspecified() || o[0] == 0 {
-                Some("unspecified")
-            } else if v4.is_broadcast() || v4.is_multicast() || o[0] >= 240 {
-                Some("broadcast/multicast/reserved")
-            } else {
-                None
-            }
-        }
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            if v6.is_loopback() {
-                Some("loopback")
-            } else if v6.is_unspecified() {
-                Some("unspecified")
-            } else if (s[0] & 0xfe00) == 0xfc00 {
-                Some("private")
-            } else if (s[0] & 0xffc0) == 0xfe80 {
-                Some("link-local")
-            } else if v6.is_multicast() {
-                Some("broadcast/multicast/reserved")
-            } else {
-                None
-            }
-        }
+        use super::address::Class;
+        let allowed = restricted.embedded.is_none()
+            && match restricted.class {
+                Class::Loopback => self.allow_loopback,
+                Class::Private | Class::LinkLocal | Class::Shared => self.allow_private,
+                _ => false,
+            };
+        (!allowed).then(|| restricted.to_string())
     }
 }
 
@@ -362,7 +329,10 @@ mod tests {
             ..NetworkPolicy::default()
         };
         assert_eq!(lo.refusal("127.0.0.1".parse().unwrap()), None);
-        assert_eq!(lo.refusal("10.0.0.1".parse().unwrap()), Some("private"));
+        assert_eq!(
+            lo.refusal("10.0.0.1".parse().unwrap()).as_deref(),
+            Some("private")
+        );
         let all = NetworkPolicy {
             allow_loopback: true,
             allow_private: true,
@@ -370,5 +340,36 @@ mod tests {
         };
         assert_eq!(all.refusal("169.254.169.254".parse().unwrap()), None);
         assert!(all.refusal("0.0.0.0".parse().unwrap()).is_some());
+        // A restricted IPv4 address inside NAT64, 6to4 or Teredo is never opened by the
+        // class switches; allow_ranges opens exactly what it names.
+        for ip in [
+            "64:ff9b::7f00:1",
+            "2002:7f00:1::1",
+            "64:ff9b::a00:1",
+            "2001:0:a00:1::",
+        ] {
+            assert!(all.refusal(ip.parse().unwrap()).is_some(), "{ip}");
+        }
+        assert_eq!(
+            deny.refusal("64:ff9b::a9fe:a9fe".parse().unwrap()).as_deref(),
+            Some("link-local 169.254.169.254 in a NAT64 address")
+        );
+        for ip in ["198.18.0.1", "192.0.2.1", "2001:db8::1", "240.0.0.1", "::8.8.8.8"] {
+            assert!(all.refusal(ip.parse().unwrap()).is_some(), "{ip}");
+        }
+        let narrow = NetworkPolicy {
+            allow_ranges: vec![
+                "64:ff9b::a00:0/120".parse().unwrap(),
+                "10.20.0.0/16".parse().unwrap(),
+            ],
+            ..NetworkPolicy::default()
+        };
+        assert_eq!(narrow.refusal("64:ff9b::a00:5".parse().unwrap()), None);
+        assert_eq!(narrow.refusal("::ffff:10.20.1.1".parse().unwrap()), None);
+        assert!(narrow.refusal("10.21.0.1".parse().unwrap()).is_some());
+        // Public addresses in every form pass.
+        for ip in ["8.8.8.8", "::ffff:8.8.8.8", "64:ff9b::808:808", "2002:808:808::1"] {
+            assert_eq!(deny.refusal(ip.parse().unwrap()), None, "{ip}");
+        }
     }
 }

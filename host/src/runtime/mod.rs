@@ -6,6 +6,7 @@
 //! exhaustion, oversized or invalid output) comes back as a [`RunError`] inside a
 //! [`RunReport`]; nothing a plugin does can panic the host.
 
+pub mod address;
 pub mod bindings;
 pub mod cache;
 pub mod error;
