@@ -13,6 +13,7 @@ pub mod declarative;
 pub mod event;
 pub mod executor;
 pub mod ids;
+pub mod json;
 pub mod mail;
 pub mod metrics;
 pub mod net;

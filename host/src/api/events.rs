@@ -86,8 +86,7 @@ fn parse_body(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<(
             )));
         }
     };
-    let value: Value =
-        serde_json::from_slice(body).map_err(|e| bad(format!("request body: not JSON ({e})")))?;
+    let value: Value = crate::json::parse(body).map_err(|e| bad(format!("request body: not JSON ({e})")))?;
     let (items, batch) = match value {
         Value::Array(items) => (items, true),
         other if batch_declared => {

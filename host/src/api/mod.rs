@@ -151,7 +151,7 @@ pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> Api
         code: "invalid_json",
         message: format!("request body: {message}"),
     };
-    let mut json: Value = serde_json::from_slice(body).map_err(|e| bad(e.to_string()))?;
+    let mut json: Value = crate::json::parse(body).map_err(|e| bad(e.to_string()))?;
     integral_floats_to_integers(&mut json);
     let value: T = serde_path_to_error::deserialize(json).map_err(|e| {
         let path = e.path().to_string();

@@ -196,11 +196,36 @@ pub fn columns(v: &Value, key: &str, cols: &[(&str, &str)]) -> String {
     table(&header, rows)
 }
 
-/// A JSON field as display text (`-` when absent).
+/// A JSON field as display text (`-` when absent), safe for a terminal ([`printable`]).
 pub fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
+        Value::String(s) => printable(s).into_owned(),
         other => other.to_string(),
     }
+}
+
+/// `s` with every character a terminal would act on instead of showing escaped as
+/// `\u{..}` (`\n`, `\r`, `\t` for those): C0 and C1 controls, DEL, and the bidirectional
+/// overrides that reorder what follows them. Stored data (a plugin's log line, an event's
+/// subject) reaches the terminal only through this.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c.is_control()
+            || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }

@@ -168,7 +168,7 @@ pub fn main() -> ExitCode {
         match result {
             Ok(()) => 0,
             Err((code, msg)) => {
-                eprintln!("error: {msg}");
+                eprintln!("error: {}", client::printable(&msg));
                 code
             }
         }

@@ -276,7 +276,9 @@ fn build_limits(args: &RunArgs) -> Result<Limits, String> {
 
 async fn run(args: RunArgs) -> CliResult {
     let params: Value = match &args.params {
-        Some(text) => serde_json::from_str(text).map_err(|e| usage(format!("--params is not JSON: {e}")))?,
+        Some(text) => {
+            crate::json::parse_str(text).map_err(|e| usage(format!("--params is not JSON: {e}")))?
+        }
         None => Value::Object(Default::default()),
     };
     let event = args
@@ -349,7 +351,7 @@ async fn run(args: RunArgs) -> CliResult {
                 line.at_ms,
                 line.level.as_str(),
                 line.origin,
-                line.message
+                super::client::printable(&line.message)
             );
         }
         if report.log.truncated {
@@ -366,7 +368,7 @@ async fn run(args: RunArgs) -> CliResult {
         Ok(_) => 0,
         Err(e) => {
             if !args.report {
-                eprintln!("error: {e}");
+                eprintln!("error: {}", super::client::printable(&e.to_string()));
             }
             if e.is_limit() {
                 EXIT_LIMIT

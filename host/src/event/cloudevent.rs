@@ -73,8 +73,27 @@ fn string_attr(obj: &Map<String, Value>, name: &str, required: bool) -> Result<O
         None | Some(Value::Null) if required => Err(format!("{name}: required")),
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.is_empty() => Err(format!("{name}: must not be empty")),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::String(s)) => {
+            check_chars(name, s)?;
+            Ok(Some(s.clone()))
+        }
         Some(other) => Err(format!("{name}: expected a string, got {}", kind_of(other))),
+    }
+}
+
+/// CloudEvents 1.0, "Type System": a String attribute value must not contain the control
+/// characters U+0000–U+001F and U+007F–U+009F, nor Unicode noncharacters.
+fn check_chars(name: &str, s: &str) -> Result<(), String> {
+    let bad = |c: char| {
+        let n = c as u32;
+        n <= 0x1f || (0x7f..=0x9f).contains(&n) || (0xfdd0..=0xfdef).contains(&n) || (n & 0xfffe) == 0xfffe
+    };
+    match s.char_indices().find(|(_, c)| bad(*c)) {
+        Some((i, c)) => Err(format!(
+            "{name}: character U+{:04X} at byte {i} is not allowed in an attribute (CloudEvents forbids control characters and noncharacters)",
+            c as u32
+        )),
+        None => Ok(()),
     }
 }
 
@@ -149,7 +168,7 @@ pub fn parse_structured(value: &Value) -> Result<CloudEvent, String> {
         if json_declared && datacontenttype.is_some() {
             // Declared JSON: keep it as JSON so filters can look inside.
             data =
-                Some(serde_json::from_slice(&bytes).map_err(|e| {
+                Some(crate::json::parse(&bytes).map_err(|e| {
                     format!("data_base64: declared {datacontenttype:?} but is not JSON ({e})")
                 })?);
             data_base64 = None;
@@ -163,7 +182,11 @@ pub fn parse_structured(value: &Value) -> Result<CloudEvent, String> {
         check_extension_name(name)?;
         match v {
             Value::Null => {}
-            Value::String(_) | Value::Bool(_) | Value::Number(_) => {
+            Value::String(s) => {
+                check_chars(name, s)?;
+                extensions.insert(name.clone(), v.clone());
+            }
+            Value::Bool(_) | Value::Number(_) => {
                 extensions.insert(name.clone(), v.clone());
             }
             other => {
@@ -211,7 +234,7 @@ pub fn parse_binary(headers: &[(String, String)], body: &[u8]) -> Result<CloudEv
     let mut event = parse_structured(&Value::Object(obj))?;
     if !body.is_empty() {
         if content_type.as_deref().is_none_or(is_json_type) {
-            event.data = Some(serde_json::from_slice(body).map_err(|e| {
+            event.data = Some(crate::json::parse(body).map_err(|e| {
                 format!(
                     "data: declared {:?} but the body is not JSON ({e})",
                     content_type.as_deref().unwrap_or("application/json")
@@ -307,6 +330,28 @@ mod tests {
         declared["data_base64"] = json!(base64::engine::general_purpose::STANDARD.encode("not json"));
         assert!(err(declared).contains("is not JSON"));
         assert!(err(json!([1])).contains("expected a JSON object"));
+        // Control characters and noncharacters, in every string attribute and extension.
+        for attr in ["type", "id", "source", "subject", "dataschema", "traceparent"] {
+            for bad in [
+                "a\u{0}b",
+                "esc\u{1b}[31m",
+                "tab\tx",
+                "nl\n",
+                "del\u{7f}",
+                "c1\u{85}",
+                "non\u{fffe}",
+                "non\u{fdd0}",
+            ] {
+                let e = err(with(attr, json!(bad)));
+                assert!(
+                    e.starts_with(&format!("{attr}: character U+")),
+                    "{attr} {bad:?}: {e}"
+                );
+            }
+        }
+        assert!(err(with("subject", json!("x\u{1b}"))).contains("U+001B at byte 1"));
+        // Ordinary Unicode passes.
+        assert!(parse_structured(&with("subject", json!("Grüße, 世界 🦀"))).is_ok());
     }
 
     #[test]

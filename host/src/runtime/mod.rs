@@ -416,8 +416,8 @@ impl Runtime {
                         preview(&text)
                     )));
                 }
-                serde_json::from_str(&text).map_err(|e| {
-                    RunError::BadOutput(format!("output is not JSON ({e}): {:?}", preview(&text)))
+                crate::json::parse_str(&text).map_err(|e| {
+                    RunError::BadOutput(format!("output is not accepted JSON ({e}): {:?}", preview(&text)))
                 })
             }
             Output::Action(Err(e)) => Err(e.into()),

@@ -185,7 +185,8 @@ impl wit_host::Host for RunState {
                 data.len()
             ));
         }
-        let data = serde_json::from_str(&data).map_err(|e| format!("event data is not JSON: {e}"))?;
+        let data =
+            crate::json::parse_str(&data).map_err(|e| format!("event data is not accepted JSON: {e}"))?;
         if self.events.len() >= MAX_EVENTS_PER_RUN {
             return Err(format!("a run may emit at most {MAX_EVENTS_PER_RUN} events"));
         }

@@ -1,0 +1,253 @@
+//! The one JSON parser for everything a caller or a plugin sends (pure): request bodies,
+//! CloudEvents, plugin output and emitted event data. Stricter than `serde_json`'s
+//! default in two ways:
+//!
+//! - **Depth**: arrays and objects nest at most [`MAX_DEPTH`] (64) levels. Whatever is
+//!   accepted is then stored wrapped a few levels deeper and still reads back below
+//!   `serde_json`'s own recursion limit (128), so no accepted value can make a stored
+//!   record unreadable.
+//! - **Duplicate keys**: an object naming a key twice is refused, naming the key and
+//!   where it is (`serde_json` would keep the last value silently).
+
+use serde::de::{DeserializeSeed, Deserializer, Error as _, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::fmt;
+
+/// Most levels of nested arrays and objects in any JSON Sundial accepts.
+pub const MAX_DEPTH: usize = 64;
+
+/// Parse `bytes` as one JSON value, refusing nesting deeper than [`MAX_DEPTH`] and
+/// duplicate keys. The error names the path (`data.items[3]`) where it happened.
+pub fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
+    let path = RefCell::new(Vec::new());
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = Checked {
+        depth: 0,
+        path: &path,
+    }
+    .deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// [`parse`] for text.
+pub fn parse_str(text: &str) -> Result<Value, serde_json::Error> {
+    parse(text.as_bytes())
+}
+
+/// How deep `value` nests (a scalar is 0, `[]` and `{}` are 1).
+pub fn depth(value: &Value) -> usize {
+    // Iterative, so a value nested deeper than the stack allows is still measured.
+    let mut deepest = 0;
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 0)];
+    while let Some((v, d)) = stack.pop() {
+        match v {
+            Value::Array(items) => {
+                deepest = deepest.max(d + 1);
+                stack.extend(items.iter().map(|i| (i, d + 1)));
+            }
+            Value::Object(map) => {
+                deepest = deepest.max(d + 1);
+                stack.extend(map.values().map(|i| (i, d + 1)));
+            }
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Refuse `value` when it nests deeper than [`MAX_DEPTH`] (for values that were not
+/// parsed by [`parse`], such as those built in the host).
+pub fn check_depth(value: &Value) -> Result<(), String> {
+    match depth(value) {
+        d if d > MAX_DEPTH => Err(format!("nested {d} levels deep; at most {MAX_DEPTH} are allowed")),
+        _ => Ok(()),
+    }
+}
+
+struct Checked<'p> {
+    depth: usize,
+    path: &'p RefCell<Vec<String>>,
+}
+
+impl Checked<'_> {
+    fn at(&self) -> String {
+        let path = self.path.borrow();
+        if path.is_empty() {
+            "the top level".into()
+        } else {
+            path.concat().trim_start_matches('.').to_string()
+        }
+    }
+
+    fn deeper<E: serde::de::Error>(&self) -> Result<usize, E> {
+        let next = self.depth + 1;
+        if next > MAX_DEPTH {
+            return Err(E::custom(format!(
+                "nested deeper than {MAX_DEPTH} levels at {}",
+                self.at()
+            )));
+        }
+        Ok(next)
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Checked<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+        Ok(Value::String(v.to_owned()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Value, E> {
+        Ok(Value::String(v))
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.deserialize(d)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let depth = self.deeper()?;
+        let mut items = Vec::new();
+        loop {
+            self.path.borrow_mut().push(format!("[{}]", items.len()));
+            let next = seq.next_element_seed(Checked {
+                depth,
+                path: self.path,
+            });
+            self.path.borrow_mut().pop();
+            match next? {
+                Some(v) => items.push(v),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
+        let depth = self.deeper()?;
+        let mut map = Map::new();
+        while let Some(key) = access.next_key::<String>()? {
+            if map.contains_key(&key) {
+                return Err(A::Error::custom(format!(
+                    "duplicate key {key:?} at {}",
+                    self.at()
+                )));
+            }
+            self.path.borrow_mut().push(format!(".{key}"));
+            let value = access.next_value_seed(Checked {
+                depth,
+                path: self.path,
+            });
+            self.path.borrow_mut().pop();
+            map.insert(key, value?);
+        }
+        Ok(Value::Object(map))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn nested(levels: usize) -> String {
+        format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+    }
+
+    #[test]
+    fn values_parse_as_serde_json_parses_them() {
+        for text in [
+            r#"{"a": [1, 2.5, -3, "x", true, null, {"b": {}}], "c": 18446744073709551615}"#,
+            "[]",
+            "\"é\\u0041\"",
+            "0",
+        ] {
+            assert_eq!(
+                parse_str(text).unwrap(),
+                serde_json::from_str::<Value>(text).unwrap(),
+                "{text}"
+            );
+        }
+        assert!(parse_str("{\"a\": 1} trailing").is_err());
+        assert!(parse_str("{\"a\": }").is_err());
+    }
+
+    #[test]
+    fn nesting_is_limited_to_max_depth() {
+        assert_eq!(depth(&parse_str(&nested(MAX_DEPTH)).unwrap()), MAX_DEPTH);
+        let err = parse_str(&nested(MAX_DEPTH + 1)).unwrap_err().to_string();
+        assert!(err.starts_with("nested deeper than 64 levels at [0][0]"), "{err}");
+        let deep_object = format!(
+            "{}1{}",
+            "{\"k\":".repeat(MAX_DEPTH + 1),
+            "}".repeat(MAX_DEPTH + 1)
+        );
+        let err = parse_str(&deep_object).unwrap_err().to_string();
+        assert!(err.contains("nested deeper than 64 levels at k.k."), "{err}");
+        // Deeper than serde_json's own limit, and much deeper: a clear error, no crash.
+        assert!(parse_str(&nested(200)).is_err());
+        assert!(parse_str(&nested(100_000)).is_err());
+        // What the limit lets in stays readable with serde_json's default limit even
+        // when stored three levels deeper.
+        let wrapped = format!("{{\"a\":{{\"b\":{{\"c\":{}}}}}}}", nested(MAX_DEPTH));
+        assert!(serde_json::from_str::<Value>(&wrapped).is_ok());
+        let deep = serde_json::from_str::<Value>(&nested(100)).unwrap();
+        assert_eq!(depth(&deep), 100);
+        assert!(check_depth(&deep).unwrap_err().contains("100 levels"));
+        assert!(check_depth(&parse_str(&nested(64)).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn duplicate_keys_are_refused_with_their_place() {
+        let err = parse_str(r#"{"name": "a", "name": "b"}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("duplicate key \"name\" at the top level"),
+            "{err}"
+        );
+        let err = parse_str(r#"{"data": {"items": [{"x": 1}, {"x": 2, "x": 3}]}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("duplicate key \"x\" at data.items[1]"), "{err}");
+        // The same key in different objects is fine.
+        assert!(parse_str(r#"{"a": {"x": 1}, "b": {"x": 1}}"#).is_ok());
+    }
+}

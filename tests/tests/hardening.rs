@@ -1,0 +1,284 @@
+//! Hostile input against the real daemon: what a caller or a plugin sends cannot make a
+//! record unreadable, the daemon unable to start, or a terminal act on stored text.
+//! (Issue 15, classes 1 and 7; the address classes are table-tested in
+//! `host/src/runtime/address.rs`.)
+
+use serde_json::{Value, json};
+use std::process::Command;
+use sundial_tests::{Daemon, raw_http, sundial_bin};
+
+/// JSON text of arrays nested `levels` deep around `1`.
+fn nested(levels: usize) -> String {
+    format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+}
+
+fn post_raw(d: &Daemon, path: &str, body: &str) -> (u16, Value) {
+    let headers = format!(
+        "authorization: Bearer {}\r\ncontent-type: application/json\r\n",
+        d.token
+    );
+    let (status, text) = raw_http(&d.addr, "POST", path, &headers, body.as_bytes());
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn message(v: &Value) -> &str {
+    v["error"]["message"].as_str().unwrap_or_default()
+}
+
+/// Every list the daemon serves answers 200 (a poison record would make one 500).
+fn every_list_reads(d: &Daemon) {
+    for path in [
+        "/v1/tasks",
+        "/v1/runs?limit=1000",
+        "/v1/triggers",
+        "/v1/webhooks",
+        "/v1/events?limit=1000",
+        "/v1/audit?limit=1000",
+        "/v1/schedules",
+        "/v1/timers",
+        "/v1/deliveries",
+        "/v1/plugins",
+    ] {
+        let (status, v) = d.call("GET", path, None);
+        assert_eq!(status, 200, "GET {path}: {v}");
+    }
+}
+
+#[test]
+fn nothing_nested_deeper_than_the_limit_is_stored_and_what_is_stored_reads_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    // A body nests at most 64 levels, its own included: `{"params": {"v": X}}` leaves X
+    // 62 of them.
+    let deep = nested(62);
+    let too_deep = nested(63);
+    // Every way a caller puts a JSON value into a record, at the limit and one past it.
+    let bodies = |v: &str, n: u32| {
+        [
+            (
+                "/v1/tasks",
+                format!(r#"{{"name": "t{n}", "plugin": "echo", "params": {{"v": {v}}}}}"#),
+            ),
+            ("/v1/tasks/t0/run", format!(r#"{{"params": {{"v": {v}}}}}"#)),
+            (
+                "/v1/triggers",
+                format!(
+                    r#"{{"name": "g{n}", "on": {{"type": "x"}}, "targets": [{{"task": "t0"}}], "context": {{"v": {v}}}}}"#
+                ),
+            ),
+            (
+                "/v1/webhooks",
+                format!(
+                    r#"{{"name": "w{n}", "url": "http://127.0.0.1:9/", "formatter_config": {{"v": {v}}}}}"#
+                ),
+            ),
+            (
+                "/v1/events",
+                format!(
+                    r#"{{"specversion": "1.0", "id": "e{n}", "source": "/deep", "type": "x", "data": {{"v": {v}}}}}"#
+                ),
+            ),
+        ]
+    };
+    for (path, body) in bodies(&deep, 0) {
+        let (status, v) = post_raw(&d, path, &body);
+        assert!(
+            (200..300).contains(&status),
+            "at the limit, POST {path}: {status} {v}"
+        );
+    }
+    for (path, body) in bodies(&too_deep, 1) {
+        let (status, v) = post_raw(&d, path, &body);
+        assert_eq!(status, 400, "past the limit, POST {path}: {v}");
+        assert!(
+            message(&v).contains("nested deeper than 64 levels"),
+            "POST {path}: {v}"
+        );
+    }
+    every_list_reads(&d);
+    let (status, v) = d.call("GET", "/v1/tasks/t1", None);
+    assert_eq!(status, 404, "nothing past the limit was stored: {v}");
+    // Restarted (kill -9) on all of it: the daemon starts, and everything reads.
+    d.kill9();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    every_list_reads(&d);
+    let (_, task) = d.call("GET", "/v1/tasks/t0", None);
+    assert_eq!(sundial::json::depth(&task["params"]), 63, "{}", task["params"]);
+    let export = Command::new(sundial_bin())
+        .args(["export"])
+        .env("SUNDIAL_URL", format!("http://{}", d.addr))
+        .env("SUNDIAL_TOKEN", &d.token)
+        .output()
+        .unwrap();
+    assert!(
+        export.status.success(),
+        "{}",
+        String::from_utf8_lossy(&export.stderr)
+    );
+}
+
+#[test]
+fn a_plugin_cannot_store_what_a_caller_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let grants = json!({"grants": {"emit_events": true}});
+    assert_eq!(
+        d.install_plugin("hostile", "sundial-fixture-hostile", grants).0,
+        201
+    );
+    for (name, mode, depth) in [
+        ("out-ok", "deep-output", 64),
+        ("out-deep", "deep-output", 100),
+        ("ev-deep", "deep-event", 100),
+    ] {
+        let spec = json!({"name": name, "plugin": "hostile", "params": {"mode": mode, "depth": depth},
+                          "retry": {"max_attempts": 1}});
+        assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    }
+    let (_, ok) = d.call("POST", "/v1/tasks/out-ok/run?wait=true", None);
+    assert_eq!(ok["status"], "succeeded", "{ok}");
+    let (_, deep) = d.call("POST", "/v1/tasks/out-deep/run?wait=true", None);
+    assert_eq!(
+        (deep["status"].as_str(), deep["error"]["kind"].as_str()),
+        (Some("failed"), Some("bad_output")),
+        "{deep}"
+    );
+    assert!(
+        deep["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("nested deeper than 64 levels"),
+        "{deep}"
+    );
+    let (_, ev) = d.call("POST", "/v1/tasks/ev-deep/run?wait=true", None);
+    assert_eq!(ev["status"], "succeeded", "{ev}");
+    let emit = ev["output"]["emit"].as_str().unwrap();
+    assert!(
+        emit.contains("nested deeper than 64 levels"),
+        "the emit was refused: {ev}"
+    );
+    let (_, events) = d.call("GET", "/v1/events?type=fixture.deep", None);
+    assert_eq!(events["events"], json!([]), "{events}");
+    every_list_reads(&d);
+    d.kill9();
+    let d = Daemon::start(dir.path(), &[]);
+    every_list_reads(&d);
+}
+
+#[test]
+fn duplicate_keys_and_control_characters_are_refused_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    for (path, body, want) in [
+        (
+            "/v1/tasks",
+            r#"{"name": "a", "name": "b", "plugin": "echo"}"#,
+            "duplicate key \"name\" at the top level",
+        ),
+        (
+            "/v1/tasks",
+            r#"{"name": "a", "plugin": "echo", "params": {"x": 1, "x": 2}}"#,
+            "duplicate key \"x\" at params",
+        ),
+        (
+            "/v1/events",
+            r#"{"specversion": "1.0", "id": "1", "id": "2", "source": "/s", "type": "t"}"#,
+            "duplicate key \"id\"",
+        ),
+    ] {
+        let (status, v) = post_raw(&d, path, body);
+        assert_eq!(status, 400, "{body}: {v}");
+        assert!(message(&v).contains(want), "{body}: {v}");
+    }
+    let (_, tasks) = d.call("GET", "/v1/tasks", None);
+    assert_eq!(tasks["tasks"], json!([]), "{tasks}");
+    // A PATCH too.
+    assert_eq!(
+        d.call("POST", "/v1/tasks", Some(&json!({"name": "t", "plugin": "echo"})))
+            .0,
+        201
+    );
+    let headers = format!(
+        "authorization: Bearer {}\r\ncontent-type: application/json\r\n",
+        d.token
+    );
+    let (status, text) = raw_http(
+        &d.addr,
+        "PATCH",
+        "/v1/tasks/t",
+        &headers,
+        br#"{"description": "a", "description": "b"}"#,
+    );
+    assert_eq!(status, 400, "{text}");
+    assert!(text.contains("duplicate key"), "{text}");
+
+    // CloudEvents attributes with control characters: 400, nothing stored.
+    for (attr, value) in [
+        ("type", "a\u{0}b"),
+        ("id", "esc\u{1b}[2J"),
+        ("source", "/s\u{7f}"),
+        ("subject", "line\nbreak"),
+        ("subject", "c1\u{85}"),
+        ("traceparent", "x\u{1b}"),
+    ] {
+        let mut e = json!({"specversion": "1.0", "id": "ok", "source": "/s", "type": "t"});
+        e[attr] = json!(value);
+        let (status, v) = d.call("POST", "/v1/events", Some(&e));
+        assert_eq!(status, 400, "{attr}={value:?}: {v}");
+        assert!(message(&v).starts_with(&format!("{attr}: character U+")), "{v}");
+    }
+    // Binary mode, with the control character %-encoded in a header.
+    let headers = format!(
+        "authorization: Bearer {}\r\nce-specversion: 1.0\r\nce-id: b1\r\nce-source: /s\r\nce-type: t%1B\r\n",
+        d.token
+    );
+    let (status, text) = raw_http(&d.addr, "POST", "/v1/events", &headers, b"");
+    assert_eq!(status, 400, "{text}");
+    let (_, events) = d.call("GET", "/v1/events?source=/s", None);
+    assert_eq!(events["events"], json!([]), "{events}");
+}
+
+#[test]
+fn the_cli_never_prints_control_characters_from_stored_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    assert_eq!(
+        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
+            .0,
+        201
+    );
+    let spec = json!({"name": "ansi", "plugin": "hostile", "params": {"mode": "terminal"}});
+    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    let (_, run) = d.call("POST", "/v1/tasks/ansi/run?wait=true", None);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    let id = run["id"].as_str().unwrap().to_string();
+    for args in [
+        vec!["logs", "--task", "ansi"],
+        vec!["run", "get", &id],
+        vec!["run", "list"],
+    ] {
+        let out = Command::new(sundial_bin())
+            .args(&args)
+            .env("SUNDIAL_URL", format!("http://{}", d.addr))
+            .env("SUNDIAL_TOKEN", &d.token)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8(out.stdout).unwrap();
+        let raw: Vec<char> = text
+            .chars()
+            .filter(|c| (c.is_control() && *c != '\n') || matches!(c, '\u{202a}'..='\u{202e}'))
+            .collect();
+        assert!(raw.is_empty(), "{args:?} printed raw {raw:?}:\n{text}");
+        if args[0] == "logs" {
+            assert!(
+                text.contains("\\u{1b}[31mred") && text.contains("\\u{202e}desrever"),
+                "{text}"
+            );
+        }
+    }
+}
