@@ -57,6 +57,33 @@ pub fn depth(value: &Value) -> usize {
     deepest
 }
 
+/// How deep the JSON text `bytes` nests, counted on the text itself (brackets outside
+/// strings), without parsing it: a check that costs no stack whatever the input.
+pub fn text_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// Refuse `value` when it nests deeper than [`MAX_DEPTH`] (for values that were not
 /// parsed by [`parse`], such as those built in the host).
 pub fn check_depth(value: &Value) -> Result<(), String> {
@@ -232,6 +259,15 @@ mod tests {
         assert_eq!(depth(&deep), 100);
         assert!(check_depth(&deep).unwrap_err().contains("100 levels"));
         assert!(check_depth(&parse_str(&nested(64)).unwrap()).is_ok());
+    }
+
+    #[test]
+    fn text_depth_counts_brackets_outside_strings() {
+        assert_eq!(text_depth(b"1"), 0);
+        assert_eq!(text_depth(nested(100).as_bytes()), 100);
+        assert_eq!(text_depth(br#"{"a": "[[[{{{", "b": [1, {"c": "\"]]]"}]}"#), 3);
+        assert_eq!(text_depth(br#"["\\", [1]]"#), 2);
+        assert_eq!(text_depth(nested(1_000_000).as_bytes()), 1_000_000);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! (Issue 15, classes 1 and 7; the address classes are table-tested in
 //! `host/src/runtime/address.rs`.)
 
+use redb::ReadableDatabase;
 use serde_json::{Value, json};
 use std::process::Command;
 use sundial_tests::{Daemon, raw_http, sundial_bin};
@@ -281,4 +282,154 @@ fn the_cli_never_prints_control_characters_from_stored_data() {
             );
         }
     }
+}
+
+/// Write `value` under `key` of the JSON table `table` of a stopped daemon's data file.
+fn poison(data: &std::path::Path, table: &str, key: &str, value: &[u8]) {
+    let db = redb::Database::open(data.join("sundial.redb")).expect("open the data file");
+    let txn = db.begin_write().unwrap();
+    {
+        let def: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new(table);
+        txn.open_table(def).unwrap().insert(key, value).unwrap();
+    }
+    txn.commit().unwrap();
+}
+
+/// The bytes stored under `key` of `table`.
+fn stored(data: &std::path::Path, table: &str, key: &str) -> Vec<u8> {
+    let db = redb::Database::open(data.join("sundial.redb")).expect("open the data file");
+    let txn = db.begin_read().unwrap();
+    let def: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new(table);
+    let t = txn.open_table(def).unwrap();
+    t.get(key).unwrap().expect("the record").value().to_vec()
+}
+
+#[test]
+fn unreadable_records_are_skipped_counted_listed_and_deletable_and_the_daemon_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    assert_eq!(
+        d.call("POST", "/v1/tasks", Some(&json!({"name": "t", "plugin": "echo"})))
+            .0,
+        201
+    );
+    let (_, trigger) = d.call(
+        "POST",
+        "/v1/triggers",
+        Some(&json!({"name": "g", "on": {"type": "x"}, "targets": [{"task": "t"}]})),
+    );
+    let trigger_id = trigger["id"].as_str().unwrap().to_string();
+    let (_, run) = d.call("POST", "/v1/tasks/t/run?wait=true", None);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    d.kill9();
+
+    // What an older version could store (context nested 200 deep: past serde_json's
+    // default limit, which made such a trigger stop the daemon from starting), and
+    // records that cannot decode at all: garbage bytes, and nesting past any sane depth.
+    let mut legacy: Value = serde_json::from_slice(&stored(dir.path(), "triggers", &trigger_id)).unwrap();
+    legacy["spec"]["context"] = json!({"deep": serde_json::from_str::<Value>(&nested(120)).unwrap()});
+    let text = serde_json::to_string(&legacy).unwrap();
+    // Nest it 200 levels by wrapping the innermost array further, as text.
+    let text = text.replacen(&nested(120), &nested(200), 1);
+    poison(dir.path(), "triggers", &trigger_id, text.as_bytes());
+    poison(
+        dir.path(),
+        "tasks",
+        "01JBADTASK0000000000000000",
+        b"{\"id\": \"01JBADTASK\", \"spe",
+    );
+    poison(
+        dir.path(),
+        "runs",
+        "01JBADRUN00000000000000000",
+        b"\xff\xfe not json",
+    );
+    let deep_hook = format!("{{\"id\": \"x\", \"spec\": {}}}", nested(300));
+    poison(
+        dir.path(),
+        "webhooks",
+        "01JBADHOOK0000000000000000",
+        deep_hook.as_bytes(),
+    );
+
+    let d = Daemon::start(dir.path(), &[]);
+    every_list_reads(&d);
+    // The legacy trigger reads, deep context and all (parsed here as the store reads,
+    // without serde_json's default limit).
+    let headers = format!("authorization: Bearer {}\r\n", d.token);
+    let (status, text) = raw_http(
+        &d.addr,
+        "GET",
+        &format!("/v1/triggers/{trigger_id}"),
+        &headers,
+        b"",
+    );
+    assert_eq!(status, 200, "{text}");
+    let t: Value = sundial::store::tables::decode(text.as_bytes()).unwrap();
+    assert_eq!(sundial::json::depth(&t["context"]["deep"]), 200);
+    // The unreadable ones are skipped by the lists and counted...
+    let (_, tasks) = d.call("GET", "/v1/tasks", None);
+    assert_eq!(tasks["tasks"].as_array().unwrap().len(), 1, "{tasks}");
+    let (_, metrics) = d.call("GET", "/metrics", None);
+    let skipped = sundial_tests::metric(
+        metrics.as_str().unwrap(),
+        "sundial_store_unreadable_skipped_total",
+    );
+    assert!(skipped >= 2.0, "skips are counted: {skipped}");
+    assert!(
+        d.stderr_text().contains("skipped a record that cannot be read"),
+        "and logged"
+    );
+    // ...listed for an admin, and only for an admin...
+    let (status, list) = d.call("GET", "/v1/admin/unreadable", None);
+    assert_eq!(status, 200, "{list}");
+    let mut found: Vec<(String, String)> = list["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["table"].as_str().unwrap().to_string(),
+                r["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    found.sort();
+    assert_eq!(
+        found,
+        [
+            ("runs".to_string(), "01JBADRUN00000000000000000".to_string()),
+            ("tasks".to_string(), "01JBADTASK0000000000000000".to_string()),
+            ("webhooks".to_string(), "01JBADHOOK0000000000000000".to_string()),
+        ],
+        "{list}"
+    );
+    let (_, t) = d.call(
+        "POST",
+        "/v1/tokens",
+        Some(&json!({"name": "ops", "role": "operator"})),
+    );
+    let ops = t["secret"].as_str().unwrap().to_string();
+    assert_eq!(d.call_as(Some(&ops), "GET", "/v1/admin/unreadable", None).0, 403);
+    // ...and deleted by one; a readable record is not deleted this way.
+    let (status, v) = d.call(
+        "DELETE",
+        &format!("/v1/admin/unreadable/triggers/{trigger_id}"),
+        None,
+    );
+    assert_eq!(status, 409, "{v}");
+    assert_eq!(d.call("DELETE", "/v1/admin/unreadable/nope/x", None).0, 400);
+    for (table, key) in &found {
+        let (status, v) = d.call("DELETE", &format!("/v1/admin/unreadable/{table}/{key}"), None);
+        assert_eq!(status, 204, "{table}/{key}: {v}");
+    }
+    let (_, list) = d.call("GET", "/v1/admin/unreadable", None);
+    assert_eq!(list["records"], json!([]), "{list}");
+    let (_, audit) = d.call("GET", "/v1/audit?noun=unreadable_record", None);
+    assert_eq!(audit["entries"].as_array().unwrap().len(), 3, "{audit}");
+    d.kill9();
+    let d = Daemon::start(dir.path(), &[]);
+    every_list_reads(&d);
+    let (_, list) = d.call("GET", "/v1/admin/unreadable", None);
+    assert_eq!(list["records"], json!([]), "{list}");
 }

@@ -90,6 +90,11 @@ impl From<StoreError> for ApiError {
                 code: "storage_unavailable",
                 message: format!("{m}; nothing was changed, retry later"),
             },
+            e @ StoreError::Unreadable(_) => ApiError {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "unreadable_record",
+                message: e.to_string(),
+            },
             other => ApiError::internal(other.to_string()),
         }
     }

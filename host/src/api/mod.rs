@@ -1,6 +1,7 @@
 //! The REST API under `/v1/`: JSON in and out, bearer-token auth with roles, errors as
 //! `{"error": {"code", "message"}}` with a precise status.
 
+mod admin;
 pub mod admission;
 mod clock;
 mod events;
@@ -338,6 +339,16 @@ async fn metrics(
     let _ = writeln!(out, "# HELP sundial_runs_running Runs executing now.");
     let _ = writeln!(out, "# TYPE sundial_runs_running gauge");
     let _ = writeln!(out, "sundial_runs_running {}", state.executor.running_count());
+    let _ = writeln!(
+        out,
+        "# HELP sundial_store_unreadable_skipped_total Times a list, page or load skipped a stored record that does not decode (GET /v1/admin/unreadable lists them)."
+    );
+    let _ = writeln!(out, "# TYPE sundial_store_unreadable_skipped_total counter");
+    let _ = writeln!(
+        out,
+        "sundial_store_unreadable_skipped_total {}",
+        crate::store::unreadable::skipped_total()
+    );
     state.executor.render_metrics(&mut out);
     state.admission.render_metrics(&mut out);
     let _ = writeln!(
@@ -417,6 +428,8 @@ routes! {
     "/v1/schedules/{id}/preview" => { get: schedules::preview_saved },
     "/v1/schedules/{id}/tasks" => { get: schedules::tasks, post: schedules::attach },
     "/v1/schedules/{id}/tasks/{task}" => { delete: schedules::detach },
+    "/v1/admin/unreadable" => { get: admin::unreadable },
+    "/v1/admin/unreadable/{table}/{key}" => { delete: admin::delete_unreadable },
 }
 
 /// The router with every endpoint.

@@ -2,7 +2,7 @@
 //! Entries are written inside the same transaction as the change they describe, so
 //! a change and its audit entry commit (or vanish) together.
 
-use super::tables::{get_json, put_json};
+use super::tables::put_json;
 use super::{Store, StoreError};
 use redb::{TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -89,7 +89,7 @@ impl Store {
         let mut page = Vec::new();
         for entry in iter.rev() {
             let (k, _) = entry?;
-            let Some(e): Option<AuditEntry> = get_json(&table, k.value())? else {
+            let Some(e): Option<AuditEntry> = super::tables::get_listed(&table, "audit", k.value())? else {
                 continue;
             };
             let keep = filter.noun.as_deref().is_none_or(|n| e.noun == n)

@@ -149,8 +149,11 @@ impl Store {
         let mut page = Vec::new();
         for entry in iter.rev() {
             let (k, v) = entry?;
-            let record: EventRecord = serde_json::from_slice(v.value())
-                .map_err(|e| StoreError::Storage(format!("corrupt event {:?}: {e}", k.value())))?;
+            let Some(record): Option<EventRecord> =
+                super::tables::decode_listed("events", k.value(), v.value())
+            else {
+                continue;
+            };
             if filter
                 .since
                 .as_deref()
@@ -185,7 +188,7 @@ impl Store {
             for entry in events.iter()? {
                 let (k, v) = entry?;
                 let over = total - doomed.len() > keep;
-                let record: Option<EventRecord> = serde_json::from_slice(v.value()).ok();
+                let record: Option<EventRecord> = super::tables::decode(v.value()).ok();
                 let old = record.as_ref().is_none_or(|r| r.received_at < cutoff);
                 if !over && !old {
                     break;

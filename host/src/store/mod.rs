@@ -20,6 +20,7 @@ pub mod tasks;
 pub mod timers;
 pub mod tokens;
 pub mod triggers;
+pub mod unreadable;
 pub mod webhooks;
 pub mod writer;
 
@@ -77,6 +78,10 @@ pub enum StoreError {
     /// such an error; nothing was written. Retry later: the store reopens by itself.
     #[error("{0}")]
     Unavailable(String),
+    /// A stored record does not decode; an admin can list and delete it
+    /// (`GET /v1/admin/unreadable`).
+    #[error("{0}; an admin can list and delete unreadable records: GET /v1/admin/unreadable")]
+    Unreadable(String),
 }
 
 impl From<redb::Error> for StoreError {

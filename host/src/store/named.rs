@@ -55,7 +55,8 @@ impl Named {
         let Ok(records) = txn.open_table(self.records) else {
             return Ok((Vec::new(), None));
         };
-        super::tables::page_json(&records, after, limit)
+        use redb::TableHandle;
+        super::tables::page_json(&records, self.records.name(), after, limit)
     }
 
     /// Load one record by id or name inside a write, or fail with not found.

@@ -66,7 +66,7 @@ impl Store {
         let Ok(plugins) = txn.open_table(PLUGINS) else {
             return Ok(Vec::new());
         };
-        let out = all_json(&plugins)?;
+        let out = all_json(&plugins, "plugins")?;
         Ok(out)
     }
 
@@ -124,7 +124,7 @@ impl Store {
             let mut users = Vec::new();
             for entry in tasks.iter()? {
                 let (_, v) = entry?;
-                if let Ok(task) = serde_json::from_slice::<TaskRecord>(v.value())
+                if let Ok(task) = super::tables::decode::<TaskRecord>(v.value())
                     && task.spec.plugin == name
                 {
                     users.push(task.spec.name);
@@ -139,7 +139,7 @@ impl Store {
             plugins.remove(name.as_str())?;
             let still_used = plugins.iter()?.any(|e| {
                 e.ok()
-                    .and_then(|(_, v)| serde_json::from_slice::<PluginRecord>(v.value()).ok())
+                    .and_then(|(_, v)| super::tables::decode::<PluginRecord>(v.value()).ok())
                     .is_some_and(|p| p.digest == record.digest)
             });
             if !still_used {

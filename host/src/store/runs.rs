@@ -203,7 +203,7 @@ impl Store {
             let mut out = Vec::new();
             for entry in t.iter()? {
                 let (k, _) = entry?;
-                if let Some(run) = get_json::<Run>(&runs, k.value())? {
+                if let Some(run) = super::tables::get_listed::<Run>(&runs, "runs", k.value())? {
                     out.push(run);
                 }
             }
@@ -244,7 +244,7 @@ impl Store {
             for entry in by_task.range(lo.as_str()..hi.as_str())?.rev() {
                 let (k, _) = entry?;
                 let id = k.value().rsplit('/').next().unwrap_or_default().to_string();
-                if let Some(run) = get_json::<Run>(&runs, &id)?
+                if let Some(run) = super::tables::get_listed::<Run>(&runs, "runs", &id)?
                     && push(run, &mut page)
                 {
                     break;
@@ -256,9 +256,11 @@ impl Store {
                 None => runs.range::<&str>(..)?,
             };
             for entry in iter.rev() {
-                let (_, v) = entry?;
-                let run: Run = serde_json::from_slice(v.value())
-                    .map_err(|e| StoreError::Storage(format!("corrupt run: {e}")))?;
+                let (k, v) = entry?;
+                let Some(run): Option<Run> = super::tables::decode_listed("runs", k.value(), v.value())
+                else {
+                    continue;
+                };
                 if push(run, &mut page) {
                     break;
                 }
@@ -293,7 +295,7 @@ impl Store {
             for entry in by_task.range(lo.as_str()..hi.as_str())?.rev() {
                 let (k, _) = entry?;
                 let id = k.value().rsplit('/').next().unwrap_or_default().to_string();
-                if let Some(run) = get_json::<Run>(&runs, &id)? {
+                if let Some(run) = super::tables::get_listed::<Run>(&runs, "runs", &id)? {
                     seen.push((id, run.status, run.finished_at));
                 }
             }

@@ -120,7 +120,7 @@ impl Store {
         let Ok(table) = txn.open_table(SCHEDULES) else {
             return Ok((Vec::new(), None));
         };
-        crate::store::tables::page_json(&table, after, limit)
+        crate::store::tables::page_json(&table, "schedules", after, limit)
     }
 
     /// Replace a schedule's spec (validated by the caller). Returns (before, after).
@@ -179,7 +179,7 @@ impl Store {
                 let tasks = txn.open_table(TASKS)?;
                 let mut names = Vec::new();
                 for id in &task_ids {
-                    let name = get_json::<TaskRecord>(&tasks, id)?
+                    let name = crate::store::tables::get_listed::<TaskRecord>(&tasks, "tasks", id)?
                         .map(|t| t.spec.name)
                         .unwrap_or_else(|| id.clone());
                     names.push(name);

@@ -98,9 +98,11 @@ impl Store {
         };
         let mut out = Vec::new();
         for entry in table.iter()? {
-            let (_, v) = entry?;
-            let r: SecretRecord = serde_json::from_slice(v.value())
-                .map_err(|e| StoreError::Storage(format!("corrupt secret: {e}")))?;
+            let (k, v) = entry?;
+            let Some(r): Option<SecretRecord> = super::tables::decode_listed("secrets", k.value(), v.value())
+            else {
+                continue;
+            };
             out.push(r.info());
         }
         Ok(out)

@@ -93,7 +93,7 @@ impl Store {
         let Ok(tasks) = txn.open_table(TASKS) else {
             return Ok((Vec::new(), None));
         };
-        crate::store::tables::page_json(&tasks, after, limit)
+        crate::store::tables::page_json(&tasks, "tasks", after, limit)
     }
 
     /// Replace a task's spec (a rename moves its name). Returns (before, after).

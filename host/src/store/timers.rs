@@ -124,11 +124,11 @@ impl Store {
             for key in &fired {
                 due.remove(key.as_str())?;
                 let id = key.split('/').nth(1).unwrap_or_default();
-                let Some(timer): Option<Timer> = get_json(&timers, id)? else {
+                let Some(timer): Option<Timer> = super::tables::get_listed(&timers, "timers", id)? else {
                     continue;
                 };
                 timers.remove(id)?;
-                let task: Option<TaskRecord> = get_json(&tasks, &timer.task_id)?;
+                let task: Option<TaskRecord> = super::tables::get_listed(&tasks, "tasks", &timer.task_id)?;
                 runs.push(timer.to_run(task.as_ref(), stamp.clone()));
             }
             drop((due, timers, tasks));
@@ -151,7 +151,7 @@ impl Store {
             return Ok((Vec::new(), None));
         };
         if trigger.is_none() && task.is_none() {
-            return page_json(&table, after, limit);
+            return page_json(&table, "timers", after, limit);
         }
         let range = match after {
             Some(a) => table.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?,
@@ -159,9 +159,10 @@ impl Store {
         };
         let mut out = Vec::new();
         for entry in range {
-            let (_, v) = entry?;
-            let t: Timer = serde_json::from_slice(v.value())
-                .map_err(|e| StoreError::Storage(format!("corrupt timer: {e}")))?;
+            let (k, v) = entry?;
+            let Some(t): Option<Timer> = super::tables::decode_listed("timers", k.value(), v.value()) else {
+                continue;
+            };
             if trigger.is_none_or(|x| x == t.trigger) && task.is_none_or(|x| x == t.task_id) {
                 if out.len() == limit {
                     let next = out.last().map(|t: &Timer| t.id.clone());

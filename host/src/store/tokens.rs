@@ -54,7 +54,7 @@ impl Store {
             let mut t = txn.open_table(TOKENS)?;
             if t.iter()?.any(|e| {
                 e.ok()
-                    .and_then(|(_, v)| serde_json::from_slice::<TokenRecord>(v.value()).ok())
+                    .and_then(|(_, v)| super::tables::decode::<TokenRecord>(v.value()).ok())
                     .is_some_and(|r| r.name == record.name)
             }) {
                 return Err(StoreError::Conflict(format!(
@@ -103,7 +103,7 @@ impl Store {
         let Ok(t) = txn.open_table(TOKENS) else {
             return Ok(Vec::new());
         };
-        let mut out: Vec<TokenRecord> = all_json(&t)?;
+        let mut out: Vec<TokenRecord> = all_json(&t, "tokens")?;
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
@@ -118,8 +118,11 @@ impl Store {
             let mut admins = 0;
             for entry in t.iter()? {
                 let (hash, v) = entry?;
-                let record: TokenRecord = serde_json::from_slice(v.value())
-                    .map_err(|e| StoreError::Storage(format!("corrupt token: {e}")))?;
+                let Some(record): Option<TokenRecord> =
+                    super::tables::decode_listed("tokens", hash.value(), v.value())
+                else {
+                    continue;
+                };
                 if record.role == Role::Admin {
                     admins += 1;
                 }

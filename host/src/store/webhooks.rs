@@ -341,9 +341,11 @@ impl Store {
         };
         let mut page = Vec::new();
         for entry in iter.rev() {
-            let (_, v) = entry?;
-            let d: Delivery = serde_json::from_slice(v.value())
-                .map_err(|e| StoreError::Storage(format!("corrupt delivery: {e}")))?;
+            let (k, v) = entry?;
+            let Some(d): Option<Delivery> = super::tables::decode_listed("deliveries", k.value(), v.value())
+            else {
+                continue;
+            };
             if filter.webhook_id.as_deref().is_none_or(|w| w == d.webhook_id)
                 && filter.status.is_none_or(|s| s == d.status)
             {
