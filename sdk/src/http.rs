@@ -42,20 +42,50 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-/// Why a request failed.
+/// Why a request failed, and whether trying again can help.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HttpError(pub String);
+pub struct HttpError {
+    message: String,
+    retryable: bool,
+}
+
+impl HttpError {
+    /// The reason, as [`Display`](std::fmt::Display) shows it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether the same request may succeed later (a refused or timed-out connection, a
+    /// DNS failure, a broken stream). False when it never can: the host is not granted,
+    /// the address is refused by the operator's policy, or the request itself is invalid
+    /// (URL, header, method); an action should fail for good then, not retry.
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
+    }
+}
 
 impl std::fmt::Display for HttpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
 impl std::error::Error for HttpError {}
 
+/// An error retrying cannot fix (the request is invalid or not allowed).
 fn err(msg: impl Into<String>) -> HttpError {
-    HttpError(msg.into())
+    HttpError {
+        message: msg.into(),
+        retryable: false,
+    }
+}
+
+/// An error of the transport, which may pass.
+fn transient(msg: impl Into<String>) -> HttpError {
+    HttpError {
+        message: msg.into(),
+        retryable: true,
+    }
 }
 
 /// Split an absolute URL into scheme, authority and path-with-query.
@@ -91,14 +121,17 @@ fn method(name: &str) -> Method {
     }
 }
 
-fn describe(code: &ErrorCode) -> String {
+/// The host's error code as an [`HttpError`]: a denial by grant or policy and an invalid
+/// request are final, everything else (connection, DNS, timeouts, protocol) transient.
+fn describe(code: &ErrorCode) -> HttpError {
     match code {
-        ErrorCode::HttpRequestDenied => "request denied: host not granted to this plugin".into(),
-        ErrorCode::DestinationIpProhibited => {
-            "request denied: host resolves to a prohibited (private, loopback or link-local) address".into()
-        }
-        ErrorCode::InternalError(Some(msg)) => msg.clone(),
-        other => format!("{other:?}"),
+        ErrorCode::HttpRequestDenied => err("request denied: host not granted to this plugin"),
+        ErrorCode::DestinationIpProhibited => err(
+            "request denied: host resolves to a prohibited (private, loopback, link-local or reserved) address",
+        ),
+        ErrorCode::HttpRequestUriInvalid | ErrorCode::HttpRequestMethodInvalid => err(format!("{code:?}")),
+        ErrorCode::InternalError(Some(msg)) => transient(msg.clone()),
+        other => transient(format!("{other:?}")),
     }
 }
 
@@ -131,7 +164,7 @@ pub fn send(req: &Request) -> Result<Response, HttpError> {
         let _ = options.set_first_byte_timeout(Some(ns));
     }
     let body = request.body().map_err(|()| err("request body already taken"))?;
-    let pending = outgoing_handler::handle(request, Some(options)).map_err(|e| err(describe(&e)))?;
+    let pending = outgoing_handler::handle(request, Some(options)).map_err(|e| describe(&e))?;
     {
         let stream = body
             .write()
@@ -139,15 +172,15 @@ pub fn send(req: &Request) -> Result<Response, HttpError> {
         for chunk in req.body.chunks(4096) {
             stream
                 .blocking_write_and_flush(chunk)
-                .map_err(|e| err(format!("writing request body: {e:?}")))?;
+                .map_err(|e| transient(format!("writing request body: {e:?}")))?;
         }
     }
-    OutgoingBody::finish(body, None).map_err(|e| err(describe(&e)))?;
+    OutgoingBody::finish(body, None).map_err(|e| describe(&e))?;
 
     pending.subscribe().block();
     let response = match pending.get() {
         Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(err(describe(&code))),
+        Some(Ok(Err(code))) => return Err(describe(&code)),
         Some(Err(())) => return Err(err("response already taken")),
         None => return Err(err("response not ready")),
     };
@@ -177,7 +210,10 @@ pub fn send(req: &Request) -> Result<Response, HttpError> {
                 }
                 Err(StreamError::Closed) => break,
                 Err(StreamError::LastOperationFailed(e)) => {
-                    return Err(err(format!("reading response body: {}", e.to_debug_string())));
+                    return Err(transient(format!(
+                        "reading response body: {}",
+                        e.to_debug_string()
+                    )));
                 }
             }
         }

@@ -218,6 +218,10 @@ fn every_role_gets_exactly_its_calls() {
         ("ing", "GET", "/v1/runs", None, 403),
         ("ing", "POST", "/v1/tasks/t/run", None, 403),
         ("ing", "GET", "/metrics", None, 403),
+        ("ing", "GET", "/openapi.json", None, 403),
+        ("view", "GET", "/openapi.json", None, 200),
+        ("ing", "GET", "/v1/admin/unreadable", None, 403),
+        ("op", "GET", "/v1/admin/unreadable", None, 403),
     ];
     for (who, method, path, body, want) in cases {
         let (status, answer) = d.call_as(Some(&secrets[who]), method, path, body.as_ref());

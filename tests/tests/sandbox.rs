@@ -339,7 +339,8 @@ async fn outbound_http_to_a_host_that_is_not_granted_is_denied() {
     )
     .await;
     match &report.result {
-        Err(RunError::Retryable(msg)) => assert!(msg.contains("not granted"), "{msg}"),
+        // A denial is final: retrying cannot grant the host.
+        Err(RunError::Failed(msg)) => assert!(msg.contains("not granted"), "{msg}"),
         other => panic!("expected a denied request, got {other:?}"),
     }
     assert!(
@@ -368,7 +369,7 @@ async fn a_granted_name_resolving_to_loopback_is_refused_by_default() {
     )
     .await;
     match &report.result {
-        Err(RunError::Retryable(msg)) => assert!(msg.contains("prohibited"), "{msg}"),
+        Err(RunError::Failed(msg)) => assert!(msg.contains("prohibited"), "{msg}"),
         other => panic!("expected a refused address, got {other:?}"),
     }
     assert!(

@@ -368,6 +368,13 @@ async fn metrics(
     Ok(out)
 }
 
+/// `GET /openapi.json`: the API description, for the roles that read (an `ingest`
+/// token may post events and nothing else, as for `/metrics`).
+async fn openapi_json(caller: Caller) -> ApiResult<axum::Json<Value>> {
+    caller.require(READERS, "read the API description")?;
+    Ok(axum::Json(openapi::document()))
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
@@ -389,7 +396,7 @@ macro_rules! routes {
 routes! {
     "/healthz" => { get: healthz },
     "/metrics" => { get: metrics },
-    "/openapi.json" => { get: |_caller: Caller| async { axum::Json(openapi::document()) } },
+    "/openapi.json" => { get: openapi_json },
     "/v1/plugins" => { get: plugins::list, post: plugins::install },
     "/v1/plugins/{name}" => { get: plugins::get, patch: plugins::update, delete: plugins::remove },
     "/v1/tasks" => { get: tasks::list, post: tasks::create },

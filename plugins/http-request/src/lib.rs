@@ -69,7 +69,16 @@ impl Action for HttpRequest {
             timeout_ms: p.timeout_ms,
             max_response_bytes: None,
         })
-        .map_err(|e| ActionError::Retryable(format!("{}: {e}", p.url)))?;
+        .map_err(|e| {
+            // A denial (host not granted, address refused) or an invalid request fails
+            // for good; a transport error may pass.
+            let msg = format!("{}: {e}", p.url);
+            if e.is_retryable() {
+                ActionError::Retryable(msg)
+            } else {
+                ActionError::Failed(msg)
+            }
+        })?;
 
         let ok = match &p.expect_status {
             Some(list) => list.contains(&response.status),

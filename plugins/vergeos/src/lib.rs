@@ -162,7 +162,16 @@ impl Api {
             timeout_ms: Some(self.timeout_ms),
             max_response_bytes: Some(4 * 1024 * 1024),
         })
-        .map_err(|e| ActionError::Retryable(format!("{method} {path}: {}", e.0)))?;
+        .map_err(|e| {
+            // A denial (host not granted, address refused) or an invalid request fails
+            // for good; a transport error may pass.
+            let msg = format!("{method} {path}: {e}");
+            if e.is_retryable() {
+                ActionError::Retryable(msg)
+            } else {
+                ActionError::Failed(msg)
+            }
+        })?;
         let status = response.status;
         if (200..300).contains(&status) {
             let parsed = serde_json::from_slice(&response.body).unwrap_or(Value::Null);

@@ -253,17 +253,12 @@ fn transport_failures_are_retryable_and_a_host_not_granted_is_never_contacted() 
 
     // The plugin's own timeout_ms (first byte), well inside the run's 30 s.
     let url = server.url("/hang");
-    let started = std::time::Instant::now();
+    // (The run's own 30 s limit would end it as a `Timeout` run error, not this.)
     let report = call(server.grants(), json!({"url": url, "timeout_ms": 300}));
     match error_of(&report) {
         RunError::Retryable(m) => assert!(m.starts_with(&format!("{url}: ")) && m.contains("Timeout"), "{m}"),
         other => panic!("expected a retryable timeout, got {other:?}\n{report:#?}"),
     }
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(20),
-        "{:?}",
-        started.elapsed()
-    );
 
     // Nobody listening.
     let port = closed_port();
@@ -277,13 +272,13 @@ fn transport_failures_are_retryable_and_a_host_not_granted_is_never_contacted() 
         other => panic!("expected a retryable refusal, got {other:?}\n{report:#?}"),
     }
 
-    // A host that is not granted (only another port is).
+    // A host that is not granted (only another port is): final, retrying cannot help.
     let before = server.requests().len();
     let url = server.url("/secret");
     let report = call(host_grant(port), json!({ "url": url }));
     assert_eq!(
         report.result,
-        Err(RunError::Retryable(format!(
+        Err(RunError::Failed(format!(
             "{url}: request denied: host not granted to this plugin"
         ))),
         "{report:#?}"
@@ -307,7 +302,7 @@ fn transport_failures_are_retryable_and_a_host_not_granted_is_never_contacted() 
 #[test]
 fn urls_and_params_are_checked_before_anything_is_sent() {
     let server = api();
-    // Only the message is pinned here (see the report on the kind of error).
+    // Final failures: an invalid URL never works.
     for (url, expected) in [
         (
             "ftp://127.0.0.1/file",
@@ -316,7 +311,11 @@ fn urls_and_params_are_checked_before_anything_is_sent() {
         ("http:///x", "http:///x: url \"http:///x\" has no host"),
     ] {
         let report = call(server.grants(), json!({ "url": url }));
-        assert_eq!(message(error_of(&report)), expected, "{report:#?}");
+        assert_eq!(
+            report.result,
+            Err(RunError::Failed(expected.to_string())),
+            "{report:#?}"
+        );
         assert!(report.resources.hosts_contacted.is_empty(), "{report:#?}");
     }
 

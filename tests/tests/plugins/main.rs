@@ -130,22 +130,6 @@ fn json_body(report: &RunReport<HttpBody>) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text}"))
 }
 
-/// The message of any run error, whatever its kind.
-fn message(e: &RunError) -> &str {
-    match e {
-        RunError::InvalidParams(m)
-        | RunError::Failed(m)
-        | RunError::Retryable(m)
-        | RunError::Timeout(m)
-        | RunError::MemoryLimit(m)
-        | RunError::FuelExhausted(m)
-        | RunError::OutputTooLarge(m)
-        | RunError::BadOutput(m)
-        | RunError::Trap(m)
-        | RunError::Instantiate(m) => m.as_str(),
-    }
-}
-
 /// The error of a run that must have failed.
 fn error_of<T: std::fmt::Debug>(report: &RunReport<T>) -> &RunError {
     match &report.result {

@@ -62,7 +62,9 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
         (
             "get",
             "/openapi.json",
-            json!({ "summary": "This document (any valid token)", "responses": { "200": { "description": "OpenAPI 3.1" }, "401": { "description": "missing or unknown token" } } }),
+            json!({ "summary": "This document", "description": "Roles: admin, operator, viewer (an ingest token may post events and nothing else).",
+                    "responses": { "200": { "description": "OpenAPI 3.1" }, "401": { "description": "missing or unknown token" },
+                                   "403": { "description": "the token's role may not do this" } } }),
         ),
         (
             "get",
