@@ -433,3 +433,56 @@ fn unreadable_records_are_skipped_counted_listed_and_deletable_and_the_daemon_st
     let (_, list) = d.call("GET", "/v1/admin/unreadable", None);
     assert_eq!(list["records"], json!([]), "{list}");
 }
+
+#[test]
+fn a_plugin_s_key_value_namespace_has_a_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let grants = json!({"grants": {"kv": true}});
+    assert_eq!(d.install_plugin("hostile", "sundial-fixture-hostile", grants).0, 201);
+    let file = dir.path().join("sundial.redb");
+    let size_before = std::fs::metadata(&file).unwrap().len();
+    // 300 values of 1 MiB (the attack that grew a data file from 6.5 to 836 MiB): the
+    // default quota (16 MiB) takes 15 of them and refuses the 16th with a clear error.
+    let spec = json!({"name": "fill", "plugin": "hostile", "params": {"mode": "kv-fill", "count": 300, "size": 1048576},
+                      "retry": {"max_attempts": 1}, "timeout_ms": 120000});
+    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    let (_, run) = d.call("POST", "/v1/tasks/fill/run?wait=true", None);
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["output"]["written"], 15, "{run}");
+    let refused = run["output"]["refused"].as_str().unwrap();
+    assert!(refused.contains("kv quota") && refused.contains("limits.kv_max_bytes"), "{refused}");
+    assert_eq!(run["output"]["deleted"], true);
+    let (_, plugin) = d.call("GET", "/v1/plugins/hostile", None);
+    let kv = &plugin["kv"];
+    assert_eq!((kv["keys"].as_u64(), kv["max_keys"].as_u64(), kv["max_bytes"].as_u64()), (Some(14), Some(10_000), Some(16 << 20)), "{plugin}");
+    assert!(kv["bytes"].as_u64().unwrap() <= 16 << 20, "{plugin}");
+    let grown = std::fs::metadata(&file).unwrap().len() - size_before;
+    eprintln!("kv quota: data file grew by {} MiB", grown >> 20);
+    // (redb writes each change to new pages first: the file grows by a few times the
+    // data before freed pages are reused; without the quota it grew by 830 MiB.)
+    assert!(grown < 128 << 20, "the data file grew by {grown} bytes");
+
+    // The quota is per plugin and can be changed: 3 keys at most.
+    let (status, v) = d.call(
+        "PATCH",
+        "/v1/plugins/hostile",
+        Some(&json!({"limits": {"kv_max_keys": 3, "kv_max_bytes": 16777216}})),
+    );
+    assert_eq!(status, 200, "{v}");
+    let spec = json!({"name": "few", "plugin": "hostile", "params": {"mode": "kv-fill", "count": 5, "size": 10},
+                      "retry": {"max_attempts": 1}});
+    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    let (_, run) = d.call("POST", "/v1/tasks/few/run?wait=true", None);
+    // 14 keys are there already (over the new 3): no new key is taken.
+    assert_eq!(run["output"]["written"], 0, "{run}");
+    assert!(run["output"]["refused"].as_str().unwrap().contains("limits.kv_max_keys"), "{run}");
+    let (status, v) = d.call("PATCH", "/v1/plugins/hostile", Some(&json!({"limits": {"kv_max_keys": 20000000}})));
+    assert_eq!(status, 400, "{v}");
+    assert!(message(&v).contains("kv_max_keys"), "{v}");
+    // Survives a restart (usage is kept with the data).
+    d.kill9();
+    let d = Daemon::start(dir.path(), &[]);
+    let (_, plugin) = d.call("GET", "/v1/plugins/hostile", None);
+    assert_eq!(plugin["kv"]["keys"], 14, "{plugin}");
+}

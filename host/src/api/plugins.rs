@@ -132,17 +132,21 @@ pub(super) async fn list(
     Ok(Json(serde_json::json!({ "plugins": state.store.plugins()? })))
 }
 
+/// `GET /v1/plugins/{name}`: the record, with what its key-value namespace holds
+/// (`kv`: keys, bytes, and the quota from its limits).
 pub(super) async fn get(
     State(state): State<AppState>,
     caller: Caller,
     Path(name): Path<String>,
-) -> ApiResult<Json<PluginRecord>> {
+) -> ApiResult<Json<serde_json::Value>> {
     caller.require(READERS, "read plugins")?;
-    state
+    let record = state
         .store
         .plugin(&name)?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("plugin {name:?} not found")))
+        .ok_or_else(|| ApiError::not_found(format!("plugin {name:?} not found")))?;
+    let mut v = serde_json::to_value(&record).map_err(|e| ApiError::internal(e.to_string()))?;
+    v["kv"] = serde_json::to_value(state.store.kv_usage(&record.name)?).map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(v))
 }
 
 pub(super) async fn update(

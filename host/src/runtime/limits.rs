@@ -27,6 +27,12 @@ pub struct Limits {
     pub max_log_lines: u32,
     /// Most log bytes kept per run. Default 256 KiB; each line is also cut at 8 KiB.
     pub max_log_bytes: u64,
+    /// Most keys in the plugin's key-value namespace. Default 10 000; a `kv-set` of a new
+    /// key beyond it is refused.
+    pub kv_max_keys: u64,
+    /// Most bytes (keys and values) in the plugin's key-value namespace. Default 16 MiB;
+    /// a `kv-set` that would go beyond it is refused.
+    pub kv_max_bytes: u64,
 }
 
 impl Default for Limits {
@@ -38,6 +44,8 @@ impl Default for Limits {
             max_output_bytes: MIB,
             max_log_lines: 1000,
             max_log_bytes: 256 * 1024,
+            kv_max_keys: 10_000,
+            kv_max_bytes: 16 * MIB,
         }
     }
 }
@@ -94,6 +102,12 @@ impl Limits {
         }
         if self.max_log_bytes > 64 * MIB {
             return bad("max_log_bytes", format!("{} is over 64 MiB", self.max_log_bytes));
+        }
+        if self.kv_max_keys > 10_000_000 {
+            return bad("kv_max_keys", format!("{} is over 10000000", self.kv_max_keys));
+        }
+        if self.kv_max_bytes > 4096 * MIB {
+            return bad("kv_max_bytes", format!("{} is over 4 GiB", self.kv_max_bytes));
         }
         Ok(())
     }

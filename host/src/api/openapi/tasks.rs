@@ -101,7 +101,13 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
                 "admin, operator, viewer",
                 vec![name.clone()],
                 None,
-                vec![ok("200", "the plugin", r("Plugin"))],
+                vec![ok(
+                    "200",
+                    "the plugin, with its key-value usage and quota",
+                    json!({ "allOf": [r("Plugin"), { "type": "object", "properties": { "kv": { "type": "object", "properties": {
+                        "keys": { "type": "integer" }, "bytes": { "type": "integer" },
+                        "max_keys": { "type": "integer" }, "max_bytes": { "type": "integer" } } } } }] }),
+                )],
             ),
         ),
         (
@@ -538,7 +544,9 @@ pub(super) fn schemas() -> Map<String, Value> {
         "fuel": { "type": ["integer", "null"], "minimum": 1, "maximum": u64::MAX },
         "max_output_bytes": { "type": "integer", "minimum": 1, "maximum": 268435456, "default": 1048576 },
         "max_log_lines": { "type": "integer", "minimum": 0, "maximum": 1000000, "default": 1000 },
-        "max_log_bytes": { "type": "integer", "minimum": 0, "maximum": 67108864, "default": 262144 } } });
+        "max_log_bytes": { "type": "integer", "minimum": 0, "maximum": 67108864, "default": 262144 },
+        "kv_max_keys": { "type": "integer", "minimum": 0, "maximum": 10000000, "default": 10000 },
+        "kv_max_bytes": { "type": "integer", "minimum": 0, "maximum": 4294967296u64, "default": 16777216 } } });
     let grants = json!({ "type": "object", "additionalProperties": false, "properties": {
         "hosts": { "type": "array", "items": { "type": "string" }, "description": "[scheme://]host[:port|:*], *.suffix" },
         "kv": { "type": "boolean" }, "emit_events": { "type": "boolean" }, "secrets": { "type": "array", "items": secret_name_schema() }, "mail": { "type": "boolean" } } });
