@@ -7,7 +7,6 @@ use crate::executor::{DEFAULT_WORKERS, Executor, now};
 use crate::runtime::{Grants, Limits, NetworkPolicy, Runtime, RuntimeConfig};
 use crate::store::Store;
 use crate::store::tokens::{Role, TokenRecord};
-use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -41,6 +40,9 @@ pub struct DaemonConfig {
     pub timezone: String,
     /// Causal depth beyond which events are not routed. Default 8.
     pub max_event_depth: u32,
+    /// Runs, timers and webhook deliveries one causal chain (everything descended from
+    /// one outside event, manual run or schedule slot) may start. Default 1000.
+    pub max_chain: u64,
     /// Largest event accepted, in bytes (its JSON). Default 256 KiB.
     pub max_event_bytes: usize,
     /// Requests handled at once; more are answered 503 at once. Default 512.
@@ -51,6 +53,13 @@ pub struct DaemonConfig {
     /// Time a request body has to arrive after the request's head; a slower one is
     /// answered 408. Default 60 s.
     pub body_timeout: std::time::Duration,
+    /// Client connections open at once; at the limit the oldest idle one is closed for
+    /// a new one, or the new one is answered 503 when all are busy. Default 4096, and
+    /// at most a quarter of the open-file limit.
+    pub max_connections: usize,
+    /// Time a client has to send a request head (new or idle keep-alive connections);
+    /// then the connection is closed. Default 10 s.
+    pub header_timeout: std::time::Duration,
     /// The SMTP relay plugins granted `mail` send through. Default: none (sending
     /// fails with `denied`).
     pub mail: Option<crate::mail::MailConfig>,
@@ -71,10 +80,13 @@ impl Default for DaemonConfig {
             inject_disk_full: None,
             timezone: "UTC".into(),
             max_event_depth: crate::router::DEFAULT_MAX_DEPTH,
+            max_chain: crate::event::budget::DEFAULT_MAX_CHAIN,
             max_event_bytes: crate::event::cloudevent::DEFAULT_MAX_EVENT_BYTES,
             max_requests: crate::api::admission::DEFAULT_MAX_REQUESTS,
             max_queued_runs: crate::api::admission::DEFAULT_MAX_QUEUED_RUNS,
             body_timeout: crate::api::admission::DEFAULT_BODY_TIMEOUT,
+            max_connections: crate::api::connections::DEFAULT_MAX_CONNECTIONS,
+            header_timeout: crate::api::connections::DEFAULT_HEADER_TIMEOUT,
             mail: None,
         }
     }
@@ -113,10 +125,39 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         config.inject_disk_full.clone(),
     )
     .map_err(|e| format!("opening the store in {}: {e}", dir.display()))?;
+    // Descriptors: the soft limit goes up to the hard one, and client connections and
+    // plugin requests each get at most a quarter of it.
+    let open_files = match crate::fdlimit::raise_nofile() {
+        Ok((before, after)) => {
+            if after > before {
+                tracing::info!(before, after, "raised the open-file limit (RLIMIT_NOFILE) to its hard limit");
+            } else {
+                tracing::info!(open_files = after, "open-file limit (RLIMIT_NOFILE) already at its hard limit");
+            }
+            after
+        }
+        Err(e) => {
+            tracing::warn!("reading the open-file limit failed: {e}; assuming 1024");
+            1024
+        }
+    };
+    let share = crate::fdlimit::share(open_files);
+    let connection_limits = crate::api::connections::ConnectionLimits {
+        max_connections: config.max_connections.min(share),
+        header_timeout: config.header_timeout,
+    };
+    let max_outbound = crate::runtime::DEFAULT_MAX_OUTBOUND.min(share);
+    tracing::info!(
+        open_files,
+        max_connections = connection_limits.max_connections,
+        max_plugin_requests = max_outbound,
+        "descriptor limits"
+    );
     let runtime = Runtime::new(RuntimeConfig {
         cache_dir: Some(dir.join("cache")),
         network: config.network.clone(),
         max_instances: (config.workers as u32).saturating_mul(2).max(8),
+        max_outbound,
         ..RuntimeConfig::default()
     })
     .map_err(|e| e.to_string())?;
@@ -134,7 +175,13 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         key: key.clone(),
         mailer,
     });
-    let executor = Executor::start(store.clone(), runtime.clone(), services.clone(), config.workers)
+    let executor = Executor::start(
+        store.clone(),
+        runtime.clone(),
+        services.clone(),
+        config.workers,
+        config.max_queued_runs,
+    )
         .map_err(|e| format!("starting the run threads: {e}"))?;
     let clock = match config.test_clock {
         Some(t) => {
@@ -147,7 +194,10 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         store.clone(),
         executor.clone(),
         clock.clone(),
-        config.max_event_depth,
+        crate::router::RouteLimits {
+            max_depth: config.max_event_depth,
+            max_chain: config.max_chain,
+        },
     )
     .map_err(|e| format!("loading triggers: {e}"))?;
     executor.set_router(router.clone());
@@ -187,6 +237,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             config.max_queued_runs,
             config.body_timeout,
         ),
+        connections: Arc::new(crate::api::connections::Connections::default()),
     };
 
     // Bundled plugins: each one is offered once, on the first start of a version that
@@ -246,20 +297,21 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     eprintln!("sundial listening on http://{addr} (data in {})", dir.display());
-    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(
-        axum::serve(listener, api::router(state))
-            .with_graceful_shutdown(async {
-                let _ = http_stopped.await;
-            })
-            .into_future(),
-    );
+    let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
+    let connections = state.connections.clone();
+    let server = tokio::spawn(crate::api::connections::serve(
+        listener,
+        api::router(state),
+        connection_limits,
+        connections,
+        http_stopped,
+    ));
     shutdown_signal().await;
     eprintln!(
         "sundial stopping: no new runs, waiting up to {} s for running ones",
         config.grace.as_secs()
     );
-    let _ = stop_http.send(());
+    let _ = stop_http.send(true);
     let left = executor.stop(config.grace).await;
     if left > 0 {
         eprintln!("{left} runs outlived the grace period and were persisted as interrupted");

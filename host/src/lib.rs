@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod declarative;
 pub mod event;
 pub mod executor;
+pub mod fdlimit;
 pub mod ids;
 pub mod json;
 pub mod mail;

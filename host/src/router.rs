@@ -3,6 +3,7 @@
 //! then starts the runs. It also owns the timer loop that fires delayed targets.
 
 use crate::clock::Clock;
+use crate::event::budget::ChainBudget;
 use crate::event::cloudevent::CloudEvent;
 use crate::event::index::TriggerIndex;
 use crate::event::{EventRecord, Matched};
@@ -12,7 +13,8 @@ use crate::store::events::{Planned, Stored};
 use crate::store::timers::Timer;
 use crate::store::{Store, StoreError};
 use crate::trigger::merge_params;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Default limit on causal depth (`max_event_depth`): an event more than this many
@@ -22,6 +24,51 @@ pub const DEFAULT_MAX_DEPTH: u32 = 8;
 
 /// Most timers fired in one commit.
 const TIMER_BATCH: usize = 1000;
+
+/// How far the router lets work spread from one cause.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLimits {
+    /// Causal depth beyond which events are stored but not routed (`max_event_depth`,
+    /// default [`DEFAULT_MAX_DEPTH`]).
+    pub max_depth: u32,
+    /// Runs, timers and webhook deliveries one causal chain may start
+    /// (`max_chain`, default [`crate::event::budget::DEFAULT_MAX_CHAIN`]).
+    pub max_chain: u64,
+}
+
+impl Default for RouteLimits {
+    fn default() -> Self {
+        RouteLimits {
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_chain: crate::event::budget::DEFAULT_MAX_CHAIN,
+        }
+    }
+}
+
+/// Where an event to plan comes from: what the router needs besides the event.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// Causal depth: 0 for outside events, one more than the run, slot or delivery
+    /// that caused it.
+    pub depth: u32,
+    /// The run it came from, if any.
+    pub caused_by: Option<String>,
+    /// The causal chain it belongs to (`None`: it starts one, named by its own seq).
+    pub root: Option<String>,
+    /// Runs planned for the same commit before this event: they count toward the
+    /// queue limit although they are not queued yet.
+    pub queued_with: usize,
+}
+
+impl Origin {
+    /// An event `depth` steps from outside that starts its own chain.
+    pub fn at_depth(depth: u32) -> Origin {
+        Origin {
+            depth,
+            ..Origin::default()
+        }
+    }
+}
 
 /// Handle to the router (cheap to clone).
 #[derive(Clone)]
@@ -33,7 +80,13 @@ struct Inner {
     store: Store,
     executor: Executor,
     clock: Clock,
-    max_depth: u32,
+    limits: RouteLimits,
+    /// What each causal chain has started so far.
+    budget: Mutex<ChainBudget>,
+    /// Events not routed because their chain had spent its budget.
+    stopped_by_budget: AtomicU64,
+    /// Events from inside not routed because the run queue was full.
+    stopped_by_queue: AtomicU64,
     /// Every enabled, valid trigger by id: the source the index is built from.
     triggers: std::sync::Mutex<std::collections::HashMap<String, Arc<crate::trigger::Compiled>>>,
     index: RwLock<Arc<TriggerIndex>>,
@@ -48,7 +101,7 @@ impl Router {
         store: Store,
         executor: Executor,
         clock: Clock,
-        max_depth: u32,
+        limits: RouteLimits,
     ) -> Result<Router, StoreError> {
         let (settle, settle_rx) = mpsc::unbounded_channel();
         let router = Router {
@@ -56,7 +109,10 @@ impl Router {
                 store,
                 executor,
                 clock,
-                max_depth,
+                limits,
+                budget: Mutex::new(ChainBudget::new(limits.max_chain)),
+                stopped_by_budget: AtomicU64::new(0),
+                stopped_by_queue: AtomicU64::new(0),
                 triggers: Default::default(),
                 index: RwLock::new(Arc::new(TriggerIndex::default())),
                 wake_timers: Notify::new(),
@@ -126,14 +182,29 @@ impl Router {
         &self.inner.clock
     }
 
-    /// Match `event` and build what it starts (nothing is stored yet). `depth` is its
-    /// causal depth; `caused_by` the run it came from.
-    pub fn plan(
-        &self,
-        event: CloudEvent,
-        depth: u32,
-        caused_by: Option<String>,
-    ) -> Result<Planned, StoreError> {
+    /// Append the router's counters to a Prometheus exposition.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(
+            out,
+            "# HELP sundial_events_stopped_total Events stored but not routed, by reason: chain_budget (their causal chain had started max_chain runs, timers and deliveries) or queue_full (max_queued_runs runs waited).\n\
+             # TYPE sundial_events_stopped_total counter\n\
+             sundial_events_stopped_total{{reason=\"chain_budget\"}} {}\n\
+             sundial_events_stopped_total{{reason=\"queue_full\"}} {}\n",
+            self.inner.stopped_by_budget.load(Relaxed),
+            self.inner.stopped_by_queue.load(Relaxed),
+        );
+    }
+
+    /// Match `event` and build what it starts (nothing is stored yet), unless its
+    /// depth, its chain's budget or the run queue holds it back.
+    pub fn plan(&self, event: CloudEvent, origin: Origin) -> Result<Planned, StoreError> {
+        let Origin {
+            depth,
+            caused_by,
+            root,
+            queued_with,
+        } = origin;
         let mut record = EventRecord {
             seq: crate::ids::new_id(),
             event,
@@ -144,12 +215,14 @@ impl Router {
             caused_by,
             triggers: Vec::new(),
             stopped: None,
+            root,
         };
+        let chain = record.root.clone().unwrap_or_else(|| record.seq.clone());
         let (mut runs, mut timers, mut deliveries) = (Vec::new(), Vec::new(), Vec::new());
-        if depth > self.inner.max_depth {
+        if depth > self.inner.limits.max_depth {
             let why = format!(
                 "causal depth {depth} is over the limit {} (max_event_depth): a trigger loop? not routed",
-                self.inner.max_depth
+                self.inner.limits.max_depth
             );
             tracing::warn!(event = %record.seq, kind = %record.event.kind, "{why}");
             record.stopped = Some(why);
@@ -225,6 +298,7 @@ impl Router {
                         params,
                         payload: payload.clone(),
                         depth,
+                        root: Some(chain.clone()),
                     };
                     m.timers.push(timer.id.clone());
                     timers.push(timer);
@@ -241,12 +315,24 @@ impl Router {
                         Some(payload.clone()),
                         depth,
                         now(),
-                    );
+                    )
+                    .in_chain(&chain);
                     m.runs.push(run.id.clone());
                     runs.push(run);
                 }
             }
             record.triggers.push(m);
+        }
+        if let Some(why) = self.hold_back(&chain, depth, queued_with, &runs, &timers, &deliveries) {
+            tracing::warn!(event = %record.seq, kind = %record.event.kind, chain = %chain, "{why}");
+            for m in &mut record.triggers {
+                m.runs.clear();
+                m.timers.clear();
+                m.deliveries.clear();
+                m.skipped.push(why.clone());
+            }
+            record.stopped = Some(why);
+            (runs, timers, deliveries) = (Vec::new(), Vec::new(), Vec::new());
         }
         Ok(Planned {
             record,
@@ -254,6 +340,43 @@ impl Router {
             timers,
             deliveries,
         })
+    }
+
+    /// Why what an event would start is held back, if it is: the run queue is full (for
+    /// events from inside; outside ones were refused with 429 before), or the chain has
+    /// spent its budget. Otherwise the chain's budget is charged for it.
+    fn hold_back(
+        &self,
+        chain: &str,
+        depth: u32,
+        queued_with: usize,
+        runs: &[Run],
+        timers: &[Timer],
+        deliveries: &[crate::store::webhooks::Delivery],
+    ) -> Option<String> {
+        let cost = (runs.len() + timers.len() + deliveries.len()) as u64;
+        if cost == 0 {
+            return None;
+        }
+        let limits = &self.inner.limits;
+        if depth > 0
+            && !runs.is_empty()
+            && let Some(full) = self.inner.executor.queue_full(queued_with + runs.len())
+        {
+            self.inner.stopped_by_queue.fetch_add(1, Relaxed);
+            return Some(format!("{full}: not routed"));
+        }
+        let spent = self.inner.budget.lock().unwrap_or_else(|e| e.into_inner()).spend(chain, cost);
+        match spent {
+            Ok(_) => None,
+            Err(spent) => {
+                self.inner.stopped_by_budget.fetch_add(1, Relaxed);
+                Some(format!(
+                    "causal chain {chain} has started {spent} runs, timers and deliveries; {cost} more would pass its budget of {} (max_chain): not routed",
+                    limits.max_chain
+                ))
+            }
+        }
     }
 
     /// After the commit that stored `stored`: start their runs and wake the timer loop.
@@ -278,7 +401,7 @@ impl Router {
     pub async fn ingest(&self, events: Vec<CloudEvent>) -> Result<Vec<Stored>, StoreError> {
         let planned = events
             .into_iter()
-            .map(|e| self.plan(e, 0, None))
+            .map(|e| self.plan(e, Origin::default()))
             .collect::<Result<Vec<_>, _>>()?;
         let stored = self.inner.store.ingest_events(planned).await?;
         self.after_commit(&stored);
@@ -292,7 +415,14 @@ impl Router {
         depth: u32,
         caused_by: Option<String>,
     ) -> Result<(), StoreError> {
-        let planned = self.plan(event, depth, caused_by)?;
+        let planned = self.plan(
+            event,
+            Origin {
+                depth,
+                caused_by,
+                ..Origin::default()
+            },
+        )?;
         let stored = self.inner.store.ingest_events(vec![planned]).await?;
         self.after_commit(&stored);
         Ok(())

@@ -146,6 +146,10 @@ pub struct Run {
     /// scheduled runs). Events about the run get one more.
     #[serde(default)]
     pub depth: u32,
+    /// The causal chain it belongs to: the first event or run it descends from (absent:
+    /// it starts one). The chain's budget is `max_chain` runs, timers and deliveries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
     /// When it was queued, RFC 3339.
     pub queued_at: String,
     /// When the current attempt started.
@@ -167,6 +171,18 @@ pub struct Run {
 }
 
 impl Run {
+    /// The same run, counted in causal chain `chain` (see [`Run::root`]).
+    pub fn in_chain(mut self, chain: &str) -> Run {
+        self.root = Some(chain.to_string());
+        self
+    }
+
+    /// The causal chain what this run causes belongs to: its own, or itself when it
+    /// starts one.
+    pub fn chain(&self) -> &str {
+        self.root.as_deref().unwrap_or(&self.id)
+    }
+
     /// A new queued run of task `task_id` (named `task_name`), started by Sundial.
     pub fn queued(
         task_id: &str,
@@ -188,6 +204,7 @@ impl Run {
             params,
             event,
             depth,
+            root: None,
             queued_at: now,
             started_at: None,
             finished_at: None,
@@ -236,7 +253,10 @@ fn retried_by(on: &RetryOn, error: &RunError) -> bool {
         RunError::Retryable(_) | RunError::Instantiate(_) => on.retryable,
         RunError::Timeout(_) => on.timeout,
         RunError::Failed(_) => on.failed,
-        RunError::Trap(_) | RunError::MemoryLimit(_) | RunError::FuelExhausted(_) => on.crash,
+        RunError::Trap(_)
+        | RunError::MemoryLimit(_)
+        | RunError::FuelExhausted(_)
+        | RunError::ResourceLimit(_) => on.crash,
         RunError::InvalidParams(_) | RunError::OutputTooLarge(_) | RunError::BadOutput(_) => false,
     }
 }

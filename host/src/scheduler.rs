@@ -405,12 +405,16 @@ async fn record_slot(
             0,
             now(),
         );
+        let full = executor.queue_full(runs.len() + 1);
         runs.push(if job.missed {
             run.skipped(format!(
                 "sundial.schedule.missed: slot {} of schedule {:?} was missed (daemon down or clock jumped; misfire policy)",
                 slot_text(job.slot),
                 job.name
             ))
+        } else if let Some(full) = full {
+            // The slot still gets its one run (exactly once), recorded as not run.
+            run.skipped(format!("skipped: {full}"))
         } else {
             run
         });
@@ -431,7 +435,11 @@ async fn record_slot(
             crate::trigger::SCHEDULE_FIRED
         };
         let event = crate::event::internal(kind, &job.name, data, &now());
-        events.push(router.plan(event, 1, None)?);
+        let origin = crate::router::Origin {
+            queued_with: runs.len(),
+            ..crate::router::Origin::at_depth(1)
+        };
+        events.push(router.plan(event, origin)?);
     }
     let queued: Vec<Run> = runs
         .iter()

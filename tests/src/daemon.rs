@@ -31,17 +31,51 @@ impl Daemon {
 
     /// Start the daemon; when it exits before listening, what it wrote to stderr.
     pub fn try_start(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Result<Daemon, String> {
+        Daemon::spawn(data, extra, env, None)
+    }
+
+    /// [`Daemon::start`] with its open-file limit (`RLIMIT_NOFILE`) set to `soft` and
+    /// `hard` before it runs.
+    pub fn start_with_nofile(data: &Path, extra: &[&str], soft: u64, hard: u64) -> Daemon {
+        Daemon::spawn(data, extra, &[], Some((soft, hard)))
+            .unwrap_or_else(|log| panic!("the daemon did not start:\n{log}"))
+    }
+
+    fn spawn(
+        data: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<(u64, u64)>,
+    ) -> Result<Daemon, String> {
         use std::io::BufRead;
-        let mut child = std::process::Command::new(sundial_bin())
+        use std::os::unix::process::CommandExt;
+        let mut command = std::process::Command::new(sundial_bin());
+        command
             .args(["serve", "--data"])
             .arg(data)
             .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("start sundial serve");
+            .stdout(std::process::Stdio::null());
+        if let Some((soft, hard)) = nofile {
+            let limit = libc::rlimit {
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            // SAFETY: between fork and exec only setrlimit runs, which is
+            // async-signal-safe and touches nothing of the parent.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command.spawn().expect("start sundial serve");
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = std::io::BufReader::new(stderr).lines();
         let mut addr = None;

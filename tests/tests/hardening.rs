@@ -486,3 +486,35 @@ fn a_plugin_s_key_value_namespace_has_a_quota() {
     let (_, plugin) = d.call("GET", "/v1/plugins/hostile", None);
     assert_eq!(plugin["kv"]["keys"], 14, "{plugin}");
 }
+
+/// Class 9: a denial is final. A host that is not granted, or a granted name whose
+/// address the policy refuses, fails the run at once with the reason, although its
+/// task would retry transient failures three times.
+#[test]
+fn a_denied_request_fails_the_run_without_retries() {
+    let peer = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = peer.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    // No --allow-loopback: 127.0.0.1 is refused even where it is granted.
+    let d = Daemon::start(dir.path(), &[]);
+    let grants = json!({"grants": {"hosts": [format!("http://127.0.0.1:{port}"), "http://localhost:1"]}});
+    let (status, v) = d.call("PATCH", "/v1/plugins/http-request", Some(&grants));
+    assert_eq!(status, 200, "{v}");
+    let retry = json!({"max_attempts": 3, "initial_delay_ms": 10});
+    for (name, url, why) in [
+        ("refused", format!("http://127.0.0.1:{port}/"), "prohibited"),
+        ("not-granted", format!("http://127.0.0.1:{}/", port.wrapping_add(1).max(1)), "host not granted"),
+    ] {
+        let spec = json!({"name": name, "plugin": "http-request", "params": {"url": url}, "retry": retry});
+        assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+        let (_, run) = d.call("POST", &format!("/v1/tasks/{name}/run?wait=true"), None);
+        let brief = format!("{} {} attempts {}", run["status"], run["error"], run["attempts"].as_array().map_or(0, Vec::len));
+        assert_eq!(run["status"], "failed", "{brief}");
+        assert_eq!(run["attempts"].as_array().unwrap().len(), 1, "a denial is not retried: {brief}");
+        let message = run["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(why), "the reason is given: {brief}");
+    }
+    // The refused address was never contacted.
+    peer.set_nonblocking(true).unwrap();
+    assert!(peer.accept().is_err(), "nothing reached the refused address");
+}

@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod admission;
+pub mod connections;
 mod clock;
 mod events;
 pub mod openapi;
@@ -22,6 +23,7 @@ use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::store::tokens::{Role, TokenRecord, token_hash};
 use axum::Router;
+use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Query};
 use axum::http::{HeaderMap, request::Parts};
@@ -58,6 +60,8 @@ pub struct AppState {
     pub max_event_bytes: usize,
     /// Request and run-queue limits.
     pub admission: admission::Admission,
+    /// The open client connections (for `/metrics`).
+    pub connections: Arc<connections::Connections>,
 }
 
 /// The authenticated caller of a request.
@@ -351,6 +355,14 @@ async fn metrics(
     );
     state.executor.render_metrics(&mut out);
     state.admission.render_metrics(&mut out);
+    state.router.render_metrics(&mut out);
+    state.connections.render_metrics(&mut out);
+    let _ = writeln!(
+        out,
+        "# HELP sundial_plugin_http_requests_open Outbound HTTP requests plugin runs have open now (all runs)."
+    );
+    let _ = writeln!(out, "# TYPE sundial_plugin_http_requests_open gauge");
+    let _ = writeln!(out, "sundial_plugin_http_requests_open {}", state.runtime.outbound_in_use());
     let _ = writeln!(
         out,
         "# HELP sundial_runs_finished_total Runs that reached a final status since start."

@@ -73,6 +73,7 @@ pub(super) async fn start(
         params,
         event: None,
         depth: 0,
+        root: None,
         queued_at: now(),
         started_at: None,
         finished_at: None,

@@ -54,6 +54,11 @@ pub(crate) struct ServeArgs {
     /// Causal depth beyond which events are stored but not routed (stops trigger loops) [default: 8].
     #[arg(long, env = "SUNDIAL_MAX_EVENT_DEPTH")]
     max_event_depth: Option<u32>,
+    /// Runs, timers and webhook deliveries one causal chain (everything descended from
+    /// one outside event, manual run or schedule slot) may start; past it, events are
+    /// stored but not routed [default: 1000].
+    #[arg(long, env = "SUNDIAL_MAX_CHAIN")]
+    max_chain: Option<u64>,
     /// Largest event accepted, e.g. 256KiB [default: 256KiB].
     #[arg(long, env = "SUNDIAL_MAX_EVENT_SIZE")]
     max_event_size: Option<String>,
@@ -67,6 +72,15 @@ pub(crate) struct ServeArgs {
     /// upload is answered 408 and its request slot freed [default: 60s].
     #[arg(long, env = "SUNDIAL_BODY_TIMEOUT")]
     body_timeout: Option<String>,
+    /// Client connections open at once; at the limit the oldest idle one is closed to
+    /// make room, or a new one is answered 503 when all are busy. At most a quarter of
+    /// the open-file limit [default: 4096].
+    #[arg(long, env = "SUNDIAL_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Time a client has to send a request's head, on a new or an idle keep-alive
+    /// connection, e.g. 10s; then the connection is closed [default: 10s].
+    #[arg(long, env = "SUNDIAL_HEADER_TIMEOUT")]
+    header_timeout: Option<String>,
     /// How often retention runs, e.g. 60s [default: 60s].
     #[arg(long, env = "SUNDIAL_PRUNE_INTERVAL")]
     prune_interval: Option<String>,
@@ -107,10 +121,13 @@ struct FileConfig {
     keep_events: Option<u32>,
     max_event_age_days: Option<u32>,
     max_event_depth: Option<u32>,
+    max_chain: Option<u64>,
     max_event_size: Option<String>,
     max_requests: Option<usize>,
     max_queued_runs: Option<usize>,
     body_timeout: Option<String>,
+    max_connections: Option<usize>,
+    header_timeout: Option<String>,
     prune_interval: Option<String>,
     grace: Option<String>,
     log_format: Option<String>,
@@ -194,6 +211,10 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
     if !(1..=100).contains(&max_event_depth) {
         return Err(format!("max_event_depth: {max_event_depth} is outside 1..=100"));
     }
+    let max_chain = args.max_chain.or(file.max_chain).unwrap_or(d.max_chain);
+    if !(1..=100_000_000).contains(&max_chain) {
+        return Err(format!("max_chain: {max_chain} is outside 1..=100000000"));
+    }
     let max_event_bytes = match args.max_event_size.or(file.max_event_size) {
         None => d.max_event_bytes,
         Some(t) => {
@@ -220,6 +241,22 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
     )?;
     if body_timeout > std::time::Duration::from_secs(3600) {
         return Err("body_timeout: must be at most 1h".into());
+    }
+    let header_timeout = duration(
+        "header_timeout",
+        args.header_timeout.or(file.header_timeout),
+        "10s",
+        100,
+    )?;
+    if header_timeout > std::time::Duration::from_secs(600) {
+        return Err("header_timeout: must be at most 10m".into());
+    }
+    let max_connections = args
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or(d.max_connections);
+    if !(1..=1_000_000).contains(&max_connections) {
+        return Err(format!("max_connections: {max_connections} is outside 1..=1000000"));
     }
     let json_logs = match args.log_format.or(file.log_format).as_deref() {
         None | Some("text") => false,
@@ -276,9 +313,12 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             inject_disk_full: args.inject_disk_full,
             timezone,
             max_event_depth,
+            max_chain,
             max_requests,
             max_queued_runs,
             body_timeout,
+            max_connections,
+            header_timeout,
             max_event_bytes,
             mail: file.mail,
         },

@@ -3,6 +3,7 @@
 //! is the pure part: parsing and validation (`cloudevent`), filters (`filter`), the
 //! trigger index (`index`) and the stored record (`EventRecord`).
 
+pub mod budget;
 pub mod cloudevent;
 pub mod filter;
 pub mod index;
@@ -59,9 +60,13 @@ pub struct EventRecord {
     /// The triggers it matched and what each started.
     #[serde(default)]
     pub triggers: Vec<Matched>,
-    /// Why it was not routed (the causal depth limit), if it was not.
+    /// Why it was not routed (the causal depth limit or the chain's budget), if it was not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stopped: Option<String>,
+    /// The chain it belongs to: the first event or run it descends from (absent: it
+    /// starts one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
 }
 
 impl EventRecord {

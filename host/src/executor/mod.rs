@@ -55,6 +55,8 @@ struct Inner {
     services: Arc<dyn HostServices>,
     plugins: Mutex<HashMap<String, Arc<Plugin>>>,
     workers: Arc<Semaphore>,
+    /// Runs waiting for a worker beyond which no source adds more (`max_queued_runs`).
+    max_queued_runs: usize,
     submit: mpsc::UnboundedSender<String>,
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Run>>>>,
@@ -98,12 +100,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Executor {
     /// Start the dispatcher with `workers` concurrent runs, executing plugin code on
-    /// one thread per core. Call [`Executor::recover`] once after start.
+    /// one thread per core, and at most `max_queued_runs` waiting for a worker (see
+    /// [`Executor::queue_full`]). Call [`Executor::recover`] once after start.
     pub fn start(
         store: Store,
         runtime: Runtime,
         services: Arc<dyn HostServices>,
         workers: usize,
+        max_queued_runs: usize,
     ) -> std::io::Result<Executor> {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let run_pool = tokio::runtime::Builder::new_multi_thread()
@@ -119,6 +123,7 @@ impl Executor {
             services,
             plugins: Mutex::default(),
             workers: Arc::new(Semaphore::new(workers.max(1))),
+            max_queued_runs: max_queued_runs.max(1),
             submit,
             running: Mutex::default(),
             waiters: Mutex::default(),
@@ -190,6 +195,20 @@ impl Executor {
     /// API's `max_queued_runs` limits).
     pub fn backlog(&self) -> usize {
         self.inner.backlog.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Why `more` new runs may not be queued now, if they may not: `max_queued_runs`
+    /// runs already wait for a worker. Every source asks: the API (429), the router
+    /// (events from runs, schedules and deliveries start nothing) and the scheduler
+    /// (the slot's run is recorded `skipped`).
+    pub fn queue_full(&self, more: usize) -> Option<String> {
+        let backlog = self.backlog();
+        (more > 0 && backlog + more > self.inner.max_queued_runs).then(|| {
+            format!(
+                "{backlog} runs are waiting for a worker (max_queued_runs is {})",
+                self.inner.max_queued_runs
+            )
+        })
     }
 
     /// Wait until run `id` is finished and return it.
@@ -564,7 +583,7 @@ impl Executor {
                         run.status = RunStatus::Queued;
                         run.not_before = Some(after(ms));
                         run.error = Some(error);
-                        let events = self.run_events(&run, "sundial.run.retrying", emitted)?;
+                        let events = self.run_events(&mut run, "sundial.run.retrying", emitted)?;
                         let run = self.save_with_events(run, events).await?;
                         self.submit(&run);
                         return Ok(());
@@ -586,7 +605,7 @@ impl Executor {
         } else {
             "sundial.run.failed"
         };
-        let events = self.run_events(&run, kind, emitted)?;
+        let events = self.run_events(&mut run, kind, emitted)?;
         let run = self.save_with_events(run, events).await?;
         if run.status == RunStatus::Succeeded
             && let Some(t) = task.filter(|t| t.spec.delete_after_run)

@@ -19,10 +19,12 @@ pub(super) struct Extras {
 impl Executor {
     /// The events an attempt's end produces: one about the run (`kind`, carrying the
     /// run's deliveries: its own and the notified webhooks') and those its plugin
-    /// emitted, each planned through the router (none without a router).
+    /// emitted, each planned through the router (none without a router). An emitted
+    /// event the router holds back (depth, chain budget, full queue) is noted in the
+    /// run's log, so the run shows why what it emitted started nothing.
     pub(super) fn run_events(
         &self,
-        run: &Run,
+        run: &mut Run,
         kind: &str,
         Extras {
             plugin,
@@ -34,6 +36,7 @@ impl Executor {
             return Ok(Vec::new());
         };
         let depth = run.depth + 1;
+        let chain = Some(run.chain().to_string());
         let stamp = now();
         let mut data = serde_json::json!({
             "run": run.id,
@@ -50,12 +53,19 @@ impl Executor {
         {
             data["output"] = out.clone();
         }
+        let run_id = run.id.clone();
+        let origin = |queued_with| crate::router::Origin {
+            depth,
+            caused_by: Some(run_id.clone()),
+            root: chain.clone(),
+            queued_with,
+        };
         let mut planned = vec![router.plan(
             crate::event::internal(kind, &run.task_name, data, &stamp),
-            depth,
-            Some(run.id.clone()),
+            origin(0),
         )?];
-        let run_json = serde_json::to_value(run).ok();
+        let mut queued_with = planned[0].runs.len();
+        let run_json = serde_json::to_value(&*run).ok();
         for mut d in deliveries {
             d.run = run_json.clone();
             planned[0].deliveries.push(d);
@@ -66,7 +76,18 @@ impl Executor {
             let mut event = crate::event::internal(&e.kind, "", e.data, &stamp);
             event.source = format!("{}{plugin}", crate::event::PLUGIN_SOURCE_PREFIX);
             event.subject = e.subject;
-            planned.push(router.plan(event, depth, Some(run.id.clone()))?);
+            let p = router.plan(event, origin(queued_with))?;
+            queued_with += p.runs.len();
+            if let Some(why) = &p.record.stopped {
+                let at_ms = run.log.lines.last().map(|l| l.at_ms).unwrap_or(0);
+                run.log.lines.push(runtime::log::LogLine {
+                    at_ms,
+                    level: runtime::log::Level::Warn,
+                    origin: runtime::log::Origin::Host,
+                    message: format!("emitted event {} ({}): {why}", p.record.seq, p.record.event.kind),
+                });
+            }
+            planned.push(p);
         }
         Ok(planned)
     }

@@ -70,6 +70,10 @@ pub enum RunError {
     /// The fuel budget ran out.
     #[error("fuel exhausted: {0}")]
     FuelExhausted(String),
+    /// The plugin held more host-side resources than its limits allow (HTTP header
+    /// maps, requests, bodies, streams: `limits.max_resources`, header map size).
+    #[error("resource limit: {0}")]
+    ResourceLimit(String),
     /// The output is larger than allowed.
     #[error("output too large: {0}")]
     OutputTooLarge(String),
@@ -95,6 +99,7 @@ impl RunError {
             Timeout(m) => Timeout(f(m)),
             MemoryLimit(m) => MemoryLimit(f(m)),
             FuelExhausted(m) => FuelExhausted(f(m)),
+            ResourceLimit(m) => ResourceLimit(f(m)),
             OutputTooLarge(m) => OutputTooLarge(f(m)),
             BadOutput(m) => BadOutput(f(m)),
             Trap(m) => Trap(f(m)),
@@ -102,13 +107,15 @@ impl RunError {
         }
     }
 
-    /// True when a resource limit stopped the run (timeout, memory, fuel, output).
+    /// True when a resource limit stopped the run (timeout, memory, fuel, host
+    /// resources, output).
     pub fn is_limit(&self) -> bool {
         matches!(
             self,
             RunError::Timeout(_)
                 | RunError::MemoryLimit(_)
                 | RunError::FuelExhausted(_)
+                | RunError::ResourceLimit(_)
                 | RunError::OutputTooLarge(_)
         )
     }
@@ -130,6 +137,7 @@ impl RunError {
             RunError::Timeout(_) => "timeout",
             RunError::MemoryLimit(_) => "memory_limit",
             RunError::FuelExhausted(_) => "fuel_exhausted",
+            RunError::ResourceLimit(_) => "resource_limit",
             RunError::OutputTooLarge(_) => "output_too_large",
             RunError::BadOutput(_) => "bad_output",
             RunError::Trap(_) => "trap",

@@ -33,7 +33,24 @@ pub struct Limits {
     /// Most bytes (keys and values) in the plugin's key-value namespace. Default 16 MiB;
     /// a `kv-set` that would go beyond it is refused.
     pub kv_max_bytes: u64,
+    /// Most outbound HTTP requests one run has open at once (from sending the request
+    /// until its response body is dropped). Default 16; one more fails inside the
+    /// plugin with `connection-limit-reached`.
+    pub max_connections: u32,
+    /// Most host-side resources one run holds at once: HTTP header maps, requests,
+    /// responses, bodies, streams and pollables (each in the host's memory, not the
+    /// plugin's). Default 256; one more fails the run with `resource_limit`. With each
+    /// header map capped at [`MAX_FIELDS_BYTES`] and each unsent body chunk at
+    /// [`MAX_BODY_CHUNK_BYTES`], this bounds what a run can hold in host memory.
+    pub max_resources: u32,
 }
+
+/// Largest HTTP header map (names, values and per-entry overhead) a plugin may build:
+/// 16 KiB. Building a larger one fails the run with `resource_limit`.
+pub const MAX_FIELDS_BYTES: usize = 16 * 1024;
+/// Size of one buffered chunk of an outgoing request body: 16 KiB (a body holds at
+/// most two before the connection takes them).
+pub const MAX_BODY_CHUNK_BYTES: usize = 16 * 1024;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -46,6 +63,8 @@ impl Default for Limits {
             max_log_bytes: 256 * 1024,
             kv_max_keys: 10_000,
             kv_max_bytes: 16 * MIB,
+            max_connections: 16,
+            max_resources: 256,
         }
     }
 }
@@ -108,6 +127,18 @@ impl Limits {
         }
         if self.kv_max_bytes > 4096 * MIB {
             return bad("kv_max_bytes", format!("{} is over 4 GiB", self.kv_max_bytes));
+        }
+        if !(1..=1024).contains(&self.max_connections) {
+            return bad(
+                "max_connections",
+                format!("{} is outside 1..=1024", self.max_connections),
+            );
+        }
+        if !(32..=100_000).contains(&self.max_resources) {
+            return bad(
+                "max_resources",
+                format!("{} is outside 32..=100000", self.max_resources),
+            );
         }
         Ok(())
     }

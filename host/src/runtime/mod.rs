@@ -58,6 +58,11 @@ pub struct RuntimeConfig {
     pub max_instances: u32,
     /// Epoch tick: the granularity of timeouts, in milliseconds. Default 10.
     pub epoch_tick_ms: u64,
+    /// Outbound HTTP requests all plugin runs together have open at once; one more
+    /// fails inside its plugin with `connection-limit-reached`. Each run has its own
+    /// smaller limit too (`limits.max_connections`). Default 512; the daemon lowers it
+    /// to a quarter of its open-file limit.
+    pub max_outbound: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -68,9 +73,13 @@ impl Default for RuntimeConfig {
             fuel_metering: true,
             max_instances: 128,
             epoch_tick_ms: 10,
+            max_outbound: DEFAULT_MAX_OUTBOUND,
         }
     }
 }
+
+/// Outbound HTTP requests of all runs together, by default: 512.
+pub const DEFAULT_MAX_OUTBOUND: usize = 512;
 
 /// Which world a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -137,6 +146,8 @@ struct Inner {
     cache: Option<CompileCache>,
     config: RuntimeConfig,
     stop_ticker: Arc<AtomicBool>,
+    /// Outbound HTTP requests of every run together (`max_outbound` permits).
+    outbound: Arc<tokio::sync::Semaphore>,
 }
 
 impl Drop for Inner {
@@ -236,10 +247,16 @@ impl Runtime {
                 action_linker,
                 formatter_linker,
                 cache,
+                outbound: Arc::new(tokio::sync::Semaphore::new(config.max_outbound.max(1))),
                 config,
                 stop_ticker,
             }),
         })
+    }
+
+    /// Outbound HTTP requests plugin runs have open now (all runs together).
+    pub fn outbound_in_use(&self) -> usize {
+        self.inner.config.max_outbound.max(1) - self.inner.outbound.available_permits()
     }
 
     /// The wasmtime engine (for benchmarks and tools).
@@ -352,15 +369,25 @@ impl Runtime {
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .socket_addr_check(|_, _| Box::pin(async { false }));
+        // Host-side resources are bounded per run: how many (the table, and the
+        // guest's handles to them) and how large a header map may grow.
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_resources as usize);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(limits::MAX_FIELDS_BYTES);
         let state = RunState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
-            http: WasiHttpCtx::new(),
+            table,
+            http,
             hooks: OutboundHttp {
                 grants: Arc::new(identity.grants.clone()),
                 policy: self.inner.config.network.clone(),
                 log: log.clone(),
                 contacted,
+                run_connections: Arc::new(tokio::sync::Semaphore::new(limits.max_connections as usize)),
+                max_run_connections: limits.max_connections,
+                all_connections: self.inner.outbound.clone(),
+                max_all_connections: self.inner.config.max_outbound,
             },
             limiter: Limiter::new(limits.memory_bytes),
             log,
@@ -371,6 +398,7 @@ impl Runtime {
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
+        store.set_max_component_handles(limits.max_resources as usize);
         if self.inner.config.fuel_metering {
             // Cannot fail: fuel metering is on in this engine.
             let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));

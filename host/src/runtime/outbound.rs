@@ -14,13 +14,16 @@ use std::pin::{Pin, pin};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, ready};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime_wasi_http::io::TokioIo;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
-/// Connect timeout when the plugin sets none: 10 s.
+/// Connect timeout (TCP and TLS handshake), and the longest a plugin may ask for: 10 s.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time to the first response byte when the plugin sets none: 60 s.
+/// Time to the first response byte, and the longest a plugin may ask for: 60 s.
 pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Largest response head (status line and headers) read from a server: 64 KiB.
+pub const MAX_RESPONSE_HEAD_BYTES: usize = 64 * 1024;
 
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
 type SendFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFuture), HttpError>> + Send>;
@@ -31,6 +34,41 @@ pub(crate) struct OutboundHttp {
     pub(crate) policy: NetworkPolicy,
     pub(crate) log: SharedLog,
     pub(crate) contacted: Arc<Mutex<Vec<String>>>,
+    /// This run's open requests (`limits.max_connections` permits).
+    pub(crate) run_connections: Arc<Semaphore>,
+    pub(crate) max_run_connections: u32,
+    /// Every run's open requests (the runtime's `max_outbound` permits).
+    pub(crate) all_connections: Arc<Semaphore>,
+    pub(crate) max_all_connections: usize,
+}
+
+impl OutboundHttp {
+    /// Permits for one more open request, or the refusal (logged) when this run or all
+    /// runs together have as many open as they may. Held until the response body is
+    /// dropped or the connection ends.
+    fn admit(&self, request: &http::Request<WasiBody>) -> Result<[OwnedSemaphorePermit; 2], HttpError> {
+        let refuse = |why: String| {
+            self.log.push(
+                Level::Warn,
+                Origin::Host,
+                &format!("http: {} {} refused: {why}", request.method(), request.uri()),
+            );
+            HttpError::ConnectionLimitReached
+        };
+        let run = self.run_connections.clone().try_acquire_owned().map_err(|_| {
+            refuse(format!(
+                "this run already has {} requests open (limits.max_connections)",
+                self.max_run_connections
+            ))
+        })?;
+        let all = self.all_connections.clone().try_acquire_owned().map_err(|_| {
+            refuse(format!(
+                "plugin runs together have {} requests open, the daemon's limit",
+                self.max_all_connections
+            ))
+        })?;
+        Ok([run, all])
+    }
 }
 
 impl WasiHttpHooks for OutboundHttp {
@@ -44,7 +82,9 @@ impl WasiHttpHooks for OutboundHttp {
         let policy = self.policy.clone();
         let log = self.log.clone();
         let contacted = self.contacted.clone();
+        let permits = self.admit(&request);
         Box::new(async move {
+            let permits = permits?;
             let target = match authorize(&grants, &policy, request.uri()).await {
                 Ok(t) => t,
                 Err((code, why)) => {
@@ -64,8 +104,22 @@ impl WasiHttpHooks for OutboundHttp {
                 }
             }
             let (response, io) = send_to(target, request, options).await?;
+            // The permits live as long as the connection's I/O task: until the
+            // response body is dropped, the connection ends or the run is over.
+            let io = async move {
+                let _permits = permits;
+                io.await
+            };
             Ok((response, Box::new(io) as IoFuture))
         })
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        super::limits::MAX_BODY_CHUNK_BYTES
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
     }
 }
 
@@ -141,12 +195,13 @@ async fn send_to(
     ),
     HttpError,
 > {
+    // A plugin may shorten the timeouts, never lengthen them.
     let connect_timeout = options
         .and_then(|o| o.connect_timeout)
-        .unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+        .map_or(DEFAULT_CONNECT_TIMEOUT, |t| t.min(DEFAULT_CONNECT_TIMEOUT));
     let first_byte_timeout = options
         .and_then(|o| o.first_byte_timeout)
-        .unwrap_or(DEFAULT_FIRST_BYTE_TIMEOUT);
+        .map_or(DEFAULT_FIRST_BYTE_TIMEOUT, |t| t.min(DEFAULT_FIRST_BYTE_TIMEOUT));
     let stream = crate::net::connect(&target.host, target.addr, target.tls, false, connect_timeout)
         .await
         .map_err(|e| match e {
@@ -158,7 +213,9 @@ async fn send_to(
         })?;
     let (mut sender, conn) = tokio::time::timeout(
         connect_timeout,
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+        hyper::client::conn::http1::Builder::new()
+            .max_buf_size(MAX_RESPONSE_HEAD_BYTES)
+            .handshake(TokioIo::new(stream)),
     )
     .await
     .map_err(|_| HttpError::ConnectionTimeout)??;

@@ -41,6 +41,9 @@ pub(super) fn classify(e: &wasmtime::Error, state: &RunState, limits: &Limits, l
             trap.map(|t| t.to_string()).unwrap_or_else(|| format!("{e}"))
         ));
     }
+    if let Some(why) = resource_limit(e, limits) {
+        return RunError::ResourceLimit(why);
+    }
     let Some(trap) = trap else {
         // Not a trap: a failure during instantiation or in a host call.
         return RunError::Instantiate(format!("{e:#}"));
@@ -59,6 +62,29 @@ pub(super) fn classify(e: &wasmtime::Error, state: &RunState, limits: &Limits, l
         message.push_str(stderr.trim());
     }
     RunError::Trap(message)
+}
+
+/// The host-side limit `e` reports, if it reports one: the resource table or the
+/// guest's handle table is full (`limits.max_resources`), or a header map outgrew
+/// [`limits::MAX_FIELDS_BYTES`].
+fn resource_limit(e: &wasmtime::Error, limits: &Limits) -> Option<String> {
+    use wasmtime::component::ResourceTableError;
+    use wasmtime_wasi_http::FieldMapError;
+    let table_full = matches!(e.downcast_ref::<ResourceTableError>(), Some(ResourceTableError::Full))
+        || format!("{e:#}").contains("store handle limit exceeded");
+    if table_full {
+        return Some(format!(
+            "the plugin held more than {} host resources at once (HTTP header maps, requests, bodies, streams; limits.max_resources)",
+            limits.max_resources
+        ));
+    }
+    match e.downcast_ref::<FieldMapError>() {
+        Some(FieldMapError::TotalSizeTooBig | FieldMapError::TooManyFields) => Some(format!(
+            "the plugin built an HTTP header map larger than {} KiB",
+            limits::MAX_FIELDS_BYTES / 1024
+        )),
+        _ => None,
+    }
 }
 
 pub(super) fn preview(text: &str) -> &str {

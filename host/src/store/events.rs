@@ -229,6 +229,7 @@ mod tests {
                 caused_by: None,
                 triggers: Vec::new(),
                 stopped: None,
+                root: None,
             },
             runs: Vec::new(),
             timers: Vec::new(),

@@ -44,6 +44,9 @@ pub struct Timer {
     pub payload: crate::runtime::Event,
     /// Causal depth of the event.
     pub depth: u32,
+    /// The causal chain of the event (see [`Run::root`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
 }
 
 fn due_key(due: DateTime<Utc>, id: &str) -> String {
@@ -60,7 +63,7 @@ pub(crate) fn insert_timer(txn: &WriteTransaction, timer: &Timer) -> Result<(), 
 impl Timer {
     /// The run this timer starts (queued, or skipped when its task is gone or disabled).
     fn to_run(&self, task: Option<&TaskRecord>, now: String) -> Run {
-        let run = Run::queued(
+        let mut run = Run::queued(
             &self.task_id,
             &self.task_name,
             RunCause::Event {
@@ -73,6 +76,7 @@ impl Timer {
             self.depth,
             now,
         );
+        run.root = self.root.clone();
         match task {
             None => run.skipped(format!(
                 "skipped: task {} no longer exists when timer {} fired",

@@ -306,7 +306,7 @@ impl Deliverer {
                     "last_status": delivery.attempts.last().and_then(|a| a.status_code),
                 });
                 let event = crate::event::internal(kind, &delivery.webhook_name, data, &now());
-                events.push(router.plan(event, delivery.depth + 1, None)?);
+                events.push(router.plan(event, crate::router::Origin::at_depth(delivery.depth + 1))?);
             }
         }
         let (_, stored) = self.inner.store.save_delivery(delivery, disable, events).await?;

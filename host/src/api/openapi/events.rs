@@ -403,7 +403,8 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             "EventRecord",
             json!({ "type": "object", "properties": { "seq": { "type": "string" }, "event": r("CloudEventStored"),
                 "received_at": { "type": "string" }, "depth": { "type": "integer" }, "caused_by": { "type": ["string", "null"] },
-                "triggers": { "type": "array", "items": r("Matched") }, "stopped": { "type": ["string", "null"] } } }),
+                "triggers": { "type": "array", "items": r("Matched") }, "stopped": { "type": ["string", "null"] },
+                "root": { "type": "string", "description": "the causal chain the event belongs to (absent: it starts one)" } } }),
         ),
         (
             "TriggerSpec",
@@ -459,7 +460,7 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
             json!({ "type": "object", "properties": { "id": { "type": "string" }, "due": { "type": "string" }, "created_at": { "type": "string" },
                 "trigger": { "type": "string" }, "trigger_name": { "type": "string" }, "event": { "type": "string" },
                 "task_id": { "type": "string" }, "task_name": { "type": "string" }, "params": {}, "payload": { "type": "object" },
-                "depth": { "type": "integer" } } }),
+                "depth": { "type": "integer" }, "root": { "type": "string" } } }),
         ),
     ]
 }

@@ -546,7 +546,9 @@ pub(super) fn schemas() -> Map<String, Value> {
         "max_log_lines": { "type": "integer", "minimum": 0, "maximum": 1000000, "default": 1000 },
         "max_log_bytes": { "type": "integer", "minimum": 0, "maximum": 67108864, "default": 262144 },
         "kv_max_keys": { "type": "integer", "minimum": 0, "maximum": 10000000, "default": 10000 },
-        "kv_max_bytes": { "type": "integer", "minimum": 0, "maximum": 4294967296u64, "default": 16777216 } } });
+        "kv_max_bytes": { "type": "integer", "minimum": 0, "maximum": 4294967296u64, "default": 16777216 },
+        "max_connections": { "type": "integer", "minimum": 1, "maximum": 1024, "default": 16, "description": "outbound HTTP requests one run has open at once" },
+        "max_resources": { "type": "integer", "minimum": 32, "maximum": 100000, "default": 256, "description": "host-side resources (HTTP header maps, requests, bodies, streams) one run holds at once" } } });
     let grants = json!({ "type": "object", "additionalProperties": false, "properties": {
         "hosts": { "type": "array", "items": { "type": "string" }, "description": "[scheme://]host[:port|:*], *.suffix" },
         "kv": { "type": "boolean" }, "emit_events": { "type": "boolean" }, "secrets": { "type": "array", "items": secret_name_schema() }, "mail": { "type": "boolean" } } });
@@ -591,6 +593,7 @@ pub(super) fn schemas() -> Map<String, Value> {
                     "started_by": { "type": "string" },
                     "status": { "enum": ["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped", "interrupted"] },
                     "attempt": { "type": "integer" }, "params": { "type": "object" }, "event": { "type": ["object", "null"] },
+                    "depth": { "type": "integer" }, "root": { "type": "string", "description": "the causal chain the run belongs to (absent: it starts one)" },
                     "queued_at": { "type": "string" }, "started_at": { "type": ["string", "null"] }, "finished_at": { "type": ["string", "null"] },
                     "not_before": { "type": ["string", "null"] }, "output": {},
                     "error": { "type": ["object", "null"], "properties": { "kind": { "type": "string" }, "message": { "type": "string" } } },

@@ -1,0 +1,296 @@
+//! Client connections: accepting them, capping how many are open, and closing those
+//! that do not send a request.
+//!
+//! - A connection must deliver each request head within `header_timeout` of starting
+//!   to wait for it (new connections and idle keep-alive ones alike); otherwise it is
+//!   closed. A client trickling headers a byte a second holds a connection for at
+//!   most that long.
+//! - At most `max_connections` are open. When a new one arrives at the cap, the
+//!   longest-open connection that is *idle* (waiting for a request head, so not in
+//!   the middle of a request) is closed to make room: slow and idle clients give way
+//!   to new ones, and `/healthz` and ordinary clients keep being served during a
+//!   slow-client flood. When every open connection is in a request, the new one is
+//!   answered `503` at once and closed.
+//!
+//! hyper's own `header_read_timeout` does the timing; the cap and the eviction are
+//! here because neither hyper nor axum offers them (see ARCHITECTURE.md).
+
+use axum::Router;
+use axum::body::Body;
+use http_body::{Frame, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::collections::BTreeMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::{Notify, watch};
+
+/// Connections open at once by default: 4096 (the daemon lowers it to a quarter of its
+/// open-file limit).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+/// Time a client has to send a request head: 10 s.
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The connection limits.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// Most connections open at once (at least 1).
+    pub max_connections: usize,
+    /// Time to send a request head, new or between keep-alive requests.
+    pub header_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            header_timeout: DEFAULT_HEADER_TIMEOUT,
+        }
+    }
+}
+
+/// One open connection, as the cap sees it.
+struct Open {
+    /// Requests in progress on it (a response body still being sent counts).
+    busy: Arc<AtomicUsize>,
+    /// Told to close the connection.
+    close: Arc<Notify>,
+}
+
+/// The open connections and the counters `/metrics` shows. Cheap to share.
+#[derive(Default)]
+pub struct Connections {
+    open: Mutex<BTreeMap<u64, Open>>,
+    next_id: AtomicU64,
+    max: AtomicUsize,
+    refused: AtomicU64,
+    evicted: AtomicU64,
+    accepted: AtomicU64,
+}
+
+impl Connections {
+    /// Append the Prometheus exposition of the connection limit.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let open = self.open.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let _ = write!(
+            out,
+            "# HELP sundial_http_connections_open Client connections open now.\n\
+             # TYPE sundial_http_connections_open gauge\nsundial_http_connections_open {open}\n\
+             # HELP sundial_http_max_connections The connection limit (max_connections).\n\
+             # TYPE sundial_http_max_connections gauge\nsundial_http_max_connections {}\n\
+             # HELP sundial_http_connections_accepted_total Client connections accepted since start.\n\
+             # TYPE sundial_http_connections_accepted_total counter\nsundial_http_connections_accepted_total {}\n\
+             # HELP sundial_http_connections_evicted_total Idle connections closed to make room for a new one at the limit.\n\
+             # TYPE sundial_http_connections_evicted_total counter\nsundial_http_connections_evicted_total {}\n\
+             # HELP sundial_http_connections_refused_total Connections answered 503 because every open one was in a request.\n\
+             # TYPE sundial_http_connections_refused_total counter\nsundial_http_connections_refused_total {}\n",
+            self.max.load(Relaxed),
+            self.accepted.load(Relaxed),
+            self.evicted.load(Relaxed),
+            self.refused.load(Relaxed),
+        );
+    }
+
+    /// Make room for one more connection: `Some(id)` registered, or `None` when every
+    /// open connection is in a request.
+    fn admit(&self, max: usize) -> Option<(u64, Arc<AtomicUsize>, Arc<Notify>)> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.len() >= max {
+            // The oldest idle one gives way (ids grow with time). Closing is asynchronous;
+            // it leaves the map when its task ends, so the map may briefly exceed `max`
+            // by the connections being closed, never by working ones.
+            let idle = open
+                .iter()
+                .find(|(_, c)| c.busy.load(Relaxed) == 0)
+                .map(|(id, _)| *id)?;
+            if let Some(c) = open.remove(&idle) {
+                c.close.notify_one();
+                self.evicted.fetch_add(1, Relaxed);
+            }
+        }
+        let id = self.next_id.fetch_add(1, Relaxed);
+        let busy = Arc::new(AtomicUsize::new(0));
+        let close = Arc::new(Notify::new());
+        open.insert(
+            id,
+            Open {
+                busy: busy.clone(),
+                close: close.clone(),
+            },
+        );
+        self.accepted.fetch_add(1, Relaxed);
+        Some((id, busy, close))
+    }
+
+    fn remove(&self, id: u64) {
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+    }
+}
+
+/// Serve `app` on `listener` until `stop` turns true; then stop accepting, let each
+/// connection finish its request in progress, and return.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    connections: Arc<Connections>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let max = limits.max_connections.max(1);
+    connections.max.store(max, Relaxed);
+    let mut tasks = tokio::task::JoinSet::new();
+    loop {
+        let accepted = tokio::select! {
+            a = listener.accept() => a,
+            _ = stopped(&mut stop) => break,
+        };
+        let (stream, _) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of file descriptors, or the peer gave up: keep serving the rest.
+                tracing::warn!("accepting a connection failed: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let Some((id, busy, close)) = connections.admit(max) else {
+            connections.refused.fetch_add(1, Relaxed);
+            tokio::spawn(refuse(stream, max));
+            continue;
+        };
+        let (app, connections, mut stop) = (app.clone(), connections.clone(), stop.clone());
+        tasks.spawn(async move {
+            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                let guard = BusyGuard::new(busy.clone());
+                let call = tower_call(app.clone(), request);
+                async move {
+                    let response = call.await?;
+                    Ok::<_, std::convert::Infallible>(response.map(|body| Body::new(Guarded { body, _guard: guard })))
+                }
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(TokioTimer::new())
+                .header_read_timeout(limits.header_timeout)
+                .keep_alive(true);
+            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let mut conn = std::pin::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = close.notified() => {}
+                _ = stopped(&mut stop) => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = conn.as_mut().await;
+                }
+            }
+            connections.remove(id);
+        });
+        // Reap finished connection tasks so the set does not grow.
+        while tasks.try_join_next().is_some() {}
+    }
+    drop(listener);
+    while tasks.join_next().await.is_some() {}
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Call the router as a tower service.
+fn tower_call(
+    app: Router,
+    request: hyper::Request<hyper::body::Incoming>,
+) -> impl Future<Output = Result<axum::response::Response, std::convert::Infallible>> {
+    use tower_service::Service;
+    let mut app = app;
+    app.call(request.map(Body::new))
+}
+
+/// Answer a connection beyond the limit with 503 and close it (at most 1 s spent).
+async fn refuse(mut stream: tokio::net::TcpStream, max: usize) {
+    let body = format!(
+        "{{\"error\":{{\"code\":\"too_many_connections\",\"message\":\"{max} connections are open and busy (max_connections); retry later\"}}}}"
+    );
+    let answer = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\nretry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        let _ = stream.write_all(answer.as_bytes()).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+/// Counts a request in progress on its connection until its response body is done.
+struct BusyGuard(Arc<AtomicUsize>);
+
+impl BusyGuard {
+    fn new(busy: Arc<AtomicUsize>) -> BusyGuard {
+        busy.fetch_add(1, Relaxed);
+        BusyGuard(busy)
+    }
+}
+
+impl Drop for BusyGuard {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Relaxed);
+    }
+}
+
+/// A response body that keeps its connection counted busy while it is sent.
+struct Guarded {
+    body: Body,
+    _guard: BusyGuard,
+}
+
+impl http_body::Body for Guarded {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_the_cap_the_oldest_idle_connection_gives_way_and_busy_ones_never_do() {
+        let c = Connections::default();
+        let (a, busy_a, _) = c.admit(2).unwrap();
+        let (b, _busy_b, close_b) = c.admit(2).unwrap();
+        busy_a.fetch_add(1, Relaxed); // a is in a request
+        let (third, busy_c, _) = c.admit(2).expect("b is idle: it gives way");
+        assert_eq!(c.evicted.load(Relaxed), 1);
+        let open: Vec<u64> = c.open.lock().unwrap().keys().copied().collect();
+        assert_eq!(open, vec![a, third], "b was closed, a (busy) kept");
+        // b's task is told to close.
+        let notified = close_b.notified();
+        let mut notified = std::pin::pin!(notified);
+        let waker = std::task::Waker::noop();
+        assert!(notified.as_mut().poll(&mut Context::from_waker(waker)).is_ready());
+        let _ = b;
+        busy_c.fetch_add(1, Relaxed);
+        assert!(c.admit(2).is_none(), "every open connection is busy: refused");
+        c.remove(a);
+        assert!(c.admit(2).is_some(), "a closed: room again");
+    }
+}
