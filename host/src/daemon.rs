@@ -137,8 +137,9 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             after
         }
         Err(e) => {
-            tracing::warn!("reading the open-file limit failed: {e}; assuming 1024");
-            1024
+            let soft = crate::fdlimit::nofile().map(|(soft, _)| soft).unwrap_or(1024);
+            tracing::warn!("raising the open-file limit (RLIMIT_NOFILE) failed: {e}; keeping {soft}");
+            soft
         }
     };
     let share = crate::fdlimit::share(open_files);

@@ -265,6 +265,7 @@ impl Router {
                 d.event = Some(payload.clone());
                 d.event_seq = Some(record.seq.clone());
                 d.trigger = Some(trigger.id.clone());
+                d.root = Some(chain.clone());
                 if trigger.delay_ms > 0 {
                     d.next_attempt_at =
                         Some(chrono::Utc::now() + chrono::Duration::milliseconds(trigger.delay_ms as i64));
@@ -323,7 +324,25 @@ impl Router {
             }
             record.triggers.push(m);
         }
-        if let Some(why) = self.hold_back(&chain, depth, queued_with, &runs, &timers, &deliveries) {
+        // From inside, runs wait for room in the queue: with it full, the event starts
+        // no runs (its timers and deliveries go ahead).
+        if depth > 0
+            && !runs.is_empty()
+            && let Some(full) = self.inner.executor.queue_full(queued_with + runs.len())
+        {
+            self.inner.stopped_by_queue.fetch_add(1, Relaxed);
+            let why = format!("{full}: runs not started");
+            tracing::warn!(event = %record.seq, kind = %record.event.kind, "{why}");
+            for m in record.triggers.iter_mut().filter(|m| !m.runs.is_empty()) {
+                m.runs.clear();
+                m.skipped.push(why.clone());
+            }
+            runs.clear();
+            if timers.is_empty() && deliveries.is_empty() {
+                record.stopped = Some(why);
+            }
+        }
+        if let Some(why) = self.charge(&chain, &runs, &timers, &deliveries) {
             tracing::warn!(event = %record.seq, kind = %record.event.kind, chain = %chain, "{why}");
             for m in &mut record.triggers {
                 m.runs.clear();
@@ -342,14 +361,11 @@ impl Router {
         })
     }
 
-    /// Why what an event would start is held back, if it is: the run queue is full (for
-    /// events from inside; outside ones were refused with 429 before), or the chain has
-    /// spent its budget. Otherwise the chain's budget is charged for it.
-    fn hold_back(
+    /// Charge `chain` for what an event starts; why not, when its budget is spent
+    /// (then nothing is charged).
+    fn charge(
         &self,
         chain: &str,
-        depth: u32,
-        queued_with: usize,
         runs: &[Run],
         timers: &[Timer],
         deliveries: &[crate::store::webhooks::Delivery],
@@ -358,25 +374,13 @@ impl Router {
         if cost == 0 {
             return None;
         }
-        let limits = &self.inner.limits;
-        if depth > 0
-            && !runs.is_empty()
-            && let Some(full) = self.inner.executor.queue_full(queued_with + runs.len())
-        {
-            self.inner.stopped_by_queue.fetch_add(1, Relaxed);
-            return Some(format!("{full}: not routed"));
-        }
         let spent = self.inner.budget.lock().unwrap_or_else(|e| e.into_inner()).spend(chain, cost);
-        match spent {
-            Ok(_) => None,
-            Err(spent) => {
-                self.inner.stopped_by_budget.fetch_add(1, Relaxed);
-                Some(format!(
-                    "causal chain {chain} has started {spent} runs, timers and deliveries; {cost} more would pass its budget of {} (max_chain): not routed",
-                    limits.max_chain
-                ))
-            }
-        }
+        let spent = spent.err()?;
+        self.inner.stopped_by_budget.fetch_add(1, Relaxed);
+        Some(format!(
+            "causal chain {chain} has started {spent} runs, timers and deliveries; {cost} more would pass its budget of {} (max_chain): not routed",
+            self.inner.limits.max_chain
+        ))
     }
 
     /// After the commit that stored `stored`: start their runs and wake the timer loop.
@@ -436,18 +440,25 @@ impl Router {
         }
     }
 
-    async fn fire_due(&self) -> Result<(), StoreError> {
+    /// Fire the due timers, as many as the run queue has room for: `Ok(false)` when
+    /// some stay due because the queue is full (they fire once there is room).
+    async fn fire_due(&self) -> Result<bool, StoreError> {
         loop {
+            let room = self.inner.executor.queue_room();
+            if room == 0 {
+                return Ok(false);
+            }
+            let batch = TIMER_BATCH.min(room);
             let runs = self
                 .inner
                 .store
-                .fire_due_timers(self.inner.clock.now(), TIMER_BATCH)
+                .fire_due_timers(self.inner.clock.now(), batch)
                 .await?;
             for run in runs.iter().filter(|r| r.status == RunStatus::Queued) {
                 self.inner.executor.submit(run);
             }
-            if runs.len() < TIMER_BATCH {
-                return Ok(());
+            if runs.len() < batch {
+                return Ok(true);
             }
         }
     }
@@ -479,7 +490,7 @@ async fn timer_loop(router: Router, mut settle: mpsc::UnboundedReceiver<oneshot:
         };
         let clock = router.inner.clock.clone();
         let result = tokio::select! {
-            _ = router.inner.wake_timers.notified() => Ok(()),
+            _ = router.inner.wake_timers.notified() => Ok(true),
             done = settle.recv() => match done {
                 Some(done) => {
                     let r = router.fire_due().await;
@@ -492,12 +503,14 @@ async fn timer_loop(router: Router, mut settle: mpsc::UnboundedReceiver<oneshot:
                 if next.is_some_and(|due| clock.now() >= due) {
                     router.fire_due().await
                 } else {
-                    Ok(())
+                    Ok(true)
                 }
             }
         };
         match result {
-            Ok(()) => {}
+            Ok(true) => {}
+            // Due timers wait for room in the run queue.
+            Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
             Err(StoreError::Closed) => return,
             Err(e) => {
                 tracing::warn!("firing timers failed: {e}");

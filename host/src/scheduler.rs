@@ -405,7 +405,13 @@ async fn record_slot(
             0,
             now(),
         );
-        let full = executor.queue_full(runs.len() + 1);
+        let queued = runs.iter().filter(|r: &&Run| r.status == RunStatus::Queued).count();
+        let full = executor.queue_full(queued + 1);
+        // The slot is one causal chain, named by its first run.
+        let run = match runs.first() {
+            Some(first) => run.in_chain(&first.id),
+            None => run,
+        };
         runs.push(if job.missed {
             run.skipped(format!(
                 "sundial.schedule.missed: slot {} of schedule {:?} was missed (daemon down or clock jumped; misfire policy)",
@@ -436,7 +442,8 @@ async fn record_slot(
         };
         let event = crate::event::internal(kind, &job.name, data, &now());
         let origin = crate::router::Origin {
-            queued_with: runs.len(),
+            queued_with: runs.iter().filter(|r| r.status == RunStatus::Queued).count(),
+            root: runs.first().map(|r| r.id.clone()),
             ..crate::router::Origin::at_depth(1)
         };
         events.push(router.plan(event, origin)?);

@@ -7,10 +7,12 @@
 //!   most that long.
 //! - At most `max_connections` are open. When a new one arrives at the cap, the
 //!   longest-open connection that is *idle* (waiting for a request head, so not in
-//!   the middle of a request) is closed to make room: slow and idle clients give way
-//!   to new ones, and `/healthz` and ordinary clients keep being served during a
-//!   slow-client flood. When every open connection is in a request, the new one is
-//!   answered `503` at once and closed.
+//!   the middle of a request) is closed to make room (a request that began on it just
+//!   before may finish, for up to 5 s): slow and idle clients give way to new ones, and
+//!   `/healthz` and ordinary clients keep being served during a slow-client flood.
+//!   When every open connection is in a request, the new one is answered `503` at
+//!   once and closed (at most 64 such answers in flight; beyond them the socket is
+//!   closed without one).
 //!
 //! hyper's own `header_read_timeout` does the timing; the cap and the eviction are
 //! here because neither hyper nor axum offers them (see ARCHITECTURE.md).
@@ -25,7 +27,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::{Notify, watch};
 
@@ -55,7 +57,8 @@ impl Default for ConnectionLimits {
 
 /// One open connection, as the cap sees it.
 struct Open {
-    /// Requests in progress on it (a response body still being sent counts).
+    /// Requests in progress on it (from the handler's call until hyper has taken the
+    /// last chunk of the response body).
     busy: Arc<AtomicUsize>,
     /// Told to close the connection.
     close: Arc<Notify>,
@@ -101,9 +104,10 @@ impl Connections {
     fn admit(&self, max: usize) -> Option<(u64, Arc<AtomicUsize>, Arc<Notify>)> {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.len() >= max {
-            // The oldest idle one gives way (ids grow with time). Closing is asynchronous;
-            // it leaves the map when its task ends, so the map may briefly exceed `max`
-            // by the connections being closed, never by working ones.
+            // The oldest idle one gives way (ids grow with time). It leaves the map at
+            // once; its socket closes a moment later (at most EVICTION_GRACE when a
+            // request has just begun on it), so sockets may briefly exceed `max` by
+            // the connections being closed.
             let idle = open
                 .iter()
                 .find(|(_, c)| c.busy.load(Relaxed) == 0)
@@ -144,6 +148,7 @@ pub async fn serve(
     let max = limits.max_connections.max(1);
     connections.max.store(max, Relaxed);
     let mut tasks = tokio::task::JoinSet::new();
+    let refusing = Arc::new(tokio::sync::Semaphore::new(REFUSING));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -151,8 +156,10 @@ pub async fn serve(
         };
         let (stream, _) = match accepted {
             Ok(a) => a,
+            // The peer gave up before we took it: nothing to do.
+            Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
-                // Out of file descriptors, or the peer gave up: keep serving the rest.
+                // Out of file descriptors: wait a moment rather than spin.
                 tracing::warn!("accepting a connection failed: {e}");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
@@ -161,11 +168,20 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let Some((id, busy, close)) = connections.admit(max) else {
             connections.refused.fetch_add(1, Relaxed);
-            tokio::spawn(refuse(stream, max));
+            // At most REFUSING answers in flight; beyond that the socket is just closed.
+            if let Ok(permit) = refusing.clone().try_acquire_owned() {
+                tokio::spawn(async move {
+                    refuse(stream, max).await;
+                    drop(permit);
+                });
+            }
             continue;
         };
         let (app, connections, mut stop) = (app.clone(), connections.clone(), stop.clone());
         tasks.spawn(async move {
+            // Leaves the open map however the task ends.
+            let _registered = Registered(connections, id);
+            let busy_now = busy.clone();
             let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                 let guard = BusyGuard::new(busy.clone());
                 let call = tower_call(app.clone(), request);
@@ -181,21 +197,51 @@ pub async fn serve(
                 .keep_alive(true);
             let conn = builder.serve_connection(TokioIo::new(stream), service);
             let mut conn = std::pin::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = close.notified() => {}
-                _ = stopped(&mut stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.as_mut().await;
+            let evicted = tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = close.notified() => true,
+                _ = stopped(&mut stop) => false,
+            };
+            if evicted {
+                // This task alone polls the connection, so while it is here no request
+                // can begin: with none in progress, closing cuts nothing. A request that
+                // began just before the eviction may finish, for a bounded time.
+                if busy_now.load(Relaxed) == 0 {
+                    return;
                 }
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(EVICTION_GRACE, conn.as_mut()).await;
+            } else {
+                // Stopping: finish the request in progress; an idle connection closes.
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.as_mut().await;
             }
-            connections.remove(id);
         });
         // Reap finished connection tasks so the set does not grow.
         while tasks.try_join_next().is_some() {}
     }
     drop(listener);
     while tasks.join_next().await.is_some() {}
+}
+
+/// Refusals answered at once at most; more are closed without an answer.
+const REFUSING: usize = 64;
+/// Time an evicted connection has to finish a request in progress.
+const EVICTION_GRACE: Duration = Duration::from_secs(5);
+
+/// Removes a connection from the open map when its task ends.
+struct Registered(Arc<Connections>, u64);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.remove(self.1);
+    }
+}
+
+/// Errors of one connection that went away before it was accepted (as axum treats them).
+fn is_connection_error(e: &std::io::Error) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(e.kind(), ConnectionRefused | ConnectionAborted | ConnectionReset)
 }
 
 /// Resolves once `stop` turns true (or its sender is gone).
@@ -213,7 +259,8 @@ fn tower_call(
     app.call(request.map(Body::new))
 }
 
-/// Answer a connection beyond the limit with 503 and close it (at most 1 s spent).
+/// Answer a connection beyond the limit with 503 and close it (at most 1 s spent,
+/// reading what the client sent so that the close is not a reset).
 async fn refuse(mut stream: tokio::net::TcpStream, max: usize) {
     let body = format!(
         "{{\"error\":{{\"code\":\"too_many_connections\",\"message\":\"{max} connections are open and busy (max_connections); retry later\"}}}}"
@@ -225,6 +272,8 @@ async fn refuse(mut stream: tokio::net::TcpStream, max: usize) {
     let _ = tokio::time::timeout(Duration::from_secs(1), async {
         let _ = stream.write_all(answer.as_bytes()).await;
         let _ = stream.shutdown().await;
+        let mut sink = [0u8; 1024];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
     })
     .await;
 }

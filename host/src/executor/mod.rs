@@ -211,6 +211,11 @@ impl Executor {
         })
     }
 
+    /// How many more runs may be queued now (`max_queued_runs` less the backlog).
+    pub fn queue_room(&self) -> usize {
+        self.inner.max_queued_runs.saturating_sub(self.backlog())
+    }
+
     /// Wait until run `id` is finished and return it.
     pub async fn wait(&self, id: &str) -> Result<Run, StoreError> {
         let (tx, rx) = oneshot::channel();
@@ -546,6 +551,7 @@ impl Executor {
             }
         };
         let mut delivery = crate::webhook::engine::Deliverer::new_delivery(&hook, "task", run.depth + 1);
+        delivery.root = Some(run.chain().to_string());
         delivery.event = run.event.clone();
         let output = serde_json::json!({ "delivery": delivery.id, "webhook": hook.spec.name });
         let extras = Extras {

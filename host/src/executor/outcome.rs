@@ -114,6 +114,7 @@ impl Executor {
             match self.inner.store.webhook(&n.webhook)? {
                 Some(hook) if hook.spec.enabled => {
                     let mut d = crate::webhook::engine::Deliverer::new_delivery(&hook, "run", depth);
+                    d.root = Some(run.chain().to_string());
                     d.run = serde_json::to_value(run).ok();
                     out.push(d);
                 }

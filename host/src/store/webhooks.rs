@@ -111,6 +111,10 @@ pub struct Delivery {
     /// Causal depth of what caused it (events about it are one deeper).
     #[serde(default)]
     pub depth: u32,
+    /// The causal chain of what caused it (see [`crate::run::Run::root`]); events about
+    /// the delivery belong to it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
     /// Why it is dead, when it is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,

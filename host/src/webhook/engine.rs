@@ -105,6 +105,7 @@ impl Deliverer {
             trigger: None,
             cause: cause.to_string(),
             depth,
+            root: None,
             error: None,
         }
     }
@@ -306,7 +307,11 @@ impl Deliverer {
                     "last_status": delivery.attempts.last().and_then(|a| a.status_code),
                 });
                 let event = crate::event::internal(kind, &delivery.webhook_name, data, &now());
-                events.push(router.plan(event, crate::router::Origin::at_depth(delivery.depth + 1))?);
+                let origin = crate::router::Origin {
+                    root: delivery.root.clone(),
+                    ..crate::router::Origin::at_depth(delivery.depth + 1)
+                };
+                events.push(router.plan(event, origin)?);
             }
         }
         let (_, stored) = self.inner.store.save_delivery(delivery, disable, events).await?;
