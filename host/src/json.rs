@@ -93,19 +93,37 @@ pub fn check_depth(value: &Value) -> Result<(), String> {
     }
 }
 
+/// One step of the path to the value being parsed. Kept without formatting (a key is
+/// moved in and out, an index is a number), so a valid document costs no allocation
+/// for it; it is rendered only for an error.
+enum Step {
+    Index(usize),
+    Key(String),
+}
+
 struct Checked<'p> {
     depth: usize,
-    path: &'p RefCell<Vec<String>>,
+    path: &'p RefCell<Vec<Step>>,
 }
 
 impl Checked<'_> {
     fn at(&self) -> String {
         let path = self.path.borrow();
         if path.is_empty() {
-            "the top level".into()
-        } else {
-            path.concat().trim_start_matches('.').to_string()
+            return "the top level".into();
         }
+        let mut text = String::new();
+        for step in path.iter() {
+            match step {
+                Step::Index(i) => text.push_str(&format!("[{i}]")),
+                Step::Key(k) if text.is_empty() => text.push_str(k),
+                Step::Key(k) => {
+                    text.push('.');
+                    text.push_str(k);
+                }
+            }
+        }
+        text
     }
 
     fn deeper<E: serde::de::Error>(&self) -> Result<usize, E> {
@@ -175,7 +193,7 @@ impl<'de> Visitor<'de> for Checked<'_> {
         let depth = self.deeper()?;
         let mut items = Vec::new();
         loop {
-            self.path.borrow_mut().push(format!("[{}]", items.len()));
+            self.path.borrow_mut().push(Step::Index(items.len()));
             let next = seq.next_element_seed(Checked {
                 depth,
                 path: self.path,
@@ -198,12 +216,15 @@ impl<'de> Visitor<'de> for Checked<'_> {
                     self.at()
                 )));
             }
-            self.path.borrow_mut().push(format!(".{key}"));
+            // The key waits in the path while its value is parsed, then goes in the map.
+            self.path.borrow_mut().push(Step::Key(key));
             let value = access.next_value_seed(Checked {
                 depth,
                 path: self.path,
             });
-            self.path.borrow_mut().pop();
+            let Some(Step::Key(key)) = self.path.borrow_mut().pop() else {
+                unreachable!("the path holds the key pushed above");
+            };
             map.insert(key, value?);
         }
         Ok(Value::Object(map))

@@ -31,10 +31,17 @@ pub const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 /// 128), low enough that decoding, encoding and dropping it never strain the stack.
 pub const STORED_MAX_DEPTH: usize = 256;
 
-/// Decode a stored record. Reading does not depend on the input limit (serde_json's
-/// recursion limit is off); only nesting deeper than [`STORED_MAX_DEPTH`], measured on
-/// the bytes first, is refused.
+/// Decode a stored record. Reading does not depend on the input limit: a record past
+/// serde_json's recursion limit (128) is read again without it; only nesting deeper
+/// than [`STORED_MAX_DEPTH`], measured on the bytes, is refused.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    // Nearly every record nests far less than serde_json's own limit (128): read it
+    // directly. Only one that hits the limit is measured and read without it.
+    match serde_json::from_slice(bytes) {
+        Ok(value) => return Ok(value),
+        Err(e) if !e.to_string().starts_with("recursion limit exceeded") => return Err(e.to_string()),
+        Err(_) => {}
+    }
     let depth = crate::json::text_depth(bytes);
     if depth > STORED_MAX_DEPTH {
         return Err(format!("nested {depth} levels, more than {STORED_MAX_DEPTH}"));
