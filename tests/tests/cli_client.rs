@@ -487,3 +487,48 @@ fn logs_follow_prints_every_finished_run_once_however_many_and_however_long() {
         "{text}"
     );
 }
+
+/// A closed output pipe (`sundial webhook get alerts | head`) ends a command quietly:
+/// no panic, no "Broken pipe" on stderr, just the end that `cat` or `grep` would have.
+#[test]
+fn a_closed_pipe_ends_every_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    ok(&d, &["task", "create", "piped", "--plugin", "echo"]);
+    ok(&d, &["task", "run", "piped", "--wait"]);
+    for args in [
+        &["plugin", "list"][..],
+        &["task", "list"],
+        &["task", "get", "piped"],
+        &["run", "list"],
+        &["run", "list", "--json"],
+        &["event", "list"],
+        &["audit"],
+        &["webhook", "list"],
+        &["token", "list"],
+    ] {
+        let mut child = Command::new(sundial_bin())
+            .args(args)
+            .env("SUNDIAL_URL", format!("http://{}", d.addr))
+            .env("SUNDIAL_TOKEN", &d.token)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run sundial");
+        // The reader goes away before the command has its answer to print.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().expect("wait for sundial");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("Broken pipe"),
+            "{args:?}: {stderr}"
+        );
+        assert!(
+            out.status.signal() == Some(libc::SIGPIPE) || out.status.code() == Some(0),
+            "{args:?} ended with {:?}: {stderr}",
+            out.status
+        );
+    }
+}

@@ -127,6 +127,19 @@ pub(crate) fn init_logging(json: bool, default: &str) {
 }
 
 /// Parse the arguments and run the command; returns the process exit code.
+/// A client command whose output pipe closes (`sundial run list | head`) ends quietly,
+/// as `cat` and `grep` do: the default action of SIGPIPE, which Rust's runtime turns
+/// off (a write would then fail and `println!` panic). Sockets are unaffected: they
+/// are written with `MSG_NOSIGNAL`. Not for `serve`, which must outlive its clients.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring a signal's default disposition before any thread writes output;
+    // no handler is installed.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -137,6 +150,7 @@ pub fn main() -> ExitCode {
     };
     if !matches!(cli.command, Command::Serve(_)) {
         init_logging(false, "warn");
+        quiet_on_closed_pipe();
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
