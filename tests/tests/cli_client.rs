@@ -532,3 +532,24 @@ fn a_closed_pipe_ends_every_command_quietly() {
         );
     }
 }
+
+/// `--on` takes weekday lists and ranges, and refuses what is not a weekday, naming it.
+#[test]
+fn schedule_weekdays_take_ranges_and_refuse_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    ok(&d, &["schedule", "create", "workdays", "--every", "week", "--on", "mon-fri", "--at", "09:00"]);
+    let (_, s) = d.call("GET", "/v1/schedules/workdays", None);
+    assert_eq!(
+        s["rule"]["calendar"]["weekdays"],
+        serde_json::json!(["Mon", "Tue", "Wed", "Thu", "Fri"]),
+        "{s}"
+    );
+    for bad in ["monkey", "mon-frx"] {
+        let out = cli(&d, &["schedule", "create", "bad", "--every", "week", "--on", bad]);
+        assert_eq!(out.status.code(), Some(2), "--on {bad} is a usage error");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("is not a weekday"), "{stderr}");
+    }
+    assert_eq!(d.call("GET", "/v1/schedules/bad", None).0, 404, "nothing was created");
+}

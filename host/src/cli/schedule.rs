@@ -15,7 +15,8 @@ pub(crate) struct RuleFlags {
     /// Repeat every N units: "15 minutes", "2 hours", "day", "2 weeks", "month", "year".
     #[arg(long)]
     every: Option<String>,
-    /// Weekdays for --every, comma-separated: mon,tue,...,sun.
+    /// Weekdays for --every: days and ranges, comma-separated (mon-fri, sat,sun,
+    /// mon-wed,fri); anything else is refused.
     #[arg(long)]
     on: Option<String>,
     /// Time of day for --every days/weeks/months/years, HH:MM.
@@ -40,6 +41,46 @@ fn hms(field: &str, text: &str) -> Result<String, String> {
         .or_else(|_| chrono::NaiveTime::parse_from_str(text, "%H:%M:%S"))
         .map(|t| t.format("%H:%M:%S").to_string())
         .map_err(|_| format!("--{field} {text:?}: expected HH:MM"))
+}
+
+/// Weekday names, Monday first, as the API spells them.
+const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
+
+/// One weekday: its three-letter abbreviation or its full name, any case.
+fn weekday(text: &str) -> Option<usize> {
+    const FULL: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    let t = text.trim().to_ascii_lowercase();
+    FULL.iter()
+        .position(|full| t == full[..3] || t == *full)
+}
+
+/// `--on`: weekdays and ranges, comma-separated (`mon-fri`, `sat,sun`, `mon-wed,fri`; a
+/// range may wrap, `fri-mon`), as the API's list, Monday first. Anything else is refused
+/// naming the part that is not a weekday.
+pub(crate) fn weekdays(text: &str) -> Result<Vec<&'static str>, String> {
+    let mut on = [false; 7];
+    for part in text.split(',') {
+        let day = |d: &str| {
+            weekday(d).ok_or_else(|| {
+                format!("--on {text:?}: {:?} is not a weekday (mon, tue, ... sun, or ranges such as mon-fri)", d.trim())
+            })
+        };
+        match part.split_once('-') {
+            Some((from, to)) => {
+                let (from, to) = (day(from)?, day(to)?);
+                let mut d = from;
+                loop {
+                    on[d] = true;
+                    if d == to {
+                        break;
+                    }
+                    d = (d + 1) % 7;
+                }
+            }
+            None => on[day(part)?] = true,
+        }
+    }
+    Ok(WEEKDAYS.iter().zip(on).filter(|(_, o)| *o).map(|(d, _)| *d).collect())
 }
 
 /// Build the JSON rule from the flags (pure, unit-tested).
@@ -93,19 +134,7 @@ pub(crate) fn rule_json(f: &RuleFlags) -> Result<Value, String> {
     };
     let mut cal = json!({ "every": n, "unit": unit });
     if let Some(on) = &f.on {
-        let days: Result<Vec<String>, String> = on
-            .split(',')
-            .map(|d| match d.trim().to_ascii_lowercase().get(..3) {
-                Some(x @ ("mon" | "tue" | "wed" | "thu" | "fri" | "sat" | "sun")) => {
-                    let mut c = x.chars();
-                    Ok(c.next()
-                        .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
-                        .unwrap_or_default())
-                }
-                _ => Err(format!("--on: {d:?} is not a weekday")),
-            })
-            .collect();
-        cal["weekdays"] = json!(days?);
+        cal["weekdays"] = json!(weekdays(on)?);
     }
     if let Some(at) = &f.at {
         cal["at"] = json!(hms("at", at)?);
@@ -352,6 +381,28 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(r["calendar"]["day_of_month"], "last");
+    }
+
+    #[test]
+    fn weekday_lists_and_ranges() {
+        assert_eq!(weekdays("mon-fri").unwrap(), ["Mon", "Tue", "Wed", "Thu", "Fri"]);
+        assert_eq!(weekdays("sat,sun").unwrap(), ["Sat", "Sun"]);
+        assert_eq!(weekdays("mon-wed,fri").unwrap(), ["Mon", "Tue", "Wed", "Fri"]);
+        assert_eq!(weekdays("Friday-Monday").unwrap(), ["Mon", "Fri", "Sat", "Sun"]);
+        assert_eq!(weekdays(" TUE , tue ").unwrap(), ["Tue"]);
+        assert_eq!(weekdays("sun-sat").unwrap(), WEEKDAYS);
+        assert_eq!(weekdays("wed-wed").unwrap(), ["Wed"]);
+        for (bad, part) in [
+            ("monkey", "monkey"),
+            ("mon-frx", "frx"),
+            ("mon,,fri", ""),
+            ("mon-", ""),
+            ("mo", "mo"),
+            ("thursdays", "thursdays"),
+        ] {
+            let e = weekdays(bad).unwrap_err();
+            assert!(e.contains(&format!("{part:?} is not a weekday")), "{bad}: {e}");
+        }
     }
 
     #[test]
