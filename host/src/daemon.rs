@@ -130,9 +130,16 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let open_files = match crate::fdlimit::raise_nofile() {
         Ok((before, after)) => {
             if after > before {
-                tracing::info!(before, after, "raised the open-file limit (RLIMIT_NOFILE) to its hard limit");
+                tracing::info!(
+                    before,
+                    after,
+                    "raised the open-file limit (RLIMIT_NOFILE) to its hard limit"
+                );
             } else {
-                tracing::info!(open_files = after, "open-file limit (RLIMIT_NOFILE) already at its hard limit");
+                tracing::info!(
+                    open_files = after,
+                    "open-file limit (RLIMIT_NOFILE) already at its hard limit"
+                );
             }
             after
         }
@@ -183,7 +190,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         config.workers,
         config.max_queued_runs,
     )
-        .map_err(|e| format!("starting the run threads: {e}"))?;
+    .map_err(|e| format!("starting the run threads: {e}"))?;
     let clock = match config.test_clock {
         Some(t) => {
             tracing::warn!(now = %t, "running on a manual test clock: schedules follow POST /v1/clock, not the wall clock");

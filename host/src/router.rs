@@ -374,7 +374,12 @@ impl Router {
         if cost == 0 {
             return None;
         }
-        let spent = self.inner.budget.lock().unwrap_or_else(|e| e.into_inner()).spend(chain, cost);
+        let spent = self
+            .inner
+            .budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spend(chain, cost);
         let spent = spent.err()?;
         self.inner.stopped_by_budget.fetch_add(1, Relaxed);
         Some(format!(

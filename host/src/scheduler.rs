@@ -405,7 +405,10 @@ async fn record_slot(
             0,
             now(),
         );
-        let queued = runs.iter().filter(|r: &&Run| r.status == RunStatus::Queued).count();
+        let queued = runs
+            .iter()
+            .filter(|r: &&Run| r.status == RunStatus::Queued)
+            .count();
         let full = executor.queue_full(queued + 1);
         // The slot is one causal chain, named by its first run.
         let run = match runs.first() {

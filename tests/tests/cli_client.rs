@@ -538,7 +538,12 @@ fn a_closed_pipe_ends_every_command_quietly() {
 fn schedule_weekdays_take_ranges_and_refuse_the_rest() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
-    ok(&d, &["schedule", "create", "workdays", "--every", "week", "--on", "mon-fri", "--at", "09:00"]);
+    ok(
+        &d,
+        &[
+            "schedule", "create", "workdays", "--every", "week", "--on", "mon-fri", "--at", "09:00",
+        ],
+    );
     let (_, s) = d.call("GET", "/v1/schedules/workdays", None);
     assert_eq!(
         s["rule"]["calendar"]["weekdays"],
@@ -551,5 +556,9 @@ fn schedule_weekdays_take_ranges_and_refuse_the_rest() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("is not a weekday"), "{stderr}");
     }
-    assert_eq!(d.call("GET", "/v1/schedules/bad", None).0, 404, "nothing was created");
+    assert_eq!(
+        d.call("GET", "/v1/schedules/bad", None).0,
+        404,
+        "nothing was created"
+    );
 }

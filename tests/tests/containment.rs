@@ -9,7 +9,10 @@ use sundial_tests::{Daemon, metric, peak_rss_kib, reset_peak_rss, rss_kib};
 fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(secs);
     while !done() {
-        assert!(Instant::now() < deadline, "timed out after {secs} s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -47,7 +50,10 @@ fn quiet_runs_watching(d: &Daemon, task: &str, mut watch: impl FnMut()) -> Vec<V
 /// A task that emits `count` events which each start it again, and its trigger.
 fn self_feeding_task(d: &Daemon, count: u32) {
     let grants = json!({"grants": {"emit_events": true}});
-    assert_eq!(d.install_plugin("hostile", "sundial-fixture-hostile", grants).0, 201);
+    assert_eq!(
+        d.install_plugin("hostile", "sundial-fixture-hostile", grants).0,
+        201
+    );
     let spec = json!({"name": "fan", "plugin": "hostile",
                       "params": {"mode": "fanout", "kind": "fixture.fan", "count": count},
                       "retry": {"max_attempts": 1}});
@@ -87,7 +93,10 @@ fn a_self_feeding_trigger_chain_stops_at_its_budget() {
     self_feeding_task(&d, 10);
     let (status, v) = d.call("POST", "/v1/events", Some(&outside_event("root-1")));
     assert_eq!(status, 202, "{v}");
-    let root = v["seq"].as_str().unwrap_or_else(|| panic!("an event seq: {v}")).to_string();
+    let root = v["seq"]
+        .as_str()
+        .unwrap_or_else(|| panic!("an event seq: {v}"))
+        .to_string();
 
     let runs = quiet_runs(&d, "fan");
     // Each event starts one run: 1 + 10 + 100 runs, then 39 of the next generation's
@@ -97,15 +106,25 @@ fn a_self_feeding_trigger_chain_stops_at_its_budget() {
         assert_eq!(r["root"], json!(root), "every run is in the event's chain: {r}");
         assert_eq!(r["status"], "succeeded", "{r}");
     }
-    let stopped = metric(&metrics(&d), "sundial_events_stopped_total{reason=\"chain_budget\"}");
+    let stopped = metric(
+        &metrics(&d),
+        "sundial_events_stopped_total{reason=\"chain_budget\"}",
+    );
     assert!(stopped >= 1.0, "the metric counts held-back events: {stopped}");
     let events = all_events(&d, "fixture.fan");
     let held: Vec<&Value> = events
         .iter()
         .filter(|e| e["stopped"].as_str().is_some_and(|s| s.contains("max_chain")))
         .collect();
-    assert_eq!(held.len() as f64, stopped, "each held-back event is stored with the reason");
-    assert!(held.iter().all(|e| e["triggers"][0]["runs"] == json!([])), "{held:?}");
+    assert_eq!(
+        held.len() as f64,
+        stopped,
+        "each held-back event is stored with the reason"
+    );
+    assert!(
+        held.iter().all(|e| e["triggers"][0]["runs"] == json!([])),
+        "{held:?}"
+    );
     // The runs whose events were held back say so in their log.
     let noted = runs
         .iter()
@@ -120,7 +139,11 @@ fn a_self_feeding_trigger_chain_stops_at_its_budget() {
     assert!(noted >= 1, "a run's log names the budget");
 
     // The queue is empty again and others are served: a manual run and a new chain.
-    let (status, v) = d.call("POST", "/v1/tasks/fan/run", Some(&json!({"params": {"mode": "fanout", "count": 0}})));
+    let (status, v) = d.call(
+        "POST",
+        "/v1/tasks/fan/run",
+        Some(&json!({"params": {"mode": "fanout", "count": 0}})),
+    );
     assert_eq!(status, 202, "a manual run is accepted: {v}");
     let (status, v) = d.call("POST", "/v1/events", Some(&outside_event("root-2")));
     assert_eq!(status, 202, "a new chain is accepted: {v}");
@@ -137,7 +160,16 @@ fn runs_started_by_runs_obey_the_queue_limit() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(
         dir.path(),
-        &["--max-chain", "100000", "--workers", "1", "--max-queued-runs", "5", "--max-event-depth", "3"],
+        &[
+            "--max-chain",
+            "100000",
+            "--workers",
+            "1",
+            "--max-queued-runs",
+            "5",
+            "--max-event-depth",
+            "3",
+        ],
     );
     self_feeding_task(&d, 10);
     let (status, v) = d.call("POST", "/v1/events", Some(&outside_event("root-q")));
@@ -146,15 +178,21 @@ fn runs_started_by_runs_obey_the_queue_limit() {
     let runs = quiet_runs_watching(&d, "fan", || {
         most_waiting = most_waiting.max(metric(&metrics(&d), "sundial_run_backlog"));
     });
-    assert!(most_waiting <= 5.0, "at most max_queued_runs wait: saw {most_waiting}");
+    assert!(
+        most_waiting <= 5.0,
+        "at most max_queued_runs wait: saw {most_waiting}"
+    );
     // Depth 3 would allow 1 + 10 + 100 + 1000 runs; the queue holds back most.
     assert!(runs.len() < 1111, "{} runs", runs.len());
-    let full = metric(&metrics(&d), "sundial_events_stopped_total{reason=\"queue_full\"}");
+    let full = metric(
+        &metrics(&d),
+        "sundial_events_stopped_total{reason=\"queue_full\"}",
+    );
     assert!(full >= 1.0, "events were held back by the queue: {full}");
     assert!(
-        all_events(&d, "fixture.fan")
-            .iter()
-            .any(|e| e["stopped"].as_str().is_some_and(|s| s.contains("max_queued_runs"))),
+        all_events(&d, "fixture.fan").iter().any(|e| e["stopped"]
+            .as_str()
+            .is_some_and(|s| s.contains("max_queued_runs"))),
         "the reason is on the event"
     );
 }
@@ -166,19 +204,42 @@ fn runs_started_by_runs_obey_the_queue_limit() {
 fn a_slot_due_while_the_queue_is_full_is_recorded_skipped() {
     let dir = tempfile::tempdir().unwrap();
     let t0 = "2026-06-01T00:00:00Z";
-    let d = Daemon::start(dir.path(), &["--test-clock", t0, "--workers", "1", "--max-queued-runs", "2"]);
-    assert_eq!(d.install_plugin("hostile", "sundial-fixture-hostile", json!({})).0, 201);
+    let d = Daemon::start(
+        dir.path(),
+        &["--test-clock", t0, "--workers", "1", "--max-queued-runs", "2"],
+    );
+    assert_eq!(
+        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
+            .0,
+        201
+    );
     let spin = json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"},
                       "retry": {"max_attempts": 1}, "timeout_ms": 60000});
     assert_eq!(d.call("POST", "/v1/tasks", Some(&spin)).0, 201);
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&json!({"name": "tick", "plugin": "echo"}))).0, 201);
+    assert_eq!(
+        d.call(
+            "POST",
+            "/v1/tasks",
+            Some(&json!({"name": "tick", "plugin": "echo"}))
+        )
+        .0,
+        201
+    );
     let (status, v) = d.call(
         "POST",
         "/v1/schedules",
         Some(&json!({"name": "every-second", "rule": {"cron": "* * * * * *"}, "start": "2026-06-01T00:00:01Z"})),
     );
     assert_eq!(status, 201, "{v}");
-    assert_eq!(d.call("POST", "/v1/schedules/every-second/tasks", Some(&json!({"task": "tick"}))).0, 200);
+    assert_eq!(
+        d.call(
+            "POST",
+            "/v1/schedules/every-second/tasks",
+            Some(&json!({"task": "tick"}))
+        )
+        .0,
+        200
+    );
     // One spinning run holds the only worker, two more wait: the queue is full.
     let spin = || {
         let (status, r) = d.call("POST", "/v1/tasks/spin/run", None);
@@ -204,7 +265,9 @@ fn a_slot_due_while_the_queue_is_full_is_recorded_skipped() {
     for id in &spins {
         d.call("POST", &format!("/v1/runs/{id}/cancel"), None);
     }
-    wait_until("the queue to empty", 60, || metric(&metrics(&d), "sundial_run_backlog") == 0.0);
+    wait_until("the queue to empty", 60, || {
+        metric(&metrics(&d), "sundial_run_backlog") == 0.0
+    });
     d.set_clock("2026-06-01T00:00:02Z");
     let slots = d.schedule_slots("tick");
     assert_eq!(slots.len(), 2, "exactly one run per slot: {slots:?}");
@@ -222,7 +285,11 @@ fn mib(kib: u64) -> f64 {
 }
 
 fn run_wait(d: &Daemon, task: &str, params: Value) -> Value {
-    let (status, run) = d.call("POST", &format!("/v1/tasks/{task}/run?wait=true"), Some(&json!({"params": params})));
+    let (status, run) = d.call(
+        "POST",
+        &format!("/v1/tasks/{task}/run?wait=true"),
+        Some(&json!({"params": params})),
+    );
     assert_eq!(status, 200, "{run}");
     run
 }
@@ -243,7 +310,11 @@ fn error_of(run: &Value) -> (&str, &str, &str) {
 fn a_plugin_cannot_grow_host_memory_through_wasi_resources() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--workers", "4"]);
-    assert_eq!(d.install_plugin("hostile", "sundial-fixture-hostile", json!({})).0, 201);
+    assert_eq!(
+        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
+            .0,
+        201
+    );
     let spec = json!({"name": "hold", "plugin": "hostile", "params": {"mode": "fields"},
                       "retry": {"max_attempts": 1}});
     assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
@@ -256,14 +327,30 @@ fn a_plugin_cannot_grow_host_memory_through_wasi_resources() {
     reset_peak_rss(pid);
     for round in 0..3 {
         // 5 000 maps of 100 kB: the first map is already over 16 KiB.
-        let big = run_wait(&d, "hold", json!({"mode": "fields", "count": 5000, "bytes": 100_000}));
+        let big = run_wait(
+            &d,
+            "hold",
+            json!({"mode": "fields", "count": 5000, "bytes": 100_000}),
+        );
         let (status, kind, message) = error_of(&big);
-        assert_eq!((status, kind), ("failed", "resource_limit"), "round {round}: {big}");
+        assert_eq!(
+            (status, kind),
+            ("failed", "resource_limit"),
+            "round {round}: {big}"
+        );
         assert!(message.contains("header map larger than 16 KiB"), "{big}");
         // 5 000 maps of 8 kB each: fine one by one, too many at once.
-        let many = run_wait(&d, "hold", json!({"mode": "fields", "count": 5000, "bytes": 8000}));
+        let many = run_wait(
+            &d,
+            "hold",
+            json!({"mode": "fields", "count": 5000, "bytes": 8000}),
+        );
         let (status, kind, message) = error_of(&many);
-        assert_eq!((status, kind), ("failed", "resource_limit"), "round {round}: {many}");
+        assert_eq!(
+            (status, kind),
+            ("failed", "resource_limit"),
+            "round {round}: {many}"
+        );
         assert!(message.contains("max_resources"), "{many}");
     }
     // Four at once, as the workers allow.
@@ -279,7 +366,9 @@ fn a_plugin_cannot_grow_host_memory_through_wasi_resources() {
         })
         .collect();
     for id in &runs {
-        wait_until("the run to end", 120, || d.call("GET", &format!("/v1/runs/{id}"), None).1["finished_at"].is_string());
+        wait_until("the run to end", 120, || {
+            d.call("GET", &format!("/v1/runs/{id}"), None).1["finished_at"].is_string()
+        });
         let (_, run) = d.call("GET", &format!("/v1/runs/{id}"), None);
         assert_eq!(error_of(&run).1, "resource_limit", "{run}");
     }
@@ -294,8 +383,14 @@ fn a_plugin_cannot_grow_host_memory_through_wasi_resources() {
     );
     // The attack this stops grew the daemon by 758 MiB in one run. The bound per run
     // is 256 maps of 16 KiB (4 MiB) plus the instance; 14 runs left it where it was.
-    assert!(peak < before + 96 * 1024, "peak {peak} KiB against {before} KiB before");
-    assert!(after < before + 32 * 1024, "after {after} KiB against {before} KiB before");
+    assert!(
+        peak < before + 96 * 1024,
+        "peak {peak} KiB against {before} KiB before"
+    );
+    assert!(
+        after < before + 32 * 1024,
+        "after {after} KiB against {before} KiB before"
+    );
     let again = run_wait(&d, "hold", json!({"mode": "fields", "count": 10, "bytes": 100}));
     assert_eq!(again["status"], "succeeded", "the plugin still runs: {again}");
 }
@@ -356,10 +451,19 @@ fn outbound_connections_are_capped_per_run_and_per_daemon() {
     let pid = d.pid();
     let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
     let line = limits.lines().find(|l| l.starts_with("Max open files")).unwrap();
-    assert_eq!(line.split_whitespace().collect::<Vec<_>>()[3..5], ["512", "512"], "{line}");
-    wait_until("the limit in the log", 10, || d.stderr_text().contains("raised the open-file limit"));
+    assert_eq!(
+        line.split_whitespace().collect::<Vec<_>>()[3..5],
+        ["512", "512"],
+        "{line}"
+    );
+    wait_until("the limit in the log", 10, || {
+        d.stderr_text().contains("raised the open-file limit")
+    });
     let grants = json!({"grants": {"hosts": [format!("http://127.0.0.1:{}", sink.port)]}});
-    assert_eq!(d.install_plugin("hostile", "sundial-fixture-hostile", grants).0, 201);
+    assert_eq!(
+        d.install_plugin("hostile", "sundial-fixture-hostile", grants).0,
+        201
+    );
     let authority = format!("127.0.0.1:{}", sink.port);
     let spec = json!({"name": "dial", "plugin": "hostile",
                       "params": {"mode": "connections", "authority": authority, "count": 200, "wait_ms": 3000},
@@ -369,7 +473,11 @@ fn outbound_connections_are_capped_per_run_and_per_daemon() {
     let rss_before = rss_kib(pid);
 
     // One run alone: 16 open, the other 184 refused inside the plugin.
-    let one = run_wait(&d, "dial", json!({"mode": "connections", "authority": authority, "count": 200, "wait_ms": 2000}));
+    let one = run_wait(
+        &d,
+        "dial",
+        json!({"mode": "connections", "authority": authority, "count": 200, "wait_ms": 2000}),
+    );
     let brief = |r: &Value| format!("{} {} {}", r["status"], r["error"], r["output"]);
     assert_eq!(one["status"], "succeeded", "{}", brief(&one));
     assert_eq!(
@@ -379,7 +487,10 @@ fn outbound_connections_are_capped_per_run_and_per_daemon() {
         brief(&one)
     );
     assert!(
-        one["log"]["lines"][0]["message"].as_str().unwrap().contains("limits.max_connections"),
+        one["log"]["lines"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_connections"),
         "the log says why: {}",
         one["log"]["lines"][0]
     );
@@ -412,17 +523,33 @@ fn outbound_connections_are_capped_per_run_and_per_daemon() {
         assert_eq!(run["status"], "succeeded", "{}", brief(&run));
         let open = run["output"]["open"].as_u64().unwrap();
         assert!(open <= 16, "one run held {open}: {}", brief(&run));
-        assert_eq!(open + run["output"]["limited"].as_u64().unwrap(), 200, "{}", brief(&run));
+        assert_eq!(
+            open + run["output"]["limited"].as_u64().unwrap(),
+            200,
+            "{}",
+            brief(&run)
+        );
         open_total += open;
     }
-    assert!(most_requests <= 128.0, "the daemon had {most_requests} plugin requests open");
+    assert!(
+        most_requests <= 128.0,
+        "the daemon had {most_requests} plugin requests open"
+    );
     // The sink notices a close a moment after it happens: one run's worth of slack.
-    assert!(sink.most() <= 128 + 16, "the sink saw {} connections at once", sink.most());
+    assert!(
+        sink.most() <= 128 + 16,
+        "the sink saw {} connections at once",
+        sink.most()
+    );
     eprintln!("ten runs held {open_total} requests in all (not all at once)");
     wait_until("every socket to close", 30, || sink.open() == 0);
 
     // A run that asks for 4 500: it runs out of host resources first.
-    let flood = run_wait(&d, "dial", json!({"mode": "connections", "authority": authority, "count": 4500, "wait_ms": 100}));
+    let flood = run_wait(
+        &d,
+        "dial",
+        json!({"mode": "connections", "authority": authority, "count": 4500, "wait_ms": 100}),
+    );
     assert_eq!(error_of(&flood).1, "resource_limit", "{}", brief(&flood));
     wait_until("every socket to close", 30, || sink.open() == 0);
     std::thread::sleep(Duration::from_millis(500));
@@ -435,8 +562,14 @@ fn outbound_connections_are_capped_per_run_and_per_daemon() {
         mib(rss_after),
         worst_healthz
     );
-    assert!(most_fds < 512, "the daemon stayed under its open-file limit: {most_fds}");
-    assert!(fds_after <= fds_before + 8, "sockets were closed: {fds_before} -> {fds_after}");
+    assert!(
+        most_fds < 512,
+        "the daemon stayed under its open-file limit: {most_fds}"
+    );
+    assert!(
+        fds_after <= fds_before + 8,
+        "sockets were closed: {fds_before} -> {fds_after}"
+    );
 }
 
 /// Class 6: clients that send their request head a byte at a time are cut at the
@@ -446,7 +579,10 @@ fn outbound_connections_are_capped_per_run_and_per_daemon() {
 fn slow_clients_are_cut_and_cannot_crowd_out_others() {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &["--header-timeout", "3s", "--max-connections", "200"]);
+    let d = Daemon::start(
+        dir.path(),
+        &["--header-timeout", "3s", "--max-connections", "200"],
+    );
     let pid = d.pid();
     let (fds_before, rss_before) = (fds(pid), rss_kib(pid));
     // 600 connections, each sending one byte of a request head.
@@ -481,12 +617,17 @@ fn slow_clients_are_cut_and_cannot_crowd_out_others() {
     }
     // Every slow connection has been closed by the daemon: evicted at the limit, or cut
     // at the header timeout.
-    wait_until("every slow connection to be closed by the daemon", 30, || slow.iter_mut().all(closed));
+    wait_until("every slow connection to be closed by the daemon", 30, || {
+        slow.iter_mut().all(closed)
+    });
     let text = metrics(&d);
     let evicted = metric(&text, "sundial_http_connections_evicted_total");
     // How many gave way at the limit and how many ran into the timeout depends on how
     // fast they were accepted; both end closed.
-    assert!(evicted >= 1.0, "600 slow connections against 200 places: {evicted} evicted");
+    assert!(
+        evicted >= 1.0,
+        "600 slow connections against 200 places: {evicted} evicted"
+    );
     assert!(metric(&text, "sundial_http_connections_open") <= 200.0, "{text}");
     drop(slow);
     std::thread::sleep(Duration::from_millis(500));
@@ -497,7 +638,10 @@ fn slow_clients_are_cut_and_cannot_crowd_out_others() {
         mib(rss_before),
         mib(rss_after)
     );
-    assert!(most_fds < fds_before + 260, "open connections stayed capped: {most_fds} fds");
+    assert!(
+        most_fds < fds_before + 260,
+        "open connections stayed capped: {most_fds} fds"
+    );
     assert!(fds_after <= fds_before + 8, "{fds_before} -> {fds_after}");
 }
 
@@ -544,7 +688,8 @@ fn a_connection_beyond_the_limit_is_refused_when_all_are_busy() {
     for _ in 0..50 {
         busy.push(stalled());
         std::thread::sleep(Duration::from_millis(200));
-        answer = sundial_tests::try_raw_http(&d.addr, "GET", "/healthz", "", b"").unwrap_or((0, String::new()));
+        answer =
+            sundial_tests::try_raw_http(&d.addr, "GET", "/healthz", "", b"").unwrap_or((0, String::new()));
         if answer.0 == 503 {
             break;
         }
@@ -552,7 +697,12 @@ fn a_connection_beyond_the_limit_is_refused_when_all_are_busy() {
     assert_eq!(answer.0, 503, "{answer:?}");
     assert!(answer.1.contains("too_many_connections"), "{answer:?}");
     drop(busy);
-    wait_until("room again", 30, || d.call_as(None, "GET", "/healthz", None).0 == 200);
+    wait_until("room again", 30, || {
+        d.call_as(None, "GET", "/healthz", None).0 == 200
+    });
     let text = metrics(&d);
-    assert!(metric(&text, "sundial_http_connections_refused_total") >= 1.0, "{text}");
+    assert!(
+        metric(&text, "sundial_http_connections_refused_total") >= 1.0,
+        "{text}"
+    );
 }

@@ -304,7 +304,10 @@ fn a_flood_beyond_the_workers_gets_429_and_503_and_memory_stays_bounded() {
     // event can slip into one: ask until the queue is full at that moment.
     let ev = json!({"specversion": "1.0", "id": "flood-1", "source": "/flood", "type": "flood"});
     let event_refused = (0..50).any(|_| d.call("POST", "/v1/events", Some(&ev)).0 == 429);
-    assert!(event_refused, "an event was refused with 429 while the queue was full");
+    assert!(
+        event_refused,
+        "an event was refused with 429 while the queue was full"
+    );
 
     // 64 clients flood the full queue: every answer is 202, 429 or 503, fast.
     let mut statuses = std::collections::HashMap::new();

@@ -439,7 +439,10 @@ fn a_plugin_s_key_value_namespace_has_a_quota() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
     let grants = json!({"grants": {"kv": true}});
-    assert_eq!(d.install_plugin("hostile", "sundial-fixture-hostile", grants).0, 201);
+    assert_eq!(
+        d.install_plugin("hostile", "sundial-fixture-hostile", grants).0,
+        201
+    );
     let file = dir.path().join("sundial.redb");
     let size_before = std::fs::metadata(&file).unwrap().len();
     // 300 values of 1 MiB (the attack that grew a data file from 6.5 to 836 MiB): the
@@ -451,11 +454,22 @@ fn a_plugin_s_key_value_namespace_has_a_quota() {
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["output"]["written"], 15, "{run}");
     let refused = run["output"]["refused"].as_str().unwrap();
-    assert!(refused.contains("kv quota") && refused.contains("limits.kv_max_bytes"), "{refused}");
+    assert!(
+        refused.contains("kv quota") && refused.contains("limits.kv_max_bytes"),
+        "{refused}"
+    );
     assert_eq!(run["output"]["deleted"], true);
     let (_, plugin) = d.call("GET", "/v1/plugins/hostile", None);
     let kv = &plugin["kv"];
-    assert_eq!((kv["keys"].as_u64(), kv["max_keys"].as_u64(), kv["max_bytes"].as_u64()), (Some(14), Some(10_000), Some(16 << 20)), "{plugin}");
+    assert_eq!(
+        (
+            kv["keys"].as_u64(),
+            kv["max_keys"].as_u64(),
+            kv["max_bytes"].as_u64()
+        ),
+        (Some(14), Some(10_000), Some(16 << 20)),
+        "{plugin}"
+    );
     assert!(kv["bytes"].as_u64().unwrap() <= 16 << 20, "{plugin}");
     let grown = std::fs::metadata(&file).unwrap().len() - size_before;
     eprintln!("kv quota: data file grew by {} MiB", grown >> 20);
@@ -476,8 +490,18 @@ fn a_plugin_s_key_value_namespace_has_a_quota() {
     let (_, run) = d.call("POST", "/v1/tasks/few/run?wait=true", None);
     // 14 keys are there already (over the new 3): no new key is taken.
     assert_eq!(run["output"]["written"], 0, "{run}");
-    assert!(run["output"]["refused"].as_str().unwrap().contains("limits.kv_max_keys"), "{run}");
-    let (status, v) = d.call("PATCH", "/v1/plugins/hostile", Some(&json!({"limits": {"kv_max_keys": 20000000}})));
+    assert!(
+        run["output"]["refused"]
+            .as_str()
+            .unwrap()
+            .contains("limits.kv_max_keys"),
+        "{run}"
+    );
+    let (status, v) = d.call(
+        "PATCH",
+        "/v1/plugins/hostile",
+        Some(&json!({"limits": {"kv_max_keys": 20000000}})),
+    );
     assert_eq!(status, 400, "{v}");
     assert!(message(&v).contains("kv_max_keys"), "{v}");
     // Survives a restart (usage is kept with the data).
@@ -503,14 +527,27 @@ fn a_denied_request_fails_the_run_without_retries() {
     let retry = json!({"max_attempts": 3, "initial_delay_ms": 10});
     for (name, url, why) in [
         ("refused", format!("http://127.0.0.1:{port}/"), "prohibited"),
-        ("not-granted", format!("http://127.0.0.1:{}/", port.wrapping_add(1).max(1)), "host not granted"),
+        (
+            "not-granted",
+            format!("http://127.0.0.1:{}/", port.wrapping_add(1).max(1)),
+            "host not granted",
+        ),
     ] {
         let spec = json!({"name": name, "plugin": "http-request", "params": {"url": url}, "retry": retry});
         assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
         let (_, run) = d.call("POST", &format!("/v1/tasks/{name}/run?wait=true"), None);
-        let brief = format!("{} {} attempts {}", run["status"], run["error"], run["attempts"].as_array().map_or(0, Vec::len));
+        let brief = format!(
+            "{} {} attempts {}",
+            run["status"],
+            run["error"],
+            run["attempts"].as_array().map_or(0, Vec::len)
+        );
         assert_eq!(run["status"], "failed", "{brief}");
-        assert_eq!(run["attempts"].as_array().unwrap().len(), 1, "a denial is not retried: {brief}");
+        assert_eq!(
+            run["attempts"].as_array().unwrap().len(),
+            1,
+            "a denial is not retried: {brief}"
+        );
         let message = run["error"]["message"].as_str().unwrap_or_default();
         assert!(message.contains(why), "the reason is given: {brief}");
     }

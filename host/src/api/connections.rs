@@ -182,14 +182,17 @@ pub async fn serve(
             // Leaves the open map however the task ends.
             let _registered = Registered(connections, id);
             let busy_now = busy.clone();
-            let service = hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
-                let guard = BusyGuard::new(busy.clone());
-                let call = tower_call(app.clone(), request);
-                async move {
-                    let response = call.await?;
-                    Ok::<_, std::convert::Infallible>(response.map(|body| Body::new(Guarded { body, _guard: guard })))
-                }
-            });
+            let service =
+                hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
+                    let guard = BusyGuard::new(busy.clone());
+                    let call = tower_call(app.clone(), request);
+                    async move {
+                        let response = call.await?;
+                        Ok::<_, std::convert::Infallible>(
+                            response.map(|body| Body::new(Guarded { body, _guard: guard })),
+                        )
+                    }
+                });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
@@ -304,7 +307,10 @@ impl http_body::Body for Guarded {
     type Data = bytes::Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         Pin::new(&mut self.body).poll_frame(cx)
     }
 

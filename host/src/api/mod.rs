@@ -3,8 +3,8 @@
 
 mod admin;
 pub mod admission;
-pub mod connections;
 mod clock;
+pub mod connections;
 mod events;
 pub mod openapi;
 mod plugins;
@@ -23,7 +23,6 @@ use crate::runtime::Runtime;
 use crate::store::Store;
 use crate::store::tokens::{Role, TokenRecord, token_hash};
 use axum::Router;
-use std::sync::Arc;
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequestParts, Query};
 use axum::http::{HeaderMap, request::Parts};
@@ -31,6 +30,7 @@ pub use error::{ApiError, ApiResult};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Largest request body outside plugin uploads: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -362,7 +362,11 @@ async fn metrics(
         "# HELP sundial_plugin_http_requests_open Outbound HTTP requests plugin runs have open now (all runs)."
     );
     let _ = writeln!(out, "# TYPE sundial_plugin_http_requests_open gauge");
-    let _ = writeln!(out, "sundial_plugin_http_requests_open {}", state.runtime.outbound_in_use());
+    let _ = writeln!(
+        out,
+        "sundial_plugin_http_requests_open {}",
+        state.runtime.outbound_in_use()
+    );
     let _ = writeln!(
         out,
         "# HELP sundial_runs_finished_total Runs that reached a final status since start."

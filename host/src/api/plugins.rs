@@ -145,7 +145,8 @@ pub(super) async fn get(
         .plugin(&name)?
         .ok_or_else(|| ApiError::not_found(format!("plugin {name:?} not found")))?;
     let mut v = serde_json::to_value(&record).map_err(|e| ApiError::internal(e.to_string()))?;
-    v["kv"] = serde_json::to_value(state.store.kv_usage(&record.name)?).map_err(|e| ApiError::internal(e.to_string()))?;
+    v["kv"] = serde_json::to_value(state.store.kv_usage(&record.name)?)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
     Ok(Json(v))
 }
 

@@ -48,10 +48,17 @@ const WEEKDAYS: [&str; 7] = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"];
 
 /// One weekday: its three-letter abbreviation or its full name, any case.
 fn weekday(text: &str) -> Option<usize> {
-    const FULL: [&str; 7] = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
+    const FULL: [&str; 7] = [
+        "monday",
+        "tuesday",
+        "wednesday",
+        "thursday",
+        "friday",
+        "saturday",
+        "sunday",
+    ];
     let t = text.trim().to_ascii_lowercase();
-    FULL.iter()
-        .position(|full| t == full[..3] || t == *full)
+    FULL.iter().position(|full| t == full[..3] || t == *full)
 }
 
 /// `--on`: weekdays and ranges, comma-separated (`mon-fri`, `sat,sun`, `mon-wed,fri`; a
@@ -62,7 +69,10 @@ pub(crate) fn weekdays(text: &str) -> Result<Vec<&'static str>, String> {
     for part in text.split(',') {
         let day = |d: &str| {
             weekday(d).ok_or_else(|| {
-                format!("--on {text:?}: {:?} is not a weekday (mon, tue, ... sun, or ranges such as mon-fri)", d.trim())
+                format!(
+                    "--on {text:?}: {:?} is not a weekday (mon, tue, ... sun, or ranges such as mon-fri)",
+                    d.trim()
+                )
             })
         };
         match part.split_once('-') {
@@ -80,7 +90,12 @@ pub(crate) fn weekdays(text: &str) -> Result<Vec<&'static str>, String> {
             None => on[day(part)?] = true,
         }
     }
-    Ok(WEEKDAYS.iter().zip(on).filter(|(_, o)| *o).map(|(d, _)| *d).collect())
+    Ok(WEEKDAYS
+        .iter()
+        .zip(on)
+        .filter(|(_, o)| *o)
+        .map(|(d, _)| *d)
+        .collect())
 }
 
 /// Build the JSON rule from the flags (pure, unit-tested).

@@ -256,7 +256,9 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
         .or(file.max_connections)
         .unwrap_or(d.max_connections);
     if !(1..=1_000_000).contains(&max_connections) {
-        return Err(format!("max_connections: {max_connections} is outside 1..=1000000"));
+        return Err(format!(
+            "max_connections: {max_connections} is outside 1..=1000000"
+        ));
     }
     let json_logs = match args.log_format.or(file.log_format).as_deref() {
         None | Some("text") => false,

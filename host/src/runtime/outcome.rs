@@ -70,8 +70,10 @@ pub(super) fn classify(e: &wasmtime::Error, state: &RunState, limits: &Limits, l
 fn resource_limit(e: &wasmtime::Error, limits: &Limits) -> Option<String> {
     use wasmtime::component::ResourceTableError;
     use wasmtime_wasi_http::FieldMapError;
-    let table_full = matches!(e.downcast_ref::<ResourceTableError>(), Some(ResourceTableError::Full))
-        || format!("{e:#}").contains("store handle limit exceeded");
+    let table_full = matches!(
+        e.downcast_ref::<ResourceTableError>(),
+        Some(ResourceTableError::Full)
+    ) || format!("{e:#}").contains("store handle limit exceeded");
     if table_full {
         return Some(format!(
             "the plugin held more than {} host resources at once (HTTP header maps, requests, bodies, streams; limits.max_resources)",

@@ -24,7 +24,10 @@ pub struct KvUsage {
 }
 
 /// (keys, bytes) of `plugin`'s namespace, counted from the data.
-fn count(kv: &impl ReadableTable<&'static str, &'static [u8]>, plugin: &str) -> Result<(u64, u64), StoreError> {
+fn count(
+    kv: &impl ReadableTable<&'static str, &'static [u8]>,
+    plugin: &str,
+) -> Result<(u64, u64), StoreError> {
     let (lo, hi) = (format!("{plugin}/"), format!("{plugin}0"));
     let (mut keys, mut bytes) = (0u64, 0u64);
     for entry in kv.range(lo.as_str()..hi.as_str())? {
@@ -40,7 +43,9 @@ impl Store {
     pub fn kv_usage(&self, plugin: &str) -> Result<KvUsage, StoreError> {
         let txn = self.read()?;
         let limits = match txn.open_table(PLUGINS) {
-            Ok(t) => get_json::<crate::plugin::PluginRecord>(&t, plugin)?.map(|p| p.limits).unwrap_or_default(),
+            Ok(t) => get_json::<crate::plugin::PluginRecord>(&t, plugin)?
+                .map(|p| p.limits)
+                .unwrap_or_default(),
             Err(_) => Default::default(),
         };
         let (keys, bytes) = match txn.open_table(KV_USAGE) {
@@ -156,7 +161,10 @@ impl HostServices for StoreServices {
                     if let Some(old) = kv.remove(k.as_str())? {
                         let freed = key_len + old.value().len() as u64;
                         drop(old);
-                        usage.insert(plugin.as_str(), (keys.saturating_sub(1), bytes.saturating_sub(freed)))?;
+                        usage.insert(
+                            plugin.as_str(),
+                            (keys.saturating_sub(1), bytes.saturating_sub(freed)),
+                        )?;
                     }
                     Ok(())
                 })
