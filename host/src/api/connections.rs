@@ -14,6 +14,8 @@
 //!   once and closed (at most 64 such answers in flight; beyond them the socket is
 //!   closed without one).
 //!
+//! A connection we close lingers (see [`super::linger`]) so an early answer is read.
+//!
 //! hyper's own `header_read_timeout` does the timing; the cap and the eviction are
 //! here because neither hyper nor axum offers them (see ARCHITECTURE.md).
 
@@ -149,6 +151,7 @@ pub async fn serve(
     connections.max.store(max, Relaxed);
     let mut tasks = tokio::task::JoinSet::new();
     let refusing = Arc::new(tokio::sync::Semaphore::new(REFUSING));
+    let lingering = super::linger::permits();
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -178,6 +181,8 @@ pub async fn serve(
             continue;
         };
         let (app, connections, mut stop) = (app.clone(), connections.clone(), stop.clone());
+        // Closed by us, it drains what the client still sends so our answer is read.
+        let stream = super::linger::Lingering::new(stream, lingering.clone());
         tasks.spawn(async move {
             // Leaves the open map however the task ends.
             let _registered = Registered(connections, id);

@@ -6,6 +6,7 @@ pub mod admission;
 mod clock;
 pub mod connections;
 mod events;
+pub mod linger;
 pub mod openapi;
 mod plugins;
 mod runs;
