@@ -28,12 +28,15 @@ fn ensure_wasm_target() {
     if libdir.as_deref().is_some_and(|d| d.join("libstd").exists() || has_std(d)) {
         return;
     }
-    println!("cargo:warning=installing the {WASM_TARGET} target with rustup (one time)");
+    // Said only here, when the target is really missing (cargo repeats a build
+    // script's warnings on later builds until the script runs again).
+    eprintln!("installing the {WASM_TARGET} target with rustup (it was missing)");
     let status = Command::new("rustup")
         .args(["target", "add", WASM_TARGET])
         .status()
         .unwrap_or_else(|e| panic!("could not run `rustup target add {WASM_TARGET}`: {e}"));
     assert!(status.success(), "`rustup target add {WASM_TARGET}` failed with {status}");
+    println!("cargo:warning=installed the {WASM_TARGET} target with rustup (it was missing)");
 }
 
 fn has_std(dir: &Path) -> bool {

@@ -63,6 +63,7 @@
 #![warn(missing_docs)]
 
 pub mod http;
+pub mod message;
 pub mod template;
 pub mod webhook;
 

@@ -13,7 +13,7 @@
 //! | `${event.data}`, `${event.data.PATH}` | its data, or a value inside it (`event.data.user.name`, `event.data.items.0`) |
 //! | `${run.FIELD}` | a field of the run being reported (`run.status`, `run.id`, `run.error.message`); for `sundial.run.*` events, of the event's data |
 //! | `${task.name}` | the run's task |
-//! | `${params.PATH}` | a task parameter (runs only) |
+//! | `${params.PATH}` | a task parameter (a run's, and a delivery's that carries a run) |
 //!
 //! For a run ([`render_run`]), `${NAME}` is the task, `${run.id}` and `${run.attempt}`
 //! are the run's, and `${delivery.*}` is empty.
@@ -36,12 +36,19 @@ struct Context<'a> {
 
 impl<'a> Context<'a> {
     fn of_delivery(d: &'a Delivery) -> Context<'a> {
+        let run: Option<Value> = d.run.as_deref().and_then(|r| serde_json::from_str(r).ok());
+        // A run's params, for a task whose action is this webhook (or a notification).
+        let params = run
+            .as_ref()
+            .and_then(|r| r.get("params"))
+            .cloned()
+            .unwrap_or(Value::Null);
         Context {
             name: &d.webhook,
             delivery: Some((&d.id, d.attempt)),
             event: d.event.as_ref(),
-            run: d.run.as_deref().and_then(|r| serde_json::from_str(r).ok()),
-            params: Value::Null,
+            run,
+            params,
         }
     }
 

@@ -132,8 +132,14 @@ fn schedule_commands_with_friendly_flags() {
     let list = ok(&d, &["schedule", "list"]);
     assert!(list.contains("sat") && list.contains("Europe/Berlin"), "{list}");
     let preview = ok(&d, &["schedule", "preview", "sat", "--count", "2"]);
+    // The rule in words, the table's head, then the slots.
+    assert_eq!(
+        preview.lines().next(),
+        Some("every week on Sat at 17:00 (Europe/Berlin)"),
+        "{preview}"
+    );
     assert!(
-        preview.lines().nth(1).unwrap().contains("T17:00:00.000+0"),
+        preview.lines().nth(2).unwrap().contains("T17:00:00.000+0"),
         "{preview}"
     );
     let refused = cli(&d, &["schedule", "delete", "sat"]);
@@ -544,7 +550,71 @@ fn schedule_weekdays_take_ranges_and_refuse_the_rest() {
             "schedule", "create", "workdays", "--every", "week", "--on", "mon-fri", "--at", "09:00",
         ],
     );
+    let out = ok(
+        &d,
+        &[
+            "schedule",
+            "create",
+            "weekend",
+            "--every",
+            "2 weeks",
+            "--on",
+            "sat,sun",
+            "--at",
+            "10:30",
+            "--tz",
+            "Europe/Berlin",
+        ],
+    );
+    assert!(
+        out.contains("created schedule weekend: every 2 weeks on Sat, Sun at 10:30 (Europe/Berlin)\nnext: "),
+        "the parsed rule in words: {out}"
+    );
+    let out = ok(
+        &d,
+        &[
+            "schedule",
+            "create",
+            "either",
+            "--cron",
+            "0 9 1 * 1",
+            "--tz",
+            "UTC",
+        ],
+    );
+    assert!(
+        out.contains("created schedule either: at 09:00, on day 1 of the month or on Mon (UTC)"),
+        "{out}"
+    );
+    let out = ok(
+        &d,
+        &[
+            "schedule",
+            "preview",
+            "--every",
+            "week",
+            "--on",
+            "mon-wed,fri",
+            "--at",
+            "07:00",
+            "--tz",
+            "UTC",
+            "--count",
+            "4",
+        ],
+    );
+    assert!(
+        out.starts_with("every week on Mon-Wed, Fri at 07:00 (UTC)\n"),
+        "{out}"
+    );
     let (_, s) = d.call("GET", "/v1/schedules/workdays", None);
+    assert!(
+        s["summary"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("every week on Mon-Fri at 09:00 ("),
+        "{s}"
+    );
     assert_eq!(
         s["rule"]["calendar"]["weekdays"],
         serde_json::json!(["Mon", "Tue", "Wed", "Thu", "Fri"]),

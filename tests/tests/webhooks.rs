@@ -476,10 +476,10 @@ fn slack_teams_and_pagerduty_payloads_field_by_field() {
     assert_eq!(slack["blocks"][0]["text"]["text"], "Sync failed on vm-7");
     assert_eq!(slack["blocks"][1]["text"]["type"], "mrkdwn");
     let section = slack["blocks"][1]["text"]["text"].as_str().unwrap();
-    let data: Value = serde_json::from_str(section.strip_prefix("*vm-7*: ").unwrap()).unwrap();
+    let data: Value = serde_json::from_str(section.strip_prefix("vm-7: ").unwrap()).unwrap();
     assert_eq!(data, json!({"host": "node-3", "errors": 2}));
     assert!(
-        slack["blocks"][2]["elements"][0]["text"]
+        slack["blocks"][3]["elements"][0]["text"]
             .as_str()
             .unwrap()
             .starts_with("/sync · 2026-11-27T10:00:00Z")
@@ -501,13 +501,16 @@ fn slack_teams_and_pagerduty_payloads_field_by_field() {
     assert_eq!(pd["routing_key"], "R0UTINGKEY0123456789abcdef012345");
     assert_eq!(pd["event_action"], "trigger");
     assert_eq!(pd["dedup_key"], "/sync/vm-7");
-    assert_eq!(pd["payload"]["summary"], "sync.failed vm-7");
+    assert_eq!(
+        pd["payload"]["summary"],
+        r#"sync.failed: vm-7: {"errors":2,"host":"node-3"}"#
+    );
     assert_eq!(pd["payload"]["severity"], "critical");
     assert_eq!(pd["payload"]["source"], "/sync");
     assert_eq!(pd["payload"]["timestamp"], "2026-11-27T10:00:00Z");
     assert_eq!(pd["payload"]["component"], "node-3");
     assert_eq!(
-        pd["payload"]["custom_details"],
+        pd["payload"]["custom_details"]["data"],
         json!({"host": "node-3", "errors": 2})
     );
 
@@ -778,4 +781,94 @@ fn a_task_whose_action_is_a_webhook() {
     );
     assert_eq!((s, &v["webhook"]), (200, &json!("alerts")), "{v}");
     assert!(v.get("plugin").is_none(), "{v}");
+}
+
+/// The chat and paging formatters at the daemon: a run notification, a task whose
+/// action is the webhook (run by hand, so no event) and `webhook test` each produce a
+/// message that says what happened (they used to be empty without an event).
+#[test]
+fn chat_formatters_report_runs_task_actions_and_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let rx = Receiver::start(vec![], status(202));
+    assert_eq!(
+        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
+            .0,
+        201
+    );
+    webhook(
+        &d,
+        json!({"name": "slack", "url": rx.url("/slack"), "formatter": "slack"}),
+    );
+    webhook(
+        &d,
+        json!({"name": "teams", "url": rx.url("/teams"), "formatter": "teams"}),
+    );
+    webhook(
+        &d,
+        json!({"name": "pd", "url": rx.url("/pd"), "formatter": "pagerduty",
+               "formatter_config": {"routing_key": "k-0123"}}),
+    );
+    let notify = json!([{"webhook": "slack"}, {"webhook": "teams"}, {"webhook": "pd"}]);
+    for spec in [
+        json!({"name": "nightly", "plugin": "hostile", "params": {"mode": "fail"}, "retry": {"max_attempts": 1},
+               "notify": notify}),
+        json!({"name": "page", "webhook": "slack", "params": {"level": 2}}),
+    ] {
+        let (s, v) = d.call("POST", "/v1/tasks", Some(&spec));
+        assert_eq!(s, 201, "{v}");
+    }
+    let (_, run) = d.call("POST", "/v1/tasks/nightly/run?wait=true", None);
+    assert_eq!(run["status"], "failed", "{run}");
+    let id = run["id"].as_str().unwrap().to_string();
+    let (_, page) = d.call("POST", "/v1/tasks/page/run?wait=true", None);
+    assert_eq!(page["status"], "succeeded", "{page}");
+    let (s, v) = d.call("POST", "/v1/webhooks/teams/test", None);
+    assert_eq!(s, 202, "{v}");
+    let got = rx.wait_for(5);
+    let bodies = |p: &str| -> Vec<Value> {
+        got.iter()
+            .filter(|r| r.path == p)
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .collect()
+    };
+    let slack = bodies("/slack");
+    assert_eq!(slack.len(), 2, "{slack:?}");
+    let fallback = |b: &Value| b["text"].as_str().unwrap().to_string();
+    let texts: Vec<String> = slack.iter().map(fallback).collect();
+    assert!(
+        texts.iter().any(|t| t.starts_with("Task nightly failed: Run ")
+            && t.contains(&id)
+            && t.contains("after 1 attempt")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("Task page: Task page ran (run ") && t.contains(r#"with {"level":2}"#)),
+        "{texts:?}"
+    );
+    let teams = bodies("/teams");
+    let titles: Vec<&str> = teams
+        .iter()
+        .map(|b| {
+            b["attachments"][0]["content"]["body"][0]["text"]
+                .as_str()
+                .unwrap()
+        })
+        .collect();
+    assert!(titles.contains(&"Task nightly failed"), "{titles:?}");
+    assert!(titles.contains(&"Test delivery to webhook teams"), "{titles:?}");
+    let pd = bodies("/pd");
+    assert_eq!(pd.len(), 1, "{pd:?}");
+    assert_eq!(pd[0]["event_action"], "trigger");
+    assert_eq!(pd[0]["dedup_key"], "sundial/nightly");
+    assert!(
+        pd[0]["payload"]["summary"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Task nightly failed: Run {id} of task nightly failed")),
+        "{}",
+        pd[0]
+    );
 }

@@ -58,16 +58,17 @@ pub(super) async fn preview(
     let from = req.from.unwrap_or(now);
     let timing = Timing::new(&req.rule, &req.timezone, req.start.unwrap_or(from), req.end, now)
         .map_err(ApiError::bad_request)?;
-    Ok(Json(slots_json(&req.timezone, &timing, from, count)))
+    let summary = crate::schedule::words::describe(&req.rule, &req.timezone, req.start.unwrap_or(from));
+    Ok(Json(slots_json(&req.timezone, &summary, &timing, from, count)))
 }
 
-fn slots_json(timezone: &str, timing: &Timing, from: DateTime<Utc>, count: usize) -> Value {
+fn slots_json(timezone: &str, summary: &str, timing: &Timing, from: DateTime<Utc>, count: usize) -> Value {
     let slots: Vec<Value> = timing
         .preview(from, count)
         .into_iter()
         .map(|s| json!({ "utc": crate::timestamp::text(s.at), "local": s.local, "dst": s.dst }))
         .collect();
-    json!({ "timezone": timezone, "slots": slots })
+    json!({ "timezone": timezone, "summary": summary, "slots": slots })
 }
 
 /// A schedule as the API shows it: spec fields plus id, timestamps, tasks, next slot.
@@ -98,6 +99,14 @@ fn view(state: &AppState, record: &ScheduleRecord) -> ApiResult<Value> {
             json!(next.as_ref().map(|s| crate::timestamp::text(s.at))),
         );
         m.insert("next_slot_local".into(), json!(next.map(|s| s.local)));
+        m.insert(
+            "summary".into(),
+            json!(crate::schedule::words::describe(
+                &record.spec.rule,
+                &record.spec.timezone,
+                start
+            )),
+        );
         m.insert("tasks".into(), json!(state.store.schedule_tasks(&record.id)?));
     }
     Ok(v)
@@ -181,6 +190,7 @@ async fn change(
         "last_slot",
         "next_slot",
         "next_slot_local",
+        "summary",
         "tasks",
     ];
     let mut spec: ScheduleSpec = super::merge_patch(&current.spec, patch, &fixed)?;
@@ -343,8 +353,10 @@ pub(super) async fn preview_saved(
         DateTime::<Utc>::MIN_UTC,
     )
     .map_err(ApiError::bad_request)?;
+    let summary = crate::schedule::words::describe(&record.spec.rule, &record.spec.timezone, start);
     Ok(Json(slots_json(
         &record.spec.timezone,
+        &summary,
         &timing,
         q.from.unwrap_or_else(|| state.scheduler.clock().now()),
         count,

@@ -27,6 +27,7 @@ const SCHEDULE_FIELDS: &[&str] = &[
     "last_slot",
     "next_slot",
     "next_slot_local",
+    "summary",
     "tasks",
 ];
 

@@ -140,6 +140,7 @@ fn quiet_on_closed_pipe() {
     }
 }
 
+/// The `sundial` command: parse the command line and run it; the process's exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

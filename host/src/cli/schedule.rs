@@ -227,7 +227,12 @@ pub(crate) enum ScheduleCommand {
 }
 
 fn slots_table(v: &Value) -> String {
-    columns(v, "slots", &[("LOCAL", "local"), ("UTC", "utc"), ("DST", "dst")])
+    let table = columns(v, "slots", &[("LOCAL", "local"), ("UTC", "utc"), ("DST", "dst")]);
+    if v["summary"].is_string() {
+        format!("{}\n{table}", text(&v["summary"]))
+    } else {
+        table
+    }
 }
 
 pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Failure> {
@@ -265,8 +270,9 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
             let v = remote.call("POST", "/v1/schedules", Some(&body)).await?;
             remote.print(&v, |s| {
                 format!(
-                    "created schedule {} (next: {})\n",
+                    "created schedule {}: {}\nnext: {}\n",
                     text(&s["name"]),
+                    text(&s["summary"]),
                     text(&s["next_slot_local"])
                 )
             });
@@ -279,6 +285,7 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
                     ("ZONE", "timezone"),
                     ("ENABLED", "enabled"),
                     ("NEXT", "next_slot_local"),
+                    ("RULE", "summary"),
                     ("ID", "id"),
                 ];
                 columns(v, "schedules", &cols)

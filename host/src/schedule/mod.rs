@@ -9,6 +9,7 @@ pub mod calendar;
 pub mod cron_rule;
 pub mod misfire;
 pub mod spec;
+pub mod words;
 pub mod zone;
 
 use calendar::CalendarRule;

@@ -1,10 +1,12 @@
 //! `json` formatter: the delivery context as one JSON document.
 //!
-//! Body: `{"id", "webhook", "attempt", "timestamp", "event": {...} | null, "run": {...} | null}`
-//! with content type `application/json`. The event's `data` and the run are embedded as
-//! JSON, not as strings.
+//! Body: `{"id", "webhook", "attempt", "timestamp", "event": {...} | null, "run": {...} | null,
+//! "message": {"cause", "title", "text"}}` with content type `application/json`. The
+//! event's `data` and the run are embedded as JSON, not as strings; `message` is the
+//! delivery in words ([`sundial_sdk::message::Message`]).
 
 use serde_json::{Value, json};
+use sundial_sdk::message::{Cause, Message};
 use sundial_sdk::{Delivery, Formatter, HttpBody};
 
 struct JsonFormatter;
@@ -21,6 +23,13 @@ impl Formatter for JsonFormatter {
                 "subject": e.subject, "time": e.time, "data": parse(&e.data),
             })
         });
+        let m = Message::of(&d);
+        let cause = match m.cause {
+            Cause::Event => "event",
+            Cause::RunFinished => "run",
+            Cause::TaskAction => "task",
+            Cause::Test => "test",
+        };
         let body = json!({
             "id": d.id,
             "webhook": d.webhook,
@@ -28,6 +37,7 @@ impl Formatter for JsonFormatter {
             "timestamp": d.timestamp,
             "event": event,
             "run": d.run.as_deref().map(parse),
+            "message": { "cause": cause, "title": m.title, "text": m.text },
         });
         Ok(HttpBody {
             content_type: "application/json".into(),

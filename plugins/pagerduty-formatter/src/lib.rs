@@ -3,12 +3,19 @@
 //!
 //! Config: `routing_key_secret` (name of a secret holding the integration key; grant it
 //! to this plugin) or `routing_key`; `action`: `trigger`, `resolve` or `auto` (default:
-//! resolve for event types ending in `.succeeded` or `.resolved`); `severity`
-//! (`critical`, `error` default, `warning`, `info`); templates `summary` (default
-//! `${event.type} ${event.subject}`) and `dedup_key` (default `${event.source}/${event.subject}`);
-//! optional `component`, `group`, `class`. The event's data goes in `custom_details`.
+//! resolve for a run that succeeded and for event types ending in `.succeeded` or
+//! `.resolved`); `severity` (`critical`, `error` default, `warning`, `info`);
+//! templates `summary` and `dedup_key`; optional `component`, `group`, `class`.
+//!
+//! By default the summary, source, time and dedup key come from
+//! [`sundial_sdk::message::Message`], which reads every cause (an event, a finished
+//! run, a task whose action is the webhook, `webhook test`): a failed run triggers
+//! `Task backup failed: Run ... failed after 3 attempts: ...` keyed by the task, and
+//! its success resolves the same incident. `custom_details` holds the message's facts
+//! and the event's data.
 
 use serde_json::{Value, json};
+use sundial_sdk::message::{Message, Tone};
 use sundial_sdk::{Delivery, Formatter, HttpBody, secret, template};
 
 struct PagerDuty;
@@ -34,11 +41,13 @@ impl Formatter for PagerDuty {
             (None, Some(key)) => key.to_string(),
             (None, None) => return Err("config: give routing_key_secret (or routing_key)".into()),
         };
+        let m = Message::of(&d);
         let kind = d.event.as_ref().map(|e| e.kind.clone()).unwrap_or_default();
+        let good = m.tone == Tone::Good || kind.ends_with(".succeeded") || kind.ends_with(".resolved");
         let action = match text(&config, "action")?.unwrap_or("auto") {
             "trigger" => "trigger",
             "resolve" => "resolve",
-            "auto" if kind.ends_with(".succeeded") || kind.ends_with(".resolved") => "resolve",
+            "auto" if good => "resolve",
             "auto" => "trigger",
             other => {
                 return Err(format!(
@@ -53,22 +62,33 @@ impl Formatter for PagerDuty {
             ));
         }
         let render = |key: &str, default: &str| -> Result<String, String> {
-            Ok(template::render(
-                text(&config, key)?.unwrap_or(default),
-                &d,
-                false,
-            ))
+            Ok(match text(&config, key)? {
+                Some(t) => template::render(t, &d, false),
+                None => default.to_string(),
+            })
         };
-        let summary: String = render("summary", "${event.type} ${event.subject}")?
+        let summary: String = render("summary", &format!("{}: {}", m.title, m.text))?
             .chars()
             .take(1024)
             .collect();
+        let mut details = serde_json::Map::new();
+        for (k, v) in &m.facts {
+            details.insert(k.clone(), json!(v));
+        }
+        if let Some(data) = d
+            .event
+            .as_ref()
+            .and_then(|e| serde_json::from_str::<Value>(&e.data).ok())
+            && !data.is_null()
+        {
+            details.insert("data".into(), data);
+        }
         let mut payload = json!({
             "summary": summary,
-            "source": template::render("${event.source}", &d, false),
+            "source": m.source,
             "severity": severity,
-            "timestamp": template::render("${event.time}", &d, false),
-            "custom_details": d.event.as_ref().and_then(|e| serde_json::from_str::<Value>(&e.data).ok()),
+            "timestamp": m.time,
+            "custom_details": details,
         });
         for key in ["component", "group", "class"] {
             if let Some(t) = text(&config, key)? {
@@ -78,7 +98,7 @@ impl Formatter for PagerDuty {
         let body = json!({
             "routing_key": routing_key,
             "event_action": action,
-            "dedup_key": render("dedup_key", "${event.source}/${event.subject}")?,
+            "dedup_key": render("dedup_key", &m.key)?,
             "payload": payload,
             "client": "Sundial",
         });

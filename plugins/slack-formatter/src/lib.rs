@@ -1,44 +1,67 @@
 //! `slack` formatter: a Slack Block Kit message (incoming webhooks and `chat.postMessage`).
 //!
-//! Config (templates, see `sundial_sdk::template`): `title` (default `${event.type}`),
-//! `text` (default: the webhook's template, else `*${event.subject}*: ${event.data}`).
-//! Body: `{"text": fallback, "blocks": [header, section (mrkdwn), context]}`.
+//! Config (templates, see `sundial_sdk::template`): `title` and `text`. By default the
+//! title and text come from [`sundial_sdk::message::Message`], which writes a useful
+//! message for every cause (an event, a finished run, a task whose action is the
+//! webhook, `webhook test`); the webhook's own template, when it has one, is the text.
+//! Body: `{"text": fallback, "blocks": [header, section (mrkdwn), fields, context]}`.
 
 use serde_json::{Value, json};
+use sundial_sdk::message::{Message, Tone};
 use sundial_sdk::{Delivery, Formatter, HttpBody, template};
 
 struct Slack;
 
-fn setting(config: &Value, key: &str, default: &str) -> Result<String, String> {
+/// A string setting, or None when absent.
+fn setting<'a>(config: &'a Value, key: &str) -> Result<Option<&'a str>, String> {
     match config.get(key) {
-        None => Ok(default.to_string()),
-        Some(Value::String(s)) => Ok(s.clone()),
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
         Some(_) => Err(format!("config.{key}: expected a string")),
     }
+}
+
+/// Slack's mrkdwn treats `&`, `<` and `>` as markup: escape them in our own text.
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 impl Formatter for Slack {
     fn format(d: Delivery) -> Result<HttpBody, String> {
         let config: Value = serde_json::from_str(&d.config).map_err(|e| format!("config: {e}"))?;
-        let default_text = d
-            .template
-            .clone()
-            .unwrap_or_else(|| "*${event.subject}*: ${event.data}".into());
-        let title = template::render(&setting(&config, "title", "${event.type}")?, &d, false);
-        let text = template::render(&setting(&config, "text", &default_text)?, &d, false);
-        let context = template::render(
-            "${event.source} · ${event.time} · delivery ${delivery.id}",
-            &d,
-            false,
-        );
-        let body = json!({
-            "text": format!("{title}: {text}"),
-            "blocks": [
-                {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": true}},
-                {"type": "section", "text": {"type": "mrkdwn", "text": text}},
-                {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
-            ],
-        });
+        let m = Message::of(&d);
+        let title = match setting(&config, "title")? {
+            Some(t) => template::render(t, &d, false),
+            None => m.title.clone(),
+        };
+        let text = match setting(&config, "text")?.or(d.template.as_deref()) {
+            Some(t) => template::render(t, &d, false),
+            None => escape(&m.text),
+        };
+        let mark = match m.tone {
+            Tone::Good => ":white_check_mark: ",
+            Tone::Bad => ":x: ",
+            Tone::Info => "",
+        };
+        // Header text is plain, at most 150 characters.
+        let header: String = format!("{mark}{title}").chars().take(150).collect();
+        let mut blocks = vec![
+            json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}}),
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": if text.is_empty() { " ".to_string() } else { text.clone() }}}),
+        ];
+        // A section holds at most 10 fields.
+        let fields: Vec<Value> = m
+            .facts
+            .iter()
+            .take(10)
+            .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{}", escape(v))}))
+            .collect();
+        if !fields.is_empty() {
+            blocks.push(json!({"type": "section", "fields": fields}));
+        }
+        blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn",
+            "text": escape(&format!("{} · {} · delivery {}", m.source, m.time, d.id))}]}));
+        let body = json!({ "text": format!("{title}: {text}"), "blocks": blocks });
         Ok(HttpBody {
             content_type: "application/json".into(),
             body: body.to_string().into_bytes(),

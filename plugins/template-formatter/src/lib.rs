@@ -4,19 +4,27 @@
 //! Config: `{"content_type": "..."}` (default `application/json` when the template
 //! starts with `{`, else `text/plain; charset=utf-8`; set it for a JSON array). With a JSON content type
 //! every value is escaped for a JSON string, so the body stays valid JSON. Without a
-//! template the body is `${event.type} ${event.subject}: ${event.data}`.
+//! template the body is the delivery in words, `TITLE: TEXT` from
+//! [`sundial_sdk::message::Message`] (useful for an event, a finished run, a task whose
+//! action is the webhook and `webhook test` alike).
 
 use serde_json::Value;
+use sundial_sdk::message::Message;
 use sundial_sdk::{Delivery, Formatter, HttpBody, template};
 
 struct TemplateFormatter;
 
-const DEFAULT_TEMPLATE: &str = "${event.type} ${event.subject}: ${event.data}";
-
 impl Formatter for TemplateFormatter {
     fn format(d: Delivery) -> Result<HttpBody, String> {
         let config: Value = serde_json::from_str(&d.config).map_err(|e| format!("config: {e}"))?;
-        let text = d.template.clone().unwrap_or_else(|| DEFAULT_TEMPLATE.to_string());
+        let Some(text) = d.template.clone() else {
+            let m = Message::of(&d);
+            return Ok(HttpBody {
+                content_type: "text/plain; charset=utf-8".into(),
+                body: format!("{}: {}", m.title, m.text).into_bytes(),
+                headers: Vec::new(),
+            });
+        };
         let content_type = match config.get("content_type") {
             Some(Value::String(ct)) => ct.clone(),
             Some(_) => return Err("config.content_type: expected a string".into()),

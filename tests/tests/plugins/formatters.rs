@@ -1,4 +1,5 @@
-//! The five bundled formatters: json, template, slack, teams and pagerduty.
+//! The five bundled formatters: json, template, slack, teams and pagerduty, each alone
+//! and all of them against every cause of a delivery (`every_cause`).
 
 /// json formatter
 mod json_formatter {
@@ -13,7 +14,8 @@ mod json_formatter {
                    "event": {"specversion": "1.0", "id": "e-1", "type": "sync.failed", "source": "/sync",
                              "subject": "vm-7", "time": "2026-11-27T10:00:00Z",
                              "data": {"host": "node-3", "errors": 2}},
-                   "run": null}),
+                   "run": null,
+                   "message": {"cause": "event", "title": "sync.failed", "text": "vm-7: {\"errors\":2,\"host\":\"node-3\"}"}}),
             "{report:#?}"
         );
     }
@@ -28,7 +30,9 @@ mod json_formatter {
         assert_eq!(
             json_body(&report),
             json!({"id": "D1", "webhook": "alerts", "attempt": 1, "timestamp": "2026-11-27T10:00:05Z",
-                   "event": null, "run": failed_run()}),
+                   "event": null, "run": failed_run(),
+                   "message": {"cause": "run", "title": "Task backup failed",
+                               "text": "Run 01RUNID of task backup failed after 1 attempt: failed: boom"}}),
             "{report:#?}"
         );
     }
@@ -61,7 +65,8 @@ mod json_formatter {
             json!({"id": "D9", "webhook": "alerts", "attempt": 7, "timestamp": "2026-11-28T00:00:00Z",
                    "event": {"specversion": "1.0", "id": "e-1", "type": "sync.failed", "source": "/sync",
                              "subject": null, "time": "2026-11-27T10:00:00Z", "data": null},
-                   "run": null}),
+                   "run": null,
+                   "message": {"cause": "event", "title": "sync.failed", "text": "sync.failed from /sync"}}),
             "{report:#?}"
         );
     }
@@ -78,13 +83,13 @@ mod template_formatter {
     }
 
     #[test]
-    fn the_default_template_is_plain_text() {
+    fn without_a_template_the_body_is_the_delivery_in_words() {
         let report = format("template", &delivery(Some(sync_event()), None));
         assert_eq!(
             text(&report),
             (
                 TEXT.to_string(),
-                r#"sync.failed vm-7: {"errors":2,"host":"node-3"}"#.to_string()
+                r#"sync.failed: vm-7: {"errors":2,"host":"node-3"}"#.to_string()
             ),
             "{report:#?}"
         );
@@ -93,9 +98,15 @@ mod template_formatter {
             text(&report),
             (
                 TEXT.to_string(),
-                r#"sundial.webhook.test alerts: {"by":"admin","message":"a test delivery from Sundial"}"#
+                "Test delivery to webhook alerts: a test delivery from Sundial (webhook alerts, attempt 2, sent by admin)."
                     .to_string()
             ),
+            "{report:#?}"
+        );
+        let report = format("template", &delivery(None, Some(failed_run())));
+        assert_eq!(
+            text(&report).1,
+            "Task backup failed: Run 01RUNID of task backup failed after 1 attempt: failed: boom",
             "{report:#?}"
         );
     }
@@ -264,25 +275,41 @@ mod template_formatter {
 mod slack_formatter {
     use crate::*;
 
-    fn slack(title: &str, text: &str, context: &str) -> Value {
+    fn slack(title: &str, text: &str, facts: &[(&str, &str)], context: &str) -> Value {
+        let fields: Vec<Value> = facts
+            .iter()
+            .map(|(k, v)| json!({"type": "mrkdwn", "text": format!("*{k}*\n{v}")}))
+            .collect();
         json!({
             "text": format!("{title}: {text}"),
             "blocks": [
                 {"type": "header", "text": {"type": "plain_text", "text": title, "emoji": true}},
                 {"type": "section", "text": {"type": "mrkdwn", "text": text}},
+                {"type": "section", "fields": fields},
                 {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
             ],
         })
     }
 
     const CONTEXT: &str = "/sync · 2026-11-27T10:00:00Z · delivery D1";
+    const FACTS: &[(&str, &str)] = &[
+        ("Type", "sync.failed"),
+        ("Subject", "vm-7"),
+        ("Source", "/sync"),
+        ("Time", "2026-11-27T10:00:00Z"),
+    ];
 
     #[test]
     fn an_event_delivery_with_the_default_config() {
         let report = format("slack", &delivery(Some(sync_event()), None));
         assert_eq!(
             json_body(&report),
-            slack("sync.failed", r#"*vm-7*: {"errors":2,"host":"node-3"}"#, CONTEXT),
+            slack(
+                "sync.failed",
+                r#"vm-7: {"errors":2,"host":"node-3"}"#,
+                FACTS,
+                CONTEXT
+            ),
             "{report:#?}"
         );
     }
@@ -295,13 +322,13 @@ mod slack_formatter {
         let report = format("slack", &configured(sync_event(), config, template));
         assert_eq!(
             json_body(&report),
-            slack("Sync failed on vm-7", "2 errors on node-3", CONTEXT),
+            slack("Sync failed on vm-7", "2 errors on node-3", FACTS, CONTEXT),
             "{report:#?}"
         );
         let report = format("slack", &configured(sync_event(), json!({}), template));
         assert_eq!(
             json_body(&report),
-            slack("sync.failed", "from the template sync.failed", CONTEXT),
+            slack("sync.failed", "from the template sync.failed", FACTS, CONTEXT),
             "{report:#?}"
         );
     }
@@ -327,10 +354,46 @@ mod slack_formatter {
         assert_eq!(
             json_body(&report),
             slack(
-                "sundial.webhook.test",
-                r#"*alerts*: {"by":"admin","message":"a test delivery from Sundial"}"#,
+                "Test delivery to webhook alerts",
+                "a test delivery from Sundial (webhook alerts, attempt 2, sent by admin).",
+                &[("Webhook", "alerts"), ("Sent by", "admin"), ("Delivery", "D1")],
                 "sundial · 2026-11-27T10:00:00Z · delivery D1"
             ),
+            "{report:#?}"
+        );
+    }
+
+    #[test]
+    fn a_failed_run_is_marked_and_escaped() {
+        let mut run = failed_run();
+        run["error"]["message"] = json!("<b> & co");
+        let report = format("slack", &delivery(None, Some(run)));
+        assert_eq!(
+            json_body(&report),
+            slack(
+                ":x: Task backup failed",
+                "Run 01RUNID of task backup failed after 1 attempt: failed: &lt;b&gt; &amp; co",
+                &[
+                    ("Task", "backup"),
+                    ("Status", "failed"),
+                    ("Run", "01RUNID"),
+                    ("Started by", "sundial, by hand"),
+                    ("Finished", "2026-11-27T10:00:00Z"),
+                    ("Error", "failed: &lt;b&gt; &amp; co"),
+                ],
+                "sundial · 2026-11-27T10:00:00Z · delivery D1"
+            )
+            .as_object()
+            .map(|o| {
+                let mut o = o.clone();
+                // The fallback text has the title without the mark.
+                o.insert(
+                    "text".into(),
+                    json!("Task backup failed: Run 01RUNID of task backup failed after 1 attempt: failed: &lt;b&gt; &amp; co"),
+                );
+                Value::Object(o)
+            })
+            .unwrap(),
             "{report:#?}"
         );
     }
@@ -340,8 +403,11 @@ mod slack_formatter {
 mod teams_formatter {
     use crate::*;
 
-    fn teams(title: &str, text: &str, [kind, subject, source, time]: [&str; 4]) -> Value {
-        let fact = |name: &str, value: &str| json!({"title": name, "value": value});
+    fn teams(title: &str, color: &str, text: &str, facts: &[(&str, &str)]) -> Value {
+        let facts: Vec<Value> = facts
+            .iter()
+            .map(|(k, v)| json!({"title": k, "value": v}))
+            .collect();
         json!({
             "type": "message",
             "attachments": [{
@@ -352,25 +418,33 @@ mod teams_formatter {
                     "type": "AdaptiveCard",
                     "version": "1.4",
                     "body": [
-                        {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "text": title, "wrap": true},
+                        {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "color": color, "text": title, "wrap": true},
                         {"type": "TextBlock", "text": text, "wrap": true},
-                        {"type": "FactSet", "facts": [
-                            fact("Type", kind), fact("Subject", subject), fact("Source", source), fact("Time", time),
-                        ]},
+                        {"type": "FactSet", "facts": facts},
                     ],
                 },
             }],
         })
     }
 
-    const FACTS: [&str; 4] = ["sync.failed", "vm-7", "/sync", "2026-11-27T10:00:00Z"];
+    const FACTS: &[(&str, &str)] = &[
+        ("Type", "sync.failed"),
+        ("Subject", "vm-7"),
+        ("Source", "/sync"),
+        ("Time", "2026-11-27T10:00:00Z"),
+    ];
 
     #[test]
     fn an_event_delivery_with_the_default_config() {
         let report = format("teams", &delivery(Some(sync_event()), None));
         assert_eq!(
             json_body(&report),
-            teams("sync.failed", r#"vm-7: {"errors":2,"host":"node-3"}"#, FACTS),
+            teams(
+                "sync.failed",
+                "Default",
+                r#"vm-7: {"errors":2,"host":"node-3"}"#,
+                FACTS
+            ),
             "{report:#?}"
         );
     }
@@ -383,13 +457,13 @@ mod teams_formatter {
         let report = format("teams", &configured(sync_event(), config, template));
         assert_eq!(
             json_body(&report),
-            teams("Sync failed on vm-7", "2 errors on node-3", FACTS),
+            teams("Sync failed on vm-7", "Default", "2 errors on node-3", FACTS),
             "{report:#?}"
         );
         let report = format("teams", &configured(sync_event(), json!({}), template));
         assert_eq!(
             json_body(&report),
-            teams("sync.failed", "from the template sync.failed", FACTS),
+            teams("sync.failed", "Default", "from the template sync.failed", FACTS),
             "{report:#?}"
         );
     }
@@ -415,17 +489,36 @@ mod teams_formatter {
         assert_eq!(
             json_body(&report),
             teams(
-                "sundial.webhook.test",
-                r#"alerts: {"by":"admin","message":"a test delivery from Sundial"}"#,
-                [
-                    "sundial.webhook.test",
-                    "alerts",
-                    "sundial",
-                    "2026-11-27T10:00:00Z"
-                ]
+                "Test delivery to webhook alerts",
+                "Default",
+                "a test delivery from Sundial (webhook alerts, attempt 2, sent by admin).",
+                &[("Webhook", "alerts"), ("Sent by", "admin"), ("Delivery", "D1")],
             ),
             "{report:#?}"
         );
+    }
+
+    #[test]
+    fn runs_are_coloured_by_outcome() {
+        let report = format("teams", &delivery(None, Some(succeeded_run())));
+        assert_eq!(
+            json_body(&report),
+            teams(
+                "Task backup succeeded",
+                "Good",
+                "Run 01RUNID of task backup succeeded after 1 attempt.",
+                &[
+                    ("Task", "backup"),
+                    ("Status", "succeeded"),
+                    ("Run", "01RUNID"),
+                    ("Started by", "sundial, by hand"),
+                    ("Finished", "2026-11-27T10:00:00Z"),
+                ],
+            ),
+            "{report:#?}"
+        );
+        let body = json_body(&format("teams", &delivery(None, Some(failed_run()))));
+        assert_eq!(body["attachments"][0]["content"]["body"][0]["color"], "Attention");
     }
 }
 
@@ -454,8 +547,8 @@ mod pagerduty_formatter {
         assert_eq!(
             json_body(&report),
             json!({"routing_key": INLINE_KEY, "event_action": "trigger", "dedup_key": "/sync/vm-7",
-                   "payload": {"summary": "sync.failed vm-7", "source": "/sync", "severity": "error",
-                               "timestamp": "2026-11-27T10:00:00Z", "custom_details": {"host": "node-3", "errors": 2}},
+                   "payload": {"summary": "sync.failed: vm-7: {\"errors\":2,\"host\":\"node-3\"}", "source": "/sync",
+                               "severity": "error", "timestamp": "2026-11-27T10:00:00Z", "custom_details": event_details()},
                    "client": "Sundial"}),
             "{report:#?}"
         );
@@ -569,7 +662,7 @@ mod pagerduty_formatter {
                 (
                     &json!(expected),
                     &json!("/sync/vm-7"),
-                    &json!(format!("{kind} vm-7"))
+                    &json!(format!("{kind}: vm-7"))
                 ),
                 "{kind} {action:?}: {report:#?}"
             );
@@ -630,7 +723,7 @@ mod pagerduty_formatter {
             json_body(&report),
             json!({"routing_key": INLINE_KEY, "event_action": "trigger", "dedup_key": "sync-vm-7",
                    "payload": {"summary": "node-3 has 2 errors", "source": "/sync", "severity": "error",
-                               "timestamp": "2026-11-27T10:00:00Z", "custom_details": {"host": "node-3", "errors": 2},
+                               "timestamp": "2026-11-27T10:00:00Z", "custom_details": event_details(),
                                "component": "node-3", "group": "prod", "class": "sync.failed"},
                    "client": "Sundial"}),
             "{report:#?}"
@@ -660,16 +753,51 @@ mod pagerduty_formatter {
 
     #[test]
     fn run_events_trigger_and_resolve_one_incident_per_task() {
-        for (status, action) in [("failed", "trigger"), ("succeeded", "resolve")] {
+        for (status, action, text) in [
+            (
+                "failed",
+                "trigger",
+                "Task backup failed: Run 01RUNID of task backup failed after 1 attempt: failed: boom",
+            ),
+            (
+                "succeeded",
+                "resolve",
+                "Task backup succeeded: Run 01RUNID of task backup succeeded after 1 attempt.",
+            ),
+        ] {
             let report = pd(inline(json!({})), run_event(status));
+            let body = json_body(&report);
             assert_eq!(
-                json_body(&report),
-                json!({"routing_key": INLINE_KEY, "event_action": action, "dedup_key": "sundial/backup",
-                       "payload": {"summary": format!("sundial.run.{status} backup"), "source": "sundial",
-                                   "severity": "error", "timestamp": "2026-11-27T10:00:00Z",
-                                   "custom_details": run_event_data(status)},
-                       "client": "Sundial"}),
+                (
+                    &body["event_action"],
+                    &body["dedup_key"],
+                    &body["payload"]["summary"]
+                ),
+                (&json!(action), &json!("sundial/backup"), &json!(text)),
                 "{status}: {report:#?}"
+            );
+            assert_eq!(body["payload"]["custom_details"]["data"], run_event_data(status));
+            // A notification carrying the run itself reads the same, and shares the key.
+            let run = if status == "failed" {
+                failed_run()
+            } else {
+                succeeded_run()
+            };
+            let body = json_body(&format(
+                "pagerduty",
+                &Delivery {
+                    config: inline(json!({})),
+                    ..delivery(None, Some(run))
+                },
+            ));
+            assert_eq!(
+                (
+                    &body["event_action"],
+                    &body["dedup_key"],
+                    &body["payload"]["summary"]
+                ),
+                (&json!(action), &json!("sundial/backup"), &json!(text)),
+                "{status}: {body}"
             );
         }
     }
@@ -679,12 +807,125 @@ mod pagerduty_formatter {
         let report = pd(inline(json!({})), test_event());
         assert_eq!(
             json_body(&report),
-            json!({"routing_key": INLINE_KEY, "event_action": "trigger", "dedup_key": "sundial/alerts",
-                   "payload": {"summary": "sundial.webhook.test alerts", "source": "sundial", "severity": "error",
-                               "timestamp": "2026-11-27T10:00:00Z",
-                               "custom_details": {"message": "a test delivery from Sundial", "by": "admin"}},
+            json!({"routing_key": INLINE_KEY, "event_action": "trigger", "dedup_key": "sundial/webhook-test/alerts",
+                   "payload": {"summary": "Test delivery to webhook alerts: a test delivery from Sundial (webhook alerts, attempt 2, sent by admin).",
+                               "source": "sundial", "severity": "error", "timestamp": "2026-11-27T10:00:00Z",
+                               "custom_details": {"Webhook": "alerts", "Sent by": "admin", "Delivery": "D1",
+                                                  "data": {"message": "a test delivery from Sundial", "by": "admin"}}},
                    "client": "Sundial"}),
             "{report:#?}"
         );
+    }
+
+    /// `custom_details` of `sync_event`: the message's facts and the event's data.
+    fn event_details() -> Value {
+        json!({"Type": "sync.failed", "Subject": "vm-7", "Source": "/sync", "Time": "2026-11-27T10:00:00Z",
+               "data": {"host": "node-3", "errors": 2}})
+    }
+}
+
+/// Every bundled formatter against every cause of a delivery: an event, a run
+/// notification (failed and succeeded), a `sundial.run.*` event, a task whose action is
+/// the webhook (scheduled or by hand, and started by an event) and `webhook test`.
+/// The human part of each body must say what happened: never empty, and naming the
+/// things an operator needs.
+mod every_cause {
+    use crate::*;
+
+    /// (cause, delivery, words the human text must contain)
+    fn causes() -> Vec<(&'static str, Delivery, Vec<&'static str>)> {
+        vec![
+            (
+                "event",
+                delivery(Some(sync_event()), None),
+                vec!["sync.failed", "vm-7", "node-3"],
+            ),
+            (
+                "failed run",
+                delivery(None, Some(failed_run())),
+                vec!["backup", "failed", "boom", "01RUNID"],
+            ),
+            (
+                "succeeded run",
+                delivery(None, Some(succeeded_run())),
+                vec!["backup", "succeeded", "01RUNID"],
+            ),
+            (
+                "run event",
+                delivery(Some(run_event("failed")), None),
+                vec!["backup", "failed", "boom"],
+            ),
+            (
+                "task action",
+                delivery(None, Some(task_action_run())),
+                vec!["page-oncall", "01RUN2", "level"],
+            ),
+            (
+                "task action on an event",
+                delivery(Some(sync_event()), Some(task_action_run())),
+                vec!["page-oncall", "sync.failed", "vm-7"],
+            ),
+            (
+                "webhook test",
+                delivery(Some(test_event()), None),
+                vec!["alerts", "test delivery"],
+            ),
+        ]
+    }
+
+    /// The parts of a body people read, per formatter.
+    fn human(formatter: &str, report: &RunReport<HttpBody>) -> Vec<String> {
+        let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+        match formatter {
+            "template" => vec![formatted(report).1],
+            "json" => {
+                let b = json_body(report);
+                vec![s(&b["message"]["title"]), s(&b["message"]["text"])]
+            }
+            "slack" => {
+                let b = json_body(report);
+                vec![
+                    s(&b["text"]),
+                    s(&b["blocks"][0]["text"]["text"]),
+                    s(&b["blocks"][1]["text"]["text"]),
+                ]
+            }
+            "teams" => {
+                let b = json_body(report);
+                let card = &b["attachments"][0]["content"]["body"];
+                vec![s(&card[0]["text"]), s(&card[1]["text"])]
+            }
+            "pagerduty" => vec![s(&json_body(report)["payload"]["summary"])],
+            other => panic!("unknown formatter {other}"),
+        }
+    }
+
+    #[test]
+    fn every_formatter_says_what_happened_for_every_cause() {
+        for formatter in ["json", "template", "slack", "teams", "pagerduty"] {
+            for (cause, mut d, words) in causes() {
+                if formatter == "pagerduty" {
+                    d.config = json!({"routing_key": "k"});
+                }
+                let report = format(formatter, &d);
+                let parts = human(formatter, &report);
+                for part in &parts {
+                    assert!(
+                        part.trim().len() > 3
+                            && !part.contains("**")
+                            && !part.starts_with(": ")
+                            && !part.trim_end().ends_with(':'),
+                        "{formatter} × {cause}: an empty or hollow part {part:?} in {parts:?}"
+                    );
+                }
+                let all = parts.join("\n").to_lowercase();
+                for w in words {
+                    assert!(
+                        all.contains(&w.to_lowercase()),
+                        "{formatter} × {cause}: {w:?} missing from {parts:?}"
+                    );
+                }
+            }
+        }
     }
 }

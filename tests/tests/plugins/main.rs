@@ -301,6 +301,36 @@ fn failed_run() -> Value {
     serde_json::to_value(&run).expect("a run serializes")
 }
 
+/// A succeeded run of task `backup`, as JSON.
+fn succeeded_run() -> Value {
+    let mut run: Run = serde_json::from_value(failed_run()).expect("a run");
+    run.status = RunStatus::Succeeded;
+    run.error = None;
+    run.output = Some(json!({"copied": 12}));
+    serde_json::to_value(&run).expect("a run serializes")
+}
+
+/// The run of task `page-oncall` (started by hand, with params) whose action is
+/// webhook delivery `D1`, as that delivery carries it (host/src/executor/outcome.rs:
+/// the run as it finished, its output naming the delivery).
+fn task_action_run() -> Value {
+    let mut run = Run::queued(
+        "T2",
+        "page-oncall",
+        RunCause::Manual,
+        json!({"level": 2}),
+        None,
+        0,
+        "2026-11-27T09:59:00Z".into(),
+    );
+    run.id = "01RUN2".into();
+    run.status = RunStatus::Succeeded;
+    run.attempt = 1;
+    run.started_by = "admin".into();
+    run.output = Some(json!({"delivery": "D1", "webhook": "alerts"}));
+    serde_json::to_value(&run).expect("a run serializes")
+}
+
 /// Delivery `D1` of webhook `alerts`, attempt 2, default config, no template.
 fn delivery(event: Option<Event>, run: Option<Value>) -> Delivery {
     Delivery {

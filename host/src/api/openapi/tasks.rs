@@ -388,7 +388,7 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
                 vec![ok(
                     "200",
                     "fire times",
-                    json!({ "type": "object", "properties": { "timezone": { "type": "string" }, "slots": { "type": "array", "items": { "type": "object", "properties": {
+                    json!({ "type": "object", "properties": { "timezone": { "type": "string" }, "summary": { "type": "string", "description": "the rule in words" }, "slots": { "type": "array", "items": { "type": "object", "properties": {
                 "utc": { "type": "string" }, "local": { "type": "string" }, "dst": { "enum": [null, "moved_out_of_gap", "first_of_repeated"] } } } } } }),
                 )],
             ),
@@ -613,6 +613,7 @@ pub(super) fn schemas() -> Map<String, Value> {
                     "updated_at": { "type": "string" }, "last_slot": { "type": ["string", "null"], "format": "date-time" },
                     "next_slot": { "type": ["string", "null"], "format": "date-time", "description": "the next fire, UTC" },
                     "next_slot_local": { "type": ["string", "null"], "description": "the next fire on the schedule's wall clock, with its offset" },
+                    "summary": { "type": "string", "description": "the rule in words, in the schedule's zone, e.g. `every week on Mon-Fri at 18:00 (Europe/Berlin)`" },
                     "tasks": { "type": "array", "items": { "type": "string" } } } }] },
                 "Token": { "type": "object", "properties": { "id": { "type": "string" }, "name": { "type": "string" },
                     "role": { "enum": ["admin", "operator", "viewer", "ingest"] }, "created_at": { "type": "string" }, "secret": { "type": "string", "description": "only when created" } } },
