@@ -150,6 +150,10 @@ pub struct Run {
     /// it starts one). The chain's budget is `max_chain` runs, timers and deliveries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
+    /// The run this one retries (`sundial run retry`): same task, params, cause and
+    /// event, started again. Absent for a first run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
     /// When it was queued, RFC 3339.
     pub queued_at: String,
     /// When the current attempt started.
@@ -205,6 +209,7 @@ impl Run {
             event,
             depth,
             root: None,
+            retry_of: None,
             queued_at: now,
             started_at: None,
             finished_at: None,
@@ -215,6 +220,25 @@ impl Run {
             resources: Default::default(),
             attempts: Vec::new(),
         }
+    }
+
+    /// A new queued run that retries this finished one: the same task, params, cause,
+    /// event and causal depth, started by `by` and linked back by `retry_of`. It starts
+    /// a causal chain of its own (an operator's retry is a new start, not one more
+    /// step of the chain that failed).
+    pub fn retry(&self, by: &str, now: String) -> Run {
+        let mut run = Run::queued(
+            &self.task_id,
+            &self.task_name,
+            self.cause.clone(),
+            self.params.clone(),
+            self.event.clone(),
+            self.depth,
+            now,
+        );
+        run.started_by = by.to_string();
+        run.retry_of = Some(self.id.clone());
+        run
     }
 
     /// Turn a new run into a `skipped` one whose log says why (a host warning).

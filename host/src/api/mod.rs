@@ -9,6 +9,7 @@ mod events;
 pub mod linger;
 pub mod openapi;
 mod plugins;
+mod retry;
 mod runs;
 mod schedules;
 mod secrets;
@@ -424,6 +425,9 @@ routes! {
     "/v1/runs" => { get: runs::list },
     "/v1/runs/{id}" => { get: runs::get },
     "/v1/runs/{id}/cancel" => { post: runs::cancel },
+    "/v1/runs/{id}/retry" => { post: retry::retry },
+    "/v1/runs/retry" => { post: retry::retry_many },
+    "/v1/runs/cancel" => { post: retry::cancel_many },
     "/v1/tokens" => { get: tokens::list, post: tokens::create },
     "/v1/tokens/{id}" => { delete: tokens::revoke },
     "/v1/audit" => { get: tokens::audit },

@@ -5,7 +5,6 @@ use super::{ApiError, ApiResult};
 use super::{AppState, Caller, MAX_BODY_BYTES, OPERATORS, READERS, parse_json, read_body};
 use crate::executor::now;
 use crate::run::{Run, RunCause, RunStatus};
-use crate::runtime::log::RunLog;
 use crate::store::runs::RunFilter;
 use axum::Json;
 use axum::body::Body;
@@ -27,7 +26,7 @@ pub(super) struct StartRequest {
 #[serde(deny_unknown_fields)]
 pub(super) struct StartQuery {
     #[serde(default)]
-    wait: bool,
+    pub(super) wait: bool,
 }
 
 pub(super) async fn start(
@@ -62,34 +61,32 @@ pub(super) async fn start(
         Some(p) => p,
         None => task.spec.params.clone(),
     };
-    let run = Run {
-        id: crate::ids::new_id(),
-        task_id: task.id.clone(),
-        task_name: task.spec.name.clone(),
-        cause: RunCause::Manual,
-        started_by: caller.token.name.clone(),
-        status: RunStatus::Queued,
-        attempt: 0,
+    let mut run = Run::queued(
+        &task.id,
+        &task.spec.name,
+        RunCause::Manual,
         params,
-        event: None,
-        depth: 0,
-        root: None,
-        queued_at: now(),
-        started_at: None,
-        finished_at: None,
-        not_before: None,
-        output: None,
-        error: None,
-        log: RunLog::default(),
-        resources: Default::default(),
-        attempts: Vec::new(),
-    };
+        None,
+        0,
+        now(),
+    );
+    run.started_by = caller.token.name.clone();
+    enqueue_and_answer(&state, run, query.wait).await
+}
+
+/// Queue `run` and answer: 202 with it at once, or with `wait`, 200 with the finished
+/// run (202 with it as it is after [`MAX_WAIT_SECS`]).
+pub(super) async fn enqueue_and_answer(
+    state: &AppState,
+    run: Run,
+    wait: bool,
+) -> ApiResult<(StatusCode, Json<Run>)> {
     let mut runs = state.store.enqueue_runs(vec![run]).await?;
     let run = runs
         .pop()
         .ok_or_else(|| ApiError::internal("enqueue returned nothing"))?;
     state.executor.submit(&run);
-    if !query.wait {
+    if !wait {
         return Ok((StatusCode::ACCEPTED, Json(run)));
     }
     let waited = tokio::time::timeout(
@@ -141,38 +138,63 @@ pub(super) async fn list(
             "limit: {limit} is outside 1..=1000"
         )));
     }
-    let status = match &q.status {
+    if let Some(c) = &q.cursor
+        && ulid::Ulid::from_string(c).is_err()
+    {
+        return Err(ApiError::bad_request(format!("cursor: {c:?} is not a run id")));
+    }
+    let filter = filter_of(
+        &state,
+        q.task.as_deref(),
+        q.status.as_deref(),
+        q.cause.as_deref(),
+        &q.since,
+        &q.until,
+    )?;
+    let (runs, next) = state.store.list_runs(&filter, q.cursor.as_deref(), limit)?;
+    Ok(Json(json!({ "runs": runs, "next_cursor": next })))
+}
+
+/// The run filter of a list or bulk request, each field checked. `task` is a task's
+/// name or id; an id that is no task now (a deleted task's) still selects its runs,
+/// anything else that names no task is 404.
+pub(super) fn filter_of(
+    state: &AppState,
+    task: Option<&str>,
+    status: Option<&str>,
+    cause: Option<&str>,
+    since: &Option<String>,
+    until: &Option<String>,
+) -> ApiResult<RunFilter> {
+    let status = match status {
         None => None,
         Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
             let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
             ApiError::bad_request(format!("status: {s:?} is not one of {}", all.join(", ")))
         })?),
     };
-    if let Some(c) = &q.cause
-        && !["manual", "schedule", "event"].contains(&c.as_str())
+    if let Some(c) = cause
+        && !["manual", "schedule", "event"].contains(&c)
     {
         return Err(ApiError::bad_request(format!(
             "cause: {c:?} is not one of manual, schedule, event"
         )));
     }
-    let task_id = match &q.task {
+    let task_id = match task {
         None => None,
-        Some(t) => Some(state.store.task(t)?.map(|t| t.id).unwrap_or_else(|| t.clone())),
+        Some(t) => match state.store.task(t)? {
+            Some(found) => Some(found.id),
+            None if ulid::Ulid::from_string(t).is_ok() => Some(t.to_string()),
+            None => return Err(ApiError::not_found(format!("task {t:?} not found"))),
+        },
     };
-    if let Some(c) = &q.cursor
-        && ulid::Ulid::from_string(c).is_err()
-    {
-        return Err(ApiError::bad_request(format!("cursor: {c:?} is not a run id")));
-    }
-    let filter = RunFilter {
+    Ok(RunFilter {
         task_id,
         status,
-        cause: q.cause.clone(),
-        since: check_time("since", &q.since)?,
-        until: check_time("until", &q.until)?,
-    };
-    let (runs, next) = state.store.list_runs(&filter, q.cursor.as_deref(), limit)?;
-    Ok(Json(json!({ "runs": runs, "next_cursor": next })))
+        cause: cause.map(str::to_string),
+        since: check_time("since", since)?,
+        until: check_time("until", until)?,
+    })
 }
 
 pub(super) async fn get(

@@ -11,6 +11,7 @@ mod client;
 mod events;
 mod plugin;
 mod remote;
+mod runs;
 mod schedule;
 mod serve;
 mod webhooks;
@@ -47,7 +48,7 @@ enum Command {
     Task(remote::TaskCommand),
     /// Runs (the task log) on the daemon.
     #[command(subcommand)]
-    Run(remote::RunCommand),
+    Run(runs::RunCommand),
     /// Schedules: create with friendly rule flags, attach tasks, preview.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
@@ -166,7 +167,7 @@ pub fn main() -> ExitCode {
             Command::Plugin(cmd) => return plugin::execute(cmd, &remote).await,
             Command::Serve(args) => return serve::serve(args).await,
             Command::Task(cmd) => remote::task(&remote, cmd).await,
-            Command::Run(cmd) => remote::run(&remote, cmd).await,
+            Command::Run(cmd) => runs::run(&remote, cmd).await,
             Command::Token(cmd) => remote::token(&remote, cmd).await,
             Command::Schedule(cmd) => schedule::run(&remote, cmd).await,
             Command::Event(cmd) => events::event(&remote, cmd).await,

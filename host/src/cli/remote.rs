@@ -1,7 +1,8 @@
-//! Client commands that talk to a running daemon: tasks, runs, tokens, audit, logs.
+//! Client commands that talk to a running daemon: tasks, tokens, audit, logs (runs are
+//! in `runs.rs`).
 
 use super::EXIT_USAGE;
-use super::client::{Failure, Remote, columns, table, text};
+use super::client::{Failure, Remote, columns, text};
 use clap::Subcommand;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -69,23 +70,6 @@ pub(crate) enum TaskCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub(crate) enum RunCommand {
-    /// List runs, newest first.
-    List {
-        #[arg(long)]
-        task: Option<String>,
-        #[arg(long)]
-        status: Option<String>,
-        #[arg(long, default_value_t = 20)]
-        limit: usize,
-    },
-    /// Show one run with its plugin log.
-    Get { id: String },
-    /// Cancel a queued or running run.
-    Cancel { id: String },
-}
-
-#[derive(Debug, Subcommand)]
 pub(crate) enum TokenCommand {
     /// List tokens (never their secrets).
     List,
@@ -112,65 +96,6 @@ fn task_rows(v: &Value) -> String {
         ("ID", "id"),
     ];
     columns(v, "tasks", &cols)
-}
-
-fn run_rows(runs: &[Value]) -> String {
-    let rows = runs
-        .iter()
-        .map(|r| {
-            vec![
-                text(&r["id"]),
-                text(&r["task_name"]),
-                text(&r["status"]),
-                text(&r["attempt"]),
-                text(&r["queued_at"]),
-                r["error"]["message"]
-                    .as_str()
-                    .map(|m| m.chars().take(60).collect())
-                    .unwrap_or_default(),
-            ]
-        })
-        .collect();
-    table(&["ID", "TASK", "STATUS", "ATTEMPT", "QUEUED", "ERROR"], rows)
-}
-
-fn run_detail(r: &Value) -> String {
-    let mut out = format!(
-        "run      {}\ntask     {}\nstatus   {}\nattempt  {}\ncause    {}\nby       {}\nqueued   {}\nstarted  {}\nfinished {}\n",
-        text(&r["id"]),
-        text(&r["task_name"]),
-        text(&r["status"]),
-        text(&r["attempt"]),
-        text(&r["cause"]["kind"]),
-        text(&r["started_by"]),
-        text(&r["queued_at"]),
-        text(&r["started_at"]),
-        text(&r["finished_at"]),
-    );
-    if !r["error"].is_null() {
-        out.push_str(&format!(
-            "error    {}: {}\n",
-            text(&r["error"]["kind"]),
-            text(&r["error"]["message"])
-        ));
-    }
-    if !r["output"].is_null() {
-        out.push_str(&format!("output   {}\n", r["output"]));
-    }
-    out.push_str("log:\n");
-    for line in r["log"]["lines"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "  [{:>6}ms {:<5} {}] {}\n",
-            text(&line["at_ms"]),
-            text(&line["level"]),
-            text(&line["origin"]),
-            text(&line["message"])
-        ));
-    }
-    if r["log"]["truncated"] == true {
-        out.push_str("  [log truncated]\n");
-    }
-    out
 }
 
 pub(crate) async fn task(remote: &Remote, cmd: TaskCommand) -> Result<(), Failure> {
@@ -251,7 +176,7 @@ pub(crate) async fn task(remote: &Remote, cmd: TaskCommand) -> Result<(), Failur
             );
             let v = remote.call("POST", &path, body.as_ref()).await?;
             if wait {
-                remote.print(&v, run_detail);
+                remote.print(&v, super::runs::run_detail);
                 if v["status"] != "succeeded" {
                     return Err((
                         super::client::EXIT_API_ERROR,
@@ -261,35 +186,6 @@ pub(crate) async fn task(remote: &Remote, cmd: TaskCommand) -> Result<(), Failur
             } else {
                 remote.print(&v, |r| format!("queued run {}\n", text(&r["id"])));
             }
-        }
-    }
-    Ok(())
-}
-
-pub(crate) async fn run(remote: &Remote, cmd: RunCommand) -> Result<(), Failure> {
-    match cmd {
-        RunCommand::List { task, status, limit } => {
-            let mut path = format!("/v1/runs?limit={limit}");
-            if let Some(t) = task {
-                path.push_str(&format!("&task={}", q(&t)));
-            }
-            if let Some(s) = status {
-                path.push_str(&format!("&status={}", q(&s)));
-            }
-            let v = remote.call("GET", &path, None).await?;
-            remote.print(&v, |v| {
-                run_rows(v["runs"].as_array().map(Vec::as_slice).unwrap_or_default())
-            });
-        }
-        RunCommand::Get { id } => {
-            let v = remote.call("GET", &format!("/v1/runs/{}", q(&id)), None).await?;
-            remote.print(&v, run_detail);
-        }
-        RunCommand::Cancel { id } => {
-            let v = remote
-                .call("POST", &format!("/v1/runs/{}/cancel", q(&id)), None)
-                .await?;
-            remote.print(&v, |r| format!("run {} {}\n", text(&r["id"]), text(&r["status"])));
         }
     }
     Ok(())

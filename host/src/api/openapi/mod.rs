@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 mod admin;
 mod events;
+mod retry;
 mod tasks;
 
 pub(super) fn r(schema: &str) -> Value {
@@ -118,7 +119,12 @@ pub(super) fn query(name: &str, what: &str, ty: &str) -> Value {
 /// The OpenAPI document.
 pub fn document() -> Value {
     let mut paths = serde_json::Map::new();
-    for (method, path, o) in tasks::ops().into_iter().chain(events::ops()).chain(admin::ops()) {
+    for (method, path, o) in tasks::ops()
+        .into_iter()
+        .chain(events::ops())
+        .chain(retry::ops())
+        .chain(admin::ops())
+    {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));
         entry[method] = o;
     }

@@ -594,6 +594,7 @@ pub(super) fn schemas() -> Map<String, Value> {
                     "status": { "enum": ["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped", "interrupted"] },
                     "attempt": { "type": "integer" }, "params": { "type": "object" }, "event": { "type": ["object", "null"] },
                     "depth": { "type": "integer" }, "root": { "type": "string", "description": "the causal chain the run belongs to (absent: it starts one)" },
+                    "retry_of": { "type": "string", "description": "the run this one retries (absent for a first run)" },
                     "queued_at": { "type": "string" }, "started_at": { "type": ["string", "null"] }, "finished_at": { "type": ["string", "null"] },
                     "not_before": { "type": ["string", "null"] }, "output": {},
                     "error": { "type": ["object", "null"], "properties": { "kind": { "type": "string" }, "message": { "type": "string" } } },

@@ -1,0 +1,106 @@
+//! The OpenAPI operations of retrying runs (one or many) and cancelling many.
+
+use super::{body, ok, op, path_param, query, r};
+use serde_json::{Value, json};
+
+/// (method, path, operation) of `/v1/runs/{id}/retry`, `/v1/runs/retry` and
+/// `/v1/runs/cancel`.
+pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
+    let filter = |what: &str| {
+        body(
+            json!({ "type": "object", "additionalProperties": false, "description": format!(
+            "the runs to {what}: at least one of task, status, cause, since, until; newest first, at most limit"),
+            "properties": {
+                "task": { "type": "string", "description": "task name or id" },
+                "status": { "enum": ["queued", "running", "succeeded", "failed", "timed_out", "cancelled", "skipped", "interrupted"] },
+                "cause": { "enum": ["manual", "schedule", "event"] },
+                "since": { "type": "string", "format": "date-time", "description": "queued at or after" },
+                "until": { "type": "string", "format": "date-time", "description": "queued before" },
+                "limit": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 },
+                "dry_run": { "type": "boolean", "default": false, "description": "list what would be done, do nothing" } } }),
+        )
+    };
+    let answer = |count: &str, item: Value| {
+        json!({ "type": "object", "properties": {
+            "dry_run": { "type": "boolean" }, "matched": { "type": "integer" }, count: { "type": "integer" },
+            "more": { "type": "boolean", "description": "more runs matched than limit" },
+            "runs": { "type": "array", "items": item } } })
+    };
+    let conflict = || {
+        (
+            "409".into(),
+            json!({ "description": "the run is still queued or running, or its task is disabled" }),
+        )
+    };
+    let queue_full = || {
+        (
+            "429".into(),
+            json!({ "description": "max_queued_runs runs wait for a worker" }),
+        )
+    };
+    vec![
+        (
+            "post",
+            "/v1/runs/{id}/retry",
+            op(
+                "Retry (or replay) a finished run: a new run of the same task with the same params, cause and event, linked by retry_of",
+                "admin, operator",
+                vec![
+                    path_param("id", "run id"),
+                    query("wait", "wait (up to 5 minutes) for the result", "boolean"),
+                ],
+                None,
+                vec![
+                    ok("202", "queued", r("Run")),
+                    ok("200", "finished (wait=true)", r("Run")),
+                    conflict(),
+                    queue_full(),
+                ],
+            ),
+        ),
+        (
+            "post",
+            "/v1/runs/retry",
+            op(
+                "Retry every finished run matching a filter",
+                "admin, operator",
+                vec![],
+                Some(filter("retry")),
+                vec![
+                    ok(
+                        "200",
+                        "what was retried (or would be, with dry_run)",
+                        answer(
+                            "retried",
+                            json!({ "type": "object", "properties": {
+                            "run": { "type": "string" }, "task": { "type": "string" },
+                            "retry": { "type": "string", "description": "the new run" },
+                            "skipped": { "type": "string", "description": "why it was not retried" } } }),
+                        ),
+                    ),
+                    queue_full(),
+                ],
+            ),
+        ),
+        (
+            "post",
+            "/v1/runs/cancel",
+            op(
+                "Cancel every queued or running run matching a filter",
+                "admin, operator",
+                vec![],
+                Some(filter("cancel")),
+                vec![ok(
+                    "200",
+                    "what was cancelled (or would be, with dry_run)",
+                    answer(
+                        "cancelled",
+                        json!({ "type": "object", "properties": {
+                        "run": { "type": "string" }, "task": { "type": "string" }, "status": { "type": "string" },
+                        "skipped": { "type": "string" } } }),
+                    ),
+                )],
+            ),
+        ),
+    ]
+}
