@@ -16,6 +16,7 @@ mod secrets;
 mod tasks;
 mod tokens;
 mod triggers;
+mod upcoming;
 mod webhooks;
 
 pub mod error;
@@ -447,6 +448,7 @@ routes! {
     "/v1/deliveries/{id}" => { get: webhooks::delivery },
     "/v1/deliveries/{id}/retry" => { post: webhooks::retry },
     "/v1/timers" => { get: triggers::timers },
+    "/v1/upcoming" => { get: upcoming::upcoming },
     "/v1/timers/{id}" => { delete: triggers::cancel_timer },
     "/v1/schedules/preview" => { post: schedules::preview },
     "/v1/schedules" => { get: schedules::list, post: schedules::create },

@@ -52,6 +52,19 @@ enum Command {
     /// Schedules: create with friendly rule flags, attach tasks, preview.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// The agenda: every schedule's next fires and every pending timer, in time order,
+    /// each in its zone, with the DST changes ahead.
+    Upcoming {
+        /// How far ahead, in hours (1-744).
+        #[arg(long, default_value_t = 24)]
+        hours: u32,
+        /// Only what starts this task.
+        #[arg(long)]
+        task: Option<String>,
+        /// Most entries (1-10000).
+        #[arg(long, default_value_t = 200)]
+        limit: usize,
+    },
     /// Events: post one, read the event log.
     #[command(subcommand)]
     Event(events::EventCommand),
@@ -180,6 +193,7 @@ pub fn main() -> ExitCode {
             Command::Secret(cmd) => webhooks::secret(&remote, cmd).await,
             Command::Audit { noun, limit } => remote::audit(&remote, noun, limit).await,
             Command::Logs { task, follow } => remote::logs(&remote, task, follow).await,
+            Command::Upcoming { hours, task, limit } => schedule::upcoming(&remote, hours, task, limit).await,
         };
         match result {
             Ok(()) => 0,

@@ -5,6 +5,7 @@
 //! The durable scheduler (timer heap, exactly-once slots, misfires) builds on this
 //! (issue 4, in progress).
 
+pub mod agenda;
 pub mod calendar;
 pub mod cron_rule;
 pub mod misfire;

@@ -123,6 +123,7 @@ pub fn document() -> Value {
         .into_iter()
         .chain(events::ops())
         .chain(retry::ops())
+        .chain(retry::agenda_ops())
         .chain(admin::ops())
     {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));

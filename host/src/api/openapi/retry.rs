@@ -1,4 +1,5 @@
-//! The OpenAPI operations of retrying runs (one or many) and cancelling many.
+//! The OpenAPI operations of retrying runs (one or many), cancelling many, and the
+//! agenda (`/v1/upcoming`).
 
 use super::{body, ok, op, path_param, query, r};
 use serde_json::{Value, json};
@@ -103,4 +104,38 @@ pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
             ),
         ),
     ]
+}
+
+/// (method, path, operation) of `/v1/upcoming`.
+pub(super) fn agenda_ops() -> Vec<(&'static str, &'static str, Value)> {
+    let entry = json!({ "type": "object", "properties": {
+        "at": { "type": "string", "format": "date-time" }, "local": { "type": "string" }, "timezone": { "type": "string" },
+        "kind": { "enum": ["schedule", "timer"] }, "name": { "type": "string", "description": "the schedule, or the timer's trigger" },
+        "tasks": { "type": "array", "items": { "type": "string" } },
+        "dst": { "enum": [null, "moved_out_of_gap", "first_of_repeated"] }, "timer": { "type": "string" } } });
+    let transition = json!({ "type": "object", "properties": {
+        "timezone": { "type": "string" }, "at": { "type": "string", "format": "date-time" },
+        "from": { "type": "string" }, "to": { "type": "string" } } });
+    vec![(
+        "get",
+        "/v1/upcoming",
+        op(
+            "The agenda: every schedule's fires and every pending timer in the next hours, in time order, with DST changes",
+            "admin, operator, viewer",
+            vec![
+                query("hours", "window, 1-744 (default 24)", "integer"),
+                query("task", "only what starts this task (name or id)", "string"),
+                query("limit", "most entries, 1-10000 (default 200)", "integer"),
+            ],
+            None,
+            vec![ok(
+                "200",
+                "the agenda",
+                json!({ "type": "object", "properties": {
+                    "from": { "type": "string", "format": "date-time" }, "until": { "type": "string", "format": "date-time" },
+                    "entries": { "type": "array", "items": entry }, "more": { "type": "boolean" },
+                    "transitions": { "type": "array", "items": transition } } }),
+            )],
+        ),
+    )]
 }
