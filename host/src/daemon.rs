@@ -63,6 +63,9 @@ pub struct DaemonConfig {
     /// The SMTP relay plugins granted `mail` send through. Default: none (sending
     /// fails with `denied`).
     pub mail: Option<crate::mail::MailConfig>,
+    /// TLS for the API: the certificate chain and private key (PEM files). Default:
+    /// none (plain HTTP).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
 impl Default for DaemonConfig {
@@ -88,6 +91,7 @@ impl Default for DaemonConfig {
             max_connections: crate::api::connections::DEFAULT_MAX_CONNECTIONS,
             header_timeout: crate::api::connections::DEFAULT_HEADER_TIMEOUT,
             mail: None,
+            tls: None,
         }
     }
 }
@@ -118,6 +122,15 @@ pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> 
 /// startup failures.
 pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let dir = &config.data_dir;
+    // What can fail without touching the data directory fails first: a bad certificate
+    // or a port in use leaves no half-made data directory behind.
+    let tls = match &config.tls {
+        Some((cert, key)) => Some(crate::api::tls::server_config(cert, key)?),
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let store = Store::open_options(
         dir,
         config.max_batch,
@@ -153,6 +166,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let connection_limits = crate::api::connections::ConnectionLimits {
         max_connections: config.max_connections.min(share),
         header_timeout: config.header_timeout,
+        tls: tls.clone(),
     };
     let max_outbound = crate::runtime::DEFAULT_MAX_OUTBOUND.min(share);
     tracing::info!(
@@ -169,7 +183,11 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         ..RuntimeConfig::default()
     })
     .map_err(|e| e.to_string())?;
-    let key = crate::secrets::SecretKey::load_or_create(dir)?;
+    let sealed: Vec<(String, crate::secrets::Sealed)> = store
+        .sealed_secrets()
+        .map_err(|e| format!("reading the secrets: {e}"))?;
+    let key = crate::secrets::SecretKey::load_or_create(dir, sealed.len())?;
+    key.verify(&sealed, &crate::secrets::SecretKey::source(dir))?;
     let mailer = match config.mail.clone() {
         Some(m) => {
             let mailer = crate::mail::Mailer::new(m)?;
@@ -246,6 +264,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             config.body_timeout,
         ),
         connections: Arc::new(crate::api::connections::Connections::default()),
+        data_dir: dir.clone(),
     };
 
     // Bundled plugins: each one is offered once, on the first start of a version that
@@ -296,15 +315,16 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             .insert_token(&secret, record, "sundial")
             .await
             .map_err(|e| e.to_string())?;
-        eprintln!("created an admin token in {} (mode 0600)", path.display());
+        tracing::info!(path = %path.display(), "created an admin token (mode 0600)");
     }
     crate::retention::spawn_pruner(store.clone(), config.retention);
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    eprintln!("sundial listening on http://{addr} (data in {})", dir.display());
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(
+        data = %dir.display(),
+        "sundial listening on {scheme}://{addr}"
+    );
     let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
     let connections = state.connections.clone();
     let server = tokio::spawn(crate::api::connections::serve(
@@ -315,18 +335,18 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         http_stopped,
     ));
     shutdown_signal().await;
-    eprintln!(
+    tracing::info!(
         "sundial stopping: no new runs, waiting up to {} s for running ones",
         config.grace.as_secs()
     );
     let _ = stop_http.send(true);
     let left = executor.stop(config.grace).await;
     if left > 0 {
-        eprintln!("{left} runs outlived the grace period and were persisted as interrupted");
+        tracing::warn!("{left} runs outlived the grace period and were persisted as interrupted");
     }
     // Requests still open (for example `?wait=true`) get until the end of the grace period.
     let _ = tokio::time::timeout(std::time::Duration::from_millis(200), server).await;
-    eprintln!("sundial stopped");
+    tracing::info!("sundial stopped");
     Ok(())
 }
 

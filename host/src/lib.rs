@@ -5,6 +5,7 @@
 #![warn(missing_docs)]
 
 pub mod api;
+pub mod backup;
 pub mod bundled;
 pub mod cli;
 pub mod clock;

@@ -57,14 +57,22 @@ fn parse_key(text: &str, from: &str) -> Result<SecretKey, String> {
 
 impl SecretKey {
     /// The key from `SUNDIAL_SECRET_KEY`, else from `dir/secret.key`, creating that file
-    /// (mode 0600) with a fresh random key when neither exists.
-    pub fn load_or_create(dir: &Path) -> Result<SecretKey, String> {
+    /// (mode 0600) with a fresh random key when neither exists and `sealed` is 0. With
+    /// `sealed` secrets in the store and no key, it refuses: a new key could never open
+    /// them.
+    pub fn load_or_create(dir: &Path, sealed: usize) -> Result<SecretKey, String> {
         if let Ok(text) = std::env::var(KEY_ENV) {
             return parse_key(&text, KEY_ENV);
         }
         let path = dir.join(KEY_FILE);
         match std::fs::read_to_string(&path) {
             Ok(text) => parse_key(&text, &path.display().to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && sealed > 0 => Err(format!(
+                "the store holds {sealed} sealed secret(s) but there is no secret key: {} is missing and {KEY_ENV} is not set. \
+                 Restore the key they were sealed with (from the backup or wherever you keep it); \
+                 refusing to start with a new key that could not open them",
+                path.display()
+            )),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut bytes = [0u8; 32];
                 getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
@@ -75,6 +83,43 @@ impl SecretKey {
             }
             Err(e) => Err(format!("reading {}: {e}", path.display())),
         }
+    }
+
+    /// Check that this key opens sealed values of the store (up to three of `sealed`,
+    /// `(name, value)`); `from` names where the key came from.
+    pub fn verify(&self, sealed: &[(String, Sealed)], from: &str) -> Result<(), String> {
+        for (name, value) in sealed.iter().take(3) {
+            if self.open(name, value).is_err() {
+                return Err(format!(
+                    "the secret key from {from} does not open secret {name:?} ({} sealed in the store): \
+                     it is not the key they were sealed with. Restore the matching key \
+                     ({KEY_FILE} from the same backup, or {KEY_ENV}); refusing to start",
+                    sealed.len()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Where [`SecretKey::load_or_create`] takes the key from: `SUNDIAL_SECRET_KEY` or
+    /// the file's path.
+    pub fn source(dir: &Path) -> String {
+        if std::env::var_os(KEY_ENV).is_some() {
+            KEY_ENV.to_string()
+        } else {
+            dir.join(KEY_FILE).display().to_string()
+        }
+    }
+
+    /// The key's text (base64) as [`SecretKey::load_or_create`] reads it, for backups.
+    pub fn text(dir: &Path) -> Result<String, String> {
+        if let Ok(text) = std::env::var(KEY_ENV) {
+            return Ok(text.trim().to_string());
+        }
+        let path = dir.join(KEY_FILE);
+        std::fs::read_to_string(&path)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| format!("reading {}: {e}", path.display()))
     }
 
     /// A key from raw bytes (tests).
@@ -206,7 +251,7 @@ mod tests {
     #[test]
     fn key_file_is_created_private_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let key = SecretKey::load_or_create(dir.path()).unwrap();
+        let key = SecretKey::load_or_create(dir.path(), 0).unwrap();
         let sealed = key.seal("n", b"value").unwrap();
         #[cfg(unix)]
         {
@@ -217,14 +262,36 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let again = SecretKey::load_or_create(dir.path()).unwrap();
+        let again = SecretKey::load_or_create(dir.path(), 0).unwrap();
         assert_eq!(again.open("n", &sealed).unwrap(), b"value");
         std::fs::write(dir.path().join(KEY_FILE), "c2hvcnQ=").unwrap();
-        let err = SecretKey::load_or_create(dir.path()).unwrap_err();
+        let err = SecretKey::load_or_create(dir.path(), 0).unwrap_err();
         assert!(err.contains("32 bytes"), "{err}");
         std::fs::write(dir.path().join(KEY_FILE), "not base64!").unwrap();
-        let err = SecretKey::load_or_create(dir.path()).unwrap_err();
+        let err = SecretKey::load_or_create(dir.path(), 0).unwrap_err();
         assert!(err.contains("not base64"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_or_wrong_key_is_refused_when_secrets_are_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        // No key and sealed secrets: no new key is made.
+        let err = SecretKey::load_or_create(dir.path(), 2).unwrap_err();
+        assert!(
+            err.contains("2 sealed secret(s)") && err.contains("missing"),
+            "{err}"
+        );
+        assert!(!dir.path().join(KEY_FILE).exists());
+        let right = SecretKey::from_bytes([7; 32]);
+        let wrong = SecretKey::from_bytes([8; 32]);
+        let sealed = vec![("API".to_string(), right.seal("API", b"v").unwrap())];
+        assert!(right.verify(&sealed, "here").is_ok());
+        let err = wrong.verify(&sealed, "DATA/secret.key").unwrap_err();
+        assert!(
+            err.contains("DATA/secret.key") && err.contains("not the key they were sealed with"),
+            "{err}"
+        );
+        assert!(wrong.verify(&[], "x").is_ok(), "nothing sealed, nothing to check");
     }
 
     #[test]

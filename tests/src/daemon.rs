@@ -82,8 +82,9 @@ impl Daemon {
         let mut early = Vec::new();
         for line in lines.by_ref() {
             let line = line.expect("read daemon stderr");
-            if let Some(rest) = line.strip_prefix("sundial listening on http://") {
-                addr = Some(rest.split_whitespace().next().unwrap_or_default().to_string());
+            if let Some(found) = listening_address(&line) {
+                addr = Some(found);
+                early.push(line);
                 break;
             }
             early.push(line);
@@ -242,4 +243,18 @@ impl Drop for Daemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The address in the daemon's `sundial listening on http(s)://ADDR` log line (text or
+/// JSON format), if this is that line.
+pub fn listening_address(line: &str) -> Option<String> {
+    let at = line.find("sundial listening on ")? + "sundial listening on ".len();
+    let url = &line[at..];
+    let rest = url
+        .strip_prefix("http://")
+        .or_else(|| url.strip_prefix("https://"))?;
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
+    Some(rest[..end].to_string())
 }

@@ -3,7 +3,7 @@
 //! loopback HTTP servers.
 
 mod binary;
-mod daemon;
+pub mod daemon;
 mod http;
 pub mod smtp;
 pub mod vergeos;

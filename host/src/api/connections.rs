@@ -39,20 +39,28 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 /// Time a client has to send a request head: 10 s.
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The connection limits.
-#[derive(Debug, Clone, Copy)]
+/// The connection limits, and TLS.
+#[derive(Debug, Clone)]
 pub struct ConnectionLimits {
     /// Most connections open at once (at least 1).
     pub max_connections: usize,
-    /// Time to send a request head, new or between keep-alive requests.
+    /// Time to send a request head, new or between keep-alive requests (and to finish
+    /// the TLS handshake).
     pub header_timeout: Duration,
+    /// With it, every connection is TLS (see [`super::tls`]).
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
+
+/// What a connection reads and writes: a TCP stream, or TLS over one.
+trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 impl Default for ConnectionLimits {
     fn default() -> Self {
         ConnectionLimits {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             header_timeout: DEFAULT_HEADER_TIMEOUT,
+            tls: None,
         }
     }
 }
@@ -148,6 +156,7 @@ pub async fn serve(
     mut stop: watch::Receiver<bool>,
 ) {
     let max = limits.max_connections.max(1);
+    let tls = limits.tls.clone().map(tokio_rustls::TlsAcceptor::from);
     connections.max.store(max, Relaxed);
     let mut tasks = tokio::task::JoinSet::new();
     let refusing = Arc::new(tokio::sync::Semaphore::new(REFUSING));
@@ -180,12 +189,25 @@ pub async fn serve(
             }
             continue;
         };
-        let (app, connections, mut stop) = (app.clone(), connections.clone(), stop.clone());
+        let (app, connections, mut stop, tls) = (app.clone(), connections.clone(), stop.clone(), tls.clone());
+        let header_timeout = limits.header_timeout;
         // Closed by us, it drains what the client still sends so our answer is read.
         let stream = super::linger::Lingering::new(stream, lingering.clone());
         tasks.spawn(async move {
             // Leaves the open map however the task ends.
             let _registered = Registered(connections, id);
+            let io: Box<dyn Io> = match tls {
+                None => Box::new(stream),
+                // The handshake has the header timeout, and gives way like an idle connection.
+                Some(acceptor) => tokio::select! {
+                    done = tokio::time::timeout(header_timeout, acceptor.accept(stream)) => match done {
+                        Ok(Ok(tls)) => Box::new(tls),
+                        _ => return,
+                    },
+                    _ = close.notified() => return,
+                    _ = stopped(&mut stop) => return,
+                },
+            };
             let busy_now = busy.clone();
             let service =
                 hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
@@ -201,9 +223,9 @@ pub async fn serve(
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder
                 .timer(TokioTimer::new())
-                .header_read_timeout(limits.header_timeout)
+                .header_read_timeout(header_timeout)
                 .keep_alive(true);
-            let conn = builder.serve_connection(TokioIo::new(stream), service);
+            let conn = builder.serve_connection(TokioIo::new(io), service);
             let mut conn = std::pin::pin!(conn);
             let evicted = tokio::select! {
                 _ = conn.as_mut() => return,

@@ -3,6 +3,7 @@
 
 mod admin;
 pub mod admission;
+mod backup;
 mod clock;
 pub mod connections;
 mod events;
@@ -14,6 +15,7 @@ mod runs;
 mod schedules;
 mod secrets;
 mod tasks;
+pub mod tls;
 mod tokens;
 mod triggers;
 mod upcoming;
@@ -65,6 +67,8 @@ pub struct AppState {
     pub admission: admission::Admission,
     /// The open client connections (for `/metrics`).
     pub connections: Arc<connections::Connections>,
+    /// The data directory (backups read the key and token files there).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// The authenticated caller of a request.
@@ -459,6 +463,7 @@ routes! {
     "/v1/schedules/{id}/tasks" => { get: schedules::tasks, post: schedules::attach },
     "/v1/schedules/{id}/tasks/{task}" => { delete: schedules::detach },
     "/v1/admin/unreadable" => { get: admin::unreadable },
+    "/v1/admin/backup" => { get: backup::backup },
     "/v1/admin/unreadable/{table}/{key}" => { delete: admin::delete_unreadable },
 }
 

@@ -390,7 +390,7 @@ pub(crate) async fn export(remote: &Remote, out: Option<&Path>) -> Result<(), Fa
          # Apply with `sundial apply -f FILE`. Secrets are names only: set their values with\n\
          # `sundial secret set NAME`. Plugins that are not bundled are installed from the\n\
          # `wasm` file named (relative to this file) when missing.\n\n{body}",
-        remote.server
+        remote.server_url()
     );
     match out {
         Some(path) => {

@@ -2,6 +2,9 @@
 //! use, one JSON request at a time, and how answers are printed.
 
 use super::EXIT_USAGE;
+use super::endpoint::{
+    ClientConfig, DEFAULT_URL, Token, load_client_config, parse_url, read_token_file, tls_config,
+};
 use clap::Args;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
@@ -14,18 +17,18 @@ pub const EXIT_API_ERROR: u8 = 1;
 /// Where the daemon is and how to authenticate.
 #[derive(Debug, Args, Clone)]
 pub struct Remote {
-    /// Daemon URL [default: $SUNDIAL_URL, else http://127.0.0.1:7780].
-    #[arg(
-        long,
-        env = "SUNDIAL_URL",
-        default_value = "http://127.0.0.1:7780",
-        global = true
-    )]
-    pub server: String,
-    /// API token [default: $SUNDIAL_TOKEN, else the admin token in $SUNDIAL_DATA
-    /// (default ./sundial-data)/admin.token].
+    /// Daemon URL, http:// or https:// [default: $SUNDIAL_URL, else `url` in the client
+    /// config, else http://127.0.0.1:7780].
+    #[arg(long, env = "SUNDIAL_URL", global = true)]
+    pub server: Option<String>,
+    /// API token [default: $SUNDIAL_TOKEN, else `token_file` in the client config, else
+    /// the admin token in $SUNDIAL_DATA (default ./sundial-data)/admin.token].
     #[arg(long, env = "SUNDIAL_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// PEM certificates to trust for an https:// daemon, besides the public roots
+    /// [default: $SUNDIAL_CA_FILE, else `ca_file` in the client config].
+    #[arg(long, env = "SUNDIAL_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
     /// Print the raw JSON answer instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
@@ -35,36 +38,63 @@ pub struct Remote {
 pub type Failure = (u8, String);
 
 impl Remote {
-    fn token(&self) -> Result<String, Failure> {
+    /// The daemon's URL: --server or SUNDIAL_URL, else the client config's `url`, else
+    /// [`DEFAULT_URL`].
+    pub fn server_url(&self) -> String {
+        let config = load_client_config().ok().flatten();
+        self.base_url(config.as_ref())
+    }
+
+    fn base_url(&self, config: Option<&(PathBuf, ClientConfig)>) -> String {
+        self.server
+            .clone()
+            .or_else(|| config.and_then(|(_, c)| c.url.clone()))
+            .unwrap_or_else(|| DEFAULT_URL.to_string())
+    }
+
+    /// The token and where it came from.
+    fn token(&self, config: Option<&(PathBuf, ClientConfig)>) -> Result<Token, Failure> {
         if let Some(t) = &self.token {
-            return Ok(t.clone());
+            let from_env = std::env::var("SUNDIAL_TOKEN").is_ok_and(|e| e == *t);
+            let source = if from_env {
+                "SUNDIAL_TOKEN"
+            } else {
+                "the --token flag"
+            };
+            return Ok(Token {
+                secret: t.clone(),
+                source: source.into(),
+            });
+        }
+        if let Some((path, c)) = config
+            && let Some(file) = &c.token_file
+        {
+            return read_token_file(
+                file,
+                &format!("token_file of the client config {}:", path.display()),
+            );
         }
         let dir = std::env::var_os("SUNDIAL_DATA")
             .map(PathBuf::from)
             .unwrap_or_else(|| "sundial-data".into());
         let path = dir.join("admin.token");
-        std::fs::read_to_string(&path)
-            .map(|t| t.trim().to_string())
-            .map_err(|e| {
-                (
-                    EXIT_USAGE,
-                    format!(
-                        "no --token or SUNDIAL_TOKEN, and cannot read {}: {e}",
-                        path.display()
-                    ),
-                )
-            })
+        read_token_file(&path, "no --token or SUNDIAL_TOKEN; the admin token file")
     }
 
     /// Send one request; returns the JSON answer (Null for 204), or the API's error.
+    /// A 401 says where the token came from.
     pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Value, Failure> {
-        let (status, value) = self.request(method, path, body).await?;
+        let (status, value, token) = self.exchange(method, path, body).await?;
         if (200..300).contains(&status) {
             Ok(value)
         } else {
             let msg = value["error"]["message"].as_str().unwrap_or("(no message)");
             let code = value["error"]["code"].as_str().unwrap_or("error");
-            Err((EXIT_API_ERROR, format!("{status} {code}: {msg}")))
+            let mut text = format!("{status} {code}: {msg}");
+            if status == 401 {
+                text.push_str(&format!(" (the token came from {})", token.source));
+            }
+            Err((EXIT_API_ERROR, text))
         }
     }
 
@@ -76,50 +106,94 @@ impl Remote {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value), Failure> {
-        let base = self.server.trim_end_matches('/');
-        let authority = base.strip_prefix("http://").ok_or_else(|| {
-            (
-                EXIT_USAGE,
-                format!("--server {base:?}: only http:// URLs are supported"),
-            )
-        })?;
-        let token = self.token()?;
-        let stream = tokio::net::TcpStream::connect(authority)
+        self.exchange(method, path, body)
+            .await
+            .map(|(status, value, _)| (status, value))
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value, Token), Failure> {
+        let (status, body, token) = self.send_to(method, path, body, None).await?;
+        let value: Value = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body).unwrap_or(Value::Null)
+        };
+        Ok((status, value, token))
+    }
+
+    /// GET `path` and write a successful answer's body to `dest` (a new file, mode
+    /// 0600, synced); an error answer is returned as for [`Remote::call`].
+    pub async fn download(&self, path: &str, dest: &std::path::Path) -> Result<u64, Failure> {
+        let (status, body, token) = self.send_to("GET", path, None, Some(dest)).await?;
+        if (200..300).contains(&status) {
+            return std::fs::metadata(dest)
+                .map(|m| m.len())
+                .map_err(|e| (EXIT_USAGE, format!("{}: {e}", dest.display())));
+        }
+        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let msg = value["error"]["message"].as_str().unwrap_or("(no message)");
+        let code = value["error"]["code"].as_str().unwrap_or("error");
+        let mut text = format!("{status} {code}: {msg}");
+        if status == 401 {
+            text.push_str(&format!(" (the token came from {})", token.source));
+        }
+        Err((EXIT_API_ERROR, text))
+    }
+
+    /// One request: (status, body, token). With `dest`, a 2xx body goes to that file
+    /// instead (and the returned body is empty).
+    async fn send_to(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        dest: Option<&std::path::Path>,
+    ) -> Result<(u16, bytes::Bytes, Token), Failure> {
+        let config = load_client_config()?;
+        let base = self.base_url(config.as_ref());
+        let url = parse_url(&base).map_err(|e| (EXIT_USAGE, format!("--server {e}")))?;
+        let token = self.token(config.as_ref())?;
+        let tcp = tokio::net::TcpStream::connect(url.authority.as_str())
             .await
             .map_err(|e| (EXIT_USAGE, format!("cannot reach the daemon at {base}: {e}")))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-            .await
-            .map_err(|e| (EXIT_USAGE, format!("{base}: {e}")))?;
-        tokio::spawn(conn);
         let bytes = body.map(|b| b.to_string()).unwrap_or_default();
         let mut req = http::Request::builder()
             .method(method)
             .uri(path)
-            .header("host", authority)
-            .header("authorization", format!("Bearer {token}"));
+            .header("host", url.authority.as_str())
+            .header("authorization", format!("Bearer {}", token.secret));
         if body.is_some() {
             req = req.header("content-type", "application/json");
         }
         let req = req
             .body(Full::new(bytes::Bytes::from(bytes)))
             .map_err(|e| (EXIT_USAGE, e.to_string()))?;
-        let res = sender
-            .send_request(req)
-            .await
-            .map_err(|e| (EXIT_USAGE, format!("{base}: {e}")))?;
-        let status = res.status();
-        let body = res
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| (EXIT_USAGE, format!("{base}: {e}")))?
-            .to_bytes();
-        let value: Value = if body.is_empty() {
-            Value::Null
+        let (status, body) = if url.tls {
+            let ca = self
+                .ca_file
+                .clone()
+                .or_else(|| config.as_ref().and_then(|(_, c)| c.ca_file.clone()));
+            let connector = tokio_rustls::TlsConnector::from(tls_config(ca.as_deref())?);
+            let name = rustls::pki_types::ServerName::try_from(url.host.clone()).map_err(|_| {
+                (
+                    EXIT_USAGE,
+                    format!("--server {base:?}: {:?} is not a host name", url.host),
+                )
+            })?;
+            let stream = connector
+                .connect(name, tcp)
+                .await
+                .map_err(|e| (EXIT_USAGE, format!("TLS with {base}: {e}")))?;
+            send(TokioIo::new(stream), req, &base, dest).await?
         } else {
-            serde_json::from_slice(&body).unwrap_or(Value::Null)
+            send(TokioIo::new(tcp), req, &base, dest).await?
         };
-        Ok((status.as_u16(), value))
+        Ok((status, body, token))
     }
 
     /// GET every page of a paginated list (`path`, with or without a query), following
@@ -228,4 +302,51 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// One HTTP/1.1 exchange on an open connection: (status, body bytes). With `dest`, a
+/// 2xx body is streamed into that new file (mode 0600) instead.
+async fn send<I>(
+    io: I,
+    req: http::Request<Full<bytes::Bytes>>,
+    base: &str,
+    dest: Option<&std::path::Path>,
+) -> Result<(u16, bytes::Bytes), Failure>
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| (EXIT_USAGE, format!("{base}: {e}")))?;
+    tokio::spawn(conn);
+    let res = sender
+        .send_request(req)
+        .await
+        .map_err(|e| (EXIT_USAGE, format!("{base}: {e}")))?;
+    let status = res.status().as_u16();
+    if let Some(dest) = dest
+        && (200..300).contains(&status)
+    {
+        use std::io::Write;
+        let mut file = crate::backup::new_private_file(dest)
+            .map_err(|e| (EXIT_USAGE, format!("{}: {e}", dest.display())))?;
+        let mut body = res.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| (EXIT_USAGE, format!("{base}: the download broke off: {e}")))?;
+            if let Ok(data) = frame.into_data() {
+                file.write_all(&data)
+                    .map_err(|e| (EXIT_USAGE, format!("{}: {e}", dest.display())))?;
+            }
+        }
+        file.sync_all()
+            .map_err(|e| (EXIT_USAGE, format!("{}: {e}", dest.display())))?;
+        return Ok((status, bytes::Bytes::new()));
+    }
+    let body = res
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| (EXIT_USAGE, format!("{base}: {e}")))?
+        .to_bytes();
+    Ok((status, body))
 }

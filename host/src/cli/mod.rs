@@ -7,13 +7,16 @@
 //! plugin.
 
 mod apply;
+mod backup;
 mod client;
+mod endpoint;
 mod events;
 mod plugin;
 mod remote;
 mod runs;
 mod schedule;
 mod serve;
+mod tokens;
 mod webhooks;
 
 use clap::{Parser, Subcommand};
@@ -52,6 +55,21 @@ enum Command {
     /// Schedules: create with friendly rule flags, attach tasks, preview.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// Back up a running daemon into FILE (a tar: the store, its secret key, the admin
+    /// token file); admin token.
+    Backup {
+        /// The backup file to write (must not exist).
+        file: std::path::PathBuf,
+    },
+    /// Restore a backup into an empty data directory (the daemon stopped); the secret
+    /// key is checked against the sealed secrets first.
+    Restore {
+        /// The backup file.
+        file: std::path::PathBuf,
+        /// The data directory to restore into [default: $SUNDIAL_DATA, else sundial-data].
+        #[arg(long, env = "SUNDIAL_DATA")]
+        data: Option<std::path::PathBuf>,
+    },
     /// The agenda: every schedule's next fires and every pending timer, in time order,
     /// each in its zone, with the DST changes ahead.
     Upcoming {
@@ -104,7 +122,7 @@ enum Command {
     },
     /// API tokens (admin only).
     #[command(subcommand)]
-    Token(remote::TokenCommand),
+    Token(tokens::TokenCommand),
     /// The audit log.
     Audit {
         /// Only entries about this noun (plugin, task, token).
@@ -130,8 +148,11 @@ enum Command {
 pub(crate) fn init_logging(json: bool, default: &str) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("SUNDIAL_LOG").unwrap_or_else(|_| default.into());
+    // Colour only for a person at a terminal, never in files, journals or pipes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     if json {
         let _ = builder.json().try_init();
@@ -181,7 +202,7 @@ pub fn main() -> ExitCode {
             Command::Serve(args) => return serve::serve(args).await,
             Command::Task(cmd) => remote::task(&remote, cmd).await,
             Command::Run(cmd) => runs::run(&remote, cmd).await,
-            Command::Token(cmd) => remote::token(&remote, cmd).await,
+            Command::Token(cmd) => tokens::token(&remote, cmd).await,
             Command::Schedule(cmd) => schedule::run(&remote, cmd).await,
             Command::Event(cmd) => events::event(&remote, cmd).await,
             Command::Trigger(cmd) => events::trigger(&remote, cmd).await,
@@ -193,6 +214,10 @@ pub fn main() -> ExitCode {
             Command::Secret(cmd) => webhooks::secret(&remote, cmd).await,
             Command::Audit { noun, limit } => remote::audit(&remote, noun, limit).await,
             Command::Logs { task, follow } => remote::logs(&remote, task, follow).await,
+            Command::Backup { file } => backup::backup(&remote, &file).await,
+            Command::Restore { file, data } => {
+                backup::restore(&file, &data.unwrap_or_else(|| "sundial-data".into())).await
+            }
             Command::Upcoming { hours, task, limit } => schedule::upcoming(&remote, hours, task, limit).await,
         };
         match result {

@@ -1,5 +1,5 @@
-//! Client commands that talk to a running daemon: tasks, tokens, audit, logs (runs are
-//! in `runs.rs`).
+//! Client commands that talk to a running daemon: tasks, audit, logs (runs are in
+//! `runs.rs`, tokens in `tokens.rs`).
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote, columns, text};
@@ -66,24 +66,6 @@ pub(crate) enum TaskCommand {
         /// Wait for the result and print it.
         #[arg(long)]
         wait: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum TokenCommand {
-    /// List tokens (never their secrets).
-    List,
-    /// Create a token; its secret is printed once.
-    Create {
-        name: String,
-        /// admin, operator, viewer or ingest.
-        #[arg(long)]
-        role: String,
-    },
-    /// Revoke a token (by name or id).
-    Revoke {
-        /// Token name or id.
-        name: String,
     },
 }
 
@@ -186,46 +168,6 @@ pub(crate) async fn task(remote: &Remote, cmd: TaskCommand) -> Result<(), Failur
             } else {
                 remote.print(&v, |r| format!("queued run {}\n", text(&r["id"])));
             }
-        }
-    }
-    Ok(())
-}
-
-pub(crate) async fn token(remote: &Remote, cmd: TokenCommand) -> Result<(), Failure> {
-    match cmd {
-        TokenCommand::List => {
-            let v = remote.call("GET", "/v1/tokens", None).await?;
-            remote.print(&v, |v| {
-                columns(
-                    v,
-                    "tokens",
-                    &[
-                        ("NAME", "name"),
-                        ("ROLE", "role"),
-                        ("CREATED", "created_at"),
-                        ("ID", "id"),
-                    ],
-                )
-            });
-        }
-        TokenCommand::Create { name, role } => {
-            let v = remote
-                .call("POST", "/v1/tokens", Some(&json!({"name": name, "role": role})))
-                .await?;
-            remote.print(&v, |t| {
-                format!(
-                    "created {} token {}; its secret (shown once):\n{}\n",
-                    text(&t["role"]),
-                    text(&t["name"]),
-                    text(&t["secret"])
-                )
-            });
-        }
-        TokenCommand::Revoke { name } => {
-            remote
-                .call("DELETE", &format!("/v1/tokens/{}", q(&name)), None)
-                .await?;
-            println!("revoked token {name}");
         }
     }
     Ok(())

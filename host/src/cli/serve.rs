@@ -14,7 +14,8 @@ use std::path::PathBuf;
 
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct ServeArgs {
-    /// TOML config file (keys as in docs/operations.md).
+    /// TOML config file (keys as in docs/operations.md) [default: ./sundial.toml, else
+    /// /etc/sundial/sundial.toml, when one exists].
     #[arg(long, env = "SUNDIAL_CONFIG")]
     config: Option<PathBuf>,
     /// Data directory (store, admin token, compile cache) [default: sundial-data].
@@ -87,6 +88,13 @@ pub(crate) struct ServeArgs {
     /// On SIGTERM/SIGINT, how long to wait for running runs [default: 30s].
     #[arg(long, env = "SUNDIAL_GRACE")]
     grace: Option<String>,
+    /// TLS certificate chain for the API, PEM (with --tls-key; then only https://)
+    /// [default: none, plain HTTP].
+    #[arg(long, env = "SUNDIAL_TLS_CERT")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert, PEM (PKCS#8, PKCS#1 or SEC1) [default: none].
+    #[arg(long, env = "SUNDIAL_TLS_KEY")]
+    tls_key: Option<PathBuf>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "SUNDIAL_LOG_FORMAT")]
     log_format: Option<String>,
@@ -132,6 +140,8 @@ struct FileConfig {
     grace: Option<String>,
     log_format: Option<String>,
     timezone: Option<String>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
     mail: Option<crate::mail::MailConfig>,
 }
 
@@ -140,6 +150,8 @@ struct FileConfig {
 pub(crate) struct Resolved {
     pub(crate) daemon: DaemonConfig,
     pub(crate) json_logs: bool,
+    /// The TLS paths as the config file gave them (to resolve them against its folder).
+    pub(crate) tls_from_file: Option<(PathBuf, PathBuf)>,
 }
 
 fn duration(
@@ -283,6 +295,13 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
     if let Some(m) = &file.mail {
         m.validate()?;
     }
+    let tls_from_file = file.tls_cert.clone().zip(file.tls_key.clone());
+    let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+        (Some(cert), Some(key)) => Some((cert, key)),
+        (None, None) => None,
+        (Some(_), None) => return Err("tls_cert is set but tls_key is not: give both or neither".into()),
+        (None, Some(_)) => return Err("tls_key is set but tls_cert is not: give both or neither".into()),
+    };
     let test_clock = match args.test_clock.as_deref() {
         None => None,
         Some(t) => Some(
@@ -323,13 +342,22 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             header_timeout,
             max_event_bytes,
             mail: file.mail,
+            tls,
         },
         json_logs,
+        tls_from_file,
     })
 }
 
+/// Where the config file is looked for when neither --config nor SUNDIAL_CONFIG names
+/// one, in order; the first that exists is read.
+pub(crate) const CONFIG_SEARCH: [&str; 2] = ["sundial.toml", "/etc/sundial/sundial.toml"];
+
 pub(crate) async fn serve(mut args: ServeArgs) -> u8 {
-    let config_path = args.config.take();
+    let config_path = args
+        .config
+        .take()
+        .or_else(|| CONFIG_SEARCH.iter().map(PathBuf::from).find(|p| p.is_file()));
     let file_text = match &config_path {
         Some(path) => match std::fs::read_to_string(path) {
             Ok(t) => Some(t),
@@ -347,18 +375,38 @@ pub(crate) async fn serve(mut args: ServeArgs) -> u8 {
             return EXIT_USAGE;
         }
     };
-    // Paths in the config file are relative to the file, not to where the daemon runs.
-    if let (Some(path), Some(mail)) = (&config_path, resolved.daemon.mail.as_mut())
-        && let Some(ca) = mail.ca_file.as_mut()
-        && ca.is_relative()
-    {
-        *ca = path.parent().unwrap_or(std::path::Path::new(".")).join(&*ca);
+    // Paths in the config file are relative to the file, not to where the daemon runs
+    // (a path given by flag or environment is relative to the working directory, and
+    // TLS paths from the file are only rewritten when the file set them).
+    if let Some(path) = &config_path {
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        let rebase = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        if let Some(ca) = resolved.daemon.mail.as_mut().and_then(|m| m.ca_file.as_mut()) {
+            rebase(ca);
+        }
+        if let (Some((cert, key)), Some((file_cert, file_key))) =
+            (resolved.daemon.tls.as_mut(), resolved.tls_from_file.as_ref())
+        {
+            if *cert == *file_cert {
+                rebase(cert);
+            }
+            if *key == *file_key {
+                rebase(key);
+            }
+        }
     }
     super::init_logging(resolved.json_logs, "info");
+    if let Some(path) = &config_path {
+        tracing::info!(config = %path.display(), "read the config file");
+    }
     match crate::daemon::serve(resolved.daemon).await {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            tracing::error!("{e}");
             EXIT_PLUGIN_ERROR
         }
     }

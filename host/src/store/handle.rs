@@ -73,6 +73,11 @@ impl DbHandle {
         }
     }
 
+    /// The redb file.
+    pub fn path(&self) -> &std::path::Path {
+        &self.options.path
+    }
+
     /// The open database, reopening it if an I/O error closed it.
     pub fn get(&self) -> Result<Arc<Database>, StoreError> {
         if let Some(db) = self.current() {

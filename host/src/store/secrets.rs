@@ -90,6 +90,22 @@ impl Store {
         get_json(&table, name)
     }
 
+    /// Every secret's name and sealed value (to check the key at start).
+    pub fn sealed_secrets(&self) -> Result<Vec<(String, crate::secrets::Sealed)>, StoreError> {
+        let txn = self.read()?;
+        let Ok(table) = txn.open_table(SECRETS) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            if let Some(r) = super::tables::decode_listed::<SecretRecord>("secrets", k.value(), v.value()) {
+                out.push((r.name, r.sealed));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every secret's info, by name.
     pub fn secrets(&self) -> Result<Vec<SecretInfo>, StoreError> {
         let txn = self.read()?;

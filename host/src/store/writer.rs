@@ -22,8 +22,16 @@ pub const DEFAULT_MAX_BATCH: usize = 1024;
 pub type Mutation = Box<dyn FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send>;
 
 struct Job {
-    mutation: Mutation,
+    mutation: Work,
     done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// What a job does: a mutation folded into a batch, or work that needs the database
+/// quiet (no write transaction open, every earlier mutation committed), such as
+/// copying the file for a backup.
+enum Work {
+    Mutation(Mutation),
+    Quiet(Box<dyn FnOnce(&redb::Database) -> Result<(), StoreError> + Send>),
 }
 
 /// Counters of the writer, for metrics and benchmarks.
@@ -92,7 +100,27 @@ impl Writer {
     pub async fn write(&self, mutation: Mutation) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Job { mutation, done })
+            .send(Job {
+                mutation: Work::Mutation(mutation),
+                done,
+            })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        wait.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Run `work` on the writer thread between commits: every mutation sent before it
+    /// is committed, and none after it starts until it returns.
+    pub async fn quiet(
+        &self,
+        work: Box<dyn FnOnce(&redb::Database) -> Result<(), StoreError> + Send>,
+    ) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Job {
+                mutation: Work::Quiet(work),
+                done,
+            })
             .await
             .map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?
@@ -106,15 +134,41 @@ impl Writer {
 
 fn run(db: Arc<DbHandle>, mut rx: mpsc::Receiver<Job>, max_batch: usize, stats: &WriterStats) {
     let mut batch: Vec<Job> = Vec::with_capacity(max_batch);
+    let mut quiet: Option<Job> = None;
     while let Some(first) = rx.blocking_recv() {
-        batch.push(first);
-        while batch.len() < max_batch {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        match first.mutation {
+            Work::Quiet(_) => quiet = Some(first),
+            Work::Mutation(_) => {
+                batch.push(first);
+                while batch.len() < max_batch {
+                    match rx.try_recv() {
+                        Ok(Job {
+                            mutation: Work::Quiet(w),
+                            done,
+                        }) => {
+                            quiet = Some(Job {
+                                mutation: Work::Quiet(w),
+                                done,
+                            });
+                            break;
+                        }
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
             }
         }
-        commit_batch(&db, &mut batch, stats);
+        if !batch.is_empty() {
+            commit_batch(&db, &mut batch, stats);
+        }
+        if let Some(Job {
+            mutation: Work::Quiet(work),
+            done,
+        }) = quiet.take()
+        {
+            let result = db.get().and_then(|database| work(&database));
+            let _ = done.send(result);
+        }
     }
 }
 
@@ -151,7 +205,10 @@ fn commit_on(handle: &DbHandle, batch: &mut Vec<Job>, stats: &WriterStats) -> Op
     let mut dones = Vec::with_capacity(batch.len());
     let mut jobs = batch.drain(..);
     while let Some(job) = jobs.next() {
-        let result = (job.mutation)(&txn);
+        let Work::Mutation(mutation) = job.mutation else {
+            unreachable!("quiet work is never batched")
+        };
+        let result = mutation(&txn);
         if let Err(e @ (StoreError::Storage(_) | StoreError::Unavailable(_))) = &result {
             // The transaction may be half-written: abandon the whole batch.
             let e = e.clone();

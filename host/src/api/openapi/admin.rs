@@ -1,10 +1,24 @@
-//! Operations of the admin area: unreadable records.
+//! Operations of the admin area: unreadable records, backups.
 
 use super::{ok, op, path_param, query, r};
 use serde_json::{Value, json};
 
 pub(super) fn ops() -> Vec<(&'static str, &'static str, Value)> {
     vec![
+        (
+            "get",
+            "/v1/admin/backup",
+            op(
+                "A consistent backup of the running daemon: a tar of the store, its secret key and the admin token file (see docs/operations.md)",
+                "admin",
+                vec![],
+                None,
+                vec![(
+                    "200".into(),
+                    json!({ "description": "the backup", "content": { "application/x-tar": { "schema": { "type": "string", "format": "binary" } } } }),
+                )],
+            ),
+        ),
         (
             "get",
             "/v1/admin/unreadable",
