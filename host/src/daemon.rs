@@ -294,6 +294,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             .await
             .map_err(|e| format!("installing bundled plugin {name}: {}", e.message))?;
     }
+    update_bundled(&state).await?;
     let all: Vec<&str> = crate::bundled::BUNDLED.iter().map(|(n, _)| *n).collect();
     store
         .set_meta("bundled_offered", &all.join(","))
@@ -348,6 +349,47 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let _ = tokio::time::timeout(std::time::Duration::from_millis(200), server).await;
     tracing::info!("sundial stopped");
     Ok(())
+}
+
+/// Upgrades: a bundled plugin whose bytes differ from the ones this binary ships is
+/// updated to them (grants, limits and description kept), unless the operator pinned
+/// it (`PATCH /v1/plugins/NAME {"pinned": true}`) or replaced it with their own (then
+/// it is no longer `bundled`).
+pub async fn update_bundled(state: &AppState) -> Result<usize, String> {
+    let mut updated = 0;
+    for (name, bytes) in crate::bundled::BUNDLED {
+        let Some(record) = state.store.plugin(name).map_err(|e| e.to_string())? else {
+            continue;
+        };
+        if !record.bundled || record.pinned {
+            continue;
+        }
+        let digest = format!("sha256:{}", crate::runtime::digest(bytes));
+        if record.digest == digest {
+            continue;
+        }
+        let runtime = state.runtime.clone();
+        let plugin = tokio::task::spawn_blocking(move || runtime.load(bytes))
+            .await
+            .map_err(|e| format!("loading bundled plugin {name}: {e}"))?
+            .map_err(|e| format!("loading bundled plugin {name}: {e}"))?;
+        let new = crate::plugin::PluginRecord {
+            digest: format!("sha256:{}", plugin.digest),
+            world: plugin.world,
+            size_bytes: bytes.len() as u64,
+            imports: plugin.imports.clone(),
+            updated_at: now(),
+            ..record.clone()
+        };
+        let (before, after) = state
+            .store
+            .replace_plugin_bytes(new, bytes.to_vec(), "sundial upgrade")
+            .await
+            .map_err(|e| format!("updating bundled plugin {name}: {e}"))?;
+        tracing::info!(plugin = %name, from = %before.digest, to = %after.digest, "updated a bundled plugin to this version's");
+        updated += 1;
+    }
+    Ok(updated)
 }
 
 async fn shutdown_signal() {

@@ -25,6 +25,10 @@ pub struct PluginRecord {
     pub description: String,
     /// True for the plugins shipped inside the binary.
     pub bundled: bool,
+    /// Pinned by the operator: a bundled plugin keeps these bytes when a newer Sundial
+    /// ships different ones (unpinned bundled plugins are updated on start).
+    #[serde(default)]
+    pub pinned: bool,
     /// When it was installed, RFC 3339.
     pub installed_at: String,
     /// When it last changed, RFC 3339.
@@ -41,6 +45,8 @@ pub struct PluginUpdate {
     pub limits: Option<Limits>,
     /// New description.
     pub description: Option<String>,
+    /// Pin (or unpin) a bundled plugin's bytes across upgrades.
+    pub pinned: Option<bool>,
 }
 
 impl PluginRecord {

@@ -80,6 +80,7 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
         limits,
         description,
         bundled,
+        pinned: false,
         installed_at: stamp.clone(),
         updated_at: stamp,
     };

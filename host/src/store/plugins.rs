@@ -95,6 +95,9 @@ impl Store {
             if let Some(d) = update.description {
                 after.description = d;
             }
+            if let Some(p) = update.pinned {
+                after.pinned = p;
+            }
             after.updated_at = now;
             put_json(&mut plugins, &name, &after)?;
             audit::record(
@@ -103,6 +106,54 @@ impl Store {
                 "update",
                 "plugin",
                 &name,
+                Some(&before),
+                Some(&after),
+            )?;
+            Ok((before, after))
+        })
+        .await
+    }
+
+    /// Replace a plugin's component with `bytes` (described by `new`: digest, world,
+    /// size, imports), keeping its name, grants, limits, description and flags; the old
+    /// blob goes when nothing else uses it. Returns (before, after).
+    pub async fn replace_plugin_bytes(
+        &self,
+        new: PluginRecord,
+        bytes: Vec<u8>,
+        actor: &str,
+    ) -> Result<(PluginRecord, PluginRecord), StoreError> {
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut plugins = txn.open_table(PLUGINS)?;
+            let Some(before): Option<PluginRecord> = get_json(&plugins, &new.name)? else {
+                return Err(StoreError::NotFound(format!("plugin {:?} not found", new.name)));
+            };
+            let mut after = before.clone();
+            after.digest = new.digest;
+            after.world = new.world;
+            after.size_bytes = new.size_bytes;
+            after.imports = new.imports;
+            after.updated_at = new.updated_at;
+            let mut blobs = txn.open_table(PLUGIN_BLOBS)?;
+            if blobs.get(after.blob_key())?.is_none() {
+                blobs.insert(after.blob_key(), bytes.as_slice())?;
+            }
+            put_json(&mut plugins, &after.name, &after)?;
+            let still_used = plugins.iter()?.any(|e| {
+                e.ok()
+                    .and_then(|(_, v)| super::tables::decode::<PluginRecord>(v.value()).ok())
+                    .is_some_and(|p| p.digest == before.digest)
+            });
+            if !still_used {
+                blobs.remove(before.blob_key())?;
+            }
+            audit::record(
+                txn,
+                &actor,
+                "update",
+                "plugin",
+                &after.name,
                 Some(&before),
                 Some(&after),
             )?;

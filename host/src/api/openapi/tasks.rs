@@ -561,12 +561,13 @@ pub(super) fn schemas() -> Map<String, Value> {
                     "grants": r("Grants"), "limits": r("Limits"), "description": { "type": "string" } } },
                 "PluginUpdate": { "type": "object", "additionalProperties": false, "description": "null resets a field to its default",
                     "properties": { "grants": { "anyOf": [r("Grants"), { "type": "null" }] }, "limits": { "anyOf": [r("Limits"), { "type": "null" }] },
-                    "description": { "type": ["string", "null"] } } },
+                    "description": { "type": ["string", "null"] },
+                    "pinned": { "type": ["boolean", "null"], "description": "keep a bundled plugin's bytes when a newer Sundial ships different ones" } } },
                 "Plugin": { "type": "object", "properties": {
                     "name": { "type": "string" }, "digest": { "type": "string" }, "world": { "enum": ["action", "formatter"] },
                     "size_bytes": { "type": "integer" }, "imports": { "type": "array", "items": { "type": "string" } },
                     "grants": r("Grants"), "limits": r("Limits"), "description": { "type": "string" }, "bundled": { "type": "boolean" },
-                    "installed_at": { "type": "string" }, "updated_at": { "type": "string" } } },
+                    "pinned": { "type": "boolean" }, "installed_at": { "type": "string" }, "updated_at": { "type": "string" } } },
                 "TaskSpec": { "type": "object", "required": ["name"], "additionalProperties": false,
                     "description": "give plugin or webhook as the action",
                     "oneOf": [
