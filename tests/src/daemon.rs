@@ -50,10 +50,12 @@ impl Daemon {
         use std::io::BufRead;
         use std::os::unix::process::CommandExt;
         let mut command = std::process::Command::new(sundial_bin());
+        command.args(["serve", "--data"]).arg(data);
+        // A free port unless the test names one.
+        if !extra.contains(&"--listen") {
+            command.args(["--listen", "127.0.0.1:0"]);
+        }
         command
-            .args(["serve", "--data"])
-            .arg(data)
-            .args(["--listen", "127.0.0.1:0"])
             .args(extra)
             .envs(env.iter().copied())
             .stderr(std::process::Stdio::piped())

@@ -471,3 +471,84 @@ fn the_config_file_is_found_in_the_working_directory() {
     );
     assert!(tmp.path().join("here").join("sundial.redb").exists(), "{all}");
 }
+
+#[test]
+fn logs_carry_the_run_id_and_follow_reconnects_after_a_restart() {
+    use std::io::BufRead;
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = Daemon::start(&data, &[]);
+    let addr = d.addr.clone();
+    let (s, _) = d.call(
+        "POST",
+        "/v1/tasks",
+        Some(&json!({"name": "hello", "plugin": "echo"})),
+    );
+    assert_eq!(s, 201);
+    let (_, first) = d.call("POST", "/v1/tasks/hello/run?wait=true", None);
+    let first_id = first["id"].as_str().unwrap().to_string();
+    let text = ok(sundial(Some(&d), &["logs", "--task", "hello"], &[]));
+    let head = text.lines().next().unwrap();
+    assert!(
+        head.contains(" hello succeeded attempt 1 run ") && head.ends_with(&first_id),
+        "{text}"
+    );
+    for line in text.lines().skip(1) {
+        assert!(
+            line.trim_start().starts_with(&first_id),
+            "a log line without its run: {line}\n{text}"
+        );
+    }
+
+    let mut follower = Command::new(sundial_bin())
+        .args(["logs", "--follow", "--task", "hello"])
+        .env("SUNDIAL_URL", format!("http://{addr}"))
+        .env("SUNDIAL_TOKEN", &d.token)
+        .env_remove("SUNDIAL_CLIENT_CONFIG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let out = follower.stdout.take().unwrap();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx2.send(format!("out: {line}"));
+        }
+    });
+    let err = follower.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(format!("err: {line}"));
+        }
+    });
+    let seen = std::cell::RefCell::new(Vec::new());
+    let wait_for = |what: &str| -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = rx
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("never saw {what:?}; saw {:?}", seen.borrow()));
+            seen.borrow_mut().push(line.clone());
+            if line.contains(what) {
+                return line;
+            }
+        }
+    };
+    wait_for(&first_id);
+    d.kill9();
+    wait_for("lost the daemon");
+    let d = Daemon::start(&data, &["--listen", &addr]);
+    let (_, again) = d.call("POST", "/v1/tasks/hello/run?wait=true", None);
+    let again_id = again["id"].as_str().unwrap().to_string();
+    wait_for("reconnected");
+    let line = wait_for(&again_id);
+    assert!(
+        line.starts_with("out: ") && line.contains("hello succeeded"),
+        "{line}"
+    );
+    let _ = follower.kill();
+    let _ = follower.wait();
+}

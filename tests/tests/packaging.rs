@@ -6,15 +6,24 @@ use std::process::Command;
 use sundial_tests::{sundial_bin, workspace_root};
 
 fn unit() -> String {
-    std::fs::read_to_string(workspace_root().join("packaging/sundial.service")).expect("packaging/sundial.service")
+    std::fs::read_to_string(workspace_root().join("packaging/sundial.service"))
+        .expect("packaging/sundial.service")
 }
 
 /// What `systemd-analyze verify` says about `text` (None when it is not installed).
 fn verify(text: &str) -> Option<(bool, String)> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("sundial.service");
-    std::fs::write(&path, text.replace("/usr/local/bin/sundial", &sundial_bin().display().to_string())).unwrap();
-    let out = Command::new("systemd-analyze").arg("verify").arg(&path).output().ok()?;
+    std::fs::write(
+        &path,
+        text.replace("/usr/local/bin/sundial", &sundial_bin().display().to_string()),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .ok()?;
     let said = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),

@@ -224,7 +224,47 @@ pub(crate) async fn logs(remote: &Remote, task: Option<String>, follow: bool) ->
     if print_runs(remote, runs.iter().rev().filter(|r| is_finished(r))).is_err() || !follow {
         return Ok(());
     }
-    // Every unfinished run, however old, is printed when it finishes.
+    let mut seeded = false;
+    let mut lost: Option<u32> = None;
+    loop {
+        if seeded || lost.is_some() {
+            // After a lost connection, wait longer each time (up to 10 s) and try again.
+            let pause = lost.map_or(1, |n| (1u64 << n.min(3)).min(10));
+            tokio::time::sleep(Duration::from_secs(pause)).await;
+        }
+        let step = async {
+            if !seeded {
+                seed(remote, &filter, &mut follow_state).await?;
+                seeded = true;
+                return Ok(Vec::new());
+            }
+            poll(remote, &filter, &mut follow_state).await
+        };
+        match step.await {
+            Ok(finished) => {
+                if lost.take().is_some() {
+                    eprintln!("sundial logs: reconnected");
+                }
+                if print_runs(remote, finished.iter()).is_err() {
+                    return Ok(());
+                }
+            }
+            // The daemon went away (restart, network: every transport error is a
+            // usage-code failure, API answers are not): keep following once it is back.
+            Err((code, msg)) if code == EXIT_USAGE => {
+                if lost.is_none() {
+                    eprintln!("sundial logs: lost the daemon ({msg}); reconnecting");
+                }
+                lost = Some(lost.map_or(0, |n| n + 1));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Before the first poll: every unfinished run, however old, is printed when it
+/// finishes.
+async fn seed(remote: &Remote, filter: &str, follow_state: &mut Follow) -> Result<(), Failure> {
     for status in ["queued", "running"] {
         let path = format!("/v1/runs?status={status}{filter}");
         let page = remote.call_all(&path, "runs").await?;
@@ -233,8 +273,13 @@ pub(crate) async fn logs(remote: &Remote, task: Option<String>, follow: bool) ->
         }
     }
     follow_state.horizon = follow_state.margin();
-    loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+    Ok(())
+}
+
+/// One poll of `logs --follow`: the runs that finished since the last one, oldest
+/// first.
+async fn poll(remote: &Remote, filter: &str, follow_state: &mut Follow) -> Result<Vec<Value>, Failure> {
+    {
         // Page down to the margin (or the horizon, if higher: below it all is handled);
         // unfinished runs older than that are looked up, unless there are many.
         let mut bound = follow_state.margin().max(follow_state.horizon.clone());
@@ -292,9 +337,7 @@ pub(crate) async fn logs(remote: &Remote, task: Option<String>, follow: bool) ->
         follow_state.forget(&listed);
         // Oldest first (by queue time): what finished in this poll.
         finished.sort_by(|a, b| text(&a["id"]).cmp(&text(&b["id"])));
-        if print_runs(remote, finished.iter()).is_err() {
-            return Ok(());
-        }
+        Ok(finished)
     }
 }
 
@@ -372,20 +415,24 @@ fn print_runs<'a>(remote: &Remote, runs: impl Iterator<Item = &'a Value>) -> std
         if remote.json {
             writeln!(out, "{r}")?;
         } else {
-            let err = r["error"]["message"].as_str().unwrap_or_default();
+            let err = r["error"]["message"]
+                .as_str()
+                .map(|e| format!(": {}", text(&Value::String(e.to_string()))))
+                .unwrap_or_default();
+            let id = text(&r["id"]);
             writeln!(
                 out,
-                "{} {} {} attempt {} {}",
+                "{} {} {} attempt {} run {id}{err}",
                 text(&r["finished_at"]),
                 text(&r["task_name"]),
                 text(&r["status"]),
                 text(&r["attempt"]),
-                err
             )?;
+            // Each log line carries its run, so `grep` keeps the context.
             for line in r["log"]["lines"].as_array().into_iter().flatten() {
                 writeln!(
                     out,
-                    "    [{} {}] {}",
+                    "    {id} [{} {}] {}",
                     text(&line["level"]),
                     text(&line["origin"]),
                     text(&line["message"])
