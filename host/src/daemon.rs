@@ -248,6 +248,10 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let scheduler = crate::scheduler::start(store.clone(), executor.clone(), clock, Some(router.clone()))
         .await
         .map_err(|e| format!("starting the scheduler: {e}"))?;
+    router.set_exclusions(
+        scheduler.exclusions().clone(),
+        crate::schedule::zone::parse_tz(&config.timezone)?,
+    );
     let state = AppState {
         store: store.clone(),
         runtime,

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod backup;
 pub mod bundled;
+pub mod calendar;
 pub mod cli;
 pub mod clock;
 pub mod daemon;

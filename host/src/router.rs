@@ -93,6 +93,8 @@ struct Inner {
     wake_timers: Notify,
     deliverer: std::sync::OnceLock<crate::webhook::engine::Deliverer>,
     settle: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// Calendars in force, and the zone of those that name none (set after start).
+    exclusions: std::sync::OnceLock<(crate::calendar::Exclusions, chrono_tz::Tz)>,
 }
 
 impl Router {
@@ -118,6 +120,7 @@ impl Router {
                 wake_timers: Notify::new(),
                 deliverer: std::sync::OnceLock::new(),
                 settle,
+                exclusions: std::sync::OnceLock::new(),
             }),
         };
         router.reload()?;
@@ -170,6 +173,25 @@ impl Router {
     /// Hand queued deliveries to `deliverer` after each commit.
     pub fn set_deliverer(&self, deliverer: crate::webhook::engine::Deliverer) {
         let _ = self.inner.deliverer.set(deliverer);
+    }
+
+    /// The calendars triggers honour (the scheduler's), and the zone for calendars that
+    /// name none (the daemon's `timezone`).
+    pub fn set_exclusions(&self, exclusions: crate::calendar::Exclusions, tz: chrono_tz::Tz) {
+        let _ = self.inner.exclusions.set((exclusions, tz));
+    }
+
+    /// The excluded window of `trigger`'s calendars holding `at`, if any.
+    fn excluded(
+        &self,
+        trigger: &crate::trigger::Compiled,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<crate::calendar::Window> {
+        if trigger.calendars.is_empty() {
+            return None;
+        }
+        let (exclusions, tz) = self.inner.exclusions.get()?;
+        exclusions.calendar_window(at, *tz, &trigger.calendars)
     }
 
     /// The current trigger index.
@@ -252,6 +274,33 @@ impl Router {
                 deliveries: Vec::new(),
                 skipped: Vec::new(),
             };
+            // A calendar's excluded window: start nothing, or start it all when it ends.
+            let now_at = self.inner.clock.now();
+            let mut deferred_to = None;
+            if let Some(w) = self.excluded(&trigger, now_at) {
+                match trigger.excluded {
+                    crate::schedule::spec::Excluded::Skip => {
+                        m.skipped.push(format!("excluded by {}", w.reason));
+                        record.triggers.push(m);
+                        continue;
+                    }
+                    crate::schedule::spec::Excluded::Defer => {
+                        m.skipped.push(format!(
+                            "deferred to {}: {}",
+                            crate::timestamp::text(w.end),
+                            w.reason
+                        ));
+                        deferred_to = Some(w.end);
+                    }
+                }
+            }
+            let delay_ms = match deferred_to {
+                Some(end) => (end - now_at)
+                    .num_milliseconds()
+                    .max(trigger.delay_ms as i64)
+                    .max(1) as u64,
+                None => trigger.delay_ms,
+            };
             for hook_id in &trigger.webhooks {
                 let Some(hook) = self.inner.store.webhook(hook_id)? else {
                     m.skipped.push(format!("webhook {hook_id} no longer exists"));
@@ -266,9 +315,9 @@ impl Router {
                 d.event_seq = Some(record.seq.clone());
                 d.trigger = Some(trigger.id.clone());
                 d.root = Some(chain.clone());
-                if trigger.delay_ms > 0 {
+                if delay_ms > 0 {
                     d.next_attempt_at =
-                        Some(chrono::Utc::now() + chrono::Duration::milliseconds(trigger.delay_ms as i64));
+                        Some(chrono::Utc::now() + chrono::Duration::milliseconds(delay_ms as i64));
                 }
                 m.deliveries.push(d.id.clone());
                 deliveries.push(d);
@@ -286,10 +335,10 @@ impl Router {
                     Some(c) => merge_params(&task.spec.params, c),
                     None => task.spec.params.clone(),
                 };
-                if trigger.delay_ms > 0 {
+                if delay_ms > 0 {
                     let timer = Timer {
                         id: crate::ids::new_id(),
-                        due: self.inner.clock.now() + chrono::Duration::milliseconds(trigger.delay_ms as i64),
+                        due: now_at + chrono::Duration::milliseconds(delay_ms as i64),
                         created_at: record.received_at.clone(),
                         trigger: trigger.id.clone(),
                         trigger_name: trigger.name.clone(),

@@ -8,13 +8,14 @@
 //! jump of a test clock) go through the schedule's misfire policy instead of firing one
 //! by one; at start-up every slot missed since the last recorded one does.
 
+use crate::calendar::Exclusions;
 use crate::clock::Clock;
 use crate::executor::{Executor, now};
 use crate::router::Router;
 use crate::run::{Run, RunCause, RunStatus};
 use crate::schedule::Timing;
 use crate::schedule::misfire::{decide, missed_slots};
-use crate::schedule::spec::Misfire;
+use crate::schedule::spec::{Excluded, Misfire};
 use crate::store::schedules::ScheduleRecord;
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -31,6 +32,8 @@ pub const MISFIRE_THRESHOLD: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 enum Msg {
     /// Schedule `id` changed at this time of the scheduler's clock.
     Reload(String, DateTime<Utc>),
+    /// Calendars or maintenance windows changed (at this time).
+    Exclusions(DateTime<Utc>),
     Settle(oneshot::Sender<()>),
 }
 
@@ -39,6 +42,7 @@ enum Msg {
 pub struct Scheduler {
     tx: mpsc::UnboundedSender<Msg>,
     clock: Clock,
+    exclusions: Exclusions,
 }
 
 impl Scheduler {
@@ -47,6 +51,17 @@ impl Scheduler {
     /// the message), so an edit's first slot does not depend on how soon that is.
     pub fn reload(&self, id: &str) {
         let _ = self.tx.send(Msg::Reload(id.to_string(), self.clock.now()));
+    }
+
+    /// Tell the scheduler that calendars or maintenance windows changed: it rereads them
+    /// from the store, and deferred slots are placed again.
+    pub fn exclusions_changed(&self) {
+        let _ = self.tx.send(Msg::Exclusions(self.clock.now()));
+    }
+
+    /// The calendars and maintenance windows in force.
+    pub fn exclusions(&self) -> &Exclusions {
+        &self.exclusions
     }
 
     /// Wait until every slot due by the clock's current time has been recorded (with its
@@ -70,8 +85,13 @@ struct Entry {
     timing: Timing,
     misfire: Misfire,
     jitter_ms: u64,
+    /// Calendars it honours, and what an excluded slot does.
+    calendars: Vec<String>,
+    excluded: Excluded,
     /// The newest slot fired or recorded missed.
     last_slot: Option<DateTime<Utc>>,
+    /// The slot waiting in the heap, if any.
+    pending: Option<DateTime<Utc>>,
     generation: u64,
 }
 
@@ -83,9 +103,14 @@ struct SlotJob {
     schedule_id: Arc<str>,
     name: Arc<str>,
     slot: DateTime<Utc>,
-    /// The slot plus jitter (the slot itself for missed and caught-up slots).
+    /// The slot plus jitter (the slot itself for missed and caught-up slots; the end
+    /// of the window for a deferred one).
     due: DateTime<Utc>,
     missed: bool,
+    /// Inside an excluded window (policy skip): why; recorded as skipped runs.
+    excluded: Option<String>,
+    /// Deferred out of an excluded window: why.
+    deferred: Option<String>,
 }
 
 struct State {
@@ -94,6 +119,7 @@ struct State {
     router: Option<Router>,
     clock: Clock,
     entries: HashMap<Arc<str>, Entry>,
+    exclusions: Exclusions,
     heap: BinaryHeap<Due>,
     generation: u64,
     /// Slots being committed; each job is independent (keyed by schedule and slot).
@@ -121,11 +147,14 @@ pub async fn start(
         router,
         clock: clock.clone(),
         entries: HashMap::new(),
+        exclusions: Exclusions::default(),
         heap: BinaryHeap::new(),
         generation: 0,
         jobs: JoinSet::new(),
     };
     let started = std::time::Instant::now();
+    state.exclusions.set(store.calendars()?, store.maintenance()?);
+    let exclusions = state.exclusions.clone();
     // In pages, so start-up never holds every record at once.
     let mut count = 0;
     let mut cursor: Option<String> = None;
@@ -174,6 +203,7 @@ pub async fn start(
                     }
                     Err(e) => tracing::warn!(schedule = %id, "reloading schedule failed: {e}"),
                 },
+                Wake::Msg(Some(Msg::Exclusions(at))) => state.exclusions_changed(at),
                 Wake::Msg(Some(Msg::Settle(done))) => {
                     state.fire_due();
                     while let Some(result) = state.jobs.join_next().await {
@@ -191,7 +221,11 @@ pub async fn start(
             }
         }
     });
-    Ok(Scheduler { tx, clock })
+    Ok(Scheduler {
+        tx,
+        clock,
+        exclusions,
+    })
 }
 
 /// Log a finished slot job; true when the store is closed (the scheduler stops).
@@ -249,7 +283,10 @@ impl State {
             timing,
             misfire: record.spec.misfire,
             jitter_ms: record.spec.jitter_ms,
+            calendars: record.spec.calendars.clone(),
+            excluded: record.spec.excluded,
             last_slot,
+            pending: None,
             generation: self.generation,
         };
         let next = if startup {
@@ -264,18 +301,59 @@ impl State {
                 .next_after(from.max(now - chrono::Duration::milliseconds(1)))
         };
         if let Some(slot) = next {
-            self.push(&id, &entry, slot.at);
+            self.push(&id, &mut entry, slot.at);
         }
         self.entries.insert(id, entry);
     }
 
-    fn push(&mut self, id: &Arc<str>, entry: &Entry, slot: DateTime<Utc>) {
-        self.heap.push(Reverse((
-            slot + jitter(id, entry.jitter_ms, slot),
-            id.clone(),
-            entry.generation,
-            slot,
-        )));
+    fn push(&mut self, id: &Arc<str>, entry: &mut Entry, slot: DateTime<Utc>) {
+        entry.pending = Some(slot);
+        let mut due = slot + jitter(id, entry.jitter_ms, slot);
+        // A deferred slot is due when its window ends.
+        if entry.excluded == Excluded::Defer
+            && let Some(w) = self.window(entry, slot)
+        {
+            due = due.max(w.end);
+        }
+        self.heap.push(Reverse((due, id.clone(), entry.generation, slot)));
+    }
+
+    /// The excluded window holding `at` for this schedule, if any.
+    fn window(&self, entry: &Entry, at: DateTime<Utc>) -> Option<crate::calendar::Window> {
+        self.exclusions
+            .window(at, &entry.name, entry.timing.tz(), &entry.calendars)
+    }
+
+    /// Calendars or maintenance windows changed: reread them, and place the next slot of
+    /// every deferring schedule again (a window may have moved or ended early).
+    fn exclusions_changed(&mut self, at: DateTime<Utc>) {
+        match (self.store.calendars(), self.store.maintenance()) {
+            (Ok(c), Ok(m)) => self.exclusions.set(c, m),
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("rereading calendars and maintenance windows failed: {e}");
+                return;
+            }
+        }
+        let _ = at;
+        let deferring: Vec<Arc<str>> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| e.excluded == Excluded::Defer && e.pending.is_some())
+            .map(|(id, _)| id.clone())
+            .collect();
+        // The same pending slot, placed again under a new generation (the old heap
+        // entry goes stale): never lost, never fired twice.
+        for id in deferring {
+            let Some(mut entry) = self.entries.remove(&id) else {
+                continue;
+            };
+            self.generation += 1;
+            entry.generation = self.generation;
+            if let Some(slot) = entry.pending {
+                self.push(&id, &mut entry, slot);
+            }
+            self.entries.insert(id, entry);
+        }
     }
 
     /// Apply the misfire policy to every slot after the entry's last one up to `now`;
@@ -307,6 +385,8 @@ impl State {
                     slot,
                     due: slot,
                     missed,
+                    excluded: None,
+                    deferred: None,
                 });
             }
         }
@@ -349,18 +429,37 @@ impl State {
             tracing::warn!(schedule = %id, slot = %slot_text(slot), "slot is late; applying the misfire policy");
             self.catch_up(&id, &mut entry, now)
         } else {
+            let window = self.window(&entry, slot);
+            let (mut excluded, mut deferred) = (None, None);
+            match (window, entry.excluded) {
+                (Some(w), Excluded::Skip) => excluded = Some(w.reason),
+                (Some(w), Excluded::Defer) => {
+                    // A window that began or grew after the slot was placed: wait again.
+                    if now < w.end {
+                        self.heap.push(Reverse((w.end, id.clone(), generation, slot)));
+                        self.entries.insert(id, entry);
+                        return;
+                    }
+                    deferred = Some(w.reason);
+                }
+                (None, _) => {}
+            }
             self.spawn(SlotJob {
                 schedule_id: id.clone(),
                 name: entry.name.clone(),
                 slot,
                 due,
                 missed: false,
+                excluded,
+                deferred,
             });
             entry.last_slot = Some(slot);
             entry.timing.next_after(slot)
         };
         if let Some(next) = next {
-            self.push(&id, &entry, next.at);
+            self.push(&id, &mut entry, next.at);
+        } else {
+            entry.pending = None;
         }
         self.entries.insert(id, entry);
     }
@@ -421,6 +520,12 @@ async fn record_slot(
                 slot_text(job.slot),
                 job.name
             ))
+        } else if let Some(why) = &job.excluded {
+            run.skipped(format!(
+                "sundial.schedule.skipped: slot {} of schedule {:?} is excluded by {why}",
+                slot_text(job.slot),
+                job.name
+            ))
         } else if let Some(full) = full {
             // The slot still gets its one run (exactly once), recorded as not run.
             run.skipped(format!("skipped: {full}"))
@@ -436,8 +541,14 @@ async fn record_slot(
             "slot": slot_text(job.slot),
             "tasks": runs.iter().map(|r| r.task_name.clone()).collect::<Vec<_>>(),
         });
+        if let Some(why) = &job.deferred {
+            data["deferred"] = serde_json::json!(why);
+        }
         let kind = if job.missed {
             "sundial.schedule.missed"
+        } else if let Some(why) = &job.excluded {
+            data["excluded"] = serde_json::json!(why);
+            "sundial.schedule.skipped"
         } else {
             data["due"] = serde_json::json!(slot_text(job.due));
             data["runs"] = serde_json::json!(runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>());

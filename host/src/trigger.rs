@@ -72,6 +72,18 @@ pub struct TriggerSpec {
     /// durable timer. Default: at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delay: Option<String>,
+    /// Calendars whose excluded days and ranges it starts nothing in (names; at most
+    /// 16), read in the daemon's zone unless the calendar names its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calendars: Vec<String>,
+    /// An event in an excluded window: `skip` (noted on the event; default) or `defer`
+    /// (its targets start when the window ends, as timers).
+    #[serde(default, skip_serializing_if = "is_skip")]
+    pub excluded: crate::schedule::spec::Excluded,
+}
+
+fn is_skip(e: &crate::schedule::spec::Excluded) -> bool {
+    *e == crate::schedule::spec::Excluded::Skip
 }
 
 fn yes() -> bool {
@@ -138,6 +150,10 @@ pub struct Compiled {
     pub context: Option<Value>,
     /// Delay in milliseconds (0 = at once).
     pub delay_ms: u64,
+    /// Calendars it honours.
+    pub calendars: Vec<String>,
+    /// What an event in an excluded window does.
+    pub excluded: crate::schedule::spec::Excluded,
 }
 
 impl Compiled {
@@ -215,6 +231,9 @@ impl TriggerSpec {
         {
             return Err("context: expected a JSON object".into());
         }
+        if self.calendars.len() > 16 {
+            return Err(format!("calendars: {} is over 16", self.calendars.len()));
+        }
         let delay_ms = match &self.delay {
             None => 0,
             Some(d) => {
@@ -242,6 +261,8 @@ impl TriggerSpec {
             webhooks,
             context: self.context.clone(),
             delay_ms,
+            calendars: self.calendars.clone(),
+            excluded: self.excluded,
         })
     }
 }

@@ -4,6 +4,7 @@
 mod admin;
 pub mod admission;
 mod backup;
+mod calendars;
 mod clock;
 pub mod connections;
 mod events;
@@ -453,6 +454,11 @@ routes! {
     "/v1/deliveries/{id}/retry" => { post: webhooks::retry },
     "/v1/timers" => { get: triggers::timers },
     "/v1/upcoming" => { get: upcoming::upcoming },
+    "/v1/calendars" => { get: calendars::list, post: calendars::create },
+    "/v1/calendars/{name}" => { get: calendars::get, put: calendars::replace, delete: calendars::delete },
+    "/v1/calendars/{name}/check" => { get: calendars::check },
+    "/v1/maintenance" => { get: calendars::list_maintenance, post: calendars::start_maintenance },
+    "/v1/maintenance/{id}/end" => { post: calendars::end_maintenance },
     "/v1/timers/{id}" => { delete: triggers::cancel_timer },
     "/v1/schedules/preview" => { post: schedules::preview },
     "/v1/schedules" => { get: schedules::list, post: schedules::create },

@@ -112,6 +112,18 @@ fn view(state: &AppState, record: &ScheduleRecord) -> ApiResult<Value> {
     Ok(v)
 }
 
+/// Every calendar a schedule names must exist (404 naming the first that does not).
+fn check_calendars(state: &AppState, spec: &ScheduleSpec) -> ApiResult<()> {
+    for (i, name) in spec.calendars.iter().enumerate() {
+        if state.store.calendar(name)?.is_none() {
+            return Err(ApiError::not_found(format!(
+                "calendars[{i}]: calendar {name:?} not found"
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn find(state: &AppState, id: &str) -> ApiResult<ScheduleRecord> {
     state
         .store
@@ -138,6 +150,7 @@ pub(super) async fn create(
         code: "invalid_field",
         message: e,
     })?;
+    check_calendars(&state, &spec)?;
     let stamp = crate::executor::now();
     let record = ScheduleRecord {
         id: crate::ids::new_id(),
@@ -208,6 +221,7 @@ async fn change(
         code: "invalid_field",
         message: e,
     })?;
+    check_calendars(state, &spec)?;
     let (_, after) = state
         .store
         .update_schedule(&current.id, spec, crate::executor::now(), &caller.token.name)

@@ -32,6 +32,13 @@ fn resolve(state: &AppState, mut spec: TriggerSpec) -> ApiResult<TriggerSpec> {
             .ok_or_else(|| ApiError::not_found(format!("on.schedule: schedule {schedule:?} not found")))?;
         *schedule = record.id;
     }
+    for (i, name) in spec.calendars.iter().enumerate() {
+        if state.store.calendar(name)?.is_none() {
+            return Err(ApiError::not_found(format!(
+                "calendars[{i}]: calendar {name:?} not found"
+            )));
+        }
+    }
     let mut ids = Vec::with_capacity(spec.targets.len());
     for (i, target) in spec.targets.iter_mut().enumerate() {
         let id = if let Some(task) = &mut target.task {

@@ -111,7 +111,32 @@ pub(super) async fn upcoming(
         .collect();
     let now = state.scheduler.clock().now();
     let until = now + chrono::Duration::hours(i64::from(hours));
-    let a = agenda(&scheduled, &pending, now, until, limit);
+    let mut a = agenda(&scheduled, &pending, now, until, limit);
+    // Slots in calendars' excluded windows or maintenance say what will happen.
+    let by_name: std::collections::HashMap<&str, &crate::schedule::spec::ScheduleSpec> = records
+        .iter()
+        .map(|(r, _)| (r.spec.name.as_str(), &r.spec))
+        .collect();
+    for e in a.entries.iter_mut().filter(|e| e.kind == "schedule") {
+        let (Some(spec), Ok(at)) = (by_name.get(e.name.as_str()), crate::timestamp::parse(&e.at)) else {
+            continue;
+        };
+        let Ok(tz) = crate::schedule::zone::parse_tz(&spec.timezone) else {
+            continue;
+        };
+        if let Some(w) = state
+            .scheduler
+            .exclusions()
+            .window(at, &spec.name, tz, &spec.calendars)
+        {
+            e.excluded = Some(match spec.excluded {
+                crate::schedule::spec::Excluded::Skip => format!("skipped: {}", w.reason),
+                crate::schedule::spec::Excluded::Defer => {
+                    format!("deferred to {}: {}", crate::timestamp::text(w.end), w.reason)
+                }
+            });
+        }
+    }
     serde_json::to_value(a)
         .map(Json)
         .map_err(|e| ApiError::internal(e.to_string()))

@@ -79,9 +79,16 @@ pub(crate) enum TriggerCommand {
         /// JSON object merged over the tasks' params.
         #[arg(long)]
         context: Option<String>,
-        /// Start the tasks this long after the event (90m, 30d, 2w).
+        /// Start the tasks this long after the event (90m, 30d, 2w, "2 hours").
         #[arg(long)]
         delay: Option<String>,
+        /// A calendar whose excluded windows it starts nothing in (repeatable).
+        #[arg(long = "calendar")]
+        calendars: Vec<String>,
+        /// An event in an excluded window: skip, or defer (start when it ends)
+        /// [default: skip].
+        #[arg(long)]
+        excluded: Option<String>,
     },
     /// List triggers.
     List,
@@ -231,6 +238,8 @@ pub(crate) async fn trigger(remote: &Remote, cmd: TriggerCommand) -> Result<(), 
             webhooks,
             context,
             delay,
+            calendars,
+            excluded,
         } => {
             let mut pattern = match schedule {
                 Some(s) => json!({ "schedule": s }),
@@ -256,6 +265,16 @@ pub(crate) async fn trigger(remote: &Remote, cmd: TriggerCommand) -> Result<(), 
             }
             if let Some(d) = delay {
                 body["delay"] = json!(d);
+            }
+            if !calendars.is_empty() {
+                body["calendars"] = json!(calendars);
+            }
+            match excluded.as_deref() {
+                None => {}
+                Some(p @ ("skip" | "defer")) => body["excluded"] = json!(p),
+                Some(other) => {
+                    return Err((super::EXIT_USAGE, format!("--excluded {other:?}: skip or defer")));
+                }
             }
             let v = remote.call("POST", "/v1/triggers", Some(&body)).await?;
             remote.print(&v, |v| {

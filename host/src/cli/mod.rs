@@ -8,6 +8,7 @@
 
 mod apply;
 mod backup;
+mod calendar;
 mod client;
 mod endpoint;
 mod events;
@@ -70,6 +71,12 @@ enum Command {
         #[arg(long, env = "SUNDIAL_DATA")]
         data: Option<std::path::PathBuf>,
     },
+    /// Calendars: excluded days and ranges (holidays) that schedules honour.
+    #[command(subcommand)]
+    Calendar(calendar::CalendarCommand),
+    /// Maintenance windows: for a while, schedules (all or some) do not fire.
+    #[command(subcommand)]
+    Maintenance(calendar::MaintenanceCommand),
     /// The agenda: every schedule's next fires and every pending timer, in time order,
     /// each in its zone, with the DST changes ahead.
     Upcoming {
@@ -214,6 +221,8 @@ pub fn main() -> ExitCode {
             Command::Secret(cmd) => webhooks::secret(&remote, cmd).await,
             Command::Audit { noun, limit } => remote::audit(&remote, noun, limit).await,
             Command::Logs { task, follow } => remote::logs(&remote, task, follow).await,
+            Command::Calendar(cmd) => calendar::calendar(&remote, cmd).await,
+            Command::Maintenance(cmd) => calendar::maintenance(&remote, cmd).await,
             Command::Backup { file } => backup::backup(&remote, &file).await,
             Command::Restore { file, data } => {
                 backup::restore(&file, &data.unwrap_or_else(|| "sundial-data".into())).await

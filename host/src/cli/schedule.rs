@@ -124,23 +124,34 @@ pub(crate) fn rule_json(f: &RuleFlags) -> Result<Value, String> {
         return Ok(json!({ "at": crate::timestamp::text(at) }));
     }
     let every = f.every.as_deref().unwrap_or_default();
-    let mut parts = every.split_whitespace();
-    let (n, unit) = match (parts.next(), parts.next()) {
-        (Some(n), Some(u)) => (
+    // "2 weeks", "week" or "2w": the number may be written against the unit.
+    let compact = every.trim();
+    let split = compact
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(compact.len());
+    let (number, rest) = compact.split_at(split);
+    let (n, unit) = match (number, rest.trim()) {
+        (_, "") => return Err("--every needs a unit, e.g. \"2 weeks\" or 2w".into()),
+        ("", u) if u.contains(char::is_whitespace) => {
+            return Err(format!(
+                "--every {every:?}: {:?} is not a number",
+                u.split_whitespace().next().unwrap_or_default()
+            ));
+        }
+        ("", u) => (1, u),
+        (n, u) => (
             n.parse::<u32>()
                 .map_err(|_| format!("--every {every:?}: {n:?} is not a number"))?,
             u,
         ),
-        (Some(u), None) => (1, u),
-        _ => return Err("--every needs a unit, e.g. \"2 weeks\"".into()),
     };
-    let unit = match unit.trim_end_matches('s') {
-        "minute" | "min" => "minutes",
-        "hour" => "hours",
-        "day" => "days",
-        "week" => "weeks",
-        "month" => "months",
-        "year" => "years",
+    let unit = match unit.to_ascii_lowercase().trim_end_matches('s') {
+        "minute" | "min" | "m" => "minutes",
+        "hour" | "h" | "hr" => "hours",
+        "day" | "d" => "days",
+        "week" | "w" => "weeks",
+        "month" | "mo" => "months",
+        "year" | "y" => "years",
         other => {
             return Err(format!(
                 "--every: unknown unit {other:?} (minutes, hours, days, weeks, months, years)"
@@ -188,6 +199,13 @@ pub(crate) enum ScheduleCommand {
         /// End (RFC 3339).
         #[arg(long)]
         end: Option<String>,
+        /// A calendar whose excluded days it does not fire in (repeatable).
+        #[arg(long = "calendar")]
+        calendars: Vec<String>,
+        /// A slot in an excluded window or maintenance: skip (recorded as skipped) or
+        /// defer (fires when the window ends) [default: skip].
+        #[arg(long)]
+        excluded: Option<String>,
     },
     /// List schedules.
     List,
@@ -259,6 +277,7 @@ fn agenda_text(v: &Value) -> String {
         .map(|e| {
             let tasks: Vec<String> = e["tasks"].as_array().into_iter().flatten().map(text).collect();
             let note = match e["dst"].as_str() {
+                _ if e["excluded"].is_string() => text(&e["excluded"]),
                 Some("moved_out_of_gap") => "DST: moved past the skipped hour".to_string(),
                 Some("first_of_repeated") => "DST: first of the repeated hour".to_string(),
                 _ => e["timer"]
@@ -305,6 +324,8 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
             misfire,
             start,
             end,
+            calendars,
+            excluded,
         } => {
             let mut body = json!({ "name": name, "rule": rule_json(&rule).map_err(usage)? });
             if let Some(tz) = &rule.tz {
@@ -327,6 +348,14 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
             }
             if let Some(e) = end {
                 body["end"] = json!(e);
+            }
+            if !calendars.is_empty() {
+                body["calendars"] = json!(calendars);
+            }
+            match excluded.as_deref() {
+                None => {}
+                Some(p @ ("skip" | "defer")) => body["excluded"] = json!(p),
+                Some(other) => return Err(usage(format!("--excluded {other:?}: skip or defer"))),
             }
             let v = remote.call("POST", "/v1/schedules", Some(&body)).await?;
             remote.print(&v, |s| {
@@ -428,6 +457,29 @@ mod tests {
         };
         f(&mut r);
         r
+    }
+
+    #[test]
+    fn every_takes_the_number_against_the_unit_too() {
+        for (text, n, unit) in [
+            ("2w", 2, "weeks"),
+            ("15m", 15, "minutes"),
+            ("2 hours", 2, "hours"),
+            ("3d", 3, "days"),
+            ("day", 1, "days"),
+        ] {
+            let r = rule_json(&flags(|f| f.every = Some(text.into()))).unwrap();
+            assert_eq!(
+                (r["calendar"]["every"].clone(), r["calendar"]["unit"].clone()),
+                (json!(n), json!(unit)),
+                "{text}"
+            );
+        }
+        assert!(
+            rule_json(&flags(|f| f.every = Some("2".into())))
+                .unwrap_err()
+                .contains("needs a unit")
+        );
     }
 
     #[test]

@@ -176,16 +176,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let n: u64 = num
         .parse()
         .map_err(|_| format!("{text:?} is not a duration (try 500ms, 30s, 5m or 1h)"))?;
-    let ms = match unit.trim() {
-        "ms" => Some(n),
-        "" | "s" => n.checked_mul(1000),
-        "m" | "min" => n.checked_mul(60_000),
-        "h" => n.checked_mul(3_600_000),
-        "d" => n.checked_mul(86_400_000),
-        "w" => n.checked_mul(7 * 86_400_000),
+    // One syntax everywhere: `2h` and `2 hours` alike.
+    let ms = match unit.trim().to_ascii_lowercase().as_str() {
+        "ms" | "millisecond" | "milliseconds" => Some(n),
+        "" | "s" | "sec" | "secs" | "second" | "seconds" => n.checked_mul(1000),
+        "m" | "min" | "mins" | "minute" | "minutes" => n.checked_mul(60_000),
+        "h" | "hr" | "hrs" | "hour" | "hours" => n.checked_mul(3_600_000),
+        "d" | "day" | "days" => n.checked_mul(86_400_000),
+        "w" | "week" | "weeks" => n.checked_mul(7 * 86_400_000),
         other => {
             return Err(format!(
-                "{text:?}: unknown duration unit {other:?} (use ms, s, m, h, d, w)"
+                "{text:?}: unknown duration unit {other:?} (use ms, s, m, h, d, w or their names: 2h, 2 hours)"
             ));
         }
     };
@@ -200,6 +201,27 @@ mod tests {
     #[test]
     fn defaults_are_valid() {
         Limits::default().validate().unwrap();
+    }
+
+    #[test]
+    fn durations_take_letters_and_words() {
+        for (text, secs) in [
+            ("90", 90),
+            ("30s", 30),
+            ("5m", 300),
+            ("2h", 7200),
+            ("2 hours", 7200),
+            ("1 hour", 3600),
+            ("45 minutes", 2700),
+            ("3 days", 259_200),
+            ("1 week", 604_800),
+            ("10 Seconds", 10),
+        ] {
+            assert_eq!(parse_duration(text).unwrap().as_secs(), secs, "{text}");
+        }
+        assert_eq!(parse_duration("250 ms").unwrap().as_millis(), 250);
+        assert!(parse_duration("2 fortnights").unwrap_err().contains("2 hours"));
+        assert!(parse_duration("hours").is_err());
     }
 
     #[test]

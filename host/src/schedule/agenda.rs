@@ -30,6 +30,9 @@ pub struct Entry {
     /// The timer's id (to cancel it), for timers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub timer: Option<String>,
+    /// A slot in an excluded window (calendar or maintenance): what will happen and why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<String>,
 }
 
 /// A change of a zone's UTC offset inside the window.
@@ -129,6 +132,7 @@ pub fn agenda(
                     tasks: s.tasks.clone(),
                     dst: slot.dst,
                     timer: None,
+                    excluded: None,
                 },
             ));
             t = slot.at;
@@ -149,6 +153,7 @@ pub fn agenda(
                 tasks: vec![timer.task.to_string()],
                 dst: None,
                 timer: Some(timer.id.to_string()),
+                excluded: None,
             },
         ));
     }

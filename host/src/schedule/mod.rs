@@ -93,6 +93,11 @@ impl Timing {
         Ok(Timing { rule, tz, start, end })
     }
 
+    /// The zone the rule's wall times are in.
+    pub fn tz(&self) -> Tz {
+        self.tz
+    }
+
     /// The first slot strictly after `after` (and not before the start), if any.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<Slot> {
         let from = after.max(self.start - chrono::Duration::nanoseconds(1));

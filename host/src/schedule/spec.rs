@@ -50,6 +50,31 @@ pub struct ScheduleSpec {
     /// Missed slots after downtime. Default `run_once`.
     #[serde(default)]
     pub misfire: Misfire,
+    /// Calendars whose excluded days and ranges this schedule does not fire in (names;
+    /// at most 16). Maintenance windows apply as well.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calendars: Vec<String>,
+    /// What a slot inside an excluded window does: `skip` (recorded as skipped, with
+    /// the reason; default) or `defer` (fires when the window ends).
+    #[serde(default, skip_serializing_if = "Excluded::is_skip")]
+    pub excluded: Excluded,
+}
+
+/// What a slot inside a calendar's excluded window or a maintenance window does.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Excluded {
+    /// Not run: recorded as a skipped run whose log says which window.
+    #[default]
+    Skip,
+    /// Run when the window (and any window right after it) ends.
+    Defer,
+}
+
+impl Excluded {
+    fn is_skip(&self) -> bool {
+        *self == Excluded::Skip
+    }
 }
 
 fn yes() -> bool {
@@ -65,6 +90,9 @@ impl ScheduleSpec {
                 "jitter_ms: {} is over 3600000 (one hour)",
                 self.jitter_ms
             ));
+        }
+        if self.calendars.len() > 16 {
+            return Err(format!("calendars: {} is over 16", self.calendars.len()));
         }
         if let Misfire::RunAll { max } = self.misfire
             && !(1..=1000).contains(&max)

@@ -6,6 +6,7 @@
 //! structural changes bump [`SCHEMA_VERSION`] and add a step to [`MIGRATIONS`].
 
 pub mod audit;
+pub mod calendars;
 pub mod events;
 pub mod faults;
 pub mod handle;

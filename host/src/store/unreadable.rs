@@ -64,7 +64,7 @@ fn check<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(), String> {
 }
 
 /// Every table of JSON records, with the type its records decode as.
-fn json_tables() -> [(TableDefinition<'static, &'static str, &'static [u8]>, Check); 12] {
+fn json_tables() -> [(TableDefinition<'static, &'static str, &'static [u8]>, Check); 14] {
     [
         (PLUGINS, check::<crate::plugin::PluginRecord>),
         (TASKS, check::<super::tasks::TaskRecord>),
@@ -81,6 +81,14 @@ fn json_tables() -> [(TableDefinition<'static, &'static str, &'static [u8]>, Che
         (super::tokens::TOKENS, check::<super::tokens::TokenRecord>),
         (super::secrets::SECRETS, check::<super::secrets::SecretRecord>),
         (super::audit::AUDIT, check::<super::audit::AuditEntry>),
+        (
+            super::calendars::CALENDARS,
+            check::<crate::calendar::CalendarSpec>,
+        ),
+        (
+            super::calendars::MAINTENANCE,
+            check::<crate::calendar::Maintenance>,
+        ),
     ]
 }
 

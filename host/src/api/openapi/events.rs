@@ -416,7 +416,9 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
                     "filter": { "type": "object", "description": "{\"all\"|\"any\": [..]}, {\"not\": ..} or {\"path\": \"data.x\", OP: value} with OP in eq, ne, in, glob, exists, gt, gte, lt, lte, contains; see docs/events.md" } } },
                 "targets": { "type": "array", "minItems": 1, "maxItems": 100, "items": { "type": "object", "description": "exactly one of task or webhook", "properties": { "task": { "type": "string" }, "webhook": { "type": "string" } } } },
                 "context": { "type": "object", "description": "merged over each target task's params" },
-                "delay": { "type": "string", "description": "e.g. 90m, 30d, 2w" } } }),
+                "delay": { "type": "string", "description": "e.g. 90m, 30d, 2w, 2 hours" },
+                "calendars": { "type": "array", "maxItems": 16, "items": { "type": "string" }, "description": "calendars whose excluded windows it starts nothing in" },
+                "excluded": { "enum": ["skip", "defer"], "default": "skip", "description": "an event in an excluded window: noted and skipped, or its targets start when the window ends" } } }),
         ),
         (
             "Trigger",

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 
 mod admin;
+mod calendars;
 mod events;
 mod retry;
 mod tasks;
@@ -124,6 +125,7 @@ pub fn document() -> Value {
         .chain(events::ops())
         .chain(retry::ops())
         .chain(retry::agenda_ops())
+        .chain(calendars::ops())
         .chain(admin::ops())
     {
         let entry = paths.entry(path.to_string()).or_insert_with(|| json!({}));

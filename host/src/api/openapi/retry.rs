@@ -112,7 +112,8 @@ pub(super) fn agenda_ops() -> Vec<(&'static str, &'static str, Value)> {
         "at": { "type": "string", "format": "date-time" }, "local": { "type": "string" }, "timezone": { "type": "string" },
         "kind": { "enum": ["schedule", "timer"] }, "name": { "type": "string", "description": "the schedule, or the timer's trigger" },
         "tasks": { "type": "array", "items": { "type": "string" } },
-        "dst": { "enum": [null, "moved_out_of_gap", "first_of_repeated"] }, "timer": { "type": "string" } } });
+        "dst": { "enum": [null, "moved_out_of_gap", "first_of_repeated"] }, "timer": { "type": "string" },
+        "excluded": { "type": "string", "description": "in a calendar's excluded window or maintenance: skipped or deferred, and why" } } });
     let transition = json!({ "type": "object", "properties": {
         "timezone": { "type": "string" }, "at": { "type": "string", "format": "date-time" },
         "from": { "type": "string" }, "to": { "type": "string" } } });
