@@ -291,8 +291,13 @@ async fn http_request_reaches_an_allowed_loopback_server() {
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["status"], 200);
     assert_eq!(json["json"]["path"], "/ping");
-    // Without --allow-loopback the same granted address is refused.
+    // Without --allow-loopback the same granted address is refused, and the message
+    // names the setting that would allow it.
     let out = run(&[]).await.unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("loopback"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("loopback: allowed by allow_loopback or an allow_ranges entry"),
+        "{}",
+        text(&out.stderr)
+    );
 }

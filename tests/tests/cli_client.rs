@@ -351,7 +351,7 @@ fn webhooks_deliveries_and_secrets_from_the_cli() {
     rx.wait_for(1);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let got: Value = serde_json::from_str(&ok(&d, &["delivery", "get", &id])).unwrap();
+        let got: Value = serde_json::from_str(&ok(&d, &["delivery", "get", &id, "--json"])).unwrap();
         if got["attempts"].as_array().unwrap().len() == 1 {
             break;
         }
@@ -361,7 +361,7 @@ fn webhooks_deliveries_and_secrets_from_the_cli() {
     assert!(ok(&d, &["delivery", "retry", &id]).contains("is queued"));
     rx.wait_for(2);
     loop {
-        let got: Value = serde_json::from_str(&ok(&d, &["delivery", "get", &id])).unwrap();
+        let got: Value = serde_json::from_str(&ok(&d, &["delivery", "get", &id, "--json"])).unwrap();
         if got["status"] == "delivered" {
             break;
         }
@@ -379,7 +379,7 @@ fn webhooks_deliveries_and_secrets_from_the_cli() {
     assert_eq!(bad.status.code(), Some(1));
 
     ok(&d, &["webhook", "disable", "ops"]);
-    let got: Value = serde_json::from_str(&ok(&d, &["webhook", "get", "ops"])).unwrap();
+    let got: Value = serde_json::from_str(&ok(&d, &["webhook", "get", "ops", "--json"])).unwrap();
     assert_eq!(got["enabled"], false);
     ok(&d, &["webhook", "enable", "ops"]);
     ok(&d, &["trigger", "delete", "report"]);

@@ -552,3 +552,57 @@ fn logs_carry_the_run_id_and_follow_reconnects_after_a_restart() {
     let _ = follower.kill();
     let _ = follower.wait();
 }
+
+#[test]
+fn every_command_answers_as_a_table_or_json_and_serve_help_is_the_servers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = Daemon::start(&tmp.path().join("data"), &[]);
+    let help = ok(sundial(None, &["serve", "--help"], &[]));
+    for client in ["--server", "--token", "--ca-file", "--json"] {
+        assert!(!help.contains(client), "serve --help lists {client}:\n{help}");
+    }
+    assert!(help.contains("--tls-cert") && help.contains("--listen"), "{help}");
+    let task_help = ok(sundial(None, &["task", "--help"], &[]));
+    assert!(
+        task_help.contains("--server") && task_help.contains("--json"),
+        "{task_help}"
+    );
+
+    ok(sundial(
+        Some(&d),
+        &["task", "create", "t", "--plugin", "echo"],
+        &[],
+    ));
+    ok(sundial(
+        Some(&d),
+        &["schedule", "create", "s", "--cron", "0 3 * * *"],
+        &[],
+    ));
+    ok(sundial(Some(&d), &["schedule", "attach", "s", "t"], &[]));
+    // `get` is a key/value view by default (names beside ids), JSON with --json.
+    let view = ok(sundial(Some(&d), &["schedule", "get", "s"], &[]));
+    assert!(
+        view.lines()
+            .any(|l| l.starts_with("task_names") && l.contains("[\"t\"]")),
+        "{view}"
+    );
+    assert!(
+        view.lines()
+            .any(|l| l.starts_with("summary") && l.contains("at 03:00")),
+        "{view}"
+    );
+    let json: Value =
+        serde_json::from_str(&ok(sundial(Some(&d), &["schedule", "get", "s", "--json"], &[]))).unwrap();
+    assert_eq!(json["task_names"], json!(["t"]));
+    // Changes report as a line, or as JSON.
+    let out: Value =
+        serde_json::from_str(&ok(sundial(Some(&d), &["schedule", "pause", "s", "--json"], &[]))).unwrap();
+    assert_eq!(out, json!({"paused": "schedule", "name": "s"}));
+    assert_eq!(
+        ok(sundial(Some(&d), &["schedule", "resume", "s"], &[])),
+        "resumed schedule s\n"
+    );
+    // The audit names what changed.
+    let audit = ok(sundial(Some(&d), &["audit", "--noun", "task"], &[]));
+    assert!(audit.lines().nth(1).is_some_and(|l| l.contains(" t ")), "{audit}");
+}

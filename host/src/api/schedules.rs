@@ -107,7 +107,19 @@ fn view(state: &AppState, record: &ScheduleRecord) -> ApiResult<Value> {
                 start
             )),
         );
-        m.insert("tasks".into(), json!(state.store.schedule_tasks(&record.id)?));
+        let ids = state.store.schedule_tasks(&record.id)?;
+        let mut names = Vec::with_capacity(ids.len());
+        for id in &ids {
+            names.push(
+                state
+                    .store
+                    .task(id)?
+                    .map(|t| t.spec.name)
+                    .unwrap_or_else(|| id.clone()),
+            );
+        }
+        m.insert("tasks".into(), json!(ids));
+        m.insert("task_names".into(), json!(names));
     }
     Ok(v)
 }
@@ -205,6 +217,7 @@ async fn change(
         "next_slot_local",
         "summary",
         "tasks",
+        "task_names",
     ];
     let mut spec: ScheduleSpec = super::merge_patch(&current.spec, patch, &fixed)?;
     if spec.timezone.is_empty() {

@@ -29,6 +29,7 @@ const SCHEDULE_FIELDS: &[&str] = &[
     "next_slot_local",
     "summary",
     "tasks",
+    "task_names",
 ];
 
 /// What the daemon has now, by name.

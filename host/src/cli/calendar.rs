@@ -171,7 +171,10 @@ pub(crate) async fn calendar(remote: &Remote, cmd: CalendarCommand) -> Result<()
             remote
                 .call("DELETE", &format!("/v1/calendars/{}", q(&name)), None)
                 .await?;
-            println!("deleted calendar {name}");
+            remote.done(
+                json!({"deleted": "calendar", "name": name}),
+                &format!("deleted calendar {name}"),
+            );
         }
         CalendarCommand::Check { name, at, tz } => {
             let mut path = format!("/v1/calendars/{}/check?", q(&name));

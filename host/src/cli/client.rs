@@ -218,6 +218,15 @@ impl Remote {
         }
     }
 
+    /// Report a change: `value` as JSON (with `--json`), else the line `text`.
+    pub fn done(&self, value: Value, text: &str) {
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default());
+        } else {
+            println!("{text}");
+        }
+    }
+
     /// Print `value` as JSON (with `--json`) or as the table `table` renders.
     pub fn print(&self, value: &Value, table: impl FnOnce(&Value) -> String) {
         if self.json {
@@ -251,6 +260,24 @@ pub fn table(header: &[&str], rows: Vec<Vec<String>>) -> String {
     line(header.iter().map(|h| h.to_string()).collect(), &mut out);
     for row in rows {
         line(row, &mut out);
+    }
+    out
+}
+
+/// One record as `key  value` lines (nested values as compact JSON), every value safe
+/// for a terminal.
+pub fn fields(v: &Value) -> String {
+    let Some(map) = v.as_object() else {
+        return format!("{}\n", text(v));
+    };
+    let width = map.keys().map(|k| k.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (k, value) in map {
+        let shown = match value {
+            Value::Object(_) | Value::Array(_) => printable(&value.to_string()).into_owned(),
+            other => text(other),
+        };
+        out.push_str(&format!("{k:<width$}  {shown}\n"));
     }
     out
 }

@@ -219,7 +219,7 @@ pub(crate) async fn event(remote: &Remote, cmd: EventCommand) -> Result<(), Fail
         }
         EventCommand::Get { seq } => {
             let v = remote.call("GET", &format!("/v1/events/{seq}"), None).await?;
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            remote.print(&v, super::client::fields);
         }
     }
     Ok(())
@@ -321,7 +321,7 @@ pub(crate) async fn trigger(remote: &Remote, cmd: TriggerCommand) -> Result<(), 
         }
         TriggerCommand::Get { name } => {
             let v = remote.call("GET", &format!("/v1/triggers/{name}"), None).await?;
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            remote.print(&v, super::client::fields);
         }
         TriggerCommand::Update { name, fields } => {
             let body = json_arg("fields", &fields)?;
@@ -334,19 +334,28 @@ pub(crate) async fn trigger(remote: &Remote, cmd: TriggerCommand) -> Result<(), 
             remote
                 .call("POST", &format!("/v1/triggers/{name}/enable"), None)
                 .await?;
-            println!("enabled trigger {name}");
+            remote.done(
+                json!({"enabled": "trigger", "name": name}),
+                &format!("enabled trigger {name}"),
+            );
         }
         TriggerCommand::Disable { name } => {
             remote
                 .call("POST", &format!("/v1/triggers/{name}/disable"), None)
                 .await?;
-            println!("disabled trigger {name}");
+            remote.done(
+                json!({"disabled": "trigger", "name": name}),
+                &format!("disabled trigger {name}"),
+            );
         }
         TriggerCommand::Delete { name } => {
             remote
                 .call("DELETE", &format!("/v1/triggers/{name}"), None)
                 .await?;
-            println!("deleted trigger {name}");
+            remote.done(
+                json!({"deleted": "trigger", "name": name}),
+                &format!("deleted trigger {name}"),
+            );
         }
     }
     Ok(())
@@ -376,7 +385,10 @@ pub(crate) async fn timer(remote: &Remote, cmd: TimerCommand) -> Result<(), Fail
         }
         TimerCommand::Cancel { id } => {
             remote.call("DELETE", &format!("/v1/timers/{id}"), None).await?;
-            println!("cancelled timer {id}");
+            remote.done(
+                json!({"cancelled": "timer", "name": id}),
+                &format!("cancelled timer {id}"),
+            );
         }
     }
     Ok(())

@@ -159,7 +159,7 @@ pub(crate) async fn execute(cmd: PluginCommand, remote: &Remote) -> u8 {
             .call("GET", &format!("/v1/plugins/{name}"), None)
             .await
             .map(|v| {
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+                remote.print(&v, super::client::fields);
                 0
             }),
         PluginCommand::Remove { name } => remote

@@ -90,7 +90,7 @@ pub(crate) async fn task(remote: &Remote, cmd: TaskCommand) -> Result<(), Failur
             let v = remote
                 .call("GET", &format!("/v1/tasks/{}", q(&task)), None)
                 .await?;
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            remote.print(&v, super::client::fields);
         }
         TaskCommand::Create {
             name,
@@ -132,19 +132,28 @@ pub(crate) async fn task(remote: &Remote, cmd: TaskCommand) -> Result<(), Failur
             remote
                 .call("DELETE", &format!("/v1/tasks/{}", q(&task)), None)
                 .await?;
-            println!("deleted task {task}");
+            remote.done(
+                json!({"deleted": "task", "name": task}),
+                &format!("deleted task {task}"),
+            );
         }
         TaskCommand::Enable { task } => {
             remote
                 .call("POST", &format!("/v1/tasks/{}/enable", q(&task)), None)
                 .await?;
-            println!("enabled task {task}");
+            remote.done(
+                json!({"enabled": "task", "name": task}),
+                &format!("enabled task {task}"),
+            );
         }
         TaskCommand::Disable { task } => {
             remote
                 .call("POST", &format!("/v1/tasks/{}/disable", q(&task)), None)
                 .await?;
-            println!("disabled task {task}");
+            remote.done(
+                json!({"disabled": "task", "name": task}),
+                &format!("disabled task {task}"),
+            );
         }
         TaskCommand::Run { task, params, wait } => {
             let body = match params {
@@ -180,14 +189,26 @@ pub(crate) async fn audit(remote: &Remote, noun: Option<String>, limit: usize) -
     }
     let v = remote.call("GET", &path, None).await?;
     remote.print(&v, |v| {
+        // The thing's name (from the record after or before the change) beside its id.
+        let mut v = v.clone();
+        for e in v["entries"].as_array_mut().into_iter().flatten() {
+            let name = e["after"]["name"]
+                .as_str()
+                .or_else(|| e["before"]["name"].as_str())
+                .or_else(|| e["after"]["spec"]["name"].as_str())
+                .or_else(|| e["before"]["spec"]["name"].as_str())
+                .map(str::to_string);
+            e["name"] = json!(name);
+        }
         let cols = [
             ("AT", "at"),
             ("ACTOR", "actor"),
             ("ACTION", "action"),
             ("NOUN", "noun"),
+            ("NAME", "name"),
             ("TARGET", "target"),
         ];
-        columns(v, "entries", &cols)
+        columns(&v, "entries", &cols)
     });
     Ok(())
 }

@@ -383,7 +383,7 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
         }
         ScheduleCommand::Get { name } => {
             let v = remote.call("GET", &format!("/v1/schedules/{name}"), None).await?;
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            remote.print(&v, super::client::fields);
         }
         ScheduleCommand::Update { name, fields } => {
             let body: Value = serde_json::from_str(&fields).map_err(|e| usage(format!("fields: {e}")))?;
@@ -395,19 +395,28 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
         ScheduleCommand::Delete { name, force } => {
             let path = format!("/v1/schedules/{name}{}", if force { "?force=true" } else { "" });
             remote.call("DELETE", &path, None).await?;
-            println!("deleted schedule {name}");
+            remote.done(
+                json!({"deleted": "schedule", "name": name}),
+                &format!("deleted schedule {name}"),
+            );
         }
         ScheduleCommand::Pause { name } => {
             remote
                 .call("POST", &format!("/v1/schedules/{name}/pause"), None)
                 .await?;
-            println!("paused schedule {name}");
+            remote.done(
+                json!({"paused": "schedule", "name": name}),
+                &format!("paused schedule {name}"),
+            );
         }
         ScheduleCommand::Resume { name } => {
             remote
                 .call("POST", &format!("/v1/schedules/{name}/resume"), None)
                 .await?;
-            println!("resumed schedule {name}");
+            remote.done(
+                json!({"resumed": "schedule", "name": name}),
+                &format!("resumed schedule {name}"),
+            );
         }
         ScheduleCommand::Attach { name, task } => {
             remote
@@ -417,13 +426,19 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
                     Some(&json!({ "task": task })),
                 )
                 .await?;
-            println!("attached task {task} to schedule {name}");
+            remote.done(
+                json!({"attached": task, "schedule": name}),
+                &format!("attached task {task} to schedule {name}"),
+            );
         }
         ScheduleCommand::Detach { name, task } => {
             remote
                 .call("DELETE", &format!("/v1/schedules/{name}/tasks/{task}"), None)
                 .await?;
-            println!("detached task {task} from schedule {name}");
+            remote.done(
+                json!({"detached": task, "schedule": name}),
+                &format!("detached task {task} from schedule {name}"),
+            );
         }
         ScheduleCommand::Preview { name, rule, count } => {
             let v = match name {

@@ -110,6 +110,23 @@ pub(crate) struct ServeArgs {
     /// [default: none].
     #[arg(long, env = "SUNDIAL_INJECT_DISK_FULL", hide = true)]
     inject_disk_full: Option<PathBuf>,
+    /// The client flags are global; here they are accepted and ignored, so `serve
+    /// --help` lists only what the server reads.
+    #[command(flatten)]
+    client: HiddenClientFlags,
+}
+
+/// The client commands' global flags, hidden from `serve` (see [`ServeArgs`]).
+#[derive(Debug, Default, clap::Args)]
+struct HiddenClientFlags {
+    #[arg(long, hide = true)]
+    server: Option<String>,
+    #[arg(long, hide = true)]
+    token: Option<String>,
+    #[arg(long, hide = true)]
+    ca_file: Option<PathBuf>,
+    #[arg(long, hide = true)]
+    json: bool,
 }
 
 /// The config file: the same keys as the flags, in snake_case, plus `[mail]` (the SMTP

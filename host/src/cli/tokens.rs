@@ -117,7 +117,10 @@ pub(crate) async fn token(remote: &Remote, cmd: TokenCommand) -> Result<(), Fail
             remote
                 .call("DELETE", &format!("/v1/tokens/{}", q(&name)), None)
                 .await?;
-            println!("revoked token {name}");
+            remote.done(
+                json!({"revoked": "token", "name": name}),
+                &format!("revoked token {name}"),
+            );
         }
         TokenCommand::Reset { data } => {
             let dir = data.unwrap_or_else(|| PathBuf::from("sundial-data"));

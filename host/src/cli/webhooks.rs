@@ -166,7 +166,7 @@ pub(crate) async fn webhook(remote: &Remote, cmd: WebhookCommand) -> Result<(), 
         }
         WebhookCommand::Get { name } => {
             let v = remote.call("GET", &format!("/v1/webhooks/{name}"), None).await?;
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            remote.print(&v, super::client::fields);
         }
         WebhookCommand::Update { name, fields } => {
             let body = json_arg("fields", &fields)?;
@@ -180,20 +180,29 @@ pub(crate) async fn webhook(remote: &Remote, cmd: WebhookCommand) -> Result<(), 
             remote
                 .call("PATCH", &format!("/v1/webhooks/{name}"), Some(&body))
                 .await?;
-            println!("enabled webhook {name}");
+            remote.done(
+                json!({"enabled": "webhook", "name": name}),
+                &format!("enabled webhook {name}"),
+            );
         }
         WebhookCommand::Disable { name } => {
             let body = json!({ "enabled": false });
             remote
                 .call("PATCH", &format!("/v1/webhooks/{name}"), Some(&body))
                 .await?;
-            println!("disabled webhook {name}");
+            remote.done(
+                json!({"disabled": "webhook", "name": name}),
+                &format!("disabled webhook {name}"),
+            );
         }
         WebhookCommand::Delete { name } => {
             remote
                 .call("DELETE", &format!("/v1/webhooks/{name}"), None)
                 .await?;
-            println!("deleted webhook {name}");
+            remote.done(
+                json!({"deleted": "webhook", "name": name}),
+                &format!("deleted webhook {name}"),
+            );
         }
         WebhookCommand::Test { name } => {
             let v = remote
@@ -251,7 +260,7 @@ pub(crate) async fn delivery(remote: &Remote, cmd: DeliveryCommand) -> Result<()
         }
         DeliveryCommand::Get { id } => {
             let v = remote.call("GET", &format!("/v1/deliveries/{id}"), None).await?;
-            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            remote.print(&v, super::client::fields);
         }
         DeliveryCommand::Retry { id } => {
             let v = remote
@@ -304,7 +313,10 @@ pub(crate) async fn secret(remote: &Remote, cmd: SecretCommand) -> Result<(), Fa
             remote
                 .call("DELETE", &format!("/v1/secrets/{name}"), None)
                 .await?;
-            println!("deleted secret {name}");
+            remote.done(
+                json!({"deleted": "secret", "name": name}),
+                &format!("deleted secret {name}"),
+            );
         }
     }
     Ok(())

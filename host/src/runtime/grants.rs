@@ -247,7 +247,18 @@ impl NetworkPolicy {
                 Class::Private | Class::LinkLocal | Class::Shared => self.allow_private,
                 _ => false,
             };
-        (!allowed).then(|| restricted.to_string())
+        (!allowed).then(|| {
+            // Name the setting that would open it, so the operator need not guess.
+            let hint = match (restricted.class, restricted.embedded) {
+                (Class::Loopback, None) => "allowed by allow_loopback or an allow_ranges entry".to_string(),
+                (Class::Private | Class::LinkLocal | Class::Shared, None) => {
+                    "allowed by allow_private or an allow_ranges entry".to_string()
+                }
+                (_, Some((_, v4))) => format!("allowed only by an allow_ranges entry naming {v4}"),
+                _ => "no setting allows it".to_string(),
+            };
+            format!("{restricted}: {hint}")
+        })
     }
 }
 
@@ -331,7 +342,7 @@ mod tests {
         assert_eq!(lo.refusal("127.0.0.1".parse().unwrap()), None);
         assert_eq!(
             lo.refusal("10.0.0.1".parse().unwrap()).as_deref(),
-            Some("private")
+            Some("private: allowed by allow_private or an allow_ranges entry")
         );
         let all = NetworkPolicy {
             allow_loopback: true,
@@ -339,7 +350,16 @@ mod tests {
             ..NetworkPolicy::default()
         };
         assert_eq!(all.refusal("169.254.169.254".parse().unwrap()), None);
-        assert!(all.refusal("0.0.0.0".parse().unwrap()).is_some());
+        assert_eq!(
+            all.refusal("0.0.0.0".parse().unwrap()).as_deref(),
+            Some("unspecified: no setting allows it")
+        );
+        assert_eq!(
+            NetworkPolicy::default()
+                .refusal("127.0.0.1".parse().unwrap())
+                .as_deref(),
+            Some("loopback: allowed by allow_loopback or an allow_ranges entry")
+        );
         // A restricted IPv4 address inside NAT64, 6to4 or Teredo is never opened by the
         // class switches; allow_ranges opens exactly what it names.
         for ip in [
@@ -352,7 +372,9 @@ mod tests {
         }
         assert_eq!(
             deny.refusal("64:ff9b::a9fe:a9fe".parse().unwrap()).as_deref(),
-            Some("link-local 169.254.169.254 in a NAT64 address")
+            Some(
+                "link-local 169.254.169.254 in a NAT64 address: allowed only by an allow_ranges entry naming 169.254.169.254"
+            )
         );
         for ip in ["198.18.0.1", "192.0.2.1", "2001:db8::1", "240.0.0.1", "::8.8.8.8"] {
             assert!(all.refusal(ip.parse().unwrap()).is_some(), "{ip}");
