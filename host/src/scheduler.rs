@@ -95,6 +95,13 @@ struct Entry {
     generation: u64,
 }
 
+/// What comes after a slot: the next one to place (if any), or nothing because the
+/// slot was placed already (deferred).
+enum Next {
+    Slot(Option<crate::schedule::Slot>),
+    Placed,
+}
+
 /// A heap entry: (due = slot + jitter, schedule id, generation, slot).
 type Due = Reverse<(DateTime<Utc>, Arc<str>, u64, DateTime<Utc>)>;
 
@@ -273,6 +280,8 @@ impl State {
                 return;
             }
         };
+        // A slot still waiting (deferred out of a window) is not dropped by an edit.
+        let previous_pending = previous.as_ref().and_then(|p| p.pending);
         // The store's last slot may lag behind slots whose commits are still in flight.
         let last_slot = match (record.last_slot, previous.and_then(|p| p.last_slot)) {
             (Some(a), Some(b)) => Some(a.max(b)),
@@ -292,23 +301,38 @@ impl State {
         let next = if startup {
             self.catch_up(&id, &mut entry, now)
         } else {
-            // After an edit, resume from now: slots of the old definition are not replayed.
+            // After an edit, resume from now: slots of the old definition are not
+            // replayed (a deferred one still waiting is kept).
             let from = entry
                 .last_slot
                 .unwrap_or(start - chrono::Duration::nanoseconds(1));
-            entry
-                .timing
-                .next_after(from.max(now - chrono::Duration::milliseconds(1)))
+            let resume = match previous_pending {
+                Some(p) if p <= now => p - chrono::Duration::nanoseconds(1),
+                _ => now - chrono::Duration::milliseconds(1),
+            };
+            Next::Slot(entry.timing.next_after(from.max(resume)))
         };
-        if let Some(slot) = next {
-            self.push(&id, &mut entry, slot.at);
+        match next {
+            // After an edit, a kept deferred slot whose window is over is due now.
+            Next::Slot(Some(slot)) => self.place(&id, &mut entry, slot.at, (!startup).then_some(now)),
+            Next::Slot(None) => entry.pending = None,
+            Next::Placed => {}
         }
         self.entries.insert(id, entry);
     }
 
     fn push(&mut self, id: &Arc<str>, entry: &mut Entry, slot: DateTime<Utc>) {
+        self.place(id, entry, slot, None);
+    }
+
+    /// Put `slot` in the heap, due at slot + jitter, the end of its window when it is
+    /// deferred, and no earlier than `floor`.
+    fn place(&mut self, id: &Arc<str>, entry: &mut Entry, slot: DateTime<Utc>, floor: Option<DateTime<Utc>>) {
         entry.pending = Some(slot);
         let mut due = slot + jitter(id, entry.jitter_ms, slot);
+        if let Some(f) = floor {
+            due = due.max(f);
+        }
         // A deferred slot is due when its window ends.
         if entry.excluded == Excluded::Defer
             && let Some(w) = self.window(entry, slot)
@@ -334,7 +358,6 @@ impl State {
                 return;
             }
         }
-        let _ = at;
         let deferring: Vec<Arc<str>> = self
             .entries
             .iter()
@@ -350,7 +373,8 @@ impl State {
             self.generation += 1;
             entry.generation = self.generation;
             if let Some(slot) = entry.pending {
-                self.push(&id, &mut entry, slot);
+                // Its window gone or shortened into the past: due now, not late.
+                self.place(&id, &mut entry, slot, Some(at));
             }
             self.entries.insert(id, entry);
         }
@@ -358,16 +382,14 @@ impl State {
 
     /// Apply the misfire policy to every slot after the entry's last one up to `now`;
     /// returns the first slot after `now`.
-    fn catch_up(
-        &mut self,
-        id: &Arc<str>,
-        entry: &mut Entry,
-        now: DateTime<Utc>,
-    ) -> Option<crate::schedule::Slot> {
+    fn catch_up(&mut self, id: &Arc<str>, entry: &mut Entry, now: DateTime<Utc>) -> Next {
         let start = entry.timing.next_after(DateTime::<Utc>::MIN_UTC).map(|s| s.at);
-        let last = entry
+        let Some(last) = entry
             .last_slot
-            .or_else(|| start.map(|s| s - chrono::Duration::nanoseconds(1)))?;
+            .or_else(|| start.map(|s| s - chrono::Duration::nanoseconds(1)))
+        else {
+            return Next::Slot(None);
+        };
         let (missed, more) = missed_slots(&entry.timing, last, now);
         let newest = missed.last().copied();
         let decision = decide(entry.misfire, missed, more);
@@ -377,23 +399,54 @@ impl State {
         if !decision.skip.is_empty() {
             tracing::info!(schedule = %id, count = decision.skip.len(), "missed slots recorded (misfire policy)");
         }
-        for (slots, missed) in [(decision.skip, true), (decision.run, false)] {
-            for slot in slots {
-                self.spawn(SlotJob {
-                    schedule_id: id.clone(),
-                    name: entry.name.clone(),
-                    slot,
-                    due: slot,
-                    missed,
-                    excluded: None,
-                    deferred: None,
-                });
+        let newest_skipped = decision.skip.last().copied();
+        for slot in decision.skip {
+            self.spawn(SlotJob {
+                schedule_id: id.clone(),
+                name: entry.name.clone(),
+                slot,
+                due: slot,
+                missed: true,
+                excluded: None,
+                deferred: None,
+            });
+        }
+        // The slot the policy runs still honours calendars and maintenance windows.
+        let mut waiting = None;
+        for slot in decision.run {
+            let mut excluded = None;
+            if let Some(w) = self.window(entry, slot) {
+                match entry.excluded {
+                    Excluded::Skip => excluded = Some(w.reason),
+                    Excluded::Defer if now < w.end => {
+                        waiting = Some(slot);
+                        continue;
+                    }
+                    Excluded::Defer => {}
+                }
             }
+            self.spawn(SlotJob {
+                schedule_id: id.clone(),
+                name: entry.name.clone(),
+                slot,
+                due: slot,
+                missed: false,
+                excluded,
+                deferred: None,
+            });
+        }
+        if let Some(slot) = waiting {
+            // Deferred: it stays unrecorded and waits for the window's end.
+            if let Some(skipped) = newest_skipped {
+                entry.last_slot = Some(skipped.max(entry.last_slot.unwrap_or(skipped)));
+            }
+            self.push(id, entry, slot);
+            return Next::Placed;
         }
         if let Some(newest) = newest {
             entry.last_slot = Some(newest);
         }
-        entry.timing.next_after(entry.last_slot.unwrap_or(last).max(now))
+        Next::Slot(entry.timing.next_after(entry.last_slot.unwrap_or(last).max(now)))
     }
 
     /// Fire every heap entry due by now.
@@ -444,6 +497,9 @@ impl State {
                 }
                 (None, _) => {}
             }
+            let collapse = deferred
+                .as_ref()
+                .map(|why| format!("the deferred slot {} ran for it ({why})", slot_text(slot)));
             self.spawn(SlotJob {
                 schedule_id: id.clone(),
                 name: entry.name.clone(),
@@ -454,12 +510,33 @@ impl State {
                 deferred,
             });
             entry.last_slot = Some(slot);
-            entry.timing.next_after(slot)
+            // Slots that came due while this one was deferred do not all run now: they
+            // are recorded as skipped (at most the misfire examination limit).
+            if let Some(why) = collapse {
+                let (passed, _) = missed_slots(&entry.timing, slot, now);
+                for later in passed {
+                    // Only those inside the window; a slot at its end runs as usual.
+                    if self.window(&entry, later).is_none() {
+                        break;
+                    }
+                    self.spawn(SlotJob {
+                        schedule_id: id.clone(),
+                        name: entry.name.clone(),
+                        slot: later,
+                        due: later,
+                        missed: false,
+                        excluded: Some(why.clone()),
+                        deferred: None,
+                    });
+                    entry.last_slot = Some(later);
+                }
+            }
+            Next::Slot(entry.timing.next_after(entry.last_slot.unwrap_or(slot).max(slot)))
         };
-        if let Some(next) = next {
-            self.push(&id, &mut entry, next.at);
-        } else {
-            entry.pending = None;
+        match next {
+            Next::Slot(Some(next)) => self.push(&id, &mut entry, next.at),
+            Next::Slot(None) => entry.pending = None,
+            Next::Placed => {}
         }
         self.entries.insert(id, entry);
     }

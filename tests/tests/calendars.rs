@@ -438,3 +438,97 @@ fn triggers_skip_or_defer_inside_a_calendars_window() {
     settled(&d, "later", 2);
     assert_eq!(d.all_runs("task=page").len(), 1);
 }
+
+#[test]
+fn missed_slots_honour_calendars_and_deferred_slots_do_not_pile_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let d = Daemon::start(&data, &["--test-clock", "2026-12-25T06:00:00Z"]);
+    ok(&d, &["calendar", "create", "xmas", "--yearly", "12-25"]);
+    ok(&d, &["task", "create", "daily", "--plugin", "echo"]);
+    ok(&d, &["task", "create", "often", "--plugin", "echo"]);
+    ok(
+        &d,
+        &[
+            "schedule",
+            "create",
+            "seven",
+            "--cron",
+            "0 7 * * *",
+            "--tz",
+            "UTC",
+            "--calendar",
+            "xmas",
+        ],
+    );
+    ok(&d, &["schedule", "attach", "seven", "daily"]);
+    ok(
+        &d,
+        &[
+            "schedule",
+            "create",
+            "tens",
+            "--cron",
+            "*/10 * * * *",
+            "--tz",
+            "UTC",
+            "--excluded",
+            "defer",
+        ],
+    );
+    ok(&d, &["schedule", "attach", "tens", "often"]);
+    clock_to(&d, "2026-12-25T06:00:00Z");
+    d.kill9();
+    // Down over 07:00 on Christmas Day: the misfire policy runs the newest missed slot,
+    // unless a calendar excludes it.
+    let d = Daemon::start(&data, &["--test-clock", "2026-12-25T08:00:00Z"]);
+    let daily = settled(&d, "daily", 1);
+    assert_eq!(daily[0].0, "2026-12-25T07:00:00.000Z");
+    assert_eq!(daily[0].1, "skipped", "{daily:?}");
+    assert!(daily[0].2.contains("excluded by calendar xmas"), "{daily:?}");
+    // The every-ten-minutes schedule, deferring: a window from 08:05 to 09:05 holds
+    // its 08:10 slot until 09:05; the slots that came due meanwhile do not pile up
+    // behind it: they are recorded as skipped.
+    let (s, v) = d.call(
+        "POST",
+        "/v1/maintenance",
+        Some(&json!({"for": "1h", "from": "2026-12-25T08:05:00Z", "schedules": ["tens"]})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let before = d.all_runs("task=often").len();
+    clock_to(&d, "2026-12-25T08:10:00Z");
+    clock_to(&d, "2026-12-25T09:00:00Z");
+    assert_eq!(
+        d.all_runs("task=often").len(),
+        before,
+        "nothing runs inside the window"
+    );
+    clock_to(&d, "2026-12-25T09:05:00Z");
+    clock_to(&d, "2026-12-25T09:10:00Z");
+    let mut often = settled(&d, "often", before + 7);
+    // Slot jobs commit concurrently: order by slot.
+    often.sort();
+    let tail: Vec<(&str, &str)> = often[before..]
+        .iter()
+        .map(|(s, st, _)| (&s[11..16], st.as_str()))
+        .collect();
+    assert_eq!(
+        tail,
+        vec![
+            ("08:10", "succeeded"),
+            ("08:20", "skipped"),
+            ("08:30", "skipped"),
+            ("08:40", "skipped"),
+            ("08:50", "skipped"),
+            ("09:00", "skipped"),
+            ("09:10", "succeeded"),
+        ],
+        "{often:?}"
+    );
+    assert!(
+        often[before + 1]
+            .2
+            .contains("the deferred slot 2026-12-25T08:10:00.000Z ran for it"),
+        "{often:?}"
+    );
+}

@@ -191,8 +191,10 @@ pub async fn serve(
         };
         let (app, connections, mut stop, tls) = (app.clone(), connections.clone(), stop.clone(), tls.clone());
         let header_timeout = limits.header_timeout;
-        // Closed by us, it drains what the client still sends so our answer is read.
-        let stream = super::linger::Lingering::new(stream, lingering.clone());
+        // Closed by us after an answer, it drains what the client still sends so the
+        // answer is read (see [`super::linger`]).
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stream = super::linger::Lingering::new(stream, lingering.clone(), armed.clone());
         tasks.spawn(async move {
             // Leaves the open map however the task ends.
             let _registered = Registered(connections, id);
@@ -209,12 +211,15 @@ pub async fn serve(
                 },
             };
             let busy_now = busy.clone();
+            let answered = armed.clone();
             let service =
                 hyper::service::service_fn(move |request: hyper::Request<hyper::body::Incoming>| {
                     let guard = BusyGuard::new(busy.clone());
                     let call = tower_call(app.clone(), request);
+                    let answered = answered.clone();
                     async move {
                         let response = call.await?;
+                        answered.store(true, Relaxed);
                         Ok::<_, std::convert::Infallible>(
                             response.map(|body| Body::new(Guarded { body, _guard: guard })),
                         )
@@ -237,6 +242,8 @@ pub async fn serve(
                 // can begin: with none in progress, closing cuts nothing. A request that
                 // began just before the eviction may finish, for a bounded time.
                 if busy_now.load(Relaxed) == 0 {
+                    // Idle: nothing to drain, and descriptors are scarce at the cap.
+                    armed.store(false, Relaxed);
                     return;
                 }
                 conn.as_mut().graceful_shutdown();

@@ -8,6 +8,10 @@
 //! `lingering_close` and Apache's lingering close do; hyper does not, so the accepted
 //! stream is wrapped here.
 //!
+//! Only a connection that answered a request lingers (it is "armed" when a response
+//! is produced): slow clients cut at the header timeout and idle connections evicted
+//! at the connection cap close at once, so a flood of them cannot hold descriptors.
+//!
 //! Bounds: at most [`LINGER_TIME`] per connection, at most [`LINGERING`] connections
 //! lingering at once (beyond that a socket closes at once, as before).
 
@@ -29,14 +33,21 @@ pub const LINGERING: usize = 256;
 pub struct Lingering {
     stream: Option<TcpStream>,
     permits: Arc<Semaphore>,
+    armed: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Lingering {
-    /// Wrap `stream`; `permits` bounds how many dropped streams linger at once.
-    pub fn new(stream: TcpStream, permits: Arc<Semaphore>) -> Lingering {
+    /// Wrap `stream`; `permits` bounds how many dropped streams linger at once, and it
+    /// lingers only if `armed` is true when it is dropped.
+    pub fn new(
+        stream: TcpStream,
+        permits: Arc<Semaphore>,
+        armed: Arc<std::sync::atomic::AtomicBool>,
+    ) -> Lingering {
         Lingering {
             stream: Some(stream),
             permits,
+            armed,
         }
     }
 
@@ -55,6 +66,9 @@ impl Drop for Lingering {
         let Some(mut stream) = self.stream.take() else {
             return;
         };
+        if !self.armed.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             return;
         };
@@ -121,7 +135,8 @@ mod tests {
         let server = tokio::spawn(async move {
             for _ in 0..5 {
                 let (stream, _) = listener.accept().await.unwrap();
-                let mut s = Lingering::new(stream, permits.clone());
+                let armed = Arc::new(std::sync::atomic::AtomicBool::new(true));
+                let mut s = Lingering::new(stream, permits.clone(), armed);
                 let mut head = [0u8; 16];
                 s.read_exact(&mut head).await.unwrap();
                 s.write_all(b"413 too large\n").await.unwrap();

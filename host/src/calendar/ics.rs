@@ -55,10 +55,18 @@ enum When {
 
 fn when(p: &Property) -> Result<When, String> {
     let v = p.value.as_str();
+    let in_range = |year: i32| {
+        if (1970..=9000).contains(&year) {
+            Ok(())
+        } else {
+            Err(format!("{}: year {year} is outside 1970..=9000", p.name))
+        }
+    };
     if p.params.iter().any(|x| x == "VALUE=DATE") || v.len() == 8 {
-        return NaiveDate::parse_from_str(v, "%Y%m%d")
-            .map(When::Day)
-            .map_err(|_| format!("{}: {v:?} is not a date (YYYYMMDD)", p.name));
+        let d = NaiveDate::parse_from_str(v, "%Y%m%d")
+            .map_err(|_| format!("{}: {v:?} is not a date (YYYYMMDD)", p.name))?;
+        in_range(d.year())?;
+        return Ok(When::Day(d));
     }
     let (text, utc) = match v.strip_suffix('Z') {
         Some(t) => (t, true),
@@ -66,6 +74,7 @@ fn when(p: &Property) -> Result<When, String> {
     };
     let t = NaiveDateTime::parse_from_str(text, "%Y%m%dT%H%M%S")
         .map_err(|_| format!("{}: {v:?} is not a date-time (YYYYMMDDTHHMMSS[Z])", p.name))?;
+    in_range(t.year())?;
     Ok(if utc { When::Utc(t) } else { When::Wall(t) })
 }
 
@@ -81,16 +90,17 @@ fn text(w: &When, end_of_days: bool) -> String {
     }
 }
 
-/// Days of an iCalendar `DURATION` made only of days and weeks (`P1D`, `P2W`).
+/// Days of an iCalendar `DURATION` made only of days and weeks (`P1D`, `P2W`), at most
+/// ten years.
 fn duration_days(v: &str) -> Option<i64> {
     let body = v.strip_prefix('P')?;
-    let (n, unit) = body.split_at(body.len().checked_sub(1)?);
-    let n: i64 = n.parse().ok()?;
-    match unit {
-        "D" => Some(n),
-        "W" => Some(n * 7),
-        _ => None,
-    }
+    let (n, per) = match (body.strip_suffix('D'), body.strip_suffix('W')) {
+        (Some(n), _) => (n, 1),
+        (None, Some(n)) => (n, 7),
+        _ => return None,
+    };
+    let days = n.parse::<i64>().ok()?.checked_mul(per)?;
+    (1..=3660).contains(&days).then_some(days)
 }
 
 /// The exclusions of an iCalendar text, in file order.

@@ -115,7 +115,30 @@ enum Bound {
     Instant(DateTime<Utc>),
 }
 
+/// Years a calendar may name: 1970 to 9000, as for schedules (arithmetic on days then
+/// never leaves chrono's range).
+const YEARS: std::ops::RangeInclusive<i32> = 1970..=9000;
+
+fn check_year(field: &str, year: i32) -> Result<(), String> {
+    if YEARS.contains(&year) {
+        Ok(())
+    } else {
+        Err(format!("{field}: year {year} is outside 1970..=9000"))
+    }
+}
+
 fn parse_bound(field: &str, text: &str) -> Result<Bound, String> {
+    let bound = parse_bound_any(field, text)?;
+    let year = match &bound {
+        Bound::Day(d) => d.year(),
+        Bound::Wall(w) => w.year(),
+        Bound::Instant(t) => t.year(),
+    };
+    check_year(field, year)?;
+    Ok(bound)
+}
+
+fn parse_bound_any(field: &str, text: &str) -> Result<Bound, String> {
     if let Ok(d) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         return Ok(Bound::Day(d));
     }
@@ -163,7 +186,7 @@ impl Exclusion {
     /// Check the entry, naming the bad field.
     pub fn validate(&self) -> Result<(), String> {
         match self {
-            Exclusion::Date(_) => Ok(()),
+            Exclusion::Date(d) => check_year("date", d.date.year()),
             Exclusion::Yearly(y) => parse_yearly(&y.yearly).map(|_| ()),
             Exclusion::Range(RangeEntry { from, to, .. }) => {
                 let (a, b) = (parse_bound("from", from)?, parse_bound("to", to)?);
@@ -189,6 +212,9 @@ impl Exclusion {
         let base = format!("calendar {calendar}");
         match self {
             Exclusion::Date(DateEntry { date, note }) => {
+                if !YEARS.contains(&date.year()) {
+                    return None;
+                }
                 let (start, end) = (midnight(tz, *date), midnight(tz, *date + Duration::days(1)));
                 (start <= at && at < end).then(|| Window {
                     start,
@@ -200,15 +226,18 @@ impl Exclusion {
                 let (m, d) = parse_yearly(yearly).ok()?;
                 let local_year = at.with_timezone(&tz).year();
                 // The local day may be the 31 Dec / 1 Jan boundary: try both years.
-                [local_year - 1, local_year].into_iter().find_map(|y| {
-                    let day = NaiveDate::from_ymd_opt(y, m, d)?;
-                    let (start, end) = (midnight(tz, day), midnight(tz, day + Duration::days(1)));
-                    (start <= at && at < end).then(|| Window {
-                        start,
-                        end,
-                        reason: with_note(&format!("{base}: {day} (every {yearly})"), note),
+                [local_year - 1, local_year]
+                    .into_iter()
+                    .filter(|y| YEARS.contains(y))
+                    .find_map(|y| {
+                        let day = NaiveDate::from_ymd_opt(y, m, d)?;
+                        let (start, end) = (midnight(tz, day), midnight(tz, day + Duration::days(1)));
+                        (start <= at && at < end).then(|| Window {
+                            start,
+                            end,
+                            reason: with_note(&format!("{base}: {day} (every {yearly})"), note),
+                        })
                     })
-                })
             }
             Exclusion::Range(RangeEntry { from, to, note }) => {
                 let instant = |b: Bound, end: bool| match b {
@@ -271,6 +300,9 @@ impl CalendarSpec {
     pub fn window_at(&self, at: DateTime<Utc>, schedule_tz: Tz) -> Option<Window> {
         let tz = crate::schedule::zone::parse_tz(&self.timezone).unwrap_or(schedule_tz);
         let tz = if self.timezone.is_empty() { schedule_tz } else { tz };
+        if self.ics.is_none() {
+            return self.exclude.iter().find_map(|e| e.window_at(at, tz, &self.name));
+        }
         self.exclusions()
             .iter()
             .find_map(|e| e.window_at(at, tz, &self.name))
@@ -315,9 +347,9 @@ impl Exclusions {
     /// schedules) holding `at`, in `tz` for calendars without a zone.
     pub fn calendar_window(&self, at: DateTime<Utc>, tz: Tz, calendars: &[String]) -> Option<Window> {
         let k = self.inner.read().unwrap_or_else(|e| e.into_inner());
-        let specs: Vec<CalendarSpec> = calendars
+        let specs: Vec<&CalendarSpec> = calendars
             .iter()
-            .filter_map(|c| k.calendars.get(c).cloned())
+            .filter_map(|c| k.calendars.get(c).map(|a| a.as_ref()))
             .collect();
         excluded_at(at, "", tz, &specs, &[])
     }
@@ -330,7 +362,7 @@ pub fn excluded_at(
     at: DateTime<Utc>,
     name: &str,
     tz: Tz,
-    calendars: &[CalendarSpec],
+    calendars: &[&CalendarSpec],
     maintenance: &[Maintenance],
 ) -> Option<Window> {
     let one = |t: DateTime<Utc>| {
@@ -358,15 +390,28 @@ pub struct Exclusions {
 
 #[derive(Default)]
 struct Known {
-    calendars: std::collections::HashMap<String, CalendarSpec>,
+    /// By name, the iCalendar events already read into `exclude` (parsed once here,
+    /// not at every lookup).
+    calendars: std::collections::HashMap<String, std::sync::Arc<CalendarSpec>>,
     maintenance: Vec<Maintenance>,
 }
 
 impl Exclusions {
     /// Replace what is known.
     pub fn set(&self, calendars: Vec<CalendarSpec>, maintenance: Vec<Maintenance>) {
+        let calendars = calendars
+            .into_iter()
+            .map(|c| {
+                let read = CalendarSpec {
+                    exclude: c.exclusions(),
+                    ics: None,
+                    ..c
+                };
+                (read.name.clone(), std::sync::Arc::new(read))
+            })
+            .collect();
         let mut k = self.inner.write().unwrap_or_else(|e| e.into_inner());
-        k.calendars = calendars.into_iter().map(|c| (c.name.clone(), c)).collect();
+        k.calendars = calendars;
         k.maintenance = maintenance;
     }
 
@@ -377,9 +422,9 @@ impl Exclusions {
         if calendars.is_empty() && k.maintenance.is_empty() {
             return None;
         }
-        let specs: Vec<CalendarSpec> = calendars
+        let specs: Vec<&CalendarSpec> = calendars
             .iter()
-            .filter_map(|c| k.calendars.get(c).cloned())
+            .filter_map(|c| k.calendars.get(c).map(|a| a.as_ref()))
             .collect();
         excluded_at(at, name, tz, &specs, &k.maintenance)
     }

@@ -107,12 +107,18 @@ fn bad_entries_name_the_field() {
     assert!(bad(json!({"timezone": "Mars/Olympus"})).contains("timezone"));
     assert!(bad(json!({"exclude": [{"date": "2026-12-25", "colour": "red"}]})).contains("did not match"));
     assert!(bad(json!({"ics": "hello"})).contains("ics: not an iCalendar file"));
+    // Dates at the edge of chrono's range would overflow day arithmetic: refused.
+    assert!(bad(json!({"exclude": [{"date": "+262142-12-31"}]})).contains("exclude[0].date: year"));
+    assert!(
+        bad(json!({"exclude": [{"from": "1900-01-01", "to": "1900-01-02"}]}))
+            .contains("exclude[0].from: year")
+    );
 }
 
 #[test]
 fn touching_windows_defer_to_the_end_of_all_of_them_and_maintenance_applies_by_name() {
     let c = cal(json!({"exclude": [{"date": "2026-12-24"}, {"date": "2026-12-25"}, {"date": "2026-12-26"}]}));
-    let w = excluded_at(utc("2026-12-24T10:00:00Z"), "daily", Tz::UTC, &[c], &[]).unwrap();
+    let w = excluded_at(utc("2026-12-24T10:00:00Z"), "daily", Tz::UTC, &[&c], &[]).unwrap();
     assert_eq!(crate::timestamp::text(w.end), "2026-12-27T00:00:00.000Z");
     let m = Maintenance {
         id: "01M".into(),
@@ -176,6 +182,12 @@ fn icalendar_recurrences_it_cannot_read_are_refused() {
             "DTSTART;VALUE=DATE:20260105\nDTEND;VALUE=DATE:20260101",
             "DTEND must come after",
         ),
+        ("DTSTART;VALUE=DATE:20260105\nDURATION:P1é", "DURATION"),
+        (
+            "DTSTART;VALUE=DATE:20260105\nDURATION:P9999999999999999W",
+            "DURATION",
+        ),
+        ("DTSTART;VALUE=DATE:99991231", "year 9999"),
     ] {
         let err = ics::parse(&wrap(body)).unwrap_err();
         assert!(err.contains(needle), "{body}: {err}");
