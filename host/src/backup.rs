@@ -87,6 +87,7 @@ pub fn restore(archive: &Path, data: &Path) -> Result<Restored, String> {
         ));
     }
     let file = std::fs::File::open(archive).map_err(|e| format!("{}: {e}", archive.display()))?;
+    let made_dir = !data.exists();
     std::fs::create_dir_all(data).map_err(|e| format!("{}: {e}", data.display()))?;
     let mut written: Vec<PathBuf> = Vec::new();
     let result = (|| {
@@ -159,7 +160,29 @@ pub fn restore(archive: &Path, data: &Path) -> Result<Restored, String> {
             for f in &written {
                 let _ = std::fs::remove_file(f);
             }
+            if made_dir {
+                let _ = std::fs::remove_dir(data);
+            }
             Err(e)
+        }
+    }
+}
+
+/// Remove what a backup interrupted by a crash left in the data directory
+/// (`backup-*` working directories holding a store copy); at start.
+pub fn clean_leftovers(data: &Path) {
+    let Ok(entries) = std::fs::read_dir(data) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with("backup-") && e.path().is_dir() {
+            match std::fs::remove_dir_all(e.path()) {
+                Ok(()) => tracing::info!(dir = %name, "removed an interrupted backup's working directory"),
+                Err(err) => {
+                    tracing::warn!(dir = %name, "could not remove an interrupted backup's working directory: {err}")
+                }
+            }
         }
     }
 }

@@ -183,6 +183,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         ..RuntimeConfig::default()
     })
     .map_err(|e| e.to_string())?;
+    crate::backup::clean_leftovers(dir);
     let sealed: Vec<(String, crate::secrets::Sealed)> = store
         .sealed_secrets()
         .map_err(|e| format!("reading the secrets: {e}"))?;

@@ -186,7 +186,13 @@ pub(super) async fn start_maintenance(
             .ok_or_else(|| ApiError::not_found(format!("schedules[{i}]: schedule {s:?} not found")))?;
         names.push(record.spec.name);
     }
-    let from = req.from.unwrap_or_else(|| state.scheduler.clock().now());
+    let now = state.scheduler.clock().now();
+    let from = req.from.unwrap_or(now);
+    if from > now + chrono::Duration::days(366) || from < now - chrono::Duration::days(1) {
+        return Err(invalid(
+            "from: a maintenance window starts between a day ago and a year from now".into(),
+        ));
+    }
     let m = Maintenance {
         id: crate::ids::new_id(),
         from,
@@ -195,7 +201,7 @@ pub(super) async fn start_maintenance(
         reason: req.reason,
         by: caller.token.name.clone(),
     };
-    let m = state.store.add_maintenance(m, &caller.token.name).await?;
+    let m = state.store.add_maintenance(m, now, &caller.token.name).await?;
     changed(&state);
     Ok((StatusCode::CREATED, Json(maintenance_view(&state, &m))))
 }

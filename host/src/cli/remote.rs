@@ -253,15 +253,22 @@ pub(crate) async fn logs(remote: &Remote, task: Option<String>, follow: bool) ->
             let pause = lost.map_or(1, |n| (1u64 << n.min(3)).min(10));
             tokio::time::sleep(Duration::from_secs(pause)).await;
         }
+        // A poll works on a copy: one broken off by a lost connection leaves the state
+        // as it was, so the runs it had seen are printed by the next one.
+        let mut trial = follow_state.clone();
         let step = async {
             if !seeded {
-                seed(remote, &filter, &mut follow_state).await?;
-                seeded = true;
-                return Ok(Vec::new());
+                seed(remote, &filter, &mut trial).await?;
+                return Ok(None);
             }
-            poll(remote, &filter, &mut follow_state).await
+            poll(remote, &filter, &mut trial).await.map(Some)
         };
-        match step.await {
+        let result = step.await;
+        if result.is_ok() {
+            follow_state = trial;
+            seeded = true;
+        }
+        match result.map(Option::unwrap_or_default) {
             Ok(finished) => {
                 if lost.take().is_some() {
                     eprintln!("sundial logs: reconnected");
@@ -364,7 +371,7 @@ async fn poll(remote: &Remote, filter: &str, follow_state: &mut Follow) -> Resul
 
 /// What `logs --follow` remembers between polls: run id → printed (finished) or not,
 /// and the horizon below which every run not remembered was handled by an earlier poll.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Follow {
     known: std::collections::BTreeMap<String, bool>,
     horizon: Option<String>,

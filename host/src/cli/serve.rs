@@ -168,7 +168,7 @@ pub(crate) struct Resolved {
     pub(crate) daemon: DaemonConfig,
     pub(crate) json_logs: bool,
     /// The TLS paths as the config file gave them (to resolve them against its folder).
-    pub(crate) tls_from_file: Option<(PathBuf, PathBuf)>,
+    pub(crate) tls_from_file: (Option<PathBuf>, Option<PathBuf>),
 }
 
 fn duration(
@@ -312,7 +312,7 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
     if let Some(m) = &file.mail {
         m.validate()?;
     }
-    let tls_from_file = file.tls_cert.clone().zip(file.tls_key.clone());
+    let tls_from_file = (file.tls_cert.clone(), file.tls_key.clone());
     let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
         (Some(cert), Some(key)) => Some((cert, key)),
         (None, None) => None,
@@ -405,13 +405,12 @@ pub(crate) async fn serve(mut args: ServeArgs) -> u8 {
         if let Some(ca) = resolved.daemon.mail.as_mut().and_then(|m| m.ca_file.as_mut()) {
             rebase(ca);
         }
-        if let (Some((cert, key)), Some((file_cert, file_key))) =
-            (resolved.daemon.tls.as_mut(), resolved.tls_from_file.as_ref())
-        {
-            if *cert == *file_cert {
+        if let Some((cert, key)) = resolved.daemon.tls.as_mut() {
+            let (file_cert, file_key) = &resolved.tls_from_file;
+            if file_cert.as_ref() == Some(&*cert) {
                 rebase(cert);
             }
-            if *key == *file_key {
+            if file_key.as_ref() == Some(&*key) {
                 rebase(key);
             }
         }

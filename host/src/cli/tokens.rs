@@ -37,9 +37,9 @@ pub(crate) enum TokenCommand {
     },
 }
 
-/// Write `contents` to a new file only its owner can read.
-fn write_new_private(path: &Path, contents: &str) -> Result<(), Failure> {
-    crate::daemon::write_private(path, contents).map_err(|e| {
+/// A new file only its owner can read.
+fn new_private(path: &Path) -> Result<std::fs::File, Failure> {
+    crate::backup::new_private_file(path).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
             " (it exists; choose another path or remove it)"
         } else {
@@ -71,25 +71,41 @@ pub(crate) async fn token(remote: &Remote, cmd: TokenCommand) -> Result<(), Fail
             role,
             write_file,
         } => {
-            // Refuse an existing file before the token exists.
-            if let Some(path) = &write_file
-                && path.exists()
-            {
-                return Err((
-                    EXIT_USAGE,
-                    format!(
-                        "--write-file {}: it exists; choose another path or remove it",
-                        path.display()
-                    ),
-                ));
-            }
-            let mut v = remote
+            // The file is made before the token, so a path that cannot be written never
+            // leaves a token whose secret nobody saw.
+            let mut file = match &write_file {
+                Some(path) => Some(new_private(path)?),
+                None => None,
+            };
+            let answer = remote
                 .call("POST", "/v1/tokens", Some(&json!({"name": name, "role": role})))
-                .await?;
+                .await;
+            let mut v = match answer {
+                Ok(v) => v,
+                Err(e) => {
+                    if let Some(path) = &write_file {
+                        let _ = std::fs::remove_file(path);
+                    }
+                    return Err(e);
+                }
+            };
             match write_file {
                 Some(path) => {
+                    use std::io::Write;
                     let secret = v["secret"].as_str().unwrap_or_default().to_string();
-                    write_new_private(&path, &format!("{secret}\n"))?;
+                    if let Some(f) = file.as_mut() {
+                        f.write_all(format!("{secret}\n").as_bytes())
+                            .and_then(|_| f.sync_all())
+                            .map_err(|e| {
+                                (
+                                    EXIT_USAGE,
+                                    format!(
+                                        "--write-file {}: {e}; the token was made, its secret: {secret}",
+                                        path.display()
+                                    ),
+                                )
+                            })?;
+                    }
                     if let Some(o) = v.as_object_mut() {
                         o.remove("secret");
                         o.insert("secret_file".into(), json!(path.display().to_string()));

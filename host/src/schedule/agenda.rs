@@ -137,6 +137,13 @@ pub fn agenda(
             ));
             t = slot.at;
         }
+        // Memory stays near the limit however many schedules there are: keep the
+        // earliest `limit` whenever the list grows past four times that.
+        if entries.len() > 4 * limit.max(1) {
+            entries.sort_by(|(a, x), (b, y)| a.cmp(b).then(x.kind.cmp(y.kind)).then(x.name.cmp(&y.name)));
+            entries.truncate(limit);
+            over = true;
+        }
     }
     for timer in timers {
         if timer.due > until {

@@ -133,11 +133,16 @@ impl Store {
     }
 
     /// Store a maintenance window (windows ended long ago are dropped in the same commit).
-    pub async fn add_maintenance(&self, m: Maintenance, actor: &str) -> Result<Maintenance, StoreError> {
+    pub async fn add_maintenance(
+        &self,
+        m: Maintenance,
+        now: chrono::DateTime<chrono::Utc>,
+        actor: &str,
+    ) -> Result<Maintenance, StoreError> {
         let actor = actor.to_string();
         self.write(move |txn| {
             let mut t = txn.open_table(MAINTENANCE)?;
-            let cutoff = m.from - chrono::Duration::days(KEEP_ENDED_DAYS);
+            let cutoff = now - chrono::Duration::days(KEEP_ENDED_DAYS);
             let mut old = Vec::new();
             for entry in t.iter()? {
                 let (k, v) = entry?;
