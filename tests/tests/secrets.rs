@@ -210,34 +210,30 @@ fn the_key_from_sundial_secret_key_wins_and_a_wrong_key_opens_nothing() {
         "the same key opens it after a restart"
     );
 
-    // Another valid key opens nothing, says why in the log, and changes nothing stored.
+    // Another valid key does not open the sealed secret: the daemon refuses to start,
+    // says why, and changes nothing stored (it used to start and fail runs later).
     d.kill9();
     let k2 = key(2);
-    let d = Daemon::start_with_env(dir.path(), &[], &[("SUNDIAL_SECRET_KEY", k2.as_str())]);
-    assert_eq!(
-        probe_secret(&d, "probe"),
-        json!(null),
-        "a wrong key opens nothing"
-    );
+    let err = Daemon::try_start(dir.path(), &[], &[("SUNDIAL_SECRET_KEY", k2.as_str())])
+        .err()
+        .expect("a wrong key is refused at start");
     assert!(
-        d.stderr_text().contains("does not open with this key"),
-        "{}",
-        d.stderr_text()
+        err.contains("SUNDIAL_SECRET_KEY") && err.contains("not the key they were sealed with"),
+        "{err}"
     );
-    let (_, list) = d.call("GET", "/v1/secrets", None);
-    assert_eq!(list["secrets"][0]["name"], "token", "still listed: {list}");
 
-    // Without the variable a key file is created: a new key, which opens nothing either;
-    // the variable, set again, wins over that file.
-    d.kill9();
-    let d = Daemon::start(dir.path(), &[]);
-    assert!(dir.path().join("secret.key").exists());
-    assert_eq!(
-        probe_secret(&d, "probe"),
-        json!(null),
-        "the file's new key opens nothing"
-    );
-    d.kill9();
+    // Without the variable there is no key: no new key file is made, the start refused.
+    let err = Daemon::try_start(dir.path(), &[], &[])
+        .err()
+        .expect("no key is refused");
+    assert!(err.contains("there is no secret key"), "{err}");
+    assert!(!dir.path().join("secret.key").exists(), "no new key was made");
+    // A key file that does not match is refused too; the variable, set again, wins.
+    std::fs::write(dir.path().join("secret.key"), format!("{k2}\n")).unwrap();
+    let err = Daemon::try_start(dir.path(), &[], &[])
+        .err()
+        .expect("a wrong key file is refused");
+    assert!(err.contains("secret.key") && err.contains("not the key"), "{err}");
     let d = Daemon::start_with_env(dir.path(), &[], &env);
     assert_eq!(
         probe_secret(&d, "probe"),
