@@ -228,6 +228,28 @@ impl Daemon {
         self.stderr.lock().map(|l| l.join("\n")).unwrap_or_default()
     }
 
+    /// Run the `sundial` CLI against this daemon (its URL and admin token).
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new(sundial_bin())
+            .args(args)
+            .env("SUNDIAL_URL", format!("http://{}", self.addr))
+            .env("SUNDIAL_TOKEN", &self.token)
+            .output()
+            .expect("run sundial")
+    }
+
+    /// [`Daemon::cli`] that must succeed; its stdout.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// The daemon's process id.
     pub fn pid(&self) -> u32 {
         self.child.id()

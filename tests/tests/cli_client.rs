@@ -6,23 +6,11 @@ use std::process::{Command, Output};
 use sundial_tests::{Daemon, sundial_bin, wasm};
 
 fn cli(d: &Daemon, args: &[&str]) -> Output {
-    Command::new(sundial_bin())
-        .args(args)
-        .env("SUNDIAL_URL", format!("http://{}", d.addr))
-        .env("SUNDIAL_TOKEN", &d.token)
-        .output()
-        .expect("run sundial")
+    d.cli(args)
 }
 
 fn ok(d: &Daemon, args: &[&str]) -> String {
-    let out = cli(d, args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    d.cli_ok(args)
 }
 
 #[test]

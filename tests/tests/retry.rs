@@ -2,27 +2,15 @@
 //! forms (`POST /v1/runs/retry`, `POST /v1/runs/cancel`), on the real daemon.
 
 use serde_json::{Value, json};
-use std::process::{Command, Output};
-use sundial_tests::{Daemon, sundial_bin};
+use std::process::Output;
+use sundial_tests::Daemon;
 
 fn cli(d: &Daemon, args: &[&str]) -> Output {
-    Command::new(sundial_bin())
-        .args(args)
-        .env("SUNDIAL_URL", format!("http://{}", d.addr))
-        .env("SUNDIAL_TOKEN", &d.token)
-        .output()
-        .expect("run sundial")
+    d.cli(args)
 }
 
 fn ok(d: &Daemon, args: &[&str]) -> String {
-    let out = cli(d, args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    d.cli_ok(args)
 }
 
 fn task(d: &Daemon, spec: Value) {

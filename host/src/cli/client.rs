@@ -88,13 +88,7 @@ impl Remote {
         if (200..300).contains(&status) {
             Ok(value)
         } else {
-            let msg = value["error"]["message"].as_str().unwrap_or("(no message)");
-            let code = value["error"]["code"].as_str().unwrap_or("error");
-            let mut text = format!("{status} {code}: {msg}");
-            if status == 401 {
-                text.push_str(&format!(" (the token came from {})", token.source));
-            }
-            Err((EXIT_API_ERROR, text))
+            Err(api_failure(status, &value, &token))
         }
     }
 
@@ -136,13 +130,7 @@ impl Remote {
                 .map_err(|e| (EXIT_USAGE, format!("{}: {e}", dest.display())));
         }
         let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-        let msg = value["error"]["message"].as_str().unwrap_or("(no message)");
-        let code = value["error"]["code"].as_str().unwrap_or("error");
-        let mut text = format!("{status} {code}: {msg}");
-        if status == 401 {
-            text.push_str(&format!(" (the token came from {})", token.source));
-        }
-        Err((EXIT_API_ERROR, text))
+        Err(api_failure(status, &value, &token))
     }
 
     /// One request: (status, body, token). With `dest`, a 2xx body goes to that file
@@ -329,6 +317,18 @@ pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// The failure for an API error answer: `STATUS CODE: MESSAGE`, and for a 401 where
+/// the token came from.
+fn api_failure(status: u16, value: &Value, token: &Token) -> Failure {
+    let msg = value["error"]["message"].as_str().unwrap_or("(no message)");
+    let code = value["error"]["code"].as_str().unwrap_or("error");
+    let mut text = format!("{status} {code}: {msg}");
+    if status == 401 {
+        text.push_str(&format!(" (the token came from {})", token.source));
+    }
+    (EXIT_API_ERROR, text)
 }
 
 /// One HTTP/1.1 exchange on an open connection: (status, body bytes). With `dest`, a
