@@ -17,23 +17,23 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # (name, command that must fail, what it breaks, file, text, replacement). Rows with the
 # same name are one mutation (applied together); only its first row names the command.
 M=[
- ('cron-and-days', 'cargo test -p sundial --lib schedule::',
+ ('cron-and-days', 'cargo test -p sundial-core --lib schedule::',
   'both day fields must match (the `cron` crate\'s reading, not crontab\'s)',
-  'host/src/schedule/cron_rule.rs',
+  'host/core/src/schedule/cron_rule.rs',
   '''    !(field.starts_with('*') || field == "?")''', '''    false'''),
- ('cron-weekday-off-by-one', 'cargo test -p sundial --lib schedule::proptests',
+ ('cron-weekday-off-by-one', 'cargo test -p sundial-core --lib schedule::proptests',
   'weekday numbers shifted by one (Monday read as Sunday)',
-  'host/src/schedule/cron_rule.rs',
+  'host/core/src/schedule/cron_rule.rs',
   '''const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];''',
   '''const DAYS: [&str; 7] = ["MON", "TUE", "WED", "THU", "FRI", "SAT", "SUN"];'''),
  ('secret-in-nonce', 'cargo test -p sundial-tests --test secrets',
   'the plaintext is stored after the nonce (base64), and opening still works',
-  'host/src/secrets.rs',
+  'host/store/src/sealing.rs',
   '''        Ok(Sealed {
             nonce: STANDARD.encode(nonce),''',
   '''        Ok(Sealed {
             nonce: STANDARD.encode([&nonce[..], value].concat()),'''),
- ('secret-in-nonce', None, None, 'host/src/secrets.rs',
+ ('secret-in-nonce', None, None, 'host/store/src/sealing.rs',
   '''        if nonce.len() != 12 {
             return Err("corrupt nonce".into());
         }
@@ -46,20 +46,20 @@ M=[
         self.cipher
             .decrypt(
                 Nonce::from_slice(&nonce[..12]),'''),
- ('secret-not-sealed', 'cargo test -p sundial --lib secrets::',
+ ('secret-not-sealed', 'cargo test -p sundial-store --lib sealing::',
   'the "ciphertext" is the plaintext itself, base64',
-  'host/src/secrets.rs',
+  'host/store/src/sealing.rs',
   '''            ciphertext: STANDARD.encode(ciphertext),''',
   '''            ciphertext: { let _ = ciphertext; STANDARD.encode(value) },'''),
- ('route-undocumented', 'cargo test -p sundial --lib api::openapi',
+ ('route-undocumented', 'cargo test -p sundial-server --lib openapi',
   'a route the OpenAPI document does not describe',
-  'host/src/api/mod.rs',
+  'host/server/src/lib.rs',
   '''    "/healthz" => { get: healthz },''',
   '''    "/healthz" => { get: healthz },
     "/v1/debug" => { get: healthz },'''),
- ('index-linear-scan', 'cargo test -p sundial --lib event::index',
+ ('index-linear-scan', 'cargo test -p sundial-core --lib event::index',
   'exact types found by scanning every trigger (same results, cost grows with triggers)',
-  'host/src/event/index.rs',
+  'host/core/src/event/index.rs',
   '''        if let Some(list) = self.exact.get(kind) {
             cost.examined += list.len();
             out.extend(list.iter().filter(|t| t.matches_rest(event)).cloned());
@@ -74,7 +74,7 @@ M=[
         }'''),
  ('sandbox-sockets-open', 'cargo test -p sundial-tests --test sandbox no_environment_files_or_sockets',
   'plugins may open sockets',
-  'host/src/runtime/mod.rs',
+  'host/runtime/src/lib.rs',
   '''        .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
@@ -84,24 +84,24 @@ M=[
         .allow_udp(true)
         .allow_ip_name_lookup(false)
         .socket_addr_check(|_, _| Box::pin(async { true }));'''),
- ('store-keeps-deleted-schedule', 'cargo test -p sundial --lib store::model_tests',
+ ('store-keeps-deleted-schedule', 'cargo test -p sundial-store --lib model_tests',
   'deleting a schedule drops its links and name but keeps the record',
-  'host/src/store/schedules.rs',
+  'host/store/src/schedules.rs',
   '''            txn.open_table(SCHEDULES)?.remove(record.id.as_str())?;''',
   '''            let _ = &record.id; // the record stays'''),
  ('interrupted-not-retried', 'cargo test -p sundial-tests --test chaos',
   'a run cut by a kill is never retried',
-  'host/src/run.rs',
+  'host/core/src/run.rs',
   '''        (true, _) => (policy.retry_on.interrupted, RunStatus::Interrupted),''',
   '''        (true, _) => (false, RunStatus::Interrupted),'''),
  ('queue-overlap-is-allow', 'cargo test -p sundial-tests --test daemon overlap_policies',
   'the `queue` overlap policy starts the next run at once',
-  'host/src/executor/overlap.rs',
+  'host/engine/src/executor/overlap.rs',
   '''            OverlapPolicy::Queue if !runs.is_empty() => {''',
   '''            OverlapPolicy::Queue if false => {'''),
- ('no-jitter', 'cargo test -p sundial --lib scheduler::tests && cargo test -p sundial-tests --test schedules jitter',
+ ('no-jitter', 'cargo test -p sundial-engine --lib scheduler::tests && cargo test -p sundial-tests --test schedules jitter',
   'schedule jitter is always zero',
-  'host/src/scheduler.rs',
+  'host/engine/src/scheduler.rs',
   '''    if jitter_ms == 0 {
         return chrono::Duration::zero();
     }''',
@@ -110,7 +110,7 @@ M=[
     }'''),
  ('variable-width-timestamps', 'cargo test -p sundial-tests --test api every_timestamp',
   'timestamps written with chrono\'s variable-width default',
-  'host/src/timestamp.rs',
+  'host/core/src/timestamp.rs',
   '''pub fn text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }''',
@@ -119,7 +119,7 @@ M=[
 }'''),
  ('starttls-opportunistic', 'cargo test -p sundial-tests --test mail',
   'STARTTLS is opportunistic: a relay that does not offer it gets the mail in the clear',
-  'host/src/mail.rs',
+  'host/runtime/src/mail.rs',
   '''            Security::Starttls => Tls::Required(tls(&config.host)?),''',
   '''            Security::Starttls => Tls::Opportunistic(tls(&config.host)?),'''),
  ('follow-first-page-only', 'cargo test -p sundial-tests --test cli_client logs_follow',

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use sundial::event::cloudevent::{parse_binary, parse_structured};
+use sundial_core::event::cloudevent::{parse_binary, parse_structured};
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(value) = serde_json::from_slice::<serde_json::Value>(data)

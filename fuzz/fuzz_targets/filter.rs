@@ -8,8 +8,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use serde_json::{Value, json};
-use sundial::event::cloudevent::{CloudEvent, parse_structured};
-use sundial::event::filter::compile;
+use sundial_core::event::cloudevent::{CloudEvent, parse_structured};
+use sundial_core::event::filter::compile;
 
 /// Whether `filter` (JSON) matches `event`, if it compiles.
 fn eval(filter: &Value, event: &CloudEvent) -> Option<bool> {

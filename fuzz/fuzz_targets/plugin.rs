@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
-use sundial::runtime::{Runtime, RuntimeConfig};
+use sundial_runtime::{Runtime, RuntimeConfig};
 
 fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();

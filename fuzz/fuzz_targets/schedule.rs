@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use libfuzzer_sys::fuzz_target;
-use sundial::schedule::spec::ScheduleSpec;
+use sundial_core::schedule::spec::ScheduleSpec;
 
 const ZONES: &[&str] = &[
     "UTC",

@@ -7,9 +7,9 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use std::hint::black_box;
-use sundial::event::cloudevent::{CloudEvent, parse_structured};
-use sundial::event::index::TriggerIndex;
-use sundial::trigger::TriggerSpec;
+use sundial_core::event::cloudevent::{CloudEvent, parse_structured};
+use sundial_core::event::index::TriggerIndex;
+use sundial_core::trigger::TriggerSpec;
 
 /// `n` triggers: a third exact types, a third globs, a third exact types with a filter;
 /// one of them (`sync.failed` with a filter) matches the benchmark event.

@@ -7,11 +7,12 @@
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde_json::json;
 use std::sync::Arc;
-use sundial::runtime::bindings::action::ActionPre;
-use sundial::runtime::bindings::action::sundial::plugin::types as wit;
-use sundial::runtime::{
-    CacheOutcome, Grants, Invocation, Limits, MemoryServices, PluginIdentity, Runtime, RuntimeConfig,
-};
+use sundial_core::grants::Grants;
+use sundial_core::invocation::Invocation;
+use sundial_core::limits::Limits;
+use sundial_runtime::bindings::action::ActionPre;
+use sundial_runtime::bindings::action::sundial::plugin::types as wit;
+use sundial_runtime::{CacheOutcome, MemoryServices, PluginIdentity, Runtime, RuntimeConfig};
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};

@@ -5,7 +5,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use redb::TableDefinition;
-use sundial::store::{Store, StoreError};
+use sundial_store::{Store, StoreError};
 
 const BENCH: TableDefinition<&str, &[u8]> = TableDefinition::new("bench");
 
@@ -39,7 +39,7 @@ fn group_commit(c: &mut Criterion) {
                     for _ in 0..writers {
                         let store = store.clone();
                         tasks.push(tokio::spawn(async move {
-                            put(&store, sundial::ids::new_id(), value).await
+                            put(&store, sundial_core::ids::new_id(), value).await
                         }));
                     }
                     for t in tasks {

@@ -2,14 +2,18 @@
 //! sure an admin token exists, start the runtime and executor, recover what a previous
 //! process left, and serve the API until SIGTERM/SIGINT.
 
-use crate::api::{self, AppState};
-use crate::executor::{DEFAULT_WORKERS, Executor, now};
-use crate::runtime::{Grants, Limits, NetworkPolicy, Runtime, RuntimeConfig};
-use crate::store::Store;
-use crate::store::tokens::{Role, TokenRecord};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+use sundial_core::grants::{Grants, NetworkPolicy};
+use sundial_core::limits::Limits;
+use sundial_core::timestamp::now;
+use sundial_engine::executor::{DEFAULT_WORKERS, Executor};
+use sundial_runtime::{Runtime, RuntimeConfig};
+use sundial_server as api;
+use sundial_server::AppState;
+use sundial_store::Store;
+use sundial_store::tokens::{Role, TokenRecord};
 
 /// Settings of the daemon (defaults documented on each field).
 #[derive(Debug, Clone)]
@@ -29,12 +33,12 @@ pub struct DaemonConfig {
     /// How long a graceful stop waits for running runs. Default 30 s.
     pub grace: std::time::Duration,
     /// Task-log retention defaults and interval.
-    pub retention: crate::retention::RetentionDefaults,
+    pub retention: sundial_engine::retention::RetentionDefaults,
     /// Start on a manual test clock standing at this time (moved with `POST /v1/clock`)
     /// instead of the wall clock. Default: none (wall clock). For tests only.
     pub test_clock: Option<chrono::DateTime<chrono::Utc>>,
     /// Testing hook: while this file exists, store writes fail with ENOSPC (see
-    /// [`crate::store::faults`]). Default: none.
+    /// [`sundial_store::faults`]). Default: none.
     pub inject_disk_full: Option<PathBuf>,
     /// IANA zone of schedules that name none. Default `UTC`.
     pub timezone: String,
@@ -62,7 +66,7 @@ pub struct DaemonConfig {
     pub header_timeout: std::time::Duration,
     /// The SMTP relay plugins granted `mail` send through. Default: none (sending
     /// fails with `denied`).
-    pub mail: Option<crate::mail::MailConfig>,
+    pub mail: Option<sundial_runtime::mail::MailConfig>,
     /// TLS for the API: the certificate chain and private key (PEM files). Default:
     /// none (plain HTTP).
     pub tls: Option<(PathBuf, PathBuf)>,
@@ -74,48 +78,26 @@ impl Default for DaemonConfig {
             data_dir: PathBuf::from("sundial-data"),
             listen: SocketAddr::from(([127, 0, 0, 1], 7780)),
             workers: DEFAULT_WORKERS,
-            max_batch: crate::store::writer::DEFAULT_MAX_BATCH,
-            cache_bytes: crate::store::DEFAULT_CACHE_BYTES,
+            max_batch: sundial_store::writer::DEFAULT_MAX_BATCH,
+            cache_bytes: sundial_store::DEFAULT_CACHE_BYTES,
             network: NetworkPolicy::default(),
-            retention: crate::retention::RetentionDefaults::default(),
+            retention: sundial_engine::retention::RetentionDefaults::default(),
             grace: std::time::Duration::from_secs(30),
             test_clock: None,
             inject_disk_full: None,
             timezone: "UTC".into(),
-            max_event_depth: crate::router::DEFAULT_MAX_DEPTH,
-            max_chain: crate::event::budget::DEFAULT_MAX_CHAIN,
-            max_event_bytes: crate::event::cloudevent::DEFAULT_MAX_EVENT_BYTES,
-            max_requests: crate::api::admission::DEFAULT_MAX_REQUESTS,
-            max_queued_runs: crate::api::admission::DEFAULT_MAX_QUEUED_RUNS,
-            body_timeout: crate::api::admission::DEFAULT_BODY_TIMEOUT,
-            max_connections: crate::api::connections::DEFAULT_MAX_CONNECTIONS,
-            header_timeout: crate::api::connections::DEFAULT_HEADER_TIMEOUT,
+            max_event_depth: sundial_engine::router::DEFAULT_MAX_DEPTH,
+            max_chain: sundial_core::event::budget::DEFAULT_MAX_CHAIN,
+            max_event_bytes: sundial_core::event::cloudevent::DEFAULT_MAX_EVENT_BYTES,
+            max_requests: sundial_server::admission::DEFAULT_MAX_REQUESTS,
+            max_queued_runs: sundial_server::admission::DEFAULT_MAX_QUEUED_RUNS,
+            body_timeout: sundial_server::admission::DEFAULT_BODY_TIMEOUT,
+            max_connections: sundial_server::connections::DEFAULT_MAX_CONNECTIONS,
+            header_timeout: sundial_server::connections::DEFAULT_HEADER_TIMEOUT,
             mail: None,
             tls: None,
         }
     }
-}
-
-/// A fresh random token secret: `sdl_` + 64 hex digits (256 bits).
-pub fn new_token_secret() -> Result<String, String> {
-    let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
-    Ok(format!("sdl_{}", hex::encode(bytes)))
-}
-
-/// Write a new file readable only by its owner (mode 0600), synced.
-pub(crate) fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path)?;
-    file.write_all(contents.as_bytes())?;
-    file.sync_all()
 }
 
 /// Start everything and serve until a shutdown signal. Returns an error message for
@@ -125,7 +107,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     // What can fail without touching the data directory fails first: a bad certificate
     // or a port in use leaves no half-made data directory behind.
     let tls = match &config.tls {
-        Some((cert, key)) => Some(crate::api::tls::server_config(cert, key)?),
+        Some((cert, key)) => Some(sundial_server::tls::server_config(cert, key)?),
         None => None,
     };
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -163,12 +145,12 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         }
     };
     let share = crate::fdlimit::share(open_files);
-    let connection_limits = crate::api::connections::ConnectionLimits {
+    let connection_limits = sundial_server::connections::ConnectionLimits {
         max_connections: config.max_connections.min(share),
         header_timeout: config.header_timeout,
         tls: tls.clone(),
     };
-    let max_outbound = crate::runtime::DEFAULT_MAX_OUTBOUND.min(share);
+    let max_outbound = sundial_runtime::DEFAULT_MAX_OUTBOUND.min(share);
     tracing::info!(
         open_files,
         max_connections = connection_limits.max_connections,
@@ -183,21 +165,21 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         ..RuntimeConfig::default()
     })
     .map_err(|e| e.to_string())?;
-    crate::backup::clean_leftovers(dir);
-    let sealed: Vec<(String, crate::secrets::Sealed)> = store
+    sundial_store::backup::clean_leftovers(dir);
+    let sealed: Vec<(String, sundial_store::sealing::Sealed)> = store
         .sealed_secrets()
         .map_err(|e| format!("reading the secrets: {e}"))?;
-    let key = crate::secrets::SecretKey::load_or_create(dir, sealed.len())?;
-    key.verify(&sealed, &crate::secrets::SecretKey::source(dir))?;
+    let key = sundial_store::sealing::SecretKey::load_or_create(dir, sealed.len())?;
+    key.verify(&sealed, &sundial_store::sealing::SecretKey::source(dir))?;
     let mailer = match config.mail.clone() {
         Some(m) => {
-            let mailer = crate::mail::Mailer::new(m)?;
+            let mailer = sundial_runtime::mail::Mailer::new(m)?;
             tracing::info!(relay = %mailer.config().host, port = mailer.config().port(), "mail relay configured");
             Some(mailer)
         }
         None => None,
     };
-    let services = Arc::new(crate::store::kv::StoreServices {
+    let services = Arc::new(sundial_engine::services::StoreServices {
         store: store.clone(),
         key: key.clone(),
         mailer,
@@ -213,22 +195,22 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let clock = match config.test_clock {
         Some(t) => {
             tracing::warn!(now = %t, "running on a manual test clock: schedules follow POST /v1/clock, not the wall clock");
-            crate::clock::Clock::manual(t)
+            sundial_engine::clock::Clock::manual(t)
         }
-        None => crate::clock::Clock::system(),
+        None => sundial_engine::clock::Clock::system(),
     };
-    let router = crate::router::Router::start(
+    let router = sundial_engine::router::Router::start(
         store.clone(),
         executor.clone(),
         clock.clone(),
-        crate::router::RouteLimits {
+        sundial_engine::router::RouteLimits {
             max_depth: config.max_event_depth,
             max_chain: config.max_chain,
         },
     )
     .map_err(|e| format!("loading triggers: {e}"))?;
     executor.set_router(router.clone());
-    let deliverer = crate::webhook::engine::Deliverer::start(
+    let deliverer = sundial_engine::deliverer::Deliverer::start(
         store.clone(),
         executor.clone(),
         runtime.clone(),
@@ -246,12 +228,13 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         tracing::info!(queued, interrupted, "recovered runs left by the previous process");
     }
 
-    let scheduler = crate::scheduler::start(store.clone(), executor.clone(), clock, Some(router.clone()))
-        .await
-        .map_err(|e| format!("starting the scheduler: {e}"))?;
+    let scheduler =
+        sundial_engine::scheduler::start(store.clone(), executor.clone(), clock, Some(router.clone()))
+            .await
+            .map_err(|e| format!("starting the scheduler: {e}"))?;
     router.set_exclusions(
         scheduler.exclusions().clone(),
-        crate::schedule::zone::parse_tz(&config.timezone)?,
+        sundial_core::schedule::zone::parse_tz(&config.timezone)?,
     );
     let state = AppState {
         store: store.clone(),
@@ -263,12 +246,12 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         deliverer,
         default_timezone: config.timezone.clone(),
         max_event_bytes: config.max_event_bytes,
-        admission: crate::api::admission::Admission::new(
+        admission: sundial_server::admission::Admission::new(
             config.max_requests,
             config.max_queued_runs,
             config.body_timeout,
         ),
-        connections: Arc::new(crate::api::connections::Connections::default()),
+        connections: Arc::new(sundial_server::connections::Connections::default()),
         data_dir: dir.clone(),
     };
 
@@ -307,12 +290,12 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     // The first start creates an admin token.
     if store.token_count().map_err(|e| e.to_string())? == 0 {
-        let secret = new_token_secret()?;
+        let secret = sundial_store::tokens::new_token_secret()?;
         let path = dir.join("admin.token");
-        write_private(&path, &format!("{secret}\n"))
+        sundial_store::private_file::write_private(&path, &format!("{secret}\n"))
             .map_err(|e| format!("writing {}: {e}", path.display()))?;
         let record = TokenRecord {
-            id: crate::ids::new_id(),
+            id: sundial_core::ids::new_id(),
             name: "admin".into(),
             role: Role::Admin,
             created_at: now(),
@@ -323,7 +306,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         tracing::info!(path = %path.display(), "created an admin token (mode 0600)");
     }
-    crate::retention::spawn_pruner(store.clone(), config.retention);
+    sundial_engine::retention::spawn_pruner(store.clone(), config.retention);
 
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };
@@ -333,7 +316,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     );
     let (stop_http, http_stopped) = tokio::sync::watch::channel(false);
     let connections = state.connections.clone();
-    let server = tokio::spawn(crate::api::connections::serve(
+    let server = tokio::spawn(sundial_server::connections::serve(
         listener,
         api::router(state),
         connection_limits,
@@ -369,7 +352,7 @@ pub async fn update_bundled(state: &AppState) -> Result<usize, String> {
         if !record.bundled || record.pinned {
             continue;
         }
-        let digest = format!("sha256:{}", crate::runtime::digest(bytes));
+        let digest = format!("sha256:{}", sundial_core::hash::digest(bytes));
         if record.digest == digest {
             continue;
         }
@@ -378,7 +361,7 @@ pub async fn update_bundled(state: &AppState) -> Result<usize, String> {
             .await
             .map_err(|e| format!("loading bundled plugin {name}: {e}"))?
             .map_err(|e| format!("loading bundled plugin {name}: {e}"))?;
-        let new = crate::plugin::PluginRecord {
+        let new = sundial_core::plugin::PluginRecord {
             digest: format!("sha256:{}", plugin.digest),
             world: plugin.world,
             size_bytes: bytes.len() as u64,

@@ -18,13 +18,14 @@
 //! Everything is identified by name. Each entry is checked with the same types the API
 //! uses, so an error names the entry and the field (`task[2].retry.max_attempts: ...`).
 
-use crate::runtime::{Grants, Limits};
-use crate::schedule::spec::ScheduleSpec;
-use crate::task::TaskSpec;
-use crate::trigger::TriggerSpec;
-use crate::webhook::WebhookSpec;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
+use sundial_core::grants::Grants;
+use sundial_core::limits::Limits;
+use sundial_core::schedule::spec::ScheduleSpec;
+use sundial_core::task::TaskSpec;
+use sundial_core::trigger::TriggerSpec;
+use sundial_core::webhook::WebhookSpec;
 
 /// A secret the configuration relies on.
 #[derive(Debug, Clone, PartialEq)]

@@ -407,7 +407,7 @@ mod tests {
         assert_eq!((m.title.as_str(), m.tone), ("Task backup succeeded", Tone::Good));
         assert_eq!(m.text, "Run R2 of task backup succeeded after 1 attempt.");
 
-        // A `sundial.run.failed` event's data (host/src/executor/outcome.rs).
+        // A `sundial.run.failed` event's data (host/engine/src/executor/outcome.rs).
         let data = json!({"run": "R1", "task": "backup", "task_id": "T1", "status": "failed", "attempt": 1,
             "cause": {"kind": "manual"}, "error": {"kind": "timeout", "message": "after 30 s"}});
         let m = Message::of(&delivery(

@@ -12,10 +12,10 @@ pub use binary::{sundial_bin, wasm, workspace_root};
 pub use daemon::Daemon;
 pub use http::*;
 use std::sync::{Arc, OnceLock};
-use sundial::runtime::{
-    Grants, Invocation, Limits, MemoryServices, NetworkPolicy, Plugin, PluginIdentity, RunReport, Runtime,
-    RuntimeConfig,
-};
+use sundial_core::grants::{Grants, NetworkPolicy};
+use sundial_core::invocation::{Invocation, RunReport};
+use sundial_core::limits::Limits;
+use sundial_runtime::{MemoryServices, Plugin, PluginIdentity, Runtime, RuntimeConfig};
 
 /// One runtime per test process (as the daemon has one), loopback allowed or not.
 pub fn runtime(allow_loopback: bool) -> Runtime {

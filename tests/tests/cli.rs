@@ -240,7 +240,7 @@ fn inspect_prints_world_imports_and_digest() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let json: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(json["world"], "action");
-    let digest = sundial::runtime::digest(&std::fs::read(&file).unwrap());
+    let digest = sundial_core::hash::digest(&std::fs::read(&file).unwrap());
     assert_eq!(json["digest"], format!("sha256:{digest}"));
     let imports: Vec<&str> = json["imports"]
         .as_array()

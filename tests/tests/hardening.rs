@@ -1,7 +1,7 @@
 //! Hostile input against the real daemon: what a caller or a plugin sends cannot make a
 //! record unreadable, the daemon unable to start, or a terminal act on stored text.
 //! (Issue 15, classes 1 and 7; the address classes are table-tested in
-//! `host/src/runtime/address.rs`.)
+//! `host/core/src/address.rs`.)
 
 use redb::ReadableDatabase;
 use serde_json::{Value, json};
@@ -104,7 +104,12 @@ fn nothing_nested_deeper_than_the_limit_is_stored_and_what_is_stored_reads_back(
     let d = Daemon::start(dir.path(), &["--allow-loopback"]);
     every_list_reads(&d);
     let (_, task) = d.call("GET", "/v1/tasks/t0", None);
-    assert_eq!(sundial::json::depth(&task["params"]), 63, "{}", task["params"]);
+    assert_eq!(
+        sundial_core::json::depth(&task["params"]),
+        63,
+        "{}",
+        task["params"]
+    );
     let export = Command::new(sundial_bin())
         .args(["export"])
         .env("SUNDIAL_URL", format!("http://{}", d.addr))
@@ -365,8 +370,8 @@ fn unreadable_records_are_skipped_counted_listed_and_deletable_and_the_daemon_st
         b"",
     );
     assert_eq!(status, 200, "{text}");
-    let t: Value = sundial::store::tables::decode(text.as_bytes()).unwrap();
-    assert_eq!(sundial::json::depth(&t["context"]["deep"]), 200);
+    let t: Value = sundial_store::tables::decode(text.as_bytes()).unwrap();
+    assert_eq!(sundial_core::json::depth(&t["context"]["deep"]), 200);
     // The unreadable ones are skipped by the lists and counted...
     let (_, tasks) = d.call("GET", "/v1/tasks", None);
     assert_eq!(tasks["tasks"].as_array().unwrap().len(), 1, "{tasks}");

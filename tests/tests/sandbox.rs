@@ -2,7 +2,10 @@
 //! typed error, and the same runtime then still runs a good plugin correctly.
 
 use serde_json::{Value, json};
-use sundial::runtime::{Grants, HostPattern, Limits, LoadError, RunError, Runtime, limits::MIB};
+use sundial_core::grants::{Grants, HostPattern};
+use sundial_core::invocation::{LoadError, RunError};
+use sundial_core::limits::{Limits, MIB};
+use sundial_runtime::Runtime;
 use sundial_tests::{Behaviour, http_server, load, run, runtime};
 
 /// After any misbehaviour, echo must still work on the same runtime.
@@ -21,7 +24,7 @@ async fn assert_runtime_healthy(rt: &Runtime) {
     assert_eq!(out["task"], "test-task");
 }
 
-async fn hostile(rt: &Runtime, limits: Limits, params: Value) -> sundial::runtime::RunReport<Value> {
+async fn hostile(rt: &Runtime, limits: Limits, params: Value) -> sundial_core::invocation::RunReport<Value> {
     let plugin = load(rt, "sundial-fixture-hostile");
     run(rt, &plugin, Grants::default(), limits, params).await
 }
@@ -282,7 +285,7 @@ async fn wrong_files_get_clear_load_errors() {
     }
     // A formatter is loaded fine, but cannot be run as an action.
     let formatter = load(&rt, "sundial-plugin-json-formatter");
-    assert_eq!(formatter.world, sundial::runtime::World::Formatter);
+    assert_eq!(formatter.world, sundial_core::plugin::World::Formatter);
     let report = run(&rt, &formatter, Grants::default(), Limits::default(), json!({})).await;
     match report.result {
         Err(RunError::Instantiate(msg)) => assert!(msg.contains("expected an action plugin"), "{msg}"),
@@ -415,12 +418,12 @@ async fn time_blocked_in_a_host_call_counts_toward_the_timeout() {
 async fn formatter_formats_a_delivery() {
     let rt = runtime(false);
     let plugin = load(&rt, "sundial-plugin-json-formatter");
-    let delivery = sundial::runtime::Delivery {
+    let delivery = sundial_core::invocation::Delivery {
         id: "d1".into(),
         webhook: "alerts".into(),
         attempt: 1,
         timestamp: "2026-11-27T10:00:00Z".into(),
-        event: Some(sundial::runtime::Event {
+        event: Some(sundial_core::invocation::Event {
             id: "e1".into(),
             kind: "sync.failed".into(),
             source: "/vm/1".into(),
@@ -432,11 +435,11 @@ async fn formatter_formats_a_delivery() {
         config: json!({}),
         template: None,
     };
-    let identity = std::sync::Arc::new(sundial::runtime::PluginIdentity {
+    let identity = std::sync::Arc::new(sundial_runtime::PluginIdentity {
         name: "json".into(),
         grants: Grants::default(),
     });
-    let services = std::sync::Arc::new(sundial::runtime::MemoryServices::default());
+    let services = std::sync::Arc::new(sundial_runtime::MemoryServices::default());
     let report = rt
         .run_formatter(&plugin, identity, &Limits::default(), services, &delivery)
         .await;
@@ -452,19 +455,19 @@ async fn formatter_formats_a_delivery() {
 async fn compiled_components_are_cached_on_disk() {
     let dir = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(sundial_tests::wasm("sundial-plugin-echo")).unwrap();
-    let config = || sundial::runtime::RuntimeConfig {
+    let config = || sundial_runtime::RuntimeConfig {
         cache_dir: Some(dir.path().to_path_buf()),
         max_instances: 2,
         ..Default::default()
     };
     let first = Runtime::new(config()).unwrap();
     let cold = first.load(&bytes).unwrap();
-    assert_eq!(cold.cache, sundial::runtime::CacheOutcome::Miss);
+    assert_eq!(cold.cache, sundial_runtime::CacheOutcome::Miss);
     drop(first);
     // A new runtime (as after a restart) loads the same bytes from the cache.
     let second = Runtime::new(config()).unwrap();
     let warm = second.load(&bytes).unwrap();
-    assert_eq!(warm.cache, sundial::runtime::CacheOutcome::Hit);
+    assert_eq!(warm.cache, sundial_runtime::CacheOutcome::Hit);
     assert_eq!(cold.digest, warm.digest);
     let report = run(
         &second,
@@ -480,5 +483,5 @@ async fn compiled_components_are_cached_on_disk() {
         std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
     }
     let again = second.load(&bytes).unwrap();
-    assert_eq!(again.cache, sundial::runtime::CacheOutcome::Miss);
+    assert_eq!(again.cache, sundial_runtime::CacheOutcome::Miss);
 }

@@ -3,11 +3,11 @@
 //! version" is made by writing other bytes into the stopped daemon's store.
 
 use serde_json::json;
-use sundial::plugin::PluginRecord;
+use sundial_core::plugin::PluginRecord;
 use sundial_tests::{Daemon, wasm};
 
 fn sha(bytes: &[u8]) -> String {
-    format!("sha256:{}", sundial::runtime::digest(bytes))
+    format!("sha256:{}", sundial_core::hash::digest(bytes))
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn bundled_plugins_follow_the_binary_unless_pinned_or_replaced() {
     let old = std::fs::read(wasm("sundial-fixture-hello")).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
-        let store = sundial::store::Store::open(&data, 64).unwrap();
+        let store = sundial_store::Store::open(&data, 64).unwrap();
         for name in ["echo", "json"] {
             let record: PluginRecord = store.plugin(name).unwrap().unwrap();
             let older = PluginRecord {

@@ -9,13 +9,13 @@ use crate::declarative::{
     Config, PluginEntry, ScheduleEntry, SecretRef, Step, json_of, plan_one, settle_schedule, spec_of,
     trigger_spec_of,
 };
-use crate::schedule::spec::ScheduleSpec;
-use crate::task::TaskSpec;
-use crate::webhook::WebhookSpec;
 use base64::Engine;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use sundial_core::schedule::spec::ScheduleSpec;
+use sundial_core::task::TaskSpec;
+use sundial_core::webhook::WebhookSpec;
 
 /// Record fields of each noun's API answer that are not part of its spec.
 const TASK_FIELDS: &[&str] = &["id", "created_at", "updated_at"];
@@ -40,7 +40,7 @@ struct Current {
     tasks: BTreeMap<String, TaskSpec>,
     task_names: BTreeMap<String, String>,
     schedules: BTreeMap<String, (ScheduleSpec, Vec<String>)>,
-    triggers: BTreeMap<String, crate::trigger::TriggerSpec>,
+    triggers: BTreeMap<String, sundial_core::trigger::TriggerSpec>,
 }
 
 fn bad_state(what: &str, e: impl std::fmt::Display) -> Failure {
@@ -144,7 +144,7 @@ fn plan(want: &Config, have: &Current, prune: bool) -> Result<Vec<Step>, Vec<Str
                     h["limits"] = cur["limits"].clone();
                 }
                 // Compare through the types, so defaults written out or left out agree.
-                let h_grants: crate::runtime::Grants =
+                let h_grants: sundial_core::grants::Grants =
                     serde_json::from_value(h["grants"].clone()).unwrap_or_default();
                 h["grants"] = json!(h_grants);
                 steps.extend(plan_one("plugin", &p.name, w, Some(h)));

@@ -1,5 +1,5 @@
 //! `sundial backup FILE` (from a running daemon, admin token) and `sundial restore FILE
-//! --data DIR` (into an empty data directory, daemon stopped). See [`crate::backup`].
+//! --data DIR` (into an empty data directory, daemon stopped). See [`sundial_store::backup`].
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote};
@@ -35,7 +35,7 @@ pub(crate) async fn backup(remote: &Remote, file: &Path) -> Result<(), Failure> 
 /// `sundial restore FILE --data DIR`.
 pub(crate) async fn restore(file: &Path, data: &Path) -> Result<(), Failure> {
     let fail = |m: String| (EXIT_USAGE, m);
-    let restored = crate::backup::restore(file, data).map_err(fail)?;
+    let restored = sundial_store::backup::restore(file, data).map_err(fail)?;
     let undo = |files: &[std::path::PathBuf]| {
         for f in files {
             let _ = std::fs::remove_file(f);
@@ -43,11 +43,11 @@ pub(crate) async fn restore(file: &Path, data: &Path) -> Result<(), Failure> {
     };
     // The store must open, and the key must open its secrets, before we say done.
     let checked = (|| -> Result<(usize, usize, usize), String> {
-        let store = crate::store::Store::open(data, 64)
+        let store = sundial_store::Store::open(data, 64)
             .map_err(|e| format!("the restored store does not open: {e}"))?;
         let sealed = store.sealed_secrets().map_err(|e| e.to_string())?;
-        let key = crate::secrets::SecretKey::load_or_create(data, sealed.len())?;
-        key.verify(&sealed, &crate::secrets::SecretKey::source(data))?;
+        let key = sundial_store::sealing::SecretKey::load_or_create(data, sealed.len())?;
+        key.verify(&sealed, &sundial_store::sealing::SecretKey::source(data))?;
         let tasks = store
             .tasks_page(None, 100_000)
             .map_err(|e| e.to_string())?

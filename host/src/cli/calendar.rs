@@ -227,7 +227,7 @@ pub(crate) async fn maintenance(remote: &Remote, cmd: MaintenanceCommand) -> Res
             reason,
             from,
         } => {
-            crate::runtime::limits::parse_duration(&duration)
+            sundial_core::limits::parse_duration(&duration)
                 .map_err(|e| (EXIT_USAGE, format!("--for {e}")))?;
             let mut body = json!({ "for": duration, "schedules": schedules });
             if let Some(r) = reason {

@@ -355,7 +355,7 @@ where
         && (200..300).contains(&status)
     {
         use std::io::Write;
-        let mut file = crate::backup::new_private_file(dest)
+        let mut file = sundial_store::backup::new_private_file(dest)
             .map_err(|e| (EXIT_USAGE, format!("{}: {e}", dest.display())))?;
         let mut body = res.into_body();
         while let Some(frame) = body.frame().await {

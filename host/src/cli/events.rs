@@ -149,7 +149,7 @@ pub(crate) async fn event(remote: &Remote, cmd: EventCommand) -> Result<(), Fail
         } => {
             let mut body = json!({
                 "specversion": "1.0",
-                "id": id.unwrap_or_else(crate::ids::new_id),
+                "id": id.unwrap_or_else(sundial_core::ids::new_id),
                 "source": source,
                 "type": kind,
             });

@@ -3,16 +3,17 @@
 
 use super::client::Remote;
 use super::{EXIT_LIMIT, EXIT_PLUGIN_ERROR, EXIT_USAGE};
-use crate::runtime::limits::{parse_duration, parse_size};
-use crate::runtime::{
-    Event, Grants, HostPattern, Invocation, Limits, MemoryServices, NetworkPolicy, Plugin, PluginIdentity,
-    Runtime, RuntimeConfig, World,
-};
 use clap::{Args, Subcommand};
 use serde::Deserialize;
 use serde_json::Value;
 use std::path::PathBuf;
 use std::sync::Arc;
+use sundial_core::grants::{Grants, HostPattern, NetworkPolicy};
+use sundial_core::invocation::{Event, Invocation};
+use sundial_core::limits::Limits;
+use sundial_core::limits::{parse_duration, parse_size};
+use sundial_core::plugin::World;
+use sundial_runtime::{MemoryServices, Plugin, PluginIdentity, Runtime, RuntimeConfig};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum PluginCommand {
@@ -247,11 +248,11 @@ fn parse_event(text: &str) -> Result<Event, String> {
     }
     let _ = arg.datacontenttype;
     Ok(Event {
-        id: arg.id.unwrap_or_else(crate::ids::new_id),
+        id: arg.id.unwrap_or_else(sundial_core::ids::new_id),
         kind: arg.kind,
         source: arg.source.unwrap_or_else(|| "sundial/cli".into()),
         subject: arg.subject,
-        time: arg.time.unwrap_or_else(crate::timestamp::now),
+        time: arg.time.unwrap_or_else(sundial_core::timestamp::now),
         data: arg.data,
     })
 }
@@ -277,7 +278,7 @@ fn build_limits(args: &RunArgs) -> Result<Limits, String> {
 async fn run(args: RunArgs) -> CliResult {
     let params: Value = match &args.params {
         Some(text) => {
-            crate::json::parse_str(text).map_err(|e| usage(format!("--params is not JSON: {e}")))?
+            sundial_core::json::parse_str(text).map_err(|e| usage(format!("--params is not JSON: {e}")))?
         }
         None => Value::Object(Default::default()),
     };
@@ -335,7 +336,7 @@ async fn run(args: RunArgs) -> CliResult {
     let services = Arc::new(MemoryServices::with_secrets(secrets));
     let mut inv = Invocation::manual(&args.task, params);
     if let Some(ev) = event {
-        inv.cause = crate::runtime::Cause::Event;
+        inv.cause = sundial_core::invocation::Cause::Event;
         inv.event = Some(ev);
     }
     let report = runtime

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 fn parse(field: &str, text: &str) -> Result<Value, Failure> {
-    crate::json::parse_str(text).map_err(|e| (EXIT_USAGE, format!("{field} is not JSON: {e}")))
+    sundial_core::json::parse_str(text).map_err(|e| (EXIT_USAGE, format!("{field} is not JSON: {e}")))
 }
 
 /// Percent-encode a query value.

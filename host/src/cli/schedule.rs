@@ -116,12 +116,12 @@ pub(crate) fn rule_json(f: &RuleFlags) -> Result<Value, String> {
             Err(_) => {
                 let naive = chrono::NaiveDateTime::parse_from_str(once, "%Y-%m-%dT%H:%M")
                     .map_err(|_| format!("--once {once:?}: expected RFC 3339 or YYYY-MM-DDTHH:MM"))?;
-                let tz = crate::schedule::zone::parse_tz(f.tz.as_deref().unwrap_or("UTC"))
+                let tz = sundial_core::schedule::zone::parse_tz(f.tz.as_deref().unwrap_or("UTC"))
                     .map_err(|e| format!("--tz: {e}"))?;
-                crate::schedule::zone::resolve(tz, naive).0
+                sundial_core::schedule::zone::resolve(tz, naive).0
             }
         };
-        return Ok(json!({ "at": crate::timestamp::text(at) }));
+        return Ok(json!({ "at": sundial_core::timestamp::text(at) }));
     }
     let every = f.every.as_deref().unwrap_or_default();
     // "2 weeks", "week" or "2w": the number may be written against the unit.

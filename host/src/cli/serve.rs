@@ -5,12 +5,12 @@
 
 use super::{EXIT_PLUGIN_ERROR, EXIT_USAGE};
 use crate::daemon::DaemonConfig;
-use crate::retention::RetentionDefaults;
-use crate::runtime::NetworkPolicy;
-use crate::runtime::limits::parse_duration;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use sundial_core::grants::NetworkPolicy;
+use sundial_core::limits::parse_duration;
+use sundial_engine::retention::RetentionDefaults;
 
 #[derive(Debug, Default, clap::Args)]
 pub(crate) struct ServeArgs {
@@ -159,7 +159,7 @@ struct FileConfig {
     timezone: Option<String>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
-    mail: Option<crate::mail::MailConfig>,
+    mail: Option<sundial_runtime::mail::MailConfig>,
 }
 
 /// The resolved settings: the daemon's config and the log format.
@@ -246,9 +246,7 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
     }
     let max_event_bytes = match args.max_event_size.or(file.max_event_size) {
         None => d.max_event_bytes,
-        Some(t) => {
-            crate::runtime::limits::parse_size(&t).map_err(|e| format!("max_event_size: {e}"))? as usize
-        }
+        Some(t) => sundial_core::limits::parse_size(&t).map_err(|e| format!("max_event_size: {e}"))? as usize,
     };
     if !(1024..=16 << 20).contains(&max_event_bytes) {
         return Err(format!(
@@ -295,7 +293,7 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
         Some(other) => return Err(format!("log_format: {other:?} is not text or json")),
     };
     let timezone = args.timezone.or(file.timezone).unwrap_or(d.timezone);
-    crate::schedule::zone::parse_tz(&timezone).map_err(|e| format!("timezone: {e}"))?;
+    sundial_core::schedule::zone::parse_tz(&timezone).map_err(|e| format!("timezone: {e}"))?;
     let ranges = if args.allow_ranges.is_empty() {
         file.allow_ranges.unwrap_or_default()
     } else {

@@ -39,7 +39,7 @@ pub(crate) enum TokenCommand {
 
 /// A new file only its owner can read.
 fn new_private(path: &Path) -> Result<std::fs::File, Failure> {
-    crate::backup::new_private_file(path).map_err(|e| {
+    sundial_store::backup::new_private_file(path).map_err(|e| {
         let hint = if e.kind() == std::io::ErrorKind::AlreadyExists {
             " (it exists; choose another path or remove it)"
         } else {
@@ -154,7 +154,7 @@ pub(crate) async fn token(remote: &Remote, cmd: TokenCommand) -> Result<(), Fail
 /// the store is opened exclusively) and in `dir/admin.token`; the token the file held
 /// before, if it is still in the store, is revoked. Returns the new token's name.
 async fn reset(dir: &Path) -> Result<String, Failure> {
-    use crate::store::tokens::{Role, TokenRecord, token_hash};
+    use sundial_store::tokens::{Role, TokenRecord, token_hash};
     let fail = |m: String| (EXIT_USAGE, m);
     if !dir.join("sundial.redb").is_file() {
         return Err(fail(format!(
@@ -162,7 +162,7 @@ async fn reset(dir: &Path) -> Result<String, Failure> {
             dir.display()
         )));
     }
-    let store = crate::store::Store::open(dir, 64).map_err(|e| {
+    let store = sundial_store::Store::open(dir, 64).map_err(|e| {
         fail(format!(
             "cannot open the store in {} ({e}); is the daemon still running? Stop it first",
             dir.display()
@@ -174,8 +174,8 @@ async fn reset(dir: &Path) -> Result<String, Failure> {
         .and_then(|t| t.lines().next().map(|l| l.trim().to_string()))
         .filter(|t| !t.is_empty())
         .and_then(|secret| store.token_by_hash(&token_hash(&secret)).ok().flatten());
-    let secret = crate::daemon::new_token_secret().map_err(fail)?;
-    let id = crate::ids::new_id();
+    let secret = sundial_store::tokens::new_token_secret().map_err(fail)?;
+    let id = sundial_core::ids::new_id();
     // The time says when; the id's tail keeps two resets in one second apart.
     let name = format!(
         "admin-reset-{}-{}",
@@ -186,7 +186,7 @@ async fn reset(dir: &Path) -> Result<String, Failure> {
         id,
         name: name.clone(),
         role: Role::Admin,
-        created_at: crate::executor::now(),
+        created_at: sundial_core::timestamp::now(),
     };
     store
         .insert_token(&secret, record, "sundial token reset")
@@ -195,7 +195,7 @@ async fn reset(dir: &Path) -> Result<String, Failure> {
     // The new file replaces the old one at once (a rename), never half-written.
     let tmp = dir.join("admin.token.new");
     let _ = std::fs::remove_file(&tmp);
-    crate::daemon::write_private(&tmp, &format!("{secret}\n"))
+    sundial_store::private_file::write_private(&tmp, &format!("{secret}\n"))
         .map_err(|e| fail(format!("writing {}: {e}", tmp.display())))?;
     std::fs::rename(&tmp, &file).map_err(|e| fail(format!("writing {}: {e}", file.display())))?;
     if let Some(old) = old {

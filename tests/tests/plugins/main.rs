@@ -12,14 +12,14 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
-use sundial::mail::{MailConfig, MailError, Mailer, Message};
-use sundial::run::{Run, RunCause, RunStatus};
-use sundial::runtime::log::{Level, Origin, RunLog};
-use sundial::runtime::services::BoxFuture;
-use sundial::runtime::{
-    Cause, Delivery, Event, Grants, HostPattern, HostServices, HttpBody, Invocation, Limits, MemoryServices,
-    Plugin, PluginIdentity, RunError, RunReport, Runtime,
-};
+use sundial_core::grants::{Grants, HostPattern};
+use sundial_core::invocation::{Cause, Delivery, Event, HttpBody, Invocation, RunError, RunReport};
+use sundial_core::limits::Limits;
+use sundial_core::log::{Level, Origin, RunLog};
+use sundial_core::run::{Run, RunCause, RunStatus};
+use sundial_runtime::mail::{MailConfig, MailError, Mailer, Message};
+use sundial_runtime::services::BoxFuture;
+use sundial_runtime::{HostServices, MemoryServices, Plugin, PluginIdentity, Runtime};
 use sundial_tests::smtp::SmtpServer;
 use sundial_tests::vergeos::VergeOs;
 use sundial_tests::{Answer, Received, find_secret, runtime, serve_http};
@@ -246,7 +246,7 @@ fn event(kind: &str, data: Value) -> Event {
     }
 }
 
-/// The sample event of `POST /v1/webhooks/{id}/test` (host/src/api/webhooks.rs).
+/// The sample event of `POST /v1/webhooks/{id}/test` (host/server/src/webhooks.rs).
 fn test_event() -> Event {
     Event {
         id: "t-1".into(),
@@ -259,7 +259,7 @@ fn test_event() -> Event {
 }
 
 /// The data of a `sundial.run.*` event, as the executor builds it
-/// (host/src/executor/outcome.rs).
+/// (host/engine/src/executor/outcome.rs).
 fn run_event_data(status: &str) -> Value {
     let error = if status == "failed" {
         json!({"kind": "failed", "message": "boom"})
@@ -311,7 +311,7 @@ fn succeeded_run() -> Value {
 }
 
 /// The run of task `page-oncall` (started by hand, with params) whose action is
-/// webhook delivery `D1`, as that delivery carries it (host/src/executor/outcome.rs:
+/// webhook delivery `D1`, as that delivery carries it (host/engine/src/executor/outcome.rs:
 /// the run as it finished, its output naming the delivery).
 fn task_action_run() -> Value {
     let mut run = Run::queued(

@@ -1,0 +1,548 @@
+//! The delivery engine: takes due deliveries from the durable queue, formats each with
+//! its webhook's formatter plugin, signs it (Standard Webhooks), sends it through the
+//! SSRF guard, and records the attempt (with the retry or the end) in one commit.
+//!
+//! Each webhook has its own concurrency limit, so a slow or dead endpoint holds only
+//! its own slots; delivery is at least once (a crash mid-attempt repeats the attempt,
+//! with the same `webhook-id` for the receiver to deduplicate).
+
+use crate::executor::Executor;
+use bytes::Bytes;
+use chrono::Utc;
+use http_body_util::{BodyExt, Full};
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+use sundial_core::grants::NetworkPolicy;
+use sundial_core::limits::Limits;
+use sundial_core::timestamp::now;
+use sundial_core::webhook::{Auth, Next, RESERVED_HEADERS, WebhookSpec, after_attempt, parse_retry_after};
+use sundial_runtime::{HostServices, PluginIdentity, Runtime};
+use sundial_store::sealing::SecretKey;
+use sundial_store::webhooks::{Delivery, DeliveryAttempt, DeliveryStatus, WebhookRecord};
+use sundial_store::{Store, StoreError};
+use tokio::sync::{Notify, Semaphore};
+
+/// Deliveries in flight at once across all webhooks.
+pub const MAX_IN_FLIGHT: usize = 512;
+/// Bytes of a response body kept in the attempt record.
+pub const RESPONSE_SNIPPET_BYTES: usize = 512;
+
+/// Handle to the delivery engine (cheap to clone).
+#[derive(Clone)]
+pub struct Deliverer {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    executor: Executor,
+    runtime: Runtime,
+    services: Arc<dyn HostServices>,
+    key: SecretKey,
+    policy: NetworkPolicy,
+    router: OnceLock<crate::router::Router>,
+    wake: Notify,
+    inflight: Mutex<HashSet<String>>,
+    endpoints: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
+    global: Arc<Semaphore>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Deliverer {
+    /// Start the engine.
+    pub fn start(
+        store: Store,
+        executor: Executor,
+        runtime: Runtime,
+        services: Arc<dyn HostServices>,
+        key: SecretKey,
+        policy: NetworkPolicy,
+    ) -> Deliverer {
+        let d = Deliverer {
+            inner: Arc::new(Inner {
+                store,
+                executor,
+                runtime,
+                services,
+                key,
+                policy,
+                router: OnceLock::new(),
+                wake: Notify::new(),
+                inflight: Mutex::default(),
+                endpoints: Mutex::default(),
+                global: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            }),
+        };
+        tokio::spawn(d.clone().run());
+        d
+    }
+
+    /// Route `sundial.webhook.*` events through `router`.
+    pub fn set_router(&self, router: crate::router::Router) {
+        let _ = self.inner.router.set(router);
+    }
+
+    /// Look at the queue now (new deliveries were committed).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// A new queued delivery to `webhook`, due now.
+    pub fn new_delivery(webhook: &WebhookRecord, cause: &str, depth: u32) -> Delivery {
+        Delivery {
+            id: sundial_core::ids::new_id(),
+            webhook_id: webhook.id.clone(),
+            webhook_name: webhook.spec.name.clone(),
+            status: DeliveryStatus::Queued,
+            created_at: now(),
+            finished_at: None,
+            next_attempt_at: Some(Utc::now()),
+            attempts: Vec::new(),
+            event: None,
+            event_seq: None,
+            run: None,
+            trigger: None,
+            cause: cause.to_string(),
+            depth,
+            root: None,
+            error: None,
+        }
+    }
+
+    async fn run(self) {
+        // Scans continue after the last queue key seen (new and retried deliveries sort
+        // after it), so deliveries held by a slow endpoint are not re-read on every
+        // pass; a full scan from the start runs at least once a second.
+        let mut mark: Option<String> = None;
+        let mut full_scan = Instant::now();
+        loop {
+            let next = match self.inner.store.next_delivery_due() {
+                Ok(n) => n,
+                Err(StoreError::Closed) => return,
+                Err(e) => {
+                    tracing::warn!("reading the delivery queue failed: {e}");
+                    None
+                }
+            };
+            let mut started = 0;
+            if next.is_some_and(|due| due <= Utc::now()) {
+                if full_scan.elapsed() >= Duration::from_secs(1) {
+                    mark = None;
+                    full_scan = Instant::now();
+                }
+                let inflight = &self.inner.inflight;
+                let due = match self
+                    .inner
+                    .store
+                    .due_deliveries(Utc::now(), mark.as_deref(), 1024, |id| {
+                        lock(inflight).contains(id)
+                    }) {
+                    Ok((d, last)) => {
+                        if d.len() < 1024 {
+                            mark = last; // everything up to here is dispatched or in flight
+                        }
+                        d
+                    }
+                    Err(StoreError::Closed) => return,
+                    Err(e) => {
+                        tracing::warn!("reading due deliveries failed: {e}");
+                        Vec::new()
+                    }
+                };
+                for id in due {
+                    if !lock(&self.inner.inflight).insert(id.clone()) {
+                        continue; // being attempted already
+                    }
+                    started += 1;
+                    let this = self.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = this.attempt(&id).await {
+                            tracing::warn!(delivery = %id, "delivery attempt failed to record: {e}");
+                        }
+                        lock(&this.inner.inflight).remove(&id);
+                        this.inner.wake.notify_one();
+                    });
+                }
+            }
+            // Sleep until the next due time, a wake, or (when everything due is in
+            // flight) until an attempt ends; at most 30 s between looks.
+            let wait = match next {
+                Some(due) if started > 0 || due > Utc::now() => (due - Utc::now())
+                    .to_std()
+                    .unwrap_or_default()
+                    .min(Duration::from_secs(30)),
+                _ => Duration::from_secs(30),
+            };
+            let _ = tokio::time::timeout(wait, self.inner.wake.notified()).await;
+        }
+    }
+
+    fn endpoint(&self, webhook: &WebhookRecord) -> Arc<Semaphore> {
+        let mut map = lock(&self.inner.endpoints);
+        let limit = webhook.spec.max_concurrency;
+        let entry = map
+            .entry(webhook.id.clone())
+            .or_insert_with(|| (limit, Arc::new(Semaphore::new(limit as usize))));
+        if entry.0 != limit {
+            *entry = (limit, Arc::new(Semaphore::new(limit as usize)));
+        }
+        entry.1.clone()
+    }
+
+    async fn attempt(&self, id: &str) -> Result<(), StoreError> {
+        let Some(mut delivery) = self.inner.store.delivery(id)? else {
+            return Ok(());
+        };
+        if delivery.status != DeliveryStatus::Queued {
+            return Ok(());
+        }
+        let webhook = self.inner.store.webhook(&delivery.webhook_id)?;
+        let webhook = match webhook {
+            Some(w) if w.spec.enabled => w,
+            other => {
+                let why = match other {
+                    None => "the webhook was deleted",
+                    Some(_) => "the webhook is disabled",
+                };
+                return self.finish(delivery, Next::Dead(why.into()), None).await;
+            }
+        };
+        // The endpoint's own slot first: deliveries waiting for a slow endpoint must not
+        // hold the global slots that other endpoints need.
+        let slot = self.endpoint(&webhook);
+        let Ok(_slot) = slot.acquire_owned().await else {
+            return Ok(());
+        };
+        let Ok(_global) = self.inner.global.clone().acquire_owned().await else {
+            return Ok(());
+        };
+        let number = delivery.attempts.len() as u32 + 1;
+        let at = now();
+        let started = Instant::now();
+        let outcome = self.send(&webhook, &delivery, number).await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        let (status, retry_after, response, error, next) = match outcome {
+            Ok(answer) => {
+                let next = after_attempt(
+                    &webhook.spec.retry,
+                    number,
+                    Some(answer.status),
+                    answer.retry_after,
+                    rand_unit(),
+                );
+                (
+                    Some(answer.status),
+                    answer.retry_after,
+                    Some(answer.snippet),
+                    None,
+                    next,
+                )
+            }
+            Err(Failure::Final(e)) => (None, None, None, Some(e.clone()), Next::Dead(e)),
+            Err(Failure::Transient(e)) => {
+                let next = after_attempt(&webhook.spec.retry, number, None, None, rand_unit());
+                (None, None, None, Some(e), next)
+            }
+        };
+        let _ = retry_after;
+        delivery.attempts.push(DeliveryAttempt {
+            number,
+            at,
+            status_code: status,
+            latency_ms,
+            response,
+            error,
+        });
+        self.finish(delivery, next, Some(&webhook)).await
+    }
+
+    /// Record the outcome of an attempt (or of a delivery that cannot be attempted).
+    async fn finish(
+        &self,
+        mut delivery: Delivery,
+        next: Next,
+        webhook: Option<&WebhookRecord>,
+    ) -> Result<(), StoreError> {
+        let mut disable = None;
+        let mut kinds: Vec<&str> = Vec::new();
+        match &next {
+            Next::Delivered => {
+                delivery.status = DeliveryStatus::Delivered;
+                delivery.next_attempt_at = None;
+                delivery.finished_at = Some(now());
+            }
+            Next::RetryIn(d) => {
+                delivery.next_attempt_at =
+                    Some(Utc::now() + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::zero()));
+            }
+            Next::Dead(why) => {
+                delivery.status = DeliveryStatus::Dead;
+                delivery.next_attempt_at = None;
+                delivery.finished_at = Some(now());
+                delivery.error = Some(why.clone());
+                kinds.push("sundial.webhook.failed");
+            }
+            Next::Disable => {
+                delivery.status = DeliveryStatus::Dead;
+                delivery.next_attempt_at = None;
+                delivery.finished_at = Some(now());
+                let why = "the receiver answered 410 Gone: the webhook was disabled".to_string();
+                delivery.error = Some(why.clone());
+                disable = Some(why);
+                kinds.extend(["sundial.webhook.disabled", "sundial.webhook.failed"]);
+            }
+        }
+        if let Some(w) = webhook
+            && matches!(next, Next::Dead(_))
+        {
+            tracing::warn!(webhook = %w.spec.name, delivery = %delivery.id, "delivery dead: {}", delivery.error.as_deref().unwrap_or_default());
+        }
+        let mut events = Vec::new();
+        if let Some(router) = self.inner.router.get() {
+            for kind in kinds {
+                let data = serde_json::json!({
+                    "delivery": delivery.id, "webhook": delivery.webhook_name, "webhook_id": delivery.webhook_id,
+                    "attempts": delivery.attempts.len(), "error": delivery.error, "event": delivery.event_seq,
+                    "last_status": delivery.attempts.last().and_then(|a| a.status_code),
+                });
+                let event = sundial_core::event::internal(kind, &delivery.webhook_name, data, &now());
+                let origin = crate::router::Origin {
+                    root: delivery.root.clone(),
+                    ..crate::router::Origin::at_depth(delivery.depth + 1)
+                };
+                events.push(router.plan(event, origin)?);
+            }
+        }
+        let (_, stored) = self.inner.store.save_delivery(delivery, disable, events).await?;
+        if let Some(router) = self.inner.router.get() {
+            router.after_commit(&stored);
+        }
+        Ok(())
+    }
+
+    /// Format, sign and send one attempt.
+    async fn send(
+        &self,
+        webhook: &WebhookRecord,
+        delivery: &Delivery,
+        number: u32,
+    ) -> Result<Answer, Failure> {
+        let spec = &webhook.spec;
+        let body = self.format(spec, delivery, number).await?;
+        let uri: http::Uri = spec
+            .url
+            .parse()
+            .map_err(|e| Failure::Final(format!("url: {e}")))?;
+        let tls = uri.scheme_str() == Some("https");
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let timeout = Duration::from_millis(spec.timeout_ms);
+        let addr = sundial_runtime::net::resolve_vetted(&host, port, &self.inner.policy)
+            .await
+            .map_err(|e| match e {
+                sundial_runtime::net::NetError::Prohibited { .. } => {
+                    tracing::warn!(webhook = %spec.name, "delivery refused by the network policy (SSRF guard): {e}");
+                    Failure::Final(format!("refused by the network policy: {e}"))
+                }
+                other => Failure::Transient(other.to_string()),
+            })?;
+        let mut request = http::Request::builder()
+            .method(spec.method.http())
+            .uri(uri.path_and_query().map(|p| p.as_str()).unwrap_or("/"))
+            .header(
+                http::header::HOST,
+                uri.authority().map(|a| a.as_str()).unwrap_or(&host),
+            )
+            .header(http::header::CONTENT_TYPE, body.content_type.as_str())
+            .header(
+                http::header::USER_AGENT,
+                concat!("sundial/", env!("CARGO_PKG_VERSION")),
+            );
+        for h in &spec.headers {
+            request = request.header(h.name.as_str(), h.value.as_str());
+        }
+        for (name, value) in &body.headers {
+            if !RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+                request = request.header(name.as_str(), value.as_str());
+            }
+        }
+        if let Some((name, value)) = self.auth_header(&spec.auth)? {
+            request = request.header(name, value);
+        }
+        let timestamp = Utc::now().timestamp();
+        request = request
+            .header("webhook-id", delivery.id.as_str())
+            .header("webhook-timestamp", timestamp.to_string());
+        if !spec.signing_secrets.is_empty() {
+            let mut secrets = Vec::new();
+            for name in &spec.signing_secrets {
+                let value = self.secret(name)?;
+                secrets.push(
+                    sundial_sdk::webhook::Secret::parse(&value)
+                        .map_err(|e| Failure::Final(format!("signing secret {name:?}: {e}")))?,
+                );
+            }
+            request = request.header(
+                "webhook-signature",
+                sundial_sdk::webhook::sign_all(&secrets, &delivery.id, timestamp, &body.body),
+            );
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.body)))
+            .map_err(|e| Failure::Final(format!("building the request: {e}")))?;
+        let exchange = async {
+            let stream = sundial_runtime::net::connect(&host, addr, tls, spec.allow_insecure_tls, timeout)
+                .await
+                .map_err(|e| Failure::Transient(e.to_string()))?;
+            let (mut sender, conn) =
+                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                    .await
+                    .map_err(|e| Failure::Transient(format!("HTTP handshake: {e}")))?;
+            tokio::spawn(async move {
+                let _ = conn.await;
+            });
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| Failure::Transient(format!("sending: {e}")))?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(http::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, Utc::now()));
+            let mut body = response.into_body();
+            let mut snippet = Vec::new();
+            while snippet.len() < RESPONSE_SNIPPET_BYTES {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Some(data) = frame.data_ref() {
+                            snippet.extend_from_slice(data);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            snippet.truncate(RESPONSE_SNIPPET_BYTES);
+            Ok(Answer {
+                status,
+                retry_after,
+                snippet: String::from_utf8_lossy(&snippet).into_owned(),
+            })
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(r) => r,
+            Err(_) => Err(Failure::Transient(format!(
+                "timed out after {} ms",
+                spec.timeout_ms
+            ))),
+        }
+    }
+
+    async fn format(
+        &self,
+        spec: &WebhookSpec,
+        d: &Delivery,
+        number: u32,
+    ) -> Result<sundial_core::invocation::HttpBody, Failure> {
+        let final_err = |m: String| Failure::Final(format!("formatter {:?}: {m}", spec.formatter));
+        let record = self
+            .inner
+            .store
+            .plugin(&spec.formatter)
+            .map_err(|e| Failure::Transient(e.to_string()))?
+            .ok_or_else(|| final_err("not installed".into()))?;
+        let plugin = self
+            .inner
+            .executor
+            .load_plugin(&record)
+            .await
+            .map_err(final_err)?;
+        let identity = Arc::new(PluginIdentity {
+            name: record.name.clone(),
+            grants: record.grants.clone(),
+        });
+        let input = sundial_core::invocation::Delivery {
+            id: d.id.clone(),
+            webhook: d.webhook_name.clone(),
+            attempt: number,
+            timestamp: d.created_at.clone(),
+            event: d.event.clone(),
+            run: d.run.clone(),
+            config: spec.formatter_config.clone(),
+            template: spec.template.clone(),
+        };
+        let limits: Limits = record.limits;
+        let report = self
+            .inner
+            .runtime
+            .run_formatter(&plugin, identity, &limits, self.inner.services.clone(), &input)
+            .await;
+        report.result.map_err(|e| final_err(e.to_string()))
+    }
+
+    fn secret(&self, name: &str) -> Result<String, Failure> {
+        let record = self
+            .inner
+            .store
+            .secret(name)
+            .map_err(|e| Failure::Transient(e.to_string()))?
+            .ok_or_else(|| Failure::Final(format!("secret {name:?} does not exist")))?;
+        let bytes = self
+            .inner
+            .key
+            .open(name, &record.sealed)
+            .map_err(Failure::Final)?;
+        String::from_utf8(bytes).map_err(|_| Failure::Final(format!("secret {name:?} is not UTF-8")))
+    }
+
+    fn auth_header(&self, auth: &Auth) -> Result<Option<(String, String)>, Failure> {
+        use base64::Engine;
+        Ok(match auth {
+            Auth::None => None,
+            Auth::Basic {
+                username,
+                password_secret,
+            } => {
+                let pass = self.secret(password_secret)?;
+                let token = base64::engine::general_purpose::STANDARD.encode(format!("{username}:{pass}"));
+                Some(("authorization".into(), format!("Basic {token}")))
+            }
+            Auth::Bearer { token_secret } => Some((
+                "authorization".into(),
+                format!("Bearer {}", self.secret(token_secret)?),
+            )),
+            Auth::ApiKey { header, key_secret } => Some((header.clone(), self.secret(key_secret)?)),
+        })
+    }
+}
+
+/// The receiver's answer.
+struct Answer {
+    status: u16,
+    retry_after: Option<Duration>,
+    snippet: String,
+}
+
+/// Why an attempt got no answer.
+enum Failure {
+    /// Retrying cannot help (configuration, policy).
+    Final(String),
+    /// Worth retrying (network, timeout).
+    Transient(String),
+}
+
+fn rand_unit() -> f64 {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}

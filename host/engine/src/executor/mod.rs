@@ -1,0 +1,641 @@
+//! The executor: takes queued runs from the durable queue, runs them on a bounded pool
+//! of workers through the plugin runtime, records every attempt, retries per the
+//! task's policy, and recovers what a dead process left behind.
+//!
+//! Every state change is committed before anyone is told: a run is `queued` in redb
+//! before the API answers, `running` before the plugin starts, and its result is
+//! committed before waiters hear of it. So a crash at any point leaves a run either
+//! queued (run it), running (it was interrupted: retry or mark it), or finished.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use sundial_core::invocation::Invocation;
+use sundial_core::limits::Limits;
+use sundial_core::plugin::PluginRecord;
+use sundial_core::run::{AfterFailure, Run, RunCause, RunStatus, after_failure, status_for};
+use sundial_runtime as runtime;
+use sundial_runtime::{HostServices, Plugin, PluginIdentity, Runtime};
+use sundial_store::{Store, StoreError};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+mod outcome;
+mod overlap;
+mod recovery;
+
+use outcome::Extras;
+use overlap::Slot;
+
+/// Default number of runs executing at once.
+pub const DEFAULT_WORKERS: usize = 16;
+
+/// Current time in the API's format ([`sundial_core::timestamp`]).
+pub fn now() -> String {
+    sundial_core::timestamp::now()
+}
+
+fn after(ms: u64) -> String {
+    sundial_core::timestamp::text(chrono::Utc::now() + chrono::Duration::milliseconds(ms as i64))
+}
+
+/// Milliseconds from now until RFC 3339 time `t` (0 if past or unparsable).
+fn ms_until(t: &str) -> u64 {
+    chrono::DateTime::parse_from_rfc3339(t)
+        .map(|d| {
+            (d.with_timezone(&chrono::Utc) - chrono::Utc::now())
+                .num_milliseconds()
+                .max(0) as u64
+        })
+        .unwrap_or(0)
+}
+
+struct Inner {
+    /// Plugin code runs on its own threads, so CPU-bound plugins (which yield to their
+    /// executor only every epoch tick) never delay the API or the store writer.
+    run_pool: Option<tokio::runtime::Runtime>,
+    store: Store,
+    runtime: Runtime,
+    services: Arc<dyn HostServices>,
+    plugins: Mutex<HashMap<String, Arc<Plugin>>>,
+    workers: Arc<Semaphore>,
+    /// Runs waiting for a worker beyond which no source adds more (`max_queued_runs`).
+    max_queued_runs: usize,
+    submit: mpsc::UnboundedSender<String>,
+    running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Run>>>>,
+    finished: [std::sync::atomic::AtomicU64; 8],
+    stopping: std::sync::atomic::AtomicBool,
+    /// Runs whose cancellation was asked for while they were running.
+    cancel_requested: Mutex<std::collections::HashSet<String>>,
+    durations: sundial_core::metrics::Histogram,
+    /// Runs handed to the workers that wait for a free one.
+    backlog: std::sync::atomic::AtomicUsize,
+    /// Scheduled first attempts: due time (slot + jitter) to run start.
+    lateness: sundial_core::metrics::Histogram,
+    /// Runs inside `execute` (bookkeeping included).
+    in_flight: std::sync::atomic::AtomicUsize,
+    /// Active (claimed) runs per task id, for the overlap policy.
+    active_by_task: Mutex<HashMap<String, Vec<String>>>,
+    /// Routes the events runs produce (set once at start; absent in bare executors).
+    router: std::sync::OnceLock<crate::router::Router>,
+    /// Runs waiting for their task's active run to end (overlap policy `queue`).
+    deferred: Mutex<HashMap<String, std::collections::VecDeque<String>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        if let Some(pool) = self.run_pool.take() {
+            // Dropping a runtime from async code would panic; this never blocks.
+            pool.shutdown_background();
+        }
+    }
+}
+
+/// Handle to the executor; cheap to clone.
+#[derive(Clone)]
+pub struct Executor {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Executor {
+    /// Start the dispatcher with `workers` concurrent runs, executing plugin code on
+    /// one thread per core, and at most `max_queued_runs` waiting for a worker (see
+    /// [`Executor::queue_full`]). Call [`Executor::recover`] once after start.
+    pub fn start(
+        store: Store,
+        runtime: Runtime,
+        services: Arc<dyn HostServices>,
+        workers: usize,
+        max_queued_runs: usize,
+    ) -> std::io::Result<Executor> {
+        let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let run_pool = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("sundial-run")
+            .enable_all()
+            .build()?;
+        let (submit, mut rx) = mpsc::unbounded_channel::<String>();
+        let inner = Arc::new(Inner {
+            run_pool: Some(run_pool),
+            store,
+            runtime,
+            services,
+            plugins: Mutex::default(),
+            workers: Arc::new(Semaphore::new(workers.max(1))),
+            max_queued_runs: max_queued_runs.max(1),
+            submit,
+            running: Mutex::default(),
+            waiters: Mutex::default(),
+            finished: Default::default(),
+            stopping: Default::default(),
+            cancel_requested: Mutex::default(),
+            durations: sundial_core::metrics::Histogram::new(sundial_core::metrics::SECONDS),
+            backlog: Default::default(),
+            lateness: sundial_core::metrics::Histogram::new(sundial_core::metrics::LATENESS),
+            in_flight: Default::default(),
+            active_by_task: Mutex::default(),
+            deferred: Mutex::default(),
+            router: std::sync::OnceLock::new(),
+        });
+        let exec = Executor { inner: inner.clone() };
+        let dispatcher = exec.clone();
+        tokio::spawn(async move {
+            while let Some(id) = rx.recv().await {
+                let permit = dispatcher.inner.workers.clone().acquire_owned().await;
+                dispatcher
+                    .inner
+                    .backlog
+                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                let Ok(permit) = permit else {
+                    break;
+                };
+                if dispatcher
+                    .inner
+                    .stopping
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                {
+                    // Left queued in the store: the next start picks it up.
+                    continue;
+                }
+                let worker = dispatcher.clone();
+                tokio::spawn(async move {
+                    worker.execute(&id).await;
+                    drop(permit);
+                });
+            }
+        });
+        Ok(exec)
+    }
+
+    /// Hand a queued run to the workers (after its `not_before`, if any).
+    pub fn submit(&self, run: &Run) {
+        let wait = run.not_before.as_deref().map(ms_until).unwrap_or(0);
+        if wait == 0 {
+            self.hand_over(run.id.clone());
+        } else {
+            let this = self.clone();
+            let id = run.id.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(wait)).await;
+                this.hand_over(id);
+            });
+        }
+    }
+
+    fn hand_over(&self, id: String) {
+        let backlog = &self.inner.backlog;
+        backlog.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.inner.submit.send(id).is_err() {
+            backlog.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    /// Runs handed to the workers that are waiting for a free one (the backlog the
+    /// API's `max_queued_runs` limits).
+    pub fn backlog(&self) -> usize {
+        self.inner.backlog.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Why `more` new runs may not be queued now, if they may not: `max_queued_runs`
+    /// runs already wait for a worker. Every source asks: the API (429), the router
+    /// (events from runs, schedules and deliveries start nothing) and the scheduler
+    /// (the slot's run is recorded `skipped`).
+    pub fn queue_full(&self, more: usize) -> Option<String> {
+        let backlog = self.backlog();
+        (more > 0 && backlog + more > self.inner.max_queued_runs).then(|| {
+            format!(
+                "{backlog} runs are waiting for a worker (max_queued_runs is {})",
+                self.inner.max_queued_runs
+            )
+        })
+    }
+
+    /// How many more runs may be queued now (`max_queued_runs` less the backlog).
+    pub fn queue_room(&self) -> usize {
+        self.inner.max_queued_runs.saturating_sub(self.backlog())
+    }
+
+    /// Wait until run `id` is finished and return it.
+    pub async fn wait(&self, id: &str) -> Result<Run, StoreError> {
+        let (tx, rx) = oneshot::channel();
+        lock(&self.inner.waiters)
+            .entry(id.to_string())
+            .or_default()
+            .push(tx);
+        // It may have finished before we registered.
+        if let Some(run) = self.inner.store.run(id)?
+            && run.status.is_terminal()
+        {
+            return Ok(run);
+        }
+        rx.await.map_err(|_| StoreError::Closed)
+    }
+
+    /// Cancel a run: a queued one is cancelled at once, a running one is stopped.
+    pub async fn cancel(&self, id: &str) -> Result<Run, StoreError> {
+        let run = self.inner.store.cancel_queued_run(id, now()).await?;
+        if run.status == RunStatus::Running {
+            // The worker may not have registered its abort handle yet (it could still
+            // be loading the plugin): leave the request where it will look for it.
+            lock(&self.inner.cancel_requested).insert(id.to_string());
+            if let Some(handle) = lock(&self.inner.running).get(id) {
+                handle.abort();
+            }
+            return self.wait(id).await;
+        }
+        if run.status == RunStatus::Cancelled {
+            self.notify(&run);
+        }
+        Ok(run)
+    }
+
+    /// The compiled plugin for a record, loading (and caching by digest) on first use.
+    /// The compiled plugin of `record` (cached by digest).
+    pub async fn load_plugin(&self, record: &PluginRecord) -> Result<Arc<Plugin>, String> {
+        self.plugin(record).await
+    }
+
+    async fn plugin(&self, record: &PluginRecord) -> Result<Arc<Plugin>, String> {
+        if let Some(p) = lock(&self.inner.plugins).get(&record.digest) {
+            return Ok(p.clone());
+        }
+        let bytes = self
+            .inner
+            .store
+            .plugin_bytes(record)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("component bytes of plugin {:?} are missing", record.name))?;
+        let runtime = self.inner.runtime.clone();
+        let plugin = tokio::task::spawn_blocking(move || runtime.load(&bytes))
+            .await
+            .map_err(|e| format!("loading plugin: {e}"))?
+            .map_err(|e| e.to_string())?;
+        let plugin = Arc::new(plugin);
+        lock(&self.inner.plugins).insert(record.digest.clone(), plugin.clone());
+        Ok(plugin)
+    }
+
+    /// Stop starting runs, give running ones up to `grace` to finish, then stop the
+    /// rest and persist them as interrupted (retried at the next start per their task's
+    /// policy). Returns how many had to be interrupted.
+    pub async fn stop(&self, grace: Duration) -> usize {
+        use std::sync::atomic::Ordering::{Relaxed, SeqCst};
+        self.inner.stopping.store(true, Relaxed);
+        let deadline = tokio::time::Instant::now() + grace;
+        while self.inner.in_flight.load(SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let interrupted = {
+            let running = lock(&self.inner.running);
+            for handle in running.values() {
+                handle.abort();
+            }
+            running.len()
+        };
+        // Let the workers record the interruptions (bounded: a stuck store must not
+        // keep the process alive; recovery at the next start covers the rest).
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        while self.inner.in_flight.load(SeqCst) > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        interrupted
+    }
+
+    /// Runs that reached each terminal status since start, in [`RunStatus::ALL`] order.
+    pub fn finished_counts(&self) -> Vec<(RunStatus, u64)> {
+        RunStatus::ALL
+            .iter()
+            .zip(self.inner.finished.iter())
+            .map(|(s, n)| (*s, n.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect()
+    }
+
+    /// Runs executing right now.
+    pub fn running_count(&self) -> usize {
+        lock(&self.inner.running).len()
+    }
+
+    /// Route the events runs produce (`sundial.run.*`, plugin-emitted) through `router`.
+    pub fn set_router(&self, router: crate::router::Router) {
+        let _ = self.inner.router.set(router);
+    }
+
+    /// Append the executor's histograms to a Prometheus exposition.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.inner.durations.render(
+            out,
+            "sundial_run_duration_seconds",
+            "Duration of finished run attempts.",
+        );
+        self.inner.lateness.render(
+            out,
+            "sundial_schedule_lateness_seconds",
+            "Scheduled runs (first attempts): from the slot's due time (slot plus jitter) to the run's start.",
+        );
+        out.push_str(&format!(
+            "# HELP sundial_run_backlog Runs handed to the workers and waiting for a free one.\n\
+             # TYPE sundial_run_backlog gauge\nsundial_run_backlog {}\n",
+            self.backlog()
+        ));
+    }
+
+    /// Record how late a scheduled run started (first attempts; a due time ahead of the
+    /// wall clock, as on a test clock, is not a lateness and is ignored).
+    fn observe_lateness(&self, run: &Run) {
+        let (RunCause::Schedule { due: Some(due), .. }, Some(started), 1) =
+            (&run.cause, &run.started_at, run.attempt)
+        else {
+            return;
+        };
+        let (Ok(due), Ok(started)) = (
+            chrono::DateTime::parse_from_rfc3339(due),
+            chrono::DateTime::parse_from_rfc3339(started),
+        ) else {
+            return;
+        };
+        let late = (started - due).num_microseconds().unwrap_or(i64::MAX);
+        if late >= 0 {
+            self.inner.lateness.observe(late as f64 / 1e6);
+        }
+    }
+
+    /// Count a finished run and wake whoever waits for it.
+    fn notify(&self, run: &Run) {
+        if run.resources.duration_us > 0 {
+            self.inner
+                .durations
+                .observe(run.resources.duration_us as f64 / 1e6);
+        }
+        if let Some(i) = RunStatus::ALL.iter().position(|s| *s == run.status) {
+            self.inner.finished[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if let Some(waiters) = lock(&self.inner.waiters).remove(&run.id) {
+            for w in waiters {
+                let _ = w.send(run.clone());
+            }
+        }
+    }
+
+    async fn execute(&self, id: &str) {
+        self.inner
+            .in_flight
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        if let Err(e) = self.try_execute(id).await {
+            tracing::error!(run = id, "run bookkeeping failed: {e}");
+            if matches!(e, StoreError::Unavailable(_)) {
+                self.settle_later(id.to_string());
+            }
+        }
+        self.inner
+            .in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    async fn try_execute(&self, id: &str) -> Result<(), StoreError> {
+        let store = &self.inner.store;
+        let Some(queued) = store.run(id)? else {
+            return Ok(());
+        };
+        if queued.status != RunStatus::Queued {
+            // Cancelled while it waited: let the next deferred run of its task go.
+            self.wake_deferred(&queued.task_id);
+            return Ok(());
+        }
+        let policy = store
+            .task(&queued.task_id)?
+            .map(|t| t.spec.overlap)
+            .unwrap_or_default();
+        let _claim = match self.claim(&queued.task_id, id, policy) {
+            Slot::Go(claim) => claim,
+            Slot::Defer => return Ok(()),
+            Slot::Skip(active) => {
+                let reason =
+                    format!("skipped: run {active} of this task is still active (overlap policy forbid)");
+                let run = store.skip_run(id, reason, now()).await?;
+                self.notify(&run);
+                return Ok(());
+            }
+        };
+        let Some(mut run) = store.start_run(id, now()).await? else {
+            return Ok(());
+        };
+        self.observe_lateness(&run);
+        let task = store.task(&run.task_id)?;
+        if let Some(task) = task.as_ref().filter(|t| t.spec.webhook.is_some()) {
+            return self.send_to_webhook(run, task).await;
+        }
+        let prepared = match &task {
+            None => Err(format!("task {} was deleted", run.task_id)),
+            Some(task) => match store.plugin(&task.spec.plugin)? {
+                None => Err(format!("plugin {:?} is not installed", task.spec.plugin)),
+                Some(record) => self.plugin(&record).await.map(|p| (task.clone(), record, p)),
+            },
+        };
+        let (task, record, plugin) = match prepared {
+            Ok(p) => p,
+            Err(msg) => {
+                let error = runtime::RunError::Instantiate(msg);
+                return self.finish(run, Err(error), None).await;
+            }
+        };
+        let mut limits: Limits = record.limits;
+        if let Some(t) = task.spec.timeout_ms {
+            limits.timeout_ms = t;
+        }
+        let invocation = Invocation {
+            run_id: run.id.clone(),
+            task: task.spec.name.clone(),
+            attempt: run.attempt,
+            cause: match (&run.cause, run.attempt) {
+                (_, n) if n > 1 => runtime::Cause::Retry(n - 1),
+                (RunCause::Manual, _) => runtime::Cause::Manual,
+                (RunCause::Schedule { schedule, .. }, _) => runtime::Cause::Schedule(schedule.clone()),
+                (RunCause::Event { .. }, _) => runtime::Cause::Event,
+            },
+            params: run.params.clone(),
+            event: run.event.clone(),
+        };
+        let identity = Arc::new(PluginIdentity {
+            name: record.name.clone(),
+            grants: record.grants.clone(),
+        });
+        let runtime = self.inner.runtime.clone();
+        let services = self.inner.services.clone();
+        let pool = self.inner.run_pool.as_ref().map(|p| p.handle().clone());
+        let call = async move {
+            runtime
+                .run_action(&plugin, identity, &limits, services, &invocation)
+                .await
+        };
+        let handle = match pool {
+            Some(pool) => pool.spawn(call),
+            None => tokio::spawn(call),
+        };
+        lock(&self.inner.running).insert(run.id.clone(), handle.abort_handle());
+        if lock(&self.inner.cancel_requested).contains(&run.id) {
+            handle.abort();
+        }
+        let outcome = handle.await;
+        lock(&self.inner.running).remove(&run.id);
+        let cancel_requested = lock(&self.inner.cancel_requested).remove(&run.id);
+        let stopping = self.inner.stopping.load(std::sync::atomic::Ordering::Relaxed);
+        match outcome {
+            // A run that succeeded before the cancel landed keeps its result; one that
+            // failed is not retried once a cancel was asked for.
+            Ok(report) if !(cancel_requested && report.result.is_err()) => {
+                run.log = report.log;
+                run.resources = report.resources;
+                let extras = Extras {
+                    plugin: record.name.clone(),
+                    events: report.events,
+                    deliveries: Vec::new(),
+                };
+                self.finish_with(run, report.result, Some(&task), extras).await
+            }
+            Err(e) if e.is_cancelled() && stopping && !cancel_requested => {
+                // Stopped by a graceful shutdown whose grace period ran out.
+                self.interrupt(run).await
+            }
+            Err(e) if !e.is_cancelled() && !cancel_requested => {
+                let error = runtime::RunError::Instantiate(format!("the worker failed: {e}"));
+                self.finish(run, Err(error), Some(&task)).await
+            }
+            outcome => {
+                if let Ok(report) = outcome {
+                    run.log = report.log;
+                    run.resources = report.resources;
+                }
+                run.status = RunStatus::Cancelled;
+                run.finished_at = Some(now());
+                if let Some(a) = run.attempts.last_mut() {
+                    a.finished_at = run.finished_at.clone();
+                }
+                let run = store.save_run(run).await?;
+                self.notify(&run);
+                Ok(())
+            }
+        }
+    }
+
+    async fn finish(
+        &self,
+        run: Run,
+        result: Result<serde_json::Value, runtime::RunError>,
+        task: Option<&sundial_store::tasks::TaskRecord>,
+    ) -> Result<(), StoreError> {
+        self.finish_with(run, result, task, Extras::default()).await
+    }
+
+    /// Run a task whose action is a webhook: queue one delivery in the run's final
+    /// commit and succeed with its id (a missing or disabled webhook fails the run).
+    async fn send_to_webhook(
+        &self,
+        run: Run,
+        task: &sundial_store::tasks::TaskRecord,
+    ) -> Result<(), StoreError> {
+        let name = task.spec.webhook.as_deref().unwrap_or_default();
+        let hook = match self.inner.store.webhook(name)? {
+            Some(hook) if hook.spec.enabled => hook,
+            found => {
+                let why = match found {
+                    Some(h) => format!(
+                        "webhook {:?} is disabled{}",
+                        h.spec.name,
+                        h.disabled_reason.map(|r| format!(" ({r})")).unwrap_or_default()
+                    ),
+                    None => format!("webhook {name:?} not found"),
+                };
+                let error = runtime::RunError::Failed(why);
+                return self.finish(run, Err(error), Some(task)).await;
+            }
+        };
+        let mut delivery = crate::deliverer::Deliverer::new_delivery(&hook, "task", run.depth + 1);
+        delivery.root = Some(run.chain().to_string());
+        delivery.event = run.event.clone();
+        let output = serde_json::json!({ "delivery": delivery.id, "webhook": hook.spec.name });
+        let extras = Extras {
+            deliveries: vec![delivery],
+            ..Extras::default()
+        };
+        self.finish_with(run, Ok(output), Some(task), extras).await
+    }
+
+    /// Save a finished attempt with its events: `sundial.run.succeeded`, `.failed` or
+    /// `.retrying`, the events the plugin emitted and the deliveries the run queues.
+    async fn finish_with(
+        &self,
+        mut run: Run,
+        result: Result<serde_json::Value, runtime::RunError>,
+        task: Option<&sundial_store::tasks::TaskRecord>,
+        emitted: Extras,
+    ) -> Result<(), StoreError> {
+        let finished = now();
+        if let Some(a) = run.attempts.last_mut() {
+            a.finished_at = Some(finished.clone());
+            a.error = result.as_ref().err().cloned();
+        }
+        match result {
+            Ok(output) => {
+                run.status = RunStatus::Succeeded;
+                run.output = Some(output);
+                run.error = None;
+                run.finished_at = Some(finished);
+            }
+            Err(error) => {
+                let policy = task.map(|t| t.spec.retry).unwrap_or_default();
+                match after_failure(&policy, run.attempt, Some(&error), false, rand_unit()) {
+                    AfterFailure::RetryAfterMs(ms) => {
+                        run.status = RunStatus::Queued;
+                        run.not_before = Some(after(ms));
+                        run.error = Some(error);
+                        let events = self.run_events(&mut run, "sundial.run.retrying", emitted)?;
+                        let run = self.save_with_events(run, events).await?;
+                        self.submit(&run);
+                        return Ok(());
+                    }
+                    AfterFailure::Finish(status) => {
+                        run.status = if task.is_none() {
+                            status_for(&error)
+                        } else {
+                            status
+                        };
+                        run.error = Some(error);
+                        run.finished_at = Some(finished);
+                    }
+                }
+            }
+        }
+        let kind = if run.status == RunStatus::Succeeded {
+            "sundial.run.succeeded"
+        } else {
+            "sundial.run.failed"
+        };
+        let events = self.run_events(&mut run, kind, emitted)?;
+        let run = self.save_with_events(run, events).await?;
+        if run.status == RunStatus::Succeeded
+            && let Some(t) = task.filter(|t| t.spec.delete_after_run)
+            && let Err(e) = self.inner.store.delete_task(&t.id, "sundial").await
+        {
+            tracing::warn!(task = %t.id, "delete-after-run failed: {e}");
+        }
+        self.notify(&run);
+        Ok(())
+    }
+}
+
+/// A uniform random number in [0, 1) for retry jitter.
+fn rand_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}

@@ -1,0 +1,82 @@
+//! The overlap policy: what happens when a run of a task is about to start while
+//! another run of the same task is active (`allow`, `forbid`, `queue`, `replace`).
+
+use super::{Executor, lock};
+use sundial_core::task::OverlapPolicy;
+
+impl Executor {
+    /// Apply the task's overlap policy before a run starts.
+    pub(super) fn claim(&self, task: &str, run: &str, policy: OverlapPolicy) -> Slot {
+        let mut active = lock(&self.inner.active_by_task);
+        let runs = active.entry(task.to_string()).or_default();
+        match policy {
+            OverlapPolicy::Forbid if !runs.is_empty() => return Slot::Skip(runs[0].clone()),
+            OverlapPolicy::Queue if !runs.is_empty() => {
+                lock(&self.inner.deferred)
+                    .entry(task.to_string())
+                    .or_default()
+                    .push_back(run.to_string());
+                return Slot::Defer;
+            }
+            OverlapPolicy::Replace => {
+                let running = lock(&self.inner.running);
+                for other in runs.iter() {
+                    if let Some(handle) = running.get(other) {
+                        handle.abort();
+                    }
+                }
+            }
+            _ => {}
+        }
+        runs.push(run.to_string());
+        Slot::Go(Claim {
+            exec: self.clone(),
+            task: task.to_string(),
+            run: run.to_string(),
+        })
+    }
+
+    /// If no run of `task` is active, submit the next run deferred by `queue` overlap.
+    pub(super) fn wake_deferred(&self, task: &str) {
+        let mut active = lock(&self.inner.active_by_task);
+        if active.get(task).is_some_and(|runs| !runs.is_empty()) {
+            return;
+        }
+        active.remove(task);
+        let next = lock(&self.inner.deferred)
+            .get_mut(task)
+            .and_then(|q| q.pop_front());
+        if let Some(next) = next {
+            self.hand_over(next);
+        }
+    }
+}
+
+/// What the overlap policy says about a run that is about to start.
+pub(super) enum Slot {
+    /// Start it (the claim is released when the run ends).
+    Go(Claim),
+    /// Skip it: this run of the task is active (policy `forbid`).
+    Skip(String),
+    /// Start it when the active run of the task ends (policy `queue`).
+    Defer,
+}
+
+/// A run's place among its task's active runs; released on drop.
+pub(super) struct Claim {
+    exec: Executor,
+    task: String,
+    run: String,
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        {
+            let mut active = lock(&self.exec.inner.active_by_task);
+            if let Some(runs) = active.get_mut(&self.task) {
+                runs.retain(|r| *r != self.run);
+            }
+        }
+        self.exec.wake_deferred(&self.task);
+    }
+}

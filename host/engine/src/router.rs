@@ -1,0 +1,576 @@
+//! The router: turns events into runs and timers through the trigger index, commits
+//! them with the event (one commit: acknowledged = durable with everything it caused),
+//! then starts the runs. It also owns the timer loop that fires delayed targets.
+
+use crate::clock::Clock;
+use crate::executor::Executor;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, RwLock};
+use sundial_core::event::budget::ChainBudget;
+use sundial_core::event::cloudevent::CloudEvent;
+use sundial_core::event::index::TriggerIndex;
+use sundial_core::event::{EventRecord, Matched};
+use sundial_core::run::{Run, RunCause, RunStatus};
+use sundial_core::timestamp::now;
+use sundial_core::trigger::merge_params;
+use sundial_store::events::{Planned, Stored};
+use sundial_store::timers::Timer;
+use sundial_store::{Store, StoreError};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Default limit on causal depth (`max_event_depth`): an event more than this many
+/// run-to-event steps away from an outside event or a manual run is stored but not
+/// routed, which stops trigger loops.
+pub const DEFAULT_MAX_DEPTH: u32 = 8;
+
+/// Most timers fired in one commit.
+const TIMER_BATCH: usize = 1000;
+
+/// How far the router lets work spread from one cause.
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLimits {
+    /// Causal depth beyond which events are stored but not routed (`max_event_depth`,
+    /// default [`DEFAULT_MAX_DEPTH`]).
+    pub max_depth: u32,
+    /// Runs, timers and webhook deliveries one causal chain may start
+    /// (`max_chain`, default [`sundial_core::event::budget::DEFAULT_MAX_CHAIN`]).
+    pub max_chain: u64,
+}
+
+impl Default for RouteLimits {
+    fn default() -> Self {
+        RouteLimits {
+            max_depth: DEFAULT_MAX_DEPTH,
+            max_chain: sundial_core::event::budget::DEFAULT_MAX_CHAIN,
+        }
+    }
+}
+
+/// Where an event to plan comes from: what the router needs besides the event.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// Causal depth: 0 for outside events, one more than the run, slot or delivery
+    /// that caused it.
+    pub depth: u32,
+    /// The run it came from, if any.
+    pub caused_by: Option<String>,
+    /// The causal chain it belongs to (`None`: it starts one, named by its own seq).
+    pub root: Option<String>,
+    /// Runs planned for the same commit before this event: they count toward the
+    /// queue limit although they are not queued yet.
+    pub queued_with: usize,
+}
+
+impl Origin {
+    /// An event `depth` steps from outside that starts its own chain.
+    pub fn at_depth(depth: u32) -> Origin {
+        Origin {
+            depth,
+            ..Origin::default()
+        }
+    }
+}
+
+/// Handle to the router (cheap to clone).
+#[derive(Clone)]
+pub struct Router {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    executor: Executor,
+    clock: Clock,
+    limits: RouteLimits,
+    /// What each causal chain has started so far.
+    budget: Mutex<ChainBudget>,
+    /// Events not routed because their chain had spent its budget.
+    stopped_by_budget: AtomicU64,
+    /// Events from inside not routed because the run queue was full.
+    stopped_by_queue: AtomicU64,
+    /// Every enabled, valid trigger by id: the source the index is built from.
+    triggers: std::sync::Mutex<std::collections::HashMap<String, Arc<sundial_core::trigger::Compiled>>>,
+    index: RwLock<Arc<TriggerIndex>>,
+    wake_timers: Notify,
+    deliverer: std::sync::OnceLock<crate::deliverer::Deliverer>,
+    settle: mpsc::UnboundedSender<oneshot::Sender<()>>,
+    /// Calendars in force, and the zone of those that name none (set after start).
+    exclusions: std::sync::OnceLock<(sundial_core::calendar::Exclusions, chrono_tz::Tz)>,
+}
+
+impl Router {
+    /// Build the router, load the trigger index and start the timer loop.
+    pub fn start(
+        store: Store,
+        executor: Executor,
+        clock: Clock,
+        limits: RouteLimits,
+    ) -> Result<Router, StoreError> {
+        let (settle, settle_rx) = mpsc::unbounded_channel();
+        let router = Router {
+            inner: Arc::new(Inner {
+                store,
+                executor,
+                clock,
+                limits,
+                budget: Mutex::new(ChainBudget::new(limits.max_chain)),
+                stopped_by_budget: AtomicU64::new(0),
+                stopped_by_queue: AtomicU64::new(0),
+                triggers: Default::default(),
+                index: RwLock::new(Arc::new(TriggerIndex::default())),
+                wake_timers: Notify::new(),
+                deliverer: std::sync::OnceLock::new(),
+                settle,
+                exclusions: std::sync::OnceLock::new(),
+            }),
+        };
+        router.reload()?;
+        tokio::spawn(timer_loop(router.clone(), settle_rx));
+        Ok(router)
+    }
+
+    /// Load every trigger from the store and build the index (at start).
+    pub fn reload(&self) -> Result<(), StoreError> {
+        let mut all = std::collections::HashMap::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (page, next) = self.inner.store.triggers_page(cursor.as_deref(), 1000)?;
+            for record in &page {
+                if let Some(c) = compile(record) {
+                    all.insert(record.id.clone(), Arc::new(c));
+                }
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        let mut triggers = self.inner.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        *triggers = all;
+        self.publish(&triggers);
+        Ok(())
+    }
+
+    /// Re-read one trigger after it was created, changed or deleted, and rebuild the
+    /// index from the compiled triggers in memory (no other trigger is re-read).
+    pub fn reload_trigger(&self, id: &str) -> Result<(), StoreError> {
+        // Read under the lock: of two concurrent reloads of one trigger, the later read
+        // (the newer state) is applied last.
+        let mut triggers = self.inner.triggers.lock().unwrap_or_else(|e| e.into_inner());
+        let record = self.inner.store.trigger(id)?;
+        match record.as_ref().and_then(compile) {
+            Some(c) => triggers.insert(id.to_string(), Arc::new(c)),
+            None => triggers.remove(id),
+        };
+        self.publish(&triggers);
+        Ok(())
+    }
+
+    fn publish(&self, triggers: &std::collections::HashMap<String, Arc<sundial_core::trigger::Compiled>>) {
+        let index = Arc::new(TriggerIndex::from_shared(triggers.values().cloned()));
+        *self.inner.index.write().unwrap_or_else(|e| e.into_inner()) = index;
+    }
+
+    /// Hand queued deliveries to `deliverer` after each commit.
+    pub fn set_deliverer(&self, deliverer: crate::deliverer::Deliverer) {
+        let _ = self.inner.deliverer.set(deliverer);
+    }
+
+    /// The calendars triggers honour (the scheduler's), and the zone for calendars that
+    /// name none (the daemon's `timezone`).
+    pub fn set_exclusions(&self, exclusions: sundial_core::calendar::Exclusions, tz: chrono_tz::Tz) {
+        let _ = self.inner.exclusions.set((exclusions, tz));
+    }
+
+    /// The excluded window of `trigger`'s calendars holding `at`, if any.
+    fn excluded(
+        &self,
+        trigger: &sundial_core::trigger::Compiled,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Option<sundial_core::calendar::Window> {
+        if trigger.calendars.is_empty() {
+            return None;
+        }
+        let (exclusions, tz) = self.inner.exclusions.get()?;
+        exclusions.calendar_window(at, *tz, &trigger.calendars)
+    }
+
+    /// The current trigger index.
+    pub fn index(&self) -> Arc<TriggerIndex> {
+        self.inner.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// The clock delays are measured on.
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    /// Append the router's counters to a Prometheus exposition.
+    pub fn render_metrics(&self, out: &mut String) {
+        use std::fmt::Write;
+        let _ = write!(
+            out,
+            "# HELP sundial_events_stopped_total Events stored but not routed, by reason: chain_budget (their causal chain had started max_chain runs, timers and deliveries) or queue_full (max_queued_runs runs waited).\n\
+             # TYPE sundial_events_stopped_total counter\n\
+             sundial_events_stopped_total{{reason=\"chain_budget\"}} {}\n\
+             sundial_events_stopped_total{{reason=\"queue_full\"}} {}\n",
+            self.inner.stopped_by_budget.load(Relaxed),
+            self.inner.stopped_by_queue.load(Relaxed),
+        );
+    }
+
+    /// Match `event` and build what it starts (nothing is stored yet), unless its
+    /// depth, its chain's budget or the run queue holds it back.
+    pub fn plan(&self, event: CloudEvent, origin: Origin) -> Result<Planned, StoreError> {
+        let Origin {
+            depth,
+            caused_by,
+            root,
+            queued_with,
+        } = origin;
+        let mut record = EventRecord {
+            seq: sundial_core::ids::new_id(),
+            event,
+            // The router's clock (the test clock under `--test-clock`), so delays and
+            // the event's own time agree.
+            received_at: sundial_core::timestamp::text(self.inner.clock.now()),
+            depth,
+            caused_by,
+            triggers: Vec::new(),
+            stopped: None,
+            root,
+        };
+        let chain = record.root.clone().unwrap_or_else(|| record.seq.clone());
+        let (mut runs, mut timers, mut deliveries) = (Vec::new(), Vec::new(), Vec::new());
+        if depth > self.inner.limits.max_depth {
+            let why = format!(
+                "causal depth {depth} is over the limit {} (max_event_depth): a trigger loop? not routed",
+                self.inner.limits.max_depth
+            );
+            tracing::warn!(event = %record.seq, kind = %record.event.kind, "{why}");
+            record.stopped = Some(why);
+            return Ok(Planned {
+                record,
+                runs,
+                timers,
+                deliveries,
+            });
+        }
+        let matched = self.index().matches(&record.event);
+        if matched.is_empty() {
+            return Ok(Planned {
+                record,
+                runs,
+                timers,
+                deliveries,
+            });
+        }
+        let payload = record.for_plugin();
+        for trigger in matched {
+            let mut m = Matched {
+                trigger: trigger.id.clone(),
+                name: trigger.name.clone(),
+                runs: Vec::new(),
+                timers: Vec::new(),
+                deliveries: Vec::new(),
+                skipped: Vec::new(),
+            };
+            // A calendar's excluded window: start nothing, or start it all when it ends.
+            let now_at = self.inner.clock.now();
+            let mut deferred_to = None;
+            if let Some(w) = self.excluded(&trigger, now_at) {
+                match trigger.excluded {
+                    sundial_core::schedule::spec::Excluded::Skip => {
+                        m.skipped.push(format!("excluded by {}", w.reason));
+                        record.triggers.push(m);
+                        continue;
+                    }
+                    sundial_core::schedule::spec::Excluded::Defer => {
+                        m.skipped.push(format!(
+                            "deferred to {}: {}",
+                            sundial_core::timestamp::text(w.end),
+                            w.reason
+                        ));
+                        deferred_to = Some(w.end);
+                    }
+                }
+            }
+            let delay_ms = match deferred_to {
+                Some(end) => (end - now_at)
+                    .num_milliseconds()
+                    .max(trigger.delay_ms as i64)
+                    .max(1) as u64,
+                None => trigger.delay_ms,
+            };
+            for hook_id in &trigger.webhooks {
+                let Some(hook) = self.inner.store.webhook(hook_id)? else {
+                    m.skipped.push(format!("webhook {hook_id} no longer exists"));
+                    continue;
+                };
+                if !hook.spec.enabled {
+                    m.skipped.push(format!("webhook {} is disabled", hook.spec.name));
+                    continue;
+                }
+                let mut d = crate::deliverer::Deliverer::new_delivery(&hook, "trigger", depth);
+                d.event = Some(payload.clone());
+                d.event_seq = Some(record.seq.clone());
+                d.trigger = Some(trigger.id.clone());
+                d.root = Some(chain.clone());
+                if delay_ms > 0 {
+                    d.next_attempt_at =
+                        Some(chrono::Utc::now() + chrono::Duration::milliseconds(delay_ms as i64));
+                }
+                m.deliveries.push(d.id.clone());
+                deliveries.push(d);
+            }
+            for task_id in &trigger.tasks {
+                let Some(task) = self.inner.store.task(task_id)? else {
+                    m.skipped.push(format!("task {task_id} no longer exists"));
+                    continue;
+                };
+                if !task.spec.enabled {
+                    m.skipped.push(format!("task {} is disabled", task.spec.name));
+                    continue;
+                }
+                let params = match &trigger.context {
+                    Some(c) => merge_params(&task.spec.params, c),
+                    None => task.spec.params.clone(),
+                };
+                if delay_ms > 0 {
+                    let timer = Timer {
+                        id: sundial_core::ids::new_id(),
+                        due: now_at + chrono::Duration::milliseconds(delay_ms as i64),
+                        created_at: record.received_at.clone(),
+                        trigger: trigger.id.clone(),
+                        trigger_name: trigger.name.clone(),
+                        event: record.seq.clone(),
+                        task_id: task.id.clone(),
+                        task_name: task.spec.name.clone(),
+                        params,
+                        payload: payload.clone(),
+                        depth,
+                        root: Some(chain.clone()),
+                    };
+                    m.timers.push(timer.id.clone());
+                    timers.push(timer);
+                } else {
+                    let run = Run::queued(
+                        &task.id,
+                        &task.spec.name,
+                        RunCause::Event {
+                            event: record.seq.clone(),
+                            trigger: Some(trigger.id.clone()),
+                            timer: None,
+                        },
+                        params,
+                        Some(payload.clone()),
+                        depth,
+                        now(),
+                    )
+                    .in_chain(&chain);
+                    m.runs.push(run.id.clone());
+                    runs.push(run);
+                }
+            }
+            record.triggers.push(m);
+        }
+        // From inside, runs wait for room in the queue: with it full, the event starts
+        // no runs (its timers and deliveries go ahead).
+        if depth > 0
+            && !runs.is_empty()
+            && let Some(full) = self.inner.executor.queue_full(queued_with + runs.len())
+        {
+            self.inner.stopped_by_queue.fetch_add(1, Relaxed);
+            let why = format!("{full}: runs not started");
+            tracing::warn!(event = %record.seq, kind = %record.event.kind, "{why}");
+            for m in record.triggers.iter_mut().filter(|m| !m.runs.is_empty()) {
+                m.runs.clear();
+                m.skipped.push(why.clone());
+            }
+            runs.clear();
+            if timers.is_empty() && deliveries.is_empty() {
+                record.stopped = Some(why);
+            }
+        }
+        if let Some(why) = self.charge(&chain, &runs, &timers, &deliveries) {
+            tracing::warn!(event = %record.seq, kind = %record.event.kind, chain = %chain, "{why}");
+            for m in &mut record.triggers {
+                m.runs.clear();
+                m.timers.clear();
+                m.deliveries.clear();
+                m.skipped.push(why.clone());
+            }
+            record.stopped = Some(why);
+            (runs, timers, deliveries) = (Vec::new(), Vec::new(), Vec::new());
+        }
+        Ok(Planned {
+            record,
+            runs,
+            timers,
+            deliveries,
+        })
+    }
+
+    /// Charge `chain` for what an event starts; why not, when its budget is spent
+    /// (then nothing is charged).
+    fn charge(
+        &self,
+        chain: &str,
+        runs: &[Run],
+        timers: &[Timer],
+        deliveries: &[sundial_store::webhooks::Delivery],
+    ) -> Option<String> {
+        let cost = (runs.len() + timers.len() + deliveries.len()) as u64;
+        if cost == 0 {
+            return None;
+        }
+        let spent = self
+            .inner
+            .budget
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spend(chain, cost);
+        let spent = spent.err()?;
+        self.inner.stopped_by_budget.fetch_add(1, Relaxed);
+        Some(format!(
+            "causal chain {chain} has started {spent} runs, timers and deliveries; {cost} more would pass its budget of {} (max_chain): not routed",
+            self.inner.limits.max_chain
+        ))
+    }
+
+    /// After the commit that stored `stored`: start their runs and wake the timer loop.
+    pub fn after_commit(&self, stored: &[Stored]) {
+        let (mut timers, mut deliveries) = (false, false);
+        for s in stored {
+            for run in s.runs.iter().filter(|r| r.status == RunStatus::Queued) {
+                self.inner.executor.submit(run);
+            }
+            timers |= !s.timers.is_empty();
+            deliveries |= s.deliveries > 0;
+        }
+        if deliveries && let Some(d) = self.inner.deliverer.get() {
+            d.wake();
+        }
+        if timers {
+            self.inner.wake_timers.notify_one();
+        }
+    }
+
+    /// Store events from outside (depth 0) with what they start; returns once durable.
+    pub async fn ingest(&self, events: Vec<CloudEvent>) -> Result<Vec<Stored>, StoreError> {
+        let planned = events
+            .into_iter()
+            .map(|e| self.plan(e, Origin::default()))
+            .collect::<Result<Vec<_>, _>>()?;
+        let stored = self.inner.store.ingest_events(planned).await?;
+        self.after_commit(&stored);
+        Ok(stored)
+    }
+
+    /// Emit an internal event on its own (for changes that do not commit it themselves).
+    pub async fn emit(
+        &self,
+        event: CloudEvent,
+        depth: u32,
+        caused_by: Option<String>,
+    ) -> Result<(), StoreError> {
+        let planned = self.plan(
+            event,
+            Origin {
+                depth,
+                caused_by,
+                ..Origin::default()
+            },
+        )?;
+        let stored = self.inner.store.ingest_events(vec![planned]).await?;
+        self.after_commit(&stored);
+        Ok(())
+    }
+
+    /// Wait until every timer due by the clock's time has fired.
+    pub async fn settle(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.inner.settle.send(done).is_ok() {
+            let _ = wait.await;
+        }
+    }
+
+    /// Fire the due timers, as many as the run queue has room for: `Ok(false)` when
+    /// some stay due because the queue is full (they fire once there is room).
+    async fn fire_due(&self) -> Result<bool, StoreError> {
+        loop {
+            let room = self.inner.executor.queue_room();
+            if room == 0 {
+                return Ok(false);
+            }
+            let batch = TIMER_BATCH.min(room);
+            let runs = self
+                .inner
+                .store
+                .fire_due_timers(self.inner.clock.now(), batch)
+                .await?;
+            for run in runs.iter().filter(|r| r.status == RunStatus::Queued) {
+                self.inner.executor.submit(run);
+            }
+            if runs.len() < batch {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+/// Compile an enabled trigger record for the index (`None` when disabled or invalid).
+fn compile(record: &sundial_store::triggers::TriggerRecord) -> Option<sundial_core::trigger::Compiled> {
+    if !record.spec.enabled {
+        return None;
+    }
+    match record.spec.compile(&record.id) {
+        Ok(c) => Some(c),
+        Err(e) => {
+            tracing::warn!(trigger = %record.id, "trigger no longer valid: {e}");
+            None
+        }
+    }
+}
+
+async fn timer_loop(router: Router, mut settle: mpsc::UnboundedReceiver<oneshot::Sender<()>>) {
+    loop {
+        let next = match router.inner.store.next_timer_due() {
+            Ok(n) => n,
+            Err(StoreError::Closed) => return,
+            Err(e) => {
+                tracing::warn!("reading timers failed: {e}");
+                None
+            }
+        };
+        let clock = router.inner.clock.clone();
+        let result = tokio::select! {
+            _ = router.inner.wake_timers.notified() => Ok(true),
+            done = settle.recv() => match done {
+                Some(done) => {
+                    let r = router.fire_due().await;
+                    let _ = done.send(());
+                    r
+                }
+                None => return,
+            },
+            _ = clock.sleep_until(next.unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)), if next.is_some() => {
+                if next.is_some_and(|due| clock.now() >= due) {
+                    router.fire_due().await
+                } else {
+                    Ok(true)
+                }
+            }
+        };
+        match result {
+            Ok(true) => {}
+            // Due timers wait for room in the run queue.
+            Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            Err(StoreError::Closed) => return,
+            Err(e) => {
+                tracing::warn!("firing timers failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}

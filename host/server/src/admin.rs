@@ -1,0 +1,50 @@
+//! `/v1/admin/unreadable` (admin only): stored records that do not decode, which lists,
+//! pages and start-up skip, and deleting them.
+
+use super::{ADMINS, ApiResult, AppState, Caller};
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    /// Most records (1-1000). Default 100.
+    limit: Option<usize>,
+}
+
+pub(super) async fn unreadable(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require(ADMINS, "list unreadable records")?;
+    let Query(q) = query.map_err(|e| super::ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(super::ApiError::bad_request(format!(
+            "limit: {limit} is outside 1..=1000"
+        )));
+    }
+    let records = state.store.unreadable_records(limit)?;
+    Ok(Json(json!({
+        "records": records,
+        "skipped_total": sundial_store::unreadable::skipped_total(),
+    })))
+}
+
+pub(super) async fn delete_unreadable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((table, key)): Path<(String, String)>,
+) -> ApiResult<StatusCode> {
+    caller.require(ADMINS, "delete unreadable records")?;
+    state
+        .store
+        .delete_unreadable(&table, &key, &caller.token.name)
+        .await?;
+    sundial_store::unreadable::forget(&table, &key);
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,82 @@
+//! `/v1/clock`: read the scheduler's clock; move it when the daemon runs on a manual
+//! test clock (`sundial serve --test-clock TIME`). Moving it returns once every slot and
+//! every delayed trigger target due by the new time has been recorded, so tests can
+//! assert on runs right away.
+
+use super::{ADMINS, ApiError, ApiResult, AppState, Caller, MAX_BODY_BYTES, READERS, parse_json, read_body};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sundial_engine::clock::ClockError;
+
+/// Longest single advance: 100 years, in seconds.
+pub const MAX_ADVANCE_SECONDS: u64 = 100 * 366 * 24 * 3600;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct MoveRequest {
+    /// Move to this instant (RFC 3339, kept to the millisecond).
+    #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    to: Option<DateTime<Utc>>,
+    /// Or move forward by this many seconds.
+    advance_seconds: Option<u64>,
+}
+
+fn view(state: &AppState) -> Value {
+    let clock = state.scheduler.clock();
+    json!({
+        "now": sundial_core::timestamp::text(clock.now()),
+        "manual": clock.is_manual(),
+    })
+}
+
+pub(super) async fn get(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(READERS, "read the clock")?;
+    Ok(Json(view(&state)))
+}
+
+pub(super) async fn set(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    caller.require(ADMINS, "move the clock")?;
+    let body = read_body(body, MAX_BODY_BYTES).await?;
+    let req: MoveRequest = parse_json(&headers, &body)?;
+    let clock = state.scheduler.clock();
+    let to = match (req.to, req.advance_seconds) {
+        (Some(to), None) => to,
+        (None, Some(secs)) => {
+            if secs > MAX_ADVANCE_SECONDS {
+                return Err(ApiError::bad_request(format!(
+                    "advance_seconds: {secs} is more than {MAX_ADVANCE_SECONDS} (100 years)"
+                )));
+            }
+            clock
+                .now()
+                .checked_add_signed(chrono::TimeDelta::seconds(secs as i64))
+                .ok_or_else(|| ApiError::bad_request("advance_seconds: the result is out of range"))?
+        }
+        _ => {
+            return Err(ApiError::bad_request(
+                "give exactly one of `to` (RFC 3339) or `advance_seconds`",
+            ));
+        }
+    };
+    clock.set(to).map_err(|e| match e {
+        ClockError::NotManual => ApiError {
+            status: StatusCode::CONFLICT,
+            code: "system_clock",
+            message: e.to_string(),
+        },
+        ClockError::Backwards { .. } => ApiError::conflict(format!("to: {e}")),
+    })?;
+    state.scheduler.settle().await;
+    state.router.settle().await;
+    Ok(Json(view(&state)))
+}

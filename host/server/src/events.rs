@@ -1,0 +1,214 @@
+//! `/v1/events`: ingest CloudEvents (structured, batch or binary mode), the event log
+//! with filters and pagination, one event with what it caused.
+
+use super::{ApiError, ApiResult, AppState, Caller, READERS, read_body};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sundial_core::event::cloudevent;
+use sundial_core::event::cloudevent::CloudEvent;
+use sundial_store::events::{EventFilter, Stored};
+use sundial_store::tokens::Role;
+
+/// Roles that may post events.
+pub const INGESTERS: &[Role] = &[Role::Admin, Role::Operator, Role::Ingest];
+/// Most events in one batch.
+pub const MAX_BATCH: usize = 1000;
+/// Largest batch body: 16 MiB.
+pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
+
+const BATCH_TYPE: &str = "application/cloudevents-batch+json";
+
+fn bad(message: String) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_event",
+        message,
+    }
+}
+
+/// Parse the request into events and refuse reserved sources: (events, was it a batch).
+fn parse(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<(Vec<CloudEvent>, bool)> {
+    let (events, batch) = parse_body(state, headers, body)?;
+    for (i, event) in events.iter().enumerate() {
+        if sundial_core::event::is_reserved_source(&event.source) {
+            let at = if batch {
+                format!("events[{i}].")
+            } else {
+                String::new()
+            };
+            return Err(bad(format!(
+                "{at}source: {:?} is reserved for events Sundial and its plugins emit",
+                event.source
+            )));
+        }
+    }
+    Ok((events, batch))
+}
+
+/// Parse the request into events: (events, was it a batch).
+fn parse_body(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<(Vec<CloudEvent>, bool)> {
+    let limit = state.max_event_bytes;
+    let too_large = |at: &str, n: usize| ApiError {
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+        code: "too_large",
+        message: format!("{at}{n} bytes is over the limit of {limit} bytes per event (max_event_size)"),
+    };
+    if headers.contains_key("ce-specversion") {
+        if body.len() > limit {
+            return Err(too_large("event: ", body.len()));
+        }
+        let pairs: Vec<(String, String)> = headers
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_ascii_lowercase(), v.to_str().ok()?.to_string())))
+            .collect();
+        return Ok((vec![cloudevent::parse_binary(&pairs, body).map_err(bad)?], false));
+    }
+    let content_type = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let batch_declared = match essence.as_str() {
+        BATCH_TYPE => true,
+        "application/cloudevents+json" | "application/json" => false,
+        other => {
+            return Err(ApiError::media_type(format!(
+                "content-type {other:?}: send application/cloudevents+json, {BATCH_TYPE} or application/json \
+                 (or binary mode with ce-* headers)"
+            )));
+        }
+    };
+    let value: Value =
+        sundial_core::json::parse(body).map_err(|e| bad(format!("request body: not JSON ({e})")))?;
+    let (items, batch) = match value {
+        Value::Array(items) => (items, true),
+        other if batch_declared => {
+            return Err(bad(format!(
+                "request body: {BATCH_TYPE} needs a JSON array of events, got {}",
+                if other.is_object() {
+                    "an object"
+                } else {
+                    "another value"
+                }
+            )));
+        }
+        other => (vec![other], false),
+    };
+    if batch && (items.is_empty() || items.len() > MAX_BATCH) {
+        return Err(bad(format!(
+            "request body: a batch holds 1-{MAX_BATCH} events, got {}",
+            items.len()
+        )));
+    }
+    let mut events = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let at = if batch {
+            format!("events[{i}].")
+        } else {
+            String::new()
+        };
+        let size = serde_json::to_vec(item).map(|v| v.len()).unwrap_or(usize::MAX);
+        if size > limit {
+            let at = if batch {
+                format!("events[{i}]: ")
+            } else {
+                "event: ".to_string()
+            };
+            return Err(too_large(&at, size));
+        }
+        events.push(cloudevent::parse_structured(item).map_err(|e| bad(format!("{at}{e}")))?);
+    }
+    Ok((events, batch))
+}
+
+fn outcome(s: &Stored) -> Value {
+    let r = &s.record;
+    json!({
+        "seq": r.seq,
+        "id": r.event.id,
+        "source": r.event.source,
+        "type": r.event.kind,
+        "duplicate": s.duplicate,
+        "triggers": r.triggers,
+        "stopped": r.stopped,
+    })
+}
+
+pub(super) async fn ingest(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    caller.require(INGESTERS, "post events")?;
+    state.admission.check_queue(state.executor.backlog())?;
+    let body = read_body(body, MAX_BATCH_BYTES).await?;
+    let (events, batch) = parse(&state, &headers, &body)?;
+    let stored = state.router.ingest(events).await?;
+    let body = if batch {
+        json!({ "events": stored.iter().map(outcome).collect::<Vec<_>>() })
+    } else {
+        outcome(&stored[0])
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    source: Option<String>,
+    subject: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require(READERS, "read events")?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    let page = super::PageQuery {
+        limit: q.limit,
+        cursor: q.cursor,
+    };
+    let (cursor, limit) = super::PageQuery::check(Ok(Query(page)))?;
+    let filter = EventFilter {
+        kind: q.kind,
+        source: q.source,
+        subject: q.subject,
+        since: super::runs::check_time("since", &q.since)?,
+        until: super::runs::check_time("until", &q.until)?,
+    };
+    let (events, next) = state.store.list_events(&filter, cursor.as_deref(), limit)?;
+    Ok(Json(json!({ "events": events, "next_cursor": next })))
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(seq): Path<String>,
+) -> ApiResult<Json<Value>> {
+    caller.require(READERS, "read events")?;
+    let record = state
+        .store
+        .event(&seq)?
+        .ok_or_else(|| ApiError::not_found(format!("event {seq:?} not found (use its seq)")))?;
+    Ok(Json(
+        serde_json::to_value(record).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}

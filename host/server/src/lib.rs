@@ -1,0 +1,491 @@
+#![recursion_limit = "512"]
+//! The REST API under `/v1/`: JSON in and out, bearer-token auth with roles, errors as
+//! `{"error": {"code", "message"}}` with a precise status.
+//!
+//! Rule of this layer: handlers decode a request, call the engine or the store, and
+//! encode the answer; no domain decision is made here. See `docs/ARCHITECTURE.md`.
+
+#![warn(missing_docs)]
+
+mod admin;
+pub mod admission;
+mod backup;
+mod calendars;
+mod clock;
+pub mod connections;
+mod events;
+pub mod linger;
+pub mod openapi;
+mod plugins;
+mod retry;
+mod runs;
+mod schedules;
+mod secrets;
+mod tasks;
+pub mod tls;
+mod tokens;
+mod triggers;
+mod upcoming;
+mod webhooks;
+
+pub mod error;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{FromRequestParts, Query};
+use axum::http::{HeaderMap, request::Parts};
+pub use error::{ApiError, ApiResult};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::sync::Arc;
+use sundial_engine::executor::Executor;
+use sundial_runtime::Runtime;
+use sundial_store::Store;
+use sundial_store::tokens::{Role, TokenRecord, token_hash};
+
+/// Largest request body outside plugin uploads: 1 MiB.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest plugin upload (JSON with base64 component): 64 MiB.
+pub const MAX_PLUGIN_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+/// Shared state of the API handlers.
+#[derive(Clone)]
+pub struct AppState {
+    /// The store.
+    pub store: Store,
+    /// The plugin runtime (for validating uploads).
+    pub runtime: Runtime,
+    /// The executor (runs, cancellation, waiting).
+    pub executor: Executor,
+    /// The scheduler (told about every schedule change).
+    pub scheduler: sundial_engine::scheduler::Scheduler,
+    /// The event router (ingest, trigger index, timers).
+    pub router: sundial_engine::router::Router,
+    /// Seals secrets.
+    pub secret_key: sundial_store::sealing::SecretKey,
+    /// The webhook delivery engine.
+    pub deliverer: sundial_engine::deliverer::Deliverer,
+    /// IANA zone given to schedules that name none (the daemon's `timezone` setting).
+    pub default_timezone: String,
+    /// Largest event accepted, in bytes.
+    pub max_event_bytes: usize,
+    /// Request and run-queue limits.
+    pub admission: admission::Admission,
+    /// The open client connections (for `/metrics`).
+    pub connections: Arc<connections::Connections>,
+    /// The data directory (backups read the key and token files there).
+    pub data_dir: std::path::PathBuf,
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// Token record.
+    pub token: TokenRecord,
+}
+
+impl Caller {
+    /// Refuse with 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role], what: &str) -> ApiResult<()> {
+        if roles.contains(&self.token.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "token {:?} has role {:?}, which may not {what}",
+                self.token.name, self.token.role
+            )))
+        }
+    }
+}
+
+/// Roles that may read.
+pub const READERS: &[Role] = &[Role::Admin, Role::Operator, Role::Viewer];
+/// Roles that may change tasks and runs.
+pub const OPERATORS: &[Role] = &[Role::Admin, Role::Operator];
+/// Roles that may manage plugins and tokens.
+pub const ADMINS: &[Role] = &[Role::Admin];
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
+        let secret = header
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
+        // Looked up by sha256: the secret itself is never stored or compared.
+        match state.store.token_by_hash(&token_hash(secret))? {
+            Some(token) => Ok(Caller { token }),
+            None => Err(ApiError::unauthorized("unknown or revoked token")),
+        }
+    }
+}
+
+/// Read a whole body up to `limit` bytes: 413 beyond, 408 when it does not arrive
+/// within the body timeout (see [`admission`]), 400 when the client breaks it off.
+pub async fn read_body(body: Body, limit: usize) -> ApiResult<Bytes> {
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cause {
+            if c.is::<http_body_util::LengthLimitError>() {
+                return ApiError {
+                    status: axum::http::StatusCode::PAYLOAD_TOO_LARGE,
+                    code: "too_large",
+                    message: format!("the request body is larger than {limit} bytes"),
+                };
+            }
+            if let Some(t) = c.downcast_ref::<admission::BodyTimeout>() {
+                return ApiError {
+                    status: axum::http::StatusCode::REQUEST_TIMEOUT,
+                    code: "body_timeout",
+                    message: t.to_string(),
+                };
+            }
+            cause = c.source();
+        }
+        ApiError::bad_request(format!("the request body could not be read: {e}"))
+    })
+}
+
+/// Parse a JSON body (415 for another content type, 400 naming the problem).
+pub fn parse_json<T: DeserializeOwned>(headers: &HeaderMap, body: &Bytes) -> ApiResult<T> {
+    if let Some(ct) = headers.get(axum::http::header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        if !ct.starts_with("application/json") {
+            return Err(ApiError::media_type(format!(
+                "expected application/json, got {ct:?}"
+            )));
+        }
+    }
+    let bad = |message: String| ApiError {
+        status: axum::http::StatusCode::BAD_REQUEST,
+        code: "invalid_json",
+        message: format!("request body: {message}"),
+    };
+    let mut json: Value = sundial_core::json::parse(body).map_err(|e| bad(e.to_string()))?;
+    integral_floats_to_integers(&mut json);
+    let value: T = serde_path_to_error::deserialize(json).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            bad(e.inner().to_string())
+        } else {
+            bad(format!("{path}: {}", e.inner()))
+        }
+    })?;
+    Ok(value)
+}
+
+/// JSON has one number type: `304.0` is the integer 304 (as JSON Schema says), so a
+/// field that wants an integer accepts it. Numbers with a fraction, or beyond 64 bits,
+/// stay as they are.
+fn integral_floats_to_integers(value: &mut Value) {
+    match value {
+        Value::Number(n) if n.is_f64() => {
+            let f = n.as_f64().unwrap_or(f64::NAN);
+            if f.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&f) {
+                *value = Value::from(f as u64);
+            } else if f.fract() == 0.0 && (-9_223_372_036_854_775_808.0..0.0).contains(&f) {
+                *value = Value::from(f as i64);
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(integral_floats_to_integers),
+        Value::Object(map) => map.values_mut().for_each(integral_floats_to_integers),
+        _ => {}
+    }
+}
+
+/// `?limit=N&cursor=ID` of the noun lists (tasks, schedules).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Most items (1-1000). Default 50, as for runs and audit entries.
+    pub limit: Option<usize>,
+    /// Continue after this id (the previous page's `next_cursor`).
+    pub cursor: Option<String>,
+}
+
+impl PageQuery {
+    /// Validate the query: (cursor, limit).
+    pub fn check(
+        query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
+    ) -> ApiResult<(Option<String>, usize)> {
+        let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+        let limit = q.limit.unwrap_or(50);
+        if !(1..=1000).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit: {limit} is outside 1..=1000"
+            )));
+        }
+        check_cursor(&q.cursor)?;
+        Ok((q.cursor, limit))
+    }
+}
+
+/// Refuse a `cursor` that is not an id (every paginated list takes the previous page's
+/// `next_cursor`, an id).
+pub fn check_cursor(cursor: &Option<String>) -> ApiResult<()> {
+    match cursor {
+        Some(c) if ulid::Ulid::from_string(c).is_err() => {
+            Err(ApiError::bad_request(format!("cursor: {c:?} is not an id")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Install a plugin as the API does (validate, compile, store); used at first start
+/// for the bundled plugins.
+pub async fn plugins_install(
+    state: &AppState,
+    name: &str,
+    bytes: Vec<u8>,
+    grants: sundial_core::grants::Grants,
+    limits: sundial_core::limits::Limits,
+) -> ApiResult<sundial_core::plugin::PluginRecord> {
+    let new = plugins::NewPlugin {
+        name: name.to_string(),
+        bytes,
+        grants,
+        limits,
+        description: format!("bundled {name} plugin"),
+        bundled: true,
+    };
+    plugins::install_plugin(state, new, "sundial").await
+}
+
+/// Apply a PATCH body (top-level JSON merge) to `current`, refusing the `fixed` keys
+/// that belong to the record rather than the spec. The result still needs validating.
+pub fn merge_patch<T: serde::Serialize + DeserializeOwned>(
+    current: &T,
+    patch: serde_json::Map<String, serde_json::Value>,
+    fixed: &[&str],
+) -> ApiResult<T> {
+    if let Some(key) = fixed.iter().find(|k| patch.contains_key(**k)) {
+        return Err(ApiError::bad_request(format!("{key}: cannot be changed")));
+    }
+    let mut merged = serde_json::to_value(current).map_err(|e| ApiError::internal(e.to_string()))?;
+    if let serde_json::Value::Object(m) = &mut merged {
+        // Top-level JSON merge patch (RFC 7386): null removes a field (back to its default).
+        for (k, v) in patch {
+            if v.is_null() {
+                m.remove(&k);
+            } else {
+                m.insert(k, v);
+            }
+        }
+    }
+    // The error names the field, as a create's does.
+    serde_path_to_error::deserialize(merged).map_err(|e| {
+        let path = e.path().to_string();
+        let message = if path == "." {
+            format!("request body: {}", e.inner())
+        } else {
+            format!("request body: {path}: {}", e.inner())
+        };
+        ApiError {
+            status: axum::http::StatusCode::BAD_REQUEST,
+            code: "invalid_json",
+            message,
+        }
+    })
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+/// `GET /metrics`: Prometheus text format (any role but ingest).
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    caller: Caller,
+) -> ApiResult<String> {
+    caller.require(READERS, "read metrics")?;
+    use std::fmt::Write;
+    use std::sync::atomic::Ordering::Relaxed;
+    let stats = state.store.stats();
+    let mut out = String::new();
+    let _ = writeln!(out, "# HELP sundial_store_commits_total Durable store commits.");
+    let _ = writeln!(out, "# TYPE sundial_store_commits_total counter");
+    let _ = writeln!(out, "sundial_store_commits_total {}", stats.commits.load(Relaxed));
+    let _ = writeln!(
+        out,
+        "# HELP sundial_store_mutations_total Mutations applied (many share one commit)."
+    );
+    let _ = writeln!(out, "# TYPE sundial_store_mutations_total counter");
+    let _ = writeln!(
+        out,
+        "sundial_store_mutations_total {}",
+        stats.mutations.load(Relaxed)
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sundial_store_commit_seconds_total Time spent committing (fsync)."
+    );
+    let _ = writeln!(out, "# TYPE sundial_store_commit_seconds_total counter");
+    let _ = writeln!(
+        out,
+        "sundial_store_commit_seconds_total {}",
+        stats.commit_micros.load(Relaxed) as f64 / 1e6
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sundial_store_max_batch Largest number of mutations in one commit."
+    );
+    let _ = writeln!(out, "# TYPE sundial_store_max_batch gauge");
+    let _ = writeln!(out, "sundial_store_max_batch {}", stats.max_batch.load(Relaxed));
+    stats.commit_seconds.render(
+        &mut out,
+        "sundial_store_commit_seconds",
+        "Commit (fsync) latency.",
+    );
+    stats
+        .batch_size
+        .render(&mut out, "sundial_store_batch_size", "Mutations per commit.");
+    let _ = writeln!(
+        out,
+        "# HELP sundial_run_queue_depth Runs waiting in the durable queue."
+    );
+    let _ = writeln!(out, "# TYPE sundial_run_queue_depth gauge");
+    let _ = writeln!(out, "sundial_run_queue_depth {}", state.store.queue_depth()?);
+    let _ = writeln!(out, "# HELP sundial_runs_running Runs executing now.");
+    let _ = writeln!(out, "# TYPE sundial_runs_running gauge");
+    let _ = writeln!(out, "sundial_runs_running {}", state.executor.running_count());
+    let _ = writeln!(
+        out,
+        "# HELP sundial_store_unreadable_skipped_total Times a list, page or load skipped a stored record that does not decode (GET /v1/admin/unreadable lists them)."
+    );
+    let _ = writeln!(out, "# TYPE sundial_store_unreadable_skipped_total counter");
+    let _ = writeln!(
+        out,
+        "sundial_store_unreadable_skipped_total {}",
+        sundial_store::unreadable::skipped_total()
+    );
+    state.executor.render_metrics(&mut out);
+    state.admission.render_metrics(&mut out);
+    state.router.render_metrics(&mut out);
+    state.connections.render_metrics(&mut out);
+    let _ = writeln!(
+        out,
+        "# HELP sundial_plugin_http_requests_open Outbound HTTP requests plugin runs have open now (all runs)."
+    );
+    let _ = writeln!(out, "# TYPE sundial_plugin_http_requests_open gauge");
+    let _ = writeln!(
+        out,
+        "sundial_plugin_http_requests_open {}",
+        state.runtime.outbound_in_use()
+    );
+    let _ = writeln!(
+        out,
+        "# HELP sundial_runs_finished_total Runs that reached a final status since start."
+    );
+    let _ = writeln!(out, "# TYPE sundial_runs_finished_total counter");
+    for (status, n) in state.executor.finished_counts() {
+        if status.is_terminal() {
+            let _ = writeln!(
+                out,
+                "sundial_runs_finished_total{{status=\"{}\"}} {n}",
+                status.as_str()
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// `GET /openapi.json`: the API description, for the roles that read (an `ingest`
+/// token may post events and nothing else, as for `/metrics`).
+async fn openapi_json(caller: Caller) -> ApiResult<axum::Json<Value>> {
+    caller.require(READERS, "read the API description")?;
+    Ok(axum::Json(openapi::document()))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+/// Declares every route once: builds the router from the list and publishes the same
+/// list as [`ROUTES`], so what the OpenAPI check compares is what the router serves.
+macro_rules! routes {
+    ($( $path:literal => { $( $method:ident : $handler:expr ),+ $(,)? } ),* $(,)?) => {
+        /// Every (method, path) the router serves, in OpenAPI path syntax (axum's
+        /// `{param}` is the same), generated from the router's own route list.
+        pub const ROUTES: &[(&str, &str)] = &[ $( $( (stringify!($method), $path), )+ )* ];
+
+        fn with_routes(router: Router<AppState>) -> Router<AppState> {
+            router $( .route($path, axum::routing::MethodRouter::new() $( .$method($handler) )+ ) )*
+        }
+    };
+}
+
+routes! {
+    "/healthz" => { get: healthz },
+    "/metrics" => { get: metrics },
+    "/openapi.json" => { get: openapi_json },
+    "/v1/plugins" => { get: plugins::list, post: plugins::install },
+    "/v1/plugins/{name}" => { get: plugins::get, patch: plugins::update, delete: plugins::remove },
+    "/v1/tasks" => { get: tasks::list, post: tasks::create },
+    "/v1/tasks/{id}" => { get: tasks::get, patch: tasks::update, delete: tasks::delete },
+    "/v1/tasks/{id}/enable" => { post: tasks::enable },
+    "/v1/tasks/{id}/disable" => { post: tasks::disable },
+    "/v1/tasks/{id}/run" => { post: runs::start },
+    "/v1/runs" => { get: runs::list },
+    "/v1/runs/{id}" => { get: runs::get },
+    "/v1/runs/{id}/cancel" => { post: runs::cancel },
+    "/v1/runs/{id}/retry" => { post: retry::retry },
+    "/v1/runs/retry" => { post: retry::retry_many },
+    "/v1/runs/cancel" => { post: retry::cancel_many },
+    "/v1/tokens" => { get: tokens::list, post: tokens::create },
+    "/v1/tokens/{id}" => { delete: tokens::revoke },
+    "/v1/audit" => { get: tokens::audit },
+    "/v1/clock" => { get: clock::get, post: clock::set },
+    "/v1/events" => { get: events::list, post: events::ingest },
+    "/v1/events/{seq}" => { get: events::get },
+    "/v1/triggers" => { get: triggers::list, post: triggers::create },
+    "/v1/triggers/{id}" => { get: triggers::get, patch: triggers::update, delete: triggers::delete },
+    "/v1/triggers/{id}/enable" => { post: triggers::enable },
+    "/v1/triggers/{id}/disable" => { post: triggers::disable },
+    "/v1/secrets" => { get: secrets::list },
+    "/v1/secrets/{name}" => { get: secrets::get, put: secrets::set, delete: secrets::delete },
+    "/v1/webhooks" => { get: webhooks::list, post: webhooks::create },
+    "/v1/webhooks/{id}" => { get: webhooks::get, patch: webhooks::update, delete: webhooks::delete },
+    "/v1/webhooks/{id}/test" => { post: webhooks::test },
+    "/v1/deliveries" => { get: webhooks::deliveries },
+    "/v1/deliveries/{id}" => { get: webhooks::delivery },
+    "/v1/deliveries/{id}/retry" => { post: webhooks::retry },
+    "/v1/timers" => { get: triggers::timers },
+    "/v1/upcoming" => { get: upcoming::upcoming },
+    "/v1/calendars" => { get: calendars::list, post: calendars::create },
+    "/v1/calendars/{name}" => { get: calendars::get, put: calendars::replace, delete: calendars::delete },
+    "/v1/calendars/{name}/check" => { get: calendars::check },
+    "/v1/maintenance" => { get: calendars::list_maintenance, post: calendars::start_maintenance },
+    "/v1/maintenance/{id}/end" => { post: calendars::end_maintenance },
+    "/v1/timers/{id}" => { delete: triggers::cancel_timer },
+    "/v1/schedules/preview" => { post: schedules::preview },
+    "/v1/schedules" => { get: schedules::list, post: schedules::create },
+    "/v1/schedules/{id}" => { get: schedules::get, patch: schedules::update, delete: schedules::delete },
+    "/v1/schedules/{id}/pause" => { post: schedules::pause },
+    "/v1/schedules/{id}/resume" => { post: schedules::resume },
+    "/v1/schedules/{id}/preview" => { get: schedules::preview_saved },
+    "/v1/schedules/{id}/tasks" => { get: schedules::tasks, post: schedules::attach },
+    "/v1/schedules/{id}/tasks/{task}" => { delete: schedules::detach },
+    "/v1/admin/unreadable" => { get: admin::unreadable },
+    "/v1/admin/backup" => { get: backup::backup },
+    "/v1/admin/unreadable/{table}/{key}" => { delete: admin::delete_unreadable },
+}
+
+/// The router with every endpoint.
+pub fn router(state: AppState) -> Router {
+    with_routes(Router::new())
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            admission::limit_requests,
+        ))
+        .with_state(state)
+}

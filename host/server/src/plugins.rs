@@ -1,0 +1,188 @@
+//! `/v1/plugins`: install (validated and compiled before it is accepted), list, get,
+//! update grants and limits, remove.
+
+use super::{ADMINS, AppState, Caller, MAX_PLUGIN_BODY_BYTES, READERS, parse_json, read_body};
+use super::{ApiError, ApiResult};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use base64::Engine as _;
+use serde::Deserialize;
+use sundial_core::grants::Grants;
+use sundial_core::limits::Limits;
+use sundial_core::plugin::{PluginRecord, PluginUpdate};
+use sundial_core::timestamp::now;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct InstallRequest {
+    name: String,
+    wasm_base64: String,
+    #[serde(default)]
+    grants: Grants,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    description: String,
+}
+
+/// A plugin to install.
+pub(crate) struct NewPlugin {
+    /// Name to install it under.
+    pub name: String,
+    /// Component bytes.
+    pub bytes: Vec<u8>,
+    /// Grants.
+    pub grants: Grants,
+    /// Limits.
+    pub limits: Limits,
+    /// Description.
+    pub description: String,
+    /// Shipped inside the binary.
+    pub bundled: bool,
+}
+
+/// Validate, compile and store a component under a name.
+pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str) -> ApiResult<PluginRecord> {
+    let NewPlugin {
+        name,
+        bytes,
+        grants,
+        limits,
+        description,
+        bundled,
+    } = new;
+    sundial_core::task::validate_name("name", &name)?;
+    grants
+        .validate()
+        .map_err(|e| ApiError::bad_request(format!("grants.{e}")))?;
+    limits
+        .validate()
+        .map_err(|e| ApiError::bad_request(format!("limits.{e}")))?;
+    let runtime = state.runtime.clone();
+    let probe = bytes.clone();
+    let plugin = tokio::task::spawn_blocking(move || runtime.load(&probe))
+        .await
+        .map_err(|e| ApiError::internal(format!("compiling: {e}")))?
+        .map_err(|e| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_component",
+            message: format!("wasm_base64: {e}"),
+        })?;
+    let stamp = now();
+    let record = PluginRecord {
+        name,
+        digest: format!("sha256:{}", plugin.digest),
+        world: plugin.world,
+        size_bytes: bytes.len() as u64,
+        imports: plugin.imports.clone(),
+        grants,
+        limits,
+        description,
+        bundled,
+        pinned: false,
+        installed_at: stamp.clone(),
+        updated_at: stamp,
+    };
+    let record = state.store.insert_plugin(record, bytes, actor).await?;
+    let data = serde_json::json!({
+        "name": record.name, "digest": record.digest, "world": record.world,
+        "bundled": record.bundled, "by": actor,
+    });
+    let event = sundial_core::event::internal(
+        "sundial.plugin.installed",
+        &record.name,
+        data,
+        &record.installed_at,
+    );
+    if let Err(e) = state.router.emit(event, 0, None).await {
+        tracing::warn!(plugin = %record.name, "emitting sundial.plugin.installed failed: {e}");
+    }
+    Ok(record)
+}
+
+pub(super) async fn install(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<PluginRecord>)> {
+    caller.require(ADMINS, "install plugins")?;
+    let body = read_body(body, MAX_PLUGIN_BODY_BYTES).await?;
+    let req: InstallRequest = parse_json(&headers, &body)?;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(req.wasm_base64.trim())
+        .map_err(|e| ApiError::bad_request(format!("wasm_base64: not base64: {e}")))?;
+    let new = NewPlugin {
+        name: req.name,
+        bytes,
+        grants: req.grants,
+        limits: req.limits,
+        description: req.description,
+        bundled: false,
+    };
+    let record = install_plugin(&state, new, &caller.token.name).await?;
+    Ok((StatusCode::CREATED, Json(record)))
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require(READERS, "read plugins")?;
+    Ok(Json(serde_json::json!({ "plugins": state.store.plugins()? })))
+}
+
+/// `GET /v1/plugins/{name}`: the record, with what its key-value namespace holds
+/// (`kv`: keys, bytes, and the quota from its limits).
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    caller.require(READERS, "read plugins")?;
+    let record = state
+        .store
+        .plugin(&name)?
+        .ok_or_else(|| ApiError::not_found(format!("plugin {name:?} not found")))?;
+    let mut v = serde_json::to_value(&record).map_err(|e| ApiError::internal(e.to_string()))?;
+    v["kv"] = serde_json::to_value(state.store.kv_usage(&record.name)?)
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    Ok(Json(v))
+}
+
+pub(super) async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<PluginRecord>> {
+    caller.require(ADMINS, "change plugins")?;
+    let body = read_body(body, super::MAX_BODY_BYTES).await?;
+    let update: PluginUpdate = parse_json(&headers, &body)?;
+    if let Some(g) = &update.grants {
+        g.validate()
+            .map_err(|e| ApiError::bad_request(format!("grants.{e}")))?;
+    }
+    if let Some(l) = &update.limits {
+        l.validate()
+            .map_err(|e| ApiError::bad_request(format!("limits.{e}")))?;
+    }
+    let (_before, after) = state
+        .store
+        .update_plugin(&name, update, now(), &caller.token.name)
+        .await?;
+    Ok(Json(after))
+}
+
+pub(super) async fn remove(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+) -> ApiResult<StatusCode> {
+    caller.require(ADMINS, "remove plugins")?;
+    state.store.remove_plugin(&name, &caller.token.name).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

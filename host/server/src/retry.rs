@@ -1,0 +1,268 @@
+//! Retry and replay runs, one or many, and cancel many.
+//!
+//! - `POST /v1/runs/{id}/retry[?wait=true]`: a new run of the same task with the same
+//!   params, cause and event (an event-started run gets its event again), linked to
+//!   the original by `retry_of`. Any finished run may be retried (a succeeded one is
+//!   replayed); a queued or running one is refused (409), as is a run whose task was
+//!   deleted (404) or is disabled (409).
+//! - `POST /v1/runs/retry` and `POST /v1/runs/cancel`: the same for every run matching
+//!   a filter (`task`, `status`, `cause`, `since`, `until`; at least one), newest first,
+//!   at most `limit` (default 100, at most 1000) of them; `dry_run` lists what would be
+//!   done. Retry takes finished runs, cancel queued and running ones; the answer lists
+//!   each run with what happened to it and says whether more matched.
+
+use super::runs::{StartQuery, filter_of};
+use super::{ApiError, ApiResult, AppState, Caller, MAX_BODY_BYTES, OPERATORS, parse_json, read_body};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sundial_core::run::{Run, RunStatus};
+use sundial_core::timestamp::now;
+
+/// Runs acted on by one bulk request by default: 100.
+pub const DEFAULT_BULK_LIMIT: usize = 100;
+/// Most runs one bulk request acts on: 1000.
+pub const MAX_BULK_LIMIT: usize = 1000;
+/// Most runs a bulk request looks at to find its matches: 100 000.
+const MAX_SCANNED: usize = 100_000;
+
+/// Why `original` cannot be retried now, or the new run.
+fn retry_of(state: &AppState, original: &Run, by: &str) -> ApiResult<Run> {
+    if !original.status.is_terminal() {
+        return Err(ApiError::conflict(format!(
+            "run {:?} is still {}; cancel it or wait until it finishes",
+            original.id,
+            original.status.as_str()
+        )));
+    }
+    let task = state.store.task(&original.task_id)?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "task {:?} of run {:?} no longer exists",
+            original.task_name, original.id
+        ))
+    })?;
+    if !task.spec.enabled {
+        return Err(ApiError::conflict(format!(
+            "task {:?} is disabled",
+            task.spec.name
+        )));
+    }
+    let mut run = original.retry(by, now());
+    // The task may have been renamed since.
+    run.task_name = task.spec.name.clone();
+    Ok(run)
+}
+
+/// `POST /v1/runs/{id}/retry`.
+pub(super) async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<StartQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    caller.require(OPERATORS, "retry runs")?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    let original = state
+        .store
+        .run(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))?;
+    let run = retry_of(&state, &original, &caller.token.name)?;
+    state.admission.check_queue(state.executor.backlog())?;
+    super::runs::enqueue_and_answer(&state, run, query.wait).await
+}
+
+/// The filter and options of a bulk request.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct BulkRequest {
+    task: Option<String>,
+    status: Option<String>,
+    cause: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// Parse a bulk request and find the runs it acts on (those `eligible` among the
+/// matches), newest first: (runs, whether more matched than `limit`).
+fn matching(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &axum::body::Bytes,
+    eligible: fn(RunStatus) -> bool,
+    what: &str,
+) -> ApiResult<(BulkRequest, Vec<Run>, bool)> {
+    let req: BulkRequest = if body.is_empty() {
+        BulkRequest::default()
+    } else {
+        parse_json(headers, body)?
+    };
+    if req.task.is_none()
+        && req.status.is_none()
+        && req.cause.is_none()
+        && req.since.is_none()
+        && req.until.is_none()
+    {
+        return Err(ApiError::bad_request(
+            "give at least one filter: task, status, cause, since or until",
+        ));
+    }
+    let limit = req.limit.unwrap_or(DEFAULT_BULK_LIMIT);
+    if !(1..=MAX_BULK_LIMIT).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: {limit} is outside 1..={MAX_BULK_LIMIT}"
+        )));
+    }
+    let filter = filter_of(
+        state,
+        req.task.as_deref(),
+        req.status.as_deref(),
+        req.cause.as_deref(),
+        &req.since,
+        &req.until,
+    )?;
+    if let Some(s) = filter.status
+        && !eligible(s)
+    {
+        return Err(ApiError::bad_request(format!(
+            "status: {what} takes no {} runs",
+            s.as_str()
+        )));
+    }
+    let mut found = Vec::new();
+    let mut cursor: Option<String> = None;
+    let mut scanned = 0;
+    let mut more = false;
+    loop {
+        let (page, next) = state.store.list_runs(&filter, cursor.as_deref(), 1000)?;
+        scanned += page.len();
+        for run in page {
+            if eligible(run.status) {
+                if found.len() == limit {
+                    more = true;
+                    break;
+                }
+                found.push(run);
+            }
+        }
+        match next {
+            Some(n) if !more && scanned < MAX_SCANNED => cursor = Some(n),
+            Some(_) => {
+                more = true;
+                break;
+            }
+            None => break,
+        }
+    }
+    Ok((req, found, more))
+}
+
+/// `POST /v1/runs/retry`: retry every finished run matching the filter.
+pub(super) async fn retry_many(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    caller.require(OPERATORS, "retry runs")?;
+    let body = read_body(body, MAX_BODY_BYTES).await?;
+    let (req, found, more) = matching(&state, &headers, &body, RunStatus::is_terminal, "retry")?;
+    let mut planned = Vec::new();
+    let mut answers = Vec::new();
+    for original in &found {
+        match retry_of(&state, original, &caller.token.name) {
+            Ok(run) => {
+                answers.push(json!({ "run": original.id, "task": original.task_name, "retry": run.id }));
+                planned.push(run);
+            }
+            Err(e) => {
+                answers.push(json!({ "run": original.id, "task": original.task_name, "skipped": e.message }))
+            }
+        }
+    }
+    if !req.dry_run && !planned.is_empty() {
+        if let Some(why) = state.executor.queue_full(planned.len()) {
+            return Err(ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                code: "queue_full",
+                message: format!(
+                    "{why}: {} retries do not fit; retry later or lower limit",
+                    planned.len()
+                ),
+            });
+        }
+        let stored = state.store.enqueue_runs(planned).await?;
+        for run in &stored {
+            state.executor.submit(run);
+        }
+    }
+    let retried = answers.iter().filter(|a| a.get("retry").is_some()).count();
+    Ok(Json(json!({
+        "dry_run": req.dry_run,
+        "matched": found.len(),
+        "retried": if req.dry_run { 0 } else { retried },
+        "more": more,
+        "runs": answers,
+    })))
+}
+
+/// `POST /v1/runs/cancel`: cancel every queued or running run matching the filter.
+pub(super) async fn cancel_many(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<Json<Value>> {
+    caller.require(OPERATORS, "cancel runs")?;
+    let body = read_body(body, MAX_BODY_BYTES).await?;
+    let unfinished = |s: RunStatus| !s.is_terminal();
+    let (req, found, more) = matching(&state, &headers, &body, unfinished, "cancel")?;
+    let mut answers = Vec::new();
+    let mut cancelled = 0;
+    if req.dry_run {
+        for run in &found {
+            answers.push(json!({ "run": run.id, "task": run.task_name, "status": run.status }));
+        }
+    } else {
+        // Running runs are stopped together, not one after the other.
+        let mut stopping = tokio::task::JoinSet::new();
+        for run in &found {
+            let executor = state.executor.clone();
+            let id = run.id.clone();
+            stopping.spawn(async move { (id.clone(), executor.cancel(&id).await) });
+        }
+        let mut done = std::collections::HashMap::new();
+        while let Some(joined) = stopping.join_next().await {
+            if let Ok((id, result)) = joined {
+                done.insert(id, result);
+            }
+        }
+        for run in &found {
+            let answer = match done.remove(&run.id) {
+                Some(Ok(r)) => {
+                    if r.status == RunStatus::Cancelled {
+                        cancelled += 1;
+                    }
+                    json!({ "run": r.id, "task": r.task_name, "status": r.status })
+                }
+                Some(Err(e)) => json!({ "run": run.id, "task": run.task_name, "skipped": e.to_string() }),
+                None => {
+                    json!({ "run": run.id, "task": run.task_name, "skipped": "the cancel did not finish" })
+                }
+            };
+            answers.push(answer);
+        }
+    }
+    Ok(Json(json!({
+        "dry_run": req.dry_run,
+        "matched": found.len(),
+        "cancelled": cancelled,
+        "more": more,
+        "runs": answers,
+    })))
+}

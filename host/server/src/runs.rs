@@ -1,0 +1,227 @@
+//! Runs, the task log: start a run (`?wait=true` for the result), list with filters
+//! and cursor pagination, get one, cancel.
+
+use super::{ApiError, ApiResult};
+use super::{AppState, Caller, MAX_BODY_BYTES, OPERATORS, READERS, parse_json, read_body};
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sundial_core::run::{Run, RunCause, RunStatus};
+use sundial_core::timestamp::now;
+use sundial_store::runs::RunFilter;
+
+/// Longest `?wait=true` before answering with the still-running run: 5 minutes.
+pub const MAX_WAIT_SECS: u64 = 300;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StartRequest {
+    params: Option<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StartQuery {
+    #[serde(default)]
+    pub(super) wait: bool,
+}
+
+pub(super) async fn start(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    query: Result<Query<StartQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    caller.require(OPERATORS, "start runs")?;
+    state.admission.check_queue(state.executor.backlog())?;
+    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    let body = read_body(body, MAX_BODY_BYTES).await?;
+    let req: StartRequest = if body.is_empty() {
+        StartRequest::default()
+    } else {
+        parse_json(&headers, &body)?
+    };
+    let task = state
+        .store
+        .task(&id)?
+        .ok_or_else(|| ApiError::not_found(format!("task {id:?} not found")))?;
+    if !task.spec.enabled {
+        return Err(ApiError::conflict(format!(
+            "task {:?} is disabled",
+            task.spec.name
+        )));
+    }
+    let params = match req.params {
+        Some(p) if !p.is_object() => return Err(ApiError::bad_request("params: must be a JSON object")),
+        Some(p) => p,
+        None => task.spec.params.clone(),
+    };
+    let mut run = Run::queued(
+        &task.id,
+        &task.spec.name,
+        RunCause::Manual,
+        params,
+        None,
+        0,
+        now(),
+    );
+    run.started_by = caller.token.name.clone();
+    enqueue_and_answer(&state, run, query.wait).await
+}
+
+/// Queue `run` and answer: 202 with it at once, or with `wait`, 200 with the finished
+/// run (202 with it as it is after [`MAX_WAIT_SECS`]).
+pub(super) async fn enqueue_and_answer(
+    state: &AppState,
+    run: Run,
+    wait: bool,
+) -> ApiResult<(StatusCode, Json<Run>)> {
+    let mut runs = state.store.enqueue_runs(vec![run]).await?;
+    let run = runs
+        .pop()
+        .ok_or_else(|| ApiError::internal("enqueue returned nothing"))?;
+    state.executor.submit(&run);
+    if !wait {
+        return Ok((StatusCode::ACCEPTED, Json(run)));
+    }
+    let waited = tokio::time::timeout(
+        std::time::Duration::from_secs(MAX_WAIT_SECS),
+        state.executor.wait(&run.id),
+    )
+    .await;
+    match waited {
+        Ok(Ok(done)) => Ok((StatusCode::OK, Json(done))),
+        Ok(Err(e)) => Err(e.into()),
+        Err(_) => Ok((
+            StatusCode::ACCEPTED,
+            Json(state.store.run(&run.id)?.unwrap_or(run)),
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ListQuery {
+    task: Option<String>,
+    status: Option<String>,
+    cause: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+pub(super) fn check_time(field: &str, value: &Option<String>) -> ApiResult<Option<String>> {
+    match value {
+        None => Ok(None),
+        Some(t) => sundial_core::timestamp::parse(t)
+            .map(|d| Some(sundial_core::timestamp::text(d)))
+            .map_err(|e| ApiError::bad_request(format!("{field}: {t:?} is not an RFC 3339 time: {e}"))),
+    }
+}
+
+pub(super) async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<Value>> {
+    caller.require(READERS, "read runs")?;
+    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: {limit} is outside 1..=1000"
+        )));
+    }
+    if let Some(c) = &q.cursor
+        && ulid::Ulid::from_string(c).is_err()
+    {
+        return Err(ApiError::bad_request(format!("cursor: {c:?} is not a run id")));
+    }
+    let filter = filter_of(
+        &state,
+        q.task.as_deref(),
+        q.status.as_deref(),
+        q.cause.as_deref(),
+        &q.since,
+        &q.until,
+    )?;
+    let (runs, next) = state.store.list_runs(&filter, q.cursor.as_deref(), limit)?;
+    Ok(Json(json!({ "runs": runs, "next_cursor": next })))
+}
+
+/// The run filter of a list or bulk request, each field checked. `task` is a task's
+/// name or id; an id that is no task now (a deleted task's) still selects its runs,
+/// anything else that names no task is 404.
+pub(super) fn filter_of(
+    state: &AppState,
+    task: Option<&str>,
+    status: Option<&str>,
+    cause: Option<&str>,
+    since: &Option<String>,
+    until: &Option<String>,
+) -> ApiResult<RunFilter> {
+    let status = match status {
+        None => None,
+        Some(s) => Some(RunStatus::parse(s).ok_or_else(|| {
+            let all: Vec<&str> = RunStatus::ALL.iter().map(|s| s.as_str()).collect();
+            ApiError::bad_request(format!("status: {s:?} is not one of {}", all.join(", ")))
+        })?),
+    };
+    if let Some(c) = cause
+        && !["manual", "schedule", "event"].contains(&c)
+    {
+        return Err(ApiError::bad_request(format!(
+            "cause: {c:?} is not one of manual, schedule, event"
+        )));
+    }
+    let task_id = match task {
+        None => None,
+        Some(t) => match state.store.task(t)? {
+            Some(found) => Some(found.id),
+            None if ulid::Ulid::from_string(t).is_ok() => Some(t.to_string()),
+            None => return Err(ApiError::not_found(format!("task {t:?} not found"))),
+        },
+    };
+    Ok(RunFilter {
+        task_id,
+        status,
+        cause: cause.map(str::to_string),
+        since: check_time("since", since)?,
+        until: check_time("until", until)?,
+    })
+}
+
+pub(super) async fn get(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Run>> {
+    caller.require(READERS, "read runs")?;
+    state
+        .store
+        .run(&id)?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))
+}
+
+pub(super) async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Run>> {
+    caller.require(OPERATORS, "cancel runs")?;
+    let run = state.executor.cancel(&id).await?;
+    if run.status.is_terminal() && run.status != RunStatus::Cancelled {
+        return Err(ApiError::conflict(format!(
+            "run {id:?} already finished ({})",
+            run.status.as_str()
+        )));
+    }
+    Ok(Json(run))
+}

@@ -1,0 +1,115 @@
+//! The audit log: who created, changed or deleted what, when, with before and after.
+//! Entries are written inside the same transaction as the change they describe, so
+//! a change and its audit entry commit (or vanish) together.
+
+use super::tables::put_json;
+use super::{Store, StoreError};
+use redb::{TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Audit entries: id (ULID, time-ordered) → `AuditEntry` JSON.
+pub const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
+
+/// One audited change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// Entry id (ULID).
+    pub id: String,
+    /// When, RFC 3339.
+    pub at: String,
+    /// Token name of who did it (`sundial` for the daemon itself).
+    pub actor: String,
+    /// `create`, `update` or `delete`.
+    pub action: String,
+    /// `plugin`, `task`, `token`, ...
+    pub noun: String,
+    /// Id or name of the thing changed.
+    pub target: String,
+    /// The thing before (absent for a create). Secrets are never part of a record.
+    pub before: Option<Value>,
+    /// The thing after (absent for a delete).
+    pub after: Option<Value>,
+}
+
+/// Append an entry inside `txn`.
+pub(crate) fn record<B: Serialize, A: Serialize>(
+    txn: &WriteTransaction,
+    actor: &str,
+    action: &str,
+    noun: &str,
+    target: &str,
+    before: Option<&B>,
+    after: Option<&A>,
+) -> Result<(), StoreError> {
+    let entry = AuditEntry {
+        id: sundial_core::ids::new_id(),
+        at: sundial_core::timestamp::now(),
+        actor: actor.to_string(),
+        action: action.to_string(),
+        noun: noun.to_string(),
+        target: target.to_string(),
+        before: before.and_then(|b| serde_json::to_value(b).ok()),
+        after: after.and_then(|a| serde_json::to_value(a).ok()),
+    };
+    put_json(&mut txn.open_table(AUDIT)?, &entry.id, &entry)
+}
+
+/// Filters of the audit listing.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Only this noun.
+    pub noun: Option<String>,
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Only this target.
+    pub target: Option<String>,
+    /// At or after this time (RFC 3339).
+    pub since: Option<String>,
+    /// Before this time (RFC 3339).
+    pub until: Option<String>,
+}
+
+impl Store {
+    /// Audit entries matching `filter`, newest first, paginated like runs.
+    pub fn audit(
+        &self,
+        filter: &AuditFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<AuditEntry>, Option<String>), StoreError> {
+        let txn = self.read()?;
+        let Ok(table) = txn.open_table(AUDIT) else {
+            return Ok((Vec::new(), None));
+        };
+        let iter = match cursor {
+            Some(c) => table.range(..c)?,
+            None => table.range::<&str>(..)?,
+        };
+        let mut page = Vec::new();
+        for entry in iter.rev() {
+            let (k, _) = entry?;
+            let Some(e): Option<AuditEntry> = super::tables::get_listed(&table, "audit", k.value())? else {
+                continue;
+            };
+            let keep = filter.noun.as_deref().is_none_or(|n| e.noun == n)
+                && filter.actor.as_deref().is_none_or(|a| e.actor == a)
+                && filter.target.as_deref().is_none_or(|t| e.target == t)
+                && filter.since.as_deref().is_none_or(|t| e.at.as_str() >= t)
+                && filter.until.as_deref().is_none_or(|t| e.at.as_str() < t);
+            if keep {
+                page.push(e);
+                if page.len() > limit {
+                    break;
+                }
+            }
+        }
+        let next = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(|e| e.id.clone())
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+}

@@ -1,0 +1,218 @@
+//! Calendars (by name) and maintenance windows (by id), with audit entries in the same
+//! commit.
+
+use super::tables::{get_json, put_json};
+use super::{Store, StoreError, audit};
+use redb::{ReadableTable, TableDefinition};
+use sundial_core::calendar::{CalendarSpec, Maintenance};
+
+/// Calendars: name → spec JSON.
+pub const CALENDARS: TableDefinition<&str, &[u8]> = TableDefinition::new("calendars");
+/// Maintenance windows: id → JSON.
+pub const MAINTENANCE: TableDefinition<&str, &[u8]> = TableDefinition::new("maintenance");
+
+/// Ended maintenance windows are kept this long, then dropped: 30 days.
+const KEEP_ENDED_DAYS: i64 = 30;
+
+impl Store {
+    /// Create (`create`) or replace a calendar (validated by the caller). Returns the
+    /// one it replaced.
+    pub async fn put_calendar(
+        &self,
+        spec: CalendarSpec,
+        create: bool,
+        actor: &str,
+    ) -> Result<Option<CalendarSpec>, StoreError> {
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut t = txn.open_table(CALENDARS)?;
+            let before: Option<CalendarSpec> = get_json(&t, &spec.name)?;
+            match (&before, create) {
+                (Some(_), true) => {
+                    return Err(StoreError::Conflict(format!(
+                        "calendar {:?} already exists",
+                        spec.name
+                    )));
+                }
+                (None, false) => {
+                    return Err(StoreError::NotFound(format!(
+                        "calendar {:?} not found",
+                        spec.name
+                    )));
+                }
+                _ => {}
+            }
+            put_json(&mut t, &spec.name, &spec)?;
+            let action = if create { "create" } else { "update" };
+            audit::record(
+                txn,
+                &actor,
+                action,
+                "calendar",
+                &spec.name,
+                before.as_ref(),
+                Some(&spec),
+            )?;
+            Ok(before)
+        })
+        .await
+    }
+
+    /// One calendar.
+    pub fn calendar(&self, name: &str) -> Result<Option<CalendarSpec>, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(CALENDARS) else {
+            return Ok(None);
+        };
+        get_json(&t, name)
+    }
+
+    /// Every calendar, by name (unreadable ones skipped).
+    pub fn calendars(&self) -> Result<Vec<CalendarSpec>, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(CALENDARS) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            let (k, v) = entry?;
+            if let Some(c) = super::tables::decode_listed("calendars", k.value(), v.value()) {
+                out.push(c);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Delete a calendar; refused (409) while schedules name it.
+    pub async fn delete_calendar(&self, name: &str, actor: &str) -> Result<CalendarSpec, StoreError> {
+        let name = name.to_string();
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut t = txn.open_table(CALENDARS)?;
+            let Some(before): Option<CalendarSpec> = get_json(&t, &name)? else {
+                return Err(StoreError::NotFound(format!("calendar {name:?} not found")));
+            };
+            let schedules = txn.open_table(super::schedules::SCHEDULES)?;
+            let mut users = Vec::new();
+            for entry in schedules.iter()? {
+                let (_, v) = entry?;
+                if let Ok(s) = super::tables::decode::<super::schedules::ScheduleRecord>(v.value())
+                    && s.spec.calendars.contains(&name)
+                {
+                    users.push(format!("schedule {}", s.spec.name));
+                }
+            }
+            let triggers = txn.open_table(super::triggers::TRIGGERS)?;
+            for entry in triggers.iter()? {
+                let (_, v) = entry?;
+                if let Ok(t) = super::tables::decode::<super::triggers::TriggerRecord>(v.value())
+                    && t.spec.calendars.contains(&name)
+                {
+                    users.push(format!("trigger {}", t.spec.name));
+                }
+            }
+            if !users.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "calendar {name:?} is used by {}; take it out of them first",
+                    users.join(", ")
+                )));
+            }
+            t.remove(name.as_str())?;
+            audit::record(
+                txn,
+                &actor,
+                "delete",
+                "calendar",
+                &name,
+                Some(&before),
+                None::<&()>,
+            )?;
+            Ok(before)
+        })
+        .await
+    }
+
+    /// Store a maintenance window (windows ended long ago are dropped in the same commit).
+    pub async fn add_maintenance(
+        &self,
+        m: Maintenance,
+        now: chrono::DateTime<chrono::Utc>,
+        actor: &str,
+    ) -> Result<Maintenance, StoreError> {
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut t = txn.open_table(MAINTENANCE)?;
+            let cutoff = now - chrono::Duration::days(KEEP_ENDED_DAYS);
+            let mut old = Vec::new();
+            for entry in t.iter()? {
+                let (k, v) = entry?;
+                if let Ok(w) = super::tables::decode::<Maintenance>(v.value())
+                    && w.until < cutoff
+                {
+                    old.push(k.value().to_string());
+                }
+            }
+            for k in old {
+                t.remove(k.as_str())?;
+            }
+            put_json(&mut t, &m.id, &m)?;
+            audit::record(txn, &actor, "create", "maintenance", &m.id, None::<&()>, Some(&m))?;
+            Ok(m)
+        })
+        .await
+    }
+
+    /// Every maintenance window, oldest first.
+    pub fn maintenance(&self) -> Result<Vec<Maintenance>, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(MAINTENANCE) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in t.iter()? {
+            let (k, v) = entry?;
+            if let Some(m) = super::tables::decode_listed("maintenance", k.value(), v.value()) {
+                out.push(m);
+            }
+        }
+        Ok(out)
+    }
+
+    /// End a maintenance window at `now` (one not started yet ends before it starts).
+    pub async fn end_maintenance(
+        &self,
+        id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        actor: &str,
+    ) -> Result<Maintenance, StoreError> {
+        let id = id.to_string();
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut t = txn.open_table(MAINTENANCE)?;
+            let Some(before): Option<Maintenance> = get_json(&t, &id)? else {
+                return Err(StoreError::NotFound(format!(
+                    "maintenance window {id:?} not found"
+                )));
+            };
+            if before.until <= now {
+                return Err(StoreError::Conflict(format!(
+                    "maintenance window {id:?} already ended"
+                )));
+            }
+            let mut after = before.clone();
+            after.until = now.max(after.from);
+            put_json(&mut t, &id, &after)?;
+            audit::record(
+                txn,
+                &actor,
+                "update",
+                "maintenance",
+                &id,
+                Some(&before),
+                Some(&after),
+            )?;
+            Ok(after)
+        })
+        .await
+    }
+}

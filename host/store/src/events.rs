@@ -1,0 +1,278 @@
+//! The event log: events with what they caused, deduplicated by (source, id), stored
+//! in the same commit as the runs and timers they start.
+
+use super::runs::insert_runs;
+use super::tables::{get_json, put_json};
+use super::timers::{Timer, insert_timer};
+use super::{Store, StoreError};
+use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use sundial_core::event::EventRecord;
+use sundial_core::run::Run;
+
+/// Events: seq (ULID) → `EventRecord` JSON.
+pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
+/// Deduplication: `len(source):source` + id → seq.
+pub const EVENT_KEYS: TableDefinition<&str, &str> = TableDefinition::new("event_keys");
+
+/// An event ready to store, with the runs and timers its triggers start.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The record (its `triggers` list what `runs` and `timers` hold).
+    pub record: EventRecord,
+    /// Runs to queue.
+    pub runs: Vec<Run>,
+    /// Delayed runs.
+    pub timers: Vec<Timer>,
+    /// Webhook deliveries to queue.
+    pub deliveries: Vec<super::webhooks::Delivery>,
+}
+
+/// What storing one planned event did.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    /// The stored record: the new one, or the earlier one with the same (source, id).
+    pub record: EventRecord,
+    /// True when an event with the same (source, id) was already stored; nothing ran.
+    pub duplicate: bool,
+    /// Runs queued (empty for a duplicate).
+    pub runs: Vec<Run>,
+    /// Due times of the timers set.
+    pub timers: Vec<chrono::DateTime<chrono::Utc>>,
+    /// How many deliveries were queued.
+    pub deliveries: usize,
+}
+
+fn dedup_key(source: &str, id: &str) -> String {
+    format!("{}:{source}{id}", source.len())
+}
+
+/// Store planned events inside `txn` (used by ingest and by every internal producer,
+/// so an event commits together with the change that caused it).
+pub(crate) fn apply_events(txn: &WriteTransaction, planned: Vec<Planned>) -> Result<Vec<Stored>, StoreError> {
+    let mut out = Vec::with_capacity(planned.len());
+    let mut events = txn.open_table(EVENTS)?;
+    let mut keys = txn.open_table(EVENT_KEYS)?;
+    for p in planned {
+        let key = dedup_key(&p.record.event.source, &p.record.event.id);
+        let earlier = keys.get(key.as_str())?.map(|v| v.value().to_string());
+        if let Some(seq) = earlier {
+            let record = get_json(&events, &seq)?.unwrap_or(p.record);
+            out.push(Stored {
+                record,
+                duplicate: true,
+                runs: Vec::new(),
+                timers: Vec::new(),
+                deliveries: 0,
+            });
+            continue;
+        }
+        keys.insert(key.as_str(), p.record.seq.as_str())?;
+        put_json(&mut events, &p.record.seq, &p.record)?;
+        insert_runs(txn, &p.runs)?;
+        let mut due = Vec::new();
+        for t in &p.timers {
+            insert_timer(txn, t)?;
+            due.push(t.due);
+        }
+        super::webhooks::insert_deliveries(txn, &p.deliveries)?;
+        out.push(Stored {
+            record: p.record,
+            duplicate: false,
+            runs: p.runs,
+            timers: due,
+            deliveries: p.deliveries.len(),
+        });
+    }
+    Ok(out)
+}
+
+/// Which events to list.
+#[derive(Debug, Default, Clone)]
+pub struct EventFilter {
+    /// Only this type (exact, or a glob with `*`/`?`).
+    pub kind: Option<String>,
+    /// Only this source (exact).
+    pub source: Option<String>,
+    /// Only this subject (exact, or a glob).
+    pub subject: Option<String>,
+    /// Only events received at or after this time (RFC 3339, UTC, milliseconds).
+    pub since: Option<String>,
+    /// Only events received before this time.
+    pub until: Option<String>,
+}
+
+impl EventFilter {
+    fn matches(&self, r: &EventRecord) -> bool {
+        let glob = |p: &Option<String>, v: Option<&str>| {
+            p.as_deref()
+                .is_none_or(|p| v.is_some_and(|v| sundial_core::event::filter::glob_match(p, v)))
+        };
+        glob(&self.kind, Some(&r.event.kind))
+            && self.source.as_deref().is_none_or(|s| s == r.event.source)
+            && glob(&self.subject, r.event.subject.as_deref())
+            && self.since.as_deref().is_none_or(|s| r.received_at.as_str() >= s)
+            && self.until.as_deref().is_none_or(|u| r.received_at.as_str() < u)
+    }
+}
+
+impl Store {
+    /// Store events with their runs and timers in one commit. Duplicates of stored
+    /// events (same source and id) are reported and start nothing.
+    pub async fn ingest_events(&self, planned: Vec<Planned>) -> Result<Vec<Stored>, StoreError> {
+        self.write(move |txn| apply_events(txn, planned)).await
+    }
+
+    /// One event by its seq.
+    pub fn event(&self, seq: &str) -> Result<Option<EventRecord>, StoreError> {
+        let txn = self.read()?;
+        let Ok(events) = txn.open_table(EVENTS) else {
+            return Ok(None);
+        };
+        get_json(&events, seq)
+    }
+
+    /// Events matching `filter`, newest first, at most `limit`, after seq `cursor`.
+    pub fn list_events(
+        &self,
+        filter: &EventFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<EventRecord>, Option<String>), StoreError> {
+        let txn = self.read()?;
+        let Ok(events) = txn.open_table(EVENTS) else {
+            return Ok((Vec::new(), None));
+        };
+        let iter = match cursor {
+            Some(c) => events.range(..c)?,
+            None => events.range::<&str>(..)?,
+        };
+        let mut page = Vec::new();
+        for entry in iter.rev() {
+            let (k, v) = entry?;
+            let Some(record): Option<EventRecord> =
+                super::tables::decode_listed("events", k.value(), v.value())
+            else {
+                continue;
+            };
+            if filter
+                .since
+                .as_deref()
+                .is_some_and(|s| record.received_at.as_str() < s)
+            {
+                break; // newest first: everything further is older still
+            }
+            if filter.matches(&record) {
+                page.push(record);
+                if page.len() > limit {
+                    break;
+                }
+            }
+        }
+        let next = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(|r| r.seq.clone())
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+
+    /// Delete the oldest events beyond `keep` and those received before `cutoff`
+    /// (RFC 3339), with their deduplication keys. Returns how many were deleted.
+    pub async fn prune_events(&self, keep: usize, cutoff: String) -> Result<usize, StoreError> {
+        self.write(move |txn| {
+            let mut events = txn.open_table(EVENTS)?;
+            let mut keys = txn.open_table(EVENT_KEYS)?;
+            let total = events.len()? as usize;
+            let mut doomed = Vec::new();
+            for entry in events.iter()? {
+                let (k, v) = entry?;
+                let over = total - doomed.len() > keep;
+                let record: Option<EventRecord> = super::tables::decode(v.value()).ok();
+                let old = record.as_ref().is_none_or(|r| r.received_at < cutoff);
+                if !over && !old {
+                    break;
+                }
+                doomed.push((k.value().to_string(), record));
+                if doomed.len() >= 100_000 {
+                    break; // the next round continues
+                }
+            }
+            for (seq, record) in &doomed {
+                events.remove(seq.as_str())?;
+                if let Some(r) = record {
+                    keys.remove(dedup_key(&r.event.source, &r.event.id).as_str())?;
+                }
+            }
+            Ok(doomed.len())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sundial_core::event::cloudevent::parse_structured;
+
+    fn planned(id: &str, received_at: &str) -> Planned {
+        let event = parse_structured(
+            &serde_json::json!({"specversion": "1.0", "id": id, "source": "/t", "type": "x"}),
+        )
+        .unwrap();
+        Planned {
+            record: EventRecord {
+                seq: sundial_core::ids::new_id(),
+                event,
+                received_at: received_at.into(),
+                depth: 0,
+                caused_by: None,
+                triggers: Vec::new(),
+                stopped: None,
+                root: None,
+            },
+            runs: Vec::new(),
+            timers: Vec::new(),
+            deliveries: Vec::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn retention_by_count_and_age_frees_the_dedup_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 64).unwrap();
+        let batch = vec![
+            planned("a", "2026-01-01T00:00:00.000Z"),
+            planned("b", "2026-06-01T00:00:00.000Z"),
+            planned("c", "2026-11-01T00:00:00.000Z"),
+            planned("d", "2026-11-02T00:00:00.000Z"),
+            planned("e", "2026-11-03T00:00:00.000Z"),
+        ];
+        let stored = store.ingest_events(batch).await.unwrap();
+        assert!(stored.iter().all(|s| !s.duplicate));
+        // Age: everything before March goes (a); count: keep 3 of the rest (b goes).
+        let deleted = store
+            .prune_events(3, "2026-03-01T00:00:00.000Z".into())
+            .await
+            .unwrap();
+        assert_eq!(deleted, 2);
+        let (left, _) = store.list_events(&EventFilter::default(), None, 10).unwrap();
+        let ids: Vec<&str> = left.iter().map(|r| r.event.id.as_str()).collect();
+        assert_eq!(ids, ["e", "d", "c"]);
+        // A pruned event's (source, id) is free again; a kept one is still a duplicate.
+        let again = store
+            .ingest_events(vec![
+                planned("a", "2026-11-04T00:00:00.000Z"),
+                planned("c", "2026-11-04T00:00:00.000Z"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!((again[0].duplicate, again[1].duplicate), (false, true));
+        let filter = EventFilter {
+            since: Some("2026-11-02T00:00:00.000Z".into()),
+            ..Default::default()
+        };
+        let (recent, _) = store.list_events(&filter, None, 10).unwrap();
+        assert_eq!(recent.len(), 3, "d, e and the new a");
+    }
+}

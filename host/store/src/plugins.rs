@@ -1,0 +1,204 @@
+//! Plugin records and component blobs.
+
+use super::tables::{PLUGIN_BLOBS, PLUGINS, TASKS, all_json, get_json, put_json};
+use super::{Store, StoreError, audit};
+use crate::tasks::TaskRecord;
+use redb::ReadableTable;
+use sundial_core::plugin::{PluginRecord, PluginUpdate};
+
+impl Store {
+    /// Store a new plugin and its bytes; a name that exists is a conflict.
+    pub async fn insert_plugin(
+        &self,
+        record: PluginRecord,
+        bytes: Vec<u8>,
+        actor: &str,
+    ) -> Result<PluginRecord, StoreError> {
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut plugins = txn.open_table(PLUGINS)?;
+            if plugins.get(record.name.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "plugin {:?} already exists",
+                    record.name
+                )));
+            }
+            let mut blobs = txn.open_table(PLUGIN_BLOBS)?;
+            if blobs.get(record.blob_key())?.is_none() {
+                blobs.insert(record.blob_key(), bytes.as_slice())?;
+            }
+            put_json(&mut plugins, &record.name, &record)?;
+            audit::record(
+                txn,
+                &actor,
+                "create",
+                "plugin",
+                &record.name,
+                None::<&()>,
+                Some(&record),
+            )?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// One plugin's record.
+    pub fn plugin(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
+        let txn = self.read()?;
+        let Ok(plugins) = txn.open_table(PLUGINS) else {
+            return Ok(None);
+        };
+        get_json(&plugins, name)
+    }
+
+    /// A plugin's component bytes.
+    pub fn plugin_bytes(&self, record: &PluginRecord) -> Result<Option<Vec<u8>>, StoreError> {
+        let txn = self.read()?;
+        let Ok(blobs) = txn.open_table(PLUGIN_BLOBS) else {
+            return Ok(None);
+        };
+        Ok(blobs.get(record.blob_key())?.map(|v| v.value().to_vec()))
+    }
+
+    /// Every plugin, by name.
+    pub fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+        let txn = self.read()?;
+        let Ok(plugins) = txn.open_table(PLUGINS) else {
+            return Ok(Vec::new());
+        };
+        let out = all_json(&plugins, "plugins")?;
+        Ok(out)
+    }
+
+    /// Change a plugin's grants, limits or description.
+    pub async fn update_plugin(
+        &self,
+        name: &str,
+        update: PluginUpdate,
+        now: String,
+        actor: &str,
+    ) -> Result<(PluginRecord, PluginRecord), StoreError> {
+        let name = name.to_string();
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut plugins = txn.open_table(PLUGINS)?;
+            let Some(before): Option<PluginRecord> = get_json(&plugins, &name)? else {
+                return Err(StoreError::NotFound(format!("plugin {name:?} not found")));
+            };
+            let mut after = before.clone();
+            if let Some(g) = update.grants {
+                after.grants = g;
+            }
+            if let Some(l) = update.limits {
+                after.limits = l;
+            }
+            if let Some(d) = update.description {
+                after.description = d;
+            }
+            if let Some(p) = update.pinned {
+                after.pinned = p;
+            }
+            after.updated_at = now;
+            put_json(&mut plugins, &name, &after)?;
+            audit::record(
+                txn,
+                &actor,
+                "update",
+                "plugin",
+                &name,
+                Some(&before),
+                Some(&after),
+            )?;
+            Ok((before, after))
+        })
+        .await
+    }
+
+    /// Replace a plugin's component with `bytes` (described by `new`: digest, world,
+    /// size, imports), keeping its name, grants, limits, description and flags; the old
+    /// blob goes when nothing else uses it. Returns (before, after).
+    pub async fn replace_plugin_bytes(
+        &self,
+        new: PluginRecord,
+        bytes: Vec<u8>,
+        actor: &str,
+    ) -> Result<(PluginRecord, PluginRecord), StoreError> {
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut plugins = txn.open_table(PLUGINS)?;
+            let Some(before): Option<PluginRecord> = get_json(&plugins, &new.name)? else {
+                return Err(StoreError::NotFound(format!("plugin {:?} not found", new.name)));
+            };
+            let mut after = before.clone();
+            after.digest = new.digest;
+            after.world = new.world;
+            after.size_bytes = new.size_bytes;
+            after.imports = new.imports;
+            after.updated_at = new.updated_at;
+            let mut blobs = txn.open_table(PLUGIN_BLOBS)?;
+            if blobs.get(after.blob_key())?.is_none() {
+                blobs.insert(after.blob_key(), bytes.as_slice())?;
+            }
+            put_json(&mut plugins, &after.name, &after)?;
+            let still_used = plugins.iter()?.any(|e| {
+                e.ok()
+                    .and_then(|(_, v)| super::tables::decode::<PluginRecord>(v.value()).ok())
+                    .is_some_and(|p| p.digest == before.digest)
+            });
+            if !still_used {
+                blobs.remove(before.blob_key())?;
+            }
+            audit::record(
+                txn,
+                &actor,
+                "update",
+                "plugin",
+                &after.name,
+                Some(&before),
+                Some(&after),
+            )?;
+            Ok((before, after))
+        })
+        .await
+    }
+
+    /// Remove a plugin; refused while a task uses it (the message names the tasks).
+    pub async fn remove_plugin(&self, name: &str, actor: &str) -> Result<PluginRecord, StoreError> {
+        let name = name.to_string();
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut plugins = txn.open_table(PLUGINS)?;
+            let Some(record): Option<PluginRecord> = get_json(&plugins, &name)? else {
+                return Err(StoreError::NotFound(format!("plugin {name:?} not found")));
+            };
+            let tasks = txn.open_table(TASKS)?;
+            let mut users = Vec::new();
+            for entry in tasks.iter()? {
+                let (_, v) = entry?;
+                if let Ok(task) = super::tables::decode::<TaskRecord>(v.value())
+                    && task.spec.plugin == name
+                {
+                    users.push(task.spec.name);
+                }
+            }
+            if !users.is_empty() {
+                return Err(StoreError::Conflict(format!(
+                    "plugin {name:?} is used by tasks {}; delete them or point them at another plugin first",
+                    users.join(", ")
+                )));
+            }
+            plugins.remove(name.as_str())?;
+            let still_used = plugins.iter()?.any(|e| {
+                e.ok()
+                    .and_then(|(_, v)| super::tables::decode::<PluginRecord>(v.value()).ok())
+                    .is_some_and(|p| p.digest == record.digest)
+            });
+            if !still_used {
+                txn.open_table(PLUGIN_BLOBS)?.remove(record.blob_key())?;
+            }
+            audit::record(txn, &actor, "delete", "plugin", &name, Some(&record), None::<&()>)?;
+            Ok(record)
+        })
+        .await
+    }
+}

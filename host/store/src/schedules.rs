@@ -1,0 +1,393 @@
+//! Schedule records, their links to tasks (many-to-many, indexed both ways), and the
+//! slot ledger that makes each (schedule, slot time) fire exactly once.
+
+use super::runs::insert_runs;
+use super::tables::{TASKS, get_json, put_json};
+use super::{Store, StoreError, audit};
+use crate::tasks::TaskRecord;
+use chrono::{DateTime, Utc};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use sundial_core::run::Run;
+use sundial_core::schedule::spec::ScheduleSpec;
+
+/// Schedules: id → `ScheduleRecord` JSON.
+pub const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
+/// Schedule names: name → id.
+pub const SCHEDULE_NAMES: TableDefinition<&str, &str> = TableDefinition::new("schedule_names");
+/// Links: `schedule_id/task_id` → ().
+pub const SCHEDULE_TASKS: TableDefinition<&str, ()> = TableDefinition::new("schedule_tasks");
+/// Links the other way: `task_id/schedule_id` → ().
+pub const TASK_SCHEDULES: TableDefinition<&str, ()> = TableDefinition::new("task_schedules");
+/// Fired slots: `schedule_id/slot RFC 3339` → (). A slot present here never fires again;
+/// keys older than the previous last slot are pruned as new slots fire (the scheduler
+/// only proposes slots after the last one recorded).
+pub const SLOTS: TableDefinition<&str, ()> = TableDefinition::new("slots");
+
+/// A schedule as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScheduleRecord {
+    /// Id (ULID).
+    pub id: String,
+    /// Created, RFC 3339.
+    pub created_at: String,
+    /// Last changed, RFC 3339.
+    pub updated_at: String,
+    /// The definition; `spec.start` is filled in at creation.
+    pub spec: ScheduleSpec,
+    /// The last slot that fired or was recorded missed; the scheduler resumes after it.
+    #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    pub last_slot: Option<DateTime<Utc>>,
+}
+
+/// A slot's part of a `SLOTS` key: RFC 3339 UTC with milliseconds, so keys sort by time.
+fn slot_key(slot: DateTime<Utc>) -> String {
+    sundial_core::timestamp::text(slot)
+}
+
+fn resolve(names: &impl ReadableTable<&'static str, &'static str>, key: &str) -> Result<String, StoreError> {
+    Ok(names
+        .get(key)?
+        .map(|v| v.value().to_string())
+        .unwrap_or_else(|| key.to_string()))
+}
+
+fn load(txn: &WriteTransaction, key: &str) -> Result<ScheduleRecord, StoreError> {
+    let id = resolve(&txn.open_table(SCHEDULE_NAMES)?, key)?;
+    get_json(&txn.open_table(SCHEDULES)?, &id)?
+        .ok_or_else(|| StoreError::NotFound(format!("schedule {key:?} not found")))
+}
+
+fn linked(table: &impl ReadableTable<&'static str, ()>, prefix: &str) -> Result<Vec<String>, StoreError> {
+    let lo = format!("{prefix}/");
+    let hi = format!("{prefix}0");
+    let mut out = Vec::new();
+    for entry in table.range(lo.as_str()..hi.as_str())? {
+        let (k, _) = entry?;
+        out.push(k.value().rsplit('/').next().unwrap_or_default().to_string());
+    }
+    Ok(out)
+}
+
+impl Store {
+    /// Create a schedule; the name must be free.
+    pub async fn insert_schedule(
+        &self,
+        record: ScheduleRecord,
+        actor: &str,
+    ) -> Result<ScheduleRecord, StoreError> {
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut names = txn.open_table(SCHEDULE_NAMES)?;
+            if names.get(record.spec.name.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "schedule {:?} already exists",
+                    record.spec.name
+                )));
+            }
+            names.insert(record.spec.name.as_str(), record.id.as_str())?;
+            put_json(&mut txn.open_table(SCHEDULES)?, &record.id, &record)?;
+            audit::record(
+                txn,
+                &actor,
+                "create",
+                "schedule",
+                &record.id,
+                None::<&()>,
+                Some(&record),
+            )?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// A schedule by id or name.
+    pub fn schedule(&self, key: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+        let txn = self.read()?;
+        let (Ok(names), Ok(table)) = (txn.open_table(SCHEDULE_NAMES), txn.open_table(SCHEDULES)) else {
+            return Ok(None);
+        };
+        get_json(&table, &resolve(&names, key)?)
+    }
+
+    /// Up to `limit` schedules with ids after `after`, oldest first, and the cursor for more.
+    pub fn schedules_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ScheduleRecord>, Option<String>), StoreError> {
+        let txn = self.read()?;
+        let Ok(table) = txn.open_table(SCHEDULES) else {
+            return Ok((Vec::new(), None));
+        };
+        crate::tables::page_json(&table, "schedules", after, limit)
+    }
+
+    /// Replace a schedule's spec (validated by the caller). Returns (before, after).
+    pub async fn update_schedule(
+        &self,
+        key: &str,
+        spec: ScheduleSpec,
+        now: String,
+        actor: &str,
+    ) -> Result<(ScheduleRecord, ScheduleRecord), StoreError> {
+        let (key, actor) = (key.to_string(), actor.to_string());
+        self.write(move |txn| {
+            let before = load(txn, &key)?;
+            let mut names = txn.open_table(SCHEDULE_NAMES)?;
+            if spec.name != before.spec.name {
+                if names.get(spec.name.as_str())?.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "schedule {:?} already exists",
+                        spec.name
+                    )));
+                }
+                names.remove(before.spec.name.as_str())?;
+                names.insert(spec.name.as_str(), before.id.as_str())?;
+            }
+            let mut after = before.clone();
+            after.spec = spec;
+            after.updated_at = now;
+            put_json(&mut txn.open_table(SCHEDULES)?, &after.id, &after)?;
+            audit::record(
+                txn,
+                &actor,
+                "update",
+                "schedule",
+                &after.id,
+                Some(&before),
+                Some(&after),
+            )?;
+            Ok((before, after))
+        })
+        .await
+    }
+
+    /// Delete a schedule; refused while it drives tasks unless `force` detaches them.
+    pub async fn delete_schedule(
+        &self,
+        key: &str,
+        force: bool,
+        actor: &str,
+    ) -> Result<ScheduleRecord, StoreError> {
+        let (key, actor) = (key.to_string(), actor.to_string());
+        self.write(move |txn| {
+            let record = load(txn, &key)?;
+            let mut links = txn.open_table(SCHEDULE_TASKS)?;
+            let task_ids = linked(&links, &record.id)?;
+            if !task_ids.is_empty() && !force {
+                let tasks = txn.open_table(TASKS)?;
+                let mut names = Vec::new();
+                for id in &task_ids {
+                    let name = crate::tables::get_listed::<TaskRecord>(&tasks, "tasks", id)?
+                        .map(|t| t.spec.name)
+                        .unwrap_or_else(|| id.clone());
+                    names.push(name);
+                }
+                return Err(StoreError::Conflict(format!(
+                    "schedule {:?} drives tasks {}; detach them or delete with ?force=true",
+                    record.spec.name,
+                    names.join(", ")
+                )));
+            }
+            let mut back = txn.open_table(TASK_SCHEDULES)?;
+            for task in &task_ids {
+                links.remove(format!("{}/{task}", record.id).as_str())?;
+                back.remove(format!("{task}/{}", record.id).as_str())?;
+            }
+            txn.open_table(SCHEDULE_NAMES)?
+                .remove(record.spec.name.as_str())?;
+            txn.open_table(SCHEDULES)?.remove(record.id.as_str())?;
+            let (lo, hi) = (format!("{}/", record.id), format!("{}0", record.id));
+            txn.open_table(SLOTS)?
+                .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+            audit::record(
+                txn,
+                &actor,
+                "delete",
+                "schedule",
+                &record.id,
+                Some(&record),
+                None::<&()>,
+            )?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Attach (or with `attach = false`, detach) a task. Returns the task ids now linked.
+    pub async fn link_task(
+        &self,
+        key: &str,
+        task: &str,
+        attach: bool,
+        actor: &str,
+    ) -> Result<Vec<String>, StoreError> {
+        let (key, task, actor) = (key.to_string(), task.to_string(), actor.to_string());
+        self.write(move |txn| {
+            let record = load(txn, &key)?;
+            let task_id = resolve(&txn.open_table(super::tables::TASK_NAMES)?, &task)?;
+            if get_json::<TaskRecord>(&txn.open_table(TASKS)?, &task_id)?.is_none() {
+                return Err(StoreError::NotFound(format!("task {task:?} not found")));
+            }
+            let mut links = txn.open_table(SCHEDULE_TASKS)?;
+            let mut back = txn.open_table(TASK_SCHEDULES)?;
+            let fwd = format!("{}/{task_id}", record.id);
+            let rev = format!("{task_id}/{}", record.id);
+            if attach {
+                links.insert(fwd.as_str(), ())?;
+                back.insert(rev.as_str(), ())?;
+            } else {
+                if links.remove(fwd.as_str())?.is_none() {
+                    return Err(StoreError::NotFound(format!(
+                        "task {task:?} is not attached to this schedule"
+                    )));
+                }
+                back.remove(rev.as_str())?;
+            }
+            let action = if attach { "attach" } else { "detach" };
+            audit::record(
+                txn,
+                &actor,
+                action,
+                "schedule",
+                &record.id,
+                None::<&()>,
+                Some(&serde_json::json!({ "task": task_id })),
+            )?;
+            linked(&links, &record.id)
+        })
+        .await
+    }
+
+    /// Ids of the tasks a schedule drives.
+    pub fn schedule_tasks(&self, schedule_id: &str) -> Result<Vec<String>, StoreError> {
+        let txn = self.read()?;
+        let Ok(links) = txn.open_table(SCHEDULE_TASKS) else {
+            return Ok(Vec::new());
+        };
+        linked(&links, schedule_id)
+    }
+
+    /// Record slot `slot` of a schedule and queue its runs, in one commit, unless the
+    /// slot was already recorded (then nothing happens and `false` is returned).
+    /// `runs` may include `skipped` runs that record missed slots; `events` (such as
+    /// `sundial.schedule.missed`) are stored in the same commit, with what they start.
+    pub async fn fire_slot(
+        &self,
+        schedule_id: &str,
+        slot: DateTime<Utc>,
+        runs: Vec<Run>,
+        events: Vec<super::events::Planned>,
+    ) -> Result<Option<Vec<super::events::Stored>>, StoreError> {
+        let schedule_id = schedule_id.to_string();
+        self.write(move |txn| {
+            let key = format!("{schedule_id}/{}", slot_key(slot));
+            let mut slots = txn.open_table(SLOTS)?;
+            if slots.get(key.as_str())?.is_some() {
+                return Ok(None);
+            }
+            let mut table = txn.open_table(SCHEDULES)?;
+            let Some(mut record): Option<ScheduleRecord> = get_json(&table, &schedule_id)? else {
+                return Ok(None);
+            };
+            slots.insert(key.as_str(), ())?;
+            // The scheduler only ever proposes slots after the last one recorded, so keys
+            // older than both this slot and the previous last one can go: the table holds
+            // about two keys per schedule instead of one per slot ever fired.
+            if let Some(previous) = record.last_slot {
+                let lo = format!("{schedule_id}/");
+                let hi = format!("{schedule_id}/{}", slot_key(previous.min(slot)));
+                slots.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+            }
+            record.last_slot = Some(record.last_slot.map_or(slot, |l| l.max(slot)));
+            put_json(&mut table, &schedule_id, &record)?;
+            drop(table);
+            drop(slots);
+            insert_runs(txn, &runs)?;
+            Ok(Some(super::events::apply_events(txn, events)?))
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sundial_core::schedule::spec::ScheduleSpec;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn slot_keys(store: &Store, id: &str) -> Vec<String> {
+        let txn = store.read().unwrap();
+        let table = txn.open_table(SLOTS).unwrap();
+        linked(&table, id).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_slot_fires_once_and_old_slot_keys_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 64).unwrap();
+        let spec: ScheduleSpec =
+            serde_json::from_value(serde_json::json!({"name": "s", "rule": {"cron": "* * * * *"}})).unwrap();
+        let record = ScheduleRecord {
+            id: sundial_core::ids::new_id(),
+            created_at: String::new(),
+            updated_at: String::new(),
+            spec,
+            last_slot: None,
+        };
+        let id = store.insert_schedule(record, "test").await.unwrap().id;
+        let minutes: Vec<DateTime<Utc>> = (0..6)
+            .map(|m| t("2026-11-27T10:00:00Z") + chrono::Duration::minutes(m))
+            .collect();
+        // In order, then one out of order (a concurrent catch-up commit), then repeats.
+        for m in [0, 1, 2, 4] {
+            assert!(
+                store
+                    .fire_slot(&id, minutes[m], vec![], vec![])
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        assert!(
+            store
+                .fire_slot(&id, minutes[3], vec![], vec![])
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .fire_slot(&id, minutes[4], vec![], vec![])
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            store
+                .fire_slot(&id, minutes[5], vec![], vec![])
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store
+                .fire_slot(&id, minutes[5], vec![], vec![])
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert_eq!(store.schedule(&id).unwrap().unwrap().last_slot, Some(minutes[5]));
+        assert_eq!(
+            slot_keys(&store, &id),
+            ["2026-11-27T10:04:00.000Z", "2026-11-27T10:05:00.000Z"],
+            "only the newest keys stay"
+        );
+        store.delete_schedule(&id, true, "test").await.unwrap();
+        assert!(slot_keys(&store, &id).is_empty());
+    }
+}

@@ -1,0 +1,150 @@
+//! Secrets as stored: sealed values by name (see `crate::sealing`). The audit log
+//! records that a secret was set or deleted, never its value.
+
+use super::tables::{get_json, put_json};
+use super::{Store, StoreError, audit};
+use crate::sealing::Sealed;
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// Secrets: name → `SecretRecord` JSON.
+pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+
+/// A stored secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretRecord {
+    /// Its name.
+    pub name: String,
+    /// Created, RFC 3339.
+    pub created_at: String,
+    /// Last set, RFC 3339.
+    pub updated_at: String,
+    /// Length of the value in bytes.
+    pub size: usize,
+    /// The sealed value.
+    pub sealed: Sealed,
+}
+
+/// What the API and the audit log show of a secret: everything but the value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    /// Its name.
+    pub name: String,
+    /// Created, RFC 3339.
+    pub created_at: String,
+    /// Last set, RFC 3339.
+    pub updated_at: String,
+    /// Length of the value in bytes.
+    pub size: usize,
+}
+
+impl SecretRecord {
+    /// The record without its value.
+    pub fn info(&self) -> SecretInfo {
+        SecretInfo {
+            name: self.name.clone(),
+            created_at: self.created_at.clone(),
+            updated_at: self.updated_at.clone(),
+            size: self.size,
+        }
+    }
+}
+
+impl Store {
+    /// Create or replace a secret. Returns its info and whether it was new.
+    pub async fn put_secret(
+        &self,
+        mut record: SecretRecord,
+        actor: &str,
+    ) -> Result<(SecretInfo, bool), StoreError> {
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut table = txn.open_table(SECRETS)?;
+            let before: Option<SecretRecord> = get_json(&table, &record.name)?;
+            if let Some(b) = &before {
+                record.created_at = b.created_at.clone();
+            }
+            put_json(&mut table, &record.name, &record)?;
+            drop(table);
+            let action = if before.is_some() { "update" } else { "create" };
+            audit::record(
+                txn,
+                &actor,
+                action,
+                "secret",
+                &record.name,
+                before.as_ref().map(SecretRecord::info).as_ref(),
+                Some(&record.info()),
+            )?;
+            Ok((record.info(), before.is_none()))
+        })
+        .await
+    }
+
+    /// One secret by name.
+    pub fn secret(&self, name: &str) -> Result<Option<SecretRecord>, StoreError> {
+        let txn = self.read()?;
+        let Ok(table) = txn.open_table(SECRETS) else {
+            return Ok(None);
+        };
+        get_json(&table, name)
+    }
+
+    /// Every secret's name and sealed value (to check the key at start).
+    pub fn sealed_secrets(&self) -> Result<Vec<(String, crate::sealing::Sealed)>, StoreError> {
+        let txn = self.read()?;
+        let Ok(table) = txn.open_table(SECRETS) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            if let Some(r) = super::tables::decode_listed::<SecretRecord>("secrets", k.value(), v.value()) {
+                out.push((r.name, r.sealed));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every secret's info, by name.
+    pub fn secrets(&self) -> Result<Vec<SecretInfo>, StoreError> {
+        let txn = self.read()?;
+        let Ok(table) = txn.open_table(SECRETS) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            let Some(r): Option<SecretRecord> = super::tables::decode_listed("secrets", k.value(), v.value())
+            else {
+                continue;
+            };
+            out.push(r.info());
+        }
+        Ok(out)
+    }
+
+    /// Delete a secret.
+    pub async fn delete_secret(&self, name: &str, actor: &str) -> Result<SecretInfo, StoreError> {
+        let (name, actor) = (name.to_string(), actor.to_string());
+        self.write(move |txn| {
+            let mut table = txn.open_table(SECRETS)?;
+            let Some(record): Option<SecretRecord> = get_json(&table, &name)? else {
+                return Err(StoreError::NotFound(format!("secret {name:?} not found")));
+            };
+            table.remove(name.as_str())?;
+            drop(table);
+            audit::record(
+                txn,
+                &actor,
+                "delete",
+                "secret",
+                &name,
+                Some(&record.info()),
+                None::<&()>,
+            )?;
+            Ok(record.info())
+        })
+        .await
+    }
+}

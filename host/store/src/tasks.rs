@@ -1,0 +1,175 @@
+//! Task records and the name index.
+
+use super::tables::{PLUGINS, TASK_NAMES, TASKS, get_json, put_json};
+use super::{Store, StoreError, audit};
+use redb::{ReadableTable, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use sundial_core::plugin::PluginRecord;
+use sundial_core::plugin::World;
+use sundial_core::task::TaskSpec;
+
+/// A task as stored: its id, timestamps and spec.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskRecord {
+    /// Task id (ULID).
+    pub id: String,
+    /// When it was created, RFC 3339.
+    pub created_at: String,
+    /// When it last changed, RFC 3339.
+    pub updated_at: String,
+    /// What it does.
+    pub spec: TaskSpec,
+}
+
+fn check_plugin(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
+    let plugins = txn.open_table(PLUGINS)?;
+    match get_json::<PluginRecord>(&plugins, name)? {
+        None => Err(StoreError::NotFound(format!("plugin {name:?} is not installed"))),
+        Some(p) if p.world != World::Action => Err(StoreError::Conflict(format!(
+            "plugin {name:?} is a {} plugin; a task needs an action plugin",
+            p.world.as_str()
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
+fn resolve(
+    names: &impl ReadableTable<&'static str, &'static str>,
+    id_or_name: &str,
+) -> Result<String, StoreError> {
+    Ok(match names.get(id_or_name)? {
+        Some(id) => id.value().to_string(),
+        None => id_or_name.to_string(),
+    })
+}
+
+impl Store {
+    /// Create a task; the name must be free and the plugin an installed action.
+    pub async fn insert_task(&self, record: TaskRecord, actor: &str) -> Result<TaskRecord, StoreError> {
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            if record.spec.webhook.is_none() {
+                check_plugin(txn, &record.spec.plugin)?;
+            }
+            let mut names = txn.open_table(TASK_NAMES)?;
+            if names.get(record.spec.name.as_str())?.is_some() {
+                return Err(StoreError::Conflict(format!(
+                    "task {:?} already exists",
+                    record.spec.name
+                )));
+            }
+            names.insert(record.spec.name.as_str(), record.id.as_str())?;
+            put_json(&mut txn.open_table(TASKS)?, &record.id, &record)?;
+            audit::record(
+                txn,
+                &actor,
+                "create",
+                "task",
+                &record.id,
+                None::<&()>,
+                Some(&record),
+            )?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// A task by id or name.
+    pub fn task(&self, id_or_name: &str) -> Result<Option<TaskRecord>, StoreError> {
+        let txn = self.read()?;
+        let (Ok(names), Ok(tasks)) = (txn.open_table(TASK_NAMES), txn.open_table(TASKS)) else {
+            return Ok(None);
+        };
+        get_json(&tasks, &resolve(&names, id_or_name)?)
+    }
+
+    /// Up to `limit` tasks with ids after `after`, oldest first, and the cursor for more.
+    pub fn tasks_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TaskRecord>, Option<String>), StoreError> {
+        let txn = self.read()?;
+        let Ok(tasks) = txn.open_table(TASKS) else {
+            return Ok((Vec::new(), None));
+        };
+        crate::tables::page_json(&tasks, "tasks", after, limit)
+    }
+
+    /// Replace a task's spec (a rename moves its name). Returns (before, after).
+    pub async fn update_task(
+        &self,
+        id_or_name: &str,
+        change: impl FnOnce(&mut TaskSpec) + Send + 'static,
+        now: String,
+        actor: &str,
+    ) -> Result<(TaskRecord, TaskRecord), StoreError> {
+        let key = id_or_name.to_string();
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut names = txn.open_table(TASK_NAMES)?;
+            let mut tasks = txn.open_table(TASKS)?;
+            let id = resolve(&names, &key)?;
+            let Some(before): Option<TaskRecord> = get_json(&tasks, &id)? else {
+                return Err(StoreError::NotFound(format!("task {key:?} not found")));
+            };
+            let mut after = before.clone();
+            change(&mut after.spec);
+            after
+                .spec
+                .validate()
+                .map_err(|e| StoreError::Invalid(e.to_string()))?;
+            if after.spec.plugin != before.spec.plugin && after.spec.webhook.is_none() {
+                check_plugin(txn, &after.spec.plugin)?;
+            }
+            if after.spec.name != before.spec.name {
+                if names.get(after.spec.name.as_str())?.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "task {:?} already exists",
+                        after.spec.name
+                    )));
+                }
+                names.remove(before.spec.name.as_str())?;
+                names.insert(after.spec.name.as_str(), id.as_str())?;
+            }
+            after.updated_at = now;
+            put_json(&mut tasks, &id, &after)?;
+            audit::record(txn, &actor, "update", "task", &id, Some(&before), Some(&after))?;
+            Ok((before, after))
+        })
+        .await
+    }
+
+    /// Delete a task (its runs stay in the task log until retention prunes them).
+    pub async fn delete_task(&self, id_or_name: &str, actor: &str) -> Result<TaskRecord, StoreError> {
+        let key = id_or_name.to_string();
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut names = txn.open_table(TASK_NAMES)?;
+            let mut tasks = txn.open_table(TASKS)?;
+            let id = resolve(&names, &key)?;
+            let Some(record): Option<TaskRecord> = get_json(&tasks, &id)? else {
+                return Err(StoreError::NotFound(format!("task {key:?} not found")));
+            };
+            names.remove(record.spec.name.as_str())?;
+            tasks.remove(id.as_str())?;
+            // Its schedule links go with it (both directions), so a schedule never
+            // drives a task that is gone.
+            let mut back = txn.open_table(super::schedules::TASK_SCHEDULES)?;
+            let (lo, hi) = (format!("{id}/"), format!("{id}0"));
+            let mut schedules = Vec::new();
+            for entry in back.range(lo.as_str()..hi.as_str())? {
+                let (k, _) = entry?;
+                schedules.push(k.value().rsplit('/').next().unwrap_or_default().to_string());
+            }
+            back.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+            let mut links = txn.open_table(super::schedules::SCHEDULE_TASKS)?;
+            for s in schedules {
+                links.remove(format!("{s}/{id}").as_str())?;
+            }
+            audit::record(txn, &actor, "delete", "task", &id, Some(&record), None::<&()>)?;
+            Ok(record)
+        })
+        .await
+    }
+}

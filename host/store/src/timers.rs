@@ -1,0 +1,200 @@
+//! Durable timers: delayed trigger targets ("run 30 days after `user.created`"). A timer
+//! is indexed by due time; firing deletes it and queues its run in one commit, so it
+//! fires exactly once across restarts.
+
+use super::audit;
+use super::runs::insert_runs;
+use super::tables::{TASKS, get_json, page_json, put_json};
+use super::{Store, StoreError};
+use crate::tasks::TaskRecord;
+use chrono::{DateTime, Utc};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sundial_core::run::{Run, RunCause};
+
+/// Timers: id → `Timer` JSON.
+pub const TIMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("timers");
+/// Timers by due time: `{due ms, 16 hex digits}/{id}` → ().
+pub const TIMERS_DUE: TableDefinition<&str, ()> = TableDefinition::new("timers_due");
+
+/// A delayed run waiting for its time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timer {
+    /// Id (ULID).
+    pub id: String,
+    /// When the run starts.
+    #[serde(with = "sundial_core::timestamp::serde_millis")]
+    pub due: DateTime<Utc>,
+    /// Set at, RFC 3339.
+    pub created_at: String,
+    /// The trigger that set it.
+    pub trigger: String,
+    /// The trigger's name then.
+    pub trigger_name: String,
+    /// The event (seq) that matched.
+    pub event: String,
+    /// The task to run (id).
+    pub task_id: String,
+    /// The task's name then.
+    pub task_name: String,
+    /// The run's params (task params with the trigger's context merged over them).
+    pub params: Value,
+    /// The event as the plugin will see it.
+    pub payload: sundial_core::invocation::Event,
+    /// Causal depth of the event.
+    pub depth: u32,
+    /// The causal chain of the event (see [`Run::root`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+}
+
+fn due_key(due: DateTime<Utc>, id: &str) -> String {
+    format!("{:016x}/{id}", due.timestamp_millis().max(0))
+}
+
+pub(crate) fn insert_timer(txn: &WriteTransaction, timer: &Timer) -> Result<(), StoreError> {
+    put_json(&mut txn.open_table(TIMERS)?, &timer.id, timer)?;
+    txn.open_table(TIMERS_DUE)?
+        .insert(due_key(timer.due, &timer.id).as_str(), ())?;
+    Ok(())
+}
+
+impl Timer {
+    /// The run this timer starts (queued, or skipped when its task is gone or disabled).
+    fn to_run(&self, task: Option<&TaskRecord>, now: String) -> Run {
+        let mut run = Run::queued(
+            &self.task_id,
+            &self.task_name,
+            RunCause::Event {
+                event: self.event.clone(),
+                trigger: Some(self.trigger.clone()),
+                timer: Some(self.id.clone()),
+            },
+            self.params.clone(),
+            Some(self.payload.clone()),
+            self.depth,
+            now,
+        );
+        run.root = self.root.clone();
+        match task {
+            None => run.skipped(format!(
+                "skipped: task {} no longer exists when timer {} fired",
+                self.task_name, self.id
+            )),
+            Some(t) if !t.spec.enabled => run.skipped(format!(
+                "skipped: task {} is disabled when timer {} fired",
+                t.spec.name, self.id
+            )),
+            Some(_) => run,
+        }
+    }
+}
+
+impl Store {
+    /// The earliest pending timer's due time.
+    pub fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let txn = self.read()?;
+        let Ok(due) = txn.open_table(TIMERS_DUE) else {
+            return Ok(None);
+        };
+        let Some(first) = due.first()? else {
+            return Ok(None);
+        };
+        let key = first.0.value();
+        let ms = i64::from_str_radix(key.split('/').next().unwrap_or_default(), 16)
+            .map_err(|_| StoreError::Storage(format!("corrupt timer key {key:?}")))?;
+        Ok(DateTime::from_timestamp_millis(ms))
+    }
+
+    /// Fire up to `limit` timers due at `now`: each is deleted and its run queued in the
+    /// same commit. Returns the runs (queued ones to submit).
+    pub async fn fire_due_timers(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError> {
+        self.write(move |txn| {
+            let mut due = txn.open_table(TIMERS_DUE)?;
+            let mut timers = txn.open_table(TIMERS)?;
+            let tasks = txn.open_table(TASKS)?;
+            let hi = format!("{:016x}/~", now.timestamp_millis().max(0));
+            let mut fired = Vec::new();
+            for entry in due.range::<&str>(..hi.as_str())? {
+                let (k, _) = entry?;
+                fired.push(k.value().to_string());
+                if fired.len() >= limit {
+                    break;
+                }
+            }
+            let stamp = sundial_core::timestamp::now();
+            let mut runs = Vec::new();
+            for key in &fired {
+                due.remove(key.as_str())?;
+                let id = key.split('/').nth(1).unwrap_or_default();
+                let Some(timer): Option<Timer> = super::tables::get_listed(&timers, "timers", id)? else {
+                    continue;
+                };
+                timers.remove(id)?;
+                let task: Option<TaskRecord> = super::tables::get_listed(&tasks, "tasks", &timer.task_id)?;
+                runs.push(timer.to_run(task.as_ref(), stamp.clone()));
+            }
+            drop((due, timers, tasks));
+            insert_runs(txn, &runs)?;
+            Ok(runs)
+        })
+        .await
+    }
+
+    /// Pending timers, in id (creation) order, optionally of one trigger or task id.
+    pub fn timers_page(
+        &self,
+        trigger: Option<&str>,
+        task: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Timer>, Option<String>), StoreError> {
+        let txn = self.read()?;
+        let Ok(table) = txn.open_table(TIMERS) else {
+            return Ok((Vec::new(), None));
+        };
+        if trigger.is_none() && task.is_none() {
+            return page_json(&table, "timers", after, limit);
+        }
+        let range = match after {
+            Some(a) => table.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?,
+            None => table.range::<&str>(..)?,
+        };
+        let mut out = Vec::new();
+        for entry in range {
+            let (k, v) = entry?;
+            let Some(t): Option<Timer> = super::tables::decode_listed("timers", k.value(), v.value()) else {
+                continue;
+            };
+            if trigger.is_none_or(|x| x == t.trigger) && task.is_none_or(|x| x == t.task_id) {
+                if out.len() == limit {
+                    let next = out.last().map(|t: &Timer| t.id.clone());
+                    return Ok((out, next));
+                }
+                out.push(t);
+            }
+        }
+        Ok((out, None))
+    }
+
+    /// Cancel a pending timer.
+    pub async fn cancel_timer(&self, id: &str, actor: &str) -> Result<Timer, StoreError> {
+        let (id, actor) = (id.to_string(), actor.to_string());
+        self.write(move |txn| {
+            let mut timers = txn.open_table(TIMERS)?;
+            let Some(timer): Option<Timer> = get_json(&timers, &id)? else {
+                return Err(StoreError::NotFound(format!(
+                    "timer {id:?} not found (it may have fired already)"
+                )));
+            };
+            timers.remove(id.as_str())?;
+            txn.open_table(TIMERS_DUE)?
+                .remove(due_key(timer.due, &timer.id).as_str())?;
+            drop(timers);
+            audit::record(txn, &actor, "cancel", "timer", &id, Some(&timer), None::<&()>)?;
+            Ok(timer)
+        })
+        .await
+    }
+}

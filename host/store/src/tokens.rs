@@ -1,0 +1,162 @@
+//! API tokens: stored by the sha256 of the secret, never the secret itself.
+
+use super::tables::{all_json, get_json, put_json};
+use super::{Store, StoreError, audit};
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+/// Tokens: sha256(secret) hex → `TokenRecord` JSON.
+pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+
+/// What a token may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything.
+    Admin,
+    /// Everything but plugins and tokens.
+    Operator,
+    /// Read only.
+    Viewer,
+    /// Post events only.
+    Ingest,
+}
+
+/// A stored token (without its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    /// Token id (ULID).
+    pub id: String,
+    /// Human name, recorded as "who" in runs and the audit log.
+    pub name: String,
+    /// Its role.
+    pub role: Role,
+    /// When it was created, RFC 3339.
+    pub created_at: String,
+}
+
+/// The sha256 of a token secret, hex.
+pub fn token_hash(secret: &str) -> String {
+    sundial_core::hash::digest(secret.as_bytes())
+}
+
+impl Store {
+    /// Store a token under the hash of `secret`.
+    pub async fn insert_token(
+        &self,
+        secret: &str,
+        record: TokenRecord,
+        actor: &str,
+    ) -> Result<TokenRecord, StoreError> {
+        let hash = token_hash(secret);
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut t = txn.open_table(TOKENS)?;
+            if t.iter()?.any(|e| {
+                e.ok()
+                    .and_then(|(_, v)| super::tables::decode::<TokenRecord>(v.value()).ok())
+                    .is_some_and(|r| r.name == record.name)
+            }) {
+                return Err(StoreError::Conflict(format!(
+                    "token {:?} already exists",
+                    record.name
+                )));
+            }
+            put_json(&mut t, &hash, &record)?;
+            audit::record(
+                txn,
+                &actor,
+                "create",
+                "token",
+                &record.id,
+                None::<&()>,
+                Some(&record),
+            )?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// The token whose secret hashes to `hash`.
+    pub fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(TOKENS) else {
+            return Ok(None);
+        };
+        get_json(&t, hash)
+    }
+
+    /// Number of tokens.
+    pub fn token_count(&self) -> Result<usize, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(TOKENS) else {
+            return Ok(0);
+        };
+        Ok(t.iter()?.count())
+    }
+}
+
+impl Store {
+    /// Every token (without secrets), oldest first.
+    pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+        let txn = self.read()?;
+        let Ok(t) = txn.open_table(TOKENS) else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<TokenRecord> = all_json(&t, "tokens")?;
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Revoke (delete) a token by id or name; the last admin token cannot be revoked.
+    pub async fn revoke_token(&self, id_or_name: &str, actor: &str) -> Result<TokenRecord, StoreError> {
+        let key = id_or_name.to_string();
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            let mut t = txn.open_table(TOKENS)?;
+            let mut found = None;
+            let mut admins = 0;
+            for entry in t.iter()? {
+                let (hash, v) = entry?;
+                let Some(record): Option<TokenRecord> =
+                    super::tables::decode_listed("tokens", hash.value(), v.value())
+                else {
+                    continue;
+                };
+                if record.role == Role::Admin {
+                    admins += 1;
+                }
+                if record.id == key || record.name == key {
+                    found = Some((hash.value().to_string(), record));
+                }
+            }
+            let Some((hash, record)) = found else {
+                return Err(StoreError::NotFound(format!("token {key:?} not found")));
+            };
+            if record.role == Role::Admin && admins == 1 {
+                return Err(StoreError::Conflict(
+                    "the last admin token cannot be revoked".into(),
+                ));
+            }
+            t.remove(hash.as_str())?;
+            audit::record(
+                txn,
+                &actor,
+                "delete",
+                "token",
+                &record.id,
+                Some(&record),
+                None::<&()>,
+            )?;
+            Ok(record)
+        })
+        .await
+    }
+}
+
+/// A fresh random token secret: `sdl_` + 64 hex digits (256 bits).
+pub fn new_token_secret() -> Result<String, String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+    Ok(format!("sdl_{}", hex::encode(bytes)))
+}

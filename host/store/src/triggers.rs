@@ -1,0 +1,100 @@
+//! Trigger records (event pattern → tasks), stored as named records.
+
+use super::named::Named;
+use super::{Store, StoreError};
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+use sundial_core::trigger::TriggerSpec;
+
+/// Triggers: id → `TriggerRecord` JSON.
+pub const TRIGGERS: TableDefinition<&str, &[u8]> = TableDefinition::new("triggers");
+/// Trigger names: name → id.
+pub const TRIGGER_NAMES: TableDefinition<&str, &str> = TableDefinition::new("trigger_names");
+
+const NAMED: Named = Named {
+    records: TRIGGERS,
+    names: TRIGGER_NAMES,
+    noun: "trigger",
+};
+
+/// A trigger as stored: its spec with target task names replaced by ids.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TriggerRecord {
+    /// Id (ULID).
+    pub id: String,
+    /// Created, RFC 3339.
+    pub created_at: String,
+    /// Last changed, RFC 3339.
+    pub updated_at: String,
+    /// The definition (targets by task id).
+    pub spec: TriggerSpec,
+}
+
+impl Store {
+    /// Create a trigger; the name must be free.
+    pub async fn insert_trigger(
+        &self,
+        record: TriggerRecord,
+        actor: &str,
+    ) -> Result<TriggerRecord, StoreError> {
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            NAMED.create(txn, &record.id, &record.spec.name, &record, &actor)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// One trigger by id or name.
+    pub fn trigger(&self, key: &str) -> Result<Option<TriggerRecord>, StoreError> {
+        NAMED.get(&self.read()?, key)
+    }
+
+    /// Up to `limit` triggers with ids after `after`, oldest first, and the cursor for more.
+    pub fn triggers_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TriggerRecord>, Option<String>), StoreError> {
+        NAMED.page(&self.read()?, after, limit)
+    }
+
+    /// Replace a trigger's spec (validated by the caller). Returns (before, after).
+    pub async fn update_trigger(
+        &self,
+        key: &str,
+        spec: TriggerSpec,
+        now: String,
+        actor: &str,
+    ) -> Result<(TriggerRecord, TriggerRecord), StoreError> {
+        let (key, actor) = (key.to_string(), actor.to_string());
+        self.write(move |txn| {
+            let (id, before): (String, TriggerRecord) = NAMED.load(txn, &key)?;
+            let mut after = before.clone();
+            after.spec = spec;
+            after.updated_at = now;
+            NAMED.replace(
+                txn,
+                &id,
+                &before.spec.name,
+                &before,
+                &after.spec.name,
+                &after,
+                &actor,
+            )?;
+            Ok((before, after))
+        })
+        .await
+    }
+
+    /// Delete a trigger. Its pending timers stay (cancel them under `/v1/timers`).
+    pub async fn delete_trigger(&self, key: &str, actor: &str) -> Result<TriggerRecord, StoreError> {
+        let (key, actor) = (key.to_string(), actor.to_string());
+        self.write(move |txn| {
+            let (id, record): (String, TriggerRecord) = NAMED.load(txn, &key)?;
+            NAMED.delete(txn, &id, &record.spec.name, &record, &actor)?;
+            Ok(record)
+        })
+        .await
+    }
+}

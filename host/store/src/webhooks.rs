@@ -1,0 +1,370 @@
+//! Webhook records (named) and deliveries: the task log of webhooks, with a durable
+//! queue of pending deliveries keyed by due time.
+
+use super::named::Named;
+use super::tables::{get_json, put_json};
+use super::{Store, StoreError};
+use chrono::{DateTime, Utc};
+use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sundial_core::webhook::WebhookSpec;
+
+/// Webhooks: id → `WebhookRecord` JSON.
+pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+/// Webhook names: name → id.
+pub const WEBHOOK_NAMES: TableDefinition<&str, &str> = TableDefinition::new("webhook_names");
+/// Deliveries: id → `Delivery` JSON.
+pub const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("deliveries");
+/// Pending deliveries by due time: `{due ms, 16 hex}/{id}` → ().
+pub const DELIVERY_QUEUE: TableDefinition<&str, ()> = TableDefinition::new("delivery_queue");
+
+const NAMED: Named = Named {
+    records: WEBHOOKS,
+    names: WEBHOOK_NAMES,
+    noun: "webhook",
+};
+
+/// A webhook as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookRecord {
+    /// Id (ULID).
+    pub id: String,
+    /// Created, RFC 3339.
+    pub created_at: String,
+    /// Last changed, RFC 3339.
+    pub updated_at: String,
+    /// The definition.
+    pub spec: WebhookSpec,
+    /// Why it was disabled by Sundial (a 410 answer), if it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
+}
+
+/// Where a delivery is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Waiting for its (next) attempt.
+    Queued,
+    /// Delivered (2xx).
+    Delivered,
+    /// Gave up: a final answer, the attempts ran out, or the webhook is gone.
+    Dead,
+}
+
+/// One attempt of a delivery.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryAttempt {
+    /// 1, 2, ...
+    pub number: u32,
+    /// When it was sent, RFC 3339.
+    pub at: String,
+    /// The HTTP status, when an answer came.
+    pub status_code: Option<u16>,
+    /// From sending to the answer (or the error), in milliseconds.
+    pub latency_ms: u64,
+    /// The first bytes of the answer's body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<String>,
+    /// What went wrong, when something did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A delivery: one payload for one webhook, with its attempts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// Id (ULID); also the `webhook-id` header, the same on every attempt.
+    pub id: String,
+    /// The webhook's id.
+    pub webhook_id: String,
+    /// Its name then.
+    pub webhook_name: String,
+    /// Status.
+    pub status: DeliveryStatus,
+    /// Created, RFC 3339.
+    pub created_at: String,
+    /// When it reached `delivered` or `dead`.
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    /// When the next attempt is due (while queued).
+    #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// Attempts so far.
+    #[serde(default)]
+    pub attempts: Vec<DeliveryAttempt>,
+    /// The event being delivered, as plugins see events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event: Option<sundial_core::invocation::Event>,
+    /// The event's seq, when an event caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_seq: Option<String>,
+    /// The run being reported, when a run caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run: Option<Value>,
+    /// The trigger that caused it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+    /// Who caused it: `trigger`, `test` (by hand) or a run.
+    pub cause: String,
+    /// Causal depth of what caused it (events about it are one deeper).
+    #[serde(default)]
+    pub depth: u32,
+    /// The causal chain of what caused it (see [`sundial_core::run::Run::root`]); events about
+    /// the delivery belong to it too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// Why it is dead, when it is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn queue_key(due: DateTime<Utc>, id: &str) -> String {
+    format!("{:016x}/{id}", due.timestamp_millis().max(0))
+}
+
+/// Store new deliveries (queued, due now) inside `txn`.
+pub(crate) fn insert_deliveries(txn: &WriteTransaction, deliveries: &[Delivery]) -> Result<(), StoreError> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let mut table = txn.open_table(DELIVERIES)?;
+    let mut queue = txn.open_table(DELIVERY_QUEUE)?;
+    for d in deliveries {
+        put_json(&mut table, &d.id, d)?;
+        if let Some(due) = d.next_attempt_at {
+            queue.insert(queue_key(due, &d.id).as_str(), ())?;
+        }
+    }
+    Ok(())
+}
+
+/// Which deliveries to list.
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryFilter {
+    /// Only this webhook id.
+    pub webhook_id: Option<String>,
+    /// Only this status.
+    pub status: Option<DeliveryStatus>,
+}
+
+impl Store {
+    /// Create a webhook; the name must be free.
+    pub async fn insert_webhook(
+        &self,
+        record: WebhookRecord,
+        actor: &str,
+    ) -> Result<WebhookRecord, StoreError> {
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            NAMED.create(txn, &record.id, &record.spec.name, &record, &actor)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// One webhook by id or name.
+    pub fn webhook(&self, key: &str) -> Result<Option<WebhookRecord>, StoreError> {
+        NAMED.get(&self.read()?, key)
+    }
+
+    /// A page of webhooks, oldest first.
+    pub fn webhooks_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<WebhookRecord>, Option<String>), StoreError> {
+        NAMED.page(&self.read()?, after, limit)
+    }
+
+    /// Replace a webhook's spec (validated by the caller); `disabled_reason` is cleared
+    /// when the spec enables it. Returns (before, after).
+    pub async fn update_webhook(
+        &self,
+        key: &str,
+        spec: WebhookSpec,
+        now: String,
+        actor: &str,
+    ) -> Result<(WebhookRecord, WebhookRecord), StoreError> {
+        let (key, actor) = (key.to_string(), actor.to_string());
+        self.write(move |txn| {
+            let (id, before): (String, WebhookRecord) = NAMED.load(txn, &key)?;
+            let mut after = before.clone();
+            if spec.enabled {
+                after.disabled_reason = None;
+            }
+            after.spec = spec;
+            after.updated_at = now;
+            NAMED.replace(
+                txn,
+                &id,
+                &before.spec.name,
+                &before,
+                &after.spec.name,
+                &after,
+                &actor,
+            )?;
+            Ok((before, after))
+        })
+        .await
+    }
+
+    /// Delete a webhook (its queued deliveries die when they come due).
+    pub async fn delete_webhook(&self, key: &str, actor: &str) -> Result<WebhookRecord, StoreError> {
+        let (key, actor) = (key.to_string(), actor.to_string());
+        self.write(move |txn| {
+            let (id, record): (String, WebhookRecord) = NAMED.load(txn, &key)?;
+            NAMED.delete(txn, &id, &record.spec.name, &record, &actor)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Queue deliveries (one commit).
+    pub async fn enqueue_deliveries(&self, deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError> {
+        self.write(move |txn| {
+            insert_deliveries(txn, &deliveries)?;
+            Ok(deliveries)
+        })
+        .await
+    }
+
+    /// One delivery.
+    pub fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+        let txn = self.read()?;
+        let Ok(table) = txn.open_table(DELIVERIES) else {
+            return Ok(None);
+        };
+        get_json(&table, id)
+    }
+
+    /// The earliest due time in the delivery queue.
+    pub fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let txn = self.read()?;
+        let Ok(queue) = txn.open_table(DELIVERY_QUEUE) else {
+            return Ok(None);
+        };
+        let Some((k, _)) = queue.first()? else {
+            return Ok(None);
+        };
+        let ms = i64::from_str_radix(k.value().split('/').next().unwrap_or_default(), 16)
+            .map_err(|_| StoreError::Storage(format!("corrupt delivery queue key {:?}", k.value())))?;
+        Ok(DateTime::from_timestamp_millis(ms))
+    }
+
+    /// Ids of up to `limit` deliveries due at `now` for which `skip` is false, oldest due
+    /// first, scanning the queue after key `after` (from the start when `None`).
+    /// Returns them with the last queue key scanned, to continue from next time.
+    pub fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&str>,
+        limit: usize,
+        skip: impl Fn(&str) -> bool,
+    ) -> Result<(Vec<String>, Option<String>), StoreError> {
+        let txn = self.read()?;
+        let Ok(queue) = txn.open_table(DELIVERY_QUEUE) else {
+            return Ok((Vec::new(), None));
+        };
+        let hi = format!("{:016x}/~", now.timestamp_millis().max(0));
+        let range = match after {
+            Some(a) => queue.range::<&str>((
+                std::ops::Bound::Excluded(a),
+                std::ops::Bound::Excluded(hi.as_str()),
+            ))?,
+            None => queue.range::<&str>(..hi.as_str())?,
+        };
+        let mut out = Vec::new();
+        let mut last = after.map(str::to_string);
+        for entry in range {
+            let (k, _) = entry?;
+            last = Some(k.value().to_string());
+            let id = k.value().split('/').nth(1).unwrap_or_default();
+            if skip(id) {
+                continue;
+            }
+            out.push(id.to_string());
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok((out, last))
+    }
+
+    /// Record an attempt's outcome: the delivery's new state replaces the old one and
+    /// its queue entry moves (or goes); `disable` also disables its webhook with a
+    /// reason; `events` (`sundial.webhook.*`) commit with it.
+    pub async fn save_delivery(
+        &self,
+        delivery: Delivery,
+        disable: Option<String>,
+        events: Vec<super::events::Planned>,
+    ) -> Result<(Delivery, Vec<super::events::Stored>), StoreError> {
+        self.write(move |txn| {
+            let mut table = txn.open_table(DELIVERIES)?;
+            let mut queue = txn.open_table(DELIVERY_QUEUE)?;
+            if let Some(old) = get_json::<Delivery>(&table, &delivery.id)?
+                && let Some(due) = old.next_attempt_at
+            {
+                queue.remove(queue_key(due, &old.id).as_str())?;
+            }
+            if let (DeliveryStatus::Queued, Some(due)) = (delivery.status, delivery.next_attempt_at) {
+                queue.insert(queue_key(due, &delivery.id).as_str(), ())?;
+            }
+            put_json(&mut table, &delivery.id, &delivery)?;
+            drop((table, queue));
+            if let Some(reason) = disable {
+                let mut hooks = txn.open_table(WEBHOOKS)?;
+                if let Some(mut w) = get_json::<WebhookRecord>(&hooks, &delivery.webhook_id)? {
+                    w.spec.enabled = false;
+                    w.disabled_reason = Some(reason);
+                    put_json(&mut hooks, &w.id, &w)?;
+                }
+            }
+            let stored = super::events::apply_events(txn, events)?;
+            Ok((delivery, stored))
+        })
+        .await
+    }
+
+    /// Deliveries matching `filter`, newest first, after id `cursor`.
+    pub fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Delivery>, Option<String>), StoreError> {
+        let txn = self.read()?;
+        let Ok(table) = txn.open_table(DELIVERIES) else {
+            return Ok((Vec::new(), None));
+        };
+        let iter = match cursor {
+            Some(c) => table.range(..c)?,
+            None => table.range::<&str>(..)?,
+        };
+        let mut page = Vec::new();
+        for entry in iter.rev() {
+            let (k, v) = entry?;
+            let Some(d): Option<Delivery> = super::tables::decode_listed("deliveries", k.value(), v.value())
+            else {
+                continue;
+            };
+            if filter.webhook_id.as_deref().is_none_or(|w| w == d.webhook_id)
+                && filter.status.is_none_or(|s| s == d.status)
+            {
+                page.push(d);
+                if page.len() > limit {
+                    break;
+                }
+            }
+        }
+        let next = if page.len() > limit {
+            page.truncate(limit);
+            page.last().map(|d| d.id.clone())
+        } else {
+            None
+        };
+        Ok((page, next))
+    }
+}
