@@ -8,7 +8,7 @@ use std::sync::Arc;
 use sundial_core::grants::{Grants, NetworkPolicy};
 use sundial_core::limits::Limits;
 use sundial_core::timestamp::now;
-use sundial_engine::executor::{DEFAULT_WORKERS, Executor};
+use sundial_engine::executor::DEFAULT_WORKERS;
 use sundial_runtime::{Runtime, RuntimeConfig};
 use sundial_server as api;
 use sundial_server::AppState;
@@ -184,14 +184,6 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         key: key.clone(),
         mailer,
     });
-    let executor = Executor::start(
-        store.clone(),
-        runtime.clone(),
-        services.clone(),
-        config.workers,
-        config.max_queued_runs,
-    )
-    .map_err(|e| format!("starting the run threads: {e}"))?;
     let clock = match config.test_clock {
         Some(t) => {
             tracing::warn!(now = %t, "running on a manual test clock: schedules follow POST /v1/clock, not the wall clock");
@@ -199,51 +191,27 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         }
         None => sundial_engine::clock::Clock::system(),
     };
-    let router = sundial_engine::router::Router::start(
-        store.clone(),
-        executor.clone(),
-        clock.clone(),
-        sundial_engine::router::RouteLimits {
+    let engines = sundial_engine::Engines::start(sundial_engine::EngineConfig {
+        store: store.clone(),
+        runtime: runtime.clone(),
+        services,
+        key: key.clone(),
+        network: config.network.clone(),
+        clock,
+        workers: config.workers,
+        max_queued_runs: config.max_queued_runs,
+        route_limits: sundial_engine::router::RouteLimits {
             max_depth: config.max_event_depth,
             max_chain: config.max_chain,
         },
-    )
-    .map_err(|e| format!("loading triggers: {e}"))?;
-    executor.set_router(router.clone());
-    let deliverer = sundial_engine::deliverer::Deliverer::start(
-        store.clone(),
-        executor.clone(),
-        runtime.clone(),
-        services.clone(),
-        key.clone(),
-        config.network.clone(),
-    );
-    deliverer.set_router(router.clone());
-    router.set_deliverer(deliverer.clone());
-    let (queued, interrupted) = executor
-        .recover()
-        .await
-        .map_err(|e| format!("recovering runs: {e}"))?;
-    if queued + interrupted > 0 {
-        tracing::info!(queued, interrupted, "recovered runs left by the previous process");
-    }
-
-    let scheduler =
-        sundial_engine::scheduler::start(store.clone(), executor.clone(), clock, Some(router.clone()))
-            .await
-            .map_err(|e| format!("starting the scheduler: {e}"))?;
-    router.set_exclusions(
-        scheduler.exclusions().clone(),
-        sundial_core::schedule::zone::parse_tz(&config.timezone)?,
-    );
+        zone: sundial_core::schedule::zone::parse_tz(&config.timezone)?,
+    })
+    .await?;
     let state = AppState {
         store: store.clone(),
         runtime,
-        executor: executor.clone(),
-        scheduler,
-        router,
+        engines: engines.clone(),
         secret_key: key,
-        deliverer,
         default_timezone: config.timezone.clone(),
         max_event_bytes: config.max_event_bytes,
         admission: sundial_server::admission::Admission::new(
@@ -329,7 +297,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         config.grace.as_secs()
     );
     let _ = stop_http.send(true);
-    let left = executor.stop(config.grace).await;
+    let left = engines.executor.stop(config.grace).await;
     if left > 0 {
         tracing::warn!("{left} runs outlived the grace period and were persisted as interrupted");
     }

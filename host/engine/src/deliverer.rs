@@ -6,12 +6,13 @@
 //! its own slots; delivery is at least once (a crash mid-attempt repeats the attempt,
 //! with the same `webhook-id` for the receiver to deduplicate).
 
-use crate::executor::Executor;
+use crate::outbox::{Committed, Outbox};
+use crate::plugins::PluginCache;
 use bytes::Bytes;
 use chrono::Utc;
 use http_body_util::{BodyExt, Full};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use sundial_core::grants::NetworkPolicy;
 use sundial_core::limits::Limits;
@@ -36,13 +37,14 @@ pub struct Deliverer {
 
 struct Inner {
     store: Store,
-    executor: Executor,
+    plugins: PluginCache,
     runtime: Runtime,
     services: Arc<dyn HostServices>,
     key: SecretKey,
     policy: NetworkPolicy,
-    router: OnceLock<crate::router::Router>,
-    wake: Notify,
+    outbox: Outbox,
+    /// Notified when a commit queued deliveries (the outbox's delivery signal).
+    wake: Arc<Notify>,
     inflight: Mutex<HashSet<String>>,
     endpoints: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
     global: Arc<Semaphore>,
@@ -56,8 +58,8 @@ impl Deliverer {
     /// Start the engine.
     pub fn start(
         store: Store,
-        executor: Executor,
-        runtime: Runtime,
+        plugins: PluginCache,
+        outbox: Outbox,
         services: Arc<dyn HostServices>,
         key: SecretKey,
         policy: NetworkPolicy,
@@ -65,13 +67,13 @@ impl Deliverer {
         let d = Deliverer {
             inner: Arc::new(Inner {
                 store,
-                executor,
-                runtime,
+                runtime: plugins.runtime().clone(),
+                plugins,
                 services,
                 key,
                 policy,
-                router: OnceLock::new(),
-                wake: Notify::new(),
+                wake: outbox.delivery_signal(),
+                outbox,
                 inflight: Mutex::default(),
                 endpoints: Mutex::default(),
                 global: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -79,38 +81,6 @@ impl Deliverer {
         };
         tokio::spawn(d.clone().run());
         d
-    }
-
-    /// Route `sundial.webhook.*` events through `router`.
-    pub fn set_router(&self, router: crate::router::Router) {
-        let _ = self.inner.router.set(router);
-    }
-
-    /// Look at the queue now (new deliveries were committed).
-    pub fn wake(&self) {
-        self.inner.wake.notify_one();
-    }
-
-    /// A new queued delivery to `webhook`, due now.
-    pub fn new_delivery(webhook: &WebhookRecord, cause: &str, depth: u32) -> Delivery {
-        Delivery {
-            id: sundial_core::ids::new_id(),
-            webhook_id: webhook.id.clone(),
-            webhook_name: webhook.spec.name.clone(),
-            status: DeliveryStatus::Queued,
-            created_at: now(),
-            finished_at: None,
-            next_attempt_at: Some(Utc::now()),
-            attempts: Vec::new(),
-            event: None,
-            event_seq: None,
-            run: None,
-            trigger: None,
-            cause: cause.to_string(),
-            depth,
-            root: None,
-            error: None,
-        }
     }
 
     async fn run(self) {
@@ -302,7 +272,7 @@ impl Deliverer {
             tracing::warn!(webhook = %w.spec.name, delivery = %delivery.id, "delivery dead: {}", delivery.error.as_deref().unwrap_or_default());
         }
         let mut events = Vec::new();
-        if let Some(router) = self.inner.router.get() {
+        {
             for kind in kinds {
                 let data = serde_json::json!({
                     "delivery": delivery.id, "webhook": delivery.webhook_name, "webhook_id": delivery.webhook_id,
@@ -314,13 +284,17 @@ impl Deliverer {
                     root: delivery.root.clone(),
                     ..crate::router::Origin::at_depth(delivery.depth + 1)
                 };
-                events.push(router.plan(event, origin)?);
+                events.push(self.inner.outbox.plan(event, origin)?);
             }
         }
-        let (_, stored) = self.inner.store.save_delivery(delivery, disable, events).await?;
-        if let Some(router) = self.inner.router.get() {
-            router.after_commit(&stored);
-        }
+        let store = &self.inner.store;
+        self.inner
+            .outbox
+            .commit(async {
+                let (_, stored) = store.save_delivery(delivery, disable, events).await?;
+                Ok(Committed::new(()).events(stored))
+            })
+            .await?;
         Ok(())
     }
 
@@ -461,12 +435,7 @@ impl Deliverer {
             .plugin(&spec.formatter)
             .map_err(|e| Failure::Transient(e.to_string()))?
             .ok_or_else(|| final_err("not installed".into()))?;
-        let plugin = self
-            .inner
-            .executor
-            .load_plugin(&record)
-            .await
-            .map_err(final_err)?;
+        let plugin = self.inner.plugins.load(&record).await.map_err(final_err)?;
         let identity = Arc::new(PluginIdentity {
             name: record.name.clone(),
             grants: record.grants.clone(),

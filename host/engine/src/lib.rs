@@ -1,19 +1,146 @@
 //! Sundial's engines: the [`executor`] runs queued runs through the plugin runtime,
-//! the [`scheduler`] fires schedule slots, the [`router`] turns events into runs and
-//! deliveries, the [`deliverer`] sends webhook deliveries, [`retention`] prunes old
-//! records; [`services`] are what plugins may ask of the host; [`clock`] is the one
-//! time source they share.
+//! the [`scheduler`] fires schedule slots, the [`router`] plans what events start, the
+//! [`timers`] loop fires delayed targets, the [`deliverer`] sends webhook deliveries,
+//! [`retention`] prunes old records. Every change that causes work commits through the
+//! [`outbox`] (plan, commit with the change, dispatch). [`services`] are what plugins
+//! may ask of the host; [`clock`] is the one time source the engines share.
 //!
 //! Rule of this layer: engines talk to persistence through `sundial-store` and to
-//! plugins through `sundial-runtime`; nothing here knows HTTP routes or the CLI.
-//! See `docs/ARCHITECTURE.md`.
+//! plugins through `sundial-runtime`; nothing here knows HTTP routes or the CLI. Each
+//! engine gets what it needs when it is built ([`Engines::start`]): no setters, no
+//! late-bound references between engines. See `docs/ARCHITECTURE.md`.
 
 #![warn(missing_docs)]
 
 pub mod clock;
 pub mod deliverer;
 pub mod executor;
+pub mod outbox;
+pub mod plugins;
+pub mod queue;
 pub mod retention;
 pub mod router;
 pub mod scheduler;
 pub mod services;
+pub mod timers;
+
+use std::sync::Arc;
+use sundial_core::calendar::Exclusions;
+use sundial_core::grants::NetworkPolicy;
+use sundial_runtime::{HostServices, Runtime};
+use sundial_store::Store;
+use sundial_store::sealing::SecretKey;
+
+/// What the engines are built from.
+pub struct EngineConfig {
+    /// The store every engine commits to.
+    pub store: Store,
+    /// The plugin runtime.
+    pub runtime: Runtime,
+    /// What plugins may ask of the host.
+    pub services: Arc<dyn HostServices>,
+    /// The key that opens webhook signing secrets.
+    pub key: SecretKey,
+    /// Address ranges deliveries may reach.
+    pub network: NetworkPolicy,
+    /// The time source of schedules, timers and event times.
+    pub clock: clock::Clock,
+    /// Runs executing at once.
+    pub workers: usize,
+    /// Runs waiting for a worker beyond which no source adds more.
+    pub max_queued_runs: usize,
+    /// How far work may spread from one cause.
+    pub route_limits: router::RouteLimits,
+    /// The zone of calendars that name none (the daemon's `timezone`).
+    pub zone: chrono_tz::Tz,
+}
+
+/// The running engines, built in dependency order.
+#[derive(Clone)]
+pub struct Engines {
+    /// The one commit-with-effects path (and, through it, the router and run queue).
+    pub outbox: Outbox,
+    /// Runs queued runs.
+    pub executor: executor::Executor,
+    /// Sends webhook deliveries.
+    pub deliverer: deliverer::Deliverer,
+    /// Fires delayed trigger targets.
+    pub timers: timers::Timers,
+    /// Fires schedule slots.
+    pub scheduler: scheduler::Scheduler,
+}
+
+pub use outbox::Outbox;
+
+impl Engines {
+    /// Build and start every engine: the run queue, the router and the outbox first,
+    /// then the executor (and recovery of what a dead process left), the deliverer,
+    /// the timer loop and the scheduler (which records slots missed while down).
+    pub async fn start(config: EngineConfig) -> Result<Engines, String> {
+        let EngineConfig {
+            store,
+            runtime,
+            services,
+            key,
+            network,
+            clock,
+            workers,
+            max_queued_runs,
+            route_limits,
+            zone,
+        } = config;
+        let exclusions = Exclusions::default();
+        exclusions.set(
+            store.calendars().map_err(|e| format!("reading calendars: {e}"))?,
+            store
+                .maintenance()
+                .map_err(|e| format!("reading maintenance windows: {e}"))?,
+        );
+        let (queue, ready) = queue::RunQueue::new(max_queued_runs);
+        let router = router::Router::new(
+            store.clone(),
+            queue.clone(),
+            clock.clone(),
+            route_limits,
+            exclusions.clone(),
+            zone,
+        )
+        .map_err(|e| format!("loading triggers: {e}"))?;
+        let outbox = Outbox::new(store.clone(), router, queue);
+        let plugins = plugins::PluginCache::new(store.clone(), runtime);
+        let executor = executor::Executor::start(
+            store.clone(),
+            plugins.clone(),
+            services.clone(),
+            outbox.clone(),
+            ready,
+            workers,
+        )
+        .map_err(|e| format!("starting the run threads: {e}"))?;
+        let deliverer =
+            deliverer::Deliverer::start(store.clone(), plugins, outbox.clone(), services, key, network);
+        let (queued, interrupted) = executor
+            .recover()
+            .await
+            .map_err(|e| format!("recovering runs: {e}"))?;
+        if queued + interrupted > 0 {
+            tracing::info!(queued, interrupted, "recovered runs left by the previous process");
+        }
+        let timers = timers::Timers::start(store.clone(), clock.clone(), outbox.clone());
+        let scheduler = scheduler::start(store, outbox.clone(), clock, exclusions)
+            .await
+            .map_err(|e| format!("starting the scheduler: {e}"))?;
+        Ok(Engines {
+            outbox,
+            executor,
+            deliverer,
+            timers,
+            scheduler,
+        })
+    }
+
+    /// The router (trigger index, reloads, counters).
+    pub fn router(&self) -> &router::Router {
+        self.outbox.router()
+    }
+}

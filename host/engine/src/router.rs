@@ -1,30 +1,28 @@
-//! The router: turns events into runs and timers through the trigger index, commits
-//! them with the event (one commit: acknowledged = durable with everything it caused),
-//! then starts the runs. It also owns the timer loop that fires delayed targets.
+//! The router: plans what an event starts through the trigger index (runs, timers,
+//! deliveries), holding it back past the depth limit, the chain's budget or a full run
+//! queue. It stores nothing: the [`crate::outbox`] commits the plan with the change
+//! that caused the event and dispatches it.
 
 use crate::clock::Clock;
-use crate::executor::Executor;
+use crate::queue::RunQueue;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
+use sundial_core::calendar::Exclusions;
 use sundial_core::event::budget::ChainBudget;
 use sundial_core::event::cloudevent::CloudEvent;
 use sundial_core::event::index::TriggerIndex;
 use sundial_core::event::{EventRecord, Matched};
-use sundial_core::run::{Run, RunCause, RunStatus};
+use sundial_core::run::{Run, RunCause};
 use sundial_core::timestamp::now;
 use sundial_core::trigger::merge_params;
-use sundial_store::events::{Planned, Stored};
+use sundial_store::events::Planned;
 use sundial_store::timers::Timer;
 use sundial_store::{Store, StoreError};
-use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Default limit on causal depth (`max_event_depth`): an event more than this many
 /// run-to-event steps away from an outside event or a manual run is stored but not
 /// routed, which stops trigger loops.
 pub const DEFAULT_MAX_DEPTH: u32 = 8;
-
-/// Most timers fired in one commit.
-const TIMER_BATCH: usize = 1000;
 
 /// How far the router lets work spread from one cause.
 #[derive(Debug, Clone, Copy)]
@@ -79,7 +77,7 @@ pub struct Router {
 
 struct Inner {
     store: Store,
-    executor: Executor,
+    queue: RunQueue,
     clock: Clock,
     limits: RouteLimits,
     /// What each causal chain has started so far.
@@ -91,26 +89,27 @@ struct Inner {
     /// Every enabled, valid trigger by id: the source the index is built from.
     triggers: std::sync::Mutex<std::collections::HashMap<String, Arc<sundial_core::trigger::Compiled>>>,
     index: RwLock<Arc<TriggerIndex>>,
-    wake_timers: Notify,
-    deliverer: std::sync::OnceLock<crate::deliverer::Deliverer>,
-    settle: mpsc::UnboundedSender<oneshot::Sender<()>>,
-    /// Calendars in force, and the zone of those that name none (set after start).
-    exclusions: std::sync::OnceLock<(sundial_core::calendar::Exclusions, chrono_tz::Tz)>,
+    /// Calendars in force (shared with the scheduler).
+    exclusions: Exclusions,
+    /// The zone of calendars that name none (the daemon's `timezone`).
+    zone: chrono_tz::Tz,
 }
 
 impl Router {
-    /// Build the router, load the trigger index and start the timer loop.
-    pub fn start(
+    /// Build the router and load the trigger index. Triggers honour `exclusions` (the
+    /// scheduler's), reading calendars that name no zone in `zone`.
+    pub fn new(
         store: Store,
-        executor: Executor,
+        queue: RunQueue,
         clock: Clock,
         limits: RouteLimits,
+        exclusions: Exclusions,
+        zone: chrono_tz::Tz,
     ) -> Result<Router, StoreError> {
-        let (settle, settle_rx) = mpsc::unbounded_channel();
         let router = Router {
             inner: Arc::new(Inner {
                 store,
-                executor,
+                queue,
                 clock,
                 limits,
                 budget: Mutex::new(ChainBudget::new(limits.max_chain)),
@@ -118,14 +117,11 @@ impl Router {
                 stopped_by_queue: AtomicU64::new(0),
                 triggers: Default::default(),
                 index: RwLock::new(Arc::new(TriggerIndex::default())),
-                wake_timers: Notify::new(),
-                deliverer: std::sync::OnceLock::new(),
-                settle,
-                exclusions: std::sync::OnceLock::new(),
+                exclusions,
+                zone,
             }),
         };
         router.reload()?;
-        tokio::spawn(timer_loop(router.clone(), settle_rx));
         Ok(router)
     }
 
@@ -171,17 +167,6 @@ impl Router {
         *self.inner.index.write().unwrap_or_else(|e| e.into_inner()) = index;
     }
 
-    /// Hand queued deliveries to `deliverer` after each commit.
-    pub fn set_deliverer(&self, deliverer: crate::deliverer::Deliverer) {
-        let _ = self.inner.deliverer.set(deliverer);
-    }
-
-    /// The calendars triggers honour (the scheduler's), and the zone for calendars that
-    /// name none (the daemon's `timezone`).
-    pub fn set_exclusions(&self, exclusions: sundial_core::calendar::Exclusions, tz: chrono_tz::Tz) {
-        let _ = self.inner.exclusions.set((exclusions, tz));
-    }
-
     /// The excluded window of `trigger`'s calendars holding `at`, if any.
     fn excluded(
         &self,
@@ -191,8 +176,9 @@ impl Router {
         if trigger.calendars.is_empty() {
             return None;
         }
-        let (exclusions, tz) = self.inner.exclusions.get()?;
-        exclusions.calendar_window(at, *tz, &trigger.calendars)
+        self.inner
+            .exclusions
+            .calendar_window(at, self.inner.zone, &trigger.calendars)
     }
 
     /// The current trigger index.
@@ -311,7 +297,7 @@ impl Router {
                     m.skipped.push(format!("webhook {} is disabled", hook.spec.name));
                     continue;
                 }
-                let mut d = crate::deliverer::Deliverer::new_delivery(&hook, "trigger", depth);
+                let mut d = sundial_store::webhooks::Delivery::queued(&hook, "trigger", depth);
                 d.event = Some(payload.clone());
                 d.event_seq = Some(record.seq.clone());
                 d.trigger = Some(trigger.id.clone());
@@ -378,7 +364,7 @@ impl Router {
         // no runs (its timers and deliveries go ahead).
         if depth > 0
             && !runs.is_empty()
-            && let Some(full) = self.inner.executor.queue_full(queued_with + runs.len())
+            && let Some(full) = self.inner.queue.full(queued_with + runs.len())
         {
             self.inner.stopped_by_queue.fetch_add(1, Relaxed);
             let why = format!("{full}: runs not started");
@@ -437,86 +423,6 @@ impl Router {
             self.inner.limits.max_chain
         ))
     }
-
-    /// After the commit that stored `stored`: start their runs and wake the timer loop.
-    pub fn after_commit(&self, stored: &[Stored]) {
-        let (mut timers, mut deliveries) = (false, false);
-        for s in stored {
-            for run in s.runs.iter().filter(|r| r.status == RunStatus::Queued) {
-                self.inner.executor.submit(run);
-            }
-            timers |= !s.timers.is_empty();
-            deliveries |= s.deliveries > 0;
-        }
-        if deliveries && let Some(d) = self.inner.deliverer.get() {
-            d.wake();
-        }
-        if timers {
-            self.inner.wake_timers.notify_one();
-        }
-    }
-
-    /// Store events from outside (depth 0) with what they start; returns once durable.
-    pub async fn ingest(&self, events: Vec<CloudEvent>) -> Result<Vec<Stored>, StoreError> {
-        let planned = events
-            .into_iter()
-            .map(|e| self.plan(e, Origin::default()))
-            .collect::<Result<Vec<_>, _>>()?;
-        let stored = self.inner.store.ingest_events(planned).await?;
-        self.after_commit(&stored);
-        Ok(stored)
-    }
-
-    /// Emit an internal event on its own (for changes that do not commit it themselves).
-    pub async fn emit(
-        &self,
-        event: CloudEvent,
-        depth: u32,
-        caused_by: Option<String>,
-    ) -> Result<(), StoreError> {
-        let planned = self.plan(
-            event,
-            Origin {
-                depth,
-                caused_by,
-                ..Origin::default()
-            },
-        )?;
-        let stored = self.inner.store.ingest_events(vec![planned]).await?;
-        self.after_commit(&stored);
-        Ok(())
-    }
-
-    /// Wait until every timer due by the clock's time has fired.
-    pub async fn settle(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.inner.settle.send(done).is_ok() {
-            let _ = wait.await;
-        }
-    }
-
-    /// Fire the due timers, as many as the run queue has room for: `Ok(false)` when
-    /// some stay due because the queue is full (they fire once there is room).
-    async fn fire_due(&self) -> Result<bool, StoreError> {
-        loop {
-            let room = self.inner.executor.queue_room();
-            if room == 0 {
-                return Ok(false);
-            }
-            let batch = TIMER_BATCH.min(room);
-            let runs = self
-                .inner
-                .store
-                .fire_due_timers(self.inner.clock.now(), batch)
-                .await?;
-            for run in runs.iter().filter(|r| r.status == RunStatus::Queued) {
-                self.inner.executor.submit(run);
-            }
-            if runs.len() < batch {
-                return Ok(true);
-            }
-        }
-    }
 }
 
 /// Compile an enabled trigger record for the index (`None` when disabled or invalid).
@@ -529,48 +435,6 @@ fn compile(record: &sundial_store::triggers::TriggerRecord) -> Option<sundial_co
         Err(e) => {
             tracing::warn!(trigger = %record.id, "trigger no longer valid: {e}");
             None
-        }
-    }
-}
-
-async fn timer_loop(router: Router, mut settle: mpsc::UnboundedReceiver<oneshot::Sender<()>>) {
-    loop {
-        let next = match router.inner.store.next_timer_due() {
-            Ok(n) => n,
-            Err(StoreError::Closed) => return,
-            Err(e) => {
-                tracing::warn!("reading timers failed: {e}");
-                None
-            }
-        };
-        let clock = router.inner.clock.clone();
-        let result = tokio::select! {
-            _ = router.inner.wake_timers.notified() => Ok(true),
-            done = settle.recv() => match done {
-                Some(done) => {
-                    let r = router.fire_due().await;
-                    let _ = done.send(());
-                    r
-                }
-                None => return,
-            },
-            _ = clock.sleep_until(next.unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)), if next.is_some() => {
-                if next.is_some_and(|due| clock.now() >= due) {
-                    router.fire_due().await
-                } else {
-                    Ok(true)
-                }
-            }
-        };
-        match result {
-            Ok(true) => {}
-            // Due timers wait for room in the run queue.
-            Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
-            Err(StoreError::Closed) => return,
-            Err(e) => {
-                tracing::warn!("firing timers failed: {e}");
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-            }
         }
     }
 }

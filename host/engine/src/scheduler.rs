@@ -9,8 +9,7 @@
 //! by one; at start-up every slot missed since the last recorded one does.
 
 use crate::clock::Clock;
-use crate::executor::Executor;
-use crate::router::Router;
+use crate::outbox::{Committed, Outbox};
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -123,8 +122,7 @@ struct SlotJob {
 
 struct State {
     store: Store,
-    executor: Executor,
-    router: Option<Router>,
+    outbox: Outbox,
     clock: Clock,
     entries: HashMap<Arc<str>, Entry>,
     exclusions: Exclusions,
@@ -141,27 +139,27 @@ enum Wake {
 }
 
 /// Start the scheduler: apply misfire policies to what was missed while down, then fire
-/// slots as they come due.
+/// slots as they come due, committing each through `outbox`. Slots honour
+/// `exclusions` (loaded from the store by the caller; the scheduler rereads them when
+/// told they changed).
 pub async fn start(
     store: Store,
-    executor: Executor,
+    outbox: Outbox,
     clock: Clock,
-    router: Option<Router>,
+    exclusions: Exclusions,
 ) -> Result<Scheduler, StoreError> {
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let mut state = State {
         store: store.clone(),
-        executor,
-        router,
+        outbox,
         clock: clock.clone(),
         entries: HashMap::new(),
-        exclusions: Exclusions::default(),
+        exclusions,
         heap: BinaryHeap::new(),
         generation: 0,
         jobs: JoinSet::new(),
     };
     let started = std::time::Instant::now();
-    state.exclusions.set(store.calendars()?, store.maintenance()?);
     let exclusions = state.exclusions.clone();
     // In pages, so start-up never holds every record at once.
     let mut count = 0;
@@ -544,10 +542,9 @@ impl State {
 
     fn spawn(&mut self, job: SlotJob) {
         let store = self.store.clone();
-        let executor = self.executor.clone();
-        let router = self.router.clone();
+        let outbox = self.outbox.clone();
         self.jobs
-            .spawn(async move { record_slot(&store, &executor, router.as_ref(), job).await });
+            .spawn(async move { record_slot(&store, &outbox, job).await });
     }
 }
 
@@ -555,12 +552,7 @@ impl State {
 /// a `skipped` run whose log says `sundial.schedule.missed`) and its
 /// `sundial.schedule.fired` (or `.missed`) event with what that event's triggers start,
 /// in one commit; then start the runs.
-async fn record_slot(
-    store: &Store,
-    executor: &Executor,
-    router: Option<&Router>,
-    job: SlotJob,
-) -> Result<(), StoreError> {
+async fn record_slot(store: &Store, outbox: &Outbox, job: SlotJob) -> Result<(), StoreError> {
     let mut runs = Vec::new();
     for task_id in store.schedule_tasks(&job.schedule_id)? {
         let Some(task) = store.task(&task_id)? else {
@@ -586,7 +578,7 @@ async fn record_slot(
             .iter()
             .filter(|r: &&Run| r.status == RunStatus::Queued)
             .count();
-        let full = executor.queue_full(queued + 1);
+        let full = outbox.queue().full(queued + 1);
         // The slot is one causal chain, named by its first run.
         let run = match runs.first() {
             Some(first) => run.in_chain(&first.id),
@@ -612,7 +604,7 @@ async fn record_slot(
         });
     }
     let mut events = Vec::new();
-    if let Some(router) = router {
+    {
         let mut data = serde_json::json!({
             "schedule": job.name.as_ref(),
             "schedule_id": job.schedule_id.as_ref(),
@@ -638,21 +630,24 @@ async fn record_slot(
             root: runs.first().map(|r| r.id.clone()),
             ..crate::router::Origin::at_depth(1)
         };
-        events.push(router.plan(event, origin)?);
+        events.push(outbox.plan(event, origin)?);
     }
     let queued: Vec<Run> = runs
         .iter()
         .filter(|r| r.status == RunStatus::Queued)
         .cloned()
         .collect();
-    if let Some(stored) = store.fire_slot(&job.schedule_id, job.slot, runs, events).await? {
-        for run in &queued {
-            executor.submit(run);
-        }
-        if let Some(router) = router {
-            router.after_commit(&stored);
-        }
-    }
+    outbox
+        .commit(async {
+            Ok(
+                match store.fire_slot(&job.schedule_id, job.slot, runs, events).await? {
+                    Some(stored) => Committed::new(()).events(stored).runs(queued),
+                    // Recorded before (another job, or before a restart): nothing to start.
+                    None => Committed::new(()),
+                },
+            )
+        })
+        .await?;
     Ok(())
 }
 

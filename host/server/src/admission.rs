@@ -26,8 +26,9 @@ use tokio::sync::Semaphore;
 
 /// Requests handled at once by default: 512.
 pub const DEFAULT_MAX_REQUESTS: usize = 512;
-/// Runs waiting for a worker before manual runs and events are refused: 10 000.
-pub const DEFAULT_MAX_QUEUED_RUNS: usize = 10_000;
+/// Runs waiting for a worker before manual runs and events are refused: 10 000 (the
+/// run queue's limit).
+pub use sundial_engine::queue::DEFAULT_MAX_QUEUED_RUNS;
 /// Time a request body has to arrive, from the request's head: 60 s.
 pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 

@@ -38,7 +38,7 @@ async fn read_spec(headers: &HeaderMap, body: Body) -> ApiResult<CalendarSpec> {
 }
 
 fn changed(state: &AppState) {
-    state.scheduler.exclusions_changed();
+    state.engines.scheduler.exclusions_changed();
 }
 
 pub(super) async fn create(
@@ -132,7 +132,7 @@ pub(super) async fn check(
         .ok_or_else(|| ApiError::not_found(format!("calendar {name:?} not found")))?;
     let zone = q.timezone.unwrap_or_else(|| state.default_timezone.clone());
     let tz = sundial_core::schedule::zone::parse_tz(&zone).map_err(|e| invalid(format!("timezone: {e}")))?;
-    let at = q.at.unwrap_or_else(|| state.scheduler.clock().now());
+    let at = q.at.unwrap_or_else(|| state.engines.scheduler.clock().now());
     let window = spec.window_at(at, tz).map(|w| {
         json!({ "start": sundial_core::timestamp::text(w.start), "end": sundial_core::timestamp::text(w.end), "reason": w.reason })
     });
@@ -186,7 +186,7 @@ pub(super) async fn start_maintenance(
             .ok_or_else(|| ApiError::not_found(format!("schedules[{i}]: schedule {s:?} not found")))?;
         names.push(record.spec.name);
     }
-    let now = state.scheduler.clock().now();
+    let now = state.engines.scheduler.clock().now();
     let from = req.from.unwrap_or(now);
     if from > now + chrono::Duration::days(366) || from < now - chrono::Duration::days(1) {
         return Err(invalid(
@@ -207,7 +207,7 @@ pub(super) async fn start_maintenance(
 }
 
 fn maintenance_view(state: &AppState, m: &Maintenance) -> Value {
-    let now = state.scheduler.clock().now();
+    let now = state.engines.scheduler.clock().now();
     let mut v = json!(m);
     v["active"] = json!(m.from <= now && now < m.until);
     v
@@ -233,7 +233,7 @@ pub(super) async fn end_maintenance(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     caller.require(OPERATORS, "end maintenance")?;
-    let now = state.scheduler.clock().now();
+    let now = state.engines.scheduler.clock().now();
     let m = state.store.end_maintenance(&id, now, &caller.token.name).await?;
     changed(&state);
     Ok(Json(maintenance_view(&state, &m)))

@@ -27,7 +27,7 @@ pub(super) struct MoveRequest {
 }
 
 fn view(state: &AppState) -> Value {
-    let clock = state.scheduler.clock();
+    let clock = state.engines.scheduler.clock();
     json!({
         "now": sundial_core::timestamp::text(clock.now()),
         "manual": clock.is_manual(),
@@ -48,7 +48,7 @@ pub(super) async fn set(
     caller.require(ADMINS, "move the clock")?;
     let body = read_body(body, MAX_BODY_BYTES).await?;
     let req: MoveRequest = parse_json(&headers, &body)?;
-    let clock = state.scheduler.clock();
+    let clock = state.engines.scheduler.clock();
     let to = match (req.to, req.advance_seconds) {
         (Some(to), None) => to,
         (None, Some(secs)) => {
@@ -76,7 +76,7 @@ pub(super) async fn set(
         },
         ClockError::Backwards { .. } => ApiError::conflict(format!("to: {e}")),
     })?;
-    state.scheduler.settle().await;
-    state.router.settle().await;
+    state.engines.scheduler.settle().await;
+    state.engines.timers.settle().await;
     Ok(Json(view(&state)))
 }

@@ -150,10 +150,12 @@ pub(super) async fn ingest(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(INGESTERS, "post events")?;
-    state.admission.check_queue(state.executor.backlog())?;
+    state
+        .admission
+        .check_queue(state.engines.outbox.queue().backlog())?;
     let body = read_body(body, MAX_BATCH_BYTES).await?;
     let (events, batch) = parse(&state, &headers, &body)?;
-    let stored = state.router.ingest(events).await?;
+    let stored = state.engines.outbox.ingest(events).await?;
     let body = if batch {
         json!({ "events": stored.iter().map(outcome).collect::<Vec<_>>() })
     } else {

@@ -39,7 +39,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
-use sundial_engine::executor::Executor;
+
 use sundial_runtime::Runtime;
 use sundial_store::Store;
 use sundial_store::tokens::{Role, TokenRecord, token_hash};
@@ -56,16 +56,12 @@ pub struct AppState {
     pub store: Store,
     /// The plugin runtime (for validating uploads).
     pub runtime: Runtime,
-    /// The executor (runs, cancellation, waiting).
-    pub executor: Executor,
-    /// The scheduler (told about every schedule change).
-    pub scheduler: sundial_engine::scheduler::Scheduler,
-    /// The event router (ingest, trigger index, timers).
-    pub router: sundial_engine::router::Router,
+    /// The engines: the outbox (ingest, the run queue, the router), the executor (runs,
+    /// cancellation, waiting), the scheduler (told about every schedule change), the
+    /// timer loop.
+    pub engines: sundial_engine::Engines,
     /// Seals secrets.
     pub secret_key: sundial_store::sealing::SecretKey,
-    /// The webhook delivery engine.
-    pub deliverer: sundial_engine::deliverer::Deliverer,
     /// IANA zone given to schedules that name none (the daemon's `timezone` setting).
     pub default_timezone: String,
     /// Largest event accepted, in bytes.
@@ -356,7 +352,11 @@ async fn metrics(
     let _ = writeln!(out, "sundial_run_queue_depth {}", state.store.queue_depth()?);
     let _ = writeln!(out, "# HELP sundial_runs_running Runs executing now.");
     let _ = writeln!(out, "# TYPE sundial_runs_running gauge");
-    let _ = writeln!(out, "sundial_runs_running {}", state.executor.running_count());
+    let _ = writeln!(
+        out,
+        "sundial_runs_running {}",
+        state.engines.executor.running_count()
+    );
     let _ = writeln!(
         out,
         "# HELP sundial_store_unreadable_skipped_total Times a list, page or load skipped a stored record that does not decode (GET /v1/admin/unreadable lists them)."
@@ -367,9 +367,9 @@ async fn metrics(
         "sundial_store_unreadable_skipped_total {}",
         sundial_store::unreadable::skipped_total()
     );
-    state.executor.render_metrics(&mut out);
+    state.engines.executor.render_metrics(&mut out);
     state.admission.render_metrics(&mut out);
-    state.router.render_metrics(&mut out);
+    state.engines.router().render_metrics(&mut out);
     state.connections.render_metrics(&mut out);
     let _ = writeln!(
         out,
@@ -386,7 +386,7 @@ async fn metrics(
         "# HELP sundial_runs_finished_total Runs that reached a final status since start."
     );
     let _ = writeln!(out, "# TYPE sundial_runs_finished_total counter");
-    for (status, n) in state.executor.finished_counts() {
+    for (status, n) in state.engines.executor.finished_counts() {
         if status.is_terminal() {
             let _ = writeln!(
                 out,

@@ -96,7 +96,7 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
         data,
         &record.installed_at,
     );
-    if let Err(e) = state.router.emit(event, 0, None).await {
+    if let Err(e) = state.engines.outbox.emit(event, 0, None).await {
         tracing::warn!(plugin = %record.name, "emitting sundial.plugin.installed failed: {e}");
     }
     Ok(record)

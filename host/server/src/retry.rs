@@ -70,7 +70,9 @@ pub(super) async fn retry(
         .run(&id)?
         .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))?;
     let run = retry_of(&state, &original, &caller.token.name)?;
-    state.admission.check_queue(state.executor.backlog())?;
+    state
+        .admission
+        .check_queue(state.engines.outbox.queue().backlog())?;
     super::runs::enqueue_and_answer(&state, run, query.wait).await
 }
 
@@ -186,7 +188,7 @@ pub(super) async fn retry_many(
         }
     }
     if !req.dry_run && !planned.is_empty() {
-        if let Some(why) = state.executor.queue_full(planned.len()) {
+        if let Some(why) = state.engines.outbox.queue().full(planned.len()) {
             return Err(ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
                 code: "queue_full",
@@ -196,10 +198,7 @@ pub(super) async fn retry_many(
                 ),
             });
         }
-        let stored = state.store.enqueue_runs(planned).await?;
-        for run in &stored {
-            state.executor.submit(run);
-        }
+        state.engines.outbox.enqueue_runs(planned).await?;
     }
     let retried = answers.iter().filter(|a| a.get("retry").is_some()).count();
     Ok(Json(json!({
@@ -232,7 +231,7 @@ pub(super) async fn cancel_many(
         // Running runs are stopped together, not one after the other.
         let mut stopping = tokio::task::JoinSet::new();
         for run in &found {
-            let executor = state.executor.clone();
+            let executor = state.engines.executor.clone();
             let id = run.id.clone();
             stopping.spawn(async move { (id.clone(), executor.cancel(&id).await) });
         }

@@ -38,7 +38,9 @@ pub(super) async fn start(
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
     caller.require(OPERATORS, "start runs")?;
-    state.admission.check_queue(state.executor.backlog())?;
+    state
+        .admission
+        .check_queue(state.engines.outbox.queue().backlog())?;
     let Query(query) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
     let body = read_body(body, MAX_BODY_BYTES).await?;
     let req: StartRequest = if body.is_empty() {
@@ -81,17 +83,16 @@ pub(super) async fn enqueue_and_answer(
     run: Run,
     wait: bool,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
-    let mut runs = state.store.enqueue_runs(vec![run]).await?;
+    let mut runs = state.engines.outbox.enqueue_runs(vec![run]).await?;
     let run = runs
         .pop()
         .ok_or_else(|| ApiError::internal("enqueue returned nothing"))?;
-    state.executor.submit(&run);
     if !wait {
         return Ok((StatusCode::ACCEPTED, Json(run)));
     }
     let waited = tokio::time::timeout(
         std::time::Duration::from_secs(MAX_WAIT_SECS),
-        state.executor.wait(&run.id),
+        state.engines.executor.wait(&run.id),
     )
     .await;
     match waited {
@@ -216,7 +217,7 @@ pub(super) async fn cancel(
     Path(id): Path<String>,
 ) -> ApiResult<Json<Run>> {
     caller.require(OPERATORS, "cancel runs")?;
-    let run = state.executor.cancel(&id).await?;
+    let run = state.engines.executor.cancel(&id).await?;
     if run.status.is_terminal() && run.status != RunStatus::Cancelled {
         return Err(ApiError::conflict(format!(
             "run {id:?} already finished ({})",

@@ -54,7 +54,7 @@ pub(super) async fn preview(
             "count: {count} is outside 1..={MAX_PREVIEW}"
         )));
     }
-    let now = state.scheduler.clock().now();
+    let now = state.engines.scheduler.clock().now();
     let from = req.from.unwrap_or(now);
     let timing = Timing::new(&req.rule, &req.timezone, req.start.unwrap_or(from), req.end, now)
         .map_err(ApiError::bad_request)?;
@@ -75,7 +75,7 @@ fn slots_json(timezone: &str, summary: &str, timing: &Timing, from: DateTime<Utc
 /// A schedule as the API shows it: spec fields plus id, timestamps, tasks, next slot.
 fn view(state: &AppState, record: &ScheduleRecord) -> ApiResult<Value> {
     let mut v = serde_json::to_value(&record.spec).map_err(|e| ApiError::internal(e.to_string()))?;
-    let now = state.scheduler.clock().now();
+    let now = state.engines.scheduler.clock().now();
     let start = record.spec.start.unwrap_or(now);
     let next = Timing::new(
         &record.spec.rule,
@@ -156,7 +156,7 @@ pub(super) async fn create(
     if spec.timezone.is_empty() {
         spec.timezone = state.default_timezone.clone();
     }
-    let now = state.scheduler.clock().now();
+    let now = state.engines.scheduler.clock().now();
     spec.start = Some(spec.start.unwrap_or(now));
     spec.timing(now).map_err(|e| ApiError {
         status: StatusCode::BAD_REQUEST,
@@ -173,7 +173,7 @@ pub(super) async fn create(
         last_slot: None,
     };
     let record = state.store.insert_schedule(record, &caller.token.name).await?;
-    state.scheduler.reload(&record.id);
+    state.engines.scheduler.reload(&record.id);
     Ok((StatusCode::CREATED, Json(view(&state, &record)?)))
 }
 
@@ -228,7 +228,7 @@ async fn change(
     let now = if spec.rule == current.spec.rule {
         DateTime::<Utc>::MIN_UTC
     } else {
-        state.scheduler.clock().now()
+        state.engines.scheduler.clock().now()
     };
     spec.timing(now).map_err(|e| ApiError {
         status: StatusCode::BAD_REQUEST,
@@ -245,7 +245,7 @@ async fn change(
             &caller.token.name,
         )
         .await?;
-    state.scheduler.reload(&after.id);
+    state.engines.scheduler.reload(&after.id);
     view(state, &after)
 }
 
@@ -304,7 +304,7 @@ pub(super) async fn delete(
         .store
         .delete_schedule(&id, q.force, &caller.token.name)
         .await?;
-    state.scheduler.reload(&record.id);
+    state.engines.scheduler.reload(&record.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -377,7 +377,10 @@ pub(super) async fn preview_saved(
             "count: {count} is outside 1..={MAX_PREVIEW}"
         )));
     }
-    let start = record.spec.start.unwrap_or_else(|| state.scheduler.clock().now());
+    let start = record
+        .spec
+        .start
+        .unwrap_or_else(|| state.engines.scheduler.clock().now());
     let timing = Timing::new(
         &record.spec.rule,
         &record.spec.timezone,
@@ -391,7 +394,7 @@ pub(super) async fn preview_saved(
         &record.spec.timezone,
         &summary,
         &timing,
-        q.from.unwrap_or_else(|| state.scheduler.clock().now()),
+        q.from.unwrap_or_else(|| state.engines.scheduler.clock().now()),
         count,
     )))
 }

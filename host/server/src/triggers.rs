@@ -123,7 +123,7 @@ pub(super) async fn create(
         spec,
     };
     let record = state.store.insert_trigger(record, &caller.token.name).await?;
-    state.router.reload_trigger(&record.id)?;
+    state.engines.router().reload_trigger(&record.id)?;
     Ok((StatusCode::CREATED, Json(view(&state, &record)?)))
 }
 
@@ -170,7 +170,7 @@ async fn change(
             &caller.token.name,
         )
         .await?;
-    state.router.reload_trigger(&after.id)?;
+    state.engines.router().reload_trigger(&after.id)?;
     view(state, &after)
 }
 
@@ -219,7 +219,7 @@ pub(super) async fn delete(
 ) -> ApiResult<StatusCode> {
     caller.require(OPERATORS, "delete triggers")?;
     let record = state.store.delete_trigger(&id, &caller.token.name).await?;
-    state.router.reload_trigger(&record.id)?;
+    state.engines.router().reload_trigger(&record.id)?;
     Ok(StatusCode::NO_CONTENT)
 }
 

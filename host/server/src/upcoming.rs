@@ -109,7 +109,7 @@ pub(super) async fn upcoming(
             task: &t.task_name,
         })
         .collect();
-    let now = state.scheduler.clock().now();
+    let now = state.engines.scheduler.clock().now();
     let until = now + chrono::Duration::hours(i64::from(hours));
     let mut a = agenda(&scheduled, &pending, now, until, limit);
     // Slots in calendars' excluded windows or maintenance say what will happen.
@@ -128,6 +128,7 @@ pub(super) async fn upcoming(
             continue;
         };
         if let Some(w) = state
+            .engines
             .scheduler
             .exclusions()
             .window(at, &spec.name, tz, &spec.calendars)

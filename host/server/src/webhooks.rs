@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sundial_core::webhook::{Auth, WebhookSpec};
-use sundial_engine::deliverer::Deliverer;
+use sundial_engine::outbox::Committed;
 use sundial_store::webhooks::{DeliveryFilter, DeliveryStatus, WebhookRecord};
 
 fn invalid(message: String) -> ApiError {
@@ -176,7 +176,7 @@ pub(super) async fn test(
 ) -> ApiResult<(StatusCode, Json<Value>)> {
     caller.require(OPERATORS, "test webhooks")?;
     let hook = find(&state, &id)?;
-    let mut d = Deliverer::new_delivery(&hook, "test", 0);
+    let mut d = sundial_store::webhooks::Delivery::queued(&hook, "test", 0);
     d.event = Some(sundial_core::invocation::Event {
         id: sundial_core::ids::new_id(),
         kind: "sundial.webhook.test".into(),
@@ -185,8 +185,13 @@ pub(super) async fn test(
         time: sundial_core::timestamp::now(),
         data: json!({ "message": "a test delivery from Sundial", "by": caller.token.name }),
     });
-    let mut stored = state.store.enqueue_deliveries(vec![d]).await?;
-    state.deliverer.wake();
+    let store = &state.store;
+    let mut stored = state
+        .engines
+        .outbox
+        .commit(async { Ok(Committed::new(store.enqueue_deliveries(vec![d]).await?).deliveries()) })
+        .await?
+        .value;
     let d = stored.remove(0);
     Ok((StatusCode::ACCEPTED, Json(json!(d))))
 }
@@ -263,7 +268,12 @@ pub(super) async fn retry(
     d.next_attempt_at = Some(chrono::Utc::now());
     d.finished_at = None;
     d.error = None;
-    let (d, _) = state.store.save_delivery(d, None, Vec::new()).await?;
-    state.deliverer.wake();
+    let store = &state.store;
+    let d = state
+        .engines
+        .outbox
+        .commit(async { Ok(Committed::new(store.save_delivery(d, None, Vec::new()).await?.0).deliveries()) })
+        .await?
+        .value;
     Ok((StatusCode::ACCEPTED, Json(json!(d))))
 }

@@ -120,6 +120,30 @@ pub struct Delivery {
     pub error: Option<String>,
 }
 
+impl Delivery {
+    /// A new queued delivery to `webhook`, due now.
+    pub fn queued(webhook: &WebhookRecord, cause: &str, depth: u32) -> Delivery {
+        Delivery {
+            id: sundial_core::ids::new_id(),
+            webhook_id: webhook.id.clone(),
+            webhook_name: webhook.spec.name.clone(),
+            status: DeliveryStatus::Queued,
+            created_at: sundial_core::timestamp::now(),
+            finished_at: None,
+            next_attempt_at: Some(Utc::now()),
+            attempts: Vec::new(),
+            event: None,
+            event_seq: None,
+            run: None,
+            trigger: None,
+            cause: cause.to_string(),
+            depth,
+            root: None,
+            error: None,
+        }
+    }
+}
+
 fn queue_key(due: DateTime<Utc>, id: &str) -> String {
     format!("{:016x}/{id}", due.timestamp_millis().max(0))
 }

@@ -7,17 +7,20 @@
 //! committed before waiters hear of it. So a crash at any point leaves a run either
 //! queued (run it), running (it was interrupted: retry or mark it), or finished.
 
+use crate::outbox::Outbox;
+use crate::plugins::PluginCache;
+use crate::queue::{ReadyRuns, RunQueue};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use sundial_core::invocation::Invocation;
 use sundial_core::limits::Limits;
-use sundial_core::plugin::PluginRecord;
+
 use sundial_core::run::{AfterFailure, Run, RunCause, RunStatus, after_failure, status_for};
 use sundial_runtime as runtime;
-use sundial_runtime::{HostServices, Plugin, PluginIdentity, Runtime};
+use sundial_runtime::{HostServices, PluginIdentity, Runtime};
 use sundial_store::{Store, StoreError};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, oneshot};
 
 mod outcome;
 mod overlap;
@@ -38,17 +41,6 @@ fn after(ms: u64) -> String {
     sundial_core::timestamp::text(chrono::Utc::now() + chrono::Duration::milliseconds(ms as i64))
 }
 
-/// Milliseconds from now until RFC 3339 time `t` (0 if past or unparsable).
-fn ms_until(t: &str) -> u64 {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .map(|d| {
-            (d.with_timezone(&chrono::Utc) - chrono::Utc::now())
-                .num_milliseconds()
-                .max(0) as u64
-        })
-        .unwrap_or(0)
-}
-
 struct Inner {
     /// Plugin code runs on its own threads, so CPU-bound plugins (which yield to their
     /// executor only every epoch tick) never delay the API or the store writer.
@@ -56,11 +48,12 @@ struct Inner {
     store: Store,
     runtime: Runtime,
     services: Arc<dyn HostServices>,
-    plugins: Mutex<HashMap<String, Arc<Plugin>>>,
+    plugins: PluginCache,
     workers: Arc<Semaphore>,
-    /// Runs waiting for a worker beyond which no source adds more (`max_queued_runs`).
-    max_queued_runs: usize,
-    submit: mpsc::UnboundedSender<String>,
+    /// Where queued runs are handed over (the dispatcher reads the other end).
+    queue: RunQueue,
+    /// Plans and commits what a run's end causes, then dispatches it.
+    outbox: Outbox,
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Run>>>>,
     finished: [std::sync::atomic::AtomicU64; 8],
@@ -68,16 +61,12 @@ struct Inner {
     /// Runs whose cancellation was asked for while they were running.
     cancel_requested: Mutex<std::collections::HashSet<String>>,
     durations: sundial_core::metrics::Histogram,
-    /// Runs handed to the workers that wait for a free one.
-    backlog: std::sync::atomic::AtomicUsize,
     /// Scheduled first attempts: due time (slot + jitter) to run start.
     lateness: sundial_core::metrics::Histogram,
     /// Runs inside `execute` (bookkeeping included).
     in_flight: std::sync::atomic::AtomicUsize,
     /// Active (claimed) runs per task id, for the overlap policy.
     active_by_task: Mutex<HashMap<String, Vec<String>>>,
-    /// Routes the events runs produce (set once at start; absent in bare executors).
-    router: std::sync::OnceLock<crate::router::Router>,
     /// Runs waiting for their task's active run to end (overlap policy `queue`).
     deferred: Mutex<HashMap<String, std::collections::VecDeque<String>>>,
 }
@@ -102,15 +91,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Executor {
-    /// Start the dispatcher with `workers` concurrent runs, executing plugin code on
-    /// one thread per core, and at most `max_queued_runs` waiting for a worker (see
-    /// [`Executor::queue_full`]). Call [`Executor::recover`] once after start.
+    /// Start the dispatcher with `workers` concurrent runs taken from `ready` (the
+    /// consumer end of the outbox's run queue), executing plugin code on one thread per
+    /// core. Call [`Executor::recover`] once after start.
     pub fn start(
         store: Store,
-        runtime: Runtime,
+        plugins: PluginCache,
         services: Arc<dyn HostServices>,
+        outbox: Outbox,
+        mut ready: ReadyRuns,
         workers: usize,
-        max_queued_runs: usize,
     ) -> std::io::Result<Executor> {
         let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
         let run_pool = tokio::runtime::Builder::new_multi_thread()
@@ -118,38 +108,32 @@ impl Executor {
             .thread_name("sundial-run")
             .enable_all()
             .build()?;
-        let (submit, mut rx) = mpsc::unbounded_channel::<String>();
         let inner = Arc::new(Inner {
             run_pool: Some(run_pool),
             store,
-            runtime,
+            runtime: plugins.runtime().clone(),
             services,
-            plugins: Mutex::default(),
+            plugins,
             workers: Arc::new(Semaphore::new(workers.max(1))),
-            max_queued_runs: max_queued_runs.max(1),
-            submit,
+            queue: outbox.queue().clone(),
+            outbox,
             running: Mutex::default(),
             waiters: Mutex::default(),
             finished: Default::default(),
             stopping: Default::default(),
             cancel_requested: Mutex::default(),
             durations: sundial_core::metrics::Histogram::new(sundial_core::metrics::SECONDS),
-            backlog: Default::default(),
             lateness: sundial_core::metrics::Histogram::new(sundial_core::metrics::LATENESS),
             in_flight: Default::default(),
             active_by_task: Mutex::default(),
             deferred: Mutex::default(),
-            router: std::sync::OnceLock::new(),
         });
         let exec = Executor { inner: inner.clone() };
         let dispatcher = exec.clone();
         tokio::spawn(async move {
-            while let Some(id) = rx.recv().await {
+            while let Some(id) = ready.next().await {
                 let permit = dispatcher.inner.workers.clone().acquire_owned().await;
-                dispatcher
-                    .inner
-                    .backlog
-                    .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+                ready.taken();
                 let Ok(permit) = permit else {
                     break;
                 };
@@ -171,52 +155,14 @@ impl Executor {
         Ok(exec)
     }
 
-    /// Hand a queued run to the workers (after its `not_before`, if any).
+    /// Hand a queued (committed) run to the workers, after its `not_before` if any.
     pub fn submit(&self, run: &Run) {
-        let wait = run.not_before.as_deref().map(ms_until).unwrap_or(0);
-        if wait == 0 {
-            self.hand_over(run.id.clone());
-        } else {
-            let this = self.clone();
-            let id = run.id.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(Duration::from_millis(wait)).await;
-                this.hand_over(id);
-            });
-        }
+        self.inner.queue.submit(run);
     }
 
-    fn hand_over(&self, id: String) {
-        let backlog = &self.inner.backlog;
-        backlog.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        if self.inner.submit.send(id).is_err() {
-            backlog.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-
-    /// Runs handed to the workers that are waiting for a free one (the backlog the
-    /// API's `max_queued_runs` limits).
-    pub fn backlog(&self) -> usize {
-        self.inner.backlog.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Why `more` new runs may not be queued now, if they may not: `max_queued_runs`
-    /// runs already wait for a worker. Every source asks: the API (429), the router
-    /// (events from runs, schedules and deliveries start nothing) and the scheduler
-    /// (the slot's run is recorded `skipped`).
-    pub fn queue_full(&self, more: usize) -> Option<String> {
-        let backlog = self.backlog();
-        (more > 0 && backlog + more > self.inner.max_queued_runs).then(|| {
-            format!(
-                "{backlog} runs are waiting for a worker (max_queued_runs is {})",
-                self.inner.max_queued_runs
-            )
-        })
-    }
-
-    /// How many more runs may be queued now (`max_queued_runs` less the backlog).
-    pub fn queue_room(&self) -> usize {
-        self.inner.max_queued_runs.saturating_sub(self.backlog())
+    /// The run queue the executor takes runs from.
+    pub fn queue(&self) -> &RunQueue {
+        &self.inner.queue
     }
 
     /// Wait until run `id` is finished and return it.
@@ -251,32 +197,6 @@ impl Executor {
             self.notify(&run);
         }
         Ok(run)
-    }
-
-    /// The compiled plugin for a record, loading (and caching by digest) on first use.
-    /// The compiled plugin of `record` (cached by digest).
-    pub async fn load_plugin(&self, record: &PluginRecord) -> Result<Arc<Plugin>, String> {
-        self.plugin(record).await
-    }
-
-    async fn plugin(&self, record: &PluginRecord) -> Result<Arc<Plugin>, String> {
-        if let Some(p) = lock(&self.inner.plugins).get(&record.digest) {
-            return Ok(p.clone());
-        }
-        let bytes = self
-            .inner
-            .store
-            .plugin_bytes(record)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("component bytes of plugin {:?} are missing", record.name))?;
-        let runtime = self.inner.runtime.clone();
-        let plugin = tokio::task::spawn_blocking(move || runtime.load(&bytes))
-            .await
-            .map_err(|e| format!("loading plugin: {e}"))?
-            .map_err(|e| e.to_string())?;
-        let plugin = Arc::new(plugin);
-        lock(&self.inner.plugins).insert(record.digest.clone(), plugin.clone());
-        Ok(plugin)
     }
 
     /// Stop starting runs, give running ones up to `grace` to finish, then stop the
@@ -319,11 +239,6 @@ impl Executor {
         lock(&self.inner.running).len()
     }
 
-    /// Route the events runs produce (`sundial.run.*`, plugin-emitted) through `router`.
-    pub fn set_router(&self, router: crate::router::Router) {
-        let _ = self.inner.router.set(router);
-    }
-
     /// Append the executor's histograms to a Prometheus exposition.
     pub fn render_metrics(&self, out: &mut String) {
         self.inner.durations.render(
@@ -339,7 +254,7 @@ impl Executor {
         out.push_str(&format!(
             "# HELP sundial_run_backlog Runs handed to the workers and waiting for a free one.\n\
              # TYPE sundial_run_backlog gauge\nsundial_run_backlog {}\n",
-            self.backlog()
+            self.inner.queue.backlog()
         ));
     }
 
@@ -432,7 +347,12 @@ impl Executor {
             None => Err(format!("task {} was deleted", run.task_id)),
             Some(task) => match store.plugin(&task.spec.plugin)? {
                 None => Err(format!("plugin {:?} is not installed", task.spec.plugin)),
-                Some(record) => self.plugin(&record).await.map(|p| (task.clone(), record, p)),
+                Some(record) => self
+                    .inner
+                    .plugins
+                    .load(&record)
+                    .await
+                    .map(|p| (task.clone(), record, p)),
             },
         };
         let (task, record, plugin) = match prepared {
@@ -553,7 +473,7 @@ impl Executor {
                 return self.finish(run, Err(error), Some(task)).await;
             }
         };
-        let mut delivery = crate::deliverer::Deliverer::new_delivery(&hook, "task", run.depth + 1);
+        let mut delivery = sundial_store::webhooks::Delivery::queued(&hook, "task", run.depth + 1);
         delivery.root = Some(run.chain().to_string());
         delivery.event = run.event.clone();
         let output = serde_json::json!({ "delivery": delivery.id, "webhook": hook.spec.name });
@@ -593,8 +513,8 @@ impl Executor {
                         run.not_before = Some(after(ms));
                         run.error = Some(error);
                         let events = self.run_events(&mut run, "sundial.run.retrying", emitted)?;
-                        let run = self.save_with_events(run, events).await?;
-                        self.submit(&run);
+                        // Queued again: the commit's dispatch hands it over after its not_before.
+                        self.save_with_events(run, events).await?;
                         return Ok(());
                     }
                     AfterFailure::Finish(status) => {

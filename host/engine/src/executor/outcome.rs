@@ -3,6 +3,7 @@
 //! notifies), all committed with the run in one transaction.
 
 use super::{Executor, now};
+use crate::outbox::Committed;
 use sundial_core::run::{Run, RunStatus};
 use sundial_runtime as runtime;
 use sundial_store::StoreError;
@@ -19,7 +20,7 @@ pub(super) struct Extras {
 impl Executor {
     /// The events an attempt's end produces: one about the run (`kind`, carrying the
     /// run's deliveries: its own and the notified webhooks') and those its plugin
-    /// emitted, each planned through the router (none without a router). An emitted
+    /// emitted, each planned through the outbox. An emitted
     /// event the router holds back (depth, chain budget, full queue) is noted in the
     /// run's log, so the run shows why what it emitted started nothing.
     pub(super) fn run_events(
@@ -32,9 +33,6 @@ impl Executor {
             deliveries,
         }: Extras,
     ) -> Result<Vec<sundial_store::events::Planned>, StoreError> {
-        let Some(router) = self.inner.router.get() else {
-            return Ok(Vec::new());
-        };
         let depth = run.depth + 1;
         let chain = Some(run.chain().to_string());
         let stamp = now();
@@ -60,7 +58,7 @@ impl Executor {
             root: chain.clone(),
             queued_with,
         };
-        let mut planned = vec![router.plan(
+        let mut planned = vec![self.inner.outbox.plan(
             sundial_core::event::internal(kind, &run.task_name, data, &stamp),
             origin(0),
         )?];
@@ -76,7 +74,7 @@ impl Executor {
             let mut event = sundial_core::event::internal(&e.kind, "", e.data, &stamp);
             event.source = format!("{}{plugin}", sundial_core::event::PLUGIN_SOURCE_PREFIX);
             event.subject = e.subject;
-            let p = router.plan(event, origin(queued_with))?;
+            let p = self.inner.outbox.plan(event, origin(queued_with))?;
             queued_with += p.runs.len();
             if let Some(why) = &p.record.stopped {
                 let at_ms = run.log.lines.last().map(|l| l.at_ms).unwrap_or(0);
@@ -113,7 +111,7 @@ impl Executor {
         for n in task.spec.notify.iter().filter(|n| n.on.contains(&ending)) {
             match self.inner.store.webhook(&n.webhook)? {
                 Some(hook) if hook.spec.enabled => {
-                    let mut d = crate::deliverer::Deliverer::new_delivery(&hook, "run", depth);
+                    let mut d = sundial_store::webhooks::Delivery::queued(&hook, "run", depth);
                     d.root = Some(run.chain().to_string());
                     d.run = serde_json::to_value(run).ok();
                     out.push(d);
@@ -126,19 +124,25 @@ impl Executor {
         Ok(out)
     }
 
-    /// Save a run with its events in one commit, then start what the events started.
+    /// Save a run with its events in one commit, then dispatch what they started (and
+    /// the run itself when it is queued again for a retry).
     pub(super) async fn save_with_events(
         &self,
         run: Run,
         events: Vec<sundial_store::events::Planned>,
     ) -> Result<Run, StoreError> {
-        if events.is_empty() {
-            return self.inner.store.save_run(run).await;
-        }
-        let (run, stored) = self.inner.store.save_run_with_events(run, events).await?;
-        if let Some(router) = self.inner.router.get() {
-            router.after_commit(&stored);
-        }
-        Ok(run)
+        let store = &self.inner.store;
+        let committed = self
+            .inner
+            .outbox
+            .commit(async {
+                let (run, stored) = store.save_run_with_events(run, events).await?;
+                let again = (run.status == RunStatus::Queued).then(|| run.clone());
+                Ok(Committed::new(run)
+                    .events(stored)
+                    .runs(again.into_iter().collect()))
+            })
+            .await?;
+        Ok(committed.value)
     }
 }

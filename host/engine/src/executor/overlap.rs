@@ -47,7 +47,7 @@ impl Executor {
             .get_mut(task)
             .and_then(|q| q.pop_front());
         if let Some(next) = next {
-            self.hand_over(next);
+            self.inner.queue.hand_over(next);
         }
     }
 }

@@ -1,0 +1,113 @@
+//! The timer loop: fires the durable timers that delayed trigger targets set (see
+//! [`crate::router`]), each in one commit that deletes it and queues its run, as fast as
+//! the run queue has room. It sleeps until the earliest due timer on the engines'
+//! [`Clock`], or until a commit sets a new one.
+
+use crate::clock::Clock;
+use crate::outbox::{Committed, Outbox};
+use std::sync::Arc;
+use sundial_store::{Store, StoreError};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+/// Most timers fired in one commit.
+const TIMER_BATCH: usize = 1000;
+
+/// Handle to the timer loop (cheap to clone).
+#[derive(Clone)]
+pub struct Timers {
+    settle: mpsc::UnboundedSender<oneshot::Sender<()>>,
+}
+
+impl Timers {
+    /// Start the loop: it fires through `outbox`, woken by its timer signal.
+    pub fn start(store: Store, clock: Clock, outbox: Outbox) -> Timers {
+        let (settle, settle_rx) = mpsc::unbounded_channel();
+        let wake = outbox.timer_signal();
+        tokio::spawn(timer_loop(Loop { store, clock, outbox }, wake, settle_rx));
+        Timers { settle }
+    }
+
+    /// Wait until every timer due by the clock's time has fired.
+    pub async fn settle(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.settle.send(done).is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+struct Loop {
+    store: Store,
+    clock: Clock,
+    outbox: Outbox,
+}
+
+impl Loop {
+    /// Fire the due timers, as many as the run queue has room for: `Ok(false)` when
+    /// some stay due because the queue is full (they fire once there is room).
+    async fn fire_due(&self) -> Result<bool, StoreError> {
+        loop {
+            let room = self.outbox.queue().room();
+            if room == 0 {
+                return Ok(false);
+            }
+            let batch = TIMER_BATCH.min(room);
+            let fired = self
+                .outbox
+                .commit(async {
+                    let runs = self.store.fire_due_timers(self.clock.now(), batch).await?;
+                    Ok(Committed::new(runs.len()).runs(runs))
+                })
+                .await?;
+            if fired.value < batch {
+                return Ok(true);
+            }
+        }
+    }
+}
+
+async fn timer_loop(
+    timers: Loop,
+    wake: Arc<Notify>,
+    mut settle: mpsc::UnboundedReceiver<oneshot::Sender<()>>,
+) {
+    loop {
+        let next = match timers.store.next_timer_due() {
+            Ok(n) => n,
+            Err(StoreError::Closed) => return,
+            Err(e) => {
+                tracing::warn!("reading timers failed: {e}");
+                None
+            }
+        };
+        let clock = timers.clock.clone();
+        let result = tokio::select! {
+            _ = wake.notified() => Ok(true),
+            done = settle.recv() => match done {
+                Some(done) => {
+                    let r = timers.fire_due().await;
+                    let _ = done.send(());
+                    r
+                }
+                None => return,
+            },
+            _ = clock.sleep_until(next.unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC)), if next.is_some() => {
+                if next.is_some_and(|due| clock.now() >= due) {
+                    timers.fire_due().await
+                } else {
+                    Ok(true)
+                }
+            }
+        };
+        match result {
+            Ok(true) => {}
+            // Due timers wait for room in the run queue.
+            Ok(false) => tokio::time::sleep(std::time::Duration::from_millis(250)).await,
+            Err(StoreError::Closed) => return,
+            Err(e) => {
+                tracing::warn!("firing timers failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
