@@ -1,9 +1,8 @@
-//! `sundial calendar ...` (excluded days for schedules) and `sundial maintenance ...`
-//! (one-off windows in which schedules do not fire).
+//! `sundial calendar ...`: excluded days and ranges (holidays) that schedules honour.
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote, columns, text};
-use super::remote::q;
+use super::noun::{Noun, Toggle, q};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -51,29 +50,6 @@ pub(crate) enum CalendarCommand {
     },
 }
 
-#[derive(Debug, Subcommand)]
-pub(crate) enum MaintenanceCommand {
-    /// Start a maintenance window: schedules (all, or those named) do not fire in it.
-    Start {
-        /// How long: 30m, 2h, 1d, "2 hours" (1 minute to 30 days).
-        #[arg(long = "for")]
-        duration: String,
-        /// Only these schedules, comma-separated [default: all].
-        #[arg(long, value_delimiter = ',')]
-        schedules: Vec<String>,
-        /// Why (shown in the skipped runs' logs).
-        #[arg(long)]
-        reason: Option<String>,
-        /// When it starts, RFC 3339 [default: now].
-        #[arg(long)]
-        from: Option<String>,
-    },
-    /// List maintenance windows.
-    List,
-    /// End a maintenance window now.
-    End { id: String },
-}
-
 fn entries(dates: Vec<String>, yearly: Vec<String>, ranges: Vec<String>) -> Result<Vec<Value>, Failure> {
     let mut out: Vec<Value> = dates.into_iter().map(|d| json!({ "date": d })).collect();
     out.extend(yearly.into_iter().map(|y| json!({ "yearly": y })));
@@ -114,6 +90,20 @@ fn describe(c: &Value) -> String {
     out
 }
 
+/// Calendars, by name (listed whole, with how many entries each holds).
+pub(crate) const CALENDARS: Noun = Noun {
+    name: "calendar",
+    path: "/v1/calendars",
+    key: "calendars",
+    columns: &[
+        ("NAME", "name"),
+        ("ZONE", "timezone"),
+        ("ENTRIES", "entries"),
+        ("ICS", "has_ics"),
+    ],
+    toggle: Toggle::Patch,
+};
+
 pub(crate) async fn calendar(remote: &Remote, cmd: CalendarCommand) -> Result<(), Failure> {
     match cmd {
         CalendarCommand::Create {
@@ -137,11 +127,11 @@ pub(crate) async fn calendar(remote: &Remote, cmd: CalendarCommand) -> Result<()
             if let Some(d) = description {
                 body["description"] = json!(d);
             }
-            let v = remote.call("POST", "/v1/calendars", Some(&body)).await?;
+            let v = remote.call("POST", CALENDARS.path, Some(&body)).await?;
             remote.print(&v, |c| format!("created {}", describe(c)));
         }
         CalendarCommand::List => {
-            let v = remote.call("GET", "/v1/calendars", None).await?;
+            let v = remote.call("GET", CALENDARS.path, None).await?;
             remote.print(&v, |v| {
                 let mut v = v.clone();
                 for c in v["calendars"].as_array_mut().into_iter().flatten() {
@@ -149,35 +139,16 @@ pub(crate) async fn calendar(remote: &Remote, cmd: CalendarCommand) -> Result<()
                     c["entries"] = json!(n);
                     c["has_ics"] = json!(c["ics"].is_string());
                 }
-                columns(
-                    &v,
-                    "calendars",
-                    &[
-                        ("NAME", "name"),
-                        ("ZONE", "timezone"),
-                        ("ENTRIES", "entries"),
-                        ("ICS", "has_ics"),
-                    ],
-                )
+                columns(&v, CALENDARS.key, CALENDARS.columns)
             });
         }
         CalendarCommand::Get { name } => {
-            let v = remote
-                .call("GET", &format!("/v1/calendars/{}", q(&name)), None)
-                .await?;
+            let v = remote.call("GET", &CALENDARS.item(&name), None).await?;
             remote.print(&v, describe);
         }
-        CalendarCommand::Delete { name } => {
-            remote
-                .call("DELETE", &format!("/v1/calendars/{}", q(&name)), None)
-                .await?;
-            remote.done(
-                json!({"deleted": "calendar", "name": name}),
-                &format!("deleted calendar {name}"),
-            );
-        }
+        CalendarCommand::Delete { name } => CALENDARS.delete(remote, &name).await?,
         CalendarCommand::Check { name, at, tz } => {
-            let mut path = format!("/v1/calendars/{}/check?", q(&name));
+            let mut path = format!("{}/check?", CALENDARS.item(&name));
             if let Some(at) = at {
                 path.push_str(&format!("at={}&", q(&at)));
             }
@@ -200,76 +171,6 @@ pub(crate) async fn calendar(remote: &Remote, cmd: CalendarCommand) -> Result<()
                     format!("{} is not excluded\n", text(&v["at"]))
                 }
             });
-        }
-    }
-    Ok(())
-}
-
-pub(crate) async fn maintenance(remote: &Remote, cmd: MaintenanceCommand) -> Result<(), Failure> {
-    let row = |m: &Value| {
-        let scope = match m["schedules"].as_array() {
-            Some(s) if !s.is_empty() => s.iter().map(text).collect::<Vec<_>>().join(","),
-            _ => "all schedules".into(),
-        };
-        format!(
-            "maintenance {} from {} until {} for {}{}\n",
-            text(&m["id"]),
-            text(&m["from"]),
-            text(&m["until"]),
-            scope,
-            if m["active"] == true { " (active)" } else { "" }
-        )
-    };
-    match cmd {
-        MaintenanceCommand::Start {
-            duration,
-            schedules,
-            reason,
-            from,
-        } => {
-            sundial_core::limits::parse_duration(&duration)
-                .map_err(|e| (EXIT_USAGE, format!("--for {e}")))?;
-            let mut body = json!({ "for": duration, "schedules": schedules });
-            if let Some(r) = reason {
-                body["reason"] = json!(r);
-            }
-            if let Some(f) = from {
-                body["from"] = json!(f);
-            }
-            let v = remote.call("POST", "/v1/maintenance", Some(&body)).await?;
-            remote.print(&v, |m| format!("started {}", row(m)));
-        }
-        MaintenanceCommand::List => {
-            let v = remote.call("GET", "/v1/maintenance", None).await?;
-            remote.print(&v, |v| {
-                let mut v = v.clone();
-                for m in v["windows"].as_array_mut().into_iter().flatten() {
-                    let scope = match m["schedules"].as_array() {
-                        Some(s) if !s.is_empty() => s.iter().map(text).collect::<Vec<_>>().join(","),
-                        _ => "all".into(),
-                    };
-                    m["scope"] = json!(scope);
-                }
-                columns(
-                    &v,
-                    "windows",
-                    &[
-                        ("ID", "id"),
-                        ("FROM", "from"),
-                        ("UNTIL", "until"),
-                        ("SCHEDULES", "scope"),
-                        ("ACTIVE", "active"),
-                        ("BY", "by"),
-                        ("REASON", "reason"),
-                    ],
-                )
-            });
-        }
-        MaintenanceCommand::End { id } => {
-            let v = remote
-                .call("POST", &format!("/v1/maintenance/{}/end", q(&id)), None)
-                .await?;
-            remote.print(&v, |m| format!("ended {}", row(m)));
         }
     }
     Ok(())

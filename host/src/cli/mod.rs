@@ -7,18 +7,27 @@
 //! plugin.
 
 mod apply;
+mod audit;
 mod backup;
 mod calendar;
 mod client;
+mod delivery;
 mod endpoint;
-mod events;
+mod event;
+mod logs;
+mod maintenance;
+mod noun;
 mod plugin;
-mod remote;
-mod runs;
+mod run;
 mod schedule;
+mod secret;
 mod serve;
-mod tokens;
-mod webhooks;
+mod task;
+mod timer;
+mod token;
+mod trigger;
+mod upcoming;
+mod webhook;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -49,10 +58,10 @@ enum Command {
     Plugin(plugin::PluginCommand),
     /// Tasks on the daemon.
     #[command(subcommand)]
-    Task(remote::TaskCommand),
+    Task(task::TaskCommand),
     /// Runs (the task log) on the daemon.
     #[command(subcommand)]
-    Run(runs::RunCommand),
+    Run(run::RunCommand),
     /// Schedules: create with friendly rule flags, attach tasks, preview.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
@@ -76,7 +85,7 @@ enum Command {
     Calendar(calendar::CalendarCommand),
     /// Maintenance windows: for a while, schedules (all or some) do not fire.
     #[command(subcommand)]
-    Maintenance(calendar::MaintenanceCommand),
+    Maintenance(maintenance::MaintenanceCommand),
     /// The agenda: every schedule's next fires and every pending timer, in time order,
     /// each in its zone, with the DST changes ahead.
     Upcoming {
@@ -92,22 +101,22 @@ enum Command {
     },
     /// Events: post one, read the event log.
     #[command(subcommand)]
-    Event(events::EventCommand),
+    Event(event::EventCommand),
     /// Triggers: when an event matches, start tasks (optionally after a delay).
     #[command(subcommand)]
-    Trigger(events::TriggerCommand),
+    Trigger(trigger::TriggerCommand),
     /// Timers: delayed trigger targets waiting for their time.
     #[command(subcommand)]
-    Timer(events::TimerCommand),
+    Timer(timer::TimerCommand),
     /// Webhooks: define, test, enable, disable.
     #[command(subcommand)]
-    Webhook(webhooks::WebhookCommand),
+    Webhook(webhook::WebhookCommand),
     /// Webhook deliveries (the task log of webhooks): list, show, retry.
     #[command(subcommand)]
-    Delivery(webhooks::DeliveryCommand),
+    Delivery(delivery::DeliveryCommand),
     /// Secrets: write-only values for webhooks and plugins.
     #[command(subcommand)]
-    Secret(webhooks::SecretCommand),
+    Secret(secret::SecretCommand),
     /// Bring the daemon to a declarative configuration file (TOML): plugins' grants,
     /// secrets it relies on, webhooks, tasks, schedules and triggers, by name.
     Apply {
@@ -129,7 +138,7 @@ enum Command {
     },
     /// API tokens (admin only).
     #[command(subcommand)]
-    Token(tokens::TokenCommand),
+    Token(token::TokenCommand),
     /// The audit log.
     Audit {
         /// Only entries about this noun (plugin, task, token).
@@ -207,27 +216,27 @@ pub fn main() -> ExitCode {
         let result = match cli.command {
             Command::Plugin(cmd) => return plugin::execute(cmd, &remote).await,
             Command::Serve(args) => return serve::serve(args).await,
-            Command::Task(cmd) => remote::task(&remote, cmd).await,
-            Command::Run(cmd) => runs::run(&remote, cmd).await,
-            Command::Token(cmd) => tokens::token(&remote, cmd).await,
+            Command::Task(cmd) => task::task(&remote, cmd).await,
+            Command::Run(cmd) => run::run(&remote, cmd).await,
+            Command::Token(cmd) => token::token(&remote, cmd).await,
             Command::Schedule(cmd) => schedule::run(&remote, cmd).await,
-            Command::Event(cmd) => events::event(&remote, cmd).await,
-            Command::Trigger(cmd) => events::trigger(&remote, cmd).await,
-            Command::Timer(cmd) => events::timer(&remote, cmd).await,
+            Command::Event(cmd) => event::event(&remote, cmd).await,
+            Command::Trigger(cmd) => trigger::trigger(&remote, cmd).await,
+            Command::Timer(cmd) => timer::timer(&remote, cmd).await,
             Command::Apply { file, dry_run, prune } => apply::apply(&remote, &file, dry_run, prune).await,
             Command::Export { output } => apply::export(&remote, output.as_deref()).await,
-            Command::Webhook(cmd) => webhooks::webhook(&remote, cmd).await,
-            Command::Delivery(cmd) => webhooks::delivery(&remote, cmd).await,
-            Command::Secret(cmd) => webhooks::secret(&remote, cmd).await,
-            Command::Audit { noun, limit } => remote::audit(&remote, noun, limit).await,
-            Command::Logs { task, follow } => remote::logs(&remote, task, follow).await,
+            Command::Webhook(cmd) => webhook::webhook(&remote, cmd).await,
+            Command::Delivery(cmd) => delivery::delivery(&remote, cmd).await,
+            Command::Secret(cmd) => secret::secret(&remote, cmd).await,
+            Command::Audit { noun, limit } => audit::audit(&remote, noun, limit).await,
+            Command::Logs { task, follow } => logs::logs(&remote, task, follow).await,
             Command::Calendar(cmd) => calendar::calendar(&remote, cmd).await,
-            Command::Maintenance(cmd) => calendar::maintenance(&remote, cmd).await,
+            Command::Maintenance(cmd) => maintenance::maintenance(&remote, cmd).await,
             Command::Backup { file } => backup::backup(&remote, &file).await,
             Command::Restore { file, data } => {
                 backup::restore(&file, &data.unwrap_or_else(|| "sundial-data".into())).await
             }
-            Command::Upcoming { hours, task, limit } => schedule::upcoming(&remote, hours, task, limit).await,
+            Command::Upcoming { hours, task, limit } => upcoming::upcoming(&remote, hours, task, limit).await,
         };
         match result {
             Ok(()) => 0,

@@ -3,6 +3,7 @@
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote, columns, text};
+use super::noun::{Noun, Toggle, q};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -182,6 +183,22 @@ pub(crate) fn rule_json(f: &RuleFlags) -> Result<Value, String> {
     Ok(json!({ "calendar": cal }))
 }
 
+/// Schedules, by name or id.
+pub(crate) const SCHEDULES: Noun = Noun {
+    name: "schedule",
+    path: "/v1/schedules",
+    key: "schedules",
+    columns: &[
+        ("NAME", "name"),
+        ("ZONE", "timezone"),
+        ("ENABLED", "enabled"),
+        ("NEXT", "next_slot_local"),
+        ("RULE", "summary"),
+        ("ID", "id"),
+    ],
+    toggle: Toggle::Patch,
+};
+
 #[derive(Debug, Subcommand)]
 pub(crate) enum ScheduleCommand {
     /// Create a schedule.
@@ -253,68 +270,6 @@ fn slots_table(v: &Value) -> String {
     }
 }
 
-/// `sundial upcoming`: the agenda as a table, then the DST changes in the window.
-pub(crate) async fn upcoming(
-    remote: &Remote,
-    hours: u32,
-    task: Option<String>,
-    limit: usize,
-) -> Result<(), Failure> {
-    let mut path = format!("/v1/upcoming?hours={hours}&limit={limit}");
-    if let Some(t) = &task {
-        path.push_str(&format!("&task={}", super::remote::q(t)));
-    }
-    let v = remote.call("GET", &path, None).await?;
-    remote.print(&v, agenda_text);
-    Ok(())
-}
-
-fn agenda_text(v: &Value) -> String {
-    let rows: Vec<Vec<String>> = v["entries"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            let tasks: Vec<String> = e["tasks"].as_array().into_iter().flatten().map(text).collect();
-            let note = match e["dst"].as_str() {
-                _ if e["excluded"].is_string() => text(&e["excluded"]),
-                Some("moved_out_of_gap") => "DST: moved past the skipped hour".to_string(),
-                Some("first_of_repeated") => "DST: first of the repeated hour".to_string(),
-                _ => e["timer"]
-                    .as_str()
-                    .map(|t| format!("timer {t}"))
-                    .unwrap_or_default(),
-            };
-            vec![
-                text(&e["local"]),
-                text(&e["timezone"]),
-                text(&e["kind"]),
-                text(&e["name"]),
-                tasks.join(", "),
-                note,
-            ]
-        })
-        .collect();
-    let mut out = if rows.is_empty() {
-        format!("nothing until {}\n", text(&v["until"]))
-    } else {
-        super::client::table(&["WHEN", "ZONE", "KIND", "NAME", "TASKS", "NOTE"], rows)
-    };
-    if v["more"] == true {
-        out.push_str("more fall in the window: raise --limit or narrow with --task\n");
-    }
-    for t in v["transitions"].as_array().into_iter().flatten() {
-        out.push_str(&format!(
-            "DST: {} changes from {} to {} at {}\n",
-            text(&t["timezone"]),
-            text(&t["from"]),
-            text(&t["to"]),
-            text(&t["at"])
-        ));
-    }
-    out
-}
-
 pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Failure> {
     let usage = |e: String| (EXIT_USAGE, e);
     match cmd {
@@ -367,62 +322,35 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
                 )
             });
         }
-        ScheduleCommand::List => {
-            let v = remote.call_all("/v1/schedules", "schedules").await?;
-            remote.print(&v, |v| {
-                let cols = [
-                    ("NAME", "name"),
-                    ("ZONE", "timezone"),
-                    ("ENABLED", "enabled"),
-                    ("NEXT", "next_slot_local"),
-                    ("RULE", "summary"),
-                    ("ID", "id"),
-                ];
-                columns(v, "schedules", &cols)
-            });
-        }
-        ScheduleCommand::Get { name } => {
-            let v = remote.call("GET", &format!("/v1/schedules/{name}"), None).await?;
-            remote.print(&v, super::client::fields);
-        }
-        ScheduleCommand::Update { name, fields } => {
-            let body: Value = serde_json::from_str(&fields).map_err(|e| usage(format!("fields: {e}")))?;
-            let v = remote
-                .call("PATCH", &format!("/v1/schedules/{name}"), Some(&body))
-                .await?;
-            remote.print(&v, |s| format!("updated schedule {}\n", text(&s["name"])));
-        }
+        ScheduleCommand::List => SCHEDULES.list(remote).await?,
+        ScheduleCommand::Get { name } => SCHEDULES.get(remote, &name).await?,
+        ScheduleCommand::Update { name, fields } => SCHEDULES.update(remote, &name, &fields).await?,
         ScheduleCommand::Delete { name, force } => {
-            let path = format!("/v1/schedules/{name}{}", if force { "?force=true" } else { "" });
-            remote.call("DELETE", &path, None).await?;
-            remote.done(
-                json!({"deleted": "schedule", "name": name}),
-                &format!("deleted schedule {name}"),
+            let path = format!(
+                "{}{}",
+                SCHEDULES.item(&name),
+                if force { "?force=true" } else { "" }
             );
+            remote.call("DELETE", &path, None).await?;
+            SCHEDULES.done(remote, "deleted", &name);
         }
         ScheduleCommand::Pause { name } => {
             remote
-                .call("POST", &format!("/v1/schedules/{name}/pause"), None)
+                .call("POST", &format!("{}/pause", SCHEDULES.item(&name)), None)
                 .await?;
-            remote.done(
-                json!({"paused": "schedule", "name": name}),
-                &format!("paused schedule {name}"),
-            );
+            SCHEDULES.done(remote, "paused", &name);
         }
         ScheduleCommand::Resume { name } => {
             remote
-                .call("POST", &format!("/v1/schedules/{name}/resume"), None)
+                .call("POST", &format!("{}/resume", SCHEDULES.item(&name)), None)
                 .await?;
-            remote.done(
-                json!({"resumed": "schedule", "name": name}),
-                &format!("resumed schedule {name}"),
-            );
+            SCHEDULES.done(remote, "resumed", &name);
         }
         ScheduleCommand::Attach { name, task } => {
             remote
                 .call(
                     "POST",
-                    &format!("/v1/schedules/{name}/tasks"),
+                    &format!("{}/tasks", SCHEDULES.item(&name)),
                     Some(&json!({ "task": task })),
                 )
                 .await?;
@@ -433,7 +361,11 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
         }
         ScheduleCommand::Detach { name, task } => {
             remote
-                .call("DELETE", &format!("/v1/schedules/{name}/tasks/{task}"), None)
+                .call(
+                    "DELETE",
+                    &format!("{}/tasks/{}", SCHEDULES.item(&name), q(&task)),
+                    None,
+                )
                 .await?;
             remote.done(
                 json!({"detached": task, "schedule": name}),

@@ -3,7 +3,7 @@
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote, table, text};
-use super::remote::q;
+use super::noun::q;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 

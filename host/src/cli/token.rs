@@ -4,7 +4,7 @@
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote, columns, text};
-use super::remote::q;
+use super::noun::q;
 use clap::Subcommand;
 use serde_json::json;
 use std::path::{Path, PathBuf};
