@@ -5,6 +5,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use redb::TableDefinition;
+use sundial_store::prelude::*;
 use sundial_store::{Store, StoreError};
 
 const BENCH: TableDefinition<&str, &[u8]> = TableDefinition::new("bench");

@@ -120,6 +120,8 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         config.inject_disk_full.clone(),
     )
     .map_err(|e| format!("opening the store in {}: {e}", dir.display()))?;
+    // The engines and the API see the store only through its traits.
+    let store: sundial_store::SharedStore = Arc::new(store);
     // Descriptors: the soft limit goes up to the hard one, and client connections and
     // plugin requests each get at most a quarter of it.
     let open_files = match crate::fdlimit::raise_nofile() {

@@ -4,6 +4,7 @@
 
 use serde_json::json;
 use sundial_core::plugin::PluginRecord;
+use sundial_store::prelude::*;
 use sundial_tests::{Daemon, wasm};
 
 fn sha(bytes: &[u8]) -> String {

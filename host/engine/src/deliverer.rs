@@ -21,7 +21,7 @@ use sundial_core::webhook::{Auth, Next, RESERVED_HEADERS, WebhookSpec, after_att
 use sundial_runtime::{HostServices, PluginIdentity, Runtime};
 use sundial_store::sealing::SecretKey;
 use sundial_store::webhooks::{Delivery, DeliveryAttempt, DeliveryStatus, WebhookRecord};
-use sundial_store::{Store, StoreError};
+use sundial_store::{SharedStore, StoreError};
 use tokio::sync::{Notify, Semaphore};
 
 /// Deliveries in flight at once across all webhooks.
@@ -36,7 +36,7 @@ pub struct Deliverer {
 }
 
 struct Inner {
-    store: Store,
+    store: SharedStore,
     plugins: PluginCache,
     runtime: Runtime,
     services: Arc<dyn HostServices>,
@@ -57,7 +57,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Deliverer {
     /// Start the engine.
     pub fn start(
-        store: Store,
+        store: SharedStore,
         plugins: PluginCache,
         outbox: Outbox,
         services: Arc<dyn HostServices>,
@@ -108,7 +108,7 @@ impl Deliverer {
                 let due = match self
                     .inner
                     .store
-                    .due_deliveries(Utc::now(), mark.as_deref(), 1024, |id| {
+                    .due_deliveries(Utc::now(), mark.as_deref(), 1024, &|id| {
                         lock(inflight).contains(id)
                     }) {
                     Ok((d, last)) => {

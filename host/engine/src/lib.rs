@@ -28,13 +28,13 @@ use std::sync::Arc;
 use sundial_core::calendar::Exclusions;
 use sundial_core::grants::NetworkPolicy;
 use sundial_runtime::{HostServices, Runtime};
-use sundial_store::Store;
+use sundial_store::SharedStore;
 use sundial_store::sealing::SecretKey;
 
 /// What the engines are built from.
 pub struct EngineConfig {
     /// The store every engine commits to.
-    pub store: Store,
+    pub store: SharedStore,
     /// The plugin runtime.
     pub runtime: Runtime,
     /// What plugins may ask of the host.

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use sundial_core::event::cloudevent::CloudEvent;
 use sundial_core::run::{Run, RunStatus};
 use sundial_store::events::{Planned, Stored};
-use sundial_store::{Store, StoreError};
+use sundial_store::{SharedStore, StoreError};
 use tokio::sync::Notify;
 
 /// What one commit stored that needs dispatching, and the caller's own result.
@@ -73,7 +73,7 @@ pub struct Outbox {
 }
 
 struct Inner {
-    store: Store,
+    store: SharedStore,
     router: Router,
     queue: RunQueue,
     timers: Arc<Notify>,
@@ -83,7 +83,7 @@ struct Inner {
 impl Outbox {
     /// An outbox planning through `router`, committing to `store` and handing runs to
     /// `queue`.
-    pub fn new(store: Store, router: Router, queue: RunQueue) -> Outbox {
+    pub fn new(store: SharedStore, router: Router, queue: RunQueue) -> Outbox {
         Outbox {
             inner: Arc::new(Inner {
                 store,
@@ -147,7 +147,7 @@ impl Outbox {
         }
     }
 
-    /// Store events from outside (depth 0) with what they start; returns once durable.
+    /// SharedStore events from outside (depth 0) with what they start; returns once durable.
     pub async fn ingest(&self, events: Vec<CloudEvent>) -> Result<Vec<Stored>, StoreError> {
         let planned = events
             .into_iter()

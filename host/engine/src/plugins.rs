@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use sundial_core::plugin::PluginRecord;
 use sundial_runtime::{Plugin, Runtime};
-use sundial_store::Store;
+use sundial_store::SharedStore;
 
 /// The cache (cheap to clone).
 #[derive(Clone)]
@@ -15,14 +15,14 @@ pub struct PluginCache {
 }
 
 struct Inner {
-    store: Store,
+    store: SharedStore,
     runtime: Runtime,
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
 }
 
 impl PluginCache {
     /// An empty cache loading from `store` through `runtime`.
-    pub fn new(store: Store, runtime: Runtime) -> PluginCache {
+    pub fn new(store: SharedStore, runtime: Runtime) -> PluginCache {
         PluginCache {
             inner: Arc::new(Inner {
                 store,

@@ -4,7 +4,7 @@
 //! runs are never deleted; runs of deleted tasks follow the global defaults.
 
 use std::time::Duration;
-use sundial_store::{Store, StoreError};
+use sundial_store::{SharedStore, StoreError};
 
 /// Global retention defaults, used where a task sets none.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +35,7 @@ impl Default for RetentionDefaults {
 
 /// Apply retention once to every task's runs and to the event log; returns how many
 /// runs and events were deleted.
-pub async fn prune_once(store: &Store, defaults: RetentionDefaults) -> Result<usize, StoreError> {
+pub async fn prune_once(store: &SharedStore, defaults: RetentionDefaults) -> Result<usize, StoreError> {
     let mut deleted = 0;
     for task_id in store.tasks_with_runs()? {
         let policy = store
@@ -64,7 +64,7 @@ pub async fn prune_once(store: &Store, defaults: RetentionDefaults) -> Result<us
 }
 
 /// Run [`prune_once`] every `defaults.interval_ms` in the background.
-pub fn spawn_pruner(store: Store, defaults: RetentionDefaults) {
+pub fn spawn_pruner(store: SharedStore, defaults: RetentionDefaults) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_millis(defaults.interval_ms.max(100)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

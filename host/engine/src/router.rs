@@ -17,7 +17,7 @@ use sundial_core::timestamp::now;
 use sundial_core::trigger::merge_params;
 use sundial_store::events::Planned;
 use sundial_store::timers::Timer;
-use sundial_store::{Store, StoreError};
+use sundial_store::{SharedStore, StoreError};
 
 /// Default limit on causal depth (`max_event_depth`): an event more than this many
 /// run-to-event steps away from an outside event or a manual run is stored but not
@@ -76,7 +76,7 @@ pub struct Router {
 }
 
 struct Inner {
-    store: Store,
+    store: SharedStore,
     queue: RunQueue,
     clock: Clock,
     limits: RouteLimits,
@@ -99,7 +99,7 @@ impl Router {
     /// Build the router and load the trigger index. Triggers honour `exclusions` (the
     /// scheduler's), reading calendars that name no zone in `zone`.
     pub fn new(
-        store: Store,
+        store: SharedStore,
         queue: RunQueue,
         clock: Clock,
         limits: RouteLimits,

@@ -21,7 +21,7 @@ use sundial_core::schedule::misfire::{decide, missed_slots};
 use sundial_core::schedule::spec::{Excluded, Misfire};
 use sundial_core::timestamp::now;
 use sundial_store::schedules::ScheduleRecord;
-use sundial_store::{Store, StoreError};
+use sundial_store::{SharedStore, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
@@ -121,7 +121,7 @@ struct SlotJob {
 }
 
 struct State {
-    store: Store,
+    store: SharedStore,
     outbox: Outbox,
     clock: Clock,
     entries: HashMap<Arc<str>, Entry>,
@@ -143,7 +143,7 @@ enum Wake {
 /// `exclusions` (loaded from the store by the caller; the scheduler rereads them when
 /// told they changed).
 pub async fn start(
-    store: Store,
+    store: SharedStore,
     outbox: Outbox,
     clock: Clock,
     exclusions: Exclusions,
@@ -552,7 +552,7 @@ impl State {
 /// a `skipped` run whose log says `sundial.schedule.missed`) and its
 /// `sundial.schedule.fired` (or `.missed`) event with what that event's triggers start,
 /// in one commit; then start the runs.
-async fn record_slot(store: &Store, outbox: &Outbox, job: SlotJob) -> Result<(), StoreError> {
+async fn record_slot(store: &SharedStore, outbox: &Outbox, job: SlotJob) -> Result<(), StoreError> {
     let mut runs = Vec::new();
     for task_id in store.schedule_tasks(&job.schedule_id)? {
         let Some(task) = store.task(&task_id)? else {

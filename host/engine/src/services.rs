@@ -4,7 +4,7 @@
 
 use sundial_runtime::mail::{MailError, Mailer, Message};
 use sundial_runtime::services::{BoxFuture, HostServices};
-use sundial_store::Store;
+use sundial_store::SharedStore;
 use sundial_store::sealing::SecretKey;
 
 /// Host services backed by the store: key-value writes are durable before the plugin
@@ -13,7 +13,7 @@ use sundial_store::sealing::SecretKey;
 #[derive(Clone)]
 pub struct StoreServices {
     /// The store.
-    pub store: Store,
+    pub store: SharedStore,
     /// The key that opens stored secrets.
     pub key: SecretKey,
     /// The SMTP relay, when `[mail]` is configured.

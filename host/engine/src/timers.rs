@@ -6,7 +6,7 @@
 use crate::clock::Clock;
 use crate::outbox::{Committed, Outbox};
 use std::sync::Arc;
-use sundial_store::{Store, StoreError};
+use sundial_store::{SharedStore, StoreError};
 use tokio::sync::{Notify, mpsc, oneshot};
 
 /// Most timers fired in one commit.
@@ -20,7 +20,7 @@ pub struct Timers {
 
 impl Timers {
     /// Start the loop: it fires through `outbox`, woken by its timer signal.
-    pub fn start(store: Store, clock: Clock, outbox: Outbox) -> Timers {
+    pub fn start(store: SharedStore, clock: Clock, outbox: Outbox) -> Timers {
         let (settle, settle_rx) = mpsc::unbounded_channel();
         let wake = outbox.timer_signal();
         tokio::spawn(timer_loop(Loop { store, clock, outbox }, wake, settle_rx));
@@ -37,7 +37,7 @@ impl Timers {
 }
 
 struct Loop {
-    store: Store,
+    store: SharedStore,
     clock: Clock,
     outbox: Outbox,
 }

@@ -41,7 +41,7 @@ use serde_json::Value;
 use std::sync::Arc;
 
 use sundial_runtime::Runtime;
-use sundial_store::Store;
+use sundial_store::SharedStore;
 use sundial_store::tokens::{Role, TokenRecord, token_hash};
 
 /// Largest request body outside plugin uploads: 1 MiB.
@@ -53,7 +53,7 @@ pub const MAX_PLUGIN_BODY_BYTES: usize = 64 * 1024 * 1024;
 #[derive(Clone)]
 pub struct AppState {
     /// The store.
-    pub store: Store,
+    pub store: SharedStore,
     /// The plugin runtime (for validating uploads).
     pub runtime: Runtime,
     /// The engines: the outbox (ingest, the run queue, the router), the executor (runs,

@@ -113,7 +113,12 @@ pub(super) async fn update(
     check_notify(&state, &spec)?;
     let (_before, after) = state
         .store
-        .update_task(&current.id, move |s| *s = spec, now(), &caller.token.name)
+        .update_task(
+            &current.id,
+            Box::new(move |s| *s = spec),
+            now(),
+            &caller.token.name,
+        )
         .await?;
     Ok(Json(view(&after)))
 }
@@ -122,7 +127,12 @@ async fn set_enabled(state: AppState, caller: Caller, id: String, enabled: bool)
     caller.require(OPERATORS, "change tasks")?;
     let (_before, after) = state
         .store
-        .update_task(&id, move |s| s.enabled = enabled, now(), &caller.token.name)
+        .update_task(
+            &id,
+            Box::new(move |s| s.enabled = enabled),
+            now(),
+            &caller.token.name,
+        )
         .await?;
     Ok(Json(view(&after)))
 }

@@ -4,6 +4,7 @@
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote};
 use std::path::Path;
+use sundial_store::prelude::*;
 
 /// `sundial backup FILE`.
 pub(crate) async fn backup(remote: &Remote, file: &Path) -> Result<(), Failure> {

@@ -8,6 +8,7 @@ use super::noun::q;
 use clap::Subcommand;
 use serde_json::json;
 use std::path::{Path, PathBuf};
+use sundial_store::prelude::*;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum TokenCommand {

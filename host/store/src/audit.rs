@@ -4,6 +4,7 @@
 
 use super::tables::put_json;
 use super::{Store, StoreError};
+use async_trait::async_trait;
 use redb::{TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -70,9 +71,21 @@ pub struct AuditFilter {
     pub until: Option<String>,
 }
 
-impl Store {
+/// The audit log.
+#[async_trait]
+pub trait AuditStore: Send + Sync {
     /// Audit entries matching `filter`, newest first, paginated like runs.
-    pub fn audit(
+    fn audit(
+        &self,
+        filter: &AuditFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<AuditEntry>, Option<String>), StoreError>;
+}
+
+#[async_trait]
+impl AuditStore for Store {
+    fn audit(
         &self,
         filter: &AuditFilter,
         cursor: Option<&str>,

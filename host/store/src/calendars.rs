@@ -3,6 +3,7 @@
 
 use super::tables::{get_json, put_json};
 use super::{Store, StoreError, audit};
+use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
 use sundial_core::calendar::{CalendarSpec, Maintenance};
 
@@ -14,10 +15,50 @@ pub const MAINTENANCE: TableDefinition<&str, &[u8]> = TableDefinition::new("main
 /// Ended maintenance windows are kept this long, then dropped: 30 days.
 const KEEP_ENDED_DAYS: i64 = 30;
 
-impl Store {
+/// Calendars and maintenance windows.
+#[async_trait]
+pub trait CalendarStore: Send + Sync {
     /// Create (`create`) or replace a calendar (validated by the caller). Returns the
     /// one it replaced.
-    pub async fn put_calendar(
+    async fn put_calendar(
+        &self,
+        spec: CalendarSpec,
+        create: bool,
+        actor: &str,
+    ) -> Result<Option<CalendarSpec>, StoreError>;
+
+    /// One calendar.
+    fn calendar(&self, name: &str) -> Result<Option<CalendarSpec>, StoreError>;
+
+    /// Every calendar, by name (unreadable ones skipped).
+    fn calendars(&self) -> Result<Vec<CalendarSpec>, StoreError>;
+
+    /// Delete a calendar; refused (409) while schedules name it.
+    async fn delete_calendar(&self, name: &str, actor: &str) -> Result<CalendarSpec, StoreError>;
+
+    /// Store a maintenance window (windows ended long ago are dropped in the same commit).
+    async fn add_maintenance(
+        &self,
+        m: Maintenance,
+        now: chrono::DateTime<chrono::Utc>,
+        actor: &str,
+    ) -> Result<Maintenance, StoreError>;
+
+    /// Every maintenance window, oldest first.
+    fn maintenance(&self) -> Result<Vec<Maintenance>, StoreError>;
+
+    /// End a maintenance window at `now` (one not started yet ends before it starts).
+    async fn end_maintenance(
+        &self,
+        id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        actor: &str,
+    ) -> Result<Maintenance, StoreError>;
+}
+
+#[async_trait]
+impl CalendarStore for Store {
+    async fn put_calendar(
         &self,
         spec: CalendarSpec,
         create: bool,
@@ -58,8 +99,7 @@ impl Store {
         .await
     }
 
-    /// One calendar.
-    pub fn calendar(&self, name: &str) -> Result<Option<CalendarSpec>, StoreError> {
+    fn calendar(&self, name: &str) -> Result<Option<CalendarSpec>, StoreError> {
         let txn = self.read()?;
         let Ok(t) = txn.open_table(CALENDARS) else {
             return Ok(None);
@@ -67,8 +107,7 @@ impl Store {
         get_json(&t, name)
     }
 
-    /// Every calendar, by name (unreadable ones skipped).
-    pub fn calendars(&self) -> Result<Vec<CalendarSpec>, StoreError> {
+    fn calendars(&self) -> Result<Vec<CalendarSpec>, StoreError> {
         let txn = self.read()?;
         let Ok(t) = txn.open_table(CALENDARS) else {
             return Ok(Vec::new());
@@ -83,8 +122,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Delete a calendar; refused (409) while schedules name it.
-    pub async fn delete_calendar(&self, name: &str, actor: &str) -> Result<CalendarSpec, StoreError> {
+    async fn delete_calendar(&self, name: &str, actor: &str) -> Result<CalendarSpec, StoreError> {
         let name = name.to_string();
         let actor = actor.to_string();
         self.write(move |txn| {
@@ -132,8 +170,7 @@ impl Store {
         .await
     }
 
-    /// Store a maintenance window (windows ended long ago are dropped in the same commit).
-    pub async fn add_maintenance(
+    async fn add_maintenance(
         &self,
         m: Maintenance,
         now: chrono::DateTime<chrono::Utc>,
@@ -162,8 +199,7 @@ impl Store {
         .await
     }
 
-    /// Every maintenance window, oldest first.
-    pub fn maintenance(&self) -> Result<Vec<Maintenance>, StoreError> {
+    fn maintenance(&self) -> Result<Vec<Maintenance>, StoreError> {
         let txn = self.read()?;
         let Ok(t) = txn.open_table(MAINTENANCE) else {
             return Ok(Vec::new());
@@ -178,8 +214,7 @@ impl Store {
         Ok(out)
     }
 
-    /// End a maintenance window at `now` (one not started yet ends before it starts).
-    pub async fn end_maintenance(
+    async fn end_maintenance(
         &self,
         id: &str,
         now: chrono::DateTime<chrono::Utc>,

@@ -5,6 +5,7 @@ use super::runs::insert_runs;
 use super::tables::{get_json, put_json};
 use super::timers::{Timer, insert_timer};
 use super::{Store, StoreError};
+use async_trait::async_trait;
 use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
 use sundial_core::event::EventRecord;
 use sundial_core::run::Run;
@@ -115,15 +116,36 @@ impl EventFilter {
     }
 }
 
-impl Store {
+/// The event log: events stored with what they start.
+#[async_trait]
+pub trait EventStore: Send + Sync {
     /// Store events with their runs and timers in one commit. Duplicates of stored
     /// events (same source and id) are reported and start nothing.
-    pub async fn ingest_events(&self, planned: Vec<Planned>) -> Result<Vec<Stored>, StoreError> {
+    async fn ingest_events(&self, planned: Vec<Planned>) -> Result<Vec<Stored>, StoreError>;
+
+    /// One event by its seq.
+    fn event(&self, seq: &str) -> Result<Option<EventRecord>, StoreError>;
+
+    /// Events matching `filter`, newest first, at most `limit`, after seq `cursor`.
+    fn list_events(
+        &self,
+        filter: &EventFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<EventRecord>, Option<String>), StoreError>;
+
+    /// Delete the oldest events beyond `keep` and those received before `cutoff`
+    /// (RFC 3339), with their deduplication keys. Returns how many were deleted.
+    async fn prune_events(&self, keep: usize, cutoff: String) -> Result<usize, StoreError>;
+}
+
+#[async_trait]
+impl EventStore for Store {
+    async fn ingest_events(&self, planned: Vec<Planned>) -> Result<Vec<Stored>, StoreError> {
         self.write(move |txn| apply_events(txn, planned)).await
     }
 
-    /// One event by its seq.
-    pub fn event(&self, seq: &str) -> Result<Option<EventRecord>, StoreError> {
+    fn event(&self, seq: &str) -> Result<Option<EventRecord>, StoreError> {
         let txn = self.read()?;
         let Ok(events) = txn.open_table(EVENTS) else {
             return Ok(None);
@@ -131,8 +153,7 @@ impl Store {
         get_json(&events, seq)
     }
 
-    /// Events matching `filter`, newest first, at most `limit`, after seq `cursor`.
-    pub fn list_events(
+    fn list_events(
         &self,
         filter: &EventFilter,
         cursor: Option<&str>,
@@ -177,9 +198,7 @@ impl Store {
         Ok((page, next))
     }
 
-    /// Delete the oldest events beyond `keep` and those received before `cutoff`
-    /// (RFC 3339), with their deduplication keys. Returns how many were deleted.
-    pub async fn prune_events(&self, keep: usize, cutoff: String) -> Result<usize, StoreError> {
+    async fn prune_events(&self, keep: usize, cutoff: String) -> Result<usize, StoreError> {
         self.write(move |txn| {
             let mut events = txn.open_table(EVENTS)?;
             let mut keys = txn.open_table(EVENT_KEYS)?;

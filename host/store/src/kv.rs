@@ -3,6 +3,7 @@
 
 use super::tables::{KV, PLUGINS, get_json};
 use super::{Store, StoreError};
+use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
 
 /// Each plugin's key-value usage: plugin → (keys, bytes of keys and values). Kept in the
@@ -37,9 +38,26 @@ fn count(
     Ok((keys, bytes))
 }
 
-impl Store {
+/// Plugins' key-value namespaces with their quotas.
+#[async_trait]
+pub trait KvStore: Send + Sync {
     /// `plugin`'s key-value usage and quota.
-    pub fn kv_usage(&self, plugin: &str) -> Result<KvUsage, StoreError> {
+    fn kv_usage(&self, plugin: &str) -> Result<KvUsage, StoreError>;
+
+    /// The value of `plugin`'s key `key`, if any.
+    fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Set `plugin`'s key `key`, within its quota (`limits.kv_max_keys`,
+    /// `limits.kv_max_bytes`); durable when this returns.
+    async fn kv_set(&self, plugin: &str, key: &str, value: Vec<u8>) -> Result<(), StoreError>;
+
+    /// Delete `plugin`'s key `key` (nothing when absent); durable when this returns.
+    async fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl KvStore for Store {
+    fn kv_usage(&self, plugin: &str) -> Result<KvUsage, StoreError> {
         let txn = self.read()?;
         let limits = match txn.open_table(PLUGINS) {
             Ok(t) => get_json::<sundial_core::plugin::PluginRecord>(&t, plugin)?
@@ -67,16 +85,8 @@ impl Store {
             max_bytes: limits.kv_max_bytes,
         })
     }
-}
 
-fn kv_key(plugin: &str, key: &str) -> String {
-    // Plugin names never contain '/', so the prefix is unambiguous.
-    format!("{plugin}/{key}")
-}
-
-impl Store {
-    /// The value of `plugin`'s key `key`, if any.
-    pub fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.read()?;
         let Ok(t) = txn.open_table(KV) else {
             return Ok(None);
@@ -84,9 +94,7 @@ impl Store {
         Ok(t.get(kv_key(plugin, key).as_str())?.map(|v| v.value().to_vec()))
     }
 
-    /// Set `plugin`'s key `key`, within its quota (`limits.kv_max_keys`,
-    /// `limits.kv_max_bytes`); durable when this returns.
-    pub async fn kv_set(&self, plugin: &str, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
+    async fn kv_set(&self, plugin: &str, key: &str, value: Vec<u8>) -> Result<(), StoreError> {
         let k = kv_key(plugin, key);
         let plugin = plugin.to_string();
         let key_len = key.len() as u64;
@@ -121,8 +129,7 @@ impl Store {
         .await
     }
 
-    /// Delete `plugin`'s key `key` (nothing when absent); durable when this returns.
-    pub async fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError> {
+    async fn kv_delete(&self, plugin: &str, key: &str) -> Result<(), StoreError> {
         let k = kv_key(plugin, key);
         let plugin = plugin.to_string();
         let key_len = key.len() as u64;
@@ -145,4 +152,9 @@ impl Store {
         })
         .await
     }
+}
+
+fn kv_key(plugin: &str, key: &str) -> String {
+    // Plugin names never contain '/', so the prefix is unambiguous.
+    format!("{plugin}/{key}")
 }

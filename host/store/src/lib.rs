@@ -30,6 +30,7 @@ pub mod writer;
 
 #[cfg(test)]
 mod model_tests;
+use async_trait::async_trait;
 #[cfg(test)]
 use redb::ReadableTableMetadata;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
@@ -129,30 +130,6 @@ pub struct Store {
 }
 
 impl Store {
-    /// Copy the database file to `dest` (created, synced) while the store is quiet:
-    /// every write acknowledged before is in the copy, and writes wait until it is done
-    /// (about a second per GiB on an SSD). The copy is a consistent redb file. Returns
-    /// its size in bytes.
-    pub async fn snapshot(&self, dest: PathBuf) -> Result<u64, StoreError> {
-        let src = self.db.path().to_path_buf();
-        let size = Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let out = size.clone();
-        self.writer
-            .quiet(Box::new(move |_db| {
-                let io = |e: std::io::Error| {
-                    StoreError::Io(format!("copying {} to {}: {e}", src.display(), dest.display()))
-                };
-                let n = std::fs::copy(&src, &dest).map_err(io)?;
-                std::fs::File::open(&dest)
-                    .and_then(|f| f.sync_all())
-                    .map_err(io)?;
-                out.store(n, std::sync::atomic::Ordering::Relaxed);
-                Ok(())
-            }))
-            .await?;
-        Ok(size.load(std::sync::atomic::Ordering::Relaxed))
-    }
-
     /// Open (or create) `dir/sundial.redb` with the default page cache
     /// ([`DEFAULT_CACHE_BYTES`]); see [`Store::open_with`].
     pub fn open(dir: &Path, max_batch: usize) -> Result<Store, StoreError> {
@@ -211,14 +188,57 @@ impl Store {
         let value = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
         value.ok_or(StoreError::Closed)
     }
+}
+
+/// What the store is as a whole: metadata, its writer's counters, a consistent copy.
+#[async_trait]
+pub trait MetaStore: Send + Sync {
+    /// Copy the database file to `dest` (created, synced) while the store is quiet:
+    /// every write acknowledged before is in the copy, and writes wait until it is done
+    /// (about a second per GiB on an SSD). The copy is a consistent redb file. Returns
+    /// its size in bytes.
+    async fn snapshot(&self, dest: PathBuf) -> Result<u64, StoreError>;
 
     /// The writer's counters (commits, mutations per commit, commit time).
-    pub fn stats(&self) -> &Arc<WriterStats> {
+    fn stats(&self) -> &Arc<WriterStats>;
+
+    /// A metadata value (`schema_version`, `created_at`, `bundled_offered`, ...).
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError>;
+
+    /// Set a metadata value.
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError>;
+
+    /// The schema version recorded in the file.
+    fn schema_version(&self) -> Result<u64, StoreError>;
+}
+
+#[async_trait]
+impl MetaStore for Store {
+    async fn snapshot(&self, dest: PathBuf) -> Result<u64, StoreError> {
+        let src = self.db.path().to_path_buf();
+        let size = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let out = size.clone();
+        self.writer
+            .quiet(Box::new(move |_db| {
+                let io = |e: std::io::Error| {
+                    StoreError::Io(format!("copying {} to {}: {e}", src.display(), dest.display()))
+                };
+                let n = std::fs::copy(&src, &dest).map_err(io)?;
+                std::fs::File::open(&dest)
+                    .and_then(|f| f.sync_all())
+                    .map_err(io)?;
+                out.store(n, std::sync::atomic::Ordering::Relaxed);
+                Ok(())
+            }))
+            .await?;
+        Ok(size.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
+    fn stats(&self) -> &Arc<WriterStats> {
         self.writer.stats()
     }
 
-    /// A metadata value (`schema_version`, `created_at`, `bundled_offered`, ...).
-    pub fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
+    fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {
         let txn = self.read()?;
         let Ok(meta) = txn.open_table(META) else {
             return Ok(None);
@@ -226,8 +246,7 @@ impl Store {
         Ok(meta.get(key)?.map(|v| v.value().to_string()))
     }
 
-    /// Set a metadata value.
-    pub async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), StoreError> {
         let (key, value) = (key.to_string(), value.to_string());
         self.write(move |txn| {
             txn.open_table(META)?.insert(key.as_str(), value.as_str())?;
@@ -236,12 +255,81 @@ impl Store {
         .await
     }
 
-    /// The schema version recorded in the file.
-    pub fn schema_version(&self) -> Result<u64, StoreError> {
+    fn schema_version(&self) -> Result<u64, StoreError> {
         let txn = self.read()?;
         let meta = txn.open_table(META)?;
         version_of(&meta)
     }
+}
+
+/// Everything the engines and the server ask of persistence: one trait per noun. The
+/// redb [`Store`] is the first implementation; another backend implements the same
+/// traits and nothing above this crate changes. See `docs/storage.md`.
+pub trait Storage:
+    MetaStore
+    + tasks::TaskStore
+    + runs::RunStore
+    + schedules::ScheduleStore
+    + triggers::TriggerStore
+    + events::EventStore
+    + timers::TimerStore
+    + webhooks::WebhookStore
+    + plugins::PluginStore
+    + tokens::TokenStore
+    + secrets::SecretStore
+    + calendars::CalendarStore
+    + audit::AuditStore
+    + kv::KvStore
+    + unreadable::UnreadableStore
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Storage for T where
+    T: MetaStore
+        + tasks::TaskStore
+        + runs::RunStore
+        + schedules::ScheduleStore
+        + triggers::TriggerStore
+        + events::EventStore
+        + timers::TimerStore
+        + webhooks::WebhookStore
+        + plugins::PluginStore
+        + tokens::TokenStore
+        + secrets::SecretStore
+        + calendars::CalendarStore
+        + audit::AuditStore
+        + kv::KvStore
+        + unreadable::UnreadableStore
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// The store the engines and the server share: any [`Storage`] backend.
+pub type SharedStore = Arc<dyn Storage>;
+
+/// The storage traits, for `use sundial_store::prelude::*`: calling a store's methods
+/// needs the trait that declares them in scope.
+pub mod prelude {
+    pub use super::audit::AuditStore;
+    pub use super::calendars::CalendarStore;
+    pub use super::events::EventStore;
+    pub use super::kv::KvStore;
+    pub use super::plugins::PluginStore;
+    pub use super::runs::RunStore;
+    pub use super::schedules::ScheduleStore;
+    pub use super::secrets::SecretStore;
+    pub use super::tasks::TaskStore;
+    pub use super::timers::TimerStore;
+    pub use super::tokens::TokenStore;
+    pub use super::triggers::TriggerStore;
+    pub use super::unreadable::UnreadableStore;
+    pub use super::webhooks::WebhookStore;
+    pub use super::{MetaStore, SharedStore, Storage};
 }
 
 fn version_of(meta: &impl ReadableTable<&'static str, &'static str>) -> Result<u64, StoreError> {

@@ -4,6 +4,7 @@
 
 use super::Store;
 use super::StoreError;
+use super::prelude::*;
 use super::schedules::ScheduleRecord;
 use super::tasks::TaskRecord;
 use proptest::prelude::*;
@@ -84,7 +85,7 @@ fn kind<T>(r: &Result<T, StoreError>) -> &'static str {
     }
 }
 
-async fn step(store: &Store, m: &mut Model, op: &Op) -> Result<(), String> {
+async fn step(store: &dyn Storage, m: &mut Model, op: &Op) -> Result<(), String> {
     let (got, want) = match op {
         Op::CreateTask(i) => {
             let rec = task(&task_name(*i));
@@ -106,7 +107,7 @@ async fn step(store: &Store, m: &mut Model, op: &Op) -> Result<(), String> {
                     &from,
                     {
                         let to = to.clone();
-                        move |s| s.name = to
+                        Box::new(move |s| s.name = to)
                     },
                     String::new(),
                     "t",
@@ -195,7 +196,7 @@ async fn step(store: &Store, m: &mut Model, op: &Op) -> Result<(), String> {
 }
 
 /// The store's state equals the model's.
-fn check(store: &Store, m: &Model) -> Result<(), String> {
+fn check(store: &dyn Storage, m: &Model) -> Result<(), String> {
     let (tasks, _) = store.tasks_page(None, 1000).map_err(|e| e.to_string())?;
     let names: BTreeMap<String, String> = tasks.into_iter().map(|t| (t.spec.name, t.id)).collect();
     if names != m.tasks {

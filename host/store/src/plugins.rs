@@ -3,12 +3,56 @@
 use super::tables::{PLUGIN_BLOBS, PLUGINS, TASKS, all_json, get_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::tasks::TaskRecord;
+use async_trait::async_trait;
 use redb::ReadableTable;
 use sundial_core::plugin::{PluginRecord, PluginUpdate};
 
-impl Store {
+/// Installed plugins and their component bytes.
+#[async_trait]
+pub trait PluginStore: Send + Sync {
     /// Store a new plugin and its bytes; a name that exists is a conflict.
-    pub async fn insert_plugin(
+    async fn insert_plugin(
+        &self,
+        record: PluginRecord,
+        bytes: Vec<u8>,
+        actor: &str,
+    ) -> Result<PluginRecord, StoreError>;
+
+    /// One plugin's record.
+    fn plugin(&self, name: &str) -> Result<Option<PluginRecord>, StoreError>;
+
+    /// A plugin's component bytes.
+    fn plugin_bytes(&self, record: &PluginRecord) -> Result<Option<Vec<u8>>, StoreError>;
+
+    /// Every plugin, by name.
+    fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError>;
+
+    /// Change a plugin's grants, limits or description.
+    async fn update_plugin(
+        &self,
+        name: &str,
+        update: PluginUpdate,
+        now: String,
+        actor: &str,
+    ) -> Result<(PluginRecord, PluginRecord), StoreError>;
+
+    /// Replace a plugin's component with `bytes` (described by `new`: digest, world,
+    /// size, imports), keeping its name, grants, limits, description and flags; the old
+    /// blob goes when nothing else uses it. Returns (before, after).
+    async fn replace_plugin_bytes(
+        &self,
+        new: PluginRecord,
+        bytes: Vec<u8>,
+        actor: &str,
+    ) -> Result<(PluginRecord, PluginRecord), StoreError>;
+
+    /// Remove a plugin; refused while a task uses it (the message names the tasks).
+    async fn remove_plugin(&self, name: &str, actor: &str) -> Result<PluginRecord, StoreError>;
+}
+
+#[async_trait]
+impl PluginStore for Store {
+    async fn insert_plugin(
         &self,
         record: PluginRecord,
         bytes: Vec<u8>,
@@ -42,8 +86,7 @@ impl Store {
         .await
     }
 
-    /// One plugin's record.
-    pub fn plugin(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
+    fn plugin(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
         let txn = self.read()?;
         let Ok(plugins) = txn.open_table(PLUGINS) else {
             return Ok(None);
@@ -51,8 +94,7 @@ impl Store {
         get_json(&plugins, name)
     }
 
-    /// A plugin's component bytes.
-    pub fn plugin_bytes(&self, record: &PluginRecord) -> Result<Option<Vec<u8>>, StoreError> {
+    fn plugin_bytes(&self, record: &PluginRecord) -> Result<Option<Vec<u8>>, StoreError> {
         let txn = self.read()?;
         let Ok(blobs) = txn.open_table(PLUGIN_BLOBS) else {
             return Ok(None);
@@ -60,8 +102,7 @@ impl Store {
         Ok(blobs.get(record.blob_key())?.map(|v| v.value().to_vec()))
     }
 
-    /// Every plugin, by name.
-    pub fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
+    fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
         let txn = self.read()?;
         let Ok(plugins) = txn.open_table(PLUGINS) else {
             return Ok(Vec::new());
@@ -70,8 +111,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Change a plugin's grants, limits or description.
-    pub async fn update_plugin(
+    async fn update_plugin(
         &self,
         name: &str,
         update: PluginUpdate,
@@ -114,10 +154,7 @@ impl Store {
         .await
     }
 
-    /// Replace a plugin's component with `bytes` (described by `new`: digest, world,
-    /// size, imports), keeping its name, grants, limits, description and flags; the old
-    /// blob goes when nothing else uses it. Returns (before, after).
-    pub async fn replace_plugin_bytes(
+    async fn replace_plugin_bytes(
         &self,
         new: PluginRecord,
         bytes: Vec<u8>,
@@ -162,8 +199,7 @@ impl Store {
         .await
     }
 
-    /// Remove a plugin; refused while a task uses it (the message names the tasks).
-    pub async fn remove_plugin(&self, name: &str, actor: &str) -> Result<PluginRecord, StoreError> {
+    async fn remove_plugin(&self, name: &str, actor: &str) -> Result<PluginRecord, StoreError> {
         let name = name.to_string();
         let actor = actor.to_string();
         self.write(move |txn| {

@@ -2,6 +2,7 @@
 
 use super::tables::{ACTIVE_RUNS, RUN_QUEUE, RUNS, RUNS_BY_TASK, get_json, put_json};
 use super::{Store, StoreError};
+use async_trait::async_trait;
 use redb::{ReadableTable, WriteTransaction};
 use sundial_core::run::{Run, RunStatus};
 
@@ -48,9 +49,65 @@ fn load(txn: &WriteTransaction, id: &str) -> Result<Run, StoreError> {
     get_json(&txn.open_table(RUNS)?, id)?.ok_or_else(|| StoreError::NotFound(format!("run {id:?} not found")))
 }
 
-impl Store {
+/// Runs: the durable run queue and the task log.
+#[async_trait]
+pub trait RunStore: Send + Sync {
     /// Durably queue new runs (one commit for all of them).
-    pub async fn enqueue_runs(&self, runs: Vec<Run>) -> Result<Vec<Run>, StoreError> {
+    async fn enqueue_runs(&self, runs: Vec<Run>) -> Result<Vec<Run>, StoreError>;
+
+    /// Move a queued run to running (attempt + 1). `None` when it is no longer queued
+    /// (cancelled meanwhile).
+    async fn start_run(&self, id: &str, now: String) -> Result<Option<Run>, StoreError>;
+
+    /// Store the outcome of an attempt: a terminal run leaves the queue and the active
+    /// set; a run set back to `queued` (a retry) goes back in the queue.
+    async fn save_run(&self, run: Run) -> Result<Run, StoreError>;
+
+    /// Save a run together with the events it produced (internal events about it and
+    /// events its plugin emitted) and what they start, in one commit.
+    async fn save_run_with_events(
+        &self,
+        run: Run,
+        events: Vec<super::events::Planned>,
+    ) -> Result<(Run, Vec<super::events::Stored>), StoreError>;
+
+    /// Cancel a run that is still queued. Returns the run as it now is; a running run
+    /// is returned unchanged (the executor stops it), a finished one too.
+    async fn cancel_queued_run(&self, id: &str, now: String) -> Result<Run, StoreError>;
+
+    /// Mark a queued run skipped (overlap policy), with `reason` in its log.
+    async fn skip_run(&self, id: &str, reason: String, now: String) -> Result<Run, StoreError>;
+
+    /// Number of runs waiting in the queue.
+    fn queue_depth(&self) -> Result<u64, StoreError>;
+
+    /// One run.
+    fn run(&self, id: &str) -> Result<Option<Run>, StoreError>;
+
+    /// Runs that were queued or running, for recovery at start:
+    /// (queued, active). Active ones were interrupted by the previous process's death.
+    fn pending_runs(&self) -> Result<(Vec<Run>, Vec<Run>), StoreError>;
+
+    /// Runs matching `filter`, newest first, at most `limit`, starting after run id
+    /// `cursor` (the last id of the previous page). Returns the page and the next cursor.
+    fn list_runs(
+        &self,
+        filter: &RunFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Run>, Option<String>), StoreError>;
+
+    /// Apply retention to one task's runs: keep the newest `keep_last` finished runs and
+    /// none that finished before `cutoff`. Returns how many were deleted.
+    async fn prune_runs(&self, task_id: &str, keep_last: usize, cutoff: String) -> Result<usize, StoreError>;
+
+    /// Ids of the tasks that have runs in the log (including deleted tasks).
+    fn tasks_with_runs(&self) -> Result<Vec<String>, StoreError>;
+}
+
+#[async_trait]
+impl RunStore for Store {
+    async fn enqueue_runs(&self, runs: Vec<Run>) -> Result<Vec<Run>, StoreError> {
         self.write(move |txn| {
             insert_runs(txn, &runs)?;
             Ok(runs)
@@ -58,9 +115,7 @@ impl Store {
         .await
     }
 
-    /// Move a queued run to running (attempt + 1). `None` when it is no longer queued
-    /// (cancelled meanwhile).
-    pub async fn start_run(&self, id: &str, now: String) -> Result<Option<Run>, StoreError> {
+    async fn start_run(&self, id: &str, now: String) -> Result<Option<Run>, StoreError> {
         let id = id.to_string();
         self.write(move |txn| {
             let mut run = load(txn, &id)?;
@@ -85,15 +140,11 @@ impl Store {
         .await
     }
 
-    /// Store the outcome of an attempt: a terminal run leaves the queue and the active
-    /// set; a run set back to `queued` (a retry) goes back in the queue.
-    pub async fn save_run(&self, run: Run) -> Result<Run, StoreError> {
+    async fn save_run(&self, run: Run) -> Result<Run, StoreError> {
         self.write(move |txn| save_run_in(txn, run)).await
     }
 
-    /// Save a run together with the events it produced (internal events about it and
-    /// events its plugin emitted) and what they start, in one commit.
-    pub async fn save_run_with_events(
+    async fn save_run_with_events(
         &self,
         run: Run,
         events: Vec<super::events::Planned>,
@@ -104,35 +155,8 @@ impl Store {
         })
         .await
     }
-}
 
-fn save_run_in(txn: &WriteTransaction, run: Run) -> Result<Run, StoreError> {
-    {
-        {
-            let mut queue = txn.open_table(RUN_QUEUE)?;
-            let mut active = txn.open_table(ACTIVE_RUNS)?;
-            active.remove(run.id.as_str())?;
-            match run.status {
-                RunStatus::Queued => {
-                    queue.insert(run.id.as_str(), ())?;
-                }
-                RunStatus::Running => {
-                    active.insert(run.id.as_str(), ())?;
-                }
-                _ => {
-                    queue.remove(run.id.as_str())?;
-                }
-            }
-            put_json(&mut txn.open_table(RUNS)?, &run.id, &run)?;
-            Ok(run)
-        }
-    }
-}
-
-impl Store {
-    /// Cancel a run that is still queued. Returns the run as it now is; a running run
-    /// is returned unchanged (the executor stops it), a finished one too.
-    pub async fn cancel_queued_run(&self, id: &str, now: String) -> Result<Run, StoreError> {
+    async fn cancel_queued_run(&self, id: &str, now: String) -> Result<Run, StoreError> {
         let id = id.to_string();
         self.write(move |txn| {
             let mut run = load(txn, &id)?;
@@ -148,8 +172,7 @@ impl Store {
         .await
     }
 
-    /// Mark a queued run skipped (overlap policy), with `reason` in its log.
-    pub async fn skip_run(&self, id: &str, reason: String, now: String) -> Result<Run, StoreError> {
+    async fn skip_run(&self, id: &str, reason: String, now: String) -> Result<Run, StoreError> {
         let id = id.to_string();
         self.write(move |txn| {
             let mut run = load(txn, &id)?;
@@ -170,8 +193,7 @@ impl Store {
         .await
     }
 
-    /// Number of runs waiting in the queue.
-    pub fn queue_depth(&self) -> Result<u64, StoreError> {
+    fn queue_depth(&self) -> Result<u64, StoreError> {
         use redb::ReadableTableMetadata;
         let txn = self.read()?;
         let Ok(q) = txn.open_table(RUN_QUEUE) else {
@@ -180,8 +202,7 @@ impl Store {
         Ok(q.len()?)
     }
 
-    /// One run.
-    pub fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
+    fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
         let txn = self.read()?;
         let Ok(runs) = txn.open_table(RUNS) else {
             return Ok(None);
@@ -189,9 +210,7 @@ impl Store {
         get_json(&runs, id)
     }
 
-    /// Runs that were queued or running, for recovery at start:
-    /// (queued, active). Active ones were interrupted by the previous process's death.
-    pub fn pending_runs(&self) -> Result<(Vec<Run>, Vec<Run>), StoreError> {
+    fn pending_runs(&self) -> Result<(Vec<Run>, Vec<Run>), StoreError> {
         let txn = self.read()?;
         let Ok(runs) = txn.open_table(RUNS) else {
             return Ok((Vec::new(), Vec::new()));
@@ -212,9 +231,7 @@ impl Store {
         Ok((collect(RUN_QUEUE)?, collect(ACTIVE_RUNS)?))
     }
 
-    /// Runs matching `filter`, newest first, at most `limit`, starting after run id
-    /// `cursor` (the last id of the previous page). Returns the page and the next cursor.
-    pub fn list_runs(
+    fn list_runs(
         &self,
         filter: &RunFilter,
         cursor: Option<&str>,
@@ -274,17 +291,8 @@ impl Store {
         };
         Ok((page, next))
     }
-}
 
-impl Store {
-    /// Apply retention to one task's runs: keep the newest `keep_last` finished runs and
-    /// none that finished before `cutoff`. Returns how many were deleted.
-    pub async fn prune_runs(
-        &self,
-        task_id: &str,
-        keep_last: usize,
-        cutoff: String,
-    ) -> Result<usize, StoreError> {
+    async fn prune_runs(&self, task_id: &str, keep_last: usize, cutoff: String) -> Result<usize, StoreError> {
         let task = task_id.to_string();
         self.write(move |txn| {
             let mut by_task = txn.open_table(RUNS_BY_TASK)?;
@@ -313,8 +321,7 @@ impl Store {
         .await
     }
 
-    /// Ids of the tasks that have runs in the log (including deleted tasks).
-    pub fn tasks_with_runs(&self) -> Result<Vec<String>, StoreError> {
+    fn tasks_with_runs(&self) -> Result<Vec<String>, StoreError> {
         let txn = self.read()?;
         let Ok(by_task) = txn.open_table(RUNS_BY_TASK) else {
             return Ok(Vec::new());
@@ -328,5 +335,28 @@ impl Store {
             }
         }
         Ok(out)
+    }
+}
+
+fn save_run_in(txn: &WriteTransaction, run: Run) -> Result<Run, StoreError> {
+    {
+        {
+            let mut queue = txn.open_table(RUN_QUEUE)?;
+            let mut active = txn.open_table(ACTIVE_RUNS)?;
+            active.remove(run.id.as_str())?;
+            match run.status {
+                RunStatus::Queued => {
+                    queue.insert(run.id.as_str(), ())?;
+                }
+                RunStatus::Running => {
+                    active.insert(run.id.as_str(), ())?;
+                }
+                _ => {
+                    queue.remove(run.id.as_str())?;
+                }
+            }
+            put_json(&mut txn.open_table(RUNS)?, &run.id, &run)?;
+            Ok(run)
+        }
     }
 }

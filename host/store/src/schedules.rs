@@ -5,6 +5,7 @@ use super::runs::insert_runs;
 use super::tables::{TASKS, get_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::tasks::TaskRecord;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -69,9 +70,71 @@ fn linked(table: &impl ReadableTable<&'static str, ()>, prefix: &str) -> Result<
     Ok(out)
 }
 
-impl Store {
+/// Schedules, their links to tasks, and the ledger of fired slots.
+#[async_trait]
+pub trait ScheduleStore: Send + Sync {
     /// Create a schedule; the name must be free.
-    pub async fn insert_schedule(
+    async fn insert_schedule(
+        &self,
+        record: ScheduleRecord,
+        actor: &str,
+    ) -> Result<ScheduleRecord, StoreError>;
+
+    /// A schedule by id or name.
+    fn schedule(&self, key: &str) -> Result<Option<ScheduleRecord>, StoreError>;
+
+    /// Up to `limit` schedules with ids after `after`, oldest first, and the cursor for more.
+    fn schedules_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<ScheduleRecord>, Option<String>), StoreError>;
+
+    /// Replace a schedule's spec (validated by the caller). Returns (before, after).
+    async fn update_schedule(
+        &self,
+        key: &str,
+        spec: ScheduleSpec,
+        now: String,
+        actor: &str,
+    ) -> Result<(ScheduleRecord, ScheduleRecord), StoreError>;
+
+    /// Delete a schedule; refused while it drives tasks unless `force` detaches them.
+    async fn delete_schedule(
+        &self,
+        key: &str,
+        force: bool,
+        actor: &str,
+    ) -> Result<ScheduleRecord, StoreError>;
+
+    /// Attach (or with `attach = false`, detach) a task. Returns the task ids now linked.
+    async fn link_task(
+        &self,
+        key: &str,
+        task: &str,
+        attach: bool,
+        actor: &str,
+    ) -> Result<Vec<String>, StoreError>;
+
+    /// Ids of the tasks a schedule drives.
+    fn schedule_tasks(&self, schedule_id: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Record slot `slot` of a schedule and queue its runs, in one commit, unless the
+    /// slot was already recorded (then nothing happens and `false` is returned).
+    /// `runs` may include `skipped` runs that record missed slots; `events` (such as
+    /// `sundial.schedule.missed`) are stored in the same commit, with what they start.
+    async fn fire_slot(
+        &self,
+        schedule_id: &str,
+        slot: DateTime<Utc>,
+        runs: Vec<Run>,
+        events: Vec<super::events::Planned>,
+    ) -> Result<Option<Vec<super::events::Stored>>, StoreError>;
+}
+
+#[async_trait]
+impl ScheduleStore for Store {
+    async fn insert_schedule(
         &self,
         record: ScheduleRecord,
         actor: &str,
@@ -101,8 +164,7 @@ impl Store {
         .await
     }
 
-    /// A schedule by id or name.
-    pub fn schedule(&self, key: &str) -> Result<Option<ScheduleRecord>, StoreError> {
+    fn schedule(&self, key: &str) -> Result<Option<ScheduleRecord>, StoreError> {
         let txn = self.read()?;
         let (Ok(names), Ok(table)) = (txn.open_table(SCHEDULE_NAMES), txn.open_table(SCHEDULES)) else {
             return Ok(None);
@@ -110,8 +172,7 @@ impl Store {
         get_json(&table, &resolve(&names, key)?)
     }
 
-    /// Up to `limit` schedules with ids after `after`, oldest first, and the cursor for more.
-    pub fn schedules_page(
+    fn schedules_page(
         &self,
         after: Option<&str>,
         limit: usize,
@@ -123,8 +184,7 @@ impl Store {
         crate::tables::page_json(&table, "schedules", after, limit)
     }
 
-    /// Replace a schedule's spec (validated by the caller). Returns (before, after).
-    pub async fn update_schedule(
+    async fn update_schedule(
         &self,
         key: &str,
         spec: ScheduleSpec,
@@ -163,8 +223,7 @@ impl Store {
         .await
     }
 
-    /// Delete a schedule; refused while it drives tasks unless `force` detaches them.
-    pub async fn delete_schedule(
+    async fn delete_schedule(
         &self,
         key: &str,
         force: bool,
@@ -215,8 +274,7 @@ impl Store {
         .await
     }
 
-    /// Attach (or with `attach = false`, detach) a task. Returns the task ids now linked.
-    pub async fn link_task(
+    async fn link_task(
         &self,
         key: &str,
         task: &str,
@@ -260,8 +318,7 @@ impl Store {
         .await
     }
 
-    /// Ids of the tasks a schedule drives.
-    pub fn schedule_tasks(&self, schedule_id: &str) -> Result<Vec<String>, StoreError> {
+    fn schedule_tasks(&self, schedule_id: &str) -> Result<Vec<String>, StoreError> {
         let txn = self.read()?;
         let Ok(links) = txn.open_table(SCHEDULE_TASKS) else {
             return Ok(Vec::new());
@@ -269,11 +326,7 @@ impl Store {
         linked(&links, schedule_id)
     }
 
-    /// Record slot `slot` of a schedule and queue its runs, in one commit, unless the
-    /// slot was already recorded (then nothing happens and `false` is returned).
-    /// `runs` may include `skipped` runs that record missed slots; `events` (such as
-    /// `sundial.schedule.missed`) are stored in the same commit, with what they start.
-    pub async fn fire_slot(
+    async fn fire_slot(
         &self,
         schedule_id: &str,
         slot: DateTime<Utc>,

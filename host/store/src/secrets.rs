@@ -4,6 +4,7 @@
 use super::tables::{get_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::sealing::Sealed;
+use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -50,9 +51,32 @@ impl SecretRecord {
     }
 }
 
-impl Store {
+/// Sealed secrets, by name.
+#[async_trait]
+pub trait SecretStore: Send + Sync {
     /// Create or replace a secret. Returns its info and whether it was new.
-    pub async fn put_secret(
+    async fn put_secret(
+        &self,
+        mut record: SecretRecord,
+        actor: &str,
+    ) -> Result<(SecretInfo, bool), StoreError>;
+
+    /// One secret by name.
+    fn secret(&self, name: &str) -> Result<Option<SecretRecord>, StoreError>;
+
+    /// Every secret's name and sealed value (to check the key at start).
+    fn sealed_secrets(&self) -> Result<Vec<(String, crate::sealing::Sealed)>, StoreError>;
+
+    /// Every secret's info, by name.
+    fn secrets(&self) -> Result<Vec<SecretInfo>, StoreError>;
+
+    /// Delete a secret.
+    async fn delete_secret(&self, name: &str, actor: &str) -> Result<SecretInfo, StoreError>;
+}
+
+#[async_trait]
+impl SecretStore for Store {
+    async fn put_secret(
         &self,
         mut record: SecretRecord,
         actor: &str,
@@ -81,8 +105,7 @@ impl Store {
         .await
     }
 
-    /// One secret by name.
-    pub fn secret(&self, name: &str) -> Result<Option<SecretRecord>, StoreError> {
+    fn secret(&self, name: &str) -> Result<Option<SecretRecord>, StoreError> {
         let txn = self.read()?;
         let Ok(table) = txn.open_table(SECRETS) else {
             return Ok(None);
@@ -90,8 +113,7 @@ impl Store {
         get_json(&table, name)
     }
 
-    /// Every secret's name and sealed value (to check the key at start).
-    pub fn sealed_secrets(&self) -> Result<Vec<(String, crate::sealing::Sealed)>, StoreError> {
+    fn sealed_secrets(&self) -> Result<Vec<(String, crate::sealing::Sealed)>, StoreError> {
         let txn = self.read()?;
         let Ok(table) = txn.open_table(SECRETS) else {
             return Ok(Vec::new());
@@ -106,8 +128,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Every secret's info, by name.
-    pub fn secrets(&self) -> Result<Vec<SecretInfo>, StoreError> {
+    fn secrets(&self) -> Result<Vec<SecretInfo>, StoreError> {
         let txn = self.read()?;
         let Ok(table) = txn.open_table(SECRETS) else {
             return Ok(Vec::new());
@@ -124,8 +145,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Delete a secret.
-    pub async fn delete_secret(&self, name: &str, actor: &str) -> Result<SecretInfo, StoreError> {
+    async fn delete_secret(&self, name: &str, actor: &str) -> Result<SecretInfo, StoreError> {
         let (name, actor) = (name.to_string(), actor.to_string());
         self.write(move |txn| {
             let mut table = txn.open_table(SECRETS)?;

@@ -2,6 +2,7 @@
 
 use super::tables::{PLUGINS, TASK_NAMES, TASKS, get_json, put_json};
 use super::{Store, StoreError, audit};
+use async_trait::async_trait;
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sundial_core::plugin::PluginRecord;
@@ -43,9 +44,41 @@ fn resolve(
     })
 }
 
-impl Store {
+/// A change to a task's spec, applied inside the commit that stores it.
+pub type TaskChange = Box<dyn for<'s> FnOnce(&'s mut TaskSpec) + Send + 'static>;
+
+/// Tasks: reusable task definitions, by id or name.
+#[async_trait]
+pub trait TaskStore: Send + Sync {
     /// Create a task; the name must be free and the plugin an installed action.
-    pub async fn insert_task(&self, record: TaskRecord, actor: &str) -> Result<TaskRecord, StoreError> {
+    async fn insert_task(&self, record: TaskRecord, actor: &str) -> Result<TaskRecord, StoreError>;
+
+    /// A task by id or name.
+    fn task(&self, id_or_name: &str) -> Result<Option<TaskRecord>, StoreError>;
+
+    /// Up to `limit` tasks with ids after `after`, oldest first, and the cursor for more.
+    fn tasks_page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TaskRecord>, Option<String>), StoreError>;
+
+    /// Replace a task's spec (a rename moves its name). Returns (before, after).
+    async fn update_task(
+        &self,
+        id_or_name: &str,
+        change: TaskChange,
+        now: String,
+        actor: &str,
+    ) -> Result<(TaskRecord, TaskRecord), StoreError>;
+
+    /// Delete a task (its runs stay in the task log until retention prunes them).
+    async fn delete_task(&self, id_or_name: &str, actor: &str) -> Result<TaskRecord, StoreError>;
+}
+
+#[async_trait]
+impl TaskStore for Store {
+    async fn insert_task(&self, record: TaskRecord, actor: &str) -> Result<TaskRecord, StoreError> {
         let actor = actor.to_string();
         self.write(move |txn| {
             if record.spec.webhook.is_none() {
@@ -74,8 +107,7 @@ impl Store {
         .await
     }
 
-    /// A task by id or name.
-    pub fn task(&self, id_or_name: &str) -> Result<Option<TaskRecord>, StoreError> {
+    fn task(&self, id_or_name: &str) -> Result<Option<TaskRecord>, StoreError> {
         let txn = self.read()?;
         let (Ok(names), Ok(tasks)) = (txn.open_table(TASK_NAMES), txn.open_table(TASKS)) else {
             return Ok(None);
@@ -83,8 +115,7 @@ impl Store {
         get_json(&tasks, &resolve(&names, id_or_name)?)
     }
 
-    /// Up to `limit` tasks with ids after `after`, oldest first, and the cursor for more.
-    pub fn tasks_page(
+    fn tasks_page(
         &self,
         after: Option<&str>,
         limit: usize,
@@ -96,11 +127,10 @@ impl Store {
         crate::tables::page_json(&tasks, "tasks", after, limit)
     }
 
-    /// Replace a task's spec (a rename moves its name). Returns (before, after).
-    pub async fn update_task(
+    async fn update_task(
         &self,
         id_or_name: &str,
-        change: impl FnOnce(&mut TaskSpec) + Send + 'static,
+        change: TaskChange,
         now: String,
         actor: &str,
     ) -> Result<(TaskRecord, TaskRecord), StoreError> {
@@ -140,8 +170,7 @@ impl Store {
         .await
     }
 
-    /// Delete a task (its runs stay in the task log until retention prunes them).
-    pub async fn delete_task(&self, id_or_name: &str, actor: &str) -> Result<TaskRecord, StoreError> {
+    async fn delete_task(&self, id_or_name: &str, actor: &str) -> Result<TaskRecord, StoreError> {
         let key = id_or_name.to_string();
         let actor = actor.to_string();
         self.write(move |txn| {

@@ -7,6 +7,7 @@ use super::runs::insert_runs;
 use super::tables::{TASKS, get_json, page_json, put_json};
 use super::{Store, StoreError};
 use crate::tasks::TaskRecord;
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -91,9 +92,32 @@ impl Timer {
     }
 }
 
-impl Store {
+/// Timers: delayed trigger targets by due time.
+#[async_trait]
+pub trait TimerStore: Send + Sync {
     /// The earliest pending timer's due time.
-    pub fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+    fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Fire up to `limit` timers due at `now`: each is deleted and its run queued in the
+    /// same commit. Returns the runs (queued ones to submit).
+    async fn fire_due_timers(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError>;
+
+    /// Pending timers, in id (creation) order, optionally of one trigger or task id.
+    fn timers_page(
+        &self,
+        trigger: Option<&str>,
+        task: Option<&str>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Timer>, Option<String>), StoreError>;
+
+    /// Cancel a pending timer.
+    async fn cancel_timer(&self, id: &str, actor: &str) -> Result<Timer, StoreError>;
+}
+
+#[async_trait]
+impl TimerStore for Store {
+    fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let txn = self.read()?;
         let Ok(due) = txn.open_table(TIMERS_DUE) else {
             return Ok(None);
@@ -107,9 +131,7 @@ impl Store {
         Ok(DateTime::from_timestamp_millis(ms))
     }
 
-    /// Fire up to `limit` timers due at `now`: each is deleted and its run queued in the
-    /// same commit. Returns the runs (queued ones to submit).
-    pub async fn fire_due_timers(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError> {
+    async fn fire_due_timers(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError> {
         self.write(move |txn| {
             let mut due = txn.open_table(TIMERS_DUE)?;
             let mut timers = txn.open_table(TIMERS)?;
@@ -142,8 +164,7 @@ impl Store {
         .await
     }
 
-    /// Pending timers, in id (creation) order, optionally of one trigger or task id.
-    pub fn timers_page(
+    fn timers_page(
         &self,
         trigger: Option<&str>,
         task: Option<&str>,
@@ -178,8 +199,7 @@ impl Store {
         Ok((out, None))
     }
 
-    /// Cancel a pending timer.
-    pub async fn cancel_timer(&self, id: &str, actor: &str) -> Result<Timer, StoreError> {
+    async fn cancel_timer(&self, id: &str, actor: &str) -> Result<Timer, StoreError> {
         let (id, actor) = (id.to_string(), actor.to_string());
         self.write(move |txn| {
             let mut timers = txn.open_table(TIMERS)?;

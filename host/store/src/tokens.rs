@@ -2,6 +2,7 @@
 
 use super::tables::{all_json, get_json, put_json};
 use super::{Store, StoreError, audit};
+use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
@@ -40,9 +41,33 @@ pub fn token_hash(secret: &str) -> String {
     sundial_core::hash::digest(secret.as_bytes())
 }
 
-impl Store {
+/// API tokens, by the hash of their secret.
+#[async_trait]
+pub trait TokenStore: Send + Sync {
     /// Store a token under the hash of `secret`.
-    pub async fn insert_token(
+    async fn insert_token(
+        &self,
+        secret: &str,
+        record: TokenRecord,
+        actor: &str,
+    ) -> Result<TokenRecord, StoreError>;
+
+    /// The token whose secret hashes to `hash`.
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Number of tokens.
+    fn token_count(&self) -> Result<usize, StoreError>;
+
+    /// Every token (without secrets), oldest first.
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError>;
+
+    /// Revoke (delete) a token by id or name; the last admin token cannot be revoked.
+    async fn revoke_token(&self, id_or_name: &str, actor: &str) -> Result<TokenRecord, StoreError>;
+}
+
+#[async_trait]
+impl TokenStore for Store {
+    async fn insert_token(
         &self,
         secret: &str,
         record: TokenRecord,
@@ -77,8 +102,7 @@ impl Store {
         .await
     }
 
-    /// The token whose secret hashes to `hash`.
-    pub fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
+    fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
         let txn = self.read()?;
         let Ok(t) = txn.open_table(TOKENS) else {
             return Ok(None);
@@ -86,19 +110,15 @@ impl Store {
         get_json(&t, hash)
     }
 
-    /// Number of tokens.
-    pub fn token_count(&self) -> Result<usize, StoreError> {
+    fn token_count(&self) -> Result<usize, StoreError> {
         let txn = self.read()?;
         let Ok(t) = txn.open_table(TOKENS) else {
             return Ok(0);
         };
         Ok(t.iter()?.count())
     }
-}
 
-impl Store {
-    /// Every token (without secrets), oldest first.
-    pub fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
+    fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
         let txn = self.read()?;
         let Ok(t) = txn.open_table(TOKENS) else {
             return Ok(Vec::new());
@@ -108,8 +128,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Revoke (delete) a token by id or name; the last admin token cannot be revoked.
-    pub async fn revoke_token(&self, id_or_name: &str, actor: &str) -> Result<TokenRecord, StoreError> {
+    async fn revoke_token(&self, id_or_name: &str, actor: &str) -> Result<TokenRecord, StoreError> {
         let key = id_or_name.to_string();
         let actor = actor.to_string();
         self.write(move |txn| {

@@ -2,6 +2,7 @@
 
 use super::named::Named;
 use super::{Store, StoreError};
+use async_trait::async_trait;
 use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 use sundial_core::trigger::TriggerSpec;
@@ -30,13 +31,38 @@ pub struct TriggerRecord {
     pub spec: TriggerSpec,
 }
 
-impl Store {
+/// Triggers, by id or name.
+#[async_trait]
+pub trait TriggerStore: Send + Sync {
     /// Create a trigger; the name must be free.
-    pub async fn insert_trigger(
+    async fn insert_trigger(&self, record: TriggerRecord, actor: &str) -> Result<TriggerRecord, StoreError>;
+
+    /// One trigger by id or name.
+    fn trigger(&self, key: &str) -> Result<Option<TriggerRecord>, StoreError>;
+
+    /// Up to `limit` triggers with ids after `after`, oldest first, and the cursor for more.
+    fn triggers_page(
         &self,
-        record: TriggerRecord,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<TriggerRecord>, Option<String>), StoreError>;
+
+    /// Replace a trigger's spec (validated by the caller). Returns (before, after).
+    async fn update_trigger(
+        &self,
+        key: &str,
+        spec: TriggerSpec,
+        now: String,
         actor: &str,
-    ) -> Result<TriggerRecord, StoreError> {
+    ) -> Result<(TriggerRecord, TriggerRecord), StoreError>;
+
+    /// Delete a trigger. Its pending timers stay (cancel them under `/v1/timers`).
+    async fn delete_trigger(&self, key: &str, actor: &str) -> Result<TriggerRecord, StoreError>;
+}
+
+#[async_trait]
+impl TriggerStore for Store {
+    async fn insert_trigger(&self, record: TriggerRecord, actor: &str) -> Result<TriggerRecord, StoreError> {
         let actor = actor.to_string();
         self.write(move |txn| {
             NAMED.create(txn, &record.id, &record.spec.name, &record, &actor)?;
@@ -45,13 +71,11 @@ impl Store {
         .await
     }
 
-    /// One trigger by id or name.
-    pub fn trigger(&self, key: &str) -> Result<Option<TriggerRecord>, StoreError> {
+    fn trigger(&self, key: &str) -> Result<Option<TriggerRecord>, StoreError> {
         NAMED.get(&self.read()?, key)
     }
 
-    /// Up to `limit` triggers with ids after `after`, oldest first, and the cursor for more.
-    pub fn triggers_page(
+    fn triggers_page(
         &self,
         after: Option<&str>,
         limit: usize,
@@ -59,8 +83,7 @@ impl Store {
         NAMED.page(&self.read()?, after, limit)
     }
 
-    /// Replace a trigger's spec (validated by the caller). Returns (before, after).
-    pub async fn update_trigger(
+    async fn update_trigger(
         &self,
         key: &str,
         spec: TriggerSpec,
@@ -87,8 +110,7 @@ impl Store {
         .await
     }
 
-    /// Delete a trigger. Its pending timers stay (cancel them under `/v1/timers`).
-    pub async fn delete_trigger(&self, key: &str, actor: &str) -> Result<TriggerRecord, StoreError> {
+    async fn delete_trigger(&self, key: &str, actor: &str) -> Result<TriggerRecord, StoreError> {
         let (key, actor) = (key.to_string(), actor.to_string());
         self.write(move |txn| {
             let (id, record): (String, TriggerRecord) = NAMED.load(txn, &key)?;

@@ -40,6 +40,7 @@ pub fn forget(table: &str, key: &str) {
 
 use super::tables::{PLUGINS, RUNS, TASKS, decode};
 use super::{Store, StoreError};
+use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
 use serde::Serialize;
 
@@ -113,10 +114,21 @@ const KEY_INDEXES: [TableDefinition<'static, &'static str, ()>; 8] = [
     super::webhooks::DELIVERY_QUEUE,
 ];
 
-impl Store {
+/// Records that no longer decode, for an admin to list and delete.
+#[async_trait]
+pub trait UnreadableStore: Send + Sync {
     /// Up to `limit` records that do not decode, table by table (a full scan: for the
     /// admin endpoint, not a hot path).
-    pub fn unreadable_records(&self, limit: usize) -> Result<Vec<UnreadableRecord>, StoreError> {
+    fn unreadable_records(&self, limit: usize) -> Result<Vec<UnreadableRecord>, StoreError>;
+
+    /// Delete the unreadable record `table`/`key` and every index entry that points to
+    /// it, audited. Refused (409) when the record reads: delete it through its own API.
+    async fn delete_unreadable(&self, table: &str, key: &str, actor: &str) -> Result<(), StoreError>;
+}
+
+#[async_trait]
+impl UnreadableStore for Store {
+    fn unreadable_records(&self, limit: usize) -> Result<Vec<UnreadableRecord>, StoreError> {
         use redb::TableHandle;
         let txn = self.read()?;
         let mut out = Vec::new();
@@ -140,9 +152,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Delete the unreadable record `table`/`key` and every index entry that points to
-    /// it, audited. Refused (409) when the record reads: delete it through its own API.
-    pub async fn delete_unreadable(&self, table: &str, key: &str, actor: &str) -> Result<(), StoreError> {
+    async fn delete_unreadable(&self, table: &str, key: &str, actor: &str) -> Result<(), StoreError> {
         use redb::TableHandle;
         let Some((def, check)) = json_tables().into_iter().find(|(d, _)| d.name() == table) else {
             let names: Vec<String> = json_tables().iter().map(|(d, _)| d.name().to_string()).collect();

@@ -4,6 +4,7 @@
 use super::named::Named;
 use super::tables::{get_json, put_json};
 use super::{Store, StoreError};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -173,13 +174,77 @@ pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
 }
 
-impl Store {
+/// Webhooks, their deliveries and the delivery queue.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
     /// Create a webhook; the name must be free.
-    pub async fn insert_webhook(
+    async fn insert_webhook(&self, record: WebhookRecord, actor: &str) -> Result<WebhookRecord, StoreError>;
+
+    /// One webhook by id or name.
+    fn webhook(&self, key: &str) -> Result<Option<WebhookRecord>, StoreError>;
+
+    /// A page of webhooks, oldest first.
+    fn webhooks_page(
         &self,
-        record: WebhookRecord,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<WebhookRecord>, Option<String>), StoreError>;
+
+    /// Replace a webhook's spec (validated by the caller); `disabled_reason` is cleared
+    /// when the spec enables it. Returns (before, after).
+    async fn update_webhook(
+        &self,
+        key: &str,
+        spec: WebhookSpec,
+        now: String,
         actor: &str,
-    ) -> Result<WebhookRecord, StoreError> {
+    ) -> Result<(WebhookRecord, WebhookRecord), StoreError>;
+
+    /// Delete a webhook (its queued deliveries die when they come due).
+    async fn delete_webhook(&self, key: &str, actor: &str) -> Result<WebhookRecord, StoreError>;
+
+    /// Queue deliveries (one commit).
+    async fn enqueue_deliveries(&self, deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError>;
+
+    /// One delivery.
+    fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError>;
+
+    /// The earliest due time in the delivery queue.
+    fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+
+    /// Ids of up to `limit` deliveries due at `now` for which `skip` is false, oldest due
+    /// first, scanning the queue after key `after` (from the start when `None`).
+    /// Returns them with the last queue key scanned, to continue from next time.
+    fn due_deliveries(
+        &self,
+        now: DateTime<Utc>,
+        after: Option<&str>,
+        limit: usize,
+        skip: &(dyn for<'s> Fn(&'s str) -> bool + Sync),
+    ) -> Result<(Vec<String>, Option<String>), StoreError>;
+
+    /// Record an attempt's outcome: the delivery's new state replaces the old one and
+    /// its queue entry moves (or goes); `disable` also disables its webhook with a
+    /// reason; `events` (`sundial.webhook.*`) commit with it.
+    async fn save_delivery(
+        &self,
+        delivery: Delivery,
+        disable: Option<String>,
+        events: Vec<super::events::Planned>,
+    ) -> Result<(Delivery, Vec<super::events::Stored>), StoreError>;
+
+    /// Deliveries matching `filter`, newest first, after id `cursor`.
+    fn list_deliveries(
+        &self,
+        filter: &DeliveryFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<Delivery>, Option<String>), StoreError>;
+}
+
+#[async_trait]
+impl WebhookStore for Store {
+    async fn insert_webhook(&self, record: WebhookRecord, actor: &str) -> Result<WebhookRecord, StoreError> {
         let actor = actor.to_string();
         self.write(move |txn| {
             NAMED.create(txn, &record.id, &record.spec.name, &record, &actor)?;
@@ -188,13 +253,11 @@ impl Store {
         .await
     }
 
-    /// One webhook by id or name.
-    pub fn webhook(&self, key: &str) -> Result<Option<WebhookRecord>, StoreError> {
+    fn webhook(&self, key: &str) -> Result<Option<WebhookRecord>, StoreError> {
         NAMED.get(&self.read()?, key)
     }
 
-    /// A page of webhooks, oldest first.
-    pub fn webhooks_page(
+    fn webhooks_page(
         &self,
         after: Option<&str>,
         limit: usize,
@@ -202,9 +265,7 @@ impl Store {
         NAMED.page(&self.read()?, after, limit)
     }
 
-    /// Replace a webhook's spec (validated by the caller); `disabled_reason` is cleared
-    /// when the spec enables it. Returns (before, after).
-    pub async fn update_webhook(
+    async fn update_webhook(
         &self,
         key: &str,
         spec: WebhookSpec,
@@ -234,8 +295,7 @@ impl Store {
         .await
     }
 
-    /// Delete a webhook (its queued deliveries die when they come due).
-    pub async fn delete_webhook(&self, key: &str, actor: &str) -> Result<WebhookRecord, StoreError> {
+    async fn delete_webhook(&self, key: &str, actor: &str) -> Result<WebhookRecord, StoreError> {
         let (key, actor) = (key.to_string(), actor.to_string());
         self.write(move |txn| {
             let (id, record): (String, WebhookRecord) = NAMED.load(txn, &key)?;
@@ -245,8 +305,7 @@ impl Store {
         .await
     }
 
-    /// Queue deliveries (one commit).
-    pub async fn enqueue_deliveries(&self, deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError> {
+    async fn enqueue_deliveries(&self, deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError> {
         self.write(move |txn| {
             insert_deliveries(txn, &deliveries)?;
             Ok(deliveries)
@@ -254,8 +313,7 @@ impl Store {
         .await
     }
 
-    /// One delivery.
-    pub fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+    fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
         let txn = self.read()?;
         let Ok(table) = txn.open_table(DELIVERIES) else {
             return Ok(None);
@@ -263,8 +321,7 @@ impl Store {
         get_json(&table, id)
     }
 
-    /// The earliest due time in the delivery queue.
-    pub fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+    fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let txn = self.read()?;
         let Ok(queue) = txn.open_table(DELIVERY_QUEUE) else {
             return Ok(None);
@@ -277,15 +334,12 @@ impl Store {
         Ok(DateTime::from_timestamp_millis(ms))
     }
 
-    /// Ids of up to `limit` deliveries due at `now` for which `skip` is false, oldest due
-    /// first, scanning the queue after key `after` (from the start when `None`).
-    /// Returns them with the last queue key scanned, to continue from next time.
-    pub fn due_deliveries(
+    fn due_deliveries(
         &self,
         now: DateTime<Utc>,
         after: Option<&str>,
         limit: usize,
-        skip: impl Fn(&str) -> bool,
+        skip: &(dyn for<'s> Fn(&'s str) -> bool + Sync),
     ) -> Result<(Vec<String>, Option<String>), StoreError> {
         let txn = self.read()?;
         let Ok(queue) = txn.open_table(DELIVERY_QUEUE) else {
@@ -316,10 +370,7 @@ impl Store {
         Ok((out, last))
     }
 
-    /// Record an attempt's outcome: the delivery's new state replaces the old one and
-    /// its queue entry moves (or goes); `disable` also disables its webhook with a
-    /// reason; `events` (`sundial.webhook.*`) commit with it.
-    pub async fn save_delivery(
+    async fn save_delivery(
         &self,
         delivery: Delivery,
         disable: Option<String>,
@@ -352,8 +403,7 @@ impl Store {
         .await
     }
 
-    /// Deliveries matching `filter`, newest first, after id `cursor`.
-    pub fn list_deliveries(
+    fn list_deliveries(
         &self,
         filter: &DeliveryFilter,
         cursor: Option<&str>,

@@ -19,7 +19,7 @@ use sundial_core::limits::Limits;
 use sundial_core::run::{AfterFailure, Run, RunCause, RunStatus, after_failure, status_for};
 use sundial_runtime as runtime;
 use sundial_runtime::{HostServices, PluginIdentity, Runtime};
-use sundial_store::{Store, StoreError};
+use sundial_store::{SharedStore, StoreError};
 use tokio::sync::{Semaphore, oneshot};
 
 mod outcome;
@@ -45,7 +45,7 @@ struct Inner {
     /// Plugin code runs on its own threads, so CPU-bound plugins (which yield to their
     /// executor only every epoch tick) never delay the API or the store writer.
     run_pool: Option<tokio::runtime::Runtime>,
-    store: Store,
+    store: SharedStore,
     runtime: Runtime,
     services: Arc<dyn HostServices>,
     plugins: PluginCache,
@@ -95,7 +95,7 @@ impl Executor {
     /// consumer end of the outbox's run queue), executing plugin code on one thread per
     /// core. Call [`Executor::recover`] once after start.
     pub fn start(
-        store: Store,
+        store: SharedStore,
         plugins: PluginCache,
         services: Arc<dyn HostServices>,
         outbox: Outbox,
