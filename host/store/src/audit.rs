@@ -4,13 +4,11 @@
 
 use super::tables::put_json;
 use super::{Store, StoreError};
+use crate::schema::*;
 use async_trait::async_trait;
-use redb::{TableDefinition, WriteTransaction};
+use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-
-/// Audit entries: id (ULID, time-ordered) → `AuditEntry` JSON.
-pub const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
 
 /// One audited change.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

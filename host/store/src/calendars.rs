@@ -3,14 +3,10 @@
 
 use super::tables::{get_json, put_json};
 use super::{Store, StoreError, audit};
+use crate::schema::*;
 use async_trait::async_trait;
-use redb::{ReadableTable, TableDefinition};
+use redb::ReadableTable;
 use sundial_core::calendar::{CalendarSpec, Maintenance};
-
-/// Calendars: name → spec JSON.
-pub const CALENDARS: TableDefinition<&str, &[u8]> = TableDefinition::new("calendars");
-/// Maintenance windows: id → JSON.
-pub const MAINTENANCE: TableDefinition<&str, &[u8]> = TableDefinition::new("maintenance");
 
 /// Ended maintenance windows are kept this long, then dropped: 30 days.
 const KEEP_ENDED_DAYS: i64 = 30;
@@ -130,7 +126,7 @@ impl CalendarStore for Store {
             let Some(before): Option<CalendarSpec> = get_json(&t, &name)? else {
                 return Err(StoreError::NotFound(format!("calendar {name:?} not found")));
             };
-            let schedules = txn.open_table(super::schedules::SCHEDULES)?;
+            let schedules = txn.open_table(SCHEDULES)?;
             let mut users = Vec::new();
             for entry in schedules.iter()? {
                 let (_, v) = entry?;
@@ -140,7 +136,7 @@ impl CalendarStore for Store {
                     users.push(format!("schedule {}", s.spec.name));
                 }
             }
-            let triggers = txn.open_table(super::triggers::TRIGGERS)?;
+            let triggers = txn.open_table(TRIGGERS)?;
             for entry in triggers.iter()? {
                 let (_, v) = entry?;
                 if let Ok(t) = super::tables::decode::<super::triggers::TriggerRecord>(v.value())

@@ -5,15 +5,11 @@ use super::runs::insert_runs;
 use super::tables::{get_json, put_json};
 use super::timers::{Timer, insert_timer};
 use super::{Store, StoreError};
+use crate::schema::*;
 use async_trait::async_trait;
-use redb::{ReadableTable, ReadableTableMetadata, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
 use sundial_core::event::EventRecord;
 use sundial_core::run::Run;
-
-/// Events: seq (ULID) → `EventRecord` JSON.
-pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
-/// Deduplication: `len(source):source` + id → seq.
-pub const EVENT_KEYS: TableDefinition<&str, &str> = TableDefinition::new("event_keys");
 
 /// An event ready to store, with the runs and timers its triggers start.
 #[derive(Debug, Clone)]

@@ -1,14 +1,11 @@
 //! The plugins' key-value namespaces, persisted in redb, with each plugin's usage
 //! kept against its quota (the engine serves them to plugins as host services).
 
-use super::tables::{KV, PLUGINS, get_json};
+use super::tables::get_json;
 use super::{Store, StoreError};
+use crate::schema::*;
 use async_trait::async_trait;
-use redb::{ReadableTable, TableDefinition};
-
-/// Each plugin's key-value usage: plugin → (keys, bytes of keys and values). Kept in the
-/// commit of every change; computed once from the data for a plugin that has none.
-pub const KV_USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("kv_usage");
+use redb::ReadableTable;
 
 /// What a plugin's key-value namespace holds, and may hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -17,6 +17,7 @@ pub mod plugins;
 pub mod private_file;
 pub mod runs;
 pub mod schedules;
+pub mod schema;
 pub mod sealing;
 pub mod secrets;
 pub mod tables;
@@ -30,19 +31,17 @@ pub mod writer;
 
 #[cfg(test)]
 mod model_tests;
+use crate::schema::*;
 use async_trait::async_trait;
 #[cfg(test)]
 use redb::ReadableTableMetadata;
-use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 pub use writer::{Mutation, Writer, WriterStats};
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: u64 = 1;
-
-/// Store metadata: `schema_version`, creation time.
-pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 
 /// A migration step: upgrades a file from version `n` to `n + 1` inside one transaction.
 pub type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
@@ -379,6 +378,7 @@ fn migrate(db: &Database) -> Result<(), StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use redb::TableDefinition;
 
     const ITEMS: TableDefinition<u64, &str> = TableDefinition::new("test_items");
 

@@ -1,6 +1,6 @@
 //! Named records: a JSON table keyed by id plus a unique name → id index, with
-//! create / rename / delete and an audit entry in the same transaction. Triggers use
-//! it; tasks and schedules predate it and keep their own copies of the pattern.
+//! create / rename / delete and an audit entry in the same transaction. Tasks,
+//! schedules, triggers and webhooks are stored through it.
 
 use super::StoreError;
 use super::audit;

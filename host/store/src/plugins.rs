@@ -1,7 +1,8 @@
 //! Plugin records and component blobs.
 
-use super::tables::{PLUGIN_BLOBS, PLUGINS, TASKS, all_json, get_json, put_json};
+use super::tables::{all_json, get_json, put_json};
 use super::{Store, StoreError, audit};
+use crate::schema::*;
 use crate::tasks::TaskRecord;
 use async_trait::async_trait;
 use redb::ReadableTable;

@@ -1,7 +1,8 @@
 //! Runs (the task log), the durable run queue and the set of active runs.
 
-use super::tables::{ACTIVE_RUNS, RUN_QUEUE, RUNS, RUNS_BY_TASK, get_json, put_json};
+use super::tables::{get_json, put_json};
 use super::{Store, StoreError};
+use crate::schema::*;
 use async_trait::async_trait;
 use redb::{ReadableTable, WriteTransaction};
 use sundial_core::run::{Run, RunStatus};

@@ -1,29 +1,18 @@
 //! Schedule records, their links to tasks (many-to-many, indexed both ways), and the
 //! slot ledger that makes each (schedule, slot time) fire exactly once.
 
+use super::named::Named;
 use super::runs::insert_runs;
-use super::tables::{TASKS, get_json, put_json};
+use super::tables::{get_json, put_json};
 use super::{Store, StoreError, audit};
+use crate::schema::*;
 use crate::tasks::TaskRecord;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sundial_core::run::Run;
 use sundial_core::schedule::spec::ScheduleSpec;
-
-/// Schedules: id → `ScheduleRecord` JSON.
-pub const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
-/// Schedule names: name → id.
-pub const SCHEDULE_NAMES: TableDefinition<&str, &str> = TableDefinition::new("schedule_names");
-/// Links: `schedule_id/task_id` → ().
-pub const SCHEDULE_TASKS: TableDefinition<&str, ()> = TableDefinition::new("schedule_tasks");
-/// Links the other way: `task_id/schedule_id` → ().
-pub const TASK_SCHEDULES: TableDefinition<&str, ()> = TableDefinition::new("task_schedules");
-/// Fired slots: `schedule_id/slot RFC 3339` → (). A slot present here never fires again;
-/// keys older than the previous last slot are pruned as new slots fire (the scheduler
-/// only proposes slots after the last one recorded).
-pub const SLOTS: TableDefinition<&str, ()> = TableDefinition::new("slots");
 
 /// A schedule as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,17 +35,15 @@ fn slot_key(slot: DateTime<Utc>) -> String {
     sundial_core::timestamp::text(slot)
 }
 
-fn resolve(names: &impl ReadableTable<&'static str, &'static str>, key: &str) -> Result<String, StoreError> {
-    Ok(names
-        .get(key)?
-        .map(|v| v.value().to_string())
-        .unwrap_or_else(|| key.to_string()))
-}
+/// Schedules as named records: id → `ScheduleRecord`, name → id.
+pub(crate) const NAMED: Named = Named {
+    records: SCHEDULES,
+    names: SCHEDULE_NAMES,
+    noun: "schedule",
+};
 
 fn load(txn: &WriteTransaction, key: &str) -> Result<ScheduleRecord, StoreError> {
-    let id = resolve(&txn.open_table(SCHEDULE_NAMES)?, key)?;
-    get_json(&txn.open_table(SCHEDULES)?, &id)?
-        .ok_or_else(|| StoreError::NotFound(format!("schedule {key:?} not found")))
+    Ok(NAMED.load(txn, key)?.1)
 }
 
 fn linked(table: &impl ReadableTable<&'static str, ()>, prefix: &str) -> Result<Vec<String>, StoreError> {
@@ -141,35 +128,14 @@ impl ScheduleStore for Store {
     ) -> Result<ScheduleRecord, StoreError> {
         let actor = actor.to_string();
         self.write(move |txn| {
-            let mut names = txn.open_table(SCHEDULE_NAMES)?;
-            if names.get(record.spec.name.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "schedule {:?} already exists",
-                    record.spec.name
-                )));
-            }
-            names.insert(record.spec.name.as_str(), record.id.as_str())?;
-            put_json(&mut txn.open_table(SCHEDULES)?, &record.id, &record)?;
-            audit::record(
-                txn,
-                &actor,
-                "create",
-                "schedule",
-                &record.id,
-                None::<&()>,
-                Some(&record),
-            )?;
+            NAMED.create(txn, &record.id, &record.spec.name, &record, &actor)?;
             Ok(record)
         })
         .await
     }
 
     fn schedule(&self, key: &str) -> Result<Option<ScheduleRecord>, StoreError> {
-        let txn = self.read()?;
-        let (Ok(names), Ok(table)) = (txn.open_table(SCHEDULE_NAMES), txn.open_table(SCHEDULES)) else {
-            return Ok(None);
-        };
-        get_json(&table, &resolve(&names, key)?)
+        NAMED.get(&self.read()?, key)
     }
 
     fn schedules_page(
@@ -177,11 +143,7 @@ impl ScheduleStore for Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<ScheduleRecord>, Option<String>), StoreError> {
-        let txn = self.read()?;
-        let Ok(table) = txn.open_table(SCHEDULES) else {
-            return Ok((Vec::new(), None));
-        };
-        crate::tables::page_json(&table, "schedules", after, limit)
+        NAMED.page(&self.read()?, after, limit)
     }
 
     async fn update_schedule(
@@ -194,29 +156,17 @@ impl ScheduleStore for Store {
         let (key, actor) = (key.to_string(), actor.to_string());
         self.write(move |txn| {
             let before = load(txn, &key)?;
-            let mut names = txn.open_table(SCHEDULE_NAMES)?;
-            if spec.name != before.spec.name {
-                if names.get(spec.name.as_str())?.is_some() {
-                    return Err(StoreError::Conflict(format!(
-                        "schedule {:?} already exists",
-                        spec.name
-                    )));
-                }
-                names.remove(before.spec.name.as_str())?;
-                names.insert(spec.name.as_str(), before.id.as_str())?;
-            }
             let mut after = before.clone();
             after.spec = spec;
             after.updated_at = now;
-            put_json(&mut txn.open_table(SCHEDULES)?, &after.id, &after)?;
-            audit::record(
+            NAMED.replace(
                 txn,
-                &actor,
-                "update",
-                "schedule",
                 &after.id,
-                Some(&before),
-                Some(&after),
+                &before.spec.name,
+                &before,
+                &after.spec.name,
+                &after,
+                &actor,
             )?;
             Ok((before, after))
         })
@@ -254,21 +204,10 @@ impl ScheduleStore for Store {
                 links.remove(format!("{}/{task}", record.id).as_str())?;
                 back.remove(format!("{task}/{}", record.id).as_str())?;
             }
-            txn.open_table(SCHEDULE_NAMES)?
-                .remove(record.spec.name.as_str())?;
-            txn.open_table(SCHEDULES)?.remove(record.id.as_str())?;
             let (lo, hi) = (format!("{}/", record.id), format!("{}0", record.id));
             txn.open_table(SLOTS)?
                 .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
-            audit::record(
-                txn,
-                &actor,
-                "delete",
-                "schedule",
-                &record.id,
-                Some(&record),
-                None::<&()>,
-            )?;
+            NAMED.delete(txn, &record.id, &record.spec.name, &record, &actor)?;
             Ok(record)
         })
         .await
@@ -284,7 +223,7 @@ impl ScheduleStore for Store {
         let (key, task, actor) = (key.to_string(), task.to_string(), actor.to_string());
         self.write(move |txn| {
             let record = load(txn, &key)?;
-            let task_id = resolve(&txn.open_table(super::tables::TASK_NAMES)?, &task)?;
+            let task_id = super::tasks::NAMED.resolve(&txn.open_table(TASK_NAMES)?, &task)?;
             if get_json::<TaskRecord>(&txn.open_table(TASKS)?, &task_id)?.is_none() {
                 return Err(StoreError::NotFound(format!("task {task:?} not found")));
             }

@@ -3,13 +3,11 @@
 
 use super::tables::{get_json, put_json};
 use super::{Store, StoreError, audit};
+use crate::schema::*;
 use crate::sealing::Sealed;
 use async_trait::async_trait;
-use redb::{ReadableTable, TableDefinition};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
-
-/// Secrets: name → `SecretRecord` JSON.
-pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
 
 /// A stored secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

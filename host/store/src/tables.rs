@@ -2,29 +2,9 @@
 //! composite keys join parts with `/` (ULIDs and names never contain it).
 
 use super::StoreError;
-use redb::{ReadableTable, Table, TableDefinition};
+use redb::{ReadableTable, Table};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-
-/// Installed plugins: name → `PluginRecord` JSON.
-pub const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
-/// Component bytes by sha256 digest (shared by plugins with equal bytes).
-pub const PLUGIN_BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugin_blobs");
-/// Tasks: id → `TaskRecord` JSON.
-pub const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
-/// Task names: name → id.
-pub const TASK_NAMES: TableDefinition<&str, &str> = TableDefinition::new("task_names");
-/// Runs: id → `Run` JSON.
-pub const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
-/// Runs of a task in time order: `task_id/run_id` → ().
-pub const RUNS_BY_TASK: TableDefinition<&str, ()> = TableDefinition::new("runs_by_task");
-/// Queued runs in FIFO order: run id → ().
-pub const RUN_QUEUE: TableDefinition<&str, ()> = TableDefinition::new("run_queue");
-/// Runs a worker is executing: run id → (). Whatever is here at start was interrupted.
-pub const ACTIVE_RUNS: TableDefinition<&str, ()> = TableDefinition::new("active_runs");
-
-/// Plugins' key-value namespaces: `plugin/key` → bytes.
-pub const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 
 /// Deepest nesting a stored record may have and still be decoded: above anything the
 /// API ever stored (its input limit is `json::MAX_DEPTH`, and before that serde_json's

@@ -1,7 +1,9 @@
 //! Task records and the name index.
 
-use super::tables::{PLUGINS, TASK_NAMES, TASKS, get_json, put_json};
-use super::{Store, StoreError, audit};
+use super::named::Named;
+use super::tables::get_json;
+use super::{Store, StoreError};
+use crate::schema::*;
 use async_trait::async_trait;
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -34,15 +36,12 @@ fn check_plugin(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
     }
 }
 
-fn resolve(
-    names: &impl ReadableTable<&'static str, &'static str>,
-    id_or_name: &str,
-) -> Result<String, StoreError> {
-    Ok(match names.get(id_or_name)? {
-        Some(id) => id.value().to_string(),
-        None => id_or_name.to_string(),
-    })
-}
+/// Tasks as named records: id → `TaskRecord`, name → id.
+pub(crate) const NAMED: Named = Named {
+    records: TASKS,
+    names: TASK_NAMES,
+    noun: "task",
+};
 
 /// A change to a task's spec, applied inside the commit that stores it.
 pub type TaskChange = Box<dyn for<'s> FnOnce(&'s mut TaskSpec) + Send + 'static>;
@@ -84,35 +83,14 @@ impl TaskStore for Store {
             if record.spec.webhook.is_none() {
                 check_plugin(txn, &record.spec.plugin)?;
             }
-            let mut names = txn.open_table(TASK_NAMES)?;
-            if names.get(record.spec.name.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "task {:?} already exists",
-                    record.spec.name
-                )));
-            }
-            names.insert(record.spec.name.as_str(), record.id.as_str())?;
-            put_json(&mut txn.open_table(TASKS)?, &record.id, &record)?;
-            audit::record(
-                txn,
-                &actor,
-                "create",
-                "task",
-                &record.id,
-                None::<&()>,
-                Some(&record),
-            )?;
+            NAMED.create(txn, &record.id, &record.spec.name, &record, &actor)?;
             Ok(record)
         })
         .await
     }
 
     fn task(&self, id_or_name: &str) -> Result<Option<TaskRecord>, StoreError> {
-        let txn = self.read()?;
-        let (Ok(names), Ok(tasks)) = (txn.open_table(TASK_NAMES), txn.open_table(TASKS)) else {
-            return Ok(None);
-        };
-        get_json(&tasks, &resolve(&names, id_or_name)?)
+        NAMED.get(&self.read()?, id_or_name)
     }
 
     fn tasks_page(
@@ -120,11 +98,7 @@ impl TaskStore for Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<TaskRecord>, Option<String>), StoreError> {
-        let txn = self.read()?;
-        let Ok(tasks) = txn.open_table(TASKS) else {
-            return Ok((Vec::new(), None));
-        };
-        crate::tables::page_json(&tasks, "tasks", after, limit)
+        NAMED.page(&self.read()?, after, limit)
     }
 
     async fn update_task(
@@ -137,12 +111,7 @@ impl TaskStore for Store {
         let key = id_or_name.to_string();
         let actor = actor.to_string();
         self.write(move |txn| {
-            let mut names = txn.open_table(TASK_NAMES)?;
-            let mut tasks = txn.open_table(TASKS)?;
-            let id = resolve(&names, &key)?;
-            let Some(before): Option<TaskRecord> = get_json(&tasks, &id)? else {
-                return Err(StoreError::NotFound(format!("task {key:?} not found")));
-            };
+            let (id, before): (String, TaskRecord) = NAMED.load(txn, &key)?;
             let mut after = before.clone();
             change(&mut after.spec);
             after
@@ -152,19 +121,16 @@ impl TaskStore for Store {
             if after.spec.plugin != before.spec.plugin && after.spec.webhook.is_none() {
                 check_plugin(txn, &after.spec.plugin)?;
             }
-            if after.spec.name != before.spec.name {
-                if names.get(after.spec.name.as_str())?.is_some() {
-                    return Err(StoreError::Conflict(format!(
-                        "task {:?} already exists",
-                        after.spec.name
-                    )));
-                }
-                names.remove(before.spec.name.as_str())?;
-                names.insert(after.spec.name.as_str(), id.as_str())?;
-            }
             after.updated_at = now;
-            put_json(&mut tasks, &id, &after)?;
-            audit::record(txn, &actor, "update", "task", &id, Some(&before), Some(&after))?;
+            NAMED.replace(
+                txn,
+                &id,
+                &before.spec.name,
+                &before,
+                &after.spec.name,
+                &after,
+                &actor,
+            )?;
             Ok((before, after))
         })
         .await
@@ -174,17 +140,10 @@ impl TaskStore for Store {
         let key = id_or_name.to_string();
         let actor = actor.to_string();
         self.write(move |txn| {
-            let mut names = txn.open_table(TASK_NAMES)?;
-            let mut tasks = txn.open_table(TASKS)?;
-            let id = resolve(&names, &key)?;
-            let Some(record): Option<TaskRecord> = get_json(&tasks, &id)? else {
-                return Err(StoreError::NotFound(format!("task {key:?} not found")));
-            };
-            names.remove(record.spec.name.as_str())?;
-            tasks.remove(id.as_str())?;
+            let (id, record): (String, TaskRecord) = NAMED.load(txn, &key)?;
             // Its schedule links go with it (both directions), so a schedule never
             // drives a task that is gone.
-            let mut back = txn.open_table(super::schedules::TASK_SCHEDULES)?;
+            let mut back = txn.open_table(TASK_SCHEDULES)?;
             let (lo, hi) = (format!("{id}/"), format!("{id}0"));
             let mut schedules = Vec::new();
             for entry in back.range(lo.as_str()..hi.as_str())? {
@@ -192,11 +151,11 @@ impl TaskStore for Store {
                 schedules.push(k.value().rsplit('/').next().unwrap_or_default().to_string());
             }
             back.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
-            let mut links = txn.open_table(super::schedules::SCHEDULE_TASKS)?;
+            let mut links = txn.open_table(SCHEDULE_TASKS)?;
             for s in schedules {
                 links.remove(format!("{s}/{id}").as_str())?;
             }
-            audit::record(txn, &actor, "delete", "task", &id, Some(&record), None::<&()>)?;
+            NAMED.delete(txn, &id, &record.spec.name, &record, &actor)?;
             Ok(record)
         })
         .await

@@ -4,20 +4,16 @@
 
 use super::audit;
 use super::runs::insert_runs;
-use super::tables::{TASKS, get_json, page_json, put_json};
+use super::tables::{get_json, page_json, put_json};
 use super::{Store, StoreError};
+use crate::schema::*;
 use crate::tasks::TaskRecord;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sundial_core::run::{Run, RunCause};
-
-/// Timers: id → `Timer` JSON.
-pub const TIMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("timers");
-/// Timers by due time: `{due ms, 16 hex digits}/{id}` → ().
-pub const TIMERS_DUE: TableDefinition<&str, ()> = TableDefinition::new("timers_due");
 
 /// A delayed run waiting for its time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -2,12 +2,10 @@
 
 use super::tables::{all_json, get_json, put_json};
 use super::{Store, StoreError, audit};
+use crate::schema::*;
 use async_trait::async_trait;
-use redb::{ReadableTable, TableDefinition};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
-
-/// Tokens: sha256(secret) hex → `TokenRecord` JSON.
-pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
 
 /// What a token may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

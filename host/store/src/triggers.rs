@@ -2,15 +2,10 @@
 
 use super::named::Named;
 use super::{Store, StoreError};
+use crate::schema::*;
 use async_trait::async_trait;
-use redb::TableDefinition;
 use serde::{Deserialize, Serialize};
 use sundial_core::trigger::TriggerSpec;
-
-/// Triggers: id → `TriggerRecord` JSON.
-pub const TRIGGERS: TableDefinition<&str, &[u8]> = TableDefinition::new("triggers");
-/// Trigger names: name → id.
-pub const TRIGGER_NAMES: TableDefinition<&str, &str> = TableDefinition::new("trigger_names");
 
 const NAMED: Named = Named {
     records: TRIGGERS,

@@ -3,6 +3,7 @@
 //! failing, counts them (`sundial_store_unreadable_skipped_total`) and logs each once;
 //! an admin lists them (`GET /v1/admin/unreadable`) and deletes them.
 
+use crate::schema::*;
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,7 +39,7 @@ pub fn forget(table: &str, key: &str) {
     logged.remove(&(table.to_string(), key.to_string()));
 }
 
-use super::tables::{PLUGINS, RUNS, TASKS, decode};
+use super::tables::decode;
 use super::{Store, StoreError};
 use async_trait::async_trait;
 use redb::{ReadableTable, TableDefinition};
@@ -70,48 +71,39 @@ fn json_tables() -> [(TableDefinition<'static, &'static str, &'static [u8]>, Che
         (PLUGINS, check::<sundial_core::plugin::PluginRecord>),
         (TASKS, check::<super::tasks::TaskRecord>),
         (RUNS, check::<sundial_core::run::Run>),
-        (
-            super::schedules::SCHEDULES,
-            check::<super::schedules::ScheduleRecord>,
-        ),
-        (super::triggers::TRIGGERS, check::<super::triggers::TriggerRecord>),
-        (super::webhooks::WEBHOOKS, check::<super::webhooks::WebhookRecord>),
-        (super::webhooks::DELIVERIES, check::<super::webhooks::Delivery>),
-        (super::events::EVENTS, check::<sundial_core::event::EventRecord>),
-        (super::timers::TIMERS, check::<super::timers::Timer>),
-        (super::tokens::TOKENS, check::<super::tokens::TokenRecord>),
-        (super::secrets::SECRETS, check::<super::secrets::SecretRecord>),
-        (super::audit::AUDIT, check::<super::audit::AuditEntry>),
-        (
-            super::calendars::CALENDARS,
-            check::<sundial_core::calendar::CalendarSpec>,
-        ),
-        (
-            super::calendars::MAINTENANCE,
-            check::<sundial_core::calendar::Maintenance>,
-        ),
+        (SCHEDULES, check::<super::schedules::ScheduleRecord>),
+        (TRIGGERS, check::<super::triggers::TriggerRecord>),
+        (WEBHOOKS, check::<super::webhooks::WebhookRecord>),
+        (DELIVERIES, check::<super::webhooks::Delivery>),
+        (EVENTS, check::<sundial_core::event::EventRecord>),
+        (TIMERS, check::<super::timers::Timer>),
+        (TOKENS, check::<super::tokens::TokenRecord>),
+        (SECRETS, check::<super::secrets::SecretRecord>),
+        (AUDIT, check::<super::audit::AuditEntry>),
+        (CALENDARS, check::<sundial_core::calendar::CalendarSpec>),
+        (MAINTENANCE, check::<sundial_core::calendar::Maintenance>),
     ]
 }
 
 /// Index tables whose values are record keys (a name → id, a dedup key → event seq).
 const VALUE_INDEXES: [TableDefinition<'static, &'static str, &'static str>; 5] = [
-    super::tables::TASK_NAMES,
-    super::schedules::SCHEDULE_NAMES,
-    super::triggers::TRIGGER_NAMES,
-    super::webhooks::WEBHOOK_NAMES,
-    super::events::EVENT_KEYS,
+    TASK_NAMES,
+    SCHEDULE_NAMES,
+    TRIGGER_NAMES,
+    WEBHOOK_NAMES,
+    EVENT_KEYS,
 ];
 
 /// Index, link and queue tables whose keys contain record keys (`a/b`).
 const KEY_INDEXES: [TableDefinition<'static, &'static str, ()>; 8] = [
-    super::tables::RUNS_BY_TASK,
-    super::tables::RUN_QUEUE,
-    super::tables::ACTIVE_RUNS,
-    super::schedules::SCHEDULE_TASKS,
-    super::schedules::TASK_SCHEDULES,
-    super::schedules::SLOTS,
-    super::timers::TIMERS_DUE,
-    super::webhooks::DELIVERY_QUEUE,
+    RUNS_BY_TASK,
+    RUN_QUEUE,
+    ACTIVE_RUNS,
+    SCHEDULE_TASKS,
+    TASK_SCHEDULES,
+    SLOTS,
+    TIMERS_DUE,
+    DELIVERY_QUEUE,
 ];
 
 /// Records that no longer decode, for an admin to list and delete.

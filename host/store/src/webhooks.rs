@@ -4,21 +4,13 @@
 use super::named::Named;
 use super::tables::{get_json, put_json};
 use super::{Store, StoreError};
+use crate::schema::*;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sundial_core::webhook::WebhookSpec;
-
-/// Webhooks: id → `WebhookRecord` JSON.
-pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
-/// Webhook names: name → id.
-pub const WEBHOOK_NAMES: TableDefinition<&str, &str> = TableDefinition::new("webhook_names");
-/// Deliveries: id → `Delivery` JSON.
-pub const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("deliveries");
-/// Pending deliveries by due time: `{due ms, 16 hex}/{id}` → ().
-pub const DELIVERY_QUEUE: TableDefinition<&str, ()> = TableDefinition::new("delivery_queue");
 
 const NAMED: Named = Named {
     records: WEBHOOKS,

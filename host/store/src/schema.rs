@@ -1,0 +1,126 @@
+//! Every table of the redb store, its key and its value, in one place (the commits that
+//! write them are in `docs/storage.md`). Keys are strings: ULIDs sort by creation time,
+//! composite keys join parts with `/` (ULIDs and names never contain it), due-time keys
+//! start with the time in milliseconds as 16 hex digits.
+
+use redb::TableDefinition;
+
+// The store
+
+/// Store metadata: `schema_version`, creation time.
+pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+// Plugins, tasks, runs, key-value
+
+/// Installed plugins: name → `PluginRecord` JSON.
+pub const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
+
+/// Component bytes by sha256 digest (shared by plugins with equal bytes).
+pub const PLUGIN_BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugin_blobs");
+
+/// Tasks: id → `TaskRecord` JSON.
+pub const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
+
+/// Task names: name → id.
+pub const TASK_NAMES: TableDefinition<&str, &str> = TableDefinition::new("task_names");
+
+/// Runs: id → `Run` JSON.
+pub const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+
+/// Runs of a task in time order: `task_id/run_id` → ().
+pub const RUNS_BY_TASK: TableDefinition<&str, ()> = TableDefinition::new("runs_by_task");
+
+/// Queued runs in FIFO order: run id → ().
+pub const RUN_QUEUE: TableDefinition<&str, ()> = TableDefinition::new("run_queue");
+
+/// Runs a worker is executing: run id → (). Whatever is here at start was interrupted.
+pub const ACTIVE_RUNS: TableDefinition<&str, ()> = TableDefinition::new("active_runs");
+
+/// Plugins' key-value namespaces: `plugin/key` → bytes.
+pub const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
+
+// Schedules
+
+/// Schedules: id → `ScheduleRecord` JSON.
+pub const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
+
+/// Schedule names: name → id.
+pub const SCHEDULE_NAMES: TableDefinition<&str, &str> = TableDefinition::new("schedule_names");
+
+/// Links: `schedule_id/task_id` → ().
+pub const SCHEDULE_TASKS: TableDefinition<&str, ()> = TableDefinition::new("schedule_tasks");
+
+/// Links the other way: `task_id/schedule_id` → ().
+pub const TASK_SCHEDULES: TableDefinition<&str, ()> = TableDefinition::new("task_schedules");
+
+/// Fired slots: `schedule_id/slot RFC 3339` → (). A slot present here never fires again;
+/// keys older than the previous last slot are pruned as new slots fire (the scheduler
+/// only proposes slots after the last one recorded).
+pub const SLOTS: TableDefinition<&str, ()> = TableDefinition::new("slots");
+
+// Triggers
+
+/// Triggers: id → `TriggerRecord` JSON.
+pub const TRIGGERS: TableDefinition<&str, &[u8]> = TableDefinition::new("triggers");
+
+/// Trigger names: name → id.
+pub const TRIGGER_NAMES: TableDefinition<&str, &str> = TableDefinition::new("trigger_names");
+
+// Events
+
+/// Events: seq (ULID) → `EventRecord` JSON.
+pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
+
+/// Deduplication: `len(source):source` + id → seq.
+pub const EVENT_KEYS: TableDefinition<&str, &str> = TableDefinition::new("event_keys");
+
+// Timers
+
+/// Timers: id → `Timer` JSON.
+pub const TIMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("timers");
+
+/// Timers by due time: `{due ms, 16 hex digits}/{id}` → ().
+pub const TIMERS_DUE: TableDefinition<&str, ()> = TableDefinition::new("timers_due");
+
+// Webhooks and deliveries
+
+/// Webhooks: id → `WebhookRecord` JSON.
+pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+
+/// Webhook names: name → id.
+pub const WEBHOOK_NAMES: TableDefinition<&str, &str> = TableDefinition::new("webhook_names");
+
+/// Deliveries: id → `Delivery` JSON.
+pub const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("deliveries");
+
+/// Pending deliveries by due time: `{due ms, 16 hex}/{id}` → ().
+pub const DELIVERY_QUEUE: TableDefinition<&str, ()> = TableDefinition::new("delivery_queue");
+
+// Secrets
+
+/// Secrets: name → `SecretRecord` JSON.
+pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+
+// Tokens
+
+/// Tokens: sha256(secret) hex → `TokenRecord` JSON.
+pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+
+// Calendars and maintenance windows
+
+/// Calendars: name → spec JSON.
+pub const CALENDARS: TableDefinition<&str, &[u8]> = TableDefinition::new("calendars");
+
+/// Maintenance windows: id → JSON.
+pub const MAINTENANCE: TableDefinition<&str, &[u8]> = TableDefinition::new("maintenance");
+
+// Audit
+
+/// Audit entries: id (ULID, time-ordered) → `AuditEntry` JSON.
+pub const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
+
+// Plugin key-value
+
+/// Each plugin's key-value usage: plugin → (keys, bytes of keys and values). Kept in the
+/// commit of every change; computed once from the data for a plugin that has none.
+pub const KV_USAGE: TableDefinition<&str, (u64, u64)> = TableDefinition::new("kv_usage");
