@@ -111,7 +111,7 @@ impl CalendarStore for Store {
         let mut out = Vec::new();
         for entry in t.iter()? {
             let (k, v) = entry?;
-            if let Some(c) = super::tables::decode_listed("calendars", k.value(), v.value()) {
+            if let Some(c) = super::tables::decode_listed("calendars", k.value(), v.value().bytes()) {
                 out.push(c);
             }
         }
@@ -130,7 +130,7 @@ impl CalendarStore for Store {
             let mut users = Vec::new();
             for entry in schedules.iter()? {
                 let (_, v) = entry?;
-                if let Ok(s) = super::tables::decode::<super::schedules::ScheduleRecord>(v.value())
+                if let Ok(s) = v.value().decode()
                     && s.spec.calendars.contains(&name)
                 {
                     users.push(format!("schedule {}", s.spec.name));
@@ -139,7 +139,7 @@ impl CalendarStore for Store {
             let triggers = txn.open_table(TRIGGERS)?;
             for entry in triggers.iter()? {
                 let (_, v) = entry?;
-                if let Ok(t) = super::tables::decode::<super::triggers::TriggerRecord>(v.value())
+                if let Ok(t) = v.value().decode()
                     && t.spec.calendars.contains(&name)
                 {
                     users.push(format!("trigger {}", t.spec.name));
@@ -179,7 +179,7 @@ impl CalendarStore for Store {
             let mut old = Vec::new();
             for entry in t.iter()? {
                 let (k, v) = entry?;
-                if let Ok(w) = super::tables::decode::<Maintenance>(v.value())
+                if let Ok(w) = v.value().decode()
                     && w.until < cutoff
                 {
                     old.push(k.value().to_string());
@@ -203,7 +203,7 @@ impl CalendarStore for Store {
         let mut out = Vec::new();
         for entry in t.iter()? {
             let (k, v) = entry?;
-            if let Some(m) = super::tables::decode_listed("maintenance", k.value(), v.value()) {
+            if let Some(m) = super::tables::decode_listed("maintenance", k.value(), v.value().bytes()) {
                 out.push(m);
             }
         }

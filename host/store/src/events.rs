@@ -167,7 +167,7 @@ impl EventStore for Store {
         for entry in iter.rev() {
             let (k, v) = entry?;
             let Some(record): Option<EventRecord> =
-                super::tables::decode_listed("events", k.value(), v.value())
+                super::tables::decode_listed("events", k.value(), v.value().bytes())
             else {
                 continue;
             };
@@ -203,7 +203,7 @@ impl EventStore for Store {
             for entry in events.iter()? {
                 let (k, v) = entry?;
                 let over = total - doomed.len() > keep;
-                let record: Option<EventRecord> = super::tables::decode(v.value()).ok();
+                let record: Option<EventRecord> = v.value().decode().ok();
                 let old = record.as_ref().is_none_or(|r| r.received_at < cutoff);
                 if !over && !old {
                     break;

@@ -4,23 +4,30 @@
 
 use super::StoreError;
 use super::audit;
-use super::tables::{get_json, put_json};
+use super::tables::{Json, get_json, put_json};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// A noun stored as named records.
-#[derive(Clone, Copy)]
-pub struct Named {
-    /// id → record JSON.
-    pub records: TableDefinition<'static, &'static str, &'static [u8]>,
+/// A noun stored as named records of type `T`.
+pub struct Named<T: 'static> {
+    /// id → record.
+    pub records: TableDefinition<'static, &'static str, Json<'static, T>>,
     /// name → id.
     pub names: TableDefinition<'static, &'static str, &'static str>,
     /// The noun, for messages and audit entries ("trigger").
     pub noun: &'static str,
 }
 
-impl Named {
+impl<T: 'static> Clone for Named<T> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T: 'static> Copy for Named<T> {}
+
+impl<T: Serialize + DeserializeOwned + 'static> Named<T> {
     /// The id `key` (an id or a name) stands for.
     pub fn resolve(
         &self,
@@ -34,11 +41,7 @@ impl Named {
     }
 
     /// Read one record by id or name.
-    pub fn get<T: DeserializeOwned>(
-        &self,
-        txn: &redb::ReadTransaction,
-        key: &str,
-    ) -> Result<Option<T>, StoreError> {
+    pub fn get(&self, txn: &redb::ReadTransaction, key: &str) -> Result<Option<T>, StoreError> {
         let (Ok(records), Ok(names)) = (txn.open_table(self.records), txn.open_table(self.names)) else {
             return Ok(None);
         };
@@ -46,7 +49,7 @@ impl Named {
     }
 
     /// Up to `limit` records with ids after `after`, oldest first, and the cursor for more.
-    pub fn page<T: DeserializeOwned>(
+    pub fn page(
         &self,
         txn: &redb::ReadTransaction,
         after: Option<&str>,
@@ -60,11 +63,7 @@ impl Named {
     }
 
     /// Load one record by id or name inside a write, or fail with not found.
-    pub fn load<T: DeserializeOwned>(
-        &self,
-        txn: &WriteTransaction,
-        key: &str,
-    ) -> Result<(String, T), StoreError> {
+    pub fn load(&self, txn: &WriteTransaction, key: &str) -> Result<(String, T), StoreError> {
         let id = self.resolve(&txn.open_table(self.names)?, key)?;
         let record = get_json(&txn.open_table(self.records)?, &id)?
             .ok_or_else(|| StoreError::NotFound(format!("{} {key:?} not found", self.noun)))?;
@@ -72,7 +71,7 @@ impl Named {
     }
 
     /// Create a record; the name must be free.
-    pub fn create<T: Serialize>(
+    pub fn create(
         &self,
         txn: &WriteTransaction,
         id: &str,
@@ -94,7 +93,7 @@ impl Named {
 
     /// Replace a record, moving its name if it changed (the new name must be free).
     #[allow(clippy::too_many_arguments)]
-    pub fn replace<T: Serialize>(
+    pub fn replace(
         &self,
         txn: &WriteTransaction,
         id: &str,
@@ -120,7 +119,7 @@ impl Named {
     }
 
     /// Delete a record and its name.
-    pub fn delete<T: Serialize>(
+    pub fn delete(
         &self,
         txn: &WriteTransaction,
         id: &str,

@@ -3,7 +3,6 @@
 use super::tables::{all_json, get_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::schema::*;
-use crate::tasks::TaskRecord;
 use async_trait::async_trait;
 use redb::ReadableTable;
 use sundial_core::plugin::{PluginRecord, PluginUpdate};
@@ -180,7 +179,7 @@ impl PluginStore for Store {
             put_json(&mut plugins, &after.name, &after)?;
             let still_used = plugins.iter()?.any(|e| {
                 e.ok()
-                    .and_then(|(_, v)| super::tables::decode::<PluginRecord>(v.value()).ok())
+                    .and_then(|(_, v)| v.value().decode().ok())
                     .is_some_and(|p| p.digest == before.digest)
             });
             if !still_used {
@@ -212,7 +211,7 @@ impl PluginStore for Store {
             let mut users = Vec::new();
             for entry in tasks.iter()? {
                 let (_, v) = entry?;
-                if let Ok(task) = super::tables::decode::<TaskRecord>(v.value())
+                if let Ok(task) = v.value().decode()
                     && task.spec.plugin == name
                 {
                     users.push(task.spec.name);
@@ -227,7 +226,7 @@ impl PluginStore for Store {
             plugins.remove(name.as_str())?;
             let still_used = plugins.iter()?.any(|e| {
                 e.ok()
-                    .and_then(|(_, v)| super::tables::decode::<PluginRecord>(v.value()).ok())
+                    .and_then(|(_, v)| v.value().decode().ok())
                     .is_some_and(|p| p.digest == record.digest)
             });
             if !still_used {

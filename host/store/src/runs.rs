@@ -275,7 +275,8 @@ impl RunStore for Store {
             };
             for entry in iter.rev() {
                 let (k, v) = entry?;
-                let Some(run): Option<Run> = super::tables::decode_listed("runs", k.value(), v.value())
+                let Some(run): Option<Run> =
+                    super::tables::decode_listed("runs", k.value(), v.value().bytes())
                 else {
                     continue;
                 };

@@ -36,7 +36,7 @@ fn slot_key(slot: DateTime<Utc>) -> String {
 }
 
 /// Schedules as named records: id → `ScheduleRecord`, name → id.
-pub(crate) const NAMED: Named = Named {
+pub(crate) const NAMED: Named<ScheduleRecord> = Named {
     records: SCHEDULES,
     names: SCHEDULE_NAMES,
     noun: "schedule",

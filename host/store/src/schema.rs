@@ -3,7 +3,20 @@
 //! composite keys join parts with `/` (ULIDs and names never contain it), due-time keys
 //! start with the time in milliseconds as 16 hex digits.
 
+use crate::audit::AuditEntry;
+use crate::schedules::ScheduleRecord;
+use crate::secrets::SecretRecord;
+use crate::tables::Json;
+use crate::tasks::TaskRecord;
+use crate::timers::Timer;
+use crate::tokens::TokenRecord;
+use crate::triggers::TriggerRecord;
+use crate::webhooks::{Delivery, WebhookRecord};
 use redb::TableDefinition;
+use sundial_core::calendar::{CalendarSpec, Maintenance};
+use sundial_core::event::EventRecord;
+use sundial_core::plugin::PluginRecord;
+use sundial_core::run::Run;
 
 // The store
 
@@ -13,19 +26,19 @@ pub const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
 // Plugins, tasks, runs, key-value
 
 /// Installed plugins: name → `PluginRecord` JSON.
-pub const PLUGINS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugins");
+pub const PLUGINS: TableDefinition<&str, Json<PluginRecord>> = TableDefinition::new("plugins");
 
 /// Component bytes by sha256 digest (shared by plugins with equal bytes).
 pub const PLUGIN_BLOBS: TableDefinition<&str, &[u8]> = TableDefinition::new("plugin_blobs");
 
 /// Tasks: id → `TaskRecord` JSON.
-pub const TASKS: TableDefinition<&str, &[u8]> = TableDefinition::new("tasks");
+pub const TASKS: TableDefinition<&str, Json<TaskRecord>> = TableDefinition::new("tasks");
 
 /// Task names: name → id.
 pub const TASK_NAMES: TableDefinition<&str, &str> = TableDefinition::new("task_names");
 
 /// Runs: id → `Run` JSON.
-pub const RUNS: TableDefinition<&str, &[u8]> = TableDefinition::new("runs");
+pub const RUNS: TableDefinition<&str, Json<Run>> = TableDefinition::new("runs");
 
 /// Runs of a task in time order: `task_id/run_id` → ().
 pub const RUNS_BY_TASK: TableDefinition<&str, ()> = TableDefinition::new("runs_by_task");
@@ -42,7 +55,7 @@ pub const KV: TableDefinition<&str, &[u8]> = TableDefinition::new("kv");
 // Schedules
 
 /// Schedules: id → `ScheduleRecord` JSON.
-pub const SCHEDULES: TableDefinition<&str, &[u8]> = TableDefinition::new("schedules");
+pub const SCHEDULES: TableDefinition<&str, Json<ScheduleRecord>> = TableDefinition::new("schedules");
 
 /// Schedule names: name → id.
 pub const SCHEDULE_NAMES: TableDefinition<&str, &str> = TableDefinition::new("schedule_names");
@@ -61,7 +74,7 @@ pub const SLOTS: TableDefinition<&str, ()> = TableDefinition::new("slots");
 // Triggers
 
 /// Triggers: id → `TriggerRecord` JSON.
-pub const TRIGGERS: TableDefinition<&str, &[u8]> = TableDefinition::new("triggers");
+pub const TRIGGERS: TableDefinition<&str, Json<TriggerRecord>> = TableDefinition::new("triggers");
 
 /// Trigger names: name → id.
 pub const TRIGGER_NAMES: TableDefinition<&str, &str> = TableDefinition::new("trigger_names");
@@ -69,7 +82,7 @@ pub const TRIGGER_NAMES: TableDefinition<&str, &str> = TableDefinition::new("tri
 // Events
 
 /// Events: seq (ULID) → `EventRecord` JSON.
-pub const EVENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
+pub const EVENTS: TableDefinition<&str, Json<EventRecord>> = TableDefinition::new("events");
 
 /// Deduplication: `len(source):source` + id → seq.
 pub const EVENT_KEYS: TableDefinition<&str, &str> = TableDefinition::new("event_keys");
@@ -77,7 +90,7 @@ pub const EVENT_KEYS: TableDefinition<&str, &str> = TableDefinition::new("event_
 // Timers
 
 /// Timers: id → `Timer` JSON.
-pub const TIMERS: TableDefinition<&str, &[u8]> = TableDefinition::new("timers");
+pub const TIMERS: TableDefinition<&str, Json<Timer>> = TableDefinition::new("timers");
 
 /// Timers by due time: `{due ms, 16 hex digits}/{id}` → ().
 pub const TIMERS_DUE: TableDefinition<&str, ()> = TableDefinition::new("timers_due");
@@ -85,13 +98,13 @@ pub const TIMERS_DUE: TableDefinition<&str, ()> = TableDefinition::new("timers_d
 // Webhooks and deliveries
 
 /// Webhooks: id → `WebhookRecord` JSON.
-pub const WEBHOOKS: TableDefinition<&str, &[u8]> = TableDefinition::new("webhooks");
+pub const WEBHOOKS: TableDefinition<&str, Json<WebhookRecord>> = TableDefinition::new("webhooks");
 
 /// Webhook names: name → id.
 pub const WEBHOOK_NAMES: TableDefinition<&str, &str> = TableDefinition::new("webhook_names");
 
 /// Deliveries: id → `Delivery` JSON.
-pub const DELIVERIES: TableDefinition<&str, &[u8]> = TableDefinition::new("deliveries");
+pub const DELIVERIES: TableDefinition<&str, Json<Delivery>> = TableDefinition::new("deliveries");
 
 /// Pending deliveries by due time: `{due ms, 16 hex}/{id}` → ().
 pub const DELIVERY_QUEUE: TableDefinition<&str, ()> = TableDefinition::new("delivery_queue");
@@ -99,25 +112,25 @@ pub const DELIVERY_QUEUE: TableDefinition<&str, ()> = TableDefinition::new("deli
 // Secrets
 
 /// Secrets: name → `SecretRecord` JSON.
-pub const SECRETS: TableDefinition<&str, &[u8]> = TableDefinition::new("secrets");
+pub const SECRETS: TableDefinition<&str, Json<SecretRecord>> = TableDefinition::new("secrets");
 
 // Tokens
 
 /// Tokens: sha256(secret) hex → `TokenRecord` JSON.
-pub const TOKENS: TableDefinition<&str, &[u8]> = TableDefinition::new("tokens");
+pub const TOKENS: TableDefinition<&str, Json<TokenRecord>> = TableDefinition::new("tokens");
 
 // Calendars and maintenance windows
 
 /// Calendars: name → spec JSON.
-pub const CALENDARS: TableDefinition<&str, &[u8]> = TableDefinition::new("calendars");
+pub const CALENDARS: TableDefinition<&str, Json<CalendarSpec>> = TableDefinition::new("calendars");
 
 /// Maintenance windows: id → JSON.
-pub const MAINTENANCE: TableDefinition<&str, &[u8]> = TableDefinition::new("maintenance");
+pub const MAINTENANCE: TableDefinition<&str, Json<Maintenance>> = TableDefinition::new("maintenance");
 
 // Audit
 
 /// Audit entries: id (ULID, time-ordered) → `AuditEntry` JSON.
-pub const AUDIT: TableDefinition<&str, &[u8]> = TableDefinition::new("audit");
+pub const AUDIT: TableDefinition<&str, Json<AuditEntry>> = TableDefinition::new("audit");
 
 // Plugin key-value
 

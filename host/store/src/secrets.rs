@@ -119,7 +119,9 @@ impl SecretStore for Store {
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (k, v) = entry?;
-            if let Some(r) = super::tables::decode_listed::<SecretRecord>("secrets", k.value(), v.value()) {
+            if let Some(r) =
+                super::tables::decode_listed::<SecretRecord>("secrets", k.value(), v.value().bytes())
+            {
                 out.push((r.name, r.sealed));
             }
         }
@@ -134,7 +136,8 @@ impl SecretStore for Store {
         let mut out = Vec::new();
         for entry in table.iter()? {
             let (k, v) = entry?;
-            let Some(r): Option<SecretRecord> = super::tables::decode_listed("secrets", k.value(), v.value())
+            let Some(r): Option<SecretRecord> =
+                super::tables::decode_listed("secrets", k.value(), v.value().bytes())
             else {
                 continue;
             };

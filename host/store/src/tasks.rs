@@ -37,7 +37,7 @@ fn check_plugin(txn: &WriteTransaction, name: &str) -> Result<(), StoreError> {
 }
 
 /// Tasks as named records: id → `TaskRecord`, name → id.
-pub(crate) const NAMED: Named = Named {
+pub(crate) const NAMED: Named<TaskRecord> = Named {
     records: TASKS,
     names: TASK_NAMES,
     noun: "task",

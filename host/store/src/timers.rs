@@ -181,7 +181,8 @@ impl TimerStore for Store {
         let mut out = Vec::new();
         for entry in range {
             let (k, v) = entry?;
-            let Some(t): Option<Timer> = super::tables::decode_listed("timers", k.value(), v.value()) else {
+            let Some(t): Option<Timer> = super::tables::decode_listed("timers", k.value(), v.value().bytes())
+            else {
                 continue;
             };
             if trigger.is_none_or(|x| x == t.trigger) && task.is_none_or(|x| x == t.task_id) {

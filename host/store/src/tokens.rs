@@ -77,7 +77,7 @@ impl TokenStore for Store {
             let mut t = txn.open_table(TOKENS)?;
             if t.iter()?.any(|e| {
                 e.ok()
-                    .and_then(|(_, v)| super::tables::decode::<TokenRecord>(v.value()).ok())
+                    .and_then(|(_, v)| v.value().decode().ok())
                     .is_some_and(|r| r.name == record.name)
             }) {
                 return Err(StoreError::Conflict(format!(
@@ -136,7 +136,7 @@ impl TokenStore for Store {
             for entry in t.iter()? {
                 let (hash, v) = entry?;
                 let Some(record): Option<TokenRecord> =
-                    super::tables::decode_listed("tokens", hash.value(), v.value())
+                    super::tables::decode_listed("tokens", hash.value(), v.value().bytes())
                 else {
                     continue;
                 };

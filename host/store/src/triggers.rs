@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sundial_core::trigger::TriggerSpec;
 
-const NAMED: Named = Named {
+const NAMED: Named<TriggerRecord> = Named {
     records: TRIGGERS,
     names: TRIGGER_NAMES,
     noun: "trigger",

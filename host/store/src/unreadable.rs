@@ -66,22 +66,54 @@ fn check<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(), String> {
 }
 
 /// Every table of JSON records, with the type its records decode as.
+/// (Opened as raw bytes by name, the names of [`crate::schema`]: a `Json<T>` table has
+/// the type name of `&[u8]`, so any record table opens this way.)
 fn json_tables() -> [(TableDefinition<'static, &'static str, &'static [u8]>, Check); 14] {
     [
-        (PLUGINS, check::<sundial_core::plugin::PluginRecord>),
-        (TASKS, check::<super::tasks::TaskRecord>),
-        (RUNS, check::<sundial_core::run::Run>),
-        (SCHEDULES, check::<super::schedules::ScheduleRecord>),
-        (TRIGGERS, check::<super::triggers::TriggerRecord>),
-        (WEBHOOKS, check::<super::webhooks::WebhookRecord>),
-        (DELIVERIES, check::<super::webhooks::Delivery>),
-        (EVENTS, check::<sundial_core::event::EventRecord>),
-        (TIMERS, check::<super::timers::Timer>),
-        (TOKENS, check::<super::tokens::TokenRecord>),
-        (SECRETS, check::<super::secrets::SecretRecord>),
-        (AUDIT, check::<super::audit::AuditEntry>),
-        (CALENDARS, check::<sundial_core::calendar::CalendarSpec>),
-        (MAINTENANCE, check::<sundial_core::calendar::Maintenance>),
+        (
+            TableDefinition::new("plugins"),
+            check::<sundial_core::plugin::PluginRecord>,
+        ),
+        (TableDefinition::new("tasks"), check::<super::tasks::TaskRecord>),
+        (TableDefinition::new("runs"), check::<sundial_core::run::Run>),
+        (
+            TableDefinition::new("schedules"),
+            check::<super::schedules::ScheduleRecord>,
+        ),
+        (
+            TableDefinition::new("triggers"),
+            check::<super::triggers::TriggerRecord>,
+        ),
+        (
+            TableDefinition::new("webhooks"),
+            check::<super::webhooks::WebhookRecord>,
+        ),
+        (
+            TableDefinition::new("deliveries"),
+            check::<super::webhooks::Delivery>,
+        ),
+        (
+            TableDefinition::new("events"),
+            check::<sundial_core::event::EventRecord>,
+        ),
+        (TableDefinition::new("timers"), check::<super::timers::Timer>),
+        (
+            TableDefinition::new("tokens"),
+            check::<super::tokens::TokenRecord>,
+        ),
+        (
+            TableDefinition::new("secrets"),
+            check::<super::secrets::SecretRecord>,
+        ),
+        (TableDefinition::new("audit"), check::<super::audit::AuditEntry>),
+        (
+            TableDefinition::new("calendars"),
+            check::<sundial_core::calendar::CalendarSpec>,
+        ),
+        (
+            TableDefinition::new("maintenance"),
+            check::<sundial_core::calendar::Maintenance>,
+        ),
     ]
 }
 

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sundial_core::webhook::WebhookSpec;
 
-const NAMED: Named = Named {
+const NAMED: Named<WebhookRecord> = Named {
     records: WEBHOOKS,
     names: WEBHOOK_NAMES,
     noun: "webhook",
@@ -412,7 +412,8 @@ impl WebhookStore for Store {
         let mut page = Vec::new();
         for entry in iter.rev() {
             let (k, v) = entry?;
-            let Some(d): Option<Delivery> = super::tables::decode_listed("deliveries", k.value(), v.value())
+            let Some(d): Option<Delivery> =
+                super::tables::decode_listed("deliveries", k.value(), v.value().bytes())
             else {
                 continue;
             };
