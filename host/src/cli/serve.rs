@@ -5,115 +5,153 @@
 
 use super::{EXIT_PLUGIN_ERROR, EXIT_USAGE};
 use crate::daemon::DaemonConfig;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use sundial_core::grants::NetworkPolicy;
 use sundial_core::limits::parse_duration;
 use sundial_engine::retention::RetentionDefaults;
 
-#[derive(Debug, Default, clap::Args)]
+/// Every setting of `sundial serve`, written once: clap reads the flags and environment
+/// variables into it, serde reads the config file (same keys in snake_case), and
+/// figment layers the two (see [`resolve`]). `mail` is file only; `config`,
+/// `test_clock` and `inject_disk_full` are flag or environment only.
+#[derive(Debug, Default, clap::Args, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ServeArgs {
     /// TOML config file (keys as in docs/operations.md) [default: ./sundial.toml, else
     /// /etc/sundial/sundial.toml, when one exists].
     #[arg(long, env = "SUNDIAL_CONFIG")]
+    #[serde(skip)]
     config: Option<PathBuf>,
     /// Data directory (store, admin token, compile cache) [default: sundial-data].
     #[arg(long, env = "SUNDIAL_DATA")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     data: Option<PathBuf>,
     /// Address for the API [default: 127.0.0.1:7780].
     #[arg(long, env = "SUNDIAL_LISTEN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     listen: Option<SocketAddr>,
     /// Runs executing at once [default: 16].
     #[arg(long, env = "SUNDIAL_WORKERS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     workers: Option<usize>,
     /// Store page cache in MiB [default: 64].
     #[arg(long, env = "SUNDIAL_STORE_CACHE_MB")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     store_cache_mb: Option<usize>,
     /// Let plugins reach loopback addresses (for local testing) [default: false].
     #[arg(long, env = "SUNDIAL_ALLOW_LOOPBACK", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     allow_loopback: Option<bool>,
     /// Address ranges plugins and webhooks may reach although private/loopback/link-local,
     /// comma-separated CIDR (e.g. 10.20.0.0/16) [default: none].
     #[arg(long = "allow-range", env = "SUNDIAL_ALLOW_RANGES", value_delimiter = ',')]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     allow_ranges: Vec<String>,
     /// Let plugins reach private and link-local addresses [default: false].
     #[arg(long, env = "SUNDIAL_ALLOW_PRIVATE", num_args = 0..=1, default_missing_value = "true")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     allow_private: Option<bool>,
     /// Finished runs kept per task when the task sets none [default: 1000].
     #[arg(long, env = "SUNDIAL_KEEP_RUNS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     keep_runs: Option<u32>,
     /// Finished runs older than this many days are deleted unless the task says otherwise [default: 30].
     #[arg(long, env = "SUNDIAL_MAX_RUN_AGE_DAYS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_run_age_days: Option<u32>,
     /// Events kept in the event log [default: 100000].
     #[arg(long, env = "SUNDIAL_KEEP_EVENTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     keep_events: Option<u32>,
     /// Events older than this many days are deleted [default: 30].
     #[arg(long, env = "SUNDIAL_MAX_EVENT_AGE_DAYS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_event_age_days: Option<u32>,
     /// Causal depth beyond which events are stored but not routed (stops trigger loops) [default: 8].
     #[arg(long, env = "SUNDIAL_MAX_EVENT_DEPTH")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_event_depth: Option<u32>,
     /// Runs, timers and webhook deliveries one causal chain (everything descended from
     /// one outside event, manual run or schedule slot) may start; past it, events are
     /// stored but not routed [default: 1000].
     #[arg(long, env = "SUNDIAL_MAX_CHAIN")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_chain: Option<u64>,
     /// Largest event accepted, e.g. 256KiB [default: 256KiB].
     #[arg(long, env = "SUNDIAL_MAX_EVENT_SIZE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_event_size: Option<String>,
     /// Requests handled at once; one more is answered 503 with Retry-After [default: 512].
     #[arg(long, env = "SUNDIAL_MAX_REQUESTS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_requests: Option<usize>,
     /// Runs waiting for a worker before manual runs and events are refused with 429 [default: 10000].
     #[arg(long, env = "SUNDIAL_MAX_QUEUED_RUNS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_queued_runs: Option<usize>,
     /// Time a request body has to arrive after the request's head, e.g. 60s; a slower
     /// upload is answered 408 and its request slot freed [default: 60s].
     #[arg(long, env = "SUNDIAL_BODY_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     body_timeout: Option<String>,
     /// Client connections open at once; at the limit the oldest idle one is closed to
     /// make room, or a new one is answered 503 when all are busy. At most a quarter of
     /// the open-file limit [default: 4096].
     #[arg(long, env = "SUNDIAL_MAX_CONNECTIONS")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_connections: Option<usize>,
     /// Time a client has to send a request's head, on a new or an idle keep-alive
     /// connection, e.g. 10s; then the connection is closed [default: 10s].
     #[arg(long, env = "SUNDIAL_HEADER_TIMEOUT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     header_timeout: Option<String>,
     /// How often retention runs, e.g. 60s [default: 60s].
     #[arg(long, env = "SUNDIAL_PRUNE_INTERVAL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     prune_interval: Option<String>,
     /// On SIGTERM/SIGINT, how long to wait for running runs [default: 30s].
     #[arg(long, env = "SUNDIAL_GRACE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     grace: Option<String>,
     /// TLS certificate chain for the API, PEM (with --tls-key; then only https://)
     /// [default: none, plain HTTP].
     #[arg(long, env = "SUNDIAL_TLS_CERT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     tls_cert: Option<PathBuf>,
     /// The private key of --tls-cert, PEM (PKCS#8, PKCS#1 or SEC1) [default: none].
     #[arg(long, env = "SUNDIAL_TLS_KEY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     tls_key: Option<PathBuf>,
     /// Log format: text or json [default: text].
     #[arg(long, env = "SUNDIAL_LOG_FORMAT")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     log_format: Option<String>,
     /// IANA time zone of schedules that name none [default: UTC].
     #[arg(long, env = "SUNDIAL_TIMEZONE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     timezone: Option<String>,
     /// Run schedules on a manual test clock standing at this RFC 3339 time, moved only
     /// by `POST /v1/clock`. For tests; never in production [default: the wall clock].
     #[arg(long, env = "SUNDIAL_TEST_CLOCK")]
+    #[serde(skip)]
     test_clock: Option<String>,
     /// Testing hook for the disk-full path: while this file exists every write to the
     /// store fails with ENOSPC, as on a full disk. For tests; never in production
     /// [default: none].
     #[arg(long, env = "SUNDIAL_INJECT_DISK_FULL", hide = true)]
+    #[serde(skip)]
     inject_disk_full: Option<PathBuf>,
     /// The client flags are global; here they are accepted and ignored, so `serve
     /// --help` lists only what the server reads.
     #[command(flatten)]
+    #[serde(skip)]
     client: HiddenClientFlags,
+    /// The SMTP relay (`[mail]`, config file only; see docs/operations.md).
+    #[arg(skip)]
+    #[serde(default, skip_serializing)]
+    mail: Option<sundial_runtime::mail::MailConfig>,
 }
 
 /// The client commands' global flags, hidden from `serve` (see [`ServeArgs`]).
@@ -127,39 +165,6 @@ struct HiddenClientFlags {
     ca_file: Option<PathBuf>,
     #[arg(long, hide = true)]
     json: bool,
-}
-
-/// The config file: the same keys as the flags, in snake_case, plus `[mail]` (the SMTP
-/// relay; file only).
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FileConfig {
-    data: Option<PathBuf>,
-    listen: Option<SocketAddr>,
-    workers: Option<usize>,
-    store_cache_mb: Option<usize>,
-    allow_loopback: Option<bool>,
-    allow_private: Option<bool>,
-    allow_ranges: Option<Vec<String>>,
-    keep_runs: Option<u32>,
-    max_run_age_days: Option<u32>,
-    keep_events: Option<u32>,
-    max_event_age_days: Option<u32>,
-    max_event_depth: Option<u32>,
-    max_chain: Option<u64>,
-    max_event_size: Option<String>,
-    max_requests: Option<usize>,
-    max_queued_runs: Option<usize>,
-    body_timeout: Option<String>,
-    max_connections: Option<usize>,
-    header_timeout: Option<String>,
-    prune_interval: Option<String>,
-    grace: Option<String>,
-    log_format: Option<String>,
-    timezone: Option<String>,
-    tls_cert: Option<PathBuf>,
-    tls_key: Option<PathBuf>,
-    mail: Option<sundial_runtime::mail::MailConfig>,
 }
 
 /// The resolved settings: the daemon's config and the log format.
@@ -185,53 +190,66 @@ fn duration(
     Ok(d)
 }
 
+/// A layering error as `key: what is wrong` (figment's own text names its profile and
+/// source, which say nothing to an operator).
+fn setting_error(e: figment::Error) -> String {
+    match e.path.join(".") {
+        key if key.is_empty() => e.kind.to_string(),
+        key => format!("{key}: {}", e.kind),
+    }
+}
+
 /// Merge flags/environment over the file over the defaults, validating every value.
 pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolved, String> {
-    let file: FileConfig = match file_text {
-        Some(t) => toml::from_str(t).map_err(|e| format!("config file: {e}"))?,
-        None => FileConfig::default(),
+    use figment::Figment;
+    use figment::providers::{Format, Serialized, Toml};
+    // The file alone first, so its own mistakes are named as the file's.
+    let file: ServeArgs = match file_text {
+        Some(t) => Figment::from(Toml::string(t))
+            .extract()
+            .map_err(|e| format!("config file: {}", setting_error(e)))?,
+        None => ServeArgs::default(),
+    };
+    let tls_from_file = (file.tls_cert.clone(), file.tls_key.clone());
+    let mail = file.mail.clone();
+    // Flags and environment over the file (what neither sets stays unset: defaults
+    // below).
+    let layered: ServeArgs = Figment::from(Serialized::defaults(&file))
+        .merge(Serialized::defaults(&args))
+        .extract()
+        .map_err(|e| format!("settings: {}", setting_error(e)))?;
+    let args = ServeArgs {
+        test_clock: args.test_clock,
+        inject_disk_full: args.inject_disk_full,
+        mail,
+        ..layered
     };
     let d = DaemonConfig::default();
     let r = RetentionDefaults::default();
-    let workers = args.workers.or(file.workers).unwrap_or(d.workers);
+    let workers = args.workers.unwrap_or(d.workers);
     if workers == 0 || workers > 4096 {
         return Err(format!("workers: {workers} is outside 1..=4096"));
     }
-    let cache_mb = args
-        .store_cache_mb
-        .or(file.store_cache_mb)
-        .unwrap_or(d.cache_bytes >> 20);
+    let cache_mb = args.store_cache_mb.unwrap_or(d.cache_bytes >> 20);
     if !(4..=65536).contains(&cache_mb) {
         return Err(format!("store_cache_mb: {cache_mb} is outside 4..=65536"));
     }
-    let keep_last = args.keep_runs.or(file.keep_runs).unwrap_or(r.keep_last);
-    let max_age_days = args
-        .max_run_age_days
-        .or(file.max_run_age_days)
-        .unwrap_or(r.max_age_days);
+    let keep_last = args.keep_runs.unwrap_or(r.keep_last);
+    let max_age_days = args.max_run_age_days.unwrap_or(r.max_age_days);
     if keep_last == 0 || max_age_days == 0 {
         return Err("keep_runs and max_run_age_days must be at least 1".into());
     }
-    let keep_events = args.keep_events.or(file.keep_events).unwrap_or(r.keep_events);
-    let max_event_age_days = args
-        .max_event_age_days
-        .or(file.max_event_age_days)
-        .unwrap_or(r.max_event_age_days);
+    let keep_events = args.keep_events.unwrap_or(r.keep_events);
+    let max_event_age_days = args.max_event_age_days.unwrap_or(r.max_event_age_days);
     if keep_events == 0 || max_event_age_days == 0 {
         return Err("keep_events and max_event_age_days must be at least 1".into());
     }
-    let max_event_depth = args
-        .max_event_depth
-        .or(file.max_event_depth)
-        .unwrap_or(d.max_event_depth);
-    let max_requests = args.max_requests.or(file.max_requests).unwrap_or(d.max_requests);
+    let max_event_depth = args.max_event_depth.unwrap_or(d.max_event_depth);
+    let max_requests = args.max_requests.unwrap_or(d.max_requests);
     if !(1..=1_000_000).contains(&max_requests) {
         return Err(format!("max_requests: {max_requests} is outside 1..=1000000"));
     }
-    let max_queued_runs = args
-        .max_queued_runs
-        .or(file.max_queued_runs)
-        .unwrap_or(d.max_queued_runs);
+    let max_queued_runs = args.max_queued_runs.unwrap_or(d.max_queued_runs);
     if !(1..=100_000_000).contains(&max_queued_runs) {
         return Err(format!(
             "max_queued_runs: {max_queued_runs} is outside 1..=100000000"
@@ -240,11 +258,11 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
     if !(1..=100).contains(&max_event_depth) {
         return Err(format!("max_event_depth: {max_event_depth} is outside 1..=100"));
     }
-    let max_chain = args.max_chain.or(file.max_chain).unwrap_or(d.max_chain);
+    let max_chain = args.max_chain.unwrap_or(d.max_chain);
     if !(1..=100_000_000).contains(&max_chain) {
         return Err(format!("max_chain: {max_chain} is outside 1..=100000000"));
     }
-    let max_event_bytes = match args.max_event_size.or(file.max_event_size) {
+    let max_event_bytes = match args.max_event_size {
         None => d.max_event_bytes,
         Some(t) => sundial_core::limits::parse_size(&t).map_err(|e| format!("max_event_size: {e}"))? as usize,
     };
@@ -253,53 +271,31 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             "max_event_size: {max_event_bytes} bytes is outside 1KiB..=16MiB"
         ));
     }
-    let interval = duration(
-        "prune_interval",
-        args.prune_interval.or(file.prune_interval),
-        "60s",
-        100,
-    )?;
-    let grace = duration("grace", args.grace.or(file.grace), "30s", 0)?;
-    let body_timeout = duration(
-        "body_timeout",
-        args.body_timeout.or(file.body_timeout),
-        "60s",
-        1000,
-    )?;
+    let interval = duration("prune_interval", args.prune_interval, "60s", 100)?;
+    let grace = duration("grace", args.grace, "30s", 0)?;
+    let body_timeout = duration("body_timeout", args.body_timeout, "60s", 1000)?;
     if body_timeout > std::time::Duration::from_secs(3600) {
         return Err("body_timeout: must be at most 1h".into());
     }
-    let header_timeout = duration(
-        "header_timeout",
-        args.header_timeout.or(file.header_timeout),
-        "10s",
-        100,
-    )?;
+    let header_timeout = duration("header_timeout", args.header_timeout, "10s", 100)?;
     if header_timeout > std::time::Duration::from_secs(600) {
         return Err("header_timeout: must be at most 10m".into());
     }
-    let max_connections = args
-        .max_connections
-        .or(file.max_connections)
-        .unwrap_or(d.max_connections);
+    let max_connections = args.max_connections.unwrap_or(d.max_connections);
     if !(1..=1_000_000).contains(&max_connections) {
         return Err(format!(
             "max_connections: {max_connections} is outside 1..=1000000"
         ));
     }
-    let json_logs = match args.log_format.or(file.log_format).as_deref() {
+    let json_logs = match args.log_format.as_deref() {
         None | Some("text") => false,
         Some("json") => true,
         Some(other) => return Err(format!("log_format: {other:?} is not text or json")),
     };
-    let timezone = args.timezone.or(file.timezone).unwrap_or(d.timezone);
+    let timezone = args.timezone.unwrap_or(d.timezone);
     sundial_core::schedule::zone::parse_tz(&timezone).map_err(|e| format!("timezone: {e}"))?;
-    let ranges = if args.allow_ranges.is_empty() {
-        file.allow_ranges.unwrap_or_default()
-    } else {
-        args.allow_ranges
-    };
-    let allow_ranges = ranges
+    let allow_ranges = args
+        .allow_ranges
         .iter()
         .map(|r| {
             r.trim()
@@ -307,11 +303,10 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
                 .map_err(|_| format!("allow_ranges: {r:?} is not a CIDR range such as 10.20.0.0/16"))
         })
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(m) = &file.mail {
+    if let Some(m) = &args.mail {
         m.validate()?;
     }
-    let tls_from_file = (file.tls_cert.clone(), file.tls_key.clone());
-    let tls = match (args.tls_cert.or(file.tls_cert), args.tls_key.or(file.tls_key)) {
+    let tls = match (args.tls_cert, args.tls_key) {
         (Some(cert), Some(key)) => Some((cert, key)),
         (None, None) => None,
         (Some(_), None) => return Err("tls_cert is set but tls_key is not: give both or neither".into()),
@@ -327,14 +322,14 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
     };
     Ok(Resolved {
         daemon: DaemonConfig {
-            data_dir: args.data.or(file.data).unwrap_or(d.data_dir),
-            listen: args.listen.or(file.listen).unwrap_or(d.listen),
+            data_dir: args.data.unwrap_or(d.data_dir),
+            listen: args.listen.unwrap_or(d.listen),
             workers,
             max_batch: d.max_batch,
             cache_bytes: cache_mb << 20,
             network: NetworkPolicy {
-                allow_loopback: args.allow_loopback.or(file.allow_loopback).unwrap_or(false),
-                allow_private: args.allow_private.or(file.allow_private).unwrap_or(false),
+                allow_loopback: args.allow_loopback.unwrap_or(false),
+                allow_private: args.allow_private.unwrap_or(false),
                 allow_ranges,
             },
             retention: RetentionDefaults {
@@ -356,7 +351,7 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             max_connections,
             header_timeout,
             max_event_bytes,
-            mail: file.mail,
+            mail: args.mail,
             tls,
         },
         json_logs,
@@ -451,7 +446,13 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let err = |file: &str| resolve(ServeArgs::default(), Some(file)).unwrap_err();
-        assert!(err("wrkers = 3").contains("unknown field `wrkers`"));
+        let e = err("wrkers = 3");
+        assert!(
+            e.starts_with("config file: wrkers: unknown field: found `wrkers`"),
+            "{e}"
+        );
+        let e = err("workers = \"x\"");
+        assert!(e.starts_with("config file: workers: invalid type"), "{e}");
         assert!(err("workers = 0").contains("workers"));
         assert!(err("prune_interval = \"1ms\"").contains("prune_interval"));
         assert!(err("allow_ranges = [\"10.0.0.0/33\"]").contains("allow_ranges"));
