@@ -167,7 +167,11 @@ impl Deliverer {
         let Some(mut delivery) = self.inner.store.delivery(id)? else {
             return Ok(());
         };
-        if delivery.status != DeliveryStatus::Queued {
+        // The scan read the queue before this attempt re-read the delivery: an attempt
+        // that ended in between may have settled it or put its retry in the future.
+        if delivery.status != DeliveryStatus::Queued
+            || delivery.next_attempt_at.is_some_and(|due| due > Utc::now())
+        {
             return Ok(());
         }
         let webhook = self.inner.store.webhook(&delivery.webhook_id)?;

@@ -1,9 +1,10 @@
 //! `/v1/admin/unreadable` (admin only): stored records that do not decode, which lists,
 //! pages and start-up skip, and deleting them.
 
-use super::{ADMINS, ApiResult, AppState, Caller};
+use super::{Admin, ApiResult, AppState};
+use crate::extract::QueryParams;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -17,11 +18,9 @@ pub(super) struct ListQuery {
 
 pub(super) async fn unreadable(
     State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    _: Admin,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(ADMINS, "list unreadable records")?;
-    let Query(q) = query.map_err(|e| super::ApiError::bad_request(format!("query: {}", e.body_text())))?;
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(super::ApiError::bad_request(format!(
@@ -37,14 +36,10 @@ pub(super) async fn unreadable(
 
 pub(super) async fn delete_unreadable(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path((table, key)): Path<(String, String)>,
 ) -> ApiResult<StatusCode> {
-    caller.require(ADMINS, "delete unreadable records")?;
-    state
-        .store
-        .delete_unreadable(&table, &key, &caller.token.name)
-        .await?;
+    state.store.delete_unreadable(&table, &key, caller.who()).await?;
     sundial_store::unreadable::forget(&table, &key);
     Ok(StatusCode::NO_CONTENT)
 }

@@ -3,7 +3,7 @@
 //! built in the data directory, unlinked, and streamed from the open file, so nothing
 //! is left behind however the download ends.
 
-use super::{ADMINS, ApiError, ApiResult, AppState, Caller};
+use super::{Admin, ApiError, ApiResult, AppState};
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -12,8 +12,7 @@ use axum::response::Response;
 /// Bytes read from the archive per body chunk: 64 KiB.
 const CHUNK: usize = 64 << 10;
 
-pub(super) async fn backup(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
-    caller.require(ADMINS, "make backups")?;
+pub(super) async fn backup(State(state): State<AppState>, Admin(caller): Admin) -> ApiResult<Response> {
     let dir = state.data_dir.clone();
     let work = dir.join(format!("backup-{}", sundial_core::ids::new_id()));
     std::fs::create_dir(&work).map_err(|e| ApiError::internal(format!("{}: {e}", work.display())))?;
@@ -77,6 +76,6 @@ pub(super) async fn backup(State(state): State<AppState>, caller: Caller) -> Api
     {
         headers.insert(header::CONTENT_LENGTH, v);
     }
-    tracing::info!(bytes = size, by = %caller.token.name, "backup made");
+    tracing::info!(bytes = size, by = %caller.who(), "backup made");
     Ok(response)
 }

@@ -2,11 +2,11 @@
 //! delete, check an instant) and `/v1/maintenance` (one-off windows: start, list, end).
 //! Every change is handed to the scheduler at once (see [`sundial_core::calendar`]).
 
-use super::{ApiError, ApiResult, AppState, Caller, OPERATORS, READERS, parse_json, read_body};
+use super::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::extract::{JsonBody, QueryParams};
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{FromRequest, Path, Request, State};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -25,16 +25,25 @@ fn invalid(message: String) -> ApiError {
     }
 }
 
-async fn read_spec(headers: &HeaderMap, body: Body) -> ApiResult<CalendarSpec> {
-    let body = read_body(body, MAX_CALENDAR_BODY).await?;
-    let spec: CalendarSpec = parse_json(headers, &body).map_err(|mut e| {
-        if e.message.contains("did not match any variant") {
-            e.message = "exclude: every entry is {\"date\": \"YYYY-MM-DD\"}, {\"yearly\": \"MM-DD\"} or {\"from\": ..., \"to\": ...}, each with an optional \"note\"".into();
-        }
-        e
-    })?;
-    spec.validate().map_err(invalid)?;
-    Ok(spec)
+/// A calendar body (at most `MAX_CALENDAR_BODY` bytes), parsed and validated; an
+/// `exclude` entry of no known shape is refused naming the shapes.
+pub(super) struct SpecBody(CalendarSpec);
+
+impl FromRequest<AppState> for SpecBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<SpecBody, ApiError> {
+        let JsonBody(spec) = JsonBody::<CalendarSpec, { MAX_CALENDAR_BODY }>::from_request(req, state)
+            .await
+            .map_err(|mut e| {
+                if e.message.contains("did not match any variant") {
+                    e.message = "exclude: every entry is {\"date\": \"YYYY-MM-DD\"}, {\"yearly\": \"MM-DD\"} or {\"from\": ..., \"to\": ...}, each with an optional \"note\"".into();
+                }
+                e
+            })?;
+        spec.validate().map_err(invalid)?;
+        Ok(SpecBody(spec))
+    }
 }
 
 fn changed(state: &AppState) {
@@ -43,29 +52,20 @@ fn changed(state: &AppState) {
 
 pub(super) async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
+    Operator(caller): Operator,
+    SpecBody(spec): SpecBody,
 ) -> ApiResult<(StatusCode, Json<CalendarSpec>)> {
-    caller.require(OPERATORS, "create calendars")?;
-    let spec = read_spec(&headers, body).await?;
-    state
-        .store
-        .put_calendar(spec.clone(), true, &caller.token.name)
-        .await?;
+    state.store.put_calendar(spec.clone(), true, caller.who()).await?;
     changed(&state);
     Ok((StatusCode::CREATED, Json(spec)))
 }
 
 pub(super) async fn replace(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    SpecBody(spec): SpecBody,
 ) -> ApiResult<Json<CalendarSpec>> {
-    caller.require(OPERATORS, "change calendars")?;
-    let spec = read_spec(&headers, body).await?;
     if spec.name != name {
         return Err(invalid(format!(
             "name: {:?} in the body is not {name:?} in the path (calendars are not renamed)",
@@ -74,23 +74,21 @@ pub(super) async fn replace(
     }
     state
         .store
-        .put_calendar(spec.clone(), false, &caller.token.name)
+        .put_calendar(spec.clone(), false, caller.who())
         .await?;
     changed(&state);
     Ok(Json(spec))
 }
 
-pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read calendars")?;
+pub(super) async fn list(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Value>> {
     Ok(Json(json!({ "calendars": state.store.calendars()? })))
 }
 
 pub(super) async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Reader,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CalendarSpec>> {
-    caller.require(READERS, "read calendars")?;
     state
         .store
         .calendar(&name)?
@@ -100,11 +98,10 @@ pub(super) async fn get(
 
 pub(super) async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(OPERATORS, "delete calendars")?;
-    state.store.delete_calendar(&name, &caller.token.name).await?;
+    state.store.delete_calendar(&name, caller.who()).await?;
     changed(&state);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -120,12 +117,10 @@ pub(super) struct CheckQuery {
 /// `GET /v1/calendars/{name}/check?at=&timezone=`: is this instant excluded?
 pub(super) async fn check(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Reader,
     Path(name): Path<String>,
-    query: Result<Query<CheckQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(q): QueryParams<CheckQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read calendars")?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
     let spec = state
         .store
         .calendar(&name)?
@@ -159,13 +154,9 @@ pub(super) struct StartMaintenance {
 
 pub(super) async fn start_maintenance(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
+    Operator(caller): Operator,
+    JsonBody(req): JsonBody<StartMaintenance>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(OPERATORS, "start maintenance")?;
-    let body = read_body(body, super::MAX_BODY_BYTES).await?;
-    let req: StartMaintenance = parse_json(&headers, &body)?;
     let length =
         sundial_core::limits::parse_duration(&req.duration).map_err(|e| invalid(format!("for: {e}")))?;
     let length = chrono::Duration::from_std(length).map_err(|e| invalid(format!("for: {e}")))?;
@@ -199,9 +190,9 @@ pub(super) async fn start_maintenance(
         until: from + length,
         schedules: names,
         reason: req.reason,
-        by: caller.token.name.clone(),
+        by: caller.who().to_string(),
     };
-    let m = state.store.add_maintenance(m, now, &caller.token.name).await?;
+    let m = state.store.add_maintenance(m, now, caller.who()).await?;
     changed(&state);
     Ok((StatusCode::CREATED, Json(maintenance_view(&state, &m))))
 }
@@ -213,11 +204,7 @@ fn maintenance_view(state: &AppState, m: &Maintenance) -> Value {
     v
 }
 
-pub(super) async fn list_maintenance(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read maintenance windows")?;
+pub(super) async fn list_maintenance(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Value>> {
     let windows: Vec<Value> = state
         .store
         .maintenance()?
@@ -229,12 +216,11 @@ pub(super) async fn list_maintenance(
 
 pub(super) async fn end_maintenance(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(OPERATORS, "end maintenance")?;
     let now = state.engines.scheduler.clock().now();
-    let m = state.store.end_maintenance(&id, now, &caller.token.name).await?;
+    let m = state.store.end_maintenance(&id, now, caller.who()).await?;
     changed(&state);
     Ok(Json(maintenance_view(&state, &m)))
 }

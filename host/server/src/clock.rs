@@ -3,11 +3,11 @@
 //! every delayed trigger target due by the new time has been recorded, so tests can
 //! assert on runs right away.
 
-use super::{ADMINS, ApiError, ApiResult, AppState, Caller, MAX_BODY_BYTES, READERS, parse_json, read_body};
+use super::{Admin, ApiError, ApiResult, AppState, Reader};
+use crate::extract::JsonBody;
 use axum::Json;
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -34,20 +34,15 @@ fn view(state: &AppState) -> Value {
     })
 }
 
-pub(super) async fn get(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read the clock")?;
+pub(super) async fn get(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Value>> {
     Ok(Json(view(&state)))
 }
 
 pub(super) async fn set(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
+    _: Admin,
+    JsonBody(req): JsonBody<MoveRequest>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(ADMINS, "move the clock")?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let req: MoveRequest = parse_json(&headers, &body)?;
     let clock = state.engines.scheduler.clock();
     let to = match (req.to, req.advance_seconds) {
         (Some(to), None) => to,

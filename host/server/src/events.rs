@@ -1,20 +1,17 @@
 //! `/v1/events`: ingest CloudEvents (structured, batch or binary mode), the event log
 //! with filters and pagination, one event with what it caused.
 
-use super::{ApiError, ApiResult, AppState, Caller, READERS, read_body};
+use super::{ApiError, ApiResult, AppState, Ingester, Reader, read_body};
+use crate::extract::{Page, QueryParams, QueueRoom};
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sundial_core::event::cloudevent;
 use sundial_core::event::cloudevent::CloudEvent;
 use sundial_store::events::{EventFilter, Stored};
-use sundial_store::tokens::Role;
-
-/// Roles that may post events.
-pub const INGESTERS: &[Role] = &[Role::Admin, Role::Operator, Role::Ingest];
 /// Most events in one batch.
 pub const MAX_BATCH: usize = 1000;
 /// Largest batch body: 16 MiB.
@@ -145,14 +142,11 @@ fn outcome(s: &Stored) -> Value {
 
 pub(super) async fn ingest(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Ingester,
+    _: QueueRoom,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(INGESTERS, "post events")?;
-    state
-        .admission
-        .check_queue(state.engines.outbox.queue().backlog())?;
     let body = read_body(body, MAX_BATCH_BYTES).await?;
     let (events, batch) = parse(&state, &headers, &body)?;
     let stored = state.engines.outbox.ingest(events).await?;
@@ -179,16 +173,10 @@ pub(super) struct ListQuery {
 
 pub(super) async fn list(
     State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    _: Reader,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read events")?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
-    let page = super::PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    };
-    let (cursor, limit) = super::PageQuery::check(Ok(Query(page)))?;
+    let page = Page::new(q.limit, q.cursor)?;
     let filter = EventFilter {
         kind: q.kind,
         source: q.source,
@@ -196,16 +184,17 @@ pub(super) async fn list(
         since: super::runs::check_time("since", &q.since)?,
         until: super::runs::check_time("until", &q.until)?,
     };
-    let (events, next) = state.store.list_events(&filter, cursor.as_deref(), limit)?;
+    let (events, next) = state
+        .store
+        .list_events(&filter, page.cursor.as_deref(), page.limit)?;
     Ok(Json(json!({ "events": events, "next_cursor": next })))
 }
 
 pub(super) async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Reader,
     Path(seq): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read events")?;
     let record = state
         .store
         .event(&seq)?

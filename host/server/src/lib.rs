@@ -29,20 +29,19 @@ mod upcoming;
 mod webhooks;
 
 pub mod error;
+pub mod extract;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{FromRequestParts, Query};
-use axum::http::{HeaderMap, request::Parts};
+use axum::http::HeaderMap;
 pub use error::{ApiError, ApiResult};
-use serde::Deserialize;
+pub use extract::{ADMINS, Admin, Caller, INGESTERS, Ingester, OPERATORS, Operator, READERS, Reader};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
 
 use sundial_runtime::Runtime;
 use sundial_store::SharedStore;
-use sundial_store::tokens::{Role, TokenRecord, token_hash};
 
 /// Largest request body outside plugin uploads: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -72,57 +71,6 @@ pub struct AppState {
     pub connections: Arc<connections::Connections>,
     /// The data directory (backups read the key and token files there).
     pub data_dir: std::path::PathBuf,
-}
-
-/// The authenticated caller of a request.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    /// Token record.
-    pub token: TokenRecord,
-}
-
-impl Caller {
-    /// Refuse with 403 unless the caller has one of `roles`.
-    pub fn require(&self, roles: &[Role], what: &str) -> ApiResult<()> {
-        if roles.contains(&self.token.role) {
-            Ok(())
-        } else {
-            Err(ApiError::forbidden(format!(
-                "token {:?} has role {:?}, which may not {what}",
-                self.token.name, self.token.role
-            )))
-        }
-    }
-}
-
-/// Roles that may read.
-pub const READERS: &[Role] = &[Role::Admin, Role::Operator, Role::Viewer];
-/// Roles that may change tasks and runs.
-pub const OPERATORS: &[Role] = &[Role::Admin, Role::Operator];
-/// Roles that may manage plugins and tokens.
-pub const ADMINS: &[Role] = &[Role::Admin];
-
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>` header"))?;
-        let secret = header
-            .to_str()
-            .ok()
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be `Bearer <token>`"))?;
-        // Looked up by sha256: the secret itself is never stored or compared.
-        match state.store.token_by_hash(&token_hash(secret))? {
-            Some(token) => Ok(Caller { token }),
-            None => Err(ApiError::unauthorized("unknown or revoked token")),
-        }
-    }
 }
 
 /// Read a whole body up to `limit` bytes: 413 beyond, 408 when it does not arrive
@@ -198,44 +146,6 @@ fn integral_floats_to_integers(value: &mut Value) {
     }
 }
 
-/// `?limit=N&cursor=ID` of the noun lists (tasks, schedules).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// Most items (1-1000). Default 50, as for runs and audit entries.
-    pub limit: Option<usize>,
-    /// Continue after this id (the previous page's `next_cursor`).
-    pub cursor: Option<String>,
-}
-
-impl PageQuery {
-    /// Validate the query: (cursor, limit).
-    pub fn check(
-        query: Result<Query<PageQuery>, axum::extract::rejection::QueryRejection>,
-    ) -> ApiResult<(Option<String>, usize)> {
-        let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
-        let limit = q.limit.unwrap_or(50);
-        if !(1..=1000).contains(&limit) {
-            return Err(ApiError::bad_request(format!(
-                "limit: {limit} is outside 1..=1000"
-            )));
-        }
-        check_cursor(&q.cursor)?;
-        Ok((q.cursor, limit))
-    }
-}
-
-/// Refuse a `cursor` that is not an id (every paginated list takes the previous page's
-/// `next_cursor`, an id).
-pub fn check_cursor(cursor: &Option<String>) -> ApiResult<()> {
-    match cursor {
-        Some(c) if ulid::Ulid::from_string(c).is_err() => {
-            Err(ApiError::bad_request(format!("cursor: {c:?} is not an id")))
-        }
-        _ => Ok(()),
-    }
-}
-
 /// Install a plugin as the API does (validate, compile, store); used at first start
 /// for the bundled plugins.
 pub async fn plugins_install(
@@ -300,9 +210,8 @@ async fn healthz() -> &'static str {
 /// `GET /metrics`: Prometheus text format (any role but ingest).
 async fn metrics(
     axum::extract::State(state): axum::extract::State<AppState>,
-    caller: Caller,
+    _: Reader,
 ) -> ApiResult<String> {
-    caller.require(READERS, "read metrics")?;
     use std::fmt::Write;
     use std::sync::atomic::Ordering::Relaxed;
     let stats = state.store.stats();
@@ -400,8 +309,7 @@ async fn metrics(
 
 /// `GET /openapi.json`: the API description, for the roles that read (an `ingest`
 /// token may post events and nothing else, as for `/metrics`).
-async fn openapi_json(caller: Caller) -> ApiResult<axum::Json<Value>> {
-    caller.require(READERS, "read the API description")?;
+async fn openapi_json(_: Reader) -> ApiResult<axum::Json<Value>> {
     Ok(axum::Json(openapi::document()))
 }
 

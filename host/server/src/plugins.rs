@@ -1,12 +1,11 @@
 //! `/v1/plugins`: install (validated and compiled before it is accepted), list, get,
 //! update grants and limits, remove.
 
-use super::{ADMINS, AppState, Caller, MAX_PLUGIN_BODY_BYTES, READERS, parse_json, read_body};
-use super::{ApiError, ApiResult};
+use super::{Admin, ApiError, ApiResult, AppState, MAX_PLUGIN_BODY_BYTES, Reader};
+use crate::extract::JsonBody;
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use base64::Engine as _;
 use serde::Deserialize;
 use sundial_core::grants::Grants;
@@ -104,13 +103,9 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
 
 pub(super) async fn install(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
+    Admin(caller): Admin,
+    JsonBody(req): JsonBody<InstallRequest, MAX_PLUGIN_BODY_BYTES>,
 ) -> ApiResult<(StatusCode, Json<PluginRecord>)> {
-    caller.require(ADMINS, "install plugins")?;
-    let body = read_body(body, MAX_PLUGIN_BODY_BYTES).await?;
-    let req: InstallRequest = parse_json(&headers, &body)?;
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(req.wasm_base64.trim())
         .map_err(|e| ApiError::bad_request(format!("wasm_base64: not base64: {e}")))?;
@@ -122,15 +117,11 @@ pub(super) async fn install(
         description: req.description,
         bundled: false,
     };
-    let record = install_plugin(&state, new, &caller.token.name).await?;
+    let record = install_plugin(&state, new, caller.who()).await?;
     Ok((StatusCode::CREATED, Json(record)))
 }
 
-pub(super) async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-) -> ApiResult<Json<serde_json::Value>> {
-    caller.require(READERS, "read plugins")?;
+pub(super) async fn list(State(state): State<AppState>, _: Reader) -> ApiResult<Json<serde_json::Value>> {
     Ok(Json(serde_json::json!({ "plugins": state.store.plugins()? })))
 }
 
@@ -138,10 +129,9 @@ pub(super) async fn list(
 /// (`kv`: keys, bytes, and the quota from its limits).
 pub(super) async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Reader,
     Path(name): Path<String>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    caller.require(READERS, "read plugins")?;
     let record = state
         .store
         .plugin(&name)?
@@ -154,14 +144,10 @@ pub(super) async fn get(
 
 pub(super) async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    JsonBody(update): JsonBody<PluginUpdate>,
 ) -> ApiResult<Json<PluginRecord>> {
-    caller.require(ADMINS, "change plugins")?;
-    let body = read_body(body, super::MAX_BODY_BYTES).await?;
-    let update: PluginUpdate = parse_json(&headers, &body)?;
     if let Some(g) = &update.grants {
         g.validate()
             .map_err(|e| ApiError::bad_request(format!("grants.{e}")))?;
@@ -172,17 +158,16 @@ pub(super) async fn update(
     }
     let (_before, after) = state
         .store
-        .update_plugin(&name, update, now(), &caller.token.name)
+        .update_plugin(&name, update, now(), caller.who())
         .await?;
     Ok(Json(after))
 }
 
 pub(super) async fn remove(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(ADMINS, "remove plugins")?;
-    state.store.remove_plugin(&name, &caller.token.name).await?;
+    state.store.remove_plugin(&name, caller.who()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -12,13 +12,12 @@
 //!   each run with what happened to it and says whether more matched.
 
 use super::runs::{StartQuery, filter_of};
-use super::{ApiError, ApiResult, AppState, Caller, MAX_BODY_BYTES, OPERATORS, parse_json, read_body};
+use super::{ApiError, ApiResult, AppState, Operator};
+use crate::extract::{OptionalJsonBody, QueryParams};
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
 use sundial_core::run::{Run, RunStatus};
 use sundial_core::timestamp::now;
 
@@ -59,17 +58,15 @@ fn retry_of(state: &AppState, original: &Run, by: &str) -> ApiResult<Run> {
 /// `POST /v1/runs/{id}/retry`.
 pub(super) async fn retry(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
-    query: Result<Query<StartQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(query): QueryParams<StartQuery>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
-    caller.require(OPERATORS, "retry runs")?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
     let original = state
         .store
         .run(&id)?
         .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))?;
-    let run = retry_of(&state, &original, &caller.token.name)?;
+    let run = retry_of(&state, &original, caller.who())?;
     state
         .admission
         .check_queue(state.engines.outbox.queue().backlog())?;
@@ -90,20 +87,58 @@ pub(super) struct BulkRequest {
     dry_run: bool,
 }
 
-/// Parse a bulk request and find the runs it acts on (those `eligible` among the
-/// matches), newest first: (runs, whether more matched than `limit`).
+/// What one bulk request did to one run.
+#[derive(Serialize)]
+pub(super) struct BulkItem {
+    /// The run matched.
+    run: String,
+    /// Its task.
+    task: String,
+    /// The new run that retries it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retry: Option<String>,
+    /// Its status after a cancel (or now, in a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<RunStatus>,
+    /// Why it was left alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    skipped: Option<String>,
+}
+
+impl BulkItem {
+    fn new(run: &Run) -> BulkItem {
+        BulkItem {
+            run: run.id.clone(),
+            task: run.task_name.clone(),
+            retry: None,
+            status: None,
+            skipped: None,
+        }
+    }
+}
+
+/// The answer of a bulk retry or cancel.
+#[derive(Serialize)]
+pub(super) struct BulkAnswer {
+    dry_run: bool,
+    matched: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    retried: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancelled: Option<usize>,
+    /// More runs matched than `limit`.
+    more: bool,
+    runs: Vec<BulkItem>,
+}
+
+/// Find the runs a bulk request acts on (those `eligible` among the matches), newest
+/// first: (runs, whether more matched than `limit`).
 fn matching(
     state: &AppState,
-    headers: &HeaderMap,
-    body: &axum::body::Bytes,
+    req: &BulkRequest,
     eligible: fn(RunStatus) -> bool,
     what: &str,
-) -> ApiResult<(BulkRequest, Vec<Run>, bool)> {
-    let req: BulkRequest = if body.is_empty() {
-        BulkRequest::default()
-    } else {
-        parse_json(headers, body)?
-    };
+) -> ApiResult<(Vec<Run>, bool)> {
     if req.task.is_none()
         && req.status.is_none()
         && req.cause.is_none()
@@ -161,31 +196,28 @@ fn matching(
             None => break,
         }
     }
-    Ok((req, found, more))
+    Ok((found, more))
 }
 
 /// `POST /v1/runs/retry`: retry every finished run matching the filter.
 pub(super) async fn retry_many(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Json<Value>> {
-    caller.require(OPERATORS, "retry runs")?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let (req, found, more) = matching(&state, &headers, &body, RunStatus::is_terminal, "retry")?;
+    Operator(caller): Operator,
+    OptionalJsonBody(req): OptionalJsonBody<BulkRequest>,
+) -> ApiResult<Json<BulkAnswer>> {
+    let (found, more) = matching(&state, &req, RunStatus::is_terminal, "retry")?;
     let mut planned = Vec::new();
     let mut answers = Vec::new();
     for original in &found {
-        match retry_of(&state, original, &caller.token.name) {
+        let mut item = BulkItem::new(original);
+        match retry_of(&state, original, caller.who()) {
             Ok(run) => {
-                answers.push(json!({ "run": original.id, "task": original.task_name, "retry": run.id }));
+                item.retry = Some(run.id.clone());
                 planned.push(run);
             }
-            Err(e) => {
-                answers.push(json!({ "run": original.id, "task": original.task_name, "skipped": e.message }))
-            }
+            Err(e) => item.skipped = Some(e.message),
         }
+        answers.push(item);
     }
     if !req.dry_run && !planned.is_empty() {
         if let Some(why) = state.engines.outbox.queue().full(planned.len()) {
@@ -200,32 +232,33 @@ pub(super) async fn retry_many(
         }
         state.engines.outbox.enqueue_runs(planned).await?;
     }
-    let retried = answers.iter().filter(|a| a.get("retry").is_some()).count();
-    Ok(Json(json!({
-        "dry_run": req.dry_run,
-        "matched": found.len(),
-        "retried": if req.dry_run { 0 } else { retried },
-        "more": more,
-        "runs": answers,
-    })))
+    let retried = answers.iter().filter(|a| a.retry.is_some()).count();
+    Ok(Json(BulkAnswer {
+        dry_run: req.dry_run,
+        matched: found.len(),
+        retried: Some(if req.dry_run { 0 } else { retried }),
+        cancelled: None,
+        more,
+        runs: answers,
+    }))
 }
 
 /// `POST /v1/runs/cancel`: cancel every queued or running run matching the filter.
 pub(super) async fn cancel_many(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<Json<Value>> {
-    caller.require(OPERATORS, "cancel runs")?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
+    _: Operator,
+    OptionalJsonBody(req): OptionalJsonBody<BulkRequest>,
+) -> ApiResult<Json<BulkAnswer>> {
     let unfinished = |s: RunStatus| !s.is_terminal();
-    let (req, found, more) = matching(&state, &headers, &body, unfinished, "cancel")?;
+    let (found, more) = matching(&state, &req, unfinished, "cancel")?;
     let mut answers = Vec::new();
     let mut cancelled = 0;
     if req.dry_run {
         for run in &found {
-            answers.push(json!({ "run": run.id, "task": run.task_name, "status": run.status }));
+            answers.push(BulkItem {
+                status: Some(run.status),
+                ..BulkItem::new(run)
+            });
         }
     } else {
         // Running runs are stopped together, not one after the other.
@@ -242,26 +275,26 @@ pub(super) async fn cancel_many(
             }
         }
         for run in &found {
-            let answer = match done.remove(&run.id) {
+            let mut item = BulkItem::new(run);
+            match done.remove(&run.id) {
                 Some(Ok(r)) => {
                     if r.status == RunStatus::Cancelled {
                         cancelled += 1;
                     }
-                    json!({ "run": r.id, "task": r.task_name, "status": r.status })
+                    item.status = Some(r.status);
                 }
-                Some(Err(e)) => json!({ "run": run.id, "task": run.task_name, "skipped": e.to_string() }),
-                None => {
-                    json!({ "run": run.id, "task": run.task_name, "skipped": "the cancel did not finish" })
-                }
-            };
-            answers.push(answer);
+                Some(Err(e)) => item.skipped = Some(e.to_string()),
+                None => item.skipped = Some("the cancel did not finish".into()),
+            }
+            answers.push(item);
         }
     }
-    Ok(Json(json!({
-        "dry_run": req.dry_run,
-        "matched": found.len(),
-        "cancelled": cancelled,
-        "more": more,
-        "runs": answers,
-    })))
+    Ok(Json(BulkAnswer {
+        dry_run: req.dry_run,
+        matched: found.len(),
+        retried: None,
+        cancelled: Some(cancelled),
+        more,
+        runs: answers,
+    }))
 }

@@ -1,12 +1,11 @@
 //! Runs, the task log: start a run (`?wait=true` for the result), list with filters
 //! and cursor pagination, get one, cancel.
 
-use super::{ApiError, ApiResult};
-use super::{AppState, Caller, MAX_BODY_BYTES, OPERATORS, READERS, parse_json, read_body};
+use super::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::extract::{OptionalJsonBody, QueryParams, QueueRoom};
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sundial_core::run::{Run, RunCause, RunStatus};
@@ -31,23 +30,12 @@ pub(super) struct StartQuery {
 
 pub(super) async fn start(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
+    _: QueueRoom,
     Path(id): Path<String>,
-    query: Result<Query<StartQuery>, axum::extract::rejection::QueryRejection>,
-    headers: HeaderMap,
-    body: Body,
+    QueryParams(query): QueryParams<StartQuery>,
+    OptionalJsonBody(req): OptionalJsonBody<StartRequest>,
 ) -> ApiResult<(StatusCode, Json<Run>)> {
-    caller.require(OPERATORS, "start runs")?;
-    state
-        .admission
-        .check_queue(state.engines.outbox.queue().backlog())?;
-    let Query(query) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let req: StartRequest = if body.is_empty() {
-        StartRequest::default()
-    } else {
-        parse_json(&headers, &body)?
-    };
     let task = state
         .store
         .task(&id)?
@@ -72,7 +60,7 @@ pub(super) async fn start(
         0,
         now(),
     );
-    run.started_by = caller.token.name.clone();
+    run.started_by = caller.who().to_string();
     enqueue_and_answer(&state, run, query.wait).await
 }
 
@@ -128,11 +116,9 @@ pub(super) fn check_time(field: &str, value: &Option<String>) -> ApiResult<Optio
 
 pub(super) async fn list(
     State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    _: Reader,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read runs")?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(format!(
@@ -200,10 +186,9 @@ pub(super) fn filter_of(
 
 pub(super) async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Run>> {
-    caller.require(READERS, "read runs")?;
     state
         .store
         .run(&id)?
@@ -213,10 +198,9 @@ pub(super) async fn get(
 
 pub(super) async fn cancel(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Run>> {
-    caller.require(OPERATORS, "cancel runs")?;
     let run = state.engines.executor.cancel(&id).await?;
     if run.status.is_terminal() && run.status != RunStatus::Cancelled {
         return Err(ApiError::conflict(format!(

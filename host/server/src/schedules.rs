@@ -2,12 +2,11 @@
 //! drives tasks unless `?force=true`), attach and detach tasks, and previews of saved and
 //! unsaved rules.
 
-use super::{ApiError, ApiResult};
-use super::{AppState, Caller, MAX_BODY_BYTES, OPERATORS, READERS, parse_json, read_body};
+use super::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::extract::{JsonBody, Page, Patch, QueryParams};
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -38,13 +37,9 @@ pub(super) struct PreviewRequest {
 
 pub(super) async fn preview(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
+    _: Reader,
+    JsonBody(mut req): JsonBody<PreviewRequest>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "preview schedules")?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let mut req: PreviewRequest = parse_json(&headers, &body)?;
     if req.timezone.is_empty() {
         req.timezone = state.default_timezone.clone();
     }
@@ -146,13 +141,9 @@ fn find(state: &AppState, id: &str) -> ApiResult<ScheduleRecord> {
 
 pub(super) async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
+    Operator(caller): Operator,
+    JsonBody(mut spec): JsonBody<ScheduleSpec>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(OPERATORS, "create schedules")?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let mut spec: ScheduleSpec = parse_json(&headers, &body)?;
     if spec.timezone.is_empty() {
         spec.timezone = state.default_timezone.clone();
     }
@@ -172,19 +163,13 @@ pub(super) async fn create(
         spec,
         last_slot: None,
     };
-    let record = state.store.insert_schedule(record, &caller.token.name).await?;
+    let record = state.store.insert_schedule(record, caller.who()).await?;
     state.engines.scheduler.reload(&record.id);
     Ok((StatusCode::CREATED, Json(view(&state, &record)?)))
 }
 
-pub(super) async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<super::PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read schedules")?;
-    let (cursor, limit) = super::PageQuery::check(query)?;
-    let (records, next) = state.store.schedules_page(cursor.as_deref(), limit)?;
+pub(super) async fn list(State(state): State<AppState>, _: Reader, page: Page) -> ApiResult<Json<Value>> {
+    let (records, next) = state.store.schedules_page(page.cursor.as_deref(), page.limit)?;
     let mut out = Vec::new();
     for record in &records {
         out.push(view(&state, record)?);
@@ -194,20 +179,18 @@ pub(super) async fn list(
 
 pub(super) async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read schedules")?;
     Ok(Json(view(&state, &find(&state, &id)?)?))
 }
 
 async fn change(
     state: &AppState,
-    caller: &Caller,
+    who: &str,
     id: &str,
     patch: serde_json::Map<String, Value>,
 ) -> ApiResult<Value> {
-    caller.require(OPERATORS, "change schedules")?;
     let current = find(state, id)?;
     let fixed = [
         "id",
@@ -238,12 +221,7 @@ async fn change(
     check_calendars(state, &spec)?;
     let (_, after) = state
         .store
-        .update_schedule(
-            &current.id,
-            spec,
-            sundial_core::timestamp::now(),
-            &caller.token.name,
-        )
+        .update_schedule(&current.id, spec, sundial_core::timestamp::now(), who)
         .await?;
     state.engines.scheduler.reload(&after.id);
     view(state, &after)
@@ -251,38 +229,31 @@ async fn change(
 
 pub(super) async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    Patch(patch): Patch,
 ) -> ApiResult<Json<Value>> {
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let Value::Object(patch) = parse_json::<Value>(&headers, &body)? else {
-        return Err(ApiError::bad_request(
-            "request body: expected a JSON object of fields to change",
-        ));
-    };
-    Ok(Json(change(&state, &caller, &id, patch).await?))
+    Ok(Json(change(&state, caller.who(), &id, patch).await?))
 }
 
 pub(super) async fn pause(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let mut patch = serde_json::Map::new();
     patch.insert("enabled".into(), json!(false));
-    Ok(Json(change(&state, &caller, &id, patch).await?))
+    Ok(Json(change(&state, caller.who(), &id, patch).await?))
 }
 
 pub(super) async fn resume(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
     let mut patch = serde_json::Map::new();
     patch.insert("enabled".into(), json!(true));
-    Ok(Json(change(&state, &caller, &id, patch).await?))
+    Ok(Json(change(&state, caller.who(), &id, patch).await?))
 }
 
 #[derive(Deserialize)]
@@ -294,16 +265,11 @@ pub(super) struct DeleteQuery {
 
 pub(super) async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
-    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(q): QueryParams<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
-    caller.require(OPERATORS, "delete schedules")?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
-    let record = state
-        .store
-        .delete_schedule(&id, q.force, &caller.token.name)
-        .await?;
+    let record = state.store.delete_schedule(&id, q.force, caller.who()).await?;
     state.engines.scheduler.reload(&record.id);
     Ok(StatusCode::NO_CONTENT)
 }
@@ -316,41 +282,29 @@ pub(super) struct AttachRequest {
 
 pub(super) async fn tasks(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read schedules")?;
     let record = find(&state, &id)?;
     Ok(Json(json!({ "tasks": state.store.schedule_tasks(&record.id)? })))
 }
 
 pub(super) async fn attach(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    JsonBody(req): JsonBody<AttachRequest>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(OPERATORS, "attach tasks")?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let req: AttachRequest = parse_json(&headers, &body)?;
-    let tasks = state
-        .store
-        .link_task(&id, &req.task, true, &caller.token.name)
-        .await?;
+    let tasks = state.store.link_task(&id, &req.task, true, caller.who()).await?;
     Ok(Json(json!({ "tasks": tasks })))
 }
 
 pub(super) async fn detach(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path((id, task)): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(OPERATORS, "detach tasks")?;
-    let tasks = state
-        .store
-        .link_task(&id, &task, false, &caller.token.name)
-        .await?;
+    let tasks = state.store.link_task(&id, &task, false, caller.who()).await?;
     Ok(Json(json!({ "tasks": tasks })))
 }
 
@@ -364,12 +318,10 @@ pub(super) struct PreviewQuery {
 
 pub(super) async fn preview_saved(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Reader,
     Path(id): Path<String>,
-    query: Result<Query<PreviewQuery>, axum::extract::rejection::QueryRejection>,
+    QueryParams(q): QueryParams<PreviewQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "preview schedules")?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
     let record = find(&state, &id)?;
     let count = q.count.unwrap_or(10);
     if !(1..=MAX_PREVIEW).contains(&count) {

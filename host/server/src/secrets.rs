@@ -1,15 +1,23 @@
 //! `/v1/secrets`: write-only values (set, list names, show metadata, delete). A value is
 //! never returned, logged or written to the audit log.
 
-use super::{ADMINS, ApiError, ApiResult, AppState, Caller, OPERATORS, parse_json, read_body};
+use super::{Admin, ApiError, ApiResult, AppState, Operator};
+use crate::extract::JsonBody;
 use axum::Json;
-use axum::body::Body;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
 use sundial_core::secret::{MAX_SECRET_BYTES, validate_name};
-use sundial_store::secrets::SecretRecord;
+use sundial_store::secrets::{SecretInfo, SecretRecord};
+
+/// Largest body of a set: a value of the largest size, JSON-escaped, with room.
+const MAX_SECRET_BODY: usize = MAX_SECRET_BYTES * 2 + 1024;
+
+/// `GET /v1/secrets`: names and metadata, never values.
+#[derive(Serialize)]
+pub(super) struct SecretList {
+    secrets: Vec<SecretInfo>,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -19,16 +27,12 @@ pub(super) struct SetRequest {
 
 pub(super) async fn set(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(ADMINS, "set secrets")?;
-    validate_name(&name).map_err(ApiError::bad_request)?;
-    let body = read_body(body, MAX_SECRET_BYTES * 2 + 1024).await?;
     // Parse errors from serde name the field and position, never the value.
-    let req: SetRequest = parse_json(&headers, &body)?;
+    JsonBody(req): JsonBody<SetRequest, MAX_SECRET_BODY>,
+) -> ApiResult<(StatusCode, Json<SecretInfo>)> {
+    validate_name(&name).map_err(ApiError::bad_request)?;
     let chars = req.value.chars().count();
     if chars == 0 || chars > MAX_SECRET_BYTES {
         return Err(ApiError::bad_request(format!(
@@ -47,39 +51,38 @@ pub(super) async fn set(
         size: req.value.len(),
         sealed,
     };
-    let (info, created) = state.store.put_secret(record, &caller.token.name).await?;
+    let (info, created) = state.store.put_secret(record, caller.who()).await?;
     let status = if created {
         StatusCode::CREATED
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(json!(info))))
+    Ok((status, Json(info)))
 }
 
-pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    caller.require(OPERATORS, "list secrets")?;
-    Ok(Json(json!({ "secrets": state.store.secrets()? })))
+pub(super) async fn list(State(state): State<AppState>, _: Operator) -> ApiResult<Json<SecretList>> {
+    Ok(Json(SecretList {
+        secrets: state.store.secrets()?,
+    }))
 }
 
 pub(super) async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Operator,
     Path(name): Path<String>,
-) -> ApiResult<Json<Value>> {
-    caller.require(OPERATORS, "read secrets")?;
+) -> ApiResult<Json<SecretInfo>> {
     let record = state
         .store
         .secret(&name)?
         .ok_or_else(|| ApiError::not_found(format!("secret {name:?} not found")))?;
-    Ok(Json(json!(record.info())))
+    Ok(Json(record.info()))
 }
 
 pub(super) async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(ADMINS, "delete secrets")?;
-    state.store.delete_secret(&name, &caller.token.name).await?;
+    state.store.delete_secret(&name, caller.who()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,12 +1,11 @@
 //! `/v1/tasks`: create, list, get, update (JSON merge of top-level fields), delete,
 //! enable, disable.
 
-use super::{ApiError, ApiResult};
-use super::{AppState, Caller, MAX_BODY_BYTES, OPERATORS, READERS, parse_json, read_body};
+use super::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::extract::{JsonBody, Page, Patch};
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 use sundial_core::task::TaskSpec;
 use sundial_core::timestamp::now;
@@ -25,13 +24,9 @@ pub(crate) fn view(task: &TaskRecord) -> Value {
 
 pub(super) async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
+    Operator(caller): Operator,
+    JsonBody(spec): JsonBody<TaskSpec>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(OPERATORS, "create tasks")?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let spec: TaskSpec = parse_json(&headers, &body)?;
     spec.validate()?;
     check_notify(&state, &spec)?;
     let stamp = now();
@@ -41,7 +36,7 @@ pub(super) async fn create(
         updated_at: stamp,
         spec,
     };
-    let record = state.store.insert_task(record, &caller.token.name).await?;
+    let record = state.store.insert_task(record, caller.who()).await?;
     Ok((StatusCode::CREATED, Json(view(&record))))
 }
 
@@ -64,24 +59,17 @@ fn check_notify(state: &AppState, spec: &TaskSpec) -> ApiResult<()> {
     Ok(())
 }
 
-pub(super) async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<super::PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read tasks")?;
-    let (cursor, limit) = super::PageQuery::check(query)?;
-    let (tasks, next) = state.store.tasks_page(cursor.as_deref(), limit)?;
+pub(super) async fn list(State(state): State<AppState>, _: Reader, page: Page) -> ApiResult<Json<Value>> {
+    let (tasks, next) = state.store.tasks_page(page.cursor.as_deref(), page.limit)?;
     let tasks: Vec<Value> = tasks.iter().map(view).collect();
     Ok(Json(json!({ "tasks": tasks, "next_cursor": next })))
 }
 
 pub(super) async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read tasks")?;
     let task = state
         .store
         .task(&id)?
@@ -91,19 +79,10 @@ pub(super) async fn get(
 
 pub(super) async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    Patch(patch): Patch,
 ) -> ApiResult<Json<Value>> {
-    caller.require(OPERATORS, "change tasks")?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let patch: Value = parse_json(&headers, &body)?;
-    let Value::Object(patch) = patch else {
-        return Err(ApiError::bad_request(
-            "request body: expected a JSON object of fields to change",
-        ));
-    };
     let current = state
         .store
         .task(&id)?
@@ -113,52 +92,40 @@ pub(super) async fn update(
     check_notify(&state, &spec)?;
     let (_before, after) = state
         .store
-        .update_task(
-            &current.id,
-            Box::new(move |s| *s = spec),
-            now(),
-            &caller.token.name,
-        )
+        .update_task(&current.id, Box::new(move |s| *s = spec), now(), caller.who())
         .await?;
     Ok(Json(view(&after)))
 }
 
-async fn set_enabled(state: AppState, caller: Caller, id: String, enabled: bool) -> ApiResult<Json<Value>> {
-    caller.require(OPERATORS, "change tasks")?;
+async fn set_enabled(state: AppState, who: &str, id: String, enabled: bool) -> ApiResult<Json<Value>> {
     let (_before, after) = state
         .store
-        .update_task(
-            &id,
-            Box::new(move |s| s.enabled = enabled),
-            now(),
-            &caller.token.name,
-        )
+        .update_task(&id, Box::new(move |s| s.enabled = enabled), now(), who)
         .await?;
     Ok(Json(view(&after)))
 }
 
 pub(super) async fn enable(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    set_enabled(state, caller, id, true).await
+    set_enabled(state, caller.who(), id, true).await
 }
 
 pub(super) async fn disable(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    set_enabled(state, caller, id, false).await
+    set_enabled(state, caller.who(), id, false).await
 }
 
 pub(super) async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(OPERATORS, "delete tasks")?;
-    state.store.delete_task(&id, &caller.token.name).await?;
+    state.store.delete_task(&id, caller.who()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,17 +1,36 @@
 //! `/v1/tokens` (admin only): create (the secret is shown once), list, revoke.
 //! `/v1/audit`: the audit log, with filters and cursor pagination.
 
-use super::{ADMINS, AppState, Caller, MAX_BODY_BYTES, READERS, parse_json, read_body};
-use super::{ApiError, ApiResult};
+use super::{Admin, ApiError, ApiResult, AppState, Reader};
+use crate::extract::{JsonBody, Page, QueryParams};
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use serde::{Deserialize, Serialize};
 use sundial_core::timestamp::now;
-use sundial_store::audit::AuditFilter;
+use sundial_store::audit::{AuditEntry, AuditFilter};
 use sundial_store::tokens::{Role, TokenRecord};
+
+/// A new token: its record and its secret, shown this once.
+#[derive(Serialize)]
+pub(super) struct NewToken {
+    #[serde(flatten)]
+    record: TokenRecord,
+    secret: String,
+}
+
+/// `GET /v1/tokens`.
+#[derive(Serialize)]
+pub(super) struct TokenList {
+    tokens: Vec<TokenRecord>,
+}
+
+/// `GET /v1/audit`: one page, newest first.
+#[derive(Serialize)]
+pub(super) struct AuditPage {
+    entries: Vec<AuditEntry>,
+    next_cursor: Option<String>,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,13 +41,9 @@ pub(super) struct CreateToken {
 
 pub(super) async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(ADMINS, "manage tokens")?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let req: CreateToken = parse_json(&headers, &body)?;
+    Admin(caller): Admin,
+    JsonBody(req): JsonBody<CreateToken>,
+) -> ApiResult<(StatusCode, Json<NewToken>)> {
     sundial_core::task::validate_name("name", &req.name)?;
     let secret = sundial_store::tokens::new_token_secret().map_err(ApiError::internal)?;
     let record = TokenRecord {
@@ -37,26 +52,21 @@ pub(super) async fn create(
         role: req.role,
         created_at: now(),
     };
-    let record = state
-        .store
-        .insert_token(&secret, record, &caller.token.name)
-        .await?;
-    let mut v = serde_json::to_value(&record).map_err(|e| ApiError::internal(e.to_string()))?;
-    v["secret"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(v)))
+    let record = state.store.insert_token(&secret, record, caller.who()).await?;
+    Ok((StatusCode::CREATED, Json(NewToken { record, secret })))
 }
 
-pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
-    caller.require(ADMINS, "manage tokens")?;
-    Ok(Json(json!({ "tokens": state.store.tokens()? })))
+pub(super) async fn list(State(state): State<AppState>, _: Admin) -> ApiResult<Json<TokenList>> {
+    Ok(Json(TokenList {
+        tokens: state.store.tokens()?,
+    }))
 }
 
 pub(super) async fn revoke(
     State(state): State<AppState>,
-    caller: Caller,
+    Admin(caller): Admin,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(ADMINS, "manage tokens")?;
     // Revoking the token in use would lock the caller out mid-session: another admin
     // token revokes it (and the last admin token cannot be revoked at all).
     if id == caller.token.id || id == caller.token.name {
@@ -65,7 +75,7 @@ pub(super) async fn revoke(
             caller.token.name
         )));
     }
-    state.store.revoke_token(&id, &caller.token.name).await?;
+    state.store.revoke_token(&id, caller.who()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -83,18 +93,10 @@ pub(super) struct AuditQuery {
 
 pub(super) async fn audit(
     State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<AuditQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read the audit log")?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit: {limit} is outside 1..=1000"
-        )));
-    }
-    super::check_cursor(&q.cursor)?;
+    _: Reader,
+    QueryParams(q): QueryParams<AuditQuery>,
+) -> ApiResult<Json<AuditPage>> {
+    let page = Page::new(q.limit, q.cursor)?;
     let filter = AuditFilter {
         noun: q.noun,
         actor: q.actor,
@@ -102,6 +104,6 @@ pub(super) async fn audit(
         since: super::runs::check_time("since", &q.since)?,
         until: super::runs::check_time("until", &q.until)?,
     };
-    let (entries, next) = state.store.audit(&filter, q.cursor.as_deref(), limit)?;
-    Ok(Json(json!({ "entries": entries, "next_cursor": next })))
+    let (entries, next_cursor) = state.store.audit(&filter, page.cursor.as_deref(), page.limit)?;
+    Ok(Json(AuditPage { entries, next_cursor }))
 }

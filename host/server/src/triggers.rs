@@ -1,13 +1,11 @@
 //! `/v1/triggers` (event pattern → tasks: create, list, get, update, enable, disable,
 //! delete) and `/v1/timers` (pending delayed targets: list, cancel).
 
-use super::{
-    ApiError, ApiResult, AppState, Caller, MAX_BODY_BYTES, OPERATORS, READERS, parse_json, read_body,
-};
+use super::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::extract::{JsonBody, Page, Patch, QueryParams};
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sundial_core::trigger::{Target, TriggerSpec};
@@ -107,13 +105,9 @@ fn find(state: &AppState, id: &str) -> ApiResult<TriggerRecord> {
 
 pub(super) async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
+    Operator(caller): Operator,
+    JsonBody(spec): JsonBody<TriggerSpec>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(OPERATORS, "create triggers")?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let spec: TriggerSpec = parse_json(&headers, &body)?;
     let spec = resolve(&state, spec)?;
     let stamp = sundial_core::timestamp::now();
     let record = TriggerRecord {
@@ -122,19 +116,13 @@ pub(super) async fn create(
         updated_at: stamp,
         spec,
     };
-    let record = state.store.insert_trigger(record, &caller.token.name).await?;
+    let record = state.store.insert_trigger(record, caller.who()).await?;
     state.engines.router().reload_trigger(&record.id)?;
     Ok((StatusCode::CREATED, Json(view(&state, &record)?)))
 }
 
-pub(super) async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<super::PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read triggers")?;
-    let (cursor, limit) = super::PageQuery::check(query)?;
-    let (records, next) = state.store.triggers_page(cursor.as_deref(), limit)?;
+pub(super) async fn list(State(state): State<AppState>, _: Reader, page: Page) -> ApiResult<Json<Value>> {
+    let (records, next) = state.store.triggers_page(page.cursor.as_deref(), page.limit)?;
     let mut out = Vec::new();
     for r in &records {
         out.push(view(&state, r)?);
@@ -144,31 +132,24 @@ pub(super) async fn list(
 
 pub(super) async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read triggers")?;
     Ok(Json(view(&state, &find(&state, &id)?)?))
 }
 
 async fn change(
     state: &AppState,
-    caller: &Caller,
+    who: &str,
     id: &str,
     patch: serde_json::Map<String, Value>,
 ) -> ApiResult<Value> {
-    caller.require(OPERATORS, "change triggers")?;
     let current = find(state, id)?;
     let spec: TriggerSpec = super::merge_patch(&current.spec, patch, &["id", "created_at", "updated_at"])?;
     let spec = resolve(state, spec)?;
     let (_, after) = state
         .store
-        .update_trigger(
-            &current.id,
-            spec,
-            sundial_core::timestamp::now(),
-            &caller.token.name,
-        )
+        .update_trigger(&current.id, spec, sundial_core::timestamp::now(), who)
         .await?;
     state.engines.router().reload_trigger(&after.id)?;
     view(state, &after)
@@ -176,49 +157,41 @@ async fn change(
 
 pub(super) async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    Patch(patch): Patch,
 ) -> ApiResult<Json<Value>> {
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let Value::Object(patch) = parse_json::<Value>(&headers, &body)? else {
-        return Err(ApiError::bad_request(
-            "request body: expected a JSON object of fields to change",
-        ));
-    };
-    Ok(Json(change(&state, &caller, &id, patch).await?))
+    Ok(Json(change(&state, caller.who(), &id, patch).await?))
 }
 
-async fn set_enabled(state: &AppState, caller: &Caller, id: &str, enabled: bool) -> ApiResult<Json<Value>> {
+async fn set_enabled(state: &AppState, who: &str, id: &str, enabled: bool) -> ApiResult<Json<Value>> {
     let mut patch = serde_json::Map::new();
     patch.insert("enabled".into(), json!(enabled));
-    Ok(Json(change(state, caller, id, patch).await?))
+    Ok(Json(change(state, who, id, patch).await?))
 }
 
 pub(super) async fn enable(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    set_enabled(&state, &caller, &id, true).await
+    set_enabled(&state, caller.who(), &id, true).await
 }
 
 pub(super) async fn disable(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    set_enabled(&state, &caller, &id, false).await
+    set_enabled(&state, caller.who(), &id, false).await
 }
 
 pub(super) async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(OPERATORS, "delete triggers")?;
-    let record = state.store.delete_trigger(&id, &caller.token.name).await?;
+    let record = state.store.delete_trigger(&id, caller.who()).await?;
     state.engines.router().reload_trigger(&record.id)?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -234,15 +207,10 @@ pub(super) struct TimerQuery {
 
 pub(super) async fn timers(
     State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<TimerQuery>, axum::extract::rejection::QueryRejection>,
+    _: Reader,
+    QueryParams(q): QueryParams<TimerQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read timers")?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
-    let (cursor, limit) = super::PageQuery::check(Ok(Query(super::PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    })))?;
+    let page = Page::new(q.limit, q.cursor)?;
     let trigger = match &q.trigger {
         Some(t) => Some(find(&state, t)?.id),
         None => None,
@@ -257,19 +225,20 @@ pub(super) async fn timers(
         ),
         None => None,
     };
-    let (timers, next) =
-        state
-            .store
-            .timers_page(trigger.as_deref(), task.as_deref(), cursor.as_deref(), limit)?;
+    let (timers, next) = state.store.timers_page(
+        trigger.as_deref(),
+        task.as_deref(),
+        page.cursor.as_deref(),
+        page.limit,
+    )?;
     Ok(Json(json!({ "timers": timers, "next_cursor": next })))
 }
 
 pub(super) async fn cancel_timer(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(OPERATORS, "cancel timers")?;
-    state.store.cancel_timer(&id, &caller.token.name).await?;
+    state.store.cancel_timer(&id, caller.who()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -1,9 +1,10 @@
 //! `GET /v1/upcoming`: the agenda of the next hours, every schedule's fires and every
 //! pending timer merged (see [`sundial_core::schedule::agenda`]).
 
-use super::{ApiError, ApiResult, AppState, Caller, READERS};
+use super::{ApiError, ApiResult, AppState, Reader};
+use crate::extract::QueryParams;
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::Value;
 use sundial_core::schedule::agenda::{Pending, Scheduled, agenda};
@@ -26,11 +27,9 @@ pub(super) struct UpcomingQuery {
 
 pub(super) async fn upcoming(
     State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<UpcomingQuery>, axum::extract::rejection::QueryRejection>,
+    _: Reader,
+    QueryParams(q): QueryParams<UpcomingQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read the agenda")?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
     let hours = q.hours.unwrap_or(DEFAULT_HOURS);
     if !(1..=MAX_HOURS).contains(&hours) {
         return Err(ApiError::bad_request(format!(

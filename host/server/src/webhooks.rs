@@ -1,13 +1,11 @@
 //! `/v1/webhooks` (create, list, get, update, delete, test) and `/v1/deliveries` (the
 //! webhooks' task log: list, get, retry).
 
-use super::{
-    ApiError, ApiResult, AppState, Caller, MAX_BODY_BYTES, OPERATORS, READERS, parse_json, read_body,
-};
+use super::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::extract::{JsonBody, Page, Patch, QueryParams};
 use axum::Json;
-use axum::body::Body;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sundial_core::webhook::{Auth, WebhookSpec};
@@ -83,13 +81,9 @@ fn find(state: &AppState, id: &str) -> ApiResult<WebhookRecord> {
 
 pub(super) async fn create(
     State(state): State<AppState>,
-    caller: Caller,
-    headers: HeaderMap,
-    body: Body,
+    Operator(caller): Operator,
+    JsonBody(spec): JsonBody<WebhookSpec>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(OPERATORS, "create webhooks")?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let spec: WebhookSpec = parse_json(&headers, &body)?;
     check(&state, &spec)?;
     let stamp = sundial_core::timestamp::now();
     let record = WebhookRecord {
@@ -99,18 +93,12 @@ pub(super) async fn create(
         spec,
         disabled_reason: None,
     };
-    let record = state.store.insert_webhook(record, &caller.token.name).await?;
+    let record = state.store.insert_webhook(record, caller.who()).await?;
     Ok((StatusCode::CREATED, Json(view(&record))))
 }
 
-pub(super) async fn list(
-    State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<super::PageQuery>, axum::extract::rejection::QueryRejection>,
-) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read webhooks")?;
-    let (cursor, limit) = super::PageQuery::check(query)?;
-    let (records, next) = state.store.webhooks_page(cursor.as_deref(), limit)?;
+pub(super) async fn list(State(state): State<AppState>, _: Reader, page: Page) -> ApiResult<Json<Value>> {
+    let (records, next) = state.store.webhooks_page(page.cursor.as_deref(), page.limit)?;
     Ok(Json(
         json!({ "webhooks": records.iter().map(view).collect::<Vec<_>>(), "next_cursor": next }),
     ))
@@ -118,27 +106,18 @@ pub(super) async fn list(
 
 pub(super) async fn get(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read webhooks")?;
     Ok(Json(view(&find(&state, &id)?)))
 }
 
 pub(super) async fn update(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
+    Patch(patch): Patch,
 ) -> ApiResult<Json<Value>> {
-    caller.require(OPERATORS, "change webhooks")?;
-    let body = read_body(body, MAX_BODY_BYTES).await?;
-    let Value::Object(patch) = parse_json::<Value>(&headers, &body)? else {
-        return Err(ApiError::bad_request(
-            "request body: expected a JSON object of fields to change",
-        ));
-    };
     let current = find(&state, &id)?;
     let spec: WebhookSpec = super::merge_patch(
         &current.spec,
@@ -148,33 +127,26 @@ pub(super) async fn update(
     check(&state, &spec)?;
     let (_, after) = state
         .store
-        .update_webhook(
-            &current.id,
-            spec,
-            sundial_core::timestamp::now(),
-            &caller.token.name,
-        )
+        .update_webhook(&current.id, spec, sundial_core::timestamp::now(), caller.who())
         .await?;
     Ok(Json(view(&after)))
 }
 
 pub(super) async fn delete(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    caller.require(OPERATORS, "delete webhooks")?;
-    state.store.delete_webhook(&id, &caller.token.name).await?;
+    state.store.delete_webhook(&id, caller.who()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/webhooks/{id}/test`: queue a delivery of a sample event.
 pub(super) async fn test(
     State(state): State<AppState>,
-    caller: Caller,
+    Operator(caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(OPERATORS, "test webhooks")?;
     let hook = find(&state, &id)?;
     let mut d = sundial_store::webhooks::Delivery::queued(&hook, "test", 0);
     d.event = Some(sundial_core::invocation::Event {
@@ -183,7 +155,7 @@ pub(super) async fn test(
         source: sundial_core::event::INTERNAL_SOURCE.into(),
         subject: Some(hook.spec.name.clone()),
         time: sundial_core::timestamp::now(),
-        data: json!({ "message": "a test delivery from Sundial", "by": caller.token.name }),
+        data: json!({ "message": "a test delivery from Sundial", "by": caller.who() }),
     });
     let store = &state.store;
     let mut stored = state
@@ -207,15 +179,10 @@ pub(super) struct DeliveryQuery {
 
 pub(super) async fn deliveries(
     State(state): State<AppState>,
-    caller: Caller,
-    query: Result<Query<DeliveryQuery>, axum::extract::rejection::QueryRejection>,
+    _: Reader,
+    QueryParams(q): QueryParams<DeliveryQuery>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read deliveries")?;
-    let Query(q) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
-    let (cursor, limit) = super::PageQuery::check(Ok(Query(super::PageQuery {
-        limit: q.limit,
-        cursor: q.cursor,
-    })))?;
+    let page = Page::new(q.limit, q.cursor)?;
     let status = match q.status.as_deref() {
         None => None,
         Some("queued") => Some(DeliveryStatus::Queued),
@@ -232,16 +199,17 @@ pub(super) async fn deliveries(
         None => None,
     };
     let filter = DeliveryFilter { webhook_id, status };
-    let (page, next) = state.store.list_deliveries(&filter, cursor.as_deref(), limit)?;
-    Ok(Json(json!({ "deliveries": page, "next_cursor": next })))
+    let (deliveries, next) = state
+        .store
+        .list_deliveries(&filter, page.cursor.as_deref(), page.limit)?;
+    Ok(Json(json!({ "deliveries": deliveries, "next_cursor": next })))
 }
 
 pub(super) async fn delivery(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Reader,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Value>> {
-    caller.require(READERS, "read deliveries")?;
     let d = state
         .store
         .delivery(&id)?
@@ -253,10 +221,9 @@ pub(super) async fn delivery(
 /// kept); a queued one is made due now; a delivered one is refused with 409.
 pub(super) async fn retry(
     State(state): State<AppState>,
-    caller: Caller,
+    _: Operator,
     Path(id): Path<String>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    caller.require(OPERATORS, "retry deliveries")?;
     let mut d = state
         .store
         .delivery(&id)?

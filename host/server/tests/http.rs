@@ -196,6 +196,57 @@ async fn each_role_may_do_what_it_may_and_nothing_more() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
 
+/// Every route the router serves is gated before anything else is looked at: a viewer
+/// gets 403 on every change (its body is not even valid JSON) and an ingest token on
+/// every read, each answer naming the request and the roles it needs.
+#[tokio::test]
+async fn every_route_refuses_the_wrong_role_before_reading_the_request() {
+    let app = App::new().await;
+    // Reads a viewer may do although they are POSTs.
+    let viewer_posts = [("post", "/v1/schedules/preview")];
+    let mut checked = 0;
+    for &(method, path) in sundial_server::ROUTES {
+        if path == "/healthz" {
+            continue;
+        }
+        let concrete = path
+            .split('/')
+            .map(|part| if part.starts_with('{') { "x" } else { part })
+            .collect::<Vec<_>>()
+            .join("/");
+        let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        let (secret, role) = if method == Method::GET {
+            ("sdl_ingest", "ingest")
+        } else if viewer_posts.contains(&(method.as_str().to_lowercase().as_str(), path)) {
+            continue;
+        } else {
+            ("sdl_viewer", "viewer")
+        };
+        let body = Body::from("{not json");
+        let (status, answer) = app
+            .call(
+                method.clone(),
+                &concrete,
+                Some(secret),
+                Some(body),
+                Some("text/plain"),
+            )
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::FORBIDDEN,
+            "{method} {path} as {role}: {answer}"
+        );
+        let message = answer["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains(&format!("has role {role}, which may not {method} {concrete}")),
+            "{method} {path}: {message}"
+        );
+        checked += 1;
+    }
+    assert!(checked > 50, "only {checked} routes checked");
+}
+
 #[tokio::test]
 async fn bodies_are_validated_with_precise_answers() {
     let app = App::new().await;
