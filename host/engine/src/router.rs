@@ -14,9 +14,10 @@ use sundial_core::event::index::TriggerIndex;
 use sundial_core::event::{EventRecord, Matched};
 use sundial_core::run::{Run, RunCause};
 use sundial_core::timestamp::now;
-use sundial_core::trigger::merge_params;
+use sundial_core::trigger::{TriggerSpec, merge_params};
 use sundial_store::events::Planned;
 use sundial_store::timers::Timer;
+use sundial_store::triggers::TriggerRecord;
 use sundial_store::{SharedStore, StoreError};
 
 /// Default limit on causal depth (`max_event_depth`): an event more than this many
@@ -147,9 +148,40 @@ impl Router {
         Ok(())
     }
 
+    /// Store a new trigger and add it to the index.
+    pub async fn create_trigger(
+        &self,
+        record: TriggerRecord,
+        who: &str,
+    ) -> Result<TriggerRecord, StoreError> {
+        let record = self.inner.store.insert_trigger(record, who).await?;
+        self.reload_trigger(&record.id)?;
+        Ok(record)
+    }
+
+    /// Change a trigger's spec (`key`: id or name) and its place in the index:
+    /// (before, after).
+    pub async fn update_trigger(
+        &self,
+        key: &str,
+        spec: TriggerSpec,
+        who: &str,
+    ) -> Result<(TriggerRecord, TriggerRecord), StoreError> {
+        let (before, after) = self.inner.store.update_trigger(key, spec, now(), who).await?;
+        self.reload_trigger(&after.id)?;
+        Ok((before, after))
+    }
+
+    /// Delete a trigger and drop it from the index.
+    pub async fn delete_trigger(&self, key: &str, who: &str) -> Result<TriggerRecord, StoreError> {
+        let record = self.inner.store.delete_trigger(key, who).await?;
+        self.reload_trigger(&record.id)?;
+        Ok(record)
+    }
+
     /// Re-read one trigger after it was created, changed or deleted, and rebuild the
     /// index from the compiled triggers in memory (no other trigger is re-read).
-    pub fn reload_trigger(&self, id: &str) -> Result<(), StoreError> {
+    fn reload_trigger(&self, id: &str) -> Result<(), StoreError> {
         // Read under the lock: of two concurrent reloads of one trigger, the later read
         // (the newer state) is applied last.
         let mut triggers = self.inner.triggers.lock().unwrap_or_else(|e| e.into_inner());

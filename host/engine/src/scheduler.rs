@@ -14,11 +14,11 @@ use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
-use sundial_core::calendar::Exclusions;
+use sundial_core::calendar::{CalendarSpec, Exclusions, Maintenance};
 use sundial_core::run::{Run, RunCause, RunStatus};
 use sundial_core::schedule::Timing;
 use sundial_core::schedule::misfire::{decide, missed_slots};
-use sundial_core::schedule::spec::{Excluded, Misfire};
+use sundial_core::schedule::spec::{Excluded, Misfire, ScheduleSpec};
 use sundial_core::timestamp::now;
 use sundial_store::schedules::ScheduleRecord;
 use sundial_store::{SharedStore, StoreError};
@@ -43,19 +43,91 @@ pub struct Scheduler {
     tx: mpsc::UnboundedSender<Msg>,
     clock: Clock,
     exclusions: Exclusions,
+    store: SharedStore,
 }
 
+/// Changes to schedules, calendars and maintenance windows go through the scheduler,
+/// which keeps what it has in memory (due times, exclusions) in step with the store:
+/// the change is committed, then applied as of the clock's time when it committed.
 impl Scheduler {
-    /// Tell the scheduler that schedule `id` was created, changed, paused or deleted. The
-    /// change applies as of now (the clock is read here, not when the scheduler gets to
-    /// the message), so an edit's first slot does not depend on how soon that is.
-    pub fn reload(&self, id: &str) {
+    /// Store a new schedule and start timing it.
+    pub async fn create_schedule(
+        &self,
+        record: ScheduleRecord,
+        who: &str,
+    ) -> Result<ScheduleRecord, StoreError> {
+        let record = self.store.insert_schedule(record, who).await?;
+        self.reload(&record.id);
+        Ok(record)
+    }
+
+    /// Change a schedule's spec (`key`: id or name): (before, after).
+    pub async fn update_schedule(
+        &self,
+        key: &str,
+        spec: ScheduleSpec,
+        who: &str,
+    ) -> Result<(ScheduleRecord, ScheduleRecord), StoreError> {
+        let (before, after) = self.store.update_schedule(key, spec, now(), who).await?;
+        self.reload(&after.id);
+        Ok((before, after))
+    }
+
+    /// Delete a schedule (`force`: even while tasks are attached).
+    pub async fn delete_schedule(
+        &self,
+        key: &str,
+        force: bool,
+        who: &str,
+    ) -> Result<ScheduleRecord, StoreError> {
+        let record = self.store.delete_schedule(key, force, who).await?;
+        self.reload(&record.id);
+        Ok(record)
+    }
+
+    /// Create (`create`) or replace a calendar: the previous spec when replaced.
+    pub async fn put_calendar(
+        &self,
+        spec: CalendarSpec,
+        create: bool,
+        who: &str,
+    ) -> Result<Option<CalendarSpec>, StoreError> {
+        let before = self.store.put_calendar(spec, create, who).await?;
+        self.exclusions_changed();
+        Ok(before)
+    }
+
+    /// Delete a calendar.
+    pub async fn delete_calendar(&self, name: &str, who: &str) -> Result<CalendarSpec, StoreError> {
+        let spec = self.store.delete_calendar(name, who).await?;
+        self.exclusions_changed();
+        Ok(spec)
+    }
+
+    /// Start a maintenance window.
+    pub async fn add_maintenance(&self, m: Maintenance, who: &str) -> Result<Maintenance, StoreError> {
+        let m = self.store.add_maintenance(m, self.clock.now(), who).await?;
+        self.exclusions_changed();
+        Ok(m)
+    }
+
+    /// End a maintenance window now.
+    pub async fn end_maintenance(&self, id: &str, who: &str) -> Result<Maintenance, StoreError> {
+        let m = self.store.end_maintenance(id, self.clock.now(), who).await?;
+        self.exclusions_changed();
+        Ok(m)
+    }
+
+    /// Schedule `id` was created, changed, paused or deleted. The change applies as of
+    /// now (the clock is read here, not when the scheduler gets to the message), so an
+    /// edit's first slot does not depend on how soon that is.
+    fn reload(&self, id: &str) {
         let _ = self.tx.send(Msg::Reload(id.to_string(), self.clock.now()));
     }
 
-    /// Tell the scheduler that calendars or maintenance windows changed: it rereads them
-    /// from the store, and deferred slots are placed again.
-    pub fn exclusions_changed(&self) {
+    /// Calendars or maintenance windows changed: the scheduler rereads them from the
+    /// store, and deferred slots are placed again.
+    fn exclusions_changed(&self) {
         let _ = self.tx.send(Msg::Exclusions(self.clock.now()));
     }
 
@@ -231,6 +303,7 @@ pub async fn start(
         tx,
         clock,
         exclusions,
+        store,
     })
 }
 

@@ -8,8 +8,7 @@ use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use sundial_core::calendar::{CalendarSpec, Maintenance};
 
 /// Largest calendar body: 2 MiB (room for a 1 MiB iCalendar text, escaped).
@@ -46,17 +45,16 @@ impl FromRequest<AppState> for SpecBody {
     }
 }
 
-fn changed(state: &AppState) {
-    state.engines.scheduler.exclusions_changed();
-}
-
 pub(super) async fn create(
     State(state): State<AppState>,
     Operator(caller): Operator,
     SpecBody(spec): SpecBody,
 ) -> ApiResult<(StatusCode, Json<CalendarSpec>)> {
-    state.store.put_calendar(spec.clone(), true, caller.who()).await?;
-    changed(&state);
+    state
+        .engines
+        .scheduler
+        .put_calendar(spec.clone(), true, caller.who())
+        .await?;
     Ok((StatusCode::CREATED, Json(spec)))
 }
 
@@ -73,15 +71,23 @@ pub(super) async fn replace(
         )));
     }
     state
-        .store
+        .engines
+        .scheduler
         .put_calendar(spec.clone(), false, caller.who())
         .await?;
-    changed(&state);
     Ok(Json(spec))
 }
 
-pub(super) async fn list(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Value>> {
-    Ok(Json(json!({ "calendars": state.store.calendars()? })))
+/// `GET /v1/calendars`.
+#[derive(Serialize)]
+pub(super) struct CalendarList {
+    calendars: Vec<CalendarSpec>,
+}
+
+pub(super) async fn list(State(state): State<AppState>, _: Reader) -> ApiResult<Json<CalendarList>> {
+    Ok(Json(CalendarList {
+        calendars: state.store.calendars()?,
+    }))
 }
 
 pub(super) async fn get(
@@ -101,8 +107,11 @@ pub(super) async fn delete(
     Operator(caller): Operator,
     Path(name): Path<String>,
 ) -> ApiResult<StatusCode> {
-    state.store.delete_calendar(&name, caller.who()).await?;
-    changed(&state);
+    state
+        .engines
+        .scheduler
+        .delete_calendar(&name, caller.who())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -114,13 +123,29 @@ pub(super) struct CheckQuery {
     timezone: Option<String>,
 }
 
+/// The answer of a check: whether `at` is excluded, and by which window.
+#[derive(Serialize)]
+pub(super) struct CheckAnswer {
+    at: String,
+    excluded: bool,
+    window: Option<WindowView>,
+}
+
+/// An excluded window around the instant checked.
+#[derive(Serialize)]
+pub(super) struct WindowView {
+    start: String,
+    end: String,
+    reason: String,
+}
+
 /// `GET /v1/calendars/{name}/check?at=&timezone=`: is this instant excluded?
 pub(super) async fn check(
     State(state): State<AppState>,
     _: Reader,
     Path(name): Path<String>,
     QueryParams(q): QueryParams<CheckQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<CheckAnswer>> {
     let spec = state
         .store
         .calendar(&name)?
@@ -128,12 +153,16 @@ pub(super) async fn check(
     let zone = q.timezone.unwrap_or_else(|| state.default_timezone.clone());
     let tz = sundial_core::schedule::zone::parse_tz(&zone).map_err(|e| invalid(format!("timezone: {e}")))?;
     let at = q.at.unwrap_or_else(|| state.engines.scheduler.clock().now());
-    let window = spec.window_at(at, tz).map(|w| {
-        json!({ "start": sundial_core::timestamp::text(w.start), "end": sundial_core::timestamp::text(w.end), "reason": w.reason })
+    let window = spec.window_at(at, tz).map(|w| WindowView {
+        start: sundial_core::timestamp::text(w.start),
+        end: sundial_core::timestamp::text(w.end),
+        reason: w.reason.to_string(),
     });
-    Ok(Json(
-        json!({ "at": sundial_core::timestamp::text(at), "excluded": window.is_some(), "window": window }),
-    ))
+    Ok(Json(CheckAnswer {
+        at: sundial_core::timestamp::text(at),
+        excluded: window.is_some(),
+        window,
+    }))
 }
 
 #[derive(Deserialize)]
@@ -156,7 +185,7 @@ pub(super) async fn start_maintenance(
     State(state): State<AppState>,
     Operator(caller): Operator,
     JsonBody(req): JsonBody<StartMaintenance>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<MaintenanceView>)> {
     let length =
         sundial_core::limits::parse_duration(&req.duration).map_err(|e| invalid(format!("for: {e}")))?;
     let length = chrono::Duration::from_std(length).map_err(|e| invalid(format!("for: {e}")))?;
@@ -192,35 +221,50 @@ pub(super) async fn start_maintenance(
         reason: req.reason,
         by: caller.who().to_string(),
     };
-    let m = state.store.add_maintenance(m, now, caller.who()).await?;
-    changed(&state);
-    Ok((StatusCode::CREATED, Json(maintenance_view(&state, &m))))
+    let m = state.engines.scheduler.add_maintenance(m, caller.who()).await?;
+    Ok((StatusCode::CREATED, Json(MaintenanceView::new(&state, m))))
 }
 
-fn maintenance_view(state: &AppState, m: &Maintenance) -> Value {
-    let now = state.engines.scheduler.clock().now();
-    let mut v = json!(m);
-    v["active"] = json!(m.from <= now && now < m.until);
-    v
+/// A maintenance window as the API shows it: whether it is in force now.
+#[derive(Serialize)]
+pub(super) struct MaintenanceView {
+    #[serde(flatten)]
+    window: Maintenance,
+    active: bool,
 }
 
-pub(super) async fn list_maintenance(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Value>> {
-    let windows: Vec<Value> = state
+impl MaintenanceView {
+    fn new(state: &AppState, window: Maintenance) -> MaintenanceView {
+        let now = state.engines.scheduler.clock().now();
+        let active = window.from <= now && now < window.until;
+        MaintenanceView { window, active }
+    }
+}
+
+/// `GET /v1/maintenance`.
+#[derive(Serialize)]
+pub(super) struct MaintenanceList {
+    windows: Vec<MaintenanceView>,
+}
+
+pub(super) async fn list_maintenance(
+    State(state): State<AppState>,
+    _: Reader,
+) -> ApiResult<Json<MaintenanceList>> {
+    let windows = state
         .store
         .maintenance()?
-        .iter()
-        .map(|m| maintenance_view(&state, m))
+        .into_iter()
+        .map(|m| MaintenanceView::new(&state, m))
         .collect();
-    Ok(Json(json!({ "windows": windows })))
+    Ok(Json(MaintenanceList { windows }))
 }
 
 pub(super) async fn end_maintenance(
     State(state): State<AppState>,
     Operator(caller): Operator,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let now = state.engines.scheduler.clock().now();
-    let m = state.store.end_maintenance(&id, now, caller.who()).await?;
-    changed(&state);
-    Ok(Json(maintenance_view(&state, &m)))
+) -> ApiResult<Json<MaintenanceView>> {
+    let m = state.engines.scheduler.end_maintenance(&id, caller.who()).await?;
+    Ok(Json(MaintenanceView::new(&state, m)))
 }

@@ -17,6 +17,7 @@ mod events;
 pub mod linger;
 pub mod openapi;
 mod plugins;
+mod resource;
 mod retry;
 mod runs;
 mod schedules;
@@ -40,8 +41,12 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use std::sync::Arc;
 
+use schedules::Schedules;
 use sundial_runtime::Runtime;
 use sundial_store::SharedStore;
+use tasks::Tasks;
+use triggers::Triggers;
+use webhooks::Webhooks;
 
 /// Largest request body outside plugin uploads: 1 MiB.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -337,10 +342,10 @@ routes! {
     "/openapi.json" => { get: openapi_json },
     "/v1/plugins" => { get: plugins::list, post: plugins::install },
     "/v1/plugins/{name}" => { get: plugins::get, patch: plugins::update, delete: plugins::remove },
-    "/v1/tasks" => { get: tasks::list, post: tasks::create },
-    "/v1/tasks/{id}" => { get: tasks::get, patch: tasks::update, delete: tasks::delete },
-    "/v1/tasks/{id}/enable" => { post: tasks::enable },
-    "/v1/tasks/{id}/disable" => { post: tasks::disable },
+    "/v1/tasks" => { get: resource::list::<Tasks>, post: resource::create::<Tasks> },
+    "/v1/tasks/{id}" => { get: resource::get::<Tasks>, patch: resource::update::<Tasks>, delete: resource::delete::<Tasks> },
+    "/v1/tasks/{id}/enable" => { post: resource::enable::<Tasks> },
+    "/v1/tasks/{id}/disable" => { post: resource::disable::<Tasks> },
     "/v1/tasks/{id}/run" => { post: runs::start },
     "/v1/runs" => { get: runs::list },
     "/v1/runs/{id}" => { get: runs::get },
@@ -354,14 +359,14 @@ routes! {
     "/v1/clock" => { get: clock::get, post: clock::set },
     "/v1/events" => { get: events::list, post: events::ingest },
     "/v1/events/{seq}" => { get: events::get },
-    "/v1/triggers" => { get: triggers::list, post: triggers::create },
-    "/v1/triggers/{id}" => { get: triggers::get, patch: triggers::update, delete: triggers::delete },
-    "/v1/triggers/{id}/enable" => { post: triggers::enable },
-    "/v1/triggers/{id}/disable" => { post: triggers::disable },
+    "/v1/triggers" => { get: resource::list::<Triggers>, post: resource::create::<Triggers> },
+    "/v1/triggers/{id}" => { get: resource::get::<Triggers>, patch: resource::update::<Triggers>, delete: resource::delete::<Triggers> },
+    "/v1/triggers/{id}/enable" => { post: resource::enable::<Triggers> },
+    "/v1/triggers/{id}/disable" => { post: resource::disable::<Triggers> },
     "/v1/secrets" => { get: secrets::list },
     "/v1/secrets/{name}" => { get: secrets::get, put: secrets::set, delete: secrets::delete },
-    "/v1/webhooks" => { get: webhooks::list, post: webhooks::create },
-    "/v1/webhooks/{id}" => { get: webhooks::get, patch: webhooks::update, delete: webhooks::delete },
+    "/v1/webhooks" => { get: resource::list::<Webhooks>, post: resource::create::<Webhooks> },
+    "/v1/webhooks/{id}" => { get: resource::get::<Webhooks>, patch: resource::update::<Webhooks>, delete: resource::delete::<Webhooks> },
     "/v1/webhooks/{id}/test" => { post: webhooks::test },
     "/v1/deliveries" => { get: webhooks::deliveries },
     "/v1/deliveries/{id}" => { get: webhooks::delivery },
@@ -375,10 +380,10 @@ routes! {
     "/v1/maintenance/{id}/end" => { post: calendars::end_maintenance },
     "/v1/timers/{id}" => { delete: triggers::cancel_timer },
     "/v1/schedules/preview" => { post: schedules::preview },
-    "/v1/schedules" => { get: schedules::list, post: schedules::create },
-    "/v1/schedules/{id}" => { get: schedules::get, patch: schedules::update, delete: schedules::delete },
-    "/v1/schedules/{id}/pause" => { post: schedules::pause },
-    "/v1/schedules/{id}/resume" => { post: schedules::resume },
+    "/v1/schedules" => { get: resource::list::<Schedules>, post: resource::create::<Schedules> },
+    "/v1/schedules/{id}" => { get: resource::get::<Schedules>, patch: resource::update::<Schedules>, delete: schedules::delete },
+    "/v1/schedules/{id}/pause" => { post: resource::disable::<Schedules> },
+    "/v1/schedules/{id}/resume" => { post: resource::enable::<Schedules> },
     "/v1/schedules/{id}/preview" => { get: schedules::preview_saved },
     "/v1/schedules/{id}/tasks" => { get: schedules::tasks, post: schedules::attach },
     "/v1/schedules/{id}/tasks/{task}" => { delete: schedules::detach },

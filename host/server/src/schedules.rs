@@ -3,12 +3,13 @@
 //! unsaved rules.
 
 use super::{ApiError, ApiResult, AppState, Operator, Reader};
-use crate::extract::{JsonBody, Page, Patch, QueryParams};
+use crate::extract::{JsonBody, QueryParams};
+use crate::resource::Resource;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sundial_core::schedule::spec::ScheduleSpec;
 use sundial_core::schedule::{Rule, Timing};
@@ -39,7 +40,7 @@ pub(super) async fn preview(
     State(state): State<AppState>,
     _: Reader,
     JsonBody(mut req): JsonBody<PreviewRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Preview>> {
     if req.timezone.is_empty() {
         req.timezone = state.default_timezone.clone();
     }
@@ -55,16 +56,43 @@ pub(super) async fn preview(
         .map_err(ApiError::bad_request)?;
     let summary =
         sundial_core::schedule::words::describe(&req.rule, &req.timezone, req.start.unwrap_or(from));
-    Ok(Json(slots_json(&req.timezone, &summary, &timing, from, count)))
+    Ok(Json(Preview::new(req.timezone, summary, &timing, from, count)))
 }
 
-fn slots_json(timezone: &str, summary: &str, timing: &Timing, from: DateTime<Utc>, count: usize) -> Value {
-    let slots: Vec<Value> = timing
-        .preview(from, count)
-        .into_iter()
-        .map(|s| json!({ "utc": sundial_core::timestamp::text(s.at), "local": s.local, "dst": s.dst }))
-        .collect();
-    json!({ "timezone": timezone, "summary": summary, "slots": slots })
+/// The next fire times of a rule, in UTC and in its zone, with DST notes.
+#[derive(Serialize)]
+pub(super) struct Preview {
+    timezone: String,
+    /// The rule in words.
+    summary: String,
+    slots: Vec<PreviewSlot>,
+}
+
+/// One fire time of a preview.
+#[derive(Serialize)]
+pub(super) struct PreviewSlot {
+    utc: String,
+    local: String,
+    dst: Option<sundial_core::schedule::zone::DstNote>,
+}
+
+impl Preview {
+    fn new(timezone: String, summary: String, timing: &Timing, from: DateTime<Utc>, count: usize) -> Preview {
+        let slots = timing
+            .preview(from, count)
+            .into_iter()
+            .map(|s| PreviewSlot {
+                utc: sundial_core::timestamp::text(s.at),
+                local: s.local,
+                dst: s.dst,
+            })
+            .collect();
+        Preview {
+            timezone,
+            summary,
+            slots,
+        }
+    }
 }
 
 /// A schedule as the API shows it: spec fields plus id, timestamps, tasks, next slot.
@@ -132,67 +160,17 @@ fn check_calendars(state: &AppState, spec: &ScheduleSpec) -> ApiResult<()> {
     Ok(())
 }
 
-fn find(state: &AppState, id: &str) -> ApiResult<ScheduleRecord> {
-    state
-        .store
-        .schedule(id)?
-        .ok_or_else(|| ApiError::not_found(format!("schedule {id:?} not found")))
-}
+/// The schedule noun. Changes go through the scheduler, which keeps its due times in
+/// step; pause and resume are disable and enable.
+pub(crate) struct Schedules;
 
-pub(super) async fn create(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
-    JsonBody(mut spec): JsonBody<ScheduleSpec>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    if spec.timezone.is_empty() {
-        spec.timezone = state.default_timezone.clone();
-    }
-    let now = state.engines.scheduler.clock().now();
-    spec.start = Some(spec.start.unwrap_or(now));
-    spec.timing(now).map_err(|e| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_field",
-        message: e,
-    })?;
-    check_calendars(&state, &spec)?;
-    let stamp = sundial_core::timestamp::now();
-    let record = ScheduleRecord {
-        id: sundial_core::ids::new_id(),
-        created_at: stamp.clone(),
-        updated_at: stamp,
-        spec,
-        last_slot: None,
-    };
-    let record = state.store.insert_schedule(record, caller.who()).await?;
-    state.engines.scheduler.reload(&record.id);
-    Ok((StatusCode::CREATED, Json(view(&state, &record)?)))
-}
-
-pub(super) async fn list(State(state): State<AppState>, _: Reader, page: Page) -> ApiResult<Json<Value>> {
-    let (records, next) = state.store.schedules_page(page.cursor.as_deref(), page.limit)?;
-    let mut out = Vec::new();
-    for record in &records {
-        out.push(view(&state, record)?);
-    }
-    Ok(Json(json!({ "schedules": out, "next_cursor": next })))
-}
-
-pub(super) async fn get(
-    State(state): State<AppState>,
-    _: Reader,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(view(&state, &find(&state, &id)?)?))
-}
-
-async fn change(
-    state: &AppState,
-    who: &str,
-    id: &str,
-    patch: serde_json::Map<String, Value>,
-) -> ApiResult<Value> {
-    let current = find(state, id)?;
-    let fixed = [
+impl Resource for Schedules {
+    type Record = ScheduleRecord;
+    type Spec = ScheduleSpec;
+    type View = Value;
+    const NOUN: &'static str = "schedule";
+    const PLURAL: &'static str = "schedules";
+    const FIXED: &'static [&'static str] = &[
         "id",
         "created_at",
         "updated_at",
@@ -203,57 +181,62 @@ async fn change(
         "tasks",
         "task_names",
     ];
-    let mut spec: ScheduleSpec = super::merge_patch(&current.spec, patch, &fixed)?;
-    if spec.timezone.is_empty() {
-        spec.timezone = state.default_timezone.clone();
+
+    crate::resource::store_accessors!(ScheduleRecord, schedule, schedules_page);
+
+    /// The daemon's zone where none is named; a new schedule starts now unless told;
+    /// the rule is checked against the clock (a rule already active may have an `at`
+    /// in the past, so a change checks it only when the rule changes).
+    fn check(
+        state: &AppState,
+        mut spec: ScheduleSpec,
+        current: Option<&ScheduleRecord>,
+    ) -> ApiResult<ScheduleSpec> {
+        if spec.timezone.is_empty() {
+            spec.timezone = state.default_timezone.clone();
+        }
+        let now = state.engines.scheduler.clock().now();
+        let now = match current {
+            None => {
+                spec.start = Some(spec.start.unwrap_or(now));
+                now
+            }
+            Some(current) if spec.rule == current.spec.rule => DateTime::<Utc>::MIN_UTC,
+            Some(_) => now,
+        };
+        spec.timing(now).map_err(|e| ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_field",
+            message: e,
+        })?;
+        check_calendars(state, &spec)?;
+        Ok(spec)
     }
-    // Rules already active may have an `at` in the past; only check it when it changes.
-    let now = if spec.rule == current.spec.rule {
-        DateTime::<Utc>::MIN_UTC
-    } else {
-        state.engines.scheduler.clock().now()
-    };
-    spec.timing(now).map_err(|e| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_field",
-        message: e,
-    })?;
-    check_calendars(state, &spec)?;
-    let (_, after) = state
-        .store
-        .update_schedule(&current.id, spec, sundial_core::timestamp::now(), who)
-        .await?;
-    state.engines.scheduler.reload(&after.id);
-    view(state, &after)
-}
 
-pub(super) async fn update(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
-    Path(id): Path<String>,
-    Patch(patch): Patch,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(change(&state, caller.who(), &id, patch).await?))
-}
+    async fn insert(state: &AppState, spec: ScheduleSpec, who: &str) -> ApiResult<ScheduleRecord> {
+        let stamp = sundial_core::timestamp::now();
+        let record = ScheduleRecord {
+            id: sundial_core::ids::new_id(),
+            created_at: stamp.clone(),
+            updated_at: stamp,
+            spec,
+            last_slot: None,
+        };
+        Ok(state.engines.scheduler.create_schedule(record, who).await?)
+    }
 
-pub(super) async fn pause(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let mut patch = serde_json::Map::new();
-    patch.insert("enabled".into(), json!(false));
-    Ok(Json(change(&state, caller.who(), &id, patch).await?))
-}
+    async fn update(state: &AppState, id: &str, spec: ScheduleSpec, who: &str) -> ApiResult<ScheduleRecord> {
+        Ok(state.engines.scheduler.update_schedule(id, spec, who).await?.1)
+    }
 
-pub(super) async fn resume(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let mut patch = serde_json::Map::new();
-    patch.insert("enabled".into(), json!(true));
-    Ok(Json(change(&state, caller.who(), &id, patch).await?))
+    async fn delete(state: &AppState, key: &str, who: &str) -> ApiResult<()> {
+        state.engines.scheduler.delete_schedule(key, false, who).await?;
+        Ok(())
+    }
+
+    fn view(state: &AppState, record: ScheduleRecord) -> ApiResult<Value> {
+        view(state, &record)
+    }
 }
 
 #[derive(Deserialize)]
@@ -269,8 +252,11 @@ pub(super) async fn delete(
     Path(id): Path<String>,
     QueryParams(q): QueryParams<DeleteQuery>,
 ) -> ApiResult<StatusCode> {
-    let record = state.store.delete_schedule(&id, q.force, caller.who()).await?;
-    state.engines.scheduler.reload(&record.id);
+    state
+        .engines
+        .scheduler
+        .delete_schedule(&id, q.force, caller.who())
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -280,13 +266,21 @@ pub(super) struct AttachRequest {
     task: String,
 }
 
+/// The tasks a schedule drives (ids).
+#[derive(Serialize)]
+pub(super) struct LinkedTasks {
+    tasks: Vec<String>,
+}
+
 pub(super) async fn tasks(
     State(state): State<AppState>,
     _: Reader,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    let record = find(&state, &id)?;
-    Ok(Json(json!({ "tasks": state.store.schedule_tasks(&record.id)? })))
+) -> ApiResult<Json<LinkedTasks>> {
+    let record = Schedules::get(&state, &id)?;
+    Ok(Json(LinkedTasks {
+        tasks: state.store.schedule_tasks(&record.id)?,
+    }))
 }
 
 pub(super) async fn attach(
@@ -294,18 +288,18 @@ pub(super) async fn attach(
     Operator(caller): Operator,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<AttachRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LinkedTasks>> {
     let tasks = state.store.link_task(&id, &req.task, true, caller.who()).await?;
-    Ok(Json(json!({ "tasks": tasks })))
+    Ok(Json(LinkedTasks { tasks }))
 }
 
 pub(super) async fn detach(
     State(state): State<AppState>,
     Operator(caller): Operator,
     Path((id, task)): Path<(String, String)>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<LinkedTasks>> {
     let tasks = state.store.link_task(&id, &task, false, caller.who()).await?;
-    Ok(Json(json!({ "tasks": tasks })))
+    Ok(Json(LinkedTasks { tasks }))
 }
 
 #[derive(Deserialize)]
@@ -321,8 +315,8 @@ pub(super) async fn preview_saved(
     _: Reader,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<PreviewQuery>,
-) -> ApiResult<Json<Value>> {
-    let record = find(&state, &id)?;
+) -> ApiResult<Json<Preview>> {
+    let record = Schedules::get(&state, &id)?;
     let count = q.count.unwrap_or(10);
     if !(1..=MAX_PREVIEW).contains(&count) {
         return Err(ApiError::bad_request(format!(
@@ -342,11 +336,12 @@ pub(super) async fn preview_saved(
     )
     .map_err(ApiError::bad_request)?;
     let summary = sundial_core::schedule::words::describe(&record.spec.rule, &record.spec.timezone, start);
-    Ok(Json(slots_json(
-        &record.spec.timezone,
-        &summary,
+    let from = q.from.unwrap_or_else(|| state.engines.scheduler.clock().now());
+    Ok(Json(Preview::new(
+        record.spec.timezone,
+        summary,
         &timing,
-        q.from.unwrap_or_else(|| state.engines.scheduler.clock().now()),
+        from,
         count,
     )))
 }

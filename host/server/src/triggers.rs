@@ -2,13 +2,15 @@
 //! delete) and `/v1/timers` (pending delayed targets: list, cancel).
 
 use super::{ApiError, ApiResult, AppState, Operator, Reader};
-use crate::extract::{JsonBody, Page, Patch, QueryParams};
+use crate::extract::{Page, QueryParams};
+use crate::resource::Resource;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sundial_core::trigger::{Target, TriggerSpec};
+use sundial_store::timers::Timer;
 use sundial_store::triggers::TriggerRecord;
 
 fn invalid(message: String) -> ApiError {
@@ -96,104 +98,47 @@ fn view(state: &AppState, record: &TriggerRecord) -> ApiResult<Value> {
     Ok(v)
 }
 
-fn find(state: &AppState, id: &str) -> ApiResult<TriggerRecord> {
-    state
-        .store
-        .trigger(id)?
-        .ok_or_else(|| ApiError::not_found(format!("trigger {id:?} not found")))
-}
+/// The trigger noun. Changes go through the router, which keeps its index of
+/// triggers in step.
+pub(crate) struct Triggers;
 
-pub(super) async fn create(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
-    JsonBody(spec): JsonBody<TriggerSpec>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let spec = resolve(&state, spec)?;
-    let stamp = sundial_core::timestamp::now();
-    let record = TriggerRecord {
-        id: sundial_core::ids::new_id(),
-        created_at: stamp.clone(),
-        updated_at: stamp,
-        spec,
-    };
-    let record = state.store.insert_trigger(record, caller.who()).await?;
-    state.engines.router().reload_trigger(&record.id)?;
-    Ok((StatusCode::CREATED, Json(view(&state, &record)?)))
-}
+impl Resource for Triggers {
+    type Record = TriggerRecord;
+    type Spec = TriggerSpec;
+    type View = Value;
+    const NOUN: &'static str = "trigger";
+    const PLURAL: &'static str = "triggers";
+    const FIXED: &'static [&'static str] = &["id", "created_at", "updated_at"];
 
-pub(super) async fn list(State(state): State<AppState>, _: Reader, page: Page) -> ApiResult<Json<Value>> {
-    let (records, next) = state.store.triggers_page(page.cursor.as_deref(), page.limit)?;
-    let mut out = Vec::new();
-    for r in &records {
-        out.push(view(&state, r)?);
+    crate::resource::store_accessors!(TriggerRecord, trigger, triggers_page);
+
+    fn check(state: &AppState, spec: TriggerSpec, _: Option<&TriggerRecord>) -> ApiResult<TriggerSpec> {
+        resolve(state, spec)
     }
-    Ok(Json(json!({ "triggers": out, "next_cursor": next })))
-}
 
-pub(super) async fn get(
-    State(state): State<AppState>,
-    _: Reader,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(view(&state, &find(&state, &id)?)?))
-}
+    async fn insert(state: &AppState, spec: TriggerSpec, who: &str) -> ApiResult<TriggerRecord> {
+        let stamp = sundial_core::timestamp::now();
+        let record = TriggerRecord {
+            id: sundial_core::ids::new_id(),
+            created_at: stamp.clone(),
+            updated_at: stamp,
+            spec,
+        };
+        Ok(state.engines.router().create_trigger(record, who).await?)
+    }
 
-async fn change(
-    state: &AppState,
-    who: &str,
-    id: &str,
-    patch: serde_json::Map<String, Value>,
-) -> ApiResult<Value> {
-    let current = find(state, id)?;
-    let spec: TriggerSpec = super::merge_patch(&current.spec, patch, &["id", "created_at", "updated_at"])?;
-    let spec = resolve(state, spec)?;
-    let (_, after) = state
-        .store
-        .update_trigger(&current.id, spec, sundial_core::timestamp::now(), who)
-        .await?;
-    state.engines.router().reload_trigger(&after.id)?;
-    view(state, &after)
-}
+    async fn update(state: &AppState, id: &str, spec: TriggerSpec, who: &str) -> ApiResult<TriggerRecord> {
+        Ok(state.engines.router().update_trigger(id, spec, who).await?.1)
+    }
 
-pub(super) async fn update(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
-    Path(id): Path<String>,
-    Patch(patch): Patch,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(change(&state, caller.who(), &id, patch).await?))
-}
+    async fn delete(state: &AppState, key: &str, who: &str) -> ApiResult<()> {
+        state.engines.router().delete_trigger(key, who).await?;
+        Ok(())
+    }
 
-async fn set_enabled(state: &AppState, who: &str, id: &str, enabled: bool) -> ApiResult<Json<Value>> {
-    let mut patch = serde_json::Map::new();
-    patch.insert("enabled".into(), json!(enabled));
-    Ok(Json(change(state, who, id, patch).await?))
-}
-
-pub(super) async fn enable(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    set_enabled(&state, caller.who(), &id, true).await
-}
-
-pub(super) async fn disable(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    set_enabled(&state, caller.who(), &id, false).await
-}
-
-pub(super) async fn delete(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    let record = state.store.delete_trigger(&id, caller.who()).await?;
-    state.engines.router().reload_trigger(&record.id)?;
-    Ok(StatusCode::NO_CONTENT)
+    fn view(state: &AppState, record: TriggerRecord) -> ApiResult<Value> {
+        view(state, &record)
+    }
 }
 
 #[derive(Deserialize)]
@@ -205,14 +150,21 @@ pub(super) struct TimerQuery {
     cursor: Option<String>,
 }
 
+/// `GET /v1/timers`: one page of pending delayed targets, soonest first.
+#[derive(Serialize)]
+pub(super) struct TimerPage {
+    timers: Vec<Timer>,
+    next_cursor: Option<String>,
+}
+
 pub(super) async fn timers(
     State(state): State<AppState>,
     _: Reader,
     QueryParams(q): QueryParams<TimerQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<TimerPage>> {
     let page = Page::new(q.limit, q.cursor)?;
     let trigger = match &q.trigger {
-        Some(t) => Some(find(&state, t)?.id),
+        Some(t) => Some(Triggers::get(&state, t)?.id),
         None => None,
     };
     let task = match &q.task {
@@ -225,13 +177,13 @@ pub(super) async fn timers(
         ),
         None => None,
     };
-    let (timers, next) = state.store.timers_page(
+    let (timers, next_cursor) = state.store.timers_page(
         trigger.as_deref(),
         task.as_deref(),
         page.cursor.as_deref(),
         page.limit,
     )?;
-    Ok(Json(json!({ "timers": timers, "next_cursor": next })))
+    Ok(Json(TimerPage { timers, next_cursor }))
 }
 
 pub(super) async fn cancel_timer(

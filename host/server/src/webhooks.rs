@@ -2,15 +2,23 @@
 //! webhooks' task log: list, get, retry).
 
 use super::{ApiError, ApiResult, AppState, Operator, Reader};
-use crate::extract::{JsonBody, Page, Patch, QueryParams};
+use crate::extract::{Page, QueryParams};
+use crate::resource::{Resource, Stamped};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
 use sundial_core::webhook::{Auth, WebhookSpec};
 use sundial_engine::outbox::Committed;
-use sundial_store::webhooks::{DeliveryFilter, DeliveryStatus, WebhookRecord};
+use sundial_store::webhooks::{Delivery, DeliveryFilter, DeliveryStatus, WebhookRecord};
+
+/// `GET /v1/deliveries`: one page, newest first.
+#[derive(Serialize)]
+pub(super) struct DeliveryPage {
+    deliveries: Vec<Delivery>,
+    next_cursor: Option<String>,
+}
 
 fn invalid(message: String) -> ApiError {
     ApiError {
@@ -61,84 +69,69 @@ fn check(state: &AppState, spec: &WebhookSpec) -> ApiResult<()> {
     Ok(())
 }
 
-fn view(record: &WebhookRecord) -> Value {
-    let mut v = serde_json::to_value(&record.spec).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut v {
-        m.insert("id".into(), json!(record.id));
-        m.insert("created_at".into(), json!(record.created_at));
-        m.insert("updated_at".into(), json!(record.updated_at));
-        m.insert("disabled_reason".into(), json!(record.disabled_reason));
+/// The webhook noun.
+pub(crate) struct Webhooks;
+
+/// A webhook as the API shows it: the spec's fields, id, timestamps, and why it was
+/// disabled (a 410 from its receiver), if it was.
+#[derive(Serialize)]
+pub(crate) struct WebhookView {
+    #[serde(flatten)]
+    stamped: Stamped<WebhookSpec>,
+    disabled_reason: Option<String>,
+}
+
+impl Resource for Webhooks {
+    type Record = WebhookRecord;
+    type Spec = WebhookSpec;
+    type View = WebhookView;
+    const NOUN: &'static str = "webhook";
+    const PLURAL: &'static str = "webhooks";
+    const FIXED: &'static [&'static str] = &["id", "created_at", "updated_at", "disabled_reason"];
+
+    crate::resource::store_accessors!(WebhookRecord, webhook, webhooks_page);
+
+    fn check(state: &AppState, spec: WebhookSpec, _: Option<&WebhookRecord>) -> ApiResult<WebhookSpec> {
+        check(state, &spec)?;
+        Ok(spec)
     }
-    v
-}
 
-fn find(state: &AppState, id: &str) -> ApiResult<WebhookRecord> {
-    state
-        .store
-        .webhook(id)?
-        .ok_or_else(|| ApiError::not_found(format!("webhook {id:?} not found")))
-}
+    async fn insert(state: &AppState, spec: WebhookSpec, who: &str) -> ApiResult<WebhookRecord> {
+        let stamp = sundial_core::timestamp::now();
+        let record = WebhookRecord {
+            id: sundial_core::ids::new_id(),
+            created_at: stamp.clone(),
+            updated_at: stamp,
+            spec,
+            disabled_reason: None,
+        };
+        Ok(state.store.insert_webhook(record, who).await?)
+    }
 
-pub(super) async fn create(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
-    JsonBody(spec): JsonBody<WebhookSpec>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    check(&state, &spec)?;
-    let stamp = sundial_core::timestamp::now();
-    let record = WebhookRecord {
-        id: sundial_core::ids::new_id(),
-        created_at: stamp.clone(),
-        updated_at: stamp,
-        spec,
-        disabled_reason: None,
-    };
-    let record = state.store.insert_webhook(record, caller.who()).await?;
-    Ok((StatusCode::CREATED, Json(view(&record))))
-}
+    async fn update(state: &AppState, id: &str, spec: WebhookSpec, who: &str) -> ApiResult<WebhookRecord> {
+        let (_, after) = state
+            .store
+            .update_webhook(id, spec, sundial_core::timestamp::now(), who)
+            .await?;
+        Ok(after)
+    }
 
-pub(super) async fn list(State(state): State<AppState>, _: Reader, page: Page) -> ApiResult<Json<Value>> {
-    let (records, next) = state.store.webhooks_page(page.cursor.as_deref(), page.limit)?;
-    Ok(Json(
-        json!({ "webhooks": records.iter().map(view).collect::<Vec<_>>(), "next_cursor": next }),
-    ))
-}
+    async fn delete(state: &AppState, key: &str, who: &str) -> ApiResult<()> {
+        state.store.delete_webhook(key, who).await?;
+        Ok(())
+    }
 
-pub(super) async fn get(
-    State(state): State<AppState>,
-    _: Reader,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
-    Ok(Json(view(&find(&state, &id)?)))
-}
-
-pub(super) async fn update(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
-    Path(id): Path<String>,
-    Patch(patch): Patch,
-) -> ApiResult<Json<Value>> {
-    let current = find(&state, &id)?;
-    let spec: WebhookSpec = super::merge_patch(
-        &current.spec,
-        patch,
-        &["id", "created_at", "updated_at", "disabled_reason"],
-    )?;
-    check(&state, &spec)?;
-    let (_, after) = state
-        .store
-        .update_webhook(&current.id, spec, sundial_core::timestamp::now(), caller.who())
-        .await?;
-    Ok(Json(view(&after)))
-}
-
-pub(super) async fn delete(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
-    Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
-    state.store.delete_webhook(&id, caller.who()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    fn view(_: &AppState, record: WebhookRecord) -> ApiResult<WebhookView> {
+        Ok(WebhookView {
+            stamped: Stamped {
+                spec: record.spec,
+                id: record.id,
+                created_at: record.created_at,
+                updated_at: record.updated_at,
+            },
+            disabled_reason: record.disabled_reason,
+        })
+    }
 }
 
 /// `POST /v1/webhooks/{id}/test`: queue a delivery of a sample event.
@@ -146,8 +139,8 @@ pub(super) async fn test(
     State(state): State<AppState>,
     Operator(caller): Operator,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
-    let hook = find(&state, &id)?;
+) -> ApiResult<(StatusCode, Json<Delivery>)> {
+    let hook = Webhooks::get(&state, &id)?;
     let mut d = sundial_store::webhooks::Delivery::queued(&hook, "test", 0);
     d.event = Some(sundial_core::invocation::Event {
         id: sundial_core::ids::new_id(),
@@ -165,7 +158,7 @@ pub(super) async fn test(
         .await?
         .value;
     let d = stored.remove(0);
-    Ok((StatusCode::ACCEPTED, Json(json!(d))))
+    Ok((StatusCode::ACCEPTED, Json(d)))
 }
 
 #[derive(Deserialize)]
@@ -181,7 +174,7 @@ pub(super) async fn deliveries(
     State(state): State<AppState>,
     _: Reader,
     QueryParams(q): QueryParams<DeliveryQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<DeliveryPage>> {
     let page = Page::new(q.limit, q.cursor)?;
     let status = match q.status.as_deref() {
         None => None,
@@ -195,26 +188,30 @@ pub(super) async fn deliveries(
         }
     };
     let webhook_id = match &q.webhook {
-        Some(w) => Some(find(&state, w)?.id),
+        Some(w) => Some(Webhooks::get(&state, w)?.id),
         None => None,
     };
     let filter = DeliveryFilter { webhook_id, status };
-    let (deliveries, next) = state
-        .store
-        .list_deliveries(&filter, page.cursor.as_deref(), page.limit)?;
-    Ok(Json(json!({ "deliveries": deliveries, "next_cursor": next })))
+    let (deliveries, next_cursor) =
+        state
+            .store
+            .list_deliveries(&filter, page.cursor.as_deref(), page.limit)?;
+    Ok(Json(DeliveryPage {
+        deliveries,
+        next_cursor,
+    }))
 }
 
 pub(super) async fn delivery(
     State(state): State<AppState>,
     _: Reader,
     Path(id): Path<String>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<Delivery>> {
     let d = state
         .store
         .delivery(&id)?
         .ok_or_else(|| ApiError::not_found(format!("delivery {id:?} not found")))?;
-    Ok(Json(json!(d)))
+    Ok(Json(d))
 }
 
 /// `POST /v1/deliveries/{id}/retry`: a dead delivery is queued again (its attempts
@@ -223,7 +220,7 @@ pub(super) async fn retry(
     State(state): State<AppState>,
     _: Operator,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+) -> ApiResult<(StatusCode, Json<Delivery>)> {
     let mut d = state
         .store
         .delivery(&id)?
@@ -242,5 +239,5 @@ pub(super) async fn retry(
         .commit(async { Ok(Committed::new(store.save_delivery(d, None, Vec::new()).await?.0).deliveries()) })
         .await?
         .value;
-    Ok((StatusCode::ACCEPTED, Json(json!(d))))
+    Ok((StatusCode::ACCEPTED, Json(d)))
 }
