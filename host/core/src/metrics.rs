@@ -1,6 +1,6 @@
-//! A minimal lock-free histogram and Prometheus text rendering for `/metrics`.
+//! A minimal lock-free histogram for the figures `/metrics` reports (the server encodes
+//! them with `prometheus-client`; recording stays a few relaxed atomic adds).
 
-use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// A cumulative histogram with fixed upper bounds.
@@ -40,20 +40,35 @@ impl Histogram {
         self.total.fetch_add(1, Relaxed);
     }
 
-    /// Append the Prometheus exposition of this histogram as `name`.
-    pub fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        let mut cumulative = 0;
-        for (bound, count) in self.bounds.iter().zip(&self.counts) {
-            cumulative += count.load(Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {cumulative}");
+    /// What it holds now: per bucket (upper bound, observations in it and above the
+    /// bucket before), the last bucket `+Inf` holding those above every bound.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut buckets: Vec<(f64, u64)> = self
+            .bounds
+            .iter()
+            .zip(&self.counts)
+            .map(|(bound, count)| (*bound, count.load(Relaxed)))
+            .collect();
+        let count = self.total.load(Relaxed);
+        let bounded: u64 = buckets.iter().map(|(_, n)| n).sum();
+        buckets.push((f64::INFINITY, count.saturating_sub(bounded)));
+        Snapshot {
+            buckets,
+            sum: self.sum_micros.load(Relaxed) as f64 / 1e6,
+            count,
         }
-        let total = self.total.load(Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {total}");
-        let _ = writeln!(out, "{name}_sum {}", self.sum_micros.load(Relaxed) as f64 / 1e6);
-        let _ = writeln!(out, "{name}_count {total}");
     }
+}
+
+/// A histogram's contents at one moment.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Snapshot {
+    /// (upper bound, count in the bucket), the last bound `+Inf`.
+    pub buckets: Vec<(f64, u64)>,
+    /// Sum of the observations.
+    pub sum: f64,
+    /// Number of observations.
+    pub count: u64,
 }
 
 #[cfg(test)]
@@ -66,13 +81,14 @@ mod tests {
         for v in [1.0, 3.0, 3.0, 2000.0] {
             h.observe(v);
         }
-        let mut out = String::new();
-        h.render(&mut out, "b", "batches");
-        assert!(out.contains("b_bucket{le=\"1\"} 1\n"));
-        assert!(out.contains("b_bucket{le=\"4\"} 3\n"));
-        assert!(out.contains("b_bucket{le=\"1024\"} 3\n"));
-        assert!(out.contains("b_bucket{le=\"+Inf\"} 4\n"));
-        assert!(out.contains("b_count 4\n"));
-        assert!(out.contains("b_sum 2007\n"));
+        let s = h.snapshot();
+        let at = |bound: f64| s.buckets.iter().find(|(b, _)| *b == bound).map(|(_, n)| *n);
+        assert_eq!(at(1.0), Some(1));
+        assert_eq!(at(2.0), Some(0));
+        assert_eq!(at(4.0), Some(2));
+        assert_eq!(at(1024.0), Some(0));
+        assert_eq!(at(f64::INFINITY), Some(1));
+        assert_eq!(s.buckets.len(), BATCH.len() + 1);
+        assert_eq!((s.count, s.sum), (4, 2007.0));
     }
 }

@@ -223,18 +223,13 @@ impl Router {
         &self.inner.clock
     }
 
-    /// Append the router's counters to a Prometheus exposition.
-    pub fn render_metrics(&self, out: &mut String) {
-        use std::fmt::Write;
-        let _ = write!(
-            out,
-            "# HELP sundial_events_stopped_total Events stored but not routed, by reason: chain_budget (their causal chain had started max_chain runs, timers and deliveries) or queue_full (max_queued_runs runs waited).\n\
-             # TYPE sundial_events_stopped_total counter\n\
-             sundial_events_stopped_total{{reason=\"chain_budget\"}} {}\n\
-             sundial_events_stopped_total{{reason=\"queue_full\"}} {}\n",
+    /// Events stored but not routed since start: (their causal chain had spent its
+    /// budget, the run queue was full).
+    pub fn stopped(&self) -> (u64, u64) {
+        (
             self.inner.stopped_by_budget.load(Relaxed),
             self.inner.stopped_by_queue.load(Relaxed),
-        );
+        )
     }
 
     /// Match `event` and build what it starts (nothing is stored yet), unless its

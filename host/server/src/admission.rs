@@ -57,22 +57,15 @@ impl Admission {
         }
     }
 
-    /// Append the Prometheus exposition of the request limit: requests in progress
-    /// (monitoring endpoints not counted), the limit, and refusals since start.
-    pub fn render_metrics(&self, out: &mut String) {
-        use std::fmt::Write;
+    /// The request limit now: (requests in progress, monitoring endpoints not counted;
+    /// the limit; requests refused since start).
+    pub fn requests(&self) -> (usize, usize, u64) {
         let in_progress = self.max_requests - self.requests.available_permits();
-        let _ = write!(
-            out,
-            "# HELP sundial_http_requests_in_progress API requests being handled now (not /healthz or /metrics).\n\
-             # TYPE sundial_http_requests_in_progress gauge\nsundial_http_requests_in_progress {in_progress}\n\
-             # HELP sundial_http_max_requests The request limit (max_requests).\n\
-             # TYPE sundial_http_max_requests gauge\nsundial_http_max_requests {}\n\
-             # HELP sundial_http_requests_refused_total Requests answered 503 overloaded since start.\n\
-             # TYPE sundial_http_requests_refused_total counter\nsundial_http_requests_refused_total {}\n",
+        (
+            in_progress,
             self.max_requests,
-            self.refused_requests.load(Relaxed)
-        );
+            self.refused_requests.load(Relaxed),
+        )
     }
 
     /// Refuse with 429 when `backlog` runs already wait for a worker.

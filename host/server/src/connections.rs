@@ -74,6 +74,21 @@ struct Open {
     close: Arc<Notify>,
 }
 
+/// The connection limit as `/metrics` shows it.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionStats {
+    /// Client connections open now.
+    pub open: usize,
+    /// The limit in force (`max_connections`).
+    pub max: usize,
+    /// Connections accepted since start.
+    pub accepted: u64,
+    /// Idle connections closed to make room for a new one at the limit.
+    pub evicted: u64,
+    /// Connections answered 503 because every open one was in a request.
+    pub refused: u64,
+}
+
 /// The open connections and the counters `/metrics` shows. Cheap to share.
 #[derive(Default)]
 pub struct Connections {
@@ -86,27 +101,15 @@ pub struct Connections {
 }
 
 impl Connections {
-    /// Append the Prometheus exposition of the connection limit.
-    pub fn render_metrics(&self, out: &mut String) {
-        use std::fmt::Write;
-        let open = self.open.lock().unwrap_or_else(|e| e.into_inner()).len();
-        let _ = write!(
-            out,
-            "# HELP sundial_http_connections_open Client connections open now.\n\
-             # TYPE sundial_http_connections_open gauge\nsundial_http_connections_open {open}\n\
-             # HELP sundial_http_max_connections The connection limit (max_connections).\n\
-             # TYPE sundial_http_max_connections gauge\nsundial_http_max_connections {}\n\
-             # HELP sundial_http_connections_accepted_total Client connections accepted since start.\n\
-             # TYPE sundial_http_connections_accepted_total counter\nsundial_http_connections_accepted_total {}\n\
-             # HELP sundial_http_connections_evicted_total Idle connections closed to make room for a new one at the limit.\n\
-             # TYPE sundial_http_connections_evicted_total counter\nsundial_http_connections_evicted_total {}\n\
-             # HELP sundial_http_connections_refused_total Connections answered 503 because every open one was in a request.\n\
-             # TYPE sundial_http_connections_refused_total counter\nsundial_http_connections_refused_total {}\n",
-            self.max.load(Relaxed),
-            self.accepted.load(Relaxed),
-            self.evicted.load(Relaxed),
-            self.refused.load(Relaxed),
-        );
+    /// The connection limit now.
+    pub fn stats(&self) -> ConnectionStats {
+        ConnectionStats {
+            open: self.open.lock().unwrap_or_else(|e| e.into_inner()).len(),
+            max: self.max.load(Relaxed),
+            accepted: self.accepted.load(Relaxed),
+            evicted: self.evicted.load(Relaxed),
+            refused: self.refused.load(Relaxed),
+        }
     }
 
     /// Make room for one more connection: `Some(id)` registered, or `None` when every

@@ -15,6 +15,7 @@ mod clock;
 pub mod connections;
 mod events;
 pub mod linger;
+mod metrics;
 pub mod openapi;
 mod plugins;
 mod resource;
@@ -212,106 +213,6 @@ async fn healthz() -> &'static str {
     "ok\n"
 }
 
-/// `GET /metrics`: Prometheus text format (any role but ingest).
-async fn metrics(
-    axum::extract::State(state): axum::extract::State<AppState>,
-    _: Reader,
-) -> ApiResult<String> {
-    use std::fmt::Write;
-    use std::sync::atomic::Ordering::Relaxed;
-    let stats = state.store.stats();
-    let mut out = String::new();
-    let _ = writeln!(out, "# HELP sundial_store_commits_total Durable store commits.");
-    let _ = writeln!(out, "# TYPE sundial_store_commits_total counter");
-    let _ = writeln!(out, "sundial_store_commits_total {}", stats.commits.load(Relaxed));
-    let _ = writeln!(
-        out,
-        "# HELP sundial_store_mutations_total Mutations applied (many share one commit)."
-    );
-    let _ = writeln!(out, "# TYPE sundial_store_mutations_total counter");
-    let _ = writeln!(
-        out,
-        "sundial_store_mutations_total {}",
-        stats.mutations.load(Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sundial_store_commit_seconds_total Time spent committing (fsync)."
-    );
-    let _ = writeln!(out, "# TYPE sundial_store_commit_seconds_total counter");
-    let _ = writeln!(
-        out,
-        "sundial_store_commit_seconds_total {}",
-        stats.commit_micros.load(Relaxed) as f64 / 1e6
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sundial_store_max_batch Largest number of mutations in one commit."
-    );
-    let _ = writeln!(out, "# TYPE sundial_store_max_batch gauge");
-    let _ = writeln!(out, "sundial_store_max_batch {}", stats.max_batch.load(Relaxed));
-    stats.commit_seconds.render(
-        &mut out,
-        "sundial_store_commit_seconds",
-        "Commit (fsync) latency.",
-    );
-    stats
-        .batch_size
-        .render(&mut out, "sundial_store_batch_size", "Mutations per commit.");
-    let _ = writeln!(
-        out,
-        "# HELP sundial_run_queue_depth Runs waiting in the durable queue."
-    );
-    let _ = writeln!(out, "# TYPE sundial_run_queue_depth gauge");
-    let _ = writeln!(out, "sundial_run_queue_depth {}", state.store.queue_depth()?);
-    let _ = writeln!(out, "# HELP sundial_runs_running Runs executing now.");
-    let _ = writeln!(out, "# TYPE sundial_runs_running gauge");
-    let _ = writeln!(
-        out,
-        "sundial_runs_running {}",
-        state.engines.executor.running_count()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sundial_store_unreadable_skipped_total Times a list, page or load skipped a stored record that does not decode (GET /v1/admin/unreadable lists them)."
-    );
-    let _ = writeln!(out, "# TYPE sundial_store_unreadable_skipped_total counter");
-    let _ = writeln!(
-        out,
-        "sundial_store_unreadable_skipped_total {}",
-        sundial_store::unreadable::skipped_total()
-    );
-    state.engines.executor.render_metrics(&mut out);
-    state.admission.render_metrics(&mut out);
-    state.engines.router().render_metrics(&mut out);
-    state.connections.render_metrics(&mut out);
-    let _ = writeln!(
-        out,
-        "# HELP sundial_plugin_http_requests_open Outbound HTTP requests plugin runs have open now (all runs)."
-    );
-    let _ = writeln!(out, "# TYPE sundial_plugin_http_requests_open gauge");
-    let _ = writeln!(
-        out,
-        "sundial_plugin_http_requests_open {}",
-        state.runtime.outbound_in_use()
-    );
-    let _ = writeln!(
-        out,
-        "# HELP sundial_runs_finished_total Runs that reached a final status since start."
-    );
-    let _ = writeln!(out, "# TYPE sundial_runs_finished_total counter");
-    for (status, n) in state.engines.executor.finished_counts() {
-        if status.is_terminal() {
-            let _ = writeln!(
-                out,
-                "sundial_runs_finished_total{{status=\"{}\"}} {n}",
-                status.as_str()
-            );
-        }
-    }
-    Ok(out)
-}
-
 /// `GET /openapi.json`: the API description, for the roles that read (an `ingest`
 /// token may post events and nothing else, as for `/metrics`).
 async fn openapi_json(_: Reader) -> ApiResult<axum::Json<Value>> {
@@ -338,7 +239,7 @@ macro_rules! routes {
 
 routes! {
     "/healthz" => { get: healthz },
-    "/metrics" => { get: metrics },
+    "/metrics" => { get: metrics::metrics },
     "/openapi.json" => { get: openapi_json },
     "/v1/plugins" => { get: plugins::list, post: plugins::install },
     "/v1/plugins/{name}" => { get: plugins::get, patch: plugins::update, delete: plugins::remove },

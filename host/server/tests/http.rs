@@ -422,3 +422,70 @@ async fn a_created_calendar_reads_back_and_conflicts_are_409() {
     let (status, _) = app.get("/v1/calendars/holidays", "sdl_viewer").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+/// `/metrics` is OpenMetrics text: every family the operations guide lists, counters
+/// with `_total`, labelled families, histograms with `+Inf`, and the closing `# EOF`.
+#[tokio::test]
+async fn metrics_are_openmetrics_text() {
+    let app = App::new().await;
+    let req = Request::builder()
+        .uri("/metrics")
+        .header(header::AUTHORIZATION, "Bearer sdl_viewer")
+        .body(Body::empty())
+        .unwrap();
+    let resp = router(app.state.clone()).oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let content_type = resp.headers()[header::CONTENT_TYPE].to_str().unwrap().to_string();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+    let text = String::from_utf8(bytes.to_vec()).unwrap();
+    for line in [
+        "# TYPE sundial_store_commits counter",
+        "sundial_run_queue_depth 0",
+        "sundial_runs_running 0",
+        "sundial_run_duration_seconds_count 0",
+        "sundial_schedule_lateness_seconds_bucket{le=\"+Inf\"} 0",
+        "sundial_runs_finished_total{status=\"succeeded\"} 0",
+        "sundial_events_stopped_total{reason=\"chain_budget\"} 0",
+        "sundial_http_connections_refused_total 0",
+        "# EOF",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no line {line:?} in:\n{text}");
+    }
+    // Buckets are cumulative: the +Inf bucket holds every observation.
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix} in:\n{text}"))
+            .trim()
+            .to_string()
+    };
+    let commits = value("sundial_store_commit_seconds_count ");
+    assert_ne!(commits, "0", "the tokens were committed");
+    assert_eq!(
+        value("sundial_store_commit_seconds_bucket{le=\"+Inf\"} "),
+        commits
+    );
+    assert_eq!(value("sundial_store_commits_total "), commits);
+    // The guide's table and the exposition name the same families.
+    let guide =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/operations.md")).unwrap();
+    for family in text.lines().filter_map(|l| l.strip_prefix("# TYPE ")) {
+        let (name, kind) = family.split_once(' ').unwrap();
+        let shown = if kind == "counter" {
+            format!("{name}_total")
+        } else {
+            name.to_string()
+        };
+        assert!(
+            guide.contains(&format!("`{shown}")),
+            "docs/operations.md does not list {shown}"
+        );
+    }
+    // Ingest tokens may not read it.
+    let (status, _) = app.get("/metrics", "sdl_ingest").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+}

@@ -239,23 +239,20 @@ impl Executor {
         lock(&self.inner.running).len()
     }
 
-    /// Append the executor's histograms to a Prometheus exposition.
-    pub fn render_metrics(&self, out: &mut String) {
-        self.inner.durations.render(
-            out,
-            "sundial_run_duration_seconds",
-            "Duration of finished run attempts.",
-        );
-        self.inner.lateness.render(
-            out,
-            "sundial_schedule_lateness_seconds",
-            "Scheduled runs (first attempts): from the slot's due time (slot plus jitter) to the run's start.",
-        );
-        out.push_str(&format!(
-            "# HELP sundial_run_backlog Runs handed to the workers and waiting for a free one.\n\
-             # TYPE sundial_run_backlog gauge\nsundial_run_backlog {}\n",
-            self.inner.queue.backlog()
-        ));
+    /// Durations of finished run attempts, in seconds.
+    pub fn durations(&self) -> &sundial_core::metrics::Histogram {
+        &self.inner.durations
+    }
+
+    /// Scheduled runs (first attempts): from the slot's due time (slot plus jitter) to
+    /// the run's start, in seconds.
+    pub fn lateness(&self) -> &sundial_core::metrics::Histogram {
+        &self.inner.lateness
+    }
+
+    /// Runs handed to the workers and waiting for a free one.
+    pub fn backlog(&self) -> usize {
+        self.inner.queue.backlog()
     }
 
     /// Record how late a scheduled run started (first attempts; a due time ahead of the
