@@ -6,8 +6,6 @@ use super::endpoint::{
     ClientConfig, DEFAULT_URL, Token, load_client_config, parse_url, read_token_file, tls_config,
 };
 use clap::Args;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -146,40 +144,42 @@ impl Remote {
         let base = self.base_url(config.as_ref());
         let url = parse_url(&base).map_err(|e| (EXIT_USAGE, format!("--server {e}")))?;
         let token = self.token(config.as_ref())?;
-        let tcp = tokio::net::TcpStream::connect(url.authority.as_str())
-            .await
-            .map_err(|e| (EXIT_USAGE, format!("cannot reach the daemon at {base}: {e}")))?;
-        let bytes = body.map(|b| b.to_string()).unwrap_or_default();
-        let mut req = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", url.authority.as_str())
-            .header("authorization", format!("Bearer {}", token.secret));
-        if body.is_some() {
-            req = req.header("content-type", "application/json");
-        }
-        let req = req
-            .body(Full::new(bytes::Bytes::from(bytes)))
-            .map_err(|e| (EXIT_USAGE, e.to_string()))?;
-        let (status, body) = if url.tls {
+        // No redirects, no proxy from the environment, no pool kept between commands:
+        // one request to the daemon named, as the user gave it.
+        let mut client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy();
+        if url.tls {
             let ca = self
                 .ca_file
                 .clone()
                 .or_else(|| config.as_ref().and_then(|(_, c)| c.ca_file.clone()));
-            let connector = tokio_rustls::TlsConnector::from(tls_config(ca.as_deref())?);
-            let name = rustls::pki_types::ServerName::try_from(url.host.clone()).map_err(|_| {
-                (
-                    EXIT_USAGE,
-                    format!("--server {base:?}: {:?} is not a host name", url.host),
-                )
-            })?;
-            let stream = connector
-                .connect(name, tcp)
+            let tls = tls_config(ca.as_deref())?;
+            client = client.use_preconfigured_tls(rustls::ClientConfig::clone(&tls));
+        }
+        let client = client.build().map_err(|e| (EXIT_USAGE, format!("{base}: {e}")))?;
+        let method =
+            reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| (EXIT_USAGE, e.to_string()))?;
+        let scheme = if url.tls { "https" } else { "http" };
+        let mut req = client
+            .request(method, format!("{scheme}://{}{path}", url.authority))
+            .bearer_auth(&token.secret);
+        if let Some(body) = body {
+            req = req
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+        }
+        let res = req.send().await.map_err(|e| unreachable(&base, url.tls, &e))?;
+        let status = res.status().as_u16();
+        let body = match dest {
+            Some(dest) if (200..300).contains(&status) => {
+                save(res, &base, dest).await?;
+                bytes::Bytes::new()
+            }
+            _ => res
+                .bytes()
                 .await
-                .map_err(|e| (EXIT_USAGE, format!("TLS with {base}: {e}")))?;
-            send(TokioIo::new(stream), req, &base, dest).await?
-        } else {
-            send(TokioIo::new(tcp), req, &base, dest).await?
+                .map_err(|e| (EXIT_USAGE, format!("{base}: {}", chain(&e))))?,
         };
         Ok((status, body, token))
     }
@@ -331,49 +331,62 @@ fn api_failure(status: u16, value: &Value, token: &Token) -> Failure {
     (EXIT_API_ERROR, text)
 }
 
-/// One HTTP/1.1 exchange on an open connection: (status, body bytes). With `dest`, a
-/// 2xx body is streamed into that new file (mode 0600) instead.
-async fn send<I>(
-    io: I,
-    req: http::Request<Full<bytes::Bytes>>,
-    base: &str,
-    dest: Option<&std::path::Path>,
-) -> Result<(u16, bytes::Bytes), Failure>
-where
-    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
-{
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
-        .await
-        .map_err(|e| (EXIT_USAGE, format!("{base}: {e}")))?;
-    tokio::spawn(conn);
-    let res = sender
-        .send_request(req)
-        .await
-        .map_err(|e| (EXIT_USAGE, format!("{base}: {e}")))?;
-    let status = res.status().as_u16();
-    if let Some(dest) = dest
-        && (200..300).contains(&status)
-    {
-        use std::io::Write;
-        let mut file = sundial_store::backup::new_private_file(dest)
-            .map_err(|e| (EXIT_USAGE, format!("{}: {e}", dest.display())))?;
-        let mut body = res.into_body();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| (EXIT_USAGE, format!("{base}: the download broke off: {e}")))?;
-            if let Ok(data) = frame.into_data() {
-                file.write_all(&data)
-                    .map_err(|e| (EXIT_USAGE, format!("{}: {e}", dest.display())))?;
-            }
+/// Why the daemon could not be reached: a refused certificate says `TLS with`, the rest
+/// `cannot reach the daemon at`, each with the whole chain of causes.
+fn unreachable(base: &str, tls: bool, e: &reqwest::Error) -> Failure {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if tls && is_tls(c) {
+            return (EXIT_USAGE, format!("TLS with {base}: {}", chain(e)));
         }
-        file.sync_all()
-            .map_err(|e| (EXIT_USAGE, format!("{}: {e}", dest.display())))?;
-        return Ok((status, bytes::Bytes::new()));
+        cause = c.source();
     }
-    let body = res
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| (EXIT_USAGE, format!("{base}: {e}")))?
-        .to_bytes();
-    Ok((status, body))
+    (
+        EXIT_USAGE,
+        format!("cannot reach the daemon at {base}: {}", chain(e)),
+    )
+}
+
+/// A rustls error, also inside an `io::Error` or a boxed error (whose `source` skips
+/// what they wrap).
+fn is_tls(e: &(dyn std::error::Error + 'static)) -> bool {
+    if e.is::<rustls::Error>() {
+        return true;
+    }
+    if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        return is_tls(inner);
+    }
+    false
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message names only the URL).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
+/// Stream a successful answer's body into `dest`, a new file (mode 0600), synced.
+async fn save(mut res: reqwest::Response, base: &str, dest: &std::path::Path) -> Result<(), Failure> {
+    use std::io::Write;
+    let broken = |e: &reqwest::Error| {
+        (
+            EXIT_USAGE,
+            format!("{base}: the download broke off: {}", chain(e)),
+        )
+    };
+    let local = |e: std::io::Error| (EXIT_USAGE, format!("{}: {e}", dest.display()));
+    let mut file = sundial_store::backup::new_private_file(dest).map_err(local)?;
+    while let Some(chunk) = res.chunk().await.map_err(|e| broken(&e))? {
+        file.write_all(&chunk).map_err(local)?;
+    }
+    file.sync_all().map_err(local)
 }
