@@ -694,6 +694,81 @@ fn a_schedule_trigger_sends_each_fired_slot_to_a_webhook() {
     assert_eq!(done["status"], "delivered", "{done}");
 }
 
+/// A delayed webhook target is a durable timer on the scheduler's clock, as a task
+/// target is: nothing is sent until the clock reaches the delay, across a kill -9, and
+/// then the event goes out once.
+#[test]
+fn a_delayed_webhook_target_waits_for_the_clock_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let flags = ["--allow-loopback", "--test-clock", "2026-11-27T12:00:00Z"];
+    let d = Daemon::start(dir.path(), &flags);
+    let rx = Receiver::start(vec![], status(204));
+    webhook(&d, json!({"name": "later", "url": rx.url("/later")}));
+    let (s, v) = d.call(
+        "POST",
+        "/v1/triggers",
+        Some(&json!({"name": "hour-later", "on": {"type": "order.placed"},
+                      "targets": [{"webhook": "later"}], "delay": "1h"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let event = json!({"specversion": "1.0", "id": "o1", "source": "/shop", "type": "order.placed", "data": {"n": 1}});
+    let (s, v) = d.call("POST", "/v1/events", Some(&event));
+    assert_eq!(s, 202, "{v}");
+    let matched = &v["triggers"][0];
+    assert_eq!(matched["timers"].as_array().map(Vec::len), Some(1), "{v}");
+    assert_eq!(
+        matched["deliveries"].as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "{v}"
+    );
+    let (_, timers) = d.call("GET", "/v1/timers", None);
+    let timer = &timers["timers"][0];
+    assert_eq!(timer["webhook"]["name"], "later", "{timers}");
+    assert_eq!(instant(&timer["due"]), instant(&json!("2026-11-27T13:00:00Z")));
+    assert!(timer.get("task_id").is_none(), "{timer}");
+    let (_, upcoming) = d.call("GET", "/v1/upcoming?hours=2", None);
+    let entry = &upcoming["entries"][0];
+    assert_eq!(
+        (&entry["kind"], &entry["webhook"]),
+        (&json!("timer"), &json!("later")),
+        "{upcoming}"
+    );
+
+    // A minute short of the hour, on a restarted daemon: still nothing.
+    let data = d.data.clone();
+    d.kill9();
+    let d = Daemon::start(&data, &flags);
+    let (s, v) = d.call("POST", "/v1/clock", Some(&json!({"to": "2026-11-27T12:59:00Z"})));
+    assert_eq!(s, 200, "{v}");
+    let (_, list) = d.call("GET", "/v1/deliveries?webhook=later", None);
+    assert_eq!(list["deliveries"].as_array().unwrap().len(), 0, "{list}");
+    assert_eq!(rx.count(), 0);
+
+    // On the hour: one delivery of the event, and the timer is gone.
+    let (s, v) = d.call("POST", "/v1/clock", Some(&json!({"to": "2026-11-27T13:00:00Z"})));
+    assert_eq!(s, 200, "{v}");
+    let (_, list) = d.call("GET", "/v1/deliveries?webhook=later", None);
+    let items = list["deliveries"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{list}");
+    let done = delivery_done(&d, items[0]["id"].as_str().unwrap());
+    assert_eq!(done["status"], "delivered", "{done}");
+    let got = rx.wait_for(1);
+    let body: Value = serde_json::from_slice(&got[0].body).unwrap();
+    assert_eq!(body["event"]["type"], "order.placed", "{body}");
+    assert_eq!(body["event"]["id"], "o1", "{body}");
+    let (_, timers) = d.call("GET", "/v1/timers", None);
+    assert_eq!(timers["timers"].as_array().unwrap().len(), 0, "{timers}");
+    let (_, upcoming) = d.call("GET", "/v1/upcoming", None);
+    assert!(
+        upcoming["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["kind"] != "timer"),
+        "{upcoming}"
+    );
+}
+
 #[test]
 fn a_task_whose_action_is_a_webhook() {
     let dir = tempfile::tempdir().unwrap();

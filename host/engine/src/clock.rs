@@ -5,8 +5,11 @@
 //! with `POST /v1/clock`, so a test can jump across DST transitions, month ends, leap
 //! days and downtime without sleeping. A manual clock never goes backwards.
 //!
-//! Run timestamps (queued, started, finished) and retry delays stay on the wall clock:
-//! they measure what really happened.
+//! Everything that decides *when* reads this clock: schedule slots, trigger delays (for
+//! task and webhook targets alike, as durable timers), maintenance windows. Run and
+//! delivery timestamps (queued, started, finished, attempted) and retry backoff stay on
+//! the wall clock: they measure what really happened, and a retry waits for a real
+//! endpoint to recover.
 
 use chrono::{DateTime, Utc};
 use std::sync::Arc;

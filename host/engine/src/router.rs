@@ -16,7 +16,7 @@ use sundial_core::run::{Run, RunCause};
 use sundial_core::timestamp::now;
 use sundial_core::trigger::{TriggerSpec, merge_params};
 use sundial_store::events::Planned;
-use sundial_store::timers::Timer;
+use sundial_store::timers::{Timer, TimerWebhook};
 use sundial_store::triggers::TriggerRecord;
 use sundial_store::{SharedStore, StoreError};
 
@@ -324,15 +324,35 @@ impl Router {
                     m.skipped.push(format!("webhook {} is disabled", hook.spec.name));
                     continue;
                 }
+                if delay_ms > 0 {
+                    // A delayed target is a timer on the scheduler's clock, as a task's.
+                    let timer = Timer {
+                        id: sundial_core::ids::new_id(),
+                        due: now_at + chrono::Duration::milliseconds(delay_ms as i64),
+                        created_at: record.received_at.clone(),
+                        trigger: trigger.id.clone(),
+                        trigger_name: trigger.name.clone(),
+                        event: record.seq.clone(),
+                        task_id: String::new(),
+                        task_name: String::new(),
+                        params: serde_json::Value::Null,
+                        webhook: Some(TimerWebhook {
+                            id: hook.id.clone(),
+                            name: hook.spec.name.clone(),
+                        }),
+                        payload: payload.clone(),
+                        depth,
+                        root: Some(chain.clone()),
+                    };
+                    m.timers.push(timer.id.clone());
+                    timers.push(timer);
+                    continue;
+                }
                 let mut d = sundial_store::webhooks::Delivery::queued(&hook, "trigger", depth);
                 d.event = Some(payload.clone());
                 d.event_seq = Some(record.seq.clone());
                 d.trigger = Some(trigger.id.clone());
                 d.root = Some(chain.clone());
-                if delay_ms > 0 {
-                    d.next_attempt_at =
-                        Some(chrono::Utc::now() + chrono::Duration::milliseconds(delay_ms as i64));
-                }
                 m.deliveries.push(d.id.clone());
                 deliveries.push(d);
             }
@@ -360,6 +380,7 @@ impl Router {
                         task_id: task.id.clone(),
                         task_name: task.spec.name.clone(),
                         params,
+                        webhook: None,
                         payload: payload.clone(),
                         depth,
                         root: Some(chain.clone()),

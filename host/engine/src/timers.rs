@@ -55,8 +55,13 @@ impl Loop {
             let fired = self
                 .outbox
                 .commit(async {
-                    let runs = self.store.fire_due_timers(self.clock.now(), batch).await?;
-                    Ok(Committed::new(runs.len()).runs(runs))
+                    let fired = self.store.fire_due_timers(self.clock.now(), batch).await?;
+                    let committed = Committed::new(fired.runs.len() + fired.deliveries).runs(fired.runs);
+                    Ok(if fired.deliveries > 0 {
+                        committed.deliveries()
+                    } else {
+                        committed
+                    })
                 })
                 .await?;
             if fired.value < batch {

@@ -105,7 +105,8 @@ pub(super) async fn upcoming(
             id: &t.id,
             due: t.due,
             trigger: &t.trigger_name,
-            task: &t.task_name,
+            task: t.webhook.is_none().then_some(t.task_name.as_str()),
+            webhook: t.webhook.as_ref().map(|w| w.name.as_str()),
         })
         .collect();
     let now = state.engines.scheduler.clock().now();

@@ -30,12 +30,20 @@ pub(crate) async fn timer(remote: &Remote, cmd: TimerCommand) -> Result<(), Fail
             );
             let v = remote.call("GET", &path, None).await?;
             remote.print(&v, |v| {
+                // A timer starts a task's run or sends to a webhook.
+                let mut v = v.clone();
+                for t in v["timers"].as_array_mut().into_iter().flatten() {
+                    t["target"] = match t["webhook"]["name"].as_str() {
+                        Some(hook) => json!(format!("webhook {hook}")),
+                        None => t["task_name"].clone(),
+                    };
+                }
                 columns(
-                    v,
+                    &v,
                     "timers",
                     &[
                         ("DUE", "due"),
-                        ("TASK", "task_name"),
+                        ("TARGET", "target"),
                         ("TRIGGER", "trigger_name"),
                         ("EVENT", "event"),
                         ("ID", "id"),

@@ -25,7 +25,10 @@ fn agenda_text(v: &Value) -> String {
         .into_iter()
         .flatten()
         .map(|e| {
-            let tasks: Vec<String> = e["tasks"].as_array().into_iter().flatten().map(text).collect();
+            let mut tasks: Vec<String> = e["tasks"].as_array().into_iter().flatten().map(text).collect();
+            if let Some(hook) = e["webhook"].as_str() {
+                tasks.push(format!("webhook {hook}"));
+            }
             let note = match e["dst"].as_str() {
                 _ if e["excluded"].is_string() => text(&e["excluded"]),
                 Some("moved_out_of_gap") => "DST: moved past the skipped hour".to_string(),

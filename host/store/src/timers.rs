@@ -1,5 +1,6 @@
-//! Durable timers: delayed trigger targets ("run 30 days after `user.created`"). A timer
-//! is indexed by due time; firing deletes it and queues its run in one commit, so it
+//! Durable timers: delayed trigger targets ("run 30 days after `user.created`", "send
+//! it to the webhook an hour later"). A timer is indexed by due time on the scheduler's
+//! clock; firing deletes it and queues its run or its delivery in one commit, so it
 //! fires exactly once across restarts.
 
 use super::audit;
@@ -8,6 +9,7 @@ use super::tables::{get_json, page_json, put_json};
 use super::{Store, StoreError};
 use crate::schema::*;
 use crate::tasks::TaskRecord;
+use crate::webhooks::{Delivery, WebhookRecord, insert_deliveries};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redb::{ReadableTable, WriteTransaction};
@@ -15,7 +17,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sundial_core::run::{Run, RunCause};
 
-/// A delayed run waiting for its time.
+/// A delayed target waiting for its time: a task's run, or (with `webhook`) a
+/// webhook's delivery.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Timer {
     /// Id (ULID).
@@ -31,12 +34,18 @@ pub struct Timer {
     pub trigger_name: String,
     /// The event (seq) that matched.
     pub event: String,
-    /// The task to run (id).
+    /// The task to run (id); empty for a webhook's timer.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub task_id: String,
     /// The task's name then.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub task_name: String,
     /// The run's params (task params with the trigger's context merged over them).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     pub params: Value,
+    /// The webhook to send the event to, instead of a task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<TimerWebhook>,
     /// The event as the plugin will see it.
     pub payload: sundial_core::invocation::Event,
     /// Causal depth of the event.
@@ -44,6 +53,24 @@ pub struct Timer {
     /// The causal chain of the event (see [`Run::root`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub root: Option<String>,
+}
+
+/// The webhook a timer sends its event to.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimerWebhook {
+    /// Its id.
+    pub id: String,
+    /// Its name then.
+    pub name: String,
+}
+
+/// What one firing of due timers queued.
+#[derive(Debug, Default)]
+pub struct Fired {
+    /// Runs of tasks' timers (queued, or skipped when the task is gone or disabled).
+    pub runs: Vec<Run>,
+    /// Deliveries of webhooks' timers (a webhook deleted meanwhile gets none).
+    pub deliveries: usize,
 }
 
 fn due_key(due: DateTime<Utc>, id: &str) -> String {
@@ -58,6 +85,16 @@ pub(crate) fn insert_timer(txn: &WriteTransaction, timer: &Timer) -> Result<(), 
 }
 
 impl Timer {
+    /// The delivery this webhook's timer queues (due now, as an undelayed target's).
+    fn to_delivery(&self, hook: &WebhookRecord) -> Delivery {
+        let mut d = Delivery::queued(hook, "trigger", self.depth);
+        d.event = Some(self.payload.clone());
+        d.event_seq = Some(self.event.clone());
+        d.trigger = Some(self.trigger.clone());
+        d.root = self.root.clone();
+        d
+    }
+
     /// The run this timer starts (queued, or skipped when its task is gone or disabled).
     fn to_run(&self, task: Option<&TaskRecord>, now: String) -> Run {
         let mut run = Run::queued(
@@ -96,7 +133,7 @@ pub trait TimerStore: Send + Sync {
 
     /// Fire up to `limit` timers due at `now`: each is deleted and its run queued in the
     /// same commit. Returns the runs (queued ones to submit).
-    async fn fire_due_timers(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError>;
+    async fn fire_due_timers(&self, now: DateTime<Utc>, limit: usize) -> Result<Fired, StoreError>;
 
     /// Pending timers, in id (creation) order, optionally of one trigger or task id.
     fn timers_page(
@@ -127,11 +164,12 @@ impl TimerStore for Store {
         Ok(DateTime::from_timestamp_millis(ms))
     }
 
-    async fn fire_due_timers(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Run>, StoreError> {
+    async fn fire_due_timers(&self, now: DateTime<Utc>, limit: usize) -> Result<Fired, StoreError> {
         self.write(move |txn| {
             let mut due = txn.open_table(TIMERS_DUE)?;
             let mut timers = txn.open_table(TIMERS)?;
             let tasks = txn.open_table(TASKS)?;
+            let webhooks = txn.open_table(WEBHOOKS)?;
             let hi = format!("{:016x}/~", now.timestamp_millis().max(0));
             let mut fired = Vec::new();
             for entry in due.range::<&str>(..hi.as_str())? {
@@ -143,6 +181,7 @@ impl TimerStore for Store {
             }
             let stamp = sundial_core::timestamp::now();
             let mut runs = Vec::new();
+            let mut deliveries = Vec::new();
             for key in &fired {
                 due.remove(key.as_str())?;
                 let id = key.split('/').nth(1).unwrap_or_default();
@@ -150,12 +189,24 @@ impl TimerStore for Store {
                     continue;
                 };
                 timers.remove(id)?;
+                if let Some(target) = &timer.webhook {
+                    let hook: Option<WebhookRecord> =
+                        super::tables::get_listed(&webhooks, "webhooks", &target.id)?;
+                    if let Some(hook) = hook {
+                        deliveries.push(timer.to_delivery(&hook));
+                    }
+                    continue;
+                }
                 let task: Option<TaskRecord> = super::tables::get_listed(&tasks, "tasks", &timer.task_id)?;
                 runs.push(timer.to_run(task.as_ref(), stamp.clone()));
             }
-            drop((due, timers, tasks));
+            drop((due, timers, tasks, webhooks));
             insert_runs(txn, &runs)?;
-            Ok(runs)
+            insert_deliveries(txn, &deliveries)?;
+            Ok(Fired {
+                runs,
+                deliveries: deliveries.len(),
+            })
         })
         .await
     }
@@ -213,5 +264,42 @@ impl TimerStore for Store {
             Ok(timer)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Timers stored before webhook targets were timers (every field of a task's
+    /// timer) still read, and a webhook's timer writes no task fields.
+    #[test]
+    fn task_timers_of_older_files_read_and_webhook_timers_omit_task_fields() {
+        let old = serde_json::json!({
+            "id": "01J0000000000000000000000A", "due": "2026-12-27T09:00:00.000Z",
+            "created_at": "2026-11-27T09:00:00.000Z", "trigger": "t1", "trigger_name": "later",
+            "event": "000000000000000001", "task_id": "k1", "task_name": "disable-user",
+            "params": {"user": 101},
+            "payload": {"id": "e1", "type": "user.created", "source": "/s", "time": "2026-11-27T09:00:00.000Z", "data": null},
+            "depth": 0
+        });
+        let timer: Timer = serde_json::from_value(old).unwrap();
+        assert_eq!((timer.task_id.as_str(), timer.webhook.as_ref()), ("k1", None));
+        let hook = Timer {
+            task_id: String::new(),
+            task_name: String::new(),
+            params: Value::Null,
+            webhook: Some(TimerWebhook {
+                id: "w1".into(),
+                name: "later".into(),
+            }),
+            ..timer
+        };
+        let json = serde_json::to_value(&hook).unwrap();
+        for absent in ["task_id", "task_name", "params"] {
+            assert!(json.get(absent).is_none(), "{absent} in {json}");
+        }
+        assert_eq!(json["webhook"]["name"], "later");
+        assert_eq!(serde_json::from_value::<Timer>(json).unwrap(), hook);
     }
 }

@@ -25,6 +25,9 @@ pub struct Entry {
     pub name: String,
     /// The tasks it starts (a schedule's attached tasks; a timer's one task).
     pub tasks: Vec<String>,
+    /// The webhook a timer sends its event to (instead of a task).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook: Option<String>,
     /// How DST moved this slot, if it did (`moved_out_of_gap`, `first_of_repeated`).
     pub dst: Option<zone::DstNote>,
     /// The timer's id (to cancel it), for timers.
@@ -82,8 +85,10 @@ pub struct Pending<'a> {
     pub due: DateTime<Utc>,
     /// The trigger that set it.
     pub trigger: &'a str,
-    /// The task it starts.
-    pub task: &'a str,
+    /// The task it starts, or
+    pub task: Option<&'a str>,
+    /// the webhook it sends the event to.
+    pub webhook: Option<&'a str>,
 }
 
 /// Build the agenda of `(from, until]`: paused schedules and those without tasks fire
@@ -130,6 +135,7 @@ pub fn agenda(
                     kind: "schedule",
                     name: spec.name.clone(),
                     tasks: s.tasks.clone(),
+                    webhook: None,
                     dst: slot.dst,
                     timer: None,
                     excluded: None,
@@ -157,7 +163,8 @@ pub fn agenda(
                 timezone: "UTC".into(),
                 kind: "timer",
                 name: timer.trigger.to_string(),
-                tasks: vec![timer.task.to_string()],
+                tasks: timer.task.map(str::to_string).into_iter().collect(),
+                webhook: timer.webhook.map(str::to_string),
                 dst: None,
                 timer: Some(timer.id.to_string()),
                 excluded: None,
@@ -244,7 +251,8 @@ mod tests {
             id,
             due: utc(due),
             trigger: "late-orders",
-            task,
+            task: Some(task),
+            webhook: None,
         }
     }
 
