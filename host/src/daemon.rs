@@ -171,8 +171,10 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let sealed: Vec<(String, sundial_store::sealing::Sealed)> = store
         .sealed_secrets()
         .map_err(|e| format!("reading the secrets: {e}"))?;
-    let key = sundial_store::sealing::SecretKey::load_or_create(dir, sealed.len())?;
-    key.verify(&sealed, &sundial_store::sealing::SecretKey::source(dir))?;
+    let key =
+        sundial_store::sealing::SecretKey::load_or_create(dir, sealed.len()).map_err(|e| e.to_string())?;
+    key.verify(&sealed, &sundial_store::sealing::SecretKey::source(dir))
+        .map_err(|e| e.to_string())?;
     let mailer = match config.mail.clone() {
         Some(m) => {
             let mailer = sundial_runtime::mail::Mailer::new(m)?;
@@ -208,7 +210,8 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         },
         zone: sundial_core::schedule::zone::parse_tz(&config.timezone)?,
     })
-    .await?;
+    .await
+    .map_err(|e| e.to_string())?;
     let state = AppState {
         store: store.clone(),
         runtime,

@@ -26,7 +26,7 @@ pub struct Grants {
 
 impl Grants {
     /// Check what parsing cannot: every secret name follows the secret name rule.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::Invalid> {
         for (i, name) in self.secrets.iter().enumerate() {
             crate::secret::validate_name(name).map_err(|e| format!("secrets[{i}]: {e}"))?;
         }
@@ -87,8 +87,8 @@ pub struct HostPattern {
 
 impl HostPattern {
     /// Parse a pattern, explaining what is wrong with a bad one.
-    pub fn parse(text: &str) -> Result<HostPattern, String> {
-        let bad = |why: &str| Err(format!("host grant {text:?}: {why}"));
+    pub fn parse(text: &str) -> Result<HostPattern, crate::Invalid> {
+        let bad = |why: &str| Err(crate::Invalid(format!("host grant {text:?}: {why}")));
         let t = text.trim();
         let (scheme, rest) = if let Some(r) = t.strip_prefix("https://") {
             (Some(Scheme::Https), r)

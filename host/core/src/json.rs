@@ -86,9 +86,9 @@ pub fn text_depth(bytes: &[u8]) -> usize {
 
 /// Refuse `value` when it nests deeper than [`MAX_DEPTH`] (for values that were not
 /// parsed by [`parse`], such as those built in the host).
-pub fn check_depth(value: &Value) -> Result<(), String> {
+pub fn check_depth(value: &Value) -> Result<(), crate::Invalid> {
     match depth(value) {
-        d if d > MAX_DEPTH => Err(format!("nested {d} levels deep; at most {MAX_DEPTH} are allowed")),
+        d if d > MAX_DEPTH => Err(format!("nested {d} levels deep; at most {MAX_DEPTH} are allowed").into()),
         _ => Ok(()),
     }
 }

@@ -146,7 +146,7 @@ impl Limits {
 
 /// Parse a byte size: a number with an optional unit `B`, `KB`/`KiB`, `MB`/`MiB`,
 /// `GB`/`GiB` (case-insensitive; the `KB`-style units are also powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, String> {
+pub fn parse_size(text: &str) -> Result<u64, crate::Invalid> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -159,17 +159,15 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "m" | "mb" | "mib" => MIB,
         "g" | "gb" | "gib" => 1024 * MIB,
         other => {
-            return Err(format!(
-                "{text:?}: unknown size unit {other:?} (use B, KiB, MiB, GiB)"
-            ));
+            return Err(format!("{text:?}: unknown size unit {other:?} (use B, KiB, MiB, GiB)").into());
         }
     };
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("{text:?} is too large"))
+    Ok(n.checked_mul(mult)
+        .ok_or_else(|| format!("{text:?} is too large"))?)
 }
 
 /// Parse a duration: a number with unit `ms`, `s`, `m` or `h` (a bare number is seconds).
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub fn parse_duration(text: &str) -> Result<Duration, crate::Invalid> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
@@ -187,11 +185,12 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         other => {
             return Err(format!(
                 "{text:?}: unknown duration unit {other:?} (use ms, s, m, h, d, w or their names: 2h, 2 hours)"
-            ));
+            ).into());
         }
     };
-    ms.map(Duration::from_millis)
-        .ok_or_else(|| format!("{text:?} is too large"))
+    Ok(ms
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{text:?} is too large"))?)
 }
 
 #[cfg(test)]

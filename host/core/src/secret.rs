@@ -20,16 +20,14 @@ pub fn redact(text: &str, values: &[String]) -> String {
 }
 
 /// Check a secret's name: 1-128 letters, digits, `_`, `-` or `.`.
-pub fn validate_name(name: &str) -> Result<(), String> {
+pub fn validate_name(name: &str) -> Result<(), crate::Invalid> {
     if name.is_empty()
         || name.len() > 128
         || !name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
     {
-        return Err(format!(
-            "name: {name:?} must be 1-128 letters, digits, '_', '-' or '.'"
-        ));
+        return Err(format!("name: {name:?} must be 1-128 letters, digits, '_', '-' or '.'").into());
     }
     Ok(())
 }

@@ -187,7 +187,7 @@ fn check_pattern(field: &str, text: &str) -> Result<(), String> {
 impl TriggerSpec {
     /// Check every field, naming the first bad one, and compile the pattern, with the
     /// targets as given (the caller resolves names to ids first).
-    pub fn compile(&self, id: &str) -> Result<Compiled, String> {
+    pub fn compile(&self, id: &str) -> Result<Compiled, crate::Invalid> {
         crate::task::validate_name("name", &self.name).map_err(|e| e.to_string())?;
         if self.description.len() > 4096 {
             return Err("description: at most 4096 bytes".into());
@@ -217,14 +217,14 @@ impl TriggerSpec {
             Some(f) => Some(filter::compile(f).map_err(|e| format!("on.{e}"))?),
         };
         if self.targets.is_empty() || self.targets.len() > 100 {
-            return Err(format!("targets: 1-100 targets, got {}", self.targets.len()));
+            return Err(format!("targets: 1-100 targets, got {}", self.targets.len()).into());
         }
         let (mut tasks, mut webhooks) = (Vec::new(), Vec::new());
         for (i, t) in self.targets.iter().enumerate() {
             match (&t.task, &t.webhook) {
                 (Some(task), None) => tasks.push(task.clone()),
                 (None, Some(hook)) => webhooks.push(hook.clone()),
-                _ => return Err(format!("targets[{i}]: give exactly one of task or webhook")),
+                _ => return Err(format!("targets[{i}]: give exactly one of task or webhook").into()),
             }
         }
         if let Some(c) = &self.context
@@ -233,7 +233,7 @@ impl TriggerSpec {
             return Err("context: expected a JSON object".into());
         }
         if self.calendars.len() > 16 {
-            return Err(format!("calendars: {} is over 16", self.calendars.len()));
+            return Err(format!("calendars: {} is over 16", self.calendars.len()).into());
         }
         let delay_ms = match &self.delay {
             None => 0,
@@ -242,7 +242,7 @@ impl TriggerSpec {
                     .map_err(|e| format!("delay: {e}"))?
                     .as_millis() as u64;
                 if ms > MAX_DELAY_MS {
-                    return Err(format!("delay: {d:?} is longer than 3660 days"));
+                    return Err(format!("delay: {d:?} is longer than 3660 days").into());
                 }
                 ms
             }
@@ -314,7 +314,7 @@ mod tests {
         let mut bad_filter = good.clone();
         bad_filter["on"]["filter"] = json!({"path": "x", "gt": "y"});
         let e = spec(bad_filter).compile("id").unwrap_err();
-        assert_eq!(e, "on.filter.gt: expected a number");
+        assert_eq!(&*e, "on.filter.gt: expected a number");
         assert!(err(json!({"targets": []})).starts_with("targets"));
         let mut both = good.clone();
         both["targets"] = json!([{"task": "a", "webhook": "w"}]);

@@ -198,11 +198,11 @@ pub const RESERVED_HEADERS: &[&str] = &[
 
 impl WebhookSpec {
     /// Check every field, naming the first bad one.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::Invalid> {
         crate::task::validate_name("name", &self.name).map_err(|e| e.to_string())?;
         let uri: http::Uri = self.url.parse().map_err(|e| format!("url: {e}"))?;
         if !matches!(uri.scheme_str(), Some("http" | "https")) {
-            return Err(format!("url: {:?} must start with http:// or https://", self.url));
+            return Err(format!("url: {:?} must start with http:// or https://", self.url).into());
         }
         if uri.host().is_none_or(str::is_empty) {
             return Err("url: no host".into());
@@ -213,12 +213,12 @@ impl WebhookSpec {
             http::HeaderValue::from_str(&h.value)
                 .map_err(|_| format!("headers[{i}].value: not a valid header value"))?;
             if RESERVED_HEADERS.contains(&h.name.to_ascii_lowercase().as_str()) {
-                return Err(format!("headers[{i}].name: {:?} is set by Sundial", h.name));
+                return Err(format!("headers[{i}].name: {:?} is set by Sundial", h.name).into());
             }
         }
         let secret = |field: &str, name: &str| {
             crate::secret::validate_name(name)
-                .map_err(|e| format!("{field}: {}", e.trim_start_matches("name: ")))
+                .map_err(|e| format!("{field}: {}", e.0.trim_start_matches("name: ")))
         };
         match &self.auth {
             Auth::None => {}
@@ -246,23 +246,14 @@ impl WebhookSpec {
             return Err("formatter_config: expected a JSON object".into());
         }
         if !(1000..=120_000).contains(&self.timeout_ms) {
-            return Err(format!(
-                "timeout_ms: {} is outside 1000..=120000",
-                self.timeout_ms
-            ));
+            return Err(format!("timeout_ms: {} is outside 1000..=120000", self.timeout_ms).into());
         }
         if !(1..=64).contains(&self.max_concurrency) {
-            return Err(format!(
-                "max_concurrency: {} is outside 1..=64",
-                self.max_concurrency
-            ));
+            return Err(format!("max_concurrency: {} is outside 1..=64", self.max_concurrency).into());
         }
         let r = &self.retry;
         if !(1..=50).contains(&r.max_attempts) {
-            return Err(format!(
-                "retry.max_attempts: {} is outside 1..=50",
-                r.max_attempts
-            ));
+            return Err(format!("retry.max_attempts: {} is outside 1..=50", r.max_attempts).into());
         }
         self.retry
             .as_task_policy()
@@ -331,7 +322,7 @@ mod tests {
 
     fn spec(v: Value) -> Result<WebhookSpec, String> {
         let s: WebhookSpec = serde_json::from_value(v).map_err(|e| e.to_string())?;
-        s.validate().map(|_| s)
+        s.validate().map(|_| s).map_err(String::from)
     }
 
     #[test]

@@ -474,7 +474,7 @@ impl Deliverer {
             .inner
             .key
             .open(name, &record.sealed)
-            .map_err(Failure::Final)?;
+            .map_err(|e| Failure::Final(e.to_string()))?;
         String::from_utf8(bytes).map_err(|_| Failure::Final(format!("secret {name:?} is not UTF-8")))
     }
 

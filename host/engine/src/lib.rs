@@ -28,8 +28,8 @@ use std::sync::Arc;
 use sundial_core::calendar::Exclusions;
 use sundial_core::grants::NetworkPolicy;
 use sundial_runtime::{HostServices, Runtime};
-use sundial_store::SharedStore;
 use sundial_store::sealing::SecretKey;
+use sundial_store::{SharedStore, StoreError};
 
 /// What the engines are built from.
 pub struct EngineConfig {
@@ -72,11 +72,33 @@ pub struct Engines {
 
 pub use outbox::Outbox;
 
+/// Why the engines did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Reading what the engines load at start failed.
+    #[error("{step}: {source}")]
+    Store {
+        /// What was being done.
+        step: &'static str,
+        /// The store's error.
+        source: StoreError,
+    },
+    /// The executor's worker threads did not start.
+    #[error("starting the run threads: {0}")]
+    Threads(std::io::Error),
+}
+
+impl StartError {
+    fn at(step: &'static str) -> impl FnOnce(StoreError) -> StartError {
+        move |source| StartError::Store { step, source }
+    }
+}
+
 impl Engines {
     /// Build and start every engine: the run queue, the router and the outbox first,
     /// then the executor (and recovery of what a dead process left), the deliverer,
     /// the timer loop and the scheduler (which records slots missed while down).
-    pub async fn start(config: EngineConfig) -> Result<Engines, String> {
+    pub async fn start(config: EngineConfig) -> Result<Engines, StartError> {
         let EngineConfig {
             store,
             runtime,
@@ -91,10 +113,10 @@ impl Engines {
         } = config;
         let exclusions = Exclusions::default();
         exclusions.set(
-            store.calendars().map_err(|e| format!("reading calendars: {e}"))?,
+            store.calendars().map_err(StartError::at("reading calendars"))?,
             store
                 .maintenance()
-                .map_err(|e| format!("reading maintenance windows: {e}"))?,
+                .map_err(StartError::at("reading maintenance windows"))?,
         );
         let (queue, ready) = queue::RunQueue::new(max_queued_runs);
         let router = router::Router::new(
@@ -105,7 +127,7 @@ impl Engines {
             exclusions.clone(),
             zone,
         )
-        .map_err(|e| format!("loading triggers: {e}"))?;
+        .map_err(StartError::at("loading triggers"))?;
         let outbox = Outbox::new(store.clone(), router, queue);
         let plugins = plugins::PluginCache::new(store.clone(), runtime);
         let executor = executor::Executor::start(
@@ -116,20 +138,20 @@ impl Engines {
             ready,
             workers,
         )
-        .map_err(|e| format!("starting the run threads: {e}"))?;
+        .map_err(StartError::Threads)?;
         let deliverer =
             deliverer::Deliverer::start(store.clone(), plugins, outbox.clone(), services, key, network);
         let (queued, interrupted) = executor
             .recover()
             .await
-            .map_err(|e| format!("recovering runs: {e}"))?;
+            .map_err(StartError::at("recovering runs"))?;
         if queued + interrupted > 0 {
             tracing::info!(queued, interrupted, "recovered runs left by the previous process");
         }
         let timers = timers::Timers::start(store.clone(), clock.clone(), outbox.clone());
         let scheduler = scheduler::start(store, outbox.clone(), clock, exclusions)
             .await
-            .map_err(|e| format!("starting the scheduler: {e}"))?;
+            .map_err(StartError::at("starting the scheduler"))?;
         Ok(Engines {
             outbox,
             executor,

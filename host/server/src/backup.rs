@@ -28,7 +28,7 @@ pub(super) async fn backup(State(state): State<AppState>, Admin(caller): Admin) 
         Ok(k) => k,
         Err(e) => {
             cleanup(&work);
-            return Err(ApiError::internal(e));
+            return Err(e.into());
         }
     };
     let token = std::fs::read_to_string(dir.join("admin.token")).ok();

@@ -16,14 +16,6 @@ const MAX_CALENDAR_BODY: usize = 2 << 20;
 /// Longest maintenance window: 30 days.
 const MAX_MAINTENANCE_DAYS: i64 = 30;
 
-fn invalid(message: String) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_field",
-        message,
-    }
-}
-
 /// A calendar body (at most `MAX_CALENDAR_BODY` bytes), parsed and validated; an
 /// `exclude` entry of no known shape is refused naming the shapes.
 pub(super) struct SpecBody(CalendarSpec);
@@ -40,7 +32,7 @@ impl FromRequest<AppState> for SpecBody {
                 }
                 e
             })?;
-        spec.validate().map_err(invalid)?;
+        spec.validate().map_err(ApiError::invalid_field)?;
         Ok(SpecBody(spec))
     }
 }
@@ -65,7 +57,7 @@ pub(super) async fn replace(
     SpecBody(spec): SpecBody,
 ) -> ApiResult<Json<CalendarSpec>> {
     if spec.name != name {
-        return Err(invalid(format!(
+        return Err(ApiError::invalid_field(format!(
             "name: {:?} in the body is not {name:?} in the path (calendars are not renamed)",
             spec.name
         )));
@@ -151,7 +143,8 @@ pub(super) async fn check(
         .calendar(&name)?
         .ok_or_else(|| ApiError::not_found(format!("calendar {name:?} not found")))?;
     let zone = q.timezone.unwrap_or_else(|| state.default_timezone.clone());
-    let tz = sundial_core::schedule::zone::parse_tz(&zone).map_err(|e| invalid(format!("timezone: {e}")))?;
+    let tz = sundial_core::schedule::zone::parse_tz(&zone)
+        .map_err(|e| ApiError::invalid_field(format!("timezone: {e}")))?;
     let at = q.at.unwrap_or_else(|| state.engines.scheduler.clock().now());
     let window = spec.window_at(at, tz).map(|w| WindowView {
         start: sundial_core::timestamp::text(w.start),
@@ -186,17 +179,18 @@ pub(super) async fn start_maintenance(
     Operator(caller): Operator,
     JsonBody(req): JsonBody<StartMaintenance>,
 ) -> ApiResult<(StatusCode, Json<MaintenanceView>)> {
+    let length = sundial_core::limits::parse_duration(&req.duration)
+        .map_err(|e| ApiError::invalid_field(format!("for: {e}")))?;
     let length =
-        sundial_core::limits::parse_duration(&req.duration).map_err(|e| invalid(format!("for: {e}")))?;
-    let length = chrono::Duration::from_std(length).map_err(|e| invalid(format!("for: {e}")))?;
+        chrono::Duration::from_std(length).map_err(|e| ApiError::invalid_field(format!("for: {e}")))?;
     if length < chrono::Duration::minutes(1) || length > chrono::Duration::days(MAX_MAINTENANCE_DAYS) {
-        return Err(invalid(format!(
+        return Err(ApiError::invalid_field(format!(
             "for: {:?} is outside 1 minute to {MAX_MAINTENANCE_DAYS} days",
             req.duration
         )));
     }
     if req.reason.len() > 1000 {
-        return Err(invalid("reason: over 1000 bytes".into()));
+        return Err(ApiError::invalid_field("reason: over 1000 bytes"));
     }
     let mut names = Vec::new();
     for (i, s) in req.schedules.iter().enumerate() {
@@ -209,8 +203,8 @@ pub(super) async fn start_maintenance(
     let now = state.engines.scheduler.clock().now();
     let from = req.from.unwrap_or(now);
     if from > now + chrono::Duration::days(366) || from < now - chrono::Duration::days(1) {
-        return Err(invalid(
-            "from: a maintenance window starts between a day ago and a year from now".into(),
+        return Err(ApiError::invalid_field(
+            "from: a maintenance window starts between a day ago and a year from now",
         ));
     }
     let m = Maintenance {

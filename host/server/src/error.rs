@@ -16,12 +16,21 @@ pub struct ApiError {
 }
 
 impl ApiError {
+    /// 400 with code `invalid_field`: a value the domain refuses, its message naming
+    /// the field.
+    pub fn invalid_field(message: impl std::fmt::Display) -> ApiError {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_field",
+            message: message.to_string(),
+        }
+    }
     /// 400 with code `bad_request`.
-    pub fn bad_request(message: impl Into<String>) -> ApiError {
+    pub fn bad_request(message: impl std::fmt::Display) -> ApiError {
         ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "bad_request",
-            message: message.into(),
+            message: message.to_string(),
         }
     }
     /// 404 with code `not_found`.
@@ -97,6 +106,18 @@ impl From<StoreError> for ApiError {
             },
             other => ApiError::internal(other.to_string()),
         }
+    }
+}
+
+impl From<sundial_store::sealing::KeyError> for ApiError {
+    fn from(e: sundial_store::sealing::KeyError) -> ApiError {
+        ApiError::internal(e.to_string())
+    }
+}
+
+impl From<sundial_core::Invalid> for ApiError {
+    fn from(e: sundial_core::Invalid) -> ApiError {
+        ApiError::invalid_field(e)
     }
 }
 

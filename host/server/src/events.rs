@@ -19,11 +19,11 @@ pub const MAX_BATCH_BYTES: usize = 16 * 1024 * 1024;
 
 const BATCH_TYPE: &str = "application/cloudevents-batch+json";
 
-fn bad(message: String) -> ApiError {
+fn bad(message: impl std::fmt::Display) -> ApiError {
     ApiError {
         status: StatusCode::BAD_REQUEST,
         code: "invalid_event",
-        message,
+        message: message.to_string(),
     }
 }
 

@@ -207,7 +207,7 @@ impl Resource for Schedules {
         spec.timing(now).map_err(|e| ApiError {
             status: StatusCode::BAD_REQUEST,
             code: "invalid_field",
-            message: e,
+            message: e.to_string(),
         })?;
         check_calendars(state, &spec)?;
         Ok(spec)

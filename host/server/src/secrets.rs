@@ -39,10 +39,7 @@ pub(super) async fn set(
             "value: must be 1-{MAX_SECRET_BYTES} characters, got {chars}"
         )));
     }
-    let sealed = state
-        .secret_key
-        .seal(&name, req.value.as_bytes())
-        .map_err(ApiError::internal)?;
+    let sealed = state.secret_key.seal(&name, req.value.as_bytes())?;
     let stamp = sundial_core::timestamp::now();
     let record = SecretRecord {
         name,

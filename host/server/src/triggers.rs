@@ -13,18 +13,10 @@ use sundial_core::trigger::{Target, TriggerSpec};
 use sundial_store::timers::Timer;
 use sundial_store::triggers::TriggerRecord;
 
-fn invalid(message: String) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_field",
-        message,
-    }
-}
-
 /// Resolve the schedule and target task and webhook names to ids (404 naming an unknown
 /// one) and validate.
 fn resolve(state: &AppState, mut spec: TriggerSpec) -> ApiResult<TriggerSpec> {
-    spec.compile("").map_err(invalid)?;
+    spec.compile("").map_err(ApiError::invalid_field)?;
     if let Some(schedule) = &mut spec.on.schedule {
         let record = state
             .store
@@ -58,7 +50,7 @@ fn resolve(state: &AppState, mut spec: TriggerSpec) -> ApiResult<TriggerSpec> {
             continue;
         };
         if ids.contains(&id) {
-            return Err(invalid(format!("targets[{i}]: listed twice")));
+            return Err(ApiError::invalid_field(format!("targets[{i}]: listed twice")));
         }
         ids.push(id);
     }

@@ -20,27 +20,19 @@ pub(super) struct DeliveryPage {
     next_cursor: Option<String>,
 }
 
-fn invalid(message: String) -> ApiError {
-    ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_field",
-        message,
-    }
-}
-
 /// Validate a spec against the store too: its formatter is an installed formatter
 /// plugin and every secret it names exists.
 fn check(state: &AppState, spec: &WebhookSpec) -> ApiResult<()> {
-    spec.validate().map_err(invalid)?;
+    spec.validate().map_err(ApiError::invalid_field)?;
     match state.store.plugin(&spec.formatter)? {
         None => {
-            return Err(invalid(format!(
+            return Err(ApiError::invalid_field(format!(
                 "formatter: plugin {:?} is not installed",
                 spec.formatter
             )));
         }
         Some(p) if p.world != sundial_core::plugin::World::Formatter => {
-            return Err(invalid(format!(
+            return Err(ApiError::invalid_field(format!(
                 "formatter: plugin {:?} is not a formatter",
                 spec.formatter
             )));
@@ -61,7 +53,7 @@ fn check(state: &AppState, spec: &WebhookSpec) -> ApiResult<()> {
     }
     for (field, name) in names {
         if state.store.secret(name)?.is_none() {
-            return Err(invalid(format!(
+            return Err(ApiError::invalid_field(format!(
                 "{field}: secret {name:?} does not exist (set it under /v1/secrets)"
             )));
         }

@@ -47,8 +47,10 @@ pub(crate) async fn restore(file: &Path, data: &Path) -> Result<(), Failure> {
         let store = sundial_store::Store::open(data, 64)
             .map_err(|e| format!("the restored store does not open: {e}"))?;
         let sealed = store.sealed_secrets().map_err(|e| e.to_string())?;
-        let key = sundial_store::sealing::SecretKey::load_or_create(data, sealed.len())?;
-        key.verify(&sealed, &sundial_store::sealing::SecretKey::source(data))?;
+        let key = sundial_store::sealing::SecretKey::load_or_create(data, sealed.len())
+            .map_err(|e| e.to_string())?;
+        key.verify(&sealed, &sundial_store::sealing::SecretKey::source(data))
+            .map_err(|e| e.to_string())?;
         let tasks = store
             .tasks_page(None, 100_000)
             .map_err(|e| e.to_string())?

@@ -15,6 +15,76 @@ pub const KEY_ENV: &str = "SUNDIAL_SECRET_KEY";
 /// Key file name in the data directory.
 pub const KEY_FILE: &str = "secret.key";
 
+/// Why a key could not be had, or a value not be sealed or opened. Messages never hold
+/// a key or a value.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    /// The key text is not base64.
+    #[error("{from}: not base64 ({reason})")]
+    NotBase64 {
+        /// Where the key came from.
+        from: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The key is not 32 bytes.
+    #[error("{from}: the key must be 32 bytes (base64), got {len}")]
+    WrongLength {
+        /// Where the key came from.
+        from: String,
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// Sealed secrets exist and no key does.
+    #[error(
+        "the store holds {sealed} sealed secret(s) but there is no secret key: {path} is missing and {KEY_ENV} is not set. \
+         Restore the key they were sealed with (from the backup or wherever you keep it); \
+         refusing to start with a new key that could not open them"
+    )]
+    Missing {
+        /// How many secrets are sealed.
+        sealed: usize,
+        /// The key file looked for.
+        path: String,
+    },
+    /// The key does not open the stored secrets.
+    #[error(
+        "the secret key from {from} does not open secret {name:?} ({sealed} sealed in the store): \
+         it is not the key they were sealed with. Restore the matching key \
+         ({KEY_FILE} from the same backup, or {KEY_ENV}); refusing to start"
+    )]
+    WrongKey {
+        /// Where the key came from.
+        from: String,
+        /// A secret it does not open.
+        name: String,
+        /// How many secrets are sealed.
+        sealed: usize,
+    },
+    /// The key file could not be read or written.
+    #[error("{action} {path}: {source}")]
+    File {
+        /// `reading` or `writing`.
+        action: &'static str,
+        /// The key file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The system gave no random bytes.
+    #[error("no randomness: {0}")]
+    NoRandomness(String),
+    /// Encryption failed.
+    #[error("sealing failed")]
+    Seal,
+    /// The stored value is not what sealing writes.
+    #[error("corrupt {0}")]
+    Corrupt(&'static str),
+    /// The value does not open under this name with this key.
+    #[error("secret {0:?} does not open with this key (wrong SUNDIAL_SECRET_KEY or secret.key?)")]
+    DoesNotOpen(String),
+}
+
 /// The key that seals secrets.
 #[derive(Clone)]
 pub struct SecretKey {
@@ -36,15 +106,16 @@ pub struct Sealed {
     pub ciphertext: String,
 }
 
-fn parse_key(text: &str, from: &str) -> Result<SecretKey, String> {
-    let bytes = STANDARD
-        .decode(text.trim())
-        .map_err(|e| format!("{from}: not base64 ({e})"))?;
+fn parse_key(text: &str, from: &str) -> Result<SecretKey, KeyError> {
+    let bytes = STANDARD.decode(text.trim()).map_err(|e| KeyError::NotBase64 {
+        from: from.to_string(),
+        reason: e.to_string(),
+    })?;
     if bytes.len() != 32 {
-        return Err(format!(
-            "{from}: the key must be 32 bytes (base64), got {}",
-            bytes.len()
-        ));
+        return Err(KeyError::WrongLength {
+            from: from.to_string(),
+            len: bytes.len(),
+        });
     }
     Ok(SecretKey {
         cipher: ChaCha20Poly1305::new(Key::from_slice(&bytes)),
@@ -56,42 +127,48 @@ impl SecretKey {
     /// (mode 0600) with a fresh random key when neither exists and `sealed` is 0. With
     /// `sealed` secrets in the store and no key, it refuses: a new key could never open
     /// them.
-    pub fn load_or_create(dir: &Path, sealed: usize) -> Result<SecretKey, String> {
+    pub fn load_or_create(dir: &Path, sealed: usize) -> Result<SecretKey, KeyError> {
         if let Ok(text) = std::env::var(KEY_ENV) {
             return parse_key(&text, KEY_ENV);
         }
         let path = dir.join(KEY_FILE);
         match std::fs::read_to_string(&path) {
             Ok(text) => parse_key(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && sealed > 0 => Err(format!(
-                "the store holds {sealed} sealed secret(s) but there is no secret key: {} is missing and {KEY_ENV} is not set. \
-                 Restore the key they were sealed with (from the backup or wherever you keep it); \
-                 refusing to start with a new key that could not open them",
-                path.display()
-            )),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && sealed > 0 => Err(KeyError::Missing {
+                sealed,
+                path: path.display().to_string(),
+            }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut bytes = [0u8; 32];
-                getrandom::fill(&mut bytes).map_err(|e| format!("no randomness: {e}"))?;
+                getrandom::fill(&mut bytes).map_err(|e| KeyError::NoRandomness(e.to_string()))?;
                 let text = STANDARD.encode(bytes);
-                crate::private_file::write_private(&path, &format!("{text}\n"))
-                    .map_err(|e| format!("writing {}: {e}", path.display()))?;
+                crate::private_file::write_private(&path, &format!("{text}\n")).map_err(|source| {
+                    KeyError::File {
+                        action: "writing",
+                        path: path.display().to_string(),
+                        source,
+                    }
+                })?;
                 parse_key(&text, "new key")
             }
-            Err(e) => Err(format!("reading {}: {e}", path.display())),
+            Err(source) => Err(KeyError::File {
+                action: "reading",
+                path: path.display().to_string(),
+                source,
+            }),
         }
     }
 
     /// Check that this key opens sealed values of the store (up to three of `sealed`,
     /// `(name, value)`); `from` names where the key came from.
-    pub fn verify(&self, sealed: &[(String, Sealed)], from: &str) -> Result<(), String> {
+    pub fn verify(&self, sealed: &[(String, Sealed)], from: &str) -> Result<(), KeyError> {
         for (name, value) in sealed.iter().take(3) {
             if self.open(name, value).is_err() {
-                return Err(format!(
-                    "the secret key from {from} does not open secret {name:?} ({} sealed in the store): \
-                     it is not the key they were sealed with. Restore the matching key \
-                     ({KEY_FILE} from the same backup, or {KEY_ENV}); refusing to start",
-                    sealed.len()
-                ));
+                return Err(KeyError::WrongKey {
+                    from: from.to_string(),
+                    name: name.clone(),
+                    sealed: sealed.len(),
+                });
             }
         }
         Ok(())
@@ -108,14 +185,18 @@ impl SecretKey {
     }
 
     /// The key's text (base64) as [`SecretKey::load_or_create`] reads it, for backups.
-    pub fn text(dir: &Path) -> Result<String, String> {
+    pub fn text(dir: &Path) -> Result<String, KeyError> {
         if let Ok(text) = std::env::var(KEY_ENV) {
             return Ok(text.trim().to_string());
         }
         let path = dir.join(KEY_FILE);
         std::fs::read_to_string(&path)
             .map(|t| t.trim().to_string())
-            .map_err(|e| format!("reading {}: {e}", path.display()))
+            .map_err(|source| KeyError::File {
+                action: "reading",
+                path: path.display().to_string(),
+                source,
+            })
     }
 
     /// A key from raw bytes (tests).
@@ -126,9 +207,9 @@ impl SecretKey {
     }
 
     /// Seal `value` under `name` with a fresh random nonce.
-    pub fn seal(&self, name: &str, value: &[u8]) -> Result<Sealed, String> {
+    pub fn seal(&self, name: &str, value: &[u8]) -> Result<Sealed, KeyError> {
         let mut nonce = [0u8; 12];
-        getrandom::fill(&mut nonce).map_err(|e| format!("no randomness: {e}"))?;
+        getrandom::fill(&mut nonce).map_err(|e| KeyError::NoRandomness(e.to_string()))?;
         let ciphertext = self
             .cipher
             .encrypt(
@@ -138,7 +219,7 @@ impl SecretKey {
                     aad: name.as_bytes(),
                 },
             )
-            .map_err(|_| "sealing failed".to_string())?;
+            .map_err(|_| KeyError::Seal)?;
         Ok(Sealed {
             nonce: STANDARD.encode(nonce),
             ciphertext: STANDARD.encode(ciphertext),
@@ -147,15 +228,15 @@ impl SecretKey {
 
     /// Open a value sealed under `name`; fails with the wrong key or name, or if the
     /// stored bytes were altered.
-    pub fn open(&self, name: &str, sealed: &Sealed) -> Result<Vec<u8>, String> {
+    pub fn open(&self, name: &str, sealed: &Sealed) -> Result<Vec<u8>, KeyError> {
         let nonce = STANDARD
             .decode(&sealed.nonce)
-            .map_err(|_| "corrupt nonce".to_string())?;
+            .map_err(|_| KeyError::Corrupt("nonce"))?;
         let ciphertext = STANDARD
             .decode(&sealed.ciphertext)
-            .map_err(|_| "corrupt ciphertext".to_string())?;
+            .map_err(|_| KeyError::Corrupt("ciphertext"))?;
         if nonce.len() != 12 {
-            return Err("corrupt nonce".into());
+            return Err(KeyError::Corrupt("nonce"));
         }
         self.cipher
             .decrypt(
@@ -165,11 +246,7 @@ impl SecretKey {
                     aad: name.as_bytes(),
                 },
             )
-            .map_err(|_| {
-                format!(
-                    "secret {name:?} does not open with this key (wrong SUNDIAL_SECRET_KEY or secret.key?)"
-                )
-            })
+            .map_err(|_| KeyError::DoesNotOpen(name.to_string()))
     }
 }
 
@@ -235,10 +312,11 @@ mod tests {
         assert_eq!(again.open("n", &sealed).unwrap(), b"value");
         std::fs::write(dir.path().join(KEY_FILE), "c2hvcnQ=").unwrap();
         let err = SecretKey::load_or_create(dir.path(), 0).unwrap_err();
-        assert!(err.contains("32 bytes"), "{err}");
+        assert!(matches!(err, KeyError::WrongLength { len: 5, .. }), "{err}");
+        assert!(err.to_string().contains("32 bytes"), "{err}");
         std::fs::write(dir.path().join(KEY_FILE), "not base64!").unwrap();
         let err = SecretKey::load_or_create(dir.path(), 0).unwrap_err();
-        assert!(err.contains("not base64"), "{err}");
+        assert!(matches!(err, KeyError::NotBase64 { .. }), "{err}");
     }
 
     #[test]
@@ -246,8 +324,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // No key and sealed secrets: no new key is made.
         let err = SecretKey::load_or_create(dir.path(), 2).unwrap_err();
+        assert!(matches!(err, KeyError::Missing { sealed: 2, .. }), "{err}");
+        let text = err.to_string();
         assert!(
-            err.contains("2 sealed secret(s)") && err.contains("missing"),
+            text.contains("2 sealed secret(s)") && text.contains("missing"),
             "{err}"
         );
         assert!(!dir.path().join(KEY_FILE).exists());
@@ -255,7 +335,7 @@ mod tests {
         let wrong = SecretKey::from_bytes([8; 32]);
         let sealed = vec![("API".to_string(), right.seal("API", b"v").unwrap())];
         assert!(right.verify(&sealed, "here").is_ok());
-        let err = wrong.verify(&sealed, "DATA/secret.key").unwrap_err();
+        let err = wrong.verify(&sealed, "DATA/secret.key").unwrap_err().to_string();
         assert!(
             err.contains("DATA/secret.key") && err.contains("not the key they were sealed with"),
             "{err}"

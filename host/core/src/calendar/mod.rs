@@ -184,10 +184,10 @@ fn with_note(base: &str, note: &str) -> String {
 
 impl Exclusion {
     /// Check the entry, naming the bad field.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::Invalid> {
         match self {
-            Exclusion::Date(d) => check_year("date", d.date.year()),
-            Exclusion::Yearly(y) => parse_yearly(&y.yearly).map(|_| ()),
+            Exclusion::Date(d) => Ok(check_year("date", d.date.year())?),
+            Exclusion::Yearly(y) => Ok(parse_yearly(&y.yearly).map(|_| ())?),
             Exclusion::Range(RangeEntry { from, to, .. }) => {
                 let (a, b) = (parse_bound("from", from)?, parse_bound("to", to)?);
                 // Compare in UTC; wall times and days as if UTC (a zone moves both alike).
@@ -200,7 +200,7 @@ impl Exclusion {
                     Bound::Instant(t) => *t,
                 };
                 if key(&b, true) <= key(&a, false) {
-                    return Err(format!("to: {to:?} is not after from {from:?}"));
+                    return Err(format!("to: {to:?} is not after from {from:?}").into());
                 }
                 Ok(())
             }
@@ -260,7 +260,7 @@ impl Exclusion {
 impl CalendarSpec {
     /// Check every field and entry, naming the first bad one; the iCalendar text is
     /// parsed here too.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::Invalid> {
         crate::task::validate_name("name", &self.name).map_err(|e| e.to_string())?;
         if !self.timezone.is_empty() {
             crate::schedule::zone::parse_tz(&self.timezone).map_err(|e| format!("timezone: {e}"))?;
@@ -270,7 +270,7 @@ impl CalendarSpec {
         }
         let from_ics = match &self.ics {
             Some(text) if text.len() > MAX_ICS_BYTES => {
-                return Err(format!("ics: {} bytes is over {MAX_ICS_BYTES}", text.len()));
+                return Err(format!("ics: {} bytes is over {MAX_ICS_BYTES}", text.len()).into());
             }
             Some(text) => ics::parse(text).map_err(|e| format!("ics: {e}"))?.len(),
             None => 0,
@@ -279,7 +279,8 @@ impl CalendarSpec {
             return Err(format!(
                 "exclude: {} entries (with the iCalendar events) is over {MAX_EXCLUSIONS}",
                 self.exclude.len() + from_ics
-            ));
+            )
+            .into());
         }
         Ok(())
     }

@@ -96,7 +96,7 @@ fn bad_entries_name_the_field() {
         let mut v = v;
         v["name"] = json!("c");
         match serde_json::from_value::<CalendarSpec>(v) {
-            Ok(c) => c.validate().unwrap_err(),
+            Ok(c) => c.validate().unwrap_err().to_string(),
             Err(e) => e.to_string(),
         }
     };

@@ -127,16 +127,16 @@ fn check_time(t: &str) -> Result<(), String> {
 }
 
 /// Parse one event in the CloudEvents JSON format.
-pub fn parse_structured(value: &Value) -> Result<CloudEvent, String> {
+pub fn parse_structured(value: &Value) -> Result<CloudEvent, crate::Invalid> {
     let Value::Object(obj) = value else {
-        return Err(format!("expected a JSON object, got {}", kind_of(value)));
+        return Err(format!("expected a JSON object, got {}", kind_of(value)).into());
     };
     match obj.get("specversion") {
         Some(Value::String(v)) if v == "1.0" => {}
         Some(Value::String(v)) => {
-            return Err(format!("specversion: {v:?} is not supported (only \"1.0\")"));
+            return Err(format!("specversion: {v:?} is not supported (only \"1.0\")").into());
         }
-        Some(other) => return Err(format!("specversion: expected \"1.0\", got {}", kind_of(other))),
+        Some(other) => return Err(format!("specversion: expected \"1.0\", got {}", kind_of(other)).into()),
         None => return Err("specversion: required (\"1.0\")".into()),
     }
     let id = string_attr(obj, "id", true)?.unwrap_or_default();
@@ -193,7 +193,8 @@ pub fn parse_structured(value: &Value) -> Result<CloudEvent, String> {
                 return Err(format!(
                     "{name}: extension values are strings, numbers or booleans, got {}",
                     kind_of(other)
-                ));
+                )
+                .into());
             }
         }
     }
@@ -214,7 +215,7 @@ pub fn parse_structured(value: &Value) -> Result<CloudEvent, String> {
 
 /// Parse an event in HTTP binary mode: attributes from `ce-*` headers (`headers` are
 /// lower-case name/value pairs), data from the body typed by `content-type`.
-pub fn parse_binary(headers: &[(String, String)], body: &[u8]) -> Result<CloudEvent, String> {
+pub fn parse_binary(headers: &[(String, String)], body: &[u8]) -> Result<CloudEvent, crate::Invalid> {
     let mut obj = Map::new();
     let mut content_type = None;
     for (name, value) in headers {
@@ -222,7 +223,7 @@ pub fn parse_binary(headers: &[(String, String)], body: &[u8]) -> Result<CloudEv
             content_type = Some(value.clone());
         } else if let Some(attr) = name.strip_prefix("ce-") {
             if attr == "data" || attr == "data_base64" || attr == "datacontenttype" {
-                return Err(format!("{name}: not an attribute header"));
+                return Err(format!("{name}: not an attribute header").into());
             }
             let decoded = percent_decode(value).map_err(|e| format!("{name}: {e}"))?;
             obj.insert(attr.to_string(), Value::String(decoded));
@@ -282,7 +283,7 @@ mod tests {
     }
 
     fn err(v: Value) -> String {
-        parse_structured(&v).unwrap_err()
+        parse_structured(&v).unwrap_err().to_string()
     }
 
     #[test]

@@ -63,9 +63,9 @@ const OPS: &[&str] = &[
 ];
 
 /// Compile a filter from JSON; errors name the place (`filter.all[1].gt: ...`).
-pub fn compile(v: &Value) -> Result<Filter, String> {
+pub fn compile(v: &Value) -> Result<Filter, crate::Invalid> {
     let mut nodes = 0;
-    compile_at(v, "filter", &mut nodes)
+    Ok(compile_at(v, "filter", &mut nodes)?)
 }
 
 fn compile_at(v: &Value, at: &str, nodes: &mut usize) -> Result<Filter, String> {
@@ -381,7 +381,7 @@ mod tests {
 
     #[test]
     fn bad_filters_name_the_place() {
-        let err = |v: Value| compile(&v).unwrap_err();
+        let err = |v: Value| compile(&v).unwrap_err().to_string();
         assert_eq!(
             err(json!({"all": [{"path": "a", "gt": "x"}]})),
             "filter.all[0].gt: expected a number"

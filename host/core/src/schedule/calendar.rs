@@ -74,14 +74,14 @@ pub struct CalendarRule {
 
 impl CalendarRule {
     /// Check the fields, naming the first bad one.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), crate::Invalid> {
         if !(1..=1000).contains(&self.every) {
-            return Err(format!("calendar.every: {} is outside 1..=1000", self.every));
+            return Err(format!("calendar.every: {} is outside 1..=1000", self.every).into());
         }
         if let Some(DayOfMonth::Day(d)) = self.day_of_month
             && !(1..=31).contains(&d)
         {
-            return Err(format!("calendar.day_of_month: {d} is outside 1..=31"));
+            return Err(format!("calendar.day_of_month: {d} is outside 1..=31").into());
         }
         if self.day_of_month.is_some() && self.unit != Unit::Months {
             return Err("calendar.day_of_month: only for unit months".into());

@@ -92,7 +92,7 @@ fn day_of_week_field(field: &str) -> Result<String, String> {
 
 impl CronRule {
     /// Parse an expression, explaining what is wrong with a bad one.
-    pub fn parse(expr: &str) -> Result<CronRule, String> {
+    pub fn parse(expr: &str) -> Result<CronRule, crate::Invalid> {
         let e = expr.trim();
         let mut either_day: Option<(String, String)> = None;
         let six = match e.to_ascii_lowercase().as_str() {
@@ -104,7 +104,8 @@ impl CronRule {
             other if other.starts_with('@') => {
                 return Err(format!(
                     "cron {expr:?}: unknown nickname (use @hourly, @daily, @weekly, @monthly or @yearly)"
-                ));
+                )
+                .into());
             }
             _ => {
                 let mut fields: Vec<String> = e.split_whitespace().map(str::to_string).collect();
@@ -114,7 +115,7 @@ impl CronRule {
                     n => {
                         return Err(format!(
                             "cron {expr:?} has {n} fields; use 5 (min hour day month weekday), 6 (with seconds first) or 7 (and year)"
-                        ));
+                        ).into());
                     }
                 }
                 if restricts_days(&fields[3]) && restricts_days(&fields[5]) {

@@ -83,21 +83,18 @@ fn yes() -> bool {
 
 impl ScheduleSpec {
     /// Validate every field and compile the rule, naming the first bad field.
-    pub fn timing(&self, now: DateTime<Utc>) -> Result<Timing, String> {
+    pub fn timing(&self, now: DateTime<Utc>) -> Result<Timing, crate::Invalid> {
         crate::task::validate_name("name", &self.name).map_err(|e| e.to_string())?;
         if self.jitter_ms > 3_600_000 {
-            return Err(format!(
-                "jitter_ms: {} is over 3600000 (one hour)",
-                self.jitter_ms
-            ));
+            return Err(format!("jitter_ms: {} is over 3600000 (one hour)", self.jitter_ms).into());
         }
         if self.calendars.len() > 16 {
-            return Err(format!("calendars: {} is over 16", self.calendars.len()));
+            return Err(format!("calendars: {} is over 16", self.calendars.len()).into());
         }
         if let Misfire::RunAll { max } = self.misfire
             && !(1..=1000).contains(&max)
         {
-            return Err(format!("misfire.max: {max} is outside 1..=1000"));
+            return Err(format!("misfire.max: {max} is outside 1..=1000").into());
         }
         // The API fills in the daemon's zone first; a bare spec with none means UTC.
         let tz = if self.timezone.is_empty() {
@@ -114,7 +111,8 @@ impl ScheduleSpec {
                 return Err(format!(
                     "{field}: {} is outside the years 1970-9000",
                     crate::timestamp::text(t)
-                ));
+                )
+                .into());
             }
         }
         let timing = Timing::new(&self.rule, tz, start, self.end, now)?;
@@ -127,11 +125,13 @@ impl ScheduleSpec {
                     "rule: never fires between start {} and end {}",
                     crate::timestamp::text(start),
                     crate::timestamp::text(end)
-                ),
+                )
+                .into(),
                 None => format!(
                     "rule: never fires after start {} (calendar minute and hour rules look four years ahead)",
                     crate::timestamp::text(start)
-                ),
+                )
+                .into(),
             });
         }
         Ok(timing)
@@ -174,7 +174,7 @@ mod tests {
     #[test]
     fn bad_specs_name_their_field() {
         let err = |v: serde_json::Value| match serde_json::from_value::<ScheduleSpec>(v) {
-            Ok(s) => s.timing(now()).unwrap_err(),
+            Ok(s) => s.timing(now()).unwrap_err().to_string(),
             Err(e) => e.to_string(),
         };
         assert!(

@@ -51,9 +51,10 @@ pub fn resolve(tz: Tz, wall: NaiveDateTime) -> (DateTime<Utc>, Option<DstNote>) 
 }
 
 /// Parse an IANA zone name with a clear error.
-pub fn parse_tz(name: &str) -> Result<Tz, String> {
-    name.parse::<Tz>()
-        .map_err(|_| format!("{name:?} is not an IANA time zone (for example Europe/Berlin, UTC)"))
+pub fn parse_tz(name: &str) -> Result<Tz, crate::Invalid> {
+    Ok(name
+        .parse::<Tz>()
+        .map_err(|_| format!("{name:?} is not an IANA time zone (for example Europe/Berlin, UTC)"))?)
 }
 
 #[cfg(test)]
