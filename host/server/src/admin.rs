@@ -6,8 +6,16 @@ use crate::extract::QueryParams;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use sundial_store::unreadable::UnreadableRecord;
+
+/// `GET /v1/admin/unreadable`: stored records that do not decode, and how often a
+/// read skipped one since start.
+#[derive(Serialize)]
+pub(super) struct UnreadableList {
+    records: Vec<UnreadableRecord>,
+    skipped_total: u64,
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,7 +28,7 @@ pub(super) async fn unreadable(
     State(state): State<AppState>,
     _: Admin,
     QueryParams(q): QueryParams<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<UnreadableList>> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(super::ApiError::bad_request(format!(
@@ -28,10 +36,10 @@ pub(super) async fn unreadable(
         )));
     }
     let records = state.store.unreadable_records(limit)?;
-    Ok(Json(json!({
-        "records": records,
-        "skipped_total": sundial_store::unreadable::skipped_total(),
-    })))
+    Ok(Json(UnreadableList {
+        records,
+        skipped_total: sundial_store::unreadable::skipped_total(),
+    }))
 }
 
 pub(super) async fn delete_unreadable(

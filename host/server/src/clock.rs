@@ -9,8 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use sundial_engine::clock::ClockError;
 
 /// Longest single advance: 100 years, in seconds.
@@ -26,15 +25,22 @@ pub(super) struct MoveRequest {
     advance_seconds: Option<u64>,
 }
 
-fn view(state: &AppState) -> Value {
-    let clock = state.engines.scheduler.clock();
-    json!({
-        "now": sundial_core::timestamp::text(clock.now()),
-        "manual": clock.is_manual(),
-    })
+/// The scheduler's clock: its time, and whether it is a test clock.
+#[derive(Serialize)]
+pub(super) struct ClockView {
+    now: String,
+    manual: bool,
 }
 
-pub(super) async fn get(State(state): State<AppState>, _: Reader) -> ApiResult<Json<Value>> {
+fn view(state: &AppState) -> ClockView {
+    let clock = state.engines.scheduler.clock();
+    ClockView {
+        now: sundial_core::timestamp::text(clock.now()),
+        manual: clock.is_manual(),
+    }
+}
+
+pub(super) async fn get(State(state): State<AppState>, _: Reader) -> ApiResult<Json<ClockView>> {
     Ok(Json(view(&state)))
 }
 
@@ -42,7 +48,7 @@ pub(super) async fn set(
     State(state): State<AppState>,
     _: Admin,
     JsonBody(req): JsonBody<MoveRequest>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<ClockView>> {
     let clock = state.engines.scheduler.clock();
     let to = match (req.to, req.advance_seconds) {
         (Some(to), None) => to,

@@ -7,8 +7,8 @@ use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use sundial_core::event::cloudevent;
 use sundial_core::event::cloudevent::CloudEvent;
 use sundial_store::events::{EventFilter, Stored};
@@ -127,17 +127,44 @@ fn parse_body(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<(
     Ok((events, batch))
 }
 
-fn outcome(s: &Stored) -> Value {
+/// What ingest says of one event: its place in the log, whether it was a duplicate,
+/// what its triggers started, and why it was not routed, if it was not.
+#[derive(Serialize)]
+pub(super) struct Outcome<'a> {
+    seq: &'a str,
+    id: &'a str,
+    source: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    duplicate: bool,
+    triggers: &'a [sundial_core::event::Matched],
+    stopped: &'a Option<String>,
+}
+
+fn outcome(s: &Stored) -> Outcome<'_> {
     let r = &s.record;
-    json!({
-        "seq": r.seq,
-        "id": r.event.id,
-        "source": r.event.source,
-        "type": r.event.kind,
-        "duplicate": s.duplicate,
-        "triggers": r.triggers,
-        "stopped": r.stopped,
-    })
+    Outcome {
+        seq: &r.seq,
+        id: &r.event.id,
+        source: &r.event.source,
+        kind: &r.event.kind,
+        duplicate: s.duplicate,
+        triggers: &r.triggers,
+        stopped: &r.stopped,
+    }
+}
+
+/// `GET /v1/events`: one page, newest first.
+#[derive(Serialize)]
+pub(super) struct EventPage {
+    events: Vec<sundial_core::event::EventRecord>,
+    next_cursor: Option<String>,
+}
+
+/// What ingest says of a batch.
+#[derive(Serialize)]
+pub(super) struct BatchOutcome<'a> {
+    events: Vec<Outcome<'a>>,
 }
 
 pub(super) async fn ingest(
@@ -151,10 +178,13 @@ pub(super) async fn ingest(
     let (events, batch) = parse(&state, &headers, &body)?;
     let stored = state.engines.outbox.ingest(events).await?;
     let body = if batch {
-        json!({ "events": stored.iter().map(outcome).collect::<Vec<_>>() })
+        serde_json::to_value(BatchOutcome {
+            events: stored.iter().map(outcome).collect(),
+        })
     } else {
-        outcome(&stored[0])
+        serde_json::to_value(outcome(&stored[0]))
     };
+    let body = body.map_err(|e| ApiError::internal(e.to_string()))?;
     Ok((StatusCode::ACCEPTED, Json(body)))
 }
 
@@ -175,7 +205,7 @@ pub(super) async fn list(
     State(state): State<AppState>,
     _: Reader,
     QueryParams(q): QueryParams<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<EventPage>> {
     let page = Page::new(q.limit, q.cursor)?;
     let filter = EventFilter {
         kind: q.kind,
@@ -187,7 +217,10 @@ pub(super) async fn list(
     let (events, next) = state
         .store
         .list_events(&filter, page.cursor.as_deref(), page.limit)?;
-    Ok(Json(json!({ "events": events, "next_cursor": next })))
+    Ok(Json(EventPage {
+        events,
+        next_cursor: next,
+    }))
 }
 
 pub(super) async fn get(

@@ -7,7 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use base64::Engine as _;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sundial_core::grants::Grants;
 use sundial_core::limits::Limits;
 use sundial_core::plugin::{PluginRecord, PluginUpdate};
@@ -121,8 +121,24 @@ pub(super) async fn install(
     Ok((StatusCode::CREATED, Json(record)))
 }
 
-pub(super) async fn list(State(state): State<AppState>, _: Reader) -> ApiResult<Json<serde_json::Value>> {
-    Ok(Json(serde_json::json!({ "plugins": state.store.plugins()? })))
+/// `GET /v1/plugins`.
+#[derive(Serialize)]
+pub(super) struct PluginList {
+    plugins: Vec<PluginRecord>,
+}
+
+/// A plugin with what its key-value namespace holds.
+#[derive(Serialize)]
+pub(super) struct PluginView {
+    #[serde(flatten)]
+    record: PluginRecord,
+    kv: sundial_store::kv::KvUsage,
+}
+
+pub(super) async fn list(State(state): State<AppState>, _: Reader) -> ApiResult<Json<PluginList>> {
+    Ok(Json(PluginList {
+        plugins: state.store.plugins()?,
+    }))
 }
 
 /// `GET /v1/plugins/{name}`: the record, with what its key-value namespace holds
@@ -131,15 +147,13 @@ pub(super) async fn get(
     State(state): State<AppState>,
     _: Reader,
     Path(name): Path<String>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Json<PluginView>> {
     let record = state
         .store
         .plugin(&name)?
         .ok_or_else(|| ApiError::not_found(format!("plugin {name:?} not found")))?;
-    let mut v = serde_json::to_value(&record).map_err(|e| ApiError::internal(e.to_string()))?;
-    v["kv"] = serde_json::to_value(state.store.kv_usage(&record.name)?)
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    Ok(Json(v))
+    let kv = state.store.kv_usage(&record.name)?;
+    Ok(Json(PluginView { record, kv }))
 }
 
 pub(super) async fn update(

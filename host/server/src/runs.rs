@@ -6,8 +6,15 @@ use crate::extract::{OptionalJsonBody, QueryParams, QueueRoom};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// `GET /v1/runs`: one page, newest first.
+#[derive(Serialize)]
+pub(super) struct RunPage {
+    runs: Vec<Run>,
+    next_cursor: Option<String>,
+}
 use sundial_core::run::{Run, RunCause, RunStatus};
 use sundial_core::timestamp::now;
 use sundial_store::runs::RunFilter;
@@ -118,7 +125,7 @@ pub(super) async fn list(
     State(state): State<AppState>,
     _: Reader,
     QueryParams(q): QueryParams<ListQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<RunPage>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError::bad_request(format!(
@@ -139,7 +146,10 @@ pub(super) async fn list(
         &q.until,
     )?;
     let (runs, next) = state.store.list_runs(&filter, q.cursor.as_deref(), limit)?;
-    Ok(Json(json!({ "runs": runs, "next_cursor": next })))
+    Ok(Json(RunPage {
+        runs,
+        next_cursor: next,
+    }))
 }
 
 /// The run filter of a list or bulk request, each field checked. `task` is a task's
