@@ -65,8 +65,8 @@ fn main() {
         metric(&after, "sundial_store_commits_total") - metric(&before, "sundial_store_commits_total");
     let mutations =
         metric(&after, "sundial_store_mutations_total") - metric(&before, "sundial_store_mutations_total");
-    let commit_secs = metric(&after, "sundial_store_commit_seconds_total")
-        - metric(&before, "sundial_store_commit_seconds_total");
+    let commit_secs = metric(&after, "sundial_store_commit_seconds_sum")
+        - metric(&before, "sundial_store_commit_seconds_sum");
     println!(
         "runs acknowledged: {acked} in {:.2} s = {:.0} runs/s",
         ack_time.as_secs_f64(),
