@@ -756,6 +756,11 @@ fn a_delayed_webhook_target_waits_for_the_clock_across_a_restart() {
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["event"]["type"], "order.placed", "{body}");
     assert_eq!(body["event"]["id"], "o1", "{body}");
+    // Once: moving the clock again sends nothing more.
+    let (s, v) = d.call("POST", "/v1/clock", Some(&json!({"to": "2026-11-28T00:00:00Z"})));
+    assert_eq!(s, 200, "{v}");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(rx.count(), 1, "the timer fired once");
     let (_, timers) = d.call("GET", "/v1/timers", None);
     assert_eq!(timers["timers"].as_array().unwrap().len(), 0, "{timers}");
     let (_, upcoming) = d.call("GET", "/v1/upcoming", None);

@@ -49,9 +49,11 @@ impl Histogram {
             .zip(&self.counts)
             .map(|(bound, count)| (*bound, count.load(Relaxed)))
             .collect();
-        let count = self.total.load(Relaxed);
+        // An observation counts its bucket before the total: read mid-way, the buckets
+        // may hold one more than the total, and the total is then the buckets' sum.
         let bounded: u64 = buckets.iter().map(|(_, n)| n).sum();
-        buckets.push((f64::INFINITY, count.saturating_sub(bounded)));
+        let count = self.total.load(Relaxed).max(bounded);
+        buckets.push((f64::INFINITY, count - bounded));
         Snapshot {
             buckets,
             sum: self.sum_micros.load(Relaxed) as f64 / 1e6,

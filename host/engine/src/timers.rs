@@ -43,20 +43,21 @@ struct Loop {
 }
 
 impl Loop {
-    /// Fire the due timers, as many as the run queue has room for: `Ok(false)` when
-    /// some stay due because the queue is full (they fire once there is room).
+    /// Fire the due timers: tasks' timers as many as the run queue has room for,
+    /// webhooks' timers all (a delivery takes no run slot). `Ok(false)` when tasks'
+    /// timers stay due because the queue is full (they fire once there is room).
     async fn fire_due(&self) -> Result<bool, StoreError> {
         loop {
-            let room = self.outbox.queue().room();
-            if room == 0 {
-                return Ok(false);
-            }
-            let batch = TIMER_BATCH.min(room);
+            let room = self.outbox.queue().room().min(TIMER_BATCH);
             let fired = self
                 .outbox
                 .commit(async {
-                    let fired = self.store.fire_due_timers(self.clock.now(), batch).await?;
-                    let committed = Committed::new(fired.runs.len() + fired.deliveries).runs(fired.runs);
+                    let fired = self
+                        .store
+                        .fire_due_timers(self.clock.now(), TIMER_BATCH, room)
+                        .await?;
+                    let seen = (fired.removed, fired.held);
+                    let committed = Committed::new(seen).runs(fired.runs);
                     Ok(if fired.deliveries > 0 {
                         committed.deliveries()
                     } else {
@@ -64,7 +65,11 @@ impl Loop {
                     })
                 })
                 .await?;
-            if fired.value < batch {
+            let (removed, held) = fired.value;
+            if held > 0 {
+                return Ok(false);
+            }
+            if removed < TIMER_BATCH {
                 return Ok(true);
             }
         }

@@ -55,6 +55,15 @@ pub(crate) trait Resource: Send + Sync + 'static {
         spec: Self::Spec,
         who: &str,
     ) -> impl Future<Output = ApiResult<Self::Record>> + Send;
+    /// Switch a record (by id or name) on or off: the record after. Most nouns check
+    /// the switched spec as any change ([`toggle_checked`]); a task only flips the
+    /// flag, so it can be disabled even when what it refers to is gone.
+    fn toggle(
+        state: &AppState,
+        key: &str,
+        enabled: bool,
+        who: &str,
+    ) -> impl Future<Output = ApiResult<Self::Record>> + Send;
     /// Delete a record by id or name.
     fn delete(state: &AppState, key: &str, who: &str) -> impl Future<Output = ApiResult<()>> + Send;
     /// The API's view of a record.
@@ -167,16 +176,28 @@ async fn change<R: Resource>(
     Ok(Json(R::view(state, after)?))
 }
 
+/// A toggle that checks the switched spec as any change does.
+pub(crate) async fn toggle_checked<R: Resource>(
+    state: &AppState,
+    key: &str,
+    enabled: bool,
+    who: &str,
+) -> ApiResult<R::Record> {
+    let current = R::get(state, key)?;
+    let mut spec = R::spec(&current).clone();
+    R::set_enabled(&mut spec, enabled);
+    let spec = R::check(state, spec, Some(&current))?;
+    R::update(state, R::id(&current), spec, who).await
+}
+
 async fn set_enabled<R: Resource>(
     state: &AppState,
     key: &str,
     enabled: bool,
     who: &str,
 ) -> ApiResult<Json<R::View>> {
-    let current = R::get(state, key)?;
-    let mut spec = R::spec(&current).clone();
-    R::set_enabled(&mut spec, enabled);
-    change::<R>(state, current, spec, who).await
+    let after = R::toggle(state, key, enabled, who).await?;
+    Ok(Json(R::view(state, after)?))
 }
 
 /// `POST /v1/<nouns>/{id}/enable` (schedules: `resume`).

@@ -229,6 +229,10 @@ impl Resource for Schedules {
         Ok(state.engines.scheduler.update_schedule(id, spec, who).await?.1)
     }
 
+    async fn toggle(state: &AppState, key: &str, enabled: bool, who: &str) -> ApiResult<ScheduleRecord> {
+        crate::resource::toggle_checked::<Self>(state, key, enabled, who).await
+    }
+
     async fn delete(state: &AppState, key: &str, who: &str) -> ApiResult<()> {
         state.engines.scheduler.delete_schedule(key, false, who).await?;
         Ok(())

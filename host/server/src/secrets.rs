@@ -25,14 +25,32 @@ pub(super) struct SetRequest {
     value: String,
 }
 
+/// A secret's name from the path, checked before the body is read (400 naming what is
+/// wrong with it).
+pub(super) struct SecretName(String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for SecretName {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<SecretName, ApiError> {
+        let Path(name) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError::bad_request(e.body_text()))?;
+        validate_name(&name).map_err(ApiError::bad_request)?;
+        Ok(SecretName(name))
+    }
+}
+
 pub(super) async fn set(
     State(state): State<AppState>,
     Admin(caller): Admin,
-    Path(name): Path<String>,
+    SecretName(name): SecretName,
     // Parse errors from serde name the field and position, never the value.
     JsonBody(req): JsonBody<SetRequest, MAX_SECRET_BODY>,
 ) -> ApiResult<(StatusCode, Json<SecretInfo>)> {
-    validate_name(&name).map_err(ApiError::bad_request)?;
     let chars = req.value.chars().count();
     if chars == 0 || chars > MAX_SECRET_BYTES {
         return Err(ApiError::bad_request(format!(

@@ -45,6 +45,14 @@ impl Resource for Tasks {
         Ok(after)
     }
 
+    async fn toggle(state: &AppState, key: &str, enabled: bool, who: &str) -> ApiResult<TaskRecord> {
+        let (_before, after) = state
+            .store
+            .update_task(key, Box::new(move |s| s.enabled = enabled), now(), who)
+            .await?;
+        Ok(after)
+    }
+
     async fn delete(state: &AppState, key: &str, who: &str) -> ApiResult<()> {
         state.store.delete_task(key, who).await?;
         Ok(())

@@ -123,6 +123,10 @@ impl Resource for Triggers {
         Ok(state.engines.router().update_trigger(id, spec, who).await?.1)
     }
 
+    async fn toggle(state: &AppState, key: &str, enabled: bool, who: &str) -> ApiResult<TriggerRecord> {
+        crate::resource::toggle_checked::<Self>(state, key, enabled, who).await
+    }
+
     async fn delete(state: &AppState, key: &str, who: &str) -> ApiResult<()> {
         state.engines.router().delete_trigger(key, who).await?;
         Ok(())

@@ -108,6 +108,10 @@ impl Resource for Webhooks {
         Ok(after)
     }
 
+    async fn toggle(state: &AppState, key: &str, enabled: bool, who: &str) -> ApiResult<WebhookRecord> {
+        crate::resource::toggle_checked::<Self>(state, key, enabled, who).await
+    }
+
     async fn delete(state: &AppState, key: &str, who: &str) -> ApiResult<()> {
         state.store.delete_webhook(key, who).await?;
         Ok(())

@@ -470,6 +470,15 @@ async fn metrics_are_openmetrics_text() {
         commits
     );
     assert_eq!(value("sundial_store_commits_total "), commits);
+    let buckets: Vec<u64> = text
+        .lines()
+        .filter(|l| l.starts_with("sundial_store_commit_seconds_bucket"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+        .collect();
+    assert!(
+        buckets.len() > 2 && buckets.windows(2).all(|w| w[0] <= w[1]),
+        "{buckets:?}"
+    );
     // The guide's table and the exposition name the same families.
     let guide =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/operations.md")).unwrap();
@@ -481,8 +490,17 @@ async fn metrics_are_openmetrics_text() {
             name.to_string()
         };
         assert!(
-            guide.contains(&format!("`{shown}")),
+            guide.contains(&format!("| `{shown}` |")) || guide.contains(&format!("| `{shown}{{")),
             "docs/operations.md does not list {shown}"
+        );
+    }
+    // And every metric the guide lists is exposed.
+    for row in guide.lines().filter(|l| l.starts_with("| `sundial_")) {
+        let name = row[3..].split(['`', '{']).next().unwrap();
+        let family = name.strip_suffix("_total").unwrap_or(name);
+        assert!(
+            text.contains(&format!("# TYPE {family} ")),
+            "{name} is in the guide but not exposed"
         );
     }
     // Ingest tokens may not read it.

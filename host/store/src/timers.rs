@@ -64,13 +64,17 @@ pub struct TimerWebhook {
     pub name: String,
 }
 
-/// What one firing of due timers queued.
+/// What one firing of due timers did.
 #[derive(Debug, Default)]
 pub struct Fired {
     /// Runs of tasks' timers (queued, or skipped when the task is gone or disabled).
     pub runs: Vec<Run>,
     /// Deliveries of webhooks' timers (a webhook deleted meanwhile gets none).
     pub deliveries: usize,
+    /// Timers fired (removed), whatever they queued.
+    pub removed: usize,
+    /// Tasks' timers left due because `max_runs` runs were queued already.
+    pub held: usize,
 }
 
 fn due_key(due: DateTime<Utc>, id: &str) -> String {
@@ -131,9 +135,16 @@ pub trait TimerStore: Send + Sync {
     /// The earliest pending timer's due time.
     fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
 
-    /// Fire up to `limit` timers due at `now`: each is deleted and its run queued in the
-    /// same commit. Returns the runs (queued ones to submit).
-    async fn fire_due_timers(&self, now: DateTime<Utc>, limit: usize) -> Result<Fired, StoreError>;
+    /// Look at up to `limit` timers due at `now`, soonest first, and fire them in one
+    /// commit: each is deleted and its run or delivery queued. Tasks' timers beyond
+    /// `max_runs` runs stay due (the run queue has no room for them); webhooks' timers
+    /// need no room.
+    async fn fire_due_timers(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        max_runs: usize,
+    ) -> Result<Fired, StoreError>;
 
     /// Pending timers, in id (creation) order, optionally of one trigger or task id.
     fn timers_page(
@@ -164,7 +175,12 @@ impl TimerStore for Store {
         Ok(DateTime::from_timestamp_millis(ms))
     }
 
-    async fn fire_due_timers(&self, now: DateTime<Utc>, limit: usize) -> Result<Fired, StoreError> {
+    async fn fire_due_timers(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+        max_runs: usize,
+    ) -> Result<Fired, StoreError> {
         self.write(move |txn| {
             let mut due = txn.open_table(TIMERS_DUE)?;
             let mut timers = txn.open_table(TIMERS)?;
@@ -182,13 +198,21 @@ impl TimerStore for Store {
             let stamp = sundial_core::timestamp::now();
             let mut runs = Vec::new();
             let mut deliveries = Vec::new();
+            let (mut removed, mut held) = (0, 0);
             for key in &fired {
-                due.remove(key.as_str())?;
                 let id = key.split('/').nth(1).unwrap_or_default();
                 let Some(timer): Option<Timer> = super::tables::get_listed(&timers, "timers", id)? else {
+                    due.remove(key.as_str())?;
+                    removed += 1;
                     continue;
                 };
+                if timer.webhook.is_none() && runs.len() >= max_runs {
+                    held += 1;
+                    continue;
+                }
+                due.remove(key.as_str())?;
                 timers.remove(id)?;
+                removed += 1;
                 if let Some(target) = &timer.webhook {
                     let hook: Option<WebhookRecord> =
                         super::tables::get_listed(&webhooks, "webhooks", &target.id)?;
@@ -206,6 +230,8 @@ impl TimerStore for Store {
             Ok(Fired {
                 runs,
                 deliveries: deliveries.len(),
+                removed,
+                held,
             })
         })
         .await
@@ -270,6 +296,80 @@ impl TimerStore for Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::webhooks::WebhookStore;
+
+    fn timer(id: &str, webhook: Option<&WebhookRecord>) -> Timer {
+        let payload = serde_json::json!({"id": "e1", "type": "x.y", "source": "/s", "time": "2026-11-27T09:00:00.000Z", "data": null});
+        Timer {
+            id: id.into(),
+            due: "2026-11-27T10:00:00Z".parse().unwrap(),
+            created_at: "2026-11-27T09:00:00.000Z".into(),
+            trigger: "t1".into(),
+            trigger_name: "later".into(),
+            event: "000000000000000001".into(),
+            task_id: if webhook.is_some() {
+                String::new()
+            } else {
+                "k1".into()
+            },
+            task_name: if webhook.is_some() {
+                String::new()
+            } else {
+                "task".into()
+            },
+            params: Value::Null,
+            webhook: webhook.map(|w| TimerWebhook {
+                id: w.id.clone(),
+                name: w.spec.name.clone(),
+            }),
+            payload: serde_json::from_value(payload).unwrap(),
+            depth: 0,
+            root: None,
+        }
+    }
+
+    /// A full run queue holds back tasks' timers only: a webhook's timer fires (its
+    /// delivery takes no run slot), and the held task timer fires once there is room.
+    #[tokio::test]
+    async fn webhook_timers_need_no_run_room_and_task_timers_wait_for_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8).unwrap();
+        let spec =
+            serde_json::from_value(serde_json::json!({"name": "h", "url": "https://example.com/h"})).unwrap();
+        let hook = WebhookRecord {
+            id: sundial_core::ids::new_id(),
+            created_at: "2026-11-27T09:00:00.000Z".into(),
+            updated_at: "2026-11-27T09:00:00.000Z".into(),
+            spec,
+            disabled_reason: None,
+        };
+        let hook = store.insert_webhook(hook, "test").await.unwrap();
+        let (task_timer, hook_timer) = (
+            timer("01J0000000000000000000000A", None),
+            timer("01J0000000000000000000000B", Some(&hook)),
+        );
+        store
+            .write(move |txn| {
+                insert_timer(txn, &task_timer)?;
+                insert_timer(txn, &hook_timer)
+            })
+            .await
+            .unwrap();
+        let later: DateTime<Utc> = "2026-11-28T00:00:00Z".parse().unwrap();
+        let fired = store.fire_due_timers(later, 10, 0).await.unwrap();
+        assert_eq!(
+            (fired.runs.len(), fired.deliveries, fired.removed, fired.held),
+            (0, 1, 1, 1),
+            "no room: only the webhook's timer fires"
+        );
+        let fired = store.fire_due_timers(later, 10, 5).await.unwrap();
+        assert_eq!(
+            (fired.runs.len(), fired.deliveries, fired.removed, fired.held),
+            (1, 0, 1, 0)
+        );
+        let fired = store.fire_due_timers(later, 10, 5).await.unwrap();
+        assert_eq!((fired.removed, fired.held), (0, 0), "each fired once");
+    }
 
     /// Timers stored before webhook targets were timers (every field of a task's
     /// timer) still read, and a webhook's timer writes no task fields.

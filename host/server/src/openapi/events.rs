@@ -459,10 +459,12 @@ pub(super) fn schemas() -> Vec<(&'static str, Value)> {
         ),
         (
             "Timer",
-            json!({ "type": "object", "properties": { "id": { "type": "string" }, "due": { "type": "string" }, "created_at": { "type": "string" },
+            json!({ "type": "object", "description": "A delayed trigger target: a task's run (task_id, task_name, params) or a webhook's delivery (webhook).",
+                "properties": { "id": { "type": "string" }, "due": { "type": "string" }, "created_at": { "type": "string" },
                 "trigger": { "type": "string" }, "trigger_name": { "type": "string" }, "event": { "type": "string" },
-                "task_id": { "type": "string" }, "task_name": { "type": "string" }, "params": {}, "payload": { "type": "object" },
-                "depth": { "type": "integer" }, "root": { "type": "string" } } }),
+                "task_id": { "type": "string" }, "task_name": { "type": "string" }, "params": {},
+                "webhook": { "type": "object", "properties": { "id": { "type": "string" }, "name": { "type": "string" } } },
+                "payload": { "type": "object" }, "depth": { "type": "integer" }, "root": { "type": "string" } } }),
         ),
     ]
 }
