@@ -247,6 +247,67 @@ async fn every_route_refuses_the_wrong_role_before_reading_the_request() {
     assert!(checked > 50, "only {checked} routes checked");
 }
 
+/// The roles each route admits, written out: every role is tried on every route, and
+/// is refused (403) exactly where the table says (an admitted role gets some other
+/// answer: its request is then judged on its merits).
+#[tokio::test]
+async fn each_route_admits_exactly_its_roles() {
+    let app = App::new().await;
+    let (readers, operators, admins, ingesters): (&[Role], &[Role], &[Role], &[Role]) = (
+        &[Role::Admin, Role::Operator, Role::Viewer],
+        &[Role::Admin, Role::Operator],
+        &[Role::Admin],
+        &[Role::Admin, Role::Operator, Role::Ingest],
+    );
+    let admitted = |method: &str, path: &str| -> &[Role] {
+        match (method, path) {
+            ("post", "/v1/events") => ingesters,
+            ("post", "/v1/schedules/preview") => readers,
+            ("post", "/v1/clock") => admins,
+            (_, p) if p.starts_with("/v1/admin/") || p.starts_with("/v1/tokens") => admins,
+            (_, p) if p.starts_with("/v1/plugins") && method != "get" => admins,
+            (_, p) if p.starts_with("/v1/secrets") && method != "get" => admins,
+            ("get", p) if p.starts_with("/v1/secrets") => operators,
+            ("get", _) => readers,
+            _ => operators,
+        }
+    };
+    for &(method, path) in sundial_server::ROUTES {
+        if path == "/healthz" {
+            continue;
+        }
+        let concrete = path
+            .split('/')
+            .map(|part| if part.starts_with('{') { "x" } else { part })
+            .collect::<Vec<_>>()
+            .join("/");
+        let verb = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+        for (role, secret) in ROLES {
+            let (status, answer) = app
+                .call(
+                    verb.clone(),
+                    &concrete,
+                    Some(secret),
+                    Some(Body::from("{not json")),
+                    Some("text/plain"),
+                )
+                .await;
+            if admitted(method, path).contains(&role) {
+                assert!(
+                    status != StatusCode::FORBIDDEN && status != StatusCode::UNAUTHORIZED,
+                    "{role:?} must be admitted to {method} {path}: {status} {answer}"
+                );
+            } else {
+                assert_eq!(
+                    status,
+                    StatusCode::FORBIDDEN,
+                    "{role:?} on {method} {path}: {answer}"
+                );
+            }
+        }
+    }
+}
+
 #[tokio::test]
 async fn bodies_are_validated_with_precise_answers() {
     let app = App::new().await;
