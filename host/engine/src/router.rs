@@ -315,6 +315,23 @@ impl Router {
                     .max(1) as u64,
                 None => trigger.delay_ms,
             };
+            // A timer of this trigger and event, due after the delay; its target is set
+            // by the caller.
+            let delayed = || Timer {
+                id: sundial_core::ids::new_id(),
+                due: now_at + chrono::Duration::milliseconds(delay_ms as i64),
+                created_at: record.received_at.clone(),
+                trigger: trigger.id.clone(),
+                trigger_name: trigger.name.clone(),
+                event: record.seq.clone(),
+                task_id: String::new(),
+                task_name: String::new(),
+                params: serde_json::Value::Null,
+                webhook: None,
+                payload: payload.clone(),
+                depth,
+                root: Some(chain.clone()),
+            };
             for hook_id in &trigger.webhooks {
                 let Some(hook) = self.inner.store.webhook(hook_id)? else {
                     m.skipped.push(format!("webhook {hook_id} no longer exists"));
@@ -327,22 +344,11 @@ impl Router {
                 if delay_ms > 0 {
                     // A delayed target is a timer on the scheduler's clock, as a task's.
                     let timer = Timer {
-                        id: sundial_core::ids::new_id(),
-                        due: now_at + chrono::Duration::milliseconds(delay_ms as i64),
-                        created_at: record.received_at.clone(),
-                        trigger: trigger.id.clone(),
-                        trigger_name: trigger.name.clone(),
-                        event: record.seq.clone(),
-                        task_id: String::new(),
-                        task_name: String::new(),
-                        params: serde_json::Value::Null,
                         webhook: Some(TimerWebhook {
                             id: hook.id.clone(),
                             name: hook.spec.name.clone(),
                         }),
-                        payload: payload.clone(),
-                        depth,
-                        root: Some(chain.clone()),
+                        ..delayed()
                     };
                     m.timers.push(timer.id.clone());
                     timers.push(timer);
@@ -371,19 +377,10 @@ impl Router {
                 };
                 if delay_ms > 0 {
                     let timer = Timer {
-                        id: sundial_core::ids::new_id(),
-                        due: now_at + chrono::Duration::milliseconds(delay_ms as i64),
-                        created_at: record.received_at.clone(),
-                        trigger: trigger.id.clone(),
-                        trigger_name: trigger.name.clone(),
-                        event: record.seq.clone(),
                         task_id: task.id.clone(),
                         task_name: task.spec.name.clone(),
                         params,
-                        webhook: None,
-                        payload: payload.clone(),
-                        depth,
-                        root: Some(chain.clone()),
+                        ..delayed()
                     };
                     m.timers.push(timer.id.clone());
                     timers.push(timer);

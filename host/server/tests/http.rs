@@ -109,6 +109,14 @@ impl App {
     }
 }
 
+/// A route's path with every `{param}` filled in (`x`).
+fn concrete(path: &str) -> String {
+    path.split('/')
+        .map(|part| if part.starts_with('{') { "x" } else { part })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error code>")
 }
@@ -209,11 +217,7 @@ async fn every_route_refuses_the_wrong_role_before_reading_the_request() {
         if path == "/healthz" {
             continue;
         }
-        let concrete = path
-            .split('/')
-            .map(|part| if part.starts_with('{') { "x" } else { part })
-            .collect::<Vec<_>>()
-            .join("/");
+        let concrete = concrete(path);
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         let (secret, role) = if method == Method::GET {
             ("sdl_ingest", "ingest")
@@ -276,11 +280,7 @@ async fn each_route_admits_exactly_its_roles() {
         if path == "/healthz" {
             continue;
         }
-        let concrete = path
-            .split('/')
-            .map(|part| if part.starts_with('{') { "x" } else { part })
-            .collect::<Vec<_>>()
-            .join("/");
+        let concrete = concrete(path);
         let verb = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
         for (role, secret) in ROLES {
             let (status, answer) = app
