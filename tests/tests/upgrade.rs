@@ -42,6 +42,9 @@ fn bundled_plugins_follow_the_binary_unless_pinned_or_replaced() {
                 .await
                 .unwrap();
         }
+        // Released before the daemon starts again (a dropped store lets go of the file
+        // only when its writer thread ends).
+        store.close();
     });
     drop(runtime);
 

@@ -81,6 +81,8 @@ impl WriterStats {
 pub struct Writer {
     tx: mpsc::Sender<Job>,
     stats: Arc<WriterStats>,
+    /// The thread, for [`Writer::close`].
+    thread: Arc<std::sync::Mutex<Option<std::thread::JoinHandle<()>>>>,
 }
 
 impl Writer {
@@ -89,11 +91,33 @@ impl Writer {
         let (tx, rx) = mpsc::channel::<Job>(max_batch.max(1) * 4);
         let stats = Arc::new(WriterStats::default());
         let thread_stats = stats.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("sundial-store-writer".into())
             .spawn(move || run(db, rx, max_batch.max(1), &thread_stats))
             .map_err(|e| StoreError::Io(format!("cannot start the store writer: {e}")))?;
-        Ok(Writer { tx, stats })
+        Ok(Writer {
+            tx,
+            stats,
+            thread: Arc::new(std::sync::Mutex::new(Some(thread))),
+        })
+    }
+
+    /// Stop taking writes and wait until the thread has committed what it holds and
+    /// ended (it owns a handle of the database, so the file is released only then).
+    /// Blocks. With other handles of this writer still alive the thread goes on serving
+    /// them, so this only lets go of its own handle.
+    pub fn close(self) {
+        let Writer { tx, thread, .. } = self;
+        let last = Arc::strong_count(&thread) == 1;
+        let thread = if last {
+            thread.lock().unwrap_or_else(|e| e.into_inner()).take()
+        } else {
+            None
+        };
+        drop(tx);
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
     }
 
     /// Apply `mutation` durably; returns once it is committed (or refused).
