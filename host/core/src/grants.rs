@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::IpAddr;
 
 /// Capabilities granted to one plugin. Everything not listed is denied.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Grants {
     /// Hosts the plugin may call over `wasi:http`, e.g. `api.example.com`,
@@ -18,6 +18,7 @@ pub struct Grants {
     /// May emit events. Default false.
     pub emit_events: bool,
     /// Names of the secrets it may read. Default: none.
+    #[schemars(inner(regex(pattern = r"^[A-Za-z0-9_.-]{1,128}$")))]
     pub secrets: Vec<String>,
     /// May send mail through the daemon's SMTP relay (`sundial:plugin/mail`). Default
     /// false.
@@ -40,7 +41,7 @@ impl Grants {
 }
 
 /// URL scheme of an outbound request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Scheme {
     /// Plain HTTP.
@@ -193,6 +194,24 @@ impl HostPattern {
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
+    }
+}
+
+/// In the API a host pattern is a string; the daemon checks its form (400 naming it).
+impl schemars::JsonSchema for HostPattern {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HostPattern".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "description": "[scheme://]host[:port|:*] or *.suffix"
+        })
     }
 }
 

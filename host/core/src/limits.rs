@@ -8,40 +8,50 @@ use std::time::Duration;
 pub const MIB: u64 = 1024 * 1024;
 
 /// Limits applied to every run of a plugin. Each field's default is documented on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Cap on the plugin's linear memory (all memories together), in bytes.
     /// Default 64 MiB. Growing past it fails inside the plugin; a plugin that then
     /// dies is reported as `memory_limit`.
+    #[schemars(range(min = 1_048_576, max = 4_294_967_296u64))]
     pub memory_bytes: u64,
     /// Wall-clock deadline for one run, in milliseconds, covering instantiation,
     /// guest code and time blocked in host calls (HTTP, key-value). Default 30 000.
+    #[schemars(range(min = 1, max = 86_400_000))]
     pub timeout_ms: u64,
     /// Optional fuel budget (roughly one unit per wasm instruction). Default: none.
+    #[schemars(range(min = 1))]
     pub fuel: Option<u64>,
     /// Largest accepted output (the JSON returned by `run`), in bytes. Default 1 MiB.
+    #[schemars(range(min = 1, max = 268_435_456))]
     pub max_output_bytes: u64,
     /// Most log lines kept per run (host `log` calls plus stdout/stderr lines).
     /// Default 1000; later lines are dropped and the log is flagged truncated.
+    #[schemars(range(max = 1_000_000))]
     pub max_log_lines: u32,
     /// Most log bytes kept per run. Default 256 KiB; each line is also cut at 8 KiB.
+    #[schemars(range(max = 67_108_864))]
     pub max_log_bytes: u64,
     /// Most keys in the plugin's key-value namespace. Default 10 000; a `kv-set` of a new
     /// key beyond it is refused.
+    #[schemars(range(max = 10_000_000))]
     pub kv_max_keys: u64,
     /// Most bytes (keys and values) in the plugin's key-value namespace. Default 16 MiB;
     /// a `kv-set` that would go beyond it is refused.
+    #[schemars(range(max = 4_294_967_296u64))]
     pub kv_max_bytes: u64,
     /// Most outbound HTTP requests one run has open at once (from sending the request
     /// until its response body is dropped). Default 16; one more fails inside the
     /// plugin with `connection-limit-reached`.
+    #[schemars(range(min = 1, max = 1024))]
     pub max_connections: u32,
     /// Most host-side resources one run holds at once: HTTP header maps, requests,
     /// responses, bodies, streams and pollables (each in the host's memory, not the
     /// plugin's). Default 256; one more fails the run with `resource_limit`. With each
     /// header map capped at [`MAX_FIELDS_BYTES`] and each unsent body chunk at
     /// [`MAX_BODY_CHUNK_BYTES`], this bounds what a run can hold in host memory.
+    #[schemars(range(min = 32, max = 100_000))]
     pub max_resources: u32,
 }
 

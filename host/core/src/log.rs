@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 pub const MAX_LINE_BYTES: usize = 8 * 1024;
 
 /// Severity of a log line (mirrors the WIT `level` enum).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// Very detailed tracing.
@@ -38,7 +40,7 @@ impl Level {
 }
 
 /// Where a log line came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Origin {
     /// The plugin's `host.log` call.
@@ -52,7 +54,7 @@ pub enum Origin {
 }
 
 /// One line of a run's log.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct LogLine {
     /// Milliseconds since the run started.
     pub at_ms: u64,
@@ -65,7 +67,7 @@ pub struct LogLine {
 }
 
 /// The collected log of one run.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunLog {
     /// The kept lines, in order.
     pub lines: Vec<LogLine>,

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 /// An installed plugin, as stored and served (the component bytes are kept apart,
 /// by digest).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PluginRecord {
     /// Unique name, used by tasks and webhooks.
     pub name: String,
@@ -37,7 +37,7 @@ pub struct PluginRecord {
 }
 
 /// A change to an installed plugin's settings (absent fields stay as they are).
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PluginUpdate {
     /// New grants.
@@ -58,7 +58,7 @@ impl PluginRecord {
 }
 
 /// Which world a component implements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum World {
     /// Exports `run`: the body of a task.

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Where a run is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Accepted and durably queued, waiting for a worker (or for its retry time).
@@ -68,7 +68,7 @@ impl RunStatus {
 }
 
 /// Why a run started.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum RunCause {
     /// Started by hand through the API or CLI.
@@ -109,7 +109,7 @@ impl RunCause {
 }
 
 /// One attempt of a run (a run has one, or more when retried).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Attempt {
     /// Attempt number, from 1.
     pub number: u32,
@@ -122,7 +122,7 @@ pub struct Attempt {
 }
 
 /// A run as stored and served: the task log entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Run {
     /// Run id (ULID); also the plugin's idempotency key.
     pub id: String,

@@ -23,7 +23,7 @@ fn bad<T>(field: &str, message: impl Into<String>) -> Result<T, FieldError> {
 }
 
 /// Which failures a retry policy retries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryOn {
     /// The plugin said `retryable`. Default true.
@@ -51,18 +51,23 @@ impl Default for RetryOn {
 }
 
 /// Retries with exponential backoff and jitter.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Total attempts including the first; 1 means never retry. Default 3, at most 100.
+    #[schemars(range(min = 1, max = 100))]
     pub max_attempts: u32,
     /// Delay before the first retry, in milliseconds. Default 1000.
+    #[schemars(range(max = 86_400_000))]
     pub initial_delay_ms: u64,
     /// Each further retry waits this many times longer. Default 2.0 (1.0..=10.0).
+    #[schemars(range(min = 1.0, max = 10.0))]
     pub multiplier: f64,
     /// Cap on any one delay, in milliseconds. Default 300 000 (5 minutes).
+    #[schemars(range(max = 604_800_000))]
     pub max_delay_ms: u64,
     /// Random spread applied to each delay, as a fraction: 0.2 means ±20%. Default 0.2.
+    #[schemars(range(min = 0.0, max = 1.0))]
     pub jitter: f64,
     /// Which failures are retried.
     pub retry_on: RetryOn,
@@ -125,7 +130,7 @@ impl RetryPolicy {
 }
 
 /// What to do when a task is due while a run of it is still active.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OverlapPolicy {
     /// Start another run alongside (default).
@@ -140,24 +145,35 @@ pub enum OverlapPolicy {
 }
 
 /// How much of a task's log to keep.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct Retention {
     /// Keep at most this many finished runs (newest first). Default: the daemon's
     /// global default.
+    #[schemars(range(min = 1, max = 4_294_967_295u32))]
     pub keep_last: Option<u32>,
     /// Delete finished runs older than this many days. Default: the global default.
+    #[schemars(range(min = 1, max = 4_294_967_295u32))]
     pub max_age_days: Option<u32>,
 }
 
 /// A task as the API creates and updates it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    { "required": ["plugin"], "properties": {
+        "plugin": { "type": "string", "pattern": NAME_PATTERN, "not": { "pattern": "^[0-7][0-9a-hjkmnp-tv-z]{25}$" } },
+        "webhook": { "type": "null" }
+    } },
+    { "required": ["webhook"], "properties": { "webhook": { "type": "string", "minLength": 1 }, "plugin": { "const": "" } } }
+]))]
 pub struct TaskSpec {
     /// Unique name: 1-64 characters of `[a-z0-9-_.]`, starting with a letter or digit.
+    #[schemars(regex(pattern = crate::task::NAME_PATTERN), extend("not" = {"pattern": "^[0-7][0-9a-hjkmnp-tv-z]{25}$"}))]
     pub name: String,
     /// Free text.
     #[serde(default)]
+    #[schemars(length(max = 4096))]
     pub description: String,
     /// Name of the installed action plugin (give this or `webhook`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -170,9 +186,11 @@ pub struct TaskSpec {
     pub webhook: Option<String>,
     /// Parameters passed to the plugin (a JSON object). Default `{}`.
     #[serde(default = "empty_object")]
+    #[schemars(with = "serde_json::Map<String, Value>")]
     pub params: Value,
     /// Overrides the plugin's timeout for this task, in milliseconds.
     #[serde(default)]
+    #[schemars(range(min = 1, max = 86_400_000))]
     pub timeout_ms: Option<u64>,
     /// Retry policy.
     #[serde(default)]
@@ -192,23 +210,26 @@ pub struct TaskSpec {
     /// Webhooks that get a delivery of the run when it ends (several tasks can share
     /// one webhook). Default none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub notify: Vec<Notify>,
 }
 
 /// Send a finished run to a webhook.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Notify {
     /// The webhook, by name or id.
+    #[schemars(length(min = 1))]
     pub webhook: String,
     /// On which endings: `succeeded`, `failed` (any failed ending: failed, timed out,
     /// interrupted). Default `["failed"]`.
     #[serde(default = "on_failure")]
+    #[schemars(length(min = 1))]
     pub on: Vec<NotifyOn>,
 }
 
 /// A run ending a [`Notify`] reacts to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NotifyOn {
     /// The run succeeded.
@@ -229,7 +250,11 @@ fn yes() -> bool {
     true
 }
 
-/// Check a noun name (tasks, plugins, schedules, ... share the rule).
+/// The name rule as a JSON Schema pattern (the "not an id" part is a separate `not`).
+pub const NAME_PATTERN: &str = "^[a-z0-9][a-z0-9._-]{0,63}$";
+
+/// Check a noun name (tasks, plugins, schedules, ... share the rule): 1-64 of
+/// `[a-z0-9._-]`, starting with a letter or digit, not shaped like an id.
 pub fn validate_name(field: &str, name: &str) -> Result<(), FieldError> {
     let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.');
     if name.is_empty() || name.len() > 64 {

@@ -17,7 +17,7 @@ pub const SCHEDULE_FIRED: &str = "sundial.schedule.fired";
 
 /// Which events a trigger reacts to: give `type` (with optional source, subject and
 /// filter) or `schedule`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventPattern {
     /// Event `type`: exact, or a glob (`sync.*`, `*.failed`).
@@ -39,7 +39,7 @@ pub struct EventPattern {
 }
 
 /// What a trigger starts: a task run or a webhook delivery (exactly one of the two).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Target {
     /// A task, by id or name (stored as the id).
@@ -51,13 +51,15 @@ pub struct Target {
 }
 
 /// A trigger's definition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TriggerSpec {
     /// Unique name (same rules as task names).
+    #[schemars(regex(pattern = crate::task::NAME_PATTERN), extend("not" = {"pattern": "^[0-7][0-9a-hjkmnp-tv-z]{25}$"}))]
     pub name: String,
     /// Free text.
     #[serde(default)]
+    #[schemars(length(max = 4096))]
     pub description: String,
     /// Disabled triggers match nothing. Default true.
     #[serde(default = "yes")]
@@ -65,6 +67,7 @@ pub struct TriggerSpec {
     /// The events it reacts to.
     pub on: EventPattern,
     /// What it starts: one or more tasks (1-100).
+    #[schemars(length(min = 1, max = 100))]
     pub targets: Vec<Target>,
     /// A JSON object merged over each target task's params (the trigger's values win).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +79,7 @@ pub struct TriggerSpec {
     /// Calendars whose excluded days and ranges it starts nothing in (names; at most
     /// 16), read in the daemon's zone unless the calendar names its own.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub calendars: Vec<String>,
     /// An event in an excluded window: `skip` (noted on the event; default) or `defer`
     /// (its targets start when the window ends, as timers).

@@ -7,7 +7,7 @@ use serde_json::Value;
 use std::time::Duration;
 
 /// HTTP method of a webhook.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum Method {
     /// POST (default).
@@ -34,7 +34,7 @@ impl Method {
 }
 
 /// How a webhook authenticates; credentials are secret names, never values.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Auth {
     /// No credentials (default).
@@ -62,7 +62,7 @@ pub enum Auth {
 }
 
 /// A header sent with every delivery.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Header {
     /// Its name.
@@ -73,7 +73,7 @@ pub struct Header {
 
 /// Retries of a delivery: exponential backoff with jitter. The default schedule (13
 /// attempts, 5 s doubling-and-a-half up to 6 h) spans about a day.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct DeliveryRetry {
     /// Attempts in all, 1-50. Default 13.
@@ -119,10 +119,11 @@ impl DeliveryRetry {
 }
 
 /// A webhook's definition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookSpec {
     /// Unique name (same rules as task names).
+    #[schemars(regex(pattern = crate::task::NAME_PATTERN), extend("not" = {"pattern": "^[0-7][0-9a-hjkmnp-tv-z]{25}$"}))]
     pub name: String,
     /// Free text.
     #[serde(default)]

@@ -12,7 +12,32 @@ use axum::response::Response;
 /// Bytes read from the archive per body chunk: 64 KiB.
 const CHUNK: usize = 64 << 10;
 
-pub(super) async fn backup(State(state): State<AppState>, Admin(caller): Admin) -> ApiResult<Response> {
+/// A backup archive streamed as it is read.
+pub(super) struct Archive(Response);
+
+impl axum::response::IntoResponse for Archive {
+    fn into_response(self) -> Response {
+        self.0
+    }
+}
+
+impl aide::OperationOutput for Archive {
+    type Inner = ();
+
+    fn inferred_responses(
+        _: &mut aide::generate::GenContext,
+        _: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
+        let tar = crate::answer::raw_response(
+            "application/x-tar",
+            "the backup: a tar of the store, its secret key and the admin token file",
+            serde_json::json!({ "type": "string", "format": "binary" }),
+        );
+        vec![(Some(aide::openapi::StatusCode::Code(200)), tar)]
+    }
+}
+
+pub(super) async fn backup(State(state): State<AppState>, Admin(caller): Admin) -> ApiResult<Archive> {
     let dir = state.data_dir.clone();
     let work = dir.join(format!("backup-{}", sundial_core::ids::new_id()));
     std::fs::create_dir(&work).map_err(|e| ApiError::internal(format!("{}: {e}", work.display())))?;
@@ -77,5 +102,5 @@ pub(super) async fn backup(State(state): State<AppState>, Admin(caller): Admin) 
         headers.insert(header::CONTENT_LENGTH, v);
     }
     tracing::info!(bytes = size, by = %caller.who(), "backup made");
-    Ok(response)
+    Ok(Archive(response))
 }

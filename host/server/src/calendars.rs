@@ -3,10 +3,10 @@
 //! Every change is handed to the scheduler at once (see [`sundial_core::calendar`]).
 
 use super::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::answer::{Created, Deleted};
 use crate::extract::{JsonBody, QueryParams};
 use axum::Json;
 use axum::extract::{FromRequest, Path, Request, State};
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sundial_core::calendar::{CalendarSpec, Maintenance};
@@ -37,17 +37,30 @@ impl FromRequest<AppState> for SpecBody {
     }
 }
 
+impl aide::OperationInput for SpecBody {
+    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+        JsonBody::<CalendarSpec>::operation_input(ctx, operation);
+    }
+
+    fn inferred_early_responses(
+        ctx: &mut aide::generate::GenContext,
+        operation: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
+        JsonBody::<CalendarSpec>::inferred_early_responses(ctx, operation)
+    }
+}
+
 pub(super) async fn create(
     State(state): State<AppState>,
     Operator(caller): Operator,
     SpecBody(spec): SpecBody,
-) -> ApiResult<(StatusCode, Json<CalendarSpec>)> {
+) -> ApiResult<Created<CalendarSpec>> {
     state
         .engines
         .scheduler
         .put_calendar(spec.clone(), true, caller.who())
         .await?;
-    Ok((StatusCode::CREATED, Json(spec)))
+    Ok(Created(spec))
 }
 
 pub(super) async fn replace(
@@ -71,7 +84,7 @@ pub(super) async fn replace(
 }
 
 /// `GET /v1/calendars`.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct CalendarList {
     calendars: Vec<CalendarSpec>,
 }
@@ -98,25 +111,26 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Operator(caller): Operator,
     Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Deleted> {
     state
         .engines
         .scheduler
         .delete_calendar(&name, caller.who())
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Deleted)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CheckQuery {
     #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     at: Option<DateTime<Utc>>,
     timezone: Option<String>,
 }
 
 /// The answer of a check: whether `at` is excluded, and by which window.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct CheckAnswer {
     at: String,
     excluded: bool,
@@ -124,7 +138,7 @@ pub(super) struct CheckAnswer {
 }
 
 /// An excluded window around the instant checked.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct WindowView {
     start: String,
     end: String,
@@ -158,7 +172,7 @@ pub(super) async fn check(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StartMaintenance {
     /// How long: `2h`, `30m`, `1d` (1 minute to 30 days).
@@ -166,11 +180,14 @@ pub(super) struct StartMaintenance {
     duration: String,
     /// When it starts (default now).
     #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     from: Option<DateTime<Utc>>,
     /// The schedules it holds (names or ids); empty or absent: all.
     #[serde(default)]
     schedules: Vec<String>,
+    /// Why (shown in the agenda and on skipped slots).
     #[serde(default)]
+    #[schemars(length(max = 1000))]
     reason: String,
 }
 
@@ -178,7 +195,7 @@ pub(super) async fn start_maintenance(
     State(state): State<AppState>,
     Operator(caller): Operator,
     JsonBody(req): JsonBody<StartMaintenance>,
-) -> ApiResult<(StatusCode, Json<MaintenanceView>)> {
+) -> ApiResult<Created<MaintenanceView>> {
     let length = sundial_core::limits::parse_duration(&req.duration)
         .map_err(|e| ApiError::invalid_field(format!("for: {e}")))?;
     let length =
@@ -216,11 +233,11 @@ pub(super) async fn start_maintenance(
         by: caller.who().to_string(),
     };
     let m = state.engines.scheduler.add_maintenance(m, caller.who()).await?;
-    Ok((StatusCode::CREATED, Json(MaintenanceView::new(&state, m))))
+    Ok(Created(MaintenanceView::new(&state, m)))
 }
 
 /// A maintenance window as the API shows it: whether it is in force now.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct MaintenanceView {
     #[serde(flatten)]
     window: Maintenance,
@@ -236,7 +253,7 @@ impl MaintenanceView {
 }
 
 /// `GET /v1/maintenance`.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct MaintenanceList {
     windows: Vec<MaintenanceView>,
 }

@@ -15,18 +15,24 @@ use sundial_engine::clock::ClockError;
 /// Longest single advance: 100 years, in seconds.
 pub const MAX_ADVANCE_SECONDS: u64 = 100 * 366 * 24 * 3600;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("oneOf" = [
+    { "required": ["to"], "properties": { "to": { "type": "string" }, "advance_seconds": { "type": "null" } } },
+    { "required": ["advance_seconds"], "properties": { "advance_seconds": { "type": "integer" }, "to": { "type": "null" } } }
+]))]
 pub(super) struct MoveRequest {
     /// Move to this instant (RFC 3339, kept to the millisecond).
     #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     to: Option<DateTime<Utc>>,
     /// Or move forward by this many seconds.
+    #[schemars(range(max = 3_162_240_000u64))]
     advance_seconds: Option<u64>,
 }
 
 /// The scheduler's clock: its time, and whether it is a test clock.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct ClockView {
     now: String,
     manual: bool,

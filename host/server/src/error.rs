@@ -133,7 +133,12 @@ impl From<sundial_core::task::FieldError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = serde_json::json!({ "error": { "code": self.code, "message": self.message } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_string(),
+                message: self.message,
+            },
+        };
         let mut response = (self.status, axum::Json(body)).into_response();
         if self.status == StatusCode::SERVICE_UNAVAILABLE || self.status == StatusCode::TOO_MANY_REQUESTS {
             // Clients should come back, not hammer: a second is the store's reopen pace.
@@ -148,3 +153,45 @@ impl IntoResponse for ApiError {
 
 /// Result of an API handler.
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// The body of every error answer.
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// `code` for programs, `message` for people (it names the field or the thing).
+#[derive(serde::Serialize, schemars::JsonSchema)]
+pub struct ErrorDetail {
+    /// A stable code such as `invalid_field`, `not_found`, `conflict`.
+    pub code: String,
+    /// What went wrong, naming the field or the thing.
+    pub message: String,
+}
+
+/// Every handler may answer these (the role gates and body extractors add theirs).
+impl aide::OperationOutput for ApiError {
+    type Inner = ErrorBody;
+
+    fn inferred_responses(
+        ctx: &mut aide::generate::GenContext,
+        _: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
+        use aide::openapi::StatusCode::Code;
+        let mut answer = |status: u16, when: &str| {
+            (
+                Some(Code(status)),
+                crate::answer::json_response::<ErrorBody>(ctx, when),
+            )
+        };
+        vec![
+            answer(400, "invalid input (the message names the field)"),
+            answer(404, "not found (the message names what)"),
+            answer(
+                503,
+                "overloaded (max_requests in progress) or the data disk is failing; Retry-After says when to try again",
+            ),
+        ]
+    }
+}

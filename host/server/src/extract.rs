@@ -153,12 +153,14 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for QueryPa
 }
 
 /// `?limit=N&cursor=ID` of the paginated lists.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
-    /// Most items (1-1000). Default 50.
+    /// Page size, 1-1000. Default 50.
+    #[schemars(range(min = 1, max = 1000))]
     pub limit: Option<usize>,
     /// Continue after this id (the previous page's `next_cursor`).
+    #[schemars(regex(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
     pub cursor: Option<String>,
 }
 
@@ -257,4 +259,133 @@ pub async fn body_bytes(req: Request, limit: usize) -> ApiResult<(HeaderMap, axu
     let (parts, body) = req.into_parts();
     let bytes = read_body(body, limit).await?;
     Ok((parts.headers, bytes))
+}
+
+// How each extractor describes itself in the OpenAPI document (see `openapi.rs`).
+
+use crate::answer::json_response;
+use crate::error::ErrorBody;
+use aide::OperationInput;
+use aide::generate::GenContext;
+use aide::openapi::{Operation, RequestBody, Response, StatusCode as Code};
+use aide::operation::{ParamLocation, add_parameters, parameters_from_schema, set_body};
+
+/// An error answer with the `ErrorBody` schema.
+fn error(ctx: &mut GenContext, status: u16, when: &str) -> (Option<Code>, Response) {
+    (Some(Code::Code(status)), json_response::<ErrorBody>(ctx, when))
+}
+
+macro_rules! document_gate {
+    ($name:ident, $roles:literal) => {
+        impl OperationInput for $name {
+            fn operation_input(_: &mut GenContext, operation: &mut Operation) {
+                operation.description = Some(concat!("Roles: ", $roles, ".").to_string());
+                operation.security = vec![[("bearer".to_string(), Vec::new())].into_iter().collect()];
+            }
+
+            fn inferred_early_responses(
+                ctx: &mut GenContext,
+                _: &mut Operation,
+            ) -> Vec<(Option<Code>, Response)> {
+                vec![
+                    error(ctx, 401, "missing or unknown token"),
+                    error(
+                        ctx,
+                        403,
+                        concat!("the token's role may not do this (it needs ", $roles, ")"),
+                    ),
+                ]
+            }
+        }
+    };
+}
+
+document_gate!(Reader, "admin, operator, viewer");
+document_gate!(Operator, "admin, operator");
+document_gate!(Admin, "admin");
+document_gate!(Ingester, "admin, operator, ingest");
+
+impl OperationInput for QueueRoom {
+    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Vec<(Option<Code>, Response)> {
+        vec![error(
+            ctx,
+            429,
+            "max_queued_runs runs wait for a worker; Retry-After says when to try again",
+        )]
+    }
+}
+
+/// The fields of `T` as query parameters.
+fn query_parameters<T: schemars::JsonSchema>(ctx: &mut GenContext, operation: &mut Operation) {
+    let schema = ctx.schema.subschema_for::<T>();
+    let params = parameters_from_schema(ctx, schema, ParamLocation::Query);
+    add_parameters(ctx, operation, params);
+}
+
+impl<T: schemars::JsonSchema> OperationInput for QueryParams<T> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        query_parameters::<T>(ctx, operation);
+    }
+}
+
+impl OperationInput for Page {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        query_parameters::<PageQuery>(ctx, operation);
+    }
+}
+
+/// A JSON request body of type `T`.
+fn json_body<T: schemars::JsonSchema>(ctx: &mut GenContext, operation: &mut Operation, required: bool) {
+    let body = RequestBody {
+        description: None,
+        content: crate::answer::json_content::<T>(ctx),
+        required,
+        extensions: Default::default(),
+    };
+    set_body(ctx, operation, body);
+}
+
+/// What reading a body may answer before the handler runs.
+fn body_errors(ctx: &mut GenContext) -> Vec<(Option<Code>, Response)> {
+    vec![
+        error(ctx, 408, "the body did not arrive within body_timeout"),
+        error(ctx, 413, "the body is over the size limit"),
+        error(ctx, 415, "not application/json"),
+    ]
+}
+
+impl<T: schemars::JsonSchema, const LIMIT: usize> OperationInput for JsonBody<T, LIMIT> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        json_body::<T>(ctx, operation, true);
+    }
+
+    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Vec<(Option<Code>, Response)> {
+        body_errors(ctx)
+    }
+}
+
+impl<T: schemars::JsonSchema> OperationInput for OptionalJsonBody<T> {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        json_body::<T>(ctx, operation, false);
+    }
+
+    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Vec<(Option<Code>, Response)> {
+        body_errors(ctx)
+    }
+}
+
+/// A PATCH body: any fields of the noun's spec; `null` resets one to its default.
+#[derive(schemars::JsonSchema)]
+#[schemars(rename = "Patch")]
+#[allow(dead_code)]
+struct PatchDoc(serde_json::Map<String, Value>);
+
+impl OperationInput for Patch {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
+        json_body::<PatchDoc>(ctx, operation, true);
+    }
+
+    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Vec<(Option<Code>, Response)> {
+        body_errors(ctx)
+    }
 }

@@ -9,6 +9,7 @@
 
 mod admin;
 pub mod admission;
+pub mod answer;
 mod backup;
 mod calendars;
 mod clock;
@@ -33,6 +34,7 @@ mod webhooks;
 pub mod error;
 pub mod extract;
 
+use aide::axum::ApiRouter;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::http::HeaderMap;
@@ -215,88 +217,166 @@ async fn healthz() -> &'static str {
 
 /// `GET /openapi.json`: the API description, for the roles that read (an `ingest`
 /// token may post events and nothing else, as for `/metrics`).
-async fn openapi_json(_: Reader) -> ApiResult<axum::Json<Value>> {
-    Ok(axum::Json(openapi::document()))
+async fn openapi_json(_: Reader, axum::Extension(doc): axum::Extension<Arc<Value>>) -> axum::Json<Value> {
+    axum::Json(Value::clone(&doc))
 }
 
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
 
-/// Declares every route once: builds the router from the list and publishes the same
-/// list as [`ROUTES`], so what the OpenAPI check compares is what the router serves.
+/// Declares every route once: builds the router from the list (aide documents each
+/// handler from its types as it routes it) and publishes the same list as [`ROUTES`],
+/// and each route's summary and extra answers as [`ROUTE_DOCS`].
 macro_rules! routes {
-    ($( $path:literal => { $( $method:ident : $handler:expr ),+ $(,)? } ),* $(,)?) => {
+    ($( $path:literal => { $( $method:ident : $handler:expr => $summary:literal $(, $code:literal : $when:literal)* ; )+ } ),* $(,)?) => {
         /// Every (method, path) the router serves, in OpenAPI path syntax (axum's
         /// `{param}` is the same), generated from the router's own route list.
         pub const ROUTES: &[(&str, &str)] = &[ $( $( (stringify!($method), $path), )+ )* ];
 
-        fn with_routes(router: Router<AppState>) -> Router<AppState> {
-            router $( .route($path, axum::routing::MethodRouter::new() $( .$method($handler) )+ ) )*
+        /// Each route's summary and the answers only its handler knows.
+        pub const ROUTE_DOCS: &[openapi::RouteDoc] = &[ $( $( openapi::RouteDoc {
+            method: stringify!($method), path: $path, summary: $summary, answers: &[ $( ($code, $when) ),* ],
+        }, )+ )* ];
+
+        fn with_routes(router: ApiRouter<AppState>) -> ApiRouter<AppState> {
+            router $( .api_route($path, aide::axum::routing::ApiMethodRouter::new() $( .$method($handler) )+ ) )*
         }
     };
 }
 
 routes! {
-    "/healthz" => { get: healthz },
-    "/metrics" => { get: metrics::metrics },
-    "/openapi.json" => { get: openapi_json },
-    "/v1/plugins" => { get: plugins::list, post: plugins::install },
-    "/v1/plugins/{name}" => { get: plugins::get, patch: plugins::update, delete: plugins::remove },
-    "/v1/tasks" => { get: resource::list::<Tasks>, post: resource::create::<Tasks> },
-    "/v1/tasks/{id}" => { get: resource::get::<Tasks>, patch: resource::update::<Tasks>, delete: resource::delete::<Tasks> },
-    "/v1/tasks/{id}/enable" => { post: resource::enable::<Tasks> },
-    "/v1/tasks/{id}/disable" => { post: resource::disable::<Tasks> },
-    "/v1/tasks/{id}/run" => { post: runs::start },
-    "/v1/runs" => { get: runs::list },
-    "/v1/runs/{id}" => { get: runs::get },
-    "/v1/runs/{id}/cancel" => { post: runs::cancel },
-    "/v1/runs/{id}/retry" => { post: retry::retry },
-    "/v1/runs/retry" => { post: retry::retry_many },
-    "/v1/runs/cancel" => { post: retry::cancel_many },
-    "/v1/tokens" => { get: tokens::list, post: tokens::create },
-    "/v1/tokens/{id}" => { delete: tokens::revoke },
-    "/v1/audit" => { get: tokens::audit },
-    "/v1/clock" => { get: clock::get, post: clock::set },
-    "/v1/events" => { get: events::list, post: events::ingest },
-    "/v1/events/{seq}" => { get: events::get },
-    "/v1/triggers" => { get: resource::list::<Triggers>, post: resource::create::<Triggers> },
-    "/v1/triggers/{id}" => { get: resource::get::<Triggers>, patch: resource::update::<Triggers>, delete: resource::delete::<Triggers> },
-    "/v1/triggers/{id}/enable" => { post: resource::enable::<Triggers> },
-    "/v1/triggers/{id}/disable" => { post: resource::disable::<Triggers> },
-    "/v1/secrets" => { get: secrets::list },
-    "/v1/secrets/{name}" => { get: secrets::get, put: secrets::set, delete: secrets::delete },
-    "/v1/webhooks" => { get: resource::list::<Webhooks>, post: resource::create::<Webhooks> },
-    "/v1/webhooks/{id}" => { get: resource::get::<Webhooks>, patch: resource::update::<Webhooks>, delete: resource::delete::<Webhooks> },
-    "/v1/webhooks/{id}/test" => { post: webhooks::test },
-    "/v1/deliveries" => { get: webhooks::deliveries },
-    "/v1/deliveries/{id}" => { get: webhooks::delivery },
-    "/v1/deliveries/{id}/retry" => { post: webhooks::retry },
-    "/v1/timers" => { get: triggers::timers },
-    "/v1/upcoming" => { get: upcoming::upcoming },
-    "/v1/calendars" => { get: calendars::list, post: calendars::create },
-    "/v1/calendars/{name}" => { get: calendars::get, put: calendars::replace, delete: calendars::delete },
-    "/v1/calendars/{name}/check" => { get: calendars::check },
-    "/v1/maintenance" => { get: calendars::list_maintenance, post: calendars::start_maintenance },
-    "/v1/maintenance/{id}/end" => { post: calendars::end_maintenance },
-    "/v1/timers/{id}" => { delete: triggers::cancel_timer },
-    "/v1/schedules/preview" => { post: schedules::preview },
-    "/v1/schedules" => { get: resource::list::<Schedules>, post: resource::create::<Schedules> },
-    "/v1/schedules/{id}" => { get: resource::get::<Schedules>, patch: resource::update::<Schedules>, delete: schedules::delete },
-    "/v1/schedules/{id}/pause" => { post: resource::disable::<Schedules> },
-    "/v1/schedules/{id}/resume" => { post: resource::enable::<Schedules> },
-    "/v1/schedules/{id}/preview" => { get: schedules::preview_saved },
-    "/v1/schedules/{id}/tasks" => { get: schedules::tasks, post: schedules::attach },
-    "/v1/schedules/{id}/tasks/{task}" => { delete: schedules::detach },
-    "/v1/admin/unreadable" => { get: admin::unreadable },
-    "/v1/admin/backup" => { get: backup::backup },
-    "/v1/admin/unreadable/{table}/{key}" => { delete: admin::delete_unreadable },
+    "/healthz" => { get: healthz => "Liveness (no token needed)"; },
+    "/metrics" => { get: metrics::metrics => "Prometheus metrics (text exposition)"; },
+    "/openapi.json" => { get: openapi_json => "This document"; },
+    "/v1/plugins" => {
+        get: plugins::list => "List plugins";
+        post: plugins::install => "Install a plugin (validated and compiled first)", 409: "name taken";
+    },
+    "/v1/plugins/{name}" => {
+        get: plugins::get => "Get a plugin, with its key-value usage and quota";
+        patch: plugins::update => "Change grants, limits, description or pinning";
+        delete: plugins::remove => "Remove a plugin (refused while tasks or webhooks use it)", 409: "used by tasks or webhooks (named)";
+    },
+    "/v1/tasks" => {
+        get: resource::list::<Tasks> => "List tasks, oldest first (follow next_cursor)";
+        post: resource::create::<Tasks> => "Create a task", 409: "name taken, or the plugin is not an action";
+    },
+    "/v1/tasks/{id}" => {
+        get: resource::get::<Tasks> => "Get a task";
+        patch: resource::update::<Tasks> => "Change fields of a task (top-level JSON merge, then full validation)", 409: "name taken, or the plugin is not an action";
+        delete: resource::delete::<Tasks> => "Delete a task (its runs stay until retention)";
+    },
+    "/v1/tasks/{id}/enable" => { post: resource::enable::<Tasks> => "Enable a task"; },
+    "/v1/tasks/{id}/disable" => { post: resource::disable::<Tasks> => "Disable a task (new runs are refused)"; },
+    "/v1/tasks/{id}/run" => {
+        post: runs::start => "Start a run; 202 once it is durably queued, 200 with the result when ?wait=true", 409: "task disabled";
+    },
+    "/v1/runs" => { get: runs::list => "List runs (the task log), newest first"; },
+    "/v1/runs/{id}" => { get: runs::get => "Get a run with its plugin log"; },
+    "/v1/runs/{id}/cancel" => { post: runs::cancel => "Cancel a queued or running run", 409: "already finished"; },
+    "/v1/runs/{id}/retry" => { post: retry::retry => "Retry (or replay) a finished run: a new run of the same task with the same params, cause and event, linked by retry_of", 409: "the run is still queued or running, or its task is disabled", 429: "max_queued_runs runs wait for a worker; Retry-After says when to try again"; },
+    "/v1/runs/retry" => { post: retry::retry_many => "Retry every finished run matching a filter"; },
+    "/v1/runs/cancel" => { post: retry::cancel_many => "Cancel every queued or running run matching a filter"; },
+    "/v1/tokens" => {
+        get: tokens::list => "List tokens (never secrets)";
+        post: tokens::create => "Create a token; the secret is in this answer only", 409: "name taken";
+    },
+    "/v1/tokens/{id}" => { delete: tokens::revoke => "Revoke a token (by id or name)", 409: "the last admin token, or the token making the request"; },
+    "/v1/audit" => { get: tokens::audit => "The audit log, newest first"; },
+    "/v1/clock" => {
+        get: clock::get => "The scheduler's clock (manual when the daemon runs with --test-clock)";
+        post: clock::set => "Move a manual test clock forward; returns once every slot due by then is recorded", 409: "the daemon runs on the system clock";
+    },
+    "/v1/events" => {
+        get: events::list => "The event log, newest first, with what each event caused";
+        post: events::ingest => "Post a CloudEvent (structured), a batch, or one event in binary mode (ce-* headers); 202 once it is stored with the runs and timers it started";
+    },
+    "/v1/events/{seq}" => { get: events::get => "One event by its seq"; },
+    "/v1/triggers" => {
+        get: resource::list::<Triggers> => "List triggers, oldest first (follow next_cursor)";
+        post: resource::create::<Triggers> => "Create a trigger", 409: "name taken";
+    },
+    "/v1/triggers/{id}" => {
+        get: resource::get::<Triggers> => "Get a trigger";
+        patch: resource::update::<Triggers> => "Change fields of a trigger (top-level JSON merge; the result is validated again)", 409: "name taken";
+        delete: resource::delete::<Triggers> => "Delete a trigger (its pending timers stay; cancel them under /v1/timers)";
+    },
+    "/v1/triggers/{id}/enable" => { post: resource::enable::<Triggers> => "Enable a trigger"; },
+    "/v1/triggers/{id}/disable" => { post: resource::disable::<Triggers> => "Disable a trigger"; },
+    "/v1/secrets" => { get: secrets::list => "Secret names with sizes and timestamps (never values)"; },
+    "/v1/secrets/{name}" => {
+        get: secrets::get => "One secret's metadata (never its value)";
+        put: secrets::set => "Set a secret (write-only; sealed with the daemon's key)";
+        delete: secrets::delete => "Delete a secret";
+    },
+    "/v1/webhooks" => {
+        get: resource::list::<Webhooks> => "List webhooks, oldest first (follow next_cursor)";
+        post: resource::create::<Webhooks> => "Create a webhook (its formatter must be an installed formatter plugin and its secrets must exist)", 409: "name taken";
+    },
+    "/v1/webhooks/{id}" => {
+        get: resource::get::<Webhooks> => "Get a webhook";
+        patch: resource::update::<Webhooks> => "Change fields of a webhook (top-level JSON merge, validated again; enabling clears disabled_reason)", 409: "name taken";
+        delete: resource::delete::<Webhooks> => "Delete a webhook (its queued deliveries die)";
+    },
+    "/v1/webhooks/{id}/test" => { post: webhooks::test => "Queue a delivery of a sample event (sundial.webhook.test)"; },
+    "/v1/deliveries" => { get: webhooks::deliveries => "Deliveries, newest first"; },
+    "/v1/deliveries/{id}" => { get: webhooks::delivery => "One delivery with its attempts"; },
+    "/v1/deliveries/{id}/retry" => { post: webhooks::retry => "Queue a dead delivery again, or make a queued one due now", 409: "already delivered"; },
+    "/v1/timers" => { get: triggers::timers => "Pending delayed trigger targets, oldest first"; },
+    "/v1/upcoming" => { get: upcoming::upcoming => "The agenda: every schedule's fires and every pending timer in the next hours, in time order, with DST changes"; },
+    "/v1/calendars" => {
+        get: calendars::list => "List calendars";
+        post: calendars::create => "Create a calendar: excluded days and ranges schedules honour", 409: "name taken";
+    },
+    "/v1/calendars/{name}" => {
+        get: calendars::get => "Get a calendar";
+        put: calendars::replace => "Replace a calendar (same name)";
+        delete: calendars::delete => "Delete a calendar (409 while schedules name it)", 409: "schedules use it";
+    },
+    "/v1/calendars/{name}/check" => { get: calendars::check => "Whether an instant is excluded, and by which window"; },
+    "/v1/maintenance" => {
+        get: calendars::list_maintenance => "List maintenance windows (ended ones are kept 30 days)";
+        post: calendars::start_maintenance => "Start a maintenance window: schedules (all, or those named) do not fire in it";
+    },
+    "/v1/maintenance/{id}/end" => { post: calendars::end_maintenance => "End a maintenance window now", 409: "already ended"; },
+    "/v1/timers/{id}" => { delete: triggers::cancel_timer => "Cancel a pending timer"; },
+    "/v1/schedules/preview" => { post: schedules::preview => "Preview the fire times of an unsaved rule (each in UTC and the zone, with DST notes)"; },
+    "/v1/schedules" => {
+        get: resource::list::<Schedules> => "List schedules with their tasks and next slot, oldest first (follow next_cursor)";
+        post: resource::create::<Schedules> => "Create a schedule", 409: "name taken";
+    },
+    "/v1/schedules/{id}" => {
+        get: resource::get::<Schedules> => "Get a schedule";
+        patch: resource::update::<Schedules> => "Change fields of a schedule (top-level JSON merge, then full validation)", 409: "name taken";
+        delete: schedules::delete => "Delete a schedule; 409 naming the tasks it drives unless ?force=true detaches them", 409: "it drives tasks (named)";
+    },
+    "/v1/schedules/{id}/pause" => { post: resource::disable::<Schedules> => "Pause a schedule"; },
+    "/v1/schedules/{id}/resume" => { post: resource::enable::<Schedules> => "Resume a schedule"; },
+    "/v1/schedules/{id}/preview" => { get: schedules::preview_saved => "Next fire times of a saved schedule"; },
+    "/v1/schedules/{id}/tasks" => {
+        get: schedules::tasks => "Tasks a schedule drives";
+        post: schedules::attach => "Attach a task";
+    },
+    "/v1/schedules/{id}/tasks/{task}" => { delete: schedules::detach => "Detach a task"; },
+    "/v1/admin/unreadable" => { get: admin::unreadable => "Stored records that do not decode (lists, pages and start-up skip them)"; },
+    "/v1/admin/backup" => { get: backup::backup => "A consistent backup of the running daemon: a tar of the store, its secret key and the admin token file (see docs/operations.md)"; },
+    "/v1/admin/unreadable/{table}/{key}" => { delete: admin::delete_unreadable => "Delete an unreadable record and the index entries that point to it (409 if it reads)", 409: "the record reads; delete it through its own API"; },
+}
+
+/// The routes (still needing the state) and the document describing them.
+pub fn documented_routes() -> (Router<AppState>, Value) {
+    let mut api = aide::openapi::OpenApi::default();
+    let router = with_routes(ApiRouter::new()).finish_api(&mut api);
+    (router, openapi::document(api, ROUTE_DOCS))
 }
 
 /// The router with every endpoint.
 pub fn router(state: AppState) -> Router {
-    with_routes(Router::new())
+    let (routes, doc) = documented_routes();
+    routes
         .fallback(not_found)
+        .layer(axum::Extension(Arc::new(doc)))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             admission::limit_requests,

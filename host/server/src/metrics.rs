@@ -23,7 +23,7 @@ use sundial_core::metrics::Histogram;
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `GET /metrics` (any role but ingest).
-pub(crate) async fn metrics(State(state): State<AppState>, _: Reader) -> ApiResult<impl IntoResponse> {
+pub(crate) async fn metrics(State(state): State<AppState>, _: Reader) -> ApiResult<Exposition> {
     // Read before encoding: a store error is an answer, not a broken exposition.
     let queue_depth = state.store.queue_depth()?;
     let mut registry = Registry::default();
@@ -31,7 +31,32 @@ pub(crate) async fn metrics(State(state): State<AppState>, _: Reader) -> ApiResu
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry)
         .map_err(|e| crate::ApiError::internal(format!("encoding metrics: {e}")))?;
-    Ok(([(header::CONTENT_TYPE, CONTENT_TYPE)], text))
+    Ok(Exposition(text))
+}
+
+/// The metrics in the OpenMetrics text format.
+pub(crate) struct Exposition(String);
+
+impl IntoResponse for Exposition {
+    fn into_response(self) -> axum::response::Response {
+        ([(header::CONTENT_TYPE, CONTENT_TYPE)], self.0).into_response()
+    }
+}
+
+impl aide::OperationOutput for Exposition {
+    type Inner = String;
+
+    fn inferred_responses(
+        _: &mut aide::generate::GenContext,
+        _: &mut aide::openapi::Operation,
+    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
+        let text = crate::answer::raw_response(
+            "application/openmetrics-text",
+            "the metrics (OpenMetrics text; docs/metrics.md lists them)",
+            serde_json::json!({ "type": "string" }),
+        );
+        vec![(Some(aide::openapi::StatusCode::Code(200)), text)]
+    }
 }
 
 /// What one scrape reports.

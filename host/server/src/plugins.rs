@@ -2,6 +2,7 @@
 //! update grants and limits, remove.
 
 use super::{Admin, ApiError, ApiResult, AppState, MAX_PLUGIN_BODY_BYTES, Reader};
+use crate::answer::{Created, Deleted};
 use crate::extract::JsonBody;
 use axum::Json;
 use axum::extract::{Path, State};
@@ -13,9 +14,11 @@ use sundial_core::limits::Limits;
 use sundial_core::plugin::{PluginRecord, PluginUpdate};
 use sundial_core::timestamp::now;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct InstallRequest {
+    /// Unique name.
+    #[schemars(regex(pattern = sundial_core::task::NAME_PATTERN), extend("not" = {"pattern": "^[0-7][0-9a-hjkmnp-tv-z]{25}$"}))]
     name: String,
     wasm_base64: String,
     #[serde(default)]
@@ -105,7 +108,7 @@ pub(super) async fn install(
     State(state): State<AppState>,
     Admin(caller): Admin,
     JsonBody(req): JsonBody<InstallRequest, MAX_PLUGIN_BODY_BYTES>,
-) -> ApiResult<(StatusCode, Json<PluginRecord>)> {
+) -> ApiResult<Created<PluginRecord>> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(req.wasm_base64.trim())
         .map_err(|e| ApiError::bad_request(format!("wasm_base64: not base64: {e}")))?;
@@ -118,17 +121,17 @@ pub(super) async fn install(
         bundled: false,
     };
     let record = install_plugin(&state, new, caller.who()).await?;
-    Ok((StatusCode::CREATED, Json(record)))
+    Ok(Created(record))
 }
 
 /// `GET /v1/plugins`.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct PluginList {
     plugins: Vec<PluginRecord>,
 }
 
 /// A plugin with what its key-value namespace holds.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct PluginView {
     #[serde(flatten)]
     record: PluginRecord,
@@ -181,7 +184,7 @@ pub(super) async fn remove(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Deleted> {
     state.store.remove_plugin(&name, caller.who()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Deleted)
 }

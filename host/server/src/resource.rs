@@ -3,11 +3,11 @@
 //! disable, delete. A noun says how it is found, checked against the store, stored and
 //! shown by implementing [`Resource`]; its file keeps only what is its own.
 
+use crate::answer::{Created, Deleted};
 use crate::extract::{JsonBody, Page, Patch};
 use crate::{ApiError, ApiResult, AppState, Operator, Reader};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::de::DeserializeOwned;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -20,7 +20,7 @@ pub(crate) trait Resource: Send + Sync + 'static {
     /// What a create takes and a PATCH merges into.
     type Spec: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
     /// How the API shows a record.
-    type View: Serialize + Send + 'static;
+    type View: Serialize + schemars::JsonSchema + Send + 'static;
 
     /// The noun in messages: `task`.
     const NOUN: &'static str;
@@ -118,15 +118,37 @@ impl<R: Resource> Serialize for ListPage<R> {
     }
 }
 
+/// `{"<plural>": [View], "next_cursor": string | null}`, named after the view.
+impl<R: Resource> schemars::JsonSchema for ListPage<R> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        format!("{}Page", R::View::schema_name()).into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let items = generator.subschema_for::<Vec<R::View>>();
+        schemars::json_schema!({
+            "type": "object",
+            "required": [R::PLURAL, "next_cursor"],
+            "properties": {
+                R::PLURAL: items,
+                "next_cursor": {
+                    "type": ["string", "null"],
+                    "description": "pass as ?cursor= for the next page; null on the last"
+                }
+            }
+        })
+    }
+}
+
 /// `POST /v1/<nouns>`: 201 with the new record.
 pub(crate) async fn create<R: Resource>(
     State(state): State<AppState>,
     Operator(caller): Operator,
     JsonBody(spec): JsonBody<R::Spec>,
-) -> ApiResult<(StatusCode, Json<R::View>)> {
+) -> ApiResult<Created<R::View>> {
     let spec = R::check(&state, spec, None)?;
     let record = R::insert(&state, spec, caller.who()).await?;
-    Ok((StatusCode::CREATED, Json(R::view(&state, record)?)))
+    Ok(Created(R::view(&state, record)?))
 }
 
 /// `GET /v1/<nouns>?limit=&cursor=`.
@@ -223,17 +245,51 @@ pub(crate) async fn delete<R: Resource>(
     State(state): State<AppState>,
     Operator(caller): Operator,
     Path(key): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Deleted> {
     R::delete(&state, &key, caller.who()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Deleted)
 }
 
-/// The fields every record adds to its spec in the API's view.
+/// The fields every record adds to its spec in the API's view. Its schema is named
+/// after the noun: `Task` for `Stamped<TaskSpec>`.
 #[derive(Serialize)]
 pub(crate) struct Stamped<S> {
+    /// The spec's fields.
     #[serde(flatten)]
     pub spec: S,
+    /// Id (ULID).
     pub id: String,
+    /// Created, RFC 3339.
     pub created_at: String,
+    /// Last changed, RFC 3339.
     pub updated_at: String,
+}
+
+// The shape of `Stamped`, derived (its description is the document's).
+#[derive(schemars::JsonSchema)]
+#[schemars(
+    transform = crate::openapi::open_object,
+    description = "A record: its spec's fields with its id and timestamps."
+)]
+#[allow(dead_code)]
+struct StampedShape<S> {
+    #[serde(flatten)]
+    spec: S,
+    /// Id (ULID).
+    id: String,
+    /// Created, RFC 3339.
+    created_at: String,
+    /// Last changed, RFC 3339.
+    updated_at: String,
+}
+
+impl<S: schemars::JsonSchema> schemars::JsonSchema for Stamped<S> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        let spec = S::schema_name();
+        spec.strip_suffix("Spec").unwrap_or(&spec).to_string().into()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        StampedShape::<S>::json_schema(generator)
+    }
 }

@@ -13,7 +13,7 @@
 
 use super::runs::{StartQuery, filter_of};
 use super::{ApiError, ApiResult, AppState, Operator};
-use crate::extract::{OptionalJsonBody, QueryParams};
+use crate::extract::{JsonBody, QueryParams};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -61,7 +61,7 @@ pub(super) async fn retry(
     Operator(caller): Operator,
     Path(id): Path<String>,
     QueryParams(query): QueryParams<StartQuery>,
-) -> ApiResult<(StatusCode, Json<Run>)> {
+) -> ApiResult<crate::answer::Started<Run>> {
     let original = state
         .store
         .run(&id)?
@@ -74,21 +74,41 @@ pub(super) async fn retry(
 }
 
 /// The filter and options of a bulk request.
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct BulkRequest {
+#[schemars(extend("not" = {
+    "description": "at least one of task, status, cause, since, until",
+    "properties": {
+        "task": { "type": "null" }, "status": { "type": "null" }, "cause": { "type": "null" },
+        "since": { "type": "null" }, "until": { "type": "null" }
+    }
+}))]
+pub(super) struct BulkRequest<const RETRY: bool> {
+    /// Task name or id.
     task: Option<String>,
+    /// Run status: a finished one to retry, queued or running to cancel.
+    #[serde(default)]
+    #[schemars(schema_with = "bulk_status::<RETRY>")]
     status: Option<String>,
+    /// What started the run.
+    #[schemars(extend("enum" = ["manual", "schedule", "event", null], "type" = ["string", "null"]))]
     cause: Option<String>,
+    /// Queued at or after (RFC 3339).
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     since: Option<String>,
+    /// Queued before (RFC 3339).
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     until: Option<String>,
+    /// Most runs, 1-1000. Default 100.
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
     #[serde(default)]
+    /// List what would be done, do nothing.
     dry_run: bool,
 }
 
 /// What one bulk request did to one run.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct BulkItem {
     /// The run matched.
     run: String,
@@ -118,7 +138,7 @@ impl BulkItem {
 }
 
 /// The answer of a bulk retry or cancel.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct BulkAnswer {
     dry_run: bool,
     matched: usize,
@@ -131,11 +151,22 @@ pub(super) struct BulkAnswer {
     runs: Vec<BulkItem>,
 }
 
+/// The statuses a bulk retry (finished ones) or cancel (unfinished ones) takes.
+fn bulk_status<const RETRY: bool>(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    let mut names: Vec<serde_json::Value> = RunStatus::ALL
+        .into_iter()
+        .filter(|s| s.is_terminal() == RETRY)
+        .map(|s| s.as_str().into())
+        .collect();
+    names.push(serde_json::Value::Null);
+    schemars::json_schema!({ "type": ["string", "null"], "enum": names })
+}
+
 /// Find the runs a bulk request acts on (those `eligible` among the matches), newest
 /// first: (runs, whether more matched than `limit`).
-fn matching(
+fn matching<const RETRY: bool>(
     state: &AppState,
-    req: &BulkRequest,
+    req: &BulkRequest<RETRY>,
     eligible: fn(RunStatus) -> bool,
     what: &str,
 ) -> ApiResult<(Vec<Run>, bool)> {
@@ -203,7 +234,7 @@ fn matching(
 pub(super) async fn retry_many(
     State(state): State<AppState>,
     Operator(caller): Operator,
-    OptionalJsonBody(req): OptionalJsonBody<BulkRequest>,
+    JsonBody(req): JsonBody<BulkRequest<true>>,
 ) -> ApiResult<Json<BulkAnswer>> {
     let (found, more) = matching(&state, &req, RunStatus::is_terminal, "retry")?;
     let mut planned = Vec::new();
@@ -247,7 +278,7 @@ pub(super) async fn retry_many(
 pub(super) async fn cancel_many(
     State(state): State<AppState>,
     _: Operator,
-    OptionalJsonBody(req): OptionalJsonBody<BulkRequest>,
+    JsonBody(req): JsonBody<BulkRequest<false>>,
 ) -> ApiResult<Json<BulkAnswer>> {
     let unfinished = |s: RunStatus| !s.is_terminal();
     let (found, more) = matching(&state, &req, unfinished, "cancel")?;

@@ -2,15 +2,15 @@
 //! and cursor pagination, get one, cancel.
 
 use super::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::answer::Started;
 use crate::extract::{OptionalJsonBody, QueryParams, QueueRoom};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// `GET /v1/runs`: one page, newest first.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct RunPage {
     runs: Vec<Run>,
     next_cursor: Option<String>,
@@ -22,15 +22,16 @@ use sundial_store::runs::RunFilter;
 /// Longest `?wait=true` before answering with the still-running run: 5 minutes.
 pub const MAX_WAIT_SECS: u64 = 300;
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StartRequest {
     params: Option<Value>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StartQuery {
+    /// Wait (up to 5 minutes) for the result.
     #[serde(default)]
     pub(super) wait: bool,
 }
@@ -42,7 +43,7 @@ pub(super) async fn start(
     Path(id): Path<String>,
     QueryParams(query): QueryParams<StartQuery>,
     OptionalJsonBody(req): OptionalJsonBody<StartRequest>,
-) -> ApiResult<(StatusCode, Json<Run>)> {
+) -> ApiResult<Started<Run>> {
     let task = state
         .store
         .task(&id)?
@@ -73,17 +74,13 @@ pub(super) async fn start(
 
 /// Queue `run` and answer: 202 with it at once, or with `wait`, 200 with the finished
 /// run (202 with it as it is after [`MAX_WAIT_SECS`]).
-pub(super) async fn enqueue_and_answer(
-    state: &AppState,
-    run: Run,
-    wait: bool,
-) -> ApiResult<(StatusCode, Json<Run>)> {
+pub(super) async fn enqueue_and_answer(state: &AppState, run: Run, wait: bool) -> ApiResult<Started<Run>> {
     let mut runs = state.engines.outbox.enqueue_runs(vec![run]).await?;
     let run = runs
         .pop()
         .ok_or_else(|| ApiError::internal("enqueue returned nothing"))?;
     if !wait {
-        return Ok((StatusCode::ACCEPTED, Json(run)));
+        return Ok(Started::Queued(run));
     }
     let waited = tokio::time::timeout(
         std::time::Duration::from_secs(MAX_WAIT_SECS),
@@ -91,24 +88,34 @@ pub(super) async fn enqueue_and_answer(
     )
     .await;
     match waited {
-        Ok(Ok(done)) => Ok((StatusCode::OK, Json(done))),
+        Ok(Ok(done)) => Ok(Started::Finished(done)),
         Ok(Err(e)) => Err(e.into()),
-        Err(_) => Ok((
-            StatusCode::ACCEPTED,
-            Json(state.store.run(&run.id)?.unwrap_or(run)),
-        )),
+        Err(_) => Ok(Started::Queued(state.store.run(&run.id)?.unwrap_or(run))),
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
-pub(super) struct ListQuery {
+pub(super) struct RunQuery {
+    /// Task id or name.
     task: Option<String>,
+    /// Run status.
+    #[schemars(with = "Option<sundial_core::run::RunStatus>")]
     status: Option<String>,
+    /// What started the run.
+    #[schemars(extend("enum" = ["manual", "schedule", "event", null], "type" = ["string", "null"]))]
     cause: Option<String>,
+    /// Queued at or after (RFC 3339).
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     since: Option<String>,
+    /// Queued before (RFC 3339).
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     until: Option<String>,
+    /// Page size, 1-1000. Default 50.
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
+    /// Continue after this id (the previous page's `next_cursor`).
+    #[schemars(regex(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
     cursor: Option<String>,
 }
 
@@ -124,7 +131,7 @@ pub(super) fn check_time(field: &str, value: &Option<String>) -> ApiResult<Optio
 pub(super) async fn list(
     State(state): State<AppState>,
     _: Reader,
-    QueryParams(q): QueryParams<ListQuery>,
+    QueryParams(q): QueryParams<RunQuery>,
 ) -> ApiResult<Json<RunPage>> {
     let limit = q.limit.unwrap_or(50);
     if !(1..=1000).contains(&limit) {

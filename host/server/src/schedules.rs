@@ -3,6 +3,7 @@
 //! unsaved rules.
 
 use super::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::answer::Deleted;
 use crate::extract::{JsonBody, QueryParams};
 use crate::resource::Resource;
 use axum::Json;
@@ -10,7 +11,6 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use sundial_core::schedule::spec::ScheduleSpec;
 use sundial_core::schedule::{Rule, Timing};
 use sundial_store::schedules::ScheduleRecord;
@@ -18,7 +18,7 @@ use sundial_store::schedules::ScheduleRecord;
 /// Most fire times one preview returns.
 pub const MAX_PREVIEW: usize = 1440;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PreviewRequest {
     rule: Rule,
@@ -26,13 +26,17 @@ pub(super) struct PreviewRequest {
     #[serde(default)]
     timezone: String,
     #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     start: Option<DateTime<Utc>>,
     #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     end: Option<DateTime<Utc>>,
     /// Fire times after this instant (default: now).
     #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     from: Option<DateTime<Utc>>,
     /// How many (1-1440, default 10).
+    #[schemars(range(min = 1, max = 1440))]
     count: Option<usize>,
 }
 
@@ -60,7 +64,7 @@ pub(super) async fn preview(
 }
 
 /// The next fire times of a rule, in UTC and in its zone, with DST notes.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct Preview {
     timezone: String,
     /// The rule in words.
@@ -69,7 +73,7 @@ pub(super) struct Preview {
 }
 
 /// One fire time of a preview.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct PreviewSlot {
     utc: String,
     local: String,
@@ -95,9 +99,37 @@ impl Preview {
     }
 }
 
-/// A schedule as the API shows it: spec fields plus id, timestamps, tasks, next slot.
-fn view(state: &AppState, record: &ScheduleRecord) -> ApiResult<Value> {
-    let mut v = serde_json::to_value(&record.spec).map_err(|e| ApiError::internal(e.to_string()))?;
+/// A schedule as the API shows it: its spec's fields, id and timestamps, the attached
+/// tasks, the last and next slot and the rule in words.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::openapi::open_object)]
+pub(crate) struct ScheduleView {
+    /// The spec's fields.
+    #[serde(flatten)]
+    spec: ScheduleSpec,
+    /// Id (ULID).
+    id: String,
+    /// Created, RFC 3339.
+    created_at: String,
+    /// Last changed, RFC 3339.
+    updated_at: String,
+    /// The last slot that fired or was recorded missed, UTC.
+    last_slot: Option<String>,
+    /// The next fire, UTC (null when paused or done).
+    next_slot: Option<String>,
+    /// The next fire on the schedule's wall clock, with its offset.
+    next_slot_local: Option<String>,
+    /// The rule in words, in the schedule's zone, e.g. `every week on Mon-Fri at 18:00
+    /// (Europe/Berlin)`.
+    summary: String,
+    /// Ids of the attached tasks.
+    tasks: Vec<String>,
+    /// Their names, in the same order.
+    task_names: Vec<String>,
+}
+
+/// A schedule as the API shows it.
+fn view(state: &AppState, record: ScheduleRecord) -> ApiResult<ScheduleView> {
     let now = state.engines.scheduler.clock().now();
     let start = record.spec.start.unwrap_or(now);
     let next = Timing::new(
@@ -110,42 +142,30 @@ fn view(state: &AppState, record: &ScheduleRecord) -> ApiResult<Value> {
     .ok()
     .filter(|_| record.spec.enabled)
     .and_then(|t| t.next_after(record.last_slot.unwrap_or(now).max(now)));
-    if let Value::Object(m) = &mut v {
-        m.insert("id".into(), json!(record.id));
-        m.insert("created_at".into(), json!(record.created_at));
-        m.insert("updated_at".into(), json!(record.updated_at));
-        m.insert(
-            "last_slot".into(),
-            json!(record.last_slot.map(sundial_core::timestamp::text)),
+    let summary = sundial_core::schedule::words::describe(&record.spec.rule, &record.spec.timezone, start);
+    let tasks = state.store.schedule_tasks(&record.id)?;
+    let mut task_names = Vec::with_capacity(tasks.len());
+    for id in &tasks {
+        task_names.push(
+            state
+                .store
+                .task(id)?
+                .map(|t| t.spec.name)
+                .unwrap_or_else(|| id.clone()),
         );
-        m.insert(
-            "next_slot".into(),
-            json!(next.as_ref().map(|s| sundial_core::timestamp::text(s.at))),
-        );
-        m.insert("next_slot_local".into(), json!(next.map(|s| s.local)));
-        m.insert(
-            "summary".into(),
-            json!(sundial_core::schedule::words::describe(
-                &record.spec.rule,
-                &record.spec.timezone,
-                start
-            )),
-        );
-        let ids = state.store.schedule_tasks(&record.id)?;
-        let mut names = Vec::with_capacity(ids.len());
-        for id in &ids {
-            names.push(
-                state
-                    .store
-                    .task(id)?
-                    .map(|t| t.spec.name)
-                    .unwrap_or_else(|| id.clone()),
-            );
-        }
-        m.insert("tasks".into(), json!(ids));
-        m.insert("task_names".into(), json!(names));
     }
-    Ok(v)
+    Ok(ScheduleView {
+        id: record.id,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+        last_slot: record.last_slot.map(sundial_core::timestamp::text),
+        next_slot: next.as_ref().map(|s| sundial_core::timestamp::text(s.at)),
+        next_slot_local: next.map(|s| s.local),
+        summary,
+        tasks,
+        task_names,
+        spec: record.spec,
+    })
 }
 
 /// Every calendar a schedule names must exist (404 naming the first that does not).
@@ -167,7 +187,7 @@ pub(crate) struct Schedules;
 impl Resource for Schedules {
     type Record = ScheduleRecord;
     type Spec = ScheduleSpec;
-    type View = Value;
+    type View = ScheduleView;
     const NOUN: &'static str = "schedule";
     const PLURAL: &'static str = "schedules";
     const FIXED: &'static [&'static str] = &[
@@ -238,14 +258,15 @@ impl Resource for Schedules {
         Ok(())
     }
 
-    fn view(state: &AppState, record: ScheduleRecord) -> ApiResult<Value> {
-        view(state, &record)
+    fn view(state: &AppState, record: ScheduleRecord) -> ApiResult<ScheduleView> {
+        view(state, record)
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DeleteQuery {
+    /// Detach its tasks and delete.
     #[serde(default)]
     force: bool,
 }
@@ -255,23 +276,23 @@ pub(super) async fn delete(
     Operator(caller): Operator,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<DeleteQuery>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Deleted> {
     state
         .engines
         .scheduler
         .delete_schedule(&id, q.force, caller.who())
         .await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Deleted)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AttachRequest {
     task: String,
 }
 
 /// The tasks a schedule drives (ids).
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct LinkedTasks {
     tasks: Vec<String>,
 }
@@ -306,11 +327,14 @@ pub(super) async fn detach(
     Ok(Json(LinkedTasks { tasks }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PreviewQuery {
+    /// How many, 1-1440. Default 10.
+    #[schemars(range(min = 1, max = 1440))]
     count: Option<usize>,
     #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     from: Option<DateTime<Utc>>,
 }
 

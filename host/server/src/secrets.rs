@@ -2,10 +2,10 @@
 //! never returned, logged or written to the audit log.
 
 use super::{Admin, ApiError, ApiResult, AppState, Operator};
+use crate::answer::{Deleted, Upserted};
 use crate::extract::JsonBody;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sundial_core::secret::{MAX_SECRET_BYTES, validate_name};
 use sundial_store::secrets::{SecretInfo, SecretRecord};
@@ -14,14 +14,16 @@ use sundial_store::secrets::{SecretInfo, SecretRecord};
 const MAX_SECRET_BODY: usize = MAX_SECRET_BYTES * 2 + 1024;
 
 /// `GET /v1/secrets`: names and metadata, never values.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct SecretList {
     secrets: Vec<SecretInfo>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SetRequest {
+    /// The value: 1-65536 characters.
+    #[schemars(length(min = 1, max = 65_536))]
     value: String,
 }
 
@@ -44,13 +46,28 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for SecretName {
     }
 }
 
+/// The path of a secret, as the document shows it.
+#[derive(schemars::JsonSchema)]
+#[allow(dead_code)]
+struct SecretPath {
+    /// Secret name: 1-128 letters, digits, `_`, `-`, `.`.
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_.-]{1,128}$"))]
+    name: String,
+}
+
+impl aide::OperationInput for SecretName {
+    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+        <Path<SecretPath>>::operation_input(ctx, operation);
+    }
+}
+
 pub(super) async fn set(
     State(state): State<AppState>,
     Admin(caller): Admin,
     SecretName(name): SecretName,
     // Parse errors from serde name the field and position, never the value.
     JsonBody(req): JsonBody<SetRequest, MAX_SECRET_BODY>,
-) -> ApiResult<(StatusCode, Json<SecretInfo>)> {
+) -> ApiResult<Upserted<SecretInfo>> {
     let chars = req.value.chars().count();
     if chars == 0 || chars > MAX_SECRET_BYTES {
         return Err(ApiError::bad_request(format!(
@@ -67,12 +84,11 @@ pub(super) async fn set(
         sealed,
     };
     let (info, created) = state.store.put_secret(record, caller.who()).await?;
-    let status = if created {
-        StatusCode::CREATED
+    Ok(if created {
+        Upserted::Created(info)
     } else {
-        StatusCode::OK
-    };
-    Ok((status, Json(info)))
+        Upserted::Replaced(info)
+    })
 }
 
 pub(super) async fn list(State(state): State<AppState>, _: Operator) -> ApiResult<Json<SecretList>> {
@@ -97,7 +113,7 @@ pub(super) async fn delete(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(name): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Deleted> {
     state.store.delete_secret(&name, caller.who()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Deleted)
 }

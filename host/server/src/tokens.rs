@@ -2,17 +2,17 @@
 //! `/v1/audit`: the audit log, with filters and cursor pagination.
 
 use super::{Admin, ApiError, ApiResult, AppState, Reader};
+use crate::answer::{Created, Deleted};
 use crate::extract::{JsonBody, Page, QueryParams};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sundial_core::timestamp::now;
 use sundial_store::audit::{AuditEntry, AuditFilter};
 use sundial_store::tokens::{Role, TokenRecord};
 
 /// A new token: its record and its secret, shown this once.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct NewToken {
     #[serde(flatten)]
     record: TokenRecord,
@@ -20,21 +20,23 @@ pub(super) struct NewToken {
 }
 
 /// `GET /v1/tokens`.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct TokenList {
     tokens: Vec<TokenRecord>,
 }
 
 /// `GET /v1/audit`: one page, newest first.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct AuditPage {
     entries: Vec<AuditEntry>,
     next_cursor: Option<String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct CreateToken {
+    /// Unique name.
+    #[schemars(regex(pattern = sundial_core::task::NAME_PATTERN), extend("not" = {"pattern": "^[0-7][0-9a-hjkmnp-tv-z]{25}$"}))]
     name: String,
     role: Role,
 }
@@ -43,7 +45,7 @@ pub(super) async fn create(
     State(state): State<AppState>,
     Admin(caller): Admin,
     JsonBody(req): JsonBody<CreateToken>,
-) -> ApiResult<(StatusCode, Json<NewToken>)> {
+) -> ApiResult<Created<NewToken>> {
     sundial_core::task::validate_name("name", &req.name)?;
     let secret = sundial_store::tokens::new_token_secret().map_err(ApiError::internal)?;
     let record = TokenRecord {
@@ -53,7 +55,7 @@ pub(super) async fn create(
         created_at: now(),
     };
     let record = state.store.insert_token(&secret, record, caller.who()).await?;
-    Ok((StatusCode::CREATED, Json(NewToken { record, secret })))
+    Ok(Created(NewToken { record, secret }))
 }
 
 pub(super) async fn list(State(state): State<AppState>, _: Admin) -> ApiResult<Json<TokenList>> {
@@ -66,7 +68,7 @@ pub(super) async fn revoke(
     State(state): State<AppState>,
     Admin(caller): Admin,
     Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Deleted> {
     // Revoking the token in use would lock the caller out mid-session: another admin
     // token revokes it (and the last admin token cannot be revoked at all).
     if id == caller.token.id || id == caller.token.name {
@@ -76,18 +78,29 @@ pub(super) async fn revoke(
         )));
     }
     state.store.revoke_token(&id, caller.who()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Deleted)
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuditQuery {
+    /// plugin, task, token, ...
     noun: Option<String>,
+    /// Token name.
     actor: Option<String>,
+    /// Id or name of the thing changed.
     target: Option<String>,
+    /// At at or after (RFC 3339).
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     since: Option<String>,
+    /// At before (RFC 3339).
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     until: Option<String>,
+    /// Page size, 1-1000. Default 50.
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
+    /// Continue after this id (the previous page's `next_cursor`).
+    #[schemars(regex(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
     cursor: Option<String>,
 }
 

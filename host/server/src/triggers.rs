@@ -2,14 +2,15 @@
 //! delete) and `/v1/timers` (pending delayed targets: list, cancel).
 
 use super::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::answer::Deleted;
 use crate::extract::{Page, QueryParams};
 use crate::resource::Resource;
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
-use sundial_core::trigger::{Target, TriggerSpec};
+use serde_json::Value;
+use sundial_core::schedule::spec::Excluded;
+use sundial_core::trigger::{EventPattern, Target, TriggerSpec};
 use sundial_store::timers::Timer;
 use sundial_store::triggers::TriggerRecord;
 
@@ -57,37 +58,139 @@ fn resolve(state: &AppState, mut spec: TriggerSpec) -> ApiResult<TriggerSpec> {
     Ok(spec)
 }
 
-/// A trigger as the API shows it: spec fields (targets with names) plus id and
-/// timestamps.
-fn view(state: &AppState, record: &TriggerRecord) -> ApiResult<Value> {
-    let mut v = serde_json::to_value(&record.spec).map_err(|e| ApiError::internal(e.to_string()))?;
-    let mut targets = Vec::new();
-    for Target { task, webhook } in &record.spec.targets {
-        if let Some(task) = task {
-            let name = state.store.task(task)?.map(|t| t.spec.name);
-            targets.push(json!({ "task": name.clone().unwrap_or_else(|| task.clone()), "task_id": task, "missing": name.is_none() }));
+/// A trigger as the API shows it: its spec with names where the spec stores ids (each
+/// with the id beside it, and `missing` when the thing is gone), plus id and timestamps.
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct TriggerView {
+    /// Unique name.
+    name: String,
+    /// Free text.
+    description: String,
+    /// Disabled triggers match nothing.
+    enabled: bool,
+    /// The events it reacts to.
+    on: OnView,
+    /// What it starts.
+    targets: Vec<TargetView>,
+    /// Merged over each target task's params.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<Value>,
+    /// How long after the event its targets start.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delay: Option<String>,
+    /// Calendars whose excluded windows it starts nothing in.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    calendars: Vec<String>,
+    /// What an event in an excluded window does.
+    #[serde(skip_serializing_if = "is_skip")]
+    excluded: Excluded,
+    /// Id (ULID).
+    id: String,
+    /// Created, RFC 3339.
+    created_at: String,
+    /// Last changed, RFC 3339.
+    updated_at: String,
+}
+
+fn is_skip(e: &Excluded) -> bool {
+    *e == Excluded::Skip
+}
+
+/// The event pattern, with the schedule's name (and its id) when it reacts to one.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(transform = crate::openapi::open_object)]
+pub(crate) struct OnView {
+    /// The pattern (`schedule` is the schedule's name).
+    #[serde(flatten)]
+    pattern: EventPattern,
+    /// The schedule's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    schedule_id: Option<String>,
+    /// True when the schedule is gone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    missing: Option<bool>,
+}
+
+/// A target by name, with its id; `missing` when it is gone (the name is then the id).
+#[derive(Serialize, schemars::JsonSchema)]
+pub(crate) struct TargetView {
+    /// The task's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task: Option<String>,
+    /// The task's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task_id: Option<String>,
+    /// The webhook's name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook: Option<String>,
+    /// The webhook's id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    webhook_id: Option<String>,
+    /// True when the task or webhook is gone.
+    missing: bool,
+}
+
+/// A trigger as the API shows it.
+fn view(state: &AppState, record: TriggerRecord) -> ApiResult<TriggerView> {
+    let TriggerSpec {
+        name,
+        description,
+        enabled,
+        mut on,
+        targets,
+        context,
+        delay,
+        calendars,
+        excluded,
+    } = record.spec;
+    let mut shown = Vec::with_capacity(targets.len());
+    for Target { task, webhook } in targets {
+        if let Some(id) = task {
+            let name = state.store.task(&id)?.map(|t| t.spec.name);
+            shown.push(TargetView {
+                missing: name.is_none(),
+                task: Some(name.unwrap_or_else(|| id.clone())),
+                task_id: Some(id),
+                webhook: None,
+                webhook_id: None,
+            });
         }
-        if let Some(hook) = webhook {
-            let name = state.store.webhook(hook)?.map(|w| w.spec.name);
-            targets.push(json!({ "webhook": name.clone().unwrap_or_else(|| hook.clone()), "webhook_id": hook, "missing": name.is_none() }));
+        if let Some(id) = webhook {
+            let name = state.store.webhook(&id)?.map(|w| w.spec.name);
+            shown.push(TargetView {
+                missing: name.is_none(),
+                task: None,
+                task_id: None,
+                webhook: Some(name.unwrap_or_else(|| id.clone())),
+                webhook_id: Some(id),
+            });
         }
     }
-    if let Value::Object(m) = &mut v {
-        if let Some(id) = &record.spec.on.schedule {
-            let name = state.store.schedule(id)?.map(|s| s.spec.name);
-            let mut on = json!({ "schedule": name.clone().unwrap_or_else(|| id.clone()), "schedule_id": id,
-                                 "missing": name.is_none() });
-            if let Some(filter) = &record.spec.on.filter {
-                on["filter"] = filter.clone();
-            }
-            m.insert("on".into(), on);
-        }
-        m.insert("targets".into(), Value::Array(targets));
-        m.insert("id".into(), json!(record.id));
-        m.insert("created_at".into(), json!(record.created_at));
-        m.insert("updated_at".into(), json!(record.updated_at));
+    let (mut schedule_id, mut missing) = (None, None);
+    if let Some(id) = on.schedule.take() {
+        let name = state.store.schedule(&id)?.map(|s| s.spec.name);
+        missing = Some(name.is_none());
+        on.schedule = Some(name.unwrap_or_else(|| id.clone()));
+        schedule_id = Some(id);
     }
-    Ok(v)
+    Ok(TriggerView {
+        name,
+        description,
+        enabled,
+        on: OnView {
+            pattern: on,
+            schedule_id,
+            missing,
+        },
+        targets: shown,
+        context,
+        delay,
+        calendars,
+        excluded,
+        id: record.id,
+        created_at: record.created_at,
+        updated_at: record.updated_at,
+    })
 }
 
 /// The trigger noun. Changes go through the router, which keeps its index of
@@ -97,7 +200,7 @@ pub(crate) struct Triggers;
 impl Resource for Triggers {
     type Record = TriggerRecord;
     type Spec = TriggerSpec;
-    type View = Value;
+    type View = TriggerView;
     const NOUN: &'static str = "trigger";
     const PLURAL: &'static str = "triggers";
     const FIXED: &'static [&'static str] = &["id", "created_at", "updated_at"];
@@ -132,22 +235,28 @@ impl Resource for Triggers {
         Ok(())
     }
 
-    fn view(state: &AppState, record: TriggerRecord) -> ApiResult<Value> {
-        view(state, &record)
+    fn view(state: &AppState, record: TriggerRecord) -> ApiResult<TriggerView> {
+        view(state, record)
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TimerQuery {
+    /// Only timers of this trigger (id or name).
     trigger: Option<String>,
+    /// Only timers of this task (id or name).
     task: Option<String>,
+    /// Page size, 1-1000. Default 50.
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
+    /// Continue after this id (the previous page's `next_cursor`).
+    #[schemars(regex(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
     cursor: Option<String>,
 }
 
 /// `GET /v1/timers`: one page of pending delayed targets, soonest first.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct TimerPage {
     timers: Vec<Timer>,
     next_cursor: Option<String>,
@@ -186,7 +295,7 @@ pub(super) async fn cancel_timer(
     State(state): State<AppState>,
     Operator(caller): Operator,
     Path(id): Path<String>,
-) -> ApiResult<StatusCode> {
+) -> ApiResult<Deleted> {
     state.store.cancel_timer(&id, caller.who()).await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(Deleted)
 }

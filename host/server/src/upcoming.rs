@@ -6,7 +6,6 @@ use crate::extract::QueryParams;
 use axum::Json;
 use axum::extract::State;
 use serde::Deserialize;
-use serde_json::Value;
 use sundial_core::schedule::agenda::{Pending, Scheduled, agenda};
 
 /// Window by default: 24 hours.
@@ -17,11 +16,16 @@ pub const MAX_HOURS: u32 = 744;
 pub const DEFAULT_LIMIT: usize = 200;
 const MAX_LIMIT: usize = 10_000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct UpcomingQuery {
+    /// Window, 1-744 hours. Default 24.
+    #[schemars(range(min = 1, max = 744))]
     hours: Option<u32>,
+    /// Only what starts this task (name or id).
     task: Option<String>,
+    /// Most entries, 1-10000. Default 200.
+    #[schemars(range(min = 1, max = 10000))]
     limit: Option<usize>,
 }
 
@@ -29,7 +33,7 @@ pub(super) async fn upcoming(
     State(state): State<AppState>,
     _: Reader,
     QueryParams(q): QueryParams<UpcomingQuery>,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Json<sundial_core::schedule::agenda::Agenda>> {
     let hours = q.hours.unwrap_or(DEFAULT_HOURS);
     if !(1..=MAX_HOURS).contains(&hours) {
         return Err(ApiError::bad_request(format!(
@@ -145,7 +149,5 @@ pub(super) async fn upcoming(
             });
         }
     }
-    serde_json::to_value(a)
-        .map(Json)
-        .map_err(|e| ApiError::internal(e.to_string()))
+    Ok(Json(a))
 }

@@ -2,11 +2,11 @@
 //! webhooks' task log: list, get, retry).
 
 use super::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::answer::Accepted;
 use crate::extract::{Page, QueryParams};
 use crate::resource::{Resource, Stamped};
 use axum::Json;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sundial_core::webhook::{Auth, WebhookSpec};
@@ -14,7 +14,7 @@ use sundial_engine::outbox::Committed;
 use sundial_store::webhooks::{Delivery, DeliveryFilter, DeliveryStatus, WebhookRecord};
 
 /// `GET /v1/deliveries`: one page, newest first.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(super) struct DeliveryPage {
     deliveries: Vec<Delivery>,
     next_cursor: Option<String>,
@@ -66,7 +66,7 @@ pub(crate) struct Webhooks;
 
 /// A webhook as the API shows it: the spec's fields, id, timestamps, and why it was
 /// disabled (a 410 from its receiver), if it was.
-#[derive(Serialize)]
+#[derive(Serialize, schemars::JsonSchema)]
 pub(crate) struct WebhookView {
     #[serde(flatten)]
     stamped: Stamped<WebhookSpec>,
@@ -135,7 +135,7 @@ pub(super) async fn test(
     State(state): State<AppState>,
     Operator(caller): Operator,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, Json<Delivery>)> {
+) -> ApiResult<Accepted<Delivery>> {
     let hook = Webhooks::get(&state, &id)?;
     let mut d = sundial_store::webhooks::Delivery::queued(&hook, "test", 0);
     d.event = Some(sundial_core::invocation::Event {
@@ -154,15 +154,22 @@ pub(super) async fn test(
         .await?
         .value;
     let d = stored.remove(0);
-    Ok((StatusCode::ACCEPTED, Json(d)))
+    Ok(Accepted(d))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct DeliveryQuery {
+    /// Only this webhook (id or name).
     webhook: Option<String>,
+    /// queued, delivered or dead.
+    #[schemars(extend("enum" = ["queued", "delivered", "dead", null], "type" = ["string", "null"]))]
     status: Option<String>,
+    /// Page size, 1-1000. Default 50.
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
+    /// Continue after this id (the previous page's `next_cursor`).
+    #[schemars(regex(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
     cursor: Option<String>,
 }
 
@@ -216,7 +223,7 @@ pub(super) async fn retry(
     State(state): State<AppState>,
     _: Operator,
     Path(id): Path<String>,
-) -> ApiResult<(StatusCode, Json<Delivery>)> {
+) -> ApiResult<Accepted<Delivery>> {
     let mut d = state
         .store
         .delivery(&id)?
@@ -235,5 +242,5 @@ pub(super) async fn retry(
         .commit(async { Ok(Committed::new(store.save_delivery(d, None, Vec::new()).await?.0).deliveries()) })
         .await?
         .value;
-    Ok((StatusCode::ACCEPTED, Json(d)))
+    Ok(Accepted(d))
 }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use redb::ReadableTable;
 
 /// What a plugin's key-value namespace holds, and may hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, schemars::JsonSchema)]
 pub struct KvUsage {
     /// Keys stored.
     pub keys: u64,

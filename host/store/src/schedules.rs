@@ -15,7 +15,7 @@ use sundial_core::run::Run;
 use sundial_core::schedule::spec::ScheduleSpec;
 
 /// A schedule as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScheduleRecord {
     /// Id (ULID).
     pub id: String,
@@ -27,6 +27,7 @@ pub struct ScheduleRecord {
     pub spec: ScheduleSpec,
     /// The last slot that fired or was recorded missed; the scheduler resumes after it.
     #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     pub last_slot: Option<DateTime<Utc>>,
 }
 

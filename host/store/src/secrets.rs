@@ -25,7 +25,7 @@ pub struct SecretRecord {
 }
 
 /// What the API and the audit log show of a secret: everything but the value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SecretInfo {
     /// Its name.
     pub name: String,

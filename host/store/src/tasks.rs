@@ -12,7 +12,7 @@ use sundial_core::plugin::World;
 use sundial_core::task::TaskSpec;
 
 /// A task as stored: its id, timestamps and spec.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TaskRecord {
     /// Task id (ULID).
     pub id: String,

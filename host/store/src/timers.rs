@@ -19,12 +19,13 @@ use sundial_core::run::{Run, RunCause};
 
 /// A delayed target waiting for its time: a task's run, or (with `webhook`) a
 /// webhook's delivery.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Timer {
     /// Id (ULID).
     pub id: String,
     /// When the run starts.
     #[serde(with = "sundial_core::timestamp::serde_millis")]
+    #[schemars(with = "chrono::DateTime<chrono::Utc>")]
     pub due: DateTime<Utc>,
     /// Set at, RFC 3339.
     pub created_at: String,
@@ -56,7 +57,7 @@ pub struct Timer {
 }
 
 /// The webhook a timer sends its event to.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TimerWebhook {
     /// Its id.
     pub id: String,

@@ -8,7 +8,7 @@ use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 /// What a token may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything.
@@ -22,7 +22,7 @@ pub enum Role {
 }
 
 /// A stored token (without its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TokenRecord {
     /// Token id (ULID).
     pub id: String,

@@ -14,7 +14,7 @@ const NAMED: Named<TriggerRecord> = Named {
 };
 
 /// A trigger as stored: its spec with target task names replaced by ids.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct TriggerRecord {
     /// Id (ULID).
     pub id: String,

@@ -46,7 +46,7 @@ use redb::{ReadableTable, TableDefinition};
 use serde::Serialize;
 
 /// A record that does not decode.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct UnreadableRecord {
     /// The table (`tasks`, `runs`, `triggers`, ...).
     pub table: String,
@@ -66,6 +66,13 @@ fn check<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(), String> {
 }
 
 /// Every table of JSON records, with the type its records decode as.
+/// The names of the tables whose records can be unreadable (what
+/// [`delete_unreadable`](crate::UnreadableStore::delete_unreadable) takes).
+pub fn table_names() -> Vec<String> {
+    use redb::TableHandle;
+    json_tables().iter().map(|(d, _)| d.name().to_string()).collect()
+}
+
 /// (Opened as raw bytes by name, the names of [`crate::schema`]: a `Json<T>` table has
 /// the type name of `&[u8]`, so any record table opens this way.)
 fn json_tables() -> [(TableDefinition<'static, &'static str, &'static [u8]>, Check); 14] {

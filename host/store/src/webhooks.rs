@@ -19,7 +19,7 @@ const NAMED: Named<WebhookRecord> = Named {
 };
 
 /// A webhook as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct WebhookRecord {
     /// Id (ULID).
     pub id: String,
@@ -35,7 +35,7 @@ pub struct WebhookRecord {
 }
 
 /// Where a delivery is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// Waiting for its (next) attempt.
@@ -47,7 +47,7 @@ pub enum DeliveryStatus {
 }
 
 /// One attempt of a delivery.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeliveryAttempt {
     /// 1, 2, ...
     pub number: u32,
@@ -66,7 +66,7 @@ pub struct DeliveryAttempt {
 }
 
 /// A delivery: one payload for one webhook, with its attempts.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Delivery {
     /// Id (ULID); also the `webhook-id` header, the same on every attempt.
     pub id: String,
@@ -83,6 +83,7 @@ pub struct Delivery {
     pub finished_at: Option<String>,
     /// When the next attempt is due (while queued).
     #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// Attempts so far.
     #[serde(default)]

@@ -22,7 +22,7 @@ use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 /// A whole day, `{"date": "2026-12-25"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DateEntry {
     /// The day.
@@ -33,7 +33,7 @@ pub struct DateEntry {
 }
 
 /// The same day every year, `{"yearly": "12-25"}` (29 February only in leap years).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct YearlyEntry {
     /// `MM-DD`.
@@ -46,7 +46,7 @@ pub struct YearlyEntry {
 /// From `from` up to `to`: dates (`2026-12-24` to `2026-12-26`, both days whole), wall
 /// times (`2026-12-24T18:00` up to, not including, `2026-12-27T06:00`) or RFC 3339
 /// instants.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RangeEntry {
     /// Start: a date, a wall time or an RFC 3339 instant.
@@ -60,7 +60,7 @@ pub struct RangeEntry {
 
 /// One excluded day or range: `{"date"}`, `{"yearly"}` or `{"from", "to"}`, each with an
 /// optional `note`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum Exclusion {
     /// A whole day.
@@ -72,10 +72,11 @@ pub enum Exclusion {
 }
 
 /// A calendar's definition.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CalendarSpec {
     /// Unique name (same rules as task names).
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_.-]*$"), length(max = 64))]
     pub name: String,
     /// Free text.
     #[serde(default)]
@@ -86,9 +87,11 @@ pub struct CalendarSpec {
     pub timezone: String,
     /// The excluded days and ranges (at most 10 000 with the iCalendar events).
     #[serde(default)]
+    #[schemars(length(max = 10_000))]
     pub exclude: Vec<Exclusion>,
     /// An iCalendar file's text; its events are excluded too (see [`ics`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1_048_576))]
     pub ics: Option<String>,
 }
 
@@ -311,15 +314,17 @@ impl CalendarSpec {
 }
 
 /// A one-off maintenance window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Maintenance {
     /// Id (ULID).
     pub id: String,
     /// First excluded instant.
     #[serde(with = "crate::timestamp::serde_millis")]
+    #[schemars(with = "chrono::DateTime<chrono::Utc>")]
     pub from: DateTime<Utc>,
     /// First instant after it.
     #[serde(with = "crate::timestamp::serde_millis")]
+    #[schemars(with = "chrono::DateTime<chrono::Utc>")]
     pub until: DateTime<Utc>,
     /// The schedules it holds (names); empty: every schedule.
     #[serde(default)]

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 256 * 1024;
 
 /// A CloudEvent as Sundial keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CloudEvent {
     /// `specversion`: always `1.0`.
     pub specversion: String,

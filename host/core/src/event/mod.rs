@@ -23,7 +23,7 @@ pub fn is_reserved_source(source: &str) -> bool {
 }
 
 /// What one trigger did with an event.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Matched {
     /// The trigger's id.
     pub trigger: String,
@@ -44,7 +44,7 @@ pub struct Matched {
 }
 
 /// An event as stored: the CloudEvent plus what Sundial did with it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EventRecord {
     /// Sundial's id for the event (a ULID, in arrival order).
     pub seq: String,

@@ -49,7 +49,7 @@ pub enum LoadError {
 }
 
 /// Why a run produced no output. Serialized as `{"kind": "...", "message": "..."}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error, schemars::JsonSchema)]
 #[serde(tag = "kind", content = "message", rename_all = "snake_case")]
 pub enum RunError {
     /// The plugin rejected its parameters (`action-error::invalid-params`).

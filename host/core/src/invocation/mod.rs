@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// A CloudEvents 1.0 event as handed to plugins.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Event {
     /// CloudEvents `id`.
     pub id: String,
@@ -31,7 +31,7 @@ pub struct Event {
 }
 
 /// Why a run started.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Cause {
     /// A schedule (by name) fired.
@@ -45,7 +45,7 @@ pub enum Cause {
 }
 
 /// One call of an action plugin.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Invocation {
     /// Stable run id, the plugin's idempotency key.
     pub run_id: String,
@@ -76,7 +76,7 @@ impl Invocation {
 }
 
 /// A webhook delivery handed to a formatter.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Delivery {
     /// Delivery id.
     pub id: String,
@@ -97,7 +97,7 @@ pub struct Delivery {
 }
 
 /// What a formatter produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct HttpBody {
     /// Content type.
     pub content_type: String,
@@ -108,7 +108,7 @@ pub struct HttpBody {
 }
 
 /// An event a plugin emitted through `host.emit-event` during a run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EmittedEvent {
     /// Event type.
     #[serde(rename = "type")]
@@ -120,7 +120,7 @@ pub struct EmittedEvent {
 }
 
 /// Resources one run used.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Resources {
     /// Wall-clock time from instantiation to result, in microseconds.
     pub duration_us: u64,
@@ -133,7 +133,7 @@ pub struct Resources {
 }
 
 /// Everything a run produced, success or not.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunReport<T> {
     /// The output, or why there is none.
     pub result: Result<T, RunError>,

@@ -11,7 +11,7 @@ use serde::Serialize;
 use std::collections::BTreeSet;
 
 /// One thing that will happen.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Entry {
     /// When, RFC 3339 UTC.
     pub at: String,
@@ -20,6 +20,7 @@ pub struct Entry {
     /// The zone: the schedule's, or UTC for a timer.
     pub timezone: String,
     /// `schedule` (a slot) or `timer` (a delayed trigger run).
+    #[schemars(extend("enum" = ["schedule", "timer"]))]
     pub kind: &'static str,
     /// The schedule's name, or the trigger's for a timer.
     pub name: String,
@@ -39,7 +40,7 @@ pub struct Entry {
 }
 
 /// A change of a zone's UTC offset inside the window.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Transition {
     /// The zone.
     pub timezone: String,
@@ -52,7 +53,7 @@ pub struct Transition {
 }
 
 /// The agenda of a window.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct Agenda {
     /// Window start (now), RFC 3339 UTC.
     pub from: String,

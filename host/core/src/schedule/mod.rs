@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 pub use zone::DstNote;
 
 /// When a schedule fires.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// A cron expression (5, 6 or 7 fields, or a nickname such as `@daily`).
@@ -29,7 +29,11 @@ pub enum Rule {
     /// A calendar rule (every N units, weekdays, day of month, time, window).
     Calendar(CalendarRule),
     /// Once, at this instant.
-    At(#[serde(with = "crate::timestamp::serde_millis")] DateTime<Utc>),
+    At(
+        #[serde(with = "crate::timestamp::serde_millis")]
+        #[schemars(with = "DateTime<Utc>")]
+        DateTime<Utc>,
+    ),
 }
 
 /// A rule bound to its zone and bounds, ready to compute fire times.
@@ -49,7 +53,7 @@ enum Compiled {
 }
 
 /// One fire time.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Slot {
     /// The instant it fires.
     pub at: DateTime<Utc>,

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// What to do with slots missed while the daemon was down.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "policy")]
 pub enum Misfire {
     /// Drop them (each is logged as missed).
@@ -21,10 +21,11 @@ pub enum Misfire {
 }
 
 /// A schedule's definition.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleSpec {
     /// Unique name (same rules as task names).
+    #[schemars(regex(pattern = crate::task::NAME_PATTERN), extend("not" = {"pattern": "^[0-7][0-9a-hjkmnp-tv-z]{25}$"}))]
     pub name: String,
     /// Free text.
     #[serde(default)]
@@ -37,9 +38,11 @@ pub struct ScheduleSpec {
     pub timezone: String,
     /// First instant it may fire (RFC 3339). Default: when it is created.
     #[serde(default, with = "crate::timestamp::serde_millis_opt")]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     pub start: Option<DateTime<Utc>>,
     /// Last instant it may fire.
     #[serde(default, with = "crate::timestamp::serde_millis_opt")]
+    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
     pub end: Option<DateTime<Utc>>,
     /// Paused schedules do not fire. Default true.
     #[serde(default = "yes")]
@@ -53,6 +56,7 @@ pub struct ScheduleSpec {
     /// Calendars whose excluded days and ranges this schedule does not fire in (names;
     /// at most 16). Maintenance windows apply as well.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 16))]
     pub calendars: Vec<String>,
     /// What a slot inside an excluded window does: `skip` (recorded as skipped, with
     /// the reason; default) or `defer` (fires when the window ends).
@@ -61,7 +65,7 @@ pub struct ScheduleSpec {
 }
 
 /// What a slot inside a calendar's excluded window or a maintenance window does.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Excluded {
     /// Not run: recorded as a skipped run whose log says which window.

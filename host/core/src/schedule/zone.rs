@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 use serde::Serialize;
 
 /// How a DST transition changed a slot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DstNote {
     /// The wall time does not exist (spring forward); the slot moved to the first
