@@ -37,24 +37,25 @@ pub(crate) fn json_response<T: JsonSchema>(ctx: &mut GenContext, description: &s
 }
 
 /// The documentation of a 200 answer of another media type (its body is `schema`).
-pub(crate) fn raw_response(media: &str, description: &str, schema: serde_json::Value) -> Response {
-    Response {
-        description: description.to_string(),
-        content: [(
-            media.to_string(),
-            MediaType {
-                schema: Some(SchemaObject {
-                    json_schema: schemars::Schema::try_from(schema).unwrap_or_default(),
-                    example: None,
-                    external_docs: None,
-                }),
-                ..Default::default()
-            },
-        )]
-        .into_iter()
-        .collect(),
+pub(crate) fn raw_ok(
+    media_type: &str,
+    description: &str,
+    schema: serde_json::Value,
+) -> Vec<(Option<Code>, Response)> {
+    let media = MediaType {
+        schema: Some(SchemaObject {
+            json_schema: schemars::Schema::try_from(schema).unwrap_or_default(),
+            example: None,
+            external_docs: None,
+        }),
         ..Default::default()
-    }
+    };
+    let ok = Response {
+        description: description.to_string(),
+        content: [(media_type.to_string(), media)].into_iter().collect(),
+        ..Default::default()
+    };
+    vec![(Some(Code::Code(200)), ok)]
 }
 
 macro_rules! fixed_status {

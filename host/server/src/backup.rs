@@ -28,12 +28,11 @@ impl aide::OperationOutput for Archive {
         _: &mut aide::generate::GenContext,
         _: &mut aide::openapi::Operation,
     ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
-        let tar = crate::answer::raw_response(
+        crate::answer::raw_ok(
             "application/x-tar",
             "the backup: a tar of the store, its secret key and the admin token file",
             serde_json::json!({ "type": "string", "format": "binary" }),
-        );
-        vec![(Some(aide::openapi::StatusCode::Code(200)), tar)]
+        )
     }
 }
 

@@ -50,12 +50,11 @@ impl aide::OperationOutput for Exposition {
         _: &mut aide::generate::GenContext,
         _: &mut aide::openapi::Operation,
     ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
-        let text = crate::answer::raw_response(
+        crate::answer::raw_ok(
             "application/openmetrics-text",
             "the metrics (OpenMetrics text; docs/metrics.md lists them)",
             serde_json::json!({ "type": "string" }),
-        );
-        vec![(Some(aide::openapi::StatusCode::Code(200)), text)]
+        )
     }
 }
 

@@ -12,7 +12,7 @@
 //! operations are the same set.
 
 use aide::openapi::OpenApi;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 /// What `routes!` says of one route beside its handler: a summary, and the answers its
 /// handler gives beyond those its types declare (status, why).
@@ -105,14 +105,6 @@ pub fn open_object(schema: &mut schemars::Schema) {
     if let Some(obj) = schema.as_object_mut() {
         obj.remove("additionalProperties");
         obj.remove("unevaluatedProperties");
-    }
-}
-
-/// A schema object by hand (for the few types whose JSON is not derived).
-pub fn object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(m) => m,
-        _ => Map::new(),
     }
 }
 
