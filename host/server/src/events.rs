@@ -7,7 +7,7 @@ use crate::extract::{Page, QueryParams, QueueRoom};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sundial_core::event::cloudevent;
 use sundial_core::event::cloudevent::CloudEvent;
@@ -300,28 +300,18 @@ pub(super) async fn ingest(
     Ok(Accepted(Ingested { stored, batch }))
 }
 
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct EventQuery {
-    #[serde(rename = "type")]
-    /// Event type, exact or glob (`sync.*`).
-    kind: Option<String>,
-    /// Event source (exact).
-    source: Option<String>,
-    /// Event subject, exact or glob.
-    subject: Option<String>,
-    /// Received at or after (RFC 3339).
-    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
-    since: Option<String>,
-    /// Received before (RFC 3339).
-    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
-    until: Option<String>,
-    /// Page size, 1-1000. Default 50.
-    #[schemars(range(min = 1, max = 1000))]
-    limit: Option<usize>,
-    /// Continue after this id (the previous page's `next_cursor`).
-    #[schemars(regex(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
-    cursor: Option<String>,
+crate::extract::list_query! {
+    /// `GET /v1/events`.
+    pub(super) struct EventQuery {
+        /// Event type, exact or glob (`sync.*`).
+        #[serde(rename = "type")]
+        kind: Option<String>,
+        /// Event source (exact).
+        source: Option<String>,
+        /// Event subject, exact or glob.
+        subject: Option<String>,
+    }
+    time = "Received"
 }
 
 pub(super) async fn list(

@@ -12,7 +12,6 @@ use crate::{ApiError, ApiResult, AppState, MAX_BODY_BYTES, read_body};
 use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
-use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sundial_store::tokens::{Role, TokenRecord, token_hash};
@@ -152,16 +151,43 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for QueryPa
     }
 }
 
-/// `?limit=N&cursor=ID` of the paginated lists.
-#[derive(Debug, Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PageQuery {
-    /// Page size, 1-1000. Default 50.
-    #[schemars(range(min = 1, max = 1000))]
-    pub limit: Option<usize>,
-    /// Continue after this id (the previous page's `next_cursor`).
-    #[schemars(regex(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
-    pub cursor: Option<String>,
+/// Declares the query of a paginated list: its own fields, then (with `time = "What"`)
+/// `since`/`until` as RFC 3339 instants, then `limit` (1-1000) and `cursor` (an id), as
+/// [`Page`] checks them; unknown parameters are refused.
+macro_rules! list_query {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($fields:tt)* } time = $what:literal) => {
+        $crate::extract::list_query! {
+            $(#[$meta])* $vis struct $name {
+                $($fields)*
+                #[doc = concat!($what, " at or after this instant (RFC 3339).")]
+                #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
+                since: Option<String>,
+                #[doc = concat!($what, " before this instant (RFC 3339).")]
+                #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
+                until: Option<String>,
+            }
+        }
+    };
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($fields:tt)* }) => {
+        $(#[$meta])*
+        #[derive(serde::Deserialize, schemars::JsonSchema)]
+        #[serde(deny_unknown_fields)]
+        $vis struct $name {
+            $($fields)*
+            /// Page size, 1-1000. Default 50.
+            #[schemars(range(min = 1, max = 1000))]
+            limit: Option<usize>,
+            /// Continue after this id (the previous page's `next_cursor`).
+            #[schemars(regex(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
+            cursor: Option<String>,
+        }
+    };
+}
+pub(crate) use list_query;
+
+list_query! {
+    /// `?limit=N&cursor=ID` of the paginated lists.
+    pub struct PageQuery {}
 }
 
 /// A checked page request: a cursor that is an id, a limit in 1..=1000 (default 50).

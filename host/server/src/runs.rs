@@ -94,29 +94,19 @@ pub(super) async fn enqueue_and_answer(state: &AppState, run: Run, wait: bool) -
     }
 }
 
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RunQuery {
-    /// Task id or name.
-    task: Option<String>,
-    /// Run status.
-    #[schemars(with = "Option<sundial_core::run::RunStatus>")]
-    status: Option<String>,
-    /// What started the run.
-    #[schemars(extend("enum" = ["manual", "schedule", "event", null], "type" = ["string", "null"]))]
-    cause: Option<String>,
-    /// Queued at or after (RFC 3339).
-    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
-    since: Option<String>,
-    /// Queued before (RFC 3339).
-    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
-    until: Option<String>,
-    /// Page size, 1-1000. Default 50.
-    #[schemars(range(min = 1, max = 1000))]
-    limit: Option<usize>,
-    /// Continue after this id (the previous page's `next_cursor`).
-    #[schemars(regex(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
-    cursor: Option<String>,
+crate::extract::list_query! {
+    /// `GET /v1/runs`.
+    pub(super) struct RunQuery {
+        /// Task id or name.
+        task: Option<String>,
+        /// Run status.
+        #[schemars(with = "Option<sundial_core::run::RunStatus>")]
+        status: Option<String>,
+        /// What started the run.
+        #[schemars(extend("enum" = ["manual", "schedule", "event", null], "type" = ["string", "null"]))]
+        cause: Option<String>,
+    }
+    time = "Queued"
 }
 
 pub(super) fn check_time(field: &str, value: &Option<String>) -> ApiResult<Option<String>> {

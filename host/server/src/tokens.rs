@@ -81,27 +81,17 @@ pub(super) async fn revoke(
     Ok(Deleted)
 }
 
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct AuditQuery {
-    /// plugin, task, token, ...
-    noun: Option<String>,
-    /// Token name.
-    actor: Option<String>,
-    /// Id or name of the thing changed.
-    target: Option<String>,
-    /// At at or after (RFC 3339).
-    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
-    since: Option<String>,
-    /// At before (RFC 3339).
-    #[schemars(with = "Option<chrono::DateTime<chrono::Utc>>")]
-    until: Option<String>,
-    /// Page size, 1-1000. Default 50.
-    #[schemars(range(min = 1, max = 1000))]
-    limit: Option<usize>,
-    /// Continue after this id (the previous page's `next_cursor`).
-    #[schemars(regex(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
-    cursor: Option<String>,
+crate::extract::list_query! {
+    /// `GET /v1/audit`.
+    pub(super) struct AuditQuery {
+        /// plugin, task, token, ...
+        noun: Option<String>,
+        /// Token name.
+        actor: Option<String>,
+        /// Id or name of the thing changed.
+        target: Option<String>,
+    }
+    time = "Changed"
 }
 
 pub(super) async fn audit(

@@ -7,7 +7,7 @@ use crate::extract::{Page, QueryParams};
 use crate::resource::Resource;
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use sundial_core::schedule::spec::Excluded;
 use sundial_core::trigger::{EventPattern, Target, TriggerSpec};
@@ -240,19 +240,14 @@ impl Resource for Triggers {
     }
 }
 
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct TimerQuery {
-    /// Only timers of this trigger (id or name).
-    trigger: Option<String>,
-    /// Only timers of this task (id or name).
-    task: Option<String>,
-    /// Page size, 1-1000. Default 50.
-    #[schemars(range(min = 1, max = 1000))]
-    limit: Option<usize>,
-    /// Continue after this id (the previous page's `next_cursor`).
-    #[schemars(regex(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
-    cursor: Option<String>,
+crate::extract::list_query! {
+    /// `GET /v1/timers`.
+    pub(super) struct TimerQuery {
+        /// Only timers of this trigger (id or name).
+        trigger: Option<String>,
+        /// Only timers of this task (id or name).
+        task: Option<String>,
+    }
 }
 
 /// `GET /v1/timers`: one page of pending delayed targets, soonest first.

@@ -7,7 +7,7 @@ use crate::extract::{Page, QueryParams};
 use crate::resource::{Resource, Stamped};
 use axum::Json;
 use axum::extract::{Path, State};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use sundial_core::webhook::{Auth, WebhookSpec};
 use sundial_engine::outbox::Committed;
@@ -157,20 +157,15 @@ pub(super) async fn test(
     Ok(Accepted(d))
 }
 
-#[derive(Deserialize, schemars::JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub(super) struct DeliveryQuery {
-    /// Only this webhook (id or name).
-    webhook: Option<String>,
-    /// queued, delivered or dead.
-    #[schemars(extend("enum" = ["queued", "delivered", "dead", null], "type" = ["string", "null"]))]
-    status: Option<String>,
-    /// Page size, 1-1000. Default 50.
-    #[schemars(range(min = 1, max = 1000))]
-    limit: Option<usize>,
-    /// Continue after this id (the previous page's `next_cursor`).
-    #[schemars(regex(pattern = r"^[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"))]
-    cursor: Option<String>,
+crate::extract::list_query! {
+    /// `GET /v1/deliveries`.
+    pub(super) struct DeliveryQuery {
+        /// Only this webhook (id or name).
+        webhook: Option<String>,
+        /// queued, delivered or dead.
+        #[schemars(extend("enum" = ["queued", "delivered", "dead", null], "type" = ["string", "null"]))]
+        status: Option<String>,
+    }
 }
 
 pub(super) async fn deliveries(
