@@ -9,6 +9,42 @@ use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+/// What a named record says of itself: its id, its name, and when it changed.
+pub trait NamedRecord: Serialize + DeserializeOwned + Clone + Send + 'static {
+    /// Its id.
+    fn id(&self) -> &str;
+    /// Its unique name.
+    fn name(&self) -> &str;
+    /// Mark it changed at `now` (RFC 3339).
+    fn stamp(&mut self, now: String);
+}
+
+/// [`NamedRecord`] for records with `id`, `updated_at` and `spec.name`.
+macro_rules! named_record {
+    ($($record:ty),* $(,)?) => {
+        $(impl $crate::named::NamedRecord for $record {
+            fn id(&self) -> &str {
+                &self.id
+            }
+
+            fn name(&self) -> &str {
+                &self.spec.name
+            }
+
+            fn stamp(&mut self, now: String) {
+                self.updated_at = now;
+            }
+        })*
+    };
+}
+
+named_record!(
+    crate::tasks::TaskRecord,
+    crate::triggers::TriggerRecord,
+    crate::webhooks::WebhookRecord,
+    crate::schedules::ScheduleRecord,
+);
+
 /// A noun stored as named records of type `T`.
 pub struct Named<T: 'static> {
     /// id → record.
@@ -27,7 +63,7 @@ impl<T: 'static> Clone for Named<T> {
 
 impl<T: 'static> Copy for Named<T> {}
 
-impl<T: Serialize + DeserializeOwned + 'static> Named<T> {
+impl<T: NamedRecord> Named<T> {
     /// The id `key` (an id or a name) stands for.
     pub fn resolve(
         &self,
@@ -70,15 +106,16 @@ impl<T: Serialize + DeserializeOwned + 'static> Named<T> {
         Ok((id, record))
     }
 
-    /// Create a record; the name must be free.
-    pub fn create(
-        &self,
-        txn: &WriteTransaction,
-        id: &str,
-        name: &str,
-        record: &T,
-        actor: &str,
-    ) -> Result<(), StoreError> {
+    /// Create `record`; its name must be free.
+    pub fn create(&self, txn: &WriteTransaction, record: &T, actor: &str) -> Result<(), StoreError> {
+        let id = record.id();
+        self.claim(txn, record.name(), id)?;
+        put_json(&mut txn.open_table(self.records)?, id, record)?;
+        audit::record(txn, actor, "create", self.noun, id, None::<&()>, Some(record))
+    }
+
+    /// Point `name` at `id`; the name must be free.
+    fn claim(&self, txn: &WriteTransaction, name: &str, id: &str) -> Result<(), StoreError> {
         let mut names = txn.open_table(self.names)?;
         if names.get(name)?.is_some() {
             return Err(StoreError::Conflict(format!(
@@ -87,48 +124,88 @@ impl<T: Serialize + DeserializeOwned + 'static> Named<T> {
             )));
         }
         names.insert(name, id)?;
-        put_json(&mut txn.open_table(self.records)?, id, record)?;
-        audit::record(txn, actor, "create", self.noun, id, None::<&()>, Some(record))
+        Ok(())
     }
 
-    /// Replace a record, moving its name if it changed (the new name must be free).
-    #[allow(clippy::too_many_arguments)]
-    pub fn replace(
+    /// Change the record `key` names: `change` edits a copy (and may check it against
+    /// the transaction), the copy is stamped `now` and replaces the record, its name
+    /// moving if it changed. Returns (before, after).
+    pub fn update(
         &self,
         txn: &WriteTransaction,
-        id: &str,
-        old_name: &str,
-        before: &T,
-        new_name: &str,
-        after: &T,
+        key: &str,
+        now: String,
         actor: &str,
-    ) -> Result<(), StoreError> {
-        if new_name != old_name {
-            let mut names = txn.open_table(self.names)?;
-            if names.get(new_name)?.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "{} {new_name:?} already exists",
-                    self.noun
-                )));
-            }
-            names.remove(old_name)?;
-            names.insert(new_name, id)?;
+        change: impl FnOnce(&WriteTransaction, &mut T) -> Result<(), StoreError>,
+    ) -> Result<(T, T), StoreError> {
+        let (id, before) = self.load(txn, key)?;
+        let mut after = before.clone();
+        change(txn, &mut after)?;
+        after.stamp(now);
+        if after.name() != before.name() {
+            self.claim(txn, after.name(), &id)?;
+            txn.open_table(self.names)?.remove(before.name())?;
         }
-        put_json(&mut txn.open_table(self.records)?, id, after)?;
-        audit::record(txn, actor, "update", self.noun, id, Some(before), Some(after))
+        put_json(&mut txn.open_table(self.records)?, &id, &after)?;
+        audit::record(txn, actor, "update", self.noun, &id, Some(&before), Some(&after))?;
+        Ok((before, after))
     }
 
-    /// Delete a record and its name.
-    pub fn delete(
-        &self,
-        txn: &WriteTransaction,
-        id: &str,
-        name: &str,
-        record: &T,
-        actor: &str,
-    ) -> Result<(), StoreError> {
-        txn.open_table(self.names)?.remove(name)?;
+    /// Delete the record `key` names; returns it.
+    pub fn remove(&self, txn: &WriteTransaction, key: &str, actor: &str) -> Result<T, StoreError> {
+        let (_, record) = self.load(txn, key)?;
+        self.delete(txn, &record, actor)?;
+        Ok(record)
+    }
+
+    /// Delete `record` and its name.
+    pub fn delete(&self, txn: &WriteTransaction, record: &T, actor: &str) -> Result<(), StoreError> {
+        let id = record.id();
+        txn.open_table(self.names)?.remove(record.name())?;
         txn.open_table(self.records)?.remove(id)?;
         audit::record(txn, actor, "delete", self.noun, id, Some(record), None::<&()>)
+    }
+}
+
+/// One commit each: what every named noun's store does alike.
+impl crate::Store {
+    /// Create `record` (its name must be free).
+    pub(crate) async fn insert_named<T: NamedRecord>(
+        &self,
+        named: Named<T>,
+        record: T,
+        actor: &str,
+    ) -> Result<T, StoreError> {
+        let actor = actor.to_string();
+        self.write(move |txn| {
+            named.create(txn, &record, &actor)?;
+            Ok(record)
+        })
+        .await
+    }
+
+    /// Change the record `key` names (see [`Named::update`]).
+    pub(crate) async fn update_named<T: NamedRecord>(
+        &self,
+        named: Named<T>,
+        key: &str,
+        now: String,
+        actor: &str,
+        change: impl FnOnce(&WriteTransaction, &mut T) -> Result<(), StoreError> + Send + 'static,
+    ) -> Result<(T, T), StoreError> {
+        let (key, actor) = (key.to_string(), actor.to_string());
+        self.write(move |txn| named.update(txn, &key, now, &actor, change))
+            .await
+    }
+
+    /// Delete the record `key` names; returns it.
+    pub(crate) async fn delete_named<T: NamedRecord>(
+        &self,
+        named: Named<T>,
+        key: &str,
+        actor: &str,
+    ) -> Result<T, StoreError> {
+        let (key, actor) = (key.to_string(), actor.to_string());
+        self.write(move |txn| named.remove(txn, &key, &actor)).await
     }
 }

@@ -127,12 +127,7 @@ impl ScheduleStore for Store {
         record: ScheduleRecord,
         actor: &str,
     ) -> Result<ScheduleRecord, StoreError> {
-        let actor = actor.to_string();
-        self.write(move |txn| {
-            NAMED.create(txn, &record.id, &record.spec.name, &record, &actor)?;
-            Ok(record)
-        })
-        .await
+        self.insert_named(NAMED, record, actor).await
     }
 
     fn schedule(&self, key: &str) -> Result<Option<ScheduleRecord>, StoreError> {
@@ -154,22 +149,9 @@ impl ScheduleStore for Store {
         now: String,
         actor: &str,
     ) -> Result<(ScheduleRecord, ScheduleRecord), StoreError> {
-        let (key, actor) = (key.to_string(), actor.to_string());
-        self.write(move |txn| {
-            let before = load(txn, &key)?;
-            let mut after = before.clone();
-            after.spec = spec;
-            after.updated_at = now;
-            NAMED.replace(
-                txn,
-                &after.id,
-                &before.spec.name,
-                &before,
-                &after.spec.name,
-                &after,
-                &actor,
-            )?;
-            Ok((before, after))
+        self.update_named(NAMED, key, now, actor, |_, s| {
+            s.spec = spec;
+            Ok(())
         })
         .await
     }
@@ -208,7 +190,7 @@ impl ScheduleStore for Store {
             let (lo, hi) = (format!("{}/", record.id), format!("{}0", record.id));
             txn.open_table(SLOTS)?
                 .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
-            NAMED.delete(txn, &record.id, &record.spec.name, &record, &actor)?;
+            NAMED.delete(txn, &record, &actor)?;
             Ok(record)
         })
         .await

@@ -83,7 +83,7 @@ impl TaskStore for Store {
             if record.spec.webhook.is_none() {
                 check_plugin(txn, &record.spec.plugin)?;
             }
-            NAMED.create(txn, &record.id, &record.spec.name, &record, &actor)?;
+            NAMED.create(txn, &record, &actor)?;
             Ok(record)
         })
         .await
@@ -108,30 +108,16 @@ impl TaskStore for Store {
         now: String,
         actor: &str,
     ) -> Result<(TaskRecord, TaskRecord), StoreError> {
-        let key = id_or_name.to_string();
-        let actor = actor.to_string();
-        self.write(move |txn| {
-            let (id, before): (String, TaskRecord) = NAMED.load(txn, &key)?;
-            let mut after = before.clone();
-            change(&mut after.spec);
-            after
-                .spec
+        self.update_named(NAMED, id_or_name, now, actor, |txn, task| {
+            let plugin = task.spec.plugin.clone();
+            change(&mut task.spec);
+            task.spec
                 .validate()
                 .map_err(|e| StoreError::Invalid(e.to_string()))?;
-            if after.spec.plugin != before.spec.plugin && after.spec.webhook.is_none() {
-                check_plugin(txn, &after.spec.plugin)?;
+            if task.spec.plugin != plugin && task.spec.webhook.is_none() {
+                check_plugin(txn, &task.spec.plugin)?;
             }
-            after.updated_at = now;
-            NAMED.replace(
-                txn,
-                &id,
-                &before.spec.name,
-                &before,
-                &after.spec.name,
-                &after,
-                &actor,
-            )?;
-            Ok((before, after))
+            Ok(())
         })
         .await
     }
@@ -155,7 +141,7 @@ impl TaskStore for Store {
             for s in schedules {
                 links.remove(format!("{s}/{id}").as_str())?;
             }
-            NAMED.delete(txn, &id, &record.spec.name, &record, &actor)?;
+            NAMED.delete(txn, &record, &actor)?;
             Ok(record)
         })
         .await

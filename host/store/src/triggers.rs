@@ -58,12 +58,7 @@ pub trait TriggerStore: Send + Sync {
 #[async_trait]
 impl TriggerStore for Store {
     async fn insert_trigger(&self, record: TriggerRecord, actor: &str) -> Result<TriggerRecord, StoreError> {
-        let actor = actor.to_string();
-        self.write(move |txn| {
-            NAMED.create(txn, &record.id, &record.spec.name, &record, &actor)?;
-            Ok(record)
-        })
-        .await
+        self.insert_named(NAMED, record, actor).await
     }
 
     fn trigger(&self, key: &str) -> Result<Option<TriggerRecord>, StoreError> {
@@ -85,33 +80,14 @@ impl TriggerStore for Store {
         now: String,
         actor: &str,
     ) -> Result<(TriggerRecord, TriggerRecord), StoreError> {
-        let (key, actor) = (key.to_string(), actor.to_string());
-        self.write(move |txn| {
-            let (id, before): (String, TriggerRecord) = NAMED.load(txn, &key)?;
-            let mut after = before.clone();
-            after.spec = spec;
-            after.updated_at = now;
-            NAMED.replace(
-                txn,
-                &id,
-                &before.spec.name,
-                &before,
-                &after.spec.name,
-                &after,
-                &actor,
-            )?;
-            Ok((before, after))
+        self.update_named(NAMED, key, now, actor, |_, t| {
+            t.spec = spec;
+            Ok(())
         })
         .await
     }
 
     async fn delete_trigger(&self, key: &str, actor: &str) -> Result<TriggerRecord, StoreError> {
-        let (key, actor) = (key.to_string(), actor.to_string());
-        self.write(move |txn| {
-            let (id, record): (String, TriggerRecord) = NAMED.load(txn, &key)?;
-            NAMED.delete(txn, &id, &record.spec.name, &record, &actor)?;
-            Ok(record)
-        })
-        .await
+        self.delete_named(NAMED, key, actor).await
     }
 }

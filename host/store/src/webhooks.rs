@@ -238,12 +238,7 @@ pub trait WebhookStore: Send + Sync {
 #[async_trait]
 impl WebhookStore for Store {
     async fn insert_webhook(&self, record: WebhookRecord, actor: &str) -> Result<WebhookRecord, StoreError> {
-        let actor = actor.to_string();
-        self.write(move |txn| {
-            NAMED.create(txn, &record.id, &record.spec.name, &record, &actor)?;
-            Ok(record)
-        })
-        .await
+        self.insert_named(NAMED, record, actor).await
     }
 
     fn webhook(&self, key: &str) -> Result<Option<WebhookRecord>, StoreError> {
@@ -265,37 +260,18 @@ impl WebhookStore for Store {
         now: String,
         actor: &str,
     ) -> Result<(WebhookRecord, WebhookRecord), StoreError> {
-        let (key, actor) = (key.to_string(), actor.to_string());
-        self.write(move |txn| {
-            let (id, before): (String, WebhookRecord) = NAMED.load(txn, &key)?;
-            let mut after = before.clone();
+        self.update_named(NAMED, key, now, actor, |_, w| {
             if spec.enabled {
-                after.disabled_reason = None;
+                w.disabled_reason = None;
             }
-            after.spec = spec;
-            after.updated_at = now;
-            NAMED.replace(
-                txn,
-                &id,
-                &before.spec.name,
-                &before,
-                &after.spec.name,
-                &after,
-                &actor,
-            )?;
-            Ok((before, after))
+            w.spec = spec;
+            Ok(())
         })
         .await
     }
 
     async fn delete_webhook(&self, key: &str, actor: &str) -> Result<WebhookRecord, StoreError> {
-        let (key, actor) = (key.to_string(), actor.to_string());
-        self.write(move |txn| {
-            let (id, record): (String, WebhookRecord) = NAMED.load(txn, &key)?;
-            NAMED.delete(txn, &id, &record.spec.name, &record, &actor)?;
-            Ok(record)
-        })
-        .await
+        self.delete_named(NAMED, key, actor).await
     }
 
     async fn enqueue_deliveries(&self, deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError> {
