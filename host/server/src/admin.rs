@@ -1,11 +1,11 @@
 //! `/v1/admin/unreadable` (admin only): stored records that do not decode, which lists,
 //! pages and start-up skip, and deleting them.
 
-use super::{Admin, ApiResult, AppState};
+use super::{Admin, ApiResult};
 use crate::answer::Deleted;
 use crate::extract::QueryParams;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use sundial_store::unreadable::UnreadableRecord;
 
@@ -26,8 +26,7 @@ pub(super) struct UnreadableQuery {
 }
 
 pub(super) async fn unreadable(
-    State(state): State<AppState>,
-    _: Admin,
+    Admin(state, _): Admin,
     QueryParams(q): QueryParams<UnreadableQuery>,
 ) -> ApiResult<Json<UnreadableList>> {
     let limit = q.limit.unwrap_or(100);
@@ -58,8 +57,7 @@ fn table_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
 }
 
 pub(super) async fn delete_unreadable(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
+    Admin(state, caller): Admin,
     Path(UnreadablePath { table, key }): Path<UnreadablePath>,
 ) -> ApiResult<Deleted> {
     state.store.delete_unreadable(&table, &key, caller.who()).await?;

@@ -3,9 +3,8 @@
 //! built in the data directory, unlinked, and streamed from the open file, so nothing
 //! is left behind however the download ends.
 
-use super::{Admin, ApiError, ApiResult, AppState};
+use super::{Admin, ApiError, ApiResult};
 use axum::body::Body;
-use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
 
@@ -36,7 +35,7 @@ impl aide::OperationOutput for Archive {
     }
 }
 
-pub(super) async fn backup(State(state): State<AppState>, Admin(caller): Admin) -> ApiResult<Archive> {
+pub(super) async fn backup(Admin(state, caller): Admin) -> ApiResult<Archive> {
     let dir = state.data_dir.clone();
     let work = dir.join(format!("backup-{}", sundial_core::ids::new_id()));
     std::fs::create_dir(&work).map_err(|e| ApiError::internal(format!("{}: {e}", work.display())))?;

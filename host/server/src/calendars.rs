@@ -6,7 +6,7 @@ use super::{ApiError, ApiResult, AppState, Operator, Reader};
 use crate::answer::{Created, Deleted};
 use crate::extract::{JsonBody, QueryParams};
 use axum::Json;
-use axum::extract::{FromRequest, Path, Request, State};
+use axum::extract::{FromRequest, Path, Request};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sundial_core::calendar::{CalendarSpec, Maintenance};
@@ -51,8 +51,7 @@ impl aide::OperationInput for SpecBody {
 }
 
 pub(super) async fn create(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     SpecBody(spec): SpecBody,
 ) -> ApiResult<Created<CalendarSpec>> {
     state
@@ -64,8 +63,7 @@ pub(super) async fn create(
 }
 
 pub(super) async fn replace(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path(name): Path<String>,
     SpecBody(spec): SpecBody,
 ) -> ApiResult<Json<CalendarSpec>> {
@@ -89,17 +87,13 @@ pub(super) struct CalendarList {
     calendars: Vec<CalendarSpec>,
 }
 
-pub(super) async fn list(State(state): State<AppState>, _: Reader) -> ApiResult<Json<CalendarList>> {
+pub(super) async fn list(Reader(state, _): Reader) -> ApiResult<Json<CalendarList>> {
     Ok(Json(CalendarList {
         calendars: state.store.calendars()?,
     }))
 }
 
-pub(super) async fn get(
-    State(state): State<AppState>,
-    _: Reader,
-    Path(name): Path<String>,
-) -> ApiResult<Json<CalendarSpec>> {
+pub(super) async fn get(Reader(state, _): Reader, Path(name): Path<String>) -> ApiResult<Json<CalendarSpec>> {
     state
         .store
         .calendar(&name)?
@@ -108,8 +102,7 @@ pub(super) async fn get(
 }
 
 pub(super) async fn delete(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path(name): Path<String>,
 ) -> ApiResult<Deleted> {
     state
@@ -147,8 +140,7 @@ pub(super) struct WindowView {
 
 /// `GET /v1/calendars/{name}/check?at=&timezone=`: is this instant excluded?
 pub(super) async fn check(
-    State(state): State<AppState>,
-    _: Reader,
+    Reader(state, _): Reader,
     Path(name): Path<String>,
     QueryParams(q): QueryParams<CheckQuery>,
 ) -> ApiResult<Json<CheckAnswer>> {
@@ -192,8 +184,7 @@ pub(super) struct StartMaintenance {
 }
 
 pub(super) async fn start_maintenance(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     JsonBody(req): JsonBody<StartMaintenance>,
 ) -> ApiResult<Created<MaintenanceView>> {
     let length = sundial_core::limits::parse_duration(&req.duration)
@@ -258,10 +249,7 @@ pub(super) struct MaintenanceList {
     windows: Vec<MaintenanceView>,
 }
 
-pub(super) async fn list_maintenance(
-    State(state): State<AppState>,
-    _: Reader,
-) -> ApiResult<Json<MaintenanceList>> {
+pub(super) async fn list_maintenance(Reader(state, _): Reader) -> ApiResult<Json<MaintenanceList>> {
     let windows = state
         .store
         .maintenance()?
@@ -272,8 +260,7 @@ pub(super) async fn list_maintenance(
 }
 
 pub(super) async fn end_maintenance(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Json<MaintenanceView>> {
     let m = state.engines.scheduler.end_maintenance(&id, caller.who()).await?;

@@ -6,7 +6,6 @@
 use super::{Admin, ApiError, ApiResult, AppState, Reader};
 use crate::extract::JsonBody;
 use axum::Json;
-use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -46,13 +45,12 @@ fn view(state: &AppState) -> ClockView {
     }
 }
 
-pub(super) async fn get(State(state): State<AppState>, _: Reader) -> ApiResult<Json<ClockView>> {
+pub(super) async fn get(Reader(state, _): Reader) -> ApiResult<Json<ClockView>> {
     Ok(Json(view(&state)))
 }
 
 pub(super) async fn set(
-    State(state): State<AppState>,
-    _: Admin,
+    Admin(state, _): Admin,
     JsonBody(req): JsonBody<MoveRequest>,
 ) -> ApiResult<Json<ClockView>> {
     let clock = state.engines.scheduler.clock();

@@ -5,7 +5,7 @@ use super::{ApiError, ApiResult, AppState, Ingester, Reader};
 use crate::answer::Accepted;
 use crate::extract::{Page, QueryParams, QueueRoom};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
 use serde::Serialize;
 use serde_json::Value;
@@ -291,8 +291,7 @@ impl aide::OperationInput for Events {
 }
 
 pub(super) async fn ingest(
-    State(state): State<AppState>,
-    _: Ingester,
+    Ingester(state, _): Ingester,
     _: QueueRoom,
     Events { events, batch }: Events,
 ) -> ApiResult<Accepted<Ingested>> {
@@ -315,8 +314,7 @@ crate::extract::list_query! {
 }
 
 pub(super) async fn list(
-    State(state): State<AppState>,
-    _: Reader,
+    Reader(state, _): Reader,
     QueryParams(q): QueryParams<EventQuery>,
 ) -> ApiResult<Json<EventPage>> {
     let page = Page::new(q.limit, q.cursor)?;
@@ -337,8 +335,7 @@ pub(super) async fn list(
 }
 
 pub(super) async fn get(
-    State(state): State<AppState>,
-    _: Reader,
+    Reader(state, _): Reader,
     Path(seq): Path<String>,
 ) -> ApiResult<Json<sundial_core::event::EventRecord>> {
     let record = state

@@ -91,15 +91,18 @@ pub const INGESTERS: &[Role] = &[Role::Admin, Role::Operator, Role::Ingest];
 macro_rules! role_gate {
     ($(#[$doc:meta])* $name:ident = $roles:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone)]
-        pub struct $name(pub Caller);
+        ///
+        /// It carries the daemon's state beside the caller, so a handler takes one
+        /// argument for both: `Reader(state, _): Reader`.
+        #[derive(Clone)]
+        pub struct $name(pub AppState, pub Caller);
 
         impl FromRequestParts<AppState> for $name {
             type Rejection = ApiError;
 
             async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<$name, ApiError> {
                 let caller = Caller::from_request_parts(parts, state).await?;
-                Ok($name(caller.admit($roles, parts)?))
+                Ok($name(state.clone(), caller.admit($roles, parts)?))
             }
         }
     };

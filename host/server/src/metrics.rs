@@ -6,7 +6,6 @@
 //! types and help texts are all here, in one table (`docs/operations.md` lists them).
 
 use crate::{ApiResult, AppState, Reader};
-use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 use prometheus_client::collector::Collector;
@@ -23,7 +22,7 @@ use sundial_core::metrics::Histogram;
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// `GET /metrics` (any role but ingest).
-pub(crate) async fn metrics(State(state): State<AppState>, _: Reader) -> ApiResult<Exposition> {
+pub(crate) async fn metrics(Reader(state, _): Reader) -> ApiResult<Exposition> {
     // Read before encoding: a store error is an answer, not a broken exposition.
     let queue_depth = state.store.queue_depth()?;
     let mut registry = Registry::default();

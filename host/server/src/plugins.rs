@@ -5,7 +5,7 @@ use super::{Admin, ApiError, ApiResult, AppState, MAX_PLUGIN_BODY_BYTES, Reader}
 use crate::answer::{Created, Deleted};
 use crate::extract::JsonBody;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -105,8 +105,7 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
 }
 
 pub(super) async fn install(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
+    Admin(state, caller): Admin,
     JsonBody(req): JsonBody<InstallRequest, MAX_PLUGIN_BODY_BYTES>,
 ) -> ApiResult<Created<PluginRecord>> {
     let bytes = base64::engine::general_purpose::STANDARD
@@ -138,7 +137,7 @@ pub(super) struct PluginView {
     kv: sundial_store::kv::KvUsage,
 }
 
-pub(super) async fn list(State(state): State<AppState>, _: Reader) -> ApiResult<Json<PluginList>> {
+pub(super) async fn list(Reader(state, _): Reader) -> ApiResult<Json<PluginList>> {
     Ok(Json(PluginList {
         plugins: state.store.plugins()?,
     }))
@@ -146,11 +145,7 @@ pub(super) async fn list(State(state): State<AppState>, _: Reader) -> ApiResult<
 
 /// `GET /v1/plugins/{name}`: the record, with what its key-value namespace holds
 /// (`kv`: keys, bytes, and the quota from its limits).
-pub(super) async fn get(
-    State(state): State<AppState>,
-    _: Reader,
-    Path(name): Path<String>,
-) -> ApiResult<Json<PluginView>> {
+pub(super) async fn get(Reader(state, _): Reader, Path(name): Path<String>) -> ApiResult<Json<PluginView>> {
     let record = state
         .store
         .plugin(&name)?
@@ -160,8 +155,7 @@ pub(super) async fn get(
 }
 
 pub(super) async fn update(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
+    Admin(state, caller): Admin,
     Path(name): Path<String>,
     JsonBody(update): JsonBody<PluginUpdate>,
 ) -> ApiResult<Json<PluginRecord>> {
@@ -180,11 +174,7 @@ pub(super) async fn update(
     Ok(Json(after))
 }
 
-pub(super) async fn remove(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path(name): Path<String>,
-) -> ApiResult<Deleted> {
+pub(super) async fn remove(Admin(state, caller): Admin, Path(name): Path<String>) -> ApiResult<Deleted> {
     state.store.remove_plugin(&name, caller.who()).await?;
     Ok(Deleted)
 }

@@ -7,7 +7,7 @@ use crate::answer::{Created, Deleted};
 use crate::extract::{JsonBody, Page, Patch};
 use crate::{ApiError, ApiResult, AppState, Operator, Reader};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::de::DeserializeOwned;
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
@@ -142,8 +142,7 @@ impl<R: Resource> schemars::JsonSchema for ListPage<R> {
 
 /// `POST /v1/<nouns>`: 201 with the new record.
 pub(crate) async fn create<R: Resource>(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     JsonBody(spec): JsonBody<R::Spec>,
 ) -> ApiResult<Created<R::View>> {
     let spec = R::check(&state, spec, None)?;
@@ -152,11 +151,7 @@ pub(crate) async fn create<R: Resource>(
 }
 
 /// `GET /v1/<nouns>?limit=&cursor=`.
-pub(crate) async fn list<R: Resource>(
-    State(state): State<AppState>,
-    _: Reader,
-    page: Page,
-) -> ApiResult<Json<ListPage<R>>> {
+pub(crate) async fn list<R: Resource>(Reader(state, _): Reader, page: Page) -> ApiResult<Json<ListPage<R>>> {
     let (records, next_cursor) = R::page(&state, &page)?;
     let items = records
         .into_iter()
@@ -167,8 +162,7 @@ pub(crate) async fn list<R: Resource>(
 
 /// `GET /v1/<nouns>/{id}` (id or name).
 pub(crate) async fn get<R: Resource>(
-    State(state): State<AppState>,
-    _: Reader,
+    Reader(state, _): Reader,
     Path(key): Path<String>,
 ) -> ApiResult<Json<R::View>> {
     Ok(Json(R::view(&state, R::get(&state, &key)?)?))
@@ -177,8 +171,7 @@ pub(crate) async fn get<R: Resource>(
 /// `PATCH /v1/<nouns>/{id}`: top-level fields merged over the current spec (null
 /// restores a default), checked as a create is.
 pub(crate) async fn update<R: Resource>(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path(key): Path<String>,
     Patch(patch): Patch,
 ) -> ApiResult<Json<R::View>> {
@@ -224,8 +217,7 @@ async fn set_enabled<R: Resource>(
 
 /// `POST /v1/<nouns>/{id}/enable` (schedules: `resume`).
 pub(crate) async fn enable<R: Resource>(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path(key): Path<String>,
 ) -> ApiResult<Json<R::View>> {
     set_enabled::<R>(&state, &key, true, caller.who()).await
@@ -233,8 +225,7 @@ pub(crate) async fn enable<R: Resource>(
 
 /// `POST /v1/<nouns>/{id}/disable` (schedules: `pause`).
 pub(crate) async fn disable<R: Resource>(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path(key): Path<String>,
 ) -> ApiResult<Json<R::View>> {
     set_enabled::<R>(&state, &key, false, caller.who()).await
@@ -242,8 +233,7 @@ pub(crate) async fn disable<R: Resource>(
 
 /// `DELETE /v1/<nouns>/{id}`: 204.
 pub(crate) async fn delete<R: Resource>(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path(key): Path<String>,
 ) -> ApiResult<Deleted> {
     R::delete(&state, &key, caller.who()).await?;

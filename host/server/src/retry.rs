@@ -15,7 +15,7 @@ use super::runs::{StartQuery, filter_of};
 use super::{ApiError, ApiResult, AppState, Operator};
 use crate::extract::{JsonBody, QueryParams};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sundial_core::run::{Run, RunStatus};
@@ -57,8 +57,7 @@ fn retry_of(state: &AppState, original: &Run, by: &str) -> ApiResult<Run> {
 
 /// `POST /v1/runs/{id}/retry`.
 pub(super) async fn retry(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path(id): Path<String>,
     QueryParams(query): QueryParams<StartQuery>,
 ) -> ApiResult<crate::answer::Started<Run>> {
@@ -232,8 +231,7 @@ fn matching<const RETRY: bool>(
 
 /// `POST /v1/runs/retry`: retry every finished run matching the filter.
 pub(super) async fn retry_many(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     JsonBody(req): JsonBody<BulkRequest<true>>,
 ) -> ApiResult<Json<BulkAnswer>> {
     let (found, more) = matching(&state, &req, RunStatus::is_terminal, "retry")?;
@@ -276,8 +274,7 @@ pub(super) async fn retry_many(
 
 /// `POST /v1/runs/cancel`: cancel every queued or running run matching the filter.
 pub(super) async fn cancel_many(
-    State(state): State<AppState>,
-    _: Operator,
+    Operator(state, _): Operator,
     JsonBody(req): JsonBody<BulkRequest<false>>,
 ) -> ApiResult<Json<BulkAnswer>> {
     let unfinished = |s: RunStatus| !s.is_terminal();

@@ -5,7 +5,7 @@ use super::{ApiError, ApiResult, AppState, Operator, Reader};
 use crate::answer::Started;
 use crate::extract::{OptionalJsonBody, QueryParams, QueueRoom};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -37,8 +37,7 @@ pub(super) struct StartQuery {
 }
 
 pub(super) async fn start(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     _: QueueRoom,
     Path(id): Path<String>,
     QueryParams(query): QueryParams<StartQuery>,
@@ -119,8 +118,7 @@ pub(super) fn check_time(field: &str, value: &Option<String>) -> ApiResult<Optio
 }
 
 pub(super) async fn list(
-    State(state): State<AppState>,
-    _: Reader,
+    Reader(state, _): Reader,
     QueryParams(q): QueryParams<RunQuery>,
 ) -> ApiResult<Json<RunPage>> {
     let limit = q.limit.unwrap_or(50);
@@ -191,11 +189,7 @@ pub(super) fn filter_of(
     })
 }
 
-pub(super) async fn get(
-    State(state): State<AppState>,
-    _: Reader,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Run>> {
+pub(super) async fn get(Reader(state, _): Reader, Path(id): Path<String>) -> ApiResult<Json<Run>> {
     state
         .store
         .run(&id)?
@@ -203,11 +197,7 @@ pub(super) async fn get(
         .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))
 }
 
-pub(super) async fn cancel(
-    State(state): State<AppState>,
-    _: Operator,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Run>> {
+pub(super) async fn cancel(Operator(state, _): Operator, Path(id): Path<String>) -> ApiResult<Json<Run>> {
     let run = state.engines.executor.cancel(&id).await?;
     if run.status.is_terminal() && run.status != RunStatus::Cancelled {
         return Err(ApiError::conflict(format!(

@@ -7,7 +7,7 @@ use crate::answer::Deleted;
 use crate::extract::{JsonBody, QueryParams};
 use crate::resource::Resource;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -41,8 +41,7 @@ pub(super) struct PreviewRequest {
 }
 
 pub(super) async fn preview(
-    State(state): State<AppState>,
-    _: Reader,
+    Reader(state, _): Reader,
     JsonBody(mut req): JsonBody<PreviewRequest>,
 ) -> ApiResult<Json<Preview>> {
     if req.timezone.is_empty() {
@@ -272,8 +271,7 @@ pub(super) struct DeleteQuery {
 }
 
 pub(super) async fn delete(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<DeleteQuery>,
 ) -> ApiResult<Deleted> {
@@ -297,11 +295,7 @@ pub(super) struct LinkedTasks {
     tasks: Vec<String>,
 }
 
-pub(super) async fn tasks(
-    State(state): State<AppState>,
-    _: Reader,
-    Path(id): Path<String>,
-) -> ApiResult<Json<LinkedTasks>> {
+pub(super) async fn tasks(Reader(state, _): Reader, Path(id): Path<String>) -> ApiResult<Json<LinkedTasks>> {
     let record = Schedules::get(&state, &id)?;
     Ok(Json(LinkedTasks {
         tasks: state.store.schedule_tasks(&record.id)?,
@@ -309,8 +303,7 @@ pub(super) async fn tasks(
 }
 
 pub(super) async fn attach(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path(id): Path<String>,
     JsonBody(req): JsonBody<AttachRequest>,
 ) -> ApiResult<Json<LinkedTasks>> {
@@ -319,8 +312,7 @@ pub(super) async fn attach(
 }
 
 pub(super) async fn detach(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path((id, task)): Path<(String, String)>,
 ) -> ApiResult<Json<LinkedTasks>> {
     let tasks = state.store.link_task(&id, &task, false, caller.who()).await?;
@@ -339,8 +331,7 @@ pub(super) struct PreviewQuery {
 }
 
 pub(super) async fn preview_saved(
-    State(state): State<AppState>,
-    _: Reader,
+    Reader(state, _): Reader,
     Path(id): Path<String>,
     QueryParams(q): QueryParams<PreviewQuery>,
 ) -> ApiResult<Json<Preview>> {

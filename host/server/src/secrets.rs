@@ -1,11 +1,11 @@
 //! `/v1/secrets`: write-only values (set, list names, show metadata, delete). A value is
 //! never returned, logged or written to the audit log.
 
-use super::{Admin, ApiError, ApiResult, AppState, Operator};
+use super::{Admin, ApiError, ApiResult, Operator};
 use crate::answer::{Deleted, Upserted};
 use crate::extract::JsonBody;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use sundial_core::secret::{MAX_SECRET_BYTES, validate_name};
 use sundial_store::secrets::{SecretInfo, SecretRecord};
@@ -62,8 +62,7 @@ impl aide::OperationInput for SecretName {
 }
 
 pub(super) async fn set(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
+    Admin(state, caller): Admin,
     SecretName(name): SecretName,
     // Parse errors from serde name the field and position, never the value.
     JsonBody(req): JsonBody<SetRequest, MAX_SECRET_BODY>,
@@ -91,15 +90,14 @@ pub(super) async fn set(
     })
 }
 
-pub(super) async fn list(State(state): State<AppState>, _: Operator) -> ApiResult<Json<SecretList>> {
+pub(super) async fn list(Operator(state, _): Operator) -> ApiResult<Json<SecretList>> {
     Ok(Json(SecretList {
         secrets: state.store.secrets()?,
     }))
 }
 
 pub(super) async fn get(
-    State(state): State<AppState>,
-    _: Operator,
+    Operator(state, _): Operator,
     Path(name): Path<String>,
 ) -> ApiResult<Json<SecretInfo>> {
     let record = state
@@ -109,11 +107,7 @@ pub(super) async fn get(
     Ok(Json(record.info()))
 }
 
-pub(super) async fn delete(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path(name): Path<String>,
-) -> ApiResult<Deleted> {
+pub(super) async fn delete(Admin(state, caller): Admin, Path(name): Path<String>) -> ApiResult<Deleted> {
     state.store.delete_secret(&name, caller.who()).await?;
     Ok(Deleted)
 }

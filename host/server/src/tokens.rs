@@ -1,11 +1,11 @@
 //! `/v1/tokens` (admin only): create (the secret is shown once), list, revoke.
 //! `/v1/audit`: the audit log, with filters and cursor pagination.
 
-use super::{Admin, ApiError, ApiResult, AppState, Reader};
+use super::{Admin, ApiError, ApiResult, Reader};
 use crate::answer::{Created, Deleted};
 use crate::extract::{JsonBody, Page, QueryParams};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use sundial_core::timestamp::now;
 use sundial_store::audit::{AuditEntry, AuditFilter};
@@ -42,8 +42,7 @@ pub(super) struct CreateToken {
 }
 
 pub(super) async fn create(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
+    Admin(state, caller): Admin,
     JsonBody(req): JsonBody<CreateToken>,
 ) -> ApiResult<Created<NewToken>> {
     sundial_core::task::validate_name("name", &req.name)?;
@@ -58,17 +57,13 @@ pub(super) async fn create(
     Ok(Created(NewToken { record, secret }))
 }
 
-pub(super) async fn list(State(state): State<AppState>, _: Admin) -> ApiResult<Json<TokenList>> {
+pub(super) async fn list(Admin(state, _): Admin) -> ApiResult<Json<TokenList>> {
     Ok(Json(TokenList {
         tokens: state.store.tokens()?,
     }))
 }
 
-pub(super) async fn revoke(
-    State(state): State<AppState>,
-    Admin(caller): Admin,
-    Path(id): Path<String>,
-) -> ApiResult<Deleted> {
+pub(super) async fn revoke(Admin(state, caller): Admin, Path(id): Path<String>) -> ApiResult<Deleted> {
     // Revoking the token in use would lock the caller out mid-session: another admin
     // token revokes it (and the last admin token cannot be revoked at all).
     if id == caller.token.id || id == caller.token.name {
@@ -95,8 +90,7 @@ crate::extract::list_query! {
 }
 
 pub(super) async fn audit(
-    State(state): State<AppState>,
-    _: Reader,
+    Reader(state, _): Reader,
     QueryParams(q): QueryParams<AuditQuery>,
 ) -> ApiResult<Json<AuditPage>> {
     let page = Page::new(q.limit, q.cursor)?;

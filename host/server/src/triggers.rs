@@ -6,7 +6,7 @@ use crate::answer::Deleted;
 use crate::extract::{Page, QueryParams};
 use crate::resource::Resource;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::Serialize;
 use serde_json::Value;
 use sundial_core::schedule::spec::Excluded;
@@ -258,8 +258,7 @@ pub(super) struct TimerPage {
 }
 
 pub(super) async fn timers(
-    State(state): State<AppState>,
-    _: Reader,
+    Reader(state, _): Reader,
     QueryParams(q): QueryParams<TimerQuery>,
 ) -> ApiResult<Json<TimerPage>> {
     let page = Page::new(q.limit, q.cursor)?;
@@ -287,8 +286,7 @@ pub(super) async fn timers(
 }
 
 pub(super) async fn cancel_timer(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Deleted> {
     state.store.cancel_timer(&id, caller.who()).await?;

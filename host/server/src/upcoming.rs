@@ -1,10 +1,9 @@
 //! `GET /v1/upcoming`: the agenda of the next hours, every schedule's fires and every
 //! pending timer merged (see [`sundial_core::schedule::agenda`]).
 
-use super::{ApiError, ApiResult, AppState, Reader};
+use super::{ApiError, ApiResult, Reader};
 use crate::extract::QueryParams;
 use axum::Json;
-use axum::extract::State;
 use serde::Deserialize;
 use sundial_core::schedule::agenda::{Pending, Scheduled, agenda};
 
@@ -30,8 +29,7 @@ pub(super) struct UpcomingQuery {
 }
 
 pub(super) async fn upcoming(
-    State(state): State<AppState>,
-    _: Reader,
+    Reader(state, _): Reader,
     QueryParams(q): QueryParams<UpcomingQuery>,
 ) -> ApiResult<Json<sundial_core::schedule::agenda::Agenda>> {
     let hours = q.hours.unwrap_or(DEFAULT_HOURS);

@@ -6,7 +6,7 @@ use crate::answer::Accepted;
 use crate::extract::{Page, QueryParams};
 use crate::resource::{Resource, Stamped};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::Serialize;
 use serde_json::json;
 use sundial_core::webhook::{Auth, WebhookSpec};
@@ -132,8 +132,7 @@ impl Resource for Webhooks {
 
 /// `POST /v1/webhooks/{id}/test`: queue a delivery of a sample event.
 pub(super) async fn test(
-    State(state): State<AppState>,
-    Operator(caller): Operator,
+    Operator(state, caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Accepted<Delivery>> {
     let hook = Webhooks::get(&state, &id)?;
@@ -169,8 +168,7 @@ crate::extract::list_query! {
 }
 
 pub(super) async fn deliveries(
-    State(state): State<AppState>,
-    _: Reader,
+    Reader(state, _): Reader,
     QueryParams(q): QueryParams<DeliveryQuery>,
 ) -> ApiResult<Json<DeliveryPage>> {
     let page = Page::new(q.limit, q.cursor)?;
@@ -200,11 +198,7 @@ pub(super) async fn deliveries(
     }))
 }
 
-pub(super) async fn delivery(
-    State(state): State<AppState>,
-    _: Reader,
-    Path(id): Path<String>,
-) -> ApiResult<Json<Delivery>> {
+pub(super) async fn delivery(Reader(state, _): Reader, Path(id): Path<String>) -> ApiResult<Json<Delivery>> {
     let d = state
         .store
         .delivery(&id)?
@@ -215,8 +209,7 @@ pub(super) async fn delivery(
 /// `POST /v1/deliveries/{id}/retry`: a dead delivery is queued again (its attempts
 /// kept); a queued one is made due now; a delivered one is refused with 409.
 pub(super) async fn retry(
-    State(state): State<AppState>,
-    _: Operator,
+    Operator(state, _): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Accepted<Delivery>> {
     let mut d = state
