@@ -36,23 +36,35 @@ pub(crate) fn json_response<T: JsonSchema>(ctx: &mut GenContext, description: &s
     }
 }
 
-/// The documentation of a 200 answer of another media type (its body is `schema`).
-pub(crate) fn raw_ok(
-    media_type: &str,
-    description: &str,
-    schema: serde_json::Value,
-) -> Vec<(Option<Code>, Response)> {
-    let media = MediaType {
+/// Content whose schema is written by hand (for the few bodies not derived).
+pub(crate) fn media(schema: serde_json::Value) -> MediaType {
+    MediaType {
         schema: Some(SchemaObject {
             json_schema: schemars::Schema::try_from(schema).unwrap_or_default(),
             example: None,
             external_docs: None,
         }),
         ..Default::default()
-    };
+    }
+}
+
+/// An error answer: `status`, with the `ErrorBody` schema, and when it is given.
+pub(crate) fn error_answer(ctx: &mut GenContext, status: u16, when: &str) -> (Option<Code>, Response) {
+    (
+        Some(Code::Code(status)),
+        json_response::<crate::error::ErrorBody>(ctx, when),
+    )
+}
+
+/// The documentation of a 200 answer of another media type (its body is `schema`).
+pub(crate) fn raw_ok(
+    media_type: &str,
+    description: &str,
+    schema: serde_json::Value,
+) -> Vec<(Option<Code>, Response)> {
     let ok = Response {
         description: description.to_string(),
-        content: [(media_type.to_string(), media)].into_iter().collect(),
+        content: [(media_type.to_string(), media(schema))].into_iter().collect(),
         ..Default::default()
     };
     vec![(Some(Code::Code(200)), ok)]

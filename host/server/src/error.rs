@@ -178,13 +178,7 @@ impl aide::OperationOutput for ApiError {
         ctx: &mut aide::generate::GenContext,
         _: &mut aide::openapi::Operation,
     ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
-        use aide::openapi::StatusCode::Code;
-        let mut answer = |status: u16, when: &str| {
-            (
-                Some(Code(status)),
-                crate::answer::json_response::<ErrorBody>(ctx, when),
-            )
-        };
+        let mut answer = |status, when| crate::answer::error_answer(ctx, status, when);
         vec![
             answer(400, "invalid input (the message names the field)"),
             answer(404, "not found (the message names what)"),

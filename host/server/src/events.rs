@@ -241,19 +241,12 @@ fn cloud_event_schema() -> Value {
 
 impl aide::OperationInput for Events {
     fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
-        use aide::openapi::{MediaType, RequestBody, SchemaObject};
+        use aide::openapi::RequestBody;
         let one = cloud_event_schema();
         let batch =
             serde_json::json!({ "type": "array", "items": one, "minItems": 1, "maxItems": MAX_BATCH });
         let either = serde_json::json!({ "oneOf": [one, batch] });
-        let media = |schema: Value| MediaType {
-            schema: Some(SchemaObject {
-                json_schema: schemars::Schema::try_from(schema).unwrap_or_default(),
-                example: None,
-                external_docs: None,
-            }),
-            ..Default::default()
-        };
+        use crate::answer::media;
         let body = RequestBody {
             description: Some(
                 "a CloudEvent (structured mode), a batch, or binary mode: the data as the body with ce-* headers".into(),
@@ -275,13 +268,7 @@ impl aide::OperationInput for Events {
         ctx: &mut aide::generate::GenContext,
         _: &mut aide::openapi::Operation,
     ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
-        use aide::openapi::StatusCode::Code;
-        let mut error = |status: u16, when: &str| {
-            (
-                Some(Code(status)),
-                crate::answer::json_response::<crate::error::ErrorBody>(ctx, when),
-            )
-        };
+        let mut error = |status, when| crate::answer::error_answer(ctx, status, when);
         vec![
             error(408, "the body did not arrive within body_timeout"),
             error(413, "an event over max_event_size, or a body over 16 MiB"),

@@ -292,17 +292,12 @@ pub async fn body_bytes(req: Request, limit: usize) -> ApiResult<(HeaderMap, axu
 
 // How each extractor describes itself in the OpenAPI document (see `openapi.rs`).
 
-use crate::answer::json_response;
-use crate::error::ErrorBody;
 use aide::OperationInput;
 use aide::generate::GenContext;
 use aide::openapi::{Operation, RequestBody, Response, StatusCode as Code};
 use aide::operation::{ParamLocation, add_parameters, parameters_from_schema, set_body};
 
-/// An error answer with the `ErrorBody` schema.
-fn error(ctx: &mut GenContext, status: u16, when: &str) -> (Option<Code>, Response) {
-    (Some(Code::Code(status)), json_response::<ErrorBody>(ctx, when))
-}
+use crate::answer::error_answer as error;
 
 macro_rules! document_gate {
     ($name:ident, $roles:literal) => {
