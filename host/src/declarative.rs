@@ -134,6 +134,17 @@ fn string_list(at: &str, v: Option<Value>) -> Result<Vec<String>, String> {
 }
 
 impl Config {
+    /// The names this configuration has of a noun `apply --prune` may delete.
+    pub fn names(&self, noun: &str) -> Vec<&String> {
+        match noun {
+            "trigger" => self.triggers.iter().map(|t| &t.name).collect(),
+            "schedule" => self.schedules.iter().map(|s| &s.spec.name).collect(),
+            "task" => self.tasks.iter().map(|t| &t.name).collect(),
+            "webhook" => self.webhooks.iter().map(|w| &w.name).collect(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Parse a configuration file, checking every entry.
     pub fn parse(text: &str) -> Result<Config, String> {
         let table: toml::Table = text.parse().map_err(|e: toml::de::Error| e.to_string())?;

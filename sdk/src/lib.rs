@@ -62,6 +62,7 @@
 
 #![warn(missing_docs)]
 
+pub mod config;
 pub mod http;
 pub mod message;
 pub mod template;
@@ -132,25 +133,23 @@ pub fn __run_action<A: Action>(inv: Invocation) -> Result<String, ActionError> {
         .map_err(|e| ActionError::Failed(format!("output is not serializable to JSON: {e}")))
 }
 
+/// What an action's `run` export returns to the host.
+#[doc(hidden)]
+pub type __ActionResult = Result<String, ActionError>;
+
+/// What a formatter's `format` export returns to the host.
+#[doc(hidden)]
+pub type __FormatterResult = Result<HttpBody, String>;
+
 /// Export a type implementing [`Action`] as this component's `run` function.
 ///
 /// Call it once, at the crate root of a `cdylib` crate built for `wasm32-wasip2`.
 #[macro_export]
 macro_rules! export_action {
     ($ty:ty) => {
-        const _: () = {
-            struct __SundialActionExport;
-            impl $crate::bindings::action::Guest for __SundialActionExport {
-                fn run(
-                    inv: $crate::Invocation,
-                ) -> ::core::result::Result<::std::string::String, $crate::ActionError> {
-                    $crate::__run_action::<$ty>(inv)
-                }
-            }
-            $crate::bindings::action::__export_action_world!(
-                __SundialActionExport with_types_in $crate::bindings::action
-            );
-        };
+        $crate::__export_world!(action, __export_action_world, run(inv: $crate::Invocation) -> $crate::__ActionResult {
+            $crate::__run_action::<$ty>(inv)
+        });
     };
 }
 
@@ -158,18 +157,24 @@ macro_rules! export_action {
 #[macro_export]
 macro_rules! export_formatter {
     ($ty:ty) => {
+        $crate::__export_world!(formatter, __export_formatter_world, format(d: $crate::Delivery) -> $crate::__FormatterResult {
+            <$ty as $crate::Formatter>::format(d)
+        });
+    };
+}
+
+/// Glue used by [`export_action!`] and [`export_formatter!`]: implement the world's
+/// `Guest` trait with the one function given and export it through the bindings.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export_world {
+    ($world:ident, $export:ident, $f:ident($arg:ident: $in:ty) -> $out:ty $body:block) => {
         const _: () = {
-            struct __SundialFormatterExport;
-            impl $crate::bindings::formatter::Guest for __SundialFormatterExport {
-                fn format(
-                    delivery: $crate::Delivery,
-                ) -> ::core::result::Result<$crate::HttpBody, ::std::string::String> {
-                    <$ty as $crate::Formatter>::format(delivery)
-                }
+            struct __SundialExport;
+            impl $crate::bindings::$world::Guest for __SundialExport {
+                fn $f($arg: $in) -> $out $body
             }
-            $crate::bindings::formatter::__export_formatter_world!(
-                __SundialFormatterExport with_types_in $crate::bindings::formatter
-            );
+            $crate::bindings::$world::$export!(__SundialExport with_types_in $crate::bindings::$world);
         };
     };
 }

@@ -38,6 +38,17 @@ pub enum Tone {
     Bad,
 }
 
+impl Tone {
+    /// One of three values by tone: `good`, `bad` or `info`.
+    pub fn pick<T>(self, good: T, bad: T, info: T) -> T {
+        match self {
+            Tone::Good => good,
+            Tone::Bad => bad,
+            Tone::Info => info,
+        }
+    }
+}
+
 /// A delivery as people read it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {

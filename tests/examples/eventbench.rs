@@ -95,12 +95,7 @@ fn main() {
         "3600s",
     ];
     let d = Daemon::start(dir.path(), &flags);
-    let (status, v) = d.call(
-        "POST",
-        "/v1/tasks",
-        Some(&json!({"name": "hit", "plugin": "echo"})),
-    );
-    assert_eq!(status, 201, "{v}");
+    d.create("/v1/tasks", json!({"name": "hit", "plugin": "echo"}));
     // 1 000 triggers: 999 for other event types (exact, globs, filters), one that the
     // latency events match.
     let defining = Instant::now();
@@ -112,8 +107,7 @@ fn main() {
             _ => json!({"type": format!("job{i}.done"), "filter": {"path": "data.ok", "eq": true}}),
         };
         let spec = json!({"name": format!("t{i}"), "on": on, "targets": [{"task": "hit"}]});
-        let (status, v) = d.call("POST", "/v1/triggers", Some(&spec));
-        assert_eq!(status, 201, "{v}");
+        d.expect(201, "POST", "/v1/triggers", Some(&spec));
     }
     println!(
         "1000 triggers defined in {:.2} s (one API call each)",

@@ -20,12 +20,12 @@ fn main() {
     let conns: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(32);
     let dir = tempfile::tempdir().expect("temp dir");
     let daemon = Daemon::start(dir.path(), &["--workers", "64"]);
-    let (status, _) = daemon.call(
+    daemon.expect(
+        201,
         "POST",
         "/v1/tasks",
         Some(&serde_json::json!({"name": "load", "plugin": "echo"})),
     );
-    assert_eq!(status, 201);
     let before = Conn::open(&daemon.addr)
         .request("GET", "/metrics", &daemon.token, None)
         .1;

@@ -148,12 +148,7 @@ fn main() {
     ];
     let daemon = Daemon::start(dir, &flags);
     for task in ["fire", "idle"] {
-        let (status, v) = daemon.call(
-            "POST",
-            "/v1/tasks",
-            Some(&json!({"name": task, "plugin": "echo"})),
-        );
-        assert_eq!(status, 201, "{v}");
+        daemon.create("/v1/tasks", json!({"name": task, "plugin": "echo"}));
     }
 
     // The idle schedules first, then the firing ones (so they fire only briefly before

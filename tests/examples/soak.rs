@@ -39,15 +39,23 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[i] as f64 / 1000.0
 }
 
-/// A client that sends `request()` every `period` until `stop`.
-fn paced(
+/// What every paced client shares: the daemon's address and token, the stop flag and
+/// the sample interval its latencies go to.
+struct Load {
     addr: String,
     token: String,
-    period: Duration,
     stop: Arc<AtomicBool>,
     sink: Arc<Mutex<Interval>>,
+}
+
+/// A client that sends `request()` every `period` until `stop`.
+fn paced(
+    load: &Load,
+    period: Duration,
     request: impl Fn(u64) -> (&'static str, String, Option<String>) + Send + 'static,
 ) -> std::thread::JoinHandle<()> {
+    let (addr, token) = (load.addr.clone(), load.token.clone());
+    let (stop, sink) = (load.stop.clone(), load.sink.clone());
     std::thread::spawn(move || {
         let mut conn = KeepAlive::open(&addr);
         let start = Instant::now();
@@ -91,30 +99,16 @@ fn main() {
         ],
     );
     let rx = Receiver::start(Vec::new(), Reply::Status(204, Vec::new()));
-    let ok = |method: &str, path: &str, body: serde_json::Value| {
-        let (status, v) = d.call(method, path, Some(&body));
-        assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
-    };
-    ok("POST", "/v1/tasks", json!({"name": "on-event", "plugin": "echo"}));
-    ok("POST", "/v1/tasks", json!({"name": "manual", "plugin": "echo"}));
-    ok("POST", "/v1/tasks", json!({"name": "tick", "plugin": "echo"}));
-    ok(
-        "POST",
+    d.create("/v1/tasks", json!({"name": "on-event", "plugin": "echo"}));
+    d.create("/v1/tasks", json!({"name": "manual", "plugin": "echo"}));
+    d.create("/v1/tasks", json!({"name": "tick", "plugin": "echo"}));
+    d.create(
         "/v1/schedules",
         json!({"name": "every-second", "rule": {"cron": "* * * * * *"}}),
     );
-    ok(
-        "POST",
-        "/v1/schedules/every-second/tasks",
-        json!({"task": "tick"}),
-    );
-    ok(
-        "POST",
-        "/v1/webhooks",
-        json!({"name": "sink", "url": rx.url("/sink")}),
-    );
-    ok(
-        "POST",
+    d.attach("every-second", "tick");
+    d.create("/v1/webhooks", json!({"name": "sink", "url": rx.url("/sink")}));
+    d.create(
         "/v1/triggers",
         json!({"name": "soak", "on": {"type": "soak.event"}, "targets": [{"task": "on-event"}, {"webhook": "sink"}]}),
     );
@@ -123,55 +117,40 @@ fn main() {
     let sink = Arc::new(Mutex::new(Interval::default()));
     let last_run = Arc::new(Mutex::new(String::new()));
     let events_sent = Arc::new(AtomicU64::new(0));
+    let load = Load {
+        addr: d.addr.clone(),
+        token: d.token.clone(),
+        stop: stop.clone(),
+        sink: sink.clone(),
+    };
     let mut clients = Vec::new();
     {
         let sent = events_sent.clone();
-        clients.push(paced(
-            d.addr.clone(),
-            d.token.clone(),
-            Duration::from_millis(25),
-            stop.clone(),
-            sink.clone(),
-            move |n| {
-                sent.fetch_add(1, Ordering::Relaxed);
-                let event = json!({"specversion": "1.0", "id": format!("soak-{n}"), "source": "/soak",
+        clients.push(paced(&load, Duration::from_millis(25), move |n| {
+            sent.fetch_add(1, Ordering::Relaxed);
+            let event = json!({"specversion": "1.0", "id": format!("soak-{n}"), "source": "/soak",
                                    "type": "soak.event", "data": {"n": n, "note": "x".repeat(200)}});
-                ("POST", "/v1/events".into(), Some(event.to_string()))
-            },
-        ));
+            ("POST", "/v1/events".into(), Some(event.to_string()))
+        }));
     }
-    clients.push(paced(
-        d.addr.clone(),
-        d.token.clone(),
-        Duration::from_millis(50),
-        stop.clone(),
-        sink.clone(),
-        |n| {
-            let body = json!({"params": {"n": n}}).to_string();
-            ("POST", "/v1/tasks/manual/run".into(), Some(body))
-        },
-    ));
+    clients.push(paced(&load, Duration::from_millis(50), |n| {
+        let body = json!({"params": {"n": n}}).to_string();
+        ("POST", "/v1/tasks/manual/run".into(), Some(body))
+    }));
     {
         let last = last_run.clone();
-        clients.push(paced(
-            d.addr.clone(),
-            d.token.clone(),
-            Duration::from_millis(100),
-            stop.clone(),
-            sink.clone(),
-            move |n| match n % 3 {
-                0 => ("GET", "/v1/runs?limit=50".into(), None),
-                1 => ("GET", "/v1/events?limit=50".into(), None),
-                _ => {
-                    let id = last.lock().unwrap().clone();
-                    if id.is_empty() {
-                        ("GET", "/v1/tasks".into(), None)
-                    } else {
-                        ("GET", format!("/v1/runs/{id}"), None)
-                    }
+        clients.push(paced(&load, Duration::from_millis(100), move |n| match n % 3 {
+            0 => ("GET", "/v1/runs?limit=50".into(), None),
+            1 => ("GET", "/v1/events?limit=50".into(), None),
+            _ => {
+                let id = last.lock().unwrap().clone();
+                if id.is_empty() {
+                    ("GET", "/v1/tasks".into(), None)
+                } else {
+                    ("GET", format!("/v1/runs/{id}"), None)
                 }
-            },
-        ));
+            }
+        }));
     }
 
     let db = dir.path().join("sundial.redb");

@@ -155,6 +155,46 @@ impl Daemon {
         (status, value)
     }
 
+    /// Send a request with the admin token; asserts the answer has exactly `status`
+    /// (showing the request and body when not) and returns its body.
+    #[track_caller]
+    pub fn expect(
+        &self,
+        status: u16,
+        method: &str,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> serde_json::Value {
+        let (got, value) = self.call(method, path, body);
+        assert_eq!(got, status, "{method} {path}: {value}");
+        value
+    }
+
+    /// POST `spec` to `path` (a collection such as `/v1/tasks`), which must answer 201
+    /// Created; returns what was created.
+    #[track_caller]
+    pub fn create(&self, path: &str, spec: serde_json::Value) -> serde_json::Value {
+        self.expect(201, "POST", path, Some(&spec))
+    }
+
+    /// PATCH `path` with `changes`, which must answer 200 OK; returns the updated object.
+    #[track_caller]
+    pub fn patch(&self, path: &str, changes: serde_json::Value) -> serde_json::Value {
+        self.expect(200, "PATCH", path, Some(&changes))
+    }
+
+    /// Start a manual run of `task` with `params` and wait for it (must answer 200).
+    #[track_caller]
+    pub fn run_wait(&self, task: &str, params: serde_json::Value) -> serde_json::Value {
+        let body = serde_json::json!({ "params": params });
+        self.expect(
+            200,
+            "POST",
+            &format!("/v1/tasks/{task}/run?wait=true"),
+            Some(&body),
+        )
+    }
+
     /// Install the component built from `package` as plugin `name`; `extra` adds fields
     /// to the request (grants, limits). Returns (status, body).
     pub fn install_plugin(
@@ -173,6 +213,49 @@ impl Daemon {
             b.extend(e);
         }
         self.call("POST", "/v1/plugins", Some(&body))
+    }
+
+    /// GET each of `paths`, which must all answer 200; (path, body) of each, in order.
+    #[track_caller]
+    pub fn read_all<'a>(&self, paths: &[&'a str]) -> Vec<(&'a str, serde_json::Value)> {
+        paths
+            .iter()
+            .map(|path| (*path, self.expect(200, "GET", path, None)))
+            .collect()
+    }
+
+    /// Set secret `name` to `value`, which must answer `status` (201 when new, 200 when
+    /// replaced); returns its metadata.
+    #[track_caller]
+    pub fn put_secret(&self, status: u16, name: &str, value: &str) -> serde_json::Value {
+        let body = serde_json::json!({ "value": value });
+        self.expect(status, "PUT", &format!("/v1/secrets/{name}"), Some(&body))
+    }
+
+    /// Attach `task` to `schedule` (must answer 200).
+    #[track_caller]
+    pub fn attach(&self, schedule: &str, task: &str) -> serde_json::Value {
+        let body = serde_json::json!({ "task": task });
+        self.expect(
+            200,
+            "POST",
+            &format!("/v1/schedules/{schedule}/tasks"),
+            Some(&body),
+        )
+    }
+
+    /// [`Daemon::install_plugin`] that must answer 201 Created; returns the plugin.
+    #[track_caller]
+    pub fn install_ok(&self, name: &str, package: &str, extra: serde_json::Value) -> serde_json::Value {
+        let (status, plugin) = self.install_plugin(name, package, extra);
+        assert_eq!(status, 201, "installing {name} from {package}: {plugin}");
+        plugin
+    }
+
+    /// Install the hostile test fixture as plugin `hostile` ([`Daemon::install_ok`]).
+    #[track_caller]
+    pub fn install_hostile(&self, extra: serde_json::Value) -> serde_json::Value {
+        self.install_ok("hostile", "sundial-fixture-hostile", extra)
     }
 
     /// Every run matching `query` (e.g. `task=t&cause=schedule`), following cursors.
@@ -221,6 +304,24 @@ impl Daemon {
             .collect();
         out.sort();
         out
+    }
+
+    /// Slots of `task` whose scheduled runs were started (not skipped), oldest first.
+    pub fn fired(&self, task: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
+        self.slots_where(task, |status| status != "skipped")
+    }
+
+    /// Slots of `task` recorded as skipped (missed), oldest first.
+    pub fn skipped(&self, task: &str) -> Vec<chrono::DateTime<chrono::Utc>> {
+        self.slots_where(task, |status| status == "skipped")
+    }
+
+    fn slots_where(&self, task: &str, keep: impl Fn(&str) -> bool) -> Vec<chrono::DateTime<chrono::Utc>> {
+        self.schedule_slots(task)
+            .into_iter()
+            .filter(|(_, status)| keep(status))
+            .map(|(slot, _)| slot)
+            .collect()
     }
 
     /// What the daemon wrote to stderr so far (its log).

@@ -195,3 +195,72 @@ pub fn metric(text: &str, name: &str) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// The items of a JSON list (panics, showing the value, when it is not a list).
+#[track_caller]
+pub fn items(list: &serde_json::Value) -> &Vec<serde_json::Value> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("expected a JSON list, got {list}"))
+}
+
+/// The string at `path` (field names joined by `.`, e.g. `event.type`) of every item of
+/// the JSON list `list`, in order (panics, showing the item, where one is not a string).
+#[track_caller]
+pub fn column<'a>(list: &'a serde_json::Value, path: &str) -> Vec<&'a str> {
+    items(list)
+        .iter()
+        .map(|item| {
+            path.split('.')
+                .fold(item, |v, field| &v[field])
+                .as_str()
+                .unwrap_or_else(|| panic!("no string at {path} in {item}"))
+        })
+        .collect()
+}
+
+/// The `error.message` of an API error answer (panics, showing the answer, when absent).
+#[track_caller]
+pub fn message(answer: &serde_json::Value) -> &str {
+    answer["error"]["message"]
+        .as_str()
+        .unwrap_or_else(|| panic!("expected an error message in {answer}"))
+}
+
+/// Poll `ok` every 50 ms until it holds; panics naming `what` after `secs` seconds.
+#[track_caller]
+pub fn wait_until(what: &str, secs: u64, mut ok: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {secs} s waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The message of a run's error, which must be of `kind` (`RunError::kind`); panics,
+/// showing the report, otherwise.
+#[track_caller]
+pub fn error_message<T: std::fmt::Debug>(report: &RunReport<T>, kind: &str) -> String {
+    match &report.result {
+        Err(e) if e.kind() == kind => {
+            let mut text = String::new();
+            e.map_message(|m| {
+                text = m.to_string();
+                String::new()
+            });
+            text
+        }
+        other => panic!("expected a {kind} error, got {other:?}\n{report:#?}"),
+    }
+}
+
+/// The value at `path` (as for [`column`]) of every item of the JSON list `list`, cloned.
+#[track_caller]
+pub fn pluck(list: &serde_json::Value, path: &str) -> Vec<serde_json::Value> {
+    items(list)
+        .iter()
+        .map(|item| path.split('.').fold(item, |v, field| &v[field]).clone())
+        .collect()
+}

@@ -3,7 +3,7 @@
 //! that every timestamp in an answer has the one documented format.
 
 use serde_json::{Value, json};
-use sundial_tests::{Daemon, raw_http, wasm};
+use sundial_tests::{Daemon, column, message, raw_http, wasm};
 
 #[test]
 fn bad_requests_get_precise_errors() {
@@ -110,32 +110,19 @@ fn bad_requests_get_precise_errors() {
         assert_eq!(raw_http(&d.addr, "POST", "/v1/tasks", &headers, &big).0, 413);
     }
     // A disabled task refuses runs.
-    assert_eq!(
-        d.call(
-            "POST",
-            "/v1/tasks",
-            Some(&json!({"name": "off", "plugin": "echo"}))
-        )
-        .0,
-        201
-    );
+    d.create("/v1/tasks", json!({"name": "off", "plugin": "echo"}));
     assert_eq!(d.call("POST", "/v1/tasks/off/disable", None).1["enabled"], false);
-    assert_eq!(d.call("POST", "/v1/tasks/off/run", None).0, 409);
+    d.expect(409, "POST", "/v1/tasks/off/run", None);
 }
 
 #[test]
 fn run_lists_paginate_without_gaps_or_repeats() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
-    assert_eq!(
-        d.call("POST", "/v1/tasks", Some(&json!({"name": "e", "plugin": "echo"})))
-            .0,
-        201
-    );
+    d.create("/v1/tasks", json!({"name": "e", "plugin": "echo"}));
     let mut started = Vec::new();
     for _ in 0..23 {
-        let (status, run) = d.call("POST", "/v1/tasks/e/run", None);
-        assert_eq!(status, 202);
+        let run = d.expect(202, "POST", "/v1/tasks/e/run", None);
         started.push(run["id"].as_str().unwrap().to_string());
     }
     let mut seen = Vec::new();
@@ -169,25 +156,19 @@ fn every_role_gets_exactly_its_calls() {
         assert!(token["secret"].as_str().unwrap().starts_with("sdl_"));
         secrets.insert(name, token["secret"].as_str().unwrap().to_string());
     }
-    assert_eq!(
-        d.call(
-            "POST",
-            "/v1/tokens",
-            Some(&json!({"name": "op", "role": "viewer"}))
-        )
-        .0,
-        409
+    d.expect(
+        409,
+        "POST",
+        "/v1/tokens",
+        Some(&json!({"name": "op", "role": "viewer"})),
     );
-    assert_eq!(
-        d.call("POST", "/v1/tokens", Some(&json!({"name": "x", "role": "god"})))
-            .0,
-        400
+    d.expect(
+        400,
+        "POST",
+        "/v1/tokens",
+        Some(&json!({"name": "x", "role": "god"})),
     );
-    assert_eq!(
-        d.call("POST", "/v1/tasks", Some(&json!({"name": "t", "plugin": "echo"})))
-            .0,
-        201
-    );
+    d.create("/v1/tasks", json!({"name": "t", "plugin": "echo"}));
 
     let hello = {
         use base64::Engine as _;
@@ -233,10 +214,7 @@ fn every_role_gets_exactly_its_calls() {
         assert_eq!(status, want, "{who} {method} {path}: {answer}");
         if want == 403 {
             assert_eq!(answer["error"]["code"], "forbidden");
-            assert!(
-                answer["error"]["message"].as_str().unwrap().contains(who),
-                "{answer}"
-            );
+            assert!(message(&answer).contains(who), "{answer}");
         }
     }
     // Runs record who started them.
@@ -244,35 +222,18 @@ fn every_role_gets_exactly_its_calls() {
     assert_eq!(runs["runs"][0]["started_by"], "op");
 
     // Revoked tokens stop working; the last admin token cannot be revoked.
-    assert_eq!(d.call("DELETE", "/v1/tokens/view", None).0, 204);
+    d.expect(204, "DELETE", "/v1/tokens/view", None);
     assert_eq!(d.call_as(Some(&secrets["view"]), "GET", "/v1/tasks", None).0, 401);
-    let (status, err) = d.call("DELETE", "/v1/tokens/admin", None);
-    assert_eq!(status, 409, "{err}");
+    d.expect(409, "DELETE", "/v1/tokens/admin", None);
     // Nor can a token revoke itself: another admin token must.
-    let (status, second) = d.call(
-        "POST",
-        "/v1/tokens",
-        Some(&json!({"name": "admin2", "role": "admin"})),
-    );
-    assert_eq!(status, 201, "{second}");
+    let second = d.create("/v1/tokens", json!({"name": "admin2", "role": "admin"}));
     let second = second["secret"].as_str().unwrap().to_string();
     let (status, err) = d.call_as(Some(&second), "DELETE", "/v1/tokens/admin2", None);
     assert_eq!(status, 409, "{err}");
-    assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("another admin token"),
-        "{err}"
-    );
-    assert_eq!(d.call("DELETE", "/v1/tokens/admin2", None).0, 204);
+    assert!(message(&err).contains("another admin token"), "{err}");
+    d.expect(204, "DELETE", "/v1/tokens/admin2", None);
     let (_, list) = d.call("GET", "/v1/tokens", None);
-    let names: Vec<&str> = list["tokens"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t["name"].as_str())
-        .collect();
+    let names = column(&list["tokens"], "name");
     assert_eq!(names, vec!["admin", "op", "ing"]);
     assert!(!list.to_string().contains("sdl_"), "secrets are never listed");
 }
@@ -305,10 +266,9 @@ fn changes_are_audited_with_who_before_and_after() {
         .0,
         200
     );
-    assert_eq!(d.call("DELETE", "/v1/tasks/t", None).0, 204);
+    d.expect(204, "DELETE", "/v1/tasks/t", None);
 
-    let (status, audit) = d.call("GET", &format!("/v1/audit?noun=task&target={id}"), None);
-    assert_eq!(status, 200);
+    let audit = d.expect(200, "GET", &format!("/v1/audit?noun=task&target={id}"), None);
     let entries = audit["entries"].as_array().unwrap();
     let summary: Vec<(&str, &str)> = entries
         .iter()
@@ -324,8 +284,7 @@ fn changes_are_audited_with_who_before_and_after() {
 
     // Bundled plugins and the first admin token were recorded as the daemon's doing,
     // and no token secret ever lands in the audit log.
-    let (status, all) = d.call("GET", "/v1/audit?limit=1000", None);
-    assert_eq!(status, 200, "{all}");
+    let all = d.expect(200, "GET", "/v1/audit?limit=1000", None);
     let entries = all["entries"].as_array().unwrap();
     assert!(
         entries.iter().any(|e| e["noun"] == "token"
@@ -340,7 +299,7 @@ fn changes_are_audited_with_who_before_and_after() {
     );
     let (_, tokens) = d.call("GET", "/v1/audit?noun=token&actor=sundial", None);
     assert_eq!(tokens["entries"].as_array().unwrap().len(), 1);
-    assert_eq!(d.call("GET", "/v1/audit?since=never", None).0, 400);
+    d.expect(400, "GET", "/v1/audit?since=never", None);
     let (status, err) = d.call("GET", "/v1/audit?cursor=null", None);
     assert_eq!(status, 400, "a cursor that is not an id: {err}");
 }
@@ -364,8 +323,7 @@ fn concrete(template: &str) -> String {
 fn the_router_serves_exactly_what_openapi_describes() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
-    let (status, doc) = d.call("GET", "/openapi.json", None);
-    assert_eq!(status, 200, "{doc}");
+    let doc = d.expect(200, "GET", "/openapi.json", None);
     let headers = format!(
         "authorization: Bearer {}\r\ncontent-type: application/json\r\n",
         d.token
@@ -503,8 +461,7 @@ fn every_timestamp_in_an_answer_has_one_format() {
         "/v1/events",
         json!({"specversion": "1.0", "id": "e2", "source": "/t", "type": "x.out"}),
     );
-    let mut answers = Vec::new();
-    for path in [
+    let mut answers = d.read_all(&[
         "/v1/tasks",
         "/v1/runs",
         "/v1/schedules",
@@ -520,11 +477,7 @@ fn every_timestamp_in_an_answer_has_one_format() {
         "/v1/plugins",
         "/v1/audit?limit=1000",
         "/v1/clock",
-    ] {
-        let (status, v) = d.call("GET", path, None);
-        assert_eq!(status, 200, "GET {path}: {v}");
-        answers.push((path, v));
-    }
+    ]);
     let preview = post(
         "/v1/schedules/preview",
         json!({"rule": {"cron": "30 2 * * *"}, "timezone": "Europe/Berlin", "from": "2026-03-27T12:00:00.5Z", "count": 3}),

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use sundial::declarative::Config;
-use sundial_tests::{Daemon, sundial_bin};
+use sundial_tests::{Daemon, items, sundial_bin};
 
 fn cli(d: &Daemon, args: &[&str], stdin: Option<&str>) -> Output {
     use std::io::Write;
@@ -24,6 +24,16 @@ fn cli(d: &Daemon, args: &[&str], stdin: Option<&str>) -> Output {
     }
     drop(input);
     child.wait_with_output().unwrap()
+}
+
+/// Write `toml` to `file` and `sundial apply -f` it, which must exit with `code`; its
+/// stderr.
+fn apply_failing(d: &Daemon, file: &Path, toml: &str, code: i32) -> String {
+    std::fs::write(file, toml).unwrap();
+    let out = cli(d, &["apply", "-f", file.to_str().unwrap()], None);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    err
 }
 
 fn ok(d: &Daemon, args: &[&str]) -> String {
@@ -126,8 +136,7 @@ fn apply_the_vergeos_example_idempotently_and_round_trip_the_export() {
     let without_prune = ok(&d, &["apply", "-f", edited_path, "--dry-run"]);
     assert!(!without_prune.contains("delete trigger"), "{without_prune}");
     ok(&d, &["apply", "-f", edited_path, "--prune"]);
-    let (s, _) = d.call("GET", "/v1/triggers/node-offline", None);
-    assert_eq!(s, 404);
+    d.expect(404, "GET", "/v1/triggers/node-offline", None);
     let (_, task) = d.call("GET", "/v1/tasks/power-on-gpu", None);
     assert_eq!(task["params"]["target"], "gpu-workstation-9");
     // And back.
@@ -161,35 +170,28 @@ fn apply_names_the_bad_field_and_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
     let bad = dir.path().join("bad.toml");
-    std::fs::write(
+    let err = apply_failing(
+        &d,
         &bad,
         "[[task]]\nname = \"ok\"\nplugin = \"echo\"\n\n[[task]]\nname = \"t\"\nplugin = \"echo\"\nretry = { max_attempts = \"three\" }\n",
-    )
-    .unwrap();
-    let out = cli(&d, &["apply", "-f", bad.to_str().unwrap()], None);
-    assert_eq!(out.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&out.stderr);
+        2,
+    );
     assert!(err.contains("task[1].retry.max_attempts: invalid type"), "{err}");
     let tasks = |d: &Daemon| -> Vec<String> {
-        let (status, v) = d.call("GET", "/v1/tasks", None);
-        assert_eq!(status, 200, "{v}");
-        v["tasks"]
-            .as_array()
-            .unwrap()
+        let v = d.expect(200, "GET", "/v1/tasks", None);
+        items(&v["tasks"])
             .iter()
             .map(|t| t["name"].as_str().unwrap().to_string())
             .collect()
     };
     assert!(tasks(&d).is_empty(), "a file that does not parse changes nothing");
     // A reference the daemon refuses stops the apply at that step, saying how far it got.
-    std::fs::write(
+    let err = apply_failing(
+        &d,
         &bad,
         "[[task]]\nname = \"ok\"\nplugin = \"echo\"\n\n[[trigger]]\nname = \"t\"\non = { type = \"x\" }\ntargets = [{ task = \"missing\" }]\n",
-    )
-    .unwrap();
-    let out = cli(&d, &["apply", "-f", bad.to_str().unwrap()], None);
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+        1,
+    );
     assert!(
         err.contains(
             "+ create trigger t: 404 not_found: targets[0].task: task \"missing\" not found (1 of 2 steps"

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use std::process::Output;
-use sundial_tests::Daemon;
+use sundial_tests::{Daemon, items};
 
 fn cli(d: &Daemon, args: &[&str]) -> Output {
     d.cli(args)
@@ -14,8 +14,7 @@ fn ok(d: &Daemon, args: &[&str]) -> String {
 }
 
 fn clock_to(d: &Daemon, at: &str) {
-    let (s, v) = d.call("POST", "/v1/clock", Some(&json!({ "to": at })));
-    assert_eq!(s, 200, "{v}");
+    d.expect(200, "POST", "/v1/clock", Some(&json!({ "to": at })));
 }
 
 /// (slot, status, first log line) of every run of `task`, oldest first.
@@ -237,12 +236,10 @@ fn maintenance_defers_or_skips_and_can_end_early() {
     );
     ok(&d, &["schedule", "attach", "hourly", "report"]);
     // 02:00-04:00 for nightly only; 03:00-05:00 for everything.
-    let (s, m1) = d.call(
-        "POST",
+    d.create(
         "/v1/maintenance",
-        Some(&json!({"for": "2 hours", "from": "2026-06-01T02:00:00Z", "schedules": ["nightly"], "reason": "disk swap"})),
+        json!({"for": "2 hours", "from": "2026-06-01T02:00:00Z", "schedules": ["nightly"], "reason": "disk swap"}),
     );
-    assert_eq!(s, 201, "{m1}");
     let out = ok(
         &d,
         &[
@@ -395,16 +392,12 @@ fn triggers_skip_or_defer_inside_a_calendars_window() {
     clock_to(&d, "2026-06-01T11:00:00Z");
     emit("a2"); // inside: page is skipped, later waits for 12:00
     let (_, events) = d.call("GET", "/v1/events?type=alert", None);
-    let a2 = events["events"]
-        .as_array()
-        .unwrap()
+    let a2 = items(&events["events"])
         .iter()
         .find(|e| e["event"]["id"] == "a2")
         .cloned()
         .unwrap();
-    let notes: Vec<String> = a2["triggers"]
-        .as_array()
-        .unwrap()
+    let notes: Vec<String> = items(&a2["triggers"])
         .iter()
         .flat_map(|t| t["skipped"].as_array().cloned().unwrap_or_default())
         .map(|s| s.as_str().unwrap().to_string())

@@ -106,58 +106,39 @@ fn call(d: &Daemon, method: &str, path: &str, body: Value) -> Value {
 }
 
 fn setup(d: &Daemon, endpoint: &str) {
-    call(
-        d,
-        "PATCH",
+    d.patch(
         "/v1/plugins/http-request",
         json!({"grants": {"hosts": [endpoint]}}),
     );
     let retention = json!({"keep_last": 100000, "max_age_days": 30});
-    call(
-        d,
-        "POST",
+    d.create(
         "/v1/tasks",
         json!({"name": "call", "plugin": "http-request", "params": {"url": format!("http://{endpoint}/task"), "method": "POST"},
                "retry": {"max_attempts": RUN_ATTEMPTS, "initial_delay_ms": 30, "multiplier": 1.0, "max_delay_ms": 30, "jitter": 0.0},
                "retention": retention}),
     );
-    call(
-        d,
-        "POST",
+    d.create(
         "/v1/tasks",
         json!({"name": "slow", "plugin": "http-request", "params": {"url": format!("http://{endpoint}/slow"), "method": "POST"},
                "timeout_ms": 30000,
                "retry": {"max_attempts": SLOW_ATTEMPTS, "initial_delay_ms": 30, "multiplier": 1.0, "max_delay_ms": 30, "jitter": 0.0},
                "retention": retention}),
     );
-    call(
-        d,
-        "POST",
+    d.create(
         "/v1/tasks",
         json!({"name": "tick", "plugin": "echo", "retention": retention}),
     );
-    call(
-        d,
-        "POST",
+    d.create(
         "/v1/schedules",
         json!({"name": "every-second", "rule": {"cron": "* * * * * *"}}),
     );
-    call(
-        d,
-        "POST",
-        "/v1/schedules/every-second/tasks",
-        json!({"task": "tick"}),
-    );
-    call(
-        d,
-        "POST",
+    d.attach("every-second", "tick");
+    d.create(
         "/v1/webhooks",
         json!({"name": "flaky", "url": format!("http://{endpoint}/hook"),
                "retry": {"max_attempts": DELIVERY_ATTEMPTS, "initial_delay_ms": 30, "multiplier": 1.0, "max_delay_ms": 1000, "jitter": 0.0}}),
     );
-    call(
-        d,
-        "POST",
+    d.create(
         "/v1/triggers",
         json!({"name": "on-ping", "on": {"type": "chaos.ping"}, "targets": [{"webhook": "flaky"}, {"task": "call"}]}),
     );

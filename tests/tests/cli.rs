@@ -4,7 +4,7 @@
 use serde_json::Value;
 use std::path::Path;
 use std::process::{Command, Output};
-use sundial_tests::{Behaviour, http_server, sundial_bin, wasm};
+use sundial_tests::{Behaviour, http_server, items, sundial_bin, wasm};
 
 fn sundial(args: &[&str]) -> Output {
     let cache = std::env::temp_dir().join(format!("sundial-cli-test-cache-{}", std::process::id()));
@@ -242,12 +242,7 @@ fn inspect_prints_world_imports_and_digest() {
     assert_eq!(json["world"], "action");
     let digest = sundial_core::hash::digest(&std::fs::read(&file).unwrap());
     assert_eq!(json["digest"], format!("sha256:{digest}"));
-    let imports: Vec<&str> = json["imports"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(Value::as_str)
-        .collect();
+    let imports: Vec<&str> = items(&json["imports"]).iter().filter_map(Value::as_str).collect();
     assert!(
         imports
             .iter()

@@ -381,11 +381,9 @@ fn logs_follow_prints_every_finished_run_once_however_many_and_however_long() {
     use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--workers", "4"]);
-    let (status, v) = d.install_plugin("hostile", "sundial-fixture-hostile", serde_json::json!({}));
-    assert_eq!(status, 201, "{v}");
+    d.install_hostile(serde_json::json!({}));
     let task = |spec: Value| {
-        let (status, v) = d.call("POST", "/v1/tasks", Some(&spec));
-        assert_eq!(status, 201, "{v}");
+        d.expect(201, "POST", "/v1/tasks", Some(&spec));
     };
     task(serde_json::json!({"name": "quick", "plugin": "echo"}));
     task(

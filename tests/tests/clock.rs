@@ -5,53 +5,25 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use sundial_tests::{Daemon, instant};
+use sundial_tests::{Daemon, column, instant, message};
 
 /// An RFC 3339 time as an instant: slots are compared as instants, not as text.
 fn t(text: &str) -> DateTime<Utc> {
     instant(&json!(text))
 }
 
-fn fired(d: &Daemon, task: &str) -> Vec<DateTime<Utc>> {
-    d.schedule_slots(task)
-        .into_iter()
-        .filter(|(_, status)| status != "skipped")
-        .map(|(slot, _)| slot)
-        .collect()
-}
-
-fn skipped(d: &Daemon, task: &str) -> Vec<DateTime<Utc>> {
-    d.schedule_slots(task)
-        .into_iter()
-        .filter(|(_, status)| status == "skipped")
-        .map(|(slot, _)| slot)
-        .collect()
-}
-
 fn set_clock(d: &Daemon, to: &str) {
-    let (status, v) = d.call("POST", "/v1/clock", Some(&json!({ "to": to })));
-    assert_eq!(status, 200, "{v}");
+    let v = d.expect(200, "POST", "/v1/clock", Some(&json!({ "to": to })));
     assert_eq!(v["manual"], true);
 }
 
 /// A task named `name` driven by a new schedule of the same name.
 fn scheduled_task(d: &Daemon, name: &str, schedule: Value) {
-    let (status, v) = d.call(
-        "POST",
-        "/v1/tasks",
-        Some(&json!({"name": name, "plugin": "echo"})),
-    );
-    assert_eq!(status, 201, "{v}");
+    d.create("/v1/tasks", json!({"name": name, "plugin": "echo"}));
     let mut schedule = schedule;
     schedule["name"] = json!(name);
-    let (status, v) = d.call("POST", "/v1/schedules", Some(&schedule));
-    assert_eq!(status, 201, "{v}");
-    let (status, v) = d.call(
-        "POST",
-        &format!("/v1/schedules/{name}/tasks"),
-        Some(&json!({"task": name})),
-    );
-    assert_eq!(status, 200, "{v}");
+    d.expect(201, "POST", "/v1/schedules", Some(&schedule));
+    d.attach(name, name);
 }
 
 #[test]
@@ -138,19 +110,19 @@ fn dst_month_ends_and_a_leap_day_fire_exactly_on_a_test_clock() {
         .collect();
     steps.sort();
     for (slot, task) in &steps {
-        let before = fired(&d, task).len();
+        let before = d.fired(task).len();
         let just_before = chrono::DateTime::parse_from_rfc3339(slot).unwrap() - chrono::Duration::seconds(1);
         set_clock(&d, &just_before.to_rfc3339());
-        assert_eq!(fired(&d, task).len(), before, "{task} fired before {slot}");
+        assert_eq!(d.fired(task).len(), before, "{task} fired before {slot}");
         set_clock(&d, slot);
-        let now = fired(&d, task);
+        let now = d.fired(task);
         assert_eq!(now.len(), before + 1, "{task} fires at {slot}: {now:?}");
         assert_eq!(now.last(), Some(&t(slot)));
     }
     for (task, _, expected) in &cases {
         let expected: Vec<DateTime<Utc>> = expected.iter().map(|s| t(s)).collect();
-        assert_eq!(fired(&d, task), expected, "{task}");
-        assert!(skipped(&d, task).is_empty(), "{task}: nothing was missed");
+        assert_eq!(d.fired(task), expected, "{task}");
+        assert!(d.skipped(task).is_empty(), "{task}: nothing was missed");
     }
     // The schedule shows where it is: the leap schedule's next slot is four years on.
     let (_, leap) = d.call("GET", "/v1/schedules/leap", None);
@@ -182,12 +154,12 @@ fn clock_jumps_and_downtime_obey_the_misfire_policy() {
     let h = |hour: u32| t(&format!("2026-06-01T{hour:02}:00:00Z"));
     // Five hourly slots (01:00 to 05:00) pass in one jump.
     set_clock(&d, "2026-06-01T05:30:00Z");
-    assert!(fired(&d, "skip").is_empty());
-    assert_eq!(skipped(&d, "skip"), (1..=5).map(h).collect::<Vec<_>>());
-    assert_eq!(fired(&d, "once"), vec![h(5)]);
-    assert_eq!(skipped(&d, "once"), (1..=4).map(h).collect::<Vec<_>>());
-    assert_eq!(fired(&d, "all"), vec![h(4), h(5)]);
-    assert_eq!(skipped(&d, "all"), (1..=3).map(h).collect::<Vec<_>>());
+    assert!(d.fired("skip").is_empty());
+    assert_eq!(d.skipped("skip"), (1..=5).map(h).collect::<Vec<_>>());
+    assert_eq!(d.fired("once"), vec![h(5)]);
+    assert_eq!(d.skipped("once"), (1..=4).map(h).collect::<Vec<_>>());
+    assert_eq!(d.fired("all"), vec![h(4), h(5)]);
+    assert_eq!(d.skipped("all"), (1..=3).map(h).collect::<Vec<_>>());
     let (_, run) = d.call(
         "GET",
         &format!(
@@ -204,17 +176,18 @@ fn clock_jumps_and_downtime_obey_the_misfire_policy() {
     // On time again: every policy fires the 06:00 slot normally.
     set_clock(&d, "2026-06-01T06:00:00Z");
     for task in ["skip", "once", "all"] {
-        assert_eq!(fired(&d, task).last(), Some(&h(6)), "{task}");
+        assert_eq!(d.fired(task).last(), Some(&h(6)), "{task}");
     }
 
     // The clock refuses nonsense.
     // Backwards conflicts with where the clock stands (409); the rest is bad input (400).
-    let (status, v) = d.call("POST", "/v1/clock", Some(&json!({"to": "2026-06-01T05:00:00Z"})));
-    assert_eq!(status, 409, "{v}");
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("backwards"),
-        "{v}"
+    let v = d.expect(
+        409,
+        "POST",
+        "/v1/clock",
+        Some(&json!({"to": "2026-06-01T05:00:00Z"})),
     );
+    assert!(message(&v).contains("backwards"), "{v}");
     for (body, want) in [
         (json!({}), "exactly one"),
         (
@@ -226,35 +199,25 @@ fn clock_jumps_and_downtime_obey_the_misfire_policy() {
     ] {
         let (status, v) = d.call("POST", "/v1/clock", Some(&body));
         assert_eq!(status, 400, "{body}: {v}");
-        let msg = v["error"]["message"].as_str().unwrap();
+        let msg = message(&v);
         assert!(msg.contains(want), "{body}: {msg}");
     }
 
     // Down from 06:00 until 09:00:30: three slots missed (07:00, 08:00, 09:00).
     d.kill9();
     let d = Daemon::start(dir.path(), &["--test-clock", "2026-06-01T09:00:30Z"]);
-    let (status, _) = d.call("POST", "/v1/clock", Some(&json!({"advance_seconds": 0})));
-    assert_eq!(status, 200);
-    assert_eq!(fired(&d, "skip"), vec![h(6)]);
-    assert_eq!(
-        skipped(&d, "skip"),
-        (1..=5).chain(7..=9).map(h).collect::<Vec<_>>()
-    );
-    assert_eq!(fired(&d, "once"), vec![h(5), h(6), h(9)]);
-    assert_eq!(
-        skipped(&d, "once"),
-        (1..=4).chain(7..=8).map(h).collect::<Vec<_>>()
-    );
-    assert_eq!(fired(&d, "all"), vec![h(4), h(5), h(6), h(8), h(9)]);
-    assert_eq!(
-        skipped(&d, "all"),
-        (1..=3).chain(7..=7).map(h).collect::<Vec<_>>()
-    );
+    d.expect(200, "POST", "/v1/clock", Some(&json!({"advance_seconds": 0})));
+    assert_eq!(d.fired("skip"), vec![h(6)]);
+    assert_eq!(d.skipped("skip"), (1..=5).chain(7..=9).map(h).collect::<Vec<_>>());
+    assert_eq!(d.fired("once"), vec![h(5), h(6), h(9)]);
+    assert_eq!(d.skipped("once"), (1..=4).chain(7..=8).map(h).collect::<Vec<_>>());
+    assert_eq!(d.fired("all"), vec![h(4), h(5), h(6), h(8), h(9)]);
+    assert_eq!(d.skipped("all"), (1..=3).chain(7..=7).map(h).collect::<Vec<_>>());
     // And the clock keeps driving them after the restart.
     let (_, v) = d.call("POST", "/v1/clock", Some(&json!({"advance_seconds": 3570})));
     assert_eq!(instant(&v["now"]), h(10));
     for task in ["skip", "once", "all"] {
-        assert_eq!(fired(&d, task).last(), Some(&h(10)), "{task}");
+        assert_eq!(d.fired(task).last(), Some(&h(10)), "{task}");
     }
 }
 
@@ -264,15 +227,17 @@ fn the_system_clock_cannot_be_moved_the_default_zone_applies_and_lists_page() {
     let d = Daemon::start(dir.path(), &["--timezone", "Europe/Berlin"]);
     let (status, v) = d.call("GET", "/v1/clock", None);
     assert_eq!((status, &v["manual"]), (200, &json!(false)));
-    let (status, v) = d.call("POST", "/v1/clock", Some(&json!({"to": "2099-01-01T00:00:00Z"})));
-    assert_eq!(status, 409, "{v}");
-    assert!(v["error"]["message"].as_str().unwrap().contains("--test-clock"));
-    let (status, v) = d.call(
+    let v = d.expect(
+        409,
         "POST",
-        "/v1/schedules",
-        Some(&json!({"name": "zoned", "rule": {"cron": "@daily"}})),
+        "/v1/clock",
+        Some(&json!({"to": "2099-01-01T00:00:00Z"})),
     );
-    assert_eq!(status, 201, "{v}");
+    assert!(message(&v).contains("--test-clock"));
+    let v = d.create(
+        "/v1/schedules",
+        json!({"name": "zoned", "rule": {"cron": "@daily"}}),
+    );
     assert_eq!(v["timezone"], "Europe/Berlin");
     // Midnight on the Berlin wall clock: 23:00 or 22:00 UTC.
     let next = v["next_slot_local"].as_str().unwrap();
@@ -281,26 +246,21 @@ fn the_system_clock_cannot_be_moved_the_default_zone_applies_and_lists_page() {
         "{v}"
     );
     assert_eq!(instant(&v["next_slot"]), instant(&v["next_slot_local"]), "{v}");
-    let (status, v) = d.call(
+    let v = d.expect(
+        200,
         "POST",
         "/v1/schedules/preview",
         Some(&json!({"rule": {"cron": "@daily"}, "count": 1})),
     );
-    assert_eq!(status, 200, "{v}");
     assert_eq!(v["timezone"], "Europe/Berlin");
 
     // Lists are paginated with a cursor.
     for name in ["two", "three"] {
         let spec = json!({"name": name, "rule": {"cron": "@daily"}, "timezone": "UTC"});
-        assert_eq!(d.call("POST", "/v1/schedules", Some(&spec)).0, 201);
+        d.expect(201, "POST", "/v1/schedules", Some(&spec));
     }
     let (_, page) = d.call("GET", "/v1/schedules?limit=2", None);
-    let names: Vec<&str> = page["schedules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["name"].as_str().unwrap())
-        .collect();
+    let names = column(&page["schedules"], "name");
     assert_eq!(names, ["zoned", "two"]);
     let cursor = page["next_cursor"].as_str().unwrap();
     let (_, page) = d.call("GET", &format!("/v1/schedules?limit=2&cursor={cursor}"), None);
@@ -315,7 +275,7 @@ fn the_system_clock_cannot_be_moved_the_default_zone_applies_and_lists_page() {
         for noun in ["schedules", "tasks"] {
             let (status, v) = d.call("GET", &format!("/v1/{noun}?{query}"), None);
             assert_eq!(status, 400, "{noun}?{query}: {v}");
-            assert!(v["error"]["message"].as_str().unwrap().contains(want), "{v}");
+            assert!(message(&v).contains(want), "{v}");
         }
     }
 }

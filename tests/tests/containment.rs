@@ -4,22 +4,15 @@
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use sundial_tests::{Daemon, metric, peak_rss_kib, reset_peak_rss, rss_kib};
+use sundial_tests::{Daemon, items, metric, peak_rss_kib, reset_peak_rss, rss_kib, wait_until};
 
-fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs} s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+/// Wait up to `secs` for `sundial_run_backlog` to be `n` (`what` names it).
+fn wait_for_backlog(d: &Daemon, n: f64, what: &str, secs: u64) {
+    wait_until(what, secs, || metric(&metrics(d), "sundial_run_backlog") == n);
 }
 
 fn metrics(d: &Daemon) -> String {
-    let (status, v) = d.call("GET", "/metrics", None);
-    assert_eq!(status, 200);
+    let v = d.expect(200, "GET", "/metrics", None);
     v.as_str().expect("metrics text").to_string()
 }
 
@@ -49,18 +42,13 @@ fn quiet_runs_watching(d: &Daemon, task: &str, mut watch: impl FnMut()) -> Vec<V
 
 /// A task that emits `count` events which each start it again, and its trigger.
 fn self_feeding_task(d: &Daemon, count: u32) {
-    let grants = json!({"grants": {"emit_events": true}});
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", grants).0,
-        201
-    );
+    d.install_hostile(json!({"grants": {"emit_events": true}}));
     let spec = json!({"name": "fan", "plugin": "hostile",
                       "params": {"mode": "fanout", "kind": "fixture.fan", "count": count},
                       "retry": {"max_attempts": 1}});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&spec));
     let trigger = json!({"name": "again", "on": {"type": "fixture.fan"}, "targets": [{"task": "fan"}]});
-    let (status, v) = d.call("POST", "/v1/triggers", Some(&trigger));
-    assert_eq!(status, 201, "{v}");
+    d.expect(201, "POST", "/v1/triggers", Some(&trigger));
 }
 
 /// Every stored event of type `kind`, following cursors.
@@ -68,8 +56,12 @@ fn all_events(d: &Daemon, kind: &str) -> Vec<Value> {
     let mut all = Vec::new();
     let mut cursor = String::new();
     loop {
-        let (status, page) = d.call("GET", &format!("/v1/events?type={kind}&limit=1000{cursor}"), None);
-        assert_eq!(status, 200, "{page}");
+        let page = d.expect(
+            200,
+            "GET",
+            &format!("/v1/events?type={kind}&limit=1000{cursor}"),
+            None,
+        );
         all.extend(page["events"].as_array().expect("events").iter().cloned());
         match page["next_cursor"].as_str() {
             Some(c) => cursor = format!("&cursor={c}"),
@@ -129,9 +121,7 @@ fn a_self_feeding_trigger_chain_stops_at_its_budget() {
     let noted = runs
         .iter()
         .filter(|r| {
-            r["log"]["lines"]
-                .as_array()
-                .unwrap()
+            items(&r["log"]["lines"])
                 .iter()
                 .any(|l| l["message"].as_str().unwrap().contains("max_chain"))
         })
@@ -172,8 +162,7 @@ fn runs_started_by_runs_obey_the_queue_limit() {
         ],
     );
     self_feeding_task(&d, 10);
-    let (status, v) = d.call("POST", "/v1/events", Some(&outside_event("root-q")));
-    assert_eq!(status, 202, "{v}");
+    d.expect(202, "POST", "/v1/events", Some(&outside_event("root-q")));
     let mut most_waiting = 0.0f64;
     let runs = quiet_runs_watching(&d, "fan", || {
         most_waiting = most_waiting.max(metric(&metrics(&d), "sundial_run_backlog"));
@@ -208,38 +197,16 @@ fn a_slot_due_while_the_queue_is_full_is_recorded_skipped() {
         dir.path(),
         &["--test-clock", t0, "--workers", "1", "--max-queued-runs", "2"],
     );
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
-            .0,
-        201
-    );
+    d.install_hostile(json!({}));
     let spin = json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"},
                       "retry": {"max_attempts": 1}, "timeout_ms": 60000});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&spin)).0, 201);
-    assert_eq!(
-        d.call(
-            "POST",
-            "/v1/tasks",
-            Some(&json!({"name": "tick", "plugin": "echo"}))
-        )
-        .0,
-        201
-    );
-    let (status, v) = d.call(
-        "POST",
+    d.expect(201, "POST", "/v1/tasks", Some(&spin));
+    d.create("/v1/tasks", json!({"name": "tick", "plugin": "echo"}));
+    d.create(
         "/v1/schedules",
-        Some(&json!({"name": "every-second", "rule": {"cron": "* * * * * *"}, "start": "2026-06-01T00:00:01Z"})),
+        json!({"name": "every-second", "rule": {"cron": "* * * * * *"}, "start": "2026-06-01T00:00:01Z"}),
     );
-    assert_eq!(status, 201, "{v}");
-    assert_eq!(
-        d.call(
-            "POST",
-            "/v1/schedules/every-second/tasks",
-            Some(&json!({"task": "tick"}))
-        )
-        .0,
-        200
-    );
+    d.attach("every-second", "tick");
     // One spinning run holds the only worker, two more wait: the queue is full.
     let spin = || {
         let (status, r) = d.call("POST", "/v1/tasks/spin/run", None);
@@ -251,9 +218,7 @@ fn a_slot_due_while_the_queue_is_full_is_recorded_skipped() {
         d.call("GET", &format!("/v1/runs/{first}"), None).1["status"] == "running"
     });
     let spins = [first, spin(), spin()];
-    wait_until("two runs waiting for the worker", 30, || {
-        metric(&metrics(&d), "sundial_run_backlog") == 2.0
-    });
+    wait_for_backlog(&d, 2.0, "two runs waiting for the worker", 30);
     d.set_clock("2026-06-01T00:00:01Z");
     let slots = d.schedule_slots("tick");
     assert_eq!(slots.len(), 1, "{slots:?}");
@@ -265,9 +230,7 @@ fn a_slot_due_while_the_queue_is_full_is_recorded_skipped() {
     for id in &spins {
         d.call("POST", &format!("/v1/runs/{id}/cancel"), None);
     }
-    wait_until("the queue to empty", 60, || {
-        metric(&metrics(&d), "sundial_run_backlog") == 0.0
-    });
+    wait_for_backlog(&d, 0.0, "the queue to empty", 60);
     d.set_clock("2026-06-01T00:00:02Z");
     let slots = d.schedule_slots("tick");
     assert_eq!(slots.len(), 2, "exactly one run per slot: {slots:?}");
@@ -284,22 +247,24 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-fn run_wait(d: &Daemon, task: &str, params: Value) -> Value {
-    let (status, run) = d.call(
-        "POST",
-        &format!("/v1/tasks/{task}/run?wait=true"),
-        Some(&json!({"params": params})),
-    );
-    assert_eq!(status, 200, "{run}");
-    run
-}
-
 fn error_of(run: &Value) -> (&str, &str, &str) {
     (
         run["status"].as_str().unwrap_or_default(),
         run["error"]["kind"].as_str().unwrap_or_default(),
         run["error"]["message"].as_str().unwrap_or_default(),
     )
+}
+
+/// Assert that `run` failed with `resource_limit`, its message containing `text`.
+#[track_caller]
+fn assert_resource_limit(run: &Value, text: &str, round: usize) {
+    let (status, kind, message) = error_of(run);
+    assert_eq!(
+        (status, kind),
+        ("failed", "resource_limit"),
+        "round {round}: {run}"
+    );
+    assert!(message.contains(text), "{run}");
 }
 
 /// Class 2: header maps, requests and streams live in the host's memory, outside the
@@ -310,16 +275,12 @@ fn error_of(run: &Value) -> (&str, &str, &str) {
 fn a_plugin_cannot_grow_host_memory_through_wasi_resources() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--workers", "4"]);
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
-            .0,
-        201
-    );
+    d.install_hostile(json!({}));
     let spec = json!({"name": "hold", "plugin": "hostile", "params": {"mode": "fields"},
                       "retry": {"max_attempts": 1}});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&spec));
     // Within the limits it works (and the plugin is compiled and warm).
-    let ok = run_wait(&d, "hold", json!({"mode": "fields", "count": 100, "bytes": 8000}));
+    let ok = d.run_wait("hold", json!({"mode": "fields", "count": 100, "bytes": 8000}));
     assert_eq!(ok["status"], "succeeded", "{ok}");
     assert_eq!(ok["output"]["held"], 100, "{ok}");
     let pid = d.pid();
@@ -327,31 +288,11 @@ fn a_plugin_cannot_grow_host_memory_through_wasi_resources() {
     reset_peak_rss(pid);
     for round in 0..3 {
         // 5 000 maps of 100 kB: the first map is already over 16 KiB.
-        let big = run_wait(
-            &d,
-            "hold",
-            json!({"mode": "fields", "count": 5000, "bytes": 100_000}),
-        );
-        let (status, kind, message) = error_of(&big);
-        assert_eq!(
-            (status, kind),
-            ("failed", "resource_limit"),
-            "round {round}: {big}"
-        );
-        assert!(message.contains("header map larger than 16 KiB"), "{big}");
+        let big = d.run_wait("hold", json!({"mode": "fields", "count": 5000, "bytes": 100_000}));
+        assert_resource_limit(&big, "header map larger than 16 KiB", round);
         // 5 000 maps of 8 kB each: fine one by one, too many at once.
-        let many = run_wait(
-            &d,
-            "hold",
-            json!({"mode": "fields", "count": 5000, "bytes": 8000}),
-        );
-        let (status, kind, message) = error_of(&many);
-        assert_eq!(
-            (status, kind),
-            ("failed", "resource_limit"),
-            "round {round}: {many}"
-        );
-        assert!(message.contains("max_resources"), "{many}");
+        let many = d.run_wait("hold", json!({"mode": "fields", "count": 5000, "bytes": 8000}));
+        assert_resource_limit(&many, "max_resources", round);
     }
     // Four at once, as the workers allow.
     let runs: Vec<String> = (0..8)
@@ -391,7 +332,7 @@ fn a_plugin_cannot_grow_host_memory_through_wasi_resources() {
         after < before + 32 * 1024,
         "after {after} KiB against {before} KiB before"
     );
-    let again = run_wait(&d, "hold", json!({"mode": "fields", "count": 10, "bytes": 100}));
+    let again = d.run_wait("hold", json!({"mode": "fields", "count": 10, "bytes": 100}));
     assert_eq!(again["status"], "succeeded", "the plugin still runs: {again}");
 }
 
@@ -459,22 +400,17 @@ fn outbound_connections_are_capped_per_run_and_per_daemon() {
     wait_until("the limit in the log", 10, || {
         d.stderr_text().contains("raised the open-file limit")
     });
-    let grants = json!({"grants": {"hosts": [format!("http://127.0.0.1:{}", sink.port)]}});
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", grants).0,
-        201
-    );
+    d.install_hostile(json!({"grants": {"hosts": [format!("http://127.0.0.1:{}", sink.port)]}}));
     let authority = format!("127.0.0.1:{}", sink.port);
     let spec = json!({"name": "dial", "plugin": "hostile",
                       "params": {"mode": "connections", "authority": authority, "count": 200, "wait_ms": 3000},
                       "retry": {"max_attempts": 1}});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&spec));
     let fds_before = fds(pid);
     let rss_before = rss_kib(pid);
 
     // One run alone: 16 open, the other 184 refused inside the plugin.
-    let one = run_wait(
-        &d,
+    let one = d.run_wait(
         "dial",
         json!({"mode": "connections", "authority": authority, "count": 200, "wait_ms": 2000}),
     );
@@ -499,8 +435,7 @@ fn outbound_connections_are_capped_per_run_and_per_daemon() {
     // Ten at once: 160 wanted, 128 allowed for the whole daemon.
     let ids: Vec<String> = (0..10)
         .map(|_| {
-            let (status, r) = d.call("POST", "/v1/tasks/dial/run", None);
-            assert_eq!(status, 202, "{r}");
+            let r = d.expect(202, "POST", "/v1/tasks/dial/run", None);
             r["id"].as_str().unwrap().to_string()
         })
         .collect();
@@ -545,8 +480,7 @@ fn outbound_connections_are_capped_per_run_and_per_daemon() {
     wait_until("every socket to close", 30, || sink.open() == 0);
 
     // A run that asks for 4 500: it runs out of host resources first.
-    let flood = run_wait(
-        &d,
+    let flood = d.run_wait(
         "dial",
         json!({"mode": "connections", "authority": authority, "count": 4500, "wait_ms": 100}),
     );

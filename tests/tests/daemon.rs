@@ -2,7 +2,7 @@
 //! error statuses, pagination, cancellation.
 
 use serde_json::{Value, json};
-use sundial_tests::{Daemon, instant, raw_http};
+use sundial_tests::{Daemon, column, instant, items, message, raw_http};
 
 fn install(d: &Daemon, name: &str, package: &str, extra: Value) -> (u16, Value) {
     d.install_plugin(name, package, extra)
@@ -14,14 +14,8 @@ fn a_task_from_plugin_install_to_run_log() {
     let d = Daemon::start(dir.path(), &[]);
 
     // Bundled plugins are installed on first start.
-    let (status, plugins) = d.call("GET", "/v1/plugins", None);
-    assert_eq!(status, 200);
-    let names: Vec<&str> = plugins["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p["name"].as_str())
-        .collect();
+    let plugins = d.expect(200, "GET", "/v1/plugins", None);
+    let names = column(&plugins["plugins"], "name");
     let bundled = [
         "echo",
         "email",
@@ -47,12 +41,10 @@ fn a_task_from_plugin_install_to_run_log() {
     let (status, again) = install(&d, "hello", "sundial-fixture-hello", json!({}));
     assert_eq!((status, again["error"]["code"].as_str()), (409, Some("conflict")));
 
-    let (status, task) = d.call(
-        "POST",
+    let task = d.create(
         "/v1/tasks",
-        Some(&json!({"name": "greet", "plugin": "hello", "params": {"name": "Ada"}})),
+        json!({"name": "greet", "plugin": "hello", "params": {"name": "Ada"}}),
     );
-    assert_eq!(status, 201, "{task}");
     let task_id = task["id"].as_str().unwrap().to_string();
 
     let (status, run) = d.call("POST", "/v1/tasks/greet/run?wait=true", None);
@@ -82,12 +74,7 @@ fn a_task_from_plugin_install_to_run_log() {
     let (status, got) = d.call("GET", &format!("/v1/runs/{}", run["id"].as_str().unwrap()), None);
     assert_eq!((status, &got["status"]), (200, &json!("succeeded")));
     let (_, list) = d.call("GET", "/v1/runs?task=greet", None);
-    let ids: Vec<&str> = list["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["id"].as_str())
-        .collect();
+    let ids = column(&list["runs"], "id");
     assert_eq!(
         ids,
         vec![run2["id"].as_str().unwrap(), run["id"].as_str().unwrap()]
@@ -111,30 +98,23 @@ fn a_task_from_plugin_install_to_run_log() {
     );
 
     // The plugin cannot be removed while the task uses it; the task can be deleted.
-    let (status, err) = d.call("DELETE", "/v1/plugins/hello", None);
-    assert_eq!(status, 409);
-    assert!(
-        err["error"]["message"].as_str().unwrap().contains("greet"),
-        "{err}"
-    );
-    assert_eq!(d.call("DELETE", "/v1/tasks/greet", None).0, 204);
-    assert_eq!(d.call("DELETE", "/v1/plugins/hello", None).0, 204);
-    assert_eq!(d.call("GET", "/v1/tasks/greet", None).0, 404);
+    let err = d.expect(409, "DELETE", "/v1/plugins/hello", None);
+    assert!(message(&err).contains("greet"), "{err}");
+    d.expect(204, "DELETE", "/v1/tasks/greet", None);
+    d.expect(204, "DELETE", "/v1/plugins/hello", None);
+    d.expect(404, "GET", "/v1/tasks/greet", None);
 }
 
 #[test]
 fn failing_runs_retry_and_record_every_attempt() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
-    assert_eq!(
-        install(&d, "hostile", "sundial-fixture-hostile", json!({})).0,
-        201
-    );
+    d.install_hostile(json!({}));
     let task = json!({
         "name": "flaky", "plugin": "hostile", "params": {"mode": "retryable"},
         "retry": {"max_attempts": 3, "initial_delay_ms": 10, "max_delay_ms": 20, "jitter": 0.0}
     });
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&task)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&task));
     let (status, run) = d.call("POST", "/v1/tasks/flaky/run?wait=true", None);
     assert_eq!(status, 200);
     assert_eq!(run["status"], "failed");
@@ -144,7 +124,7 @@ fn failing_runs_retry_and_record_every_attempt() {
 
     // A timeout is its own status.
     let task = json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 200, "retry": {"max_attempts": 1}});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&task)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&task));
     let (_, run) = d.call("POST", "/v1/tasks/spin/run?wait=true", None);
     assert_eq!(run["status"], "timed_out", "{run}");
 }
@@ -153,12 +133,9 @@ fn failing_runs_retry_and_record_every_attempt() {
 fn a_running_run_can_be_cancelled() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
-    assert_eq!(
-        install(&d, "hostile", "sundial-fixture-hostile", json!({})).0,
-        201
-    );
+    d.install_hostile(json!({}));
     let task = json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 60000});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&task)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&task));
     let (status, run) = d.call("POST", "/v1/tasks/spin/run", None);
     assert_eq!(status, 202);
     let id = run["id"].as_str().unwrap().to_string();
@@ -187,32 +164,18 @@ fn retention_prunes_old_runs_per_task_and_by_default() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--prune-interval", "100ms", "--keep-runs", "4"]);
     let keep2 = json!({"name": "keep2", "plugin": "echo", "retention": {"keep_last": 2}});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&keep2)).0, 201);
-    assert_eq!(
-        d.call(
-            "POST",
-            "/v1/tasks",
-            Some(&json!({"name": "plain", "plugin": "echo"}))
-        )
-        .0,
-        201
-    );
+    d.expect(201, "POST", "/v1/tasks", Some(&keep2));
+    d.create("/v1/tasks", json!({"name": "plain", "plugin": "echo"}));
     let mut newest = Vec::new();
     for task in ["keep2", "plain"] {
         for _ in 0..7 {
-            let (status, run) = d.call("POST", &format!("/v1/tasks/{task}/run?wait=true"), None);
-            assert_eq!(status, 200);
+            let run = d.expect(200, "POST", &format!("/v1/tasks/{task}/run?wait=true"), None);
             if task == "keep2" {
                 newest.push(run["id"].as_str().unwrap().to_string());
             }
         }
     }
-    let count = |task: &str| {
-        d.call("GET", &format!("/v1/runs?task={task}"), None).1["runs"]
-            .as_array()
-            .unwrap()
-            .len()
-    };
+    let count = |task: &str| items(&d.call("GET", &format!("/v1/runs?task={task}"), None).1["runs"]).len();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while (count("keep2"), count("plain")) != (2, 4) {
         assert!(
@@ -225,14 +188,9 @@ fn retention_prunes_old_runs_per_task_and_by_default() {
     }
     // The newest runs are the ones kept.
     let (_, list) = d.call("GET", "/v1/runs?task=keep2", None);
-    let kept: Vec<&str> = list["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["id"].as_str())
-        .collect();
+    let kept = column(&list["runs"], "id");
     assert_eq!(kept, vec![newest[6].as_str(), newest[5].as_str()]);
-    assert_eq!(d.call("GET", &format!("/v1/runs/{}", newest[0]), None).0, 404);
+    d.expect(404, "GET", &format!("/v1/runs/{}", newest[0]), None);
 }
 
 fn sigterm_and_wait(mut d: Daemon) -> std::process::ExitStatus {
@@ -259,11 +217,11 @@ fn sigterm_and_wait(mut d: Daemon) -> std::process::ExitStatus {
 
 fn start_spin(d: &Daemon, timeout_ms: u64) -> String {
     if d.call("GET", "/v1/plugins/hostile", None).0 == 404 {
-        assert_eq!(install(d, "hostile", "sundial-fixture-hostile", json!({})).0, 201);
+        d.install_hostile(json!({}));
     }
     let task = json!({"name": format!("spin{timeout_ms}"), "plugin": "hostile", "params": {"mode": "loop"},
                       "timeout_ms": timeout_ms, "retry": {"max_attempts": 1}});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&task)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&task));
     let (_, run) = d.call("POST", &format!("/v1/tasks/spin{timeout_ms}/run"), None);
     let id = run["id"].as_str().unwrap().to_string();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
@@ -298,12 +256,7 @@ fn sigterm_lets_running_runs_finish_within_the_grace_period() {
     let d = Daemon::start(dir.path(), &[]);
     let (_, run) = d.call("GET", &format!("/v1/runs/{cut}"), None);
     assert_eq!(run["status"], "interrupted", "{run}");
-    assert!(
-        run["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("daemon stopped")
-    );
+    assert!(message(&run).contains("daemon stopped"));
 }
 
 #[test]
@@ -323,19 +276,13 @@ fn plugin_key_value_is_durable_and_private_to_each_plugin() {
         );
     }
     // A grant of a secret that can never exist is refused, on install and on update.
-    let (status, err) = d.call(
+    let err = d.expect(
+        400,
         "PATCH",
         "/v1/plugins/writer",
         Some(&json!({"grants": {"kv": true, "secrets": [""]}})),
     );
-    assert_eq!(status, 400, "{err}");
-    assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("grants.secrets[0]"),
-        "{err}"
-    );
+    assert!(message(&err).starts_with("grants.secrets[0]"), "{err}");
     let (status, err) = install(
         &d,
         "third",
@@ -343,18 +290,11 @@ fn plugin_key_value_is_durable_and_private_to_each_plugin() {
         json!({"grants": {"secrets": ["ok", "no way"]}}),
     );
     assert_eq!(status, 400, "{err}");
-    assert!(
-        err["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("grants.secrets[1]"),
-        "{err}"
-    );
+    assert!(message(&err).starts_with("grants.secrets[1]"), "{err}");
     // JSON has one number type: 1500.0 where an integer is expected is 1500.
     let t =
         json!({"name": "floaty", "plugin": "writer", "timeout_ms": 1500.0, "retry": {"max_attempts": 2.0}});
-    let (status, task) = d.call("POST", "/v1/tasks", Some(&t));
-    assert_eq!(status, 201, "{task}");
+    let task = d.expect(201, "POST", "/v1/tasks", Some(&t));
     assert_eq!(
         (task["timeout_ms"].clone(), task["retry"]["max_attempts"].clone()),
         (json!(1500), json!(2))
@@ -371,7 +311,7 @@ fn plugin_key_value_is_durable_and_private_to_each_plugin() {
         ("peek", "other", "kv-read"),
     ] {
         let t = json!({"name": task, "plugin": plugin, "params": {"mode": mode}});
-        assert_eq!(d.call("POST", "/v1/tasks", Some(&t)).0, 201);
+        d.expect(201, "POST", "/v1/tasks", Some(&t));
     }
     let (_, run) = d.call("POST", "/v1/tasks/write/run?wait=true", None);
     assert_eq!(run["output"]["kv_set"], "Ok(())", "{run}");
@@ -393,11 +333,13 @@ fn plugin_key_value_is_durable_and_private_to_each_plugin() {
 fn overlap_policies_forbid_queue_and_replace() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
-    assert_eq!(
-        install(&d, "hostile", "sundial-fixture-hostile", json!({})).0,
-        201
-    );
+    d.install_hostile(json!({}));
     let run_status = |id: &str| d.call("GET", &format!("/v1/runs/{id}"), None).1;
+    // Start a run of `task` without waiting; its id.
+    let start = |task: &str| {
+        let run = d.call("POST", &format!("/v1/tasks/{task}/run"), None).1;
+        run["id"].as_str().unwrap().to_string()
+    };
     let wait_for = |id: &str, want: &str| {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
@@ -417,18 +359,12 @@ fn overlap_policies_forbid_queue_and_replace() {
     for policy in ["forbid", "queue", "replace"] {
         let t = json!({"name": policy, "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 2000,
                        "overlap": policy, "retry": {"max_attempts": 1}});
-        assert_eq!(d.call("POST", "/v1/tasks", Some(&t)).0, 201);
+        d.expect(201, "POST", "/v1/tasks", Some(&t));
     }
     // forbid: the second run is skipped while the first is running.
-    let first = d.call("POST", "/v1/tasks/forbid/run", None).1["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = start("forbid");
     wait_for(&first, "running");
-    let second = d.call("POST", "/v1/tasks/forbid/run", None).1["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = start("forbid");
     let skipped = wait_for(&second, "skipped");
     assert!(
         skipped["log"]["lines"][0]["message"]
@@ -444,16 +380,10 @@ fn overlap_policies_forbid_queue_and_replace() {
     // test looks; the second is read while it holds.
     let t = json!({"name": "queue-long", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 600000,
                    "overlap": "queue", "retry": {"max_attempts": 1}});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&t)).0, 201);
-    let first = d.call("POST", "/v1/tasks/queue-long/run", None).1["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    d.expect(201, "POST", "/v1/tasks", Some(&t));
+    let first = start("queue-long");
     wait_for(&first, "running");
-    let second = d.call("POST", "/v1/tasks/queue-long/run", None).1["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = start("queue-long");
     // However long it is looked at while the first runs, the second stays queued with
     // no attempt (a broken policy starts it within milliseconds).
     for _ in 0..20 {
@@ -475,19 +405,12 @@ fn overlap_policies_forbid_queue_and_replace() {
         started_at >= instant(&run_status(&first)["finished_at"]),
         "the second started before the first ended: {started}"
     );
-    let (status, _) = d.call("POST", &format!("/v1/runs/{second}/cancel"), None);
-    assert_eq!(status, 200);
+    d.expect(200, "POST", &format!("/v1/runs/{second}/cancel"), None);
 
     // replace: the first run is cancelled when the second starts.
-    let first = d.call("POST", "/v1/tasks/replace/run", None).1["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let first = start("replace");
     wait_for(&first, "running");
-    let second = d.call("POST", "/v1/tasks/replace/run", None).1["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let second = start("replace");
     wait_for(&first, "cancelled");
     wait_for(&second, "timed_out");
 }
@@ -497,7 +420,7 @@ fn delete_after_run_removes_the_task_once_it_succeeds() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
     let t = json!({"name": "once", "plugin": "echo", "delete_after_run": true});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&t)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&t));
     let (_, run) = d.call("POST", "/v1/tasks/once/run?wait=true", None);
     assert_eq!(run["status"], "succeeded");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -509,10 +432,11 @@ fn delete_after_run_removes_the_task_once_it_succeeds() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     // Its run stays in the task log, and the deletion is audited as the daemon's.
-    assert_eq!(
-        d.call("GET", &format!("/v1/runs/{}", run["id"].as_str().unwrap()), None)
-            .0,
-        200
+    d.expect(
+        200,
+        "GET",
+        &format!("/v1/runs/{}", run["id"].as_str().unwrap()),
+        None,
     );
     let (_, audit) = d.call("GET", "/v1/audit?noun=task&actor=sundial", None);
     assert_eq!(audit["entries"][0]["action"], "delete");
@@ -523,8 +447,7 @@ fn schedule_preview_shows_dst_moves_and_rejects_bad_rules() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
     let body = json!({"rule": {"cron": "30 2 * * *"}, "timezone": "Europe/Berlin", "from": "2026-03-27T12:00:00Z", "count": 3});
-    let (status, preview) = d.call("POST", "/v1/schedules/preview", Some(&body));
-    assert_eq!(status, 200, "{preview}");
+    let preview = d.expect(200, "POST", "/v1/schedules/preview", Some(&body));
     let slots = preview["slots"].as_array().unwrap();
     assert_eq!(slots[1]["local"], "2026-03-29T03:00:00.000+02:00");
     assert_eq!(instant(&slots[1]["utc"]), instant(&json!("2026-03-29T01:00:00Z")));
@@ -541,10 +464,7 @@ fn schedule_preview_shows_dst_moves_and_rejects_bad_rules() {
     ] {
         let (status, err) = d.call("POST", "/v1/schedules/preview", Some(&bad));
         assert_eq!(status, 400, "{bad}: {err}");
-        assert!(
-            err["error"]["message"].as_str().unwrap().contains(needle),
-            "{bad}: {err}"
-        );
+        assert!(message(&err).contains(needle), "{bad}: {err}");
     }
 }
 
@@ -554,13 +474,10 @@ fn cancel_lands_at_any_moment_of_a_run() {
     // still loading, or while it runs; each must end cancelled, not be retried.
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
-    assert_eq!(
-        install(&d, "hostile", "sundial-fixture-hostile", json!({})).0,
-        201
-    );
+    d.install_hostile(json!({}));
     let task = json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 60000,
                       "retry": {"max_attempts": 5, "retry_on": {"timeout": true, "crash": true, "failed": true}}});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&task)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&task));
     let mut ids = Vec::new();
     for i in 0..12 {
         let (_, run) = d.call("POST", "/v1/tasks/spin/run", None);
@@ -604,17 +521,11 @@ fn cancel_lands_at_any_moment_of_a_run() {
 fn a_removed_bundled_plugin_stays_removed_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
-    let (s, v) = d.call("DELETE", "/v1/plugins/slack", None);
-    assert_eq!(s, 204, "{v}");
+    d.expect(204, "DELETE", "/v1/plugins/slack", None);
     d.kill9();
     let d = Daemon::start(dir.path(), &[]);
     let (_, plugins) = d.call("GET", "/v1/plugins", None);
-    let names: Vec<&str> = plugins["plugins"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|p| p["name"].as_str())
-        .collect();
+    let names = column(&plugins["plugins"], "name");
     assert!(!names.contains(&"slack"), "{names:?}");
     assert!(
         names.contains(&"vergeos") && names.contains(&"email"),

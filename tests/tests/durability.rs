@@ -37,6 +37,19 @@ fn wait_all_terminal(d: &Daemon, ids: &[String]) -> HashMap<String, Value> {
     done
 }
 
+/// Wait (up to 60 s) until ten `what`s are acknowledged in `acks`, then `then_ms` more.
+fn wait_for_acks<T>(acks: &Mutex<Vec<T>>, what: &str, then_ms: u64) {
+    let flowing = Instant::now();
+    while acks.lock().unwrap().len() < 10 {
+        assert!(
+            flowing.elapsed() < Duration::from_secs(60),
+            "no {what} was acknowledged"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::thread::sleep(Duration::from_millis(then_ms));
+}
+
 #[test]
 fn acknowledged_runs_survive_kill_9() {
     let dir = tempfile::tempdir().unwrap();
@@ -50,17 +63,13 @@ fn acknowledged_runs_survive_kill_9() {
             let hostile = std::fs::read(sundial_tests::wasm("sundial-fixture-hostile")).unwrap();
             use base64::Engine as _;
             let body = json!({"name": "hostile", "wasm_base64": base64::engine::general_purpose::STANDARD.encode(hostile)});
-            assert_eq!(d.call("POST", "/v1/plugins", Some(&body)).0, 201);
-            assert_eq!(
-                d.call("POST", "/v1/tasks", Some(&json!({"name": "e", "plugin": "echo"})))
-                    .0,
-                201
-            );
+            d.expect(201, "POST", "/v1/plugins", Some(&body));
+            d.create("/v1/tasks", json!({"name": "e", "plugin": "echo"}));
             // 5 s: far longer than a round lasts, so the kill finds it mid-flight even on
             // a loaded machine.
             let spin = json!({"name": "spin", "plugin": "hostile", "params": {"mode": "loop"}, "timeout_ms": 5000,
                               "retry": {"max_attempts": 2, "initial_delay_ms": 10, "max_delay_ms": 10}});
-            assert_eq!(d.call("POST", "/v1/tasks", Some(&spin)).0, 201);
+            d.expect(201, "POST", "/v1/tasks", Some(&spin));
         }
         // One long run that is surely mid-flight when the daemon dies.
         let (status, spin) = d.call("POST", "/v1/tasks/spin/run", None);
@@ -105,15 +114,7 @@ fn acknowledged_runs_survive_kill_9() {
         }
         // Kill at a different moment each round, but only once runs are flowing, so a
         // slow machine cannot turn a round into one with nothing acknowledged.
-        let flowing = Instant::now();
-        while acks.lock().unwrap().len() < 10 {
-            assert!(
-                flowing.elapsed() < Duration::from_secs(60),
-                "no run was acknowledged"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::thread::sleep(Duration::from_millis(kill_after_ms));
+        wait_for_acks(&acks, "run", kill_after_ms);
         // Record runs that finished before the kill, with their results (at least one:
         // wait for it, so the check after the restart always has something to compare).
         let acked_now: Vec<String> = acks.lock().unwrap().clone();
@@ -203,11 +204,11 @@ fn acknowledged_events_survive_kill_9_and_start_their_runs_once() {
         if round == 0 {
             for t in ["e1", "e2"] {
                 let spec = json!({"name": t, "plugin": "echo"});
-                assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+                d.expect(201, "POST", "/v1/tasks", Some(&spec));
             }
             for (name, kind, target) in [("all-load", "load.*", "e1"), ("ticks", "load.tick", "e2")] {
                 let spec = json!({"name": name, "on": {"type": kind}, "targets": [{"task": target}]});
-                assert_eq!(d.call("POST", "/v1/triggers", Some(&spec)).0, 201);
+                d.expect(201, "POST", "/v1/triggers", Some(&spec));
             }
         }
         let acks = Arc::new(Mutex::new(Vec::new()));
@@ -238,15 +239,7 @@ fn acknowledged_events_survive_kill_9_and_start_their_runs_once() {
                 }
             }));
         }
-        let flowing = Instant::now();
-        while acks.lock().unwrap().len() < 10 {
-            assert!(
-                flowing.elapsed() < Duration::from_secs(60),
-                "no event was acknowledged"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        std::thread::sleep(Duration::from_millis(kill_after_ms));
+        wait_for_acks(&acks, "event", kill_after_ms);
         d.kill9();
         stop.store(true, Ordering::Relaxed);
         for c in clients {

@@ -3,16 +3,13 @@
 //! protection, bad events, roles, plugin-emitted events.
 
 use serde_json::{Value, json};
-use std::time::{Duration, Instant};
-use sundial_tests::{Daemon, instant, raw_http};
+use sundial_tests::{Daemon, column, instant, items, message, raw_http, wait_until};
 
 fn task(d: &Daemon, name: &str, plugin: &str, params: Value) {
-    let (status, v) = d.call(
-        "POST",
+    d.create(
         "/v1/tasks",
-        Some(&json!({"name": name, "plugin": plugin, "params": params, "retry": {"max_attempts": 1}})),
+        json!({"name": name, "plugin": plugin, "params": params, "retry": {"max_attempts": 1}}),
     );
-    assert_eq!(status, 201, "{v}");
 }
 
 fn trigger(d: &Daemon, spec: Value) -> Value {
@@ -39,16 +36,8 @@ fn runs(d: &Daemon, task: &str) -> Vec<Value> {
     d.all_runs(&format!("task={task}"))
 }
 
-fn wait_for(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn finished(d: &Daemon, task: &str, n: usize) -> Vec<Value> {
-    wait_for(&format!("{n} finished runs of {task}"), || {
+    wait_until(&format!("{n} finished runs of {task}"), 60, || {
         let r = runs(d, task);
         r.len() >= n && r.iter().all(|r| r["finished_at"].is_string())
     });
@@ -59,11 +48,7 @@ fn finished(d: &Daemon, task: &str, n: usize) -> Vec<Value> {
 fn fan_out_chains_and_two_events_one_task() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
-            .0,
-        201
-    );
+    d.install_hostile(json!({}));
     task(&d, "a", "echo", json!({"who": "a", "keep": true}));
     task(&d, "b", "echo", json!({"who": "b"}));
     task(&d, "fails", "hostile", json!({"mode": "fail"}));
@@ -154,38 +139,26 @@ fn fan_out_chains_and_two_events_one_task() {
     );
     assert_eq!(one["seq"], out["seq"]);
     let (_, installed) = d.call("GET", "/v1/events?type=sundial.plugin.installed", None);
-    let names: Vec<&str> = installed["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"]["subject"].as_str().unwrap())
-        .collect();
+    let names = column(&installed["events"], "event.subject");
     assert!(names.contains(&"echo") && names.contains(&"hostile"), "{names:?}");
     let (_, unrelated) = d.call("GET", "/v1/events?subject=alice", None);
     assert_eq!(unrelated["events"].as_array().unwrap().len(), 2);
 
     // Changing and deleting triggers takes effect at once.
-    let (status, v) = d.call(
-        "PATCH",
+    let v = d.patch(
         "/v1/triggers/vpn",
-        Some(&json!({"on": {"type": "vpn.connected", "subject": "bob"}})),
+        json!({"on": {"type": "vpn.connected", "subject": "bob"}}),
     );
-    assert_eq!(status, 200, "{v}");
     assert_eq!(v["targets"][0]["task"], "audit");
     let out = post(&d, &event("vpn.connected", "v-2", Some("alice"), json!({})));
     assert!(out["triggers"].as_array().unwrap().is_empty(), "{out}");
     let out = post(&d, &event("vpn.connected", "v-3", Some("bob"), json!({})));
     assert_eq!(out["triggers"][0]["name"], "vpn");
-    assert_eq!(d.call("DELETE", "/v1/triggers/vpn", None).0, 204);
+    d.expect(204, "DELETE", "/v1/triggers/vpn", None);
     let out = post(&d, &event("vpn.connected", "v-4", Some("bob"), json!({})));
     assert!(out["triggers"].as_array().unwrap().is_empty(), "{out}");
     let (_, list) = d.call("GET", "/v1/triggers", None);
-    let names: Vec<&str> = list["triggers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names = column(&list["triggers"], "name");
     assert_eq!(names, ["orders", "chain", "logins"]);
 }
 
@@ -235,7 +208,8 @@ fn every_filter_operator_matches_one_event_and_not_the_other() {
         assert_eq!(r[0]["output"]["event"]["id"], "yes", "{op}");
     }
     // A bad filter is refused with the place named.
-    let (status, v) = d.call(
+    let v = d.expect(
+        400,
         "POST",
         "/v1/triggers",
         Some(
@@ -243,20 +217,14 @@ fn every_filter_operator_matches_one_event_and_not_the_other() {
                      "targets": [{"task": "t-eq"}]}),
         ),
     );
-    assert_eq!(status, 400);
     assert_eq!(v["error"]["message"], "on.filter.all[0].gt: expected a number");
-    let (status, v) = d.call(
+    let v = d.expect(
+        404,
         "POST",
         "/v1/triggers",
         Some(&json!({"name": "bad", "on": {"type": "x"}, "targets": [{"task": "nope"}]})),
     );
-    assert_eq!(status, 404, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("targets[0].task")
-    );
+    assert!(message(&v).contains("targets[0].task"));
 }
 
 #[test]
@@ -290,9 +258,7 @@ fn duplicates_bad_events_and_the_ingest_role() {
     let (status, text) = raw_http(&d.addr, "POST", "/v1/events", &headers, body.as_bytes());
     assert_eq!(status, 202, "{text}");
     let out: Value = serde_json::from_str(&text).unwrap();
-    let dup: Vec<bool> = out["events"]
-        .as_array()
-        .unwrap()
+    let dup: Vec<bool> = items(&out["events"])
         .iter()
         .map(|e| e["duplicate"].as_bool().unwrap())
         .collect();
@@ -316,7 +282,7 @@ fn duplicates_bad_events_and_the_ingest_role() {
     ] {
         let (got, v) = d.call("POST", "/v1/events", Some(&body));
         assert_eq!(got, status, "{v}");
-        let msg = v["error"]["message"].as_str().unwrap();
+        let msg = message(&v);
         assert!(msg.contains(want), "{msg}");
     }
     // Binary mode: data declared JSON but not JSON.
@@ -400,8 +366,8 @@ fn a_delayed_trigger_fires_after_a_restart_and_timers_can_be_cancelled() {
     assert!(runs(&d, "disable-user").is_empty());
     // Bob's timer is cancelled.
     let bob = out2["triggers"][0]["timers"][0].as_str().unwrap();
-    assert_eq!(d.call("DELETE", &format!("/v1/timers/{bob}"), None).0, 204);
-    assert_eq!(d.call("DELETE", &format!("/v1/timers/{bob}"), None).0, 404);
+    d.expect(204, "DELETE", &format!("/v1/timers/{bob}"), None);
+    d.expect(404, "DELETE", &format!("/v1/timers/{bob}"), None);
 
     // The daemon dies; the timer survives.
     d.kill9();
@@ -420,8 +386,7 @@ fn a_delayed_trigger_fires_after_a_restart_and_timers_can_be_cancelled() {
     assert!(r[0]["cause"]["timer"].is_string());
     let (_, timers) = d.call("GET", "/v1/timers", None);
     assert!(timers["timers"].as_array().unwrap().is_empty());
-    let (status, clock) = d.call("POST", "/v1/clock", Some(&json!({"advance_seconds": 86400})));
-    assert_eq!(status, 200, "{clock}");
+    let clock = d.expect(200, "POST", "/v1/clock", Some(&json!({"advance_seconds": 86400})));
     assert_eq!(
         instant(&clock["now"]),
         instant(&json!("2026-12-02T09:00:00Z")),
@@ -434,24 +399,16 @@ fn a_delayed_trigger_fires_after_a_restart_and_timers_can_be_cancelled() {
 fn a_trigger_loop_stops_at_the_depth_limit() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--max-event-depth", "3"]);
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
-            .0,
-        201
-    );
+    d.install_hostile(json!({}));
     task(&d, "loop", "hostile", json!({"mode": "fail"}));
     trigger(
         &d,
         json!({"name": "again", "on": {"type": "sundial.run.failed", "subject": "loop"}, "targets": [{"task": "loop"}]}),
     );
-    assert_eq!(d.call("POST", "/v1/tasks/loop/run", None).0, 202);
-    wait_for("the stopped event", || {
+    d.expect(202, "POST", "/v1/tasks/loop/run", None);
+    wait_until("the stopped event", 60, || {
         let (_, v) = d.call("GET", "/v1/events?type=sundial.run.failed", None);
-        v["events"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["stopped"].is_string())
+        items(&v["events"]).iter().any(|e| e["stopped"].is_string())
     });
     let r = finished(&d, "loop", 4);
     let mut depths: Vec<u64> = r.iter().map(|r| r["depth"].as_u64().unwrap()).collect();
@@ -461,9 +418,7 @@ fn a_trigger_loop_stops_at_the_depth_limit() {
     // chain is complete (no sleep needed to see that no fifth run comes).
     assert_eq!(runs(&d, "loop").len(), 4, "and no more");
     let (_, v) = d.call("GET", "/v1/events?type=sundial.run.failed", None);
-    let stopped: Vec<&Value> = v["events"]
-        .as_array()
-        .unwrap()
+    let stopped: Vec<&Value> = items(&v["events"])
         .iter()
         .filter(|e| e["stopped"].is_string())
         .collect();
@@ -481,12 +436,7 @@ fn a_trigger_loop_stops_at_the_depth_limit() {
 fn plugins_emit_events_that_trigger_tasks() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
-    let (status, v) = d.install_plugin(
-        "hostile",
-        "sundial-fixture-hostile",
-        json!({"grants": {"emit_events": true}}),
-    );
-    assert_eq!(status, 201, "{v}");
+    d.install_hostile(json!({"grants": {"emit_events": true}}));
     task(&d, "prober", "hostile", json!({"mode": "probe"}));
     task(&d, "listener", "echo", json!({}));
     trigger(
@@ -554,8 +504,8 @@ fn a_disabled_trigger_matches_nothing_until_it_is_enabled_again() {
     sorted.sort();
     assert_eq!(sorted, ["p1", "p4"], "only the events while enabled started runs");
     // Enabling twice is no error and changes nothing; an unknown trigger is 404.
-    assert_eq!(d.call("POST", "/v1/triggers/on-ping/enable", None).0, 200);
-    assert_eq!(d.call("POST", "/v1/triggers/nope/enable", None).0, 404);
+    d.expect(200, "POST", "/v1/triggers/on-ping/enable", None);
+    d.expect(404, "POST", "/v1/triggers/nope/enable", None);
     let (_, audit) = d.call("GET", "/v1/audit?noun=trigger", None);
     assert!(audit["entries"].as_array().unwrap().len() >= 3, "{audit}");
 }

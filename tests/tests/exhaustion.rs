@@ -11,15 +11,10 @@ use serde_json::{Value, json};
 use std::collections::HashSet;
 use std::io::Write;
 use std::time::{Duration, Instant};
-use sundial_tests::{Daemon, KeepAlive, metric, peak_rss_kib, reset_peak_rss, rss_kib, try_raw_http};
-
-fn wait_until(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
+use sundial_tests::{
+    Daemon, KeepAlive, column, message, metric, peak_rss_kib, pluck, reset_peak_rss, rss_kib, try_raw_http,
+    wait_until,
+};
 
 fn ok(d: &Daemon, method: &str, path: &str, body: Value) -> Value {
     let (status, v) = d.call(method, path, Some(&body));
@@ -28,8 +23,7 @@ fn ok(d: &Daemon, method: &str, path: &str, body: Value) -> Value {
 }
 
 fn hostile(d: &Daemon) {
-    let (status, v) = d.install_plugin("hostile", "sundial-fixture-hostile", json!({}));
-    assert_eq!(status, 201, "{v}");
+    d.install_hostile(json!({}));
 }
 
 fn terminal(run: &Value) -> bool {
@@ -101,7 +95,7 @@ fn a_full_disk_gives_503_loses_nothing_and_recovers_by_itself() {
             let (status, v) = d.call("POST", path, Some(&body));
             assert_eq!(status, 503, "POST {path} on a full disk: {status} {v}");
             assert_eq!(v["error"]["code"], "storage_unavailable", "{v}");
-            let message = v["error"]["message"].as_str().unwrap();
+            let message = message(&v);
             assert!(message.contains("data file"), "{message}");
             assert!(message.contains("retry later"), "{message}");
             refused += 1;
@@ -173,12 +167,7 @@ fn a_full_disk_gives_503_loses_nothing_and_recovers_by_itself() {
         assert_eq!(status, 200, "acknowledged event {seq} lost: {e}");
     }
     let (_, tasks) = d.call("GET", "/v1/tasks", None);
-    let names: HashSet<&str> = tasks["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].as_str().unwrap())
-        .collect();
+    let names: HashSet<&str> = column(&tasks["tasks"], "name").into_iter().collect();
     assert_eq!(
         names,
         HashSet::from(["e", "spin"]),
@@ -284,19 +273,11 @@ fn a_flood_beyond_the_workers_gets_429_and_503_and_memory_stays_bounded() {
     }
     let refused = refused.expect("the queue limit refused a run");
     assert_eq!(refused["error"]["code"], "queue_full", "{refused}");
-    assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("max_queued_runs is 50")
-    );
+    assert!(message(&refused).contains("max_queued_runs is 50"));
     // Refused at exactly 50 waiting runs; the worker took one or more of those accepted
     // (how many depends on how fast the requests came, so only the floor is fixed).
     assert!(
-        refused["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("50 runs are waiting for a worker"),
+        message(&refused).starts_with("50 runs are waiting for a worker"),
         "{refused}"
     );
     assert!(accepted.len() >= 50, "{} runs accepted", accepted.len());
@@ -438,7 +419,7 @@ fn a_flood_beyond_the_workers_gets_429_and_503_and_memory_stays_bounded() {
     );
     // Nothing acknowledged is lost: every accepted run is there.
     for id in &accepted {
-        assert_eq!(d.call("GET", &format!("/v1/runs/{id}"), None).0, 200);
+        d.expect(200, "GET", &format!("/v1/runs/{id}"), None);
     }
 }
 
@@ -488,12 +469,7 @@ fn a_stalled_upload_is_cut_at_the_body_timeout_and_frees_its_slot() {
     assert!(answer.contains("the request body could not be read"), "{answer}");
     // Nothing half-written: only the complete task exists.
     let (_, tasks) = d.call("GET", "/v1/tasks", None);
-    let names: Vec<_> = tasks["tasks"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|t| t["name"].clone())
-        .collect();
+    let names = pluck(&tasks["tasks"], "name");
     assert_eq!(names, vec![json!("after")], "{tasks}");
 }
 

@@ -5,8 +5,7 @@
 
 use redb::ReadableDatabase;
 use serde_json::{Value, json};
-use std::process::Command;
-use sundial_tests::{Daemon, raw_http, sundial_bin};
+use sundial_tests::{Daemon, items, message, raw_http};
 
 /// JSON text of arrays nested `levels` deep around `1`.
 fn nested(levels: usize) -> String {
@@ -22,13 +21,9 @@ fn post_raw(d: &Daemon, path: &str, body: &str) -> (u16, Value) {
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-fn message(v: &Value) -> &str {
-    v["error"]["message"].as_str().unwrap_or_default()
-}
-
 /// Every list the daemon serves answers 200 (a poison record would make one 500).
 fn every_list_reads(d: &Daemon) {
-    for path in [
+    d.read_all(&[
         "/v1/tasks",
         "/v1/runs?limit=1000",
         "/v1/triggers",
@@ -39,10 +34,15 @@ fn every_list_reads(d: &Daemon) {
         "/v1/timers",
         "/v1/deliveries",
         "/v1/plugins",
-    ] {
-        let (status, v) = d.call("GET", path, None);
-        assert_eq!(status, 200, "GET {path}: {v}");
-    }
+    ]);
+}
+
+/// A daemon on a new data directory with the hostile fixture installed with `extra`.
+fn daemon_with_hostile(extra: Value) -> (tempfile::TempDir, Daemon) {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    d.install_hostile(extra);
+    (dir, d)
 }
 
 #[test]
@@ -110,28 +110,12 @@ fn nothing_nested_deeper_than_the_limit_is_stored_and_what_is_stored_reads_back(
         "{}",
         task["params"]
     );
-    let export = Command::new(sundial_bin())
-        .args(["export"])
-        .env("SUNDIAL_URL", format!("http://{}", d.addr))
-        .env("SUNDIAL_TOKEN", &d.token)
-        .output()
-        .unwrap();
-    assert!(
-        export.status.success(),
-        "{}",
-        String::from_utf8_lossy(&export.stderr)
-    );
+    d.cli_ok(&["export"]);
 }
 
 #[test]
 fn a_plugin_cannot_store_what_a_caller_cannot() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &[]);
-    let grants = json!({"grants": {"emit_events": true}});
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", grants).0,
-        201
-    );
+    let (dir, d) = daemon_with_hostile(json!({"grants": {"emit_events": true}}));
     for (name, mode, depth) in [
         ("out-ok", "deep-output", 64),
         ("out-deep", "deep-output", 100),
@@ -139,7 +123,7 @@ fn a_plugin_cannot_store_what_a_caller_cannot() {
     ] {
         let spec = json!({"name": name, "plugin": "hostile", "params": {"mode": mode, "depth": depth},
                           "retry": {"max_attempts": 1}});
-        assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+        d.expect(201, "POST", "/v1/tasks", Some(&spec));
     }
     let (_, ok) = d.call("POST", "/v1/tasks/out-ok/run?wait=true", None);
     assert_eq!(ok["status"], "succeeded", "{ok}");
@@ -149,13 +133,7 @@ fn a_plugin_cannot_store_what_a_caller_cannot() {
         (Some("failed"), Some("bad_output")),
         "{deep}"
     );
-    assert!(
-        deep["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("nested deeper than 64 levels"),
-        "{deep}"
-    );
+    assert!(message(&deep).contains("nested deeper than 64 levels"), "{deep}");
     let (_, ev) = d.call("POST", "/v1/tasks/ev-deep/run?wait=true", None);
     assert_eq!(ev["status"], "succeeded", "{ev}");
     let emit = ev["output"]["emit"].as_str().unwrap();
@@ -199,11 +177,7 @@ fn duplicate_keys_and_control_characters_are_refused_naming_them() {
     let (_, tasks) = d.call("GET", "/v1/tasks", None);
     assert_eq!(tasks["tasks"], json!([]), "{tasks}");
     // A PATCH too.
-    assert_eq!(
-        d.call("POST", "/v1/tasks", Some(&json!({"name": "t", "plugin": "echo"})))
-            .0,
-        201
-    );
+    d.create("/v1/tasks", json!({"name": "t", "plugin": "echo"}));
     let headers = format!(
         "authorization: Bearer {}\r\ncontent-type: application/json\r\n",
         d.token
@@ -246,15 +220,9 @@ fn duplicate_keys_and_control_characters_are_refused_naming_them() {
 
 #[test]
 fn the_cli_never_prints_control_characters_from_stored_data() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &[]);
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
-            .0,
-        201
-    );
+    let (_dir, d) = daemon_with_hostile(json!({}));
     let spec = json!({"name": "ansi", "plugin": "hostile", "params": {"mode": "terminal"}});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&spec));
     let (_, run) = d.call("POST", "/v1/tasks/ansi/run?wait=true", None);
     assert_eq!(run["status"], "succeeded", "{run}");
     let id = run["id"].as_str().unwrap().to_string();
@@ -263,12 +231,7 @@ fn the_cli_never_prints_control_characters_from_stored_data() {
         vec!["run", "get", &id],
         vec!["run", "list"],
     ] {
-        let out = Command::new(sundial_bin())
-            .args(&args)
-            .env("SUNDIAL_URL", format!("http://{}", d.addr))
-            .env("SUNDIAL_TOKEN", &d.token)
-            .output()
-            .unwrap();
+        let out = d.cli(&args);
         assert!(
             out.status.success(),
             "{args:?}: {}",
@@ -313,11 +276,7 @@ fn stored(data: &std::path::Path, table: &str, key: &str) -> Vec<u8> {
 fn unreadable_records_are_skipped_counted_listed_and_deletable_and_the_daemon_starts() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
-    assert_eq!(
-        d.call("POST", "/v1/tasks", Some(&json!({"name": "t", "plugin": "echo"})))
-            .0,
-        201
-    );
+    d.create("/v1/tasks", json!({"name": "t", "plugin": "echo"}));
     let (_, trigger) = d.call(
         "POST",
         "/v1/triggers",
@@ -386,11 +345,8 @@ fn unreadable_records_are_skipped_counted_listed_and_deletable_and_the_daemon_st
         "and logged"
     );
     // ...listed for an admin, and only for an admin...
-    let (status, list) = d.call("GET", "/v1/admin/unreadable", None);
-    assert_eq!(status, 200, "{list}");
-    let mut found: Vec<(String, String)> = list["records"]
-        .as_array()
-        .unwrap()
+    let list = d.expect(200, "GET", "/v1/admin/unreadable", None);
+    let mut found: Vec<(String, String)> = items(&list["records"])
         .iter()
         .map(|r| {
             (
@@ -417,13 +373,13 @@ fn unreadable_records_are_skipped_counted_listed_and_deletable_and_the_daemon_st
     let ops = t["secret"].as_str().unwrap().to_string();
     assert_eq!(d.call_as(Some(&ops), "GET", "/v1/admin/unreadable", None).0, 403);
     // ...and deleted by one; a readable record is not deleted this way.
-    let (status, v) = d.call(
+    d.expect(
+        409,
         "DELETE",
         &format!("/v1/admin/unreadable/triggers/{trigger_id}"),
         None,
     );
-    assert_eq!(status, 409, "{v}");
-    assert_eq!(d.call("DELETE", "/v1/admin/unreadable/nope/x", None).0, 400);
+    d.expect(400, "DELETE", "/v1/admin/unreadable/nope/x", None);
     for (table, key) in &found {
         let (status, v) = d.call("DELETE", &format!("/v1/admin/unreadable/{table}/{key}"), None);
         assert_eq!(status, 204, "{table}/{key}: {v}");
@@ -441,20 +397,14 @@ fn unreadable_records_are_skipped_counted_listed_and_deletable_and_the_daemon_st
 
 #[test]
 fn a_plugin_s_key_value_namespace_has_a_quota() {
-    let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &[]);
-    let grants = json!({"grants": {"kv": true}});
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", grants).0,
-        201
-    );
+    let (dir, d) = daemon_with_hostile(json!({"grants": {"kv": true}}));
     let file = dir.path().join("sundial.redb");
     let size_before = std::fs::metadata(&file).unwrap().len();
     // 300 values of 1 MiB (the attack that grew a data file from 6.5 to 836 MiB): the
     // default quota (16 MiB) takes 15 of them and refuses the 16th with a clear error.
     let spec = json!({"name": "fill", "plugin": "hostile", "params": {"mode": "kv-fill", "count": 300, "size": 1048576},
                       "retry": {"max_attempts": 1}, "timeout_ms": 120000});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&spec));
     let (_, run) = d.call("POST", "/v1/tasks/fill/run?wait=true", None);
     assert_eq!(run["status"], "succeeded", "{run}");
     assert_eq!(run["output"]["written"], 15, "{run}");
@@ -483,15 +433,13 @@ fn a_plugin_s_key_value_namespace_has_a_quota() {
     assert!(grown < 128 << 20, "the data file grew by {grown} bytes");
 
     // The quota is per plugin and can be changed: 3 keys at most.
-    let (status, v) = d.call(
-        "PATCH",
+    d.patch(
         "/v1/plugins/hostile",
-        Some(&json!({"limits": {"kv_max_keys": 3, "kv_max_bytes": 16777216}})),
+        json!({"limits": {"kv_max_keys": 3, "kv_max_bytes": 16777216}}),
     );
-    assert_eq!(status, 200, "{v}");
     let spec = json!({"name": "few", "plugin": "hostile", "params": {"mode": "kv-fill", "count": 5, "size": 10},
                       "retry": {"max_attempts": 1}});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&spec));
     let (_, run) = d.call("POST", "/v1/tasks/few/run?wait=true", None);
     // 14 keys are there already (over the new 3): no new key is taken.
     assert_eq!(run["output"]["written"], 0, "{run}");
@@ -502,12 +450,12 @@ fn a_plugin_s_key_value_namespace_has_a_quota() {
             .contains("limits.kv_max_keys"),
         "{run}"
     );
-    let (status, v) = d.call(
+    let v = d.expect(
+        400,
         "PATCH",
         "/v1/plugins/hostile",
         Some(&json!({"limits": {"kv_max_keys": 20000000}})),
     );
-    assert_eq!(status, 400, "{v}");
     assert!(message(&v).contains("kv_max_keys"), "{v}");
     // Survives a restart (usage is kept with the data).
     d.kill9();
@@ -539,7 +487,7 @@ fn a_denied_request_fails_the_run_without_retries() {
         ),
     ] {
         let spec = json!({"name": name, "plugin": "http-request", "params": {"url": url}, "retry": retry});
-        assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+        d.expect(201, "POST", "/v1/tasks", Some(&spec));
         let (_, run) = d.call("POST", &format!("/v1/tasks/{name}/run?wait=true"), None);
         let brief = format!(
             "{} {} attempts {}",

@@ -4,8 +4,8 @@
 //! in the clear when the relay cannot be verified or offers no STARTTLS.
 
 use serde_json::{Value, json};
-use sundial_tests::Daemon;
 use sundial_tests::smtp::{Security, SmtpServer, self_signed};
+use sundial_tests::{Daemon, message};
 
 const PASSWORD: &str = "relay-password-0123";
 
@@ -22,24 +22,29 @@ fn daemon(dir: &std::path::Path, port: u16, mail: &str) -> Daemon {
     )
     .unwrap();
     let d = Daemon::start(&dir.join("data"), &["--config", config.to_str().unwrap()]);
-    let (s, v) = d.call("PUT", "/v1/secrets/relay", Some(&json!({ "value": PASSWORD })));
-    assert_eq!(s, 201, "{v}");
-    let (s, v) = d.call(
-        "POST",
+    d.put_secret(201, "relay", PASSWORD);
+    d.create(
         "/v1/tasks",
-        Some(
-            &json!({"name": "notify", "plugin": "email", "retry": {"max_attempts": 1},
+        json!({"name": "notify", "plugin": "email", "retry": {"max_attempts": 1},
                      "params": {"to": "ops@example.com", "subject": "over ${run.id}", "body": "b"}}),
-        ),
     );
-    assert_eq!(s, 201, "{v}");
     d
 }
 
 fn send(d: &Daemon) -> Value {
-    let (status, run) = d.call("POST", "/v1/tasks/notify/run?wait=true", None);
-    assert_eq!(status, 200, "{run}");
-    run
+    d.expect(200, "POST", "/v1/tasks/notify/run?wait=true", None)
+}
+
+/// Write `pem` as `ca.pem` in `dir`; its path.
+fn write_ca(dir: &std::path::Path, pem: &str) -> String {
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, pem).unwrap();
+    ca.to_str().unwrap().to_string()
+}
+
+/// [`daemon`] trusting `pem` (written as `ca.pem` in `dir`) as the relay's CA.
+fn daemon_trusting(dir: &std::path::Path, port: u16, pem: &str) -> Daemon {
+    daemon(dir, port, &format!("ca_file = {:?}", write_ca(dir, pem)))
 }
 
 #[test]
@@ -53,13 +58,8 @@ fn starttls_and_smtps_deliver_to_a_relay_whose_certificate_is_trusted() {
     ] {
         let smtp = SmtpServer::start_secure(0, security, &[], Some(("sundial", PASSWORD)));
         let dir = tempfile::tempdir().unwrap();
-        let ca = dir.path().join("ca.pem");
-        std::fs::write(&ca, &pem).unwrap();
-        let ca_file = if relative {
-            "ca.pem".to_string()
-        } else {
-            ca.to_str().unwrap().to_string()
-        };
+        let ca = write_ca(dir.path(), &pem);
+        let ca_file = if relative { "ca.pem".to_string() } else { ca };
         let d = daemon(dir.path(), smtp.port, &format!("{mode}\nca_file = {ca_file:?}"));
         let run = send(&d);
         assert_eq!(run["status"], "succeeded", "{mode:?}: {run}");
@@ -107,7 +107,7 @@ fn a_relay_that_cannot_be_verified_or_offers_no_starttls_gets_nothing() {
     let d = daemon(dir.path(), smtp.port, "");
     let run = send(&d);
     assert_eq!(run["status"], "failed", "{run}");
-    let msg = run["error"]["message"].as_str().unwrap();
+    let msg = message(&run);
     assert!(msg.starts_with("relay unavailable:"), "{msg}");
     assert!(smtp.mails().is_empty());
     assert!(
@@ -123,13 +123,7 @@ fn a_relay_that_cannot_be_verified_or_offers_no_starttls_gets_nothing() {
     let (other_pem, other_tls) = self_signed(&["relay.example.com"]);
     let smtp = SmtpServer::start_secure(0, Security::StartTls(other_tls), &[], Some(("sundial", PASSWORD)));
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, &other_pem).unwrap();
-    let d = daemon(
-        dir.path(),
-        smtp.port,
-        &format!("ca_file = {:?}", ca.to_str().unwrap()),
-    );
+    let d = daemon_trusting(dir.path(), smtp.port, &other_pem);
     let run = send(&d);
     assert_eq!(run["status"], "failed", "{run}");
     assert!(
@@ -141,13 +135,7 @@ fn a_relay_that_cannot_be_verified_or_offers_no_starttls_gets_nothing() {
     // credentials and no message in the clear.
     let smtp = SmtpServer::start_secure(0, Security::None, &[], Some(("sundial", PASSWORD)));
     let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, &pem).unwrap();
-    let d = daemon(
-        dir.path(),
-        smtp.port,
-        &format!("ca_file = {:?}", ca.to_str().unwrap()),
-    );
+    let d = daemon_trusting(dir.path(), smtp.port, &pem);
     let run = send(&d);
     assert_eq!(run["status"], "failed", "{run}");
     assert!(smtp.mails().is_empty());

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use std::path::Path;
 use std::process::{Command, Output};
-use sundial_tests::{Daemon, sundial_bin};
+use sundial_tests::{Daemon, items, sundial_bin};
 
 fn sundial(d: Option<&Daemon>, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(sundial_bin());
@@ -44,31 +44,19 @@ fn backup_and_restore_bring_a_daemon_back_and_a_wrong_key_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let a = tmp.path().join("a");
     let d = Daemon::start(&a, &[]);
-    let (s, v) = d.call(
-        "POST",
-        "/v1/tasks",
-        Some(&json!({"name": "nightly", "plugin": "echo"})),
-    );
-    assert_eq!(s, 201, "{v}");
+    d.create("/v1/tasks", json!({"name": "nightly", "plugin": "echo"}));
     let (s, v) = d.call(
         "PUT",
         "/v1/secrets/API_KEY",
         Some(&json!({"value": "hunter2-hunter2"})),
     );
     assert!(s == 201 || s == 200, "{v}");
-    let (s, v) = d.call(
-        "POST",
+    d.create(
         "/v1/schedules",
-        Some(&json!({"name": "daily", "rule": {"cron": "0 3 * * *"}})),
+        json!({"name": "daily", "rule": {"cron": "0 3 * * *"}}),
     );
-    assert_eq!(s, 201, "{v}");
     // A viewer may not take backups.
-    let (s, v) = d.call(
-        "POST",
-        "/v1/tokens",
-        Some(&json!({"name": "v", "role": "viewer"})),
-    );
-    assert_eq!(s, 201, "{v}");
+    let v = d.create("/v1/tokens", json!({"name": "v", "role": "viewer"}));
     let (s, _) = d.call_as(v["secret"].as_str(), "GET", "/v1/admin/backup", None);
     assert_eq!(s, 403);
 
@@ -127,13 +115,13 @@ fn backup_and_restore_bring_a_daemon_back_and_a_wrong_key_is_refused() {
     }
     {
         let d = Daemon::start(&b, &[]);
-        assert_eq!(d.call("GET", "/v1/tasks/nightly", None).0, 200);
+        d.expect(200, "GET", "/v1/tasks/nightly", None);
         assert_eq!(
             d.call("GET", "/v1/tasks/later", None).0,
             404,
             "made after the backup"
         );
-        assert_eq!(d.call("GET", "/v1/schedules/daily", None).0, 200);
+        d.expect(200, "GET", "/v1/schedules/daily", None);
         let (_, secrets) = d.call("GET", "/v1/secrets", None);
         assert_eq!(secrets["secrets"][0]["name"], "API_KEY", "{secrets}");
     }
@@ -212,10 +200,7 @@ fn a_lost_admin_token_is_reset_and_a_401_says_where_the_token_came_from() {
     );
     assert_eq!(exists.status.code(), Some(2));
     assert_eq!(
-        d.call("GET", "/v1/tokens", None).1["tokens"]
-            .as_array()
-            .unwrap()
-            .len(),
+        items(&d.call("GET", "/v1/tokens", None).1["tokens"]).len(),
         2,
         "nothing made"
     );
@@ -282,7 +267,7 @@ fn a_lost_admin_token_is_reset_and_a_401_says_where_the_token_came_from() {
     ));
     let d = Daemon::start(&data, &[]);
     assert_eq!(d.call_as(Some(&first), "GET", "/v1/tokens", None).0, 401);
-    assert_eq!(d.call("GET", "/v1/tokens", None).0, 200);
+    d.expect(200, "GET", "/v1/tokens", None);
     let o = sundial(
         None,
         &[
@@ -414,12 +399,10 @@ fn a_busy_port_leaves_no_data_directory_and_logs_are_plain_or_json() {
     // Text logs to a pipe carry no colour codes; JSON logs are JSON, every line.
     let d = Daemon::start(&tmp.path().join("text"), &[]);
     assert!(!d.stderr_text().contains('\u{1b}'), "{}", d.stderr_text());
-    let (s, _) = d.call("GET", "/v1/tasks", None);
-    assert_eq!(s, 200);
+    d.expect(200, "GET", "/v1/tasks", None);
     drop(d);
     let d = Daemon::start(&tmp.path().join("json"), &["--log-format", "json"]);
-    let (s, _) = d.call("POST", "/v1/tasks/none/run", None);
-    assert_eq!(s, 404);
+    d.expect(404, "POST", "/v1/tasks/none/run", None);
     let text = d.stderr_text();
     let mut lines = 0;
     for line in text.lines() {
@@ -479,12 +462,7 @@ fn logs_carry_the_run_id_and_follow_reconnects_after_a_restart() {
     let data = tmp.path().join("data");
     let d = Daemon::start(&data, &[]);
     let addr = d.addr.clone();
-    let (s, _) = d.call(
-        "POST",
-        "/v1/tasks",
-        Some(&json!({"name": "hello", "plugin": "echo"})),
-    );
-    assert_eq!(s, 201);
+    d.create("/v1/tasks", json!({"name": "hello", "plugin": "echo"}));
     let (_, first) = d.call("POST", "/v1/tasks/hello/run?wait=true", None);
     let first_id = first["id"].as_str().unwrap().to_string();
     let text = ok(sundial(Some(&d), &["logs", "--task", "hello"], &[]));

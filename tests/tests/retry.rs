@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use std::process::Output;
-use sundial_tests::Daemon;
+use sundial_tests::{Daemon, message, pluck};
 
 fn cli(d: &Daemon, args: &[&str]) -> Output {
     d.cli(args)
@@ -14,24 +14,11 @@ fn ok(d: &Daemon, args: &[&str]) -> String {
 }
 
 fn task(d: &Daemon, spec: Value) {
-    let (s, v) = d.call("POST", "/v1/tasks", Some(&spec));
-    assert_eq!(s, 201, "{v}");
+    d.expect(201, "POST", "/v1/tasks", Some(&spec));
 }
 
 fn hostile(d: &Daemon) {
-    let (s, v) = d.install_plugin("hostile", "sundial-fixture-hostile", json!({}));
-    assert_eq!(s, 201, "{v}");
-}
-
-/// Run `name` with `params` and wait for it.
-fn run(d: &Daemon, name: &str, params: Value) -> Value {
-    let (s, v) = d.call(
-        "POST",
-        &format!("/v1/tasks/{name}/run?wait=true"),
-        Some(&json!({ "params": params })),
-    );
-    assert_eq!(s, 200, "{v}");
-    v
+    d.install_hostile(json!({}));
 }
 
 #[test]
@@ -44,11 +31,10 @@ fn a_retry_is_the_same_run_again_linked_to_the_first() {
         json!({"name": "flaky", "plugin": "hostile", "params": {"mode": "fail"}, "retry": {"max_attempts": 1}}),
     );
     // A per-run params override: the retry must use it, not the task's.
-    let first = run(&d, "flaky", json!({"mode": "fail", "note": "override"}));
+    let first = d.run_wait("flaky", json!({"mode": "fail", "note": "override"}));
     assert_eq!(first["status"], "failed", "{first}");
     let id = first["id"].as_str().unwrap();
-    let (s, again) = d.call("POST", &format!("/v1/runs/{id}/retry?wait=true"), None);
-    assert_eq!(s, 200, "{again}");
+    let again = d.expect(200, "POST", &format!("/v1/runs/{id}/retry?wait=true"), None);
     assert_ne!(again["id"], first["id"]);
     assert_eq!(again["retry_of"], first["id"], "{again}");
     assert_eq!(again["params"], first["params"], "{again}");
@@ -60,13 +46,13 @@ fn a_retry_is_the_same_run_again_linked_to_the_first() {
 
     // A succeeded run is replayed; the new run is in the task log beside the first.
     task(&d, json!({"name": "hello", "plugin": "echo", "params": {"n": 1}}));
-    let done = run(&d, "hello", json!({"n": 2}));
-    let (s, replay) = d.call(
+    let done = d.run_wait("hello", json!({"n": 2}));
+    d.expect(
+        202,
         "POST",
         &format!("/v1/runs/{}/retry", done["id"].as_str().unwrap()),
         None,
     );
-    assert_eq!(s, 202, "{replay}");
     let runs = d.all_runs("task=hello");
     assert_eq!(runs.len(), 2);
     let linked: Vec<&Value> = runs.iter().filter(|r| r["retry_of"] == done["id"]).collect();
@@ -84,34 +70,22 @@ fn a_retry_is_the_same_run_again_linked_to_the_first() {
     assert!(shown.contains(&format!("retry of {id}")), "{shown}");
 
     // What cannot be retried, and why.
-    let (s, v) = d.call("POST", "/v1/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV/retry", None);
-    assert_eq!(s, 404, "{v}");
-    assert_eq!(d.call("POST", "/v1/tasks/flaky/disable", None).0, 200);
-    let (s, v) = d.call("POST", &format!("/v1/runs/{id}/retry"), None);
-    assert_eq!(s, 409, "{v}");
-    assert!(
-        v["error"]["message"].as_str().unwrap().contains("disabled"),
-        "{v}"
-    );
-    assert_eq!(d.call("POST", "/v1/tasks/flaky/enable", None).0, 200);
+    d.expect(404, "POST", "/v1/runs/01ARZ3NDEKTSV4RRFFQ69G5FAV/retry", None);
+    d.expect(200, "POST", "/v1/tasks/flaky/disable", None);
+    let v = d.expect(409, "POST", &format!("/v1/runs/{id}/retry"), None);
+    assert!(message(&v).contains("disabled"), "{v}");
+    d.expect(200, "POST", "/v1/tasks/flaky/enable", None);
     task(&d, json!({"name": "gone", "plugin": "echo"}));
-    let gone = run(&d, "gone", json!({}));
-    assert_eq!(d.call("DELETE", "/v1/tasks/gone", None).0, 204);
-    let (s, v) = d.call(
+    let gone = d.run_wait("gone", json!({}));
+    d.expect(204, "DELETE", "/v1/tasks/gone", None);
+    let v = d.expect(
+        404,
         "POST",
         &format!("/v1/runs/{}/retry", gone["id"].as_str().unwrap()),
         None,
     );
-    assert_eq!(s, 404, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("no longer exists"),
-        "{v}"
-    );
-    let (s, v) = d.call("POST", &format!("/v1/runs/{id}/retry?wait=maybe"), None);
-    assert_eq!(s, 400, "{v}");
+    assert!(message(&v).contains("no longer exists"), "{v}");
+    d.expect(400, "POST", &format!("/v1/runs/{id}/retry?wait=maybe"), None);
 }
 
 #[test]
@@ -119,13 +93,12 @@ fn an_event_started_run_is_retried_with_its_event() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
     task(&d, json!({"name": "on-order", "plugin": "echo"}));
-    let (s, v) = d.call(
-        "POST",
+    d.create(
         "/v1/triggers",
-        Some(&json!({"name": "orders", "on": {"type": "order.created"}, "targets": [{"task": "on-order"}]})),
+        json!({"name": "orders", "on": {"type": "order.created"}, "targets": [{"task": "on-order"}]}),
     );
-    assert_eq!(s, 201, "{v}");
-    let (s, v) = d.call(
+    d.expect(
+        202,
         "POST",
         "/v1/events",
         Some(
@@ -133,7 +106,6 @@ fn an_event_started_run_is_retried_with_its_event() {
                      "subject": "order/9", "data": {"total": 12.5}}),
         ),
     );
-    assert_eq!(s, 202, "{v}");
     let first = loop {
         let runs = d.all_runs("task=on-order");
         if let Some(r) = runs.iter().find(|r| r["status"] == "succeeded") {
@@ -141,12 +113,12 @@ fn an_event_started_run_is_retried_with_its_event() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    let (s, again) = d.call(
+    let again = d.expect(
+        200,
         "POST",
         &format!("/v1/runs/{}/retry?wait=true", first["id"].as_str().unwrap()),
         None,
     );
-    assert_eq!(s, 200, "{again}");
     assert_eq!(again["cause"]["kind"], "event", "{again}");
     assert_eq!(again["cause"], first["cause"]);
     assert_eq!(again["event"], first["event"], "the original event, again");
@@ -169,9 +141,9 @@ fn bulk_retry_and_cancel_act_on_what_the_filter_matches() {
     task(&d, json!({"name": "report", "plugin": "echo"}));
     let mut failed = Vec::new();
     for _ in 0..3 {
-        failed.push(run(&d, "nightly", json!({"mode": "fail"}))["id"].clone());
+        failed.push(d.run_wait("nightly", json!({"mode": "fail"}))["id"].clone());
     }
-    run(&d, "report", json!({}));
+    d.run_wait("report", json!({}));
 
     // Refused: no filter, a bad status for the action, an unknown task, a bad limit.
     for (body, status, needle) in [
@@ -184,13 +156,9 @@ fn bulk_retry_and_cancel_act_on_what_the_filter_matches() {
     ] {
         let (s, v) = d.call("POST", "/v1/runs/retry", Some(&body));
         assert_eq!(s, status, "{body}: {v}");
-        assert!(
-            v["error"]["message"].as_str().unwrap().contains(needle),
-            "{body}: {v}"
-        );
+        assert!(message(&v).contains(needle), "{body}: {v}");
     }
-    let (s, v) = d.call("POST", "/v1/runs/cancel", Some(&json!({"status": "failed"})));
-    assert_eq!(s, 400, "{v}");
+    d.expect(400, "POST", "/v1/runs/cancel", Some(&json!({"status": "failed"})));
     assert_eq!(
         d.call("GET", "/v1/runs?task=nope", None).0,
         404,
@@ -198,12 +166,12 @@ fn bulk_retry_and_cancel_act_on_what_the_filter_matches() {
     );
 
     // A dry run changes nothing.
-    let (s, v) = d.call(
+    let v = d.expect(
+        200,
         "POST",
         "/v1/runs/retry",
         Some(&json!({"task": "nightly", "status": "failed", "dry_run": true})),
     );
-    assert_eq!(s, 200, "{v}");
     assert_eq!(
         (v["matched"].clone(), v["retried"].clone(), v["more"].clone()),
         (json!(3), json!(0), json!(false))
@@ -224,22 +192,17 @@ fn bulk_retry_and_cancel_act_on_what_the_filter_matches() {
     assert!(out.contains("3 matched, dry run: nothing done"), "{out}");
 
     // Two of three (newest first), then the rest.
-    let (s, v) = d.call(
+    let v = d.expect(
+        200,
         "POST",
         "/v1/runs/retry",
         Some(&json!({"task": "nightly", "status": "failed", "limit": 2})),
     );
-    assert_eq!(s, 200, "{v}");
     assert_eq!(
         (v["matched"].clone(), v["retried"].clone(), v["more"].clone()),
         (json!(2), json!(2), json!(true))
     );
-    let retried: Vec<Value> = v["runs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["run"].clone())
-        .collect();
+    let retried = pluck(&v["runs"], "run");
     assert_eq!(retried, vec![failed[2].clone(), failed[1].clone()]);
     for r in v["runs"].as_array().unwrap() {
         let (s, new) = d.call("GET", &format!("/v1/runs/{}", r["retry"].as_str().unwrap()), None);
@@ -268,7 +231,7 @@ fn bulk_retry_and_cancel_act_on_what_the_filter_matches() {
     };
     wait_idle();
     for _ in 0..4 {
-        assert_eq!(d.call("POST", "/v1/tasks/stuck/run", None).0, 202);
+        d.expect(202, "POST", "/v1/tasks/stuck/run", None);
     }
     let out = ok(&d, &["run", "cancel", "--task", "stuck"]);
     assert!(out.contains("4 matched, 4 cancelled"), "{out}");

@@ -3,10 +3,10 @@
 
 use serde_json::{Value, json};
 use sundial_core::grants::{Grants, HostPattern};
-use sundial_core::invocation::{LoadError, RunError};
+use sundial_core::invocation::{LoadError, RunError, RunReport};
 use sundial_core::limits::{Limits, MIB};
 use sundial_runtime::Runtime;
-use sundial_tests::{Behaviour, http_server, load, run, runtime};
+use sundial_tests::{Behaviour, error_message, http_server, load, run, runtime};
 
 /// After any misbehaviour, echo must still work on the same runtime.
 async fn assert_runtime_healthy(rt: &Runtime) {
@@ -29,103 +29,84 @@ async fn hostile(rt: &Runtime, limits: Limits, params: Value) -> sundial_core::i
     run(rt, &plugin, Grants::default(), limits, params).await
 }
 
+/// Run the hostile fixture with `limits` and `params` on the shared runtime, then check
+/// that echo still works there; the hostile run's report.
+async fn hostile_then_healthy(limits: Limits, params: Value) -> sundial_core::invocation::RunReport<Value> {
+    let rt = runtime(false);
+    let report = hostile(&rt, limits, params).await;
+    assert_runtime_healthy(&rt).await;
+    report
+}
+
+/// [`hostile_then_healthy`] in `mode` with default limits: the run's error message,
+/// which must be of `kind`.
+async fn hostile_error(mode: &str, kind: &str) -> String {
+    let report = hostile_then_healthy(Limits::default(), json!({ "mode": mode })).await;
+    error_message(&report, kind)
+}
+
 #[tokio::test]
 async fn infinite_loop_is_stopped_at_its_timeout() {
-    let rt = runtime(false);
     let limits = Limits {
         timeout_ms: 300,
         ..Limits::default()
     };
-    let report = hostile(&rt, limits, json!({"mode": "loop"})).await;
-    match report.result {
-        Err(RunError::Timeout(msg)) => assert!(msg.contains("300 ms"), "{msg}"),
-        other => panic!("expected a timeout, got {other:?}"),
-    }
+    let report = hostile_then_healthy(limits, json!({"mode": "loop"})).await;
+    let msg = error_message(&report, "timeout");
+    assert!(msg.contains("300 ms"), "{msg}");
     assert!(report.resources.duration_us >= 300_000);
-    assert_runtime_healthy(&rt).await;
 }
 
 #[tokio::test]
 async fn infinite_loop_is_stopped_by_fuel() {
-    let rt = runtime(false);
     let limits = Limits {
         fuel: Some(5_000_000),
         ..Limits::default()
     };
-    let report = hostile(&rt, limits, json!({"mode": "loop"})).await;
-    assert!(
-        matches!(report.result, Err(RunError::FuelExhausted(_))),
-        "{:?}",
-        report.result
-    );
+    let report = hostile_then_healthy(limits, json!({"mode": "loop"})).await;
+    error_message(&report, "fuel_exhausted");
     assert_eq!(report.resources.fuel_consumed, Some(5_000_000));
-    assert_runtime_healthy(&rt).await;
 }
 
 #[tokio::test]
 async fn memory_bomb_is_stopped_at_its_cap() {
-    let rt = runtime(false);
     let limits = Limits {
         memory_bytes: 32 * MIB,
         ..Limits::default()
     };
-    let report = hostile(&rt, limits, json!({"mode": "membomb"})).await;
-    match &report.result {
-        Err(RunError::MemoryLimit(msg)) => assert!(msg.contains("32 MiB"), "{msg}"),
-        other => panic!("expected memory_limit, got {other:?}"),
-    }
+    let report = hostile_then_healthy(limits, json!({"mode": "membomb"})).await;
+    let msg = error_message(&report, "memory_limit");
+    assert!(msg.contains("32 MiB"), "{msg}");
     assert!(report.resources.peak_memory_bytes <= 32 * MIB);
     assert!(
         report.resources.peak_memory_bytes > 16 * MIB,
         "it did allocate up to the cap"
     );
-    assert_runtime_healthy(&rt).await;
 }
 
 #[tokio::test]
 async fn panic_becomes_a_trap_with_the_panic_message() {
-    let rt = runtime(false);
-    let report = hostile(&rt, Limits::default(), json!({"mode": "panic"})).await;
-    match &report.result {
-        Err(RunError::Trap(msg)) => {
-            assert!(msg.contains("panicked"), "{msg}");
-            assert!(
-                msg.contains("boom: the hostile fixture panicked on purpose"),
-                "{msg}"
-            );
-        }
-        other => panic!("expected a trap, got {other:?}"),
-    }
-    assert_runtime_healthy(&rt).await;
+    let msg = hostile_error("panic", "trap").await;
+    assert!(msg.contains("panicked"), "{msg}");
+    assert!(
+        msg.contains("boom: the hostile fixture panicked on purpose"),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
 async fn unreachable_trap_is_reported() {
-    let rt = runtime(false);
-    let report = hostile(&rt, Limits::default(), json!({"mode": "trap"})).await;
-    match &report.result {
-        Err(RunError::Trap(msg)) => assert!(msg.contains("unreachable"), "{msg}"),
-        other => panic!("expected a trap, got {other:?}"),
-    }
-    assert_runtime_healthy(&rt).await;
+    let msg = hostile_error("trap", "trap").await;
+    assert!(msg.contains("unreachable"), "{msg}");
 }
 
 #[tokio::test]
 async fn stack_overflow_is_reported() {
-    let rt = runtime(false);
-    let report = hostile(&rt, Limits::default(), json!({"mode": "stack"})).await;
-    match &report.result {
-        Err(RunError::Trap(msg)) => assert!(msg.starts_with("stack overflow"), "{msg}"),
-        other => panic!("expected a trap, got {other:?}"),
-    }
-    assert_runtime_healthy(&rt).await;
+    let msg = hostile_error("stack", "trap").await;
+    assert!(msg.starts_with("stack overflow"), "{msg}");
     // With big frames the shadow stack in linear memory runs out first.
-    let report = hostile(&rt, Limits::default(), json!({"mode": "shadow-stack"})).await;
-    match &report.result {
-        Err(RunError::Trap(msg)) => assert!(msg.contains("out-of-bounds memory access"), "{msg}"),
-        other => panic!("expected a trap, got {other:?}"),
-    }
-    assert_runtime_healthy(&rt).await;
+    let msg = hostile_error("shadow-stack", "trap").await;
+    assert!(msg.contains("out-of-bounds memory access"), "{msg}");
 }
 
 #[tokio::test]
@@ -162,61 +143,38 @@ async fn no_environment_files_or_sockets() {
 
 #[tokio::test]
 async fn log_flood_is_truncated_and_flagged() {
-    let rt = runtime(false);
     let limits = Limits {
         max_log_lines: 100,
         max_log_bytes: 64 * 1024,
         ..Limits::default()
     };
     // 8 MiB of log lines.
-    let report = hostile(
-        &rt,
-        limits,
-        json!({"mode": "flood", "lines": 8192, "line_bytes": 1024}),
-    )
-    .await;
+    let params = json!({"mode": "flood", "lines": 8192, "line_bytes": 1024});
+    let report = hostile_then_healthy(limits, params).await;
     assert_eq!(report.result, Ok(json!("")));
     assert!(report.log.truncated);
     assert!(report.log.lines.len() <= 100);
     let kept: usize = report.log.lines.iter().map(|l| l.message.len()).sum();
     assert!(kept <= 64 * 1024, "kept {kept} bytes");
     assert!(report.log.dropped_lines > 8000);
-    assert_runtime_healthy(&rt).await;
 }
 
 #[tokio::test]
 async fn huge_output_is_refused_and_flagged() {
-    let rt = runtime(false);
     let limits = Limits {
         max_output_bytes: MIB,
         ..Limits::default()
     };
-    let report = hostile(
-        &rt,
-        limits,
-        json!({"mode": "flood", "lines": 0, "output_bytes": 4 * MIB}),
-    )
-    .await;
-    match &report.result {
-        Err(e @ RunError::OutputTooLarge(msg)) => {
-            assert!(e.is_limit());
-            assert!(msg.contains("1048576-byte limit"), "{msg}");
-        }
-        other => panic!("expected output_too_large, got {other:?}"),
-    }
-    assert_runtime_healthy(&rt).await;
+    let params = json!({"mode": "flood", "lines": 0, "output_bytes": 4 * MIB});
+    let report = hostile_then_healthy(limits, params).await;
+    let msg = error_message(&report, "output_too_large");
+    assert!(report.result.as_ref().is_err_and(RunError::is_limit));
+    assert!(msg.contains("1048576-byte limit"), "{msg}");
 }
 
 #[tokio::test]
 async fn output_that_is_not_json_is_refused() {
-    let rt = runtime(false);
-    let report = hostile(&rt, Limits::default(), json!({"mode": "bad-output"})).await;
-    assert!(
-        matches!(report.result, Err(RunError::BadOutput(_))),
-        "{:?}",
-        report.result
-    );
-    assert_runtime_healthy(&rt).await;
+    hostile_error("bad-output", "bad_output").await;
 }
 
 #[tokio::test]
@@ -287,10 +245,8 @@ async fn wrong_files_get_clear_load_errors() {
     let formatter = load(&rt, "sundial-plugin-json-formatter");
     assert_eq!(formatter.world, sundial_core::plugin::World::Formatter);
     let report = run(&rt, &formatter, Grants::default(), Limits::default(), json!({})).await;
-    match report.result {
-        Err(RunError::Instantiate(msg)) => assert!(msg.contains("expected an action plugin"), "{msg}"),
-        other => panic!("expected a world mismatch, got {other:?}"),
-    }
+    let msg = error_message(&report, "instantiate");
+    assert!(msg.contains("expected an action plugin"), "{msg}");
     assert_runtime_healthy(&rt).await;
 }
 
@@ -301,58 +257,48 @@ fn http_grants(pattern: &str) -> Grants {
     }
 }
 
+/// Run the http-request plugin on `rt` once: GET `url`, with hosts matching `pattern`
+/// granted and these limits.
+async fn http_request(rt: &Runtime, url: &str, pattern: &str, limits: Limits) -> RunReport<Value> {
+    let plugin = load(rt, "sundial-plugin-http-request");
+    run(rt, &plugin, http_grants(pattern), limits, json!({"url": url})).await
+}
+
+/// Whether the run logged a line containing every one of `parts`.
+fn log_has(report: &RunReport<Value>, parts: &[&str]) -> bool {
+    report
+        .log
+        .lines
+        .iter()
+        .any(|l| parts.iter().all(|p| l.message.contains(p)))
+}
+
 #[tokio::test]
 async fn outbound_http_reaches_a_granted_loopback_host_when_allowed() {
     let addr = http_server(Behaviour::Ok).await;
     let rt = runtime(true);
-    let plugin = load(&rt, "sundial-plugin-http-request");
     let url = format!("http://127.0.0.1:{}/hello?x=1", addr.port());
-    let report = run(
-        &rt,
-        &plugin,
-        http_grants(&format!("127.0.0.1:{}", addr.port())),
-        Limits::default(),
-        json!({"url": url}),
-    )
-    .await;
+    let host = format!("127.0.0.1:{}", addr.port());
+    let report = http_request(&rt, &url, &host, Limits::default()).await;
     let out = report.result.expect("request succeeds");
     assert_eq!(out["status"], 200);
     assert_eq!(out["json"]["path"], "/hello");
     assert_eq!(out["json"]["method"], "GET");
     assert!(out["json"]["idempotency_key"].is_string());
-    assert_eq!(
-        report.resources.hosts_contacted,
-        vec![format!("127.0.0.1:{}", addr.port())]
-    );
+    assert_eq!(report.resources.hosts_contacted, vec![host]);
 }
 
 #[tokio::test]
 async fn outbound_http_to_a_host_that_is_not_granted_is_denied() {
     let addr = http_server(Behaviour::Ok).await;
     let rt = runtime(true);
-    let plugin = load(&rt, "sundial-plugin-http-request");
     let url = format!("http://127.0.0.1:{}/", addr.port());
     // Granted a different port only.
-    let report = run(
-        &rt,
-        &plugin,
-        http_grants("127.0.0.1:1"),
-        Limits::default(),
-        json!({"url": url}),
-    )
-    .await;
-    match &report.result {
-        // A denial is final: retrying cannot grant the host.
-        Err(RunError::Failed(msg)) => assert!(msg.contains("not granted"), "{msg}"),
-        other => panic!("expected a denied request, got {other:?}"),
-    }
-    assert!(
-        report
-            .log
-            .lines
-            .iter()
-            .any(|l| l.message.contains("denied") && l.message.contains("not granted"))
-    );
+    let report = http_request(&rt, &url, "127.0.0.1:1", Limits::default()).await;
+    // A denial is final: retrying cannot grant the host.
+    let msg = error_message(&report, "failed");
+    assert!(msg.contains("not granted"), "{msg}");
+    assert!(log_has(&report, &["denied", "not granted"]));
     assert!(report.resources.hosts_contacted.is_empty());
     assert_runtime_healthy(&rt).await;
 }
@@ -361,26 +307,12 @@ async fn outbound_http_to_a_host_that_is_not_granted_is_denied() {
 async fn a_granted_name_resolving_to_loopback_is_refused_by_default() {
     let addr = http_server(Behaviour::Ok).await;
     let rt = runtime(false);
-    let plugin = load(&rt, "sundial-plugin-http-request");
     let url = format!("http://localhost:{}/", addr.port());
-    let report = run(
-        &rt,
-        &plugin,
-        http_grants("localhost:*"),
-        Limits::default(),
-        json!({"url": url}),
-    )
-    .await;
-    match &report.result {
-        Err(RunError::Failed(msg)) => assert!(msg.contains("prohibited"), "{msg}"),
-        other => panic!("expected a refused address, got {other:?}"),
-    }
+    let report = http_request(&rt, &url, "localhost:*", Limits::default()).await;
+    let msg = error_message(&report, "failed");
+    assert!(msg.contains("prohibited"), "{msg}");
     assert!(
-        report
-            .log
-            .lines
-            .iter()
-            .any(|l| l.message.contains("resolves to") && l.message.contains("loopback")),
+        log_has(&report, &["resolves to", "loopback"]),
         "{:?}",
         report.log.lines
     );
@@ -392,25 +324,14 @@ async fn a_granted_name_resolving_to_loopback_is_refused_by_default() {
 async fn time_blocked_in_a_host_call_counts_toward_the_timeout() {
     let addr = http_server(Behaviour::Hang).await;
     let rt = runtime(true);
-    let plugin = load(&rt, "sundial-plugin-http-request");
     let url = format!("http://127.0.0.1:{}/slow", addr.port());
     let limits = Limits {
         timeout_ms: 500,
         ..Limits::default()
     };
-    let report = run(
-        &rt,
-        &plugin,
-        http_grants(&format!("127.0.0.1:{}", addr.port())),
-        limits,
-        json!({"url": url}),
-    )
-    .await;
-    assert!(
-        matches!(report.result, Err(RunError::Timeout(_))),
-        "{:?}",
-        report.result
-    );
+    let host = format!("127.0.0.1:{}", addr.port());
+    let report = http_request(&rt, &url, &host, limits).await;
+    error_message(&report, "timeout");
     assert_runtime_healthy(&rt).await;
 }
 

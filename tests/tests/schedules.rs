@@ -5,19 +5,11 @@
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
-use sundial_tests::{Daemon, instant};
+use std::time::Duration;
+use sundial_tests::{Daemon, column, instant, items, message, wait_until};
 
 fn schedule_runs(d: &Daemon, task: &str) -> Vec<Value> {
     d.all_runs(&format!("task={task}&cause=schedule"))
-}
-
-fn wait_until(what: &str, mut ok: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !ok() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The test clock's starting instant, and instants `secs` after it.
@@ -31,24 +23,6 @@ fn text(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Slots of `task` whose runs were started (not skipped).
-fn fired(d: &Daemon, task: &str) -> Vec<DateTime<Utc>> {
-    d.schedule_slots(task)
-        .into_iter()
-        .filter(|(_, status)| status != "skipped")
-        .map(|(slot, _)| slot)
-        .collect()
-}
-
-/// Slots of `task` recorded as missed (skipped runs).
-fn missed(d: &Daemon, task: &str) -> Vec<DateTime<Utc>> {
-    d.schedule_slots(task)
-        .into_iter()
-        .filter(|(_, status)| status == "skipped")
-        .map(|(slot, _)| slot)
-        .collect()
-}
-
 fn secs(range: impl IntoIterator<Item = i64>) -> Vec<DateTime<Utc>> {
     range.into_iter().map(at).collect()
 }
@@ -58,49 +32,38 @@ fn a_schedule_drives_its_tasks_pauses_resumes_and_guards_its_links() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--test-clock", T0]);
     for name in ["a", "b"] {
-        assert_eq!(
-            d.call(
-                "POST",
-                "/v1/tasks",
-                Some(&json!({"name": name, "plugin": "echo"}))
-            )
-            .0,
-            201
-        );
+        d.create("/v1/tasks", json!({"name": name, "plugin": "echo"}));
     }
     // From one second on, so both tasks are attached before the first slot.
-    let (status, s) = d.call(
+    let s = d.create(
+        "/v1/schedules",
+        json!({"name": "tick", "rule": {"cron": "* * * * * *"}, "start": text(at(1))}),
+    );
+    d.expect(
+        409,
         "POST",
         "/v1/schedules",
-        Some(&json!({"name": "tick", "rule": {"cron": "* * * * * *"}, "start": text(at(1))})),
-    );
-    assert_eq!(status, 201, "{s}");
-    assert_eq!(
-        d.call(
-            "POST",
-            "/v1/schedules",
-            Some(&json!({"name": "tick", "rule": {"cron": "@daily"}}))
-        )
-        .0,
-        409
+        Some(&json!({"name": "tick", "rule": {"cron": "@daily"}})),
     );
     for task in ["a", "b"] {
-        let (status, v) = d.call("POST", "/v1/schedules/tick/tasks", Some(&json!({"task": task})));
-        assert_eq!(status, 200, "{v}");
+        d.attach("tick", task);
     }
-    let (status, v) = d.call("POST", "/v1/schedules/tick/tasks", Some(&json!({"task": "nope"})));
-    assert_eq!(status, 404, "{v}");
+    d.expect(
+        404,
+        "POST",
+        "/v1/schedules/tick/tasks",
+        Some(&json!({"task": "nope"})),
+    );
     d.set_clock(&text(at(2)));
-    assert_eq!(fired(&d, "a"), secs(1..=2));
-    assert_eq!(fired(&d, "b"), secs(1..=2));
+    assert_eq!(d.fired("a"), secs(1..=2));
+    assert_eq!(d.fired("b"), secs(1..=2));
     let run = &d.all_runs("task=a&cause=schedule")[0];
     assert_eq!(run["cause"]["schedule"], s["id"]);
     assert_eq!(run["started_by"], "sundial");
 
     // Deleting a schedule that drives tasks names them; force detaches.
-    let (status, err) = d.call("DELETE", "/v1/schedules/tick", None);
-    assert_eq!(status, 409, "{err}");
-    let msg = err["error"]["message"].as_str().unwrap();
+    let err = d.expect(409, "DELETE", "/v1/schedules/tick", None);
+    let msg = message(&err);
     assert!(msg.contains("a, b") && msg.contains("force"), "{msg}");
 
     // Paused: the slots while paused never fire, not even as missed ones.
@@ -108,14 +71,14 @@ fn a_schedule_drives_its_tasks_pauses_resumes_and_guards_its_links() {
     assert_eq!((status, &paused["enabled"]), (200, &json!(false)), "{paused}");
     assert_eq!(paused["next_slot"], Value::Null, "{paused}");
     d.set_clock(&text(at(5)));
-    assert_eq!(fired(&d, "a"), secs(1..=2), "a paused schedule does not fire");
-    assert!(missed(&d, "a").is_empty());
+    assert_eq!(d.fired("a"), secs(1..=2), "a paused schedule does not fire");
+    assert!(d.skipped("a").is_empty());
     // Resumed: it goes on from now (the slot at 5 s is due now), with no replay.
     let (status, resumed) = d.call("POST", "/v1/schedules/tick/resume", None);
     assert_eq!((status, &resumed["enabled"]), (200, &json!(true)), "{resumed}");
     d.set_clock(&text(at(7)));
-    assert_eq!(fired(&d, "a"), [secs(1..=2), secs(5..=7)].concat());
-    assert!(missed(&d, "a").is_empty());
+    assert_eq!(d.fired("a"), [secs(1..=2), secs(5..=7)].concat());
+    assert!(d.skipped("a").is_empty());
 
     let (status, detached) = d.call("DELETE", "/v1/schedules/tick/tasks/b", None);
     assert_eq!(
@@ -125,26 +88,21 @@ fn a_schedule_drives_its_tasks_pauses_resumes_and_guards_its_links() {
     );
     d.set_clock(&text(at(8)));
     assert_eq!(
-        fired(&d, "b"),
+        d.fired("b"),
         [secs(1..=2), secs(5..=7)].concat(),
         "b no longer driven"
     );
-    assert_eq!(fired(&d, "a").last(), Some(&at(8)));
-    assert_eq!(d.call("DELETE", "/v1/schedules/tick?force=true", None).0, 204);
-    assert_eq!(d.call("GET", "/v1/schedules/tick", None).0, 404);
+    assert_eq!(d.fired("a").last(), Some(&at(8)));
+    d.expect(204, "DELETE", "/v1/schedules/tick?force=true", None);
+    d.expect(404, "GET", "/v1/schedules/tick", None);
     d.set_clock(&text(at(10)));
     assert_eq!(
-        fired(&d, "a").last(),
+        d.fired("a").last(),
         Some(&at(8)),
         "a deleted schedule does not fire"
     );
     let (_, audit) = d.call("GET", "/v1/audit?noun=schedule", None);
-    let actions: Vec<&str> = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["action"].as_str().unwrap())
-        .collect();
+    let actions = column(&audit["entries"], "action");
     // Newest first: delete, detach, resume, pause, attach a and b, create.
     assert_eq!(actions.first(), Some(&"delete"), "{audit}");
     assert!(actions.contains(&"create") && actions.len() >= 6, "{actions:?}");
@@ -154,22 +112,14 @@ fn a_schedule_drives_its_tasks_pauses_resumes_and_guards_its_links() {
 fn editing_a_schedule_applies_from_now_and_a_refused_edit_changes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--test-clock", T0]);
-    assert_eq!(
-        d.call("POST", "/v1/tasks", Some(&json!({"name": "t", "plugin": "echo"})))
-            .0,
-        201
-    );
+    d.create("/v1/tasks", json!({"name": "t", "plugin": "echo"}));
     let hour = |h: i64| at(h * 3600);
     let minute = |m: i64| at(m * 60);
     let s = json!({"name": "s", "rule": {"cron": "0 * * * *"}, "start": text(at(1)), "timezone": "UTC"});
-    assert_eq!(d.call("POST", "/v1/schedules", Some(&s)).0, 201);
-    assert_eq!(
-        d.call("POST", "/v1/schedules/s/tasks", Some(&json!({"task": "t"})))
-            .0,
-        200
-    );
+    d.expect(201, "POST", "/v1/schedules", Some(&s));
+    d.attach("s", "t");
     d.set_clock(&text(minute(90)));
-    assert_eq!(fired(&d, "t"), vec![hour(1)]);
+    assert_eq!(d.fired("t"), vec![hour(1)]);
 
     // Refused edits name the field and change nothing: the hourly rule still fires.
     for (patch, needle) in [
@@ -185,10 +135,7 @@ fn editing_a_schedule_applies_from_now_and_a_refused_edit_changes_nothing() {
     ] {
         let (status, v) = d.call("PATCH", "/v1/schedules/s", Some(&patch));
         assert_eq!(status, 400, "{patch}: {v}");
-        assert!(
-            v["error"]["message"].as_str().unwrap().contains(needle),
-            "{patch}: {v}"
-        );
+        assert!(message(&v).contains(needle), "{patch}: {v}");
     }
     let (_, current) = d.call("GET", "/v1/schedules/s", None);
     assert_eq!(current["rule"], json!({"cron": "0 * * * *"}), "{current}");
@@ -196,37 +143,27 @@ fn editing_a_schedule_applies_from_now_and_a_refused_edit_changes_nothing() {
 
     // A new rule applies from now: its slots between the last fire (01:00) and now
     // (01:30), such as 01:15, are not replayed; 01:30 is due now and fires.
-    let (status, v) = d.call(
-        "PATCH",
-        "/v1/schedules/s",
-        Some(&json!({"rule": {"cron": "*/15 * * * *"}})),
-    );
-    assert_eq!(status, 200, "{v}");
+    let v = d.patch("/v1/schedules/s", json!({"rule": {"cron": "*/15 * * * *"}}));
     assert_eq!(v["rule"], json!({"cron": "*/15 * * * *"}));
     // Let what is due now fire, then move on in steps: a jump past a due slot by more
     // than a minute is a misfire (its policy decides), not a fire.
     d.set_clock(&text(minute(90)));
     d.set_clock(&text(minute(105)));
     d.set_clock(&text(minute(120)));
-    assert_eq!(
-        fired(&d, "t"),
-        vec![hour(1), minute(90), minute(105), minute(120)]
-    );
-    assert!(missed(&d, "t").is_empty());
+    assert_eq!(d.fired("t"), vec![hour(1), minute(90), minute(105), minute(120)]);
+    assert!(d.skipped("t").is_empty());
 
     // A new zone and rule: 09:00 in Berlin (CEST, UTC+2) is 07:00 UTC; nothing fires
     // between, and the view's next slot says so.
-    let (status, v) = d.call(
-        "PATCH",
+    let v = d.patch(
         "/v1/schedules/s",
-        Some(&json!({"rule": {"cron": "0 9 * * *"}, "timezone": "Europe/Berlin"})),
+        json!({"rule": {"cron": "0 9 * * *"}, "timezone": "Europe/Berlin"}),
     );
-    assert_eq!(status, 200, "{v}");
     assert_eq!(instant(&v["next_slot"]), hour(7), "{v}");
     d.set_clock(&text(hour(7) - chrono::Duration::seconds(1)));
-    assert_eq!(fired(&d, "t").len(), 4, "nothing before 09:00 Berlin");
+    assert_eq!(d.fired("t").len(), 4, "nothing before 09:00 Berlin");
     d.set_clock(&text(hour(7)));
-    assert_eq!(fired(&d, "t").last(), Some(&hour(7)));
+    assert_eq!(d.fired("t").last(), Some(&hour(7)));
 
     // `null` resets a field to its default; the audit log has every change, with the
     // rule before and after.
@@ -235,9 +172,7 @@ fn editing_a_schedule_applies_from_now_and_a_refused_edit_changes_nothing() {
     let (status, v) = d.call("PATCH", "/v1/schedules/s", Some(&json!({"jitter_ms": null})));
     assert_eq!((status, &v["jitter_ms"]), (200, &json!(0)), "{v}");
     let (_, audit) = d.call("GET", "/v1/audit?noun=schedule", None);
-    let updates: Vec<&Value> = audit["entries"]
-        .as_array()
-        .unwrap()
+    let updates: Vec<&Value> = items(&audit["entries"])
         .iter()
         .filter(|e| e["action"] == "update")
         .collect();
@@ -259,19 +194,11 @@ fn editing_a_schedule_applies_from_now_and_a_refused_edit_changes_nothing() {
 fn jitter_delays_each_slot_within_its_bound_and_records_when_it_was_due() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--test-clock", T0]);
-    assert_eq!(
-        d.call("POST", "/v1/tasks", Some(&json!({"name": "t", "plugin": "echo"})))
-            .0,
-        201
-    );
+    d.create("/v1/tasks", json!({"name": "t", "plugin": "echo"}));
     // Hourly with up to 10 minutes of jitter.
     let s = json!({"name": "s", "rule": {"cron": "0 * * * *"}, "start": text(at(1)), "jitter_ms": 600_000});
-    assert_eq!(d.call("POST", "/v1/schedules", Some(&s)).0, 201);
-    assert_eq!(
-        d.call("POST", "/v1/schedules/s/tasks", Some(&json!({"task": "t"})))
-            .0,
-        200
-    );
+    d.expect(201, "POST", "/v1/schedules", Some(&s));
+    d.attach("s", "t");
     // Step through four hours a minute at a time: at each step exactly the slots whose
     // due time (slot + jitter) has come have runs.
     let mut first_seen: std::collections::HashMap<String, DateTime<Utc>> = Default::default();
@@ -308,11 +235,7 @@ fn jitter_delays_each_slot_within_its_bound_and_records_when_it_was_due() {
 }
 
 fn setup(d: &Daemon, misfire: Value, end: Option<String>) {
-    assert_eq!(
-        d.call("POST", "/v1/tasks", Some(&json!({"name": "t", "plugin": "echo"})))
-            .0,
-        201
-    );
+    d.create("/v1/tasks", json!({"name": "t", "plugin": "echo"}));
     // On a test clock the schedule starts at 1 s, after the task is attached; on the
     // system clock `start` is now.
     let start = d.call("GET", "/v1/clock", None).1["manual"] == true;
@@ -320,12 +243,8 @@ fn setup(d: &Daemon, misfire: Value, end: Option<String>) {
     if start {
         s["start"] = json!(text(at(1)));
     }
-    assert_eq!(d.call("POST", "/v1/schedules", Some(&s)).0, 201);
-    assert_eq!(
-        d.call("POST", "/v1/schedules/s/tasks", Some(&json!({"task": "t"})))
-            .0,
-        200
-    );
+    d.expect(201, "POST", "/v1/schedules", Some(&s));
+    d.attach("s", "t");
 }
 
 fn no_duplicate_slots(runs: &[Value]) -> HashSet<DateTime<Utc>> {
@@ -344,14 +263,14 @@ fn slots_fire_exactly_once_across_kill_9() {
     setup(&d, json!({"policy": "run_all", "max": 100}), None);
     let mut d = d;
     for _ in 0..3 {
-        wait_until("a few slots", || schedule_runs(&d, "t").len() >= 2);
+        wait_until("a few slots", 30, || schedule_runs(&d, "t").len() >= 2);
         std::thread::sleep(Duration::from_millis(700));
         d.kill9();
         std::thread::sleep(Duration::from_millis(1500));
         d = Daemon::start(dir.path(), &[]);
     }
     // The missed slots are recorded before the daemon listens; a few more fire now.
-    wait_until("slots after the last restart", || {
+    wait_until("slots after the last restart", 30, || {
         schedule_runs(&d, "t").len() >= 8
     });
     let runs = schedule_runs(&d, "t");
@@ -382,18 +301,18 @@ fn misfire_policies_after_downtime() {
         let d = Daemon::start(dir.path(), &["--test-clock", T0]);
         setup(&d, policy.clone(), Some(text(at(5))));
         d.set_clock(&text(at(1)));
-        assert_eq!(fired(&d, "t"), secs([1]), "{policy}");
+        assert_eq!(d.fired("t"), secs([1]), "{policy}");
         d.kill9();
         let d = Daemon::start(dir.path(), &["--test-clock", &text(at(10))]);
         d.set_clock(&text(at(10)));
-        assert_eq!(fired(&d, "t"), want_fired, "{policy}");
-        assert_eq!(missed(&d, "t"), want_missed, "{policy}");
+        assert_eq!(d.fired("t"), want_fired, "{policy}");
+        assert_eq!(d.skipped("t"), want_missed, "{policy}");
         for run in d.all_runs("task=t&cause=schedule&status=skipped") {
             let line = run["log"]["lines"][0]["message"].as_str().unwrap_or_default();
             assert!(line.contains("sundial.schedule.missed"), "{policy}: {run}");
         }
         // Past its end it fires no more.
         d.set_clock(&text(at(20)));
-        assert_eq!(fired(&d, "t"), want_fired, "{policy}");
+        assert_eq!(d.fired("t"), want_fired, "{policy}");
     }
 }

@@ -2,23 +2,34 @@
 //! plugins by name, and redacted everywhere a run could show them.
 
 use serde_json::{Value, json};
-use sundial_tests::{Daemon, find_secret};
+use sundial_tests::{Daemon, find_secret, items, message};
 
 const VALUE: &str = "s3cr3t-Value-9f8e7d6c";
+
+/// Start the daemon on `dir` with `env`, check that the `probe` task reads the sealed
+/// secret (redacted) and kill it again; `why` names the case.
+fn assert_opens(dir: &std::path::Path, env: &[(&str, &str)], why: &str) {
+    let d = Daemon::start_with_env(dir, &[], env);
+    assert_eq!(probe_secret(&d, "probe"), "[redacted]", "{why}");
+    d.kill9();
+}
+
+/// What the daemon on `dir` with `env` says when it refuses to start; panics with
+/// `started` when it starts.
+fn start_refused(dir: &std::path::Path, env: &[(&str, &str)], started: &str) -> String {
+    match Daemon::try_start(dir, &[], env) {
+        Ok(_) => panic!("{started}"),
+        Err(log) => log,
+    }
+}
 
 #[test]
 fn secrets_are_write_only_sealed_granted_and_redacted() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);
     // Set, replace, read metadata: the value never comes back.
-    let (status, v) = d.call(
-        "PUT",
-        "/v1/secrets/token",
-        Some(&json!({"value": "first-version-of-it"})),
-    );
-    assert_eq!(status, 201, "{v}");
-    let (status, v) = d.call("PUT", "/v1/secrets/token", Some(&json!({"value": VALUE})));
-    assert_eq!(status, 200, "{v}");
+    d.put_secret(201, "token", "first-version-of-it");
+    let v = d.put_secret(200, "token", VALUE);
     assert_eq!(v["size"], VALUE.len());
     for (status, body, want) in [
         d.call("PUT", "/v1/secrets/bad%20name", Some(&json!({"value": "x"}))),
@@ -30,10 +41,7 @@ fn secrets_are_write_only_sealed_granted_and_redacted() {
     .map(|((s, b), w)| (s, b, w))
     {
         assert_eq!(status, 400, "{body}");
-        assert!(
-            body["error"]["message"].as_str().unwrap().contains(want),
-            "{body}"
-        );
+        assert!(message(&body).contains(want), "{body}");
     }
     // The limit counts characters (as the published schema's maxLength does).
     let wide = "é".repeat(65536);
@@ -46,10 +54,10 @@ fn secrets_are_write_only_sealed_granted_and_redacted() {
         Some(&json!({"value": "e".repeat(65537)})),
     );
     assert_eq!(status, 400, "{v}");
-    assert_eq!(d.call("DELETE", "/v1/secrets/wide", None).0, 204);
+    d.expect(204, "DELETE", "/v1/secrets/wide", None);
     let (_, list) = d.call("GET", "/v1/secrets", None);
     assert_eq!(list["secrets"][0]["name"], "token");
-    assert_eq!(d.call("GET", "/v1/secrets/nope", None).0, 404);
+    d.expect(404, "GET", "/v1/secrets/nope", None);
 
     // A viewer cannot even list them; an operator can list but not set.
     for (name, role) in [("view", "viewer"), ("ops", "operator")] {
@@ -71,16 +79,8 @@ fn secrets_are_write_only_sealed_granted_and_redacted() {
     }
 
     // A plugin granted the secret reads it; everything the run shows is redacted.
-    let grants = json!({"grants": {"secrets": ["token"], "emit_events": true}});
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", grants).0,
-        201
-    );
-    assert_eq!(
-        d.install_plugin("ungranted", "sundial-fixture-hostile", json!({}))
-            .0,
-        201
-    );
+    d.install_hostile(json!({"grants": {"secrets": ["token"], "emit_events": true}}));
+    d.install_ok("ungranted", "sundial-fixture-hostile", json!({}));
     for (name, plugin, mode) in [
         ("probe", "hostile", "probe"),
         ("leak", "hostile", "leak"),
@@ -88,7 +88,7 @@ fn secrets_are_write_only_sealed_granted_and_redacted() {
     ] {
         let spec =
             json!({"name": name, "plugin": plugin, "params": {"mode": mode}, "retry": {"max_attempts": 1}});
-        assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+        d.expect(201, "POST", "/v1/tasks", Some(&spec));
     }
     let (_, probe) = d.call("POST", "/v1/tasks/probe/run?wait=true", None);
     assert_eq!(probe["output"]["secret"], "[redacted]", "{probe}");
@@ -105,25 +105,18 @@ fn secrets_are_write_only_sealed_granted_and_redacted() {
 
     // Nowhere in the API, the daemon's log or the database file.
     let mut seen = String::new();
-    for path in [
+    for (_, v) in d.read_all(&[
         "/v1/secrets",
         "/v1/secrets/token",
         "/v1/audit?limit=1000",
         "/v1/events?limit=1000",
         "/v1/runs?limit=1000",
-    ] {
-        let (status, v) = d.call("GET", path, None);
-        assert_eq!(status, 200, "GET {path}: {v}");
+    ]) {
         seen.push_str(&v.to_string());
     }
     seen.push_str(&d.stderr_text());
     let (_, list) = d.call("GET", "/v1/secrets", None);
-    let names: Vec<&Value> = list["secrets"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| &s["name"])
-        .collect();
+    let names: Vec<&Value> = items(&list["secrets"]).iter().map(|s| &s["name"]).collect();
     assert_eq!(names, [&json!("token")], "the secret is listed by name: {list}");
     assert_eq!(
         find_secret(seen.as_bytes(), VALUE),
@@ -154,7 +147,7 @@ fn secrets_are_write_only_sealed_granted_and_redacted() {
         "[redacted]",
         "still opens after a restart"
     );
-    assert_eq!(d.call("DELETE", "/v1/secrets/token", None).0, 204);
+    d.expect(204, "DELETE", "/v1/secrets/token", None);
     assert_eq!(probe_secret(&d, "probe"), json!(null), "deleted: reads as none");
 }
 
@@ -190,63 +183,43 @@ fn the_key_from_sundial_secret_key_wins_and_a_wrong_key_opens_nothing() {
         !dir.path().join("secret.key").exists(),
         "with SUNDIAL_SECRET_KEY no key file is written"
     );
-    let (status, v) = d.call("PUT", "/v1/secrets/token", Some(&json!({"value": VALUE})));
-    assert_eq!(status, 201, "{v}");
-    let grants = json!({"grants": {"secrets": ["token"], "kv": true}});
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", grants).0,
-        201
-    );
+    d.put_secret(201, "token", VALUE);
+    d.install_hostile(json!({"grants": {"secrets": ["token"], "kv": true}}));
     let spec = json!({"name": "probe", "plugin": "hostile", "params": {"mode": "probe"}, "retry": {"max_attempts": 1}});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&spec));
     assert_eq!(probe_secret(&d, "probe"), "[redacted]");
 
     // The same key after a restart opens it.
     d.kill9();
-    let d = Daemon::start_with_env(dir.path(), &[], &env);
-    assert_eq!(
-        probe_secret(&d, "probe"),
-        "[redacted]",
-        "the same key opens it after a restart"
-    );
+    assert_opens(dir.path(), &env, "the same key opens it after a restart");
 
     // Another valid key does not open the sealed secret: the daemon refuses to start,
     // says why, and changes nothing stored (it used to start and fail runs later).
-    d.kill9();
     let k2 = key(2);
-    let err = Daemon::try_start(dir.path(), &[], &[("SUNDIAL_SECRET_KEY", k2.as_str())])
-        .err()
-        .expect("a wrong key is refused at start");
+    let err = start_refused(
+        dir.path(),
+        &[("SUNDIAL_SECRET_KEY", k2.as_str())],
+        "a wrong key is refused at start",
+    );
     assert!(
         err.contains("SUNDIAL_SECRET_KEY") && err.contains("not the key they were sealed with"),
         "{err}"
     );
 
     // Without the variable there is no key: no new key file is made, the start refused.
-    let err = Daemon::try_start(dir.path(), &[], &[])
-        .err()
-        .expect("no key is refused");
+    let err = start_refused(dir.path(), &[], "no key is refused");
     assert!(err.contains("there is no secret key"), "{err}");
     assert!(!dir.path().join("secret.key").exists(), "no new key was made");
     // A key file that does not match is refused too; the variable, set again, wins.
     std::fs::write(dir.path().join("secret.key"), format!("{k2}\n")).unwrap();
-    let err = Daemon::try_start(dir.path(), &[], &[])
-        .err()
-        .expect("a wrong key file is refused");
+    let err = start_refused(dir.path(), &[], "a wrong key file is refused");
     assert!(err.contains("secret.key") && err.contains("not the key"), "{err}");
-    let d = Daemon::start_with_env(dir.path(), &[], &env);
-    assert_eq!(
-        probe_secret(&d, "probe"),
-        "[redacted]",
-        "SUNDIAL_SECRET_KEY wins over secret.key"
-    );
-    d.kill9();
+    assert_opens(dir.path(), &env, "SUNDIAL_SECRET_KEY wins over secret.key");
 
     // A malformed key stops the daemon at start with a message that names it.
     for (bad, want) in [("not base64!", "not base64"), ("c2hvcnQ=", "32 bytes")] {
-        let err = Daemon::try_start(dir.path(), &[], &[("SUNDIAL_SECRET_KEY", bad)])
-            .err()
-            .unwrap_or_else(|| panic!("the daemon started with SUNDIAL_SECRET_KEY={bad:?}"));
+        let started = format!("the daemon started with SUNDIAL_SECRET_KEY={bad:?}");
+        let err = start_refused(dir.path(), &[("SUNDIAL_SECRET_KEY", bad)], &started);
         assert!(
             err.contains("SUNDIAL_SECRET_KEY") && err.contains(want),
             "{bad}: {err}"

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 use std::process::Command;
-use sundial_tests::{Daemon, sundial_bin};
+use sundial_tests::{Daemon, items, sundial_bin};
 
 #[test]
 fn the_agenda_merges_schedules_and_timers_with_dst_notes() {
@@ -15,8 +15,7 @@ fn the_agenda_merges_schedules_and_timers_with_dst_notes() {
         json!({"name": "report", "plugin": "echo"}),
         json!({"name": "page", "plugin": "echo"}),
     ] {
-        let (s, v) = d.call("POST", "/v1/tasks", Some(&spec));
-        assert_eq!(s, 201, "{v}");
+        d.expect(201, "POST", "/v1/tasks", Some(&spec));
     }
     for (name, rule, tz, task) in [
         (
@@ -33,12 +32,10 @@ fn the_agenda_merges_schedules_and_timers_with_dst_notes() {
         ),
         ("idle", json!({"cron": "* * * * *"}), "UTC", None),
     ] {
-        let (s, v) = d.call(
-            "POST",
+        d.create(
             "/v1/schedules",
-            Some(&json!({"name": name, "rule": rule, "timezone": tz})),
+            json!({"name": name, "rule": rule, "timezone": tz}),
         );
-        assert_eq!(s, 201, "{v}");
         if let Some(t) = task {
             let (s, v) = d.call(
                 "POST",
@@ -48,24 +45,19 @@ fn the_agenda_merges_schedules_and_timers_with_dst_notes() {
             assert!(s == 200 || s == 201, "{v}");
         }
     }
-    let (s, v) = d.call(
-        "POST",
+    d.create(
         "/v1/triggers",
-        Some(&json!({"name": "late", "on": {"type": "order.late"}, "targets": [{"task": "page"}], "delay": "29h"})),
+        json!({"name": "late", "on": {"type": "order.late"}, "targets": [{"task": "page"}], "delay": "29h"}),
     );
-    assert_eq!(s, 201, "{v}");
-    let (s, v) = d.call(
+    d.expect(
+        202,
         "POST",
         "/v1/events",
         Some(&json!({"specversion": "1.0", "id": "l-1", "source": "/shop", "type": "order.late"})),
     );
-    assert_eq!(s, 202, "{v}");
 
-    let (s, a) = d.call("GET", "/v1/upcoming?hours=48", None);
-    assert_eq!(s, 200, "{a}");
-    let got: Vec<(String, String, Value, Value)> = a["entries"]
-        .as_array()
-        .unwrap()
+    let a = d.expect(200, "GET", "/v1/upcoming?hours=48", None);
+    let got: Vec<(String, String, Value, Value)> = items(&a["entries"])
         .iter()
         .map(|e| {
             (
@@ -123,7 +115,7 @@ fn the_agenda_merges_schedules_and_timers_with_dst_notes() {
     // One task only; a wrong name is 404; bounds are checked.
     let (_, a) = d.call("GET", "/v1/upcoming?hours=48&task=page", None);
     assert_eq!(a["entries"].as_array().unwrap().len(), 1, "{a}");
-    assert_eq!(d.call("GET", "/v1/upcoming?task=nope", None).0, 404);
+    d.expect(404, "GET", "/v1/upcoming?task=nope", None);
     for bad in ["hours=0", "hours=745", "limit=0", "colour=red"] {
         assert_eq!(
             d.call("GET", &format!("/v1/upcoming?{bad}"), None).0,

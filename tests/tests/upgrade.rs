@@ -5,7 +5,7 @@
 use serde_json::json;
 use sundial_core::plugin::PluginRecord;
 use sundial_store::prelude::*;
-use sundial_tests::{Daemon, wasm};
+use sundial_tests::{Daemon, column, wasm};
 
 fn sha(bytes: &[u8]) -> String {
     format!("sha256:{}", sundial_core::hash::digest(bytes))
@@ -16,11 +16,10 @@ fn bundled_plugins_follow_the_binary_unless_pinned_or_replaced() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let d = Daemon::start(&data, &[]);
-    let (s, v) = d.call("PATCH", "/v1/plugins/echo", Some(&json!({"description": "mine"})));
-    assert_eq!(s, 200, "{v}");
+    d.patch("/v1/plugins/echo", json!({"description": "mine"}));
     let (s, v) = d.call("PATCH", "/v1/plugins/json", Some(&json!({"pinned": true})));
     assert_eq!((s, &v["pinned"]), (200, &json!(true)), "{v}");
-    assert_eq!(d.call("DELETE", "/v1/plugins/template", None).0, 204);
+    d.expect(204, "DELETE", "/v1/plugins/template", None);
     let (s, v) = d.install_plugin("template", "sundial-fixture-hello", json!({}));
     assert_eq!(s, 201, "{v}");
     d.kill9();
@@ -70,11 +69,6 @@ fn bundled_plugins_follow_the_binary_unless_pinned_or_replaced() {
     assert_eq!(run["status"], "succeeded", "{run}");
     // Recorded in the audit log as the upgrade's doing.
     let (_, audit) = d.call("GET", "/v1/audit?noun=plugin&actor=sundial%20upgrade", None);
-    let targets: Vec<&str> = audit["entries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["target"].as_str().unwrap())
-        .collect();
+    let targets = column(&audit["entries"], "target");
     assert_eq!(targets, vec!["echo"], "{audit}");
 }

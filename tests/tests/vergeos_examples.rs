@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use std::time::Duration;
 use sundial_tests::smtp::SmtpServer;
 use sundial_tests::vergeos::VergeOs;
-use sundial_tests::{Daemon, Receiver, Reply, instant};
+use sundial_tests::{Daemon, Receiver, Reply, instant, message};
 
 const RELAY_PASSWORD: &str = "relay-password-for-tests-1234";
 
@@ -26,12 +26,7 @@ fn daemon_with_mail(dir: &std::path::Path, smtp_port: u16, extra: &[&str]) -> Da
     let mut args = vec!["--config", config.to_str().unwrap()];
     args.extend_from_slice(extra);
     let d = Daemon::start(&data, &args);
-    let (s, v) = d.call(
-        "PUT",
-        "/v1/secrets/relay-password",
-        Some(&json!({ "value": RELAY_PASSWORD })),
-    );
-    assert_eq!(s, 201, "{v}");
+    d.put_secret(201, "relay-password", RELAY_PASSWORD);
     d
 }
 
@@ -155,7 +150,7 @@ fn example_1_email_when_a_system_update_completes() {
         );
         let (_, run) = d.call("POST", &format!("/v1/tasks/{name}/run?wait=true"), None);
         assert_eq!(run["status"], "failed", "{run}");
-        let msg = run["error"]["message"].as_str().unwrap();
+        let msg = message(&run);
         assert!(msg.contains(expect), "{name}: {msg}");
     }
     assert_eq!(smtp.mails().len(), 1, "nothing else was accepted");
@@ -183,7 +178,7 @@ fn mail_relay_down_ungranted_and_unconfigured() {
     let run = &finished_runs(&d, "notify", 1)[0];
     assert_eq!(run["status"], "failed", "{run}");
     assert_eq!(run["attempt"], 2, "unavailable is retryable: {run}");
-    let msg = run["error"]["message"].as_str().unwrap();
+    let msg = message(&run);
     assert!(msg.starts_with("relay unavailable:"), "{msg}");
 
     let (s, v) = d.call(
@@ -193,7 +188,7 @@ fn mail_relay_down_ungranted_and_unconfigured() {
     );
     assert_eq!(s, 200, "{v}");
     let (_, run) = d.call("POST", "/v1/tasks/notify/run?wait=true", None);
-    let msg = run["error"]["message"].as_str().unwrap();
+    let msg = message(&run);
     assert!(msg.starts_with("denied:") && msg.contains("mail"), "{msg}");
 
     let other = tempfile::tempdir().unwrap();
@@ -204,7 +199,7 @@ fn mail_relay_down_ungranted_and_unconfigured() {
         json!({"name": "notify", "plugin": "email", "params": {"to": "ops@example.com", "subject": "s"}}),
     );
     let (_, run) = bare.call("POST", "/v1/tasks/notify/run?wait=true", None);
-    let msg = run["error"]["message"].as_str().unwrap();
+    let msg = message(&run);
     assert!(msg.contains("no SMTP relay is configured"), "{msg}");
 }
 
@@ -237,12 +232,10 @@ fn grant_vergeos(d: &Daemon) {
         Some(&json!({ "value": API_KEY })),
     );
     assert!(s == 201 || s == 200, "{v}");
-    let (s, v) = d.call(
-        "PATCH",
+    d.patch(
         "/v1/plugins/vergeos",
-        Some(&json!({"grants": {"hosts": ["127.0.0.1:*"], "secrets": ["vergeos-key"]}})),
+        json!({"grants": {"hosts": ["127.0.0.1:*"], "secrets": ["vergeos-key"]}}),
     );
-    assert_eq!(s, 200, "{v}");
 }
 
 /// A task of the vergeos plugin against `api`.
@@ -267,18 +260,12 @@ fn scheduled(d: &Daemon, name: &str, rule: Value, tasks: &[&str]) {
         json!({"name": name, "rule": rule, "timezone": "Europe/Berlin"}),
     );
     for task in tasks {
-        let (s, v) = d.call(
-            "POST",
-            &format!("/v1/schedules/{name}/tasks"),
-            Some(&json!({ "task": task })),
-        );
-        assert_eq!(s, 200, "{v}");
+        d.attach(name, task);
     }
 }
 
 fn set_clock(d: &Daemon, to: &str) {
-    let (s, v) = d.call("POST", "/v1/clock", Some(&json!({ "to": to })));
-    assert_eq!(s, 200, "{v}");
+    d.expect(200, "POST", "/v1/clock", Some(&json!({ "to": to })));
 }
 
 fn login(d: &Daemon, id: &str, user: &str) -> Value {
@@ -383,12 +370,7 @@ fn example_2_power_on_a_vm_when_a_designated_user_logs_in() {
     assert_eq!(run["error"]["message"], "vms: no row named \"no-such-vm\"");
     vergeos_task(&d, &api, "typo", json!("vm.explode"), Some(json!(42)));
     let (_, run) = d.call("POST", "/v1/tasks/typo/run?wait=true", None);
-    assert!(
-        run["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("action: \"vm.explode\" is not one of")
-    );
+    assert!(message(&run).starts_with("action: \"vm.explode\" is not one of"));
     assert!(
         api.calls().iter().all(|c| c.status != 401),
         "the API key was sent every time"
@@ -402,12 +384,7 @@ fn example_3_webhook_to_alerting_on_a_sync_error() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--allow-loopback"]);
     let rx = Receiver::start(vec![], Reply::Status(202, Vec::new()));
-    let (s, v) = d.call(
-        "PUT",
-        "/v1/secrets/pd-routing",
-        Some(&json!({"value": "R0UT1NGKEY0123456789abcdef"})),
-    );
-    assert_eq!(s, 201, "{v}");
+    d.put_secret(201, "pd-routing", "R0UT1NGKEY0123456789abcdef");
     let (s, v) = d.call(
         "PATCH",
         "/v1/plugins/pagerduty",
@@ -779,10 +756,7 @@ fn every_vergeos_action_makes_its_documented_call() {
     vergeos_task(&d, &api, "untargeted", json!("vm.poweron"), None);
     for (task, expect) in [("mixed", "one kind of row"), ("untargeted", "target: required")] {
         let (_, run) = d.call("POST", &format!("/v1/tasks/{task}/run?wait=true"), None);
-        assert!(
-            run["error"]["message"].as_str().unwrap().contains(expect),
-            "{run}"
-        );
+        assert!(message(&run).contains(expect), "{run}");
     }
     assert_eq!(api.calls().len(), before);
 }

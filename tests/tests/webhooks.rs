@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use sundial_sdk::webhook::{Secret, verify};
-use sundial_tests::{Daemon, Receiver, Reply, instant};
+use sundial_tests::{Daemon, Receiver, Reply, column, instant, items, message, pluck};
 
 const SIGNING: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const TOKEN: &str = "bearer-token-value-77";
@@ -46,8 +46,7 @@ fn delivery_done(d: &Daemon, id: &str) -> Value {
 }
 
 fn test_delivery(d: &Daemon, hook: &str) -> String {
-    let (s, v) = d.call("POST", &format!("/v1/webhooks/{hook}/test"), None);
-    assert_eq!(s, 202, "{v}");
+    let v = d.expect(202, "POST", &format!("/v1/webhooks/{hook}/test"), None);
     v["id"].as_str().unwrap().to_string()
 }
 
@@ -64,12 +63,10 @@ fn signed_authenticated_retried_deliveries_from_a_trigger() {
                "auth": {"type": "bearer", "token_secret": "token"}, "headers": [{"name": "X-Env", "value": "prod"}],
                "retry": fast_retry(5, 100)}),
     );
-    let (s, v) = d.call(
-        "POST",
+    d.create(
         "/v1/triggers",
-        Some(&json!({"name": "t", "on": {"type": "order.created"}, "targets": [{"webhook": "orders-hook"}]})),
+        json!({"name": "t", "on": {"type": "order.created"}, "targets": [{"webhook": "orders-hook"}]}),
     );
-    assert_eq!(s, 201, "{v}");
     let (_, out) = d.call(
         "POST",
         "/v1/events",
@@ -82,12 +79,7 @@ fn signed_authenticated_retried_deliveries_from_a_trigger() {
     let got = rx.wait_for(3);
     let done = delivery_done(&d, &id);
     assert_eq!(done["status"], "delivered", "{done}");
-    let codes: Vec<Value> = done["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| a["status_code"].clone())
-        .collect();
+    let codes = pluck(&done["attempts"], "status_code");
     assert_eq!(codes, [json!(503), json!(502), json!(204)]);
     assert_eq!(done["attempts"][0]["response"], "answer 503");
     let secrets = [Secret::parse(SIGNING).unwrap()];
@@ -137,10 +129,8 @@ fn signed_authenticated_retried_deliveries_from_a_trigger() {
         None,
     );
     assert_eq!(e["triggers"][0]["deliveries"][0], id.as_str());
-    let (status, hook) = d.call("GET", "/v1/webhooks/orders-hook", None);
-    assert_eq!(status, 200, "{hook}");
-    let (status, deliveries) = d.call("GET", "/v1/deliveries", None);
-    assert_eq!(status, 200, "{deliveries}");
+    let hook = d.expect(200, "GET", "/v1/webhooks/orders-hook", None);
+    let deliveries = d.expect(200, "GET", "/v1/deliveries", None);
     assert!(
         !deliveries["deliveries"].as_array().unwrap().is_empty(),
         "{deliveries}"
@@ -193,20 +183,15 @@ fn every_auth_type_on_the_wire() {
         "unsigned without signing secrets"
     );
     // A webhook naming a secret that does not exist is refused up front.
-    let (s, v) = d.call(
+    let v = d.expect(
+        400,
         "POST",
         "/v1/webhooks",
         Some(
             &json!({"name": "x", "url": rx.url("/"), "auth": {"type": "bearer", "token_secret": "missing"}}),
         ),
     );
-    assert_eq!(s, 400);
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("auth.token_secret: secret \"missing\" does not exist")
-    );
+    assert!(message(&v).starts_with("auth.token_secret: secret \"missing\" does not exist"));
 }
 
 #[test]
@@ -249,12 +234,7 @@ fn retry_after_gone_final_4xx_and_the_ssrf_guard() {
     );
     assert!(b["error"].as_str().unwrap().contains("404"), "{b}");
     let (_, failed) = d.call("GET", "/v1/events?type=sundial.webhook.*", None);
-    let kinds: Vec<&str> = failed["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["event"]["type"].as_str().unwrap())
-        .collect();
+    let kinds = column(&failed["events"], "event.type");
     assert!(
         kinds.contains(&"sundial.webhook.disabled")
             && kinds.iter().filter(|k| **k == "sundial.webhook.failed").count() == 2,
@@ -274,15 +254,9 @@ fn retry_after_gone_final_4xx_and_the_ssrf_guard() {
         (&json!(true), &Value::Null),
         "{again}"
     );
-    assert_eq!(
-        d.call("POST", &format!("/v1/deliveries/{bad_id}/retry"), None).0,
-        202
-    );
+    d.expect(202, "POST", &format!("/v1/deliveries/{bad_id}/retry"), None);
     bad.wait_for(2);
-    assert_eq!(
-        d.call("POST", &format!("/v1/deliveries/{slow_id}/retry"), None).0,
-        409
-    );
+    d.expect(409, "POST", &format!("/v1/deliveries/{slow_id}/retry"), None);
 
     // Without --allow-loopback the SSRF guard refuses loopback and says so in the log.
     let dir2 = tempfile::tempdir().unwrap();
@@ -342,11 +316,7 @@ fn a_delivery_survives_kill_9_mid_retry() {
     // Wait until the failed first attempt is recorded, then kill the daemon during the
     // 1.5 s backoff.
     let deadline = Instant::now() + Duration::from_secs(30);
-    while d.call("GET", &format!("/v1/deliveries/{id}"), None).1["attempts"]
-        .as_array()
-        .unwrap()
-        .is_empty()
-    {
+    while items(&d.call("GET", &format!("/v1/deliveries/{id}"), None).1["attempts"]).is_empty() {
         assert!(Instant::now() < deadline);
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -382,7 +352,7 @@ fn the_template_formatter_fills_placeholders_field_by_field() {
         ("t2", "sundial.run.failed", "pager"),
     ] {
         let spec = json!({"name": name, "on": {"type": kind}, "targets": [{"webhook": hook}]});
-        assert_eq!(d.call("POST", "/v1/triggers", Some(&spec)).0, 201);
+        d.expect(201, "POST", "/v1/triggers", Some(&spec));
     }
     let (_, _) = d.call(
         "POST",
@@ -390,13 +360,9 @@ fn the_template_formatter_fills_placeholders_field_by_field() {
         Some(&json!({"specversion": "1.0", "id": "s1", "source": "/sync", "type": "sync.failed", "subject": "vm-7",
                      "data": {"message": "disk \"full\"", "errors": 3}})),
     );
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
-            .0,
-        201
-    );
+    d.install_hostile(json!({}));
     let spec = json!({"name": "backup", "plugin": "hostile", "params": {"mode": "fail"}, "retry": {"max_attempts": 1}});
-    assert_eq!(d.call("POST", "/v1/tasks", Some(&spec)).0, 201);
+    d.expect(201, "POST", "/v1/tasks", Some(&spec));
     d.call("POST", "/v1/tasks/backup/run?wait=true", None);
     let deadline = Instant::now() + Duration::from_secs(30);
     let deliveries = loop {
@@ -437,12 +403,10 @@ fn slack_teams_and_pagerduty_payloads_field_by_field() {
     let d = Daemon::start(dir.path(), &["--allow-loopback"]);
     let rx = Receiver::start(vec![], status(202));
     secret(&d, "pd-key", "R0UTINGKEY0123456789abcdef012345");
-    let (s, v) = d.call(
-        "PATCH",
+    d.patch(
         "/v1/plugins/pagerduty",
-        Some(&json!({"grants": {"secrets": ["pd-key"]}})),
+        json!({"grants": {"secrets": ["pd-key"]}}),
     );
-    assert_eq!(s, 200, "{v}");
     webhook(
         &d,
         json!({"name": "slack", "url": rx.url("/slack"), "formatter": "slack",
@@ -459,7 +423,7 @@ fn slack_teams_and_pagerduty_payloads_field_by_field() {
     );
     let targets = json!([{"webhook": "slack"}, {"webhook": "teams"}, {"webhook": "pd"}]);
     let spec = json!({"name": "t", "on": {"type": "sync.*"}, "targets": targets});
-    assert_eq!(d.call("POST", "/v1/triggers", Some(&spec)).0, 201);
+    d.expect(201, "POST", "/v1/triggers", Some(&spec));
     d.call(
         "POST",
         "/v1/events",
@@ -542,19 +506,14 @@ fn several_tasks_notify_one_webhook_when_their_runs_end() {
     let d = Daemon::start(dir.path(), &["--allow-loopback"]);
     let rx = Receiver::start(vec![], status(200));
     webhook(&d, json!({"name": "ops", "url": rx.url("/ops")}));
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
-            .0,
-        201
-    );
+    d.install_hostile(json!({}));
     for spec in [
         json!({"name": "nightly", "plugin": "hostile", "params": {"mode": "fail"}, "retry": {"max_attempts": 1},
                "notify": [{"webhook": "ops"}]}),
         json!({"name": "report", "plugin": "echo", "notify": [{"webhook": "ops", "on": ["succeeded", "failed"]}]}),
         json!({"name": "quiet", "plugin": "echo", "notify": [{"webhook": "ops"}]}),
     ] {
-        let (s, v) = d.call("POST", "/v1/tasks", Some(&spec));
-        assert_eq!(s, 201, "{v}");
+        d.expect(201, "POST", "/v1/tasks", Some(&spec));
     }
     let (s, v) = d.call(
         "POST",
@@ -562,12 +521,7 @@ fn several_tasks_notify_one_webhook_when_their_runs_end() {
         Some(&json!({"name": "x", "plugin": "echo", "notify": [{"webhook": "nope"}]})),
     );
     assert_eq!(s, 404, "a reference to a missing webhook: {v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("notify[0].webhook")
-    );
+    assert!(message(&v).starts_with("notify[0].webhook"));
     for (t, want) in [
         ("nightly", "failed"),
         ("report", "succeeded"),
@@ -618,22 +572,16 @@ fn a_schedule_trigger_sends_each_fired_slot_to_a_webhook() {
         ("saturdays", json!({"cron": "0 17 * * 6"})),
         ("hourly", json!({"cron": "0 * * * *"})),
     ] {
-        let (s, v) = d.call(
-            "POST",
+        d.create(
             "/v1/schedules",
-            Some(&json!({"name": name, "rule": rule, "timezone": "Europe/Berlin"})),
+            json!({"name": name, "rule": rule, "timezone": "Europe/Berlin"}),
         );
-        assert_eq!(s, 201, "{v}");
     }
-    let (s, v) = d.call(
-        "POST",
+    let v = d.create(
         "/v1/triggers",
-        Some(
-            &json!({"name": "saturday-report", "on": {"schedule": "saturdays"},
+        json!({"name": "saturday-report", "on": {"schedule": "saturdays"},
                       "targets": [{"webhook": "weekly-report"}]}),
-        ),
     );
-    assert_eq!(s, 201, "{v}");
     assert_eq!(v["on"]["schedule"], "saturdays");
     let (s, v) = d.call(
         "POST",
@@ -641,7 +589,7 @@ fn a_schedule_trigger_sends_each_fired_slot_to_a_webhook() {
         Some(&json!({"name": "x", "on": {"schedule": "nope"}, "targets": [{"webhook": "weekly-report"}]})),
     );
     assert_eq!(
-        (s, v["error"]["message"].as_str().unwrap()),
+        (s, message(&v)),
         (404, "on.schedule: schedule \"nope\" not found")
     );
     let (s, v) = d.call(
@@ -654,15 +602,8 @@ fn a_schedule_trigger_sends_each_fired_slot_to_a_webhook() {
     // Nobody outside can fake the daemon's own events.
     let fake = json!({"specversion": "1.0", "id": "f1", "source": "sundial", "type": "sundial.schedule.fired",
                       "data": {"schedule_id": "x"}});
-    let (s, v) = d.call("POST", "/v1/events", Some(&fake));
-    assert_eq!(s, 400, "{v}");
-    assert!(
-        v["error"]["message"]
-            .as_str()
-            .unwrap()
-            .starts_with("source: \"sundial\" is reserved"),
-        "{v}"
-    );
+    let v = d.expect(400, "POST", "/v1/events", Some(&fake));
+    assert!(message(&v).starts_with("source: \"sundial\" is reserved"), "{v}");
 
     // Friday 12:00 UTC -> Sunday: one Saturday 17:00 Berlin (16:00 UTC) slot, ~36 hourly ones.
     let (s, v) = d.call("POST", "/v1/clock", Some(&json!({"to": "2026-11-29T00:00:00Z"})));
@@ -688,9 +629,9 @@ fn a_schedule_trigger_sends_each_fired_slot_to_a_webhook() {
         instant(&json!("2026-11-28T16:00:00Z"))
     );
     let (_, list) = d.call("GET", "/v1/deliveries?webhook=weekly-report", None);
-    let items = list["deliveries"].as_array().unwrap();
-    assert_eq!(items.len(), 1, "{list}");
-    let done = delivery_done(&d, items[0]["id"].as_str().unwrap());
+    let deliveries = items(&list["deliveries"]);
+    assert_eq!(deliveries.len(), 1, "{list}");
+    let done = delivery_done(&d, deliveries[0]["id"].as_str().unwrap());
     assert_eq!(done["status"], "delivered", "{done}");
 }
 
@@ -704,16 +645,13 @@ fn a_delayed_webhook_target_waits_for_the_clock_across_a_restart() {
     let d = Daemon::start(dir.path(), &flags);
     let rx = Receiver::start(vec![], status(204));
     webhook(&d, json!({"name": "later", "url": rx.url("/later")}));
-    let (s, v) = d.call(
-        "POST",
+    d.create(
         "/v1/triggers",
-        Some(&json!({"name": "hour-later", "on": {"type": "order.placed"},
-                      "targets": [{"webhook": "later"}], "delay": "1h"})),
+        json!({"name": "hour-later", "on": {"type": "order.placed"},
+                      "targets": [{"webhook": "later"}], "delay": "1h"}),
     );
-    assert_eq!(s, 201, "{v}");
     let event = json!({"specversion": "1.0", "id": "o1", "source": "/shop", "type": "order.placed", "data": {"n": 1}});
-    let (s, v) = d.call("POST", "/v1/events", Some(&event));
-    assert_eq!(s, 202, "{v}");
+    let v = d.expect(202, "POST", "/v1/events", Some(&event));
     let matched = &v["triggers"][0];
     assert_eq!(matched["timers"].as_array().map(Vec::len), Some(1), "{v}");
     assert_eq!(
@@ -738,38 +676,46 @@ fn a_delayed_webhook_target_waits_for_the_clock_across_a_restart() {
     let data = d.data.clone();
     d.kill9();
     let d = Daemon::start(&data, &flags);
-    let (s, v) = d.call("POST", "/v1/clock", Some(&json!({"to": "2026-11-27T12:59:00Z"})));
-    assert_eq!(s, 200, "{v}");
+    d.expect(
+        200,
+        "POST",
+        "/v1/clock",
+        Some(&json!({"to": "2026-11-27T12:59:00Z"})),
+    );
     let (_, list) = d.call("GET", "/v1/deliveries?webhook=later", None);
     assert_eq!(list["deliveries"].as_array().unwrap().len(), 0, "{list}");
     assert_eq!(rx.count(), 0);
 
     // On the hour: one delivery of the event, and the timer is gone.
-    let (s, v) = d.call("POST", "/v1/clock", Some(&json!({"to": "2026-11-27T13:00:00Z"})));
-    assert_eq!(s, 200, "{v}");
+    d.expect(
+        200,
+        "POST",
+        "/v1/clock",
+        Some(&json!({"to": "2026-11-27T13:00:00Z"})),
+    );
     let (_, list) = d.call("GET", "/v1/deliveries?webhook=later", None);
-    let items = list["deliveries"].as_array().unwrap();
-    assert_eq!(items.len(), 1, "{list}");
-    let done = delivery_done(&d, items[0]["id"].as_str().unwrap());
+    let deliveries = items(&list["deliveries"]);
+    assert_eq!(deliveries.len(), 1, "{list}");
+    let done = delivery_done(&d, deliveries[0]["id"].as_str().unwrap());
     assert_eq!(done["status"], "delivered", "{done}");
     let got = rx.wait_for(1);
     let body: Value = serde_json::from_slice(&got[0].body).unwrap();
     assert_eq!(body["event"]["type"], "order.placed", "{body}");
     assert_eq!(body["event"]["id"], "o1", "{body}");
     // Once: moving the clock again sends nothing more.
-    let (s, v) = d.call("POST", "/v1/clock", Some(&json!({"to": "2026-11-28T00:00:00Z"})));
-    assert_eq!(s, 200, "{v}");
+    d.expect(
+        200,
+        "POST",
+        "/v1/clock",
+        Some(&json!({"to": "2026-11-28T00:00:00Z"})),
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(rx.count(), 1, "the timer fired once");
     let (_, timers) = d.call("GET", "/v1/timers", None);
     assert_eq!(timers["timers"].as_array().unwrap().len(), 0, "{timers}");
     let (_, upcoming) = d.call("GET", "/v1/upcoming", None);
     assert!(
-        upcoming["entries"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|e| e["kind"] != "timer"),
+        items(&upcoming["entries"]).iter().all(|e| e["kind"] != "timer"),
         "{upcoming}"
     );
 }
@@ -784,12 +730,7 @@ fn a_task_whose_action_is_a_webhook() {
         json!({"name": "alerts", "url": rx.url("/alerts"), "formatter": "template",
                "template": "{\"alert\": \"${event.type}\", \"host\": \"${event.data.host}\", \"task\": \"${task.name}\"}"}),
     );
-    let (s, v) = d.call(
-        "POST",
-        "/v1/tasks",
-        Some(&json!({"name": "page-ops", "webhook": "alerts"})),
-    );
-    assert_eq!(s, 201, "{v}");
+    let v = d.create("/v1/tasks", json!({"name": "page-ops", "webhook": "alerts"}));
     assert_eq!(v["webhook"], "alerts");
     for (bad, field, status) in [
         (
@@ -802,22 +743,19 @@ fn a_task_whose_action_is_a_webhook() {
     ] {
         let (s, v) = d.call("POST", "/v1/tasks", Some(&bad));
         assert_eq!(s, status, "{bad}: {v}");
-        assert!(v["error"]["message"].as_str().unwrap().starts_with(field), "{v}");
+        assert!(message(&v).starts_with(field), "{v}");
     }
     // Several events, one task, one webhook.
     for kind in ["sync.failed", "replication.failed"] {
-        let (s, v) = d.call(
-            "POST",
+        d.create(
             "/v1/triggers",
-            Some(&json!({"name": kind.replace('.', "-"), "on": {"type": kind}, "targets": [{"task": "page-ops"}]})),
+            json!({"name": kind.replace('.', "-"), "on": {"type": kind}, "targets": [{"task": "page-ops"}]}),
         );
-        assert_eq!(s, 201, "{v}");
     }
     for (i, kind) in ["sync.failed", "replication.failed"].iter().enumerate() {
         let e = json!({"specversion": "1.0", "id": format!("e{i}"), "source": "/vergeos", "type": kind,
                        "data": {"host": format!("node-{i}")}});
-        let (s, v) = d.call("POST", "/v1/events", Some(&e));
-        assert_eq!(s, 202, "{v}");
+        d.expect(202, "POST", "/v1/events", Some(&e));
     }
     let got = rx.wait_for(2);
     let mut bodies: Vec<Value> = got
@@ -843,17 +781,11 @@ fn a_task_whose_action_is_a_webhook() {
 
     // A disabled webhook fails the run with the reason; a plugin task can switch to a
     // webhook action with a merge patch.
-    let (s, v) = d.call("PATCH", "/v1/webhooks/alerts", Some(&json!({"enabled": false})));
-    assert_eq!(s, 200, "{v}");
+    d.patch("/v1/webhooks/alerts", json!({"enabled": false}));
     let (_, run) = d.call("POST", "/v1/tasks/page-ops/run?wait=true", None);
     assert_eq!(run["status"], "failed", "{run}");
     assert_eq!(run["error"]["message"], "webhook \"alerts\" is disabled");
-    let (s, v) = d.call(
-        "POST",
-        "/v1/tasks",
-        Some(&json!({"name": "was-echo", "plugin": "echo"})),
-    );
-    assert_eq!(s, 201, "{v}");
+    d.create("/v1/tasks", json!({"name": "was-echo", "plugin": "echo"}));
     let (s, v) = d.call(
         "PATCH",
         "/v1/tasks/was-echo",
@@ -871,11 +803,7 @@ fn chat_formatters_report_runs_task_actions_and_tests() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--allow-loopback"]);
     let rx = Receiver::start(vec![], status(202));
-    assert_eq!(
-        d.install_plugin("hostile", "sundial-fixture-hostile", json!({}))
-            .0,
-        201
-    );
+    d.install_hostile(json!({}));
     webhook(
         &d,
         json!({"name": "slack", "url": rx.url("/slack"), "formatter": "slack"}),
@@ -895,16 +823,14 @@ fn chat_formatters_report_runs_task_actions_and_tests() {
                "notify": notify}),
         json!({"name": "page", "webhook": "slack", "params": {"level": 2}}),
     ] {
-        let (s, v) = d.call("POST", "/v1/tasks", Some(&spec));
-        assert_eq!(s, 201, "{v}");
+        d.expect(201, "POST", "/v1/tasks", Some(&spec));
     }
     let (_, run) = d.call("POST", "/v1/tasks/nightly/run?wait=true", None);
     assert_eq!(run["status"], "failed", "{run}");
     let id = run["id"].as_str().unwrap().to_string();
     let (_, page) = d.call("POST", "/v1/tasks/page/run?wait=true", None);
     assert_eq!(page["status"], "succeeded", "{page}");
-    let (s, v) = d.call("POST", "/v1/webhooks/teams/test", None);
-    assert_eq!(s, 202, "{v}");
+    d.expect(202, "POST", "/v1/webhooks/teams/test", None);
     let got = rx.wait_for(5);
     let bodies = |p: &str| -> Vec<Value> {
         got.iter()

@@ -154,16 +154,21 @@ impl Limits {
     }
 }
 
-/// Parse a byte size: a number with an optional unit `B`, `KB`/`KiB`, `MB`/`MiB`,
-/// `GB`/`GiB` (case-insensitive; the `KB`-style units are also powers of 1024).
-pub fn parse_size(text: &str) -> Result<u64, crate::Invalid> {
+/// Split `text` into its leading whole number and the rest, the unit (trimmed,
+/// lower-case); `what` names the expected value in the error.
+fn number_and_unit(text: &str, what: &str) -> Result<(u64, String), crate::Invalid> {
     let t = text.trim();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size (try 64MiB, 512KiB or 1048576)"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+    let n: u64 = num.parse().map_err(|_| format!("{text:?} is not {what}"))?;
+    Ok((n, unit.trim().to_ascii_lowercase()))
+}
+
+/// Parse a byte size: a number with an optional unit `B`, `KB`/`KiB`, `MB`/`MiB`,
+/// `GB`/`GiB` (case-insensitive; the `KB`-style units are also powers of 1024).
+pub fn parse_size(text: &str) -> Result<u64, crate::Invalid> {
+    let (n, unit) = number_and_unit(text, "a size (try 64MiB, 512KiB or 1048576)")?;
+    let mult = match unit.as_str() {
         "" | "b" => 1,
         "k" | "kb" | "kib" => 1024,
         "m" | "mb" | "mib" => MIB,
@@ -178,14 +183,9 @@ pub fn parse_size(text: &str) -> Result<u64, crate::Invalid> {
 
 /// Parse a duration: a number with unit `ms`, `s`, `m` or `h` (a bare number is seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, crate::Invalid> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (try 500ms, 30s, 5m or 1h)"))?;
+    let (n, unit) = number_and_unit(text, "a duration (try 500ms, 30s, 5m or 1h)")?;
     // One syntax everywhere: `2h` and `2 hours` alike.
-    let ms = match unit.trim().to_ascii_lowercase().as_str() {
+    let ms = match unit.as_str() {
         "ms" | "millisecond" | "milliseconds" => Some(n),
         "" | "s" | "sec" | "secs" | "second" | "seconds" => n.checked_mul(1000),
         "m" | "min" | "mins" | "minute" | "minutes" => n.checked_mul(60_000),

@@ -6,6 +6,7 @@
 //! its own slots; delivery is at least once (a crash mid-attempt repeats the attempt,
 //! with the same `webhook-id` for the receiver to deduplicate).
 
+use crate::lock;
 use crate::outbox::{Committed, Outbox};
 use crate::plugins::PluginCache;
 use bytes::Bytes;
@@ -48,10 +49,6 @@ struct Inner {
     inflight: Mutex<HashSet<String>>,
     endpoints: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
     global: Arc<Semaphore>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Deliverer {

@@ -24,6 +24,12 @@ pub mod scheduler;
 pub mod services;
 pub mod timers;
 
+/// Lock a mutex, taking the value over from a thread that panicked while holding it
+/// (every value these engines guard stays consistent between statements).
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 use std::sync::Arc;
 use sundial_core::calendar::Exclusions;
 use sundial_core::grants::NetworkPolicy;

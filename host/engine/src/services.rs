@@ -3,7 +3,7 @@
 //! daemon's key, mail goes to the configured SMTP relay.
 
 use sundial_runtime::mail::{MailError, Mailer, Message};
-use sundial_runtime::services::{BoxFuture, HostServices};
+use sundial_runtime::services::{BoxFuture, HostResult, HostServices};
 use sundial_store::SharedStore;
 use sundial_store::sealing::SecretKey;
 
@@ -21,18 +21,13 @@ pub struct StoreServices {
 }
 
 impl HostServices for StoreServices {
-    fn kv_get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+    fn kv_get<'a>(&'a self, plugin: &'a str, key: &'a str) -> HostResult<'a, Option<Vec<u8>>> {
         Box::pin(std::future::ready(
             self.store.kv_get(plugin, key).map_err(|e| e.to_string()),
         ))
     }
 
-    fn kv_set<'a>(
-        &'a self,
-        plugin: &'a str,
-        key: &'a str,
-        value: Vec<u8>,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    fn kv_set<'a>(&'a self, plugin: &'a str, key: &'a str, value: Vec<u8>) -> HostResult<'a, ()> {
         Box::pin(async move {
             self.store
                 .kv_set(plugin, key, value)
@@ -41,7 +36,7 @@ impl HostServices for StoreServices {
         })
     }
 
-    fn kv_delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    fn kv_delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> HostResult<'a, ()> {
         Box::pin(async move { self.store.kv_delete(plugin, key).await.map_err(|e| e.to_string()) })
     }
 

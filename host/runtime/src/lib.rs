@@ -38,7 +38,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
-use wasmtime::component::Linker;
+use wasmtime::component::{HasSelf, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Engine-wide settings, fixed for the life of a [`Runtime`].
@@ -172,26 +172,15 @@ impl Runtime {
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let engine = Engine::new(&wasm).map_err(err)?;
 
-        let mut action_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut action_linker).map_err(err)?;
+        // Both worlds import WASI and the host interface; actions also HTTP and mail.
+        let mut action_linker = base_linker(&engine).map_err(err)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut action_linker).map_err(err)?;
-        bindings::action::sundial::plugin::host::add_to_linker::<
-            RunState,
-            wasmtime::component::HasSelf<RunState>,
-        >(&mut action_linker, |s| s)
+        bindings::action::sundial::plugin::mail::add_to_linker::<RunState, HasSelf<RunState>>(
+            &mut action_linker,
+            |s| s,
+        )
         .map_err(err)?;
-        bindings::action::sundial::plugin::mail::add_to_linker::<
-            RunState,
-            wasmtime::component::HasSelf<RunState>,
-        >(&mut action_linker, |s| s)
-        .map_err(err)?;
-        let mut formatter_linker = Linker::new(&engine);
-        wasmtime_wasi::p2::add_to_linker_async(&mut formatter_linker).map_err(err)?;
-        bindings::action::sundial::plugin::host::add_to_linker::<
-            RunState,
-            wasmtime::component::HasSelf<RunState>,
-        >(&mut formatter_linker, |s| s)
-        .map_err(err)?;
+        let formatter_linker = base_linker(&engine).map_err(err)?;
 
         let cache = match &config.cache_dir {
             Some(dir) => Some(
@@ -241,4 +230,16 @@ impl Runtime {
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
     }
+}
+
+/// A linker with what every world imports: WASI (preview 2) and Sundial's host
+/// interface.
+fn base_linker(engine: &Engine) -> wasmtime::Result<Linker<RunState>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    bindings::action::sundial::plugin::host::add_to_linker::<RunState, HasSelf<RunState>>(
+        &mut linker,
+        |s| s,
+    )?;
+    Ok(linker)
 }

@@ -61,21 +61,14 @@ impl Runtime {
             world: world.as_str(),
             reason: format!("{e:#}"),
         };
+        let linker = match world {
+            World::Action => &self.inner.action_linker,
+            World::Formatter => &self.inner.formatter_linker,
+        };
+        let ip = linker.instantiate_pre(&component).map_err(incompatible)?;
         let pre = match world {
-            World::Action => {
-                let ip = self
-                    .inner
-                    .action_linker
-                    .instantiate_pre(&component)
-                    .map_err(incompatible)?;
-                Pre::Action(bindings::action::ActionPre::new(ip).map_err(incompatible)?)
-            }
+            World::Action => Pre::Action(bindings::action::ActionPre::new(ip).map_err(incompatible)?),
             World::Formatter => {
-                let ip = self
-                    .inner
-                    .formatter_linker
-                    .instantiate_pre(&component)
-                    .map_err(incompatible)?;
                 Pre::Formatter(bindings::formatter::FormatterPre::new(ip).map_err(incompatible)?)
             }
         };

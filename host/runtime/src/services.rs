@@ -10,6 +10,9 @@ use std::sync::Mutex;
 /// A boxed future, as returned by [`HostServices`] methods.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// The answer of a host service that can fail: an error is a message for the plugin.
+pub type HostResult<'a, T> = BoxFuture<'a, Result<T, String>>;
+
 /// Largest key-value key, in bytes.
 pub const MAX_KV_KEY_BYTES: usize = 256;
 /// Largest key-value value, in bytes (1 MiB).
@@ -19,16 +22,11 @@ pub const MAX_KV_VALUE_BYTES: usize = 1024 * 1024;
 /// run's wall-clock timeout.
 pub trait HostServices: Send + Sync {
     /// Read `key` from `plugin`'s namespace.
-    fn kv_get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>>;
+    fn kv_get<'a>(&'a self, plugin: &'a str, key: &'a str) -> HostResult<'a, Option<Vec<u8>>>;
     /// Write `key` in `plugin`'s namespace (durably, for the daemon).
-    fn kv_set<'a>(
-        &'a self,
-        plugin: &'a str,
-        key: &'a str,
-        value: Vec<u8>,
-    ) -> BoxFuture<'a, Result<(), String>>;
+    fn kv_set<'a>(&'a self, plugin: &'a str, key: &'a str, value: Vec<u8>) -> HostResult<'a, ()>;
     /// Delete `key` from `plugin`'s namespace.
-    fn kv_delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), String>>;
+    fn kv_delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> HostResult<'a, ()>;
     /// The value of secret `name`, if it exists. Grants are checked by the caller.
     fn secret<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Option<String>>;
     /// Send `message` through the configured SMTP relay for `plugin` (grants are
@@ -63,7 +61,7 @@ impl MemoryServices {
 }
 
 impl HostServices for MemoryServices {
-    fn kv_get<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, String>> {
+    fn kv_get<'a>(&'a self, plugin: &'a str, key: &'a str) -> HostResult<'a, Option<Vec<u8>>> {
         let result = self
             .kv
             .lock()
@@ -72,12 +70,7 @@ impl HostServices for MemoryServices {
         Box::pin(std::future::ready(result))
     }
 
-    fn kv_set<'a>(
-        &'a self,
-        plugin: &'a str,
-        key: &'a str,
-        value: Vec<u8>,
-    ) -> BoxFuture<'a, Result<(), String>> {
+    fn kv_set<'a>(&'a self, plugin: &'a str, key: &'a str, value: Vec<u8>) -> HostResult<'a, ()> {
         let result = self
             .kv
             .lock()
@@ -88,7 +81,7 @@ impl HostServices for MemoryServices {
         Box::pin(std::future::ready(result))
     }
 
-    fn kv_delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> BoxFuture<'a, Result<(), String>> {
+    fn kv_delete<'a>(&'a self, plugin: &'a str, key: &'a str) -> HostResult<'a, ()> {
         let result = self
             .kv
             .lock()

@@ -29,12 +29,7 @@ pub(super) async fn unreadable(
     Admin(state, _): Admin,
     QueryParams(q): QueryParams<UnreadableQuery>,
 ) -> ApiResult<Json<UnreadableList>> {
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(super::ApiError::bad_request(format!(
-            "limit: {limit} is outside 1..=1000"
-        )));
-    }
+    let limit = crate::extract::Page::limit(q.limit, 100)?;
     let records = state.store.unreadable_records(limit)?;
     Ok(Json(UnreadableList {
         records,

@@ -13,6 +13,9 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::Serialize;
 
+/// What an answer type or extractor adds to an operation's responses: (status, response).
+pub type Answers = Vec<(Option<Code>, Response)>;
+
 /// `application/json` content of type `T` (of an answer or a request body).
 pub(crate) fn json_content<T: JsonSchema>(ctx: &mut GenContext) -> IndexMap<String, MediaType> {
     let json_schema = ctx.schema.subschema_for::<T>();
@@ -56,12 +59,26 @@ pub(crate) fn error_answer(ctx: &mut GenContext, status: u16, when: &str) -> (Op
     )
 }
 
+/// Document a handler answer type whose body is not JSON: a 200 of media type `$media`
+/// described as `$what`, its body's JSON Schema given as `json!` tokens.
+macro_rules! raw_answer {
+    ($ty:ty, $media:literal, $what:literal, $schema:tt) => {
+        impl aide::OperationOutput for $ty {
+            type Inner = ();
+
+            fn inferred_responses(
+                _: &mut aide::generate::GenContext,
+                _: &mut aide::openapi::Operation,
+            ) -> $crate::answer::Answers {
+                $crate::answer::raw_ok($media, $what, serde_json::json!($schema))
+            }
+        }
+    };
+}
+pub(crate) use raw_answer;
+
 /// The documentation of a 200 answer of another media type (its body is `schema`).
-pub(crate) fn raw_ok(
-    media_type: &str,
-    description: &str,
-    schema: serde_json::Value,
-) -> Vec<(Option<Code>, Response)> {
+pub(crate) fn raw_ok(media_type: &str, description: &str, schema: serde_json::Value) -> Answers {
     let ok = Response {
         description: description.to_string(),
         content: [(media_type.to_string(), media(schema))].into_iter().collect(),
@@ -84,7 +101,7 @@ macro_rules! fixed_status {
         impl<T: JsonSchema> OperationOutput for $name<T> {
             type Inner = T;
 
-            fn inferred_responses(ctx: &mut GenContext, _: &mut Operation) -> Vec<(Option<Code>, Response)> {
+            fn inferred_responses(ctx: &mut GenContext, _: &mut Operation) -> Answers {
                 vec![(Some(Code::Code($code)), json_response::<T>(ctx, $what))]
             }
         }
@@ -112,7 +129,7 @@ impl IntoResponse for Deleted {
 impl OperationOutput for Deleted {
     type Inner = ();
 
-    fn inferred_responses(_: &mut GenContext, _: &mut Operation) -> Vec<(Option<Code>, Response)> {
+    fn inferred_responses(_: &mut GenContext, _: &mut Operation) -> Answers {
         let done = Response {
             description: "done (no body)".into(),
             ..Default::default()
@@ -144,7 +161,7 @@ macro_rules! two_statuses {
         impl<T: JsonSchema> OperationOutput for $name<T> {
             type Inner = T;
 
-            fn inferred_responses(ctx: &mut GenContext, _: &mut Operation) -> Vec<(Option<Code>, Response)> {
+            fn inferred_responses(ctx: &mut GenContext, _: &mut Operation) -> Answers {
                 vec![
                     (Some(Code::Code($code_a)), json_response::<T>(ctx, $what_a)),
                     (Some(Code::Code($code_b)), json_response::<T>(ctx, $what_b)),

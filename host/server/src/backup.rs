@@ -20,20 +20,12 @@ impl axum::response::IntoResponse for Archive {
     }
 }
 
-impl aide::OperationOutput for Archive {
-    type Inner = ();
-
-    fn inferred_responses(
-        _: &mut aide::generate::GenContext,
-        _: &mut aide::openapi::Operation,
-    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
-        crate::answer::raw_ok(
-            "application/x-tar",
-            "the backup: a tar of the store, its secret key and the admin token file",
-            serde_json::json!({ "type": "string", "format": "binary" }),
-        )
-    }
-}
+crate::answer::raw_answer!(
+    Archive,
+    "application/x-tar",
+    "the backup: a tar of the store, its secret key and the admin token file",
+    { "type": "string", "format": "binary" }
+);
 
 pub(super) async fn backup(Admin(state, caller): Admin) -> ApiResult<Archive> {
     let dir = state.data_dir.clone();

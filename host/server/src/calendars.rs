@@ -3,8 +3,12 @@
 //! Every change is handed to the scheduler at once (see [`sundial_core::calendar`]).
 
 use super::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::answer::Answers;
 use crate::answer::{Created, Deleted};
+use crate::error::Found;
 use crate::extract::{JsonBody, QueryParams};
+use aide::generate::GenContext;
+use aide::openapi::Operation;
 use axum::Json;
 use axum::extract::{FromRequest, Path, Request};
 use chrono::{DateTime, Utc};
@@ -38,28 +42,31 @@ impl FromRequest<AppState> for SpecBody {
 }
 
 impl aide::OperationInput for SpecBody {
-    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
         JsonBody::<CalendarSpec>::operation_input(ctx, operation);
     }
 
-    fn inferred_early_responses(
-        ctx: &mut aide::generate::GenContext,
-        operation: &mut aide::openapi::Operation,
-    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
+    fn inferred_early_responses(ctx: &mut GenContext, operation: &mut Operation) -> Answers {
         JsonBody::<CalendarSpec>::inferred_early_responses(ctx, operation)
     }
+}
+
+/// Hand a calendar to the scheduler (`new`: one of that name must not exist yet) and
+/// answer it.
+async fn put(state: &AppState, spec: CalendarSpec, new: bool, who: &str) -> ApiResult<CalendarSpec> {
+    state
+        .engines
+        .scheduler
+        .put_calendar(spec.clone(), new, who)
+        .await?;
+    Ok(spec)
 }
 
 pub(super) async fn create(
     Operator(state, caller): Operator,
     SpecBody(spec): SpecBody,
 ) -> ApiResult<Created<CalendarSpec>> {
-    state
-        .engines
-        .scheduler
-        .put_calendar(spec.clone(), true, caller.who())
-        .await?;
-    Ok(Created(spec))
+    Ok(Created(put(&state, spec, true, caller.who()).await?))
 }
 
 pub(super) async fn replace(
@@ -73,12 +80,7 @@ pub(super) async fn replace(
             spec.name
         )));
     }
-    state
-        .engines
-        .scheduler
-        .put_calendar(spec.clone(), false, caller.who())
-        .await?;
-    Ok(Json(spec))
+    Ok(Json(put(&state, spec, false, caller.who()).await?))
 }
 
 /// `GET /v1/calendars`.
@@ -94,11 +96,7 @@ pub(super) async fn list(Reader(state, _): Reader) -> ApiResult<Json<CalendarLis
 }
 
 pub(super) async fn get(Reader(state, _): Reader, Path(name): Path<String>) -> ApiResult<Json<CalendarSpec>> {
-    state
-        .store
-        .calendar(&name)?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("calendar {name:?} not found")))
+    state.store.calendar(&name)?.map(Json).found("calendar", &name)
 }
 
 pub(super) async fn delete(
@@ -144,10 +142,7 @@ pub(super) async fn check(
     Path(name): Path<String>,
     QueryParams(q): QueryParams<CheckQuery>,
 ) -> ApiResult<Json<CheckAnswer>> {
-    let spec = state
-        .store
-        .calendar(&name)?
-        .ok_or_else(|| ApiError::not_found(format!("calendar {name:?} not found")))?;
+    let spec = state.store.calendar(&name)?.found("calendar", &name)?;
     let zone = q.timezone.unwrap_or_else(|| state.default_timezone.clone());
     let tz = sundial_core::schedule::zone::parse_tz(&zone)
         .map_err(|e| ApiError::invalid_field(format!("timezone: {e}")))?;

@@ -1,5 +1,8 @@
 //! API errors: every failure is `{"error": {"code", "message"}}` with a precise status.
 
+use crate::answer::Answers;
+use aide::generate::GenContext;
+use aide::openapi::Operation;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use sundial_store::StoreError;
@@ -13,6 +16,18 @@ pub struct ApiError {
     pub code: &'static str,
     /// What went wrong, for a human.
     pub message: String,
+}
+
+/// What the store answers with an `Option`: None becomes 404 `{noun} {key:?} not found`.
+pub(crate) trait Found<T> {
+    /// The value, or a 404 naming the noun and the key asked for.
+    fn found(self, noun: &str, key: &str) -> ApiResult<T>;
+}
+
+impl<T> Found<T> for Option<T> {
+    fn found(self, noun: &str, key: &str) -> ApiResult<T> {
+        self.ok_or_else(|| ApiError::not_found(format!("{noun} {key:?} not found")))
+    }
 }
 
 impl ApiError {
@@ -174,10 +189,7 @@ pub struct ErrorDetail {
 impl aide::OperationOutput for ApiError {
     type Inner = ErrorBody;
 
-    fn inferred_responses(
-        ctx: &mut aide::generate::GenContext,
-        _: &mut aide::openapi::Operation,
-    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
+    fn inferred_responses(ctx: &mut GenContext, _: &mut Operation) -> Answers {
         let mut answer = |status, when| crate::answer::error_answer(ctx, status, when);
         vec![
             answer(400, "invalid input (the message names the field)"),

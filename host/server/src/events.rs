@@ -3,7 +3,10 @@
 
 use super::{ApiError, ApiResult, AppState, Ingester, Reader};
 use crate::answer::Accepted;
+use crate::answer::Answers;
 use crate::extract::{Page, QueryParams, QueueRoom};
+use aide::generate::GenContext;
+use aide::openapi::Operation;
 use axum::Json;
 use axum::extract::Path;
 use axum::http::{HeaderMap, StatusCode};
@@ -68,12 +71,7 @@ fn parse_body(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<(
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let essence = cloudevent::essence(content_type);
     let batch_declared = match essence.as_str() {
         BATCH_TYPE => true,
         "application/cloudevents+json" | "application/json" => false,
@@ -240,7 +238,7 @@ fn cloud_event_schema() -> Value {
 }
 
 impl aide::OperationInput for Events {
-    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+    fn operation_input(ctx: &mut GenContext, operation: &mut Operation) {
         use aide::openapi::RequestBody;
         let one = cloud_event_schema();
         let batch =
@@ -264,10 +262,7 @@ impl aide::OperationInput for Events {
         aide::operation::set_body(ctx, operation, body);
     }
 
-    fn inferred_early_responses(
-        ctx: &mut aide::generate::GenContext,
-        _: &mut aide::openapi::Operation,
-    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
+    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Answers {
         let mut error = |status, when| crate::answer::error_answer(ctx, status, when);
         vec![
             error(408, "the body did not arrive within body_timeout"),

@@ -205,14 +205,20 @@ pub struct Page {
 impl Page {
     /// Check `limit` and `cursor` as every paginated list does.
     pub fn new(limit: Option<usize>, cursor: Option<String>) -> ApiResult<Page> {
-        let limit = limit.unwrap_or(50);
+        let limit = Page::limit(limit, 50)?;
+        check_cursor(&cursor)?;
+        Ok(Page { cursor, limit })
+    }
+
+    /// Check a `limit` query parameter (1..=1000); `default` when it is absent.
+    pub fn limit(limit: Option<usize>, default: usize) -> ApiResult<usize> {
+        let limit = limit.unwrap_or(default);
         if !(1..=1000).contains(&limit) {
             return Err(ApiError::bad_request(format!(
                 "limit: {limit} is outside 1..=1000"
             )));
         }
-        check_cursor(&cursor)?;
-        Ok(Page { cursor, limit })
+        Ok(limit)
     }
 }
 
@@ -292,9 +298,10 @@ pub async fn body_bytes(req: Request, limit: usize) -> ApiResult<(HeaderMap, axu
 
 // How each extractor describes itself in the OpenAPI document (see `openapi.rs`).
 
+use crate::answer::Answers;
 use aide::OperationInput;
 use aide::generate::GenContext;
-use aide::openapi::{Operation, RequestBody, Response, StatusCode as Code};
+use aide::openapi::{Operation, RequestBody};
 use aide::operation::{ParamLocation, add_parameters, parameters_from_schema, set_body};
 
 use crate::answer::error_answer as error;
@@ -307,10 +314,7 @@ macro_rules! document_gate {
                 operation.security = vec![[("bearer".to_string(), Vec::new())].into_iter().collect()];
             }
 
-            fn inferred_early_responses(
-                ctx: &mut GenContext,
-                _: &mut Operation,
-            ) -> Vec<(Option<Code>, Response)> {
+            fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Answers {
                 vec![
                     error(ctx, 401, "missing or unknown token"),
                     error(
@@ -330,7 +334,7 @@ document_gate!(Admin, "admin");
 document_gate!(Ingester, "admin, operator, ingest");
 
 impl OperationInput for QueueRoom {
-    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Vec<(Option<Code>, Response)> {
+    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Answers {
         vec![error(
             ctx,
             429,
@@ -370,7 +374,7 @@ fn json_body<T: schemars::JsonSchema>(ctx: &mut GenContext, operation: &mut Oper
 }
 
 /// What reading a body may answer before the handler runs.
-fn body_errors(ctx: &mut GenContext) -> Vec<(Option<Code>, Response)> {
+fn body_errors(ctx: &mut GenContext) -> Answers {
     vec![
         error(ctx, 408, "the body did not arrive within body_timeout"),
         error(ctx, 413, "the body is over the size limit"),
@@ -383,7 +387,7 @@ impl<T: schemars::JsonSchema, const LIMIT: usize> OperationInput for JsonBody<T,
         json_body::<T>(ctx, operation, true);
     }
 
-    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Vec<(Option<Code>, Response)> {
+    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Answers {
         body_errors(ctx)
     }
 }
@@ -393,7 +397,7 @@ impl<T: schemars::JsonSchema> OperationInput for OptionalJsonBody<T> {
         json_body::<T>(ctx, operation, false);
     }
 
-    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Vec<(Option<Code>, Response)> {
+    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Answers {
         body_errors(ctx)
     }
 }
@@ -409,7 +413,7 @@ impl OperationInput for Patch {
         json_body::<PatchDoc>(ctx, operation, true);
     }
 
-    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Vec<(Option<Code>, Response)> {
+    fn inferred_early_responses(ctx: &mut GenContext, _: &mut Operation) -> Answers {
         body_errors(ctx)
     }
 }

@@ -42,20 +42,12 @@ impl IntoResponse for Exposition {
     }
 }
 
-impl aide::OperationOutput for Exposition {
-    type Inner = String;
-
-    fn inferred_responses(
-        _: &mut aide::generate::GenContext,
-        _: &mut aide::openapi::Operation,
-    ) -> Vec<(Option<aide::openapi::StatusCode>, aide::openapi::Response)> {
-        crate::answer::raw_ok(
-            "application/openmetrics-text",
-            "the metrics (OpenMetrics text; docs/metrics.md lists them)",
-            serde_json::json!({ "type": "string" }),
-        )
-    }
-}
+crate::answer::raw_answer!(
+    Exposition,
+    "application/openmetrics-text",
+    "the metrics (OpenMetrics text; docs/metrics.md lists them)",
+    { "type": "string" }
+);
 
 /// What one scrape reports.
 struct Figures {

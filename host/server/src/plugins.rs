@@ -3,6 +3,7 @@
 
 use super::{Admin, ApiError, ApiResult, AppState, MAX_PLUGIN_BODY_BYTES, Reader};
 use crate::answer::{Created, Deleted};
+use crate::error::Found;
 use crate::extract::JsonBody;
 use axum::Json;
 use axum::extract::Path;
@@ -146,10 +147,7 @@ pub(super) async fn list(Reader(state, _): Reader) -> ApiResult<Json<PluginList>
 /// `GET /v1/plugins/{name}`: the record, with what its key-value namespace holds
 /// (`kv`: keys, bytes, and the quota from its limits).
 pub(super) async fn get(Reader(state, _): Reader, Path(name): Path<String>) -> ApiResult<Json<PluginView>> {
-    let record = state
-        .store
-        .plugin(&name)?
-        .ok_or_else(|| ApiError::not_found(format!("plugin {name:?} not found")))?;
+    let record = state.store.plugin(&name)?.found("plugin", &name)?;
     let kv = state.store.kv_usage(&record.name)?;
     Ok(Json(PluginView { record, kv }))
 }

@@ -4,8 +4,9 @@
 //! shown by implementing [`Resource`]; its file keeps only what is its own.
 
 use crate::answer::{Created, Deleted};
+use crate::error::Found;
 use crate::extract::{JsonBody, Page, Patch};
-use crate::{ApiError, ApiResult, AppState, Operator, Reader};
+use crate::{ApiResult, AppState, Operator, Reader};
 use axum::Json;
 use axum::extract::Path;
 use serde::de::DeserializeOwned;
@@ -71,8 +72,7 @@ pub(crate) trait Resource: Send + Sync + 'static {
 
     /// A record by id or name, or 404 naming it.
     fn get(state: &AppState, key: &str) -> ApiResult<Self::Record> {
-        Self::find(state, key)?
-            .ok_or_else(|| ApiError::not_found(format!("{} {key:?} not found", Self::NOUN)))
+        Self::find(state, key)?.found(Self::NOUN, key)
     }
 }
 

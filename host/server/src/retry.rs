@@ -13,6 +13,7 @@
 
 use super::runs::{StartQuery, filter_of};
 use super::{ApiError, ApiResult, AppState, Operator};
+use crate::error::Found;
 use crate::extract::{JsonBody, QueryParams};
 use axum::Json;
 use axum::extract::Path;
@@ -61,10 +62,7 @@ pub(super) async fn retry(
     Path(id): Path<String>,
     QueryParams(query): QueryParams<StartQuery>,
 ) -> ApiResult<crate::answer::Started<Run>> {
-    let original = state
-        .store
-        .run(&id)?
-        .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))?;
+    let original = state.store.run(&id)?.found("run", &id)?;
     let run = retry_of(&state, &original, caller.who())?;
     state
         .admission

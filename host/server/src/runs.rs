@@ -3,6 +3,7 @@
 
 use super::{ApiError, ApiResult, AppState, Operator, Reader};
 use crate::answer::Started;
+use crate::error::Found;
 use crate::extract::{OptionalJsonBody, QueryParams, QueueRoom};
 use axum::Json;
 use axum::extract::Path;
@@ -43,10 +44,7 @@ pub(super) async fn start(
     QueryParams(query): QueryParams<StartQuery>,
     OptionalJsonBody(req): OptionalJsonBody<StartRequest>,
 ) -> ApiResult<Started<Run>> {
-    let task = state
-        .store
-        .task(&id)?
-        .ok_or_else(|| ApiError::not_found(format!("task {id:?} not found")))?;
+    let task = state.store.task(&id)?.found("task", &id)?;
     if !task.spec.enabled {
         return Err(ApiError::conflict(format!(
             "task {:?} is disabled",
@@ -121,12 +119,7 @@ pub(super) async fn list(
     Reader(state, _): Reader,
     QueryParams(q): QueryParams<RunQuery>,
 ) -> ApiResult<Json<RunPage>> {
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit: {limit} is outside 1..=1000"
-        )));
-    }
+    let limit = crate::extract::Page::limit(q.limit, 50)?;
     if let Some(c) = &q.cursor
         && ulid::Ulid::from_string(c).is_err()
     {
@@ -190,11 +183,7 @@ pub(super) fn filter_of(
 }
 
 pub(super) async fn get(Reader(state, _): Reader, Path(id): Path<String>) -> ApiResult<Json<Run>> {
-    state
-        .store
-        .run(&id)?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("run {id:?} not found")))
+    state.store.run(&id)?.map(Json).found("run", &id)
 }
 
 pub(super) async fn cancel(Operator(state, _): Operator, Path(id): Path<String>) -> ApiResult<Json<Run>> {

@@ -127,20 +127,27 @@ pub(crate) struct ScheduleView {
     task_names: Vec<String>,
 }
 
+/// A stored schedule's start (`now` when it has none) and its timing over all time.
+fn timing(spec: &ScheduleSpec, now: DateTime<Utc>) -> (DateTime<Utc>, Result<Timing, String>) {
+    let start = spec.start.unwrap_or(now);
+    let timing = Timing::new(
+        &spec.rule,
+        &spec.timezone,
+        start,
+        spec.end,
+        DateTime::<Utc>::MIN_UTC,
+    );
+    (start, timing)
+}
+
 /// A schedule as the API shows it.
 fn view(state: &AppState, record: ScheduleRecord) -> ApiResult<ScheduleView> {
     let now = state.engines.scheduler.clock().now();
-    let start = record.spec.start.unwrap_or(now);
-    let next = Timing::new(
-        &record.spec.rule,
-        &record.spec.timezone,
-        start,
-        record.spec.end,
-        DateTime::<Utc>::MIN_UTC,
-    )
-    .ok()
-    .filter(|_| record.spec.enabled)
-    .and_then(|t| t.next_after(record.last_slot.unwrap_or(now).max(now)));
+    let (start, timing) = timing(&record.spec, now);
+    let next = timing
+        .ok()
+        .filter(|_| record.spec.enabled)
+        .and_then(|t| t.next_after(record.last_slot.unwrap_or(now).max(now)));
     let summary = sundial_core::schedule::words::describe(&record.spec.rule, &record.spec.timezone, start);
     let tasks = state.store.schedule_tasks(&record.id)?;
     let mut task_names = Vec::with_capacity(tasks.len());
@@ -189,17 +196,7 @@ impl Resource for Schedules {
     type View = ScheduleView;
     const NOUN: &'static str = "schedule";
     const PLURAL: &'static str = "schedules";
-    const FIXED: &'static [&'static str] = &[
-        "id",
-        "created_at",
-        "updated_at",
-        "last_slot",
-        "next_slot",
-        "next_slot_local",
-        "summary",
-        "tasks",
-        "task_names",
-    ];
+    const FIXED: &'static [&'static str] = sundial_core::schedule::spec::VIEW_FIELDS;
 
     crate::resource::store_accessors!(ScheduleRecord, schedule, schedules_page);
 
@@ -342,18 +339,8 @@ pub(super) async fn preview_saved(
             "count: {count} is outside 1..={MAX_PREVIEW}"
         )));
     }
-    let start = record
-        .spec
-        .start
-        .unwrap_or_else(|| state.engines.scheduler.clock().now());
-    let timing = Timing::new(
-        &record.spec.rule,
-        &record.spec.timezone,
-        start,
-        record.spec.end,
-        DateTime::<Utc>::MIN_UTC,
-    )
-    .map_err(ApiError::bad_request)?;
+    let (start, timing) = timing(&record.spec, state.engines.scheduler.clock().now());
+    let timing = timing.map_err(ApiError::bad_request)?;
     let summary = sundial_core::schedule::words::describe(&record.spec.rule, &record.spec.timezone, start);
     let from = q.from.unwrap_or_else(|| state.engines.scheduler.clock().now());
     Ok(Json(Preview::new(

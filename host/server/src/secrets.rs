@@ -3,6 +3,7 @@
 
 use super::{Admin, ApiError, ApiResult, Operator};
 use crate::answer::{Deleted, Upserted};
+use crate::error::Found;
 use crate::extract::JsonBody;
 use axum::Json;
 use axum::extract::Path;
@@ -100,10 +101,7 @@ pub(super) async fn get(
     Operator(state, _): Operator,
     Path(name): Path<String>,
 ) -> ApiResult<Json<SecretInfo>> {
-    let record = state
-        .store
-        .secret(&name)?
-        .ok_or_else(|| ApiError::not_found(format!("secret {name:?} not found")))?;
+    let record = state.store.secret(&name)?.found("secret", &name)?;
     Ok(Json(record.info()))
 }
 

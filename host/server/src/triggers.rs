@@ -3,6 +3,7 @@
 
 use super::{ApiError, ApiResult, AppState, Operator, Reader};
 use crate::answer::Deleted;
+use crate::error::Found;
 use crate::extract::{Page, QueryParams};
 use crate::resource::Resource;
 use axum::Json;
@@ -267,13 +268,7 @@ pub(super) async fn timers(
         None => None,
     };
     let task = match &q.task {
-        Some(t) => Some(
-            state
-                .store
-                .task(t)?
-                .map(|t| t.id)
-                .ok_or_else(|| ApiError::not_found(format!("task {t:?} not found")))?,
-        ),
+        Some(t) => Some(state.store.task(t)?.map(|t| t.id).found("task", &t)?),
         None => None,
     };
     let (timers, next_cursor) = state.store.timers_page(

@@ -2,6 +2,7 @@
 //! pending timer merged (see [`sundial_core::schedule::agenda`]).
 
 use super::{ApiError, ApiResult, Reader};
+use crate::error::Found;
 use crate::extract::QueryParams;
 use axum::Json;
 use serde::Deserialize;
@@ -46,12 +47,7 @@ pub(super) async fn upcoming(
     }
     let task = match &q.task {
         None => None,
-        Some(t) => Some(
-            state
-                .store
-                .task(t)?
-                .ok_or_else(|| ApiError::not_found(format!("task {t:?} not found")))?,
-        ),
+        Some(t) => Some(state.store.task(t)?.found("task", &t)?),
     };
     let mut records = Vec::new();
     let mut names: std::collections::HashMap<String, String> = Default::default();

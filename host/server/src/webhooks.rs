@@ -3,6 +3,7 @@
 
 use super::{ApiError, ApiResult, AppState, Operator, Reader};
 use crate::answer::Accepted;
+use crate::error::Found;
 use crate::extract::{Page, QueryParams};
 use crate::resource::{Resource, Stamped};
 use axum::Json;
@@ -199,10 +200,7 @@ pub(super) async fn deliveries(
 }
 
 pub(super) async fn delivery(Reader(state, _): Reader, Path(id): Path<String>) -> ApiResult<Json<Delivery>> {
-    let d = state
-        .store
-        .delivery(&id)?
-        .ok_or_else(|| ApiError::not_found(format!("delivery {id:?} not found")))?;
+    let d = state.store.delivery(&id)?.found("delivery", &id)?;
     Ok(Json(d))
 }
 
@@ -212,10 +210,7 @@ pub(super) async fn retry(
     Operator(state, _): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Accepted<Delivery>> {
-    let mut d = state
-        .store
-        .delivery(&id)?
-        .ok_or_else(|| ApiError::not_found(format!("delivery {id:?} not found")))?;
+    let mut d = state.store.delivery(&id)?.found("delivery", &id)?;
     if d.status == DeliveryStatus::Delivered {
         return Err(ApiError::conflict(format!("delivery {id} was delivered already")));
     }

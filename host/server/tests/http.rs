@@ -102,6 +102,24 @@ impl App {
         self.call(Method::GET, path, Some(token), None, None).await
     }
 
+    /// `POST /v1/tasks` as the admin, a body of any content type.
+    async fn post_task_raw(&self, body: &'static str, content_type: &str) -> (StatusCode, Value) {
+        let body = Some(Body::from(body));
+        self.call(
+            Method::POST,
+            "/v1/tasks",
+            Some("sdl_admin"),
+            body,
+            Some(content_type),
+        )
+        .await
+    }
+
+    /// `POST /v1/tasks` as the admin.
+    async fn post_task(&self, body: Value) -> (StatusCode, Value) {
+        self.send(Method::POST, "/v1/tasks", "sdl_admin", body).await
+    }
+
     async fn send(&self, method: Method, path: &str, token: &str, body: Value) -> (StatusCode, Value) {
         let body = Body::from(body.to_string());
         self.call(method, path, Some(token), Some(body), Some("application/json"))
@@ -121,19 +139,34 @@ fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error code>")
 }
 
+/// The body of an answer that must have exactly `status`.
+#[track_caller]
+fn expect((got, body): (StatusCode, Value), status: StatusCode) -> Value {
+    assert_eq!(got, status, "{body}");
+    body
+}
+
+/// The body of an error answer that must have exactly `status` and error `code`.
+#[track_caller]
+fn expect_code(answer: (StatusCode, Value), status: StatusCode, error_code: &str) -> Value {
+    let body = expect(answer, status);
+    assert_eq!(code(&body), error_code, "{body}");
+    body
+}
+
+fn message(v: &Value) -> &str {
+    v["error"]["message"].as_str().unwrap_or("<no error message>")
+}
+
 #[tokio::test]
 async fn authentication_is_required_and_checked() {
     let app = App::new().await;
-    let (status, body) = app.call(Method::GET, "/v1/tasks", None, None, None).await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
-    assert_eq!(code(&body), "unauthorized");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("Authorization"),
-        "{body}"
+    let body = expect(
+        app.call(Method::GET, "/v1/tasks", None, None, None).await,
+        StatusCode::UNAUTHORIZED,
     );
+    assert_eq!(code(&body), "unauthorized");
+    assert!(message(&body).contains("Authorization"), "{body}");
 
     let req = Request::get("/v1/tasks")
         .header(header::AUTHORIZATION, "Basic c2VjcmV0")
@@ -142,11 +175,10 @@ async fn authentication_is_required_and_checked() {
     let resp = router(app.state.clone()).oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
 
-    let (status, body) = app.get("/v1/tasks", "sdl_not_a_token").await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::UNAUTHORIZED, "unauthorized"),
-        "{body}"
+    expect_code(
+        app.get("/v1/tasks", "sdl_not_a_token").await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
     );
 
     // Liveness needs no token.
@@ -173,11 +205,10 @@ async fn each_role_may_do_what_it_may_and_nothing_more() {
     }
     // Changing tasks: viewer and ingest are refused before the body is looked at.
     for secret in ["sdl_viewer", "sdl_ingest"] {
-        let (status, body) = app.send(Method::POST, "/v1/tasks", secret, task.clone()).await;
-        assert_eq!(
-            (status, code(&body)),
-            (StatusCode::FORBIDDEN, "forbidden"),
-            "{body}"
+        expect_code(
+            app.send(Method::POST, "/v1/tasks", secret, task.clone()).await,
+            StatusCode::FORBIDDEN,
+            "forbidden",
         );
     }
     // Tokens and plugins: admin only.
@@ -185,21 +216,21 @@ async fn each_role_may_do_what_it_may_and_nothing_more() {
         let (status, body) = app.get("/v1/tokens", secret).await;
         assert_eq!(status, StatusCode::FORBIDDEN, "{secret} listing tokens: {body}");
     }
-    let (status, body) = app.get("/v1/tokens", "sdl_admin").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    let body = expect(app.get("/v1/tokens", "sdl_admin").await, StatusCode::OK);
     assert_eq!(body["tokens"].as_array().map(Vec::len), Some(4), "{body}");
     // Events: ingest may post them but not read them.
     let event = json!({ "specversion": "1.0", "id": "e1", "source": "/test", "type": "test.happened" });
-    let (status, body) = app
-        .call(
+    expect(
+        app.call(
             Method::POST,
             "/v1/events",
             Some("sdl_ingest"),
             Some(Body::from(event.to_string())),
             Some("application/cloudevents+json"),
         )
-        .await;
-    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+        .await,
+        StatusCode::ACCEPTED,
+    );
     let (status, _) = app.get("/v1/events", "sdl_ingest").await;
     assert_eq!(status, StatusCode::FORBIDDEN);
 }
@@ -312,97 +343,50 @@ async fn each_route_admits_exactly_its_roles() {
 async fn bodies_are_validated_with_precise_answers() {
     let app = App::new().await;
     // Not JSON.
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/v1/tasks",
-            Some("sdl_admin"),
-            Some(Body::from("{nope")),
-            Some("application/json"),
-        )
-        .await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::BAD_REQUEST, "invalid_json"),
-        "{body}"
+    expect_code(
+        app.post_task_raw("{nope", "application/json").await,
+        StatusCode::BAD_REQUEST,
+        "invalid_json",
     );
     // Another content type.
-    let (status, body) = app
-        .call(
-            Method::POST,
-            "/v1/tasks",
-            Some("sdl_admin"),
-            Some(Body::from("name=t")),
-            Some("text/plain"),
-        )
-        .await;
-    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{body}");
+    expect(
+        app.post_task_raw("name=t", "text/plain").await,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+    );
     // An unknown field, named with its path.
-    let (status, body) = app
-        .send(
-            Method::POST,
-            "/v1/tasks",
-            "sdl_admin",
-            json!({ "name": "t", "plugin": "echo", "colour": "red" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(
-        body["error"]["message"].as_str().unwrap().contains("colour"),
-        "{body}"
+    let body = expect(
+        app.post_task(json!({ "name": "t", "plugin": "echo", "colour": "red" }))
+            .await,
+        StatusCode::BAD_REQUEST,
     );
+    assert!(message(&body).contains("colour"), "{body}");
     // A wrong type, named with its path.
-    let (status, body) = app
-        .send(
-            Method::POST,
-            "/v1/tasks",
-            "sdl_admin",
-            json!({ "name": "t", "plugin": "echo", "retry": { "max_attempts": "three" } }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("retry.max_attempts"),
-        "{body}"
+    let body = expect(
+        app.post_task(json!({ "name": "t", "plugin": "echo", "retry": { "max_attempts": "three" } }))
+            .await,
+        StatusCode::BAD_REQUEST,
     );
+    assert!(message(&body).contains("retry.max_attempts"), "{body}");
     // An invalid name.
-    let (status, body) = app
-        .send(
-            Method::POST,
-            "/v1/tasks",
-            "sdl_admin",
-            json!({ "name": "no spaces allowed", "plugin": "echo" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    expect(
+        app.post_task(json!({ "name": "no spaces allowed", "plugin": "echo" }))
+            .await,
+        StatusCode::BAD_REQUEST,
+    );
     // A body past the limit.
     let big = json!({ "name": "t", "plugin": "echo", "params": { "x": "y".repeat(2 * 1024 * 1024) } });
-    let (status, body) = app.send(Method::POST, "/v1/tasks", "sdl_admin", big).await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
-        "{body}"
+    expect_code(
+        app.post_task(big).await,
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
     );
     // A reference to something missing is 404 naming it.
-    let (status, body) = app
-        .send(
-            Method::POST,
-            "/v1/tasks",
-            "sdl_admin",
-            json!({ "name": "t", "plugin": "not-installed" }),
-        )
-        .await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("not-installed"),
-        "{body}"
+    let body = expect(
+        app.post_task(json!({ "name": "t", "plugin": "not-installed" }))
+            .await,
+        StatusCode::NOT_FOUND,
     );
+    assert!(message(&body).contains("not-installed"), "{body}");
     // Nothing of all that was stored.
     let (_, tasks) = app.get("/v1/tasks", "sdl_admin").await;
     assert_eq!(tasks["tasks"], json!([]), "{tasks}");
@@ -411,20 +395,27 @@ async fn bodies_are_validated_with_precise_answers() {
 #[tokio::test]
 async fn queries_routes_and_methods_are_checked() {
     let app = App::new().await;
-    let (status, body) = app.get("/v1/tasks?limit=0", "sdl_admin").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = app.get("/v1/tasks?limit=many", "sdl_admin").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = app.get("/v1/tasks?cursor=%00%01", "sdl_admin").await;
-    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
-    let (status, body) = app.get("/v1/tasks/nope", "sdl_admin").await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::NOT_FOUND, "not_found"),
-        "{body}"
+    expect(
+        app.get("/v1/tasks?limit=0", "sdl_admin").await,
+        StatusCode::BAD_REQUEST,
     );
-    let (status, body) = app.get("/v1/nothing-here", "sdl_admin").await;
-    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+    expect(
+        app.get("/v1/tasks?limit=many", "sdl_admin").await,
+        StatusCode::BAD_REQUEST,
+    );
+    expect(
+        app.get("/v1/tasks?cursor=%00%01", "sdl_admin").await,
+        StatusCode::BAD_REQUEST,
+    );
+    expect_code(
+        app.get("/v1/tasks/nope", "sdl_admin").await,
+        StatusCode::NOT_FOUND,
+        "not_found",
+    );
+    let body = expect(
+        app.get("/v1/nothing-here", "sdl_admin").await,
+        StatusCode::NOT_FOUND,
+    );
     assert_eq!(
         code(&body),
         "not_found",
@@ -445,31 +436,33 @@ async fn a_created_calendar_reads_back_and_conflicts_are_409() {
     assert!(status.is_client_error(), "{status} {body}");
     // Create, conflict, read, delete by role.
     let calendar = json!({ "name": "holidays", "exclude": [{ "date": "2026-12-25" }] });
-    let (status, body) = app
-        .send(Method::POST, "/v1/calendars", "sdl_operator", calendar.clone())
-        .await;
-    assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, body) = app
-        .send(Method::POST, "/v1/calendars", "sdl_operator", calendar)
-        .await;
-    assert_eq!(
-        (status, code(&body)),
-        (StatusCode::CONFLICT, "conflict"),
-        "{body}"
+    expect(
+        app.send(Method::POST, "/v1/calendars", "sdl_operator", calendar.clone())
+            .await,
+        StatusCode::CREATED,
     );
-    let (status, body) = app.get("/v1/calendars/holidays", "sdl_viewer").await;
-    assert_eq!(status, StatusCode::OK, "{body}");
+    expect_code(
+        app.send(Method::POST, "/v1/calendars", "sdl_operator", calendar)
+            .await,
+        StatusCode::CONFLICT,
+        "conflict",
+    );
+    let body = expect(
+        app.get("/v1/calendars/holidays", "sdl_viewer").await,
+        StatusCode::OK,
+    );
     assert_eq!(body["name"], "holidays", "{body}");
-    let (status, body) = app
-        .call(
+    expect(
+        app.call(
             Method::DELETE,
             "/v1/calendars/holidays",
             Some("sdl_viewer"),
             None,
             None,
         )
-        .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+        .await,
+        StatusCode::FORBIDDEN,
+    );
     let (status, body) = app
         .call(
             Method::DELETE,

@@ -5,6 +5,7 @@
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote};
+use super::noun::set;
 use crate::declarative::{
     Config, PluginEntry, ScheduleEntry, SecretRef, Step, json_of, plan_one, settle_schedule, spec_of,
     trigger_spec_of,
@@ -20,17 +21,19 @@ use sundial_core::webhook::WebhookSpec;
 /// Record fields of each noun's API answer that are not part of its spec.
 const TASK_FIELDS: &[&str] = &["id", "created_at", "updated_at"];
 const WEBHOOK_FIELDS: &[&str] = &["id", "created_at", "updated_at", "disabled_reason"];
-const SCHEDULE_FIELDS: &[&str] = &[
-    "id",
-    "created_at",
-    "updated_at",
-    "last_slot",
-    "next_slot",
-    "next_slot_local",
-    "summary",
-    "tasks",
-    "task_names",
-];
+const SCHEDULE_FIELDS: &[&str] = sundial_core::schedule::spec::VIEW_FIELDS;
+
+/// The steps that bring every item of one noun to `want` (matched by name).
+fn plan_named<T: serde::Serialize>(
+    noun: &'static str,
+    want: &[T],
+    have: &BTreeMap<String, T>,
+    name: fn(&T) -> &String,
+) -> Vec<Step> {
+    want.iter()
+        .filter_map(|w| plan_one(noun, name(w), json_of(w), have.get(name(w)).map(json_of)))
+        .collect()
+}
 
 /// What the daemon has now, by name.
 struct Current {
@@ -41,6 +44,19 @@ struct Current {
     task_names: BTreeMap<String, String>,
     schedules: BTreeMap<String, (ScheduleSpec, Vec<String>)>,
     triggers: BTreeMap<String, sundial_core::trigger::TriggerSpec>,
+}
+
+impl Current {
+    /// The names the daemon has of a noun `apply --prune` may delete.
+    fn names(&self, noun: &str) -> Vec<&String> {
+        match noun {
+            "trigger" => self.triggers.keys().collect(),
+            "schedule" => self.schedules.keys().collect(),
+            "task" => self.tasks.keys().collect(),
+            "webhook" => self.webhooks.keys().collect(),
+            _ => Vec::new(),
+        }
+    }
 }
 
 fn bad_state(what: &str, e: impl std::fmt::Display) -> Failure {
@@ -151,22 +167,8 @@ fn plan(want: &Config, have: &Current, prune: bool) -> Result<Vec<Step>, Vec<Str
             }
         }
     }
-    for w in &want.webhooks {
-        steps.extend(plan_one(
-            "webhook",
-            &w.name,
-            json_of(w),
-            have.webhooks.get(&w.name).map(json_of),
-        ));
-    }
-    for t in &want.tasks {
-        steps.extend(plan_one(
-            "task",
-            &t.name,
-            json_of(t),
-            have.tasks.get(&t.name).map(json_of),
-        ));
-    }
+    steps.extend(plan_named("webhook", &want.webhooks, &have.webhooks, |w| &w.name));
+    steps.extend(plan_named("task", &want.tasks, &have.tasks, |t| &t.name));
     for ScheduleEntry { spec, tasks } in &want.schedules {
         let cur = have.schedules.get(&spec.name);
         let settled = settle_schedule(spec, cur.map(|(s, _)| s));
@@ -190,47 +192,17 @@ fn plan(want: &Config, have: &Current, prune: bool) -> Result<Vec<Step>, Vec<Str
             });
         }
     }
-    for t in &want.triggers {
-        steps.extend(plan_one(
-            "trigger",
-            &t.name,
-            json_of(t),
-            have.triggers.get(&t.name).map(json_of),
-        ));
-    }
+    steps.extend(plan_named("trigger", &want.triggers, &have.triggers, |t| &t.name));
     if prune {
-        fn gone<'a>(
-            noun: &'static str,
-            have: impl Iterator<Item = &'a String>,
-            keep: &[&String],
-        ) -> Vec<Step> {
-            have.filter(|n| !keep.contains(n))
-                .map(|n| Step::Delete {
-                    noun,
-                    name: n.clone(),
-                })
-                .collect()
+        // Dependents first: triggers and schedules name tasks, tasks name webhooks.
+        for noun in ["trigger", "schedule", "task", "webhook"] {
+            let keep = want.names(noun);
+            let gone = have.names(noun).into_iter().filter(|n| !keep.contains(n));
+            steps.extend(gone.map(|n| Step::Delete {
+                noun,
+                name: n.clone(),
+            }));
         }
-        steps.extend(gone(
-            "trigger",
-            have.triggers.keys(),
-            &want.triggers.iter().map(|t| &t.name).collect::<Vec<_>>(),
-        ));
-        steps.extend(gone(
-            "schedule",
-            have.schedules.keys(),
-            &want.schedules.iter().map(|s| &s.spec.name).collect::<Vec<_>>(),
-        ));
-        steps.extend(gone(
-            "task",
-            have.tasks.keys(),
-            &want.tasks.iter().map(|t| &t.name).collect::<Vec<_>>(),
-        ));
-        steps.extend(gone(
-            "webhook",
-            have.webhooks.keys(),
-            &want.webhooks.iter().map(|w| &w.name).collect::<Vec<_>>(),
-        ));
     }
     if problems.is_empty() {
         Ok(steps)
@@ -265,9 +237,7 @@ async fn carry_out(remote: &Remote, step: &Step, want: &Config, base: &Path) -> 
                 "wasm_base64": base64::engine::general_purpose::STANDARD.encode(bytes),
                 "grants": entry.grants,
             });
-            if let Some(l) = &entry.limits {
-                body["limits"] = json!(l);
-            }
+            set(&mut body, "limits", entry.limits.as_ref());
             remote.call("POST", "/v1/plugins", Some(&body)).await?;
         }
         Step::Create { noun, body, .. } => {

@@ -2,7 +2,7 @@
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote, columns, text};
-use super::noun::{Noun, Toggle, q};
+use super::noun::{Noun, Toggle, q, set};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -121,12 +121,8 @@ pub(crate) async fn calendar(remote: &Remote, cmd: CalendarCommand) -> Result<()
                     .map_err(|e| (EXIT_USAGE, format!("--ics {}: {e}", path.display())))?;
                 body["ics"] = json!(text);
             }
-            if let Some(tz) = tz {
-                body["timezone"] = json!(tz);
-            }
-            if let Some(d) = description {
-                body["description"] = json!(d);
-            }
+            set(&mut body, "timezone", tz);
+            set(&mut body, "description", description);
             let v = remote.call("POST", CALENDARS.path, Some(&body)).await?;
             remote.print(&v, |c| format!("created {}", describe(c)));
         }

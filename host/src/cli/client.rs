@@ -215,6 +215,13 @@ impl Remote {
         }
     }
 
+    /// `GET path`, printed field by field (or as JSON with `--json`).
+    pub async fn show(&self, path: &str) -> Result<(), Failure> {
+        let v = self.call("GET", path, None).await?;
+        self.print(&v, fields);
+        Ok(())
+    }
+
     /// Print `value` as JSON (with `--json`) or as the table `table` renders.
     pub fn print(&self, value: &Value, table: impl FnOnce(&Value) -> String) {
         if self.json {

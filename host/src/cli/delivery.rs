@@ -65,10 +65,7 @@ pub(crate) async fn delivery(remote: &Remote, cmd: DeliveryCommand) -> Result<()
                 )
             });
         }
-        DeliveryCommand::Get { id } => {
-            let v = remote.call("GET", &format!("/v1/deliveries/{id}"), None).await?;
-            remote.print(&v, super::client::fields);
-        }
+        DeliveryCommand::Get { id } => remote.show(&format!("/v1/deliveries/{id}")).await?,
         DeliveryCommand::Retry { id } => {
             let v = remote
                 .call("POST", &format!("/v1/deliveries/{id}/retry"), None)

@@ -1,7 +1,7 @@
 //! `sundial event ...`: post events and read the event log.
 
 use super::client::{Failure, Remote, columns, text};
-use super::noun::{json_arg, query};
+use super::noun::{json_arg, query, set};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -64,9 +64,7 @@ pub(crate) async fn event(remote: &Remote, cmd: EventCommand) -> Result<(), Fail
                 body["data"] = json_arg("--data", &d)?;
                 body["datacontenttype"] = json!("application/json");
             }
-            if let Some(s) = subject {
-                body["subject"] = json!(s);
-            }
+            set(&mut body, "subject", subject);
             let v = remote.call("POST", "/v1/events", Some(&body)).await?;
             remote.print(&v, |v| {
                 let runs: usize = v["triggers"]
@@ -124,10 +122,7 @@ pub(crate) async fn event(remote: &Remote, cmd: EventCommand) -> Result<(), Fail
                 )
             });
         }
-        EventCommand::Get { seq } => {
-            let v = remote.call("GET", &format!("/v1/events/{seq}"), None).await?;
-            remote.print(&v, super::client::fields);
-        }
+        EventCommand::Get { seq } => remote.show(&format!("/v1/events/{seq}")).await?,
     }
     Ok(())
 }

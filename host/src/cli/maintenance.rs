@@ -2,7 +2,7 @@
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote, columns, text};
-use super::noun::q;
+use super::noun::{q, set};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -54,12 +54,8 @@ pub(crate) async fn maintenance(remote: &Remote, cmd: MaintenanceCommand) -> Res
             sundial_core::limits::parse_duration(&duration)
                 .map_err(|e| (EXIT_USAGE, format!("--for {e}")))?;
             let mut body = json!({ "for": duration, "schedules": schedules });
-            if let Some(r) = reason {
-                body["reason"] = json!(r);
-            }
-            if let Some(f) = from {
-                body["from"] = json!(f);
-            }
+            set(&mut body, "reason", reason);
+            set(&mut body, "from", from);
             let v = remote.call("POST", "/v1/maintenance", Some(&body)).await?;
             remote.print(&v, |m| format!("started {}", row(m)));
         }

@@ -156,13 +156,7 @@ pub(crate) async fn execute(cmd: PluginCommand, remote: &Remote) -> u8 {
         PluginCommand::Inspect(args) => inspect(args),
         PluginCommand::Install(args) => install(args, remote).await,
         PluginCommand::List => list(remote).await,
-        PluginCommand::Get { name } => remote
-            .call("GET", &format!("/v1/plugins/{name}"), None)
-            .await
-            .map(|v| {
-                remote.print(&v, super::client::fields);
-                0
-            }),
+        PluginCommand::Get { name } => remote.show(&format!("/v1/plugins/{name}")).await.map(|()| 0),
         PluginCommand::Remove { name } => remote
             .call("DELETE", &format!("/v1/plugins/{name}"), None)
             .await

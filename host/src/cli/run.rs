@@ -3,7 +3,7 @@
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote, table, text};
-use super::noun::q;
+use super::noun::{q, set};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -56,9 +56,7 @@ impl RunFilterFlags {
                 b[k] = json!(v);
             }
         }
-        if let Some(l) = self.limit {
-            b["limit"] = json!(l);
-        }
+        set(&mut b, "limit", self.limit);
         b
     }
 }

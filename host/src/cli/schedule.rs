@@ -3,7 +3,7 @@
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote, columns, text};
-use super::noun::{Noun, Toggle, q};
+use super::noun::{Edit, Exclusions, Noun, Toggle, q, set};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
@@ -78,15 +78,7 @@ pub(crate) fn weekdays(text: &str) -> Result<Vec<&'static str>, String> {
         };
         match part.split_once('-') {
             Some((from, to)) => {
-                let (from, to) = (day(from)?, day(to)?);
-                let mut d = from;
-                loop {
-                    on[d] = true;
-                    if d == to {
-                        break;
-                    }
-                    d = (d + 1) % 7;
-                }
+                sundial_core::schedule::words::mark_days(&mut on, day(from)?, day(to)?);
             }
             None => on[day(part)?] = true,
         }
@@ -216,25 +208,13 @@ pub(crate) enum ScheduleCommand {
         /// End (RFC 3339).
         #[arg(long)]
         end: Option<String>,
-        /// A calendar whose excluded days it does not fire in (repeatable).
-        #[arg(long = "calendar")]
-        calendars: Vec<String>,
-        /// A slot in an excluded window or maintenance: skip (recorded as skipped) or
-        /// defer (fires when the window ends) [default: skip].
-        #[arg(long)]
-        excluded: Option<String>,
+        #[command(flatten)]
+        exclusions: Exclusions,
     },
     /// List schedules.
     List,
-    /// Show one schedule.
-    Get { name: String },
-    /// Change fields of a schedule (JSON merge of top-level fields).
-    Update {
-        name: String,
-        /// The fields to change, as JSON.
-        #[arg(value_name = "JSON")]
-        fields: String,
-    },
+    #[command(flatten)]
+    Edit(Edit),
     /// Delete a schedule (--force detaches its tasks).
     Delete {
         name: String,
@@ -279,13 +259,10 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
             misfire,
             start,
             end,
-            calendars,
-            excluded,
+            exclusions,
         } => {
             let mut body = json!({ "name": name, "rule": rule_json(&rule).map_err(usage)? });
-            if let Some(tz) = &rule.tz {
-                body["timezone"] = json!(tz);
-            }
+            set(&mut body, "timezone", rule.tz.as_ref());
             if let Some(m) = misfire {
                 body["misfire"] = match m.as_str() {
                     "skip" => json!({"policy": "skip"}),
@@ -298,20 +275,9 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
                     },
                 };
             }
-            if let Some(s) = start {
-                body["start"] = json!(s);
-            }
-            if let Some(e) = end {
-                body["end"] = json!(e);
-            }
-            if !calendars.is_empty() {
-                body["calendars"] = json!(calendars);
-            }
-            match excluded.as_deref() {
-                None => {}
-                Some(p @ ("skip" | "defer")) => body["excluded"] = json!(p),
-                Some(other) => return Err(usage(format!("--excluded {other:?}: skip or defer"))),
-            }
+            set(&mut body, "start", start);
+            set(&mut body, "end", end);
+            exclusions.add_to(&mut body)?;
             let v = remote.call("POST", "/v1/schedules", Some(&body)).await?;
             remote.print(&v, |s| {
                 format!(
@@ -323,8 +289,7 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
             });
         }
         ScheduleCommand::List => SCHEDULES.list(remote).await?,
-        ScheduleCommand::Get { name } => SCHEDULES.get(remote, &name).await?,
-        ScheduleCommand::Update { name, fields } => SCHEDULES.update(remote, &name, &fields).await?,
+        ScheduleCommand::Edit(verb) => verb.run(&SCHEDULES, remote).await?,
         ScheduleCommand::Delete { name, force } => {
             let path = format!(
                 "{}{}",
@@ -381,9 +346,7 @@ pub(crate) async fn run(remote: &Remote, cmd: ScheduleCommand) -> Result<(), Fai
                 }
                 None => {
                     let mut body = json!({ "rule": rule_json(&rule).map_err(usage)?, "count": count });
-                    if let Some(tz) = &rule.tz {
-                        body["timezone"] = json!(tz);
-                    }
+                    set(&mut body, "timezone", rule.tz.as_ref());
                     remote.call("POST", "/v1/schedules/preview", Some(&body)).await?
                 }
             };
@@ -487,29 +450,29 @@ mod tests {
         }
     }
 
+    /// The flags `set` makes are refused with a message containing `why`.
+    fn refused(set: impl FnOnce(&mut RuleFlags), why: &str) {
+        let e = rule_json(&flags(set)).unwrap_err();
+        assert!(e.contains(why), "{e:?} does not say {why:?}");
+    }
+
     #[test]
     fn bad_flags_say_why() {
-        assert!(rule_json(&flags(|_| {})).unwrap_err().contains("exactly one"));
-        assert!(
-            rule_json(&flags(|f| f.every = Some("3 fortnights".into())))
-                .unwrap_err()
-                .contains("unknown unit")
-        );
-        assert!(
-            rule_json(&flags(|f| {
+        refused(|_| {}, "exactly one");
+        refused(|f| f.every = Some("3 fortnights".into()), "unknown unit");
+        refused(
+            |f| {
                 f.every = Some("week".into());
                 f.on = Some("funday".into());
-            }))
-            .unwrap_err()
-            .contains("weekday")
+            },
+            "weekday",
         );
-        assert!(
-            rule_json(&flags(|f| {
+        refused(
+            |f| {
                 f.every = Some("day".into());
                 f.at = Some("25:99".into());
-            }))
-            .unwrap_err()
-            .contains("HH:MM")
+            },
+            "HH:MM",
         );
     }
 }

@@ -2,7 +2,7 @@
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote, text};
-use super::noun::{Noun, Toggle, json_arg, q};
+use super::noun::{Edit, Noun, Switch, Toggle, json_arg, q, set};
 use clap::Subcommand;
 use serde_json::json;
 
@@ -10,8 +10,6 @@ use serde_json::json;
 pub(crate) enum TaskCommand {
     /// List tasks.
     List,
-    /// Show one task (by name or id).
-    Get { task: String },
     /// Create a task.
     Create {
         /// Task name.
@@ -29,19 +27,10 @@ pub(crate) enum TaskCommand {
         #[arg(long, value_name = "JSON")]
         spec: Option<String>,
     },
-    /// Change fields of a task (JSON merge of top-level fields).
-    Update {
-        task: String,
-        /// The fields to change, as JSON.
-        #[arg(value_name = "JSON")]
-        fields: String,
-    },
-    /// Delete a task.
-    Delete { task: String },
-    /// Let a task run again.
-    Enable { task: String },
-    /// Refuse new runs of a task.
-    Disable { task: String },
+    #[command(flatten)]
+    Edit(Edit),
+    #[command(flatten)]
+    Switch(Switch),
     /// Start a run of a task.
     Run {
         task: String,
@@ -72,7 +61,8 @@ pub(crate) const TASKS: Noun = Noun {
 pub(crate) async fn task(remote: &Remote, cmd: TaskCommand) -> Result<(), Failure> {
     match cmd {
         TaskCommand::List => TASKS.list(remote).await?,
-        TaskCommand::Get { task } => TASKS.get(remote, &task).await?,
+        TaskCommand::Edit(verb) => verb.run(&TASKS, remote).await?,
+        TaskCommand::Switch(verb) => verb.run(&TASKS, remote).await?,
         TaskCommand::Create {
             name,
             plugin,
@@ -88,21 +78,13 @@ pub(crate) async fn task(remote: &Remote, cmd: TaskCommand) -> Result<(), Failur
                 return Err((EXIT_USAGE, "--spec must be a JSON object".into()));
             }
             body["name"] = json!(name);
-            if let Some(p) = plugin {
-                body["plugin"] = json!(p);
-            }
-            if let Some(w) = webhook {
-                body["webhook"] = json!(w);
-            }
+            set(&mut body, "plugin", plugin);
+            set(&mut body, "webhook", webhook);
             if let Some(p) = params {
                 body["params"] = json_arg("--params", &p)?;
             }
             TASKS.create(remote, &body).await?;
         }
-        TaskCommand::Update { task, fields } => TASKS.update(remote, &task, &fields).await?,
-        TaskCommand::Delete { task } => TASKS.delete(remote, &task).await?,
-        TaskCommand::Enable { task } => TASKS.enable(remote, &task, true).await?,
-        TaskCommand::Disable { task } => TASKS.enable(remote, &task, false).await?,
         TaskCommand::Run { task, params, wait } => {
             let body = match params {
                 Some(p) => Some(json!({ "params": json_arg("--params", &p)? })),

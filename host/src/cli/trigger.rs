@@ -1,7 +1,7 @@
 //! `sundial trigger ...`: when an event matches, start tasks or deliveries.
 
 use super::client::{Failure, Remote, columns, text};
-use super::noun::{Noun, Toggle, json_arg};
+use super::noun::{Edit, Exclusions, Noun, Switch, Toggle, json_arg, set};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -41,31 +41,15 @@ pub(crate) enum TriggerCommand {
         /// Start the tasks this long after the event (90m, 30d, 2w, "2 hours").
         #[arg(long)]
         delay: Option<String>,
-        /// A calendar whose excluded windows it starts nothing in (repeatable).
-        #[arg(long = "calendar")]
-        calendars: Vec<String>,
-        /// An event in an excluded window: skip, or defer (start when it ends)
-        /// [default: skip].
-        #[arg(long)]
-        excluded: Option<String>,
+        #[command(flatten)]
+        exclusions: Exclusions,
     },
     /// List triggers.
     List,
-    /// Show one trigger.
-    Get { name: String },
-    /// Change fields of a trigger (JSON merge of top-level fields).
-    Update {
-        name: String,
-        /// The fields to change, as JSON.
-        #[arg(value_name = "JSON")]
-        fields: String,
-    },
-    /// Enable a trigger.
-    Enable { name: String },
-    /// Disable a trigger.
-    Disable { name: String },
-    /// Delete a trigger.
-    Delete { name: String },
+    #[command(flatten)]
+    Edit(Edit),
+    #[command(flatten)]
+    Switch(Switch),
 }
 
 /// Triggers, by name or id (`list` flattens each trigger's pattern and targets).
@@ -97,19 +81,14 @@ pub(crate) async fn trigger(remote: &Remote, cmd: TriggerCommand) -> Result<(), 
             webhooks,
             context,
             delay,
-            calendars,
-            excluded,
+            exclusions,
         } => {
             let mut pattern = match schedule {
                 Some(s) => json!({ "schedule": s }),
                 None => json!({ "type": on }),
             };
-            if let Some(s) = subject {
-                pattern["subject"] = json!(s);
-            }
-            if let Some(s) = source {
-                pattern["source"] = json!(s);
-            }
+            set(&mut pattern, "subject", subject);
+            set(&mut pattern, "source", source);
             if let Some(f) = filter {
                 pattern["filter"] = json_arg("--filter", &f)?;
             }
@@ -122,19 +101,8 @@ pub(crate) async fn trigger(remote: &Remote, cmd: TriggerCommand) -> Result<(), 
             if let Some(c) = context {
                 body["context"] = json_arg("--context", &c)?;
             }
-            if let Some(d) = delay {
-                body["delay"] = json!(d);
-            }
-            if !calendars.is_empty() {
-                body["calendars"] = json!(calendars);
-            }
-            match excluded.as_deref() {
-                None => {}
-                Some(p @ ("skip" | "defer")) => body["excluded"] = json!(p),
-                Some(other) => {
-                    return Err((super::EXIT_USAGE, format!("--excluded {other:?}: skip or defer")));
-                }
-            }
+            set(&mut body, "delay", delay);
+            exclusions.add_to(&mut body)?;
             TRIGGERS.create(remote, &body).await?;
         }
         TriggerCommand::List => {
@@ -164,11 +132,8 @@ pub(crate) async fn trigger(remote: &Remote, cmd: TriggerCommand) -> Result<(), 
                 columns(&flat, TRIGGERS.key, TRIGGERS.columns)
             });
         }
-        TriggerCommand::Get { name } => TRIGGERS.get(remote, &name).await?,
-        TriggerCommand::Update { name, fields } => TRIGGERS.update(remote, &name, &fields).await?,
-        TriggerCommand::Enable { name } => TRIGGERS.enable(remote, &name, true).await?,
-        TriggerCommand::Disable { name } => TRIGGERS.enable(remote, &name, false).await?,
-        TriggerCommand::Delete { name } => TRIGGERS.delete(remote, &name).await?,
+        TriggerCommand::Edit(verb) => verb.run(&TRIGGERS, remote).await?,
+        TriggerCommand::Switch(verb) => verb.run(&TRIGGERS, remote).await?,
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use super::EXIT_USAGE;
 use super::client::{Failure, Remote, text};
-use super::noun::{Noun, Toggle, json_arg};
+use super::noun::{Edit, Noun, Switch, Toggle, json_arg, set};
 use clap::Subcommand;
 use serde_json::{Value, json};
 
@@ -42,21 +42,10 @@ pub(crate) enum WebhookCommand {
     },
     /// List webhooks.
     List,
-    /// Show one webhook.
-    Get { name: String },
-    /// Change fields of a webhook (JSON merge of top-level fields).
-    Update {
-        name: String,
-        /// The fields to change, as JSON.
-        #[arg(value_name = "JSON")]
-        fields: String,
-    },
-    /// Enable a webhook (clears a disable after a 410).
-    Enable { name: String },
-    /// Disable a webhook: new deliveries to it are skipped.
-    Disable { name: String },
-    /// Delete a webhook.
-    Delete { name: String },
+    #[command(flatten)]
+    Edit(Edit),
+    #[command(flatten)]
+    Switch(Switch),
     /// Queue a delivery of a sample event; prints the delivery id.
     Test { name: String },
 }
@@ -103,29 +92,20 @@ pub(crate) async fn webhook(remote: &Remote, cmd: WebhookCommand) -> Result<(), 
             if let Some(m) = method {
                 body["method"] = json!(m.to_ascii_uppercase());
             }
-            if let Some(f) = formatter {
-                body["formatter"] = json!(f);
-            }
+            set(&mut body, "formatter", formatter);
             if let Some(c) = config {
                 body["formatter_config"] = json_arg("--config", &c)?;
             }
-            if let Some(t) = template {
-                body["template"] = json!(t);
-            }
+            set(&mut body, "template", template);
             if let Some(a) = auth {
                 body["auth"] = json_arg("--auth", &a)?;
             }
-            if let Some(t) = timeout_ms {
-                body["timeout_ms"] = json!(t);
-            }
+            set(&mut body, "timeout_ms", timeout_ms);
             WEBHOOKS.create(remote, &body).await?;
         }
         WebhookCommand::List => WEBHOOKS.list(remote).await?,
-        WebhookCommand::Get { name } => WEBHOOKS.get(remote, &name).await?,
-        WebhookCommand::Update { name, fields } => WEBHOOKS.update(remote, &name, &fields).await?,
-        WebhookCommand::Enable { name } => WEBHOOKS.enable(remote, &name, true).await?,
-        WebhookCommand::Disable { name } => WEBHOOKS.enable(remote, &name, false).await?,
-        WebhookCommand::Delete { name } => WEBHOOKS.delete(remote, &name).await?,
+        WebhookCommand::Edit(verb) => verb.run(&WEBHOOKS, remote).await?,
+        WebhookCommand::Switch(verb) => verb.run(&WEBHOOKS, remote).await?,
         WebhookCommand::Test { name } => {
             let v = remote
                 .call("POST", &format!("{}/test", WEBHOOKS.item(&name)), None)

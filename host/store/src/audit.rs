@@ -2,7 +2,7 @@
 //! Entries are written inside the same transaction as the change they describe, so
 //! a change and its audit entry commit (or vanish) together.
 
-use super::tables::put_json;
+use super::tables::{Paged, Scan, newest_first, put_json};
 use super::{Store, StoreError};
 use crate::schema::*;
 use async_trait::async_trait;
@@ -54,6 +54,40 @@ pub(crate) fn record<B: Serialize, A: Serialize>(
     put_json(&mut txn.open_table(AUDIT)?, &entry.id, &entry)
 }
 
+/// Record that `noun` `target` was created as `after`.
+pub(crate) fn created<A: Serialize>(
+    txn: &WriteTransaction,
+    actor: &str,
+    noun: &str,
+    target: &str,
+    after: &A,
+) -> Result<(), StoreError> {
+    record(txn, actor, "create", noun, target, None::<&()>, Some(after))
+}
+
+/// Record that `noun` `target` changed from `before` to `after`.
+pub(crate) fn updated<T: Serialize>(
+    txn: &WriteTransaction,
+    actor: &str,
+    noun: &str,
+    target: &str,
+    before: &T,
+    after: &T,
+) -> Result<(), StoreError> {
+    record(txn, actor, "update", noun, target, Some(before), Some(after))
+}
+
+/// Record that `noun` `target`, which was `before`, was deleted.
+pub(crate) fn deleted<B: Serialize>(
+    txn: &WriteTransaction,
+    actor: &str,
+    noun: &str,
+    target: &str,
+    before: &B,
+) -> Result<(), StoreError> {
+    record(txn, actor, "delete", noun, target, Some(before), None::<&()>)
+}
+
 /// Filters of the audit listing.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {
@@ -69,6 +103,16 @@ pub struct AuditFilter {
     pub until: Option<String>,
 }
 
+impl AuditFilter {
+    fn matches(&self, e: &AuditEntry) -> bool {
+        self.noun.as_deref().is_none_or(|n| e.noun == n)
+            && self.actor.as_deref().is_none_or(|a| e.actor == a)
+            && self.target.as_deref().is_none_or(|t| e.target == t)
+            && self.since.as_deref().is_none_or(|t| e.at.as_str() >= t)
+            && self.until.as_deref().is_none_or(|t| e.at.as_str() < t)
+    }
+}
+
 /// The audit log.
 #[async_trait]
 pub trait AuditStore: Send + Sync {
@@ -78,7 +122,7 @@ pub trait AuditStore: Send + Sync {
         filter: &AuditFilter,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<AuditEntry>, Option<String>), StoreError>;
+    ) -> Result<Paged<AuditEntry>, StoreError>;
 }
 
 #[async_trait]
@@ -88,39 +132,11 @@ impl AuditStore for Store {
         filter: &AuditFilter,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<AuditEntry>, Option<String>), StoreError> {
-        let txn = self.read()?;
-        let Ok(table) = txn.open_table(AUDIT) else {
-            return Ok((Vec::new(), None));
-        };
-        let iter = match cursor {
-            Some(c) => table.range(..c)?,
-            None => table.range::<&str>(..)?,
-        };
-        let mut page = Vec::new();
-        for entry in iter.rev() {
-            let (k, _) = entry?;
-            let Some(e): Option<AuditEntry> = super::tables::get_listed(&table, "audit", k.value())? else {
-                continue;
-            };
-            let keep = filter.noun.as_deref().is_none_or(|n| e.noun == n)
-                && filter.actor.as_deref().is_none_or(|a| e.actor == a)
-                && filter.target.as_deref().is_none_or(|t| e.target == t)
-                && filter.since.as_deref().is_none_or(|t| e.at.as_str() >= t)
-                && filter.until.as_deref().is_none_or(|t| e.at.as_str() < t);
-            if keep {
-                page.push(e);
-                if page.len() > limit {
-                    break;
-                }
-            }
-        }
-        let next = if page.len() > limit {
-            page.truncate(limit);
-            page.last().map(|e| e.id.clone())
-        } else {
-            None
-        };
-        Ok((page, next))
+    ) -> Result<Paged<AuditEntry>, StoreError> {
+        self.read_table(AUDIT, |table| {
+            newest_first(table, "audit", cursor, limit, |e| {
+                Scan::take_if(filter.matches(e))
+            })
+        })
     }
 }

@@ -1,7 +1,7 @@
 //! Calendars (by name) and maintenance windows (by id), with audit entries in the same
 //! commit.
 
-use super::tables::{get_json, put_json};
+use super::tables::{get_existing, get_json, pick_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::schema::*;
 use async_trait::async_trait;
@@ -96,26 +96,11 @@ impl CalendarStore for Store {
     }
 
     fn calendar(&self, name: &str) -> Result<Option<CalendarSpec>, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(CALENDARS) else {
-            return Ok(None);
-        };
-        get_json(&t, name)
+        self.get_record(CALENDARS, name)
     }
 
     fn calendars(&self) -> Result<Vec<CalendarSpec>, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(CALENDARS) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for entry in t.iter()? {
-            let (k, v) = entry?;
-            if let Some(c) = super::tables::decode_listed("calendars", k.value(), v.value().bytes()) {
-                out.push(c);
-            }
-        }
-        Ok(out)
+        self.all_records(CALENDARS)
     }
 
     async fn delete_calendar(&self, name: &str, actor: &str) -> Result<CalendarSpec, StoreError> {
@@ -123,28 +108,19 @@ impl CalendarStore for Store {
         let actor = actor.to_string();
         self.write(move |txn| {
             let mut t = txn.open_table(CALENDARS)?;
-            let Some(before): Option<CalendarSpec> = get_json(&t, &name)? else {
-                return Err(StoreError::NotFound(format!("calendar {name:?} not found")));
-            };
-            let schedules = txn.open_table(SCHEDULES)?;
-            let mut users = Vec::new();
-            for entry in schedules.iter()? {
-                let (_, v) = entry?;
-                if let Ok(s) = v.value().decode()
-                    && s.spec.calendars.contains(&name)
-                {
-                    users.push(format!("schedule {}", s.spec.name));
-                }
-            }
-            let triggers = txn.open_table(TRIGGERS)?;
-            for entry in triggers.iter()? {
-                let (_, v) = entry?;
-                if let Ok(t) = v.value().decode()
-                    && t.spec.calendars.contains(&name)
-                {
-                    users.push(format!("trigger {}", t.spec.name));
-                }
-            }
+            let before: CalendarSpec = get_existing(&t, "calendar", &name)?;
+            let mut users = pick_json(&txn.open_table(SCHEDULES)?, |s| {
+                s.spec
+                    .calendars
+                    .contains(&name)
+                    .then(|| format!("schedule {}", s.spec.name))
+            })?;
+            users.extend(pick_json(&txn.open_table(TRIGGERS)?, |t| {
+                t.spec
+                    .calendars
+                    .contains(&name)
+                    .then(|| format!("trigger {}", t.spec.name))
+            })?);
             if !users.is_empty() {
                 return Err(StoreError::Conflict(format!(
                     "calendar {name:?} is used by {}; take it out of them first",
@@ -152,15 +128,7 @@ impl CalendarStore for Store {
                 )));
             }
             t.remove(name.as_str())?;
-            audit::record(
-                txn,
-                &actor,
-                "delete",
-                "calendar",
-                &name,
-                Some(&before),
-                None::<&()>,
-            )?;
+            audit::deleted(txn, &actor, "calendar", &name, &before)?;
             Ok(before)
         })
         .await
@@ -189,25 +157,14 @@ impl CalendarStore for Store {
                 t.remove(k.as_str())?;
             }
             put_json(&mut t, &m.id, &m)?;
-            audit::record(txn, &actor, "create", "maintenance", &m.id, None::<&()>, Some(&m))?;
+            audit::created(txn, &actor, "maintenance", &m.id, &m)?;
             Ok(m)
         })
         .await
     }
 
     fn maintenance(&self) -> Result<Vec<Maintenance>, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(MAINTENANCE) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for entry in t.iter()? {
-            let (k, v) = entry?;
-            if let Some(m) = super::tables::decode_listed("maintenance", k.value(), v.value().bytes()) {
-                out.push(m);
-            }
-        }
-        Ok(out)
+        self.all_records(MAINTENANCE)
     }
 
     async fn end_maintenance(
@@ -220,11 +177,7 @@ impl CalendarStore for Store {
         let actor = actor.to_string();
         self.write(move |txn| {
             let mut t = txn.open_table(MAINTENANCE)?;
-            let Some(before): Option<Maintenance> = get_json(&t, &id)? else {
-                return Err(StoreError::NotFound(format!(
-                    "maintenance window {id:?} not found"
-                )));
-            };
+            let before: Maintenance = get_existing(&t, "maintenance window", &id)?;
             if before.until <= now {
                 return Err(StoreError::Conflict(format!(
                     "maintenance window {id:?} already ended"
@@ -233,15 +186,7 @@ impl CalendarStore for Store {
             let mut after = before.clone();
             after.until = now.max(after.from);
             put_json(&mut t, &id, &after)?;
-            audit::record(
-                txn,
-                &actor,
-                "update",
-                "maintenance",
-                &id,
-                Some(&before),
-                Some(&after),
-            )?;
+            audit::updated(txn, &actor, "maintenance", &id, &before, &after)?;
             Ok(after)
         })
         .await

@@ -2,7 +2,7 @@
 //! in the same commit as the runs and timers they start.
 
 use super::runs::insert_runs;
-use super::tables::{get_json, put_json};
+use super::tables::{Paged, Scan, get_json, newest_first, put_json};
 use super::timers::{Timer, insert_timer};
 use super::{Store, StoreError};
 use crate::schema::*;
@@ -128,7 +128,7 @@ pub trait EventStore: Send + Sync {
         filter: &EventFilter,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<EventRecord>, Option<String>), StoreError>;
+    ) -> Result<Paged<EventRecord>, StoreError>;
 
     /// Delete the oldest events beyond `keep` and those received before `cutoff`
     /// (RFC 3339), with their deduplication keys. Returns how many were deleted.
@@ -142,11 +142,7 @@ impl EventStore for Store {
     }
 
     fn event(&self, seq: &str) -> Result<Option<EventRecord>, StoreError> {
-        let txn = self.read()?;
-        let Ok(events) = txn.open_table(EVENTS) else {
-            return Ok(None);
-        };
-        get_json(&events, seq)
+        self.get_record(EVENTS, seq)
     }
 
     fn list_events(
@@ -154,44 +150,19 @@ impl EventStore for Store {
         filter: &EventFilter,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<EventRecord>, Option<String>), StoreError> {
-        let txn = self.read()?;
-        let Ok(events) = txn.open_table(EVENTS) else {
-            return Ok((Vec::new(), None));
-        };
-        let iter = match cursor {
-            Some(c) => events.range(..c)?,
-            None => events.range::<&str>(..)?,
-        };
-        let mut page = Vec::new();
-        for entry in iter.rev() {
-            let (k, v) = entry?;
-            let Some(record): Option<EventRecord> =
-                super::tables::decode_listed("events", k.value(), v.value().bytes())
-            else {
-                continue;
-            };
-            if filter
-                .since
-                .as_deref()
-                .is_some_and(|s| record.received_at.as_str() < s)
-            {
-                break; // newest first: everything further is older still
-            }
-            if filter.matches(&record) {
-                page.push(record);
-                if page.len() > limit {
-                    break;
+    ) -> Result<Paged<EventRecord>, StoreError> {
+        self.read_table(EVENTS, |events| {
+            newest_first(events, "events", cursor, limit, |record| {
+                if filter
+                    .since
+                    .as_deref()
+                    .is_some_and(|s| record.received_at.as_str() < s)
+                {
+                    return Scan::Stop; // newest first: everything further is older still
                 }
-            }
-        }
-        let next = if page.len() > limit {
-            page.truncate(limit);
-            page.last().map(|r| r.seq.clone())
-        } else {
-            None
-        };
-        Ok((page, next))
+                Scan::take_if(filter.matches(record))
+            })
+        })
     }
 
     async fn prune_events(&self, keep: usize, cutoff: String) -> Result<usize, StoreError> {

@@ -84,11 +84,9 @@ impl KvStore for Store {
     }
 
     fn kv_get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(KV) else {
-            return Ok(None);
-        };
-        Ok(t.get(kv_key(plugin, key).as_str())?.map(|v| v.value().to_vec()))
+        self.read_table(KV, |kv| {
+            Ok(kv.get(kv_key(plugin, key).as_str())?.map(|v| v.value().to_vec()))
+        })
     }
 
     async fn kv_set(&self, plugin: &str, key: &str, value: Vec<u8>) -> Result<(), StoreError> {

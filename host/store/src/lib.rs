@@ -271,51 +271,37 @@ impl MetaStore for Store {
     }
 }
 
-/// Everything the engines and the server ask of persistence: one trait per noun. The
-/// redb [`Store`] is the first implementation; another backend implements the same
-/// traits and nothing above this crate changes. See `docs/storage.md`.
-pub trait Storage:
-    MetaStore
-    + tasks::TaskStore
-    + runs::RunStore
-    + schedules::ScheduleStore
-    + triggers::TriggerStore
-    + events::EventStore
-    + timers::TimerStore
-    + webhooks::WebhookStore
-    + plugins::PluginStore
-    + tokens::TokenStore
-    + secrets::SecretStore
-    + calendars::CalendarStore
-    + audit::AuditStore
-    + kv::KvStore
-    + unreadable::UnreadableStore
-    + Send
-    + Sync
-    + 'static
-{
+/// Declare [`Storage`] as all the traits it lists, and implement it for every type
+/// that implements them all.
+macro_rules! storage {
+    ($(#[$doc:meta])* pub trait Storage: $($store:path),* $(,)?) => {
+        $(#[$doc])*
+        pub trait Storage: $($store +)* Send + Sync + 'static {}
+
+        impl<T> Storage for T where T: $($store +)* Send + Sync + 'static {}
+    };
 }
 
-impl<T> Storage for T where
-    T: MetaStore
-        + tasks::TaskStore
-        + runs::RunStore
-        + schedules::ScheduleStore
-        + triggers::TriggerStore
-        + events::EventStore
-        + timers::TimerStore
-        + webhooks::WebhookStore
-        + plugins::PluginStore
-        + tokens::TokenStore
-        + secrets::SecretStore
-        + calendars::CalendarStore
-        + audit::AuditStore
-        + kv::KvStore
-        + unreadable::UnreadableStore
-        + Send
-        + Sync
-        + 'static
-{
+storage! {
+    /// Everything the engines and the server ask of persistence: one trait per noun. The
+    /// redb [`Store`] is the first implementation; another backend implements the same
+    /// traits and nothing above this crate changes. See `docs/storage.md`.
+    pub trait Storage:
+        MetaStore,
+        tasks::TaskStore,
+        runs::RunStore,
+        schedules::ScheduleStore,
+        triggers::TriggerStore,
+        events::EventStore,
+        timers::TimerStore,
+        webhooks::WebhookStore,
+        plugins::PluginStore,
+        tokens::TokenStore,
+        secrets::SecretStore,
+        calendars::CalendarStore,
+        audit::AuditStore,
+        kv::KvStore,
+        unreadable::UnreadableStore,
 }
 
 /// The store the engines and the server share: any [`Storage`] backend.

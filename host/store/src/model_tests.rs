@@ -85,20 +85,23 @@ fn kind<T>(r: &Result<T, StoreError>) -> &'static str {
     }
 }
 
+/// What the model answers to creating `name` as `id`: a conflict when the name is taken.
+fn create(names: &mut BTreeMap<String, String>, name: String, id: String) -> &'static str {
+    match names.entry(name) {
+        std::collections::btree_map::Entry::Occupied(_) => "conflict",
+        std::collections::btree_map::Entry::Vacant(e) => {
+            e.insert(id);
+            "ok"
+        }
+    }
+}
+
 async fn step(store: &dyn Storage, m: &mut Model, op: &Op) -> Result<(), String> {
     let (got, want) = match op {
         Op::CreateTask(i) => {
             let rec = task(&task_name(*i));
-            let id = rec.id.clone();
-            let r = store.insert_task(rec, "t").await;
-            let want = match m.tasks.entry(task_name(*i)) {
-                std::collections::btree_map::Entry::Occupied(_) => "conflict",
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(id);
-                    "ok"
-                }
-            };
-            (kind(&r), want)
+            let want = create(&mut m.tasks, task_name(*i), rec.id.clone());
+            (kind(&store.insert_task(rec, "t").await), want)
         }
         Op::RenameTask(a, b) => {
             let (from, to) = (task_name(*a), task_name(*b));
@@ -138,16 +141,8 @@ async fn step(store: &dyn Storage, m: &mut Model, op: &Op) -> Result<(), String>
         }
         Op::CreateSchedule(i) => {
             let rec = schedule(&schedule_name(*i));
-            let id = rec.id.clone();
-            let r = store.insert_schedule(rec, "t").await;
-            let want = match m.schedules.entry(schedule_name(*i)) {
-                std::collections::btree_map::Entry::Occupied(_) => "conflict",
-                std::collections::btree_map::Entry::Vacant(e) => {
-                    e.insert(id);
-                    "ok"
-                }
-            };
-            (kind(&r), want)
+            let want = create(&mut m.schedules, schedule_name(*i), rec.id.clone());
+            (kind(&store.insert_schedule(rec, "t").await), want)
         }
         Op::Link(s, t) | Op::Unlink(s, t) => {
             let attach = matches!(op, Op::Link(..));
@@ -195,30 +190,39 @@ async fn step(store: &dyn Storage, m: &mut Model, op: &Op) -> Result<(), String>
     Ok(())
 }
 
+/// The store's records, by name, are the model's (both ways: every one of the model is
+/// stored, and nothing else is), and each name resolves to its id.
+fn same_names(
+    noun: &str,
+    stored: BTreeMap<String, String>,
+    model: &BTreeMap<String, String>,
+    resolve: impl Fn(&str) -> Result<Option<String>, StoreError>,
+) -> Result<(), String> {
+    if stored != *model {
+        return Err(format!("{noun}s {stored:?} != model {model:?}"));
+    }
+    for (name, id) in model {
+        let got = resolve(name).map_err(|e| e.to_string())?;
+        if got.as_ref() != Some(id) {
+            return Err(format!("{noun} {name} resolves to {got:?}, not {id}"));
+        }
+    }
+    Ok(())
+}
+
 /// The store's state equals the model's.
 fn check(store: &dyn Storage, m: &Model) -> Result<(), String> {
     let (tasks, _) = store.tasks_page(None, 1000).map_err(|e| e.to_string())?;
-    let names: BTreeMap<String, String> = tasks.into_iter().map(|t| (t.spec.name, t.id)).collect();
-    if names != m.tasks {
-        return Err(format!("tasks {names:?} != model {:?}", m.tasks));
-    }
-    for (name, id) in &m.tasks {
-        let by_name = store.task(name).map_err(|e| e.to_string())?.map(|t| t.id);
-        if by_name.as_ref() != Some(id) {
-            return Err(format!("task {name} resolves to {by_name:?}, not {id}"));
-        }
-    }
-    // Both ways: every schedule of the model is stored, and nothing else is.
+    let names = tasks.into_iter().map(|t| (t.spec.name, t.id)).collect();
+    same_names("task", names, &m.tasks, |name| {
+        Ok(store.task(name)?.map(|t| t.id))
+    })?;
     let (schedules, _) = store.schedules_page(None, 1000).map_err(|e| e.to_string())?;
-    let stored: BTreeMap<String, String> = schedules.into_iter().map(|s| (s.spec.name, s.id)).collect();
-    if stored != m.schedules {
-        return Err(format!("schedules {stored:?} != model {:?}", m.schedules));
-    }
+    let names = schedules.into_iter().map(|s| (s.spec.name, s.id)).collect();
+    same_names("schedule", names, &m.schedules, |name| {
+        Ok(store.schedule(name)?.map(|s| s.id))
+    })?;
     for (name, id) in &m.schedules {
-        let got = store.schedule(name).map_err(|e| e.to_string())?.map(|s| s.id);
-        if got.as_ref() != Some(id) {
-            return Err(format!("schedule {name} resolves to {got:?}"));
-        }
         let linked: BTreeSet<String> = store
             .schedule_tasks(id)
             .map_err(|e| e.to_string())?

@@ -4,7 +4,7 @@
 
 use super::StoreError;
 use super::audit;
-use super::tables::{Json, get_json, put_json};
+use super::tables::{Json, Paged, get_json, put_json};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -90,7 +90,7 @@ impl<T: NamedRecord> Named<T> {
         txn: &redb::ReadTransaction,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<T>, Option<String>), StoreError> {
+    ) -> Result<Paged<T>, StoreError> {
         let Ok(records) = txn.open_table(self.records) else {
             return Ok((Vec::new(), None));
         };
@@ -111,7 +111,7 @@ impl<T: NamedRecord> Named<T> {
         let id = record.id();
         self.claim(txn, record.name(), id)?;
         put_json(&mut txn.open_table(self.records)?, id, record)?;
-        audit::record(txn, actor, "create", self.noun, id, None::<&()>, Some(record))
+        audit::created(txn, actor, self.noun, id, record)
     }
 
     /// Point `name` at `id`; the name must be free.
@@ -147,13 +147,21 @@ impl<T: NamedRecord> Named<T> {
             txn.open_table(self.names)?.remove(before.name())?;
         }
         put_json(&mut txn.open_table(self.records)?, &id, &after)?;
-        audit::record(txn, actor, "update", self.noun, &id, Some(&before), Some(&after))?;
+        audit::updated(txn, actor, self.noun, &id, &before, &after)?;
         Ok((before, after))
     }
 
-    /// Delete the record `key` names; returns it.
-    pub fn remove(&self, txn: &WriteTransaction, key: &str, actor: &str) -> Result<T, StoreError> {
+    /// Delete the record `key` names, after `before` (which tidies what refers to it);
+    /// returns it.
+    pub fn remove(
+        &self,
+        txn: &WriteTransaction,
+        key: &str,
+        actor: &str,
+        before: Hook<T>,
+    ) -> Result<T, StoreError> {
         let (_, record) = self.load(txn, key)?;
+        before(txn, &record)?;
         self.delete(txn, &record, actor)?;
         Ok(record)
     }
@@ -163,21 +171,32 @@ impl<T: NamedRecord> Named<T> {
         let id = record.id();
         txn.open_table(self.names)?.remove(record.name())?;
         txn.open_table(self.records)?.remove(id)?;
-        audit::record(txn, actor, "delete", self.noun, id, Some(record), None::<&()>)
+        audit::deleted(txn, actor, self.noun, id, record)
     }
+}
+
+/// What a named noun's store does before a create or a delete, in its commit: checks
+/// that must pass, or other tables to tidy (nothing for most nouns).
+pub type Hook<T> = fn(&WriteTransaction, &T) -> Result<(), StoreError>;
+
+/// The [`Hook`] of a noun that needs none.
+pub(crate) fn no_hook<T>(_: &WriteTransaction, _: &T) -> Result<(), StoreError> {
+    Ok(())
 }
 
 /// One commit each: what every named noun's store does alike.
 impl crate::Store {
-    /// Create `record` (its name must be free).
+    /// Create `record` (its name must be free) once `check` passes.
     pub(crate) async fn insert_named<T: NamedRecord>(
         &self,
         named: Named<T>,
         record: T,
         actor: &str,
+        check: Hook<T>,
     ) -> Result<T, StoreError> {
         let actor = actor.to_string();
         self.write(move |txn| {
+            check(txn, &record)?;
             named.create(txn, &record, &actor)?;
             Ok(record)
         })
@@ -198,14 +217,154 @@ impl crate::Store {
             .await
     }
 
-    /// Delete the record `key` names; returns it.
+    /// Delete the record `key` names (see [`Named::remove`]); returns it.
     pub(crate) async fn delete_named<T: NamedRecord>(
         &self,
         named: Named<T>,
         key: &str,
         actor: &str,
+        before: Hook<T>,
     ) -> Result<T, StoreError> {
         let (key, actor) = (key.to_string(), actor.to_string());
-        self.write(move |txn| named.remove(txn, &key, &actor)).await
+        self.write(move |txn| named.remove(txn, &key, &actor, before))
+            .await
     }
 }
+
+/// Declare a named noun's store trait and implement it for [`crate::Store`] through its
+/// [`Named`] tables: the methods every named noun has (create, one by id or name, a
+/// page, update, and unless its delete takes more, delete), each with its doc, then the
+/// noun's own methods in `also { }`, each written once (docs, signature, body).
+///
+/// `fn insert_x = hook;` and `fn delete_x = hook;` run a [`Hook`] in the commit;
+/// `fn update_x(arg: Arg) = change;` applies `change` (see [`Named::update`]);
+/// `fn update_x(spec: Spec);` replaces the record's spec.
+macro_rules! named_store {
+    (
+        $(#[$doc:meta])*
+        pub trait $store:ident: Named<$record:ident> = $named:ident {
+            $(#[$insert_doc:meta])*
+            fn $insert:ident $(= $check:expr)?;
+            $(#[$get_doc:meta])*
+            fn $get:ident;
+            $(#[$page_doc:meta])*
+            fn $page:ident;
+            $(#[$update_doc:meta])*
+            fn $update:ident($arg:ident: $arg_type:ty) $(= $change:expr)?;
+            $(
+                $(#[$delete_doc:meta])*
+                fn $delete:ident $(= $before:expr)?;
+            )?
+        }
+        $(also { $($own:tt)* })?
+    ) => {
+        $crate::named::named_store! {
+            @own { $(#[$doc])* $store; } [
+                [$(#[$insert_doc])*]
+                [async fn $insert(&self, record: $record, actor: &str) -> Result<$record, StoreError>]
+                {
+                    let check: $crate::named::Hook<$record> =
+                        $crate::named::named_store!(@hook $($check)?);
+                    self.insert_named($named, record, actor, check).await
+                }
+                [$(#[$get_doc])*]
+                [fn $get(&self, key: &str) -> Result<Option<$record>, StoreError>]
+                {
+                    $named.get(&self.read()?, key)
+                }
+                [$(#[$page_doc])*]
+                [fn $page(&self, after: Option<&str>, limit: usize) -> Result<Paged<$record>, StoreError>]
+                {
+                    $named.page(&self.read()?, after, limit)
+                }
+                [$(#[$update_doc])*]
+                [async fn $update(
+                    &self,
+                    key: &str,
+                    $arg: $arg_type,
+                    now: String,
+                    actor: &str,
+                ) -> Result<($record, $record), StoreError>]
+                {
+                    self.update_named(
+                        $named,
+                        key,
+                        now,
+                        actor,
+                        $crate::named::named_store!(@change $arg $($change)?),
+                    )
+                    .await
+                }
+                $(
+                    [$(#[$delete_doc])*]
+                    [async fn $delete(&self, key: &str, actor: &str) -> Result<$record, StoreError>]
+                    {
+                        let before: $crate::named::Hook<$record> =
+                            $crate::named::named_store!(@hook $($before)?);
+                        self.delete_named($named, key, actor, before).await
+                    }
+                )?
+            ]
+            $($($own)*)?
+        }
+    };
+    // Take the noun's own methods one at a time into the `[docs] [signature] body` form.
+    (
+        @own { $($head:tt)* } [$($done:tt)*]
+        $(#[$doc:meta])*
+        async fn $name:ident($($params:tt)*) -> $ret:ty $body:block
+        $($rest:tt)*
+    ) => {
+        $crate::named::named_store! {
+            @own { $($head)* } [$($done)* [$(#[$doc])*] [async fn $name($($params)*) -> $ret] $body]
+            $($rest)*
+        }
+    };
+    (
+        @own { $($head:tt)* } [$($done:tt)*]
+        $(#[$doc:meta])*
+        fn $name:ident($($params:tt)*) -> $ret:ty $body:block
+        $($rest:tt)*
+    ) => {
+        $crate::named::named_store! {
+            @own { $($head)* } [$($done)* [$(#[$doc])*] [fn $name($($params)*) -> $ret] $body]
+            $($rest)*
+        }
+    };
+    // The trait, each method declared by its signature, and its implementation, each
+    // method by the same signature and its body.
+    (
+        @own { $(#[$doc:meta])* $store:ident; }
+        [$([$(#[$method_doc:meta])*] [$($signature:tt)*] $body:block)*]
+    ) => {
+        $(#[$doc])*
+        #[async_trait::async_trait]
+        pub trait $store: Send + Sync {
+            $(
+                $(#[$method_doc])*
+                $($signature)*;
+            )*
+        }
+
+        #[async_trait::async_trait]
+        impl $store for $crate::Store {
+            $($($signature)* $body)*
+        }
+    };
+    (@change $spec:ident) => {
+        |_, record| {
+            record.spec = $spec;
+            Ok(())
+        }
+    };
+    (@change $spec:ident $change:expr) => {
+        $change
+    };
+    (@hook) => {
+        $crate::named::no_hook
+    };
+    (@hook $hook:expr) => {
+        $hook
+    };
+}
+pub(crate) use named_store;

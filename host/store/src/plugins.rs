@@ -1,11 +1,28 @@
 //! Plugin records and component blobs.
 
-use super::tables::{all_json, get_json, put_json};
+use super::tables::{Json, get_existing, pick_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::schema::*;
 use async_trait::async_trait;
-use redb::ReadableTable;
+use redb::{ReadableTable, Table};
 use sundial_core::plugin::{PluginRecord, PluginUpdate};
+
+/// Delete the component blob of `old` unless a plugin in `plugins` still uses it.
+fn drop_blob_unless_used(
+    plugins: &impl ReadableTable<&'static str, Json<'static, PluginRecord>>,
+    blobs: &mut Table<&'static str, &'static [u8]>,
+    old: &PluginRecord,
+) -> Result<(), StoreError> {
+    let still_used = plugins.iter()?.any(|e| {
+        e.ok()
+            .and_then(|(_, v)| v.value().decode().ok())
+            .is_some_and(|p| p.digest == old.digest)
+    });
+    if !still_used {
+        blobs.remove(old.blob_key())?;
+    }
+    Ok(())
+}
 
 /// Installed plugins and their component bytes.
 #[async_trait]
@@ -72,43 +89,24 @@ impl PluginStore for Store {
                 blobs.insert(record.blob_key(), bytes.as_slice())?;
             }
             put_json(&mut plugins, &record.name, &record)?;
-            audit::record(
-                txn,
-                &actor,
-                "create",
-                "plugin",
-                &record.name,
-                None::<&()>,
-                Some(&record),
-            )?;
+            audit::created(txn, &actor, "plugin", &record.name, &record)?;
             Ok(record)
         })
         .await
     }
 
     fn plugin(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
-        let txn = self.read()?;
-        let Ok(plugins) = txn.open_table(PLUGINS) else {
-            return Ok(None);
-        };
-        get_json(&plugins, name)
+        self.get_record(PLUGINS, name)
     }
 
     fn plugin_bytes(&self, record: &PluginRecord) -> Result<Option<Vec<u8>>, StoreError> {
-        let txn = self.read()?;
-        let Ok(blobs) = txn.open_table(PLUGIN_BLOBS) else {
-            return Ok(None);
-        };
-        Ok(blobs.get(record.blob_key())?.map(|v| v.value().to_vec()))
+        self.read_table(PLUGIN_BLOBS, |blobs| {
+            Ok(blobs.get(record.blob_key())?.map(|v| v.value().to_vec()))
+        })
     }
 
     fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
-        let txn = self.read()?;
-        let Ok(plugins) = txn.open_table(PLUGINS) else {
-            return Ok(Vec::new());
-        };
-        let out = all_json(&plugins, "plugins")?;
-        Ok(out)
+        self.all_records(PLUGINS)
     }
 
     async fn update_plugin(
@@ -122,9 +120,7 @@ impl PluginStore for Store {
         let actor = actor.to_string();
         self.write(move |txn| {
             let mut plugins = txn.open_table(PLUGINS)?;
-            let Some(before): Option<PluginRecord> = get_json(&plugins, &name)? else {
-                return Err(StoreError::NotFound(format!("plugin {name:?} not found")));
-            };
+            let before: PluginRecord = get_existing(&plugins, "plugin", &name)?;
             let mut after = before.clone();
             if let Some(g) = update.grants {
                 after.grants = g;
@@ -140,15 +136,7 @@ impl PluginStore for Store {
             }
             after.updated_at = now;
             put_json(&mut plugins, &name, &after)?;
-            audit::record(
-                txn,
-                &actor,
-                "update",
-                "plugin",
-                &name,
-                Some(&before),
-                Some(&after),
-            )?;
+            audit::updated(txn, &actor, "plugin", &name, &before, &after)?;
             Ok((before, after))
         })
         .await
@@ -163,9 +151,7 @@ impl PluginStore for Store {
         let actor = actor.to_string();
         self.write(move |txn| {
             let mut plugins = txn.open_table(PLUGINS)?;
-            let Some(before): Option<PluginRecord> = get_json(&plugins, &new.name)? else {
-                return Err(StoreError::NotFound(format!("plugin {:?} not found", new.name)));
-            };
+            let before: PluginRecord = get_existing(&plugins, "plugin", &new.name)?;
             let mut after = before.clone();
             after.digest = new.digest;
             after.world = new.world;
@@ -177,23 +163,8 @@ impl PluginStore for Store {
                 blobs.insert(after.blob_key(), bytes.as_slice())?;
             }
             put_json(&mut plugins, &after.name, &after)?;
-            let still_used = plugins.iter()?.any(|e| {
-                e.ok()
-                    .and_then(|(_, v)| v.value().decode().ok())
-                    .is_some_and(|p| p.digest == before.digest)
-            });
-            if !still_used {
-                blobs.remove(before.blob_key())?;
-            }
-            audit::record(
-                txn,
-                &actor,
-                "update",
-                "plugin",
-                &after.name,
-                Some(&before),
-                Some(&after),
-            )?;
+            drop_blob_unless_used(&plugins, &mut blobs, &before)?;
+            audit::updated(txn, &actor, "plugin", &after.name, &before, &after)?;
             Ok((before, after))
         })
         .await
@@ -204,19 +175,10 @@ impl PluginStore for Store {
         let actor = actor.to_string();
         self.write(move |txn| {
             let mut plugins = txn.open_table(PLUGINS)?;
-            let Some(record): Option<PluginRecord> = get_json(&plugins, &name)? else {
-                return Err(StoreError::NotFound(format!("plugin {name:?} not found")));
-            };
-            let tasks = txn.open_table(TASKS)?;
-            let mut users = Vec::new();
-            for entry in tasks.iter()? {
-                let (_, v) = entry?;
-                if let Ok(task) = v.value().decode()
-                    && task.spec.plugin == name
-                {
-                    users.push(task.spec.name);
-                }
-            }
+            let record: PluginRecord = get_existing(&plugins, "plugin", &name)?;
+            let users = pick_json(&txn.open_table(TASKS)?, |task| {
+                (task.spec.plugin == name).then_some(task.spec.name)
+            })?;
             if !users.is_empty() {
                 return Err(StoreError::Conflict(format!(
                     "plugin {name:?} is used by tasks {}; delete them or point them at another plugin first",
@@ -224,15 +186,8 @@ impl PluginStore for Store {
                 )));
             }
             plugins.remove(name.as_str())?;
-            let still_used = plugins.iter()?.any(|e| {
-                e.ok()
-                    .and_then(|(_, v)| v.value().decode().ok())
-                    .is_some_and(|p| p.digest == record.digest)
-            });
-            if !still_used {
-                txn.open_table(PLUGIN_BLOBS)?.remove(record.blob_key())?;
-            }
-            audit::record(txn, &actor, "delete", "plugin", &name, Some(&record), None::<&()>)?;
+            drop_blob_unless_used(&plugins, &mut txn.open_table(PLUGIN_BLOBS)?, &record)?;
+            audit::deleted(txn, &actor, "plugin", &name, &record)?;
             Ok(record)
         })
         .await

@@ -1,6 +1,6 @@
 //! Runs (the task log), the durable run queue and the set of active runs.
 
-use super::tables::{get_json, put_json};
+use super::tables::{Paged, Pager, Scan, get_existing, get_listed, newest_first, put_json};
 use super::{Store, StoreError};
 use crate::schema::*;
 use async_trait::async_trait;
@@ -47,7 +47,33 @@ pub(crate) fn insert_runs(txn: &WriteTransaction, runs: &[Run]) -> Result<(), St
 }
 
 fn load(txn: &WriteTransaction, id: &str) -> Result<Run, StoreError> {
-    get_json(&txn.open_table(RUNS)?, id)?.ok_or_else(|| StoreError::NotFound(format!("run {id:?} not found")))
+    get_existing(&txn.open_table(RUNS)?, "run", id)
+}
+
+impl Store {
+    /// End the run `id` with `status` at `now` if it is still queued (`finish` adds what
+    /// else changes), taking it out of the queue; returns the run as it now is.
+    async fn end_queued(
+        &self,
+        id: &str,
+        status: RunStatus,
+        now: String,
+        finish: impl FnOnce(&mut Run) + Send + 'static,
+    ) -> Result<Run, StoreError> {
+        let id = id.to_string();
+        self.write(move |txn| {
+            let mut run = load(txn, &id)?;
+            if run.status == RunStatus::Queued {
+                run.status = status;
+                run.finished_at = Some(now);
+                finish(&mut run);
+                txn.open_table(RUN_QUEUE)?.remove(id.as_str())?;
+                put_json(&mut txn.open_table(RUNS)?, &id, &run)?;
+            }
+            Ok(run)
+        })
+        .await
+    }
 }
 
 /// Runs: the durable run queue and the task log.
@@ -96,7 +122,7 @@ pub trait RunStore: Send + Sync {
         filter: &RunFilter,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<Run>, Option<String>), StoreError>;
+    ) -> Result<Paged<Run>, StoreError>;
 
     /// Apply retention to one task's runs: keep the newest `keep_last` finished runs and
     /// none that finished before `cutoff`. Returns how many were deleted.
@@ -158,57 +184,29 @@ impl RunStore for Store {
     }
 
     async fn cancel_queued_run(&self, id: &str, now: String) -> Result<Run, StoreError> {
-        let id = id.to_string();
-        self.write(move |txn| {
-            let mut run = load(txn, &id)?;
-            if run.status == RunStatus::Queued {
-                run.status = RunStatus::Cancelled;
-                run.finished_at = Some(now);
-                run.not_before = None;
-                txn.open_table(RUN_QUEUE)?.remove(id.as_str())?;
-                put_json(&mut txn.open_table(RUNS)?, &id, &run)?;
-            }
-            Ok(run)
-        })
-        .await
+        self.end_queued(id, RunStatus::Cancelled, now, |run| run.not_before = None)
+            .await
     }
 
     async fn skip_run(&self, id: &str, reason: String, now: String) -> Result<Run, StoreError> {
-        let id = id.to_string();
-        self.write(move |txn| {
-            let mut run = load(txn, &id)?;
-            if run.status == RunStatus::Queued {
-                run.status = RunStatus::Skipped;
-                run.finished_at = Some(now);
-                run.log.lines.push(sundial_core::log::LogLine {
-                    at_ms: 0,
-                    level: sundial_core::log::Level::Info,
-                    origin: sundial_core::log::Origin::Host,
-                    message: reason,
-                });
-                txn.open_table(RUN_QUEUE)?.remove(id.as_str())?;
-                put_json(&mut txn.open_table(RUNS)?, &id, &run)?;
-            }
-            Ok(run)
+        self.end_queued(id, RunStatus::Skipped, now, |run| {
+            run.log.lines.push(sundial_core::log::LogLine {
+                at_ms: 0,
+                level: sundial_core::log::Level::Info,
+                origin: sundial_core::log::Origin::Host,
+                message: reason,
+            })
         })
         .await
     }
 
     fn queue_depth(&self) -> Result<u64, StoreError> {
         use redb::ReadableTableMetadata;
-        let txn = self.read()?;
-        let Ok(q) = txn.open_table(RUN_QUEUE) else {
-            return Ok(0);
-        };
-        Ok(q.len()?)
+        self.read_table(RUN_QUEUE, |queue| Ok(queue.len()?))
     }
 
     fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
-        let txn = self.read()?;
-        let Ok(runs) = txn.open_table(RUNS) else {
-            return Ok(None);
-        };
-        get_json(&runs, id)
+        self.get_record(RUNS, id)
     }
 
     fn pending_runs(&self) -> Result<(Vec<Run>, Vec<Run>), StoreError> {
@@ -237,61 +235,35 @@ impl RunStore for Store {
         filter: &RunFilter,
         cursor: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<Run>, Option<String>), StoreError> {
+    ) -> Result<Paged<Run>, StoreError> {
+        let Some(task) = &filter.task_id else {
+            return self.read_table(RUNS, |runs| {
+                newest_first(runs, "runs", cursor, limit, |run| {
+                    Scan::take_if(filter.matches(run))
+                })
+            });
+        };
         let txn = self.read()?;
-        let Ok(runs) = txn.open_table(RUNS) else {
+        let (Ok(runs), Ok(by_task)) = (txn.open_table(RUNS), txn.open_table(RUNS_BY_TASK)) else {
             return Ok((Vec::new(), None));
         };
-        let mut page = Vec::new();
-        let push = |run: Run, page: &mut Vec<Run>| {
-            if filter.matches(&run) {
-                page.push(run);
-            }
-            page.len() > limit
+        let lo = format!("{task}/");
+        let hi = match cursor {
+            Some(c) => format!("{task}/{c}"),
+            None => format!("{task}0"),
         };
-        if let Some(task) = &filter.task_id {
-            let by_task = match txn.open_table(RUNS_BY_TASK) {
-                Ok(t) => t,
-                Err(_) => return Ok((Vec::new(), None)),
-            };
-            let lo = format!("{task}/");
-            let hi = match cursor {
-                Some(c) => format!("{task}/{c}"),
-                None => format!("{task}0"),
-            };
-            for entry in by_task.range(lo.as_str()..hi.as_str())?.rev() {
-                let (k, _) = entry?;
-                let id = k.value().rsplit('/').next().unwrap_or_default().to_string();
-                if let Some(run) = super::tables::get_listed::<Run>(&runs, "runs", &id)?
-                    && push(run, &mut page)
-                {
-                    break;
-                }
-            }
-        } else {
-            let iter = match cursor {
-                Some(c) => runs.range(..c)?,
-                None => runs.range::<&str>(..)?,
-            };
-            for entry in iter.rev() {
-                let (k, v) = entry?;
-                let Some(run): Option<Run> =
-                    super::tables::decode_listed("runs", k.value(), v.value().bytes())
-                else {
-                    continue;
-                };
-                if push(run, &mut page) {
-                    break;
-                }
+        let mut pager = Pager::new(limit);
+        for entry in by_task.range(lo.as_str()..hi.as_str())?.rev() {
+            let (k, _) = entry?;
+            let id = k.value().rsplit('/').next().unwrap_or_default();
+            if let Some(run) = get_listed::<Run>(&runs, "runs", id)?
+                && filter.matches(&run)
+                && pager.push(id, run)
+            {
+                break;
             }
         }
-        let next = if page.len() > limit {
-            page.truncate(limit);
-            page.last().map(|r| r.id.clone())
-        } else {
-            None
-        };
-        Ok((page, next))
+        Ok(pager.finish())
     }
 
     async fn prune_runs(&self, task_id: &str, keep_last: usize, cutoff: String) -> Result<usize, StoreError> {
@@ -324,19 +296,17 @@ impl RunStore for Store {
     }
 
     fn tasks_with_runs(&self) -> Result<Vec<String>, StoreError> {
-        let txn = self.read()?;
-        let Ok(by_task) = txn.open_table(RUNS_BY_TASK) else {
-            return Ok(Vec::new());
-        };
-        let mut out: Vec<String> = Vec::new();
-        for entry in by_task.iter()? {
-            let (k, _) = entry?;
-            let task = k.value().split('/').next().unwrap_or_default();
-            if out.last().is_none_or(|t| t != task) {
-                out.push(task.to_string());
+        self.read_table(RUNS_BY_TASK, |by_task| {
+            let mut out: Vec<String> = Vec::new();
+            for entry in by_task.iter()? {
+                let (k, _) = entry?;
+                let task = k.value().split('/').next().unwrap_or_default();
+                if out.last().is_none_or(|t| t != task) {
+                    out.push(task.to_string());
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 

@@ -1,13 +1,12 @@
 //! Schedule records, their links to tasks (many-to-many, indexed both ways), and the
 //! slot ledger that makes each (schedule, slot time) fire exactly once.
 
-use super::named::Named;
+use super::named::{Named, named_store};
 use super::runs::insert_runs;
-use super::tables::{get_json, put_json};
-use super::{Store, StoreError, audit};
+use super::tables::{Paged, get_json, put_json};
+use super::{StoreError, audit};
 use crate::schema::*;
 use crate::tasks::TaskRecord;
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
@@ -58,237 +57,157 @@ fn linked(table: &impl ReadableTable<&'static str, ()>, prefix: &str) -> Result<
     Ok(out)
 }
 
-/// Schedules, their links to tasks, and the ledger of fired slots.
-#[async_trait]
-pub trait ScheduleStore: Send + Sync {
-    /// Create a schedule; the name must be free.
-    async fn insert_schedule(
-        &self,
-        record: ScheduleRecord,
-        actor: &str,
-    ) -> Result<ScheduleRecord, StoreError>;
-
-    /// A schedule by id or name.
-    fn schedule(&self, key: &str) -> Result<Option<ScheduleRecord>, StoreError>;
-
-    /// Up to `limit` schedules with ids after `after`, oldest first, and the cursor for more.
-    fn schedules_page(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<ScheduleRecord>, Option<String>), StoreError>;
-
-    /// Replace a schedule's spec (validated by the caller). Returns (before, after).
-    async fn update_schedule(
-        &self,
-        key: &str,
-        spec: ScheduleSpec,
-        now: String,
-        actor: &str,
-    ) -> Result<(ScheduleRecord, ScheduleRecord), StoreError>;
-
-    /// Delete a schedule; refused while it drives tasks unless `force` detaches them.
-    async fn delete_schedule(
-        &self,
-        key: &str,
-        force: bool,
-        actor: &str,
-    ) -> Result<ScheduleRecord, StoreError>;
-
-    /// Attach (or with `attach = false`, detach) a task. Returns the task ids now linked.
-    async fn link_task(
-        &self,
-        key: &str,
-        task: &str,
-        attach: bool,
-        actor: &str,
-    ) -> Result<Vec<String>, StoreError>;
-
-    /// Ids of the tasks a schedule drives.
-    fn schedule_tasks(&self, schedule_id: &str) -> Result<Vec<String>, StoreError>;
-
-    /// Record slot `slot` of a schedule and queue its runs, in one commit, unless the
-    /// slot was already recorded (then nothing happens and `false` is returned).
-    /// `runs` may include `skipped` runs that record missed slots; `events` (such as
-    /// `sundial.schedule.missed`) are stored in the same commit, with what they start.
-    async fn fire_slot(
-        &self,
-        schedule_id: &str,
-        slot: DateTime<Utc>,
-        runs: Vec<Run>,
-        events: Vec<super::events::Planned>,
-    ) -> Result<Option<Vec<super::events::Stored>>, StoreError>;
-}
-
-#[async_trait]
-impl ScheduleStore for Store {
-    async fn insert_schedule(
-        &self,
-        record: ScheduleRecord,
-        actor: &str,
-    ) -> Result<ScheduleRecord, StoreError> {
-        self.insert_named(NAMED, record, actor).await
+named_store! {
+    /// Schedules, their links to tasks, and the ledger of fired slots.
+    pub trait ScheduleStore: Named<ScheduleRecord> = NAMED {
+        /// Create a schedule; the name must be free.
+        fn insert_schedule;
+        /// A schedule by id or name.
+        fn schedule;
+        /// Up to `limit` schedules with ids after `after`, oldest first, and the cursor for more.
+        fn schedules_page;
+        /// Replace a schedule's spec (validated by the caller). Returns (before, after).
+        fn update_schedule(spec: ScheduleSpec);
     }
-
-    fn schedule(&self, key: &str) -> Result<Option<ScheduleRecord>, StoreError> {
-        NAMED.get(&self.read()?, key)
-    }
-
-    fn schedules_page(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<ScheduleRecord>, Option<String>), StoreError> {
-        NAMED.page(&self.read()?, after, limit)
-    }
-
-    async fn update_schedule(
-        &self,
-        key: &str,
-        spec: ScheduleSpec,
-        now: String,
-        actor: &str,
-    ) -> Result<(ScheduleRecord, ScheduleRecord), StoreError> {
-        self.update_named(NAMED, key, now, actor, |_, s| {
-            s.spec = spec;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn delete_schedule(
-        &self,
-        key: &str,
-        force: bool,
-        actor: &str,
-    ) -> Result<ScheduleRecord, StoreError> {
-        let (key, actor) = (key.to_string(), actor.to_string());
-        self.write(move |txn| {
-            let record = load(txn, &key)?;
-            let mut links = txn.open_table(SCHEDULE_TASKS)?;
-            let task_ids = linked(&links, &record.id)?;
-            if !task_ids.is_empty() && !force {
-                let tasks = txn.open_table(TASKS)?;
-                let mut names = Vec::new();
-                for id in &task_ids {
-                    let name = crate::tables::get_listed::<TaskRecord>(&tasks, "tasks", id)?
-                        .map(|t| t.spec.name)
-                        .unwrap_or_else(|| id.clone());
-                    names.push(name);
-                }
-                return Err(StoreError::Conflict(format!(
-                    "schedule {:?} drives tasks {}; detach them or delete with ?force=true",
-                    record.spec.name,
-                    names.join(", ")
-                )));
-            }
-            let mut back = txn.open_table(TASK_SCHEDULES)?;
-            for task in &task_ids {
-                links.remove(format!("{}/{task}", record.id).as_str())?;
-                back.remove(format!("{task}/{}", record.id).as_str())?;
-            }
-            let (lo, hi) = (format!("{}/", record.id), format!("{}0", record.id));
-            txn.open_table(SLOTS)?
-                .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
-            NAMED.delete(txn, &record, &actor)?;
-            Ok(record)
-        })
-        .await
-    }
-
-    async fn link_task(
-        &self,
-        key: &str,
-        task: &str,
-        attach: bool,
-        actor: &str,
-    ) -> Result<Vec<String>, StoreError> {
-        let (key, task, actor) = (key.to_string(), task.to_string(), actor.to_string());
-        self.write(move |txn| {
-            let record = load(txn, &key)?;
-            let task_id = super::tasks::NAMED.resolve(&txn.open_table(TASK_NAMES)?, &task)?;
-            if get_json::<TaskRecord>(&txn.open_table(TASKS)?, &task_id)?.is_none() {
-                return Err(StoreError::NotFound(format!("task {task:?} not found")));
-            }
-            let mut links = txn.open_table(SCHEDULE_TASKS)?;
-            let mut back = txn.open_table(TASK_SCHEDULES)?;
-            let fwd = format!("{}/{task_id}", record.id);
-            let rev = format!("{task_id}/{}", record.id);
-            if attach {
-                links.insert(fwd.as_str(), ())?;
-                back.insert(rev.as_str(), ())?;
-            } else {
-                if links.remove(fwd.as_str())?.is_none() {
-                    return Err(StoreError::NotFound(format!(
-                        "task {task:?} is not attached to this schedule"
+    also {
+        /// Delete a schedule; refused while it drives tasks unless `force` detaches them.
+        async fn delete_schedule(
+            &self,
+            key: &str,
+            force: bool,
+            actor: &str,
+        ) -> Result<ScheduleRecord, StoreError> {
+            let (key, actor) = (key.to_string(), actor.to_string());
+            self.write(move |txn| {
+                let record = load(txn, &key)?;
+                let mut links = txn.open_table(SCHEDULE_TASKS)?;
+                let task_ids = linked(&links, &record.id)?;
+                if !task_ids.is_empty() && !force {
+                    let tasks = txn.open_table(TASKS)?;
+                    let mut names = Vec::new();
+                    for id in &task_ids {
+                        let name = crate::tables::get_listed::<TaskRecord>(&tasks, "tasks", id)?
+                            .map(|t| t.spec.name)
+                            .unwrap_or_else(|| id.clone());
+                        names.push(name);
+                    }
+                    return Err(StoreError::Conflict(format!(
+                        "schedule {:?} drives tasks {}; detach them or delete with ?force=true",
+                        record.spec.name,
+                        names.join(", ")
                     )));
                 }
-                back.remove(rev.as_str())?;
-            }
-            let action = if attach { "attach" } else { "detach" };
-            audit::record(
-                txn,
-                &actor,
-                action,
-                "schedule",
-                &record.id,
-                None::<&()>,
-                Some(&serde_json::json!({ "task": task_id })),
-            )?;
-            linked(&links, &record.id)
-        })
-        .await
-    }
+                let mut back = txn.open_table(TASK_SCHEDULES)?;
+                for task in &task_ids {
+                    links.remove(format!("{}/{task}", record.id).as_str())?;
+                    back.remove(format!("{task}/{}", record.id).as_str())?;
+                }
+                let (lo, hi) = (format!("{}/", record.id), format!("{}0", record.id));
+                txn.open_table(SLOTS)?
+                    .retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+                NAMED.delete(txn, &record, &actor)?;
+                Ok(record)
+            })
+            .await
+        }
 
-    fn schedule_tasks(&self, schedule_id: &str) -> Result<Vec<String>, StoreError> {
-        let txn = self.read()?;
-        let Ok(links) = txn.open_table(SCHEDULE_TASKS) else {
-            return Ok(Vec::new());
-        };
-        linked(&links, schedule_id)
-    }
+        /// Attach (or with `attach = false`, detach) a task. Returns the task ids now linked.
+        async fn link_task(
+            &self,
+            key: &str,
+            task: &str,
+            attach: bool,
+            actor: &str,
+        ) -> Result<Vec<String>, StoreError> {
+            let (key, task, actor) = (key.to_string(), task.to_string(), actor.to_string());
+            self.write(move |txn| {
+                let record = load(txn, &key)?;
+                let task_id = super::tasks::NAMED.resolve(&txn.open_table(TASK_NAMES)?, &task)?;
+                if get_json::<TaskRecord>(&txn.open_table(TASKS)?, &task_id)?.is_none() {
+                    return Err(StoreError::NotFound(format!("task {task:?} not found")));
+                }
+                let mut links = txn.open_table(SCHEDULE_TASKS)?;
+                let mut back = txn.open_table(TASK_SCHEDULES)?;
+                let fwd = format!("{}/{task_id}", record.id);
+                let rev = format!("{task_id}/{}", record.id);
+                if attach {
+                    links.insert(fwd.as_str(), ())?;
+                    back.insert(rev.as_str(), ())?;
+                } else {
+                    if links.remove(fwd.as_str())?.is_none() {
+                        return Err(StoreError::NotFound(format!(
+                            "task {task:?} is not attached to this schedule"
+                        )));
+                    }
+                    back.remove(rev.as_str())?;
+                }
+                let action = if attach { "attach" } else { "detach" };
+                audit::record(
+                    txn,
+                    &actor,
+                    action,
+                    "schedule",
+                    &record.id,
+                    None::<&()>,
+                    Some(&serde_json::json!({ "task": task_id })),
+                )?;
+                linked(&links, &record.id)
+            })
+            .await
+        }
 
-    async fn fire_slot(
-        &self,
-        schedule_id: &str,
-        slot: DateTime<Utc>,
-        runs: Vec<Run>,
-        events: Vec<super::events::Planned>,
-    ) -> Result<Option<Vec<super::events::Stored>>, StoreError> {
-        let schedule_id = schedule_id.to_string();
-        self.write(move |txn| {
-            let key = format!("{schedule_id}/{}", slot_key(slot));
-            let mut slots = txn.open_table(SLOTS)?;
-            if slots.get(key.as_str())?.is_some() {
-                return Ok(None);
-            }
-            let mut table = txn.open_table(SCHEDULES)?;
-            let Some(mut record): Option<ScheduleRecord> = get_json(&table, &schedule_id)? else {
-                return Ok(None);
-            };
-            slots.insert(key.as_str(), ())?;
-            // The scheduler only ever proposes slots after the last one recorded, so keys
-            // older than both this slot and the previous last one can go: the table holds
-            // about two keys per schedule instead of one per slot ever fired.
-            if let Some(previous) = record.last_slot {
-                let lo = format!("{schedule_id}/");
-                let hi = format!("{schedule_id}/{}", slot_key(previous.min(slot)));
-                slots.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
-            }
-            record.last_slot = Some(record.last_slot.map_or(slot, |l| l.max(slot)));
-            put_json(&mut table, &schedule_id, &record)?;
-            drop(table);
-            drop(slots);
-            insert_runs(txn, &runs)?;
-            Ok(Some(super::events::apply_events(txn, events)?))
-        })
-        .await
+        /// Ids of the tasks a schedule drives.
+        fn schedule_tasks(&self, schedule_id: &str) -> Result<Vec<String>, StoreError> {
+            self.read_table(SCHEDULE_TASKS, |links| linked(links, schedule_id))
+        }
+
+        /// Record slot `slot` of a schedule and queue its runs, in one commit, unless the
+        /// slot was already recorded (then nothing happens and `false` is returned).
+        /// `runs` may include `skipped` runs that record missed slots; `events` (such as
+        /// `sundial.schedule.missed`) are stored in the same commit, with what they start.
+        async fn fire_slot(
+            &self,
+            schedule_id: &str,
+            slot: DateTime<Utc>,
+            runs: Vec<Run>,
+            events: Vec<super::events::Planned>,
+        ) -> Result<Option<Vec<super::events::Stored>>, StoreError> {
+            let schedule_id = schedule_id.to_string();
+            self.write(move |txn| {
+                let key = format!("{schedule_id}/{}", slot_key(slot));
+                let mut slots = txn.open_table(SLOTS)?;
+                if slots.get(key.as_str())?.is_some() {
+                    return Ok(None);
+                }
+                let mut table = txn.open_table(SCHEDULES)?;
+                let Some(mut record): Option<ScheduleRecord> = get_json(&table, &schedule_id)? else {
+                    return Ok(None);
+                };
+                slots.insert(key.as_str(), ())?;
+                // The scheduler only ever proposes slots after the last one recorded, so keys
+                // older than both this slot and the previous last one can go: the table holds
+                // about two keys per schedule instead of one per slot ever fired.
+                if let Some(previous) = record.last_slot {
+                    let lo = format!("{schedule_id}/");
+                    let hi = format!("{schedule_id}/{}", slot_key(previous.min(slot)));
+                    slots.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+                }
+                record.last_slot = Some(record.last_slot.map_or(slot, |l| l.max(slot)));
+                put_json(&mut table, &schedule_id, &record)?;
+                drop(table);
+                drop(slots);
+                insert_runs(txn, &runs)?;
+                Ok(Some(super::events::apply_events(txn, events)?))
+            })
+            .await
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Store;
     use sundial_core::schedule::spec::ScheduleSpec;
 
     fn t(s: &str) -> DateTime<Utc> {
@@ -319,43 +238,20 @@ mod tests {
             .map(|m| t("2026-11-27T10:00:00Z") + chrono::Duration::minutes(m))
             .collect();
         // In order, then one out of order (a concurrent catch-up commit), then repeats.
-        for m in [0, 1, 2, 4] {
-            assert!(
-                store
-                    .fire_slot(&id, minutes[m], vec![], vec![])
-                    .await
-                    .unwrap()
-                    .is_some()
-            );
+        let fires = [
+            (0, true),
+            (1, true),
+            (2, true),
+            (4, true),
+            (3, true),
+            (4, false),
+            (5, true),
+            (5, false),
+        ];
+        for (m, fires) in fires {
+            let fired = store.fire_slot(&id, minutes[m], vec![], vec![]).await.unwrap();
+            assert_eq!(fired.is_some(), fires, "slot {m}");
         }
-        assert!(
-            store
-                .fire_slot(&id, minutes[3], vec![], vec![])
-                .await
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            store
-                .fire_slot(&id, minutes[4], vec![], vec![])
-                .await
-                .unwrap()
-                .is_none()
-        );
-        assert!(
-            store
-                .fire_slot(&id, minutes[5], vec![], vec![])
-                .await
-                .unwrap()
-                .is_some()
-        );
-        assert!(
-            store
-                .fire_slot(&id, minutes[5], vec![], vec![])
-                .await
-                .unwrap()
-                .is_none()
-        );
         assert_eq!(store.schedule(&id).unwrap().unwrap().last_slot, Some(minutes[5]));
         assert_eq!(
             slot_keys(&store, &id),

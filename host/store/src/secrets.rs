@@ -1,12 +1,11 @@
 //! Secrets as stored: sealed values by name (see `crate::sealing`). The audit log
 //! records that a secret was set or deleted, never its value.
 
-use super::tables::{get_json, put_json};
+use super::tables::{get_existing, get_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::schema::*;
 use crate::sealing::Sealed;
 use async_trait::async_trait;
-use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 
 /// A stored secret.
@@ -104,66 +103,27 @@ impl SecretStore for Store {
     }
 
     fn secret(&self, name: &str) -> Result<Option<SecretRecord>, StoreError> {
-        let txn = self.read()?;
-        let Ok(table) = txn.open_table(SECRETS) else {
-            return Ok(None);
-        };
-        get_json(&table, name)
+        self.get_record(SECRETS, name)
     }
 
     fn sealed_secrets(&self) -> Result<Vec<(String, crate::sealing::Sealed)>, StoreError> {
-        let txn = self.read()?;
-        let Ok(table) = txn.open_table(SECRETS) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            if let Some(r) =
-                super::tables::decode_listed::<SecretRecord>("secrets", k.value(), v.value().bytes())
-            {
-                out.push((r.name, r.sealed));
-            }
-        }
-        Ok(out)
+        let all: Vec<SecretRecord> = self.all_records(SECRETS)?;
+        Ok(all.into_iter().map(|r| (r.name, r.sealed)).collect())
     }
 
     fn secrets(&self) -> Result<Vec<SecretInfo>, StoreError> {
-        let txn = self.read()?;
-        let Ok(table) = txn.open_table(SECRETS) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for entry in table.iter()? {
-            let (k, v) = entry?;
-            let Some(r): Option<SecretRecord> =
-                super::tables::decode_listed("secrets", k.value(), v.value().bytes())
-            else {
-                continue;
-            };
-            out.push(r.info());
-        }
-        Ok(out)
+        let all: Vec<SecretRecord> = self.all_records(SECRETS)?;
+        Ok(all.iter().map(SecretRecord::info).collect())
     }
 
     async fn delete_secret(&self, name: &str, actor: &str) -> Result<SecretInfo, StoreError> {
         let (name, actor) = (name.to_string(), actor.to_string());
         self.write(move |txn| {
             let mut table = txn.open_table(SECRETS)?;
-            let Some(record): Option<SecretRecord> = get_json(&table, &name)? else {
-                return Err(StoreError::NotFound(format!("secret {name:?} not found")));
-            };
+            let record: SecretRecord = get_existing(&table, "secret", &name)?;
             table.remove(name.as_str())?;
             drop(table);
-            audit::record(
-                txn,
-                &actor,
-                "delete",
-                "secret",
-                &name,
-                Some(&record.info()),
-                None::<&()>,
-            )?;
+            audit::deleted(txn, &actor, "secret", &name, &record.info())?;
             Ok(record.info())
         })
         .await

@@ -2,11 +2,13 @@
 //! composite keys join parts with `/` (ULIDs and names never contain it).
 
 use super::StoreError;
-use redb::{ReadableTable, Table, TypeName, Value};
+use chrono::{DateTime, Utc};
+use redb::{Key, ReadOnlyTable, ReadableTable, Table, TableDefinition, TableHandle, TypeName, Value};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::borrow::Cow;
 use std::marker::PhantomData;
+use std::ops::Bound;
 
 /// A stored JSON record of type `T`: the value type of every record table
 /// ([`crate::schema`]), so a table can only hold its own records. Its bytes are `T`'s
@@ -139,6 +141,16 @@ pub fn get_json<T: DeserializeOwned + 'static>(
     }
 }
 
+/// [`get_json`] of a record that must be there: a missing one is
+/// [`StoreError::NotFound`] (`{what} {key:?} not found`).
+pub fn get_existing<T: DeserializeOwned + 'static>(
+    table: &impl ReadableTable<&'static str, Json<'static, T>>,
+    what: &str,
+    key: &str,
+) -> Result<T, StoreError> {
+    get_json(table, key)?.ok_or_else(|| StoreError::NotFound(format!("{what} {key:?} not found")))
+}
+
 /// [`get_json`] for a record met in a list or a load of `table`: an unreadable one is
 /// skipped (`None`) like a missing one.
 pub fn get_listed<T: DeserializeOwned + 'static>(
@@ -165,6 +177,19 @@ pub fn put_json<T: Serialize + 'static>(
     Ok(())
 }
 
+/// A page of records and the cursor to continue after, when more remain.
+pub type Paged<T> = (Vec<T>, Option<String>);
+
+/// The keys after `after` (every key when `None`), for a range scan in key order.
+pub fn keys_after(after: Option<&str>) -> (Bound<&str>, Bound<&str>) {
+    (after.map_or(Bound::Unbounded, Bound::Excluded), Bound::Unbounded)
+}
+
+/// The keys before `before` (every key when `None`), for a range scan newest first.
+pub fn keys_before(before: Option<&str>) -> (Bound<&str>, Bound<&str>) {
+    (Bound::Unbounded, before.map_or(Bound::Unbounded, Bound::Excluded))
+}
+
 /// Up to `limit` readable values of the JSON table `name` with keys after `after`
 /// (exclusive), in key order, and the key to continue after when more remain.
 /// Unreadable records are skipped ([`decode_listed`]).
@@ -173,14 +198,10 @@ pub fn page_json<T: DeserializeOwned + 'static>(
     name: &str,
     after: Option<&str>,
     limit: usize,
-) -> Result<(Vec<T>, Option<String>), StoreError> {
+) -> Result<Paged<T>, StoreError> {
     let mut out = Vec::new();
-    let range = match after {
-        Some(a) => table.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?,
-        None => table.range::<&str>(..)?,
-    };
     let mut last = None;
-    for entry in range {
+    for entry in table.range::<&str>(keys_after(after))? {
         let (k, v) = entry?;
         if out.len() == limit {
             return Ok((out, last));
@@ -191,6 +212,102 @@ pub fn page_json<T: DeserializeOwned + 'static>(
         last = Some(k.value().to_string());
     }
     Ok((out, None))
+}
+
+/// What a filtered scan does with a record it meets.
+pub enum Scan {
+    /// Put it in the page.
+    Take,
+    /// Pass over it.
+    Skip,
+    /// End the scan: nothing further can match.
+    Stop,
+}
+
+impl Scan {
+    /// [`Scan::Take`] when `keep`, else [`Scan::Skip`].
+    pub fn take_if(keep: bool) -> Scan {
+        if keep { Scan::Take } else { Scan::Skip }
+    }
+}
+
+/// A page filled newest first: up to `limit` items, and as the cursor the key of the
+/// last one when one more was found after it.
+pub struct Pager<T> {
+    page: Vec<T>,
+    limit: usize,
+    last: Option<String>,
+}
+
+impl<T> Pager<T> {
+    /// An empty page of at most `limit` items.
+    pub fn new(limit: usize) -> Pager<T> {
+        Pager {
+            page: Vec::new(),
+            limit,
+            last: None,
+        }
+    }
+
+    /// Add `item`, listed under `key`; true once the page is full and more remain.
+    pub fn push(&mut self, key: &str, item: T) -> bool {
+        self.page.push(item);
+        if self.page.len() == self.limit {
+            self.last = Some(key.to_string());
+        }
+        self.page.len() > self.limit
+    }
+
+    /// The page and the cursor for the next one.
+    pub fn finish(mut self) -> Paged<T> {
+        if self.page.len() > self.limit {
+            self.page.truncate(self.limit);
+            (self.page, self.last)
+        } else {
+            (self.page, None)
+        }
+    }
+}
+
+/// Up to `limit` readable values of the JSON table `name` with keys before `cursor`,
+/// newest (highest key) first, that `scan` takes, and the key of the last one as the
+/// cursor when more remain. Unreadable records are skipped ([`decode_listed`]).
+pub fn newest_first<T: DeserializeOwned + 'static>(
+    table: &impl ReadableTable<&'static str, Json<'static, T>>,
+    name: &str,
+    cursor: Option<&str>,
+    limit: usize,
+    mut scan: impl FnMut(&T) -> Scan,
+) -> Result<Paged<T>, StoreError> {
+    let mut pager = Pager::new(limit);
+    for entry in table.range::<&str>(keys_before(cursor))?.rev() {
+        let (k, v) = entry?;
+        let Some(item) = decode_listed(name, k.value(), v.value().bytes()) else {
+            continue;
+        };
+        match scan(&item) {
+            Scan::Take if pager.push(k.value(), item) => break,
+            Scan::Take | Scan::Skip => {}
+            Scan::Stop => break,
+        }
+    }
+    Ok(pager.finish())
+}
+
+/// What `pick` makes of each record of `table` that decodes, in key order, where it
+/// makes something; a record that does not decode is passed over.
+pub fn pick_json<T: DeserializeOwned + 'static, R>(
+    table: &impl ReadableTable<&'static str, Json<'static, T>>,
+    mut pick: impl FnMut(T) -> Option<R>,
+) -> Result<Vec<R>, StoreError> {
+    let mut out = Vec::new();
+    for entry in table.iter()? {
+        let (_, v) = entry?;
+        if let Some(item) = v.value().decode().ok().and_then(&mut pick) {
+            out.push(item);
+        }
+    }
+    Ok(out)
 }
 
 /// Every readable value of the JSON table `name`, in key order (unreadable ones skipped).
@@ -206,6 +323,70 @@ pub fn all_json<T: DeserializeOwned + 'static>(
         }
     }
     Ok(out)
+}
+
+/// The key of `id` in a queue ordered by due time: the due time in milliseconds as 16
+/// hex digits (so keys sort by time), `/`, the id.
+pub fn due_key(due: DateTime<Utc>, id: &str) -> String {
+    format!("{:016x}/{id}", due.timestamp_millis().max(0))
+}
+
+/// The end (exclusive) of the keys of a due-time queue that are due at `now`.
+pub fn due_by(now: DateTime<Utc>) -> String {
+    format!("{:016x}/~", now.timestamp_millis().max(0))
+}
+
+/// The id part of a due-time queue key.
+pub fn due_id(key: &str) -> &str {
+    key.split('/').nth(1).unwrap_or_default()
+}
+
+/// When the first entry of a due-time queue is due (`what` names the queue in errors).
+pub fn first_due(
+    queue: &impl ReadableTable<&'static str, ()>,
+    what: &str,
+) -> Result<Option<DateTime<Utc>>, StoreError> {
+    let Some((k, _)) = queue.first()? else {
+        return Ok(None);
+    };
+    let key = k.value();
+    let ms = i64::from_str_radix(key.split('/').next().unwrap_or_default(), 16)
+        .map_err(|_| StoreError::Storage(format!("corrupt {what} key {key:?}")))?;
+    Ok(DateTime::from_timestamp_millis(ms))
+}
+
+/// Reads of one table in a fresh snapshot, where a table not created yet reads empty.
+impl crate::Store {
+    /// `read` of the table `def`, or the empty answer (`R::default()`: nothing, no
+    /// items, zero) when the table does not exist yet.
+    pub(crate) fn read_table<K: Key + 'static, V: Value + 'static, R: Default>(
+        &self,
+        def: TableDefinition<K, V>,
+        read: impl FnOnce(&ReadOnlyTable<K, V>) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let txn = self.read()?;
+        let Ok(table) = txn.open_table(def) else {
+            return Ok(R::default());
+        };
+        read(&table)
+    }
+
+    /// The record `key` of the JSON table `def` ([`get_json`]).
+    pub(crate) fn get_record<T: DeserializeOwned + 'static>(
+        &self,
+        def: TableDefinition<&'static str, Json<'static, T>>,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        self.read_table(def, |table| get_json(table, key))
+    }
+
+    /// Every readable record of the JSON table `def`, in key order ([`all_json`]).
+    pub(crate) fn all_records<T: DeserializeOwned + 'static>(
+        &self,
+        def: TableDefinition<&'static str, Json<'static, T>>,
+    ) -> Result<Vec<T>, StoreError> {
+        self.read_table(def, |table| all_json(table, def.name()))
+    }
 }
 
 #[cfg(test)]
@@ -249,5 +430,40 @@ mod tests {
         let read = db.begin_read().unwrap();
         let t = read.open_table(raw).unwrap();
         assert_eq!(t.get("b").unwrap().unwrap().value(), br#"{"name":"new"}"#);
+    }
+
+    /// Pages newest first end at `limit` with the last key as the cursor, carry on
+    /// before it, skip what the scan skips and stop where it stops.
+    #[test]
+    fn newest_first_pages_back_from_the_cursor() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Database::create(dir.path().join("t.redb")).unwrap();
+        let recs: TableDefinition<&str, Json<Rec>> = TableDefinition::new("recs");
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = txn.open_table(recs).unwrap();
+            for name in ["a", "b", "c", "d", "e"] {
+                put_json(&mut t, name, &Rec { name: name.into() }).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        let read = db.begin_read().unwrap();
+        let t = read.open_table(recs).unwrap();
+        let page = |cursor, limit, scan: fn(&Rec) -> Scan| {
+            let (items, next) = newest_first(&t, "recs", cursor, limit, scan).unwrap();
+            let names: Vec<String> = items.into_iter().map(|r| r.name).collect();
+            (names.join(""), next)
+        };
+        assert_eq!(page(None, 2, |_| Scan::Take), ("ed".into(), Some("d".into())));
+        assert_eq!(
+            page(Some("d"), 2, |_| Scan::Take),
+            ("cb".into(), Some("b".into()))
+        );
+        assert_eq!(page(Some("b"), 2, |_| Scan::Take), ("a".into(), None));
+        assert_eq!(page(None, 5, |_| Scan::Take), ("edcba".into(), None));
+        let odd = |r: &Rec| Scan::take_if(r.name != "d" && r.name != "b");
+        assert_eq!(page(None, 2, odd), ("ec".into(), Some("c".into())));
+        let until_b = |r: &Rec| if r.name == "b" { Scan::Stop } else { Scan::Take };
+        assert_eq!(page(None, 10, until_b), ("edc".into(), None));
     }
 }

@@ -1,10 +1,9 @@
 //! Task records and the name index.
 
-use super::named::Named;
-use super::tables::get_json;
-use super::{Store, StoreError};
+use super::StoreError;
+use super::named::{Named, named_store};
+use super::tables::{Paged, get_json};
 use crate::schema::*;
-use async_trait::async_trait;
 use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use sundial_core::plugin::PluginRecord;
@@ -46,69 +45,41 @@ pub(crate) const NAMED: Named<TaskRecord> = Named {
 /// A change to a task's spec, applied inside the commit that stores it.
 pub type TaskChange = Box<dyn for<'s> FnOnce(&'s mut TaskSpec) + Send + 'static>;
 
-/// Tasks: reusable task definitions, by id or name.
-#[async_trait]
-pub trait TaskStore: Send + Sync {
-    /// Create a task; the name must be free and the plugin an installed action.
-    async fn insert_task(&self, record: TaskRecord, actor: &str) -> Result<TaskRecord, StoreError>;
-
-    /// A task by id or name.
-    fn task(&self, id_or_name: &str) -> Result<Option<TaskRecord>, StoreError>;
-
-    /// Up to `limit` tasks with ids after `after`, oldest first, and the cursor for more.
-    fn tasks_page(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<TaskRecord>, Option<String>), StoreError>;
-
-    /// Replace a task's spec (a rename moves its name). Returns (before, after).
-    async fn update_task(
-        &self,
-        id_or_name: &str,
-        change: TaskChange,
-        now: String,
-        actor: &str,
-    ) -> Result<(TaskRecord, TaskRecord), StoreError>;
-
-    /// Delete a task (its runs stay in the task log until retention prunes them).
-    async fn delete_task(&self, id_or_name: &str, actor: &str) -> Result<TaskRecord, StoreError>;
+/// Detach `task` from the schedules that drive it (both directions of the links), so
+/// a schedule never drives a task that is gone.
+fn unlink_schedules(txn: &WriteTransaction, task: &TaskRecord) -> Result<(), StoreError> {
+    let id = &task.id;
+    let mut back = txn.open_table(TASK_SCHEDULES)?;
+    let (lo, hi) = (format!("{id}/"), format!("{id}0"));
+    let mut schedules = Vec::new();
+    for entry in back.range(lo.as_str()..hi.as_str())? {
+        let (k, _) = entry?;
+        schedules.push(k.value().rsplit('/').next().unwrap_or_default().to_string());
+    }
+    back.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
+    let mut links = txn.open_table(SCHEDULE_TASKS)?;
+    for s in schedules {
+        links.remove(format!("{s}/{id}").as_str())?;
+    }
+    Ok(())
 }
 
-#[async_trait]
-impl TaskStore for Store {
-    async fn insert_task(&self, record: TaskRecord, actor: &str) -> Result<TaskRecord, StoreError> {
-        let actor = actor.to_string();
-        self.write(move |txn| {
+named_store! {
+    /// Tasks: reusable task definitions, by id or name.
+    pub trait TaskStore: Named<TaskRecord> = NAMED {
+        /// Create a task; the name must be free and the plugin an installed action.
+        fn insert_task = |txn, record| {
             if record.spec.webhook.is_none() {
                 check_plugin(txn, &record.spec.plugin)?;
             }
-            NAMED.create(txn, &record, &actor)?;
-            Ok(record)
-        })
-        .await
-    }
-
-    fn task(&self, id_or_name: &str) -> Result<Option<TaskRecord>, StoreError> {
-        NAMED.get(&self.read()?, id_or_name)
-    }
-
-    fn tasks_page(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<TaskRecord>, Option<String>), StoreError> {
-        NAMED.page(&self.read()?, after, limit)
-    }
-
-    async fn update_task(
-        &self,
-        id_or_name: &str,
-        change: TaskChange,
-        now: String,
-        actor: &str,
-    ) -> Result<(TaskRecord, TaskRecord), StoreError> {
-        self.update_named(NAMED, id_or_name, now, actor, |txn, task| {
+            Ok(())
+        };
+        /// A task by id or name.
+        fn task;
+        /// Up to `limit` tasks with ids after `after`, oldest first, and the cursor for more.
+        fn tasks_page;
+        /// Replace a task's spec (a rename moves its name). Returns (before, after).
+        fn update_task(change: TaskChange) = |txn, task| {
             let plugin = task.spec.plugin.clone();
             change(&mut task.spec);
             task.spec
@@ -118,32 +89,8 @@ impl TaskStore for Store {
                 check_plugin(txn, &task.spec.plugin)?;
             }
             Ok(())
-        })
-        .await
-    }
-
-    async fn delete_task(&self, id_or_name: &str, actor: &str) -> Result<TaskRecord, StoreError> {
-        let key = id_or_name.to_string();
-        let actor = actor.to_string();
-        self.write(move |txn| {
-            let (id, record): (String, TaskRecord) = NAMED.load(txn, &key)?;
-            // Its schedule links go with it (both directions), so a schedule never
-            // drives a task that is gone.
-            let mut back = txn.open_table(TASK_SCHEDULES)?;
-            let (lo, hi) = (format!("{id}/"), format!("{id}0"));
-            let mut schedules = Vec::new();
-            for entry in back.range(lo.as_str()..hi.as_str())? {
-                let (k, _) = entry?;
-                schedules.push(k.value().rsplit('/').next().unwrap_or_default().to_string());
-            }
-            back.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
-            let mut links = txn.open_table(SCHEDULE_TASKS)?;
-            for s in schedules {
-                links.remove(format!("{s}/{id}").as_str())?;
-            }
-            NAMED.delete(txn, &record, &actor)?;
-            Ok(record)
-        })
-        .await
+        };
+        /// Delete a task (its runs stay in the task log until retention prunes them).
+        fn delete_task = unlink_schedules;
     }
 }

@@ -5,7 +5,9 @@
 
 use super::audit;
 use super::runs::insert_runs;
-use super::tables::{get_json, page_json, put_json};
+use super::tables::{
+    Paged, decode_listed, due_by, due_id, due_key, first_due, get_json, keys_after, page_json, put_json,
+};
 use super::{Store, StoreError};
 use crate::schema::*;
 use crate::tasks::TaskRecord;
@@ -76,10 +78,6 @@ pub struct Fired {
     pub removed: usize,
     /// Tasks' timers left due because `max_runs` runs were queued already.
     pub held: usize,
-}
-
-fn due_key(due: DateTime<Utc>, id: &str) -> String {
-    format!("{:016x}/{id}", due.timestamp_millis().max(0))
 }
 
 pub(crate) fn insert_timer(txn: &WriteTransaction, timer: &Timer) -> Result<(), StoreError> {
@@ -154,7 +152,7 @@ pub trait TimerStore: Send + Sync {
         task: Option<&str>,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<Timer>, Option<String>), StoreError>;
+    ) -> Result<Paged<Timer>, StoreError>;
 
     /// Cancel a pending timer.
     async fn cancel_timer(&self, id: &str, actor: &str) -> Result<Timer, StoreError>;
@@ -163,17 +161,7 @@ pub trait TimerStore: Send + Sync {
 #[async_trait]
 impl TimerStore for Store {
     fn next_timer_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let txn = self.read()?;
-        let Ok(due) = txn.open_table(TIMERS_DUE) else {
-            return Ok(None);
-        };
-        let Some(first) = due.first()? else {
-            return Ok(None);
-        };
-        let key = first.0.value();
-        let ms = i64::from_str_radix(key.split('/').next().unwrap_or_default(), 16)
-            .map_err(|_| StoreError::Storage(format!("corrupt timer key {key:?}")))?;
-        Ok(DateTime::from_timestamp_millis(ms))
+        self.read_table(TIMERS_DUE, |due| first_due(due, "timer"))
     }
 
     async fn fire_due_timers(
@@ -187,7 +175,7 @@ impl TimerStore for Store {
             let mut timers = txn.open_table(TIMERS)?;
             let tasks = txn.open_table(TASKS)?;
             let webhooks = txn.open_table(WEBHOOKS)?;
-            let hi = format!("{:016x}/~", now.timestamp_millis().max(0));
+            let hi = due_by(now);
             let mut fired = Vec::new();
             for entry in due.range::<&str>(..hi.as_str())? {
                 let (k, _) = entry?;
@@ -201,7 +189,7 @@ impl TimerStore for Store {
             let mut deliveries = Vec::new();
             let (mut removed, mut held) = (0, 0);
             for key in &fired {
-                let id = key.split('/').nth(1).unwrap_or_default();
+                let id = due_id(key);
                 let Some(timer): Option<Timer> = super::tables::get_listed(&timers, "timers", id)? else {
                     due.remove(key.as_str())?;
                     removed += 1;
@@ -244,34 +232,27 @@ impl TimerStore for Store {
         task: Option<&str>,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<(Vec<Timer>, Option<String>), StoreError> {
-        let txn = self.read()?;
-        let Ok(table) = txn.open_table(TIMERS) else {
-            return Ok((Vec::new(), None));
-        };
-        if trigger.is_none() && task.is_none() {
-            return page_json(&table, "timers", after, limit);
-        }
-        let range = match after {
-            Some(a) => table.range::<&str>((std::ops::Bound::Excluded(a), std::ops::Bound::Unbounded))?,
-            None => table.range::<&str>(..)?,
-        };
-        let mut out = Vec::new();
-        for entry in range {
-            let (k, v) = entry?;
-            let Some(t): Option<Timer> = super::tables::decode_listed("timers", k.value(), v.value().bytes())
-            else {
-                continue;
-            };
-            if trigger.is_none_or(|x| x == t.trigger) && task.is_none_or(|x| x == t.task_id) {
-                if out.len() == limit {
-                    let next = out.last().map(|t: &Timer| t.id.clone());
-                    return Ok((out, next));
-                }
-                out.push(t);
+    ) -> Result<Paged<Timer>, StoreError> {
+        self.read_table(TIMERS, |table| {
+            if trigger.is_none() && task.is_none() {
+                return page_json(table, "timers", after, limit);
             }
-        }
-        Ok((out, None))
+            let mut out = Vec::new();
+            for entry in table.range::<&str>(keys_after(after))? {
+                let (k, v) = entry?;
+                let Some(t): Option<Timer> = decode_listed("timers", k.value(), v.value().bytes()) else {
+                    continue;
+                };
+                if trigger.is_none_or(|x| x == t.trigger) && task.is_none_or(|x| x == t.task_id) {
+                    if out.len() == limit {
+                        let next = out.last().map(|t: &Timer| t.id.clone());
+                        return Ok((out, next));
+                    }
+                    out.push(t);
+                }
+            }
+            Ok((out, None))
+        })
     }
 
     async fn cancel_timer(&self, id: &str, actor: &str) -> Result<Timer, StoreError> {

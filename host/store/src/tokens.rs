@@ -1,6 +1,6 @@
 //! API tokens: stored by the sha256 of the secret, never the secret itself.
 
-use super::tables::{all_json, get_json, put_json};
+use super::tables::put_json;
 use super::{Store, StoreError, audit};
 use crate::schema::*;
 use async_trait::async_trait;
@@ -86,42 +86,22 @@ impl TokenStore for Store {
                 )));
             }
             put_json(&mut t, &hash, &record)?;
-            audit::record(
-                txn,
-                &actor,
-                "create",
-                "token",
-                &record.id,
-                None::<&()>,
-                Some(&record),
-            )?;
+            audit::created(txn, &actor, "token", &record.id, &record)?;
             Ok(record)
         })
         .await
     }
 
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(TOKENS) else {
-            return Ok(None);
-        };
-        get_json(&t, hash)
+        self.get_record(TOKENS, hash)
     }
 
     fn token_count(&self) -> Result<usize, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(TOKENS) else {
-            return Ok(0);
-        };
-        Ok(t.iter()?.count())
+        self.read_table(TOKENS, |t| Ok(t.iter()?.count()))
     }
 
     fn tokens(&self) -> Result<Vec<TokenRecord>, StoreError> {
-        let txn = self.read()?;
-        let Ok(t) = txn.open_table(TOKENS) else {
-            return Ok(Vec::new());
-        };
-        let mut out: Vec<TokenRecord> = all_json(&t, "tokens")?;
+        let mut out: Vec<TokenRecord> = self.all_records(TOKENS)?;
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
     }
@@ -156,15 +136,7 @@ impl TokenStore for Store {
                 ));
             }
             t.remove(hash.as_str())?;
-            audit::record(
-                txn,
-                &actor,
-                "delete",
-                "token",
-                &record.id,
-                Some(&record),
-                None::<&()>,
-            )?;
+            audit::deleted(txn, &actor, "token", &record.id, &record)?;
             Ok(record)
         })
         .await

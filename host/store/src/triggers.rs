@@ -1,9 +1,9 @@
 //! Trigger records (event pattern → tasks), stored as named records.
 
-use super::named::Named;
-use super::{Store, StoreError};
+use super::StoreError;
+use super::named::{Named, named_store};
+use super::tables::Paged;
 use crate::schema::*;
-use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use sundial_core::trigger::TriggerSpec;
 
@@ -26,68 +26,18 @@ pub struct TriggerRecord {
     pub spec: TriggerSpec,
 }
 
-/// Triggers, by id or name.
-#[async_trait]
-pub trait TriggerStore: Send + Sync {
-    /// Create a trigger; the name must be free.
-    async fn insert_trigger(&self, record: TriggerRecord, actor: &str) -> Result<TriggerRecord, StoreError>;
-
-    /// One trigger by id or name.
-    fn trigger(&self, key: &str) -> Result<Option<TriggerRecord>, StoreError>;
-
-    /// Up to `limit` triggers with ids after `after`, oldest first, and the cursor for more.
-    fn triggers_page(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<TriggerRecord>, Option<String>), StoreError>;
-
-    /// Replace a trigger's spec (validated by the caller). Returns (before, after).
-    async fn update_trigger(
-        &self,
-        key: &str,
-        spec: TriggerSpec,
-        now: String,
-        actor: &str,
-    ) -> Result<(TriggerRecord, TriggerRecord), StoreError>;
-
-    /// Delete a trigger. Its pending timers stay (cancel them under `/v1/timers`).
-    async fn delete_trigger(&self, key: &str, actor: &str) -> Result<TriggerRecord, StoreError>;
-}
-
-#[async_trait]
-impl TriggerStore for Store {
-    async fn insert_trigger(&self, record: TriggerRecord, actor: &str) -> Result<TriggerRecord, StoreError> {
-        self.insert_named(NAMED, record, actor).await
-    }
-
-    fn trigger(&self, key: &str) -> Result<Option<TriggerRecord>, StoreError> {
-        NAMED.get(&self.read()?, key)
-    }
-
-    fn triggers_page(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<TriggerRecord>, Option<String>), StoreError> {
-        NAMED.page(&self.read()?, after, limit)
-    }
-
-    async fn update_trigger(
-        &self,
-        key: &str,
-        spec: TriggerSpec,
-        now: String,
-        actor: &str,
-    ) -> Result<(TriggerRecord, TriggerRecord), StoreError> {
-        self.update_named(NAMED, key, now, actor, |_, t| {
-            t.spec = spec;
-            Ok(())
-        })
-        .await
-    }
-
-    async fn delete_trigger(&self, key: &str, actor: &str) -> Result<TriggerRecord, StoreError> {
-        self.delete_named(NAMED, key, actor).await
+named_store! {
+    /// Triggers, by id or name.
+    pub trait TriggerStore: Named<TriggerRecord> = NAMED {
+        /// Create a trigger; the name must be free.
+        fn insert_trigger;
+        /// One trigger by id or name.
+        fn trigger;
+        /// Up to `limit` triggers with ids after `after`, oldest first, and the cursor for more.
+        fn triggers_page;
+        /// Replace a trigger's spec (validated by the caller). Returns (before, after).
+        fn update_trigger(spec: TriggerSpec);
+        /// Delete a trigger. Its pending timers stay (cancel them under `/v1/timers`).
+        fn delete_trigger;
     }
 }

@@ -1,15 +1,15 @@
 //! Webhook records (named) and deliveries: the task log of webhooks, with a durable
 //! queue of pending deliveries keyed by due time.
 
-use super::named::Named;
-use super::tables::{get_json, put_json};
-use super::{Store, StoreError};
+use super::StoreError;
+use super::named::{Named, named_store};
+use super::tables::{Paged, Scan, due_by, due_id, due_key, first_due, get_json, newest_first, put_json};
 use crate::schema::*;
-use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, WriteTransaction};
+use redb::WriteTransaction;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::ops::Bound;
 use sundial_core::webhook::WebhookSpec;
 
 const NAMED: Named<WebhookRecord> = Named {
@@ -138,10 +138,6 @@ impl Delivery {
     }
 }
 
-fn queue_key(due: DateTime<Utc>, id: &str) -> String {
-    format!("{:016x}/{id}", due.timestamp_millis().max(0))
-}
-
 /// Store new deliveries (queued, due now) inside `txn`.
 pub(crate) fn insert_deliveries(txn: &WriteTransaction, deliveries: &[Delivery]) -> Result<(), StoreError> {
     if deliveries.is_empty() {
@@ -152,7 +148,7 @@ pub(crate) fn insert_deliveries(txn: &WriteTransaction, deliveries: &[Delivery])
     for d in deliveries {
         put_json(&mut table, &d.id, d)?;
         if let Some(due) = d.next_attempt_at {
-            queue.insert(queue_key(due, &d.id).as_str(), ())?;
+            queue.insert(due_key(due, &d.id).as_str(), ())?;
         }
     }
     Ok(())
@@ -167,248 +163,131 @@ pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
 }
 
-/// Webhooks, their deliveries and the delivery queue.
-#[async_trait]
-pub trait WebhookStore: Send + Sync {
-    /// Create a webhook; the name must be free.
-    async fn insert_webhook(&self, record: WebhookRecord, actor: &str) -> Result<WebhookRecord, StoreError>;
-
-    /// One webhook by id or name.
-    fn webhook(&self, key: &str) -> Result<Option<WebhookRecord>, StoreError>;
-
-    /// A page of webhooks, oldest first.
-    fn webhooks_page(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<WebhookRecord>, Option<String>), StoreError>;
-
-    /// Replace a webhook's spec (validated by the caller); `disabled_reason` is cleared
-    /// when the spec enables it. Returns (before, after).
-    async fn update_webhook(
-        &self,
-        key: &str,
-        spec: WebhookSpec,
-        now: String,
-        actor: &str,
-    ) -> Result<(WebhookRecord, WebhookRecord), StoreError>;
-
-    /// Delete a webhook (its queued deliveries die when they come due).
-    async fn delete_webhook(&self, key: &str, actor: &str) -> Result<WebhookRecord, StoreError>;
-
-    /// Queue deliveries (one commit).
-    async fn enqueue_deliveries(&self, deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError>;
-
-    /// One delivery.
-    fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError>;
-
-    /// The earliest due time in the delivery queue.
-    fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
-
-    /// Ids of up to `limit` deliveries due at `now` for which `skip` is false, oldest due
-    /// first, scanning the queue after key `after` (from the start when `None`).
-    /// Returns them with the last queue key scanned, to continue from next time.
-    fn due_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        after: Option<&str>,
-        limit: usize,
-        skip: &(dyn for<'s> Fn(&'s str) -> bool + Sync),
-    ) -> Result<(Vec<String>, Option<String>), StoreError>;
-
-    /// Record an attempt's outcome: the delivery's new state replaces the old one and
-    /// its queue entry moves (or goes); `disable` also disables its webhook with a
-    /// reason; `events` (`sundial.webhook.*`) commit with it.
-    async fn save_delivery(
-        &self,
-        delivery: Delivery,
-        disable: Option<String>,
-        events: Vec<super::events::Planned>,
-    ) -> Result<(Delivery, Vec<super::events::Stored>), StoreError>;
-
-    /// Deliveries matching `filter`, newest first, after id `cursor`.
-    fn list_deliveries(
-        &self,
-        filter: &DeliveryFilter,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<Delivery>, Option<String>), StoreError>;
+impl DeliveryFilter {
+    fn matches(&self, d: &Delivery) -> bool {
+        self.webhook_id.as_deref().is_none_or(|w| w == d.webhook_id)
+            && self.status.is_none_or(|s| s == d.status)
+    }
 }
 
-#[async_trait]
-impl WebhookStore for Store {
-    async fn insert_webhook(&self, record: WebhookRecord, actor: &str) -> Result<WebhookRecord, StoreError> {
-        self.insert_named(NAMED, record, actor).await
-    }
-
-    fn webhook(&self, key: &str) -> Result<Option<WebhookRecord>, StoreError> {
-        NAMED.get(&self.read()?, key)
-    }
-
-    fn webhooks_page(
-        &self,
-        after: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<WebhookRecord>, Option<String>), StoreError> {
-        NAMED.page(&self.read()?, after, limit)
-    }
-
-    async fn update_webhook(
-        &self,
-        key: &str,
-        spec: WebhookSpec,
-        now: String,
-        actor: &str,
-    ) -> Result<(WebhookRecord, WebhookRecord), StoreError> {
-        self.update_named(NAMED, key, now, actor, |_, w| {
+named_store! {
+    /// Webhooks, their deliveries and the delivery queue.
+    pub trait WebhookStore: Named<WebhookRecord> = NAMED {
+        /// Create a webhook; the name must be free.
+        fn insert_webhook;
+        /// One webhook by id or name.
+        fn webhook;
+        /// A page of webhooks, oldest first.
+        fn webhooks_page;
+        /// Replace a webhook's spec (validated by the caller); `disabled_reason` is cleared
+        /// when the spec enables it. Returns (before, after).
+        fn update_webhook(spec: WebhookSpec) = |_, w| {
             if spec.enabled {
                 w.disabled_reason = None;
             }
             w.spec = spec;
             Ok(())
-        })
-        .await
-    }
-
-    async fn delete_webhook(&self, key: &str, actor: &str) -> Result<WebhookRecord, StoreError> {
-        self.delete_named(NAMED, key, actor).await
-    }
-
-    async fn enqueue_deliveries(&self, deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError> {
-        self.write(move |txn| {
-            insert_deliveries(txn, &deliveries)?;
-            Ok(deliveries)
-        })
-        .await
-    }
-
-    fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
-        let txn = self.read()?;
-        let Ok(table) = txn.open_table(DELIVERIES) else {
-            return Ok(None);
         };
-        get_json(&table, id)
+        /// Delete a webhook (its queued deliveries die when they come due).
+        fn delete_webhook;
     }
-
-    fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let txn = self.read()?;
-        let Ok(queue) = txn.open_table(DELIVERY_QUEUE) else {
-            return Ok(None);
-        };
-        let Some((k, _)) = queue.first()? else {
-            return Ok(None);
-        };
-        let ms = i64::from_str_radix(k.value().split('/').next().unwrap_or_default(), 16)
-            .map_err(|_| StoreError::Storage(format!("corrupt delivery queue key {:?}", k.value())))?;
-        Ok(DateTime::from_timestamp_millis(ms))
-    }
-
-    fn due_deliveries(
-        &self,
-        now: DateTime<Utc>,
-        after: Option<&str>,
-        limit: usize,
-        skip: &(dyn for<'s> Fn(&'s str) -> bool + Sync),
-    ) -> Result<(Vec<String>, Option<String>), StoreError> {
-        let txn = self.read()?;
-        let Ok(queue) = txn.open_table(DELIVERY_QUEUE) else {
-            return Ok((Vec::new(), None));
-        };
-        let hi = format!("{:016x}/~", now.timestamp_millis().max(0));
-        let range = match after {
-            Some(a) => queue.range::<&str>((
-                std::ops::Bound::Excluded(a),
-                std::ops::Bound::Excluded(hi.as_str()),
-            ))?,
-            None => queue.range::<&str>(..hi.as_str())?,
-        };
-        let mut out = Vec::new();
-        let mut last = after.map(str::to_string);
-        for entry in range {
-            let (k, _) = entry?;
-            last = Some(k.value().to_string());
-            let id = k.value().split('/').nth(1).unwrap_or_default();
-            if skip(id) {
-                continue;
-            }
-            out.push(id.to_string());
-            if out.len() >= limit {
-                break;
-            }
+    also {
+        /// Queue deliveries (one commit).
+        async fn enqueue_deliveries(&self, deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError> {
+            self.write(move |txn| {
+                insert_deliveries(txn, &deliveries)?;
+                Ok(deliveries)
+            })
+            .await
         }
-        Ok((out, last))
-    }
 
-    async fn save_delivery(
-        &self,
-        delivery: Delivery,
-        disable: Option<String>,
-        events: Vec<super::events::Planned>,
-    ) -> Result<(Delivery, Vec<super::events::Stored>), StoreError> {
-        self.write(move |txn| {
-            let mut table = txn.open_table(DELIVERIES)?;
-            let mut queue = txn.open_table(DELIVERY_QUEUE)?;
-            if let Some(old) = get_json::<Delivery>(&table, &delivery.id)?
-                && let Some(due) = old.next_attempt_at
-            {
-                queue.remove(queue_key(due, &old.id).as_str())?;
-            }
-            if let (DeliveryStatus::Queued, Some(due)) = (delivery.status, delivery.next_attempt_at) {
-                queue.insert(queue_key(due, &delivery.id).as_str(), ())?;
-            }
-            put_json(&mut table, &delivery.id, &delivery)?;
-            drop((table, queue));
-            if let Some(reason) = disable {
-                let mut hooks = txn.open_table(WEBHOOKS)?;
-                if let Some(mut w) = get_json::<WebhookRecord>(&hooks, &delivery.webhook_id)? {
-                    w.spec.enabled = false;
-                    w.disabled_reason = Some(reason);
-                    put_json(&mut hooks, &w.id, &w)?;
-                }
-            }
-            let stored = super::events::apply_events(txn, events)?;
-            Ok((delivery, stored))
-        })
-        .await
-    }
-
-    fn list_deliveries(
-        &self,
-        filter: &DeliveryFilter,
-        cursor: Option<&str>,
-        limit: usize,
-    ) -> Result<(Vec<Delivery>, Option<String>), StoreError> {
-        let txn = self.read()?;
-        let Ok(table) = txn.open_table(DELIVERIES) else {
-            return Ok((Vec::new(), None));
-        };
-        let iter = match cursor {
-            Some(c) => table.range(..c)?,
-            None => table.range::<&str>(..)?,
-        };
-        let mut page = Vec::new();
-        for entry in iter.rev() {
-            let (k, v) = entry?;
-            let Some(d): Option<Delivery> =
-                super::tables::decode_listed("deliveries", k.value(), v.value().bytes())
-            else {
-                continue;
-            };
-            if filter.webhook_id.as_deref().is_none_or(|w| w == d.webhook_id)
-                && filter.status.is_none_or(|s| s == d.status)
-            {
-                page.push(d);
-                if page.len() > limit {
-                    break;
-                }
-            }
+        /// One delivery.
+        fn delivery(&self, id: &str) -> Result<Option<Delivery>, StoreError> {
+            self.get_record(DELIVERIES, id)
         }
-        let next = if page.len() > limit {
-            page.truncate(limit);
-            page.last().map(|d| d.id.clone())
-        } else {
-            None
-        };
-        Ok((page, next))
+
+        /// The earliest due time in the delivery queue.
+        fn next_delivery_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+            self.read_table(DELIVERY_QUEUE, |queue| first_due(queue, "delivery queue"))
+        }
+
+        /// Ids of up to `limit` deliveries due at `now` for which `skip` is false, oldest due
+        /// first, scanning the queue after key `after` (from the start when `None`).
+        /// Returns them with the last queue key scanned, to continue from next time.
+        fn due_deliveries(
+            &self,
+            now: DateTime<Utc>,
+            after: Option<&str>,
+            limit: usize,
+            skip: &(dyn for<'s> Fn(&'s str) -> bool + Sync),
+        ) -> Result<Paged<String>, StoreError> {
+            self.read_table(DELIVERY_QUEUE, |queue| {
+                let hi = due_by(now);
+                let due = (after.map_or(Bound::Unbounded, Bound::Excluded), Bound::Excluded(hi.as_str()));
+                let mut out = Vec::new();
+                let mut last = after.map(str::to_string);
+                for entry in queue.range::<&str>(due)? {
+                    let (k, _) = entry?;
+                    last = Some(k.value().to_string());
+                    let id = due_id(k.value());
+                    if skip(id) {
+                        continue;
+                    }
+                    out.push(id.to_string());
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+                Ok((out, last))
+            })
+        }
+
+        /// Record an attempt's outcome: the delivery's new state replaces the old one and
+        /// its queue entry moves (or goes); `disable` also disables its webhook with a
+        /// reason; `events` (`sundial.webhook.*`) commit with it.
+        async fn save_delivery(
+            &self,
+            delivery: Delivery,
+            disable: Option<String>,
+            events: Vec<super::events::Planned>,
+        ) -> Result<(Delivery, Vec<super::events::Stored>), StoreError> {
+            self.write(move |txn| {
+                let mut table = txn.open_table(DELIVERIES)?;
+                let mut queue = txn.open_table(DELIVERY_QUEUE)?;
+                if let Some(old) = get_json::<Delivery>(&table, &delivery.id)?
+                    && let Some(due) = old.next_attempt_at
+                {
+                    queue.remove(due_key(due, &old.id).as_str())?;
+                }
+                if let (DeliveryStatus::Queued, Some(due)) = (delivery.status, delivery.next_attempt_at) {
+                    queue.insert(due_key(due, &delivery.id).as_str(), ())?;
+                }
+                put_json(&mut table, &delivery.id, &delivery)?;
+                drop((table, queue));
+                if let Some(reason) = disable {
+                    let mut hooks = txn.open_table(WEBHOOKS)?;
+                    if let Some(mut w) = get_json::<WebhookRecord>(&hooks, &delivery.webhook_id)? {
+                        w.spec.enabled = false;
+                        w.disabled_reason = Some(reason);
+                        put_json(&mut hooks, &w.id, &w)?;
+                    }
+                }
+                let stored = super::events::apply_events(txn, events)?;
+                Ok((delivery, stored))
+            })
+            .await
+        }
+
+        /// Deliveries matching `filter`, newest first, after id `cursor`.
+        fn list_deliveries(
+            &self,
+            filter: &DeliveryFilter,
+            cursor: Option<&str>,
+            limit: usize,
+        ) -> Result<Paged<Delivery>, StoreError> {
+            self.read_table(DELIVERIES, |table| {
+                newest_first(table, "deliveries", cursor, limit, |d| Scan::take_if(filter.matches(d)))
+            })
+        }
     }
 }

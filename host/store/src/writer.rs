@@ -122,15 +122,7 @@ impl Writer {
 
     /// Apply `mutation` durably; returns once it is committed (or refused).
     pub async fn write(&self, mutation: Mutation) -> Result<(), StoreError> {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Job {
-                mutation: Work::Mutation(mutation),
-                done,
-            })
-            .await
-            .map_err(|_| StoreError::Closed)?;
-        wait.await.map_err(|_| StoreError::Closed)?
+        self.submit(Work::Mutation(mutation)).await
     }
 
     /// Run `work` on the writer thread between commits: every mutation sent before it
@@ -139,12 +131,14 @@ impl Writer {
         &self,
         work: Box<dyn FnOnce(&redb::Database) -> Result<(), StoreError> + Send>,
     ) -> Result<(), StoreError> {
+        self.submit(Work::Quiet(work)).await
+    }
+
+    /// Hand `work` to the writer thread and wait for its outcome.
+    async fn submit(&self, work: Work) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         self.tx
-            .send(Job {
-                mutation: Work::Quiet(work),
-                done,
-            })
+            .send(Job { mutation: work, done })
             .await
             .map_err(|_| StoreError::Closed)?;
         wait.await.map_err(|_| StoreError::Closed)?

@@ -15,25 +15,18 @@
 //! and the event's data.
 
 use serde_json::{Value, json};
+use sundial_sdk::config::Config;
 use sundial_sdk::message::{Message, Tone};
-use sundial_sdk::{Delivery, Formatter, HttpBody, secret, template};
+use sundial_sdk::{Delivery, Formatter, HttpBody, secret};
 
 struct PagerDuty;
 
-fn text<'a>(config: &'a Value, key: &str) -> Result<Option<&'a str>, String> {
-    match config.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(format!("config.{key}: expected a string")),
-    }
-}
-
 impl Formatter for PagerDuty {
     fn format(d: Delivery) -> Result<HttpBody, String> {
-        let config: Value = serde_json::from_str(&d.config).map_err(|e| format!("config: {e}"))?;
+        let config = Config::of(&d)?;
         let routing_key = match (
-            text(&config, "routing_key_secret")?,
-            text(&config, "routing_key")?,
+            config.string("routing_key_secret")?,
+            config.string("routing_key")?,
         ) {
             (Some(name), _) => secret(name).ok_or_else(|| {
                 format!("config.routing_key_secret: secret {name:?} is missing or not granted to this plugin")
@@ -44,7 +37,7 @@ impl Formatter for PagerDuty {
         let m = Message::of(&d);
         let kind = d.event.as_ref().map(|e| e.kind.clone()).unwrap_or_default();
         let good = m.tone == Tone::Good || kind.ends_with(".succeeded") || kind.ends_with(".resolved");
-        let action = match text(&config, "action")?.unwrap_or("auto") {
+        let action = match config.string("action")?.unwrap_or("auto") {
             "trigger" => "trigger",
             "resolve" => "resolve",
             "auto" if good => "resolve",
@@ -55,19 +48,15 @@ impl Formatter for PagerDuty {
                 ));
             }
         };
-        let severity = text(&config, "severity")?.unwrap_or("error");
+        let severity = config.string("severity")?.unwrap_or("error");
         if !["critical", "error", "warning", "info"].contains(&severity) {
             return Err(format!(
                 "config.severity: {severity:?} is not critical, error, warning or info"
             ));
         }
-        let render = |key: &str, default: &str| -> Result<String, String> {
-            Ok(match text(&config, key)? {
-                Some(t) => template::render(t, &d, false),
-                None => default.to_string(),
-            })
-        };
-        let summary: String = render("summary", &format!("{}: {}", m.title, m.text))?
+        let summary: String = config
+            .render("summary", &d)?
+            .unwrap_or_else(|| format!("{}: {}", m.title, m.text))
             .chars()
             .take(1024)
             .collect();
@@ -91,14 +80,14 @@ impl Formatter for PagerDuty {
             "custom_details": details,
         });
         for key in ["component", "group", "class"] {
-            if let Some(t) = text(&config, key)? {
-                payload[key] = json!(template::render(t, &d, false));
+            if let Some(t) = config.render(key, &d)? {
+                payload[key] = json!(t);
             }
         }
         let body = json!({
             "routing_key": routing_key,
             "event_action": action,
-            "dedup_key": render("dedup_key", &m.key)?,
+            "dedup_key": config.render("dedup_key", &d)?.unwrap_or_else(|| m.key.clone()),
             "payload": payload,
             "client": "Sundial",
         });

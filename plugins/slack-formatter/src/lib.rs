@@ -7,19 +7,11 @@
 //! Body: `{"text": fallback, "blocks": [header, section (mrkdwn), fields, context]}`.
 
 use serde_json::{Value, json};
-use sundial_sdk::message::{Message, Tone};
-use sundial_sdk::{Delivery, Formatter, HttpBody, template};
+use sundial_sdk::config::Config;
+use sundial_sdk::message::Message;
+use sundial_sdk::{Delivery, Formatter, HttpBody};
 
 struct Slack;
-
-/// A string setting, or None when absent.
-fn setting<'a>(config: &'a Value, key: &str) -> Result<Option<&'a str>, String> {
-    match config.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(format!("config.{key}: expected a string")),
-    }
-}
 
 /// Slack's mrkdwn treats `&`, `<` and `>` as markup: escape them in our own text.
 fn escape(s: &str) -> String {
@@ -28,21 +20,11 @@ fn escape(s: &str) -> String {
 
 impl Formatter for Slack {
     fn format(d: Delivery) -> Result<HttpBody, String> {
-        let config: Value = serde_json::from_str(&d.config).map_err(|e| format!("config: {e}"))?;
+        let config = Config::of(&d)?;
         let m = Message::of(&d);
-        let title = match setting(&config, "title")? {
-            Some(t) => template::render(t, &d, false),
-            None => m.title.clone(),
-        };
-        let text = match setting(&config, "text")?.or(d.template.as_deref()) {
-            Some(t) => template::render(t, &d, false),
-            None => escape(&m.text),
-        };
-        let mark = match m.tone {
-            Tone::Good => ":white_check_mark: ",
-            Tone::Bad => ":x: ",
-            Tone::Info => "",
-        };
+        let title = config.render("title", &d)?.unwrap_or_else(|| m.title.clone());
+        let text = config.render_text(&d)?.unwrap_or_else(|| escape(&m.text));
+        let mark = m.tone.pick(":white_check_mark: ", ":x: ", "");
         // Header text is plain, at most 150 characters.
         let header: String = format!("{mark}{title}").chars().take(150).collect();
         let mut blocks = vec![

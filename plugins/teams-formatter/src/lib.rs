@@ -8,37 +8,19 @@
 //! (type, subject, source and time of an event; task, status, run and error of a run).
 
 use serde_json::{Value, json};
-use sundial_sdk::message::{Message, Tone};
-use sundial_sdk::{Delivery, Formatter, HttpBody, template};
+use sundial_sdk::config::Config;
+use sundial_sdk::message::Message;
+use sundial_sdk::{Delivery, Formatter, HttpBody};
 
 struct Teams;
 
-/// A string setting, or None when absent.
-fn setting<'a>(config: &'a Value, key: &str) -> Result<Option<&'a str>, String> {
-    match config.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(format!("config.{key}: expected a string")),
-    }
-}
-
 impl Formatter for Teams {
     fn format(d: Delivery) -> Result<HttpBody, String> {
-        let config: Value = serde_json::from_str(&d.config).map_err(|e| format!("config: {e}"))?;
+        let config = Config::of(&d)?;
         let m = Message::of(&d);
-        let title = match setting(&config, "title")? {
-            Some(t) => template::render(t, &d, false),
-            None => m.title.clone(),
-        };
-        let text = match setting(&config, "text")?.or(d.template.as_deref()) {
-            Some(t) => template::render(t, &d, false),
-            None => m.text.clone(),
-        };
-        let color = match m.tone {
-            Tone::Good => "Good",
-            Tone::Bad => "Attention",
-            Tone::Info => "Default",
-        };
+        let title = config.render("title", &d)?.unwrap_or_else(|| m.title.clone());
+        let text = config.render_text(&d)?.unwrap_or_else(|| m.text.clone());
+        let color = m.tone.pick("Good", "Attention", "Default");
         let facts: Vec<Value> = m
             .facts
             .iter()

@@ -9,6 +9,7 @@
 //! action is the webhook and `webhook test` alike).
 
 use serde_json::Value;
+use sundial_sdk::config::Config;
 use sundial_sdk::message::Message;
 use sundial_sdk::{Delivery, Formatter, HttpBody, template};
 
@@ -16,7 +17,7 @@ struct TemplateFormatter;
 
 impl Formatter for TemplateFormatter {
     fn format(d: Delivery) -> Result<HttpBody, String> {
-        let config: Value = serde_json::from_str(&d.config).map_err(|e| format!("config: {e}"))?;
+        let config = Config::of(&d)?;
         let Some(text) = d.template.clone() else {
             let m = Message::of(&d);
             return Ok(HttpBody {

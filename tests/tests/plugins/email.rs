@@ -110,14 +110,10 @@ fn a_templated_message_reaches_the_relay_with_every_header() {
         ["sending \"Update 4.13.2 on cluster-1\" to ops@example.com, Lead <lead@example.com>"],
         "{report:#?}"
     );
-    assert!(
-        logged(
-            &report.log,
-            Level::Info,
-            Origin::Host,
-            "mail to 4 recipients accepted by the relay: 250 2.0.0 Ok: queued as Q1"
-        ),
-        "{report:#?}"
+    assert_host_logged(
+        &report,
+        Level::Info,
+        "mail to 4 recipients accepted by the relay: 250 2.0.0 Ok: queued as Q1",
     );
 
     let mails = smtp.wait_for(1);
@@ -202,39 +198,19 @@ fn not_granted_no_relay_refused_and_unreachable() {
     let ok = json!({"to": "ops@example.com", "subject": "s", "body": "b"});
 
     let report = send(Grants::default(), relay(smtp.port), ok.clone());
-    assert_eq!(
-        report.result,
-        Err(RunError::Failed(
-            "denied: sending mail is not granted to plugin \"email\"".into()
-        )),
-        "{report:#?}"
-    );
-    assert!(
-        logged(
-            &report.log,
-            Level::Warn,
-            Origin::Host,
-            "sending mail is not granted to plugin \"email\""
-        ),
-        "{report:#?}"
+    assert_refused(
+        &report,
+        RunError::Failed("denied: sending mail is not granted to plugin \"email\"".into()),
+        Level::Warn,
+        "sending mail is not granted to plugin \"email\"",
     );
 
     let report = send(mail_grant(), memory(), ok.clone());
-    assert_eq!(
-        report.result,
-        Err(RunError::Failed(
-            "denied: no SMTP relay is configured on this daemon ([mail] in the config)".into()
-        )),
-        "{report:#?}"
-    );
-    assert!(
-        logged(
-            &report.log,
-            Level::Warn,
-            Origin::Host,
-            "mail not sent: denied: no SMTP relay is configured on this daemon ([mail] in the config)"
-        ),
-        "{report:#?}"
+    assert_refused(
+        &report,
+        RunError::Failed("denied: no SMTP relay is configured on this daemon ([mail] in the config)".into()),
+        Level::Warn,
+        "mail not sent: denied: no SMTP relay is configured on this daemon ([mail] in the config)",
     );
 
     // A refused recipient fails the whole message with the relay's answer.
@@ -261,10 +237,8 @@ fn not_granted_no_relay_refused_and_unreachable() {
 
     // Nobody listening: worth retrying.
     let report = send(mail_grant(), relay(closed_port()), ok);
-    match error_of(&report) {
-        RunError::Retryable(m) => assert!(m.starts_with("relay unavailable: "), "{m}"),
-        other => panic!("expected retryable, got {other:?}\n{report:#?}"),
-    }
+    let m = error_message(&report, "retryable");
+    assert!(m.starts_with("relay unavailable: "), "{m}");
 }
 
 #[test]

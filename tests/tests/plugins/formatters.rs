@@ -188,13 +188,11 @@ mod template_formatter {
             "template",
             &configured(sync_event(), json!({}), Some(r#"{"n": ${event.data.missing}}"#)),
         );
-        match error_of(&report) {
-            RunError::Failed(m) => assert!(
-                m.starts_with("the filled template is not JSON (") && m.ends_with("); check its quotes"),
-                "{m}"
-            ),
-            other => panic!("expected failed, got {other:?}\n{report:#?}"),
-        }
+        let m = error_message(&report, "failed");
+        assert!(
+            m.starts_with("the filled template is not JSON (") && m.ends_with("); check its quotes"),
+            "{m}"
+        );
     }
 
     #[test]
@@ -587,19 +585,11 @@ mod pagerduty_formatter {
             Limits::default(),
             &configured(sync_event(), json!({"routing_key_secret": "pd-key"}), None),
         );
-        assert_eq!(
-            report.result,
-            Err(RunError::Failed(missing.into())),
-            "{report:#?}"
-        );
-        assert!(
-            logged(
-                &report.log,
-                Level::Warn,
-                Origin::Host,
-                "secret \"pd-key\" is not granted to plugin \"pagerduty\""
-            ),
-            "{report:#?}"
+        assert_refused(
+            &report,
+            RunError::Failed(missing.into()),
+            Level::Warn,
+            "secret \"pd-key\" is not granted to plugin \"pagerduty\"",
         );
         let report = run_formatter(
             "pagerduty",

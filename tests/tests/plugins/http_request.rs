@@ -27,6 +27,19 @@ fn api() -> Http {
     })
 }
 
+/// The output of a run that must have succeeded (panics, showing the report, otherwise).
+fn output(report: &RunReport<Value>) -> Value {
+    report
+        .result
+        .clone()
+        .unwrap_or_else(|e| panic!("{e}\n{report:#?}"))
+}
+
+/// The status, body and parsed JSON body of an http-request output.
+fn status_body_json(out: &Value) -> (&Value, &Value, &Value) {
+    (&out["status"], &out["body"], &out["json"])
+}
+
 fn call(grants: Grants, params: Value) -> RunReport<Value> {
     let inv = Invocation {
         run_id: RUN_ID.into(),
@@ -44,12 +57,9 @@ fn a_json_body_is_sent_as_json_with_the_run_id_as_idempotency_key() {
         json!({"url": url, "method": "POST", "headers": {"X-Trace": "abc-123"},
                "body": {"b": [true, null], "a": 1}}),
     );
-    let out = report
-        .result
-        .clone()
-        .unwrap_or_else(|e| panic!("{e}\n{report:#?}"));
+    let out = output(&report);
     assert_eq!(
-        (&out["status"], &out["body"], &out["json"]),
+        status_body_json(&out),
         (&json!(201), &json!(ITEMS_BODY), &json!({"ok": true, "n": [1, 2]})),
         "{report:#?}"
     );
@@ -95,12 +105,8 @@ fn string_null_and_typed_bodies_and_methods() {
         grants.clone(),
         json!({"url": server.url("/text"), "method": "put", "body": "raw text, not JSON"}),
     );
-    let out = report
-        .result
-        .clone()
-        .unwrap_or_else(|e| panic!("{e}\n{report:#?}"));
     assert_eq!(
-        (&out["status"], &out["body"], &out["json"]),
+        status_body_json(&output(&report)),
         (&json!(200), &json!("plain words"), &Value::Null),
         "a body that is not JSON gives json null: {report:#?}"
     );
@@ -217,12 +223,8 @@ fn a_status_outside_expect_status_fails_retryably_only_for_retry_on_status() {
     // expect_status replaces "any 2xx".
     let url = server.url("/status/404");
     let report = call(grants.clone(), json!({"url": url, "expect_status": [404]}));
-    let out = report
-        .result
-        .clone()
-        .unwrap_or_else(|e| panic!("{e}\n{report:#?}"));
     assert_eq!(
-        (&out["status"], &out["body"], &out["json"]),
+        status_body_json(&output(&report)),
         (&json!(404), &json!("status 404 body"), &Value::Null),
         "{report:#?}"
     );
@@ -264,13 +266,7 @@ fn transport_failures_are_retryable_and_a_host_not_granted_is_never_contacted() 
     let port = closed_port();
     let url = format!("http://127.0.0.1:{port}/x");
     let report = call(host_grant(port), json!({ "url": url }));
-    match error_of(&report) {
-        RunError::Retryable(m) => assert!(
-            m.starts_with(&format!("{url}: ")) && m.contains("ConnectionRefused"),
-            "{m}"
-        ),
-        other => panic!("expected a retryable refusal, got {other:?}\n{report:#?}"),
-    }
+    assert_connection_refused(&report, &format!("{url}: "));
 
     // A host that is not granted (only another port is): final, retrying cannot help.
     let before = server.requests().len();

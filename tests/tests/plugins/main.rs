@@ -22,7 +22,7 @@ use sundial_runtime::services::BoxFuture;
 use sundial_runtime::{HostServices, MemoryServices, Plugin, PluginIdentity, Runtime};
 use sundial_tests::smtp::SmtpServer;
 use sundial_tests::vergeos::VergeOs;
-use sundial_tests::{Answer, Received, find_secret, runtime, serve_http};
+use sundial_tests::{Answer, Received, error_message, find_secret, runtime, serve_http};
 
 // ---------------------------------------------------------------------------------
 // Harness
@@ -143,6 +143,32 @@ fn logged(log: &RunLog, level: Level, origin: Origin, text: &str) -> bool {
     log.lines
         .iter()
         .any(|l| l.level == level && l.origin == origin && l.message == text)
+}
+
+/// Assert that the host logged exactly `text` at `level` during the run.
+#[track_caller]
+fn assert_host_logged<T: std::fmt::Debug>(report: &RunReport<T>, level: Level, text: &str) {
+    assert!(logged(&report.log, level, Origin::Host, text), "{report:#?}");
+}
+
+/// Assert that the run ended with exactly `error` and the host logged `text` at `level`.
+#[track_caller]
+fn assert_refused<T: std::fmt::Debug + PartialEq>(
+    report: &RunReport<T>,
+    error: RunError,
+    level: Level,
+    text: &str,
+) {
+    assert_eq!(report.result, Err(error), "{report:#?}");
+    assert_host_logged(report, level, text);
+}
+
+/// Assert that the run failed as retryable because nobody listened: its message starts
+/// with `prefix` and names `ConnectionRefused`.
+#[track_caller]
+fn assert_connection_refused<T: std::fmt::Debug>(report: &RunReport<T>, prefix: &str) {
+    let m = error_message(report, "retryable");
+    assert!(m.starts_with(prefix) && m.contains("ConnectionRefused"), "{m}");
 }
 
 /// The messages the plugin itself logged (`host.log`), in order.

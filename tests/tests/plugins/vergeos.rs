@@ -393,10 +393,8 @@ fn actions_urls_and_targets_are_checked() {
         );
     }
     let report = vergeos(&api, json!({"action": "vm.poweron", "target": 7, "verb": 1}));
-    match error_of(&report) {
-        RunError::InvalidParams(m) => assert!(m.starts_with("params: unknown field `verb`"), "{m}"),
-        other => panic!("expected invalid params, got {other:?}\n{report:#?}"),
-    }
+    let m = error_message(&report, "invalid_params");
+    assert!(m.starts_with("params: unknown field `verb`"), "{m}");
     assert!(api.calls().is_empty(), "{:#?}", api.calls());
 }
 
@@ -414,19 +412,11 @@ fn api_errors_are_failed_and_outages_retryable() {
         reset.clone(),
         None,
     );
-    assert_eq!(
-        report.result,
-        Err(RunError::Failed(expected.into())),
-        "{report:#?}"
-    );
-    assert!(
-        logged(
-            &report.log,
-            Level::Warn,
-            Origin::Host,
-            "secret \"vergeos-key\" is not granted to plugin \"vergeos\""
-        ),
-        "{report:#?}"
+    assert_refused(
+        &report,
+        RunError::Failed(expected.into()),
+        Level::Warn,
+        "secret \"vergeos-key\" is not granted to plugin \"vergeos\"",
     );
     let report = vergeos_with(&api.url, None, grants(&api.url), reset.clone(), None);
     assert_eq!(
@@ -502,13 +492,7 @@ fn api_errors_are_failed_and_outages_retryable() {
     let port = closed_port();
     let url = format!("http://127.0.0.1:{port}");
     let report = vergeos_with(&url, Some(KEY), grants(&url), reset, None);
-    match error_of(&report) {
-        RunError::Retryable(m) => assert!(
-            m.starts_with("POST /api/v4/vm_actions: ") && m.contains("ConnectionRefused"),
-            "{m}"
-        ),
-        other => panic!("expected retryable, got {other:?}\n{report:#?}"),
-    }
+    assert_connection_refused(&report, "POST /api/v4/vm_actions: ");
 }
 
 #[test]

@@ -56,15 +56,21 @@ const CONTEXT: &[&str] = &[
     "data_base64",
 ];
 
-/// Whether a content type says the data is JSON (`application/json`, `text/json`,
-/// `*/*+json`, with or without parameters). Absent means JSON in the JSON format.
-pub fn is_json_type(content_type: &str) -> bool {
-    let essence = content_type
+/// A content type's essence: the media type without parameters, lower-case
+/// (`Application/JSON; charset=utf-8` is `application/json`).
+pub fn essence(content_type: &str) -> String {
+    content_type
         .split(';')
         .next()
         .unwrap_or_default()
         .trim()
-        .to_ascii_lowercase();
+        .to_ascii_lowercase()
+}
+
+/// Whether a content type says the data is JSON (`application/json`, `text/json`,
+/// `*/*+json`, with or without parameters). Absent means JSON in the JSON format.
+pub fn is_json_type(content_type: &str) -> bool {
+    let essence = essence(content_type);
     essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
 }
 

@@ -90,24 +90,34 @@ fn day_of_week_field(field: &str) -> Result<String, String> {
         .join(","))
 }
 
+/// The six-field expression (seconds first) a cron nickname stands for (`@daily`,
+/// lower-case), or None when `expr` is not a nickname.
+pub fn nickname(expr: &str) -> Option<&'static str> {
+    Some(match expr {
+        "@hourly" => "0 0 * * * *",
+        "@daily" | "@midnight" => "0 0 0 * * *",
+        "@weekly" => "0 0 0 * * SUN",
+        "@monthly" => "0 0 0 1 * *",
+        "@yearly" | "@annually" => "0 0 0 1 1 *",
+        _ => return None,
+    })
+}
+
 impl CronRule {
     /// Parse an expression, explaining what is wrong with a bad one.
     pub fn parse(expr: &str) -> Result<CronRule, crate::Invalid> {
         let e = expr.trim();
         let mut either_day: Option<(String, String)> = None;
-        let six = match e.to_ascii_lowercase().as_str() {
-            "@hourly" => "0 0 * * * *".to_string(),
-            "@daily" | "@midnight" => "0 0 0 * * *".to_string(),
-            "@weekly" => "0 0 0 * * SUN".to_string(),
-            "@monthly" => "0 0 0 1 * *".to_string(),
-            "@yearly" | "@annually" => "0 0 0 1 1 *".to_string(),
-            other if other.starts_with('@') => {
+        let lower = e.to_ascii_lowercase();
+        let six = match nickname(&lower) {
+            Some(six) => six.to_string(),
+            None if lower.starts_with('@') => {
                 return Err(format!(
                     "cron {expr:?}: unknown nickname (use @hourly, @daily, @weekly, @monthly or @yearly)"
                 )
                 .into());
             }
-            _ => {
+            None => {
                 let mut fields: Vec<String> = e.split_whitespace().map(str::to_string).collect();
                 match fields.len() {
                     5 => fields.insert(0, "0".into()),

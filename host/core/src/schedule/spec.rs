@@ -4,6 +4,20 @@ use super::{Rule, Timing};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+/// The fields of a schedule as the API shows it that the daemon sets (every field but
+/// the spec's): a PATCH may not change them, `apply` leaves them out of a comparison.
+pub const VIEW_FIELDS: &[&str] = &[
+    "id",
+    "created_at",
+    "updated_at",
+    "last_slot",
+    "next_slot",
+    "next_slot_local",
+    "summary",
+    "tasks",
+    "task_names",
+];
+
 /// What to do with slots missed while the daemon was down.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case", tag = "policy")]

@@ -154,14 +154,8 @@ fn restricted(field: &str) -> bool {
 
 fn cron(expr: &str) -> String {
     let e = expr.trim();
-    let expanded = match e.to_ascii_lowercase().as_str() {
-        "@hourly" => "0 0 * * * *".to_string(),
-        "@daily" | "@midnight" => "0 0 0 * * *".to_string(),
-        "@weekly" => "0 0 0 * * 0".to_string(),
-        "@monthly" => "0 0 0 1 * *".to_string(),
-        "@yearly" | "@annually" => "0 0 0 1 1 *".to_string(),
-        _ => e.to_string(),
-    };
+    let expanded =
+        super::cron_rule::nickname(&e.to_ascii_lowercase()).map_or_else(|| e.to_string(), str::to_string);
     let mut f: Vec<&str> = expanded.split_whitespace().collect();
     if f.len() == 5 {
         f.insert(0, "0");
@@ -215,6 +209,19 @@ fn field_words(name: &str, field: &str) -> String {
     }
 }
 
+/// Mark the days from `from` to `to` (Monday 0 to Sunday 6) in `on`; a range runs
+/// forward from `from` and may wrap (`fri-mon`).
+pub fn mark_days(on: &mut [bool; 7], from: usize, to: usize) {
+    let mut d = from;
+    loop {
+        on[d] = true;
+        if d == to {
+            break;
+        }
+        d = (d + 1) % 7;
+    }
+}
+
 /// A crontab day-of-week field as day names (Sunday 0 or 7), or as written when it
 /// is not plain numbers, names and ranges.
 fn weekdays(field: &str) -> String {
@@ -236,14 +243,7 @@ fn weekdays(field: &str) -> String {
                     return format!("weekdays {field}");
                 };
                 // `5-7`, `fri-sun` end on Sunday; ranges run forward from `a`.
-                let mut d = a;
-                loop {
-                    on[d] = true;
-                    if d == b {
-                        break;
-                    }
-                    d = (d + 1) % 7;
-                }
+                mark_days(&mut on, a, b);
             }
             None => match day(part) {
                 Some(d) => on[d] = true,

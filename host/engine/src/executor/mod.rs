@@ -7,6 +7,7 @@
 //! committed before waiters hear of it. So a crash at any point leaves a run either
 //! queued (run it), running (it was interrupted: retry or mark it), or finished.
 
+use crate::lock;
 use crate::outbox::Outbox;
 use crate::plugins::PluginCache;
 use crate::queue::{ReadyRuns, RunQueue};
@@ -84,10 +85,6 @@ impl Drop for Inner {
 #[derive(Clone)]
 pub struct Executor {
     inner: Arc<Inner>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Executor {
