@@ -106,49 +106,15 @@ fn the_guide_plugin_is_under_30_lines_and_works() {
 #[test]
 fn limits_exit_with_3() {
     let hostile = path("sundial-fixture-hostile");
-    let out = sundial(&[
-        "plugin",
-        "run",
-        &hostile,
-        "--params",
-        r#"{"mode":"loop"}"#,
-        "--timeout",
-        "200ms",
-    ]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(text(&out.stderr).contains("timed out"), "{}", text(&out.stderr));
-
-    let out = sundial(&[
-        "plugin",
-        "run",
-        &hostile,
-        "--params",
-        r#"{"mode":"membomb"}"#,
-        "--memory",
-        "16MiB",
-    ]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(
-        text(&out.stderr).contains("memory limit"),
-        "{}",
-        text(&out.stderr)
-    );
-
-    let out = sundial(&[
-        "plugin",
-        "run",
-        &hostile,
-        "--params",
-        r#"{"mode":"loop"}"#,
-        "--fuel",
-        "1000000",
-    ]);
-    assert_eq!(out.status.code(), Some(3));
-    assert!(
-        text(&out.stderr).contains("fuel exhausted"),
-        "{}",
-        text(&out.stderr)
-    );
+    for (params, limit, needle) in [
+        (r#"{"mode":"loop"}"#, ["--timeout", "200ms"], "timed out"),
+        (r#"{"mode":"membomb"}"#, ["--memory", "16MiB"], "memory limit"),
+        (r#"{"mode":"loop"}"#, ["--fuel", "1000000"], "fuel exhausted"),
+    ] {
+        let out = sundial(&["plugin", "run", &hostile, "--params", params, limit[0], limit[1]]);
+        assert_eq!(out.status.code(), Some(3), "{params} {limit:?}");
+        assert!(text(&out.stderr).contains(needle), "{}", text(&out.stderr));
+    }
 
     let out = sundial(&[
         "plugin",
