@@ -226,6 +226,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         ),
         connections: Arc::new(sundial_server::connections::Connections::default()),
         data_dir: dir.clone(),
+        dashboard: Arc::new(sundial_server::dashboard::Dashboard::new(tls.is_some())),
     };
 
     // Bundled plugins: each one is offered once, on the first start of a version that

@@ -47,7 +47,8 @@ impl Caller {
     }
 }
 
-fn role_name(role: Role) -> &'static str {
+/// A role as the API and the dashboard name it.
+pub(crate) fn role_name(role: Role) -> &'static str {
     match role {
         Role::Admin => "admin",
         Role::Operator => "operator",

@@ -14,6 +14,7 @@ mod backup;
 mod calendars;
 mod clock;
 pub mod connections;
+pub mod dashboard;
 mod events;
 pub mod linger;
 mod metrics;
@@ -79,6 +80,8 @@ pub struct AppState {
     pub connections: Arc<connections::Connections>,
     /// The data directory (backups read the key and token files there).
     pub data_dir: std::path::PathBuf,
+    /// The web dashboard's sessions and cookie settings.
+    pub dashboard: Arc<dashboard::Dashboard>,
 }
 
 /// Read a whole body up to `limit` bytes: 413 beyond, 408 when it does not arrive
@@ -375,6 +378,7 @@ pub fn documented_routes() -> (Router<AppState>, Value) {
 pub fn router(state: AppState) -> Router {
     let (routes, doc) = documented_routes();
     routes
+        .merge(dashboard::routes())
         .fallback(not_found)
         .layer(axum::Extension(Arc::new(doc)))
         .layer(axum::middleware::from_fn_with_state(

@@ -1,0 +1,338 @@
+//! The web dashboard, served by the daemon at `/` (the API stays under `/v1/`).
+//!
+//! Server-rendered HTML (askama templates compiled into the binary, `templates/`) and
+//! one embedded stylesheet; no script is needed to read. Login takes an API token (the
+//! same tokens and roles as the API) and opens a server-side session
+//! ([`session::Sessions`]) named by an `HttpOnly; SameSite=Strict` cookie (`Secure`
+//! under TLS). Every state-changing request carries the session's CSRF token, and every
+//! answer carries a strict Content-Security-Policy (no inline script or style) and
+//! refuses framing. See `docs/dashboard.md`.
+
+pub mod session;
+
+use crate::extract::{Caller, READERS};
+use crate::{ApiError, AppState};
+use askama::Template;
+use axum::Router;
+use axum::extract::{Form, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use session::{SESSION_TTL, Sessions, same_secret};
+use sundial_store::tokens::{Role, token_hash};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "sundial_session";
+
+/// Every dashboard answer's Content-Security-Policy: nothing but this origin's own
+/// scripts, styles and images; no framing, no plugins, forms post only here.
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \
+                       connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The stylesheet, embedded.
+const APP_CSS: &str = include_str!("../../assets/app.css");
+
+/// What the dashboard keeps: its sessions, and whether cookies are marked `Secure`.
+#[derive(Debug, Default)]
+pub struct Dashboard {
+    /// The open sessions.
+    pub sessions: Sessions,
+    /// Mark the session cookie `Secure` (the daemon serves TLS).
+    pub secure_cookies: bool,
+}
+
+impl Dashboard {
+    /// A dashboard with no sessions; `secure_cookies` when the daemon serves TLS.
+    pub fn new(secure_cookies: bool) -> Dashboard {
+        Dashboard {
+            sessions: Sessions::default(),
+            secure_cookies,
+        }
+    }
+}
+
+/// The dashboard's routes, with their security headers.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/login", get(login_page).post(login))
+        .route("/logout", post(logout))
+        .route("/assets/app.css", get(stylesheet))
+        .layer(axum::middleware::map_response(security_headers))
+}
+
+/// Headers on every dashboard answer: CSP, no framing, no sniffing, no caching of pages.
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
+}
+
+/// A logged-in browser: its session's cookie id, the session and the token's caller.
+/// Without a valid session a page answers with a redirect to the login page.
+pub struct Browser {
+    /// The cookie id (to end the session on logout).
+    id: String,
+    /// The CSRF token pages put in their forms.
+    csrf: String,
+    /// Who is logged in.
+    caller: Caller,
+}
+
+impl Browser {
+    /// True when the logged-in role may change things (admin, operator).
+    fn may_change(&self) -> bool {
+        matches!(self.caller.token.role, Role::Admin | Role::Operator)
+    }
+
+    /// Refuse with 403 unless the form's `csrf` is this session's token and the request
+    /// comes from this site.
+    fn check_csrf(&self, headers: &HeaderMap, form_csrf: &str) -> Result<(), Response> {
+        if !same_site(headers) || !same_secret(form_csrf, &self.csrf) {
+            return Err(refused(
+                "the form is stale or came from another site: reload the page and try again",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl FromRequestParts<AppState> for Browser {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Browser, Response> {
+        let to_login = || Redirect::to("/login").into_response();
+        let id = cookie(&parts.headers, COOKIE).ok_or_else(to_login)?;
+        let session = state.dashboard.sessions.find(&id).ok_or_else(to_login)?;
+        // The token is looked up again on every request: revoking it ends the session.
+        let token = match state.store.token_by_hash(&session.token_hash) {
+            Ok(Some(token)) => token,
+            Ok(None) => {
+                state.dashboard.sessions.close(&id);
+                return Err(to_login());
+            }
+            Err(e) => return Err(ApiError::from(e).into_response()),
+        };
+        Ok(Browser {
+            id,
+            csrf: session.csrf,
+            caller: Caller { token },
+        })
+    }
+}
+
+/// A cookie's value from the request's `Cookie` headers.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Whether a state-changing request comes from this site: `Sec-Fetch-Site` (when the
+/// browser sends it) is `same-origin` or `none`, and `Origin` (when sent) names the
+/// host the request was made to.
+fn same_site(headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetch_site.is_some_and(|s| s != "same-origin" && s != "none") {
+        return false;
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    match headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
+        None => true,
+        Some(origin) => {
+            let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+            host.is_some_and(|h| h == authority)
+        }
+    }
+}
+
+/// A 403 page.
+fn refused(why: &str) -> Response {
+    let page = MessagePage {
+        title: "Refused",
+        message: why,
+    };
+    (StatusCode::FORBIDDEN, render(&page)).into_response()
+}
+
+/// Render a template; a template error is a 500 page naming it.
+fn render(page: &impl Template) -> Response {
+    match page.render() {
+        Ok(html) => Html(html).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("rendering the page failed: {e}"),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginPage<'a> {
+    error: Option<&'a str>,
+}
+
+async fn login_page() -> Response {
+    render(&LoginPage { error: None })
+}
+
+/// The login form.
+#[derive(Deserialize)]
+struct LoginForm {
+    token: String,
+}
+
+/// Check the token, open a session, set its cookie, go to the overview.
+async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Form<LoginForm>) -> Response {
+    if !same_site(&headers) {
+        return refused("a login must come from this site's own login page");
+    }
+    let failed = |status, why| (status, render(&LoginPage { error: Some(why) })).into_response();
+    let hash = token_hash(form.token.trim());
+    let token = match state.store.token_by_hash(&hash) {
+        Ok(Some(token)) => token,
+        Ok(None) => return failed(StatusCode::UNAUTHORIZED, "unknown or revoked token"),
+        Err(e) => return ApiError::from(e).into_response(),
+    };
+    if !READERS.contains(&token.role) {
+        return failed(
+            StatusCode::FORBIDDEN,
+            "an ingest token may only post events; log in with an admin, operator or viewer token",
+        );
+    }
+    let id = match state.dashboard.sessions.open(hash) {
+        Ok(id) => id,
+        Err(e) => return (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+    };
+    let mut cookie = format!(
+        "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}",
+        SESSION_TTL.as_secs()
+    );
+    if state.dashboard.secure_cookies {
+        cookie.push_str("; Secure");
+    }
+    let mut response = Redirect::to("/").into_response();
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// A form that carries only the CSRF token (logout, and every button of an action).
+#[derive(Deserialize)]
+struct CsrfForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// End the session and clear its cookie.
+async fn logout(
+    State(state): State<AppState>,
+    browser: Browser,
+    headers: HeaderMap,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    if let Err(refusal) = browser.check_csrf(&headers, &form.csrf) {
+        return refusal;
+    }
+    state.dashboard.sessions.close(&browser.id);
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("sundial_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    response
+}
+
+async fn stylesheet() -> Response {
+    let mut response = ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response();
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    response
+}
+
+/// The overview counts items up to this many (a page of the store), then says "1000+".
+const COUNT_UP_TO: usize = 1000;
+
+/// A page's size as a count, "N+" when there are more.
+fn count<T>((items, more): (Vec<T>, Option<String>)) -> String {
+    format!("{}{}", items.len(), if more.is_some() { "+" } else { "" })
+}
+
+/// One audit line on the overview.
+struct AuditLine {
+    at: String,
+    actor: String,
+    action: String,
+    noun: String,
+    target: String,
+}
+
+#[derive(Template)]
+#[template(path = "overview.html")]
+struct OverviewPage {
+    who: String,
+    role: &'static str,
+    csrf: String,
+    may_change: bool,
+    queue_depth: u64,
+    tasks: String,
+    schedules: String,
+    audit: Vec<AuditLine>,
+}
+
+/// The overview: health, queue depth, counts and the latest changes.
+async fn overview(State(state): State<AppState>, browser: Browser) -> Response {
+    let page = (|| -> Result<OverviewPage, sundial_store::StoreError> {
+        let filter = sundial_store::audit::AuditFilter::default();
+        let (entries, _) = state.store.audit(&filter, None, 10)?;
+        Ok(OverviewPage {
+            who: browser.caller.who().to_string(),
+            role: crate::extract::role_name(browser.caller.token.role),
+            csrf: browser.csrf.clone(),
+            may_change: browser.may_change(),
+            queue_depth: state.store.queue_depth()?,
+            tasks: count(state.store.tasks_page(None, COUNT_UP_TO)?),
+            schedules: count(state.store.schedules_page(None, COUNT_UP_TO)?),
+            audit: entries
+                .into_iter()
+                .map(|e| AuditLine {
+                    at: e.at,
+                    actor: e.actor,
+                    action: e.action,
+                    noun: e.noun,
+                    target: e.target,
+                })
+                .collect(),
+        })
+    })();
+    match page {
+        Ok(page) => render(&page),
+        Err(e) => ApiError::from(e).into_response(),
+    }
+}

@@ -1,0 +1,207 @@
+//! In-process tests of the web dashboard: login, the session cookie, CSRF, the
+//! security headers, roles and revocation. (Browser tests drive a real Chromium.)
+
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+
+mod app;
+use app::App;
+
+/// A request to the dashboard as a browser on this site sends it.
+fn request(method: Method, path: &str, cookie: Option<&str>, form: Option<&str>) -> Request<Body> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header(header::HOST, "127.0.0.1:7780");
+    if let Some(c) = cookie {
+        req = req.header(header::COOKIE, format!("sundial_session={c}"));
+    }
+    if form.is_some() {
+        req = req
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(header::ORIGIN, "http://127.0.0.1:7780")
+            .header("sec-fetch-site", "same-origin");
+    }
+    req.body(form.map_or_else(Body::empty, |f| Body::from(f.to_string())))
+        .unwrap()
+}
+
+/// Post the login form with `token`.
+async fn post_login(app: &App, token: &str) -> (StatusCode, HeaderMap, String) {
+    let form = format!("token={token}");
+    app.raw(request(Method::POST, "/login", None, Some(&form))).await
+}
+
+/// Log in with `token`; the session cookie's value.
+async fn login(app: &App, token: &str) -> String {
+    let (status, headers, body) = post_login(app, token).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    assert_eq!(headers[header::LOCATION], "/");
+    let set = headers[header::SET_COOKIE].to_str().unwrap().to_string();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
+        assert!(set.contains(attribute), "{set}");
+    }
+    assert!(!set.contains("Secure"), "no TLS here: {set}");
+    set.strip_prefix("sundial_session=")
+        .and_then(|v| v.split(';').next())
+        .unwrap()
+        .to_string()
+}
+
+/// The overview page of a session, which must answer 200 with the security headers.
+async fn overview(app: &App, cookie: &str) -> (HeaderMap, String) {
+    let (status, headers, page) = app.raw(request(Method::GET, "/", Some(cookie), None)).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_secure_headers(&headers);
+    (headers, page)
+}
+
+/// The CSRF token a page carries in its forms.
+fn csrf_of(page: &str) -> String {
+    let at = page
+        .find("name=\"csrf\" value=\"")
+        .expect("a form with a csrf field")
+        + 19;
+    page[at..at + 64].to_string()
+}
+
+fn assert_secure_headers(headers: &HeaderMap) {
+    // Only this origin's own scripts and styles (no inline ones), no framing.
+    let expected = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+    assert_eq!(headers[header::CONTENT_SECURITY_POLICY], expected);
+    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+}
+
+#[tokio::test]
+async fn without_a_session_every_page_sends_to_the_login_page() {
+    let app = App::new().await;
+    for cookie in [None, Some("0000"), Some("")] {
+        let (status, headers, _) = app.raw(request(Method::GET, "/", cookie, None)).await;
+        assert_eq!(status, StatusCode::SEE_OTHER, "{cookie:?}");
+        assert_eq!(headers[header::LOCATION], "/login");
+        assert_secure_headers(&headers);
+    }
+    let (status, headers, page) = app.raw(request(Method::GET, "/login", None, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_secure_headers(&headers);
+    assert!(
+        page.contains("<form class=\"login\" method=\"post\" action=\"/login\">"),
+        "{page}"
+    );
+    // No inline script or style anywhere: the CSP would block it.
+    assert!(!page.contains("<script") && !page.contains("style="), "{page}");
+}
+
+#[tokio::test]
+async fn a_login_opens_a_session_and_a_logout_ends_it() {
+    let app = App::new().await;
+    let cookie = login(&app, "sdl_admin").await;
+    let (headers, page) = overview(&app, &cookie).await;
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert!(page.contains("<h1>Overview</h1>"), "{page}");
+    assert!(page.contains("admin (admin)"), "{page}");
+    // The audit shows the tokens made for the test.
+    assert!(page.contains("create token"), "{page}");
+    let csrf = csrf_of(&page);
+
+    // A logout without the session's CSRF token, or from another site, is refused.
+    for (form, cross_site) in [
+        ("csrf=", false),
+        ("csrf=0123", false),
+        (&*format!("csrf={csrf}"), true),
+    ] {
+        let mut req = request(Method::POST, "/logout", Some(&cookie), Some(form));
+        if cross_site {
+            req.headers_mut()
+                .insert("sec-fetch-site", "cross-site".parse().unwrap());
+        }
+        let (status, headers, page) = app.raw(req).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{form} {cross_site}: {page}");
+        assert_secure_headers(&headers);
+    }
+    let (status, _, _) = app.raw(request(Method::GET, "/", Some(&cookie), None)).await;
+    assert_eq!(status, StatusCode::OK, "a refused logout leaves the session");
+
+    let (status, headers, _) = app
+        .raw(request(
+            Method::POST,
+            "/logout",
+            Some(&cookie),
+            Some(&format!("csrf={csrf}")),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(
+        headers[header::SET_COOKIE]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let (status, headers, _) = app.raw(request(Method::GET, "/", Some(&cookie), None)).await;
+    assert_eq!(
+        (status, &headers[header::LOCATION]),
+        (StatusCode::SEE_OTHER, &"/login".parse().unwrap())
+    );
+}
+
+#[tokio::test]
+async fn bad_tokens_and_ingest_tokens_do_not_log_in() {
+    let app = App::new().await;
+    for (token, status, says) in [
+        ("sdl_nobody", StatusCode::UNAUTHORIZED, "unknown or revoked token"),
+        ("", StatusCode::UNAUTHORIZED, "unknown or revoked token"),
+        (
+            "sdl_ingest",
+            StatusCode::FORBIDDEN,
+            "an ingest token may only post events",
+        ),
+    ] {
+        let (got, headers, page) = post_login(&app, token).await;
+        assert_eq!(got, status, "{token}: {page}");
+        assert!(page.contains(says), "{token}: {page}");
+        assert!(headers.get(header::SET_COOKIE).is_none(), "{token}");
+    }
+    // A login posted from another site is refused before the token is looked at.
+    let mut req = request(Method::POST, "/login", None, Some("token=sdl_admin"));
+    req.headers_mut()
+        .insert(header::ORIGIN, "http://evil.example".parse().unwrap());
+    let (status, headers, _) = app.raw(req).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(headers.get(header::SET_COOKIE).is_none());
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_controls_and_revoking_its_token_ends_its_session() {
+    let app = App::new().await;
+    let cookie = login(&app, "sdl_viewer").await;
+    let (_, page) = overview(&app, &cookie).await;
+    assert!(page.contains("viewer (viewer)"), "{page}");
+    assert!(page.contains("Your role reads; it changes nothing."), "{page}");
+
+    let viewer = app
+        .state
+        .store
+        .tokens()
+        .unwrap()
+        .into_iter()
+        .find(|t| t.name == "viewer")
+        .unwrap();
+    app.state.store.revoke_token(&viewer.id, "test").await.unwrap();
+    let (status, headers, _) = app.raw(request(Method::GET, "/", Some(&cookie), None)).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "a revoked token's session is over");
+    assert_eq!(headers[header::LOCATION], "/login");
+}
+
+#[tokio::test]
+async fn the_stylesheet_is_served_and_the_api_is_unchanged() {
+    let app = App::new().await;
+    let (status, headers, css) = app.raw(request(Method::GET, "/assets/app.css", None, None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(headers[header::CONTENT_TYPE], "text/css; charset=utf-8");
+    assert!(css.contains("prefers-color-scheme: dark"));
+    // The API keeps its JSON 404 for what it does not serve.
+    let (status, _, body) = app.raw(request(Method::GET, "/v1/nothing", None, None)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("no such endpoint"), "{body}");
+}
