@@ -27,14 +27,13 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// What the `sundial` binary is built from, relative to the workspace root.
+/// What the `sundial` binary is built from, relative to the workspace root: `host`
+/// holds the binary and every crate it is made of (core, store, runtime, engine,
+/// server with its templates and assets).
 const BINARY_INPUTS: &[&str] = &[
     "Cargo.toml",
     "Cargo.lock",
-    "host/Cargo.toml",
-    "host/build.rs",
-    "host/build",
-    "host/src",
+    "host",
     "sdk/Cargo.toml",
     "sdk/src",
     "wit",

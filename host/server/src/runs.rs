@@ -19,6 +19,7 @@ pub(super) struct RunPage {
 use sundial_core::run::{Run, RunCause, RunStatus};
 use sundial_core::timestamp::now;
 use sundial_store::runs::RunFilter;
+use sundial_store::tasks::TaskRecord;
 
 /// Longest `?wait=true` before answering with the still-running run: 5 minutes.
 pub const MAX_WAIT_SECS: u64 = 300;
@@ -45,13 +46,21 @@ pub(super) async fn start(
     OptionalJsonBody(req): OptionalJsonBody<StartRequest>,
 ) -> ApiResult<Started<Run>> {
     let task = state.store.task(&id)?.found("task", &id)?;
+    let run = manual_run(&task, req.params, caller.who())?;
+    enqueue_and_answer(&state, run, query.wait).await
+}
+
+/// A manual run of `task` started by `who`, with `params` for this run (an object) or
+/// the task's own; 409 when the task is disabled. (The API and the dashboard start runs
+/// through here.)
+pub(crate) fn manual_run(task: &TaskRecord, params: Option<Value>, who: &str) -> ApiResult<Run> {
     if !task.spec.enabled {
         return Err(ApiError::conflict(format!(
             "task {:?} is disabled",
             task.spec.name
         )));
     }
-    let params = match req.params {
+    let params = match params {
         Some(p) if !p.is_object() => return Err(ApiError::bad_request("params: must be a JSON object")),
         Some(p) => p,
         None => task.spec.params.clone(),
@@ -65,8 +74,8 @@ pub(super) async fn start(
         0,
         now(),
     );
-    run.started_by = caller.who().to_string();
-    enqueue_and_answer(&state, run, query.wait).await
+    run.started_by = who.to_string();
+    Ok(run)
 }
 
 /// Queue `run` and answer: 202 with it at once, or with `wait`, 200 with the finished

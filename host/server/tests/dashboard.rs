@@ -205,3 +205,172 @@ async fn the_stylesheet_is_served_and_the_api_is_unchanged() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("no such endpoint"), "{body}");
 }
+
+/// Install a stand-in `echo` action plugin record (its bytes are never loaded by these
+/// tests' checks) and create a task `name` on it through the API; the task's id.
+async fn add_task(app: &App, name: &str) -> String {
+    if app.state.store.plugin("echo").unwrap().is_none() {
+        let now = sundial_core::timestamp::now();
+        let record = sundial_core::plugin::PluginRecord {
+            name: "echo".into(),
+            digest: "sha256:00".into(),
+            world: sundial_core::plugin::World::Action,
+            size_bytes: 4,
+            imports: Vec::new(),
+            grants: Default::default(),
+            limits: Default::default(),
+            description: String::new(),
+            bundled: false,
+            pinned: false,
+            installed_at: now.clone(),
+            updated_at: now,
+        };
+        app.state
+            .store
+            .insert_plugin(record, b"\0asm".to_vec(), "test")
+            .await
+            .unwrap();
+    }
+    let body = serde_json::json!({ "name": name, "plugin": "echo" });
+    let (status, task) = app.send(Method::POST, "/v1/tasks", "sdl_admin", body).await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    task["id"].as_str().unwrap().to_string()
+}
+
+/// A page of a session, which must answer `status`.
+async fn page(app: &App, cookie: &str, path: &str, status: StatusCode) -> String {
+    let (got, headers, page) = app.raw(request(Method::GET, path, Some(cookie), None)).await;
+    assert_eq!(got, status, "GET {path}: {page}");
+    assert_secure_headers(&headers);
+    page
+}
+
+/// Post a form of a session; the status and the redirect's target, if any.
+async fn post(app: &App, cookie: &str, path: &str, form: &str) -> (StatusCode, Option<String>, String) {
+    let (status, headers, page) = app
+        .raw(request(Method::POST, path, Some(cookie), Some(form)))
+        .await;
+    let location = headers
+        .get(header::LOCATION)
+        .map(|l| l.to_str().unwrap().to_string());
+    (status, location, page)
+}
+
+/// An app with one task `backup`, logged in with `token`, and that task's page.
+async fn task_page(token: &str) -> (App, String, String, String) {
+    let app = App::new().await;
+    let id = add_task(&app, "backup").await;
+    let cookie = login(&app, token).await;
+    let task = page(&app, &cookie, &format!("/tasks/{id}"), StatusCode::OK).await;
+    (app, id, cookie, task)
+}
+
+/// Post the form of a task action.
+async fn act(
+    app: &App,
+    cookie: &str,
+    id: &str,
+    action: &str,
+    form: &str,
+) -> (StatusCode, Option<String>, String) {
+    post(app, cookie, &format!("/tasks/{id}/{action}"), form).await
+}
+
+#[tokio::test]
+async fn the_tasks_list_pages_and_links_each_task_with_its_last_run() {
+    let app = App::new().await;
+    let first = add_task(&app, "backup").await;
+    add_task(&app, "cleanup").await;
+    let cookie = login(&app, "sdl_viewer").await;
+    let list = page(&app, &cookie, "/tasks", StatusCode::OK).await;
+    assert!(
+        list.contains(&format!("<a href=\"/tasks/{first}\">backup</a>")),
+        "{list}"
+    );
+    assert!(list.contains("cleanup") && list.contains("plugin echo"), "{list}");
+    assert!(list.contains("never"), "no run yet: {list}");
+    assert!(!list.contains("rel=\"next\""), "two tasks fit one page: {list}");
+    // The next page starts after a task id; a cursor that is no id is refused.
+    let rest = page(&app, &cookie, &format!("/tasks?after={first}"), StatusCode::OK).await;
+    assert!(!rest.contains("backup") && rest.contains("cleanup"), "{rest}");
+    let bad = page(&app, &cookie, "/tasks?after=%3Cb%3E", StatusCode::BAD_REQUEST).await;
+    assert!(bad.contains("cursor") && !bad.contains("<b>"), "escaped: {bad}");
+    page(&app, &cookie, "/tasks/nope", StatusCode::NOT_FOUND).await;
+}
+
+#[tokio::test]
+async fn a_viewer_sees_no_action_and_is_refused_one_anyway() {
+    let (app, id, cookie, task) = task_page("sdl_viewer").await;
+    assert!(task.contains("Task backup"), "{task}");
+    assert!(
+        !task.contains("Run now") && !task.contains("Disable") && !task.contains("Delete"),
+        "{task}"
+    );
+    let with_csrf = format!("csrf={}", csrf_of(&task));
+    for action in ["run", "disable", "delete"] {
+        let (status, _, body) = act(&app, &cookie, &id, action, &with_csrf).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{action}: {body}");
+    }
+    page(
+        &app,
+        &cookie,
+        &format!("/tasks/{id}/delete"),
+        StatusCode::FORBIDDEN,
+    )
+    .await;
+    assert!(app.state.store.task(&id).unwrap().unwrap().spec.enabled);
+}
+
+#[tokio::test]
+async fn an_operator_runs_disables_and_deletes_a_task_with_the_csrf_token_only() {
+    let (app, id, cookie, task) = task_page("sdl_operator").await;
+    assert!(task.contains("Run now") && task.contains("Disable"), "{task}");
+    let csrf = csrf_of(&task);
+    let with_csrf = format!("csrf={csrf}");
+    let runs = |app: &App| {
+        let filter = sundial_store::runs::RunFilter::default();
+        app.state.store.list_runs(&filter, None, 10).unwrap().0
+    };
+
+    // Without the token nothing happens.
+    let (status, _, _) = act(&app, &cookie, &id, "run", "csrf=").await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(runs(&app).is_empty());
+
+    // Run now, with params of its own; bad params are a 400 page naming them.
+    let form = format!("csrf={csrf}&params=%7B%22vm%22%3A%22web-1%22%7D");
+    let (status, to, body) = act(&app, &cookie, &id, "run", &form).await;
+    assert_eq!(
+        (status, to.as_deref()),
+        (StatusCode::SEE_OTHER, Some(&*format!("/tasks/{id}"))),
+        "{body}"
+    );
+    let queued = runs(&app);
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].params, serde_json::json!({"vm": "web-1"}));
+    assert_eq!(queued[0].started_by, "operator");
+    let (status, _, body) = act(&app, &cookie, &id, "run", &format!("csrf={csrf}&params=%5B1%5D")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert!(body.contains("params: must be a JSON object"), "{body}");
+
+    // Disabled, it refuses runs (409) and offers Enable.
+    let (status, _, _) = act(&app, &cookie, &id, "disable", &with_csrf).await;
+    assert_eq!(status, StatusCode::SEE_OTHER);
+    assert!(!app.state.store.task(&id).unwrap().unwrap().spec.enabled);
+    let (status, _, body) = act(&app, &cookie, &id, "run", &with_csrf).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(
+        page(&app, &cookie, &format!("/tasks/{id}"), StatusCode::OK)
+            .await
+            .contains(">Enable<")
+    );
+    assert_eq!(runs(&app).len(), 1);
+
+    // Delete asks first, then deletes; the run stays in the task log.
+    let ask = page(&app, &cookie, &format!("/tasks/{id}/delete"), StatusCode::OK).await;
+    assert!(ask.contains("Delete task backup?"), "{ask}");
+    let (status, to, _) = act(&app, &cookie, &id, "delete", &with_csrf).await;
+    assert_eq!((status, to.as_deref()), (StatusCode::SEE_OTHER, Some("/tasks")));
+    assert!(app.state.store.task(&id).unwrap().is_none());
+    assert_eq!(runs(&app).len(), 1);
+}

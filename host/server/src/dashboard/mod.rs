@@ -9,6 +9,7 @@
 //! refuses framing. See `docs/dashboard.md`.
 
 pub mod session;
+mod tasks;
 
 use crate::extract::{Caller, READERS};
 use crate::{ApiError, AppState};
@@ -59,6 +60,14 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(overview))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/tasks", get(tasks::list))
+        .route("/tasks/{id}", get(tasks::show))
+        .route("/tasks/{id}/run", post(tasks::run_now))
+        .route(
+            "/tasks/{id}/delete",
+            get(tasks::confirm_delete).post(tasks::delete),
+        )
+        .route("/tasks/{id}/{verb}", post(tasks::toggle))
         .route("/assets/app.css", get(stylesheet))
         .layer(axum::middleware::map_response(security_headers))
 }
@@ -81,6 +90,8 @@ async fn security_headers(mut response: Response) -> Response {
 /// A logged-in browser: its session's cookie id, the session and the token's caller.
 /// Without a valid session a page answers with a redirect to the login page.
 pub struct Browser {
+    /// The daemon's state.
+    state: AppState,
     /// The cookie id (to end the session on logout).
     id: String,
     /// The CSRF token pages put in their forms.
@@ -93,6 +104,32 @@ impl Browser {
     /// True when the logged-in role may change things (admin, operator).
     fn may_change(&self) -> bool {
         matches!(self.caller.token.role, Role::Admin | Role::Operator)
+    }
+
+    /// What every page's header shows of this session; `current` names the page's
+    /// section in the navigation.
+    fn chrome(&self, current: &'static str) -> Chrome {
+        Chrome {
+            who: self.caller.who().to_string(),
+            role: crate::extract::role_name(self.caller.token.role),
+            csrf: self.csrf.clone(),
+            may_change: self.may_change(),
+            current,
+        }
+    }
+
+    /// Refuse with 403 unless this session may change things, the form carries its
+    /// CSRF token and the request comes from this site.
+    fn may_act(&self, headers: &HeaderMap, form_csrf: &str) -> Result<(), Response> {
+        self.check_csrf(headers, form_csrf)?;
+        if !self.may_change() {
+            return Err(refused(&format!(
+                "token {:?} has the role {}, which reads and changes nothing",
+                self.caller.who(),
+                crate::extract::role_name(self.caller.token.role)
+            )));
+        }
+        Ok(())
     }
 
     /// Refuse with 403 unless the form's `csrf` is this session's token and the request
@@ -124,11 +161,22 @@ impl FromRequestParts<AppState> for Browser {
             Err(e) => return Err(ApiError::from(e).into_response()),
         };
         Ok(Browser {
+            state: state.clone(),
             id,
             csrf: session.csrf,
             caller: Caller { token },
         })
     }
+}
+
+/// What the header of every logged-in page shows: who, with what role, the logout
+/// form's CSRF token, and where in the navigation the page is.
+pub(crate) struct Chrome {
+    who: String,
+    role: &'static str,
+    csrf: String,
+    may_change: bool,
+    current: &'static str,
 }
 
 /// A cookie's value from the request's `Cookie` headers.
@@ -163,11 +211,28 @@ fn same_site(headers: &HeaderMap) -> bool {
 
 /// A 403 page.
 fn refused(why: &str) -> Response {
-    let page = MessagePage {
-        title: "Refused",
-        message: why,
+    message(StatusCode::FORBIDDEN, "Refused", why)
+}
+
+/// An error of the API layer as a page with the same status and message.
+fn page_error(e: ApiError) -> Response {
+    let title = match e.status {
+        StatusCode::NOT_FOUND => "Not found",
+        StatusCode::CONFLICT => "Not now",
+        s if s.is_client_error() => "Not done",
+        _ => "Something went wrong",
     };
-    (StatusCode::FORBIDDEN, render(&page)).into_response()
+    message(e.status, title, &e.message)
+}
+
+/// A page that says one thing, with `status`.
+fn message(status: StatusCode, title: &str, message: &str) -> Response {
+    let page = MessagePage {
+        chrome: None,
+        title,
+        message,
+    };
+    (status, render(&page)).into_response()
 }
 
 /// Render a template; a template error is a 500 page naming it.
@@ -185,6 +250,7 @@ fn render(page: &impl Template) -> Response {
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
+    chrome: Option<Chrome>,
     title: &'a str,
     message: &'a str,
 }
@@ -192,11 +258,15 @@ struct MessagePage<'a> {
 #[derive(Template)]
 #[template(path = "login.html")]
 struct LoginPage<'a> {
+    chrome: Option<Chrome>,
     error: Option<&'a str>,
 }
 
 async fn login_page() -> Response {
-    render(&LoginPage { error: None })
+    render(&LoginPage {
+        chrome: None,
+        error: None,
+    })
 }
 
 /// The login form.
@@ -210,7 +280,16 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, Form(form): Fo
     if !same_site(&headers) {
         return refused("a login must come from this site's own login page");
     }
-    let failed = |status, why| (status, render(&LoginPage { error: Some(why) })).into_response();
+    let failed = |status, why| {
+        (
+            status,
+            render(&LoginPage {
+                chrome: None,
+                error: Some(why),
+            }),
+        )
+            .into_response()
+    };
     let hash = token_hash(form.token.trim());
     let token = match state.store.token_by_hash(&hash) {
         Ok(Some(token)) => token,
@@ -249,16 +328,11 @@ struct CsrfForm {
 }
 
 /// End the session and clear its cookie.
-async fn logout(
-    State(state): State<AppState>,
-    browser: Browser,
-    headers: HeaderMap,
-    Form(form): Form<CsrfForm>,
-) -> Response {
+async fn logout(browser: Browser, headers: HeaderMap, Form(form): Form<CsrfForm>) -> Response {
     if let Err(refusal) = browser.check_csrf(&headers, &form.csrf) {
         return refusal;
     }
-    state.dashboard.sessions.close(&browser.id);
+    browser.state.dashboard.sessions.close(&browser.id);
     let mut response = Redirect::to("/login").into_response();
     response.headers_mut().insert(
         header::SET_COOKIE,
@@ -296,10 +370,7 @@ struct AuditLine {
 #[derive(Template)]
 #[template(path = "overview.html")]
 struct OverviewPage {
-    who: String,
-    role: &'static str,
-    csrf: String,
-    may_change: bool,
+    chrome: Option<Chrome>,
     queue_depth: u64,
     tasks: String,
     schedules: String,
@@ -307,15 +378,13 @@ struct OverviewPage {
 }
 
 /// The overview: health, queue depth, counts and the latest changes.
-async fn overview(State(state): State<AppState>, browser: Browser) -> Response {
+async fn overview(browser: Browser) -> Response {
+    let state = &browser.state;
     let page = (|| -> Result<OverviewPage, sundial_store::StoreError> {
         let filter = sundial_store::audit::AuditFilter::default();
         let (entries, _) = state.store.audit(&filter, None, 10)?;
         Ok(OverviewPage {
-            who: browser.caller.who().to_string(),
-            role: crate::extract::role_name(browser.caller.token.role),
-            csrf: browser.csrf.clone(),
-            may_change: browser.may_change(),
+            chrome: Some(browser.chrome("overview")),
             queue_depth: state.store.queue_depth()?,
             tasks: count(state.store.tasks_page(None, COUNT_UP_TO)?),
             schedules: count(state.store.schedules_page(None, COUNT_UP_TO)?),

@@ -1,0 +1,252 @@
+//! The tasks pages: the list (keyset paged, with each task's last run), one task (its
+//! latest runs, its configuration) and its actions: run now, enable or disable, delete
+//! after a confirmation. Actions need an operator or admin session and the session's
+//! CSRF token.
+
+use super::{Browser, Chrome, message, page_error, refused, render};
+use crate::resource::Resource;
+use crate::tasks::Tasks;
+use crate::{ApiError, AppState};
+use askama::Template;
+use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use sundial_core::run::Run;
+use sundial_store::runs::RunFilter;
+use sundial_store::tasks::TaskRecord;
+
+/// Tasks on one page of the list.
+const PAGE: usize = 50;
+/// Runs shown on a task's page.
+const LATEST_RUNS: usize = 20;
+
+/// A run as a table row.
+pub(super) struct RunRow {
+    id: String,
+    status: &'static str,
+    cause: &'static str,
+    at: String,
+    error: String,
+}
+
+impl RunRow {
+    fn of(run: &Run) -> RunRow {
+        RunRow {
+            id: run.id.clone(),
+            status: run.status.as_str(),
+            cause: run.cause.kind(),
+            at: run.queued_at.clone(),
+            error: run.error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+/// A task's last run, for the list.
+struct LastRun {
+    status: &'static str,
+    at: String,
+}
+
+struct TaskRow {
+    id: String,
+    name: String,
+    action: String,
+    enabled: bool,
+    last_run: Option<LastRun>,
+}
+
+/// What a task runs, in words.
+fn action(task: &TaskRecord) -> String {
+    match &task.spec.webhook {
+        Some(hook) => format!("webhook {hook}"),
+        None => format!("plugin {}", task.spec.plugin),
+    }
+}
+
+/// The latest `limit` runs of a task, newest first.
+fn latest_runs(state: &AppState, task_id: &str, limit: usize) -> Result<Vec<Run>, ApiError> {
+    let filter = RunFilter {
+        task_id: Some(task_id.to_string()),
+        ..RunFilter::default()
+    };
+    Ok(state.store.list_runs(&filter, None, limit)?.0)
+}
+
+#[derive(Template)]
+#[template(path = "tasks.html")]
+struct TasksPage {
+    chrome: Option<Chrome>,
+    rows: Vec<TaskRow>,
+    next: Option<String>,
+}
+
+/// `?after=` of a list page: the last id of the page before.
+#[derive(Deserialize)]
+pub(super) struct After {
+    after: Option<String>,
+}
+
+/// `GET /tasks`.
+pub(super) async fn list(browser: Browser, Query(q): Query<After>) -> Response {
+    let state = &browser.state;
+    let page = (|| -> Result<TasksPage, ApiError> {
+        crate::extract::check_cursor(&q.after)?;
+        let (tasks, next) = state.store.tasks_page(q.after.as_deref(), PAGE)?;
+        let mut rows = Vec::with_capacity(tasks.len());
+        for task in tasks {
+            let last_run = latest_runs(state, &task.id, 1)?.first().map(|r| LastRun {
+                status: r.status.as_str(),
+                at: r.queued_at.clone(),
+            });
+            rows.push(TaskRow {
+                action: action(&task),
+                id: task.id,
+                name: task.spec.name,
+                enabled: task.spec.enabled,
+                last_run,
+            });
+        }
+        Ok(TasksPage {
+            chrome: Some(browser.chrome("tasks")),
+            rows,
+            next,
+        })
+    })();
+    page.map_or_else(page_error, |p| render(&p))
+}
+
+#[derive(Template)]
+#[template(path = "task.html")]
+struct TaskPage {
+    chrome: Option<Chrome>,
+    id: String,
+    name: String,
+    action: String,
+    enabled: bool,
+    runs: Vec<RunRow>,
+    config: String,
+}
+
+/// `GET /tasks/{id}` (an id or a name).
+pub(super) async fn show(browser: Browser, Path(key): Path<String>) -> Response {
+    let state = &browser.state;
+    let page = (|| -> Result<TaskPage, ApiError> {
+        let task = Tasks::get(state, &key)?;
+        let runs = latest_runs(state, &task.id, LATEST_RUNS)?;
+        Ok(TaskPage {
+            chrome: Some(browser.chrome("tasks")),
+            action: action(&task),
+            config: serde_json::to_string_pretty(&task.spec).unwrap_or_default(),
+            id: task.id,
+            name: task.spec.name,
+            enabled: task.spec.enabled,
+            runs: runs.iter().map(RunRow::of).collect(),
+        })
+    })();
+    page.map_or_else(page_error, |p| render(&p))
+}
+
+/// The form of every task action: the session's CSRF token, and for a run its params
+/// as JSON text (empty: the task's own).
+#[derive(Deserialize)]
+pub(super) struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    params: String,
+}
+
+/// A task action of a session that may change things, from this site, with the
+/// session's CSRF token: the request is refused (403 page) before the handler otherwise.
+pub(super) struct Act {
+    browser: Browser,
+    form: ActionForm,
+}
+
+impl FromRequest<AppState> for Act {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Act, Response> {
+        let (mut parts, body) = req.into_parts();
+        let browser = Browser::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let Form(form) = Form::<ActionForm>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        browser.may_act(&headers, &form.csrf)?;
+        Ok(Act { browser, form })
+    }
+}
+
+/// `POST /tasks/{id}/run`: queue a manual run, then back to the task.
+pub(super) async fn run_now(Path(key): Path<String>, act: Act) -> Response {
+    let queued = async {
+        let task = Tasks::get(&act.browser.state, &key)?;
+        let params = match act.form.params.trim() {
+            "" => None,
+            text => Some(
+                sundial_core::json::parse_str(text)
+                    .map_err(|e| ApiError::bad_request(format!("params: not JSON: {e}")))?,
+            ),
+        };
+        let run = crate::runs::manual_run(&task, params, act.browser.caller.who())?;
+        act.browser.state.engines.outbox.enqueue_runs(vec![run]).await?;
+        Ok::<_, ApiError>(task.id)
+    };
+    match queued.await {
+        Ok(id) => Redirect::to(&format!("/tasks/{id}")).into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+/// `POST /tasks/{id}/enable` and `/disable`.
+pub(super) async fn toggle(Path((key, verb)): Path<(String, String)>, act: Act) -> Response {
+    let enabled = match verb.as_str() {
+        "enable" => true,
+        "disable" => false,
+        _ => return message(StatusCode::NOT_FOUND, "Not found", "no such action on a task"),
+    };
+    match Tasks::toggle(&act.browser.state, &key, enabled, act.browser.caller.who()).await {
+        Ok(task) => Redirect::to(&format!("/tasks/{}", task.id)).into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmPage {
+    chrome: Option<Chrome>,
+    title: String,
+    question: String,
+    action: String,
+    confirm: &'static str,
+    back: String,
+}
+
+/// `GET /tasks/{id}/delete`: ask first.
+pub(super) async fn confirm_delete(browser: Browser, Path(key): Path<String>) -> Response {
+    let state = &browser.state;
+    if !browser.may_change() {
+        return refused("your role reads; it may not delete tasks");
+    }
+    match Tasks::get(state, &key) {
+        Ok(task) => render(&ConfirmPage {
+            chrome: Some(browser.chrome("tasks")),
+            title: format!("Delete task {}?", task.spec.name),
+            question: "Its runs stay in the task log until retention removes them; schedules and triggers stop starting it.".into(),
+            action: format!("/tasks/{}/delete", task.id),
+            confirm: "Delete the task",
+            back: format!("/tasks/{}", task.id),
+        }),
+        Err(e) => page_error(e),
+    }
+}
+
+/// `POST /tasks/{id}/delete`.
+pub(super) async fn delete(Path(key): Path<String>, act: Act) -> Response {
+    match Tasks::delete(&act.browser.state, &key, act.browser.caller.who()).await {
+        Ok(()) => Redirect::to("/tasks").into_response(),
+        Err(e) => page_error(e),
+    }
+}
