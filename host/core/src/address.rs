@@ -205,6 +205,17 @@ pub fn classify(ip: IpAddr) -> Option<Restricted> {
     }
 }
 
+/// Percent-encode a URL path segment or query value: every byte but RFC 3986's
+/// unreserved characters (`A-Z a-z 0-9 - _ . ~`) becomes `%XX`.
+pub fn percent_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

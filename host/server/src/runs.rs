@@ -152,7 +152,7 @@ pub(super) async fn list(
 /// The run filter of a list or bulk request, each field checked. `task` is a task's
 /// name or id; an id that is no task now (a deleted task's) still selects its runs,
 /// anything else that names no task is 404.
-pub(super) fn filter_of(
+pub(crate) fn filter_of(
     state: &AppState,
     task: Option<&str>,
     status: Option<&str>,

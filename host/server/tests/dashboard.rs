@@ -374,3 +374,44 @@ async fn an_operator_runs_disables_and_deletes_a_task_with_the_csrf_token_only()
     assert!(app.state.store.task(&id).unwrap().is_none());
     assert_eq!(runs(&app).len(), 1);
 }
+
+#[tokio::test]
+async fn the_task_log_filters_in_the_url_and_shows_each_run() {
+    let app = App::new().await;
+    let id = add_task(&app, "backup").await;
+    let body = serde_json::json!({ "params": { "vm": "<web-1>" } });
+    let path = format!("/v1/tasks/{id}/run");
+    let (status, run) = app.send(Method::POST, &path, "sdl_operator", body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let run_id = run["id"].as_str().unwrap().to_string();
+    let cookie = login(&app, "sdl_viewer").await;
+
+    let all = page(&app, &cookie, "/runs", StatusCode::OK).await;
+    assert!(all.contains(&format!("<a href=\"/runs/{run_id}\">")), "{all}");
+    let mine = page(&app, &cookie, "/runs?task=backup&cause=manual", StatusCode::OK).await;
+    assert!(mine.contains(&run_id), "{mine}");
+    assert!(
+        mine.contains("value=\"backup\""),
+        "the filter stays in the form: {mine}"
+    );
+    let none = page(&app, &cookie, "/runs?cause=schedule", StatusCode::OK).await;
+    assert!(
+        none.contains("No runs match.") && !none.contains(&run_id),
+        "{none}"
+    );
+    let bad = page(&app, &cookie, "/runs?status=bogus", StatusCode::BAD_REQUEST).await;
+    assert!(bad.contains("status"), "{bad}");
+    page(&app, &cookie, "/runs?task=nope", StatusCode::NOT_FOUND).await;
+
+    let one = page(&app, &cookie, &format!("/runs/{run_id}"), StatusCode::OK).await;
+    assert!(
+        one.contains(&format!("<a href=\"/tasks/{id}\">backup</a>")),
+        "{one}"
+    );
+    assert!(one.contains("operator"), "started by: {one}");
+    assert!(
+        one.contains("&#60;web-1&#62;") && !one.contains("<web-1>"),
+        "params, escaped: {one}"
+    );
+    page(&app, &cookie, "/runs/nope", StatusCode::NOT_FOUND).await;
+}

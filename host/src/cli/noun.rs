@@ -193,12 +193,7 @@ impl Switch {
 
 /// Percent-encode a path segment or query value.
 pub(crate) fn q(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    sundial_core::address::percent_encode(v)
 }
 
 /// Parse a flag's JSON value, naming the flag on error.

@@ -8,6 +8,7 @@
 //! answer carries a strict Content-Security-Policy (no inline script or style) and
 //! refuses framing. See `docs/dashboard.md`.
 
+mod runs;
 pub mod session;
 mod tasks;
 
@@ -60,6 +61,8 @@ pub fn routes() -> Router<AppState> {
         .route("/", get(overview))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/runs", get(runs::list))
+        .route("/runs/{id}", get(runs::show))
         .route("/tasks", get(tasks::list))
         .route("/tasks/{id}", get(tasks::show))
         .route("/tasks/{id}/run", post(tasks::run_now))

@@ -23,15 +23,15 @@ const LATEST_RUNS: usize = 20;
 
 /// A run as a table row.
 pub(super) struct RunRow {
-    id: String,
-    status: &'static str,
-    cause: &'static str,
-    at: String,
-    error: String,
+    pub(super) id: String,
+    pub(super) status: &'static str,
+    pub(super) cause: &'static str,
+    pub(super) at: String,
+    pub(super) error: String,
 }
 
 impl RunRow {
-    fn of(run: &Run) -> RunRow {
+    pub(super) fn of(run: &Run) -> RunRow {
         RunRow {
             id: run.id.clone(),
             status: run.status.as_str(),
@@ -124,7 +124,7 @@ struct TaskPage {
     name: String,
     action: String,
     enabled: bool,
-    runs: Vec<RunRow>,
+    rows: Vec<RunRow>,
     config: String,
 }
 
@@ -141,7 +141,7 @@ pub(super) async fn show(browser: Browser, Path(key): Path<String>) -> Response 
             id: task.id,
             name: task.spec.name,
             enabled: task.spec.enabled,
-            runs: runs.iter().map(RunRow::of).collect(),
+            rows: runs.iter().map(RunRow::of).collect(),
         })
     })();
     page.map_or_else(page_error, |p| render(&p))
