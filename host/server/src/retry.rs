@@ -30,7 +30,7 @@ pub const MAX_BULK_LIMIT: usize = 1000;
 const MAX_SCANNED: usize = 100_000;
 
 /// Why `original` cannot be retried now, or the new run.
-fn retry_of(state: &AppState, original: &Run, by: &str) -> ApiResult<Run> {
+pub(crate) fn retry_of(state: &AppState, original: &Run, by: &str) -> ApiResult<Run> {
     if !original.status.is_terminal() {
         return Err(ApiError::conflict(format!(
             "run {:?} is still {}; cancel it or wait until it finishes",

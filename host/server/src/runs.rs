@@ -196,12 +196,18 @@ pub(super) async fn get(Reader(state, _): Reader, Path(id): Path<String>) -> Api
 }
 
 pub(super) async fn cancel(Operator(state, _): Operator, Path(id): Path<String>) -> ApiResult<Json<Run>> {
-    let run = state.engines.executor.cancel(&id).await?;
+    Ok(Json(cancel_run(&state, &id).await?))
+}
+
+/// Cancel a queued or running run; 409 when it already finished otherwise. (The API
+/// and the dashboard cancel through here.)
+pub(crate) async fn cancel_run(state: &AppState, id: &str) -> ApiResult<Run> {
+    let run = state.engines.executor.cancel(id).await?;
     if run.status.is_terminal() && run.status != RunStatus::Cancelled {
         return Err(ApiError::conflict(format!(
             "run {id:?} already finished ({})",
             run.status.as_str()
         )));
     }
-    Ok(Json(run))
+    Ok(run)
 }

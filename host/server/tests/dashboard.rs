@@ -415,3 +415,51 @@ async fn the_task_log_filters_in_the_url_and_shows_each_run() {
     );
     page(&app, &cookie, "/runs/nope", StatusCode::NOT_FOUND).await;
 }
+
+#[tokio::test]
+async fn an_operator_retries_a_finished_run_and_a_viewer_may_not() {
+    let app = App::new().await;
+    let id = add_task(&app, "backup").await;
+    let path = format!("/v1/tasks/{id}/run");
+    let (status, run) = app
+        .send(Method::POST, &path, "sdl_operator", serde_json::json!({}))
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{run}");
+    let run_id = run["id"].as_str().unwrap().to_string();
+    // The stand-in plugin cannot load: the run fails, and then it is finished.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !app
+        .state
+        .store
+        .run(&run_id)
+        .unwrap()
+        .unwrap()
+        .status
+        .is_terminal()
+    {
+        assert!(std::time::Instant::now() < deadline, "the run never finished");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    let viewer = login(&app, "sdl_viewer").await;
+    let seen = page(&app, &viewer, &format!("/runs/{run_id}"), StatusCode::OK).await;
+    assert!(!seen.contains(">Retry<"), "{seen}");
+    let form = format!("csrf={}", csrf_of(&seen));
+    let (status, _, _) = post(&app, &viewer, &format!("/runs/{run_id}/retry"), &form).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+
+    let operator = login(&app, "sdl_operator").await;
+    let seen = page(&app, &operator, &format!("/runs/{run_id}"), StatusCode::OK).await;
+    assert!(seen.contains(">Retry<") && !seen.contains(">Cancel<"), "{seen}");
+    let form = format!("csrf={}", csrf_of(&seen));
+    let (status, to, body) = post(&app, &operator, &format!("/runs/{run_id}/retry"), &form).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let new_id = to.unwrap().strip_prefix("/runs/").unwrap().to_string();
+    let new = app.state.store.run(&new_id).unwrap().unwrap();
+    assert_eq!(new.retry_of.as_deref(), Some(run_id.as_str()));
+    assert_eq!(new.started_by, "operator");
+    // A finished run cannot be cancelled: 409, said on the page.
+    let (status, _, body) = post(&app, &operator, &format!("/runs/{run_id}/cancel"), &form).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert!(body.contains("already finished"), "{body}");
+}

@@ -16,7 +16,7 @@ use crate::extract::{Caller, READERS};
 use crate::{ApiError, AppState};
 use askama::Template;
 use axum::Router;
-use axum::extract::{Form, FromRequestParts, State};
+use axum::extract::{Form, FromRequest, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -63,6 +63,8 @@ pub fn routes() -> Router<AppState> {
         .route("/logout", post(logout))
         .route("/runs", get(runs::list))
         .route("/runs/{id}", get(runs::show))
+        .route("/runs/{id}/retry", post(runs::retry))
+        .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/tasks", get(tasks::list))
         .route("/tasks/{id}", get(tasks::show))
         .route("/tasks/{id}/run", post(tasks::run_now))
@@ -169,6 +171,38 @@ impl FromRequestParts<AppState> for Browser {
             csrf: session.csrf,
             caller: Caller { token },
         })
+    }
+}
+
+/// The form of every action: the session's CSRF token, and for a run its params
+/// as JSON text (empty: the task's own).
+#[derive(Deserialize)]
+pub(super) struct ActionForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    pub(super) params: String,
+}
+
+/// An action of a session that may change things, from this site, with the
+/// session's CSRF token: the request is refused (403 page) before the handler otherwise.
+pub(super) struct Act {
+    pub(super) browser: Browser,
+    pub(super) form: ActionForm,
+}
+
+impl FromRequest<AppState> for Act {
+    type Rejection = Response;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Act, Response> {
+        let (mut parts, body) = req.into_parts();
+        let browser = Browser::from_request_parts(&mut parts, state).await?;
+        let headers = parts.headers.clone();
+        let Form(form) = Form::<ActionForm>::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        browser.may_act(&headers, &form.csrf)?;
+        Ok(Act { browser, form })
     }
 }
 

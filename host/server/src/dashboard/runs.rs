@@ -3,12 +3,12 @@
 //! and plugin log.
 
 use super::tasks::RunRow;
-use super::{Browser, Chrome, page_error, render};
+use super::{Act, Browser, Chrome, page_error, render};
 use crate::ApiError;
 use crate::error::Found;
 use askama::Template;
 use axum::extract::{Path, Query};
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use serde::{Deserialize, Serialize};
 
 /// Runs on one page of the log.
@@ -117,6 +117,7 @@ struct RunPage {
     task_id: String,
     task_name: String,
     status: &'static str,
+    terminal: bool,
     cause: String,
     started_by: String,
     queued_at: String,
@@ -152,6 +153,7 @@ pub(super) async fn show(browser: Browser, Path(id): Path<String>) -> Response {
         Ok(RunPage {
             chrome: Some(browser.chrome("runs")),
             status: run.status.as_str(),
+            terminal: run.status.is_terminal(),
             cause: pretty(&run.cause),
             params: pretty(&run.params),
             output: run.output.as_ref().map(pretty),
@@ -189,4 +191,33 @@ pub(super) async fn show(browser: Browser, Path(id): Path<String>) -> Response {
         })
     })();
     page.map_or_else(page_error, |p| render(&p))
+}
+
+/// `POST /runs/{id}/retry`: a new run of the same task with the same params, cause and
+/// event, linked to this one; then to the new run.
+pub(super) async fn retry(Path(id): Path<String>, act: Act) -> Response {
+    let state = &act.browser.state;
+    let queued = async {
+        let original = state.store.run(&id)?.found("run", &id)?;
+        let run = crate::retry::retry_of(state, &original, act.browser.caller.who())?;
+        state
+            .admission
+            .check_queue(state.engines.outbox.queue().backlog())?;
+        let mut runs = state.engines.outbox.enqueue_runs(vec![run]).await?;
+        runs.pop()
+            .map(|r| r.id)
+            .ok_or_else(|| ApiError::internal("enqueue returned nothing"))
+    };
+    match queued.await {
+        Ok(new) => Redirect::to(&format!("/runs/{new}")).into_response(),
+        Err(e) => page_error(e),
+    }
+}
+
+/// `POST /runs/{id}/cancel`: cancel a queued or running run; then back to it.
+pub(super) async fn cancel(Path(id): Path<String>, act: Act) -> Response {
+    match crate::runs::cancel_run(&act.browser.state, &id).await {
+        Ok(run) => Redirect::to(&format!("/runs/{}", run.id)).into_response(),
+        Err(e) => page_error(e),
+    }
 }

@@ -3,12 +3,12 @@
 //! after a confirmation. Actions need an operator or admin session and the session's
 //! CSRF token.
 
-use super::{Browser, Chrome, message, page_error, refused, render};
+use super::{Act, Browser, Chrome, message, page_error, refused, render};
 use crate::resource::Resource;
 use crate::tasks::Tasks;
 use crate::{ApiError, AppState};
 use askama::Template;
-use axum::extract::{Form, FromRequest, FromRequestParts, Path, Query, Request};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
@@ -145,38 +145,6 @@ pub(super) async fn show(browser: Browser, Path(key): Path<String>) -> Response 
         })
     })();
     page.map_or_else(page_error, |p| render(&p))
-}
-
-/// The form of every task action: the session's CSRF token, and for a run its params
-/// as JSON text (empty: the task's own).
-#[derive(Deserialize)]
-pub(super) struct ActionForm {
-    #[serde(default)]
-    csrf: String,
-    #[serde(default)]
-    params: String,
-}
-
-/// A task action of a session that may change things, from this site, with the
-/// session's CSRF token: the request is refused (403 page) before the handler otherwise.
-pub(super) struct Act {
-    browser: Browser,
-    form: ActionForm,
-}
-
-impl FromRequest<AppState> for Act {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Act, Response> {
-        let (mut parts, body) = req.into_parts();
-        let browser = Browser::from_request_parts(&mut parts, state).await?;
-        let headers = parts.headers.clone();
-        let Form(form) = Form::<ActionForm>::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        browser.may_act(&headers, &form.csrf)?;
-        Ok(Act { browser, form })
-    }
 }
 
 /// `POST /tasks/{id}/run`: queue a manual run, then back to the task.
