@@ -122,6 +122,28 @@ pub fn try_raw_http(
     headers: &str,
     body: &[u8],
 ) -> std::io::Result<(u16, String)> {
+    try_raw_exchange(addr, method, path, headers, body).map(|(status, _, body)| (status, body))
+}
+
+/// Like [`raw_http`], with the answer's head too (status line and headers, in lower
+/// case): (status, head, body).
+pub fn raw_exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> (u16, String, String) {
+    try_raw_exchange(addr, method, path, headers, body).expect("HTTP request to the daemon")
+}
+
+fn try_raw_exchange(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &[u8],
+) -> std::io::Result<(u16, String, String)> {
     use std::io::{Error, ErrorKind, Read, Write};
     let mut stream = std::net::TcpStream::connect(addr)?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(120)))?;
@@ -164,7 +186,7 @@ pub fn try_raw_http(
     } else {
         String::from_utf8_lossy(rest).into_owned()
     };
-    Ok((status, body))
+    Ok((status, head, body))
 }
 
 /// The body of a chunked answer, or `None` when its last (empty) chunk is missing.

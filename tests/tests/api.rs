@@ -3,7 +3,7 @@
 //! that every timestamp in an answer has the one documented format.
 
 use serde_json::{Value, json};
-use sundial_tests::{Daemon, column, message, raw_http, wasm};
+use sundial_tests::{Daemon, column, message, raw_exchange, raw_http, wasm};
 
 #[test]
 fn bad_requests_get_precise_errors() {
@@ -306,6 +306,42 @@ fn changes_are_audited_with_who_before_and_after() {
 
 /// A concrete path for an OpenAPI path template (every parameter filled with an id
 /// that names nothing).
+#[test]
+fn the_daemon_serves_the_dashboard_beside_the_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let (status, head, _) = raw_exchange(&d.addr, "GET", "/", "", b"");
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("\r\nlocation: /login"), "{head}");
+    let (status, head, page) = raw_exchange(&d.addr, "GET", "/login", "", b"");
+    assert_eq!(status, 200, "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+    assert!(page.contains("<h1>Log in</h1>"), "{page}");
+    // The login form, as a browser on this page posts it, with the admin token.
+    let form = format!("token={}", d.token);
+    let origin = format!(
+        "content-type: application/x-www-form-urlencoded\r\norigin: http://{}\r\n",
+        d.addr
+    );
+    let (status, head, _) = raw_exchange(&d.addr, "POST", "/login", &origin, form.as_bytes());
+    assert_eq!(status, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("a session cookie")
+        .to_string();
+    let (status, _, page) = raw_exchange(&d.addr, "GET", "/", &format!("cookie: {cookie}\r\n"), b"");
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<h1>Overview</h1>") && page.contains("admin (admin)"),
+        "{page}"
+    );
+}
+
 fn concrete(template: &str) -> String {
     let mut out = String::new();
     let mut rest = template;
