@@ -162,6 +162,13 @@ async fn bad_tokens_and_ingest_tokens_do_not_log_in() {
         assert!(page.contains(says), "{token}: {page}");
         assert!(headers.get(header::SET_COOKIE).is_none(), "{token}");
     }
+    // A form without the token is a 422 naming the field, and opens nothing.
+    let (status, headers, body) = app
+        .raw(request(Method::POST, "/login", None, Some("nothing=1")))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("token"), "{body}");
+    assert!(headers.get(header::SET_COOKIE).is_none());
     // A login posted from another site is refused before the token is looked at.
     let mut req = request(Method::POST, "/login", None, Some("token=sdl_admin"));
     req.headers_mut()
