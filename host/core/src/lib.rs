@@ -8,6 +8,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activity;
 pub mod address;
 pub mod calendar;
 pub mod event;

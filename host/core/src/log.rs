@@ -182,6 +182,17 @@ impl SharedLog {
         text
     }
 
+    /// A copy of the complete lines from the `from`-th on (none once the log was
+    /// taken by [`SharedLog::finish`]): what a live tail has not shown yet.
+    pub fn lines_from(&self, from: usize) -> Vec<LogLine> {
+        self.lock()
+            .log
+            .lines
+            .get(from..)
+            .map(<[LogLine]>::to_vec)
+            .unwrap_or_default()
+    }
+
     /// Flush partial lines and take the finished log.
     pub fn finish(&self) -> RunLog {
         let mut inner = self.lock();

@@ -95,6 +95,23 @@ impl Runtime {
         services: Arc<dyn HostServices>,
         invocation: &Invocation,
     ) -> RunReport<Value> {
+        let log = SharedLog::new(limits.max_log_lines, limits.max_log_bytes);
+        self.run_action_logged(plugin, identity, limits, services, invocation, log)
+            .await
+    }
+
+    /// [`Runtime::run_action`] writing its log lines into `log` as they come, so a
+    /// reader holding a clone of it (the dashboard's live tail) sees them while the
+    /// plugin runs. `log` should be new and carry `limits`' log limits.
+    pub async fn run_action_logged(
+        &self,
+        plugin: &Plugin,
+        identity: Arc<PluginIdentity>,
+        limits: &Limits,
+        services: Arc<dyn HostServices>,
+        invocation: &Invocation,
+        log: SharedLog,
+    ) -> RunReport<Value> {
         let input = wit::Invocation::from(invocation);
         let report = self
             .execute(
@@ -104,6 +121,7 @@ impl Runtime {
                 services,
                 Input::Action(&input),
                 World::Action,
+                log,
             )
             .await;
         let max = limits.max_output_bytes;
@@ -143,6 +161,7 @@ impl Runtime {
                 services,
                 Input::Formatter(&input),
                 World::Formatter,
+                SharedLog::new(limits.max_log_lines, limits.max_log_bytes),
             )
             .await;
         let max = limits.max_output_bytes;
@@ -169,8 +188,8 @@ impl Runtime {
         services: Arc<dyn HostServices>,
         input: Input<'_>,
         expected: World,
+        log: SharedLog,
     ) -> RunReport<Output> {
-        let log = SharedLog::new(limits.max_log_lines, limits.max_log_bytes);
         let contacted = Arc::new(Mutex::new(Vec::new()));
         let started = Instant::now();
         let deadline = started + limits.timeout();

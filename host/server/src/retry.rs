@@ -21,6 +21,7 @@ use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use sundial_core::run::{Run, RunStatus};
 use sundial_core::timestamp::now;
+use sundial_store::runs::RunFilter;
 
 /// Runs acted on by one bulk request by default: 100.
 pub const DEFAULT_BULK_LIMIT: usize = 100;
@@ -106,7 +107,7 @@ pub(super) struct BulkRequest<const RETRY: bool> {
 
 /// What one bulk request did to one run.
 #[derive(Serialize, schemars::JsonSchema)]
-pub(super) struct BulkItem {
+pub(crate) struct BulkItem {
     /// The run matched.
     run: String,
     /// Its task.
@@ -123,6 +124,20 @@ pub(super) struct BulkItem {
 }
 
 impl BulkItem {
+    /// (run, task, what happened) in words, for the dashboard.
+    /// `done`: the action was taken (not a dry run).
+    pub(crate) fn summary(&self, done: bool) -> (String, String, String) {
+        let what = match (&self.retry, self.status, &self.skipped) {
+            (_, _, Some(why)) => format!("left alone: {why}"),
+            (Some(new), _, _) if done => format!("retried as {new}"),
+            (Some(_), _, _) => "to retry".to_string(),
+            (None, Some(s), None) if done => s.as_str().to_string(),
+            (None, Some(s), None) => format!("{}: to cancel", s.as_str()),
+            (None, None, None) => String::new(),
+        };
+        (self.run.clone(), self.task.clone(), what)
+    }
+
     fn new(run: &Run) -> BulkItem {
         BulkItem {
             run: run.id.clone(),
@@ -136,16 +151,16 @@ impl BulkItem {
 
 /// The answer of a bulk retry or cancel.
 #[derive(Serialize, schemars::JsonSchema)]
-pub(super) struct BulkAnswer {
-    dry_run: bool,
-    matched: usize,
+pub(crate) struct BulkAnswer {
+    pub(crate) dry_run: bool,
+    pub(crate) matched: usize,
     #[serde(skip_serializing_if = "Option::is_none")]
-    retried: Option<usize>,
+    pub(crate) retried: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    cancelled: Option<usize>,
+    pub(crate) cancelled: Option<usize>,
     /// More runs matched than `limit`.
-    more: bool,
-    runs: Vec<BulkItem>,
+    pub(crate) more: bool,
+    pub(crate) runs: Vec<BulkItem>,
 }
 
 /// The statuses a bulk retry (finished ones) or cancel (unfinished ones) takes.
@@ -159,56 +174,81 @@ fn bulk_status<const RETRY: bool>(_: &mut schemars::SchemaGenerator) -> schemars
     schemars::json_schema!({ "type": ["string", "null"], "enum": names })
 }
 
-/// Find the runs a bulk request acts on (those `eligible` among the matches), newest
-/// first: (runs, whether more matched than `limit`).
-fn matching<const RETRY: bool>(
-    state: &AppState,
-    req: &BulkRequest<RETRY>,
+/// A checked bulk request: which runs, how many at most, and whether only to list them.
+pub(crate) struct Bulk {
+    /// The runs matched.
+    pub(crate) filter: RunFilter,
+    /// Most runs acted on, 1..=[`MAX_BULK_LIMIT`].
+    pub(crate) limit: usize,
+    /// List what would be done, do nothing.
+    pub(crate) dry_run: bool,
+}
+
+impl<const RETRY: bool> BulkRequest<RETRY> {
+    /// Check the request: at least one filter, the limit in range, a status the
+    /// action takes (`eligible`; `what` names the action in the error).
+    fn checked(&self, state: &AppState, eligible: fn(RunStatus) -> bool, what: &str) -> ApiResult<Bulk> {
+        if self.task.is_none()
+            && self.status.is_none()
+            && self.cause.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+        {
+            return Err(ApiError::bad_request(
+                "give at least one filter: task, status, cause, since or until",
+            ));
+        }
+        let limit = self.limit.unwrap_or(DEFAULT_BULK_LIMIT);
+        if !(1..=MAX_BULK_LIMIT).contains(&limit) {
+            return Err(ApiError::bad_request(format!(
+                "limit: {limit} is outside 1..={MAX_BULK_LIMIT}"
+            )));
+        }
+        let filter = filter_of(
+            state,
+            self.task.as_deref(),
+            self.status.as_deref(),
+            self.cause.as_deref(),
+            &self.since,
+            &self.until,
+        )?;
+        check_eligible(&filter, eligible, what)?;
+        Ok(Bulk {
+            filter,
+            limit,
+            dry_run: self.dry_run,
+        })
+    }
+}
+
+/// Refuse a filter on a status the action never takes (a retry of queued runs).
+pub(crate) fn check_eligible(
+    filter: &RunFilter,
     eligible: fn(RunStatus) -> bool,
     what: &str,
-) -> ApiResult<(Vec<Run>, bool)> {
-    if req.task.is_none()
-        && req.status.is_none()
-        && req.cause.is_none()
-        && req.since.is_none()
-        && req.until.is_none()
-    {
-        return Err(ApiError::bad_request(
-            "give at least one filter: task, status, cause, since or until",
-        ));
-    }
-    let limit = req.limit.unwrap_or(DEFAULT_BULK_LIMIT);
-    if !(1..=MAX_BULK_LIMIT).contains(&limit) {
-        return Err(ApiError::bad_request(format!(
-            "limit: {limit} is outside 1..={MAX_BULK_LIMIT}"
-        )));
-    }
-    let filter = filter_of(
-        state,
-        req.task.as_deref(),
-        req.status.as_deref(),
-        req.cause.as_deref(),
-        &req.since,
-        &req.until,
-    )?;
-    if let Some(s) = filter.status
-        && !eligible(s)
-    {
-        return Err(ApiError::bad_request(format!(
+) -> ApiResult<()> {
+    match filter.status {
+        Some(s) if !eligible(s) => Err(ApiError::bad_request(format!(
             "status: {what} takes no {} runs",
             s.as_str()
-        )));
+        ))),
+        _ => Ok(()),
     }
+}
+
+/// Find the runs a bulk request acts on (those `eligible` among the matches), newest
+/// first: (runs, whether more matched than the limit).
+fn matching(state: &AppState, bulk: &Bulk, eligible: fn(RunStatus) -> bool) -> ApiResult<(Vec<Run>, bool)> {
     let mut found = Vec::new();
     let mut cursor: Option<String> = None;
     let mut scanned = 0;
     let mut more = false;
     loop {
-        let (page, next) = state.store.list_runs(&filter, cursor.as_deref(), 1000)?;
+        let (page, next) = state.store.list_runs(&bulk.filter, cursor.as_deref(), 1000)?;
         scanned += page.len();
         for run in page {
             if eligible(run.status) {
-                if found.len() == limit {
+                if found.len() == bulk.limit {
                     more = true;
                     break;
                 }
@@ -232,12 +272,18 @@ pub(super) async fn retry_many(
     Operator(state, caller): Operator,
     JsonBody(req): JsonBody<BulkRequest<true>>,
 ) -> ApiResult<Json<BulkAnswer>> {
-    let (found, more) = matching(&state, &req, RunStatus::is_terminal, "retry")?;
+    let bulk = req.checked(&state, RunStatus::is_terminal, "retry")?;
+    retry_matching(&state, &bulk, caller.who()).await.map(Json)
+}
+
+/// Retry every finished run `bulk` matches, as `who`.
+pub(crate) async fn retry_matching(state: &AppState, bulk: &Bulk, who: &str) -> ApiResult<BulkAnswer> {
+    let (found, more) = matching(state, bulk, RunStatus::is_terminal)?;
     let mut planned = Vec::new();
     let mut answers = Vec::new();
     for original in &found {
         let mut item = BulkItem::new(original);
-        match retry_of(&state, original, caller.who()) {
+        match retry_of(state, original, who) {
             Ok(run) => {
                 item.retry = Some(run.id.clone());
                 planned.push(run);
@@ -246,7 +292,7 @@ pub(super) async fn retry_many(
         }
         answers.push(item);
     }
-    if !req.dry_run && !planned.is_empty() {
+    if !bulk.dry_run && !planned.is_empty() {
         if let Some(why) = state.engines.outbox.queue().full(planned.len()) {
             return Err(ApiError {
                 status: StatusCode::TOO_MANY_REQUESTS,
@@ -260,14 +306,14 @@ pub(super) async fn retry_many(
         state.engines.outbox.enqueue_runs(planned).await?;
     }
     let retried = answers.iter().filter(|a| a.retry.is_some()).count();
-    Ok(Json(BulkAnswer {
-        dry_run: req.dry_run,
+    Ok(BulkAnswer {
+        dry_run: bulk.dry_run,
         matched: found.len(),
-        retried: Some(if req.dry_run { 0 } else { retried }),
+        retried: Some(if bulk.dry_run { 0 } else { retried }),
         cancelled: None,
         more,
         runs: answers,
-    }))
+    })
 }
 
 /// `POST /v1/runs/cancel`: cancel every queued or running run matching the filter.
@@ -275,11 +321,21 @@ pub(super) async fn cancel_many(
     Operator(state, _): Operator,
     JsonBody(req): JsonBody<BulkRequest<false>>,
 ) -> ApiResult<Json<BulkAnswer>> {
-    let unfinished = |s: RunStatus| !s.is_terminal();
-    let (found, more) = matching(&state, &req, unfinished, "cancel")?;
+    let bulk = req.checked(&state, unfinished, "cancel")?;
+    cancel_matching(&state, &bulk).await.map(Json)
+}
+
+/// Whether a cancel takes runs of this status: queued and running ones.
+pub(crate) fn unfinished(status: RunStatus) -> bool {
+    !status.is_terminal()
+}
+
+/// Cancel every queued or running run `bulk` matches.
+pub(crate) async fn cancel_matching(state: &AppState, bulk: &Bulk) -> ApiResult<BulkAnswer> {
+    let (found, more) = matching(state, bulk, unfinished)?;
     let mut answers = Vec::new();
     let mut cancelled = 0;
-    if req.dry_run {
+    if bulk.dry_run {
         for run in &found {
             answers.push(BulkItem {
                 status: Some(run.status),
@@ -315,12 +371,12 @@ pub(super) async fn cancel_many(
             answers.push(item);
         }
     }
-    Ok(Json(BulkAnswer {
-        dry_run: req.dry_run,
+    Ok(BulkAnswer {
+        dry_run: bulk.dry_run,
         matched: found.len(),
         retried: None,
         cancelled: Some(cancelled),
         more,
         runs: answers,
-    }))
+    })
 }

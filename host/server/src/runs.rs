@@ -188,6 +188,7 @@ pub(crate) fn filter_of(
         cause: cause.map(str::to_string),
         since: check_time("since", since)?,
         until: check_time("until", until)?,
+        error_contains: None,
     })
 }
 

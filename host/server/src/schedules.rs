@@ -105,30 +105,30 @@ impl Preview {
 pub(crate) struct ScheduleView {
     /// The spec's fields.
     #[serde(flatten)]
-    spec: ScheduleSpec,
+    pub(crate) spec: ScheduleSpec,
     /// Id (ULID).
-    id: String,
+    pub(crate) id: String,
     /// Created, RFC 3339.
-    created_at: String,
+    pub(crate) created_at: String,
     /// Last changed, RFC 3339.
-    updated_at: String,
+    pub(crate) updated_at: String,
     /// The last slot that fired or was recorded missed, UTC.
-    last_slot: Option<String>,
+    pub(crate) last_slot: Option<String>,
     /// The next fire, UTC (null when paused or done).
-    next_slot: Option<String>,
+    pub(crate) next_slot: Option<String>,
     /// The next fire on the schedule's wall clock, with its offset.
-    next_slot_local: Option<String>,
+    pub(crate) next_slot_local: Option<String>,
     /// The rule in words, in the schedule's zone, e.g. `every week on Mon-Fri at 18:00
     /// (Europe/Berlin)`.
-    summary: String,
+    pub(crate) summary: String,
     /// Ids of the attached tasks.
-    tasks: Vec<String>,
+    pub(crate) tasks: Vec<String>,
     /// Their names, in the same order.
-    task_names: Vec<String>,
+    pub(crate) task_names: Vec<String>,
 }
 
 /// A stored schedule's start (`now` when it has none) and its timing over all time.
-fn timing(spec: &ScheduleSpec, now: DateTime<Utc>) -> (DateTime<Utc>, Result<Timing, String>) {
+pub(crate) fn timing(spec: &ScheduleSpec, now: DateTime<Utc>) -> (DateTime<Utc>, Result<Timing, String>) {
     let start = spec.start.unwrap_or(now);
     let timing = Timing::new(
         &spec.rule,
@@ -140,14 +140,20 @@ fn timing(spec: &ScheduleSpec, now: DateTime<Utc>) -> (DateTime<Utc>, Result<Tim
     (start, timing)
 }
 
+/// A schedule's next slot after `now` (none when paused, ended or invalid).
+pub(crate) fn next_slot(record: &ScheduleRecord, now: DateTime<Utc>) -> Option<sundial_core::schedule::Slot> {
+    let (_, timing) = timing(&record.spec, now);
+    timing
+        .ok()
+        .filter(|_| record.spec.enabled)
+        .and_then(|t| t.next_after(record.last_slot.unwrap_or(now).max(now)))
+}
+
 /// A schedule as the API shows it.
 fn view(state: &AppState, record: ScheduleRecord) -> ApiResult<ScheduleView> {
     let now = state.engines.scheduler.clock().now();
-    let (start, timing) = timing(&record.spec, now);
-    let next = timing
-        .ok()
-        .filter(|_| record.spec.enabled)
-        .and_then(|t| t.next_after(record.last_slot.unwrap_or(now).max(now)));
+    let next = next_slot(&record, now);
+    let start = record.spec.start.unwrap_or(now);
     let summary = sundial_core::schedule::words::describe(&record.spec.rule, &record.spec.timezone, start);
     let tasks = state.store.schedule_tasks(&record.id)?;
     let mut task_names = Vec::with_capacity(tasks.len());

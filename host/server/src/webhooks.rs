@@ -136,7 +136,12 @@ pub(super) async fn test(
     Operator(state, caller): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Accepted<Delivery>> {
-    let hook = Webhooks::get(&state, &id)?;
+    send_test(&state, &id, caller.who()).await.map(Accepted)
+}
+
+/// Queue a delivery of a sample event to webhook `key` (id or name), sent by `who`.
+pub(crate) async fn send_test(state: &AppState, key: &str, who: &str) -> ApiResult<Delivery> {
+    let hook = Webhooks::get(state, key)?;
     let mut d = sundial_store::webhooks::Delivery::queued(&hook, "test", 0);
     d.event = Some(sundial_core::invocation::Event {
         id: sundial_core::ids::new_id(),
@@ -144,7 +149,7 @@ pub(super) async fn test(
         source: sundial_core::event::INTERNAL_SOURCE.into(),
         subject: Some(hook.spec.name.clone()),
         time: sundial_core::timestamp::now(),
-        data: json!({ "message": "a test delivery from Sundial", "by": caller.who() }),
+        data: json!({ "message": "a test delivery from Sundial", "by": who }),
     });
     let store = &state.store;
     let mut stored = state
@@ -153,8 +158,7 @@ pub(super) async fn test(
         .commit(async { Ok(Committed::new(store.enqueue_deliveries(vec![d]).await?).deliveries()) })
         .await?
         .value;
-    let d = stored.remove(0);
-    Ok(Accepted(d))
+    Ok(stored.remove(0))
 }
 
 crate::extract::list_query! {
@@ -210,7 +214,13 @@ pub(super) async fn retry(
     Operator(state, _): Operator,
     Path(id): Path<String>,
 ) -> ApiResult<Accepted<Delivery>> {
-    let mut d = state.store.delivery(&id)?.found("delivery", &id)?;
+    replay(&state, &id).await.map(Accepted)
+}
+
+/// Queue delivery `id` again: a dead one with its attempts kept, a queued one due now;
+/// a delivered one is refused with 409.
+pub(crate) async fn replay(state: &AppState, id: &str) -> ApiResult<Delivery> {
+    let mut d = state.store.delivery(id)?.found("delivery", id)?;
     if d.status == DeliveryStatus::Delivered {
         return Err(ApiError::conflict(format!("delivery {id} was delivered already")));
     }
@@ -225,5 +235,5 @@ pub(super) async fn retry(
         .commit(async { Ok(Committed::new(store.save_delivery(d, None, Vec::new()).await?.0).deliveries()) })
         .await?
         .value;
-    Ok(Accepted(d))
+    Ok(d)
 }

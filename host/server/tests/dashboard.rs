@@ -1,77 +1,11 @@
 //! In-process tests of the web dashboard: login, the session cookie, CSRF, the
 //! security headers, roles and revocation. (Browser tests drive a real Chromium.)
 
-use axum::body::Body;
-use axum::http::{HeaderMap, Method, Request, StatusCode, header};
+use axum::http::{Method, StatusCode, header};
 
 mod app;
 use app::App;
-
-/// A request to the dashboard as a browser on this site sends it.
-fn request(method: Method, path: &str, cookie: Option<&str>, form: Option<&str>) -> Request<Body> {
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(header::HOST, "127.0.0.1:7780");
-    if let Some(c) = cookie {
-        req = req.header(header::COOKIE, format!("sundial_session={c}"));
-    }
-    if form.is_some() {
-        req = req
-            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(header::ORIGIN, "http://127.0.0.1:7780")
-            .header("sec-fetch-site", "same-origin");
-    }
-    req.body(form.map_or_else(Body::empty, |f| Body::from(f.to_string())))
-        .unwrap()
-}
-
-/// Post the login form with `token`.
-async fn post_login(app: &App, token: &str) -> (StatusCode, HeaderMap, String) {
-    let form = format!("token={token}");
-    app.raw(request(Method::POST, "/login", None, Some(&form))).await
-}
-
-/// Log in with `token`; the session cookie's value.
-async fn login(app: &App, token: &str) -> String {
-    let (status, headers, body) = post_login(app, token).await;
-    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
-    assert_eq!(headers[header::LOCATION], "/");
-    let set = headers[header::SET_COOKIE].to_str().unwrap().to_string();
-    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/", "Max-Age=28800"] {
-        assert!(set.contains(attribute), "{set}");
-    }
-    assert!(!set.contains("Secure"), "no TLS here: {set}");
-    set.strip_prefix("sundial_session=")
-        .and_then(|v| v.split(';').next())
-        .unwrap()
-        .to_string()
-}
-
-/// The overview page of a session, which must answer 200 with the security headers.
-async fn overview(app: &App, cookie: &str) -> (HeaderMap, String) {
-    let (status, headers, page) = app.raw(request(Method::GET, "/", Some(cookie), None)).await;
-    assert_eq!(status, StatusCode::OK, "{page}");
-    assert_secure_headers(&headers);
-    (headers, page)
-}
-
-/// The CSRF token a page carries in its forms.
-fn csrf_of(page: &str) -> String {
-    let at = page
-        .find("name=\"csrf\" value=\"")
-        .expect("a form with a csrf field")
-        + 19;
-    page[at..at + 64].to_string()
-}
-
-fn assert_secure_headers(headers: &HeaderMap) {
-    // Only this origin's own scripts and styles (no inline ones), no framing.
-    let expected = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-    assert_eq!(headers[header::CONTENT_SECURITY_POLICY], expected);
-    assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
-    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
-}
+use app::web::*;
 
 #[tokio::test]
 async fn without_a_session_every_page_sends_to_the_login_page() {
@@ -89,8 +23,7 @@ async fn without_a_session_every_page_sends_to_the_login_page() {
         page.contains("<form class=\"login\" method=\"post\" action=\"/login\">"),
         "{page}"
     );
-    // No inline script or style anywhere: the CSP would block it.
-    assert!(!page.contains("<script") && !page.contains("style="), "{page}");
+    assert_no_inline_code(&page);
 }
 
 #[tokio::test]
@@ -211,56 +144,6 @@ async fn the_stylesheet_is_served_and_the_api_is_unchanged() {
     let (status, _, body) = app.raw(request(Method::GET, "/v1/nothing", None, None)).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("no such endpoint"), "{body}");
-}
-
-/// Install a stand-in `echo` action plugin record (its bytes are never loaded by these
-/// tests' checks) and create a task `name` on it through the API; the task's id.
-async fn add_task(app: &App, name: &str) -> String {
-    if app.state.store.plugin("echo").unwrap().is_none() {
-        let now = sundial_core::timestamp::now();
-        let record = sundial_core::plugin::PluginRecord {
-            name: "echo".into(),
-            digest: "sha256:00".into(),
-            world: sundial_core::plugin::World::Action,
-            size_bytes: 4,
-            imports: Vec::new(),
-            grants: Default::default(),
-            limits: Default::default(),
-            description: String::new(),
-            bundled: false,
-            pinned: false,
-            installed_at: now.clone(),
-            updated_at: now,
-        };
-        app.state
-            .store
-            .insert_plugin(record, b"\0asm".to_vec(), "test")
-            .await
-            .unwrap();
-    }
-    let body = serde_json::json!({ "name": name, "plugin": "echo" });
-    let (status, task) = app.send(Method::POST, "/v1/tasks", "sdl_admin", body).await;
-    assert_eq!(status, StatusCode::CREATED, "{task}");
-    task["id"].as_str().unwrap().to_string()
-}
-
-/// A page of a session, which must answer `status`.
-async fn page(app: &App, cookie: &str, path: &str, status: StatusCode) -> String {
-    let (got, headers, page) = app.raw(request(Method::GET, path, Some(cookie), None)).await;
-    assert_eq!(got, status, "GET {path}: {page}");
-    assert_secure_headers(&headers);
-    page
-}
-
-/// Post a form of a session; the status and the redirect's target, if any.
-async fn post(app: &App, cookie: &str, path: &str, form: &str) -> (StatusCode, Option<String>, String) {
-    let (status, headers, page) = app
-        .raw(request(Method::POST, path, Some(cookie), Some(form)))
-        .await;
-    let location = headers
-        .get(header::LOCATION)
-        .map(|l| l.to_str().unwrap().to_string());
-    (status, location, page)
 }
 
 /// An app with one task `backup`, logged in with `token`, and that task's page.
@@ -434,19 +317,7 @@ async fn an_operator_retries_a_finished_run_and_a_viewer_may_not() {
     assert_eq!(status, StatusCode::ACCEPTED, "{run}");
     let run_id = run["id"].as_str().unwrap().to_string();
     // The stand-in plugin cannot load: the run fails, and then it is finished.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !app
-        .state
-        .store
-        .run(&run_id)
-        .unwrap()
-        .unwrap()
-        .status
-        .is_terminal()
-    {
-        assert!(std::time::Instant::now() < deadline, "the run never finished");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    finished(&app, &run_id).await;
 
     let viewer = login(&app, "sdl_viewer").await;
     let seen = page(&app, &viewer, &format!("/runs/{run_id}"), StatusCode::OK).await;

@@ -20,11 +20,18 @@ pub struct RunFilter {
     pub since: Option<String>,
     /// Only runs queued before this time (RFC 3339).
     pub until: Option<String>,
+    /// Only runs whose error contains this text, ignoring case (lower case here).
+    pub error_contains: Option<String>,
 }
 
 impl RunFilter {
     fn matches(&self, run: &Run) -> bool {
         self.status.is_none_or(|s| run.status == s)
+            && self.error_contains.as_deref().is_none_or(|text| {
+                run.error
+                    .as_ref()
+                    .is_some_and(|e| e.to_string().to_lowercase().contains(text))
+            })
             && self.cause.as_deref().is_none_or(|c| run.cause.kind() == c)
             && self.since.as_deref().is_none_or(|t| run.queued_at.as_str() >= t)
             && self.until.as_deref().is_none_or(|t| run.queued_at.as_str() < t)

@@ -161,6 +161,11 @@ named_store! {
             self.read_table(SCHEDULE_TASKS, |links| linked(links, schedule_id))
         }
 
+        /// Ids of the schedules that drive a task.
+        fn task_schedules(&self, task_id: &str) -> Result<Vec<String>, StoreError> {
+            self.read_table(TASK_SCHEDULES, |links| linked(links, task_id))
+        }
+
         /// Record slot `slot` of a schedule and queue its runs, in one commit, unless the
         /// slot was already recorded (then nothing happens and `false` is returned).
         /// `runs` may include `skipped` runs that record missed slots; `events` (such as

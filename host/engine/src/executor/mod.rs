@@ -56,12 +56,17 @@ struct Inner {
     /// Plans and commits what a run's end causes, then dispatches it.
     outbox: Outbox,
     running: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    /// The log of each run whose plugin is running, with its attempt, while it runs:
+    /// what a live tail reads.
+    live_logs: Mutex<HashMap<String, (u32, sundial_core::log::SharedLog)>>,
     waiters: Mutex<HashMap<String, Vec<oneshot::Sender<Run>>>>,
     finished: [std::sync::atomic::AtomicU64; 8],
     stopping: std::sync::atomic::AtomicBool,
     /// Runs whose cancellation was asked for while they were running.
     cancel_requested: Mutex<std::collections::HashSet<String>>,
     durations: sundial_core::metrics::Histogram,
+    /// Runs finished per minute over the last day (for the dashboard's chart).
+    activity: sundial_core::activity::MinuteSeries,
     /// Scheduled first attempts: due time (slot + jitter) to run start.
     lateness: sundial_core::metrics::Histogram,
     /// Runs inside `execute` (bookkeeping included).
@@ -115,11 +120,13 @@ impl Executor {
             queue: outbox.queue().clone(),
             outbox,
             running: Mutex::default(),
+            live_logs: Mutex::default(),
             waiters: Mutex::default(),
             finished: Default::default(),
             stopping: Default::default(),
             cancel_requested: Mutex::default(),
             durations: sundial_core::metrics::Histogram::new(sundial_core::metrics::SECONDS),
+            activity: Default::default(),
             lateness: sundial_core::metrics::Histogram::new(sundial_core::metrics::LATENESS),
             in_flight: Default::default(),
             active_by_task: Mutex::default(),
@@ -231,6 +238,50 @@ impl Executor {
             .collect()
     }
 
+    /// The attempt number and log so far of run `id` while its plugin runs; `None`
+    /// once it ended (its log is then in the store) or before it started.
+    pub fn live_log(&self, id: &str) -> Option<(u32, sundial_core::log::SharedLog)> {
+        lock(&self.inner.live_logs).get(id).cloned()
+    }
+
+    /// Runs finished per minute over the last day: those this executor finished, and
+    /// at start those the store holds (see [`Executor::backfill_activity`]).
+    pub fn activity(&self) -> &sundial_core::activity::MinuteSeries {
+        &self.inner.activity
+    }
+
+    /// Count the runs of the last day that finished before now into
+    /// [`Executor::activity`], reading at most `max_runs` of the newest runs. Called
+    /// once at start, in the background.
+    pub fn backfill_activity(&self, max_runs: usize) -> Result<usize, StoreError> {
+        let started = chrono::Utc::now();
+        let filter = sundial_store::runs::RunFilter {
+            since: Some(sundial_core::timestamp::text(started - chrono::Duration::days(1))),
+            ..Default::default()
+        };
+        let (mut counted, mut read) = (0, 0);
+        let mut cursor: Option<String> = None;
+        while read < max_runs {
+            let (page, next) = self.inner.store.list_runs(&filter, cursor.as_deref(), 1000)?;
+            read += page.len();
+            for run in &page {
+                let before_start = run
+                    .finished_at
+                    .as_deref()
+                    .and_then(|t| sundial_core::timestamp::parse(t).ok())
+                    .is_some_and(|t| t < started);
+                if before_start && record_activity(&self.inner.activity, run) {
+                    counted += 1;
+                }
+            }
+            match next {
+                Some(n) => cursor = Some(n),
+                None => break,
+            }
+        }
+        Ok(counted)
+    }
+
     /// Runs executing right now.
     pub fn running_count(&self) -> usize {
         lock(&self.inner.running).len()
@@ -282,6 +333,7 @@ impl Executor {
         if let Some(i) = RunStatus::ALL.iter().position(|s| *s == run.status) {
             self.inner.finished[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        record_activity(&self.inner.activity, run);
         if let Some(waiters) = lock(&self.inner.waiters).remove(&run.id) {
             for w in waiters {
                 let _ = w.send(run.clone());
@@ -380,9 +432,11 @@ impl Executor {
         let runtime = self.inner.runtime.clone();
         let services = self.inner.services.clone();
         let pool = self.inner.run_pool.as_ref().map(|p| p.handle().clone());
+        let log = sundial_core::log::SharedLog::new(limits.max_log_lines, limits.max_log_bytes);
+        lock(&self.inner.live_logs).insert(run.id.clone(), (run.attempt, log.clone()));
         let call = async move {
             runtime
-                .run_action(&plugin, identity, &limits, services, &invocation)
+                .run_action_logged(&plugin, identity, &limits, services, &invocation, log)
                 .await
         };
         let handle = match pool {
@@ -395,6 +449,7 @@ impl Executor {
         }
         let outcome = handle.await;
         lock(&self.inner.running).remove(&run.id);
+        lock(&self.inner.live_logs).remove(&run.id);
         let cancel_requested = lock(&self.inner.cancel_requested).remove(&run.id);
         let stopping = self.inner.stopping.load(std::sync::atomic::Ordering::Relaxed);
         match outcome {
@@ -552,4 +607,18 @@ fn rand_unit() -> f64 {
             .as_nanos(),
     );
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Count a finished run in the per-minute series at its finish time: true if it was.
+fn record_activity(series: &sundial_core::activity::MinuteSeries, run: &Run) -> bool {
+    let Some(at) = run
+        .finished_at
+        .as_deref()
+        .and_then(|t| sundial_core::timestamp::parse(t).ok())
+    else {
+        return false;
+    };
+    let failed = matches!(run.status, RunStatus::Failed | RunStatus::TimedOut);
+    series.record(at.timestamp(), failed);
+    true
 }

@@ -36,6 +36,22 @@ enum Msg {
     /// Calendars or maintenance windows changed (at this time).
     Exclusions(DateTime<Utc>),
     Settle(oneshot::Sender<()>),
+    /// The soonest due slots, at most this many.
+    Next(usize, oneshot::Sender<Vec<NextFire>>),
+}
+
+/// A slot waiting in the scheduler: when it is due (slot plus jitter), the slot, and
+/// the schedule's id and name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextFire {
+    /// When it fires: the slot plus the schedule's jitter.
+    pub due: DateTime<Utc>,
+    /// The slot.
+    pub slot: DateTime<Utc>,
+    /// The schedule's id.
+    pub schedule: String,
+    /// The schedule's name.
+    pub name: String,
 }
 
 /// Handle to the scheduler task.
@@ -146,6 +162,17 @@ impl Scheduler {
         }
     }
 
+    /// The `n` soonest slots waiting to fire, soonest first (of active schedules; a
+    /// slot deferred out of an excluded window shows at its new time). Costs one pass
+    /// over the heap in the scheduler's task: O(schedules · log n).
+    pub async fn next_fires(&self, n: usize) -> Vec<NextFire> {
+        let (tx, rx) = oneshot::channel();
+        if self.tx.send(Msg::Next(n, tx)).is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
     /// The clock the scheduler reads.
     pub fn clock(&self) -> &Clock {
         &self.clock
@@ -230,6 +257,9 @@ pub async fn start(
                     Err(e) => tracing::warn!(schedule = %id, "reloading schedule failed: {e}"),
                 },
                 Wake::Msg(Some(Msg::Exclusions(at))) => state.exclusions_changed(at),
+                Wake::Msg(Some(Msg::Next(n, answer))) => {
+                    let _ = answer.send(state.next_fires(n));
+                }
                 Wake::Msg(Some(Msg::Settle(done))) => {
                     state.fire_due();
                     while let Some(result) = state.jobs.join_next().await {

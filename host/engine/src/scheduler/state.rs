@@ -59,6 +59,37 @@ pub(super) struct State {
 }
 
 impl State {
+    /// The `n` soonest live heap entries (those of the schedule's current generation),
+    /// soonest first.
+    pub(super) fn next_fires(&self, n: usize) -> Vec<super::NextFire> {
+        // A max-heap of the n smallest seen so far.
+        let mut best: BinaryHeap<(DateTime<Utc>, Arc<str>, DateTime<Utc>)> = BinaryHeap::new();
+        for Reverse((due, id, generation, slot)) in &self.heap {
+            if self.entries.get(id).is_none_or(|e| e.generation != *generation) {
+                continue;
+            }
+            if best.len() < n {
+                best.push((*due, id.clone(), *slot));
+            } else if best.peek().is_some_and(|(worst, _, _)| due < worst) {
+                best.pop();
+                best.push((*due, id.clone(), *slot));
+            }
+        }
+        best.into_sorted_vec()
+            .into_iter()
+            .map(|(due, id, slot)| super::NextFire {
+                due,
+                slot,
+                name: self
+                    .entries
+                    .get(&id)
+                    .map(|e| e.name.to_string())
+                    .unwrap_or_default(),
+                schedule: id.to_string(),
+            })
+            .collect()
+    }
+
     /// (Re)load one schedule and queue its next slot, as of `now` (start-up, or when the
     /// change was made). At start-up (`startup`), slots missed since its last one go
     /// through the misfire policy; after a change, slots from `now` on fire.

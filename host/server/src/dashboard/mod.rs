@@ -8,9 +8,16 @@
 //! answer carries a strict Content-Security-Policy (no inline script or style) and
 //! refuses framing. See `docs/dashboard.md`.
 
+mod admin;
+mod events;
+mod feeds;
+mod overview;
 mod runs;
+mod schedules;
 pub mod session;
+mod tail;
 mod tasks;
+mod webhooks;
 
 use crate::extract::{Caller, READERS};
 use crate::{ApiError, AppState};
@@ -35,6 +42,9 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 /// The stylesheet, embedded.
 const APP_CSS: &str = include_str!("../../assets/app.css");
+/// The one script (live log tail, live lists, theme switch), embedded. Every page
+/// works without it.
+const APP_JS: &str = include_str!("../../assets/app.js");
 
 /// What the dashboard keeps: its sessions, and whether cookies are marked `Secure`.
 #[derive(Debug, Default)]
@@ -58,13 +68,17 @@ impl Dashboard {
 /// The dashboard's routes, with their security headers.
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(overview))
+        .route("/", get(overview::overview))
         .route("/login", get(login_page).post(login))
         .route("/logout", post(logout))
+        .route("/theme", post(switch_theme))
         .route("/runs", get(runs::list))
+        .route("/runs/find", get(runs::find))
+        .route("/runs/bulk", post(runs::bulk))
         .route("/runs/{id}", get(runs::show))
         .route("/runs/{id}/retry", post(runs::retry))
         .route("/runs/{id}/cancel", post(runs::cancel))
+        .route("/runs/{id}/tail", get(tail::tail))
         .route("/tasks", get(tasks::list))
         .route("/tasks/{id}", get(tasks::show))
         .route("/tasks/{id}/run", post(tasks::run_now))
@@ -73,7 +87,33 @@ pub fn routes() -> Router<AppState> {
             get(tasks::confirm_delete).post(tasks::delete),
         )
         .route("/tasks/{id}/{verb}", post(tasks::toggle))
-        .route("/assets/app.css", get(stylesheet))
+        .route("/schedules", get(schedules::list))
+        .route("/schedules/preview", get(schedules::preview))
+        .route("/schedules/{id}", get(schedules::show))
+        .route("/schedules/{id}/{verb}", post(schedules::toggle))
+        .route("/events", get(events::list))
+        .route("/events/{seq}", get(events::show))
+        .route("/triggers", get(events::triggers))
+        .route("/timers", get(events::timers))
+        .route("/timers/{id}/cancel", post(events::cancel_timer))
+        .route("/webhooks", get(webhooks::list))
+        .route("/webhooks/{id}", get(webhooks::show))
+        .route("/webhooks/{id}/test", post(webhooks::test))
+        .route("/deliveries/{id}", get(webhooks::delivery))
+        .route("/deliveries/{id}/replay", post(webhooks::replay))
+        .route("/plugins", get(admin::plugins))
+        .route("/plugins/{name}", get(admin::plugin))
+        .route("/secrets", get(admin::secrets))
+        .route("/tokens", get(admin::tokens))
+        .route("/audit", get(admin::audit))
+        .route(
+            "/assets/app.css",
+            get(|| asset("text/css; charset=utf-8", APP_CSS)),
+        )
+        .route(
+            "/assets/app.js",
+            get(|| asset("text/javascript; charset=utf-8", APP_JS)),
+        )
         .layer(axum::middleware::map_response(security_headers))
 }
 
@@ -103,6 +143,51 @@ pub struct Browser {
     csrf: String,
     /// Who is logged in.
     caller: Caller,
+    /// The theme the browser chose (`light`, `dark`; `auto` follows the system).
+    theme: Theme,
+    /// The path and query of the page asked for (the theme switch comes back to it).
+    path: String,
+}
+
+/// A colour theme: the system's (`auto`), or one chosen with the header's switch and
+/// kept in the `sundial_theme` cookie.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Theme {
+    Auto,
+    Light,
+    Dark,
+}
+
+impl Theme {
+    /// The cookie that keeps the choice.
+    const COOKIE: &'static str = "sundial_theme";
+
+    fn parse(s: &str) -> Option<Theme> {
+        match s {
+            "auto" => Some(Theme::Auto),
+            "light" => Some(Theme::Light),
+            "dark" => Some(Theme::Dark),
+            _ => None,
+        }
+    }
+
+    /// The word in the cookie and in `<html data-theme>`.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Theme::Auto => "auto",
+            Theme::Light => "light",
+            Theme::Dark => "dark",
+        }
+    }
+
+    /// What the switch changes to: auto, then dark, then light.
+    pub(crate) fn next(self) -> Theme {
+        match self {
+            Theme::Auto => Theme::Dark,
+            Theme::Dark => Theme::Light,
+            Theme::Light => Theme::Auto,
+        }
+    }
 }
 
 impl Browser {
@@ -120,6 +205,8 @@ impl Browser {
             csrf: self.csrf.clone(),
             may_change: self.may_change(),
             current,
+            theme: self.theme,
+            path: self.path.clone(),
         }
     }
 
@@ -170,11 +257,24 @@ impl FromRequestParts<AppState> for Browser {
             id,
             csrf: session.csrf,
             caller: Caller { token },
+            theme: cookie(&parts.headers, Theme::COOKIE)
+                .and_then(|t| Theme::parse(&t))
+                .unwrap_or(Theme::Auto),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| "/".to_string(), |p| p.as_str().to_string()),
         })
     }
 }
 
-/// The form of every action: the session's CSRF token, and for a run its params
+/// A form that carries the session's CSRF token.
+pub(super) trait WithCsrf {
+    /// The CSRF token the form carries.
+    fn csrf(&self) -> &str;
+}
+
+/// The form of most actions: the session's CSRF token, and for a run its params
 /// as JSON text (empty: the task's own).
 #[derive(Deserialize)]
 pub(super) struct ActionForm {
@@ -184,24 +284,40 @@ pub(super) struct ActionForm {
     pub(super) params: String,
 }
 
-/// An action of a session that may change things, from this site, with the
-/// session's CSRF token: the request is refused (403 page) before the handler otherwise.
-pub(super) struct Act {
-    pub(super) browser: Browser,
-    pub(super) form: ActionForm,
+impl WithCsrf for ActionForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
-impl FromRequest<AppState> for Act {
+/// An action of a session that may change things, from this site, with the
+/// session's CSRF token: the request is refused (403 page) before the handler otherwise.
+pub(super) struct Act<F = ActionForm> {
+    pub(super) browser: Browser,
+    pub(super) form: F,
+}
+
+impl<F: serde::de::DeserializeOwned + WithCsrf + Send> FromRequest<AppState> for Act<F> {
     type Rejection = Response;
 
-    async fn from_request(req: Request, state: &AppState) -> Result<Act, Response> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Act<F>, Response> {
         let (mut parts, body) = req.into_parts();
         let browser = Browser::from_request_parts(&mut parts, state).await?;
         let headers = parts.headers.clone();
-        let Form(form) = Form::<ActionForm>::from_request(Request::from_parts(parts, body), state)
-            .await
-            .map_err(IntoResponse::into_response)?;
-        browser.may_act(&headers, &form.csrf)?;
+        let form = match Form::<F>::from_request(Request::from_parts(parts, body), state).await {
+            Ok(Form(form)) => form,
+            Err(e) => {
+                // Check the CSRF token before saying what is wrong with the form.
+                let csrf = String::new();
+                browser.may_act(&headers, &csrf)?;
+                return Err(message(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Not done",
+                    &e.body_text(),
+                ));
+            }
+        };
+        browser.may_act(&headers, form.csrf())?;
         Ok(Act { browser, form })
     }
 }
@@ -214,6 +330,8 @@ pub(crate) struct Chrome {
     csrf: String,
     may_change: bool,
     current: &'static str,
+    theme: Theme,
+    path: String,
 }
 
 /// A cookie's value from the request's `Cookie` headers.
@@ -378,67 +496,53 @@ async fn logout(browser: Browser, headers: HeaderMap, Form(form): Form<CsrfForm>
     response
 }
 
-async fn stylesheet() -> Response {
-    let mut response = ([(header::CONTENT_TYPE, "text/css; charset=utf-8")], APP_CSS).into_response();
+/// The theme switch's form.
+#[derive(Deserialize)]
+struct ThemeForm {
+    #[serde(default)]
+    csrf: String,
+    theme: String,
+    /// The page to go back to (a path of this site).
+    #[serde(default)]
+    back: String,
+}
+
+/// `POST /theme`: keep the chosen theme in a cookie for a year; then back to the page.
+async fn switch_theme(browser: Browser, headers: HeaderMap, Form(form): Form<ThemeForm>) -> Response {
+    if let Err(refusal) = browser.check_csrf(&headers, &form.csrf) {
+        return refusal;
+    }
+    let Some(theme) = Theme::parse(&form.theme) else {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Not done",
+            &format!("theme must be auto, light or dark, not {:?}", form.theme),
+        );
+    };
+    // Only a path of this site: never an open redirect.
+    let back = if form.back.starts_with('/') && !form.back.starts_with("//") && !form.back.contains('\\') {
+        form.back.as_str()
+    } else {
+        "/"
+    };
+    let mut response = Redirect::to(back).into_response();
+    let cookie = format!(
+        "{}={}; Path=/; SameSite=Strict; Max-Age=31536000",
+        Theme::COOKIE,
+        theme.as_str()
+    );
+    if let Ok(v) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    response
+}
+
+/// An embedded asset, cacheable for an hour.
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    let mut response = ([(header::CONTENT_TYPE, content_type)], body).into_response();
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("public, max-age=3600"),
     );
     response
-}
-
-/// The overview counts items up to this many (a page of the store), then says "1000+".
-const COUNT_UP_TO: usize = 1000;
-
-/// A page's size as a count, "N+" when there are more.
-fn count<T>((items, more): (Vec<T>, Option<String>)) -> String {
-    format!("{}{}", items.len(), if more.is_some() { "+" } else { "" })
-}
-
-/// One audit line on the overview.
-struct AuditLine {
-    at: String,
-    actor: String,
-    action: String,
-    noun: String,
-    target: String,
-}
-
-#[derive(Template)]
-#[template(path = "overview.html")]
-struct OverviewPage {
-    chrome: Option<Chrome>,
-    queue_depth: u64,
-    tasks: String,
-    schedules: String,
-    audit: Vec<AuditLine>,
-}
-
-/// The overview: health, queue depth, counts and the latest changes.
-async fn overview(browser: Browser) -> Response {
-    let state = &browser.state;
-    let page = (|| -> Result<OverviewPage, sundial_store::StoreError> {
-        let filter = sundial_store::audit::AuditFilter::default();
-        let (entries, _) = state.store.audit(&filter, None, 10)?;
-        Ok(OverviewPage {
-            chrome: Some(browser.chrome("overview")),
-            queue_depth: state.store.queue_depth()?,
-            tasks: count(state.store.tasks_page(None, COUNT_UP_TO)?),
-            schedules: count(state.store.schedules_page(None, COUNT_UP_TO)?),
-            audit: entries
-                .into_iter()
-                .map(|e| AuditLine {
-                    at: e.at,
-                    actor: e.actor,
-                    action: e.action,
-                    noun: e.noun,
-                    target: e.target,
-                })
-                .collect(),
-        })
-    })();
-    match page {
-        Ok(page) => render(&page),
-        Err(e) => ApiError::from(e).into_response(),
-    }
 }

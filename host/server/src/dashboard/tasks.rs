@@ -3,6 +3,7 @@
 //! after a confirmation. Actions need an operator or admin session and the session's
 //! CSRF token.
 
+use super::feeds::{self, Feeds};
 use super::{Act, Browser, Chrome, message, page_error, refused, render};
 use crate::resource::Resource;
 use crate::tasks::Tasks;
@@ -54,6 +55,7 @@ struct TaskRow {
     action: String,
     enabled: bool,
     last_run: Option<LastRun>,
+    feeds: Feeds,
 }
 
 /// What a task runs, in words.
@@ -84,7 +86,7 @@ struct TasksPage {
 /// `?after=` of a list page: the last id of the page before.
 #[derive(Deserialize)]
 pub(super) struct After {
-    after: Option<String>,
+    pub(super) after: Option<String>,
 }
 
 /// `GET /tasks`.
@@ -93,6 +95,7 @@ pub(super) async fn list(browser: Browser, Query(q): Query<After>) -> Response {
     let page = (|| -> Result<TasksPage, ApiError> {
         crate::extract::check_cursor(&q.after)?;
         let (tasks, next) = state.store.tasks_page(q.after.as_deref(), PAGE)?;
+        let triggers = feeds::triggers(state)?;
         let mut rows = Vec::with_capacity(tasks.len());
         for task in tasks {
             let last_run = latest_runs(state, &task.id, 1)?.first().map(|r| LastRun {
@@ -100,6 +103,7 @@ pub(super) async fn list(browser: Browser, Query(q): Query<After>) -> Response {
                 at: r.queued_at.clone(),
             });
             rows.push(TaskRow {
+                feeds: feeds::feeds(state, &task, &triggers)?,
                 action: action(&task),
                 id: task.id,
                 name: task.spec.name,
@@ -126,6 +130,7 @@ struct TaskPage {
     enabled: bool,
     rows: Vec<RunRow>,
     config: String,
+    feeds: Feeds,
 }
 
 /// `GET /tasks/{id}` (an id or a name).
@@ -135,6 +140,7 @@ pub(super) async fn show(browser: Browser, Path(key): Path<String>) -> Response 
         let task = Tasks::get(state, &key)?;
         let runs = latest_runs(state, &task.id, LATEST_RUNS)?;
         Ok(TaskPage {
+            feeds: feeds::feeds(state, &task, &feeds::triggers(state)?)?,
             chrome: Some(browser.chrome("tasks")),
             action: action(&task),
             config: serde_json::to_string_pretty(&task.spec).unwrap_or_default(),
