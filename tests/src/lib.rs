@@ -3,6 +3,7 @@
 //! loopback HTTP servers.
 
 mod binary;
+pub mod browser;
 pub mod daemon;
 mod http;
 pub mod smtp;

@@ -167,6 +167,7 @@ async fn every_page_renders_for_every_reading_role_and_a_viewer_sees_no_control(
 /// Every action: (path, form beyond the CSRF token).
 fn actions(w: &World1) -> Vec<(String, &'static str)> {
     vec![
+        ("/tasks".into(), "&name=forged&plugin=echo"),
         (format!("/tasks/{}/run", w.task), ""),
         (format!("/tasks/{}/disable", w.task), ""),
         (format!("/tasks/{}/delete", w.task), ""),
@@ -181,7 +182,7 @@ fn actions(w: &World1) -> Vec<(String, &'static str)> {
 }
 
 /// What the actions would change, read from the store.
-fn snapshot(app: &App) -> (usize, usize, usize, bool) {
+fn snapshot(app: &App) -> (usize, usize, usize, bool, usize) {
     let s = &app.state.store;
     let runs = s.list_runs(&Default::default(), None, 1000).unwrap().0.len();
     let timers = s.timers_page(None, None, None, 100).unwrap().0.len();
@@ -192,7 +193,8 @@ fn snapshot(app: &App) -> (usize, usize, usize, bool) {
             .0
             .iter()
             .all(|t| t.spec.enabled);
-    (runs, timers, deliveries, enabled)
+    let tasks = s.tasks_page(None, 10).unwrap().0.len();
+    (runs, timers, deliveries, enabled, tasks)
 }
 
 #[tokio::test]
@@ -618,4 +620,63 @@ async fn the_script_is_served_and_every_page_loads_it_from_this_site() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(headers[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
     assert!(js.contains("EventSource") && !js.contains("eval("), "{js}");
+}
+
+#[tokio::test]
+async fn an_operator_creates_a_task_from_the_form_with_the_apis_checks() {
+    let app = App::new().await;
+    stand_in_plugin(&app, "echo", World::Action).await;
+    stand_in_plugin(&app, "json", World::Formatter).await;
+    let viewer = login(&app, "sdl_viewer").await;
+    let tasks = page(&app, &viewer, "/tasks", StatusCode::OK).await;
+    assert!(!tasks.contains("New task"), "{tasks}");
+    page(&app, &viewer, "/tasks/new", StatusCode::FORBIDDEN).await;
+
+    let cookie = login(&app, "sdl_operator").await;
+    let form = page(&app, &cookie, "/tasks/new", StatusCode::OK).await;
+    assert!(
+        form.contains("<option value=\"echo\"") && !form.contains("value=\"json\""),
+        "actions only: {form}"
+    );
+    let csrf = csrf_of(&form);
+    let good = format!("csrf={csrf}&name=nightly-backup&plugin=echo&description=d&params=%7B%22vm%22%3A1%7D");
+    let (status, to, body) = post(&app, &cookie, "/tasks", &good).await;
+    assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
+    let task = app.state.store.task("nightly-backup").unwrap().unwrap();
+    assert_eq!(to.unwrap(), format!("/tasks/{}", task.id));
+    assert_eq!(task.spec.params, json!({"vm": 1}));
+    // Refusals name the field, keep what was typed and create nothing.
+    let refused = [
+        ("name=bad%20name&plugin=echo", StatusCode::BAD_REQUEST, "name"),
+        (
+            "name=nightly-backup&plugin=echo",
+            StatusCode::CONFLICT,
+            "nightly-backup",
+        ),
+        (
+            "name=x&plugin=json",
+            StatusCode::CONFLICT,
+            "a task needs an action plugin",
+        ),
+        ("name=x&plugin=nope", StatusCode::NOT_FOUND, "nope"),
+        ("name=x&plugin=echo&params=%5B", StatusCode::BAD_REQUEST, "params"),
+    ];
+    for (fields, code, says) in refused {
+        let (status, _, body) = post(&app, &cookie, "/tasks", &format!("csrf={csrf}&{fields}")).await;
+        assert_eq!(status, code, "{fields}: {body}");
+        assert!(
+            body.contains("role=\"alert\"") && body.contains(says),
+            "{fields}: {body}"
+        );
+    }
+    let kept = post(
+        &app,
+        &cookie,
+        "/tasks",
+        &format!("csrf={csrf}&name=bad%20name&plugin=echo"),
+    )
+    .await
+    .2;
+    assert!(kept.contains("value=\"bad name\""), "{kept}");
+    assert_eq!(app.state.store.tasks_page(None, 10).unwrap().0.len(), 1);
 }

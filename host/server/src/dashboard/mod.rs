@@ -79,7 +79,8 @@ pub fn routes() -> Router<AppState> {
         .route("/runs/{id}/retry", post(runs::retry))
         .route("/runs/{id}/cancel", post(runs::cancel))
         .route("/runs/{id}/tail", get(tail::tail))
-        .route("/tasks", get(tasks::list))
+        .route("/tasks", get(tasks::list).post(tasks::create))
+        .route("/tasks/new", get(tasks::new_task))
         .route("/tasks/{id}", get(tasks::show))
         .route("/tasks/{id}/run", post(tasks::run_now))
         .route(

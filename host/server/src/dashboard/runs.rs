@@ -320,7 +320,7 @@ struct RunPage {
 }
 
 /// A serde enum as the word it serializes to (`info`, `plugin`).
-fn word<T: Serialize>(value: &T) -> String {
+pub(super) fn word<T: Serialize>(value: &T) -> String {
     match serde_json::to_value(value) {
         Ok(serde_json::Value::String(s)) => s,
         Ok(other) => other.to_string(),

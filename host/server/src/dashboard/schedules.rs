@@ -91,6 +91,8 @@ struct SchedulePage {
     agenda_error: Option<String>,
     heat: Vec<HeatDay>,
     heat_runs: usize,
+    /// The misfire policy's word (`run_once`).
+    misfire: String,
 }
 
 /// The schedule's runs per day and hour over the last [`HEAT_DAYS`] days (UTC),
@@ -171,6 +173,7 @@ pub(super) async fn show(browser: Browser, Path(key): Path<String>) -> Response 
         let (heat, heat_runs) = heatmap(state, &view, now)?;
         Ok(SchedulePage {
             chrome: Some(browser.chrome("schedules")),
+            misfire: super::runs::word(&view.spec.misfire),
             s: view,
             agenda,
             agenda_error,

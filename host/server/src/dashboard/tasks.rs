@@ -153,6 +153,105 @@ pub(super) async fn show(browser: Browser, Path(key): Path<String>) -> Response 
     page.map_or_else(page_error, |p| render(&p))
 }
 
+/// The new-task form.
+#[derive(Deserialize, Default)]
+pub(super) struct NewTaskForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    plugin: String,
+    #[serde(default)]
+    description: String,
+    /// The task's params as JSON text (empty: none).
+    #[serde(default)]
+    params: String,
+}
+
+impl super::WithCsrf for NewTaskForm {
+    fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
+#[derive(Template)]
+#[template(path = "task_new.html")]
+struct NewTaskPage {
+    chrome: Option<Chrome>,
+    plugins: Vec<String>,
+    form: NewTaskForm,
+    error: Option<String>,
+}
+
+/// The installed action plugins, by name.
+fn action_plugins(state: &AppState) -> Result<Vec<String>, ApiError> {
+    Ok(state
+        .store
+        .plugins()?
+        .into_iter()
+        .filter(|p| p.world == sundial_core::plugin::World::Action)
+        .map(|p| p.name)
+        .collect())
+}
+
+/// `GET /tasks/new`: the form (operators and admins).
+pub(super) async fn new_task(browser: Browser) -> Response {
+    if !browser.may_change() {
+        return refused("your role reads; it may not create tasks");
+    }
+    match action_plugins(&browser.state) {
+        Ok(plugins) => render(&NewTaskPage {
+            chrome: Some(browser.chrome("tasks")),
+            plugins,
+            form: NewTaskForm::default(),
+            error: None,
+        }),
+        Err(e) => page_error(e),
+    }
+}
+
+/// `POST /tasks`: create the task as the API does (the same checks), then to it; a
+/// refusal shows the form again with what was typed and why.
+pub(super) async fn create(act: Act<NewTaskForm>) -> Response {
+    let state = &act.browser.state;
+    let form = &act.form;
+    let created = async {
+        let mut spec = serde_json::json!({
+            "name": form.name.trim(),
+            "plugin": form.plugin.trim(),
+            "description": form.description,
+        });
+        if !form.params.trim().is_empty() {
+            spec["params"] = sundial_core::json::parse_str(form.params.trim())
+                .map_err(|e| ApiError::bad_request(format!("params: not JSON: {e}")))?;
+        }
+        // Through the API's own parser: the same defaults and the same messages.
+        let body = bytes::Bytes::from(spec.to_string());
+        let spec = crate::parse_json(&axum::http::HeaderMap::new(), &body)?;
+        let spec = Tasks::check(state, spec, None)?;
+        Tasks::insert(state, spec, act.browser.caller.who()).await
+    };
+    match created.await {
+        Ok(task) => Redirect::to(&format!("/tasks/{}", task.id)).into_response(),
+        Err(e) => {
+            let page = NewTaskPage {
+                chrome: Some(act.browser.chrome("tasks")),
+                plugins: action_plugins(state).unwrap_or_default(),
+                form: NewTaskForm {
+                    csrf: String::new(),
+                    name: form.name.clone(),
+                    plugin: form.plugin.clone(),
+                    description: form.description.clone(),
+                    params: form.params.clone(),
+                },
+                error: Some(e.message),
+            };
+            (e.status, render(&page)).into_response()
+        }
+    }
+}
+
 /// `POST /tasks/{id}/run`: queue a manual run, then back to the task.
 pub(super) async fn run_now(Path(key): Path<String>, act: Act) -> Response {
     let queued = async {

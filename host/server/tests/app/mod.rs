@@ -32,6 +32,11 @@ pub const ROLES: [(Role, &str); 4] = [
 
 impl App {
     pub async fn new() -> App {
+        App::with_queue(100).await
+    }
+
+    /// An app whose run queue holds at most `max_queued_runs` runs.
+    pub async fn with_queue(max_queued_runs: usize) -> App {
         let dir = tempfile::tempdir().unwrap();
         let store: SharedStore = Arc::new(sundial_store::Store::open(dir.path(), 64).unwrap());
         for (role, secret) in ROLES {
@@ -57,7 +62,7 @@ impl App {
             network: Default::default(),
             clock: sundial_engine::clock::Clock::system(),
             workers: 2,
-            max_queued_runs: 100,
+            max_queued_runs,
             route_limits: Default::default(),
             zone: chrono_tz::UTC,
         })
