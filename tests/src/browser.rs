@@ -301,11 +301,11 @@ impl Browser {
         );
     }
 
-    /// A PNG of the whole page, written to `path`.
+    /// A WebP (quality 90) of the whole page, written to `path`.
     pub fn screenshot(&mut self, path: &std::path::Path) {
         let shot = self.call(
             "Page.captureScreenshot",
-            json!({"format": "png", "captureBeyondViewport": true}),
+            json!({"format": "webp", "quality": 90, "captureBeyondViewport": true}),
         );
         use base64::Engine;
         let png = base64::engine::general_purpose::STANDARD

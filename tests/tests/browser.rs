@@ -295,7 +295,7 @@ fn every_page_passes_axe_fits_360_px_and_a_viewer_sees_no_control() {
             for v in found["violations"].as_array().unwrap() {
                 problems.push(format!("{path} [{scheme}] {v}"));
             }
-            b.screenshot(&shots.join(format!("{name}-{scheme}.png")));
+            b.screenshot(&shots.join(format!("{name}-{scheme}.webp")));
             // At 360 px the page does not scroll sideways (wide tables scroll inside).
             b.viewport(360, 740, true);
             let fits = b.eval("document.documentElement.scrollWidth <= window.innerWidth");

@@ -680,3 +680,32 @@ async fn an_operator_creates_a_task_from_the_form_with_the_apis_checks() {
     assert!(kept.contains("value=\"bad name\""), "{kept}");
     assert_eq!(app.state.store.tasks_page(None, 10).unwrap().0.len(), 1);
 }
+
+#[tokio::test]
+async fn plugins_and_secrets_are_listed_by_name_fifty_to_a_page() {
+    let app = App::new().await;
+    for i in 0..52 {
+        stand_in_plugin(&app, &format!("p{i:02}"), World::Action).await;
+        let path = format!("/v1/secrets/s{i:02}");
+        admin(&app, Method::PUT, &path, json!({"value": "v"})).await;
+    }
+    let cookie = login(&app, "sdl_admin").await;
+    for (list, item) in [("/plugins", "p"), ("/secrets", "s")] {
+        let first = page(&app, &cookie, list, StatusCode::OK).await;
+        assert!(
+            first.contains(&format!(">{item}49<")) && !first.contains(&format!(">{item}50<")),
+            "{first}"
+        );
+        let more = format!("href=\"{list}?after={item}49\"");
+        assert!(first.contains(&more), "{list}: {first}");
+        let rest = page(&app, &cookie, &format!("{list}?after={item}49"), StatusCode::OK).await;
+        assert!(
+            rest.contains(&format!(">{item}50<")) && rest.contains(&format!(">{item}51<")),
+            "{rest}"
+        );
+        assert!(
+            !rest.contains(&format!(">{item}49<")) && !rest.contains("rel=\"next\""),
+            "{rest}"
+        );
+    }
+}

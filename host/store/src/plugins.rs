@@ -1,6 +1,6 @@
 //! Plugin records and component blobs.
 
-use super::tables::{Json, get_existing, pick_json, put_json};
+use super::tables::{Json, Paged, get_existing, page_json, pick_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::schema::*;
 use async_trait::async_trait;
@@ -43,6 +43,9 @@ pub trait PluginStore: Send + Sync {
 
     /// Every plugin, by name.
     fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError>;
+
+    /// Up to `limit` plugins by name after `after`, and the name to continue after.
+    fn plugins_page(&self, after: Option<&str>, limit: usize) -> Result<Paged<PluginRecord>, StoreError>;
 
     /// Change a plugin's grants, limits or description.
     async fn update_plugin(
@@ -107,6 +110,10 @@ impl PluginStore for Store {
 
     fn plugins(&self) -> Result<Vec<PluginRecord>, StoreError> {
         self.all_records(PLUGINS)
+    }
+
+    fn plugins_page(&self, after: Option<&str>, limit: usize) -> Result<Paged<PluginRecord>, StoreError> {
+        self.read_table(PLUGINS, |t| page_json(t, "plugins", after, limit))
     }
 
     async fn update_plugin(

@@ -1,7 +1,7 @@
 //! Secrets as stored: sealed values by name (see `crate::sealing`). The audit log
 //! records that a secret was set or deleted, never its value.
 
-use super::tables::{get_existing, get_json, put_json};
+use super::tables::{Paged, get_existing, get_json, page_json, put_json};
 use super::{Store, StoreError, audit};
 use crate::schema::*;
 use crate::sealing::Sealed;
@@ -67,6 +67,9 @@ pub trait SecretStore: Send + Sync {
     /// Every secret's info, by name.
     fn secrets(&self) -> Result<Vec<SecretInfo>, StoreError>;
 
+    /// Up to `limit` secrets' info by name after `after`, and the name to continue after.
+    fn secrets_page(&self, after: Option<&str>, limit: usize) -> Result<Paged<SecretInfo>, StoreError>;
+
     /// Delete a secret.
     async fn delete_secret(&self, name: &str, actor: &str) -> Result<SecretInfo, StoreError>;
 }
@@ -114,6 +117,12 @@ impl SecretStore for Store {
     fn secrets(&self) -> Result<Vec<SecretInfo>, StoreError> {
         let all: Vec<SecretRecord> = self.all_records(SECRETS)?;
         Ok(all.iter().map(SecretRecord::info).collect())
+    }
+
+    fn secrets_page(&self, after: Option<&str>, limit: usize) -> Result<Paged<SecretInfo>, StoreError> {
+        let (records, next): Paged<SecretRecord> =
+            self.read_table(SECRETS, |t| page_json(t, "secrets", after, limit))?;
+        Ok((records.iter().map(SecretRecord::info).collect(), next))
     }
 
     async fn delete_secret(&self, name: &str, actor: &str) -> Result<SecretInfo, StoreError> {

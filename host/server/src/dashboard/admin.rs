@@ -16,7 +16,7 @@ use sundial_core::plugin::PluginRecord;
 use sundial_store::audit::AuditFilter;
 use sundial_store::secrets::SecretInfo;
 
-/// Audit entries on one page.
+/// Items on one page of a list.
 const PAGE: usize = 50;
 /// Most tasks and webhooks a plugin's page reads to find its users.
 const USERS_SCAN: usize = 1000;
@@ -26,14 +26,22 @@ const USERS_SCAN: usize = 1000;
 struct PluginsPage {
     chrome: Option<Chrome>,
     rows: Vec<PluginRecord>,
+    next: Option<String>,
 }
 
-/// `GET /plugins`.
-pub(super) async fn plugins(browser: Browser) -> Response {
-    match browser.state.store.plugins() {
-        Ok(rows) => render(&PluginsPage {
+/// `?after=` of a list keyed by name: the last name of the page before.
+#[derive(Deserialize)]
+pub(super) struct AfterName {
+    after: Option<String>,
+}
+
+/// `GET /plugins`, by name, [`PAGE`] to a page.
+pub(super) async fn plugins(browser: Browser, Query(q): Query<AfterName>) -> Response {
+    match browser.state.store.plugins_page(q.after.as_deref(), PAGE) {
+        Ok((rows, next)) => render(&PluginsPage {
             chrome: Some(browser.chrome("plugins")),
             rows,
+            next,
         }),
         Err(e) => page_error(e.into()),
     }
@@ -84,17 +92,20 @@ pub(super) async fn plugin(browser: Browser, Path(name): Path<String>) -> Respon
 struct SecretsPage {
     chrome: Option<Chrome>,
     rows: Vec<SecretInfo>,
+    next: Option<String>,
 }
 
-/// `GET /secrets`: names, sizes and times; never a value. Operators and admins.
-pub(super) async fn secrets(browser: Browser) -> Response {
+/// `GET /secrets`: names, sizes and times, by name, [`PAGE`] to a page; never a
+/// value. Operators and admins.
+pub(super) async fn secrets(browser: Browser, Query(q): Query<AfterName>) -> Response {
     if !OPERATORS.contains(&browser.caller.token.role) {
         return refused("secrets are listed to operators and admins");
     }
-    match browser.state.store.secrets() {
-        Ok(rows) => render(&SecretsPage {
+    match browser.state.store.secrets_page(q.after.as_deref(), PAGE) {
+        Ok((rows, next)) => render(&SecretsPage {
             chrome: Some(browser.chrome("secrets")),
             rows,
+            next,
         }),
         Err(e) => page_error(e.into()),
     }
@@ -115,7 +126,8 @@ struct TokensPage {
     rows: Vec<TokenRow>,
 }
 
-/// `GET /tokens`: admins only.
+/// `GET /tokens`: admins only. All of them: tokens are keyed by their hash, which no
+/// URL may carry, and an installation has a handful.
 pub(super) async fn tokens(browser: Browser) -> Response {
     if !ADMINS.contains(&browser.caller.token.role) {
         return refused("tokens are listed to admins");
