@@ -709,3 +709,41 @@ async fn plugins_and_secrets_are_listed_by_name_fifty_to_a_page() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_schedules_heatmap_counts_its_runs_by_day_and_hour_and_their_failures() {
+    let app = App::new().await;
+    let w = world(&app).await;
+    let template = app.state.store.run(&w.run).unwrap().unwrap();
+    let slot = chrono::Utc::now() - chrono::Duration::hours(2);
+    let mut runs = Vec::new();
+    for failed in [true, false, false] {
+        let mut run = template.clone();
+        run.id = sundial_core::ids::new_id();
+        run.cause = sundial_core::run::RunCause::Schedule {
+            schedule: w.schedule.clone(),
+            slot: sundial_core::timestamp::text(slot),
+            due: None,
+        };
+        if !failed {
+            run.status = sundial_core::run::RunStatus::Succeeded;
+            run.error = None;
+        }
+        runs.push(run);
+    }
+    app.state.store.enqueue_runs(runs).await.unwrap();
+    let cookie = login(&app, "sdl_viewer").await;
+    let html = page(
+        &app,
+        &cookie,
+        &format!("/schedules/{}", w.schedule),
+        StatusCode::OK,
+    )
+    .await;
+    assert!(html.contains("3 runs; each cell says runs/failed"), "{html}");
+    let cell = format!("{}:00: 3 runs, 1 failed\">3/1<", slot.format("%-H"));
+    assert!(
+        html.contains("class=\"heat-bad\"") && html.contains(&cell),
+        "{cell}: {html}"
+    );
+}

@@ -23,7 +23,7 @@ const PAGE: usize = 50;
 const AGENDA: usize = 24;
 /// Days the heatmap covers.
 const HEAT_DAYS: i64 = 7;
-/// Most runs the heatmap reads (per attached task).
+/// Most runs the heatmap reads, shared among the attached tasks.
 const HEAT_MAX_RUNS: usize = 5000;
 
 /// One fire of an agenda: its wall time, UTC instant and DST note.
@@ -107,6 +107,7 @@ fn heatmap(
     let mut cells = vec![vec![(0usize, 0usize); 24]; HEAT_DAYS as usize];
     let mut counted = 0;
     let since = sundial_core::timestamp::text(first.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc());
+    let per_task = (HEAT_MAX_RUNS / view.tasks.len().max(1)).max(1);
     for task in &view.tasks {
         let filter = RunFilter {
             task_id: Some(task.clone()),
@@ -114,7 +115,7 @@ fn heatmap(
             since: Some(since.clone()),
             ..RunFilter::default()
         };
-        let (runs, _) = state.store.list_runs(&filter, None, HEAT_MAX_RUNS)?;
+        let (runs, _) = state.store.list_runs(&filter, None, per_task)?;
         for run in runs {
             let RunCause::Schedule { schedule, slot, .. } = &run.cause else {
                 continue;

@@ -15,6 +15,10 @@ pub const SESSION_TTL: Duration = Duration::from_secs(8 * 3600);
 /// Most open sessions at once: 10 000 (the oldest goes first when a login finds it full).
 pub const MAX_SESSIONS: usize = 10_000;
 
+/// Most open sessions of one token: 50 (its oldest goes first), so logins with one
+/// token cannot push out everyone else's sessions.
+pub const MAX_SESSIONS_PER_TOKEN: usize = 50;
+
 /// One logged-in browser.
 #[derive(Debug, Clone)]
 pub struct Session {
@@ -44,10 +48,25 @@ impl Sessions {
         let mut open = self.lock();
         let now = Instant::now();
         open.retain(|_, s| s.expires > now);
-        if open.len() >= MAX_SESSIONS
-            && let Some(oldest) = open.iter().min_by_key(|(_, s)| s.expires).map(|(k, _)| k.clone())
-        {
-            open.remove(&oldest);
+        let same_token = open
+            .values()
+            .filter(|s| s.token_hash == session.token_hash)
+            .count();
+        let oldest = |open: &HashMap<String, Session>, same: bool| {
+            open.iter()
+                .filter(|(_, s)| !same || s.token_hash == session.token_hash)
+                .min_by_key(|(_, s)| s.expires)
+                .map(|(k, _)| k.clone())
+        };
+        let evict = if same_token >= MAX_SESSIONS_PER_TOKEN {
+            oldest(&open, true)
+        } else if open.len() >= MAX_SESSIONS {
+            oldest(&open, false)
+        } else {
+            None
+        };
+        if let Some(k) = evict {
+            open.remove(&k);
         }
         open.insert(key(&id), session);
         Ok(id)
@@ -111,6 +130,21 @@ mod tests {
         assert!(sessions.find("not-an-id").is_none());
         sessions.close(&id);
         assert!(sessions.find(&id).is_none());
+    }
+
+    #[test]
+    fn one_token_keeps_at_most_its_cap_and_pushes_out_only_its_own() {
+        let sessions = Sessions::default();
+        let other = sessions.open("hash-b".into()).unwrap();
+        let first = sessions.open("hash-a".into()).unwrap();
+        let mut last = String::new();
+        for _ in 0..MAX_SESSIONS_PER_TOKEN {
+            last = sessions.open("hash-a".into()).unwrap();
+        }
+        assert!(sessions.find(&first).is_none(), "its oldest went");
+        assert!(sessions.find(&last).is_some());
+        assert!(sessions.find(&other).is_some(), "another token's session stays");
+        assert_eq!(sessions.lock().len(), MAX_SESSIONS_PER_TOKEN + 1);
     }
 
     #[test]
