@@ -25,6 +25,14 @@ pub struct RunFilter {
 }
 
 impl RunFilter {
+    /// Where a newest-first scan may stop: runs queued more than an hour before
+    /// `since` (run ids follow the time they were queued; the hour allows for a clock
+    /// step), as a timestamp text to compare with `queued_at`.
+    fn stop_before(&self) -> Option<String> {
+        let since = sundial_core::timestamp::parse(self.since.as_deref()?).ok()?;
+        Some(sundial_core::timestamp::text(since - chrono::Duration::hours(1)))
+    }
+
     fn matches(&self, run: &Run) -> bool {
         self.status.is_none_or(|s| run.status == s)
             && self.error_contains.as_deref().is_none_or(|text| {
@@ -243,9 +251,14 @@ impl RunStore for Store {
         cursor: Option<&str>,
         limit: usize,
     ) -> Result<Paged<Run>, StoreError> {
+        let stop = filter.stop_before();
+        let past = |run: &Run| stop.as_deref().is_some_and(|s| run.queued_at.as_str() < s);
         let Some(task) = &filter.task_id else {
             return self.read_table(RUNS, |runs| {
                 newest_first(runs, "runs", cursor, limit, |run| {
+                    if past(run) {
+                        return Scan::Stop;
+                    }
                     Scan::take_if(filter.matches(run))
                 })
             });
@@ -263,10 +276,13 @@ impl RunStore for Store {
         for entry in by_task.range(lo.as_str()..hi.as_str())?.rev() {
             let (k, _) = entry?;
             let id = k.value().rsplit('/').next().unwrap_or_default();
-            if let Some(run) = get_listed::<Run>(&runs, "runs", id)?
-                && filter.matches(&run)
-                && pager.push(id, run)
-            {
+            let Some(run) = get_listed::<Run>(&runs, "runs", id)? else {
+                continue;
+            };
+            if past(&run) {
+                break;
+            }
+            if filter.matches(&run) && pager.push(id, run) {
                 break;
             }
         }
@@ -336,6 +352,45 @@ fn save_run_in(txn: &WriteTransaction, run: Run) -> Result<Run, StoreError> {
             }
             put_json(&mut txn.open_table(RUNS)?, &run.id, &run)?;
             Ok(run)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sundial_core::run::RunCause;
+
+    #[tokio::test]
+    async fn a_time_window_lists_exactly_its_runs_by_task_and_in_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        // Queued two days ago, yesterday and now (ids in the same order, as in use),
+        // plus one whose clock stepped back: queued "earlier" than the run before it.
+        let now = chrono::Utc::now();
+        let at = |hours: i64| sundial_core::timestamp::text(now - chrono::Duration::hours(hours));
+        let runs: Vec<Run> = [48, 24, 0, 1]
+            .into_iter()
+            .map(|h| Run::queued("t1", "t", RunCause::Manual, serde_json::json!({}), None, 0, at(h)))
+            .collect();
+        let ids: Vec<String> = runs.iter().map(|r| r.id.clone()).collect();
+        store.enqueue_runs(runs).await.unwrap();
+        for task_id in [None, Some("t1".to_string())] {
+            let filter = RunFilter {
+                task_id: task_id.clone(),
+                since: Some(at(30)),
+                until: Some(at(-1)),
+                ..RunFilter::default()
+            };
+            let (found, _) = store.list_runs(&filter, None, 10).unwrap();
+            let found: Vec<&str> = found.iter().map(|r| r.id.as_str()).collect();
+            assert_eq!(found, [&ids[3], &ids[2], &ids[1]], "{task_id:?}");
+            let recent = RunFilter {
+                since: Some(at(2)),
+                ..filter
+            };
+            let (found, _) = store.list_runs(&recent, None, 10).unwrap();
+            assert_eq!(found.len(), 2, "the stepped-back run is within the hour of slack");
         }
     }
 }

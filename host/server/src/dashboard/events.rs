@@ -209,10 +209,11 @@ struct TimersPage {
     next: Option<String>,
 }
 
-/// `GET /timers`: pending timers, soonest first.
+/// `GET /timers`: pending timers, in the order they were set.
 pub(super) async fn timers(browser: Browser, Query(q): Query<After>) -> Response {
     let state = &browser.state;
     let page = (|| -> Result<TimersPage, ApiError> {
+        crate::extract::check_cursor(&q.after)?;
         let (rows, next) = state.store.timers_page(None, None, q.after.as_deref(), PAGE)?;
         Ok(TimersPage {
             chrome: Some(browser.chrome("events")),

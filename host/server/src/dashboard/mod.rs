@@ -15,7 +15,7 @@ mod overview;
 mod runs;
 mod schedules;
 pub mod session;
-mod tail;
+pub mod tail;
 mod tasks;
 mod webhooks;
 
@@ -30,6 +30,7 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use serde::Deserialize;
 use session::{SESSION_TTL, Sessions, same_secret};
+use std::sync::Arc;
 use sundial_store::tokens::{Role, token_hash};
 
 /// The session cookie's name.
@@ -46,11 +47,14 @@ const APP_CSS: &str = include_str!("../../assets/app.css");
 /// works without it.
 const APP_JS: &str = include_str!("../../assets/app.js");
 
-/// What the dashboard keeps: its sessions, and whether cookies are marked `Secure`.
+/// What the dashboard keeps: its sessions, its open live tails, and whether cookies
+/// are marked `Secure`.
 #[derive(Debug, Default)]
 pub struct Dashboard {
     /// The open sessions.
     pub sessions: Sessions,
+    /// The open live log tails, counted against their limits.
+    pub tails: Arc<tail::Tails>,
     /// Mark the session cookie `Secure` (the daemon serves TLS).
     pub secure_cookies: bool,
 }
@@ -60,6 +64,7 @@ impl Dashboard {
     pub fn new(secure_cookies: bool) -> Dashboard {
         Dashboard {
             sessions: Sessions::default(),
+            tails: Arc::default(),
             secure_cookies,
         }
     }
@@ -521,11 +526,10 @@ async fn switch_theme(browser: Browser, headers: HeaderMap, Form(form): Form<The
         );
     };
     // Only a path of this site: never an open redirect.
-    let back = if form.back.starts_with('/') && !form.back.starts_with("//") && !form.back.contains('\\') {
-        form.back.as_str()
-    } else {
-        "/"
-    };
+    let path_only = form.back.starts_with('/')
+        && !form.back.starts_with("//")
+        && form.back.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    let back = if path_only { form.back.as_str() } else { "/" };
     let mut response = Redirect::to(back).into_response();
     let cookie = format!(
         "{}={}; Path=/; SameSite=Strict; Max-Age=31536000",

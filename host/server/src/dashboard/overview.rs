@@ -70,8 +70,10 @@ impl Chart {
         let finished: Vec<u32> = minutes.iter().map(|m| m.finished).collect();
         let failed: Vec<u32> = minutes.iter().map(|m| m.failed).collect();
         let peak = finished.iter().copied().max().unwrap_or(0);
+        // By clock hour (UTC): the first and last rows are the parts of their hours
+        // inside the last day.
         let hours = minutes
-            .chunks(60)
+            .chunk_by(|a, b| a.minute.div_euclid(60) == b.minute.div_euclid(60))
             .map(|hour| {
                 let start = chrono::DateTime::from_timestamp(hour[0].minute * 60, 0).unwrap_or_default();
                 (
@@ -160,8 +162,13 @@ mod tests {
             .collect();
         let chart = Chart::of(&minutes);
         assert_eq!((chart.total, chart.failed, chart.peak), (72, 1, 3));
-        assert_eq!(chart.hours.len(), 24);
+        // 29,000,000 minutes is 20 minutes past an hour: 25 rows, the first of 40
+        // minutes (one run at its first minute), each whole hour one.
+        assert_eq!(29_000_000 % 60, 20);
+        assert_eq!(chart.hours.len(), 25);
         assert_eq!(chart.hours[0].1, 3);
+        assert_eq!(chart.hours[1].1, 3);
+        assert_eq!(chart.hours.iter().map(|h| h.1).sum::<u32>(), 72);
         assert_eq!(chart.width(), 1440);
     }
 }

@@ -264,7 +264,11 @@ pub(super) async fn run_now(Path(key): Path<String>, act: Act) -> Response {
             ),
         };
         let run = crate::runs::manual_run(&task, params, act.browser.caller.who())?;
-        act.browser.state.engines.outbox.enqueue_runs(vec![run]).await?;
+        let state = &act.browser.state;
+        state
+            .admission
+            .check_queue(state.engines.outbox.queue().backlog())?;
+        state.engines.outbox.enqueue_runs(vec![run]).await?;
         Ok::<_, ApiError>(task.id)
     };
     match queued.await {

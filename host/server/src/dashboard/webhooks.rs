@@ -11,12 +11,16 @@ use crate::{ApiError, AppState};
 use askama::Template;
 use axum::extract::{Path, Query};
 use axum::response::{IntoResponse, Redirect, Response};
+use std::collections::HashMap;
 use sundial_store::webhooks::{Delivery, DeliveryFilter, DeliveryStatus, WebhookRecord};
 
 /// Webhooks on one page of the list.
 const PAGE: usize = 50;
-/// Deliveries a webhook's health is computed over: its latest 50.
+/// Deliveries a webhook's health is computed over: its latest 50...
 const HEALTH_OVER: usize = 50;
+/// ...among the latest 5,000 deliveries of all webhooks (in lists; a webhook's own
+/// page reads its latest 50 wherever they are).
+const HEALTH_SCAN: usize = 5000;
 /// Deliveries shown on a webhook's page.
 const LATEST: usize = 50;
 
@@ -84,6 +88,22 @@ impl HookRow {
     }
 }
 
+/// The latest deliveries of every webhook (at most [`HEALTH_OVER`] each) among the
+/// latest [`HEALTH_SCAN`] deliveries: one bounded scan for a whole list.
+fn recent_by_hook(state: &AppState) -> Result<HashMap<String, Vec<Delivery>>, ApiError> {
+    let (deliveries, _) = state
+        .store
+        .list_deliveries(&DeliveryFilter::default(), None, HEALTH_SCAN)?;
+    let mut by_hook: HashMap<String, Vec<Delivery>> = HashMap::new();
+    for d in deliveries {
+        let mine = by_hook.entry(d.webhook_id.clone()).or_default();
+        if mine.len() < HEALTH_OVER {
+            mine.push(d);
+        }
+    }
+    Ok(by_hook)
+}
+
 /// The webhooks of one list page with their health, and the next page's cursor.
 pub(super) fn hooks(
     state: &AppState,
@@ -91,11 +111,14 @@ pub(super) fn hooks(
     limit: usize,
 ) -> Result<(Vec<HookRow>, Option<String>), ApiError> {
     let (records, next) = state.store.webhooks_page(after, limit)?;
-    let mut rows = Vec::with_capacity(records.len());
-    for hook in records {
-        let deliveries = latest(state, &hook.id, HEALTH_OVER)?;
-        rows.push(HookRow::of(hook, &deliveries));
-    }
+    let recent = recent_by_hook(state)?;
+    let rows = records
+        .into_iter()
+        .map(|hook| {
+            let deliveries = recent.get(&hook.id).map(Vec::as_slice).unwrap_or_default();
+            HookRow::of(hook, deliveries)
+        })
+        .collect();
     Ok((rows, next))
 }
 
