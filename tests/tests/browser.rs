@@ -59,21 +59,24 @@ fn run_of(d: &Daemon, id: &str) -> Value {
     d.expect(200, "GET", &format!("/v1/runs/{id}"), None)
 }
 
+/// A daemon with the hostile fixture installed, a webhook `hook` to a receiver that
+/// answers `status`, and a schedule `nightly` (02:30 in Berlin).
+fn with_hook_and_schedule(dir: &std::path::Path, status: u16) -> (Daemon, Receiver) {
+    let d = Daemon::start(dir, &["--allow-loopback"]);
+    d.install_hostile(json!({}));
+    let receiver = Receiver::start(vec![], Reply::Status(status, Vec::new()));
+    let hook = json!({"name": "hook", "url": receiver.url("/hook")});
+    d.create("/v1/webhooks", hook);
+    let nightly = json!({"name": "nightly", "rule": {"cron": "30 2 * * *"}, "timezone": "Europe/Berlin"});
+    d.create("/v1/schedules", nightly);
+    (d, receiver)
+}
+
 #[test]
 fn an_operator_drives_the_dashboard_in_a_real_browser() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let (d, receiver) = with_hook_and_schedule(dir.path(), 204);
     let base = format!("http://{}", d.addr);
-    d.install_hostile(json!({}));
-    let receiver = Receiver::start(vec![], Reply::Status(204, Vec::new()));
-    d.create(
-        "/v1/webhooks",
-        json!({"name": "hook", "url": receiver.url("/hook")}),
-    );
-    d.create(
-        "/v1/schedules",
-        json!({"name": "nightly", "rule": {"cron": "30 2 * * *"}, "timezone": "Europe/Berlin"}),
-    );
     d.create(
         "/v1/tasks",
         json!({"name": "fails", "plugin": "hostile", "params": {"mode": "fail"}}),
@@ -181,24 +184,20 @@ fn an_operator_drives_the_dashboard_in_a_real_browser() {
 
 /// Every page of the dashboard, with one of each noun to show.
 fn all_pages(d: &Daemon) -> Vec<(String, String)> {
-    let task = d.expect(200, "GET", "/v1/tasks/fails", None)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let runs = d.all_runs("task=fails");
-    let run = runs[0]["id"].as_str().unwrap().to_string();
-    let schedule = d.expect(200, "GET", "/v1/schedules/nightly", None)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let events = d.expect(200, "GET", "/v1/events", None);
-    let event = events["events"][0]["seq"].as_str().unwrap().to_string();
-    let hook = d.expect(200, "GET", "/v1/webhooks/hook", None)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let deliveries = d.expect(200, "GET", "/v1/deliveries", None);
-    let delivery = deliveries["deliveries"][0]["id"].as_str().unwrap().to_string();
+    // A string in an answer of the API, by JSON pointer.
+    let read = |path: &str, pointer: &str| -> String {
+        let answer = d.expect(200, "GET", path, None);
+        let value = answer.pointer(pointer).and_then(Value::as_str);
+        value
+            .unwrap_or_else(|| panic!("no {pointer} in {answer}"))
+            .to_string()
+    };
+    let task = read("/v1/tasks/fails", "/id");
+    let run = d.all_runs("task=fails")[0]["id"].as_str().unwrap().to_string();
+    let schedule = read("/v1/schedules/nightly", "/id");
+    let event = read("/v1/events", "/events/0/seq");
+    let hook = read("/v1/webhooks/hook", "/id");
+    let delivery = read("/v1/deliveries", "/deliveries/0/id");
     [
         ("overview", "/".to_string()),
         ("tasks", "/tasks".into()),
@@ -233,21 +232,11 @@ fn all_pages(d: &Daemon) -> Vec<(String, String)> {
 
 /// A daemon with one of each noun (and a failed run, an event, a timer, a delivery).
 fn populated(dir: &std::path::Path) -> (Daemon, Receiver) {
-    let d = Daemon::start(dir, &["--allow-loopback"]);
-    d.install_hostile(json!({}));
-    let receiver = Receiver::start(vec![], Reply::Status(500, Vec::new()));
-    d.create(
-        "/v1/webhooks",
-        json!({"name": "hook", "url": receiver.url("/hook")}),
-    );
+    let (d, receiver) = with_hook_and_schedule(dir, 500);
     d.create(
         "/v1/tasks",
         json!({"name": "fails", "plugin": "hostile", "params": {"mode": "fail"},
                "notify": [{"webhook": "hook"}]}),
-    );
-    d.create(
-        "/v1/schedules",
-        json!({"name": "nightly", "rule": {"cron": "30 2 * * *"}, "timezone": "Europe/Berlin"}),
     );
     d.attach("nightly", "fails");
     d.create(

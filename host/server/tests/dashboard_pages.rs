@@ -61,6 +61,11 @@ async fn world(app: &App) -> World1 {
     }
 }
 
+/// The path of the world's schedule's page.
+fn schedule_path(w: &World1) -> String {
+    format!("/schedules/{}", w.schedule)
+}
+
 /// Every page a reader may open, with text each must show.
 fn pages(w: &World1) -> Vec<(String, Vec<&'static str>)> {
     vec![
@@ -255,13 +260,7 @@ async fn an_operator_pauses_and_resumes_a_schedule_cancels_a_timer_tests_and_rep
     let app = App::new().await;
     let w = world(&app).await;
     let cookie = login(&app, "sdl_operator").await;
-    let shown = page(
-        &app,
-        &cookie,
-        &format!("/schedules/{}", w.schedule),
-        StatusCode::OK,
-    )
-    .await;
+    let shown = page(&app, &cookie, &schedule_path(&w), StatusCode::OK).await;
     assert!(shown.contains(">Pause<"), "{shown}");
     let form = format!("csrf={}", csrf_of(&shown));
     let enabled = |app: &App| {
@@ -277,13 +276,7 @@ async fn an_operator_pauses_and_resumes_a_schedule_cancels_a_timer_tests_and_rep
     assert_eq!(status, StatusCode::SEE_OTHER, "{body}");
     assert_eq!(to.unwrap(), format!("/schedules/{}", w.schedule));
     assert!(!enabled(&app));
-    let shown = page(
-        &app,
-        &cookie,
-        &format!("/schedules/{}", w.schedule),
-        StatusCode::OK,
-    )
-    .await;
+    let shown = page(&app, &cookie, &schedule_path(&w), StatusCode::OK).await;
     assert!(shown.contains(">Resume<") && shown.contains("paused"), "{shown}");
     post(&app, &cookie, &format!("/schedules/{}/resume", w.schedule), &form).await;
     assert!(enabled(&app));
@@ -734,13 +727,7 @@ async fn a_schedules_heatmap_counts_its_runs_by_day_and_hour_and_their_failures(
     }
     app.state.store.enqueue_runs(runs).await.unwrap();
     let cookie = login(&app, "sdl_viewer").await;
-    let html = page(
-        &app,
-        &cookie,
-        &format!("/schedules/{}", w.schedule),
-        StatusCode::OK,
-    )
-    .await;
+    let html = page(&app, &cookie, &schedule_path(&w), StatusCode::OK).await;
     assert!(html.contains("3 runs; each cell says runs/failed"), "{html}");
     let cell = format!("{}:00: 3 runs, 1 failed\">3/1<", slot.format("%-H"));
     assert!(
