@@ -333,7 +333,11 @@ impl Executor {
         if let Some(i) = RunStatus::ALL.iter().position(|s| *s == run.status) {
             self.inner.finished[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        record_activity(&self.inner.activity, run);
+        // It finished just now: no need to parse its finish time on this path.
+        if run.status.is_terminal() {
+            let now = chrono::Utc::now().timestamp();
+            self.inner.activity.record(now, counts_as_failed(run.status));
+        }
         if let Some(waiters) = lock(&self.inner.waiters).remove(&run.id) {
             for w in waiters {
                 let _ = w.send(run.clone());
@@ -609,7 +613,8 @@ fn rand_unit() -> f64 {
     (h.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// Count a finished run in the per-minute series at its finish time: true if it was.
+/// Count a stored finished run in the per-minute series at its finish time (the
+/// backfill at start): true if it was.
 fn record_activity(series: &sundial_core::activity::MinuteSeries, run: &Run) -> bool {
     let Some(at) = run
         .finished_at
@@ -618,7 +623,11 @@ fn record_activity(series: &sundial_core::activity::MinuteSeries, run: &Run) -> 
     else {
         return false;
     };
-    let failed = matches!(run.status, RunStatus::Failed | RunStatus::TimedOut);
-    series.record(at.timestamp(), failed);
+    series.record(at.timestamp(), counts_as_failed(run.status));
     true
+}
+
+/// Whether the chart counts a finished run as failed: failed or timed out.
+fn counts_as_failed(status: RunStatus) -> bool {
+    matches!(status, RunStatus::Failed | RunStatus::TimedOut)
 }
