@@ -26,8 +26,10 @@ pub struct DaemonConfig {
     pub workers: usize,
     /// Most mutations per store commit. Default 1024.
     pub max_batch: usize,
-    /// Store page cache in bytes. Default 64 MiB.
+    /// Store page cache in bytes (redb). Default 64 MiB.
     pub cache_bytes: usize,
+    /// The store's backend. Default redb in the data directory.
+    pub store: StoreChoice,
     /// Address ranges plugins may reach. Default: public only.
     pub network: NetworkPolicy,
     /// How long a graceful stop waits for running runs. Default 30 s.
@@ -80,6 +82,7 @@ impl Default for DaemonConfig {
             workers: DEFAULT_WORKERS,
             max_batch: sundial_store::writer::DEFAULT_MAX_BATCH,
             cache_bytes: sundial_store::DEFAULT_CACHE_BYTES,
+            store: StoreChoice::Redb,
             network: NetworkPolicy::default(),
             retention: sundial_engine::retention::RetentionDefaults::default(),
             grace: std::time::Duration::from_secs(30),
@@ -100,6 +103,42 @@ impl Default for DaemonConfig {
     }
 }
 
+/// Where the daemon keeps its state.
+#[derive(Debug, Clone)]
+pub enum StoreChoice {
+    /// `sundial.redb` in the data directory (one node).
+    Redb,
+    /// A PostgreSQL database, which several nodes may share (`docs/cluster.md`).
+    Postgres(sundial_store::PgOptions),
+}
+
+/// Open the store `config` names.
+async fn open_store(config: &DaemonConfig) -> Result<sundial_store::SharedStore, String> {
+    let dir = &config.data_dir;
+    Ok(match &config.store {
+        StoreChoice::Redb => Arc::new(
+            Store::open_options(
+                dir,
+                config.max_batch,
+                config.cache_bytes,
+                config.inject_disk_full.clone(),
+            )
+            .map_err(|e| format!("opening the store in {}: {e}", dir.display()))?,
+        ),
+        StoreChoice::Postgres(options) => {
+            std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+            let store = sundial_store::PgStore::connect(options).await.map_err(|e| {
+                format!(
+                    "opening the store in PostgreSQL at {}: {e}",
+                    sundial_store::pg::redact_url(&options.url)
+                )
+            })?;
+            tracing::info!(url = store.url(), "store: PostgreSQL");
+            Arc::new(store)
+        }
+    })
+}
+
 /// Start everything and serve until a shutdown signal. Returns an error message for
 /// startup failures.
 pub async fn serve(config: DaemonConfig) -> Result<(), String> {
@@ -113,15 +152,8 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let store = Store::open_options(
-        dir,
-        config.max_batch,
-        config.cache_bytes,
-        config.inject_disk_full.clone(),
-    )
-    .map_err(|e| format!("opening the store in {}: {e}", dir.display()))?;
     // The engines and the API see the store only through its traits.
-    let store: sundial_store::SharedStore = Arc::new(store);
+    let store = open_store(&config).await?;
     // Descriptors: the soft limit goes up to the hard one, and client connections and
     // plugin requests each get at most a quarter of it.
     let open_files = match crate::fdlimit::raise_nofile() {
@@ -252,9 +284,12 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             mail: *name == "email",
             ..Grants::default()
         };
-        api::plugins_install(&state, name, bytes.to_vec(), grants, Limits::default())
-            .await
-            .map_err(|e| format!("installing bundled plugin {name}: {}", e.message))?;
+        match api::plugins_install(&state, name, bytes.to_vec(), grants, Limits::default()).await {
+            Ok(_) => {}
+            // Another node of a cluster, starting at the same time, installed it.
+            Err(e) if e.status == axum::http::StatusCode::CONFLICT => {}
+            Err(e) => return Err(format!("installing bundled plugin {name}: {}", e.message)),
+        }
     }
     update_bundled(&state).await?;
     let all: Vec<&str> = crate::bundled::BUNDLED.iter().map(|(n, _)| *n).collect();
@@ -274,11 +309,16 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             role: Role::Admin,
             created_at: now(),
         };
-        store
-            .insert_token(&secret, record, "sundial")
-            .await
-            .map_err(|e| e.to_string())?;
-        tracing::info!(path = %path.display(), "created an admin token (mode 0600)");
+        match store.insert_token(&secret, record, "sundial").await {
+            Ok(_) => tracing::info!(path = %path.display(), "created an admin token (mode 0600)"),
+            // Another node of a cluster, starting at the same time, made the first one;
+            // this file would hold a token nobody accepts.
+            Err(sundial_store::StoreError::Conflict(_)) => {
+                let _ = std::fs::remove_file(&path);
+                tracing::info!("another node created the admin token");
+            }
+            Err(e) => return Err(e.to_string()),
+        }
     }
     sundial_engine::retention::spawn_pruner(store.clone(), config.retention);
 

@@ -55,6 +55,10 @@ impl Daemon {
         if !extra.contains(&"--listen") {
             command.args(["--listen", "127.0.0.1:0"]);
         }
+        // The PostgreSQL pass: a database per data directory, unless the test names a store.
+        if crate::pg::postgres_pass() && !extra.contains(&"--store") {
+            command.args(["--store", &crate::pg::database_for(data)]);
+        }
         command
             .args(extra)
             .envs(env.iter().copied())

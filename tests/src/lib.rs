@@ -6,6 +6,7 @@ mod binary;
 pub mod browser;
 pub mod daemon;
 mod http;
+pub mod pg;
 pub mod smtp;
 pub mod vergeos;
 

@@ -4,7 +4,7 @@
 //! `docs/operations.md` with its default and unit.
 
 use super::{EXIT_PLUGIN_ERROR, EXIT_USAGE};
-use crate::daemon::DaemonConfig;
+use crate::daemon::{DaemonConfig, StoreChoice};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -36,6 +36,16 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SUNDIAL_WORKERS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     workers: Option<usize>,
+    /// Where the state lives: `redb` (a file in the data directory) or a PostgreSQL
+    /// URL `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE` shared by the nodes of a
+    /// cluster [default: redb].
+    #[arg(long, env = "SUNDIAL_STORE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store: Option<String>,
+    /// PostgreSQL connections this node keeps at most [default: 16].
+    #[arg(long, env = "SUNDIAL_STORE_POOL")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    store_pool: Option<usize>,
     /// Store page cache in MiB [default: 64].
     #[arg(long, env = "SUNDIAL_STORE_CACHE_MB")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -234,6 +244,23 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
     if !(4..=65536).contains(&cache_mb) {
         return Err(format!("store_cache_mb: {cache_mb} is outside 4..=65536"));
     }
+    let store = match args.store.as_deref().map(str::trim) {
+        None | Some("redb") => StoreChoice::Redb,
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let mut options = sundial_store::PgOptions::new(url);
+            options.pool_size = args.store_pool.unwrap_or(options.pool_size);
+            if !(1..=1000).contains(&options.pool_size) {
+                return Err(format!("store_pool: {} is outside 1..=1000", options.pool_size));
+            }
+            StoreChoice::Postgres(options)
+        }
+        Some(other) => {
+            return Err(format!(
+                "store: {:?} is neither redb nor a postgres:// URL",
+                sundial_store::pg::redact_url(other)
+            ));
+        }
+    };
     let keep_last = args.keep_runs.unwrap_or(r.keep_last);
     let max_age_days = args.max_run_age_days.unwrap_or(r.max_age_days);
     if keep_last == 0 || max_age_days == 0 {
@@ -327,6 +354,7 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             workers,
             max_batch: d.max_batch,
             cache_bytes: cache_mb << 20,
+            store,
             network: NetworkPolicy {
                 allow_loopback: args.allow_loopback.unwrap_or(false),
                 allow_private: args.allow_private.unwrap_or(false),

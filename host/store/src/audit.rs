@@ -31,6 +31,27 @@ pub struct AuditEntry {
     pub after: Option<Value>,
 }
 
+/// A new entry, stamped now.
+pub(crate) fn entry<B: Serialize, A: Serialize>(
+    actor: &str,
+    action: &str,
+    noun: &str,
+    target: &str,
+    before: Option<&B>,
+    after: Option<&A>,
+) -> AuditEntry {
+    AuditEntry {
+        id: sundial_core::ids::new_id(),
+        at: sundial_core::timestamp::now(),
+        actor: actor.to_string(),
+        action: action.to_string(),
+        noun: noun.to_string(),
+        target: target.to_string(),
+        before: before.and_then(|b| serde_json::to_value(b).ok()),
+        after: after.and_then(|a| serde_json::to_value(a).ok()),
+    }
+}
+
 /// Append an entry inside `txn`.
 pub(crate) fn record<B: Serialize, A: Serialize>(
     txn: &WriteTransaction,
@@ -41,16 +62,7 @@ pub(crate) fn record<B: Serialize, A: Serialize>(
     before: Option<&B>,
     after: Option<&A>,
 ) -> Result<(), StoreError> {
-    let entry = AuditEntry {
-        id: sundial_core::ids::new_id(),
-        at: sundial_core::timestamp::now(),
-        actor: actor.to_string(),
-        action: action.to_string(),
-        noun: noun.to_string(),
-        target: target.to_string(),
-        before: before.and_then(|b| serde_json::to_value(b).ok()),
-        after: after.and_then(|a| serde_json::to_value(a).ok()),
-    };
+    let entry = entry(actor, action, noun, target, before, after);
     put_json(&mut txn.open_table(AUDIT)?, &entry.id, &entry)
 }
 
@@ -104,7 +116,7 @@ pub struct AuditFilter {
 }
 
 impl AuditFilter {
-    fn matches(&self, e: &AuditEntry) -> bool {
+    pub(crate) fn matches(&self, e: &AuditEntry) -> bool {
         self.noun.as_deref().is_none_or(|n| e.noun == n)
             && self.actor.as_deref().is_none_or(|a| e.actor == a)
             && self.target.as_deref().is_none_or(|t| e.target == t)

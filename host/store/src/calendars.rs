@@ -9,7 +9,7 @@ use redb::ReadableTable;
 use sundial_core::calendar::{CalendarSpec, Maintenance};
 
 /// Ended maintenance windows are kept this long, then dropped: 30 days.
-const KEEP_ENDED_DAYS: i64 = 30;
+pub(crate) const KEEP_ENDED_DAYS: i64 = 30;
 
 /// Calendars and maintenance windows.
 #[async_trait]

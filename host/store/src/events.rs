@@ -39,7 +39,7 @@ pub struct Stored {
     pub deliveries: usize,
 }
 
-fn dedup_key(source: &str, id: &str) -> String {
+pub(crate) fn dedup_key(source: &str, id: &str) -> String {
     format!("{}:{source}{id}", source.len())
 }
 
@@ -99,7 +99,7 @@ pub struct EventFilter {
 }
 
 impl EventFilter {
-    fn matches(&self, r: &EventRecord) -> bool {
+    pub(crate) fn matches(&self, r: &EventRecord) -> bool {
         let glob = |p: &Option<String>, v: Option<&str>| {
             p.as_deref()
                 .is_none_or(|p| v.is_some_and(|v| sundial_core::event::filter::glob_match(p, v)))

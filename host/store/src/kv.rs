@@ -104,19 +104,7 @@ impl KvStore for Store {
                 None => count(&kv, &plugin)?,
             };
             let old = kv.get(k.as_str())?.map(|v| v.value().len() as u64);
-            let new_keys = keys + u64::from(old.is_none());
-            let new_bytes = bytes.saturating_sub(old.map_or(0, |o| o + key_len)) + key_len + value.len() as u64;
-            if new_keys > limits.kv_max_keys {
-                return Err(StoreError::Invalid(format!(
-                    "kv quota: plugin {plugin:?} has {keys} keys, the most it may have (limits.kv_max_keys)"
-                )));
-            }
-            if new_bytes > limits.kv_max_bytes {
-                return Err(StoreError::Invalid(format!(
-                    "kv quota: this value would bring plugin {plugin:?} to {new_bytes} bytes, over its {} (limits.kv_max_bytes)",
-                    limits.kv_max_bytes
-                )));
-            }
+            let (new_keys, new_bytes) = after_set(&plugin, &limits, (keys, bytes), old, key_len, value.len())?;
             kv.insert(k.as_str(), value.as_slice())?;
             usage.insert(plugin.as_str(), (new_keys, new_bytes))?;
             Ok(())
@@ -147,6 +135,32 @@ impl KvStore for Store {
         })
         .await
     }
+}
+
+/// A plugin's usage (keys, bytes) after setting a key of `key_len` bytes to a value of
+/// `value_len`, where the key held `old` bytes (or nothing); refused past its quota.
+pub(crate) fn after_set(
+    plugin: &str,
+    limits: &sundial_core::limits::Limits,
+    (keys, bytes): (u64, u64),
+    old: Option<u64>,
+    key_len: u64,
+    value_len: usize,
+) -> Result<(u64, u64), StoreError> {
+    let new_keys = keys + u64::from(old.is_none());
+    let new_bytes = bytes.saturating_sub(old.map_or(0, |o| o + key_len)) + key_len + value_len as u64;
+    if new_keys > limits.kv_max_keys {
+        return Err(StoreError::Invalid(format!(
+            "kv quota: plugin {plugin:?} has {keys} keys, the most it may have (limits.kv_max_keys)"
+        )));
+    }
+    if new_bytes > limits.kv_max_bytes {
+        return Err(StoreError::Invalid(format!(
+            "kv quota: this value would bring plugin {plugin:?} to {new_bytes} bytes, over its {} (limits.kv_max_bytes)",
+            limits.kv_max_bytes
+        )));
+    }
+    Ok((new_keys, new_bytes))
 }
 
 fn kv_key(plugin: &str, key: &str) -> String {

@@ -13,6 +13,7 @@ pub mod faults;
 pub mod handle;
 pub mod kv;
 pub mod named;
+pub mod pg;
 pub mod plugins;
 pub mod private_file;
 pub mod runs;
@@ -33,6 +34,7 @@ pub mod writer;
 mod model_tests;
 use crate::schema::*;
 use async_trait::async_trait;
+pub use pg::{PgOptions, PgStore};
 #[cfg(test)]
 use redb::ReadableTableMetadata;
 use redb::{Database, ReadTransaction, ReadableDatabase, ReadableTable, WriteTransaction};

@@ -277,3 +277,43 @@ proptest! {
         prop_assert!(result.is_ok(), "{}", result.unwrap_err());
     }
 }
+
+proptest! {
+    // Fewer cases: each makes a database on the PostgreSQL server.
+    #![proptest_config(ProptestConfig { cases: 12, ..ProptestConfig::default() })]
+
+    /// The same model against the PostgreSQL store; `Reopen` is a node stopping and
+    /// another connecting.
+    #[test]
+    fn postgres_store_mutations_match_the_model(ops in prop::collection::vec(op(), 1..40)) {
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let result: Result<(), String> = rt.block_on(async {
+            let db = crate::pg::testing::TestDb::new().await;
+            let connect = || async {
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                loop {
+                    match crate::PgStore::connect(&crate::PgOptions::new(&db.url())).await {
+                        Ok(s) => return Ok(s),
+                        // The previous node's lock goes with its connection, a moment later.
+                        Err(StoreError::Conflict(_)) if std::time::Instant::now() < deadline => {
+                            tokio::time::sleep(std::time::Duration::from_millis(20)).await
+                        }
+                        Err(e) => return Err(e.to_string()),
+                    }
+                }
+            };
+            let mut store = connect().await?;
+            let mut model = Model::default();
+            for op in &ops {
+                if matches!(op, Op::Reopen) {
+                    drop(store);
+                    store = connect().await?;
+                }
+                step(&store, &mut model, op).await?;
+                check(&store, &model)?;
+            }
+            Ok(())
+        });
+        prop_assert!(result.is_ok(), "{}", result.unwrap_err());
+    }
+}

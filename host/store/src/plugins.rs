@@ -24,6 +24,37 @@ fn drop_blob_unless_used(
     Ok(())
 }
 
+/// `before` with `update`'s changes, stamped `now`.
+pub(crate) fn updated(before: &PluginRecord, update: PluginUpdate, now: String) -> PluginRecord {
+    let mut after = before.clone();
+    if let Some(g) = update.grants {
+        after.grants = g;
+    }
+    if let Some(l) = update.limits {
+        after.limits = l;
+    }
+    if let Some(d) = update.description {
+        after.description = d;
+    }
+    if let Some(p) = update.pinned {
+        after.pinned = p;
+    }
+    after.updated_at = now;
+    after
+}
+
+/// `before` with the component `new` describes (digest, world, size, imports), its
+/// name, grants, limits, description and flags kept.
+pub(crate) fn replaced(before: &PluginRecord, new: PluginRecord) -> PluginRecord {
+    let mut after = before.clone();
+    after.digest = new.digest;
+    after.world = new.world;
+    after.size_bytes = new.size_bytes;
+    after.imports = new.imports;
+    after.updated_at = new.updated_at;
+    after
+}
+
 /// Installed plugins and their component bytes.
 #[async_trait]
 pub trait PluginStore: Send + Sync {
@@ -128,20 +159,7 @@ impl PluginStore for Store {
         self.write(move |txn| {
             let mut plugins = txn.open_table(PLUGINS)?;
             let before: PluginRecord = get_existing(&plugins, "plugin", &name)?;
-            let mut after = before.clone();
-            if let Some(g) = update.grants {
-                after.grants = g;
-            }
-            if let Some(l) = update.limits {
-                after.limits = l;
-            }
-            if let Some(d) = update.description {
-                after.description = d;
-            }
-            if let Some(p) = update.pinned {
-                after.pinned = p;
-            }
-            after.updated_at = now;
+            let after = updated(&before, update, now);
             put_json(&mut plugins, &name, &after)?;
             audit::updated(txn, &actor, "plugin", &name, &before, &after)?;
             Ok((before, after))
@@ -159,12 +177,7 @@ impl PluginStore for Store {
         self.write(move |txn| {
             let mut plugins = txn.open_table(PLUGINS)?;
             let before: PluginRecord = get_existing(&plugins, "plugin", &new.name)?;
-            let mut after = before.clone();
-            after.digest = new.digest;
-            after.world = new.world;
-            after.size_bytes = new.size_bytes;
-            after.imports = new.imports;
-            after.updated_at = new.updated_at;
+            let after = replaced(&before, new);
             let mut blobs = txn.open_table(PLUGIN_BLOBS)?;
             if blobs.get(after.blob_key())?.is_none() {
                 blobs.insert(after.blob_key(), bytes.as_slice())?;

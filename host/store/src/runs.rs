@@ -33,7 +33,7 @@ impl RunFilter {
         Some(sundial_core::timestamp::text(since - chrono::Duration::hours(1)))
     }
 
-    fn matches(&self, run: &Run) -> bool {
+    pub(crate) fn matches(&self, run: &Run) -> bool {
         self.status.is_none_or(|s| run.status == s)
             && self.error_contains.as_deref().is_none_or(|text| {
                 run.error

@@ -89,7 +89,7 @@ pub(crate) fn insert_timer(txn: &WriteTransaction, timer: &Timer) -> Result<(), 
 
 impl Timer {
     /// The delivery this webhook's timer queues (due now, as an undelayed target's).
-    fn to_delivery(&self, hook: &WebhookRecord) -> Delivery {
+    pub(crate) fn to_delivery(&self, hook: &WebhookRecord) -> Delivery {
         let mut d = Delivery::queued(hook, "trigger", self.depth);
         d.event = Some(self.payload.clone());
         d.event_seq = Some(self.event.clone());
@@ -99,7 +99,7 @@ impl Timer {
     }
 
     /// The run this timer starts (queued, or skipped when its task is gone or disabled).
-    fn to_run(&self, task: Option<&TaskRecord>, now: String) -> Run {
+    pub(crate) fn to_run(&self, task: Option<&TaskRecord>, now: String) -> Run {
         let mut run = Run::queued(
             &self.task_id,
             &self.task_name,

@@ -59,9 +59,9 @@ pub struct UnreadableRecord {
 }
 
 /// Decoding a record of one table as its type.
-type Check = fn(&[u8]) -> Result<(), String>;
+pub(crate) type Check = fn(&[u8]) -> Result<(), String>;
 
-fn check<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(), String> {
+pub(crate) fn check<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(), String> {
     decode::<T>(bytes).map(|_| ())
 }
 

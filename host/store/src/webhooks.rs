@@ -164,7 +164,7 @@ pub struct DeliveryFilter {
 }
 
 impl DeliveryFilter {
-    fn matches(&self, d: &Delivery) -> bool {
+    pub(crate) fn matches(&self, d: &Delivery) -> bool {
         self.webhook_id.as_deref().is_none_or(|w| w == d.webhook_id)
             && self.status.is_none_or(|s| s == d.status)
     }

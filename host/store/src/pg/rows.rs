@@ -1,0 +1,114 @@
+//! Rows that several nouns' transactions write: runs (an event's, a slot's, a timer's
+//! and a manual run's), timers and deliveries. The columns beside each document are
+//! set from it here and nowhere else.
+
+use super::{encode, exec};
+use crate::StoreError;
+use crate::timers::Timer;
+use crate::webhooks::{Delivery, DeliveryStatus};
+use deadpool_postgres::GenericClient;
+use sundial_core::run::Run;
+
+/// Insert new runs (queued ones are in the queue by their status).
+pub(crate) async fn insert_runs(c: &impl GenericClient, runs: &[Run]) -> Result<(), StoreError> {
+    for run in runs {
+        exec(
+            c,
+            "INSERT INTO runs (id, task_id, status, cause, queued_at, doc) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &run.id,
+                &run.task_id,
+                &run.status.as_str(),
+                &run.cause.kind(),
+                &run.queued_at,
+                &encode(run)?,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Write an existing run's document and status; a terminal run loses its owner and
+/// lease. Returns false when no such run exists.
+pub(crate) async fn put_run(c: &impl GenericClient, run: &Run) -> Result<bool, StoreError> {
+    let changed = exec(
+        c,
+        "UPDATE runs SET status = $2, doc = $3,
+             owner = CASE WHEN $2 IN ('queued', 'running') THEN owner END,
+             lease_until = CASE WHEN $2 IN ('queued', 'running') THEN lease_until END
+         WHERE id = $1",
+        &[&run.id, &run.status.as_str(), &encode(run)?],
+    )
+    .await?;
+    Ok(changed == 1)
+}
+
+/// Insert a timer.
+pub(crate) async fn insert_timer(c: &impl GenericClient, timer: &Timer) -> Result<(), StoreError> {
+    exec(
+        c,
+        "INSERT INTO timers (id, due, trigger_id, task_id, doc) VALUES ($1, $2, $3, $4, $5)",
+        &[
+            &timer.id,
+            &timer.due,
+            &timer.trigger,
+            &timer.task_id,
+            &encode(timer)?,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// A delivery status as stored in the `status` column.
+pub(crate) fn delivery_status(status: DeliveryStatus) -> &'static str {
+    match status {
+        DeliveryStatus::Queued => "queued",
+        DeliveryStatus::Delivered => "delivered",
+        DeliveryStatus::Dead => "dead",
+    }
+}
+
+/// Insert new deliveries; a queued one is due at its `next_attempt_at`.
+pub(crate) async fn insert_deliveries(
+    c: &impl GenericClient,
+    deliveries: &[Delivery],
+) -> Result<(), StoreError> {
+    for d in deliveries {
+        exec(
+            c,
+            "INSERT INTO deliveries (id, webhook_id, status, due, doc) VALUES ($1, $2, $3, $4, $5)",
+            &[
+                &d.id,
+                &d.webhook_id,
+                &delivery_status(d.status),
+                &due_of(d),
+                &encode(d)?,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Write an existing delivery (its due time follows its status and next attempt).
+pub(crate) async fn put_delivery(c: &impl GenericClient, d: &Delivery) -> Result<(), StoreError> {
+    exec(
+        c,
+        "UPDATE deliveries SET status = $2, due = $3, doc = $4 WHERE id = $1",
+        &[&d.id, &delivery_status(d.status), &due_of(d), &encode(d)?],
+    )
+    .await?;
+    Ok(())
+}
+
+/// When a delivery is next due: its next attempt while queued, never once finished.
+/// Cut to the millisecond, as the document holds it and as redb's queue keys order it,
+/// so the queue's order and cursors (`WebhookStore::due_deliveries`) are redb's.
+fn due_of(d: &Delivery) -> Option<chrono::DateTime<chrono::Utc>> {
+    match d.status {
+        DeliveryStatus::Queued => d.next_attempt_at.map(sundial_core::timestamp::millis),
+        _ => None,
+    }
+}

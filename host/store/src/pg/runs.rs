@@ -1,0 +1,296 @@
+//! Runs on PostgreSQL: the task log, the run queue and the set of active runs in one
+//! table, as [`crate::runs`] keeps them on redb. A run is in the queue while its
+//! `status` column is `queued` and active while it is `running` (the partial indexes
+//! `runs_queue` and `runs_active`); [`super::rows::put_run`] keeps the column in step
+//! with the document.
+
+use super::audit::SCAN_BATCH;
+use super::events::apply_events;
+use super::rows::{insert_runs, put_run};
+use super::{PgStore, db_error, decode_listed, decode_one, exec, limit_plus_one, row, rows, select_docs};
+use crate::StoreError;
+use crate::events::{Planned, Stored};
+use crate::runs::{RunFilter, RunStore};
+use crate::tables::{Paged, Pager};
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use sundial_core::run::{Run, RunStatus};
+use tokio_postgres::Row;
+use tokio_postgres::types::ToSql;
+
+/// The run `id`, locked for the rest of the transaction; [`StoreError::NotFound`] when
+/// there is none.
+async fn load(c: &impl GenericClient, id: &str) -> Result<Run, StoreError> {
+    match row(c, "SELECT doc FROM runs WHERE id = $1 FOR UPDATE", &[&id]).await? {
+        None => Err(StoreError::NotFound(format!("run {id:?} not found"))),
+        Some(r) => decode_one("runs", id, r.get(0)),
+    }
+}
+
+/// Write `run` over the stored one, or store it when there is none (redb's save puts
+/// the record either way). Its status column moves it in or out of the queue and the
+/// active set.
+async fn save_run_in(c: &impl GenericClient, run: Run) -> Result<Run, StoreError> {
+    if !put_run(c, &run).await? {
+        insert_runs(c, std::slice::from_ref(&run)).await?;
+    }
+    Ok(run)
+}
+
+/// The runs of `rows` (`id, doc`) that decode.
+fn listed(found: Vec<Row>) -> Vec<Run> {
+    found
+        .iter()
+        .filter_map(|r| decode_listed("runs", r.get(0), r.get(1)))
+        .collect()
+}
+
+/// End the run `id` with `status` at `now` if it is still queued (`finish` adds what
+/// else changes), which takes it out of the queue; returns the run as it now is.
+async fn end_queued(
+    store: &PgStore,
+    id: &str,
+    status: RunStatus,
+    now: String,
+    finish: impl FnOnce(&mut Run) + Send,
+) -> Result<Run, StoreError> {
+    let mut client = store.client().await?;
+    let t = client.transaction().await.map_err(db_error)?;
+    let mut run = load(&t, id).await?;
+    if run.status == RunStatus::Queued {
+        run.status = status;
+        run.finished_at = Some(now);
+        finish(&mut run);
+        put_run(&t, &run).await?;
+    }
+    store.commit(t).await?;
+    Ok(run)
+}
+
+#[async_trait]
+impl RunStore for PgStore {
+    async fn enqueue_runs(&self, runs: Vec<Run>) -> Result<Vec<Run>, StoreError> {
+        let mut client = self.client().await?;
+        let t = client.transaction().await.map_err(db_error)?;
+        insert_runs(&t, &runs).await?;
+        self.commit(t).await?;
+        Ok(runs)
+    }
+
+    async fn start_run(&self, id: &str, now: String) -> Result<Option<Run>, StoreError> {
+        let mut client = self.client().await?;
+        let t = client.transaction().await.map_err(db_error)?;
+        let mut run = load(&t, id).await?;
+        if run.status != RunStatus::Queued {
+            return Ok(None); // dropping `t` rolls it back, releasing the lock
+        }
+        run.status = RunStatus::Running;
+        run.attempt += 1;
+        run.started_at = Some(now.clone());
+        run.not_before = None;
+        run.attempts.push(sundial_core::run::Attempt {
+            number: run.attempt,
+            started_at: now,
+            finished_at: None,
+            error: None,
+        });
+        put_run(&t, &run).await?;
+        self.commit(t).await?;
+        Ok(Some(run))
+    }
+
+    async fn save_run(&self, run: Run) -> Result<Run, StoreError> {
+        let mut client = self.client().await?;
+        let t = client.transaction().await.map_err(db_error)?;
+        let run = save_run_in(&t, run).await?;
+        self.commit(t).await?;
+        Ok(run)
+    }
+
+    async fn save_run_with_events(
+        &self,
+        run: Run,
+        events: Vec<Planned>,
+    ) -> Result<(Run, Vec<Stored>), StoreError> {
+        let mut client = self.client().await?;
+        let t = client.transaction().await.map_err(db_error)?;
+        let run = save_run_in(&t, run).await?;
+        let stored = apply_events(&t, events).await?;
+        self.commit(t).await?;
+        Ok((run, stored))
+    }
+
+    async fn cancel_queued_run(&self, id: &str, now: String) -> Result<Run, StoreError> {
+        end_queued(self, id, RunStatus::Cancelled, now, |run| run.not_before = None).await
+    }
+
+    async fn skip_run(&self, id: &str, reason: String, now: String) -> Result<Run, StoreError> {
+        end_queued(self, id, RunStatus::Skipped, now, |run| {
+            run.log.lines.push(sundial_core::log::LogLine {
+                at_ms: 0,
+                level: sundial_core::log::Level::Info,
+                origin: sundial_core::log::Origin::Host,
+                message: reason,
+            })
+        })
+        .await
+    }
+
+    fn queue_depth(&self) -> Result<u64, StoreError> {
+        self.block(async {
+            let client = self.client().await?;
+            let found = row(&client, "SELECT count(*) FROM runs WHERE status = 'queued'", &[]).await?;
+            Ok(found.map_or(0, |r| r.get::<_, i64>(0)) as u64)
+        })
+    }
+
+    fn run(&self, id: &str) -> Result<Option<Run>, StoreError> {
+        self.block(async {
+            let client = self.client().await?;
+            match row(&client, "SELECT doc FROM runs WHERE id = $1", &[&id]).await? {
+                None => Ok(None),
+                Some(r) => decode_one("runs", id, r.get(0)).map(Some),
+            }
+        })
+    }
+
+    fn pending_runs(&self) -> Result<(Vec<Run>, Vec<Run>), StoreError> {
+        self.block(async {
+            let client = self.client().await?;
+            let queued = rows(
+                &client,
+                "SELECT id, doc FROM runs WHERE status = 'queued' ORDER BY id",
+                &[],
+            )
+            .await?;
+            let active = rows(
+                &client,
+                "SELECT id, doc FROM runs WHERE status = 'running' ORDER BY id",
+                &[],
+            )
+            .await?;
+            Ok((listed(queued), listed(active)))
+        })
+    }
+
+    fn list_runs(
+        &self,
+        filter: &RunFilter,
+        cursor: Option<&str>,
+        limit: usize,
+    ) -> Result<Paged<Run>, StoreError> {
+        // Every filter but the error's text is a condition on a column; the page is
+        // filled newest first from batches, skipping runs that do not decode or whose
+        // error does not match, with redb's cursor: the id of the page's last run.
+        let status = filter.status.map(RunStatus::as_str);
+        let mut conditions: Vec<(&str, &(dyn ToSql + Sync))> = Vec::new();
+        if let Some(v) = &filter.task_id {
+            conditions.push(("task_id =", v));
+        }
+        if let Some(v) = &status {
+            conditions.push(("status =", v));
+        }
+        if let Some(v) = &filter.cause {
+            conditions.push(("cause =", v));
+        }
+        if let Some(v) = &filter.since {
+            conditions.push(("queued_at >=", v));
+        }
+        if let Some(v) = &filter.until {
+            conditions.push(("queued_at <", v));
+        }
+        let batch = match filter.error_contains {
+            Some(_) => SCAN_BATCH.max(limit_plus_one(limit)),
+            None => limit_plus_one(limit),
+        };
+        self.block(async {
+            let client = self.client().await?;
+            let mut pager = Pager::new(limit);
+            let mut before = cursor.map(str::to_string);
+            loop {
+                let found = {
+                    let mut all: Vec<(&str, &(dyn ToSql + Sync))> = conditions.clone();
+                    if let Some(b) = &before {
+                        all.push(("id <", b));
+                    }
+                    select_docs(&client, "runs", &all, "id DESC", batch).await?
+                };
+                let more = found.len() as i64 == batch;
+                for r in found {
+                    let id: String = r.get(0);
+                    if let Some(run) = decode_listed::<Run>("runs", &id, r.get(1))
+                        && filter.matches(&run)
+                        && pager.push(&id, run)
+                    {
+                        return Ok(pager.finish());
+                    }
+                    before = Some(id);
+                }
+                if !more {
+                    return Ok(pager.finish());
+                }
+            }
+        })
+    }
+
+    async fn prune_runs(&self, task_id: &str, keep_last: usize, cutoff: String) -> Result<usize, StoreError> {
+        // Finished runs never change again, so they are read without locks (locking a
+        // task's whole log each round would write every row); the DELETE locks what it
+        // deletes, and a run another node pruned meanwhile is simply not counted.
+        let mut client = self.client().await?;
+        let t = client.transaction().await.map_err(db_error)?;
+        let found = rows(
+            &t,
+            "SELECT id, doc FROM runs WHERE task_id = $1 AND status NOT IN ('queued', 'running')
+             ORDER BY id DESC",
+            &[&task_id],
+        )
+        .await?;
+        let seen: Vec<(String, RunStatus, Option<String>)> = found
+            .iter()
+            .filter_map(|r| {
+                let id: &str = r.get(0);
+                decode_listed::<Run>("runs", id, r.get(1))
+                    .map(|run| (id.to_string(), run.status, run.finished_at))
+            })
+            .collect();
+        let view: Vec<(&str, RunStatus, Option<&str>)> = seen
+            .iter()
+            .map(|(id, status, finished)| (id.as_str(), *status, finished.as_deref()))
+            .collect();
+        let doomed = sundial_core::run::prunable(&view, keep_last, &cutoff);
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let deleted = exec(
+            &t,
+            "DELETE FROM runs WHERE id = ANY($1) AND status NOT IN ('queued', 'running')",
+            &[&doomed],
+        )
+        .await?;
+        self.commit(t).await?;
+        Ok(deleted as usize)
+    }
+
+    fn tasks_with_runs(&self) -> Result<Vec<String>, StoreError> {
+        // Distinct task ids in order, one index probe each (a loose index scan of
+        // runs_by_task) rather than a pass over every run.
+        self.block(async {
+            let client = self.client().await?;
+            let found = rows(
+                &client,
+                "WITH RECURSIVE t AS (
+                     (SELECT task_id FROM runs ORDER BY task_id LIMIT 1)
+                     UNION ALL
+                     SELECT (SELECT r.task_id FROM runs r WHERE r.task_id > t.task_id
+                             ORDER BY r.task_id LIMIT 1)
+                     FROM t WHERE t.task_id IS NOT NULL
+                 )
+                 SELECT task_id FROM t WHERE task_id IS NOT NULL",
+                &[],
+            )
+            .await?;
+            Ok(found.iter().map(|r| r.get(0)).collect())
+        })
+    }
+}
