@@ -127,13 +127,20 @@ async fn open_store(config: &DaemonConfig) -> Result<sundial_store::SharedStore,
         ),
         StoreChoice::Postgres(options) => {
             std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
-            let store = sundial_store::PgStore::connect(options).await.map_err(|e| {
+            let mut options = options.clone();
+            options.node = crate::node::claim(dir)?;
+            let store = sundial_store::PgStore::connect(&options).await.map_err(|e| {
                 format!(
                     "opening the store in PostgreSQL at {}: {e}",
                     sundial_store::pg::redact_url(&options.url)
                 )
             })?;
-            tracing::info!(url = store.url(), "store: PostgreSQL");
+            tracing::info!(
+                url = store.url(),
+                node = store.node(),
+                lease_s = store.lease().as_secs_f64(),
+                "store: PostgreSQL (cluster node)"
+            );
             Arc::new(store)
         }
     })

@@ -25,6 +25,9 @@ use sundial_store::webhooks::{Delivery, DeliveryAttempt, DeliveryStatus, Webhook
 use sundial_store::{SharedStore, StoreError};
 use tokio::sync::{Notify, Semaphore};
 
+/// What a delivery's claim holds beyond its attempt's timeout (cluster): 10 s.
+const CLAIM_MARGIN: Duration = Duration::from_secs(10);
+
 /// Deliveries in flight at once across all webhooks.
 pub const MAX_IN_FLIGHT: usize = 512;
 /// Bytes of a response body kept in the attempt record.
@@ -144,6 +147,11 @@ impl Deliverer {
                     .min(Duration::from_secs(30)),
                 _ => Duration::from_secs(30),
             };
+            // In a cluster other nodes queue deliveries too: look again at least this often.
+            let wait = match self.inner.store.leases() {
+                Some(_) => wait.min(crate::timers::CLUSTER_POLL),
+                None => wait,
+            };
             let _ = tokio::time::timeout(wait, self.inner.wake.notified()).await;
         }
     }
@@ -191,6 +199,12 @@ impl Deliverer {
         let Ok(_global) = self.inner.global.clone().acquire_owned().await else {
             return Ok(());
         };
+        // In a cluster, the node that claims it sends it; held for the attempt's
+        // timeout and a margin, after which another node retries it if this one died.
+        let hold = Duration::from_millis(webhook.spec.timeout_ms) + CLAIM_MARGIN;
+        if !self.inner.store.claim_delivery(id, hold).await? {
+            return Ok(());
+        }
         let number = delivery.attempts.len() as u32 + 1;
         let at = now();
         let started = Instant::now();

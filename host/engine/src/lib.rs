@@ -164,16 +164,54 @@ impl Engines {
             Err(e) => tracing::warn!("counting the last day's runs failed: {e}"),
         });
         let timers = timers::Timers::start(store.clone(), clock.clone(), outbox.clone());
+        let store_changes = store.changes();
         let scheduler = scheduler::start(store, outbox.clone(), clock, exclusions)
             .await
             .map_err(StartError::at("starting the scheduler"))?;
-        Ok(Engines {
+        let engines = Engines {
             outbox,
             executor,
             deliverer,
             timers,
             scheduler,
-        })
+        };
+        if let Some(changes) = store_changes {
+            tokio::spawn(engines.clone().follow(changes));
+        }
+        Ok(engines)
+    }
+
+    /// In a cluster: take up what the other nodes change, on their notices (and every
+    /// [`scheduler::RESYNC`] for triggers, in case a notice was lost).
+    async fn follow(self, mut changes: tokio::sync::broadcast::Receiver<String>) {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut poll = tokio::time::interval(scheduler::RESYNC);
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let topic = tokio::select! {
+                topic = changes.recv() => match topic {
+                    Ok(topic) => topic,
+                    Err(RecvError::Lagged(_)) => "resync".to_string(),
+                    Err(RecvError::Closed) => return,
+                },
+                _ = poll.tick() => "triggers".to_string(),
+            };
+            let all = topic == "resync";
+            if (all || topic == "triggers" || topic == "calendars")
+                && let Err(e) = self.router().reload()
+            {
+                tracing::warn!("reloading triggers after another node's change failed: {e}");
+            }
+            if all || topic == "schedules" || topic == "calendars" {
+                self.scheduler.resync();
+            }
+            if all || topic == "timers" {
+                self.outbox.timer_signal().notify_one();
+            }
+            if all || topic == "deliveries" {
+                self.outbox.delivery_signal().notify_one();
+            }
+        }
     }
 
     /// The router (trigger index, reloads, counters).

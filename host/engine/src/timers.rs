@@ -76,6 +76,9 @@ impl Loop {
     }
 }
 
+/// How often a node of a cluster looks for timers other nodes set: 1 s.
+pub const CLUSTER_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 async fn timer_loop(
     timers: Loop,
     wake: Arc<Notify>,
@@ -91,8 +94,11 @@ async fn timer_loop(
             }
         };
         let clock = timers.clock.clone();
+        // In a cluster other nodes set timers too: look again at least this often.
+        let shared = timers.store.leases().is_some();
         let result = tokio::select! {
             _ = wake.notified() => Ok(true),
+            _ = tokio::time::sleep(CLUSTER_POLL), if shared => Ok(true),
             done = settle.recv() => match done {
                 Some(done) => {
                     let r = timers.fire_due().await;

@@ -42,6 +42,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SUNDIAL_STORE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     store: Option<String>,
+    /// Lease on a run a cluster node executes (PostgreSQL store): renewed every third of
+    /// it; a run whose node stopped renewing is taken over by another node after it
+    /// [default: 10s].
+    #[arg(long, env = "SUNDIAL_RUN_LEASE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    run_lease: Option<String>,
     /// PostgreSQL connections this node keeps at most [default: 16].
     #[arg(long, env = "SUNDIAL_STORE_POOL")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -251,6 +257,10 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             options.pool_size = args.store_pool.unwrap_or(options.pool_size);
             if !(1..=1000).contains(&options.pool_size) {
                 return Err(format!("store_pool: {} is outside 1..=1000", options.pool_size));
+            }
+            options.lease = duration("run_lease", args.run_lease.clone(), "10s", 1000)?;
+            if options.lease > std::time::Duration::from_secs(600) {
+                return Err("run_lease: must be at most 10m".into());
             }
             StoreChoice::Postgres(options)
         }

@@ -104,7 +104,8 @@ impl KvStore for Store {
                 None => count(&kv, &plugin)?,
             };
             let old = kv.get(k.as_str())?.map(|v| v.value().len() as u64);
-            let (new_keys, new_bytes) = after_set(&plugin, &limits, (keys, bytes), old, key_len, value.len())?;
+            let (new_keys, new_bytes) =
+                after_set(&plugin, &limits, (keys, bytes), old, key_len, value.len())?;
             kv.insert(k.as_str(), value.as_slice())?;
             usage.insert(plugin.as_str(), (new_keys, new_bytes))?;
             Ok(())

@@ -84,6 +84,10 @@ pub enum StoreError {
     /// such an error; nothing was written. Retry later: the store reopens by itself.
     #[error("{0}")]
     Unavailable(String),
+    /// A completion from a node that no longer owns the run's attempt (its lease
+    /// expired and another node took the run over): nothing was written.
+    #[error("{0}")]
+    Stale(String),
     /// A stored record does not decode; an admin can list and delete it
     /// (`GET /v1/admin/unreadable`).
     #[error("{0}; an admin can list and delete unreadable records: GET /v1/admin/unreadable")]
@@ -221,6 +225,13 @@ pub trait MetaStore: Send + Sync {
 
     /// The schema version recorded in the file.
     fn schema_version(&self) -> Result<u64, StoreError>;
+
+    /// Topics of changes other nodes of a cluster made and this node must take up
+    /// (`triggers`, `schedules`, `calendars`, `timers`, `deliveries`, or `resync` when
+    /// some may have been missed); `None` for a store only this node writes (redb).
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        None
+    }
 }
 
 #[async_trait]

@@ -145,6 +145,39 @@ pub trait RunStore: Send + Sync {
 
     /// Ids of the tasks that have runs in the log (including deleted tasks).
     fn tasks_with_runs(&self) -> Result<Vec<String>, StoreError>;
+
+    /// The leases of a store that several nodes share (PostgreSQL); `None` for one a
+    /// single node owns (redb), where a run is this process's until it ends.
+    fn leases(&self) -> Option<&dyn RunLeases> {
+        None
+    }
+}
+
+/// Leases on running runs, for stores several nodes share. A node owns each run it
+/// starts ([`RunStore::start_run`]) for one attempt, under a lease it renews; a run
+/// whose lease expires (its node died, hung or lost the database) is taken over by
+/// another node. A completion ([`RunStore::save_run`],
+/// [`RunStore::save_run_with_events`]) is accepted only from the run's owner for the
+/// attempt it owns: anyone else's is [`StoreError::Stale`].
+#[async_trait]
+pub trait RunLeases: Send + Sync {
+    /// This node's name.
+    fn node(&self) -> &str;
+
+    /// How long a lease lasts without renewal.
+    fn lease(&self) -> std::time::Duration;
+
+    /// Renew the lease of every run this node owns, in one statement; returns their ids.
+    async fn renew(&self) -> Result<Vec<String>, StoreError>;
+
+    /// Take over up to `limit` running runs whose lease expired: each becomes this
+    /// node's (same attempt, a fresh lease) for the caller to end or retry.
+    async fn take_expired(&self, limit: usize) -> Result<Vec<Run>, StoreError>;
+
+    /// Up to `limit` queued runs that are due and were queued (or became due) more
+    /// than `age` ago: runs whose node died before it started them, or which wait in a
+    /// busy node's backlog. Starting one is still [`RunStore::start_run`]'s to decide.
+    async fn waiting(&self, age: std::time::Duration, limit: usize) -> Result<Vec<Run>, StoreError>;
 }
 
 #[async_trait]

@@ -23,6 +23,7 @@ use sundial_runtime::{HostServices, PluginIdentity, Runtime};
 use sundial_store::{SharedStore, StoreError};
 use tokio::sync::{Semaphore, oneshot};
 
+mod leases;
 mod outcome;
 mod overlap;
 mod recovery;
@@ -64,6 +65,9 @@ struct Inner {
     stopping: std::sync::atomic::AtomicBool,
     /// Runs whose cancellation was asked for while they were running.
     cancel_requested: Mutex<std::collections::HashSet<String>>,
+    /// Runs stopped because this node lost their lease (cluster): their result is
+    /// another node's to record.
+    lost: Mutex<std::collections::HashSet<String>>,
     durations: sundial_core::metrics::Histogram,
     /// Runs finished per minute over the last day (for the dashboard's chart).
     activity: sundial_core::activity::MinuteSeries,
@@ -125,6 +129,7 @@ impl Executor {
             finished: Default::default(),
             stopping: Default::default(),
             cancel_requested: Mutex::default(),
+            lost: Mutex::default(),
             durations: sundial_core::metrics::Histogram::new(sundial_core::metrics::SECONDS),
             activity: Default::default(),
             lateness: sundial_core::metrics::Histogram::new(sundial_core::metrics::LATENESS),
@@ -133,6 +138,7 @@ impl Executor {
             deferred: Mutex::default(),
         });
         let exec = Executor { inner: inner.clone() };
+        exec.keep_leases();
         let dispatcher = exec.clone();
         tokio::spawn(async move {
             while let Some(id) = ready.next().await {
@@ -182,7 +188,33 @@ impl Executor {
         {
             return Ok(run);
         }
-        rx.await.map_err(|_| StoreError::Closed)
+        if self.inner.store.leases().is_none() {
+            return rx.await.map_err(|_| StoreError::Closed);
+        }
+        // In a cluster another node may run it: look at the store now and then too.
+        let mut rx = rx;
+        loop {
+            tokio::select! {
+                run = &mut rx => return run.map_err(|_| StoreError::Closed),
+                _ = tokio::time::sleep(Duration::from_millis(200)) => {
+                    if let Some(run) = self.inner.store.run(id)?
+                        && run.status.is_terminal()
+                    {
+                        // Drop this waiter's entry (and any other gone one); the rest
+                        // stay for this node's own notification.
+                        drop(rx);
+                        let mut waiters = lock(&self.inner.waiters);
+                        if let Some(list) = waiters.get_mut(id) {
+                            list.retain(|w| !w.is_closed());
+                            if list.is_empty() {
+                                waiters.remove(id);
+                            }
+                        }
+                        return Ok(run);
+                    }
+                }
+            }
+        }
     }
 
     /// Cancel a run: a queued one is cancelled at once, a running one is stopped.
@@ -349,10 +381,15 @@ impl Executor {
         self.inner
             .in_flight
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        if let Err(e) = self.try_execute(id).await {
-            tracing::error!(run = id, "run bookkeeping failed: {e}");
-            if matches!(e, StoreError::Unavailable(_)) {
-                self.settle_later(id.to_string());
+        match self.try_execute(id).await {
+            Ok(()) => {}
+            // Another node owns the run now (this one lost its lease): its result counts.
+            Err(e @ StoreError::Stale(_)) => tracing::warn!(run = id, "{e}"),
+            Err(e) => {
+                tracing::error!(run = id, "run bookkeeping failed: {e}");
+                if matches!(e, StoreError::Unavailable(_)) {
+                    self.settle_later(id.to_string());
+                }
             }
         }
         self.inner
@@ -454,6 +491,12 @@ impl Executor {
         let outcome = handle.await;
         lock(&self.inner.running).remove(&run.id);
         lock(&self.inner.live_logs).remove(&run.id);
+        if lock(&self.inner.lost).remove(&run.id) {
+            return Err(StoreError::Stale(format!(
+                "run {} attempt {} was stopped here: this node lost its lease, the node that took it over records it",
+                run.id, run.attempt
+            )));
+        }
         let cancel_requested = lock(&self.inner.cancel_requested).remove(&run.id);
         let stopping = self.inner.stopping.load(std::sync::atomic::Ordering::Relaxed);
         match outcome {

@@ -30,6 +30,11 @@ pub const MISFIRE_THRESHOLD: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
 use state::State;
 
+/// How often a node of a cluster takes up the schedule, calendar and maintenance
+/// changes other nodes made: 5 s. (The node that makes a change applies it at once;
+/// any node firing a slot fires it for the cluster.)
+pub const RESYNC: std::time::Duration = std::time::Duration::from_secs(5);
+
 enum Msg {
     /// Schedule `id` changed at this time of the scheduler's clock.
     Reload(String, DateTime<Utc>),
@@ -38,6 +43,8 @@ enum Msg {
     Settle(oneshot::Sender<()>),
     /// The soonest due slots, at most this many.
     Next(usize, oneshot::Sender<Vec<NextFire>>),
+    /// Take up what other nodes of a cluster changed.
+    Resync,
 }
 
 /// A slot waiting in the scheduler: when it is due (slot plus jitter), the slot, and
@@ -173,6 +180,12 @@ impl Scheduler {
         rx.await.unwrap_or_default()
     }
 
+    /// Take up the schedule, calendar and maintenance changes other nodes of a cluster
+    /// made (on their notice; the scheduler also looks every [`RESYNC`] by itself).
+    pub fn resync(&self) {
+        let _ = self.tx.send(Msg::Resync);
+    }
+
     /// The clock the scheduler reads.
     pub fn clock(&self) -> &Clock {
         &self.clock
@@ -183,6 +196,7 @@ enum Wake {
     Msg(Option<Msg>),
     Job(Option<Result<Result<(), StoreError>, tokio::task::JoinError>>),
     Timer,
+    Resync,
 }
 
 /// Start the scheduler: apply misfire policies to what was missed while down, then fire
@@ -236,6 +250,10 @@ pub async fn start(
         "scheduler loaded"
     );
     let timer_clock = clock.clone();
+    // In a cluster, what other nodes change is taken up every RESYNC.
+    let shared = store.leases().is_some();
+    let mut resync = tokio::time::interval(RESYNC);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::spawn(async move {
         loop {
             let next = state.heap.peek().map(|Reverse((due, _, _, _))| *due);
@@ -246,6 +264,7 @@ pub async fn start(
                 msg = rx.recv() => Wake::Msg(msg),
                 done = state.jobs.join_next(), if !state.jobs.is_empty() => Wake::Job(done),
                 _ = timer_clock.sleep_until(next.unwrap_or(DateTime::<Utc>::MAX_UTC)), if next.is_some() => Wake::Timer,
+                _ = resync.tick(), if shared => Wake::Resync,
             };
             match wake {
                 Wake::Msg(None) => break,
@@ -274,6 +293,12 @@ pub async fn start(
                 }
                 Wake::Job(None) => {}
                 Wake::Timer => state.fire_due(),
+                Wake::Resync | Wake::Msg(Some(Msg::Resync)) => {
+                    let now = state.clock.now();
+                    if let Err(e) = state.resync(now) {
+                        tracing::warn!("taking up other nodes' schedule changes failed (retrying): {e}");
+                    }
+                }
             }
         }
     });

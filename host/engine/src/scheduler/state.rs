@@ -21,6 +21,8 @@ use super::slot::{SlotJob, jitter, record_slot};
 /// What the scheduler keeps per active schedule.
 pub(super) struct Entry {
     name: Arc<str>,
+    /// The record's `updated_at` when it was loaded (a cluster's resync compares it).
+    updated_at: Arc<str>,
     timing: Timing,
     misfire: Misfire,
     jitter_ms: u64,
@@ -123,6 +125,7 @@ impl State {
         };
         let mut entry = Entry {
             name: Arc::from(record.spec.name.as_str()),
+            updated_at: Arc::from(record.updated_at.as_str()),
             timing,
             misfire: record.spec.misfire,
             jitter_ms: record.spec.jitter_ms,
@@ -153,6 +156,37 @@ impl State {
             Next::Placed => {}
         }
         self.entries.insert(id, entry);
+    }
+
+    /// In a cluster: take up what other nodes changed. Every schedule is read (in
+    /// pages); one created or edited elsewhere is loaded as after an edit here (slots
+    /// from `now` on), one deleted elsewhere is dropped, and calendars and maintenance
+    /// windows are reread. Slots this node proposes that another node fired already
+    /// are refused by the store (exactly once per slot, whoever fires it).
+    pub(super) fn resync(&mut self, now: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let (records, next) = self.store.schedules_page(cursor.as_deref(), 1000)?;
+            for record in records {
+                seen.insert(record.id.clone());
+                let current = self
+                    .entries
+                    .get(record.id.as_str())
+                    .is_some_and(|e| *e.updated_at == *record.updated_at);
+                let idle = !record.spec.enabled && !self.entries.contains_key(record.id.as_str());
+                if !current && !idle {
+                    self.load(record, false, now);
+                }
+            }
+            match next {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+        self.entries.retain(|id, _| seen.contains(&**id));
+        self.exclusions_changed(now);
+        Ok(())
     }
 
     pub(super) fn push(&mut self, id: &Arc<str>, entry: &mut Entry, slot: DateTime<Utc>) {

@@ -61,6 +61,7 @@ impl CalendarStore for PgStore {
             &[&spec.name, &encode(&spec)?],
         )
         .await?;
+        super::listen::notify(&t, "calendars").await?;
         let action = if create { "create" } else { "update" };
         audit::record(
             &t,
@@ -108,6 +109,7 @@ impl CalendarStore for PgStore {
             )));
         }
         CALENDARS.delete(&t, name).await?;
+        super::listen::notify(&t, "calendars").await?;
         audit::deleted(&t, actor, "calendar", name, &before).await?;
         self.commit(t).await?;
         Ok(before)
@@ -140,6 +142,7 @@ impl CalendarStore for PgStore {
             &[&m.id, &encode(&m)?],
         )
         .await?;
+        super::listen::notify(&t, "calendars").await?;
         audit::created(&t, actor, "maintenance", &m.id, &m).await?;
         self.commit(t).await?;
         Ok(m)
@@ -171,6 +174,7 @@ impl CalendarStore for PgStore {
             &[&id, &encode(&after)?],
         )
         .await?;
+        super::listen::notify(&t, "calendars").await?;
         audit::updated(&t, actor, "maintenance", id, &before, &after).await?;
         self.commit(t).await?;
         Ok(after)

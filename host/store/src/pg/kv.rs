@@ -99,7 +99,8 @@ impl KvStore for PgStore {
         )
         .await?
         .map(|r| r.get::<_, i32>(0) as u64);
-        let (new_keys, new_bytes) = crate::kv::after_set(plugin, &limits, (keys, bytes), old, key_len, value.len())?;
+        let (new_keys, new_bytes) =
+            crate::kv::after_set(plugin, &limits, (keys, bytes), old, key_len, value.len())?;
         exec(
             &t,
             "INSERT INTO kv (plugin, key, value) VALUES ($1, $2, $3)

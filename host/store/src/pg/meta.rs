@@ -41,6 +41,10 @@ impl MetaStore for PgStore {
         Ok(())
     }
 
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
+        Some(self.notices())
+    }
+
     fn schema_version(&self) -> Result<u64, StoreError> {
         match self.meta("schema_version")? {
             Some(v) => v

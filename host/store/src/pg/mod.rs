@@ -19,6 +19,7 @@ mod audit;
 mod calendars;
 mod events;
 mod kv;
+pub mod listen;
 mod meta;
 mod named;
 mod plugins;
@@ -46,12 +47,12 @@ use std::time::Duration;
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 
-/// Advisory lock key a node holds while it uses the database ("sundial" + 1): one node
-/// per database until cluster mode (leases on runs, `docs/cluster.md`) is finished.
-pub const NODE_LOCK: i64 = 0x73756e6469616c + 1;
-
 /// Default largest number of connections a node keeps: 16.
 pub const DEFAULT_POOL_SIZE: usize = 16;
+
+/// Default lease on a run a node executes: 10 s. The node renews its leases every third
+/// of it; a run whose lease has expired is taken over by another node.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(10);
 
 /// Default time to wait for a connection (to make one, or for one to come free): 5 s.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,6 +66,11 @@ pub struct PgOptions {
     pub pool_size: usize,
     /// Time to wait for a connection ([`DEFAULT_TIMEOUT`]).
     pub timeout: Duration,
+    /// This node's name: the owner of the runs it executes. Stable across restarts of
+    /// one node (the daemon keeps it in its data directory), unique in the cluster.
+    pub node: String,
+    /// The lease on a run this node executes ([`DEFAULT_LEASE`]).
+    pub lease: Duration,
 }
 
 impl PgOptions {
@@ -74,6 +80,8 @@ impl PgOptions {
             url: url.to_string(),
             pool_size: DEFAULT_POOL_SIZE,
             timeout: DEFAULT_TIMEOUT,
+            node: format!("node-{}", sundial_core::ids::new_id().to_lowercase()),
+            lease: DEFAULT_LEASE,
         }
     }
 }
@@ -86,10 +94,14 @@ pub struct PgStore {
 
 struct Inner {
     pool: Pool,
-    /// The connection holding [`NODE_LOCK`] for as long as the store lives.
-    _node_lock: tokio_postgres::Client,
     /// The URL without its password, for messages.
     shown: String,
+    /// This node's name, the owner of the runs it executes.
+    node: String,
+    /// The lease on a run this node executes.
+    lease: Duration,
+    /// Change notices from the other nodes ([`listen`]).
+    notices: listen::Notices,
     stats: Arc<WriterStats>,
 }
 
@@ -124,8 +136,9 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("sundial");
         }
+        let notices = listen::start(config.clone());
         let manager = Manager::from_config(
-            config.clone(),
+            config,
             tokio_postgres::NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
@@ -139,12 +152,13 @@ impl PgStore {
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .build()
             .map_err(|e| StoreError::Invalid(format!("store URL {shown:?}: {e}")))?;
-        let node_lock = Self::lock_node(&config, &shown).await?;
         let store = PgStore {
             inner: Arc::new(Inner {
                 pool,
-                _node_lock: node_lock,
                 shown,
+                node: options.node.clone(),
+                lease: options.lease,
+                notices,
                 stats: Arc::new(WriterStats::default()),
             }),
         };
@@ -152,34 +166,14 @@ impl PgStore {
         Ok(store)
     }
 
-    /// Take [`NODE_LOCK`] on a connection of its own, kept open: a second node on the
-    /// same database is refused with a clear error instead of sharing state the
-    /// engines do not yet coordinate.
-    async fn lock_node(
-        config: &tokio_postgres::Config,
-        shown: &str,
-    ) -> Result<tokio_postgres::Client, StoreError> {
-        let (client, connection) = config
-            .connect(tokio_postgres::NoTls)
-            .await
-            .map_err(|e| StoreError::Unavailable(format!("PostgreSQL at {shown} cannot be reached: {e}")))?;
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::warn!("the PostgreSQL connection holding the node lock ended: {e}");
-            }
-        });
-        let locked: bool = client
-            .query_one("SELECT pg_try_advisory_lock($1)", &[&NODE_LOCK])
-            .await
-            .map_err(db_error)?
-            .get(0);
-        if !locked {
-            return Err(StoreError::Conflict(format!(
-                "another Sundial node is using the database at {shown}; several nodes on one \
-                 database (cluster mode) are not supported yet: see docs/cluster.md"
-            )));
-        }
-        Ok(client)
+    /// This node's name (the owner of the runs it executes).
+    pub fn node(&self) -> &str {
+        &self.inner.node
+    }
+
+    /// The lease on a run this node executes.
+    pub fn lease(&self) -> Duration {
+        self.inner.lease
     }
 
     /// The database's URL without its password.
@@ -230,6 +224,11 @@ impl PgStore {
             )),
             _ => tokio::task::block_in_place(|| handle.block_on(read)),
         }
+    }
+
+    /// Change notices (topics) from every node, this one included.
+    pub fn notices(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.inner.notices.subscribe()
     }
 
     /// The commit counters.
@@ -312,7 +311,10 @@ pub(crate) async fn select_docs(
         true => String::new(),
         false => format!(" WHERE {}", clauses.join(" AND ")),
     };
-    let sql = format!("SELECT id, doc FROM {table}{filter} ORDER BY {order} LIMIT ${}", params.len());
+    let sql = format!(
+        "SELECT id, doc FROM {table}{filter} ORDER BY {order} LIMIT ${}",
+        params.len()
+    );
     rows(c, &sql, &params).await
 }
 

@@ -63,6 +63,7 @@ impl PgNamed {
         if inserted == 0 {
             return Err(self.taken(record.name()));
         }
+        super::listen::notify(c, self.table).await?;
         audit::created(c, actor, self.noun, record.id(), record).await
     }
 
@@ -92,6 +93,7 @@ impl PgNamed {
                 StoreError::Conflict(_) => self.taken(after.name()),
                 other => other,
             })?;
+        super::listen::notify(c, self.table).await?;
         audit::updated(c, actor, self.noun, after.id(), before, after).await
     }
 
@@ -122,6 +124,7 @@ impl PgNamed {
     ) -> Result<(), StoreError> {
         let sql = format!("DELETE FROM {} WHERE id = $1", self.table);
         exec(c, &sql, &[&record.id()]).await?;
+        super::listen::notify(c, self.table).await?;
         audit::deleted(c, actor, self.noun, record.id(), record).await
     }
 

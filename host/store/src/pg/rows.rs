@@ -9,18 +9,20 @@ use crate::webhooks::{Delivery, DeliveryStatus};
 use deadpool_postgres::GenericClient;
 use sundial_core::run::Run;
 
-/// Insert new runs (queued ones are in the queue by their status).
+/// Insert new runs (queued ones are in the queue by their status, due at their
+/// `not_before`).
 pub(crate) async fn insert_runs(c: &impl GenericClient, runs: &[Run]) -> Result<(), StoreError> {
     for run in runs {
         exec(
             c,
-            "INSERT INTO runs (id, task_id, status, cause, queued_at, doc) VALUES ($1, $2, $3, $4, $5, $6)",
+            "INSERT INTO runs (id, task_id, status, cause, queued_at, due, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)",
             &[
                 &run.id,
                 &run.task_id,
                 &run.status.as_str(),
                 &run.cause.kind(),
                 &run.queued_at,
+                &due_of_run(run),
                 &encode(run)?,
             ],
         )
@@ -29,19 +31,54 @@ pub(crate) async fn insert_runs(c: &impl GenericClient, runs: &[Run]) -> Result<
     Ok(())
 }
 
-/// Write an existing run's document and status; a terminal run loses its owner and
-/// lease. Returns false when no such run exists.
+/// When a queued run may start: its `not_before` (a retry's backoff), else now (NULL).
+pub(crate) fn due_of_run(run: &Run) -> Option<chrono::DateTime<chrono::Utc>> {
+    run.not_before
+        .as_deref()
+        .and_then(|t| sundial_core::timestamp::parse(t).ok())
+}
+
+/// Write an existing run's document, status and due time. A run that is not running
+/// has no owner, attempt or lease (a retry goes back to the queue unowned). Returns
+/// false when no such run exists.
 pub(crate) async fn put_run(c: &impl GenericClient, run: &Run) -> Result<bool, StoreError> {
     let changed = exec(
         c,
-        "UPDATE runs SET status = $2, doc = $3,
-             owner = CASE WHEN $2 IN ('queued', 'running') THEN owner END,
-             lease_until = CASE WHEN $2 IN ('queued', 'running') THEN lease_until END
+        "UPDATE runs SET status = $2, due = $3, doc = $4,
+             owner = CASE WHEN $2 = 'running' THEN owner END,
+             attempt = CASE WHEN $2 = 'running' THEN attempt END,
+             lease_until = CASE WHEN $2 = 'running' THEN lease_until END
          WHERE id = $1",
-        &[&run.id, &run.status.as_str(), &encode(run)?],
+        &[&run.id, &run.status.as_str(), &due_of_run(run), &encode(run)?],
     )
     .await?;
     Ok(changed == 1)
+}
+
+/// Write a run this node has just started (or taken over): `node` owns `run.attempt`
+/// until `lease` from now (the database's clock).
+pub(crate) async fn put_owned_run(
+    c: &impl GenericClient,
+    run: &Run,
+    node: &str,
+    lease: std::time::Duration,
+) -> Result<(), StoreError> {
+    exec(
+        c,
+        "UPDATE runs SET status = $2, due = NULL, doc = $3, owner = $4, attempt = $5,
+             lease_until = now() + make_interval(secs => $6)
+         WHERE id = $1",
+        &[
+            &run.id,
+            &run.status.as_str(),
+            &encode(run)?,
+            &node,
+            &(run.attempt as i32),
+            &lease.as_secs_f64(),
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Insert a timer.
@@ -58,6 +95,7 @@ pub(crate) async fn insert_timer(c: &impl GenericClient, timer: &Timer) -> Resul
         ],
     )
     .await?;
+    super::listen::notify(c, "timers").await?;
     Ok(())
 }
 
@@ -88,6 +126,9 @@ pub(crate) async fn insert_deliveries(
             ],
         )
         .await?;
+    }
+    if !deliveries.is_empty() {
+        super::listen::notify(c, "deliveries").await?;
     }
     Ok(())
 }

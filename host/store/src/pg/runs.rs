@@ -6,11 +6,11 @@
 
 use super::audit::SCAN_BATCH;
 use super::events::apply_events;
-use super::rows::{insert_runs, put_run};
+use super::rows::{insert_runs, put_owned_run, put_run};
 use super::{PgStore, db_error, decode_listed, decode_one, exec, limit_plus_one, row, rows, select_docs};
 use crate::StoreError;
 use crate::events::{Planned, Stored};
-use crate::runs::{RunFilter, RunStore};
+use crate::runs::{RunFilter, RunLeases, RunStore};
 use crate::tables::{Paged, Pager};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -27,13 +27,32 @@ async fn load(c: &impl GenericClient, id: &str) -> Result<Run, StoreError> {
     }
 }
 
-/// Write `run` over the stored one, or store it when there is none (redb's save puts
-/// the record either way). Its status column moves it in or out of the queue and the
-/// active set.
-async fn save_run_in(c: &impl GenericClient, run: Run) -> Result<Run, StoreError> {
-    if !put_run(c, &run).await? {
-        insert_runs(c, std::slice::from_ref(&run)).await?;
+/// Write `run` (an attempt's end, or a retry going back to the queue) over the stored
+/// one, fenced: only the node that owns the run's current attempt may, so a node that
+/// lost its lease (partitioned, paused, presumed dead) cannot overwrite what the node
+/// that took the run over recorded.
+async fn save_run_in(c: &impl GenericClient, node: &str, run: Run) -> Result<Run, StoreError> {
+    let found = row(
+        c,
+        "SELECT status, owner, attempt FROM runs WHERE id = $1 FOR UPDATE",
+        &[&run.id],
+    )
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("run {:?} not found", run.id)))?;
+    let (status, owner, attempt): (String, Option<String>, Option<i32>) =
+        (found.get(0), found.get(1), found.get(2));
+    if status != "running" || owner.as_deref() != Some(node) || attempt != Some(run.attempt as i32) {
+        return Err(StoreError::Stale(format!(
+            "run {} attempt {} is no longer this node's ({node}): it is {status}{}; its result was not recorded",
+            run.id,
+            run.attempt,
+            match (&owner, attempt) {
+                (Some(o), Some(a)) => format!(", attempt {a} owned by {o}"),
+                _ => String::new(),
+            }
+        )));
     }
+    put_run(c, &run).await?;
     Ok(run)
 }
 
@@ -94,7 +113,7 @@ impl RunStore for PgStore {
             finished_at: None,
             error: None,
         });
-        put_run(&t, &run).await?;
+        put_owned_run(&t, &run, self.node(), self.lease()).await?;
         self.commit(t).await?;
         Ok(Some(run))
     }
@@ -102,7 +121,7 @@ impl RunStore for PgStore {
     async fn save_run(&self, run: Run) -> Result<Run, StoreError> {
         let mut client = self.client().await?;
         let t = client.transaction().await.map_err(db_error)?;
-        let run = save_run_in(&t, run).await?;
+        let run = save_run_in(&t, self.node(), run).await?;
         self.commit(t).await?;
         Ok(run)
     }
@@ -114,7 +133,7 @@ impl RunStore for PgStore {
     ) -> Result<(Run, Vec<Stored>), StoreError> {
         let mut client = self.client().await?;
         let t = client.transaction().await.map_err(db_error)?;
-        let run = save_run_in(&t, run).await?;
+        let run = save_run_in(&t, self.node(), run).await?;
         let stored = apply_events(&t, events).await?;
         self.commit(t).await?;
         Ok((run, stored))
@@ -163,10 +182,12 @@ impl RunStore for PgStore {
                 &[],
             )
             .await?;
+            // Only this node's: another node's running runs are alive or will be taken
+            // over when their lease expires (RunLeases::take_expired).
             let active = rows(
                 &client,
-                "SELECT id, doc FROM runs WHERE status = 'running' ORDER BY id",
-                &[],
+                "SELECT id, doc FROM runs WHERE status = 'running' AND owner = $1 ORDER BY id",
+                &[&self.node()],
             )
             .await?;
             Ok((listed(queued), listed(active)))
@@ -292,5 +313,82 @@ impl RunStore for PgStore {
             .await?;
             Ok(found.iter().map(|r| r.get(0)).collect())
         })
+    }
+
+    fn leases(&self) -> Option<&dyn RunLeases> {
+        Some(self)
+    }
+}
+
+/// Leases: the run rows' `owner`, `attempt` and `lease_until` columns, on the
+/// database's clock (`now()`), so nodes' clocks need not agree.
+#[async_trait]
+impl RunLeases for PgStore {
+    fn node(&self) -> &str {
+        PgStore::node(self)
+    }
+
+    fn lease(&self) -> std::time::Duration {
+        PgStore::lease(self)
+    }
+
+    async fn renew(&self) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        let found = rows(
+            &client,
+            "UPDATE runs SET lease_until = now() + make_interval(secs => $2)
+             WHERE owner = $1 AND status = 'running' RETURNING id",
+            &[&self.node(), &self.lease().as_secs_f64()],
+        )
+        .await?;
+        Ok(found.iter().map(|r| r.get(0)).collect())
+    }
+
+    async fn take_expired(&self, limit: usize) -> Result<Vec<Run>, StoreError> {
+        let mut client = self.client().await?;
+        let t = client.transaction().await.map_err(db_error)?;
+        let found = rows(
+            &t,
+            "SELECT id, doc FROM runs WHERE status = 'running' AND lease_until < now()
+             ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED",
+            &[&limit_plus_one(limit.saturating_sub(1))],
+        )
+        .await?;
+        let mut taken = Vec::new();
+        for r in &found {
+            let id: String = r.get(0);
+            match decode_one::<Run>("runs", &id, r.get(1)) {
+                Ok(run) => {
+                    put_owned_run(&t, &run, self.node(), self.lease()).await?;
+                    taken.push(run);
+                }
+                // A run that cannot be read cannot be retried: it leaves the active
+                // set (an admin sees it in GET /v1/admin/unreadable).
+                Err(e) => {
+                    tracing::error!(run = %id, "a run whose lease expired cannot be read: {e}");
+                    exec(
+                        &t,
+                        "UPDATE runs SET status = 'interrupted', owner = NULL, attempt = NULL, lease_until = NULL WHERE id = $1",
+                        &[&id],
+                    )
+                    .await?;
+                }
+            }
+        }
+        self.commit(t).await?;
+        Ok(taken)
+    }
+
+    async fn waiting(&self, age: std::time::Duration, limit: usize) -> Result<Vec<Run>, StoreError> {
+        let client = self.client().await?;
+        let found = rows(
+            &client,
+            "SELECT id, doc FROM runs
+             WHERE status = 'queued' AND coalesce(due, queued_at::timestamptz) < now() - make_interval(secs => $1)
+             ORDER BY id LIMIT $2",
+            &[&age.as_secs_f64(), &(limit.min(1 << 20) as i64)],
+        )
+        .await?;
+        Ok(listed(found))
     }
 }

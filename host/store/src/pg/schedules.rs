@@ -25,6 +25,10 @@ use std::collections::HashMap;
 use sundial_core::run::Run;
 use sundial_core::schedule::spec::ScheduleSpec;
 
+/// How long a fired slot's row is kept at least (then pruned once a later slot
+/// fired): 10 minutes. Far longer than any slot's commit takes.
+const SLOT_KEEP: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Schedules as named records.
 const NAMED: PgNamed = PgNamed {
     table: "schedules",
@@ -181,6 +185,7 @@ impl ScheduleStore for PgStore {
             }
         }
         let action = if attach { "attach" } else { "detach" };
+        super::listen::notify(&t, "schedules").await?;
         audit::record(
             &t,
             actor,
@@ -232,25 +237,49 @@ impl ScheduleStore for PgStore {
         }
         let found = row(
             &t,
-            "SELECT doc FROM schedules WHERE id = $1 FOR UPDATE",
+            "SELECT doc, slots_pruned_before FROM schedules WHERE id = $1 FOR UPDATE",
             &[&schedule_id],
         )
         .await?;
         let Some(found) = found else {
             return Ok(None); // the schedule is gone: the slot's row is rolled back
         };
-        let doc: String = found.get(0);
+        let (doc, pruned_before): (String, Option<String>) = (found.get(0), found.get(1));
         let mut record: ScheduleRecord = decode_one("schedules", schedule_id, &doc)?;
-        // The scheduler only ever proposes slots after the last one recorded, so rows
-        // older than both this slot and the previous last one can go: the table holds
-        // about two rows per schedule instead of one per slot ever fired.
+        // Slot rows are pruned (below) once older than both the previous last slot and
+        // SLOT_KEEP; `slots_pruned_before` is the newest slot pruned. A slot at or
+        // before it may have fired, so it is refused as fired: a node that was stopped
+        // a long time proposes it late. Slots of one schedule may commit out of order
+        // (jobs on one node, or several nodes), but each within seconds of being
+        // proposed, long before its neighbours' rows can go.
+        if pruned_before.as_deref().is_some_and(|w| key.as_str() <= w) {
+            return Ok(None); // rolled back: the slot row goes too
+        }
         if let Some(previous) = record.last_slot {
-            exec(
+            let pruned = row(
                 &t,
-                r#"DELETE FROM slots WHERE schedule_id = $1 AND slot COLLATE "C" < $2"#,
-                &[&schedule_id, &slot_key(previous.min(slot))],
+                r#"WITH gone AS (
+                       DELETE FROM slots WHERE schedule_id = $1 AND slot COLLATE "C" < $2
+                       AND fired_at < now() - make_interval(secs => $3) RETURNING slot)
+                   SELECT max(slot) FROM gone"#,
+                &[
+                    &schedule_id,
+                    &slot_key(previous.min(slot)),
+                    &SLOT_KEEP.as_secs_f64(),
+                ],
             )
-            .await?;
+            .await?
+            .and_then(|r| r.get::<_, Option<String>>(0));
+            if let Some(newest) = pruned
+                && pruned_before.as_deref().is_none_or(|w| w < newest.as_str())
+            {
+                exec(
+                    &t,
+                    "UPDATE schedules SET slots_pruned_before = $2 WHERE id = $1",
+                    &[&schedule_id, &newest],
+                )
+                .await?;
+            }
         }
         record.last_slot = Some(record.last_slot.map_or(slot, |l| l.max(slot)));
         exec(

@@ -35,20 +35,25 @@ CREATE TABLE runs (
     cause text COLLATE "C" NOT NULL,
     queued_at text COLLATE "C" NOT NULL,
     doc text COLLATE "C" NOT NULL,
+    due timestamptz,
     owner text COLLATE "C",
+    attempt integer,
     lease_until timestamptz
 );
 CREATE INDEX runs_by_task ON runs (task_id, id);
 CREATE INDEX runs_queue ON runs (id) WHERE status = 'queued';
 CREATE INDEX runs_active ON runs (lease_until) WHERE status = 'running';
+CREATE INDEX runs_by_owner ON runs (owner) WHERE status = 'running';
 
 CREATE TABLE kv (plugin text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL, value bytea NOT NULL, PRIMARY KEY (plugin, key));
 CREATE TABLE kv_usage (plugin text COLLATE "C" PRIMARY KEY, keys bigint NOT NULL, bytes bigint NOT NULL);
 
-CREATE TABLE schedules (id text COLLATE "C" PRIMARY KEY, name text COLLATE "C" NOT NULL UNIQUE, doc text COLLATE "C" NOT NULL);
+CREATE TABLE schedules (id text COLLATE "C" PRIMARY KEY, name text COLLATE "C" NOT NULL UNIQUE, doc text COLLATE "C" NOT NULL,
+    slots_pruned_before text COLLATE "C");
 CREATE TABLE schedule_tasks (schedule_id text COLLATE "C" NOT NULL, task_id text COLLATE "C" NOT NULL, PRIMARY KEY (schedule_id, task_id));
 CREATE INDEX task_schedules ON schedule_tasks (task_id, schedule_id);
-CREATE TABLE slots (schedule_id text COLLATE "C" NOT NULL, slot text COLLATE "C" NOT NULL, PRIMARY KEY (schedule_id, slot));
+CREATE TABLE slots (schedule_id text COLLATE "C" NOT NULL, slot text COLLATE "C" NOT NULL,
+    fired_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (schedule_id, slot));
 
 CREATE TABLE triggers (id text COLLATE "C" PRIMARY KEY, name text COLLATE "C" NOT NULL UNIQUE, doc text COLLATE "C" NOT NULL);
 

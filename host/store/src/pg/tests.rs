@@ -8,34 +8,27 @@ use crate::tokens::{Role, TokenRecord, TokenStore};
 use super::testing::TestDb;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_database_is_migrated_and_a_second_node_is_refused_clearly() {
+async fn nodes_starting_together_migrate_the_new_database_once() {
     let db = TestDb::new().await;
     let options = PgOptions::new(&db.url());
-    let (a, b) = tokio::join!(PgStore::connect(&options), PgStore::connect(&options));
-    let (store, refused) = match (a, b) {
-        (Ok(s), Err(e)) | (Err(e), Ok(s)) => (s, e),
-        (Ok(_), Ok(_)) => panic!("two nodes on one database were both let in"),
-        (Err(a), Err(b)) => panic!("neither node started: {a}; {b}"),
-    };
-    assert!(matches!(refused, StoreError::Conflict(_)), "{refused}");
-    assert!(refused.to_string().contains("another Sundial node"), "{refused}");
+    let (a, b, c) = tokio::join!(
+        PgStore::connect(&options),
+        PgStore::connect(&options),
+        PgStore::connect(&options)
+    );
+    let (a, _b, _c) = (a.unwrap(), b.unwrap(), c.unwrap());
     assert_eq!(
-        crate::MetaStore::schema_version(&store).unwrap(),
+        crate::MetaStore::schema_version(&a).unwrap(),
         schema::SCHEMA_VERSION as u64
     );
-    assert!(crate::MetaStore::meta(&store, "created_at").unwrap().is_some());
-    // The lock goes with the node: once it is gone another starts.
-    drop(store);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match PgStore::connect(&PgOptions::new(&db.url())).await {
-            Ok(_) => break,
-            Err(StoreError::Conflict(_)) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("the next node did not start: {e}"),
-        }
-    }
+    let client = a.client().await.unwrap();
+    let versions: i64 = client
+        .query_one("SELECT count(*) FROM meta WHERE key = 'schema_version'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(versions, 1);
+    assert!(crate::MetaStore::meta(&a, "created_at").unwrap().is_some());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,19 +39,12 @@ async fn a_database_of_a_newer_schema_is_refused() {
         .await
         .unwrap();
     drop(store);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match PgStore::connect(&PgOptions::new(&db.url())).await {
-            Err(StoreError::Conflict(_)) if std::time::Instant::now() < deadline => {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await
-            }
-            Err(e @ StoreError::TooNew { found: 99, .. }) => {
-                assert!(e.to_string().contains("upgrade Sundial"), "{e}");
-                break;
-            }
-            Err(e) => panic!("unexpected error {e}"),
-            Ok(_) => panic!("a newer schema must be refused"),
+    match PgStore::connect(&PgOptions::new(&db.url())).await {
+        Err(e @ StoreError::TooNew { found: 99, .. }) => {
+            assert!(e.to_string().contains("upgrade Sundial"), "{e}")
         }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("a newer schema must be refused"),
     }
 }
 
@@ -116,4 +102,135 @@ async fn token_names_stay_unique_and_the_last_admin_stays() {
         .unwrap()
         .unwrap();
     assert_eq!(found.name, "admin");
+}
+
+/// Two nodes on one database: `a` with a lease of `lease`, `b` with the default.
+async fn two_nodes(db: &TestDb, lease: std::time::Duration) -> (PgStore, PgStore) {
+    let mut a = PgOptions::new(&db.url());
+    a.node = "node-a".into();
+    a.lease = lease;
+    let mut b = PgOptions::new(&db.url());
+    b.node = "node-b".into();
+    (
+        PgStore::connect(&a).await.unwrap(),
+        PgStore::connect(&b).await.unwrap(),
+    )
+}
+
+fn queued_run() -> sundial_core::run::Run {
+    sundial_core::run::Run::queued(
+        "task-1",
+        "t",
+        sundial_core::run::RunCause::Manual,
+        serde_json::Value::Null,
+        None,
+        0,
+        sundial_core::timestamp::now(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_starts_once_and_only_its_owner_records_its_end() {
+    use crate::runs::RunStore;
+    let db = TestDb::new().await;
+    let (a, b) = two_nodes(&db, DEFAULT_LEASE).await;
+    let run = a.enqueue_runs(vec![queued_run()]).await.unwrap().remove(0);
+    // Both nodes try to start it: one does.
+    let (sa, sb) = tokio::join!(
+        a.start_run(&run.id, sundial_core::timestamp::now()),
+        b.start_run(&run.id, sundial_core::timestamp::now())
+    );
+    let (owner, other, mut started) = match (sa.unwrap(), sb.unwrap()) {
+        (Some(r), None) => (&a, &b, r),
+        (None, Some(r)) => (&b, &a, r),
+        (x, y) => panic!("started {} times", x.is_some() as u8 + y.is_some() as u8),
+    };
+    assert_eq!(started.attempt, 1);
+    assert_eq!(
+        owner.leases().unwrap().renew().await.unwrap(),
+        vec![run.id.clone()]
+    );
+    assert!(other.leases().unwrap().renew().await.unwrap().is_empty());
+    started.status = sundial_core::run::RunStatus::Succeeded;
+    started.finished_at = Some(sundial_core::timestamp::now());
+    match other.save_run(started.clone()).await {
+        Err(StoreError::Stale(m)) => assert!(m.contains("no longer this node's"), "{m}"),
+        other => panic!("another node's completion was taken: {other:?}"),
+    }
+    let saved = owner.save_run(started).await.unwrap();
+    assert_eq!(saved.status, sundial_core::run::RunStatus::Succeeded);
+    // A finished run is nobody's: a second completion is refused too.
+    match owner.save_run(saved).await {
+        Err(StoreError::Stale(_)) => {}
+        other => panic!("a second completion was taken: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_record() {
+    use crate::runs::RunStore;
+    let db = TestDb::new().await;
+    let (a, b) = two_nodes(&db, std::time::Duration::from_millis(300)).await;
+    let run = a.enqueue_runs(vec![queued_run()]).await.unwrap().remove(0);
+    let mut started = a
+        .start_run(&run.id, sundial_core::timestamp::now())
+        .await
+        .unwrap()
+        .unwrap();
+    // Alive and renewing: nobody takes it.
+    assert!(b.leases().unwrap().take_expired(10).await.unwrap().is_empty());
+    // `a` stops renewing (paused, partitioned, dead): once the lease is past, `b` takes it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let taken = loop {
+        let taken = b.leases().unwrap().take_expired(10).await.unwrap();
+        if !taken.is_empty() {
+            break taken;
+        }
+        assert!(std::time::Instant::now() < deadline, "never taken over");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(taken.len(), 1);
+    assert_eq!(taken[0].id, run.id);
+    assert!(
+        a.leases().unwrap().renew().await.unwrap().is_empty(),
+        "a's lease is gone"
+    );
+    // `a` comes back and tries to record its attempt: refused, nothing written.
+    started.status = sundial_core::run::RunStatus::Succeeded;
+    match a.save_run(started).await {
+        Err(StoreError::Stale(m)) => assert!(m.contains("node-b"), "{m}"),
+        other => panic!("a stale completion was recorded: {other:?}"),
+    }
+    // `b` settles it (here: back to the queue for a retry), and it can start again.
+    let mut retry = taken.into_iter().next().unwrap();
+    retry.status = sundial_core::run::RunStatus::Queued;
+    b.save_run(retry).await.unwrap();
+    let again = b
+        .start_run(&run.id, sundial_core::timestamp::now())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.attempt, 2);
+    assert_eq!(a.run(&run.id).unwrap().unwrap().attempt, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_runs_left_waiting_are_offered_after_their_age() {
+    use crate::runs::RunStore;
+    let db = TestDb::new().await;
+    let (a, b) = two_nodes(&db, DEFAULT_LEASE).await;
+    let mut later = queued_run();
+    later.not_before = Some(sundial_core::timestamp::text(
+        chrono::Utc::now() + chrono::Duration::hours(1),
+    ));
+    let runs = a.enqueue_runs(vec![queued_run(), later]).await.unwrap();
+    let age = std::time::Duration::from_millis(200);
+    assert!(
+        b.leases().unwrap().waiting(age, 10).await.unwrap().is_empty(),
+        "too young"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let waiting = b.leases().unwrap().waiting(age, 10).await.unwrap();
+    let ids: Vec<&str> = waiting.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, vec![runs[0].id.as_str()], "the due one only");
 }

@@ -8,7 +8,9 @@
 
 use super::audit::SCAN_BATCH;
 use super::rows::{insert_deliveries, insert_runs};
-use super::{PgStore, audit, db_error, decode_listed, decode_one, exec, limit_plus_one, row, rows, select_docs};
+use super::{
+    PgStore, audit, db_error, decode_listed, decode_one, exec, limit_plus_one, row, rows, select_docs,
+};
 use crate::StoreError;
 use crate::tables::Paged;
 use crate::tasks::TaskRecord;

@@ -128,6 +128,18 @@ impl WebhookStore for PgStore {
         })
     }
 
+    async fn claim_delivery(&self, id: &str, hold: std::time::Duration) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let claimed = exec(
+            &client,
+            "UPDATE deliveries SET due = now() + make_interval(secs => $2)
+             WHERE id = $1 AND status = 'queued' AND due IS NOT NULL AND due <= now()",
+            &[&id, &hold.as_secs_f64()],
+        )
+        .await?;
+        Ok(claimed == 1)
+    }
+
     fn due_deliveries(
         &self,
         now: DateTime<Utc>,

@@ -1,0 +1,258 @@
+//! Cluster mode: three `sundial serve` nodes on loopback sharing one PostgreSQL
+//! database (a fresh one per test), each with its own data directory, killed with
+//! SIGKILL, paused with SIGSTOP. Leases are 2 s here (10 s by default) to keep the
+//! tests short; nothing is timed, the tests wait for outcomes.
+
+use serde_json::{Value, json};
+use sundial_tests::{Daemon, pg, wait_until};
+
+/// The lease the nodes run with.
+const LEASE: &str = "2s";
+
+struct Cluster {
+    url: String,
+    dirs: Vec<tempfile::TempDir>,
+    nodes: Vec<Option<Daemon>>,
+}
+
+impl Cluster {
+    /// Start `n` nodes on a fresh database; the first makes the admin token and the
+    /// secret key, which the others get in their data directories (docs/cluster.md).
+    fn start(n: usize) -> Cluster {
+        let url = pg::fresh_database("cluster");
+        let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
+        let mut cluster = Cluster {
+            url,
+            dirs,
+            nodes: Vec::new(),
+        };
+        let first = cluster.spawn(0);
+        for dir in &cluster.dirs[1..] {
+            for file in ["admin.token", "secret.key"] {
+                std::fs::copy(first.data.join(file), dir.path().join(file)).unwrap();
+            }
+        }
+        cluster.nodes.push(Some(first));
+        for i in 1..n {
+            let node = cluster.spawn(i);
+            cluster.nodes.push(Some(node));
+        }
+        cluster
+    }
+
+    fn spawn(&self, i: usize) -> Daemon {
+        Daemon::start(
+            self.dirs[i].path(),
+            &["--store", &self.url, "--run-lease", LEASE, "--workers", "4"],
+        )
+    }
+
+    /// Node `i` (alive).
+    fn node(&self, i: usize) -> &Daemon {
+        self.nodes[i].as_ref().expect("node is running")
+    }
+
+    /// Any live node.
+    fn any(&self) -> &Daemon {
+        self.nodes.iter().flatten().next().expect("a live node")
+    }
+
+    fn kill(&mut self, i: usize) {
+        if let Some(d) = self.nodes[i].take() {
+            d.kill9();
+        }
+    }
+
+    fn restart(&mut self, i: usize) {
+        self.kill(i);
+        self.nodes[i] = Some(self.spawn(i));
+    }
+
+    /// The node name of node `i` (its `node.id`).
+    fn name(&self, i: usize) -> String {
+        std::fs::read_to_string(self.dirs[i].path().join("node.id"))
+            .unwrap()
+            .trim()
+            .to_string()
+    }
+
+    /// Which node owns run `id` now (from the database), by index.
+    fn owner(&self, id: &str) -> Option<usize> {
+        let db = self.url.rsplit('/').next().unwrap();
+        let out = std::process::Command::new("psql")
+            .arg(format!("{}/{db}", pg::server_url()))
+            .args([
+                "-tAqc",
+                &format!("SELECT coalesce(owner, '') FROM runs WHERE id = '{id}'"),
+            ])
+            .output()
+            .unwrap();
+        let owner = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (0..self.dirs.len()).find(|&i| self.name(i) == owner)
+    }
+}
+
+fn run(d: &Daemon, id: &str) -> Value {
+    d.expect(200, "GET", &format!("/v1/runs/{id}"), None)
+}
+
+/// Start a manual run of `task` on node `d` without waiting; its id.
+fn start(d: &Daemon, task: &str) -> String {
+    let v = d.expect(202, "POST", &format!("/v1/tasks/{task}/run"), Some(&json!({})));
+    v["id"].as_str().expect("run id").to_string()
+}
+
+fn slow_task(d: &Daemon, name: &str, lines: u32) {
+    d.install_hostile(json!({}));
+    d.create(
+        "/v1/tasks",
+        json!({"name": name, "plugin": "hostile", "params": {"mode": "drip", "lines": lines, "ms": 100},
+               "retry": {"max_attempts": 3, "initial_delay_ms": 100, "jitter": 0.0}}),
+    );
+}
+
+/// Wait until node `c.node(i)` owns run `id` while it runs; the node's index.
+fn running_on(c: &Cluster, id: &str) -> usize {
+    let mut owner = None;
+    wait_until(&format!("run {id} running"), 60, || {
+        owner = c.owner(id);
+        owner.is_some() && run(c.any(), id)["status"] == "running"
+    });
+    owner.unwrap()
+}
+
+#[test]
+fn a_per_second_schedule_fires_each_slot_once_while_nodes_are_killed() {
+    let mut c = Cluster::start(3);
+    let d = c.node(0);
+    d.create("/v1/tasks", json!({"name": "tick", "plugin": "echo"}));
+    d.create(
+        "/v1/schedules",
+        json!({"name": "every-second", "rule": {"cron": "* * * * * *"}}),
+    );
+    d.attach("every-second", "tick");
+    // Kill a node (round robin) every couple of seconds and start it again.
+    for round in 0..8 {
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        c.restart(round % 3);
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let fired = c.any().fired("tick");
+    let mut unique = fired.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), fired.len(), "a slot fired twice: {fired:?}");
+    assert!(fired.len() >= 10, "slots fired: {fired:?}");
+    // With at least two nodes up at every moment no slot is missed.
+    for pair in fired.windows(2) {
+        assert_eq!(
+            (pair[1] - pair[0]).num_seconds(),
+            1,
+            "a slot is missing between {} and {}",
+            pair[0],
+            pair[1]
+        );
+    }
+}
+
+#[test]
+fn the_runs_of_a_killed_node_are_taken_over_and_finish_once() {
+    let mut c = Cluster::start(3);
+    slow_task(c.node(0), "slow", 30);
+    let ids: Vec<String> = (0..3).map(|i| start(c.node(i), "slow")).collect();
+    let victim = running_on(&c, &ids[0]);
+    c.kill(victim);
+    let survivor = (0..3).find(|&i| i != victim).unwrap();
+    let mut done = Vec::new();
+    wait_until("every run finished", 120, || {
+        done = ids.iter().map(|id| run(c.node(survivor), id)).collect();
+        done.iter().all(|r| r["finished_at"].is_string())
+    });
+    for r in &done {
+        assert_eq!(r["status"], "succeeded", "{r}");
+    }
+    // The first run's attempt on the killed node was closed by the node that took it
+    // over, and its retry ran once.
+    let first = &done[0];
+    assert_eq!(first["attempt"], 2, "{first}");
+    let attempts = first["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "{first}");
+    let why = attempts[0]["error"].to_string();
+    assert!(why.contains("stopped renewing its lease"), "{why}");
+}
+
+#[test]
+fn a_paused_node_cannot_record_a_stale_completion() {
+    let mut c = Cluster::start(2);
+    slow_task(c.node(0), "slow", 40);
+    let id = start(c.node(0), "slow");
+    let paused = running_on(&c, &id);
+    let pid = c.node(paused).pid() as i32;
+    // SAFETY: signals to a child process this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let other = 1 - paused;
+    wait_until("the run retried elsewhere and finished", 120, || {
+        run(c.node(other), &id)["status"] == "succeeded"
+    });
+    let settled = run(c.node(other), &id);
+    // SAFETY: as above.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    // The paused node wakes up with its attempt: it finds its lease gone and stops, or
+    // finishes and is refused. Either way the record stays the retry's.
+    wait_until("the woken node gave the run up", 60, || {
+        let text = c.node(paused).stderr_text();
+        text.contains("no longer this node's")
+            || text.contains("lost its lease")
+            || text.contains("stopping the run here")
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let after = run(c.node(other), &id);
+    assert_eq!(after, settled, "the paused node changed the record");
+    assert_eq!(after["attempt"], 2, "{after}");
+    c.kill(paused);
+}
+
+#[test]
+fn events_posted_to_different_nodes_start_their_runs_once() {
+    let c = Cluster::start(3);
+    let d = c.node(0);
+    d.create("/v1/tasks", json!({"name": "on-ping", "plugin": "echo"}));
+    d.create(
+        "/v1/triggers",
+        json!({"name": "ping", "on": {"type": "cluster.ping"}, "targets": [{"task": "on-ping"}]}),
+    );
+    let event =
+        |id: &str| json!({"specversion": "1.0", "id": id, "source": "/cluster", "type": "cluster.ping"});
+    // The same event to every node at once: one run.
+    std::thread::scope(|s| {
+        for i in 0..3 {
+            let node = c.node(i);
+            let e = event("same");
+            s.spawn(move || {
+                let (status, v) = node.call("POST", "/v1/events", Some(&e));
+                assert_eq!(status, 202, "{v}");
+            });
+        }
+    });
+    // Thirty different events spread over the nodes: thirty runs.
+    for n in 0..30 {
+        let (status, v) = c
+            .node(n % 3)
+            .call("POST", "/v1/events", Some(&event(&format!("e{n}"))));
+        assert_eq!(status, 202, "{v}");
+    }
+    let mut runs = Vec::new();
+    wait_until("31 runs finished", 60, || {
+        runs = c.any().all_runs("task=on-ping");
+        runs.len() >= 31 && runs.iter().all(|r| r["status"] == "succeeded")
+    });
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let runs = c.any().all_runs("task=on-ping");
+    assert_eq!(runs.len(), 31, "one run per event");
+    let mut ids: Vec<&str> = runs
+        .iter()
+        .map(|r| r["event"]["id"].as_str().unwrap_or(""))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 31, "each event started one run");
+}
