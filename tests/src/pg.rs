@@ -39,8 +39,14 @@ static AT_EXIT: Once = Once::new();
 /// Run `sql` on the server's `postgres` database with psql; panics with psql's
 /// message when it fails.
 pub fn psql(sql: &str) -> String {
+    psql_at(&format!("{}/postgres", server_url()), sql)
+}
+
+/// Run `sql` on the database at `url` with psql; panics with psql's message when it
+/// fails.
+pub fn psql_at(url: &str, sql: &str) -> String {
     let out = std::process::Command::new("psql")
-        .arg(format!("{}/postgres", server_url()))
+        .arg(url)
         .args(["-v", "ON_ERROR_STOP=1", "-tAqc", sql])
         .output()
         .expect("run psql (PostgreSQL's client)");
@@ -95,4 +101,117 @@ extern "C" fn drop_created() {
             .args(["-tAqc", &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")])
             .output();
     }
+}
+
+/// A PostgreSQL server of a test's own (Debian's `initdb` and `pg_ctl`, found under
+/// `/usr/lib/postgresql/*/bin`), for tests that stop and start the server. Its data
+/// lives in a temporary directory; it listens on a free loopback port and is stopped
+/// when this is dropped.
+pub struct PrivateServer {
+    bin: std::path::PathBuf,
+    data: tempfile::TempDir,
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+}
+
+impl PrivateServer {
+    /// Make and start one.
+    pub fn start() -> PrivateServer {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("Debian's PostgreSQL server binaries under /usr/lib/postgresql")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path().join("bin"))
+            .filter(|p| p.join("initdb").exists())
+            .max()
+            .expect("an initdb under /usr/lib/postgresql/*/bin");
+        let data = tempfile::tempdir().expect("a directory for the server");
+        // As root, the server runs as the postgres user (initdb refuses root).
+        if as_root() {
+            std::process::Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(data.path())
+                .status()
+                .expect("chown");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = PrivateServer { bin, data, port };
+        server.run(
+            "initdb",
+            &["-D", &server.pgdata(), "-U", "postgres", "--auth=trust", "-N"],
+        );
+        server.up();
+        server
+    }
+
+    fn pgdata(&self) -> String {
+        self.data.path().join("pg").to_string_lossy().into_owned()
+    }
+
+    fn command(&self, tool: &str) -> std::process::Command {
+        let program = self.bin.join(tool);
+        if as_root() {
+            let mut c = std::process::Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&program);
+            c
+        } else {
+            std::process::Command::new(&program)
+        }
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) {
+        let out = self
+            .command(tool)
+            .args(args)
+            .output()
+            .expect("run a PostgreSQL tool");
+        assert!(
+            out.status.success(),
+            "{tool} {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Start the server (again) and wait until it answers.
+    pub fn up(&self) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on",
+            self.port,
+            self.data.path().display()
+        );
+        let log = self.data.path().join("server.log").to_string_lossy().into_owned();
+        self.run(
+            "pg_ctl",
+            &["-D", &self.pgdata(), "-l", &log, "-w", "-o", &options, "start"],
+        );
+    }
+
+    /// Stop the server the way a crash does (`pg_ctl stop -m immediate`: no shutdown
+    /// checkpoint, connections cut; the next start recovers from the WAL).
+    pub fn crash(&self) {
+        self.run("pg_ctl", &["-D", &self.pgdata(), "-m", "immediate", "stop"]);
+    }
+
+    /// The URL of database `db` on it.
+    pub fn url(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let _ = self
+            .command("pg_ctl")
+            .args(["-D", &self.pgdata(), "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+fn as_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
 }

@@ -16,10 +16,15 @@ struct Cluster {
 }
 
 impl Cluster {
-    /// Start `n` nodes on a fresh database; the first makes the admin token and the
-    /// secret key, which the others get in their data directories (docs/cluster.md).
+    /// Start `n` nodes on a fresh database of the test server.
     fn start(n: usize) -> Cluster {
-        let url = pg::fresh_database("cluster");
+        Cluster::start_on(pg::fresh_database("cluster"), n)
+    }
+
+    /// Start `n` nodes on the database at `url`; the first makes the admin token and
+    /// the secret key, which the others get in their data directories
+    /// (docs/cluster.md).
+    fn start_on(url: String, n: usize) -> Cluster {
         let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
         let mut cluster = Cluster {
             url,
@@ -255,4 +260,151 @@ fn events_posted_to_different_nodes_start_their_runs_once() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 31, "each event started one run");
+}
+
+#[test]
+fn postgresql_restarted_mid_load_answers_503_recovers_and_loses_nothing_acknowledged() {
+    let server = pg::PrivateServer::start();
+    pg::psql_at(&server.url("postgres"), "CREATE DATABASE sundial");
+    let c = Cluster::start_on(server.url("sundial"), 2);
+    let d = c.node(0);
+    d.create("/v1/tasks", json!({"name": "on-load", "plugin": "echo"}));
+    d.create(
+        "/v1/triggers",
+        json!({"name": "load", "on": {"type": "load.ping"}, "targets": [{"task": "on-load"}]}),
+    );
+    // The other node takes the trigger up on notice, at most 5 s later by polling.
+    std::thread::sleep(std::time::Duration::from_secs(6));
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let acked = std::sync::Mutex::new(Vec::<String>::new());
+    let refused = std::sync::atomic::AtomicUsize::new(0);
+    let after_restart = std::sync::atomic::AtomicUsize::new(0);
+    let restarted = std::sync::atomic::AtomicBool::new(false);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let id = format!("e{n}");
+                let e = json!({"specversion": "1.0", "id": id, "source": "/load", "type": "load.ping"});
+                let (status, v) = c.node(n % 2).call("POST", "/v1/events", Some(&e));
+                match status {
+                    202 => {
+                        acked.lock().unwrap().push(id);
+                        if restarted.load(std::sync::atomic::Ordering::Relaxed) {
+                            after_restart.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                    503 => {
+                        assert_eq!(v["error"]["code"], "storage_unavailable", "{v}");
+                        refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                    other => panic!("event {id}: {other} {v}"),
+                }
+                n += 1;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        });
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        server.crash();
+        wait_until("requests refused while the database is down", 60, || {
+            refused.load(std::sync::atomic::Ordering::Relaxed) >= 5
+        });
+        server.up();
+        restarted.store(true, std::sync::atomic::Ordering::Relaxed);
+        wait_until("events acknowledged again after the restart", 120, || {
+            after_restart.load(std::sync::atomic::Ordering::Relaxed) >= 20
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    let acked = acked.into_inner().unwrap();
+    // Every acknowledged event started its run (committed with the event), once.
+    let mut runs = Vec::new();
+    wait_until("a finished run for every acknowledged event", 120, || {
+        runs = c.any().all_runs("task=on-load");
+        runs.len() >= acked.len() && runs.iter().all(|r| r["finished_at"].is_string())
+    });
+    let mut started: Vec<&str> = runs
+        .iter()
+        .map(|r| r["event"]["id"].as_str().unwrap_or(""))
+        .collect();
+    started.sort();
+    let mut unique = started.clone();
+    unique.dedup();
+    assert_eq!(unique.len(), started.len(), "an event started two runs");
+    for id in &acked {
+        assert!(
+            started.binary_search(&id.as_str()).is_ok(),
+            "acknowledged event {id} started no run"
+        );
+    }
+}
+
+#[test]
+fn a_single_node_store_moves_into_postgresql_with_sundial_migrate() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = pg::fresh_database("migrate");
+    let runs_before;
+    {
+        // The single node, on redb (whatever the pass).
+        let d = Daemon::start(dir.path(), &["--store", "redb"]);
+        d.create(
+            "/v1/tasks",
+            json!({"name": "t", "plugin": "echo", "params": {"who": "redb"}}),
+        );
+        d.create(
+            "/v1/schedules",
+            json!({"name": "nightly", "rule": {"cron": "0 3 * * *"}}),
+        );
+        d.attach("nightly", "t");
+        d.create(
+            "/v1/triggers",
+            json!({"name": "on-ping", "on": {"type": "ping"}, "targets": [{"task": "t"}]}),
+        );
+        d.put_secret(201, "api-key", "s3cr3t");
+        for _ in 0..3 {
+            d.run_wait("t", json!({}));
+        }
+        let e = json!({"specversion": "1.0", "id": "p1", "source": "/m", "type": "ping"});
+        d.expect(202, "POST", "/v1/events", Some(&e));
+        wait_until("the event's run finished", 60, || {
+            d.all_runs("task=t").iter().all(|r| r["finished_at"].is_string())
+                && d.all_runs("task=t").len() == 4
+        });
+        runs_before = d.all_runs("task=t");
+        d.kill9();
+    }
+    let migrate = |from: &str, to: &str| {
+        std::process::Command::new(sundial_tests::sundial_bin())
+            .args(["migrate", "--from", from, "--to", to])
+            .output()
+            .unwrap()
+    };
+    let out = migrate(&format!("redb:{}", dir.path().display()), &url);
+    let said = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("runs: 4"), "{said}");
+    // A second copy into the same (no longer empty) database is refused.
+    let again = migrate(&format!("redb:{}", dir.path().display()), &url);
+    assert_eq!(again.status.code(), Some(2), "{:?}", again);
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already holds data"));
+    // Bad arguments are named.
+    let bad = migrate(dir.path().to_str().unwrap(), &url);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--from"), "{bad:?}");
+    // A node on the database has everything: definitions, links, the task log, the
+    // dedup key of the event, the secret (same key file in the data directory).
+    let node = Daemon::start(dir.path(), &["--store", &url]);
+    let after = node.all_runs("task=t");
+    assert_eq!(after, runs_before);
+    let task_id = runs_before[0]["task_id"].clone();
+    assert_eq!(
+        node.expect(200, "GET", "/v1/schedules/nightly/tasks", None)["tasks"],
+        json!([task_id])
+    );
+    node.expect(200, "GET", "/v1/triggers/on-ping", None);
+    let e = json!({"specversion": "1.0", "id": "p1", "source": "/m", "type": "ping"});
+    let dup = node.expect(202, "POST", "/v1/events", Some(&e));
+    assert_eq!(dup["duplicate"], true, "{dup}");
+    node.expect(200, "GET", "/v1/secrets/api-key", None);
+    let run = node.run_wait("t", json!({}));
+    assert_eq!(run["status"], "succeeded", "{run}");
 }

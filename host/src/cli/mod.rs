@@ -16,6 +16,7 @@ mod endpoint;
 mod event;
 mod logs;
 mod maintenance;
+mod migrate;
 mod noun;
 mod plugin;
 mod run;
@@ -79,6 +80,16 @@ enum Command {
         /// The data directory to restore into [default: $SUNDIAL_DATA, else sundial-data].
         #[arg(long, env = "SUNDIAL_DATA")]
         data: Option<std::path::PathBuf>,
+    },
+    /// Copy a stopped single-node store (redb) into an empty PostgreSQL database, to
+    /// run it as a cluster (docs/cluster.md).
+    Migrate {
+        /// `redb:DIR`: the data directory of the store to copy (its daemon stopped).
+        #[arg(long)]
+        from: String,
+        /// `postgres://USER[:PASSWORD]@HOST:PORT/DATABASE`: an empty database.
+        #[arg(long)]
+        to: String,
     },
     /// Calendars: excluded days and ranges (holidays) that schedules honour.
     #[command(subcommand)]
@@ -236,6 +247,7 @@ pub fn main() -> ExitCode {
             Command::Restore { file, data } => {
                 backup::restore(&file, &data.unwrap_or_else(|| "sundial-data".into())).await
             }
+            Command::Migrate { from, to } => migrate::migrate(&from, &to).await,
             Command::Upcoming { hours, task, limit } => upcoming::upcoming(&remote, hours, task, limit).await,
         };
         match result {

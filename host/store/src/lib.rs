@@ -12,6 +12,7 @@ pub mod events;
 pub mod faults;
 pub mod handle;
 pub mod kv;
+pub mod migrate;
 pub mod named;
 pub mod pg;
 pub mod plugins;

@@ -24,7 +24,7 @@ mod meta;
 mod named;
 mod plugins;
 mod records;
-mod rows;
+pub(crate) mod rows;
 mod runs;
 mod schedules;
 pub mod schema;
