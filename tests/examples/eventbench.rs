@@ -13,17 +13,20 @@
 //! seconds (default 10). The ingest events match no trigger (pure ingest); each
 //! latency event matches one trigger whose task runs the bundled `echo` plugin.
 //! Latency is the run's `started_at` minus the moment the client sent the event.
+//!
+//! `SUNDIAL_BENCH_STORE=postgres` and `SUNDIAL_BENCH_NODES=N` run it against N nodes on
+//! a fresh PostgreSQL database, the connections spread over them (see `loadgen`).
 
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use sundial_tests::{Daemon, KeepAlive, metric};
+use sundial_tests::cluster::Bench;
+use sundial_tests::metric;
+use sundial_tests::{Daemon, KeepAlive};
 
-fn store_stats(d: &Daemon) -> (f64, f64) {
-    let text = KeepAlive::open(&d.addr)
-        .request("GET", "/metrics", &d.token, None)
-        .1;
+fn store_stats(b: &Bench) -> (f64, f64) {
+    let text = b.metrics_sum();
     (
         metric(&text, "sundial_store_commits_total"),
         metric(&text, "sundial_store_mutations_total"),
@@ -31,12 +34,14 @@ fn store_stats(d: &Daemon) -> (f64, f64) {
 }
 
 /// Send `total` events in requests of `batch` over `conns` connections; returns events/s.
-fn ingest(d: &Daemon, label: &str, total: usize, batch: usize, conns: usize) -> f64 {
-    let (c0, m0) = store_stats(d);
+fn ingest(b: &Bench, label: &str, total: usize, batch: usize, conns: usize) -> f64 {
+    let (c0, m0) = store_stats(b);
+    let nodes: Vec<&Daemon> = b.nodes();
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut clients = Vec::new();
-    for _ in 0..conns {
+    for c in 0..conns {
+        let d = nodes[c % nodes.len()];
         let (next, addr, token, label) = (next.clone(), d.addr.clone(), d.token.clone(), label.to_string());
         clients.push(std::thread::spawn(move || {
             let mut conn = KeepAlive::open(&addr);
@@ -65,7 +70,7 @@ fn ingest(d: &Daemon, label: &str, total: usize, batch: usize, conns: usize) -> 
         c.join().expect("client");
     }
     let secs = started.elapsed().as_secs_f64();
-    let (c1, m1) = store_stats(d);
+    let (c1, m1) = store_stats(b);
     let rate = total as f64 / secs;
     println!(
         "{label}: {total} events in {secs:.2} s = {rate:.0} events/s ({} commits, {:.1} mutations per commit)",
@@ -83,7 +88,6 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |i: usize, default: usize| args.get(i).and_then(|a| a.parse().ok()).unwrap_or(default);
     let (singles, batched, rate, seconds) = (arg(1, 50_000), arg(2, 200_000), arg(3, 2000), arg(4, 10));
-    let dir = tempfile::tempdir().expect("temp dir");
     let flags = [
         "--workers",
         "64",
@@ -94,7 +98,8 @@ fn main() {
         "--prune-interval",
         "3600s",
     ];
-    let d = Daemon::start(dir.path(), &flags);
+    let bench = Bench::start(&flags);
+    let d = bench.first();
     d.create("/v1/tasks", json!({"name": "hit", "plugin": "echo"}));
     // 1 000 triggers: 999 for other event types (exact, globs, filters), one that the
     // latency events match.
@@ -114,16 +119,29 @@ fn main() {
         defining.elapsed().as_secs_f64()
     );
 
-    ingest(&d, "single", singles, 1, 32);
-    ingest(&d, "batch-100", batched, 100, 8);
+    if bench.nodes().len() > 1 {
+        // The other nodes take the triggers up on notice; within 5 s in any case.
+        std::thread::sleep(Duration::from_secs(6));
+    }
+    let cpu_before = bench.cpu();
+    ingest(&bench, "single", singles, 1, 32);
+    ingest(&bench, "batch-100", batched, 100, 8);
+    let cpu_after = bench.cpu();
+    println!(
+        "cpu during ingest: node(s) {:.2} s, PostgreSQL {:.2} s",
+        cpu_after.0 - cpu_before.0,
+        cpu_after.1 - cpu_before.1
+    );
 
     // Latency at a steady rate: 8 senders, each on its own schedule.
     let senders = 8;
     let per_sender = rate as f64 / senders as f64;
     let total_per_sender = (per_sender * seconds as f64) as usize;
     let mut threads = Vec::new();
+    let nodes = bench.nodes();
     for s in 0..senders {
-        let (addr, token) = (d.addr.clone(), d.token.clone());
+        let node = nodes[s % nodes.len()];
+        let (addr, token) = (node.addr.clone(), node.token.clone());
         threads.push(std::thread::spawn(move || {
             let mut conn = KeepAlive::open(&addr);
             let start = Instant::now();

@@ -6,35 +6,41 @@
 //! ```
 //!
 //! Arguments: number of runs (default 20000), concurrent keep-alive connections
-//! (default 32). Prints acknowledged runs/s, completed runs/s and how many mutations
-//! shared one commit. Bounded in count and time; talks to 127.0.0.1 only.
+//! (default 32). Prints acknowledged runs/s, completed runs/s, how many mutations
+//! shared one commit, and the CPU time the daemons (and PostgreSQL) used. Bounded in
+//! count and time; talks to 127.0.0.1 only.
+//!
+//! `SUNDIAL_BENCH_STORE=postgres` runs the daemons on a fresh PostgreSQL database (on
+//! the server at `SUNDIAL_TEST_PG`, default 127.0.0.1:5432; dropped at exit) and
+//! `SUNDIAL_BENCH_NODES=N` starts N nodes on it, the connections spread over them.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
-use sundial_tests::{Daemon, KeepAlive as Conn, metric};
+use sundial_tests::{KeepAlive as Conn, metric};
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let runs: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let conns: usize = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(32);
-    let dir = tempfile::tempdir().expect("temp dir");
-    let daemon = Daemon::start(dir.path(), &["--workers", "64"]);
+    let setup = sundial_tests::cluster::Bench::start(&["--workers", "64"]);
+    let daemon = setup.first();
     daemon.expect(
         201,
         "POST",
         "/v1/tasks",
         Some(&serde_json::json!({"name": "load", "plugin": "echo"})),
     );
-    let before = Conn::open(&daemon.addr)
-        .request("GET", "/metrics", &daemon.token, None)
-        .1;
+    let before = setup.metrics_sum();
+    let cpu_before = setup.cpu();
 
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let mut clients = Vec::new();
-    for _ in 0..conns {
-        let (next, addr, token) = (next.clone(), daemon.addr.clone(), daemon.token.clone());
+    let nodes = setup.nodes();
+    for c in 0..conns {
+        let node = nodes[c % nodes.len()];
+        let (next, addr, token) = (next.clone(), node.addr.clone(), node.token.clone());
         clients.push(std::thread::spawn(move || {
             let mut conn = Conn::open(&addr);
             let mut acked = 0usize;
@@ -49,12 +55,11 @@ fn main() {
     let acked: usize = clients.into_iter().map(|c| c.join().expect("client")).sum();
     let ack_time = started.elapsed();
 
-    let mut conn = Conn::open(&daemon.addr);
     let deadline = Instant::now() + Duration::from_secs(300);
     let after = loop {
-        let text = conn.request("GET", "/metrics", &daemon.token, None).1;
-        if metric(&text, "sundial_runs_finished_total") as usize >= acked || Instant::now() > deadline {
-            break text;
+        let sum = setup.metrics_sum();
+        if metric(&sum, "sundial_runs_finished_total") as usize >= acked || Instant::now() > deadline {
+            break sum;
         }
         std::thread::sleep(Duration::from_millis(20));
     };
@@ -81,5 +86,16 @@ fn main() {
         "store: {commits} commits for {mutations} mutations = {:.1} mutations per commit, {:.2} ms average commit",
         mutations / commits.max(1.0),
         commit_secs * 1000.0 / commits.max(1.0)
+    );
+    let (nodes_cpu, pg_cpu) = setup.cpu();
+    let nodes_cpu = nodes_cpu - cpu_before.0;
+    let pg_cpu = pg_cpu - cpu_before.1;
+    println!(
+        "cpu: {} node(s) {:.2} s = {:.0} runs per node CPU-second; PostgreSQL {:.2} s = {:.0} µs per run",
+        nodes.len(),
+        nodes_cpu,
+        finished / nodes_cpu.max(1e-9),
+        pg_cpu,
+        pg_cpu * 1e6 / finished.max(1.0)
     );
 }

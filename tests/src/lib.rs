@@ -4,6 +4,7 @@
 
 mod binary;
 pub mod browser;
+pub mod cluster;
 pub mod daemon;
 mod http;
 pub mod pg;
@@ -92,6 +93,42 @@ pub fn peak_rss_kib(pid: u32) -> u64 {
 pub fn reset_peak_rss(pid: u32) {
     let path = format!("/proc/{pid}/clear_refs");
     std::fs::write(&path, "5").unwrap_or_else(|e| panic!("resetting the peak in {path}: {e}"));
+}
+
+/// CPU time process `pid` has used (user + system), in seconds (`/proc/PID/stat`).
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"));
+    ticks_of(&stat) as f64 / clock_ticks()
+}
+
+/// CPU time all PostgreSQL server processes on this machine have used, in seconds
+/// (every `/proc/*/stat` whose command is `postgres`): compare two readings.
+pub fn postgres_cpu_seconds() -> f64 {
+    let mut ticks = 0;
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        if let Ok(stat) = std::fs::read_to_string(entry.path().join("stat"))
+            && stat.contains(" (postgres) ")
+        {
+            ticks += ticks_of(&stat);
+        }
+    }
+    ticks as f64 / clock_ticks()
+}
+
+/// utime + stime of a `/proc/PID/stat` line (fields 14 and 15, after the command).
+fn ticks_of(stat: &str) -> u64 {
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or(stat);
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // After ")": field 3 (state) is fields[0], so utime (14) is fields[11].
+    let n = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    n(11) + n(12)
+}
+
+fn clock_ticks() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 { t as f64 } else { 100.0 }
 }
 
 fn proc_status_kib(pid: u32, field: &str) -> u64 {

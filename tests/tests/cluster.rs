@@ -4,98 +4,14 @@
 //! tests short; nothing is timed, the tests wait for outcomes.
 
 use serde_json::{Value, json};
+use sundial_tests::cluster::Cluster;
 use sundial_tests::{Daemon, pg, wait_until};
 
 /// The lease the nodes run with.
 const LEASE: &str = "2s";
 
-struct Cluster {
-    url: String,
-    dirs: Vec<tempfile::TempDir>,
-    nodes: Vec<Option<Daemon>>,
-}
-
-impl Cluster {
-    /// Start `n` nodes on a fresh database of the test server.
-    fn start(n: usize) -> Cluster {
-        Cluster::start_on(pg::fresh_database("cluster"), n)
-    }
-
-    /// Start `n` nodes on the database at `url`; the first makes the admin token and
-    /// the secret key, which the others get in their data directories
-    /// (docs/cluster.md).
-    fn start_on(url: String, n: usize) -> Cluster {
-        let dirs: Vec<tempfile::TempDir> = (0..n).map(|_| tempfile::tempdir().unwrap()).collect();
-        let mut cluster = Cluster {
-            url,
-            dirs,
-            nodes: Vec::new(),
-        };
-        let first = cluster.spawn(0);
-        for dir in &cluster.dirs[1..] {
-            for file in ["admin.token", "secret.key"] {
-                std::fs::copy(first.data.join(file), dir.path().join(file)).unwrap();
-            }
-        }
-        cluster.nodes.push(Some(first));
-        for i in 1..n {
-            let node = cluster.spawn(i);
-            cluster.nodes.push(Some(node));
-        }
-        cluster
-    }
-
-    fn spawn(&self, i: usize) -> Daemon {
-        Daemon::start(
-            self.dirs[i].path(),
-            &["--store", &self.url, "--run-lease", LEASE, "--workers", "4"],
-        )
-    }
-
-    /// Node `i` (alive).
-    fn node(&self, i: usize) -> &Daemon {
-        self.nodes[i].as_ref().expect("node is running")
-    }
-
-    /// Any live node.
-    fn any(&self) -> &Daemon {
-        self.nodes.iter().flatten().next().expect("a live node")
-    }
-
-    fn kill(&mut self, i: usize) {
-        if let Some(d) = self.nodes[i].take() {
-            d.kill9();
-        }
-    }
-
-    fn restart(&mut self, i: usize) {
-        self.kill(i);
-        self.nodes[i] = Some(self.spawn(i));
-    }
-
-    /// The node name of node `i` (its `node.id`).
-    fn name(&self, i: usize) -> String {
-        std::fs::read_to_string(self.dirs[i].path().join("node.id"))
-            .unwrap()
-            .trim()
-            .to_string()
-    }
-
-    /// Which node owns run `id` now (from the database), by index.
-    fn owner(&self, id: &str) -> Option<usize> {
-        let db = self.url.rsplit('/').next().unwrap();
-        let out = std::process::Command::new("psql")
-            .arg(format!("{}/{db}", pg::server_url()))
-            .args([
-                "-tAqc",
-                &format!("SELECT coalesce(owner, '') FROM runs WHERE id = '{id}'"),
-            ])
-            .output()
-            .unwrap();
-        let owner = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        (0..self.dirs.len()).find(|&i| self.name(i) == owner)
-    }
-}
+/// The nodes' settings here.
+const NODE: &[&str] = &["--run-lease", LEASE, "--workers", "4"];
 
 fn run(d: &Daemon, id: &str) -> Value {
     d.expect(200, "GET", &format!("/v1/runs/{id}"), None)
@@ -128,7 +44,7 @@ fn running_on(c: &Cluster, id: &str) -> usize {
 
 #[test]
 fn a_per_second_schedule_fires_each_slot_once_while_nodes_are_killed() {
-    let mut c = Cluster::start(3);
+    let mut c = Cluster::start(3, NODE);
     let d = c.node(0);
     d.create("/v1/tasks", json!({"name": "tick", "plugin": "echo"}));
     d.create(
@@ -161,7 +77,7 @@ fn a_per_second_schedule_fires_each_slot_once_while_nodes_are_killed() {
 
 #[test]
 fn the_runs_of_a_killed_node_are_taken_over_and_finish_once() {
-    let mut c = Cluster::start(3);
+    let mut c = Cluster::start(3, NODE);
     slow_task(c.node(0), "slow", 30);
     let ids: Vec<String> = (0..3).map(|i| start(c.node(i), "slow")).collect();
     let victim = running_on(&c, &ids[0]);
@@ -187,7 +103,7 @@ fn the_runs_of_a_killed_node_are_taken_over_and_finish_once() {
 
 #[test]
 fn a_paused_node_cannot_record_a_stale_completion() {
-    let mut c = Cluster::start(2);
+    let mut c = Cluster::start(2, NODE);
     slow_task(c.node(0), "slow", 40);
     let id = start(c.node(0), "slow");
     let paused = running_on(&c, &id);
@@ -218,7 +134,7 @@ fn a_paused_node_cannot_record_a_stale_completion() {
 
 #[test]
 fn events_posted_to_different_nodes_start_their_runs_once() {
-    let c = Cluster::start(3);
+    let c = Cluster::start(3, NODE);
     let d = c.node(0);
     d.create("/v1/tasks", json!({"name": "on-ping", "plugin": "echo"}));
     d.create(
@@ -266,7 +182,7 @@ fn events_posted_to_different_nodes_start_their_runs_once() {
 fn postgresql_restarted_mid_load_answers_503_recovers_and_loses_nothing_acknowledged() {
     let server = pg::PrivateServer::start();
     pg::psql_at(&server.url("postgres"), "CREATE DATABASE sundial");
-    let c = Cluster::start_on(server.url("sundial"), 2);
+    let c = Cluster::start_on(server.url("sundial"), 2, NODE);
     let d = c.node(0);
     d.create("/v1/tasks", json!({"name": "on-load", "plugin": "echo"}));
     d.create(
