@@ -5,6 +5,7 @@
 mod binary;
 pub mod browser;
 pub mod cluster;
+pub mod cluster_chaos;
 pub mod daemon;
 mod http;
 pub mod pg;

@@ -324,3 +324,21 @@ fn a_single_node_store_moves_into_postgresql_with_sundial_migrate() {
     let run = node.run_wait("t", json!({}));
     assert_eq!(run["status"], "succeeded", "{run}");
 }
+
+/// The bounded chaos run: 40 s of mixed load on three nodes, a node killed every 4 s,
+/// PostgreSQL crashed and restarted every 20 s (`scripts/chaos-cluster.sh` runs it for
+/// ten minutes).
+#[test]
+fn chaos_kills_nodes_and_restarts_postgresql_and_loses_nothing() {
+    let report = sundial_tests::cluster_chaos::run(&sundial_tests::cluster_chaos::Chaos {
+        duration: std::time::Duration::from_secs(40),
+        kill_every: std::time::Duration::from_secs(4),
+        pg_restart_every: std::time::Duration::from_secs(20),
+    });
+    eprintln!("{report:?}");
+    assert!(report.kills >= 5 && report.pg_restarts >= 1, "{report:?}");
+    assert!(
+        report.events > 0 && report.runs > 0 && report.deliveries > 0,
+        "{report:?}"
+    );
+}
