@@ -342,3 +342,32 @@ fn chaos_kills_nodes_and_restarts_postgresql_and_loses_nothing() {
         "{report:?}"
     );
 }
+
+#[test]
+fn overlap_forbid_holds_across_nodes_and_a_cancel_reaches_the_node_running_the_run() {
+    let c = Cluster::start(2, NODE);
+    c.node(0).install_hostile(json!({}));
+    c.node(0).create(
+        "/v1/tasks",
+        json!({"name": "alone", "plugin": "hostile", "overlap": "forbid",
+               "params": {"mode": "drip", "lines": 100, "ms": 100}, "retry": {"max_attempts": 1}}),
+    );
+    let first = start(c.node(0), "alone");
+    let owner = running_on(&c, &first);
+    // A second run started through the other node while the first runs: skipped.
+    let second = start(c.node(1 - owner), "alone");
+    let mut skipped = Value::Null;
+    wait_until("the second run skipped", 60, || {
+        skipped = run(c.node(1 - owner), &second);
+        skipped["finished_at"].is_string()
+    });
+    assert_eq!(skipped["status"], "skipped", "{skipped}");
+    assert!(skipped.to_string().contains("overlap policy forbid"), "{skipped}");
+    // Cancelled through the node that does not run it: the owner stops it.
+    let (status, cancelled) = c
+        .node(1 - owner)
+        .call("POST", &format!("/v1/runs/{first}/cancel"), None);
+    assert_eq!(status, 200, "{cancelled}");
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert_eq!(run(c.node(owner), &first)["status"], "cancelled");
+}

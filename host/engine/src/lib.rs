@@ -211,6 +211,9 @@ impl Engines {
             if all || topic == "deliveries" {
                 self.outbox.delivery_signal().notify_one();
             }
+            if all || topic == "cancel" {
+                self.executor.renew_now();
+            }
         }
     }
 

@@ -455,12 +455,30 @@ impl Router {
         if cost == 0 {
             return None;
         }
-        let spent = self
+        let max = self.inner.limits.max_chain;
+        // In a cluster the chain's runs go on on every node: its budget is counted in
+        // the store (the node's own count is the fallback while the store fails).
+        let shared = self
             .inner
-            .budget
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .spend(chain, cost);
+            .store
+            .leases()
+            .map(|leases| leases.spend_chain(chain, cost, max));
+        let spent = match shared {
+            Some(Ok(spent)) => spent,
+            other => {
+                if let Some(Err(e)) = other {
+                    tracing::warn!(
+                        chain,
+                        "counting the chain's budget in the store failed, counting here: {e}"
+                    );
+                }
+                self.inner
+                    .budget
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .spend(chain, cost)
+            }
+        };
         let spent = spent.err()?;
         self.inner.stopped_by_budget.fetch_add(1, Relaxed);
         Some(format!(

@@ -153,6 +153,17 @@ pub trait RunStore: Send + Sync {
     }
 }
 
+/// What [`RunLeases::start_alone`] did.
+#[derive(Debug)]
+pub enum StartAlone {
+    /// Started: the run as it now is.
+    Started(Run),
+    /// Not started: these runs of the task are running (on some node).
+    Busy(Vec<String>),
+    /// Not started: it is no longer queued.
+    Gone,
+}
+
 /// Leases on running runs, for stores several nodes share. A node owns each run it
 /// starts ([`RunStore::start_run`]) for one attempt, under a lease it renews; a run
 /// whose lease expires (its node died, hung or lost the database) is taken over by
@@ -167,8 +178,27 @@ pub trait RunLeases: Send + Sync {
     /// How long a lease lasts without renewal.
     fn lease(&self) -> std::time::Duration;
 
-    /// Renew the lease of every run this node owns, in one statement; returns their ids.
-    async fn renew(&self) -> Result<Vec<String>, StoreError>;
+    /// Renew the lease of every run this node owns, in one statement; returns their ids,
+    /// each with whether a cancel was asked for it (on any node).
+    async fn renew(&self) -> Result<Vec<(String, bool)>, StoreError>;
+
+    /// Ask the node running run `id` to stop it (an API cancel, or a `replace` overlap
+    /// on another node): it sees the request at its next renewal, or at once on the
+    /// `cancel` notice. False when the run is not running.
+    async fn request_cancel(&self, id: &str) -> Result<bool, StoreError>;
+
+    /// Start run `id` only if no other run of `task` is running on any node (overlap
+    /// policies `forbid` and `queue` across a cluster): starts of one task's runs take
+    /// turns while the cluster's active runs of it are looked at.
+    async fn start_alone(&self, id: &str, task: &str, now: String) -> Result<StartAlone, StoreError>;
+
+    /// The runs of `task` running on any node, but `except`.
+    async fn running_of(&self, task: &str, except: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Spend `cost` of causal chain `chain`'s budget of `max`, counted for the whole
+    /// cluster: `Ok(spent so far)`, or `Err(spent)` (nothing spent) when it would go
+    /// over. Synchronous: the router plans events synchronously.
+    fn spend_chain(&self, chain: &str, cost: u64, max: u64) -> Result<Result<u64, u64>, StoreError>;
 
     /// Take over up to `limit` running runs whose lease expired: each becomes this
     /// node's (same attempt, a fresh lease) for the caller to end or retry.

@@ -26,7 +26,10 @@ impl Executor {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                tick.tick().await;
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = this.inner.renew_now.notified() => {}
+                }
                 this.renew(&mut last_renewed, lease).await;
                 if this.inner.stopping.load(std::sync::atomic::Ordering::Relaxed) {
                     // Still renewing what runs out its grace period; taking nothing new.
@@ -48,7 +51,10 @@ impl Executor {
         match leases.renew().await {
             Ok(renewed) => {
                 *last_renewed = Instant::now();
-                let renewed: HashSet<String> = renewed.into_iter().collect();
+                for (id, _) in renewed.iter().filter(|(_, cancel)| *cancel) {
+                    self.cancel_here(id);
+                }
+                let renewed: HashSet<String> = renewed.into_iter().map(|(id, _)| id).collect();
                 for id in held.iter().filter(|id| !renewed.contains(*id)) {
                     self.lose(
                         id,
@@ -66,6 +72,19 @@ impl Executor {
                 }
             }
             Err(e) => tracing::warn!("renewing run leases failed (retrying): {e}"),
+        }
+    }
+
+    /// Renew the leases now, not at the next tick (a cancel was asked on another node).
+    pub fn renew_now(&self) {
+        self.inner.renew_now.notify_one();
+    }
+
+    /// Stop run `id`, running here, as cancelled: a cancel asked on another node.
+    fn cancel_here(&self, id: &str) {
+        if let Some(handle) = lock(&self.inner.running).get(id) {
+            lock(&self.inner.cancel_requested).insert(id.to_string());
+            handle.abort();
         }
     }
 

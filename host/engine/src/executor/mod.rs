@@ -68,6 +68,8 @@ struct Inner {
     /// Runs stopped because this node lost their lease (cluster): their result is
     /// another node's to record.
     lost: Mutex<std::collections::HashSet<String>>,
+    /// Renew the leases now (cluster: a cancel was asked on another node).
+    renew_now: tokio::sync::Notify,
     durations: sundial_core::metrics::Histogram,
     /// Runs finished per minute over the last day (for the dashboard's chart).
     activity: sundial_core::activity::MinuteSeries,
@@ -130,6 +132,7 @@ impl Executor {
             stopping: Default::default(),
             cancel_requested: Mutex::default(),
             lost: Mutex::default(),
+            renew_now: tokio::sync::Notify::new(),
             durations: sundial_core::metrics::Histogram::new(sundial_core::metrics::SECONDS),
             activity: Default::default(),
             lateness: sundial_core::metrics::Histogram::new(sundial_core::metrics::LATENESS),
@@ -217,9 +220,17 @@ impl Executor {
         }
     }
 
-    /// Cancel a run: a queued one is cancelled at once, a running one is stopped.
+    /// Cancel a run: a queued one is cancelled at once, a running one is stopped (in a
+    /// cluster, by the node running it).
     pub async fn cancel(&self, id: &str) -> Result<Run, StoreError> {
         let run = self.inner.store.cancel_queued_run(id, now()).await?;
+        if run.status == RunStatus::Running
+            && !lock(&self.inner.running).contains_key(id)
+            && let Some(leases) = self.inner.store.leases()
+        {
+            leases.request_cancel(id).await?;
+            return self.wait(id).await;
+        }
         if run.status == RunStatus::Running {
             // The worker may not have registered its abort handle yet (it could still
             // be loading the plugin): leave the request where it will look for it.
@@ -422,7 +433,7 @@ impl Executor {
                 return Ok(());
             }
         };
-        let Some(mut run) = store.start_run(id, now()).await? else {
+        let Some(mut run) = self.start_claimed(id, &queued.task_id, policy).await? else {
             return Ok(());
         };
         self.observe_lateness(&run);

@@ -1,8 +1,11 @@
 //! The overlap policy: what happens when a run of a task is about to start while
 //! another run of the same task is active (`allow`, `forbid`, `queue`, `replace`).
 
-use super::{Executor, lock};
+use super::{Executor, lock, now};
+use sundial_core::run::Run;
 use sundial_core::task::OverlapPolicy;
+use sundial_store::StoreError;
+use sundial_store::runs::StartAlone;
 
 impl Executor {
     /// Apply the task's overlap policy before a run starts.
@@ -34,6 +37,50 @@ impl Executor {
             task: task.to_string(),
             run: run.to_string(),
         })
+    }
+
+    /// Start run `id` (claimed on this node by [`Executor::claim`]). In a cluster the
+    /// policy also holds across nodes: `forbid` skips and `queue` leaves queued a run
+    /// whose task runs on another node (a node picks the queued one up later, see
+    /// `leases.rs`), and `replace` asks the other nodes to stop theirs. `None` when it
+    /// does not start.
+    pub(super) async fn start_claimed(
+        &self,
+        id: &str,
+        task: &str,
+        policy: OverlapPolicy,
+    ) -> Result<Option<Run>, StoreError> {
+        let store = &self.inner.store;
+        let Some(leases) = store.leases() else {
+            return store.start_run(id, now()).await;
+        };
+        match policy {
+            OverlapPolicy::Forbid | OverlapPolicy::Queue => {
+                match leases.start_alone(id, task, now()).await? {
+                    StartAlone::Started(run) => Ok(Some(run)),
+                    StartAlone::Gone => Ok(None),
+                    StartAlone::Busy(_) if policy == OverlapPolicy::Queue => Ok(None),
+                    StartAlone::Busy(active) => {
+                        let reason = format!(
+                            "skipped: run {} of this task is still active (overlap policy forbid)",
+                            active[0]
+                        );
+                        let run = store.skip_run(id, reason, now()).await?;
+                        self.notify(&run);
+                        Ok(None)
+                    }
+                }
+            }
+            OverlapPolicy::Replace => {
+                for other in leases.running_of(task, id).await? {
+                    if !lock(&self.inner.running).contains_key(&other) {
+                        leases.request_cancel(&other).await?;
+                    }
+                }
+                store.start_run(id, now()).await
+            }
+            OverlapPolicy::Allow => store.start_run(id, now()).await,
+        }
     }
 
     /// If no run of `task` is active, submit the next run deferred by `queue` overlap.

@@ -188,6 +188,17 @@ impl EventStore for PgStore {
     }
 
     async fn prune_events(&self, keep: usize, cutoff: String) -> Result<usize, StoreError> {
+        // Chains' budgets (cluster-wide `max_chain`) are forgotten a day after their
+        // last spending, as a node forgets its oldest chains.
+        {
+            let client = self.client().await?;
+            exec(
+                &client,
+                "DELETE FROM chains WHERE at < now() - interval '1 day'",
+                &[],
+            )
+            .await?;
+        }
         // Oldest first, as on redb: the events beyond the newest `keep` go, then those
         // after them that were received before `cutoff` (or do not decode), up to the
         // first that stays; at most PRUNE_ROUND per call. Events never change, so they

@@ -47,7 +47,8 @@ pub(crate) async fn put_run(c: &impl GenericClient, run: &Run) -> Result<bool, S
         "UPDATE runs SET status = $2, due = $3, doc = $4,
              owner = CASE WHEN $2 = 'running' THEN owner END,
              attempt = CASE WHEN $2 = 'running' THEN attempt END,
-             lease_until = CASE WHEN $2 = 'running' THEN lease_until END
+             lease_until = CASE WHEN $2 = 'running' THEN lease_until END,
+             cancel = false
          WHERE id = $1",
         &[&run.id, &run.status.as_str(), &due_of_run(run), &encode(run)?],
     )
@@ -66,7 +67,8 @@ pub(crate) async fn put_owned_run(
     exec(
         c,
         "UPDATE runs SET status = $2, due = NULL, doc = $3, owner = $4, attempt = $5,
-             lease_until = now() + make_interval(secs => $6)
+             lease_until = now() + make_interval(secs => $6),
+             cancel = cancel AND $2 = 'running'
          WHERE id = $1",
         &[
             &run.id,

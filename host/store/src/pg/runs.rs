@@ -10,7 +10,7 @@ use super::rows::{insert_runs, put_owned_run, put_run};
 use super::{PgStore, db_error, decode_listed, decode_one, exec, limit_plus_one, row, rows, select_docs};
 use crate::StoreError;
 use crate::events::{Planned, Stored};
-use crate::runs::{RunFilter, RunLeases, RunStore};
+use crate::runs::{RunFilter, RunLeases, RunStore, StartAlone};
 use crate::tables::{Paged, Pager};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
@@ -54,6 +54,20 @@ async fn save_run_in(c: &impl GenericClient, node: &str, run: Run) -> Result<Run
     }
     put_run(c, &run).await?;
     Ok(run)
+}
+
+/// Move a queued run to running with a new attempt started `now`.
+fn begin_attempt(run: &mut Run, now: String) {
+    run.status = RunStatus::Running;
+    run.attempt += 1;
+    run.started_at = Some(now.clone());
+    run.not_before = None;
+    run.attempts.push(sundial_core::run::Attempt {
+        number: run.attempt,
+        started_at: now,
+        finished_at: None,
+        error: None,
+    });
 }
 
 /// The runs of `rows` (`id, doc`) that decode.
@@ -103,16 +117,7 @@ impl RunStore for PgStore {
         if run.status != RunStatus::Queued {
             return Ok(None); // dropping `t` rolls it back, releasing the lock
         }
-        run.status = RunStatus::Running;
-        run.attempt += 1;
-        run.started_at = Some(now.clone());
-        run.not_before = None;
-        run.attempts.push(sundial_core::run::Attempt {
-            number: run.attempt,
-            started_at: now,
-            finished_at: None,
-            error: None,
-        });
+        begin_attempt(&mut run, now);
         put_owned_run(&t, &run, self.node(), self.lease()).await?;
         self.commit(t).await?;
         Ok(Some(run))
@@ -332,16 +337,100 @@ impl RunLeases for PgStore {
         PgStore::lease(self)
     }
 
-    async fn renew(&self) -> Result<Vec<String>, StoreError> {
+    async fn renew(&self) -> Result<Vec<(String, bool)>, StoreError> {
         let client = self.client().await?;
         let found = rows(
             &client,
             "UPDATE runs SET lease_until = now() + make_interval(secs => $2)
-             WHERE owner = $1 AND status = 'running' RETURNING id",
+             WHERE owner = $1 AND status = 'running' RETURNING id, cancel",
             &[&self.node(), &self.lease().as_secs_f64()],
         )
         .await?;
-        Ok(found.iter().map(|r| r.get(0)).collect())
+        Ok(found.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    async fn request_cancel(&self, id: &str) -> Result<bool, StoreError> {
+        let mut client = self.client().await?;
+        let t = client.transaction().await.map_err(db_error)?;
+        let asked = exec(
+            &t,
+            "UPDATE runs SET cancel = true WHERE id = $1 AND status = 'running'",
+            &[&id],
+        )
+        .await?;
+        super::listen::notify(&t, "cancel").await?;
+        self.commit(t).await?;
+        Ok(asked == 1)
+    }
+
+    async fn start_alone(&self, id: &str, task: &str, now: String) -> Result<StartAlone, StoreError> {
+        let mut client = self.client().await?;
+        let t = client.transaction().await.map_err(db_error)?;
+        // Starts of one task's runs queue up here, on every node (a lock on the task's
+        // id, which holds whether or not the task still exists).
+        exec(
+            &t,
+            "SELECT pg_advisory_xact_lock(hashtext('task-start:' || $1))",
+            &[&task],
+        )
+        .await?;
+        let busy: Vec<String> = rows(
+            &t,
+            "SELECT id FROM runs WHERE task_id = $1 AND status = 'running' AND id <> $2 ORDER BY id",
+            &[&task, &id],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+        if !busy.is_empty() {
+            return Ok(StartAlone::Busy(busy));
+        }
+        let mut run = load(&t, id).await?;
+        if run.status != RunStatus::Queued {
+            return Ok(StartAlone::Gone);
+        }
+        begin_attempt(&mut run, now);
+        put_owned_run(&t, &run, self.node(), self.lease()).await?;
+        self.commit(t).await?;
+        Ok(StartAlone::Started(run))
+    }
+
+    fn spend_chain(&self, chain: &str, cost: u64, max: u64) -> Result<Result<u64, u64>, StoreError> {
+        if cost > max {
+            return Ok(Err(0));
+        }
+        self.block(async {
+            let client = self.client().await?;
+            let (cost, max) = (cost as i64, max as i64);
+            let spent = row(
+                &client,
+                "INSERT INTO chains (chain, spent) VALUES ($1, $2)
+                 ON CONFLICT (chain) DO UPDATE SET spent = chains.spent + excluded.spent, at = now()
+                 WHERE chains.spent + excluded.spent <= $3
+                 RETURNING spent",
+                &[&chain, &cost, &max],
+            )
+            .await?;
+            if let Some(r) = spent {
+                return Ok(Ok(r.get::<_, i64>(0) as u64));
+            }
+            let now = row(&client, "SELECT spent FROM chains WHERE chain = $1", &[&chain]).await?;
+            Ok(Err(now.map_or(0, |r| r.get::<_, i64>(0)) as u64))
+        })
+    }
+
+    async fn running_of(&self, task: &str, except: &str) -> Result<Vec<String>, StoreError> {
+        let client = self.client().await?;
+        Ok(rows(
+            &client,
+            "SELECT id FROM runs WHERE task_id = $1 AND status = 'running' AND id <> $2 ORDER BY id",
+            &[&task, &except],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
     }
 
     async fn take_expired(&self, limit: usize) -> Result<Vec<Run>, StoreError> {

@@ -38,12 +38,14 @@ CREATE TABLE runs (
     due timestamptz,
     owner text COLLATE "C",
     attempt integer,
-    lease_until timestamptz
+    lease_until timestamptz,
+    cancel boolean NOT NULL DEFAULT false
 );
 CREATE INDEX runs_by_task ON runs (task_id, id);
 CREATE INDEX runs_queue ON runs (id) WHERE status = 'queued';
 CREATE INDEX runs_active ON runs (lease_until) WHERE status = 'running';
 CREATE INDEX runs_by_owner ON runs (owner) WHERE status = 'running';
+CREATE INDEX runs_running_by_task ON runs (task_id) WHERE status = 'running';
 
 CREATE TABLE kv (plugin text COLLATE "C" NOT NULL, key text COLLATE "C" NOT NULL, value bytea NOT NULL, PRIMARY KEY (plugin, key));
 CREATE TABLE kv_usage (plugin text COLLATE "C" PRIMARY KEY, keys bigint NOT NULL, bytes bigint NOT NULL);
@@ -58,6 +60,8 @@ CREATE TABLE slots (schedule_id text COLLATE "C" NOT NULL, slot text COLLATE "C"
 CREATE TABLE triggers (id text COLLATE "C" PRIMARY KEY, name text COLLATE "C" NOT NULL UNIQUE, doc text COLLATE "C" NOT NULL);
 
 CREATE TABLE events (seq text COLLATE "C" PRIMARY KEY, doc text COLLATE "C" NOT NULL);
+CREATE TABLE chains (chain text COLLATE "C" PRIMARY KEY, spent bigint NOT NULL, at timestamptz NOT NULL DEFAULT now());
+CREATE INDEX chains_by_time ON chains (at);
 CREATE TABLE event_keys (key text COLLATE "C" PRIMARY KEY, seq text COLLATE "C" NOT NULL);
 CREATE INDEX event_keys_by_seq ON event_keys (seq);
 

@@ -148,7 +148,13 @@ async fn a_run_starts_once_and_only_its_owner_records_its_end() {
     assert_eq!(started.attempt, 1);
     assert_eq!(
         owner.leases().unwrap().renew().await.unwrap(),
-        vec![run.id.clone()]
+        vec![(run.id.clone(), false)]
+    );
+    // A cancel asked on the other node reaches the owner at its next renewal.
+    assert!(other.leases().unwrap().request_cancel(&run.id).await.unwrap());
+    assert_eq!(
+        owner.leases().unwrap().renew().await.unwrap(),
+        vec![(run.id.clone(), true)]
     );
     assert!(other.leases().unwrap().renew().await.unwrap().is_empty());
     started.status = sundial_core::run::RunStatus::Succeeded;
@@ -233,4 +239,64 @@ async fn queued_runs_left_waiting_are_offered_after_their_age() {
     let waiting = b.leases().unwrap().waiting(age, 10).await.unwrap();
     let ids: Vec<&str> = waiting.iter().map(|r| r.id.as_str()).collect();
     assert_eq!(ids, vec![runs[0].id.as_str()], "the due one only");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_alone_keeps_a_second_run_of_a_task_from_starting_on_another_node() {
+    use crate::runs::{RunStore, StartAlone};
+    let db = TestDb::new().await;
+    let (a, b) = two_nodes(&db, DEFAULT_LEASE).await;
+    let runs = a.enqueue_runs(vec![queued_run(), queued_run()]).await.unwrap();
+    let now = sundial_core::timestamp::now;
+    let (x, y) = tokio::join!(
+        a.leases().unwrap().start_alone(&runs[0].id, "task-1", now()),
+        b.leases().unwrap().start_alone(&runs[1].id, "task-1", now())
+    );
+    let outcomes = [x.unwrap(), y.unwrap()];
+    let started = outcomes
+        .iter()
+        .filter(|o| matches!(o, StartAlone::Started(_)))
+        .count();
+    let busy = outcomes
+        .iter()
+        .filter(|o| matches!(o, StartAlone::Busy(_)))
+        .count();
+    assert_eq!((started, busy), (1, 1), "{outcomes:?}");
+    let running = a.leases().unwrap().running_of("task-1", "none").await.unwrap();
+    assert_eq!(running.len(), 1);
+    match b
+        .leases()
+        .unwrap()
+        .start_alone(&running[0], "task-1", now())
+        .await
+        .unwrap()
+    {
+        StartAlone::Gone => {}
+        other => panic!("a running run started again: {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chains_budget_is_spent_once_for_the_whole_cluster() {
+    use crate::runs::RunStore;
+    let db = TestDb::new().await;
+    let (a, b) = two_nodes(&db, DEFAULT_LEASE).await;
+    let (la, lb) = (a.leases().unwrap(), b.leases().unwrap());
+    assert_eq!(la.spend_chain("c", 4, 10).unwrap(), Ok(4));
+    assert_eq!(
+        lb.spend_chain("c", 6, 10).unwrap(),
+        Ok(10),
+        "the other node adds to it"
+    );
+    assert_eq!(
+        la.spend_chain("c", 1, 10).unwrap(),
+        Err(10),
+        "over: refused, nothing spent"
+    );
+    assert_eq!(
+        lb.spend_chain("d", 11, 10).unwrap(),
+        Err(0),
+        "one step larger than the budget"
+    );
+    assert_eq!(lb.spend_chain("d", 10, 10).unwrap(), Ok(10));
 }
