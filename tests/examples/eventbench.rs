@@ -196,4 +196,18 @@ fn main() {
         percentile(&late, 0.99),
         late.last().copied().unwrap_or(f64::NAN)
     );
+    for (i, node) in bench.nodes().iter().enumerate() {
+        let log = node.stderr_text();
+        let troubles: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            .collect();
+        if !troubles.is_empty() {
+            println!(
+                "node {i}: {} warnings or errors, the first: {:?}",
+                troubles.len(),
+                &troubles[..troubles.len().min(3)]
+            );
+        }
+    }
 }

@@ -188,7 +188,7 @@ impl Engines {
         let mut poll = tokio::time::interval(scheduler::RESYNC);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let topic = tokio::select! {
+            let first = tokio::select! {
                 topic = changes.recv() => match topic {
                     Ok(topic) => topic,
                     Err(RecvError::Lagged(_)) => "resync".to_string(),
@@ -196,22 +196,36 @@ impl Engines {
                 },
                 _ = poll.tick() => "triggers".to_string(),
             };
-            let all = topic == "resync";
-            if (all || topic == "triggers" || topic == "calendars")
+            // Every notice that came meanwhile is taken up with this one: a thousand
+            // trigger changes reload the triggers once, not a thousand times.
+            let mut topics = std::collections::BTreeSet::from([first]);
+            loop {
+                match changes.try_recv() {
+                    Ok(topic) => {
+                        topics.insert(topic);
+                    }
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                        topics.insert("resync".to_string());
+                    }
+                    Err(_) => break,
+                }
+            }
+            let has = |t: &str| topics.contains("resync") || topics.contains(t);
+            if (has("triggers") || has("calendars"))
                 && let Err(e) = self.router().reload()
             {
                 tracing::warn!("reloading triggers after another node's change failed: {e}");
             }
-            if all || topic == "schedules" || topic == "calendars" {
+            if has("schedules") || has("calendars") {
                 self.scheduler.resync();
             }
-            if all || topic == "timers" {
+            if has("timers") {
                 self.outbox.timer_signal().notify_one();
             }
-            if all || topic == "deliveries" {
+            if has("deliveries") {
                 self.outbox.delivery_signal().notify_one();
             }
-            if all || topic == "cancel" {
+            if has("cancel") {
                 self.executor.renew_now();
             }
         }

@@ -18,6 +18,9 @@ struct Inner {
     store: SharedStore,
     runtime: Runtime,
     loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    /// One gate per digest: runs that need a plugin not loaded yet wait for one load
+    /// (one compile) instead of each compiling it.
+    loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl PluginCache {
@@ -28,6 +31,7 @@ impl PluginCache {
                 store,
                 runtime,
                 loaded: Mutex::default(),
+                loading: Mutex::default(),
             }),
         }
     }
@@ -41,6 +45,18 @@ impl PluginCache {
     pub async fn load(&self, record: &PluginRecord) -> Result<Arc<Plugin>, String> {
         if let Some(p) = self.lock().get(&record.digest) {
             return Ok(p.clone());
+        }
+        let gate = self
+            .inner
+            .loading
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(record.digest.clone())
+            .or_default()
+            .clone();
+        let _loading = gate.lock().await;
+        if let Some(p) = self.lock().get(&record.digest) {
+            return Ok(p.clone()); // loaded while this one waited
         }
         let bytes = self
             .inner
