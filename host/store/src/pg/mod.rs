@@ -204,9 +204,11 @@ impl PgStore {
         use std::sync::atomic::Ordering::Relaxed;
         stats.commits.fetch_add(1, Relaxed);
         stats.mutations.fetch_add(1, Relaxed);
-        stats
-            .commit_micros
-            .fetch_add(started.elapsed().as_micros() as u64, Relaxed);
+        let took = started.elapsed();
+        stats.commit_micros.fetch_add(took.as_micros() as u64, Relaxed);
+        stats.commit_seconds.observe(took.as_secs_f64());
+        stats.batch_size.observe(1.0);
+        stats.max_batch.fetch_max(1, Relaxed);
         Ok(())
     }
 
