@@ -178,9 +178,11 @@ pub trait RunLeases: Send + Sync {
     /// How long a lease lasts without renewal.
     fn lease(&self) -> std::time::Duration;
 
-    /// Renew the lease of every run this node owns, in one statement; returns their ids,
-    /// each with whether a cancel was asked for it (on any node).
-    async fn renew(&self) -> Result<Vec<(String, bool)>, StoreError>;
+    /// Renew, in one statement, the leases of the runs of `ids` this node owns: the
+    /// ones it is executing (a run it owns but no longer executes, after a failure,
+    /// is left to expire and be taken over). Returns the ids renewed, each with
+    /// whether a cancel was asked for it (on any node).
+    async fn renew(&self, ids: &[String]) -> Result<Vec<(String, bool)>, StoreError>;
 
     /// Ask the node running run `id` to stop it (an API cancel, or a `replace` overlap
     /// on another node): it sees the request at its next renewal, or at once on the
@@ -200,9 +202,10 @@ pub trait RunLeases: Send + Sync {
     /// over. Synchronous: the router plans events synchronously.
     fn spend_chain(&self, chain: &str, cost: u64, max: u64) -> Result<Result<u64, u64>, StoreError>;
 
-    /// Take over up to `limit` running runs whose lease expired: each becomes this
-    /// node's (same attempt, a fresh lease) for the caller to end or retry.
-    async fn take_expired(&self, limit: usize) -> Result<Vec<Run>, StoreError>;
+    /// Take over up to `limit` running runs whose lease expired, but those of `busy`
+    /// (runs this node is executing): each becomes this node's (same attempt, a fresh
+    /// lease) for the caller to end or retry.
+    async fn take_expired(&self, limit: usize, busy: &[String]) -> Result<Vec<Run>, StoreError>;
 
     /// Up to `limit` queued runs that are due and were queued (or became due) more
     /// than `age` ago: runs whose node died before it started them, or which wait in a

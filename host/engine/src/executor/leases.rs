@@ -48,7 +48,15 @@ impl Executor {
         };
         // Runs registered before the renewal: each was started (its lease taken) first.
         let held: Vec<String> = lock(&self.inner.running).keys().cloned().collect();
-        match leases.renew().await {
+        let owned: Vec<String> = lock(&self.inner.owned).iter().cloned().collect();
+        // A renewal that hangs (a half-open connection) counts as failed.
+        let renewed = match tokio::time::timeout(lease / 3, leases.renew(&owned)).await {
+            Ok(r) => r,
+            Err(_) => Err(sundial_store::StoreError::Unavailable(
+                "renewing the leases took longer than a third of a lease".into(),
+            )),
+        };
+        match renewed {
             Ok(renewed) => {
                 *last_renewed = Instant::now();
                 for (id, _) in renewed.iter().filter(|(_, cancel)| *cancel) {
@@ -105,7 +113,8 @@ impl Executor {
             return;
         };
         let node = leases.node().to_string();
-        match leases.take_expired(TAKE_PER_ROUND).await {
+        let busy: Vec<String> = lock(&self.inner.owned).iter().cloned().collect();
+        match leases.take_expired(TAKE_PER_ROUND, &busy).await {
             Ok(runs) => {
                 for run in runs {
                     tracing::warn!(run = %run.id, attempt = run.attempt, node, "took over a run whose lease expired");

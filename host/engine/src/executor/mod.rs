@@ -70,6 +70,9 @@ struct Inner {
     lost: Mutex<std::collections::HashSet<String>>,
     /// Renew the leases now (cluster: a cancel was asked on another node).
     renew_now: tokio::sync::Notify,
+    /// Runs a worker of this node has in hand, from before their start to after their
+    /// end is recorded: the only runs whose leases it renews (cluster).
+    owned: Mutex<std::collections::HashSet<String>>,
     durations: sundial_core::metrics::Histogram,
     /// Runs finished per minute over the last day (for the dashboard's chart).
     activity: sundial_core::activity::MinuteSeries,
@@ -133,6 +136,7 @@ impl Executor {
             cancel_requested: Mutex::default(),
             lost: Mutex::default(),
             renew_now: tokio::sync::Notify::new(),
+            owned: Mutex::default(),
             durations: sundial_core::metrics::Histogram::new(sundial_core::metrics::SECONDS),
             activity: Default::default(),
             lateness: sundial_core::metrics::Histogram::new(sundial_core::metrics::LATENESS),
@@ -392,7 +396,10 @@ impl Executor {
         self.inner
             .in_flight
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        match self.try_execute(id).await {
+        lock(&self.inner.owned).insert(id.to_string());
+        let result = self.try_execute(id).await;
+        lock(&self.inner.owned).remove(id);
+        match result {
             Ok(()) => {}
             // Another node owns the run now (this one lost its lease): its result counts.
             Err(e @ StoreError::Stale(_)) => tracing::warn!(run = id, "{e}"),

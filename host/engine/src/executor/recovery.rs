@@ -16,7 +16,12 @@ impl Executor {
         let (queued, active) = self.inner.store.pending_runs()?;
         let interrupted = active.len();
         for run in active {
-            self.interrupt(run).await?;
+            match self.interrupt(run).await {
+                // Another node took it over meanwhile (its lease ran out while this node
+                // was down): that node settles it.
+                Err(StoreError::Stale(_)) => {}
+                other => other?,
+            }
         }
         for run in &queued {
             self.submit(run);

@@ -239,11 +239,13 @@ impl PgStore {
     }
 }
 
-/// SQLSTATE classes that mean the server is unreachable or going away, not that the
-/// statement is wrong: connection exceptions (08), operator intervention (57, e.g. a
-/// shutdown), insufficient resources (53).
+/// SQLSTATE classes that mean the server is unreachable or going away, or that the
+/// transaction lost a race and may simply be tried again, not that the statement is
+/// wrong: connection exceptions (08), operator intervention (57, e.g. a shutdown),
+/// insufficient resources (53), transaction rollback (40: a deadlock, a serialization
+/// failure). Nothing was written; the API answers 503.
 fn unavailable_state(code: &str) -> bool {
-    code.starts_with("08") || code.starts_with("57") || code.starts_with("53")
+    code.starts_with("08") || code.starts_with("57") || code.starts_with("53") || code.starts_with("40")
 }
 
 /// A client error as a [`StoreError`]: a lost or refused connection is

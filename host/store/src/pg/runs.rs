@@ -337,13 +337,16 @@ impl RunLeases for PgStore {
         PgStore::lease(self)
     }
 
-    async fn renew(&self) -> Result<Vec<(String, bool)>, StoreError> {
+    async fn renew(&self, ids: &[String]) -> Result<Vec<(String, bool)>, StoreError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let client = self.client().await?;
         let found = rows(
             &client,
             "UPDATE runs SET lease_until = now() + make_interval(secs => $2)
-             WHERE owner = $1 AND status = 'running' RETURNING id, cancel",
-            &[&self.node(), &self.lease().as_secs_f64()],
+             WHERE owner = $1 AND status = 'running' AND id = ANY($3) RETURNING id, cancel",
+            &[&self.node(), &self.lease().as_secs_f64(), &ids],
         )
         .await?;
         Ok(found.iter().map(|r| (r.get(0), r.get(1))).collect())
@@ -433,14 +436,14 @@ impl RunLeases for PgStore {
         .collect())
     }
 
-    async fn take_expired(&self, limit: usize) -> Result<Vec<Run>, StoreError> {
+    async fn take_expired(&self, limit: usize, busy: &[String]) -> Result<Vec<Run>, StoreError> {
         let mut client = self.client().await?;
         let t = client.transaction().await.map_err(db_error)?;
         let found = rows(
             &t,
             "SELECT id, doc FROM runs WHERE status = 'running' AND lease_until < now()
-             ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED",
-            &[&limit_plus_one(limit.saturating_sub(1))],
+             AND NOT (id = ANY($2)) ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED",
+            &[&(limit.min(1 << 20) as i64), &busy],
         )
         .await?;
         let mut taken = Vec::new();

@@ -147,16 +147,34 @@ async fn a_run_starts_once_and_only_its_owner_records_its_end() {
     };
     assert_eq!(started.attempt, 1);
     assert_eq!(
-        owner.leases().unwrap().renew().await.unwrap(),
+        owner
+            .leases()
+            .unwrap()
+            .renew(std::slice::from_ref(&run.id))
+            .await
+            .unwrap(),
         vec![(run.id.clone(), false)]
     );
     // A cancel asked on the other node reaches the owner at its next renewal.
     assert!(other.leases().unwrap().request_cancel(&run.id).await.unwrap());
     assert_eq!(
-        owner.leases().unwrap().renew().await.unwrap(),
+        owner
+            .leases()
+            .unwrap()
+            .renew(std::slice::from_ref(&run.id))
+            .await
+            .unwrap(),
         vec![(run.id.clone(), true)]
     );
-    assert!(other.leases().unwrap().renew().await.unwrap().is_empty());
+    assert!(
+        other
+            .leases()
+            .unwrap()
+            .renew(std::slice::from_ref(&run.id))
+            .await
+            .unwrap()
+            .is_empty()
+    );
     started.status = sundial_core::run::RunStatus::Succeeded;
     started.finished_at = Some(sundial_core::timestamp::now());
     match other.save_run(started.clone()).await {
@@ -184,11 +202,18 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_record() {
         .unwrap()
         .unwrap();
     // Alive and renewing: nobody takes it.
-    assert!(b.leases().unwrap().take_expired(10).await.unwrap().is_empty());
+    assert!(
+        b.leases()
+            .unwrap()
+            .take_expired(10, &[])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     // `a` stops renewing (paused, partitioned, dead): once the lease is past, `b` takes it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let taken = loop {
-        let taken = b.leases().unwrap().take_expired(10).await.unwrap();
+        let taken = b.leases().unwrap().take_expired(10, &[]).await.unwrap();
         if !taken.is_empty() {
             break taken;
         }
@@ -198,7 +223,12 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_record() {
     assert_eq!(taken.len(), 1);
     assert_eq!(taken[0].id, run.id);
     assert!(
-        a.leases().unwrap().renew().await.unwrap().is_empty(),
+        a.leases()
+            .unwrap()
+            .renew(std::slice::from_ref(&run.id))
+            .await
+            .unwrap()
+            .is_empty(),
         "a's lease is gone"
     );
     // `a` comes back and tries to record its attempt: refused, nothing written.
