@@ -202,9 +202,14 @@ impl Deliverer {
         // In a cluster, the node that claims it sends it; held for the attempt's
         // timeout and a margin, after which another node retries it if this one died.
         let hold = Duration::from_millis(webhook.spec.timeout_ms) + CLAIM_MARGIN;
-        if !self.inner.store.claim_delivery(id, hold).await? {
+        // The record as claimed: another node may have attempted it since it was read.
+        let Some(claimed) = self.inner.store.claim_delivery(id, hold).await? else {
+            return Ok(());
+        };
+        if claimed.status != DeliveryStatus::Queued {
             return Ok(());
         }
+        delivery = claimed;
         let number = delivery.attempts.len() as u32 + 1;
         let at = now();
         let started = Instant::now();

@@ -204,8 +204,8 @@ pub trait RunLeases: Send + Sync {
 
     /// Take over up to `limit` running runs whose lease expired, but those of `busy`
     /// (runs this node is executing): each becomes this node's (same attempt, a fresh
-    /// lease) for the caller to end or retry.
-    async fn take_expired(&self, limit: usize, busy: &[String]) -> Result<Vec<Run>, StoreError>;
+    /// lease) for the caller to end or retry, with whether a cancel was asked for it.
+    async fn take_expired(&self, limit: usize, busy: &[String]) -> Result<Vec<(Run, bool)>, StoreError>;
 
     /// Up to `limit` queued runs that are due and were queued (or became due) more
     /// than `age` ago: runs whose node died before it started them, or which wait in a

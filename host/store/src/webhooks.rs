@@ -242,13 +242,14 @@ named_store! {
             })
         }
 
-        /// Take delivery `id` for one attempt, if it is still queued and due: in a store
-        /// several nodes share, it is not due again for `hold` (another node then attempts
-        /// it only if this one died), so two nodes never send it at once. A single-node
-        /// store has nobody to keep out: always true.
-        async fn claim_delivery(&self, id: &str, hold: std::time::Duration) -> Result<bool, StoreError> {
-            let _ = (id, hold);
-            Ok(true)
+        /// Take delivery `id` for one attempt, if it is still queued and due, and return
+        /// it as it now is: in a store several nodes share, it is not due again for
+        /// `hold` (another node then attempts it only if this one died), so two nodes
+        /// never send it at once, and the attempt starts from the latest record. A
+        /// single-node store has nobody to keep out: it returns the record.
+        async fn claim_delivery(&self, id: &str, hold: std::time::Duration) -> Result<Option<Delivery>, StoreError> {
+            let _ = hold;
+            self.get_record(DELIVERIES, id)
         }
 
         /// Record an attempt's outcome: the delivery's new state replaces the old one and

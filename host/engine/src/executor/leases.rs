@@ -116,19 +116,38 @@ impl Executor {
         let busy: Vec<String> = lock(&self.inner.owned).iter().cloned().collect();
         match leases.take_expired(TAKE_PER_ROUND, &busy).await {
             Ok(runs) => {
-                for run in runs {
+                for (run, cancelled) in runs {
                     tracing::warn!(run = %run.id, attempt = run.attempt, node, "took over a run whose lease expired");
                     let id = run.id.clone();
-                    if let Err(e) = self
-                        .interrupt_because(run, "the node running this attempt stopped renewing its lease")
+                    let settled = if cancelled {
+                        self.end_cancelled(run).await
+                    } else {
+                        self.interrupt_because(
+                            run,
+                            "the node running this attempt stopped renewing its lease",
+                        )
                         .await
-                    {
+                    };
+                    if let Err(e) = settled {
                         tracing::error!(run = %id, "settling a run taken over failed: {e}");
                     }
                 }
             }
             Err(e) => tracing::warn!("looking for expired leases failed (retrying): {e}"),
         }
+    }
+
+    /// End a run taken over whose cancel was asked before its node died: cancelled,
+    /// not retried.
+    async fn end_cancelled(&self, mut run: sundial_core::run::Run) -> Result<(), sundial_store::StoreError> {
+        run.status = sundial_core::run::RunStatus::Cancelled;
+        run.finished_at = Some(super::now());
+        if let Some(a) = run.attempts.last_mut() {
+            a.finished_at = run.finished_at.clone();
+        }
+        let run = self.inner.store.save_run(run).await?;
+        self.notify(&run);
+        Ok(())
     }
 
     /// Hand this node's free workers queued runs that have waited longer than `age`

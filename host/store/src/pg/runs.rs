@@ -436,12 +436,12 @@ impl RunLeases for PgStore {
         .collect())
     }
 
-    async fn take_expired(&self, limit: usize, busy: &[String]) -> Result<Vec<Run>, StoreError> {
+    async fn take_expired(&self, limit: usize, busy: &[String]) -> Result<Vec<(Run, bool)>, StoreError> {
         let mut client = self.client().await?;
         let t = client.transaction().await.map_err(db_error)?;
         let found = rows(
             &t,
-            "SELECT id, doc FROM runs WHERE status = 'running' AND lease_until < now()
+            "SELECT id, doc, cancel FROM runs WHERE status = 'running' AND lease_until < now()
              AND NOT (id = ANY($2)) ORDER BY lease_until LIMIT $1 FOR UPDATE SKIP LOCKED",
             &[&(limit.min(1 << 20) as i64), &busy],
         )
@@ -452,7 +452,7 @@ impl RunLeases for PgStore {
             match decode_one::<Run>("runs", &id, r.get(1)) {
                 Ok(run) => {
                     put_owned_run(&t, &run, self.node(), self.lease()).await?;
-                    taken.push(run);
+                    taken.push((run, r.get::<_, bool>(2)));
                 }
                 // A run that cannot be read cannot be retried: it leaves the active
                 // set (an admin sees it in GET /v1/admin/unreadable).

@@ -221,7 +221,7 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_record() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
     assert_eq!(taken.len(), 1);
-    assert_eq!(taken[0].id, run.id);
+    assert_eq!(taken[0].0.id, run.id);
     assert!(
         a.leases()
             .unwrap()
@@ -238,7 +238,7 @@ async fn an_expired_lease_is_taken_over_and_the_old_owner_cannot_record() {
         other => panic!("a stale completion was recorded: {other:?}"),
     }
     // `b` settles it (here: back to the queue for a retry), and it can start again.
-    let mut retry = taken.into_iter().next().unwrap();
+    let mut retry = taken.into_iter().next().unwrap().0;
     retry.status = sundial_core::run::RunStatus::Queued;
     b.save_run(retry).await.unwrap();
     let again = b

@@ -128,16 +128,23 @@ impl WebhookStore for PgStore {
         })
     }
 
-    async fn claim_delivery(&self, id: &str, hold: std::time::Duration) -> Result<bool, StoreError> {
+    async fn claim_delivery(
+        &self,
+        id: &str,
+        hold: std::time::Duration,
+    ) -> Result<Option<Delivery>, StoreError> {
         let client = self.client().await?;
-        let claimed = exec(
+        let claimed = row(
             &client,
             "UPDATE deliveries SET due = now() + make_interval(secs => $2)
-             WHERE id = $1 AND status = 'queued' AND due IS NOT NULL AND due <= now()",
+             WHERE id = $1 AND status = 'queued' AND due IS NOT NULL AND due <= now() RETURNING doc",
             &[&id, &hold.as_secs_f64()],
         )
         .await?;
-        Ok(claimed == 1)
+        match claimed {
+            Some(r) => decode_one("deliveries", id, r.get(0)).map(Some),
+            None => Ok(None),
+        }
     }
 
     fn due_deliveries(
