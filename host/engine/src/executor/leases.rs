@@ -164,7 +164,10 @@ impl Executor {
         }
         match leases.waiting(age, free).await {
             Ok(runs) => {
-                for run in runs {
+                // Runs this node holds back itself (overlap `queue`) wait for their turn here.
+                let deferred: HashSet<String> =
+                    lock(&self.inner.deferred).values().flatten().cloned().collect();
+                for run in runs.into_iter().filter(|r| !deferred.contains(&r.id)) {
                     self.inner.queue.hand_over(run.id);
                 }
             }
