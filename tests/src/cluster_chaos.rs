@@ -210,7 +210,7 @@ pub fn run(chaos: &Chaos) -> Report {
             continue;
         }
         let runs = d.all_runs("");
-        let deliveries = all(d, "/v1/deliveries?webhook=sink", "deliveries");
+        let deliveries = d.all_pages("/v1/deliveries?webhook=sink", "deliveries");
         let open = runs
             .iter()
             .filter(|r| matches!(r["status"].as_str(), Some("queued" | "running")))
@@ -291,24 +291,4 @@ pub fn run(chaos: &Chaos) -> Report {
         .map(|d| d.stderr_text().matches("no longer this node's").count())
         .sum();
     report
-}
-
-/// Every item of a paginated list (`key` holds the page's items).
-fn all(d: &crate::Daemon, path: &str, key: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let page_path = match &cursor {
-            Some(c) => format!("{path}{sep}limit=1000&cursor={c}"),
-            None => format!("{path}{sep}limit=1000"),
-        };
-        let (status, page) = d.call("GET", &page_path, None);
-        assert_eq!(status, 200, "GET {page_path}: {page}");
-        out.extend(page[key].as_array().expect("items").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return out,
-        }
-    }
 }

@@ -264,16 +264,23 @@ impl Daemon {
 
     /// Every run matching `query` (e.g. `task=t&cause=schedule`), following cursors.
     pub fn all_runs(&self, query: &str) -> Vec<serde_json::Value> {
+        self.all_pages(&format!("/v1/runs?{query}"), "runs")
+    }
+
+    /// Every item of the paginated list at `path` (`key` holds a page's items),
+    /// following cursors, a thousand at a time.
+    pub fn all_pages(&self, path: &str, key: &str) -> Vec<serde_json::Value> {
         let mut all = Vec::new();
         let mut cursor: Option<String> = None;
+        let sep = if path.contains('?') { '&' } else { '?' };
         loop {
-            let path = match &cursor {
-                Some(c) => format!("/v1/runs?{query}&limit=1000&cursor={c}"),
-                None => format!("/v1/runs?{query}&limit=1000"),
+            let page_path = match &cursor {
+                Some(c) => format!("{path}{sep}limit=1000&cursor={c}"),
+                None => format!("{path}{sep}limit=1000"),
             };
-            let (status, page) = self.call("GET", &path, None);
-            assert_eq!(status, 200, "GET {path}: {page}");
-            all.extend(page["runs"].as_array().expect("runs").iter().cloned());
+            let (status, page) = self.call("GET", &page_path, None);
+            assert_eq!(status, 200, "GET {page_path}: {page}");
+            all.extend(page[key].as_array().expect("items").iter().cloned());
             match page["next_cursor"].as_str() {
                 Some(c) => cursor = Some(c.to_string()),
                 None => return all,

@@ -204,26 +204,6 @@ fn load(
     vec![events, runs]
 }
 
-/// Every item of a paginated list (`key` holds the page's items).
-fn all(d: &Daemon, path: &str, key: &str) -> Vec<Value> {
-    let mut out = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let sep = if path.contains('?') { '&' } else { '?' };
-        let page_path = match &cursor {
-            Some(c) => format!("{path}{sep}limit=1000&cursor={c}"),
-            None => format!("{path}{sep}limit=1000"),
-        };
-        let (status, page) = d.call("GET", &page_path, None);
-        assert_eq!(status, 200, "GET {page_path}: {page}");
-        out.extend(page[key].as_array().expect("items").iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_string()),
-            None => return out,
-        }
-    }
-}
-
 /// Check every invariant; `settled` adds that everything has finished. Returns
 /// (runs, deliveries) still unfinished.
 fn check(d: &Daemon, acked: &mut Acked, seen: &Seen, kills: usize, settled: bool) -> usize {
@@ -235,14 +215,15 @@ fn check(d: &Daemon, acked: &mut Acked, seen: &Seen, kills: usize, settled: bool
             "acknowledged run {id} is missing"
         );
     }
-    let events: HashSet<String> = all(d, "/v1/events?source=/chaos", "events")
+    let events: HashSet<String> = d
+        .all_pages("/v1/events?source=/chaos", "events")
         .iter()
         .map(|e| e["event"]["id"].as_str().unwrap().to_string())
         .collect();
     for id in &acked.events {
         assert!(events.contains(id), "acknowledged event {id} is missing");
     }
-    let deliveries = all(d, "/v1/deliveries?webhook=flaky", "deliveries");
+    let deliveries = d.all_pages("/v1/deliveries?webhook=flaky", "deliveries");
     let delivery_ids: HashSet<&str> = deliveries.iter().map(|x| x["id"].as_str().unwrap()).collect();
     for id in acked.deliveries.keys() {
         assert!(
@@ -419,7 +400,7 @@ fn sigkill_at_random_moments_keeps_every_invariant() {
     let retried_after_kill = runs.iter().filter(|r| earlier(r).iter().any(cut)).count();
     let retried_after_failure = runs.iter().filter(|r| earlier(r).iter().any(|a| !cut(a))).count();
     let scheduled = runs.iter().filter(|r| r["cause"]["kind"] == "schedule").count();
-    let deliveries = all(&d, "/v1/deliveries?webhook=flaky", "deliveries");
+    let deliveries = d.all_pages("/v1/deliveries?webhook=flaky", "deliveries");
     let redelivered = deliveries
         .iter()
         .filter(|x| x["attempts"].as_array().unwrap().len() > 1)

@@ -189,28 +189,22 @@ pub async fn redb_to_postgres(source: &std::path::Path, target: &PgStore) -> Res
         .await?;
     named::<crate::triggers::TriggerRecord>(&t, &mut copied, "triggers", all_json(&txn, TRIGGERS)?).await?;
     named::<crate::webhooks::WebhookRecord>(&t, &mut copied, "webhooks", all_json(&txn, WEBHOOKS)?).await?;
-    for key in all_keys(&txn, SCHEDULE_TASKS)? {
-        if let Some((schedule, task)) = key.split_once('/') {
-            exec(
-                &t,
-                "INSERT INTO schedule_tasks (schedule_id, task_id) VALUES ($1, $2)",
-                &[&schedule, &task],
-            )
-            .await?;
-            copied.add("schedule_tasks", 1);
-        }
-    }
-    for key in all_keys(&txn, SLOTS)? {
-        if let Some((schedule, slot)) = key.split_once('/') {
-            exec(
-                &t,
-                "INSERT INTO slots (schedule_id, slot) VALUES ($1, $2)",
-                &[&schedule, &slot],
-            )
-            .await?;
-            copied.add("slots", 1);
-        }
-    }
+    pairs(
+        &t,
+        &mut copied,
+        "schedule_tasks",
+        "schedule_id, task_id",
+        split(all_keys(&txn, SCHEDULE_TASKS)?),
+    )
+    .await?;
+    pairs(
+        &t,
+        &mut copied,
+        "slots",
+        "schedule_id, slot",
+        split(all_keys(&txn, SLOTS)?),
+    )
+    .await?;
     // Runs: a running one keeps its attempt, owned by nobody alive, its lease expired.
     for (_, bytes) in all_json(&txn, RUNS)? {
         let Some(run) = record::<sundial_core::run::Run>(&mut copied, "runs", &bytes) else {
@@ -241,15 +235,14 @@ pub async fn redb_to_postgres(source: &std::path::Path, target: &PgStore) -> Res
     // Events and their deduplication keys.
     keyed::<sundial_core::event::EventRecord>(&t, &mut copied, "events", "seq", all_json(&txn, EVENTS)?)
         .await?;
-    for (key, seq) in all_text(&txn, EVENT_KEYS)? {
-        exec(
-            &t,
-            "INSERT INTO event_keys (key, seq) VALUES ($1, $2)",
-            &[&key, &seq],
-        )
-        .await?;
-        copied.add("event_keys", 1);
-    }
+    pairs(
+        &t,
+        &mut copied,
+        "event_keys",
+        "key, seq",
+        all_text(&txn, EVENT_KEYS)?,
+    )
+    .await?;
     for (_, bytes) in all_json(&txn, TIMERS)? {
         let Some(timer) = record::<crate::timers::Timer>(&mut copied, "timers", &bytes) else {
             continue;
@@ -333,6 +326,30 @@ async fn named<T: crate::named::NamedRecord>(
         };
         let sql = format!("INSERT INTO {table} (id, name, doc) VALUES ($1, $2, $3)");
         exec(t, &sql, &[&id, &r.name(), &text(&bytes)]).await?;
+        copied.add(table, 1);
+    }
+    Ok(())
+}
+
+/// Composite keys (`a/b`: links, the slot ledger) as their two parts.
+fn split(keys: Vec<String>) -> Vec<(String, String)> {
+    keys.iter()
+        .filter_map(|k| k.split_once('/'))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+/// Copy rows of two text columns (`columns`, as in `a, b`).
+async fn pairs(
+    t: &deadpool_postgres::Transaction<'_>,
+    copied: &mut Copied,
+    table: &'static str,
+    columns: &str,
+    rows: Vec<(String, String)>,
+) -> Result<(), StoreError> {
+    let sql = format!("INSERT INTO {table} ({columns}) VALUES ($1, $2)");
+    for (a, b) in rows {
+        exec(t, &sql, &[&a, &b]).await?;
         copied.add(table, 1);
     }
     Ok(())
