@@ -21,22 +21,32 @@ pub struct RunQueue {
 }
 
 struct Inner {
-    sender: mpsc::UnboundedSender<String>,
+    sender: mpsc::UnboundedSender<Ready>,
     /// Runs handed over that wait for a worker.
     backlog: AtomicUsize,
     max_queued_runs: usize,
 }
 
-/// Consumer side: the executor's dispatcher reads run ids from it.
+/// A run handed to the workers: its id, and its task's id when the run was handed over
+/// as just queued (the worker then need not read the run to learn it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ready {
+    /// The run.
+    pub id: String,
+    /// Its task, when known.
+    pub task_id: Option<String>,
+}
+
+/// Consumer side: the executor's dispatcher reads runs from it.
 pub struct ReadyRuns {
-    receiver: mpsc::UnboundedReceiver<String>,
+    receiver: mpsc::UnboundedReceiver<Ready>,
     queue: RunQueue,
 }
 
 impl ReadyRuns {
-    /// The next run id handed over (`None` once every producer is gone). The backlog
+    /// The next run handed over (`None` once every producer is gone). The backlog
     /// counts it until [`ReadyRuns::taken`] is called, when a worker is free.
-    pub async fn next(&mut self) -> Option<String> {
+    pub async fn next(&mut self) -> Option<Ready> {
         self.receiver.recv().await
     }
 
@@ -68,22 +78,29 @@ impl RunQueue {
     /// Hand a queued (committed) run to the workers, after its `not_before` if any.
     pub fn submit(&self, run: &Run) {
         let wait = run.not_before.as_deref().map(ms_until).unwrap_or(0);
+        let ready = Ready {
+            id: run.id.clone(),
+            task_id: Some(run.task_id.clone()),
+        };
         if wait == 0 {
-            self.hand_over(run.id.clone());
+            self.send(ready);
         } else {
             let this = self.clone();
-            let id = run.id.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(Duration::from_millis(wait)).await;
-                this.hand_over(id);
+                this.send(ready);
             });
         }
     }
 
     /// Hand run `id` (queued, due now) to the workers.
     pub fn hand_over(&self, id: String) {
+        self.send(Ready { id, task_id: None });
+    }
+
+    fn send(&self, ready: Ready) {
         self.inner.backlog.fetch_add(1, Relaxed);
-        if self.inner.sender.send(id).is_err() {
+        if self.inner.sender.send(ready).is_err() {
             self.inner.backlog.fetch_sub(1, Relaxed);
         }
     }

@@ -18,6 +18,7 @@ use sundial_core::invocation::Invocation;
 use sundial_core::limits::Limits;
 
 use sundial_core::run::{AfterFailure, Run, RunCause, RunStatus, after_failure, status_for};
+use sundial_core::task::OverlapPolicy;
 use sundial_runtime as runtime;
 use sundial_runtime::{HostServices, PluginIdentity, Runtime};
 use sundial_store::{SharedStore, StoreError};
@@ -148,7 +149,7 @@ impl Executor {
         exec.keep_leases();
         let dispatcher = exec.clone();
         tokio::spawn(async move {
-            while let Some(id) = ready.next().await {
+            while let Some(next) = ready.next().await {
                 let permit = dispatcher.inner.workers.clone().acquire_owned().await;
                 ready.taken();
                 let Ok(permit) = permit else {
@@ -164,7 +165,7 @@ impl Executor {
                 }
                 let worker = dispatcher.clone();
                 tokio::spawn(async move {
-                    worker.execute(&id).await;
+                    worker.execute(&next.id, next.task_id.as_deref()).await;
                     drop(permit);
                 });
             }
@@ -392,12 +393,12 @@ impl Executor {
         }
     }
 
-    async fn execute(&self, id: &str) {
+    async fn execute(&self, id: &str, task_id: Option<&str>) {
         self.inner
             .in_flight
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         lock(&self.inner.owned).insert(id.to_string());
-        let result = self.try_execute(id).await;
+        let result = self.try_execute(id, task_id).await;
         lock(&self.inner.owned).remove(id);
         match result {
             Ok(()) => {}
@@ -415,21 +416,35 @@ impl Executor {
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 
-    async fn try_execute(&self, id: &str) -> Result<(), StoreError> {
+    /// Execute the queued run `id` of the task `task_id` (when known: a run just queued).
+    async fn try_execute(&self, id: &str, task_id: Option<&str>) -> Result<(), StoreError> {
         let store = &self.inner.store;
-        let Some(queued) = store.run(id)? else {
-            return Ok(());
+        let policy_of = |task_id: &str| -> Result<OverlapPolicy, StoreError> {
+            Ok(store.task(task_id)?.map(|t| t.spec.overlap).unwrap_or_default())
         };
-        if queued.status != RunStatus::Queued {
-            // Cancelled while it waited: let the next deferred run of its task go.
-            self.wake_deferred(&queued.task_id);
-            return Ok(());
-        }
-        let policy = store
-            .task(&queued.task_id)?
-            .map(|t| t.spec.overlap)
-            .unwrap_or_default();
-        let _claim = match self.claim(&queued.task_id, id, policy) {
+        // A run just queued of a task whose runs may overlap starts without being read
+        // first (the start itself finds whether it is still queued); any other is read
+        // to learn its task and whether it is still queued, for the overlap policy.
+        let known = match task_id {
+            Some(task_id) => Some((task_id.to_string(), policy_of(task_id)?)),
+            None => None,
+        };
+        let (task_id, policy) = match known {
+            Some((task_id, OverlapPolicy::Allow)) => (task_id, OverlapPolicy::Allow),
+            _ => {
+                let Some(queued) = store.run(id)? else {
+                    return Ok(());
+                };
+                if queued.status != RunStatus::Queued {
+                    // Cancelled while it waited: let the next deferred run of its task go.
+                    self.wake_deferred(&queued.task_id);
+                    return Ok(());
+                }
+                let policy = policy_of(&queued.task_id)?;
+                (queued.task_id, policy)
+            }
+        };
+        let _claim = match self.claim(&task_id, id, policy) {
             Slot::Go(claim) => claim,
             Slot::Defer => return Ok(()),
             Slot::Skip(active) => {
@@ -440,7 +455,7 @@ impl Executor {
                 return Ok(());
             }
         };
-        let Some(mut run) = self.start_claimed(id, &queued.task_id, policy).await? else {
+        let Some(mut run) = self.start_claimed(id, &task_id, policy).await? else {
             return Ok(());
         };
         self.observe_lateness(&run);

@@ -10,45 +10,147 @@ use crate::events::{EventFilter, EventStore, Planned, Stored, dedup_key};
 use crate::tables::{Paged, Pager};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use std::collections::{HashMap, HashSet};
 use sundial_core::event::EventRecord;
+use tokio_postgres::types::ToSql;
 
 /// Most events one [`EventStore::prune_events`] deletes (the caller repeats while a
 /// round deletes this many), as on redb.
 const PRUNE_ROUND: usize = 100_000;
 
 /// Store planned events inside the transaction `c` (ingest, and every producer whose
-/// events commit with the change that caused them).
-///
-/// An event's (source, id) is claimed by inserting its key into `event_keys`: when
-/// the key is there already (stored before, earlier in this batch, or by another node
-/// at the same moment, whose insert this one waits for), the event is a duplicate,
-/// reported with the record stored first, and starts nothing.
+/// events commit with the change that caused them): [`STORE_EVENTS`], then what the
+/// new ones start ([`insert_effects`]), then the records the duplicates repeat.
 pub(crate) async fn apply_events(
     c: &impl GenericClient,
     planned: Vec<Planned>,
 ) -> Result<Vec<Stored>, StoreError> {
+    if planned.is_empty() {
+        return Ok(Vec::new());
+    }
+    let columns = EventColumns::of(&planned)?;
+    let claimed = claimed(rows(c, STORE_EVENTS, &columns.params()).await?);
+    insert_effects(c, &planned, &claimed).await?;
+    let earlier = earlier(c, &planned, &columns, &claimed).await?;
+    Ok(stored(planned, columns, &claimed, earlier))
+}
+
+/// Claim each event's (source, id) by inserting its key into `event_keys`, in order, and
+/// store the events whose key was free; returns their `seq`s. A key there already
+/// (stored before, earlier in these events, or by another node at the same moment,
+/// whose insert this one waits for) makes the event a duplicate, which starts nothing.
+/// Parameters: [`EventColumns::params`].
+pub(crate) const STORE_EVENTS: &str = "WITH k AS (
+        INSERT INTO event_keys (key, seq) SELECT * FROM unnest($1::text[], $2::text[])
+        ON CONFLICT (key) DO NOTHING RETURNING seq)
+    INSERT INTO events (seq, doc) SELECT u.seq, u.doc FROM unnest($2::text[], $3::text[]) AS u(seq, doc)
+        JOIN k ON k.seq = u.seq
+    RETURNING seq";
+
+/// Planned events as the column arrays of [`STORE_EVENTS`].
+pub(crate) struct EventColumns {
+    keys: Vec<String>,
+    seqs: Vec<String>,
+    docs: Vec<String>,
+}
+
+impl EventColumns {
+    /// The columns of `planned`.
+    pub fn of(planned: &[Planned]) -> Result<EventColumns, StoreError> {
+        let mut c = EventColumns {
+            keys: Vec::with_capacity(planned.len()),
+            seqs: Vec::with_capacity(planned.len()),
+            docs: Vec::with_capacity(planned.len()),
+        };
+        for p in planned {
+            c.keys.push(dedup_key(&p.record.event.source, &p.record.event.id));
+            c.seqs.push(p.record.seq.clone());
+            c.docs.push(encode(&p.record)?);
+        }
+        Ok(c)
+    }
+
+    /// The statement's parameters.
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 3] {
+        [&self.keys, &self.seqs, &self.docs]
+    }
+}
+
+/// The `seq`s [`STORE_EVENTS`] returned: the events stored (not duplicates).
+pub(crate) fn claimed(found: Vec<tokio_postgres::Row>) -> HashSet<String> {
+    found.iter().map(|r| r.get(0)).collect()
+}
+
+/// True when some of `planned` start runs, set timers or queue deliveries.
+pub(crate) fn has_effects(planned: &[Planned]) -> bool {
+    planned
+        .iter()
+        .any(|p| !p.runs.is_empty() || !p.timers.is_empty() || !p.deliveries.is_empty())
+}
+
+/// Insert the runs, timers and deliveries of the events of `planned` that were stored
+/// (their `seq` is in `claimed`).
+pub(crate) async fn insert_effects(
+    c: &impl GenericClient,
+    planned: &[Planned],
+    claimed: &HashSet<String>,
+) -> Result<(), StoreError> {
+    let (mut runs, mut deliveries) = (Vec::new(), Vec::new());
+    for p in planned.iter().filter(|p| claimed.contains(&p.record.seq)) {
+        runs.extend(p.runs.iter().cloned());
+        deliveries.extend(p.deliveries.iter().cloned());
+        for timer in &p.timers {
+            insert_timer(c, timer).await?;
+        }
+    }
+    insert_runs(c, &runs).await?;
+    insert_deliveries(c, &deliveries).await
+}
+
+/// The records stored first under the keys of the duplicates among `planned`.
+pub(crate) async fn earlier(
+    c: &impl GenericClient,
+    planned: &[Planned],
+    columns: &EventColumns,
+    claimed: &HashSet<String>,
+) -> Result<HashMap<String, EventRecord>, StoreError> {
+    let duplicates: Vec<&str> = columns
+        .keys
+        .iter()
+        .zip(planned)
+        .filter(|(_, p)| !claimed.contains(&p.record.seq))
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let mut earlier = HashMap::new();
+    if duplicates.is_empty() {
+        return Ok(earlier);
+    }
+    for r in rows(
+        c,
+        "SELECT k.key, e.seq, e.doc FROM event_keys k JOIN events e ON e.seq = k.seq WHERE k.key = ANY($1)",
+        &[&duplicates],
+    )
+    .await?
+    {
+        let (key, seq, doc): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        earlier.insert(key, decode_one::<EventRecord>("events", &seq, &doc)?);
+    }
+    Ok(earlier)
+}
+
+/// What storing `planned` did: each new event with what it started, each duplicate
+/// with the record stored first (from `earlier`).
+pub(crate) fn stored(
+    planned: Vec<Planned>,
+    columns: EventColumns,
+    claimed: &HashSet<String>,
+    earlier: HashMap<String, EventRecord>,
+) -> Vec<Stored> {
     let mut out = Vec::with_capacity(planned.len());
-    for p in planned {
-        let key = dedup_key(&p.record.event.source, &p.record.event.id);
-        let claimed = exec(
-            c,
-            "INSERT INTO event_keys (key, seq) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
-            &[&key, &p.record.seq],
-        )
-        .await?;
-        if claimed == 0 {
-            let earlier = row(
-                c,
-                "SELECT e.seq, e.doc FROM event_keys k JOIN events e ON e.seq = k.seq WHERE k.key = $1",
-                &[&key],
-            )
-            .await?;
-            let record = match earlier {
-                Some(r) => decode_one("events", r.get(0), r.get(1))?,
-                None => p.record,
-            };
+    for (key, p) in columns.keys.into_iter().zip(planned) {
+        if !claimed.contains(&p.record.seq) {
             out.push(Stored {
-                record,
+                record: earlier.get(&key).cloned().unwrap_or(p.record),
                 duplicate: true,
                 runs: Vec::new(),
                 timers: Vec::new(),
@@ -56,28 +158,15 @@ pub(crate) async fn apply_events(
             });
             continue;
         }
-        exec(
-            c,
-            "INSERT INTO events (seq, doc) VALUES ($1, $2)",
-            &[&p.record.seq, &encode(&p.record)?],
-        )
-        .await?;
-        insert_runs(c, &p.runs).await?;
-        let mut due = Vec::with_capacity(p.timers.len());
-        for timer in &p.timers {
-            insert_timer(c, timer).await?;
-            due.push(timer.due);
-        }
-        insert_deliveries(c, &p.deliveries).await?;
         out.push(Stored {
+            timers: p.timers.iter().map(|t| t.due).collect(),
+            deliveries: p.deliveries.len(),
             record: p.record,
             duplicate: false,
             runs: p.runs,
-            timers: due,
-            deliveries: p.deliveries.len(),
         });
     }
-    Ok(out)
+    out
 }
 
 /// True when `filter` filters at all (an unfiltered page needs one batch).
@@ -111,11 +200,12 @@ async fn oldest(
 #[async_trait]
 impl EventStore for PgStore {
     async fn ingest_events(&self, planned: Vec<Planned>) -> Result<Vec<Stored>, StoreError> {
-        let mut client = self.client().await?;
-        let t = client.transaction().await.map_err(db_error)?;
-        let stored = apply_events(&t, planned).await?;
-        self.commit(t).await?;
-        Ok(stored)
+        match self.batched(super::batch::Op::Ingest(planned)).await? {
+            super::batch::Reply::Ingested(stored) => Ok(stored),
+            _ => Err(StoreError::Storage(
+                "the batch answered an ingest with something else".into(),
+            )),
+        }
     }
 
     fn event(&self, seq: &str) -> Result<Option<EventRecord>, StoreError> {

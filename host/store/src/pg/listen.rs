@@ -1,11 +1,13 @@
 //! Change notices between the nodes of a cluster: a write that others must take up
-//! (a trigger, a schedule, a calendar, a timer, a delivery) sends
+//! (a trigger, a schedule, a calendar, a timer, a delivery; a task, a plugin or a token,
+//! which the nodes keep copies of, [`super::cache`]) sends
 //! `pg_notify('sundial', TOPIC)` in its transaction, so the notice goes out when it
 //! commits; every node LISTENs on a connection of its own and hands the topics to its
 //! engines ([`crate::MetaStore::changes`]). After that connection was lost and made
 //! again, `resync` says that notices may have been missed. The engines also look by
 //! themselves now and then (polling), so a lost notice delays, never loses, a change.
 
+use super::cache::ReadCache;
 use super::exec;
 use crate::StoreError;
 use deadpool_postgres::GenericClient;
@@ -32,16 +34,21 @@ pub(crate) async fn notify(c: &impl GenericClient, topic: &str) -> Result<(), St
 /// The sender notices are handed to; the listener stops once it is dropped.
 pub(crate) type Notices = Arc<broadcast::Sender<String>>;
 
-/// Start listening with `config`; the notices go to the returned sender's receivers.
-pub(crate) fn start(config: tokio_postgres::Config) -> Notices {
+/// Start listening with `config`; each notice drops what `cache` holds of the noun it
+/// names, then goes to the returned sender's receivers.
+pub(crate) fn start(config: tokio_postgres::Config, cache: Arc<ReadCache>) -> Notices {
     let (tx, _) = broadcast::channel(BACKLOG);
     let tx = Arc::new(tx);
     let weak = Arc::downgrade(&tx);
-    tokio::spawn(listen(config, weak));
+    tokio::spawn(listen(config, weak, cache));
     tx
 }
 
-async fn listen(config: tokio_postgres::Config, notices: Weak<broadcast::Sender<String>>) {
+async fn listen(
+    config: tokio_postgres::Config,
+    notices: Weak<broadcast::Sender<String>>,
+    cache: Arc<ReadCache>,
+) {
     let mut first = true;
     loop {
         if notices.strong_count() == 0 {
@@ -61,13 +68,17 @@ async fn listen(config: tokio_postgres::Config, notices: Weak<broadcast::Sender<
             });
             if client.batch_execute(&format!("LISTEN {CHANNEL}")).await.is_ok() {
                 if !first && let Some(tx) = notices.upgrade() {
+                    cache.notice(RESYNC);
                     let _ = tx.send(RESYNC.into());
                 }
                 first = false;
                 loop {
                     tokio::select! {
                         topic = received.recv() => match (topic, notices.upgrade()) {
-                            (Some(topic), Some(tx)) => { let _ = tx.send(topic); }
+                            (Some(topic), Some(tx)) => {
+                                cache.notice(&topic);
+                                let _ = tx.send(topic);
+                            }
                             (None, _) => break, // the connection ended
                             (_, None) => { driver.abort(); return; }
                         },

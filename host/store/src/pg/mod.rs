@@ -16,6 +16,8 @@
 //! needs a multi-threaded tokio runtime, which the daemon has.
 
 mod audit;
+mod batch;
+mod cache;
 mod calendars;
 mod events;
 mod kv;
@@ -102,6 +104,10 @@ struct Inner {
     lease: Duration,
     /// Change notices from the other nodes ([`listen`]).
     notices: listen::Notices,
+    /// Copies of tasks, plugins and tokens ([`cache`]).
+    cache: Arc<cache::ReadCache>,
+    /// Group commit of the run transitions ([`batch`]).
+    batcher: batch::Batcher,
     stats: Arc<WriterStats>,
 }
 
@@ -136,7 +142,8 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("sundial");
         }
-        let notices = listen::start(config.clone());
+        let cache = Arc::new(cache::ReadCache::new());
+        let notices = listen::start(config.clone(), cache.clone());
         let manager = Manager::from_config(
             config,
             tokio_postgres::NoTls,
@@ -153,12 +160,14 @@ impl PgStore {
             .build()
             .map_err(|e| StoreError::Invalid(format!("store URL {shown:?}: {e}")))?;
         let store = PgStore {
-            inner: Arc::new(Inner {
+            inner: Arc::new_cyclic(|inner| Inner {
                 pool,
                 shown,
                 node: options.node.clone(),
                 lease: options.lease,
                 notices,
+                cache,
+                batcher: batch::Batcher::start(inner.clone()),
                 stats: Arc::new(WriterStats::default()),
             }),
         };
@@ -200,16 +209,25 @@ impl PgStore {
     pub(crate) async fn commit(&self, t: deadpool_postgres::Transaction<'_>) -> Result<(), StoreError> {
         let started = std::time::Instant::now();
         t.commit().await.map_err(db_error)?;
+        self.counted(started.elapsed(), 1);
+        Ok(())
+    }
+
+    /// Count a commit of `mutations` that took `took` in the store's stats.
+    pub(crate) fn counted(&self, took: Duration, mutations: usize) {
         let stats = &self.inner.stats;
         use std::sync::atomic::Ordering::Relaxed;
         stats.commits.fetch_add(1, Relaxed);
-        stats.mutations.fetch_add(1, Relaxed);
-        let took = started.elapsed();
+        stats.mutations.fetch_add(mutations as u64, Relaxed);
         stats.commit_micros.fetch_add(took.as_micros() as u64, Relaxed);
         stats.commit_seconds.observe(took.as_secs_f64());
-        stats.batch_size.observe(1.0);
-        stats.max_batch.fetch_max(1, Relaxed);
-        Ok(())
+        stats.batch_size.observe(mutations as f64);
+        stats.max_batch.fetch_max(mutations as u64, Relaxed);
+    }
+
+    /// Apply a run transition in the next group commit ([`batch`]).
+    pub(crate) async fn batched(&self, op: batch::Op) -> Result<batch::Reply, StoreError> {
+        self.inner.batcher.apply(op).await
     }
 
     /// Wait for `read` on the calling thread (see the module's doc).
@@ -231,6 +249,11 @@ impl PgStore {
     /// Change notices (topics) from every node, this one included.
     pub fn notices(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.inner.notices.subscribe()
+    }
+
+    /// The node's copies of tasks, plugins and tokens.
+    pub(crate) fn cache(&self) -> &cache::ReadCache {
+        &self.inner.cache
     }
 
     /// The commit counters.

@@ -73,12 +73,16 @@ impl PluginStore for PgStore {
         }
         put_blob(&t, &record, &bytes).await?;
         audit::created(&t, actor, "plugin", &record.name, &record).await?;
+        super::listen::notify(&t, "plugins").await?;
         self.commit(t).await?;
+        self.cache().plugins.drop_all();
         Ok(record)
     }
 
     fn plugin(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
-        self.block(async { PLUGINS.get(&self.client().await?, name, false).await })
+        self.cache().plugins.read(name, || {
+            self.block(async { PLUGINS.get(&self.client().await?, name, false).await })
+        })
     }
 
     fn plugin_bytes(&self, record: &PluginRecord) -> Result<Option<Vec<u8>>, StoreError> {
@@ -116,7 +120,9 @@ impl PluginStore for PgStore {
         let after = crate::plugins::updated(&before, update, now);
         put(&t, &after).await?;
         audit::updated(&t, actor, "plugin", name, &before, &after).await?;
+        super::listen::notify(&t, "plugins").await?;
         self.commit(t).await?;
+        self.cache().plugins.drop_all();
         Ok((before, after))
     }
 
@@ -134,7 +140,9 @@ impl PluginStore for PgStore {
         put(&t, &after).await?;
         drop_blob_unless_used(&t, &before).await?;
         audit::updated(&t, actor, "plugin", &after.name, &before, &after).await?;
+        super::listen::notify(&t, "plugins").await?;
         self.commit(t).await?;
+        self.cache().plugins.drop_all();
         Ok((before, after))
     }
 
@@ -158,7 +166,9 @@ impl PluginStore for PgStore {
         exec(&t, "DELETE FROM plugins WHERE name = $1", &[&name]).await?;
         drop_blob_unless_used(&t, &record).await?;
         audit::deleted(&t, actor, "plugin", name, &record).await?;
+        super::listen::notify(&t, "plugins").await?;
         self.commit(t).await?;
+        self.cache().plugins.drop_all();
         Ok(record)
     }
 }

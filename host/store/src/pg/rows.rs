@@ -8,27 +8,75 @@ use crate::timers::Timer;
 use crate::webhooks::{Delivery, DeliveryStatus};
 use deadpool_postgres::GenericClient;
 use sundial_core::run::Run;
+use tokio_postgres::types::ToSql;
 
-/// Insert new runs (queued ones are in the queue by their status, due at their
-/// `not_before`).
+/// Insert new runs, all in one statement (queued ones are in the queue by their
+/// status, due at their `not_before`): [`INSERT_RUNS`] with [`RunColumns::params`].
 pub(crate) async fn insert_runs(c: &impl GenericClient, runs: &[Run]) -> Result<(), StoreError> {
-    for run in runs {
-        exec(
-            c,
-            "INSERT INTO runs (id, task_id, status, cause, queued_at, due, doc) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-            &[
-                &run.id,
-                &run.task_id,
-                &run.status.as_str(),
-                &run.cause.kind(),
-                &run.queued_at,
-                &due_of_run(run),
-                &encode(run)?,
-            ],
-        )
-        .await?;
+    if runs.is_empty() {
+        return Ok(());
     }
+    let columns = RunColumns::of(runs.iter())?;
+    exec(c, INSERT_RUNS, &columns.params()).await?;
     Ok(())
+}
+
+/// The statement that inserts the runs of a [`RunColumns`].
+pub(crate) const INSERT_RUNS: &str = "INSERT INTO runs (id, task_id, status, cause, queued_at, due, doc)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[])";
+
+/// New runs as the column arrays of [`INSERT_RUNS`].
+pub(crate) struct RunColumns<'a> {
+    ids: Vec<&'a str>,
+    tasks: Vec<&'a str>,
+    statuses: Vec<&'static str>,
+    causes: Vec<&'static str>,
+    queued_at: Vec<&'a str>,
+    due: Vec<Option<chrono::DateTime<chrono::Utc>>>,
+    docs: Vec<String>,
+}
+
+impl<'a> RunColumns<'a> {
+    /// The columns of `runs`.
+    pub fn of(runs: impl Iterator<Item = &'a Run>) -> Result<RunColumns<'a>, StoreError> {
+        let mut c = RunColumns {
+            ids: Vec::new(),
+            tasks: Vec::new(),
+            statuses: Vec::new(),
+            causes: Vec::new(),
+            queued_at: Vec::new(),
+            due: Vec::new(),
+            docs: Vec::new(),
+        };
+        for run in runs {
+            c.ids.push(&run.id);
+            c.tasks.push(&run.task_id);
+            c.statuses.push(run.status.as_str());
+            c.causes.push(run.cause.kind());
+            c.queued_at.push(&run.queued_at);
+            c.due.push(due_of_run(run));
+            c.docs.push(encode(run)?);
+        }
+        Ok(c)
+    }
+
+    /// True when there is no run.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The statement's parameters.
+    pub fn params(&self) -> [&(dyn ToSql + Sync); 7] {
+        [
+            &self.ids,
+            &self.tasks,
+            &self.statuses,
+            &self.causes,
+            &self.queued_at,
+            &self.due,
+            &self.docs,
+        ]
+    }
 }
 
 /// When a queued run may start: its `not_before` (a retry's backoff), else now (NULL).
@@ -135,12 +183,25 @@ pub(crate) async fn insert_deliveries(
     Ok(())
 }
 
-/// Write an existing delivery (its due time follows its status and next attempt).
-pub(crate) async fn put_delivery(c: &impl GenericClient, d: &Delivery) -> Result<(), StoreError> {
+/// Write an existing delivery (its due time follows its status and next attempt); with
+/// `release`, the claim on it ends (an attempt was recorded).
+pub(crate) async fn put_delivery(
+    c: &impl GenericClient,
+    d: &Delivery,
+    release: bool,
+) -> Result<(), StoreError> {
     exec(
         c,
-        "UPDATE deliveries SET status = $2, due = $3, doc = $4 WHERE id = $1",
-        &[&d.id, &delivery_status(d.status), &due_of(d), &encode(d)?],
+        "UPDATE deliveries SET status = $2, due = $3, doc = $4,
+             claimed_by = CASE WHEN $5 THEN NULL ELSE claimed_by END
+         WHERE id = $1",
+        &[
+            &d.id,
+            &delivery_status(d.status),
+            &due_of(d),
+            &encode(d)?,
+            &release,
+        ],
     )
     .await?;
     Ok(())

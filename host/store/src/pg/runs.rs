@@ -5,8 +5,8 @@
 //! with the document.
 
 use super::audit::SCAN_BATCH;
-use super::events::apply_events;
-use super::rows::{insert_runs, put_owned_run, put_run};
+use super::batch::{Op, Reply};
+use super::rows::{put_owned_run, put_run};
 use super::{PgStore, db_error, decode_listed, decode_one, exec, limit_plus_one, row, rows, select_docs};
 use crate::StoreError;
 use crate::events::{Planned, Stored};
@@ -27,37 +27,31 @@ async fn load(c: &impl GenericClient, id: &str) -> Result<Run, StoreError> {
     }
 }
 
-/// Write `run` (an attempt's end, or a retry going back to the queue) over the stored
-/// one, fenced: only the node that owns the run's current attempt may, so a node that
-/// lost its lease (partitioned, paused, presumed dead) cannot overwrite what the node
-/// that took the run over recorded.
-async fn save_run_in(c: &impl GenericClient, node: &str, run: Run) -> Result<Run, StoreError> {
-    let found = row(
-        c,
-        "SELECT status, owner, attempt FROM runs WHERE id = $1 FOR UPDATE",
-        &[&run.id],
-    )
-    .await?
-    .ok_or_else(|| StoreError::NotFound(format!("run {:?} not found", run.id)))?;
-    let (status, owner, attempt): (String, Option<String>, Option<i32>) =
-        (found.get(0), found.get(1), found.get(2));
-    if status != "running" || owner.as_deref() != Some(node) || attempt != Some(run.attempt as i32) {
-        return Err(StoreError::Stale(format!(
-            "run {} attempt {} is no longer this node's ({node}): it is {status}{}; its result was not recorded",
-            run.id,
-            run.attempt,
-            match (&owner, attempt) {
-                (Some(o), Some(a)) => format!(", attempt {a} owned by {o}"),
-                _ => String::new(),
-            }
-        )));
+/// Whether `node` may record the end of attempt `attempt` of the run `id`, whose row
+/// says `status`, `owner` and `stored` (its current attempt): only while it runs that
+/// attempt as its owner; [`StoreError::Stale`] otherwise.
+pub(crate) fn fence(
+    id: &str,
+    attempt: u32,
+    node: &str,
+    status: &str,
+    owner: Option<&str>,
+    stored: Option<i32>,
+) -> Result<(), StoreError> {
+    if status == "running" && owner == Some(node) && stored == Some(attempt as i32) {
+        return Ok(());
     }
-    put_run(c, &run).await?;
-    Ok(run)
+    Err(StoreError::Stale(format!(
+        "run {id} attempt {attempt} is no longer this node's ({node}): it is {status}{}; its result was not recorded",
+        match (owner, stored) {
+            (Some(o), Some(a)) => format!(", attempt {a} owned by {o}"),
+            _ => String::new(),
+        }
+    )))
 }
 
 /// Move a queued run to running with a new attempt started `now`.
-fn begin_attempt(run: &mut Run, now: String) {
+pub(crate) fn begin_attempt(run: &mut Run, now: String) {
     run.status = RunStatus::Running;
     run.attempt += 1;
     run.started_at = Some(now.clone());
@@ -103,32 +97,29 @@ async fn end_queued(
 #[async_trait]
 impl RunStore for PgStore {
     async fn enqueue_runs(&self, runs: Vec<Run>) -> Result<Vec<Run>, StoreError> {
-        let mut client = self.client().await?;
-        let t = client.transaction().await.map_err(db_error)?;
-        insert_runs(&t, &runs).await?;
-        self.commit(t).await?;
-        Ok(runs)
+        match self.batched(Op::Enqueue(runs)).await? {
+            Reply::Runs(runs) => Ok(runs),
+            _ => Err(StoreError::Storage(
+                "the batch answered a queueing with something else".into(),
+            )),
+        }
     }
 
     async fn start_run(&self, id: &str, now: String) -> Result<Option<Run>, StoreError> {
-        let mut client = self.client().await?;
-        let t = client.transaction().await.map_err(db_error)?;
-        let mut run = load(&t, id).await?;
-        if run.status != RunStatus::Queued {
-            return Ok(None); // dropping `t` rolls it back, releasing the lock
+        let op = Op::Start {
+            id: id.to_string(),
+            now,
+        };
+        match self.batched(op).await? {
+            Reply::Started(run) => Ok(run),
+            _ => Err(StoreError::Storage(
+                "the batch answered a start with something else".into(),
+            )),
         }
-        begin_attempt(&mut run, now);
-        put_owned_run(&t, &run, self.node(), self.lease()).await?;
-        self.commit(t).await?;
-        Ok(Some(run))
     }
 
     async fn save_run(&self, run: Run) -> Result<Run, StoreError> {
-        let mut client = self.client().await?;
-        let t = client.transaction().await.map_err(db_error)?;
-        let run = save_run_in(&t, self.node(), run).await?;
-        self.commit(t).await?;
-        Ok(run)
+        Ok(self.save_run_with_events(run, Vec::new()).await?.0)
     }
 
     async fn save_run_with_events(
@@ -136,12 +127,12 @@ impl RunStore for PgStore {
         run: Run,
         events: Vec<Planned>,
     ) -> Result<(Run, Vec<Stored>), StoreError> {
-        let mut client = self.client().await?;
-        let t = client.transaction().await.map_err(db_error)?;
-        let run = save_run_in(&t, self.node(), run).await?;
-        let stored = apply_events(&t, events).await?;
-        self.commit(t).await?;
-        Ok((run, stored))
+        match self.batched(Op::Save(run, events)).await? {
+            Reply::Saved(run, stored) => Ok((run, stored)),
+            _ => Err(StoreError::Storage(
+                "the batch answered a save with something else".into(),
+            )),
+        }
     }
 
     async fn cancel_queued_run(&self, id: &str, now: String) -> Result<Run, StoreError> {
@@ -344,8 +335,12 @@ impl RunLeases for PgStore {
         let client = self.client().await?;
         let found = rows(
             &client,
-            "UPDATE runs SET lease_until = now() + make_interval(secs => $2)
-             WHERE owner = $1 AND status = 'running' AND id = ANY($3) RETURNING id, cancel",
+            // Locked in id order, as the batches lock runs (pg/batch.rs), so that a
+            // renewal and a batch ending some of the same runs never deadlock.
+            "UPDATE runs AS r SET lease_until = now() + make_interval(secs => $2)
+             FROM (SELECT id FROM runs WHERE owner = $1 AND status = 'running' AND id = ANY($3)
+                   ORDER BY id FOR UPDATE) AS l
+             WHERE r.id = l.id RETURNING r.id, r.cancel",
             &[&self.node(), &self.lease().as_secs_f64(), &ids],
         )
         .await?;

@@ -12,14 +12,15 @@ use super::{PgStore, db_error};
 use crate::StoreError;
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Advisory lock key held while migrating ("sundial" in ASCII).
 pub const MIGRATION_LOCK: i64 = 0x73756e6469616c;
 
 /// `MIGRATIONS[n - 1]` brings an empty database (n = 1) or a version `n - 1` one to
 /// version `n`, inside one transaction.
-pub const MIGRATIONS: &[&str] = &[r#"
+pub const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key text COLLATE "C" PRIMARY KEY, value text COLLATE "C" NOT NULL);
 
 CREATE TABLE plugins (name text COLLATE "C" PRIMARY KEY, digest text COLLATE "C" NOT NULL, doc text COLLATE "C" NOT NULL);
@@ -92,7 +93,16 @@ CREATE TABLE tokens (hash text COLLATE "C" PRIMARY KEY, name text COLLATE "C" NO
 CREATE TABLE calendars (name text COLLATE "C" PRIMARY KEY, doc text COLLATE "C" NOT NULL);
 CREATE TABLE maintenance (id text COLLATE "C" PRIMARY KEY, doc text COLLATE "C" NOT NULL);
 CREATE TABLE audit (id text COLLATE "C" PRIMARY KEY, doc text COLLATE "C" NOT NULL);
-"#];
+"#,
+    // 2: the node whose attempt of a delivery is under way (`claim_delivery`); only it
+    // may record that attempt (`save_delivery`). The running runs by owner lose their
+    // index: every run's start paid for it, and what reads by owner also names the ids
+    // (a renewal) or reads all running runs once (a node's start).
+    r#"
+ALTER TABLE deliveries ADD COLUMN claimed_by text COLLATE "C";
+DROP INDEX runs_by_owner;
+"#,
+];
 
 /// Bring the database to [`SCHEMA_VERSION`], one committed step at a time, holding
 /// [`MIGRATION_LOCK`] so that of several nodes starting together one migrates and the

@@ -64,11 +64,12 @@ impl TaskStore for PgStore {
         }
         NAMED.create(&t, &record, actor).await?;
         self.commit(t).await?;
+        self.cache().tasks.drop_all();
         Ok(record)
     }
 
     fn task(&self, key: &str) -> Result<Option<TaskRecord>, StoreError> {
-        self.get_named(NAMED, key)
+        self.cache().tasks.read(key, || self.get_named(NAMED, key))
     }
 
     fn tasks_page(&self, after: Option<&str>, limit: usize) -> Result<Paged<TaskRecord>, StoreError> {
@@ -97,6 +98,7 @@ impl TaskStore for PgStore {
         after.stamp(now);
         NAMED.replace(&t, &before, &after, actor).await?;
         self.commit(t).await?;
+        self.cache().tasks.drop_all();
         Ok((before, after))
     }
 
@@ -107,6 +109,7 @@ impl TaskStore for PgStore {
         unlink_schedules(&t, &record).await?;
         NAMED.delete(&t, &record, actor).await?;
         self.commit(t).await?;
+        self.cache().tasks.drop_all();
         Ok(record)
     }
 }

@@ -330,3 +330,259 @@ async fn a_chains_budget_is_spent_once_for_the_whole_cluster() {
     );
     assert_eq!(lb.spend_chain("d", 10, 10).unwrap(), Ok(10));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_batch_applies_each_transition_with_the_checks_of_one_alone() {
+    use super::batch::{Op, Reply, apply_all};
+    use crate::runs::RunStore;
+    use sundial_core::run::RunStatus;
+    let db = TestDb::new().await;
+    let (a, b) = two_nodes(&db, DEFAULT_LEASE).await;
+    let now = sundial_core::timestamp::now;
+    let (r1, r2) = (queued_run(), queued_run());
+    let commits = a.stats().commits.load(std::sync::atomic::Ordering::Relaxed);
+    // Queued and started in one transaction; the second start of r1 finds it running,
+    // a start of a run that does not exist is that op's error only.
+    let replies = apply_all(
+        &a,
+        vec![
+            Op::Enqueue(vec![r1.clone(), r2.clone()]),
+            Op::Start {
+                id: r1.id.clone(),
+                now: now(),
+            },
+            Op::Start {
+                id: r1.id.clone(),
+                now: now(),
+            },
+            Op::Start {
+                id: "nope".into(),
+                now: now(),
+            },
+        ],
+    )
+    .await;
+    assert_eq!(
+        a.stats().commits.load(std::sync::atomic::Ordering::Relaxed),
+        commits + 1
+    );
+    let mut replies = replies.into_iter();
+    assert!(matches!(replies.next(), Some(Ok(Reply::Runs(r))) if r.len() == 2));
+    let Some(Ok(Reply::Started(Some(mut started)))) = replies.next() else {
+        panic!("r1 did not start")
+    };
+    assert_eq!((started.attempt, started.status), (1, RunStatus::Running));
+    assert!(matches!(replies.next(), Some(Ok(Reply::Started(None)))));
+    assert!(matches!(replies.next(), Some(Err(StoreError::NotFound(_)))));
+    // The owner's columns are the ones a lone start writes: renewals find it.
+    assert_eq!(
+        a.leases()
+            .unwrap()
+            .renew(std::slice::from_ref(&r1.id))
+            .await
+            .unwrap(),
+        vec![(r1.id.clone(), false)]
+    );
+    assert!(b.leases().unwrap().request_cancel(&r1.id).await.unwrap());
+    // Another node's end, the owner's end, a second end: only the owner's, once.
+    started.status = RunStatus::Succeeded;
+    started.finished_at = Some(now());
+    let replies = apply_all(&b, vec![Op::Save(started.clone(), Vec::new())]).await;
+    assert!(matches!(&replies[0], Err(StoreError::Stale(m)) if m.contains("node-a")));
+    let replies = apply_all(
+        &a,
+        vec![
+            Op::Save(started.clone(), Vec::new()),
+            Op::Save(started.clone(), Vec::new()),
+        ],
+    )
+    .await;
+    assert!(matches!(&replies[0], Ok(Reply::Saved(r, _)) if r.status == RunStatus::Succeeded));
+    assert!(matches!(&replies[1], Err(StoreError::Stale(_))));
+    let client = a.client().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT status, owner, attempt, lease_until IS NULL, cancel FROM runs WHERE id = $1",
+            &[&r1.id],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "succeeded");
+    assert_eq!(row.get::<_, Option<String>>(1), None);
+    assert_eq!(row.get::<_, Option<i32>>(2), None);
+    assert!(row.get::<_, bool>(3));
+    assert!(
+        !row.get::<_, bool>(4),
+        "a cancel asked of an ended attempt is void"
+    );
+    assert_eq!(a.run(&r1.id).unwrap().unwrap().status, RunStatus::Succeeded);
+    // A queued run that a batch cannot insert (its id is taken) fails alone: the batch
+    // is split and the others are queued.
+    let r3 = queued_run();
+    let replies = apply_all(
+        &a,
+        vec![Op::Enqueue(vec![r2.clone()]), Op::Enqueue(vec![r3.clone()])],
+    )
+    .await;
+    assert!(
+        matches!(&replies[0], Err(StoreError::Conflict(_))),
+        "{:?}",
+        replies[0].as_ref().err()
+    );
+    assert!(matches!(&replies[1], Ok(Reply::Runs(_))));
+    assert_eq!(a.run(&r3.id).unwrap().unwrap().status, RunStatus::Queued);
+    // Through the store's own batcher, concurrently: every run starts once.
+    let runs: Vec<_> = (0..64).map(|_| queued_run()).collect();
+    a.enqueue_runs(runs.clone()).await.unwrap();
+    let starts = runs.iter().flat_map(|r| [(&a, r.id.clone()), (&b, r.id.clone())]);
+    let results = futures::future::join_all(
+        starts.map(|(s, id)| async move { s.start_run(&id, now()).await.unwrap() }),
+    )
+    .await;
+    assert_eq!(results.iter().filter(|r| r.is_some()).count(), runs.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_node_holding_a_deliverys_claim_records_its_attempt() {
+    use crate::webhooks::{Delivery, DeliveryAttempt, DeliveryStatus, WebhookStore};
+    let db = TestDb::new().await;
+    let (a, b) = two_nodes(&db, DEFAULT_LEASE).await;
+    let queued = Delivery {
+        id: sundial_core::ids::new_id(),
+        webhook_id: "hook-1".into(),
+        webhook_name: "hook".into(),
+        status: DeliveryStatus::Queued,
+        created_at: sundial_core::timestamp::now(),
+        finished_at: None,
+        next_attempt_at: Some(chrono::Utc::now() - chrono::Duration::seconds(1)),
+        attempts: Vec::new(),
+        event: None,
+        event_seq: None,
+        run: None,
+        trigger: None,
+        cause: "run".into(),
+        depth: 0,
+        root: None,
+        error: None,
+    };
+    a.save_delivery(queued.clone(), None, Vec::new()).await.unwrap();
+    let attempted = |mut d: Delivery, by: &str| {
+        d.attempts.push(DeliveryAttempt {
+            number: d.attempts.len() as u32 + 1,
+            at: format!("{} by {by}", sundial_core::timestamp::now()),
+            status_code: Some(200),
+            latency_ms: 1,
+            response: None,
+            error: None,
+        });
+        d.status = DeliveryStatus::Delivered;
+        d.next_attempt_at = None;
+        d
+    };
+    // `a` claims it with a hold that runs out; `b` claims it again and records first.
+    let by_a = a
+        .claim_delivery(&queued.id, std::time::Duration::ZERO)
+        .await
+        .unwrap()
+        .unwrap();
+    let by_b = b
+        .claim_delivery(&queued.id, std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        a.claim_delivery(&queued.id, std::time::Duration::ZERO)
+            .await
+            .unwrap()
+            .is_none(),
+        "b holds it"
+    );
+    // `a` comes back while `b`'s attempt is under way: not its claim any more.
+    match a
+        .save_delivery(attempted(by_a.clone(), "a"), None, Vec::new())
+        .await
+    {
+        Err(StoreError::Stale(m)) => assert!(m.contains("node-b claimed it since"), "{m}"),
+        other => panic!("a stale attempt was recorded: {other:?}"),
+    }
+    b.save_delivery(attempted(by_b, "b"), None, Vec::new())
+        .await
+        .unwrap();
+    // ... or after `b` recorded it: `a` does not know of `b`'s attempt.
+    match a.save_delivery(attempted(by_a, "a"), None, Vec::new()).await {
+        Err(StoreError::Stale(m)) => assert!(m.contains("does not know of"), "{m}"),
+        other => panic!("a stale attempt overwrote another: {other:?}"),
+    }
+    let stored = a.delivery(&queued.id).unwrap().unwrap();
+    assert_eq!(stored.attempts.len(), 1);
+    assert!(stored.attempts[0].at.ends_with("by b"));
+    // A replay (no new attempt) is written whoever holds the claim.
+    let mut replay = stored.clone();
+    replay.status = DeliveryStatus::Queued;
+    replay.next_attempt_at = Some(chrono::Utc::now());
+    a.save_delivery(replay, None, Vec::new()).await.unwrap();
+    assert_eq!(
+        b.delivery(&queued.id).unwrap().unwrap().status,
+        DeliveryStatus::Queued
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_revoked_on_another_node_stops_working_here() {
+    let db = TestDb::new().await;
+    let (a, b) = two_nodes(&db, DEFAULT_LEASE).await;
+    let token = |name: &str, role| TokenRecord {
+        id: sundial_core::ids::new_id(),
+        name: name.into(),
+        role,
+        created_at: sundial_core::timestamp::now(),
+    };
+    a.insert_token("admin-secret", token("admin", Role::Admin), "t")
+        .await
+        .unwrap();
+    a.insert_token("ops-secret", token("ops", Role::Operator), "t")
+        .await
+        .unwrap();
+    let hash = crate::tokens::token_hash("ops-secret");
+    // `a` has read it (and keeps a copy); `b` revokes it.
+    assert!(a.token_by_hash(&hash).unwrap().is_some());
+    assert!(a.token_by_hash(&hash).unwrap().is_some());
+    b.revoke_token("ops", "t").await.unwrap();
+    // `b` reads its own write at once; `a` once the notice arrives (well within the
+    // copies' 1 s life; the deadline only bounds a failing test).
+    assert!(b.token_by_hash(&hash).unwrap().is_none());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while a.token_by_hash(&hash).unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the revoked token still works on a"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    // A task changed on `b` is seen changed on `a` the same way.
+    use crate::tasks::TaskStore;
+    // A webhook-action task needs no installed plugin.
+    let record = crate::tasks::TaskRecord {
+        id: sundial_core::ids::new_id(),
+        created_at: String::new(),
+        updated_at: String::new(),
+        spec: serde_json::from_value(serde_json::json!({"name": "job", "webhook": "w"})).unwrap(),
+    };
+    a.insert_task(record, "t").await.unwrap();
+    assert!(a.task("job").unwrap().unwrap().spec.enabled);
+    b.update_task(
+        "job",
+        Box::new(|s| s.enabled = false),
+        sundial_core::timestamp::now(),
+        "t",
+    )
+    .await
+    .unwrap();
+    while a.task("job").unwrap().unwrap().spec.enabled {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the disabled task is still enabled on a"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+}

@@ -29,17 +29,21 @@ impl TokenStore for PgStore {
             )));
         }
         audit::created(&t, actor, "token", &record.id, &record).await?;
+        super::listen::notify(&t, "tokens").await?;
         self.commit(t).await?;
+        self.cache().tokens.drop_all();
         Ok(record)
     }
 
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.block(async {
-            let client = self.client().await?;
-            match row(&client, "SELECT doc FROM tokens WHERE hash = $1", &[&hash]).await? {
-                Some(r) => decode_one("tokens", hash, r.get(0)).map(Some),
-                None => Ok(None),
-            }
+        self.cache().tokens.read(hash, || {
+            self.block(async {
+                let client = self.client().await?;
+                match row(&client, "SELECT doc FROM tokens WHERE hash = $1", &[&hash]).await? {
+                    Some(r) => decode_one("tokens", hash, r.get(0)).map(Some),
+                    None => Ok(None),
+                }
+            })
         })
     }
 
@@ -96,7 +100,9 @@ impl TokenStore for PgStore {
         }
         exec(&t, "DELETE FROM tokens WHERE hash = $1", &[&hash]).await?;
         audit::deleted(&t, actor, "token", &record.id, &record).await?;
+        super::listen::notify(&t, "tokens").await?;
         self.commit(t).await?;
+        self.cache().tokens.drop_all();
         Ok(record)
     }
 }

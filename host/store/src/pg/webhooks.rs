@@ -62,6 +62,42 @@ fn list_sql(cursor: bool, webhook: bool, status: bool) -> String {
     )
 }
 
+/// Whether `node` may write `new` over `stored`, whose attempt under way is `claimed_by`'s;
+/// true when `new` records an attempt. The attempts `new` carries must begin with the
+/// stored ones (else another node recorded an attempt since this one read the
+/// delivery), and a new attempt is only recorded from the node that claimed it: a node
+/// paused past its claim, whose attempt another node has made again meanwhile, gets
+/// [`StoreError::Stale`] and writes nothing. (A replay asked through the API adds no
+/// attempt and may be written at any time.)
+fn fence(
+    stored: &Delivery,
+    claimed_by: Option<String>,
+    new: &Delivery,
+    node: &str,
+) -> Result<bool, StoreError> {
+    if !new.attempts.starts_with(&stored.attempts) {
+        return Err(StoreError::Stale(format!(
+            "delivery {} has {} attempt(s) recorded that this write ({node}) does not know of; it was not recorded",
+            new.id,
+            stored.attempts.len()
+        )));
+    }
+    if new.attempts.len() == stored.attempts.len() {
+        return Ok(false);
+    }
+    match claimed_by.as_deref() {
+        Some(owner) if owner == node => Ok(true),
+        other => Err(StoreError::Stale(format!(
+            "delivery {}: this node ({node}) no longer holds the claim on its attempt ({}); the attempt was not recorded",
+            new.id,
+            match other {
+                Some(o) => format!("{o} claimed it since"),
+                None => "it is not claimed".to_string(),
+            }
+        ))),
+    }
+}
+
 #[async_trait]
 impl WebhookStore for PgStore {
     async fn insert_webhook(&self, record: WebhookRecord, actor: &str) -> Result<WebhookRecord, StoreError> {
@@ -136,9 +172,9 @@ impl WebhookStore for PgStore {
         let client = self.client().await?;
         let claimed = row(
             &client,
-            "UPDATE deliveries SET due = now() + make_interval(secs => $2)
+            "UPDATE deliveries SET due = now() + make_interval(secs => $2), claimed_by = $3
              WHERE id = $1 AND status = 'queued' AND due IS NOT NULL AND due <= now() RETURNING doc",
-            &[&id, &hold.as_secs_f64()],
+            &[&id, &hold.as_secs_f64(), &self.node()],
         )
         .await?;
         match claimed {
@@ -215,15 +251,16 @@ impl WebhookStore for PgStore {
         let t = client.transaction().await.map_err(db_error)?;
         let old = row(
             &t,
-            "SELECT doc FROM deliveries WHERE id = $1 FOR UPDATE",
+            "SELECT doc, claimed_by FROM deliveries WHERE id = $1 FOR UPDATE",
             &[&delivery.id],
         )
         .await?;
         match old {
             Some(r) => {
                 // As on redb, a stored delivery that does not decode is not overwritten.
-                decode_one::<Delivery>("deliveries", &delivery.id, &r.get::<_, String>(0))?;
-                put_delivery(&t, &delivery).await?;
+                let stored: Delivery = decode_one("deliveries", &delivery.id, &r.get::<_, String>(0))?;
+                let attempt = fence(&stored, r.get(1), &delivery, self.node())?;
+                put_delivery(&t, &delivery, attempt).await?;
             }
             None => insert_deliveries(&t, std::slice::from_ref(&delivery)).await?,
         }
