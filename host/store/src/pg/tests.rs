@@ -586,3 +586,34 @@ async fn a_token_revoked_on_another_node_stops_working_here() {
         tokio::time::sleep(std::time::Duration::from_millis(5)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_of_the_first_schema_is_brought_to_the_current_one() {
+    let db = TestDb::new().await;
+    {
+        // A database as the first release left it: schema 1, with a delivery in it.
+        let (client, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client.batch_execute(schema::MIGRATIONS[0]).await.unwrap();
+        client
+            .batch_execute(
+                "INSERT INTO meta (key, value) VALUES ('schema_version', '1');
+                 INSERT INTO deliveries (id, webhook_id, status, doc) VALUES ('d1', 'w1', 'delivered', '{}')",
+            )
+            .await
+            .unwrap();
+    }
+    let store = PgStore::connect(&PgOptions::new(&db.url())).await.unwrap();
+    assert_eq!(crate::MetaStore::schema_version(&store).unwrap(), schema::SCHEMA_VERSION as u64);
+    let client = store.client().await.unwrap();
+    let row = client
+        .query_one(
+            "SELECT (SELECT count(*) FROM deliveries WHERE id = 'd1' AND claimed_by IS NULL),
+                    to_regclass('runs_by_owner') IS NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i64>(0), 1, "the delivery is kept, unclaimed");
+    assert!(row.get::<_, bool>(1), "schema 2 drops the index by owner");
+}
