@@ -21,8 +21,8 @@
 //! one commit (one WAL flush) and five statements serve hundreds of transitions; idle, a
 //! lone transition commits at once. A batch that loses a race with another transaction
 //! (SQLSTATE class 40: deadlock, serialization) is applied again from the start; one
-//! that a statement refuses is split, each transition applied alone so that only the
-//! one at fault gets the error; a lost connection fails every member with
+//! that a statement refuses, or that keeps losing races, is split, each transition
+//! applied alone so that only the one at fault gets the error; a lost connection fails every member with
 //! [`StoreError::Unavailable`] (the API's 503), nothing written.
 
 use super::events::{EventColumns, STORE_EVENTS, claimed, earlier, has_effects, insert_effects, stored};
@@ -134,12 +134,13 @@ async fn run(store: Weak<super::Inner>, rx: std::sync::Arc<tokio::sync::Mutex<mp
     }
 }
 
-/// Apply `ops` in one transaction, or, when a statement refuses the batch, each alone.
+/// Apply `ops` in one transaction, or, when a statement refuses the batch or it keeps
+/// losing races, each alone (so that only the write at fault fails).
 pub(crate) async fn apply_all(store: &PgStore, ops: Vec<Op>) -> Vec<Result<Reply, StoreError>> {
     let n = ops.len();
     match apply_retrying(store, &ops).await {
         Ok(replies) => replies,
-        Err(e @ StoreError::Unavailable(_)) => (0..n).map(|_| Err(e.clone())).collect(),
+        Err(Failure::Store(e @ StoreError::Unavailable(_))) => (0..n).map(|_| Err(e.clone())).collect(),
         Err(_) if n > 1 => {
             let mut replies = Vec::with_capacity(n);
             let mut lost: Option<StoreError> = None;
@@ -152,17 +153,26 @@ pub(crate) async fn apply_all(store: &PgStore, ops: Vec<Op>) -> Vec<Result<Reply
                 }
                 replies.push(match apply_retrying(store, std::slice::from_ref(&op)).await {
                     Ok(mut one) => one.pop().unwrap_or(Err(StoreError::Closed)),
-                    Err(e) => {
-                        if matches!(e, StoreError::Unavailable(_)) {
-                            lost = Some(e.clone());
-                        }
+                    Err(Failure::Store(e @ StoreError::Unavailable(_))) => {
+                        lost = Some(e.clone());
                         Err(e)
                     }
+                    Err(f) => Err(gave_up(f)),
                 });
             }
             replies
         }
-        Err(e) => vec![Err(e)],
+        Err(f) => vec![Err(gave_up(f))],
+    }
+}
+
+/// The error a write gets when its batch failed for good.
+fn gave_up(failure: Failure) -> StoreError {
+    match failure {
+        Failure::Race => StoreError::Unavailable(
+            "PostgreSQL: the write kept conflicting with other transactions; try again".into(),
+        ),
+        Failure::Store(e) => e,
     }
 }
 
@@ -187,18 +197,13 @@ impl From<tokio_postgres::Error> for Failure {
     }
 }
 
-async fn apply_retrying(store: &PgStore, ops: &[Op]) -> Result<Vec<Result<Reply, StoreError>>, StoreError> {
+/// [`apply`], again while it loses races, up to [`RETRIES`] times.
+async fn apply_retrying(store: &PgStore, ops: &[Op]) -> Result<Vec<Result<Reply, StoreError>>, Failure> {
     let mut tries = 0;
     loop {
         match apply(store, ops).await {
-            Ok(replies) => return Ok(replies),
             Err(Failure::Race) if tries < RETRIES => tries += 1,
-            Err(Failure::Race) => {
-                return Err(StoreError::Unavailable(
-                    "PostgreSQL: the run transitions kept conflicting with other transactions".into(),
-                ));
-            }
-            Err(Failure::Store(e)) => return Err(e),
+            other => return other,
         }
     }
 }

@@ -592,7 +592,9 @@ async fn a_database_of_the_first_schema_is_brought_to_the_current_one() {
     let db = TestDb::new().await;
     {
         // A database as the first release left it: schema 1, with a delivery in it.
-        let (client, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls).await.unwrap();
+        let (client, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
         tokio::spawn(connection);
         client.batch_execute(schema::MIGRATIONS[0]).await.unwrap();
         client
@@ -604,7 +606,10 @@ async fn a_database_of_the_first_schema_is_brought_to_the_current_one() {
             .unwrap();
     }
     let store = PgStore::connect(&PgOptions::new(&db.url())).await.unwrap();
-    assert_eq!(crate::MetaStore::schema_version(&store).unwrap(), schema::SCHEMA_VERSION as u64);
+    assert_eq!(
+        crate::MetaStore::schema_version(&store).unwrap(),
+        schema::SCHEMA_VERSION as u64
+    );
     let client = store.client().await.unwrap();
     let row = client
         .query_one(
