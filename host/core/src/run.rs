@@ -175,6 +175,21 @@ pub struct Run {
 }
 
 impl Run {
+    /// Move this queued run to running with a new attempt started `now` (the store's
+    /// start of a run, on every backend).
+    pub fn begin_attempt(&mut self, now: String) {
+        self.status = RunStatus::Running;
+        self.attempt += 1;
+        self.started_at = Some(now.clone());
+        self.not_before = None;
+        self.attempts.push(Attempt {
+            number: self.attempt,
+            started_at: now,
+            finished_at: None,
+            error: None,
+        });
+    }
+
     /// The same run, counted in causal chain `chain` (see [`Run::root`]).
     pub fn in_chain(mut self, chain: &str) -> Run {
         self.root = Some(chain.to_string());
@@ -334,6 +349,34 @@ pub fn prunable<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_attempt_begins_numbered_after_the_last_and_clears_the_backoff() {
+        let mut run = Run::queued(
+            "t1",
+            "t",
+            RunCause::Manual,
+            serde_json::Value::Null,
+            None,
+            0,
+            "q".into(),
+        );
+        run.not_before = Some("later".into());
+        run.begin_attempt("a1".into());
+        run.status = RunStatus::Queued; // a retry goes back to the queue
+        run.begin_attempt("a2".into());
+        assert_eq!(
+            (run.status, run.attempt, run.not_before),
+            (RunStatus::Running, 2, None)
+        );
+        assert_eq!(run.started_at.as_deref(), Some("a2"));
+        let numbers: Vec<(u32, &str)> = run
+            .attempts
+            .iter()
+            .map(|a| (a.number, a.started_at.as_str()))
+            .collect();
+        assert_eq!(numbers, vec![(1, "a1"), (2, "a2")]);
+    }
 
     #[test]
     fn retention_keeps_the_newest_finished_runs() {

@@ -230,16 +230,7 @@ impl RunStore for Store {
             if run.status != RunStatus::Queued {
                 return Ok(None);
             }
-            run.status = RunStatus::Running;
-            run.attempt += 1;
-            run.started_at = Some(now.clone());
-            run.not_before = None;
-            run.attempts.push(sundial_core::run::Attempt {
-                number: run.attempt,
-                started_at: now,
-                finished_at: None,
-                error: None,
-            });
+            run.begin_attempt(now);
             txn.open_table(RUN_QUEUE)?.remove(id.as_str())?;
             txn.open_table(ACTIVE_RUNS)?.insert(id.as_str(), ())?;
             put_json(&mut txn.open_table(RUNS)?, &id, &run)?;

@@ -478,7 +478,7 @@ fn start(current: Option<&mut Current>, id: &str, now: &str, node: &str) -> Resu
     if run.status != RunStatus::Queued {
         return Ok(None);
     }
-    super::runs::begin_attempt(&mut run, now.to_string());
+    run.begin_attempt(now.to_string());
     current.status = RunStatus::Running.as_str().to_string();
     current.owner = Some(node.to_string());
     current.attempt = Some(run.attempt as i32);

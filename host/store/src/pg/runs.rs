@@ -50,20 +50,6 @@ pub(crate) fn fence(
     )))
 }
 
-/// Move a queued run to running with a new attempt started `now`.
-pub(crate) fn begin_attempt(run: &mut Run, now: String) {
-    run.status = RunStatus::Running;
-    run.attempt += 1;
-    run.started_at = Some(now.clone());
-    run.not_before = None;
-    run.attempts.push(sundial_core::run::Attempt {
-        number: run.attempt,
-        started_at: now,
-        finished_at: None,
-        error: None,
-    });
-}
-
 /// The runs of `rows` (`id, doc`) that decode.
 fn listed(found: Vec<Row>) -> Vec<Run> {
     found
@@ -388,7 +374,7 @@ impl RunLeases for PgStore {
         if run.status != RunStatus::Queued {
             return Ok(StartAlone::Gone);
         }
-        begin_attempt(&mut run, now);
+        run.begin_attempt(now);
         put_owned_run(&t, &run, self.node(), self.lease()).await?;
         self.commit(t).await?;
         Ok(StartAlone::Started(run))
