@@ -7,6 +7,7 @@ fn main() {
     let packages = [
         "sundial-fixture-hostile",
         "sundial-fixture-hello",
+        "sundial-fixture-compat",
         "sundial-plugin-echo",
         "sundial-plugin-http-request",
         "sundial-plugin-json-formatter",

@@ -51,6 +51,10 @@ pub struct DaemonConfig {
     pub max_chain: u64,
     /// Largest event accepted, in bytes (its JSON). Default 256 KiB.
     pub max_event_bytes: usize,
+    /// Compiled plugins kept loaded in memory, in bytes. Default 1 GiB.
+    pub plugin_memory: usize,
+    /// Core wasm instances one plugin instance may create. Default 96.
+    pub plugin_core_instances: u32,
     /// Requests handled at once; more are answered 503 at once. Default 512.
     pub max_requests: usize,
     /// Runs waiting for a worker before manual runs and events are refused with 429.
@@ -92,6 +96,8 @@ impl Default for DaemonConfig {
             max_event_depth: sundial_engine::router::DEFAULT_MAX_DEPTH,
             max_chain: sundial_core::event::budget::DEFAULT_MAX_CHAIN,
             max_event_bytes: sundial_core::event::cloudevent::DEFAULT_MAX_EVENT_BYTES,
+            plugin_memory: sundial_engine::plugins::DEFAULT_CAPACITY_BYTES,
+            plugin_core_instances: sundial_runtime::PoolLimits::default().core_instances,
             max_requests: sundial_server::admission::DEFAULT_MAX_REQUESTS,
             max_queued_runs: sundial_server::admission::DEFAULT_MAX_QUEUED_RUNS,
             body_timeout: sundial_server::admission::DEFAULT_BODY_TIMEOUT,
@@ -203,6 +209,10 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         network: config.network.clone(),
         max_instances: (config.workers as u32).saturating_mul(2).max(8),
         max_outbound,
+        pool: sundial_runtime::PoolLimits {
+            core_instances: config.plugin_core_instances,
+            ..Default::default()
+        },
         ..RuntimeConfig::default()
     })
     .map_err(|e| e.to_string())?;
@@ -248,6 +258,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             max_chain: config.max_chain,
         },
         zone: sundial_core::schedule::zone::parse_tz(&config.timezone)?,
+        plugin_memory: config.plugin_memory,
     })
     .await
     .map_err(|e| e.to_string())?;

@@ -36,6 +36,11 @@ const BINARY_INPUTS: &[&str] = &[
     "host",
     "sdk/Cargo.toml",
     "sdk/src",
+    // The Python and JavaScript SDKs are embedded for `sundial plugin build`.
+    "sdk/python/sundial",
+    "sdk/js/index.js",
+    "sdk/js/index.d.ts",
+    "sdk/js/package.json",
     "wit",
     "plugins",
 ];

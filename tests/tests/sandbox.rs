@@ -406,3 +406,48 @@ async fn compiled_components_are_cached_on_disk() {
     let again = second.load(&bytes).unwrap();
     assert_eq!(again.cache, sundial_runtime::CacheOutcome::Miss);
 }
+
+/// A component built from the frozen `sundial:plugin@0.1.0` WIT
+/// (`tests/fixtures/compat-0.1.0/wit`) keeps loading and running with every host call,
+/// whatever becomes of `wit/`: the host's contract only grows compatibly.
+#[tokio::test]
+async fn a_plugin_built_against_the_0_1_0_contract_still_runs() {
+    let rt = runtime(false);
+    let plugin = load(&rt, "sundial-fixture-compat");
+    assert_eq!(plugin.world, sundial_core::plugin::World::Action);
+    assert!(
+        plugin.imports.iter().any(|i| i == "sundial:plugin/host@0.1.0"),
+        "{:?}",
+        plugin.imports
+    );
+    let grants = Grants {
+        kv: true,
+        emit_events: true,
+        secrets: vec!["token".into()],
+        ..Grants::default()
+    };
+    let report = run(&rt, &plugin, grants.clone(), Limits::default(), json!({"n": 1})).await;
+    let out = report.result.expect("the 0.1.0 plugin runs");
+    assert_eq!(out["params"], json!({"n": 1}));
+    assert_eq!(out["cause"], "manual");
+    assert_eq!(
+        out["kv"].as_str().map(str::len),
+        Some(26),
+        "the run id went through kv: {out}"
+    );
+    assert_eq!(
+        out["secret"], "[redacted]",
+        "the secret was read (and redacted from the output)"
+    );
+    assert_eq!(report.events.len(), 1);
+    assert_eq!(report.events[0].kind, "compat.ran");
+    assert!(
+        report
+            .log
+            .lines
+            .iter()
+            .any(|l| l.message.contains("compat 0.1.0 plugin runs test-task"))
+    );
+    let report = run(&rt, &plugin, grants, Limits::default(), json!({"fail": true})).await;
+    assert_eq!(report.result.unwrap_err().kind(), "invalid_params");
+}

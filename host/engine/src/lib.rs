@@ -59,6 +59,9 @@ pub struct EngineConfig {
     pub route_limits: router::RouteLimits,
     /// The zone of calendars that name none (the daemon's `timezone`).
     pub zone: chrono_tz::Tz,
+    /// Compiled plugins kept loaded in memory, in bytes (least recently used dropped
+    /// first). [`plugins::DEFAULT_CAPACITY_BYTES`] by default.
+    pub plugin_memory: usize,
 }
 
 /// The running engines, built in dependency order.
@@ -74,6 +77,8 @@ pub struct Engines {
     pub timers: timers::Timers,
     /// Fires schedule slots.
     pub scheduler: scheduler::Scheduler,
+    /// Compiled plugins kept loaded (shared by the executor and the deliverer).
+    pub plugins: plugins::PluginCache,
 }
 
 pub use outbox::Outbox;
@@ -119,6 +124,7 @@ impl Engines {
             max_queued_runs,
             route_limits,
             zone,
+            plugin_memory,
         } = config;
         let exclusions = Exclusions::default();
         exclusions.set(
@@ -138,7 +144,8 @@ impl Engines {
         )
         .map_err(StartError::at("loading triggers"))?;
         let outbox = Outbox::new(store.clone(), router, queue);
-        let plugins = plugins::PluginCache::new(store.clone(), runtime);
+        let plugins = plugins::PluginCache::new(store.clone(), runtime, plugin_memory);
+        plugins.warm();
         let executor = executor::Executor::start(
             store.clone(),
             plugins.clone(),
@@ -148,8 +155,14 @@ impl Engines {
             workers,
         )
         .map_err(StartError::Threads)?;
-        let deliverer =
-            deliverer::Deliverer::start(store.clone(), plugins, outbox.clone(), services, key, network);
+        let deliverer = deliverer::Deliverer::start(
+            store.clone(),
+            plugins.clone(),
+            outbox.clone(),
+            services,
+            key,
+            network,
+        );
         let (queued, interrupted) = executor
             .recover()
             .await
@@ -174,6 +187,7 @@ impl Engines {
             deliverer,
             timers,
             scheduler,
+            plugins,
         };
         if let Some(changes) = store_changes {
             tokio::spawn(engines.clone().follow(changes));
@@ -227,6 +241,10 @@ impl Engines {
             }
             if has("cancel") {
                 self.executor.renew_now();
+            }
+            if topics.contains("plugins") {
+                // Another node installed one: compile it here too before a run needs it.
+                self.plugins.warm();
             }
         }
     }

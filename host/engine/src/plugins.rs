@@ -1,12 +1,30 @@
-//! Compiled plugins, cached by digest: the executor and the deliverer load each
-//! installed component once (compiling or hitting the runtime's disk cache) and share
-//! the result.
+//! Compiled plugins kept in memory, by digest: the executor and the deliverer load
+//! each installed component once (compiling, or deserializing the runtime's disk cache
+//! entry) and share the result.
+//!
+//! - **Single flight**: runs that need a plugin not loaded yet wait on one gate per
+//!   digest, so a plugin is compiled once however many runs arrive together. A run
+//!   waits before its attempt starts: the compile never counts against its timeout.
+//! - **Bounded**: loaded plugins hold their compiled code (an interpreter plugin tens
+//!   of MB); past `capacity_bytes` the least recently used are dropped (a run holding
+//!   one keeps it alive until it ends) and are loaded again from the disk cache.
+//! - **Warm**: installing puts the compiled plugin here directly, and [`warm`]
+//!   (at start) loads every installed plugin in the background, compiling those whose
+//!   disk cache entry is missing or stale (an upgrade changes the engine's
+//!   fingerprint), so no first run stalls on a compile.
+//!
+//! [`warm`]: PluginCache::warm
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use sundial_core::plugin::PluginRecord;
 use sundial_runtime::{Plugin, Runtime};
 use sundial_store::SharedStore;
+
+/// Compiled plugins kept in memory by default: 1 GiB (about 25 Python or JavaScript
+/// plugins, or hundreds of Rust ones).
+pub const DEFAULT_CAPACITY_BYTES: usize = 1 << 30;
 
 /// The cache (cheap to clone).
 #[derive(Clone)]
@@ -17,21 +35,95 @@ pub struct PluginCache {
 struct Inner {
     store: SharedStore,
     runtime: Runtime,
-    loaded: Mutex<HashMap<String, Arc<Plugin>>>,
+    loaded: Mutex<Lru<Plugin>>,
     /// One gate per digest: runs that need a plugin not loaded yet wait for one load
     /// (one compile) instead of each compiling it.
     loading: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Loads that compiled, and loads from the disk cache.
+    compiled: AtomicU64,
+    from_disk: AtomicU64,
+}
+
+/// Loaded plugins with their size and last use, dropped least recently used first.
+struct Lru<V> {
+    entries: HashMap<String, Entry<V>>,
+    /// Sum of the entries' sizes.
+    bytes: usize,
+    capacity: usize,
+    clock: u64,
+}
+
+struct Entry<V> {
+    plugin: Arc<V>,
+    bytes: usize,
+    used: u64,
+}
+
+impl<V> Lru<V> {
+    fn new(capacity: usize) -> Lru<V> {
+        Lru {
+            entries: HashMap::new(),
+            bytes: 0,
+            capacity,
+            clock: 0,
+        }
+    }
+
+    fn get(&mut self, digest: &str) -> Option<Arc<V>> {
+        self.clock += 1;
+        let now = self.clock;
+        self.entries.get_mut(digest).map(|e| {
+            e.used = now;
+            e.plugin.clone()
+        })
+    }
+
+    /// Keep `plugin`; drop the least recently used others while over capacity (the
+    /// newest stays even when it alone is larger).
+    fn insert(&mut self, digest: String, plugin: Arc<V>, bytes: usize) {
+        self.clock += 1;
+        self.bytes += bytes;
+        let old = self.entries.insert(
+            digest.clone(),
+            Entry {
+                plugin,
+                bytes,
+                used: self.clock,
+            },
+        );
+        if let Some(old) = old {
+            self.bytes -= old.bytes;
+        }
+        while self.bytes > self.capacity && self.entries.len() > 1 {
+            let Some(oldest) = self
+                .entries
+                .iter()
+                .filter(|(d, _)| **d != digest)
+                .min_by_key(|(_, e)| e.used)
+                .map(|(d, _)| d.clone())
+            else {
+                break;
+            };
+            if let Some(e) = self.entries.remove(&oldest) {
+                self.bytes -= e.bytes;
+                tracing::debug!(digest = %oldest, bytes = e.bytes, "dropped a loaded plugin (least recently used)");
+            }
+        }
+    }
 }
 
 impl PluginCache {
-    /// An empty cache loading from `store` through `runtime`.
-    pub fn new(store: SharedStore, runtime: Runtime) -> PluginCache {
+    /// An empty cache loading from `store` through `runtime`, keeping at most
+    /// `capacity_bytes` of compiled code loaded.
+    pub fn new(store: SharedStore, runtime: Runtime, capacity_bytes: usize) -> PluginCache {
         PluginCache {
             inner: Arc::new(Inner {
                 store,
                 runtime,
-                loaded: Mutex::default(),
+                loaded: Mutex::new(Lru::new(capacity_bytes)),
                 loading: Mutex::default(),
+                compiled: AtomicU64::new(0),
+                from_disk: AtomicU64::new(0),
             }),
         }
     }
@@ -41,10 +133,67 @@ impl PluginCache {
         &self.inner.runtime
     }
 
+    /// Keep a plugin loaded elsewhere (install compiles it before accepting it) under
+    /// its record's digest, so its first run does not load it again.
+    pub fn insert(&self, record_digest: &str, plugin: Arc<Plugin>) {
+        let bytes = plugin.code_bytes;
+        self.lock().insert(record_digest.to_string(), plugin, bytes);
+    }
+
+    /// How many plugins are loaded, and the bytes of compiled code they hold.
+    pub fn usage(&self) -> (usize, usize) {
+        let lru = self.lock();
+        (lru.entries.len(), lru.bytes)
+    }
+
+    /// Loads since start that compiled, and that deserialized the disk cache.
+    pub fn loads(&self) -> (u64, u64) {
+        (
+            self.inner.compiled.load(Relaxed),
+            self.inner.from_disk.load(Relaxed),
+        )
+    }
+
+    /// Load every installed plugin in the background, one at a time (compiling those
+    /// the disk cache does not hold), so first runs after a start or an upgrade do not
+    /// wait for a compile. A run that needs one meanwhile waits on its gate.
+    pub fn warm(&self) {
+        let cache = self.clone();
+        tokio::spawn(async move {
+            let records = match cache.inner.store.plugins() {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!("warming plugins: listing them failed: {e}");
+                    return;
+                }
+            };
+            let started = std::time::Instant::now();
+            let (mut compiled, mut loaded) = (0usize, 0usize);
+            for record in records {
+                match cache.load_counted(&record).await {
+                    Ok((_, true)) => compiled += 1,
+                    Ok((_, false)) => loaded += 1,
+                    Err(e) => tracing::warn!(plugin = %record.name, "warming plugin failed: {e}"),
+                }
+            }
+            tracing::info!(
+                compiled,
+                loaded,
+                ms = started.elapsed().as_millis() as u64,
+                "plugins warmed"
+            );
+        });
+    }
+
     /// The compiled plugin of `record`, loading (and caching by digest) on first use.
     pub async fn load(&self, record: &PluginRecord) -> Result<Arc<Plugin>, String> {
+        self.load_counted(record).await.map(|(p, _)| p)
+    }
+
+    /// [`load`](Self::load), also saying whether this call compiled the component.
+    async fn load_counted(&self, record: &PluginRecord) -> Result<(Arc<Plugin>, bool), String> {
         if let Some(p) = self.lock().get(&record.digest) {
-            return Ok(p.clone());
+            return Ok((p, false));
         }
         let gate = self
             .inner
@@ -56,7 +205,7 @@ impl PluginCache {
             .clone();
         let _loading = gate.lock().await;
         if let Some(p) = self.lock().get(&record.digest) {
-            return Ok(p.clone()); // loaded while this one waited
+            return Ok((p, false)); // loaded while this one waited
         }
         let bytes = self
             .inner
@@ -69,12 +218,51 @@ impl PluginCache {
             .await
             .map_err(|e| format!("loading plugin: {e}"))?
             .map_err(|e| e.to_string())?;
+        let compiled = plugin.cache != sundial_runtime::CacheOutcome::Hit;
+        let counter = if compiled {
+            &self.inner.compiled
+        } else {
+            &self.inner.from_disk
+        };
+        counter.fetch_add(1, Relaxed);
+        if compiled {
+            tracing::info!(
+                plugin = %record.name,
+                ms = plugin.load_time.as_millis() as u64,
+                bytes = plugin.code_bytes,
+                "compiled plugin"
+            );
+        }
         let plugin = Arc::new(plugin);
-        self.lock().insert(record.digest.clone(), plugin.clone());
-        Ok(plugin)
+        self.lock()
+            .insert(record.digest.clone(), plugin.clone(), plugin.code_bytes);
+        Ok((plugin, compiled))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<Plugin>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru<Plugin>> {
         self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn least_recently_used_go_first_and_the_newest_stays() {
+        let mut l: Lru<()> = Lru::new(100);
+        l.insert("a".into(), Arc::new(()), 40);
+        l.insert("b".into(), Arc::new(()), 40);
+        assert!(l.get("a").is_some()); // a is now the most recent
+        l.insert("c".into(), Arc::new(()), 40); // over 100: b goes
+        assert!(l.get("b").is_none());
+        assert!(l.get("a").is_some() && l.get("c").is_some());
+        assert_eq!(l.bytes, 80);
+        l.insert("huge".into(), Arc::new(()), 500); // alone over capacity: kept, all else dropped
+        assert_eq!(l.entries.len(), 1);
+        assert!(l.get("huge").is_some());
+        assert_eq!(l.bytes, 500);
+        l.insert("huge".into(), Arc::new(()), 10); // replacing counts the new size only
+        assert_eq!(l.bytes, 10);
     }
 }

@@ -61,6 +61,39 @@ pub struct RuntimeConfig {
     /// smaller limit too (`limits.max_connections`). Default 512; the daemon lowers it
     /// to a quarter of its open-file limit.
     pub max_outbound: usize,
+    /// How large one plugin instance may be: the pooling allocator's per-component
+    /// limits. The defaults fit the interpreter components componentize-py and
+    /// ComponentizeJS build (see [`PoolLimits`]).
+    pub pool: PoolLimits,
+}
+
+/// Per-instance sizes of the pooling allocator. A component over one of them fails to
+/// load (install answers 400 naming the limit); the totals are these times
+/// [`RuntimeConfig::max_instances`], reserved as address space, not memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolLimits {
+    /// Core module instances one plugin instance may create. Default 96: a Rust plugin
+    /// has 1-4, componentize-py 0.25 builds 44, ComponentizeJS 0.23 about 10.
+    pub core_instances: u32,
+    /// Linear memories one plugin instance may have. Default 4.
+    pub memories: u32,
+    /// Tables one plugin instance may have. Default 64.
+    pub tables: u32,
+    /// Core instances reserved per concurrent run, on average: `max_instances` times
+    /// this is the pool's total. Default 48, enough for every run to be an
+    /// interpreter plugin.
+    pub core_instances_per_run: u32,
+}
+
+impl Default for PoolLimits {
+    fn default() -> Self {
+        PoolLimits {
+            core_instances: 96,
+            memories: 4,
+            tables: 64,
+            core_instances_per_run: 48,
+        }
+    }
 }
 
 impl Default for RuntimeConfig {
@@ -72,6 +105,7 @@ impl Default for RuntimeConfig {
             max_instances: 128,
             epoch_tick_ms: 10,
             max_outbound: DEFAULT_MAX_OUTBOUND,
+            pool: PoolLimits::default(),
         }
     }
 }
@@ -98,6 +132,8 @@ pub struct Plugin {
     pub cache: CacheOutcome,
     /// How long loading took.
     pub load_time: Duration,
+    /// Bytes of compiled code and data this plugin keeps in memory while loaded.
+    pub code_bytes: usize,
     pre: Pre,
 }
 
@@ -148,15 +184,17 @@ impl Runtime {
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
         let err = |e: wasmtime::Error| RuntimeError(format!("{e:#}"));
         let n = config.max_instances.max(1);
+        let limits = config.pool;
+        let per_run = limits.core_instances_per_run.max(1);
         let mut pool = PoolingAllocationConfig::default();
         pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(8))
-            .total_memories(n.saturating_mul(2))
-            .total_tables(n.saturating_mul(8))
+            .total_core_instances(n.saturating_mul(per_run).max(limits.core_instances))
+            .total_memories(n.saturating_mul(2).max(limits.memories))
+            .total_tables(n.saturating_mul(per_run / 2).max(limits.tables))
             .total_stacks(n)
-            .max_memories_per_component(2)
-            .max_core_instances_per_component(32)
-            .max_tables_per_component(16)
+            .max_memories_per_component(limits.memories.max(1))
+            .max_core_instances_per_component(limits.core_instances.max(1))
+            .max_tables_per_component(limits.tables.max(1))
             .max_memory_size(limits::MAX_MEMORY_BYTES as usize)
             // Reset only the pages a run dirtied (Linux 6.7+ PAGEMAP_SCAN; falls back to
             // memset of the kept-resident prefix elsewhere) and keep them mapped, so the

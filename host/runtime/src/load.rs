@@ -32,6 +32,8 @@ impl Runtime {
         }
         .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
 
+        let image = component.image_range();
+        let code_bytes = (image.end as usize).saturating_sub(image.start as usize);
         let ty = component.component_type();
         let imports: Vec<String> = ty.imports(engine).map(|(name, _)| name.to_string()).collect();
         let export_items: Vec<(String, bool)> = ty
@@ -79,6 +81,7 @@ impl Runtime {
             exports,
             cache,
             load_time: started.elapsed(),
+            code_bytes,
             pre,
         })
     }

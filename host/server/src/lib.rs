@@ -56,6 +56,8 @@ use webhooks::Webhooks;
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Largest plugin upload (JSON with base64 component): 64 MiB.
 pub const MAX_PLUGIN_BODY_BYTES: usize = 64 * 1024 * 1024;
+/// Largest component accepted as a raw `application/wasm` upload: 256 MiB.
+pub const MAX_PLUGIN_WASM_BYTES: usize = 256 * 1024 * 1024;
 
 /// Shared state of the API handlers.
 #[derive(Clone)]

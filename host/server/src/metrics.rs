@@ -226,6 +226,25 @@ impl Collector for Figures {
             "sundial_plugin_http_requests_open",
             "Outbound HTTP requests plugin runs have open now (all runs).",
             state.runtime.outbound_in_use(),
+        )?;
+        let plugins = &state.engines.plugins;
+        let (loaded, bytes) = plugins.usage();
+        out.gauge(
+            "sundial_plugins_loaded",
+            "Compiled plugins kept loaded in memory.",
+            loaded,
+        )?;
+        out.gauge(
+            "sundial_plugins_loaded_bytes",
+            "Compiled code the loaded plugins hold, in bytes (bounded by plugin_memory).",
+            bytes,
+        )?;
+        let (compiled, from_disk) = plugins.loads();
+        out.counters(
+            "sundial_plugin_loads",
+            "Plugins loaded for runs, deliveries or the warm-up since start, by source: compile (no usable compile cache entry) or disk (the compile cache). Installing compiles and keeps the plugin loaded without counting here.",
+            "from",
+            &[("compile", compiled), ("disk", from_disk)],
         )
     }
 }

@@ -1,7 +1,12 @@
 //! `/v1/plugins`: install (validated and compiled before it is accepted), list, get,
 //! update grants and limits, remove.
+//!
+//! A component is installed either as JSON (`wasm_base64`, at most
+//! [`MAX_PLUGIN_BODY_BYTES`] of body) or as the raw bytes (`content-type:
+//! application/wasm`, at most [`MAX_PLUGIN_WASM_BYTES`]) with the rest in the query:
+//! `?name=N&description=D&grants=JSON&limits=JSON`.
 
-use super::{Admin, ApiError, ApiResult, AppState, MAX_PLUGIN_BODY_BYTES, Reader};
+use super::{Admin, ApiError, ApiResult, AppState, MAX_PLUGIN_BODY_BYTES, MAX_PLUGIN_WASM_BYTES, Reader};
 use crate::answer::{Created, Deleted};
 use crate::error::Found;
 use crate::extract::JsonBody;
@@ -17,6 +22,7 @@ use sundial_core::timestamp::now;
 
 #[derive(Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+/// A plugin to install, as JSON (the component in base64).
 pub(super) struct InstallRequest {
     /// Unique name.
     #[schemars(regex(pattern = sundial_core::task::NAME_PATTERN), extend("not" = {"pattern": "^[0-7][0-9a-hjkmnp-tv-z]{25}$"}))]
@@ -64,15 +70,14 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
         .validate()
         .map_err(|e| ApiError::bad_request(format!("limits.{e}")))?;
     let runtime = state.runtime.clone();
-    let probe = bytes.clone();
-    let plugin = tokio::task::spawn_blocking(move || runtime.load(&probe))
+    let (plugin, bytes) = tokio::task::spawn_blocking(move || (runtime.load(&bytes), bytes))
         .await
-        .map_err(|e| ApiError::internal(format!("compiling: {e}")))?
-        .map_err(|e| ApiError {
-            status: StatusCode::BAD_REQUEST,
-            code: "invalid_component",
-            message: format!("wasm_base64: {e}"),
-        })?;
+        .map_err(|e| ApiError::internal(format!("compiling: {e}")))?;
+    let plugin = std::sync::Arc::new(plugin.map_err(|e| ApiError {
+        status: StatusCode::BAD_REQUEST,
+        code: "invalid_component",
+        message: format!("component: {e}"),
+    })?);
     let stamp = now();
     let record = PluginRecord {
         name,
@@ -89,6 +94,8 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
         updated_at: stamp,
     };
     let record = state.store.insert_plugin(record, bytes, actor).await?;
+    // Compiled once, here: its first run starts without loading it again.
+    state.engines.plugins.insert(&record.digest, plugin);
     let data = serde_json::json!({
         "name": record.name, "digest": record.digest, "world": record.world,
         "bundled": record.bundled, "by": actor,
@@ -105,23 +112,131 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
     Ok(record)
 }
 
-pub(super) async fn install(
-    Admin(state, caller): Admin,
-    JsonBody(req): JsonBody<InstallRequest, MAX_PLUGIN_BODY_BYTES>,
-) -> ApiResult<Created<PluginRecord>> {
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(req.wasm_base64.trim())
-        .map_err(|e| ApiError::bad_request(format!("wasm_base64: not base64: {e}")))?;
-    let new = NewPlugin {
-        name: req.name,
-        bytes,
-        grants: req.grants,
-        limits: req.limits,
-        description: req.description,
-        bundled: false,
+pub(super) async fn install(Admin(state, caller): Admin, upload: Upload) -> ApiResult<Created<PluginRecord>> {
+    let new = match upload {
+        Upload::Json(req) => NewPlugin {
+            name: req.name,
+            bytes: base64::engine::general_purpose::STANDARD
+                .decode(req.wasm_base64.trim())
+                .map_err(|e| ApiError::bad_request(format!("wasm_base64: not base64: {e}")))?,
+            grants: req.grants,
+            limits: req.limits,
+            description: req.description,
+            bundled: false,
+        },
+        Upload::Wasm(q, bytes) => NewPlugin {
+            name: q.name,
+            bytes,
+            grants: json_param("grants", q.grants.as_deref())?,
+            limits: json_param("limits", q.limits.as_deref())?,
+            description: q.description.unwrap_or_default(),
+            bundled: false,
+        },
     };
     let record = install_plugin(&state, new, caller.who()).await?;
     Ok(Created(record))
+}
+
+/// A query parameter holding JSON (`grants`, `limits`): its default when absent.
+fn json_param<T: serde::de::DeserializeOwned + Default>(name: &str, text: Option<&str>) -> ApiResult<T> {
+    match text {
+        None => Ok(T::default()),
+        Some(t) => {
+            let mut de = serde_json::Deserializer::from_str(t);
+            serde_path_to_error::deserialize(&mut de)
+                .map_err(|e| ApiError::bad_request(format!("query {name}: {} at {}", e.inner(), e.path())))
+        }
+    }
+}
+
+/// The query of a raw `application/wasm` install.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct WasmQuery {
+    /// Unique name (raw uploads only; JSON installs carry it in the body).
+    name: String,
+    /// Description.
+    description: Option<String>,
+    /// Grants as a JSON object, as in the JSON install (default: none).
+    grants: Option<String>,
+    /// Limits as a JSON object, as in the JSON install (default limits).
+    limits: Option<String>,
+}
+
+/// An install request: JSON with the component in base64, or the raw component.
+pub(super) enum Upload {
+    Json(InstallRequest),
+    Wasm(WasmQuery, Vec<u8>),
+}
+
+impl axum::extract::FromRequest<AppState> for Upload {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &AppState) -> ApiResult<Upload> {
+        let wasm = req
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.trim_start().starts_with("application/wasm"));
+        if !wasm {
+            let JsonBody(r) =
+                JsonBody::<InstallRequest, MAX_PLUGIN_BODY_BYTES>::from_request(req, state).await?;
+            return Ok(Upload::Json(r));
+        }
+        let axum::extract::Query(q) = axum::extract::Query::<WasmQuery>::try_from_uri(req.uri())
+            .map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+        let (_, body) = crate::extract::body_bytes(req, MAX_PLUGIN_WASM_BYTES).await?;
+        Ok(Upload::Wasm(q, body.to_vec()))
+    }
+}
+
+impl aide::OperationInput for Upload {
+    fn operation_input(ctx: &mut aide::generate::GenContext, operation: &mut aide::openapi::Operation) {
+        use aide::openapi::{MediaType, RequestBody, SchemaObject};
+        let mut content = crate::answer::json_content::<InstallRequest>(ctx);
+        let binary = SchemaObject {
+            json_schema: schemars::json_schema!({"type": "string", "format": "binary"}),
+            example: None,
+            external_docs: None,
+        };
+        content.insert(
+            "application/wasm".to_string(),
+            MediaType {
+                schema: Some(binary),
+                ..Default::default()
+            },
+        );
+        let body = RequestBody {
+            description: Some(format!(
+                "JSON (at most {MAX_PLUGIN_BODY_BYTES} bytes), or the component itself as application/wasm \
+                 (at most {MAX_PLUGIN_WASM_BYTES} bytes) with name, description, grants and limits in the query"
+            )),
+            content,
+            required: true,
+            extensions: Default::default(),
+        };
+        aide::operation::set_body(ctx, operation, body);
+        let schema = ctx.schema.subschema_for::<WasmQuery>();
+        let mut params =
+            aide::operation::parameters_from_schema(ctx, schema, aide::operation::ParamLocation::Query);
+        for p in &mut params {
+            if let aide::openapi::Parameter::Query { parameter_data, .. } = p {
+                parameter_data.required = false;
+            }
+        }
+        aide::operation::add_parameters(ctx, operation, params);
+    }
+
+    fn inferred_early_responses(
+        ctx: &mut aide::generate::GenContext,
+        _: &mut aide::openapi::Operation,
+    ) -> crate::answer::Answers {
+        vec![
+            crate::answer::error_answer(ctx, 408, "the body did not arrive within body_timeout"),
+            crate::answer::error_answer(ctx, 413, "the body is over the size limit"),
+            crate::answer::error_answer(ctx, 415, "neither application/json nor application/wasm"),
+        ]
+    }
 }
 
 /// `GET /v1/plugins`.

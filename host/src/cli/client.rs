@@ -109,13 +109,32 @@ impl Remote {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(u16, Value, Token), Failure> {
-        let (status, body, token) = self.send_to(method, path, body, None).await?;
+        let (status, body, token) = self.send_to(method, path, body.map(Payload::Json), None).await?;
         let value: Value = if body.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&body).unwrap_or(Value::Null)
         };
         Ok((status, value, token))
+    }
+
+    /// POST `bytes` of `content_type` to `path` (a raw upload); the answer as for
+    /// [`Remote::call`].
+    pub async fn upload(
+        &self,
+        path: &str,
+        content_type: &'static str,
+        bytes: Vec<u8>,
+    ) -> Result<Value, Failure> {
+        let (status, body, token) = self
+            .send_to("POST", path, Some(Payload::Raw(content_type, bytes)), None)
+            .await?;
+        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            Ok(value)
+        } else {
+            Err(api_failure(status, &value, &token))
+        }
     }
 
     /// GET `path` and write a successful answer's body to `dest` (a new file, mode
@@ -137,7 +156,7 @@ impl Remote {
         &self,
         method: &str,
         path: &str,
-        body: Option<&Value>,
+        body: Option<Payload<'_>>,
         dest: Option<&std::path::Path>,
     ) -> Result<(u16, bytes::Bytes, Token), Failure> {
         let config = load_client_config()?;
@@ -164,10 +183,18 @@ impl Remote {
         let mut req = client
             .request(method, format!("{scheme}://{}{path}", url.authority))
             .bearer_auth(&token.secret);
-        if let Some(body) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(body.to_string());
+        match body {
+            Some(Payload::Json(body)) => {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, "application/json")
+                    .body(body.to_string());
+            }
+            Some(Payload::Raw(content_type, bytes)) => {
+                req = req
+                    .header(reqwest::header::CONTENT_TYPE, content_type)
+                    .body(bytes);
+            }
+            None => {}
         }
         let res = req.send().await.map_err(|e| unreachable(&base, url.tls, &e))?;
         let status = res.status().as_u16();
@@ -396,4 +423,12 @@ async fn save(mut res: reqwest::Response, base: &str, dest: &std::path::Path) ->
         file.write_all(&chunk).map_err(local)?;
     }
     file.sync_all().map_err(local)
+}
+
+/// A request body.
+enum Payload<'a> {
+    /// JSON.
+    Json(&'a Value),
+    /// Bytes of a content type.
+    Raw(&'static str, Vec<u8>),
 }

@@ -19,6 +19,7 @@ mod maintenance;
 mod migrate;
 mod noun;
 mod plugin;
+mod project;
 mod run;
 mod schedule;
 mod secret;

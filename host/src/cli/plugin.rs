@@ -24,7 +24,15 @@ pub(crate) enum PluginCommand {
     Run(Box<RunArgs>),
     /// Print the world a component implements, its imports, exports and digest.
     Inspect(InspectArgs),
+    /// Write a new plugin project: manifest (grants, limits), source and a test.
+    New(super::project::NewArgs),
+    /// Build the plugin project in this folder with its language's toolchain
+    /// (installing what is missing, and saying so).
+    Build(super::project::BuildArgs),
     /// Install a component on the daemon (validated and compiled before it is accepted).
+    ///
+    /// With no FILE, installs the plugin project in this folder: its built component,
+    /// under its name, with its manifest's grants and limits (flags override them).
     Install(InstallArgs),
     /// List the daemon's plugins.
     List,
@@ -42,8 +50,8 @@ pub(crate) enum PluginCommand {
 
 #[derive(Debug, Args)]
 pub(crate) struct InstallArgs {
-    /// The component file.
-    file: PathBuf,
+    /// The component file [default: the project's, from sundial-plugin.toml here].
+    file: Option<PathBuf>,
     /// Name to install it under [default: the file name without extension].
     #[arg(long)]
     name: Option<String>,
@@ -71,9 +79,9 @@ pub(crate) struct InstallArgs {
     /// Fuel budget per run.
     #[arg(long)]
     fuel: Option<u64>,
-    /// Description.
-    #[arg(long, default_value = "")]
-    description: String,
+    /// Description [default: the manifest's, else none].
+    #[arg(long)]
+    description: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -154,6 +162,8 @@ pub(crate) async fn execute(cmd: PluginCommand, remote: &Remote) -> u8 {
     let result = match cmd {
         PluginCommand::Run(args) => run(*args).await,
         PluginCommand::Inspect(args) => inspect(args),
+        PluginCommand::New(args) => super::project::new(args),
+        PluginCommand::Build(args) => super::project::build(args),
         PluginCommand::Install(args) => install(args, remote).await,
         PluginCommand::List => list(remote).await,
         PluginCommand::Get { name } => remote.show(&format!("/v1/plugins/{name}")).await.map(|()| 0),
@@ -375,40 +385,71 @@ async fn run(args: RunArgs) -> CliResult {
 }
 
 async fn install(args: InstallArgs, remote: &Remote) -> CliResult {
-    use base64::Engine as _;
-    let bytes = std::fs::read(&args.file).map_err(|e| usage(format!("{}: {e}", args.file.display())))?;
-    let name = match args.name {
-        Some(n) => n,
-        None => args
-            .file
+    // With no file: the project here, its manifest's grants and limits under the flags.
+    let manifest = match &args.file {
+        Some(_) => None,
+        None => Some(super::project::Manifest::load(std::path::Path::new(".")).map_err(usage)?),
+    };
+    let file = match (&args.file, &manifest) {
+        (Some(f), _) => f.clone(),
+        (None, Some(m)) => m.output(std::path::Path::new(".")),
+        (None, None) => unreachable!("a manifest is loaded when no file is given"),
+    };
+    let bytes = std::fs::read(&file).map_err(|e| {
+        let hint = if manifest.is_some() {
+            " (run `sundial plugin build` first)"
+        } else {
+            ""
+        };
+        usage(format!("{}: {e}{hint}", file.display()))
+    })?;
+    let name = match (args.name, &manifest) {
+        (Some(n), _) => n,
+        (None, Some(m)) => m.plugin.name.clone(),
+        (None, None) => file
             .file_stem()
             .map(|s| s.to_string_lossy().replace('_', "-"))
             .unwrap_or_default(),
     };
-    let mut limits = serde_json::Map::new();
+    let (mut grants, mut limits) = match &manifest {
+        Some(m) => (m.grants.clone(), m.limits),
+        None => (Grants::default(), Limits::default()),
+    };
     if let Some(t) = &args.timeout {
-        let ms = parse_duration(t)
+        limits.timeout_ms = parse_duration(t)
             .map_err(|e| usage(format!("--timeout: {e}")))?
             .as_millis() as u64;
-        limits.insert("timeout_ms".into(), ms.into());
     }
     if let Some(m) = &args.memory {
-        limits.insert(
-            "memory_bytes".into(),
-            parse_size(m).map_err(|e| usage(format!("--memory: {e}")))?.into(),
-        );
+        limits.memory_bytes = parse_size(m).map_err(|e| usage(format!("--memory: {e}")))?;
     }
     if let Some(f) = args.fuel {
-        limits.insert("fuel".into(), f.into());
+        limits.fuel = Some(f);
     }
-    let body = serde_json::json!({
-        "name": name,
-        "wasm_base64": base64::engine::general_purpose::STANDARD.encode(&bytes),
-        "grants": {"hosts": args.allow_hosts, "kv": args.grant_kv, "emit_events": args.grant_events, "secrets": args.secrets, "mail": args.grant_mail},
-        "limits": limits,
-        "description": args.description,
-    });
-    let v = remote.call("POST", "/v1/plugins", Some(&body)).await?;
+    for h in &args.allow_hosts {
+        grants
+            .hosts
+            .push(HostPattern::parse(h).map_err(|e| usage(format!("--allow-host {h:?}: {e}")))?);
+    }
+    grants.kv |= args.grant_kv;
+    grants.emit_events |= args.grant_events;
+    grants.mail |= args.grant_mail;
+    grants.secrets.extend(args.secrets.iter().cloned());
+    let description = match (args.description, &manifest) {
+        (Some(d), _) => d,
+        (None, Some(m)) => m.plugin.description.clone(),
+        (None, None) => String::new(),
+    };
+    // The component goes up as raw bytes (no base64), the rest in the query.
+    let enc = sundial_core::address::percent_encode;
+    let path = format!(
+        "/v1/plugins?name={}&description={}&grants={}&limits={}",
+        enc(&name),
+        enc(&description),
+        enc(&serde_json::to_string(&grants).unwrap_or_default()),
+        enc(&serde_json::to_string(&limits).unwrap_or_default()),
+    );
+    let v = remote.upload(&path, "application/wasm", bytes).await?;
     remote.print(&v, |p| {
         format!(
             "installed {} plugin {} ({})\n",

@@ -99,6 +99,16 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SUNDIAL_MAX_EVENT_SIZE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     max_event_size: Option<String>,
+    /// Compiled plugins kept loaded in memory, e.g. 1GiB; past it the least recently
+    /// used are dropped and loaded again from the compile cache when needed [default: 1GiB].
+    #[arg(long, env = "SUNDIAL_PLUGIN_MEMORY")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plugin_memory: Option<String>,
+    /// Core wasm instances one plugin instance may create; a component needing more
+    /// fails to install. componentize-py builds need 44 [default: 96].
+    #[arg(long, env = "SUNDIAL_PLUGIN_CORE_INSTANCES")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    plugin_core_instances: Option<u32>,
     /// Requests handled at once; one more is answered 503 with Retry-After [default: 512].
     #[arg(long, env = "SUNDIAL_MAX_REQUESTS")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -308,6 +318,21 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             "max_event_size: {max_event_bytes} bytes is outside 1KiB..=16MiB"
         ));
     }
+    let plugin_memory = match args.plugin_memory {
+        None => d.plugin_memory,
+        Some(t) => sundial_core::limits::parse_size(&t).map_err(|e| format!("plugin_memory: {e}"))? as usize,
+    };
+    if !(16 << 20..=64 << 30).contains(&plugin_memory) {
+        return Err(format!(
+            "plugin_memory: {plugin_memory} bytes is outside 16MiB..=64GiB"
+        ));
+    }
+    let plugin_core_instances = args.plugin_core_instances.unwrap_or(d.plugin_core_instances);
+    if !(4..=10_000).contains(&plugin_core_instances) {
+        return Err(format!(
+            "plugin_core_instances: {plugin_core_instances} is outside 4..=10000"
+        ));
+    }
     let interval = duration("prune_interval", args.prune_interval, "60s", 100)?;
     let grace = duration("grace", args.grace, "30s", 0)?;
     let body_timeout = duration("body_timeout", args.body_timeout, "60s", 1000)?;
@@ -389,6 +414,8 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
             max_connections,
             header_timeout,
             max_event_bytes,
+            plugin_memory,
+            plugin_core_instances,
             mail: args.mail,
             tls,
         },

@@ -65,6 +65,7 @@ impl App {
             max_queued_runs,
             route_limits: Default::default(),
             zone: chrono_tz::UTC,
+            plugin_memory: sundial_engine::plugins::DEFAULT_CAPACITY_BYTES,
         })
         .await
         .unwrap();

@@ -1,0 +1,206 @@
+//! How the daemon gets plugins ready: raw `application/wasm` uploads (and every way one
+//! can be wrong), the compile done at install serving the first run, the warm-up at
+//! start compiling what the compile cache lacks (so no run waits for it), and the
+//! bound on loaded plugins.
+
+use serde_json::{Value, json};
+use sundial_tests::daemon::Daemon;
+use sundial_tests::{metric, raw_http, wait_until, wasm};
+
+/// POST the raw bytes to `/v1/plugins?QUERY` as `content_type`.
+fn upload(d: &Daemon, query: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
+    let headers = format!(
+        "authorization: Bearer {}\r\ncontent-type: {content_type}\r\n",
+        d.token
+    );
+    let (status, text) = raw_http(&d.addr, "POST", &format!("/v1/plugins?{query}"), &headers, body);
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn loads(d: &Daemon, from: &str) -> f64 {
+    let (_, text) = d.call("GET", "/metrics", None);
+    let text = text.as_str().map(str::to_string).unwrap_or_default();
+    metric(&text, &format!("sundial_plugin_loads_total{{from=\"{from}\"}}"))
+}
+
+#[test]
+fn raw_wasm_upload_installs_and_bad_ones_get_precise_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let bytes = std::fs::read(wasm("sundial-fixture-hello")).unwrap();
+    let enc = |s: &str| sundial_core::address::percent_encode(s);
+
+    let q = format!(
+        "name=hello2&description={}&grants={}&limits={}",
+        enc("raw upload"),
+        enc(r#"{"kv": true, "hosts": ["api.example.com"]}"#),
+        enc(r#"{"timeout_ms": 5000}"#)
+    );
+    let (status, p) = upload(&d, &q, "application/wasm", &bytes);
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(
+        (p["name"].as_str(), p["world"].as_str()),
+        (Some("hello2"), Some("action")),
+        "{p}"
+    );
+    assert_eq!(
+        (p["grants"]["kv"].as_bool(), p["limits"]["timeout_ms"].as_u64()),
+        (Some(true), Some(5000)),
+        "{p}"
+    );
+    assert_eq!(p["description"], "raw upload");
+    assert_eq!(p["size_bytes"], bytes.len());
+    // It runs.
+    d.create(
+        "/v1/tasks",
+        json!({"name": "raw", "plugin": "hello2", "params": {"name": "Raw"}}),
+    );
+    assert_eq!(d.run_wait("raw", json!({"name": "Raw"}))["status"], "succeeded");
+
+    let cases: &[(&str, &str, &[u8], u16, &str)] = &[
+        ("name=hello2", "application/wasm", &bytes, 409, "hello2"),
+        ("", "application/wasm", &bytes, 400, "name"),
+        (
+            "name=x&grants=%7Bnot-json",
+            "application/wasm",
+            &bytes,
+            400,
+            "query grants",
+        ),
+        (
+            "name=x&grants=%7B%22kv%22%3A%22yes%22%7D",
+            "application/wasm",
+            &bytes,
+            400,
+            "query grants",
+        ),
+        (
+            "name=x&limits=%7B%22memory_bytes%22%3A1%7D",
+            "application/wasm",
+            &bytes,
+            400,
+            "limits.memory_bytes",
+        ),
+        (
+            "name=x&limits=%7B%22surprise%22%3A1%7D",
+            "application/wasm",
+            &bytes,
+            400,
+            "surprise",
+        ),
+        ("name=x&colour=red", "application/wasm", &bytes, 400, "colour"),
+        ("name=Bad%20Name", "application/wasm", &bytes, 400, "name"),
+        (
+            "name=x",
+            "application/wasm",
+            b"not a component",
+            400,
+            "not a WebAssembly",
+        ),
+        ("name=x", "application/wasm", b"", 400, ""),
+        ("name=x", "text/plain", &bytes, 415, "application/json"),
+    ];
+    for (query, ct, body, want, needle) in cases {
+        let (status, v) = upload(&d, query, ct, body);
+        assert_eq!(status, *want, "{query} {ct}: {v}");
+        assert!(
+            sundial_tests::message(&v).contains(needle),
+            "{query} {ct}: expected {needle:?} in {v}"
+        );
+    }
+    // Over the raw cap (256 MiB): 413, the daemon unharmed.
+    let huge = vec![0u8; (256 << 20) + 1]; // MAX_PLUGIN_WASM_BYTES + 1
+    let (status, v) = upload(&d, "name=huge", "application/wasm", &huge);
+    assert_eq!(status, 413, "{v}");
+    drop(huge);
+    let (_, list) = d.call("GET", "/v1/plugins", None);
+    let names: Vec<&str> = list["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"hello2") && !names.contains(&"x") && !names.contains(&"huge"),
+        "{names:?}"
+    );
+}
+
+#[test]
+fn the_first_run_after_install_loads_nothing_and_a_restart_warms_what_the_cache_lacks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    d.install_ok("hello", "sundial-fixture-hello", json!({}));
+    d.create(
+        "/v1/tasks",
+        json!({"name": "greet", "plugin": "hello", "params": {"name": "Ada"}}),
+    );
+    // Let the warm-up of this start finish, then count.
+    wait_until("the start's warm-up ends", 60, || {
+        d.stderr_text().contains("plugins warmed")
+    });
+    let before = (loads(&d, "compile"), loads(&d, "disk"));
+    assert_eq!(d.run_wait("greet", json!({"name": "Ada"}))["status"], "succeeded");
+    assert_eq!(
+        (loads(&d, "compile"), loads(&d, "disk")),
+        before,
+        "the first run after install used the plugin compiled at install"
+    );
+    let plugins = d.expect(200, "GET", "/v1/plugins", None)["plugins"]
+        .as_array()
+        .unwrap()
+        .len();
+
+    // A restart with the compile cache gone (as after an upgrade, which changes the
+    // engine's fingerprint): the warm-up compiles every plugin in the background, and
+    // the first run finds its plugin loaded.
+    d.kill9();
+    std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    wait_until("the warm-up compiled every plugin", 300, || {
+        loads(&d, "compile") as usize >= plugins
+    });
+    let compiled = loads(&d, "compile");
+    assert_eq!(d.run_wait("greet", json!({"name": "Bo"}))["status"], "succeeded");
+    assert_eq!(loads(&d, "compile"), compiled, "the run compiled nothing more");
+    let (_, text) = d.call("GET", "/metrics", None);
+    let text = text.as_str().unwrap_or_default().to_string();
+    assert!(
+        metric(&text, "sundial_plugins_loaded ") as usize >= plugins,
+        "{text}"
+    );
+
+    // A restart with the cache in place loads from it: no compile at all.
+    d.kill9();
+    let d = Daemon::start(dir.path(), &[]);
+    wait_until("the warm-up loaded every plugin", 120, || {
+        loads(&d, "disk") as usize >= plugins
+    });
+    assert_eq!(loads(&d, "compile"), 0.0);
+}
+
+#[test]
+fn loaded_plugins_stay_under_plugin_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    // 16 MiB holds a few small plugins, not every bundled one with the fixtures.
+    let d = Daemon::start(dir.path(), &["--plugin-memory", "16MiB"]);
+    d.install_ok("hello", "sundial-fixture-hello", json!({}));
+    d.install_ok("hostile", "sundial-fixture-hostile", json!({}));
+    d.create(
+        "/v1/tasks",
+        json!({"name": "greet", "plugin": "hello", "params": {"name": "Ada"}}),
+    );
+    for _ in 0..3 {
+        assert_eq!(d.run_wait("greet", json!({"name": "Ada"}))["status"], "succeeded");
+    }
+    let (_, text) = d.call("GET", "/metrics", None);
+    let text = text.as_str().unwrap_or_default().to_string();
+    let bytes = metric(&text, "sundial_plugins_loaded_bytes ");
+    assert!(bytes > 0.0 && bytes <= (16 << 20) as f64, "{text}");
+    // A bad value is refused at start, naming the knob.
+    let other = tempfile::tempdir().unwrap();
+    let e = Daemon::try_start(other.path(), &["--plugin-memory", "1KiB"], &[])
+        .err()
+        .unwrap_or_default();
+    assert!(e.contains("plugin_memory"), "{e}");
+}
