@@ -21,12 +21,19 @@ fn toolchains() -> PathBuf {
     workspace_root().join("target/test-deps/toolchains")
 }
 
+/// Where Rust plugin projects build (kept between test runs, apart from the
+/// workspace's own target directory, which the running `cargo test` holds).
+fn rust_target() -> PathBuf {
+    workspace_root().join("target/test-deps/rust-plugins")
+}
+
 /// `sundial ARGS` in `dir`, with the tests' toolchain folder.
 fn sundial(dir: &Path, args: &[&str]) -> Output {
     Command::new(sundial_bin())
         .current_dir(dir)
         .args(args)
         .env("SUNDIAL_TOOLCHAINS", toolchains())
+        .env("CARGO_TARGET_DIR", rust_target())
         .output()
         .expect("run sundial")
 }
@@ -61,7 +68,12 @@ struct Project {
 fn project(lang: &'static str) -> &'static Project {
     static PYTHON: OnceLock<Project> = OnceLock::new();
     static JS: OnceLock<Project> = OnceLock::new();
-    let cell = if lang == "python" { &PYTHON } else { &JS };
+    static RUST: OnceLock<Project> = OnceLock::new();
+    let cell = match lang {
+        "python" => &PYTHON,
+        "rust" => &RUST,
+        _ => &JS,
+    };
     cell.get_or_init(|| make(lang))
 }
 
@@ -82,6 +94,11 @@ fn make(lang: &'static str) -> Project {
             c.args(["-m", "unittest", "-v"]);
             c
         }
+        "rust" => {
+            let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+            c.args(["test"]).env("CARGO_TARGET_DIR", rust_target());
+            c
+        }
         _ => {
             let mut c = Command::new("npm");
             c.args(["test", "--silent"]);
@@ -93,6 +110,16 @@ fn make(lang: &'static str) -> Project {
         .env("SUNDIAL", sundial_bin())
         .output()
         .expect("run the template's test");
+    if lang == "rust" {
+        // The Rust SDK has its own tests; the template is what is checked here.
+        return Project {
+            lang,
+            dir,
+            wasm,
+            template_test,
+            _tmp: tmp,
+        };
+    }
     // Then the fixture's source in place of the template's, built again.
     let fixtures = workspace_root().join("tests/fixtures/polyglot");
     let (from, to) = match lang {
@@ -119,7 +146,7 @@ fn template_builds_and_its_own_test_passes(lang: &'static str) {
     );
     let out = String::from_utf8_lossy(&p.template_test.stdout).to_string()
         + &String::from_utf8_lossy(&p.template_test.stderr);
-    // Both of its tests ran (unittest and node:test name them).
+    // Both of its tests ran (unittest, node:test and cargo name them).
     for name in ["greets", "refuses"] {
         assert!(
             out.contains(name),
@@ -142,6 +169,11 @@ fn python_template_builds_and_its_own_test_passes() {
 #[test]
 fn js_template_builds_and_its_own_test_passes() {
     template_builds_and_its_own_test_passes("js");
+}
+
+#[test]
+fn rust_template_builds_and_its_own_test_passes() {
+    template_builds_and_its_own_test_passes("rust");
 }
 
 /// Set the manifest's grants for the daemon test (the secret `api_key`, KV, events,

@@ -31,6 +31,9 @@ impl Runtime {
             None => Component::new(engine, bytes).map(|c| (c, CacheOutcome::Disabled)),
         }
         .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        if cache != CacheOutcome::Hit {
+            release_compile_memory();
+        }
 
         let image = component.image_range();
         let code_bytes = (image.end as usize).saturating_sub(image.start as usize);
@@ -84,5 +87,17 @@ impl Runtime {
             code_bytes,
             pre,
         })
+    }
+}
+
+/// Hand the memory a compile freed back to the system. Compiling an interpreter
+/// component (Python, JavaScript) allocates hundreds of MB across Cranelift's threads,
+/// which glibc's per-thread arenas would otherwise keep for the life of the process.
+fn release_compile_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap memory to the system; it touches no
+    // memory in use.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -29,6 +29,7 @@ imported at the top of a module, never inside a function.
 from __future__ import annotations
 
 import dataclasses
+import gc
 import inspect
 import json
 import sys
@@ -259,17 +260,21 @@ def _trace(e: BaseException) -> str:
     return "\n".join(lines)
 
 
-def _params_of(fn: Callable[..., Any], raw: str) -> Any:
+def _params_type(fn: Callable[..., Any]) -> Optional[type]:
+    """The dataclass ``fn``'s first parameter is annotated with, if any."""
+    first = next(iter(inspect.signature(fn).parameters.values()), None)
+    hint = None if first is None else first.annotation
+    if isinstance(hint, str):  # `from __future__ import annotations`
+        hint = fn.__globals__.get(hint, hint)
+    return hint if isinstance(hint, type) and dataclasses.is_dataclass(hint) else None
+
+
+def _params_of(hint: Optional[type], raw: str) -> Any:
     try:
         params = json.loads(raw)
     except ValueError as e:
         raise InvalidParams(f"params are not JSON: {e}") from None
-    sig = inspect.signature(fn)
-    first = next(iter(sig.parameters.values()), None)
-    hint = None if first is None else first.annotation
-    if isinstance(hint, str):  # `from __future__ import annotations`
-        hint = fn.__globals__.get(hint, hint)
-    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
+    if hint is not None:
         if not isinstance(params, dict):
             raise InvalidParams(f"params must be an object for {hint.__name__}")
         try:
@@ -280,11 +285,19 @@ def _params_of(fn: Callable[..., Any], raw: str) -> Any:
 
 
 def _export(fn: Callable[..., Any], world_class: type) -> None:
-    """Make ``world_class`` the ``WitWorld`` componentize-py looks for in ``fn``'s module."""
+    """Make ``world_class`` the ``WitWorld`` componentize-py looks for in ``fn``'s module.
+
+    Also moves every object made so far (the interpreter, the imported modules) out of
+    the garbage collector's reach (``gc.freeze``): a collection during a run then walks
+    only what the run made, instead of touching, and so copying, every page of the
+    snapshot the component starts from.
+    """
     module = sys.modules.get(fn.__module__)
     if module is None:
         raise RuntimeError(f"module {fn.__module__} of {fn.__name__} is not loaded")
     setattr(module, "WitWorld", world_class)
+    gc.collect()
+    gc.freeze()
 
 
 def action(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -297,6 +310,7 @@ def action(fn: Callable[..., Any]) -> Callable[..., Any]:
         return fn
     t = _types
     arity = len(inspect.signature(fn).parameters)
+    hint = _params_type(fn)
 
     def fail(kind: str, message: str) -> Err:
         variant = {
@@ -308,7 +322,7 @@ def action(fn: Callable[..., Any]) -> Callable[..., Any]:
     class WitWorld(wit_world.WitWorld):
         def run(self, inv: Any) -> str:
             try:
-                params = _params_of(fn, inv.params)
+                params = _params_of(hint, inv.params)
                 cause = inv.cause
                 ctx = Context(
                     run_id=inv.run_id,
