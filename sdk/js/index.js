@@ -91,17 +91,19 @@ function describe(e) {
 // The contract's error variant for a thrown value. ComponentizeJS lowers what an export
 // throws as the `err` case of its result, so this is what `run` throws.
 function actionError(e) {
-  // Out of memory: thrown on as it is (not a variant), so the instance traps and the
-  // host reports `memory_limit` rather than an ordinary failure.
-  if (isOutOfMemory(e)) return e;
   if (e instanceof PluginError) return { tag: e.kind, val: e.message };
+  // The engine out of memory: thrown on as it is (not a variant), so the instance traps
+  // and the host reports `memory_limit` rather than an ordinary failure.
+  if (isOutOfMemory(e)) return e;
   if (e instanceof Error && e.stack) log.error(`${describe(e)}\n${e.stack}`);
   return { tag: "failed", val: describe(e) };
 }
 
+// What SpiderMonkey throws when an allocation fails: the string "out of memory", or an
+// InternalError "allocation size overflow".
 function isOutOfMemory(e) {
-  const text = typeof e === "string" ? e : e instanceof Error ? e.message : "";
-  return /out of memory|allocation size overflow/i.test(text);
+  if (typeof e === "string") return e === "out of memory";
+  return e instanceof Error && e.name === "InternalError" && /^(out of memory|allocation size overflow)$/.test(e.message);
 }
 
 function output(value) {
@@ -139,7 +141,7 @@ export function defineAction(fn) {
       throw actionError(e);
     }
     if (result && typeof result.then === "function") {
-      return result.then(output, (e) => {
+      return result.then(output).then(undefined, (e) => {
         throw actionError(e);
       });
     }
@@ -156,7 +158,17 @@ export function defineAction(fn) {
  * a string (sent as text/plain) or any other JSON value (sent as application/json).
  */
 export function defineFormatter(fn) {
+  const shape = (out) => {
+    if (out === undefined || out === null) throw new Error("the formatter returned nothing");
+    if (typeof out === "string") out = { contentType: "text/plain; charset=utf-8", body: out };
+    else if (out instanceof Uint8Array) out = { contentType: "application/octet-stream", body: out };
+    else if (out.contentType === undefined) out = { contentType: "application/json", body: JSON.stringify(out) };
+    const body = typeof out.body === "string" ? encoder.encode(out.body) : out.body;
+    if (!(body instanceof Uint8Array)) throw new Error("the formatter's body must be a string or a Uint8Array");
+    return { contentType: String(out.contentType), body, headers: (out.headers || []).map(([k, v]) => [String(k), String(v)]) };
+  };
   return function format(d) {
+    let out;
     try {
       const delivery = {
         id: d.id,
@@ -168,13 +180,14 @@ export function defineFormatter(fn) {
         config: JSON.parse(d.config),
         template: d.template,
       };
-      let out = fn(delivery);
-      if (typeof out === "string") out = { contentType: "text/plain; charset=utf-8", body: out };
-      else if (!out || out.contentType === undefined) out = { contentType: "application/json", body: JSON.stringify(out) };
-      const body = typeof out.body === "string" ? encoder.encode(out.body) : out.body;
-      return { contentType: out.contentType, body, headers: out.headers || [] };
+      out = fn(delivery);
+      if (!(out && typeof out.then === "function")) return shape(out);
     } catch (e) {
+      if (isOutOfMemory(e)) throw e;
       throw describe(e);
     }
+    return out.then(shape).then(undefined, (e) => {
+      throw isOutOfMemory(e) ? e : describe(e);
+    });
   };
 }

@@ -137,6 +137,52 @@ fn make(lang: &'static str) -> Project {
     }
 }
 
+/// Every file of `dir` (relative path, bytes), sorted.
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let rel = path.strip_prefix(dir).unwrap().display().to_string();
+                out.push((rel, std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The TypeScript types committed in `sdk/js/types` are what the pinned jco generates
+/// from `wit/` now: a change to the contract must regenerate them.
+#[test]
+fn js_types_are_generated_from_the_current_wit() {
+    let p = project("js");
+    let out = tempfile::tempdir().unwrap();
+    let root = workspace_root();
+    for world in ["action", "formatter"] {
+        let status = Command::new(p.dir.join("node_modules/.bin/jco"))
+            .args(["types", root.join("wit").to_str().unwrap(), "-n", world, "-o"])
+            .arg(out.path())
+            .output()
+            .unwrap();
+        assert!(status.status.success(), "jco types: {}", text(&status));
+    }
+    let generated = files(out.path());
+    let committed = files(&root.join("sdk/js/types"));
+    let names = |f: &[(String, Vec<u8>)]| f.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+    assert_eq!(names(&generated), names(&committed));
+    for ((name, new), (_, old)) in generated.iter().zip(&committed) {
+        assert!(
+            new == old,
+            "sdk/js/types/{name} is stale: regenerate with `jco types wit -n action|formatter -o sdk/js/types`"
+        );
+    }
+}
+
 fn template_builds_and_its_own_test_passes(lang: &'static str) {
     let p = project(lang);
     assert!(
@@ -394,4 +440,102 @@ fn python_plugin_through_the_daemon() {
 #[test]
 fn js_plugin_through_the_daemon() {
     through_the_daemon("js");
+}
+
+/// A formatter project of `lang` (`plugin new`, the world switched to `formatter`, the
+/// source replaced), built; the component's path.
+fn formatter_project(tmp: &Path, lang: &str, source: &str) -> PathBuf {
+    let name = format!("fmt-{lang}");
+    ok(
+        sundial(tmp, &["plugin", "new", &name, "--lang", lang]),
+        "plugin new",
+    );
+    let dir = tmp.join(&name);
+    let manifest = dir.join("sundial-plugin.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace("world = \"action\"", "world = \"formatter\""),
+    )
+    .unwrap();
+    let file = if lang == "python" {
+        "app.py"
+    } else {
+        "src/index.js"
+    };
+    std::fs::write(dir.join(file), source).unwrap();
+    ok(sundial(&dir, &["plugin", "build"]), "plugin build (formatter)");
+    dir.join(format!("build/{name}.wasm"))
+}
+
+const PY_FORMATTER: &str = r#"
+from sundial import Body, formatter
+
+
+@formatter
+def format(d):
+    if d.event is None:
+        raise ValueError("only events are formatted here")
+    text = f"{d.config['prefix']} {d.event.kind} on {d.event.subject}: {d.event.data['n']} (via {d.webhook})"
+    return Body("text/plain; charset=utf-8", text, [("x-formatted-by", "python")])
+"#;
+
+const JS_FORMATTER: &str = r#"
+import { defineFormatter } from "sundial-plugin";
+
+export const format = defineFormatter((d) => {
+  if (!d.event) throw new Error("only events are formatted here");
+  return {
+    contentType: "text/plain; charset=utf-8",
+    body: `${d.config.prefix} ${d.event.kind} on ${d.event.subject}: ${d.event.data.n} (via ${d.webhook})`,
+    headers: [["x-formatted-by", "js"]],
+  };
+});
+"#;
+
+#[test]
+fn formatters_in_python_and_js_format_webhook_deliveries() {
+    let tmp = tempfile::tempdir().unwrap();
+    let built = [
+        ("python", formatter_project(tmp.path(), "python", PY_FORMATTER)),
+        ("js", formatter_project(tmp.path(), "js", JS_FORMATTER)),
+    ];
+    let rx = sundial_tests::Receiver::start(vec![], sundial_tests::Reply::Status(200, vec![]));
+    let data = tempfile::tempdir().unwrap();
+    let d = Daemon::start(data.path(), &["--allow-loopback"]);
+    for (lang, wasm) in &built {
+        let out = d.cli(&[
+            "plugin",
+            "install",
+            wasm.to_str().unwrap(),
+            "--name",
+            &format!("fmt-{lang}"),
+        ]);
+        assert!(out.status.success(), "install: {}", text(&out));
+        d.create(
+            "/v1/webhooks",
+            json!({"name": format!("hook-{lang}"), "url": rx.url(&format!("/{lang}")), "formatter": format!("fmt-{lang}"),
+                   "formatter_config": {"prefix": "ALERT"}}),
+        );
+        d.create(
+            "/v1/triggers",
+            json!({"name": format!("to-{lang}"), "on": {"type": "disk.full"}, "targets": [{"webhook": format!("hook-{lang}")}]}),
+        );
+    }
+    let event = json!({"specversion": "1.0", "id": "e1", "source": "/test", "type": "disk.full", "subject": "vm-7", "data": {"n": 93}});
+    let (status, v) = d.call("POST", "/v1/events", Some(&event));
+    assert!((200..300).contains(&status), "{v}");
+    let got = rx.wait_for(2);
+    for lang in ["python", "js"] {
+        let req = got
+            .iter()
+            .find(|r| r.path == format!("/{lang}"))
+            .unwrap_or_else(|| panic!("no delivery to /{lang}: {got:?}"));
+        assert_eq!(
+            String::from_utf8_lossy(&req.body),
+            format!("ALERT disk.full on vm-7: 93 (via hook-{lang})")
+        );
+        assert_eq!(req.header("x-formatted-by"), Some(lang));
+        assert_eq!(req.header("content-type"), Some("text/plain; charset=utf-8"));
+    }
 }

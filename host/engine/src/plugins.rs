@@ -42,6 +42,11 @@ struct Inner {
     /// Loads that compiled, and loads from the disk cache.
     compiled: AtomicU64,
     from_disk: AtomicU64,
+    /// Components that failed to load, by digest, with why: not compiled again per run.
+    failed: Mutex<HashMap<String, String>>,
+    /// A warm-up is running; `warm_again` asks it for one more pass.
+    warming: std::sync::atomic::AtomicBool,
+    warm_again: std::sync::atomic::AtomicBool,
 }
 
 /// Loaded plugins with their size and last use, dropped least recently used first.
@@ -124,6 +129,9 @@ impl PluginCache {
                 loading: Mutex::default(),
                 compiled: AtomicU64::new(0),
                 from_disk: AtomicU64::new(0),
+                failed: Mutex::default(),
+                warming: Default::default(),
+                warm_again: Default::default(),
             }),
         }
     }
@@ -154,26 +162,45 @@ impl PluginCache {
         )
     }
 
-    /// Load every installed plugin in the background, one at a time (compiling those
-    /// the disk cache does not hold), so first runs after a start or an upgrade do not
-    /// wait for a compile. A run that needs one meanwhile waits on its gate.
+    /// Load the installed plugins not loaded yet in the background, one at a time
+    /// (compiling those the disk cache does not hold), so first runs after a start or an
+    /// upgrade do not wait for a compile. A run that needs one meanwhile waits on its
+    /// gate. One warm-up runs at a time; a call while one runs asks it for another pass.
     pub fn warm(&self) {
+        use std::sync::atomic::Ordering::SeqCst;
+        self.inner.warm_again.store(true, SeqCst);
+        if self.inner.warming.swap(true, SeqCst) {
+            return; // the running warm-up makes another pass
+        }
         let cache = self.clone();
         tokio::spawn(async move {
-            let records = match cache.inner.store.plugins() {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!("warming plugins: listing them failed: {e}");
-                    return;
-                }
-            };
             let started = std::time::Instant::now();
             let (mut compiled, mut loaded) = (0usize, 0usize);
-            for record in records {
-                match cache.load_counted(&record).await {
-                    Ok((_, true)) => compiled += 1,
-                    Ok((_, false)) => loaded += 1,
-                    Err(e) => tracing::warn!(plugin = %record.name, "warming plugin failed: {e}"),
+            loop {
+                cache.inner.warm_again.store(false, SeqCst);
+                match cache.inner.store.plugins() {
+                    Ok(records) => {
+                        for record in records {
+                            if cache.lock().entries.contains_key(&record.digest)
+                                || cache.failure(&record.digest).is_some()
+                            {
+                                continue; // loaded (its place in the LRU kept), or known bad
+                            }
+                            match cache.load_counted(&record).await {
+                                Ok((_, true)) => compiled += 1,
+                                Ok((_, false)) => loaded += 1,
+                                Err(e) => tracing::warn!(plugin = %record.name, "warming plugin failed: {e}"),
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!("warming plugins: listing them failed: {e}"),
+                }
+                if !cache.inner.warm_again.load(SeqCst) {
+                    cache.inner.warming.store(false, SeqCst);
+                    // A call between the check and the store would have seen `warming`.
+                    if !cache.inner.warm_again.load(SeqCst) || cache.inner.warming.swap(true, SeqCst) {
+                        break;
+                    }
                 }
             }
             tracing::info!(
@@ -183,6 +210,16 @@ impl PluginCache {
                 "plugins warmed"
             );
         });
+    }
+
+    /// Why the component of `digest` failed to load, if it did.
+    fn failure(&self, digest: &str) -> Option<String> {
+        self.inner
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(digest)
+            .cloned()
     }
 
     /// The compiled plugin of `record`, loading (and caching by digest) on first use.
@@ -204,8 +241,28 @@ impl PluginCache {
             .or_default()
             .clone();
         let _loading = gate.lock().await;
+        let result = self.load_gated(record).await;
+        // The gate is dropped once nobody else holds it (this map and this call only):
+        // a caller that comes later makes a new one and finds the plugin loaded.
+        let mut gates = self.inner.loading.lock().unwrap_or_else(|e| e.into_inner());
+        if gates
+            .get(&record.digest)
+            .is_some_and(|g| Arc::strong_count(g) <= 2)
+        {
+            gates.remove(&record.digest);
+        }
+        drop(gates);
+        drop(_loading);
+        result
+    }
+
+    /// The load itself, under the digest's gate.
+    async fn load_gated(&self, record: &PluginRecord) -> Result<(Arc<Plugin>, bool), String> {
         if let Some(p) = self.lock().get(&record.digest) {
             return Ok((p, false)); // loaded while this one waited
+        }
+        if let Some(why) = self.failure(&record.digest) {
+            return Err(why);
         }
         let bytes = self
             .inner
@@ -214,10 +271,23 @@ impl PluginCache {
             .map_err(|e| e.to_string())?
             .ok_or_else(|| format!("component bytes of plugin {:?} are missing", record.name))?;
         let runtime = self.inner.runtime.clone();
-        let plugin = tokio::task::spawn_blocking(move || runtime.load(&bytes))
+        let plugin = match tokio::task::spawn_blocking(move || runtime.load(&bytes))
             .await
             .map_err(|e| format!("loading plugin: {e}"))?
-            .map_err(|e| e.to_string())?;
+        {
+            Ok(p) => p,
+            Err(e) => {
+                // The component itself is refused (invalid, or over the pool's limits):
+                // remembered, so it is not compiled again for every run.
+                let why = format!("plugin {:?} does not load: {e}", record.name);
+                self.inner
+                    .failed
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(record.digest.clone(), why.clone());
+                return Err(why);
+            }
+        };
         let compiled = plugin.cache != sundial_runtime::CacheOutcome::Hit;
         let counter = if compiled {
             &self.inner.compiled

@@ -63,6 +63,14 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
         bundled,
     } = new;
     sundial_core::task::validate_name("name", &name)?;
+    // A taken name is refused before the compile (the insert checks again).
+    if state.store.plugin(&name)?.is_some() {
+        return Err(ApiError {
+            status: StatusCode::CONFLICT,
+            code: "conflict",
+            message: format!("plugin {name:?} already exists"),
+        });
+    }
     grants
         .validate()
         .map_err(|e| ApiError::bad_request(format!("grants.{e}")))?;
@@ -173,12 +181,23 @@ impl axum::extract::FromRequest<AppState> for Upload {
     type Rejection = ApiError;
 
     async fn from_request(req: axum::extract::Request, state: &AppState) -> ApiResult<Upload> {
-        let wasm = req
-            .headers()
-            .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|ct| ct.trim_start().starts_with("application/wasm"));
-        if !wasm {
+        let media = req.headers().get(axum::http::header::CONTENT_TYPE).map(|v| {
+            let text = v.to_str().unwrap_or_default();
+            text.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+        match media.as_deref() {
+            None | Some("application/json" | "application/wasm") => {}
+            Some(other) => {
+                return Err(ApiError::media_type(format!(
+                    "expected application/json (base64 in wasm_base64) or application/wasm (the component itself), got {other:?}"
+                )));
+            }
+        }
+        if media.as_deref() != Some("application/wasm") {
             let JsonBody(r) =
                 JsonBody::<InstallRequest, MAX_PLUGIN_BODY_BYTES>::from_request(req, state).await?;
             return Ok(Upload::Json(r));
@@ -186,7 +205,7 @@ impl axum::extract::FromRequest<AppState> for Upload {
         let axum::extract::Query(q) = axum::extract::Query::<WasmQuery>::try_from_uri(req.uri())
             .map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
         let (_, body) = crate::extract::body_bytes(req, MAX_PLUGIN_WASM_BYTES).await?;
-        Ok(Upload::Wasm(q, body.to_vec()))
+        Ok(Upload::Wasm(q, Vec::from(body)))
     }
 }
 

@@ -32,7 +32,8 @@ pub(crate) enum PluginCommand {
     /// Install a component on the daemon (validated and compiled before it is accepted).
     ///
     /// With no FILE, installs the plugin project in this folder: its built component,
-    /// under its name, with its manifest's grants and limits (flags override them).
+    /// under its name, with its manifest's grants and limits (flags add grants and
+    /// override limits).
     Install(InstallArgs),
     /// List the daemon's plugins.
     List,

@@ -40,7 +40,10 @@ try:  # present only inside a component build
     import wit_world
     from componentize_py_types import Err
     from wit_world.imports import host as _host
-    from wit_world.imports import sundial_plugin_types as _types
+    try:  # the action world: told apart from wasi:http's `types`
+        from wit_world.imports import sundial_plugin_types as _types
+    except ImportError:  # the formatter world has only Sundial's `types`
+        from wit_world.imports import types as _types  # type: ignore[no-redef]
 except ImportError:  # imported by an editor or a type checker
     wit_world = None  # type: ignore[assignment]
     _host = None  # type: ignore[assignment]
@@ -190,7 +193,7 @@ class _Log:
         self._write("error", message)
 
     def __call__(self, message: str, level: str = "info") -> None:
-        self._write(level, message)
+        self._write({"warning": "warn", "critical": "error", "fatal": "error"}.get(level.lower(), level), message)
 
 
 log = _Log()
@@ -223,7 +226,7 @@ class _Kv:
         _host_call(_host.kv_set, key, data)
 
     def set_json(self, key: str, value: Any) -> None:
-        self.set(key, json.dumps(value))
+        self.set(key, json.dumps(value, separators=(",", ":"), allow_nan=False))
 
     def delete(self, key: str) -> None:
         _host_call(_host.kv_delete, key)
@@ -240,7 +243,7 @@ def secret(name: str) -> Optional[str]:
 def emit_event(kind: str, data: Any = None, subject: Optional[str] = None) -> None:
     """Emit an event of type ``kind`` (needs the ``emit-events`` grant); ``data`` is
     serialised as JSON. Raises :class:`HostError` when refused."""
-    _host_call(_host.emit_event, kind, subject, json.dumps(data, separators=(",", ":")))
+    _host_call(_host.emit_event, kind, subject, json.dumps(data, separators=(",", ":"), allow_nan=False))
 
 
 # ---------------------------------------------------------------------------------------
@@ -334,13 +337,19 @@ def action(fn: Callable[..., Any]) -> Callable[..., Any]:
                     event=_event(inv.event),
                 )
                 out = fn(params, ctx) if arity >= 2 else fn(params)
-                return json.dumps(out, separators=(",", ":"))
+                return json.dumps(out, separators=(",", ":"), allow_nan=False)
             except PluginError as e:
                 raise fail(e.kind, str(e)) from None
-            except (Err, MemoryError):
+            except MemoryError:
                 # Out of memory: let the instance die so the host reports `memory_limit`.
                 raise
+            except Err as e:
+                # A host call's own error (mail, raw wasi:http) that nobody caught.
+                log.error(_trace(e))
+                raise fail("failed", f"host call failed: {e.value}") from None
             except Exception as e:  # a bug or an unexpected failure: the run fails
+                if getattr(e, "retryable", False) is True:  # sundial.http.HttpError
+                    raise fail("retryable", str(e)) from None
                 log.error(_trace(e))
                 raise fail("failed", f"{type(e).__name__}: {e}") from None
 
@@ -372,13 +381,20 @@ def formatter(fn: Callable[[Delivery], Any]) -> Callable[[Delivery], Any]:
                     template=d.template,
                 )
                 out = fn(delivery)
+                if out is None:
+                    raise ValueError("the formatter returned nothing")
                 if not isinstance(out, Body):
                     if isinstance(out, str):
                         out = Body("text/plain; charset=utf-8", out)
+                    elif isinstance(out, (bytes, bytearray)):
+                        out = Body("application/octet-stream", bytes(out))
                     else:
-                        out = Body("application/json", json.dumps(out))
+                        out = Body("application/json", json.dumps(out, separators=(",", ":"), allow_nan=False))
                 body = out.body.encode("utf-8") if isinstance(out.body, str) else bytes(out.body)
-                return t.HttpBody(out.content_type, body, [(k, v) for k, v in out.headers])
+                headers = out.headers.items() if isinstance(out.headers, dict) else out.headers
+                return t.HttpBody(str(out.content_type), body, [(str(k), str(v)) for k, v in headers])
+            except MemoryError:
+                raise
             except Err:
                 raise
             except Exception as e:

@@ -135,8 +135,11 @@ def request(
     options = t.RequestOptions()
     if timeout is not None:
         ns = int(timeout * 1_000_000_000)
-        options.set_connect_timeout(ns)
-        options.set_first_byte_timeout(ns)
+        try:
+            options.set_connect_timeout(ns)
+            options.set_first_byte_timeout(ns)
+        except Err:
+            raise HttpError(f"timeout {timeout!r} is not accepted", False) from None
 
     out_body = req.body()
     try:

@@ -82,6 +82,27 @@ impl Manifest {
         m.limits
             .validate()
             .map_err(|e| format!("{}: limits.{e}", path.display()))?;
+        // Paths stay inside the project, and nothing passed to a tool reads as an option.
+        if let Some(out) = &m.plugin.output
+            && (out.is_absolute()
+                || out
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir)))
+        {
+            return Err(format!(
+                "{}: plugin.output {:?} must be a path inside the project",
+                path.display(),
+                out.display()
+            ));
+        }
+        if let Some(entry) = &m.plugin.entry
+            && (entry.is_empty() || entry.starts_with('-') || entry.contains(".."))
+        {
+            return Err(format!(
+                "{}: plugin.entry {entry:?} must name a module or file inside the project",
+                path.display()
+            ));
+        }
         Ok(m)
     }
 
@@ -200,7 +221,9 @@ fn write(path: &Path, text: &str) -> Result<(), String> {
 
 /// `sundial plugin build`.
 pub(crate) fn build(args: BuildArgs) -> Result<u8, (u8, String)> {
-    let dir = &args.dir;
+    // Absolute: the tools run with the project as their working directory.
+    let dir = &std::path::absolute(&args.dir)
+        .map_err(|e| (super::EXIT_USAGE, format!("{}: {e}", args.dir.display())))?;
     let manifest = Manifest::load(dir).map_err(|e| (super::EXIT_USAGE, e))?;
     write_support(dir, manifest.plugin.language).map_err(|e| (super::EXIT_USAGE, e))?;
     let output = manifest.output(dir);

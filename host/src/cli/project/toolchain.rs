@@ -44,7 +44,15 @@ fn run(cmd: &mut Command, what: &str) -> Result<(), String> {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    let tail: Vec<&str> = text.lines().rev().take(40).collect();
+    // Without the backtrace frames some tools print (`  12: symbol`, `at file:line`),
+    // which would push the error itself out of the tail.
+    let frame = |l: &&str| {
+        let t = l.trim_start();
+        t.starts_with("at ")
+            || t.split_once(": ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let tail: Vec<&str> = text.lines().filter(|l| !frame(l)).rev().take(40).collect();
     let tail: Vec<&str> = tail.into_iter().rev().collect();
     Err(format!("{what} failed ({}):\n{}", out.status, tail.join("\n")))
 }
@@ -83,6 +91,8 @@ impl Toolchains {
             })
             .or_else(|| std::env::var_os("HOME").map(|d| PathBuf::from(d).join(".cache/sundial/toolchains")))
             .unwrap_or_else(|| PathBuf::from(".sundial/toolchains"));
+        // Absolute: the tools run with the project as their working directory.
+        let dir = std::path::absolute(&dir).unwrap_or(dir);
         Toolchains { dir }
     }
 
@@ -106,7 +116,7 @@ impl Toolchains {
         let _ = std::fs::remove_dir_all(&venv);
         run(
             Command::new(&python).args(["-m", "venv"]).arg(&venv),
-            &format!("{python} -m venv (Python 3.10 or later with venv is needed)"),
+            &format!("{python} -m venv (Python 3.11 or later with venv is needed)"),
         )?;
         run(
             Command::new(venv.join("bin/pip")).args([
@@ -182,21 +192,20 @@ impl Toolchains {
             "jco componentize {JCO}: {entry} -> {}",
             output.display()
         ));
-        run(
-            Command::new(bin.join("jco"))
-                .current_dir(dir)
-                .args([
-                    "componentize",
-                    bundle,
-                    "--wit",
-                    ".sundial/wit",
-                    "-n",
-                    m.plugin.world.as_str(),
-                    "-o",
-                ])
-                .arg(absolute(output)?),
-            "jco componentize",
-        )
+        let mut jco = Command::new(bin.join("jco"));
+        jco.current_dir(dir).args([
+            "componentize",
+            bundle,
+            "--wit",
+            ".sundial/wit",
+            "-n",
+            m.plugin.world.as_str(),
+        ]);
+        if m.plugin.world == sundial_core::plugin::World::Formatter {
+            // The engine's fetch imports wasi:http, which formatters are not given.
+            jco.args(["--disable", "http", "fetch-event"]);
+        }
+        run(jco.arg("-o").arg(absolute(output)?), "jco componentize")
     }
 
     /// Build a Rust project with cargo for wasm32-wasip2.
