@@ -455,7 +455,12 @@ impl Deliverer {
             .plugin(&spec.formatter)
             .map_err(|e| Failure::Transient(e.to_string()))?
             .ok_or_else(|| final_err("not installed".into()))?;
-        let plugin = self.inner.plugins.load(&record).await.map_err(final_err)?;
+        let plugin = self.inner.plugins.load(&record).await.map_err(|e| match e {
+            crate::plugins::LoadFailure::Refused(m) => final_err(m),
+            crate::plugins::LoadFailure::Unavailable(m) => {
+                Failure::Transient(format!("formatter {:?}: {m}", spec.formatter))
+            }
+        })?;
         let identity = Arc::new(PluginIdentity {
             name: record.name.clone(),
             grants: record.grants.clone(),

@@ -26,6 +26,18 @@ use sundial_store::SharedStore;
 /// plugins, or hundreds of Rust ones).
 pub const DEFAULT_CAPACITY_BYTES: usize = 1 << 30;
 
+/// Why a plugin could not be loaded.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadFailure {
+    /// The component is refused (invalid, over the pool's limits, its bytes missing):
+    /// trying again cannot help.
+    #[error("{0}")]
+    Refused(String),
+    /// Reading it failed (the store), which may pass: worth trying again later.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
 /// The cache (cheap to clone).
 #[derive(Clone)]
 pub struct PluginCache {
@@ -223,12 +235,12 @@ impl PluginCache {
     }
 
     /// The compiled plugin of `record`, loading (and caching by digest) on first use.
-    pub async fn load(&self, record: &PluginRecord) -> Result<Arc<Plugin>, String> {
+    pub async fn load(&self, record: &PluginRecord) -> Result<Arc<Plugin>, LoadFailure> {
         self.load_counted(record).await.map(|(p, _)| p)
     }
 
     /// [`load`](Self::load), also saying whether this call compiled the component.
-    async fn load_counted(&self, record: &PluginRecord) -> Result<(Arc<Plugin>, bool), String> {
+    async fn load_counted(&self, record: &PluginRecord) -> Result<(Arc<Plugin>, bool), LoadFailure> {
         if let Some(p) = self.lock().get(&record.digest) {
             return Ok((p, false));
         }
@@ -257,23 +269,25 @@ impl PluginCache {
     }
 
     /// The load itself, under the digest's gate.
-    async fn load_gated(&self, record: &PluginRecord) -> Result<(Arc<Plugin>, bool), String> {
+    async fn load_gated(&self, record: &PluginRecord) -> Result<(Arc<Plugin>, bool), LoadFailure> {
         if let Some(p) = self.lock().get(&record.digest) {
             return Ok((p, false)); // loaded while this one waited
         }
         if let Some(why) = self.failure(&record.digest) {
-            return Err(why);
+            return Err(LoadFailure::Refused(why));
         }
         let bytes = self
             .inner
             .store
             .plugin_bytes(record)
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| format!("component bytes of plugin {:?} are missing", record.name))?;
+            .map_err(|e| LoadFailure::Unavailable(format!("reading plugin {:?}: {e}", record.name)))?
+            .ok_or_else(|| {
+                LoadFailure::Refused(format!("component bytes of plugin {:?} are missing", record.name))
+            })?;
         let runtime = self.inner.runtime.clone();
         let plugin = match tokio::task::spawn_blocking(move || runtime.load(&bytes))
             .await
-            .map_err(|e| format!("loading plugin: {e}"))?
+            .map_err(|e| LoadFailure::Unavailable(format!("loading plugin: {e}")))?
         {
             Ok(p) => p,
             Err(e) => {
@@ -285,7 +299,7 @@ impl PluginCache {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .insert(record.digest.clone(), why.clone());
-                return Err(why);
+                return Err(LoadFailure::Refused(why));
             }
         };
         let compiled = plugin.cache != sundial_runtime::CacheOutcome::Hit;

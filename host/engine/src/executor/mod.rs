@@ -472,7 +472,8 @@ impl Executor {
                     .plugins
                     .load(&record)
                     .await
-                    .map(|p| (task.clone(), record, p)),
+                    .map(|p| (task.clone(), record, p))
+                    .map_err(|e| e.to_string()),
             },
         };
         let (task, record, plugin) = match prepared {
