@@ -9,7 +9,8 @@
 //!   of MB); past `capacity_bytes` the least recently used are dropped (a run holding
 //!   one keeps it alive until it ends) and are loaded again from the disk cache.
 //! - **Warm**: installing puts the compiled plugin here directly, and [`warm`]
-//!   (at start) loads every installed plugin in the background, compiling those whose
+//!   (at start) loads the installed plugins in the background until `capacity_bytes` is
+//!   reached, compiling those whose
 //!   disk cache entry is missing or stale (an upgrade changes the engine's
 //!   fingerprint), so no first run stalls on a compile.
 //!
@@ -193,6 +194,13 @@ impl PluginCache {
                 match cache.inner.store.plugins() {
                     Ok(records) => {
                         for record in records {
+                            let full = {
+                                let lru = cache.lock();
+                                lru.bytes >= lru.capacity
+                            };
+                            if full {
+                                break; // warming more would only evict what is loaded
+                            }
                             if cache.lock().entries.contains_key(&record.digest)
                                 || cache.failure(&record.digest).is_some()
                             {
