@@ -7,7 +7,8 @@
 //!   then the first run (`POST /v1/tasks/T/run?wait=true`), then `ROUNDS` more runs
 //!   end to end; the daemon's RSS with the three installed and run;
 //! - on the runtime alone (the daemon's engine configuration): `ROUNDS` warm
-//!   instantiate + call + drop, p50 and p99, and the run's peak linear memory.
+//!   instantiate + call + drop, p50 and p99, and the run's peak linear memory; then
+//!   `ROUNDS` runs with `limits.runs_per_instance` 100 (an instance kept between runs).
 //!
 //! ```sh
 //! cargo build --release -p sundial && cargo build --release -p sundial-tests --examples
@@ -50,6 +51,9 @@ fn build(dir: &Path, lang: &str) -> PathBuf {
     project.join(format!("build/{name}.wasm"))
 }
 
+/// `limits.runs_per_instance` of the kept-instance figures.
+const KEPT_RUNS: u32 = 100;
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
     sorted[i].as_secs_f64() * 1000.0
@@ -83,9 +87,9 @@ fn main() {
     let tokio = tokio::runtime::Runtime::new().unwrap();
     println!("rounds: {rounds}");
     println!(
-        "| | size | compile (no cache) | warm call p50 | warm call p99 | peak linear memory | compiled code |"
+        "| | size | compile (no cache) | fresh instance p50 | p99 | instance kept ({KEPT_RUNS} runs) p50 | p99 | peak linear memory | compiled code |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (lang, wasm) in &built {
         let bytes = std::fs::read(wasm).unwrap();
         let started = Instant::now();
@@ -97,31 +101,42 @@ fn main() {
         });
         let services = Arc::new(MemoryServices::default());
         let inv = Invocation::manual("bench", json!({"name": "Ada"}));
-        let mut times = Vec::with_capacity(rounds);
-        let mut peak = 0;
-        for i in 0..rounds + 50 {
-            let started = Instant::now();
-            let report = tokio.block_on(runtime.run_action(
-                &plugin,
-                identity.clone(),
-                &limits,
-                services.clone(),
-                &inv,
-            ));
-            let took = started.elapsed();
-            assert!(report.result.is_ok(), "{lang}: {:?}", report.result);
-            peak = peak.max(report.resources.peak_memory_bytes);
-            if i >= 50 {
-                times.push(took); // the first 50 warm the pool's slots
+        // `rounds` runs after 50 that warm the pool's slots: (sorted times, peak memory).
+        let measure = |limits: &Limits| {
+            let mut times = Vec::with_capacity(rounds);
+            let mut peak = 0;
+            for i in 0..rounds + 50 {
+                let started = Instant::now();
+                let report = tokio.block_on(runtime.run_action(
+                    &plugin,
+                    identity.clone(),
+                    limits,
+                    services.clone(),
+                    &inv,
+                ));
+                let took = started.elapsed();
+                assert!(report.result.is_ok(), "{lang}: {:?}", report.result);
+                peak = peak.max(report.resources.peak_memory_bytes);
+                if i >= 50 {
+                    times.push(took);
+                }
             }
-        }
-        times.sort();
+            times.sort();
+            (times, peak)
+        };
+        let (fresh, peak) = measure(&limits);
+        let (kept, _) = measure(&Limits {
+            runs_per_instance: KEPT_RUNS,
+            ..limits
+        });
         println!(
-            "| {lang} | {:.2} MB | {:.2} s | {:.3} ms | {:.3} ms | {:.1} MiB | {:.1} MB |",
+            "| {lang} | {:.2} MB | {:.2} s | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:.1} MiB | {:.1} MB |",
             bytes.len() as f64 / 1e6,
             compile.as_secs_f64(),
-            percentile(&times, 0.5),
-            percentile(&times, 0.99),
+            percentile(&fresh, 0.5),
+            percentile(&fresh, 0.99),
+            percentile(&kept, 0.5),
+            percentile(&kept, 0.99),
             peak as f64 / MIB as f64,
             plugin.code_bytes as f64 / 1e6
         );

@@ -82,6 +82,13 @@ fn raw_wasm_upload_installs_and_bad_ones_get_precise_errors() {
             "limits.memory_bytes",
         ),
         (
+            "name=x&limits=%7B%22runs_per_instance%22%3A0%7D",
+            "application/wasm",
+            &bytes,
+            400,
+            "limits.runs_per_instance",
+        ),
+        (
             "name=x&limits=%7B%22surprise%22%3A1%7D",
             "application/wasm",
             &bytes,
@@ -203,4 +210,41 @@ fn loaded_plugins_stay_under_plugin_memory() {
         .err()
         .unwrap_or_default();
     assert!(e.contains("plugin_memory"), "{e}");
+}
+
+/// `limits.runs_per_instance` through the API: the daemon keeps the plugin's instance
+/// for that many runs (its memory shows it), a task's own runs included, and a run
+/// record says when its instance was kept.
+#[test]
+fn a_plugin_installed_with_runs_per_instance_keeps_its_instance_that_long() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    let bytes = std::fs::read(wasm("sundial-fixture-hostile")).unwrap();
+    let (status, p) = upload(
+        &d,
+        "name=counter&limits=%7B%22runs_per_instance%22%3A3%7D",
+        "application/wasm",
+        &bytes,
+    );
+    assert_eq!(status, 201, "{p}");
+    assert_eq!(p["limits"]["runs_per_instance"], 3, "{p}");
+    d.create(
+        "/v1/tasks",
+        json!({"name": "count", "plugin": "counter", "params": {"mode": "count"}}),
+    );
+    let mut seen = Vec::new();
+    for _ in 0..4 {
+        let run = d.run_wait("count", json!({"mode": "count"}));
+        assert_eq!(run["status"], "succeeded", "{run}");
+        seen.push((
+            run["output"]["count"].as_u64().unwrap_or(0),
+            run["resources"]["reused_instance"].as_bool().unwrap_or(false),
+        ));
+    }
+    assert_eq!(seen, [(1, false), (2, true), (3, true), (1, false)]);
+    // A trap drops the instance: the next run starts again at 1.
+    let run = d.run_wait("count", json!({"mode": "trap"}));
+    assert_eq!(run["status"], "failed", "{run}");
+    let run = d.run_wait("count", json!({"mode": "count"}));
+    assert_eq!(run["output"]["count"], 1, "{run}");
 }

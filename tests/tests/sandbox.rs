@@ -451,3 +451,211 @@ async fn a_plugin_built_against_the_0_1_0_contract_still_runs() {
     let report = run(&rt, &plugin, grants, Limits::default(), json!({"fail": true})).await;
     assert_eq!(report.result.unwrap_err().kind(), "invalid_params");
 }
+
+/// A runtime of its own, so no other test's runs share its kept instances.
+fn own_runtime() -> Runtime {
+    Runtime::new(sundial_runtime::RuntimeConfig {
+        max_instances: 8,
+        ..sundial_runtime::RuntimeConfig::default()
+    })
+    .expect("runtime")
+}
+
+fn reusing(runs: u32) -> Limits {
+    Limits {
+        runs_per_instance: runs,
+        ..Limits::default()
+    }
+}
+
+/// `count` on the hostile fixture: (the instance's count, whether it was kept).
+async fn count(rt: &Runtime, plugin: &sundial_runtime::Plugin, limits: Limits) -> (u64, bool) {
+    let report = run(rt, plugin, Grants::default(), limits, json!({"mode": "count"})).await;
+    let reused = report.resources.reused_instance;
+    let out = report.result.expect("count runs");
+    (out["count"].as_u64().expect("a count"), reused)
+}
+
+#[tokio::test]
+async fn every_run_gets_a_fresh_instance_by_default() {
+    let rt = own_runtime();
+    let plugin = load(&rt, "sundial-fixture-hostile");
+    for _ in 0..3 {
+        assert_eq!(count(&rt, &plugin, Limits::default()).await, (1, false));
+    }
+    assert_eq!(
+        rt.idle_instances(),
+        0,
+        "nothing is kept without runs_per_instance"
+    );
+}
+
+#[tokio::test]
+async fn an_instance_serves_at_most_runs_per_instance_runs() {
+    let rt = own_runtime();
+    let plugin = load(&rt, "sundial-fixture-hostile");
+    let mut seen = Vec::new();
+    for _ in 0..7 {
+        seen.push(count(&rt, &plugin, reusing(3)).await);
+    }
+    assert_eq!(
+        seen,
+        [
+            (1, false),
+            (2, true),
+            (3, true),
+            (1, false),
+            (2, true),
+            (3, true),
+            (1, false)
+        ]
+    );
+    assert_eq!(rt.idle_instances(), 1);
+    assert_eq!(rt.drop_idle_instances(), 1);
+    assert_eq!(count(&rt, &plugin, reusing(3)).await, (1, false));
+}
+
+#[tokio::test]
+async fn an_instance_that_trapped_ran_out_or_timed_out_is_not_reused() {
+    let rt = own_runtime();
+    let plugin = load(&rt, "sundial-fixture-hostile");
+    let limits = Limits {
+        timeout_ms: 500,
+        memory_bytes: 16 * MIB,
+        ..reusing(100)
+    };
+    for (mode, kind) in [
+        ("trap", "trap"),
+        ("panic", "trap"),
+        ("loop", "timeout"),
+        ("membomb", "memory_limit"),
+    ] {
+        assert_eq!(count(&rt, &plugin, limits).await.0, 1, "before {mode}");
+        assert_eq!(count(&rt, &plugin, limits).await, (2, true), "before {mode}");
+        let report = run(&rt, &plugin, Grants::default(), limits, json!({"mode": mode})).await;
+        assert!(
+            report.resources.reused_instance,
+            "{mode} ran on the kept instance"
+        );
+        error_message(&report, kind);
+        assert_eq!(rt.idle_instances(), 0, "after {mode}");
+        assert_eq!(count(&rt, &plugin, limits).await, (1, false), "after {mode}");
+        rt.drop_idle_instances();
+    }
+    // An error the plugin returns is a clean return: the instance is kept.
+    assert_eq!(count(&rt, &plugin, limits).await, (1, false));
+    let report = run(&rt, &plugin, Grants::default(), limits, json!({"mode": "fail"})).await;
+    error_message(&report, "failed");
+    assert_eq!(count(&rt, &plugin, limits).await, (2, true));
+}
+
+#[tokio::test]
+async fn an_instance_is_kept_only_for_the_same_plugin_grants_and_a_memory_cap_it_fits() {
+    let rt = own_runtime();
+    let plugin = load(&rt, "sundial-fixture-hostile");
+    assert_eq!(count(&rt, &plugin, reusing(100)).await, (1, false));
+    // Other grants: another identity, a fresh instance (the first stays idle).
+    let granted = Grants {
+        kv: true,
+        ..Grants::default()
+    };
+    let report = run(
+        &rt,
+        &plugin,
+        granted.clone(),
+        reusing(100),
+        json!({"mode": "count"}),
+    )
+    .await;
+    assert_eq!(report.result.unwrap()["count"], 1);
+    assert!(!report.resources.reused_instance);
+    let report = run(&rt, &plugin, granted, reusing(100), json!({"mode": "count"})).await;
+    assert_eq!(report.result.unwrap()["count"], 2);
+    // Back to no grants: the first instance again.
+    assert_eq!(count(&rt, &plugin, reusing(100)).await, (2, true));
+    // Grow the kept instance's memory past 4 MiB, then cap a run at 2 MiB: the kept
+    // instance does not fit, a fresh one does.
+    let big = Limits {
+        max_output_bytes: 8 << 20,
+        ..reusing(100)
+    };
+    let flood = json!({"mode": "flood", "lines": 0, "output_bytes": 4 << 20});
+    let report = run(&rt, &plugin, Grants::default(), big, flood).await;
+    assert!(report.resources.reused_instance && report.result.is_ok());
+    assert!(
+        report.resources.peak_memory_bytes > 4 << 20,
+        "{:?}",
+        report.resources
+    );
+    let small = Limits {
+        memory_bytes: 2 << 20,
+        ..reusing(100)
+    };
+    assert_eq!(count(&rt, &plugin, small).await, (1, false));
+    // The most recently used instance that fits goes first: the fresh one.
+    assert_eq!(count(&rt, &plugin, reusing(100)).await, (2, true));
+    // Another component: never an instance of this one.
+    let echo = load(&rt, "sundial-plugin-echo");
+    let report = run(&rt, &echo, Grants::default(), reusing(100), json!({"a": 1})).await;
+    assert!(!report.resources.reused_instance);
+    assert_eq!(report.result.unwrap()["params"], json!({"a": 1}));
+}
+
+#[tokio::test]
+async fn a_kept_instance_logs_into_the_current_run_and_earlier_secrets_stay_redacted() {
+    let rt = own_runtime();
+    let plugin = load(&rt, "sundial-fixture-hostile");
+    let grants = Grants {
+        secrets: vec!["token".into()],
+        ..Grants::default()
+    };
+    let first = run(
+        &rt,
+        &plugin,
+        grants.clone(),
+        reusing(10),
+        json!({"mode": "print", "text": "first run"}),
+    )
+    .await;
+    assert!(first.result.is_ok());
+    let second = run(
+        &rt,
+        &plugin,
+        grants.clone(),
+        reusing(10),
+        json!({"mode": "print", "text": "second run"}),
+    )
+    .await;
+    assert!(second.resources.reused_instance);
+    let lines = |r: &RunReport<Value>| r.log.lines.iter().map(|l| l.message.clone()).collect::<Vec<_>>();
+    assert_eq!(lines(&first), ["first run", "first run"], "{first:#?}");
+    assert_eq!(lines(&second), ["second run", "second run"], "{second:#?}");
+
+    // One run reads the secret and keeps it; the next only prints what it kept.
+    let remember = run(
+        &rt,
+        &plugin,
+        grants.clone(),
+        reusing(10),
+        json!({"mode": "remember"}),
+    )
+    .await;
+    assert!(remember.resources.reused_instance && remember.result.is_ok());
+    let recall = run(&rt, &plugin, grants, reusing(10), json!({"mode": "recall"})).await;
+    assert!(recall.resources.reused_instance);
+    let text = format!("{:?} {:?}", recall.result, recall.log);
+    assert!(!text.contains("s3cret"), "a kept secret leaked: {text}");
+    assert_eq!(lines(&recall).len(), 2);
+    assert_eq!(recall.result.unwrap()["kept"], sundial_core::secret::REDACTED);
+}
+
+#[test]
+fn runs_per_instance_is_validated() {
+    for bad in [0, sundial_core::limits::MAX_RUNS_PER_INSTANCE + 1] {
+        let err = reusing(bad).validate().unwrap_err();
+        assert_eq!(err.field, "runs_per_instance", "{err}");
+    }
+    reusing(sundial_core::limits::MAX_RUNS_PER_INSTANCE)
+        .validate()
+        .unwrap();
+}

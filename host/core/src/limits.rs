@@ -53,6 +53,17 @@ pub struct Limits {
     /// [`MAX_BODY_CHUNK_BYTES`], this bounds what a run can hold in host memory.
     #[schemars(range(min = 32, max = 100_000))]
     pub max_resources: u32,
+    /// How many runs one instance of the plugin may serve. Default 1: every run gets a
+    /// fresh instance, so nothing a run leaves in the plugin's memory reaches the next.
+    /// Above 1, an instance that finished a run cleanly is kept (idle, at most
+    /// [`MAX_RUNS_PER_INSTANCE`] runs) and the next run of the same plugin, installed
+    /// under the same name with the same grants, calls it again instead of
+    /// instantiating: an interpreter plugin (Python, JavaScript) then skips its start-up
+    /// on each run, at the price of its globals living on between runs. An instance
+    /// whose run failed in the host's eyes (trap, timeout, memory cap, output refused)
+    /// is never reused.
+    #[schemars(range(min = 1, max = 100_000))]
+    pub runs_per_instance: u32,
 }
 
 /// Largest HTTP header map (names, values and per-entry overhead) a plugin may build:
@@ -75,6 +86,7 @@ impl Default for Limits {
             kv_max_bytes: 16 * MIB,
             max_connections: 16,
             max_resources: 256,
+            runs_per_instance: 1,
         }
     }
 }
@@ -83,6 +95,8 @@ impl Default for Limits {
 pub const MAX_MEMORY_BYTES: u64 = 4096 * MIB;
 /// Smallest memory cap that can run a Rust component at all.
 pub const MIN_MEMORY_BYTES: u64 = MIB;
+/// Most runs one instance may serve (`limits.runs_per_instance`).
+pub const MAX_RUNS_PER_INSTANCE: u32 = 100_000;
 /// Longest allowed run: 24 hours.
 pub const MAX_TIMEOUT_MS: u64 = 24 * 3600 * 1000;
 
@@ -148,6 +162,15 @@ impl Limits {
             return bad(
                 "max_resources",
                 format!("{} is outside 32..=100000", self.max_resources),
+            );
+        }
+        if !(1..=MAX_RUNS_PER_INSTANCE).contains(&self.runs_per_instance) {
+            return bad(
+                "runs_per_instance",
+                format!(
+                    "{} is outside 1..={MAX_RUNS_PER_INSTANCE}",
+                    self.runs_per_instance
+                ),
             );
         }
         Ok(())

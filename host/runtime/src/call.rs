@@ -6,7 +6,8 @@ use sundial_core::{limits, log};
 use crate::bindings::action::sundial::plugin::types as wit;
 use crate::outbound::OutboundHttp;
 use crate::outcome::{DeadlineExceeded, classify, preview, timeout_error};
-use crate::state::{Limiter, LogStream, RunState};
+use crate::state::{Limiter, LogStream, RunState, StdioLog};
+use crate::warm::{Live, Warm, WarmPool};
 use crate::*;
 use log::{Level, Origin, SharedLog};
 use serde_json::Value;
@@ -18,63 +19,89 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
 impl Runtime {
-    fn new_store(
-        &self,
-        identity: &Arc<PluginIdentity>,
-        limits: &Limits,
-        services: Arc<dyn HostServices>,
-        log: SharedLog,
-        contacted: Arc<Mutex<Vec<String>>>,
-        deadline: Instant,
-    ) -> Store<RunState> {
+    /// A fresh store for a run: deny-by-default WASI, bounded host resources, the
+    /// run's limits armed by [`Runtime::arm`].
+    fn new_store(&self, run: PerRun) -> Store<RunState> {
+        let stdio = StdioLog::new(run.log.clone());
         let mut wasi = WasiCtxBuilder::new();
         // Deny by default: no args, env, preopened dirs, sockets or name lookups.
         wasi.stdout(LogStream {
-            log: log.clone(),
+            log: stdio.clone(),
             origin: Origin::Stdout,
         })
         .stderr(LogStream {
-            log: log.clone(),
+            log: stdio.clone(),
             origin: Origin::Stderr,
         })
         .allow_tcp(false)
         .allow_udp(false)
         .allow_ip_name_lookup(false)
         .socket_addr_check(|_, _| Box::pin(async { false }));
-        // Host-side resources are bounded per run: how many (the table, and the
-        // guest's handles to them) and how large a header map may grow.
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(limits.max_resources as usize);
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(limits::MAX_FIELDS_BYTES);
         let state = RunState {
             wasi: wasi.build(),
-            table,
+            table: ResourceTable::new(),
             http,
-            hooks: OutboundHttp {
-                grants: Arc::new(identity.grants.clone()),
-                policy: self.inner.config.network.clone(),
-                log: log.clone(),
-                contacted,
-                run_connections: Arc::new(tokio::sync::Semaphore::new(limits.max_connections as usize)),
-                max_run_connections: limits.max_connections,
-                all_connections: self.inner.outbound.clone(),
-                max_all_connections: self.inner.config.max_outbound,
-            },
-            limiter: Limiter::new(limits.memory_bytes),
-            log,
-            plugin: identity.clone(),
-            services,
+            hooks: self.hooks(&run),
+            limiter: Limiter::new(run.limits.memory_bytes),
+            log: run.log.clone(),
+            stdio,
+            plugin: run.identity.clone(),
+            services: run.services.clone(),
             events: Vec::new(),
             secrets_read: Vec::new(),
         };
         let mut store = Store::new(&self.inner.engine, state);
         store.limiter(|s| &mut s.limiter);
-        store.set_max_component_handles(limits.max_resources as usize);
+        self.arm(&mut store, &run);
+        store
+    }
+
+    /// Point a store kept from an earlier run at this run: its log, services, HTTP
+    /// bookkeeping, memory cap, fuel and deadline. The instance's memory, its WASI
+    /// streams and the host resources it holds stay.
+    fn reuse_store(&self, store: &mut Store<RunState>, run: PerRun) {
+        let hooks = self.hooks(&run);
+        let state = store.data_mut();
+        state.stdio.set(run.log.clone());
+        state.log = run.log.clone();
+        state.hooks = hooks;
+        state.limiter.rearm(run.limits.memory_bytes);
+        state.plugin = run.identity.clone();
+        state.services = run.services.clone();
+        state.events.clear();
+        self.arm(store, &run);
+    }
+
+    /// Outbound HTTP bookkeeping for one run.
+    fn hooks(&self, run: &PerRun) -> OutboundHttp {
+        OutboundHttp {
+            grants: Arc::new(run.identity.grants.clone()),
+            policy: self.inner.config.network.clone(),
+            log: run.log.clone(),
+            contacted: run.contacted.clone(),
+            run_connections: Arc::new(tokio::sync::Semaphore::new(run.limits.max_connections as usize)),
+            max_run_connections: run.limits.max_connections,
+            all_connections: self.inner.outbound.clone(),
+            max_all_connections: self.inner.config.max_outbound,
+        }
+    }
+
+    /// The run's limits on a store: host resources, fuel and the deadline.
+    fn arm(&self, store: &mut Store<RunState>, run: &PerRun) {
+        // Host-side resources are bounded per run: how many (the table, and the
+        // guest's handles to them) and how large a header map may grow.
+        store
+            .data_mut()
+            .table
+            .set_max_capacity(run.limits.max_resources as usize);
+        store.set_max_component_handles(run.limits.max_resources as usize);
         if self.inner.config.fuel_metering {
             // Cannot fail: fuel metering is on in this engine.
-            let _ = store.set_fuel(limits.fuel.unwrap_or(u64::MAX));
+            let _ = store.set_fuel(run.limits.fuel.unwrap_or(u64::MAX));
         }
+        let deadline = run.deadline;
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {
@@ -83,7 +110,6 @@ impl Runtime {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
-        store
     }
 
     /// Run an action plugin once. Never panics on plugin behaviour.
@@ -208,23 +234,39 @@ impl Runtime {
                 resources: Resources::default(),
             };
         }
-        let mut store = self.new_store(
-            &identity,
+        let run = PerRun {
+            identity: &identity,
             limits,
-            services,
-            log.clone(),
-            contacted.clone(),
+            services: &services,
+            log: &log,
+            contacted: &contacted,
             deadline,
-        );
-        let call = call(&mut store, &plugin.pre, input);
+        };
+        let reuse = limits.runs_per_instance > 1;
+        let warm = match reuse {
+            true => self
+                .inner
+                .warm
+                .take(&plugin.digest, &identity, limits.memory_bytes),
+            false => None,
+        };
+        let reused_instance = warm.is_some();
+        let (mut store, live, runs) = match warm {
+            Some(mut w) => {
+                self.reuse_store(&mut w.store, run);
+                (w.store, Some(w.live), w.runs)
+            }
+            None => (self.new_store(run), None, 0),
+        };
+        let call = call(&mut store, &plugin.pre, live, input, &self.inner.warm);
         // The outer timeout also covers time blocked in host calls; a little slack
         // lets the epoch callback report guest-side timeouts itself.
         let outcome = tokio::time::timeout(limits.timeout() + Duration::from_millis(50), call).await;
         let duration = started.elapsed();
-        let result = match outcome {
-            Err(_elapsed) => Err(timeout_error(limits)),
-            Ok(Ok(out)) => Ok(out),
-            Ok(Err(e)) => Err(classify(&e, store.data(), limits, &log)),
+        let (result, live) = match outcome {
+            Err(_elapsed) => (Err(timeout_error(limits)), None),
+            Ok(Ok((out, live))) => (Ok(out), Some(live)),
+            Ok(Err(e)) => (Err(classify(&e, store.data(), limits, &log)), None),
         };
         if let Err(e) = &result {
             log.push(Level::Error, Origin::Host, &e.to_string());
@@ -235,14 +277,30 @@ impl Runtime {
         };
         let state = store.data_mut();
         let mut events = std::mem::take(&mut state.events);
-        let secrets = std::mem::take(&mut state.secrets_read);
+        // A kept instance may still hold the secrets an earlier run read: redact them all.
+        let secrets = state.secrets_read.clone();
         let resources = Resources {
             duration_us: duration.as_micros() as u64,
             peak_memory_bytes: state.limiter.peak as u64,
             fuel_consumed,
             hosts_contacted: contacted.lock().map(|c| c.clone()).unwrap_or_default(),
+            reused_instance,
         };
-        drop(store);
+        // Only an instance that returned normally, within its memory cap, is called
+        // again: after a trap, a timeout or a refused allocation its state is unknown.
+        let keep = live.filter(|_| reuse && runs + 1 < limits.runs_per_instance && !state.limiter.hit);
+        match keep {
+            Some(live) => {
+                // Idle, the store holds nothing of this run's.
+                let idle = SharedLog::new(0, 0);
+                state.stdio.set(idle.clone());
+                state.log = idle;
+                self.inner
+                    .warm
+                    .put(Warm::new(store, live, runs + 1, plugin.digest.clone()));
+            }
+            None => drop(store),
+        }
         let mut log = log.finish();
         let mut result = result;
         if !secrets.is_empty() {
@@ -309,18 +367,48 @@ enum Output {
     Formatter(Result<wit::HttpBody, String>),
 }
 
-async fn call(store: &mut Store<RunState>, pre: &Pre, input: Input<'_>) -> wasmtime::Result<Output> {
-    match (pre, input) {
-        (Pre::Action(pre), Input::Action(inv)) => {
-            let instance = pre.instantiate_async(&mut *store).await?;
-            Ok(Output::Action(instance.call_run(&mut *store, inv).await?))
-        }
-        (Pre::Formatter(pre), Input::Formatter(d)) => {
-            let instance = pre.instantiate_async(&mut *store).await?;
-            Ok(Output::Formatter(instance.call_format(&mut *store, d).await?))
-        }
+/// Call the plugin: on `live` when a kept instance is given, else on a new instance.
+/// Returns the instance with the output so it can be kept.
+async fn call(
+    store: &mut Store<RunState>,
+    pre: &Pre,
+    live: Option<Live>,
+    input: Input<'_>,
+    warm: &WarmPool,
+) -> wasmtime::Result<(Output, Live)> {
+    let live = match live {
+        Some(live) => live,
+        None => match instantiate(store, pre).await {
+            // Idle instances hold slots of the pooling allocator: when it is full, they
+            // go first.
+            Err(_) if warm.clear() > 0 => instantiate(store, pre).await?,
+            other => other?,
+        },
+    };
+    let out = match (&live, input) {
+        (Live::Action(a), Input::Action(inv)) => Output::Action(a.call_run(&mut *store, inv).await?),
+        (Live::Formatter(f), Input::Formatter(d)) => Output::Formatter(f.call_format(&mut *store, d).await?),
         _ => wasmtime::bail!("plugin world does not match the call"),
-    }
+    };
+    Ok((out, live))
+}
+
+async fn instantiate(store: &mut Store<RunState>, pre: &Pre) -> wasmtime::Result<Live> {
+    Ok(match pre {
+        Pre::Action(pre) => Live::Action(pre.instantiate_async(&mut *store).await?),
+        Pre::Formatter(pre) => Live::Formatter(pre.instantiate_async(&mut *store).await?),
+    })
+}
+
+/// What a store needs to know of the run it serves.
+#[derive(Clone, Copy)]
+struct PerRun<'a> {
+    identity: &'a Arc<PluginIdentity>,
+    limits: &'a Limits,
+    services: &'a Arc<dyn HostServices>,
+    log: &'a SharedLog,
+    contacted: &'a Arc<Mutex<Vec<String>>>,
+    deadline: Instant,
 }
 
 fn map_report<T>(report: RunReport<Output>, f: impl FnOnce(Output) -> Result<T, RunError>) -> RunReport<T> {

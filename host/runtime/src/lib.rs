@@ -19,6 +19,7 @@ mod outbound;
 mod outcome;
 pub mod services;
 pub mod state;
+mod warm;
 
 pub use cache::{CacheOutcome, digest};
 pub use services::{HostServices, MemoryServices};
@@ -65,6 +66,11 @@ pub struct RuntimeConfig {
     /// limits. The defaults fit the interpreter components componentize-py and
     /// ComponentizeJS build (see [`PoolLimits`]).
     pub pool: PoolLimits,
+    /// Most plugin instances kept idle between runs, all plugins together (only
+    /// plugins whose `limits.runs_per_instance` is above 1 leave any). Each holds a
+    /// slot of the pool and its memory; the oldest goes first, and none stays idle
+    /// longer than 60 s. Default 32, and never more than a quarter of `max_instances`.
+    pub max_idle_instances: u32,
 }
 
 /// Per-instance sizes of the pooling allocator. A component over one of them fails to
@@ -112,6 +118,7 @@ impl Default for RuntimeConfig {
             epoch_tick_ms: 10,
             max_outbound: DEFAULT_MAX_OUTBOUND,
             pool: PoolLimits::default(),
+            max_idle_instances: 32,
         }
     }
 }
@@ -168,6 +175,8 @@ struct Inner {
     stop_ticker: Arc<AtomicBool>,
     /// Outbound HTTP requests of every run together (`max_outbound` permits).
     outbound: Arc<tokio::sync::Semaphore>,
+    /// Instances kept between runs.
+    warm: Arc<warm::WarmPool>,
 }
 
 impl Drop for Inner {
@@ -235,18 +244,30 @@ impl Runtime {
         };
 
         let stop_ticker = Arc::new(AtomicBool::new(false));
+        // Idle instances count against the pool: never more than a quarter of it.
+        let max_idle = config.max_idle_instances.min(n / 4) as usize;
+        let warm = Arc::new(warm::WarmPool::new(max_idle));
         {
             let engine = engine.weak();
             let stop = stop_ticker.clone();
             let tick = Duration::from_millis(config.epoch_tick_ms.max(1));
+            let pool = Arc::downgrade(&warm);
             std::thread::Builder::new()
                 .name("sundial-epoch".into())
                 .spawn(move || {
+                    let mut last_sweep = std::time::Instant::now();
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(tick);
                         match engine.upgrade() {
                             Some(e) => e.increment_epoch(),
                             None => break,
+                        }
+                        // Once a second, drop instances idle too long.
+                        if last_sweep.elapsed() >= Duration::from_secs(1) {
+                            last_sweep = std::time::Instant::now();
+                            if let Some(pool) = pool.upgrade() {
+                                pool.expire();
+                            }
                         }
                     }
                 })
@@ -261,6 +282,7 @@ impl Runtime {
                 outbound: Arc::new(tokio::sync::Semaphore::new(config.max_outbound.max(1))),
                 config,
                 stop_ticker,
+                warm,
             }),
         })
     }
@@ -268,6 +290,17 @@ impl Runtime {
     /// Outbound HTTP requests plugin runs have open now (all runs together).
     pub fn outbound_in_use(&self) -> usize {
         self.inner.config.max_outbound.max(1) - self.inner.outbound.available_permits()
+    }
+
+    /// Plugin instances kept idle between runs now (`limits.runs_per_instance`).
+    pub fn idle_instances(&self) -> usize {
+        self.inner.warm.len()
+    }
+
+    /// Drop every instance kept idle between runs (for example after a plugin is
+    /// replaced); how many there were.
+    pub fn drop_idle_instances(&self) -> usize {
+        self.inner.warm.clear()
     }
 
     /// The wasmtime engine (for benchmarks and tools).

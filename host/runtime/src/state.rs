@@ -26,7 +26,7 @@ pub const MAX_EVENTS_PER_RUN: usize = 100;
 pub const MAX_EVENT_DATA_BYTES: usize = 256 * 1024;
 
 /// Identity and capabilities of the plugin a store runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PluginIdentity {
     /// Installed name (the key-value namespace and the event source).
     pub name: String,
@@ -51,6 +51,21 @@ impl Limiter {
             peak: 0,
             hit: false,
         }
+    }
+}
+
+impl Limiter {
+    /// Bytes of linear memory the store has now.
+    pub(crate) fn total(&self) -> usize {
+        self.total
+    }
+
+    /// Start a new run on a store kept from an earlier one: its memory stays, the
+    /// cap is the new run's, the peak starts at what it has.
+    pub(crate) fn rearm(&mut self, cap: u64) {
+        self.cap = usize::try_from(cap).unwrap_or(usize::MAX);
+        self.peak = self.total;
+        self.hit = false;
     }
 }
 
@@ -101,10 +116,14 @@ pub(crate) struct RunState {
     pub(crate) hooks: OutboundHttp,
     pub(crate) limiter: Limiter,
     pub(crate) log: SharedLog,
+    /// Where stdout and stderr go: the current run's log.
+    pub(crate) stdio: StdioLog,
     pub(crate) plugin: Arc<PluginIdentity>,
     pub(crate) services: Arc<dyn HostServices>,
     pub(crate) events: Vec<EmittedEvent>,
-    /// Secret values this run read: redacted from its log, errors, output and events.
+    /// Secret values this store's runs read, each once: redacted from the log, errors,
+    /// output and events of this run and of every later run of the same instance (which
+    /// may still hold them in memory).
     pub(crate) secrets_read: Vec<String>,
 }
 
@@ -221,7 +240,9 @@ impl wit_host::Host for RunState {
             return None;
         }
         let value = self.services.secret(&name).await;
-        if let Some(v) = &value {
+        if let Some(v) = &value
+            && !self.secrets_read.contains(v)
+        {
             self.secrets_read.push(v.clone());
         }
         value
@@ -266,10 +287,36 @@ impl wit_mail::Host for RunState {
 
 /// The plugin's stdout or stderr: every byte goes to the run log (bounded there);
 /// writes never fail, so a chatty plugin is truncated rather than crashed.
+///
+/// The log it writes to is the current run's: an instance kept for another run
+/// (`limits.runs_per_instance`) keeps its streams, and the host points them at the
+/// next run's log.
 #[derive(Clone)]
 pub(crate) struct LogStream {
-    pub(crate) log: SharedLog,
+    pub(crate) log: StdioLog,
     pub(crate) origin: Origin,
+}
+
+/// The run log a store's stdout and stderr write to, replaceable between runs.
+#[derive(Clone)]
+pub(crate) struct StdioLog(Arc<std::sync::Mutex<SharedLog>>);
+
+impl StdioLog {
+    pub(crate) fn new(log: SharedLog) -> StdioLog {
+        StdioLog(Arc::new(std::sync::Mutex::new(log)))
+    }
+
+    /// Send what is written from now on to `log`.
+    pub(crate) fn set(&self, log: SharedLog) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = log;
+    }
+
+    fn write(&self, origin: Origin, bytes: &[u8]) {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_stream(origin, bytes);
+    }
 }
 
 impl IsTerminal for LogStream {
@@ -295,7 +342,7 @@ impl Pollable for LogStream {
 
 impl OutputStream for LogStream {
     fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
-        self.log.write_stream(self.origin, &bytes);
+        self.log.write(self.origin, &bytes);
         Ok(())
     }
 
@@ -310,7 +357,7 @@ impl OutputStream for LogStream {
 
 impl tokio::io::AsyncWrite for LogStream {
     fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
-        self.log.write_stream(self.origin, buf);
+        self.log.write(self.origin, buf);
         Poll::Ready(Ok(buf.len()))
     }
 

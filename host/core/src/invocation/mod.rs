@@ -130,6 +130,10 @@ pub struct Resources {
     pub fuel_consumed: Option<u64>,
     /// `host:port` of every host the plugin connected to, in order, deduplicated.
     pub hosts_contacted: Vec<String>,
+    /// The run called an instance an earlier run left (`limits.runs_per_instance` above
+    /// 1) instead of a fresh one. Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reused_instance: bool,
 }
 
 /// Everything a run produced, success or not.
