@@ -247,4 +247,11 @@ fn a_plugin_installed_with_runs_per_instance_keeps_its_instance_that_long() {
     assert_eq!(run["status"], "failed", "{run}");
     let run = d.run_wait("count", json!({"mode": "count"}));
     assert_eq!(run["output"]["count"], 1, "{run}");
+    let run = d.run_wait("count", json!({"mode": "count"}));
+    assert_eq!(run["output"]["count"], 2, "{run}");
+    // Installing a plugin drops every kept instance: no earlier install's state survives.
+    let hello = std::fs::read(wasm("sundial-fixture-hello")).unwrap();
+    assert_eq!(upload(&d, "name=other", "application/wasm", &hello).0, 201);
+    let run = d.run_wait("count", json!({"mode": "count"}));
+    assert_eq!(run["output"]["count"], 1, "{run}");
 }

@@ -60,8 +60,8 @@ pub struct Limits {
     /// under the same name with the same grants, calls it again instead of
     /// instantiating: an interpreter plugin (Python, JavaScript) then skips its start-up
     /// on each run, at the price of its globals living on between runs. An instance
-    /// whose run failed in the host's eyes (trap, timeout, memory cap, output refused)
-    /// is never reused.
+    /// whose run trapped, timed out or hit its memory cap, or that still holds an
+    /// outbound connection, is never reused.
     #[schemars(range(min = 1, max = 100_000))]
     pub runs_per_instance: u32,
 }

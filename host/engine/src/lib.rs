@@ -243,7 +243,9 @@ impl Engines {
                 self.executor.renew_now();
             }
             if topics.contains("plugins") {
-                // Another node installed one: compile it here too before a run needs it.
+                // Another node installed one: compile it here too before a run needs it,
+                // and keep no instance of what it replaced.
+                self.plugins.runtime().drop_idle_instances();
                 self.plugins.warm();
             }
         }

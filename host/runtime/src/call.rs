@@ -7,7 +7,7 @@ use crate::bindings::action::sundial::plugin::types as wit;
 use crate::outbound::OutboundHttp;
 use crate::outcome::{DeadlineExceeded, classify, preview, timeout_error};
 use crate::state::{Limiter, LogStream, RunState, StdioLog};
-use crate::warm::{Live, Warm, WarmPool};
+use crate::warm::{Live, Warm};
 use crate::*;
 use log::{Level, Origin, SharedLog};
 use serde_json::Value;
@@ -244,10 +244,7 @@ impl Runtime {
         };
         let reuse = limits.runs_per_instance > 1;
         let warm = match reuse {
-            true => self
-                .inner
-                .warm
-                .take(&plugin.digest, &identity, limits.memory_bytes),
+            true => self.inner.warm.take(&plugin.digest, &identity, limits),
             false => None,
         };
         let reused_instance = warm.is_some();
@@ -258,7 +255,7 @@ impl Runtime {
             }
             None => (self.new_store(run), None, 0),
         };
-        let call = call(&mut store, &plugin.pre, live, input, &self.inner.warm);
+        let call = call(&mut store, &plugin.pre, live, input);
         // The outer timeout also covers time blocked in host calls; a little slack
         // lets the epoch callback report guest-side timeouts itself.
         let outcome = tokio::time::timeout(limits.timeout() + Duration::from_millis(50), call).await;
@@ -288,7 +285,13 @@ impl Runtime {
         };
         // Only an instance that returned normally, within its memory cap, is called
         // again: after a trap, a timeout or a refused allocation its state is unknown.
-        let keep = live.filter(|_| reuse && runs + 1 < limits.runs_per_instance && !state.limiter.hit);
+        // Nor one that still holds an outbound connection (a response or body kept in a
+        // global): its permits would outlive the run that counts them.
+        let connections_closed =
+            state.hooks.run_connections.available_permits() == state.hooks.max_run_connections as usize;
+        let keep = live.filter(|_| {
+            reuse && runs + 1 < limits.runs_per_instance && !state.limiter.hit && connections_closed
+        });
         match keep {
             Some(live) => {
                 // Idle, the store holds nothing of this run's.
@@ -374,16 +377,10 @@ async fn call(
     pre: &Pre,
     live: Option<Live>,
     input: Input<'_>,
-    warm: &WarmPool,
 ) -> wasmtime::Result<(Output, Live)> {
     let live = match live {
         Some(live) => live,
-        None => match instantiate(store, pre).await {
-            // Idle instances hold slots of the pooling allocator: when it is full, they
-            // go first.
-            Err(_) if warm.clear() > 0 => instantiate(store, pre).await?,
-            other => other?,
-        },
+        None => instantiate(store, pre).await?,
     };
     let out = match (&live, input) {
         (Live::Action(a), Input::Action(inv)) => Output::Action(a.call_run(&mut *store, inv).await?),

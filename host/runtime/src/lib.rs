@@ -251,27 +251,33 @@ impl Runtime {
             let engine = engine.weak();
             let stop = stop_ticker.clone();
             let tick = Duration::from_millis(config.epoch_tick_ms.max(1));
-            let pool = Arc::downgrade(&warm);
             std::thread::Builder::new()
                 .name("sundial-epoch".into())
                 .spawn(move || {
-                    let mut last_sweep = std::time::Instant::now();
                     while !stop.load(Ordering::Relaxed) {
                         std::thread::sleep(tick);
                         match engine.upgrade() {
                             Some(e) => e.increment_epoch(),
                             None => break,
                         }
-                        // Once a second, drop instances idle too long.
-                        if last_sweep.elapsed() >= Duration::from_secs(1) {
-                            last_sweep = std::time::Instant::now();
-                            if let Some(pool) = pool.upgrade() {
-                                pool.expire();
-                            }
-                        }
                     }
                 })
                 .map_err(|e| RuntimeError(format!("epoch thread: {e}")))?;
+        }
+        if max_idle > 0 {
+            // Once a second, drop instances idle too long: on a thread of its own, so a
+            // slow unmap never delays the epoch ticks that enforce timeouts.
+            let pool = Arc::downgrade(&warm);
+            std::thread::Builder::new()
+                .name("sundial-idle".into())
+                .spawn(move || {
+                    while let Some(pool) = pool.upgrade() {
+                        pool.expire();
+                        drop(pool);
+                        std::thread::sleep(Duration::from_secs(1));
+                    }
+                })
+                .map_err(|e| RuntimeError(format!("idle sweep thread: {e}")))?;
         }
         Ok(Runtime {
             inner: Arc::new(Inner {
@@ -297,8 +303,9 @@ impl Runtime {
         self.inner.warm.len()
     }
 
-    /// Drop every instance kept idle between runs (for example after a plugin is
-    /// replaced); how many there were.
+    /// Drop every instance kept idle between runs; how many there were. The daemon
+    /// calls it when a plugin is installed, removed or changed on another node, so a
+    /// plugin installed again never meets its predecessor's state.
     pub fn drop_idle_instances(&self) -> usize {
         self.inner.warm.clear()
     }

@@ -5,16 +5,18 @@
 //! interpreter (componentize-py, ComponentizeJS) the instantiation and the first
 //! call's page faults, most of a fresh run's cost (`docs/BENCHMARKS.md`).
 //!
-//! Bounded three ways: at most [`WarmPool::max_idle`] idle instances in all (the
-//! oldest is dropped first; they hold slots of the pooling allocator and their
-//! memory), none idle longer than [`MAX_IDLE`], and none serving more runs than its
-//! limit.
+//! Bounded three ways: at most `max_idle` idle instances in all (the oldest is
+//! dropped first; they hold slots of the pooling allocator, at most a quarter of it,
+//! and their memory), none idle longer than [`MAX_IDLE`] (a thread of the runtime
+//! sweeps once a second), and none serving more runs than its limit. An instance
+//! still holding an outbound connection is not kept.
 
 use crate::bindings;
 use crate::state::{PluginIdentity, RunState};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use sundial_core::limits::Limits;
 use wasmtime::Store;
 
 /// Longest an instance stays idle before it is dropped: 60 s.
@@ -48,9 +50,12 @@ impl Warm {
         }
     }
 
-    fn fits(&self, digest: &str, identity: &PluginIdentity, memory_bytes: u64) -> bool {
+    fn fits(&self, digest: &str, identity: &PluginIdentity, limits: &Limits) -> bool {
         let state = self.store.data();
-        self.digest == digest && *state.plugin == *identity && state.limiter.total() as u64 <= memory_bytes
+        self.digest == digest
+            && *state.plugin == *identity
+            && self.runs < limits.runs_per_instance
+            && state.limiter.total() as u64 <= limits.memory_bytes
     }
 }
 
@@ -74,12 +79,13 @@ impl WarmPool {
     }
 
     /// The most recently used idle instance of the plugin `digest` run as `identity`
-    /// whose memory is within `memory_bytes`, taken out of the pool.
-    pub(crate) fn take(&self, digest: &str, identity: &PluginIdentity, memory_bytes: u64) -> Option<Warm> {
+    /// that `limits` allow (fewer runs than `runs_per_instance`, memory within
+    /// `memory_bytes`), taken out of the pool.
+    pub(crate) fn take(&self, digest: &str, identity: &PluginIdentity, limits: &Limits) -> Option<Warm> {
         let (found, expired) = {
             let mut idle = self.lock();
             let expired = expire(&mut idle);
-            let at = idle.iter().rposition(|w| w.fits(digest, identity, memory_bytes));
+            let at = idle.iter().rposition(|w| w.fits(digest, identity, limits));
             (at.and_then(|i| idle.remove(i)), expired)
         };
         drop(expired); // dropping a store unmaps memory: not under the lock

@@ -104,6 +104,8 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
     let record = state.store.insert_plugin(record, bytes, actor).await?;
     // Compiled once, here: its first run starts without loading it again.
     state.engines.plugins.insert(&record.digest, plugin);
+    // No kept instance of an earlier install under this name serves the new one.
+    state.engines.plugins.runtime().drop_idle_instances();
     let data = serde_json::json!({
         "name": record.name, "digest": record.digest, "world": record.world,
         "bundled": record.bundled, "by": actor,
@@ -308,5 +310,6 @@ pub(super) async fn update(
 
 pub(super) async fn remove(Admin(state, caller): Admin, Path(name): Path<String>) -> ApiResult<Deleted> {
     state.store.remove_plugin(&name, caller.who()).await?;
+    state.engines.plugins.runtime().drop_idle_instances();
     Ok(Deleted)
 }
