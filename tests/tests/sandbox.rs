@@ -602,6 +602,64 @@ async fn an_instance_is_kept_only_for_the_same_plugin_grants_and_a_memory_cap_it
 }
 
 #[tokio::test]
+async fn an_instance_still_holding_an_outbound_connection_is_not_kept() {
+    // A loopback listener that never accepts: the connection opens, no answer comes.
+    let sink = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let authority = sink.local_addr().unwrap().to_string();
+    let rt = Runtime::new(sundial_runtime::RuntimeConfig {
+        max_instances: 8,
+        network: sundial_core::grants::NetworkPolicy {
+            allow_loopback: true,
+            ..Default::default()
+        },
+        ..sundial_runtime::RuntimeConfig::default()
+    })
+    .expect("runtime");
+    let plugin = load(&rt, "sundial-fixture-hostile");
+    let grants = http_grants(&authority);
+    let count = |grants: Grants| {
+        let (rt, plugin) = (rt.clone(), &plugin);
+        async move {
+            let r = run(&rt, plugin, grants, reusing(10), json!({"mode": "count"})).await;
+            (
+                r.result.expect("count")["count"].as_u64().unwrap(),
+                r.resources.reused_instance,
+            )
+        }
+    };
+    assert_eq!(count(grants.clone()).await, (1, false));
+    assert_eq!(count(grants.clone()).await, (2, true));
+    let hold = run(
+        &rt,
+        &plugin,
+        grants.clone(),
+        reusing(10),
+        json!({"mode": "hold", "authority": authority}),
+    )
+    .await;
+    assert_eq!(hold.result.expect("hold runs")["holding"], true);
+    assert!(hold.resources.reused_instance);
+    assert_eq!(
+        rt.idle_instances(),
+        0,
+        "the instance holding a connection was kept"
+    );
+    assert_eq!(count(grants).await, (1, false));
+    // Dropping the instance aborts its connection's task; the runtime gets to it soon.
+    for _ in 0..100 {
+        if rt.outbound_in_use() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        rt.outbound_in_use(),
+        0,
+        "the held connection outlived its instance"
+    );
+}
+
+#[tokio::test]
 async fn a_kept_instance_logs_into_the_current_run_and_earlier_secrets_stay_redacted() {
     let rt = own_runtime();
     let plugin = load(&rt, "sundial-fixture-hostile");
