@@ -242,6 +242,9 @@ fn a_plugin_installed_with_runs_per_instance_keeps_its_instance_that_long() {
         ));
     }
     assert_eq!(seen, [(1, false), (2, true), (3, true), (1, false)]);
+    let (_, text) = d.call("GET", "/metrics", None);
+    let text = text.as_str().map(str::to_string).unwrap_or_default();
+    assert_eq!(metric(&text, "sundial_plugin_instances_idle "), 1.0, "{text}");
     // A trap drops the instance: the next run starts again at 1.
     let run = d.run_wait("count", json!({"mode": "trap"}));
     assert_eq!(run["status"], "failed", "{run}");

@@ -227,6 +227,11 @@ impl Collector for Figures {
             "Outbound HTTP requests plugin runs have open now (all runs).",
             state.runtime.outbound_in_use(),
         )?;
+        out.gauge(
+            "sundial_plugin_instances_idle",
+            "Plugin instances kept idle between runs (limits.runs_per_instance above 1).",
+            state.runtime.idle_instances(),
+        )?;
         let plugins = &state.engines.plugins;
         let (loaded, bytes) = plugins.usage();
         out.gauge(
