@@ -452,13 +452,22 @@ async fn a_plugin_built_against_the_0_1_0_contract_still_runs() {
     assert_eq!(report.result.unwrap_err().kind(), "invalid_params");
 }
 
-/// A runtime of its own, so no other test's runs share its kept instances.
-fn own_runtime() -> Runtime {
+/// A runtime of its own, so no other test's runs share its kept instances; plugins
+/// may reach loopback hosts when `allow_loopback`.
+fn own_runtime_with(allow_loopback: bool) -> Runtime {
     Runtime::new(sundial_runtime::RuntimeConfig {
         max_instances: 8,
+        network: sundial_core::grants::NetworkPolicy {
+            allow_loopback,
+            ..Default::default()
+        },
         ..sundial_runtime::RuntimeConfig::default()
     })
     .expect("runtime")
+}
+
+fn own_runtime() -> Runtime {
+    own_runtime_with(false)
 }
 
 fn reusing(runs: u32) -> Limits {
@@ -606,15 +615,7 @@ async fn an_instance_still_holding_an_outbound_connection_is_not_kept() {
     // A loopback listener that never accepts: the connection opens, no answer comes.
     let sink = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let authority = sink.local_addr().unwrap().to_string();
-    let rt = Runtime::new(sundial_runtime::RuntimeConfig {
-        max_instances: 8,
-        network: sundial_core::grants::NetworkPolicy {
-            allow_loopback: true,
-            ..Default::default()
-        },
-        ..sundial_runtime::RuntimeConfig::default()
-    })
-    .expect("runtime");
+    let rt = own_runtime_with(true);
     let plugin = load(&rt, "sundial-fixture-hostile");
     let grants = http_grants(&authority);
     let count = |grants: Grants| {
