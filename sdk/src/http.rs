@@ -165,7 +165,7 @@ pub fn send(req: &Request) -> Result<Response, HttpError> {
     }
     let body = request.body().map_err(|()| err("request body already taken"))?;
     let pending = outgoing_handler::handle(request, Some(options)).map_err(|e| describe(&e))?;
-    {
+    let written = (|| {
         let stream = body
             .write()
             .map_err(|()| err("request body stream unavailable"))?;
@@ -174,6 +174,17 @@ pub fn send(req: &Request) -> Result<Response, HttpError> {
                 .blocking_write_and_flush(chunk)
                 .map_err(|e| transient(format!("writing request body: {e:?}")))?;
         }
+        Ok(())
+    })();
+    if let Err(e) = written {
+        // The host closes the body when the request failed (refused, no connection):
+        // the reason is the response's, once it is there.
+        drop(body);
+        pending.subscribe().block();
+        return Err(match pending.get() {
+            Some(Ok(Err(code))) => describe(&code),
+            _ => e,
+        });
     }
     OutgoingBody::finish(body, None).map_err(|e| describe(&e))?;
 

@@ -394,6 +394,39 @@ fn through_the_daemon(lang: &'static str) {
         log_text(&r).contains(&format!("denied: host {other} is not granted")),
         "{r}"
     );
+    // A request that fails while the plugin still writes its body (`plugin run` denies
+    // at once; a closed port fails as fast; 1 MiB is many chunks) fails the request,
+    // with its reason, and not the run: the host keeps the body open until it is done.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    for (url, allow, expected) in [
+        (format!("http://{other}/"), None, expected),
+        (
+            format!("http://{closed}/"),
+            Some(closed.to_string()),
+            if lang == "python" {
+                "ConnectionRefused"
+            } else {
+                "NetworkError"
+            },
+        ),
+    ] {
+        for pad in [0, 1 << 20] {
+            let params = json!({"op": "http", "url": url, "pad": pad}).to_string();
+            let wasm = p.wasm.to_str().unwrap();
+            let mut args = vec!["plugin", "run", wasm, "--memory", "256MiB", "--params", &params];
+            if let Some(host) = &allow {
+                args.extend(["--allow-host", host, "--allow-loopback"]);
+            }
+            let out = sundial(&p.dir, &args);
+            assert!(out.status.success(), "{url} pad {pad}: {}", text(&out));
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            let err = v["error"].as_str().unwrap_or_default();
+            assert!(err.contains(expected), "{url} pad {pad}: {}", text(&out));
+        }
+    }
 
     // Each error kind.
     assert!(

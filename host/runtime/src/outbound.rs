@@ -83,34 +83,20 @@ impl WasiHttpHooks for OutboundHttp {
         let log = self.log.clone();
         let contacted = self.contacted.clone();
         let permits = self.admit(&request);
+        // The guest's body stays here until the request is sent, so that a request that
+        // fails first (refused, denied, no connection) keeps it open: see `drain`.
+        let (parts, body) = request.into_parts();
+        let slot = Arc::new(Mutex::new(Some(body)));
+        let request = http::Request::from_parts(parts, SharedBody(slot.clone()).boxed_unsync());
         Box::new(async move {
-            let permits = permits?;
-            let target = match authorize(&grants, &policy, request.uri()).await {
-                Ok(t) => t,
-                Err((code, why)) => {
-                    log.push(
-                        Level::Warn,
-                        Origin::Host,
-                        &format!("http: {} {} denied: {why}", request.method(), request.uri()),
-                    );
-                    return Err(code);
-                }
-            };
-            {
-                let mut c = contacted.lock().unwrap_or_else(|e| e.into_inner());
-                let name = format!("{}:{}", target.host, target.addr.port());
-                if !c.contains(&name) {
-                    c.push(name);
+            let sent = send(request, permits, grants, policy, log, contacted, options).await;
+            if sent.is_err() {
+                let body = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
+                if let Some(body) = body {
+                    drain(body).await;
                 }
             }
-            let (response, io) = send_to(target, request, options).await?;
-            // The permits live as long as the connection's I/O task: until the
-            // response body is dropped, the connection ends or the run is over.
-            let io = async move {
-                let _permits = permits;
-                io.await
-            };
-            Ok((response, Box::new(io) as IoFuture))
+            sent
         })
     }
 
@@ -120,6 +106,91 @@ impl WasiHttpHooks for OutboundHttp {
 
     fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
         1
+    }
+}
+
+/// Check `request` and send it: the future [`OutboundHttp::send_request`] answers with.
+async fn send(
+    request: http::Request<WasiBody>,
+    permits: Result<[OwnedSemaphorePermit; 2], HttpError>,
+    grants: Arc<Grants>,
+    policy: NetworkPolicy,
+    log: SharedLog,
+    contacted: Arc<Mutex<Vec<String>>>,
+    options: Option<RequestOptions>,
+) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
+    let permits = permits?;
+    let target = match authorize(&grants, &policy, request.uri()).await {
+        Ok(t) => t,
+        Err((code, why)) => {
+            log.push(
+                Level::Warn,
+                Origin::Host,
+                &format!("http: {} {} denied: {why}", request.method(), request.uri()),
+            );
+            return Err(code);
+        }
+    };
+    {
+        let mut c = contacted.lock().unwrap_or_else(|e| e.into_inner());
+        let name = format!("{}:{}", target.host, target.addr.port());
+        if !c.contains(&name) {
+            c.push(name);
+        }
+    }
+    let (response, io) = send_to(target, request, options).await?;
+    // The permits live as long as the connection's I/O task: until the
+    // response body is dropped, the connection ends or the run is over.
+    let io = async move {
+        let _permits = permits;
+        io.await
+    };
+    Ok((response, Box::new(io) as IoFuture))
+}
+
+/// How long the body of a request that failed is still read before the failure is
+/// answered: 1 s. A guest that finishes its body sooner (every `fetch` with a body
+/// does) gets the answer as soon as it has.
+const FAILED_BODY_GRACE: Duration = Duration::from_secs(1);
+
+/// Read what is left of a failed request's body and drop it, until the guest finishes
+/// it or for [`FAILED_BODY_GRACE`]. Failing the request at once would close the body
+/// under a guest still writing it: ComponentizeJS's engine then aborts the whole run
+/// ("event loop error, but no exception is pending") instead of rejecting the `fetch`,
+/// depending on which of the two came first, and a plugin would see "stream closed"
+/// instead of the reason.
+async fn drain(mut body: WasiBody) {
+    let rest = async { while let Some(Ok(_)) = body.frame().await {} };
+    let _ = tokio::time::timeout(FAILED_BODY_GRACE, rest).await;
+}
+
+/// A request body that stays in a shared slot, so that [`OutboundHttp::send_request`]
+/// can take it back from a request that failed.
+struct SharedBody(Arc<Mutex<Option<WasiBody>>>);
+
+impl hyper::body::Body for SharedBody {
+    type Data = bytes::Bytes;
+    type Error = HttpError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, HttpError>>> {
+        let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match slot.as_mut() {
+            Some(body) => Pin::new(body).poll_frame(cx),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref().is_none_or(|b| b.is_end_stream())
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        let slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        slot.as_ref().map(|b| b.size_hint()).unwrap_or_default()
     }
 }
 

@@ -146,12 +146,24 @@ def request(
         pending = outgoing_handler.handle(req, options)
     except Err as e:
         raise _describe(e.value) from None
+    failed = None
     with out_body.write() as stream:
         for i in range(0, len(data), 4096):
             try:
                 stream.blocking_write_and_flush(data[i : i + 4096])
             except Err as e:
-                raise HttpError(f"writing request body: {e.value}", True) from None
+                failed = HttpError(f"writing request body: {e.value}", True)
+                break
+    if failed is not None:
+        # The host closes the body when the request failed (refused, no connection):
+        # the reason is the response's, once it is there.
+        with pending:
+            with pending.subscribe() as ready:
+                ready.block()
+            got = pending.get()
+        if got is not None and not isinstance(got, Err) and isinstance(got.value, Err):
+            raise _describe(got.value.value) from None
+        raise failed
     try:
         t.OutgoingBody.finish(out_body, None)
     except Err as e:

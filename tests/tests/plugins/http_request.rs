@@ -267,6 +267,14 @@ fn transport_failures_are_retryable_and_a_host_not_granted_is_never_contacted() 
     let url = format!("http://127.0.0.1:{port}/x");
     let report = call(host_grant(port), json!({ "url": url }));
     assert_connection_refused(&report, &format!("{url}: "));
+    // With a body of many chunks the connection fails while the plugin still writes
+    // it, and the host closes the body: the error is still the connection's.
+    let big = "x".repeat(1 << 20);
+    let report = call(
+        host_grant(port),
+        json!({ "url": url, "method": "post", "body": big }),
+    );
+    assert_connection_refused(&report, &format!("{url}: "));
 
     // A host that is not granted (only another port is): final, retrying cannot help.
     let before = server.requests().len();
