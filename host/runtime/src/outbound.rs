@@ -179,13 +179,16 @@ impl hyper::body::Body for SharedBody {
         let mut slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
         match slot.as_mut() {
             Some(body) => Pin::new(body).poll_frame(cx),
-            None => Poll::Ready(None),
+            // Taken back by a failed request: never read as a complete body.
+            None => Poll::Ready(Some(Err(HttpError::InternalError(Some(
+                "the request body was taken back".into(),
+            ))))),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         let slot = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        slot.as_ref().is_none_or(|b| b.is_end_stream())
+        slot.as_ref().is_some_and(|b| b.is_end_stream())
     }
 
     fn size_hint(&self) -> hyper::body::SizeHint {

@@ -156,7 +156,9 @@ def request(
                 break
     if failed is not None:
         # The host closes the body when the request failed (refused, no connection):
-        # the reason is the response's, once it is there.
+        # the reason is the response's, once it is there. The body is dropped first,
+        # so the host does not wait for its end.
+        out_body.__exit__(None, None, None)
         with pending:
             with pending.subscribe() as ready:
                 ready.block()

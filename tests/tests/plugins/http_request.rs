@@ -268,7 +268,9 @@ fn transport_failures_are_retryable_and_a_host_not_granted_is_never_contacted() 
     let report = call(host_grant(port), json!({ "url": url }));
     assert_connection_refused(&report, &format!("{url}: "));
     // With a body of many chunks the connection fails while the plugin still writes
-    // it, and the host closes the body: the error is still the connection's.
+    // it: the host reads the rest of the body before it answers, and the error is
+    // still the connection's (the SDK also reports the response's error when the
+    // body closes under it, as it did before the host read the rest).
     let big = "x".repeat(1 << 20);
     let report = call(
         host_grant(port),
