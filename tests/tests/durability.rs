@@ -293,3 +293,72 @@ fn acknowledged_events_survive_kill_9_and_start_their_runs_once() {
         (202, &json!(true), &json!(seq))
     );
 }
+
+/// Clients that hang up while their requests commit: every run they got committed
+/// (manual runs, and runs of the events they posted) is still handed to the workers.
+/// Before the commit ran on a task of its own, a request dropped mid-commit left its
+/// runs durable but queued until the next start.
+#[test]
+fn runs_committed_for_clients_that_hung_up_still_run() {
+    use std::io::Write;
+    let data = tempfile::tempdir().unwrap();
+    let d = Daemon::start(data.path(), &[]);
+    d.create("/v1/tasks", json!({"name": "hang", "plugin": "echo"}));
+    d.create(
+        "/v1/triggers",
+        json!({"name": "hang", "on": {"type": "hang.up"}, "targets": [{"task": "hang"}]}),
+    );
+    // Rounds of 64 connections, each sending one request and closing at once, the
+    // close a little later each round so that some land while their commit is on its
+    // way (requests closed before it commit nothing, those closed after it are
+    // answered: both are fine).
+    for round in 0..20u64 {
+        let mut socks = Vec::new();
+        for i in 0..64 {
+            let Ok(mut s) = std::net::TcpStream::connect(&d.addr) else {
+                continue;
+            };
+            let (path, body) = if i % 2 == 0 {
+                ("/v1/tasks/hang/run", "{}".to_string())
+            } else {
+                let e = json!({"specversion": "1.0", "id": format!("{round}-{i}"),
+                    "source": "/hang", "type": "hang.up"});
+                ("/v1/events", e.to_string())
+            };
+            let req = format!(
+                "POST {path} HTTP/1.1\r\nhost: sundial\r\nauthorization: Bearer {}\r\n\
+                 content-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                d.token,
+                body.len()
+            );
+            let _ = s.write_all(req.as_bytes());
+            socks.push(s);
+        }
+        std::thread::sleep(Duration::from_micros(round * 150));
+        drop(socks);
+    }
+    // Whatever got committed runs to the end: nothing stays queued.
+    let mut runs = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        runs = d.all_runs("task=hang");
+        if runs.iter().all(|r| r["status"] == "succeeded") {
+            break;
+        }
+        if Instant::now() > deadline {
+            let stuck: Vec<&Value> = runs.iter().filter(|r| r["status"] != "succeeded").collect();
+            panic!(
+                "{} of {} runs never finished: {:?}",
+                stuck.len(),
+                runs.len(),
+                stuck.iter().map(|r| (&r["id"], &r["status"])).collect::<Vec<_>>()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!runs.is_empty(), "no request got as far as its commit");
+    println!(
+        "{} runs committed for clients that hung up, all finished",
+        runs.len()
+    );
+}

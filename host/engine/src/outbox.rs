@@ -132,6 +132,26 @@ impl Outbox {
         Ok(committed)
     }
 
+    /// [`Outbox::commit`] on a task of its own, for callers that may stop waiting (a
+    /// request whose client hangs up is dropped where it is). Once the change is on its
+    /// way to the store, what it commits is dispatched whatever becomes of the caller:
+    /// awaited in the caller, a commit that completed after the caller was dropped left
+    /// its runs durable but never handed to the workers (queued until the next start).
+    pub async fn commit_detached<T, F>(
+        &self,
+        commit: impl FnOnce(SharedStore) -> F,
+    ) -> Result<Committed<T>, StoreError>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<Committed<T>, StoreError>> + Send + 'static,
+    {
+        let this = self.clone();
+        let commit = commit(self.inner.store.clone());
+        tokio::spawn(async move { this.commit(commit).await })
+            .await
+            .unwrap_or_else(|e| Err(StoreError::Storage(format!("the commit's task failed: {e}"))))
+    }
+
     fn dispatch<T>(&self, c: &Committed<T>) {
         let event_runs = c.events.iter().flat_map(|s| s.runs.iter());
         for run in c.runs.iter().chain(event_runs) {
@@ -154,7 +174,9 @@ impl Outbox {
             .map(|e| self.plan(e, Origin::default()))
             .collect::<Result<Vec<_>, _>>()?;
         let committed = self
-            .commit(async { Ok(Committed::new(()).events(self.inner.store.ingest_events(planned).await?)) })
+            .commit_detached(|store| async move {
+                Ok(Committed::new(()).events(store.ingest_events(planned).await?))
+            })
             .await?;
         Ok(committed.events)
     }
@@ -175,8 +197,8 @@ impl Outbox {
                 ..Origin::default()
             },
         )?;
-        self.commit(async {
-            Ok(Committed::new(()).events(self.inner.store.ingest_events(vec![planned]).await?))
+        self.commit_detached(|store| async move {
+            Ok(Committed::new(()).events(store.ingest_events(vec![planned]).await?))
         })
         .await?;
         Ok(())
@@ -185,9 +207,8 @@ impl Outbox {
     /// Queue runs that no event causes (manual runs, retries): commit them, then hand
     /// them to the workers.
     pub async fn enqueue_runs(&self, runs: Vec<Run>) -> Result<Vec<Run>, StoreError> {
-        let store = &self.inner.store;
         let committed = self
-            .commit(async {
+            .commit_detached(|store| async move {
                 let runs = store.enqueue_runs(runs).await?;
                 Ok(Committed::new(runs.clone()).runs(runs))
             })

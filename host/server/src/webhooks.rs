@@ -151,11 +151,12 @@ pub(crate) async fn send_test(state: &AppState, key: &str, who: &str) -> ApiResu
         time: sundial_core::timestamp::now(),
         data: json!({ "message": "a test delivery from Sundial", "by": who }),
     });
-    let store = &state.store;
     let mut stored = state
         .engines
         .outbox
-        .commit(async { Ok(Committed::new(store.enqueue_deliveries(vec![d]).await?).deliveries()) })
+        .commit_detached(|store| async move {
+            Ok(Committed::new(store.enqueue_deliveries(vec![d]).await?).deliveries())
+        })
         .await?
         .value;
     Ok(stored.remove(0))
@@ -228,11 +229,12 @@ pub(crate) async fn replay(state: &AppState, id: &str) -> ApiResult<Delivery> {
     d.next_attempt_at = Some(chrono::Utc::now());
     d.finished_at = None;
     d.error = None;
-    let store = &state.store;
     let d = state
         .engines
         .outbox
-        .commit(async { Ok(Committed::new(store.save_delivery(d, None, Vec::new()).await?.0).deliveries()) })
+        .commit_detached(|store| async move {
+            Ok(Committed::new(store.save_delivery(d, None, Vec::new()).await?.0).deliveries())
+        })
         .await?
         .value;
     Ok(d)
