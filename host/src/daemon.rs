@@ -262,7 +262,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     })
     .await
     .map_err(|e| e.to_string())?;
-    let state = AppState {
+    let state = AppState::new(sundial_server::AppShared {
         store: store.clone(),
         runtime,
         engines: engines.clone(),
@@ -277,7 +277,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         connections: Arc::new(sundial_server::connections::Connections::default()),
         data_dir: dir.clone(),
         dashboard: Arc::new(sundial_server::dashboard::Dashboard::new(tls.is_some())),
-    };
+    });
 
     // Bundled plugins: each one is offered once, on the first start of a version that
     // ships it (an operator may remove or replace them later; a removed one stays

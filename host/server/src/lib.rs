@@ -59,9 +59,28 @@ pub const MAX_PLUGIN_BODY_BYTES: usize = 64 * 1024 * 1024;
 /// Largest component accepted as a raw `application/wasm` upload: 256 MiB.
 pub const MAX_PLUGIN_WASM_BYTES: usize = 256 * 1024 * 1024;
 
-/// Shared state of the API handlers.
+/// Shared state of the API handlers: one reference count to clone (axum clones it for
+/// every extractor of every request; a clone of the fields themselves allocated).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppShared>);
+
+impl AppState {
+    /// The handlers' state from its parts.
+    pub fn new(shared: AppShared) -> AppState {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppShared;
+
+    fn deref(&self) -> &AppShared {
+        &self.0
+    }
+}
+
+/// What [`AppState`] holds.
+pub struct AppShared {
     /// The store.
     pub store: SharedStore,
     /// The plugin runtime (for validating uploads).

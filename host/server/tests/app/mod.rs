@@ -69,7 +69,7 @@ impl App {
         })
         .await
         .unwrap();
-        let state = AppState {
+        let state = AppState::new(sundial_server::AppShared {
             store,
             runtime,
             engines,
@@ -80,7 +80,7 @@ impl App {
             connections: Arc::new(sundial_server::connections::Connections::default()),
             data_dir: dir.path().to_path_buf(),
             dashboard: Arc::new(sundial_server::dashboard::Dashboard::new(false)),
-        };
+        });
         App { state, _dir: dir }
     }
 
