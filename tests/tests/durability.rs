@@ -338,12 +338,24 @@ fn runs_committed_for_clients_that_hung_up_still_run() {
         drop(socks);
     }
     // Whatever got committed runs to the end: nothing stays queued.
-    let mut runs = Vec::new();
+    // Done when there are runs, all succeeded, and their count held for a second (a
+    // commit of a request that was hung up on may still be landing).
+    let mut runs: Vec<Value> = Vec::new();
+    let mut settled: Option<(usize, Instant)> = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         runs = d.all_runs("task=hang");
-        if runs.iter().all(|r| r["status"] == "succeeded") {
-            break;
+        if !runs.is_empty() && runs.iter().all(|r| r["status"] == "succeeded") {
+            match settled {
+                Some((n, since)) if n == runs.len() => {
+                    if since.elapsed() >= Duration::from_secs(1) {
+                        break;
+                    }
+                }
+                _ => settled = Some((runs.len(), Instant::now())),
+            }
+        } else {
+            settled = None;
         }
         if Instant::now() > deadline {
             let stuck: Vec<&Value> = runs.iter().filter(|r| r["status"] != "succeeded").collect();

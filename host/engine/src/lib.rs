@@ -14,6 +14,7 @@
 
 pub mod clock;
 pub mod deliverer;
+pub mod detach;
 pub mod executor;
 pub mod outbox;
 pub mod plugins;

@@ -132,11 +132,8 @@ impl Outbox {
         Ok(committed)
     }
 
-    /// [`Outbox::commit`] on a task of its own, for callers that may stop waiting (a
-    /// request whose client hangs up is dropped where it is). Once the change is on its
-    /// way to the store, what it commits is dispatched whatever becomes of the caller:
-    /// awaited in the caller, a commit that completed after the caller was dropped left
-    /// its runs durable but never handed to the workers (queued until the next start).
+    /// [`Outbox::commit`] on a task of its own ([`crate::detach`]), for callers that may
+    /// stop waiting: what it commits is dispatched whatever becomes of the caller.
     pub async fn commit_detached<T, F>(
         &self,
         commit: impl FnOnce(SharedStore) -> F,
@@ -147,9 +144,7 @@ impl Outbox {
     {
         let this = self.clone();
         let commit = commit(self.inner.store.clone());
-        tokio::spawn(async move { this.commit(commit).await })
-            .await
-            .unwrap_or_else(|e| Err(StoreError::Storage(format!("the commit's task failed: {e}"))))
+        crate::detach::detached(async move { this.commit(commit).await }).await
     }
 
     fn dispatch<T>(&self, c: &Committed<T>) {

@@ -128,6 +128,9 @@ impl Router {
 
     /// Load every trigger from the store and build the index (at start).
     pub fn reload(&self) -> Result<(), StoreError> {
+        // Read under the lock, as `reload_trigger` does: a reload that read before a
+        // trigger was created here must not publish its older set after that one.
+        let mut triggers = self.inner.triggers.lock().unwrap_or_else(|e| e.into_inner());
         let mut all = std::collections::HashMap::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -142,7 +145,6 @@ impl Router {
                 None => break,
             }
         }
-        let mut triggers = self.inner.triggers.lock().unwrap_or_else(|e| e.into_inner());
         *triggers = all;
         self.publish(&triggers);
         Ok(())
@@ -154,9 +156,13 @@ impl Router {
         record: TriggerRecord,
         who: &str,
     ) -> Result<TriggerRecord, StoreError> {
-        let record = self.inner.store.insert_trigger(record, who).await?;
-        self.reload_trigger(&record.id)?;
-        Ok(record)
+        let (this, who) = (self.clone(), who.to_string());
+        crate::detach::detached(async move {
+            let record = this.inner.store.insert_trigger(record, &who).await?;
+            this.reload_trigger(&record.id)?;
+            Ok(record)
+        })
+        .await
     }
 
     /// Change a trigger's spec (`key`: id or name) and its place in the index:
@@ -167,16 +173,24 @@ impl Router {
         spec: TriggerSpec,
         who: &str,
     ) -> Result<(TriggerRecord, TriggerRecord), StoreError> {
-        let (before, after) = self.inner.store.update_trigger(key, spec, now(), who).await?;
-        self.reload_trigger(&after.id)?;
-        Ok((before, after))
+        let (this, key, who) = (self.clone(), key.to_string(), who.to_string());
+        crate::detach::detached(async move {
+            let (before, after) = this.inner.store.update_trigger(&key, spec, now(), &who).await?;
+            this.reload_trigger(&after.id)?;
+            Ok((before, after))
+        })
+        .await
     }
 
     /// Delete a trigger and drop it from the index.
     pub async fn delete_trigger(&self, key: &str, who: &str) -> Result<TriggerRecord, StoreError> {
-        let record = self.inner.store.delete_trigger(key, who).await?;
-        self.reload_trigger(&record.id)?;
-        Ok(record)
+        let (this, key, who) = (self.clone(), key.to_string(), who.to_string());
+        crate::detach::detached(async move {
+            let record = this.inner.store.delete_trigger(&key, &who).await?;
+            this.reload_trigger(&record.id)?;
+            Ok(record)
+        })
+        .await
     }
 
     /// Re-read one trigger after it was created, changed or deleted, and rebuild the

@@ -101,24 +101,31 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
         installed_at: stamp.clone(),
         updated_at: stamp,
     };
-    let record = state.store.insert_plugin(record, bytes, actor).await?;
-    // Compiled once, here: its first run starts without loading it again.
-    state.engines.plugins.insert(&record.digest, plugin);
-    // No kept instance of an earlier install under this name serves the new one.
-    state.engines.plugins.runtime().drop_idle_instances();
-    let data = serde_json::json!({
-        "name": record.name, "digest": record.digest, "world": record.world,
-        "bundled": record.bundled, "by": actor,
-    });
-    let event = sundial_core::event::internal(
-        "sundial.plugin.installed",
-        &record.name,
-        data,
-        &record.installed_at,
-    );
-    if let Err(e) = state.engines.outbox.emit(event, 0, None).await {
-        tracing::warn!(plugin = %record.name, "emitting sundial.plugin.installed failed: {e}");
-    }
+    // Stored, then taken up in memory and announced, whatever becomes of the request.
+    let (state, actor) = (state.clone(), actor.to_string());
+    let record = sundial_engine::detach::detached(async move {
+        let actor = actor.as_str();
+        let record = state.store.insert_plugin(record, bytes, actor).await?;
+        // Compiled once, here: its first run starts without loading it again.
+        state.engines.plugins.insert(&record.digest, plugin);
+        // No kept instance of an earlier install under this name serves the new one.
+        state.engines.plugins.runtime().drop_idle_instances();
+        let data = serde_json::json!({
+            "name": record.name, "digest": record.digest, "world": record.world,
+            "bundled": record.bundled, "by": actor,
+        });
+        let event = sundial_core::event::internal(
+            "sundial.plugin.installed",
+            &record.name,
+            data,
+            &record.installed_at,
+        );
+        if let Err(e) = state.engines.outbox.emit(event, 0, None).await {
+            tracing::warn!(plugin = %record.name, "emitting sundial.plugin.installed failed: {e}");
+        }
+        Ok(record)
+    })
+    .await?;
     Ok(record)
 }
 

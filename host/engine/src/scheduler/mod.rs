@@ -80,9 +80,13 @@ impl Scheduler {
         record: ScheduleRecord,
         who: &str,
     ) -> Result<ScheduleRecord, StoreError> {
-        let record = self.store.insert_schedule(record, who).await?;
-        self.reload(&record.id);
-        Ok(record)
+        let (this, who) = (self.clone(), who.to_string());
+        crate::detach::detached(async move {
+            let record = this.store.insert_schedule(record, &who).await?;
+            this.reload(&record.id);
+            Ok(record)
+        })
+        .await
     }
 
     /// Change a schedule's spec (`key`: id or name): (before, after).
@@ -92,9 +96,13 @@ impl Scheduler {
         spec: ScheduleSpec,
         who: &str,
     ) -> Result<(ScheduleRecord, ScheduleRecord), StoreError> {
-        let (before, after) = self.store.update_schedule(key, spec, now(), who).await?;
-        self.reload(&after.id);
-        Ok((before, after))
+        let (this, key, who) = (self.clone(), key.to_string(), who.to_string());
+        crate::detach::detached(async move {
+            let (before, after) = this.store.update_schedule(&key, spec, now(), &who).await?;
+            this.reload(&after.id);
+            Ok((before, after))
+        })
+        .await
     }
 
     /// Delete a schedule (`force`: even while tasks are attached).
@@ -104,9 +112,13 @@ impl Scheduler {
         force: bool,
         who: &str,
     ) -> Result<ScheduleRecord, StoreError> {
-        let record = self.store.delete_schedule(key, force, who).await?;
-        self.reload(&record.id);
-        Ok(record)
+        let (this, key, who) = (self.clone(), key.to_string(), who.to_string());
+        crate::detach::detached(async move {
+            let record = this.store.delete_schedule(&key, force, &who).await?;
+            this.reload(&record.id);
+            Ok(record)
+        })
+        .await
     }
 
     /// Create (`create`) or replace a calendar: the previous spec when replaced.
@@ -116,30 +128,46 @@ impl Scheduler {
         create: bool,
         who: &str,
     ) -> Result<Option<CalendarSpec>, StoreError> {
-        let before = self.store.put_calendar(spec, create, who).await?;
-        self.exclusions_changed();
-        Ok(before)
+        let (this, who) = (self.clone(), who.to_string());
+        crate::detach::detached(async move {
+            let before = this.store.put_calendar(spec, create, &who).await?;
+            this.exclusions_changed();
+            Ok(before)
+        })
+        .await
     }
 
     /// Delete a calendar.
     pub async fn delete_calendar(&self, name: &str, who: &str) -> Result<CalendarSpec, StoreError> {
-        let spec = self.store.delete_calendar(name, who).await?;
-        self.exclusions_changed();
-        Ok(spec)
+        let (this, name, who) = (self.clone(), name.to_string(), who.to_string());
+        crate::detach::detached(async move {
+            let spec = this.store.delete_calendar(&name, &who).await?;
+            this.exclusions_changed();
+            Ok(spec)
+        })
+        .await
     }
 
     /// Start a maintenance window.
     pub async fn add_maintenance(&self, m: Maintenance, who: &str) -> Result<Maintenance, StoreError> {
-        let m = self.store.add_maintenance(m, self.clock.now(), who).await?;
-        self.exclusions_changed();
-        Ok(m)
+        let (this, who) = (self.clone(), who.to_string());
+        crate::detach::detached(async move {
+            let m = this.store.add_maintenance(m, this.clock.now(), &who).await?;
+            this.exclusions_changed();
+            Ok(m)
+        })
+        .await
     }
 
     /// End a maintenance window now.
     pub async fn end_maintenance(&self, id: &str, who: &str) -> Result<Maintenance, StoreError> {
-        let m = self.store.end_maintenance(id, self.clock.now(), who).await?;
-        self.exclusions_changed();
-        Ok(m)
+        let (this, id, who) = (self.clone(), id.to_string(), who.to_string());
+        crate::detach::detached(async move {
+            let m = this.store.end_maintenance(&id, this.clock.now(), &who).await?;
+            this.exclusions_changed();
+            Ok(m)
+        })
+        .await
     }
 
     /// Schedule `id` was created, changed, paused or deleted. The change applies as of
