@@ -227,7 +227,7 @@ impl Engines {
             }
             let has = |t: &str| topics.contains("resync") || topics.contains(t);
             if (has("triggers") || has("calendars"))
-                && let Err(e) = self.router().reload()
+                && let Err(e) = self.router().reload_all().await
             {
                 tracing::warn!("reloading triggers after another node's change failed: {e}");
             }

@@ -89,6 +89,11 @@ struct Inner {
     stopped_by_queue: AtomicU64,
     /// Every enabled, valid trigger by id: the source the index is built from.
     triggers: std::sync::Mutex<std::collections::HashMap<String, Arc<sundial_core::trigger::Compiled>>>,
+    /// Reloads (one trigger or all) take turns, read and apply: of two, the later read
+    /// (the newer state) is applied last. An async lock: a read may wait on the store
+    /// (on PostgreSQL a blocking read drives the connection on the runtime), and a
+    /// thread blocked on a plain mutex meanwhile could hold the very task it waits for.
+    reloads: tokio::sync::Mutex<()>,
     index: RwLock<Arc<TriggerIndex>>,
     /// Calendars in force (shared with the scheduler).
     exclusions: Exclusions,
@@ -117,6 +122,7 @@ impl Router {
                 stopped_by_budget: AtomicU64::new(0),
                 stopped_by_queue: AtomicU64::new(0),
                 triggers: Default::default(),
+                reloads: tokio::sync::Mutex::new(()),
                 index: RwLock::new(Arc::new(TriggerIndex::default())),
                 exclusions,
                 zone,
@@ -126,11 +132,16 @@ impl Router {
         Ok(router)
     }
 
-    /// Load every trigger from the store and build the index (at start).
-    pub fn reload(&self) -> Result<(), StoreError> {
-        // Read under the lock, as `reload_trigger` does: a reload that read before a
-        // trigger was created here must not publish its older set after that one.
-        let mut triggers = self.inner.triggers.lock().unwrap_or_else(|e| e.into_inner());
+    /// Load every trigger from the store and build the index again (in a cluster, on
+    /// another node's change), in turn with other reloads.
+    pub async fn reload_all(&self) -> Result<(), StoreError> {
+        let _turn = self.inner.reloads.lock().await;
+        self.reload()
+    }
+
+    /// Load every trigger from the store and build the index (at start, before any
+    /// other reload can run; later through [`Router::reload_all`]).
+    fn reload(&self) -> Result<(), StoreError> {
         let mut all = std::collections::HashMap::new();
         let mut cursor: Option<String> = None;
         loop {
@@ -145,6 +156,7 @@ impl Router {
                 None => break,
             }
         }
+        let mut triggers = self.inner.triggers.lock().unwrap_or_else(|e| e.into_inner());
         *triggers = all;
         self.publish(&triggers);
         Ok(())
@@ -159,7 +171,7 @@ impl Router {
         let (this, who) = (self.clone(), who.to_string());
         crate::detach::detached(async move {
             let record = this.inner.store.insert_trigger(record, &who).await?;
-            this.reload_trigger(&record.id)?;
+            this.reload_trigger(&record.id).await?;
             Ok(record)
         })
         .await
@@ -176,7 +188,7 @@ impl Router {
         let (this, key, who) = (self.clone(), key.to_string(), who.to_string());
         crate::detach::detached(async move {
             let (before, after) = this.inner.store.update_trigger(&key, spec, now(), &who).await?;
-            this.reload_trigger(&after.id)?;
+            this.reload_trigger(&after.id).await?;
             Ok((before, after))
         })
         .await
@@ -187,7 +199,7 @@ impl Router {
         let (this, key, who) = (self.clone(), key.to_string(), who.to_string());
         crate::detach::detached(async move {
             let record = this.inner.store.delete_trigger(&key, &who).await?;
-            this.reload_trigger(&record.id)?;
+            this.reload_trigger(&record.id).await?;
             Ok(record)
         })
         .await
@@ -195,11 +207,10 @@ impl Router {
 
     /// Re-read one trigger after it was created, changed or deleted, and rebuild the
     /// index from the compiled triggers in memory (no other trigger is re-read).
-    fn reload_trigger(&self, id: &str) -> Result<(), StoreError> {
-        // Read under the lock: of two concurrent reloads of one trigger, the later read
-        // (the newer state) is applied last.
-        let mut triggers = self.inner.triggers.lock().unwrap_or_else(|e| e.into_inner());
+    async fn reload_trigger(&self, id: &str) -> Result<(), StoreError> {
+        let _turn = self.inner.reloads.lock().await;
         let record = self.inner.store.trigger(id)?;
+        let mut triggers = self.inner.triggers.lock().unwrap_or_else(|e| e.into_inner());
         match record.as_ref().and_then(compile) {
             Some(c) => triggers.insert(id.to_string(), Arc::new(c)),
             None => triggers.remove(id),
