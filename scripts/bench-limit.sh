@@ -24,6 +24,8 @@ SECS=${2:-10}
 CONNS=${3:-32}
 THREADS=${4:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 BIN=${SUNDIAL_BIN:-$ROOT/target/release/sundial}
 WORK=$(mktemp -d /tmp/sundial-bench-limit.XXXXXX)
 NGINX_PORT=${NGINX_PORT:-18080}
@@ -89,46 +91,12 @@ curl -sf -X POST "http://127.0.0.1:$SUNDIAL_PORT/v1/tasks" \
     -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
     -d '{"name": "bench", "plugin": "echo"}' >/dev/null
 
-# One request generator for every target: a JSON body with an id of its own.
-cat > "$WORK/post.lua" <<'EOF'
-local counter = 0
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function init(args)
-  math.randomseed(os.time() + (tid or 0))
-  prefix = string.format("%s-%d-%d", args[1] or "r", tid or 0, math.random(1, 1e9))
-  -- A manual run takes {"params": ...}; everything else gets a CloudEvent.
-  runs = wrk.path:find("/run$") ~= nil
-end
-request = function()
-  counter = counter + 1
-  local body
-  if runs then
-    body = string.format('{"params":{"n":%d}}', counter)
-  else
-    body = string.format(
-      '{"specversion":"1.0","id":"%s-%d","source":"/bench","type":"bench.limit","data":{"n":%d}}',
-      prefix, counter, counter)
-  end
-  -- nil path and headers: the URL's path and the -H headers.
-  return wrk.format("POST", nil, nil, body)
-end
-function done(summary, latency, requests)
-  io.write(string.format("SUMMARY %d %d %d\n", summary.requests, summary.duration,
-    summary.errors.status + summary.errors.connect + summary.errors.read
-    + summary.errors.write + summary.errors.timeout))
-end
-EOF
-
 # wrk's requests/s counting 2xx only: "REQ_PER_S NOT_2XX".
 load() { # NAME URL_PATH PORT ROUND
     local out total us bad
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" -s "$WORK/post.lua" \
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" -s "$POST_LUA" \
         -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
-        "http://127.0.0.1:$3$2" -- "$1$4" 2>&1) || fail "wrk against $1 failed: $out"
+        "http://127.0.0.1:$3$2" -- "$1$4" bench.limit 2>&1) || fail "wrk against $1 failed: $out"
     echo "$out" > "$WORK/$1-$4.txt"
     read -r total us bad < <(echo "$out" | awk '$1 == "SUMMARY" {print $2, $3, $4}')
     [[ "$total" =~ ^[0-9]+$ && "$us" =~ ^[0-9]+$ && "$us" -gt 0 ]] || fail "no summary from wrk against $1: $out"
@@ -164,8 +132,6 @@ for r in $(seq 1 "$ROUNDS"); do
     done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-spread() { tr ' ' '\n' | grep -v '^$' | sort -n | awk 'NR==1 {lo=$1} {hi=$1} END {print lo "-" hi}'; }
 t=$(echo "${all[trivial]}" | median)
 e=$(echo "${all[events]}" | median)
 u=$(echo "${all[runs]}" | median)

@@ -38,6 +38,8 @@ SECS=${2:-10}
 CONNS=${3:-32}
 THREADS=${4:-2}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 BIN=${SUNDIAL_BIN:-$ROOT/target/release/sundial}
 PEER_DIR=${BENCH_PEER_DIR:-$ROOT/target/bench-peer}
 N8N_VERSION=${N8N_VERSION:-^2}
@@ -90,44 +92,6 @@ if [ ! -x "$N8N" ]; then
 EOF
     (cd "$PEER_DIR/n8n" && npm install --no-audit --no-fund --loglevel=error >&2)
 fi
-
-# wrk's request generator: a small JSON body (a CloudEvent) with an id of its own.
-cat > "$WORK/post.lua" <<'EOF'
-local counter = 0
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("tid", threads)
-end
-function init(args)
-  math.randomseed(os.time() + (tid or 0))
-  prefix = string.format("%s-%d-%d", args[1] or "r", tid or 0, math.random(1, 1e9))
-end
-request = function()
-  counter = counter + 1
-  local body = string.format(
-    '{"specversion":"1.0","id":"%s-%d","source":"/bench","type":"bench.peer","data":{"n":%d}}',
-    prefix, counter, counter)
-  -- nil path and headers: the URL's path and the -H headers.
-  return wrk.format("POST", nil, nil, body)
-end
--- A client that honours "busy": after a 429 or 503 its thread waits 20 ms before
--- its next request, instead of retrying at once (n8n never answers either).
-local backoff = 0
-function response(status, headers, body)
-  if status == 429 or status == 503 then backoff = 20 end
-end
-function delay()
-  local d = backoff
-  backoff = 0
-  return d
-end
-function done(summary, latency, requests)
-  io.write(string.format("SUMMARY %d %d\n", summary.requests,
-    summary.errors.status + summary.errors.connect + summary.errors.read
-    + summary.errors.write + summary.errors.timeout))
-end
-EOF
 
 # Peak RSS in MiB of the process tree under $1, sampled until the file $2 exists.
 peak_rss() {
@@ -251,15 +215,15 @@ measure() { # NAME URL COUNT_FUNCTION ROUND
     peak_rss "$PID" "$WORK/stop" &
     local sampler=$!
     start=$(date +%s%N)
-    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s "$WORK/post.lua" \
+    out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECS}s" --latency -s "$POST_LUA" \
         -H "authorization: Bearer ${TOKEN:-none}" -H 'content-type: application/json' \
-        "$2" -- "$1$4" 2>&1) || { touch "$WORK/stop"; fail "wrk against $1 failed: $out"; }
+        "$2" -- "$1$4" bench.peer backoff 2>&1) || { touch "$WORK/stop"; fail "wrk against $1 failed: $out"; }
     echo "$out" > "$WORK/$1-$4.txt"
     read -r done_n t_end < <(drain "$3" "$start")
     touch "$WORK/stop"; wait "$sampler"
     p50=$(echo "$out" | awk '$1 == "50%" {print $2}')
     p99=$(echo "$out" | awk '$1 == "99%" {print $2}')
-    read -r total bad < <(echo "$out" | awk '$1 == "SUMMARY" {print $2, $3}')
+    read -r total bad < <(echo "$out" | awk '$1 == "SUMMARY" {print $2, $4}')
     [[ "$total" =~ ^[0-9]+$ && "$done_n" =~ ^[0-9]+$ && "$before" =~ ^[0-9]+$ ]] ||
         fail "no figures from $1 (wrk: $out; completed: $done_n, before: $before)"
     rate=$(awk -v n="$((done_n - before))" -v a="$start" -v b="$t_end" 'BEGIN {printf "%.0f", n / ((b - a) / 1e9)}')
@@ -289,8 +253,6 @@ for r in $(seq 1 "$ROUNDS"); do
     done
 done
 
-median() { tr ' ' '\n' | grep -v '^$' | sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-spread() { tr ' ' '\n' | grep -v '^$' | sort -n | awk 'NR==1 {lo=$1} {hi=$1} END {print lo "-" hi}'; }
 rn=$(echo "${rate[n8n]}" | median); rs=$(echo "${rate[sundial]}" | median)
 mn=$(echo "${rss[n8n]}" | median); ms=$(echo "${rss[sundial]}" | median)
 echo
