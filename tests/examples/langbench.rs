@@ -14,6 +14,11 @@
 //! cargo build --release -p sundial && cargo build --release -p sundial-tests --examples
 //! target/release/examples/langbench [ROUNDS]    # default 2000
 //! ```
+//!
+//! Narrowing it: `LANGBENCH_LANGS=python,js` picks templates, `LANGBENCH_RUNTIME_ONLY=1`
+//! skips the daemon, `LANGBENCH_KEPT_ONLY=1` measures kept instances only (for a
+//! profile of them), `LANGBENCH_WASM=name=path,...` measures more components beside the
+//! templates, `LANGBENCH_AGING=N` prints how calls age over an instance's N runs.
 
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -59,20 +64,66 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1000.0
 }
 
+/// The mean time of a kept instance's calls by their position in the instance's life
+/// (in tenths of it), over 20 instances: does a call get slower as its instance ages?
+#[allow(clippy::too_many_arguments)]
+fn aging(
+    tokio: &tokio::runtime::Runtime,
+    runtime: &Runtime,
+    plugin: &sundial_runtime::Plugin,
+    identity: &Arc<PluginIdentity>,
+    services: &Arc<MemoryServices>,
+    inv: &Invocation,
+    limits: &Limits,
+    lang: &str,
+) {
+    let per = limits.runs_per_instance as usize;
+    let tenth = per.div_ceil(10);
+    let mut sums = vec![Duration::ZERO; per.div_ceil(tenth)];
+    for _ in 0..20 {
+        for i in 0..per {
+            let started = Instant::now();
+            let report =
+                tokio.block_on(runtime.run_action(plugin, identity.clone(), limits, services.clone(), inv));
+            sums[i / tenth] += started.elapsed();
+            assert!(
+                report.result.is_ok() && (i == 0) != report.resources.reused_instance,
+                "{lang}: run {i}"
+            );
+        }
+    }
+    let means: Vec<String> = sums
+        .iter()
+        .map(|s| format!("{:.3}", s.as_secs_f64() * 1000.0 / (20 * tenth) as f64))
+        .collect();
+    println!(
+        "{lang} mean ms by tenths of an instance's {per} runs: {}",
+        means.join(" ")
+    );
+}
+
 fn main() {
     let rounds: usize = std::env::args()
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(2000);
     let tmp = tempfile::tempdir().unwrap();
-    // LANGBENCH_LANGS=python,js picks languages; LANGBENCH_RUNTIME_ONLY=1 skips the
-    // daemon (for profiling the runtime alone).
     let only = std::env::var("LANGBENCH_LANGS").unwrap_or_else(|_| "rust,python,js".into());
     let langs: Vec<&str> = ["rust", "python", "js"]
         .into_iter()
         .filter(|l| only.split(',').any(|o| o == *l))
         .collect();
-    let built: Vec<(&str, PathBuf)> = langs.iter().map(|l| (*l, build(tmp.path(), l))).collect();
+    let mut built: Vec<(String, PathBuf)> = langs
+        .iter()
+        .map(|l| (l.to_string(), build(tmp.path(), l)))
+        .collect();
+    // LANGBENCH_WASM=name=path[,name=path]: more components to measure beside them (a
+    // variant of a template, another toolchain's build of it).
+    for extra in std::env::var("LANGBENCH_WASM").unwrap_or_default().split(',') {
+        if let Some((name, path)) = extra.split_once('=') {
+            built.push((name.to_string(), PathBuf::from(path)));
+        }
+    }
 
     // The runtime alone, configured as the daemon configures it.
     let runtime = Runtime::new(RuntimeConfig {
@@ -124,11 +175,24 @@ fn main() {
             times.sort();
             (times, peak)
         };
-        let (fresh, peak) = measure(&limits);
-        let (kept, _) = measure(&Limits {
+        // LANGBENCH_KEPT_ONLY=1 measures kept instances only (for a profile of them).
+        let (fresh, peak) = match std::env::var_os("LANGBENCH_KEPT_ONLY") {
+            Some(_) => (vec![Duration::ZERO], 0),
+            None => measure(&limits),
+        };
+        let kept_limits = Limits {
             runs_per_instance: KEPT_RUNS,
             ..limits
-        });
+        };
+        // LANGBENCH_AGING=N: how calls age over an instance's N runs.
+        if let Some(n) = std::env::var("LANGBENCH_AGING").ok().and_then(|n| n.parse().ok()) {
+            let aged = Limits {
+                runs_per_instance: n,
+                ..limits
+            };
+            aging(&tokio, &runtime, &plugin, &identity, &services, &inv, &aged, lang);
+        }
+        let (kept, _) = measure(&kept_limits);
         println!(
             "| {lang} | {:.2} MB | {:.2} s | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:.1} MiB | {:.1} MB |",
             bytes.len() as f64 / 1e6,

@@ -215,6 +215,21 @@ fn python_template_builds_and_its_own_test_passes() {
 #[test]
 fn js_template_builds_and_its_own_test_passes() {
     template_builds_and_its_own_test_passes("js");
+    // jco 1.34 asks for ComponentizeJS ^0.22: without the template's npm override it
+    // runs a nested 0.22, whose import calls cost ~0.09 ms each (docs/BENCHMARKS.md).
+    let modules = project("js").dir.join("node_modules/@bytecodealliance");
+    let nested = modules.join("jco/node_modules/@bytecodealliance/componentize-js/package.json");
+    let used = match nested.exists() {
+        true => nested,
+        false => modules.join("componentize-js/package.json"),
+    };
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&used).unwrap()).unwrap();
+    assert_eq!(
+        manifest["version"],
+        "0.23.0",
+        "the ComponentizeJS jco runs: {}",
+        used.display()
+    );
 }
 
 #[test]
