@@ -187,6 +187,14 @@ impl Daemon {
         self.expect(200, "PATCH", path, Some(&changes))
     }
 
+    /// Plugins the daemon loaded from `from` (`compile`, `disk`) since it started: its
+    /// `sundial_plugin_loads_total{from}` on `/metrics`.
+    pub fn plugin_loads(&self, from: &str) -> f64 {
+        let (_, text) = self.call("GET", "/metrics", None);
+        let text = text.as_str().map(str::to_string).unwrap_or_default();
+        crate::metric(&text, &format!("sundial_plugin_loads_total{{from=\"{from}\"}}"))
+    }
+
     /// Start a manual run of `task` with `params` and wait for it (must answer 200).
     #[track_caller]
     pub fn run_wait(&self, task: &str, params: serde_json::Value) -> serde_json::Value {

@@ -17,12 +17,6 @@ fn upload(d: &Daemon, query: &str, content_type: &str, body: &[u8]) -> (u16, Val
     (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
 
-fn loads(d: &Daemon, from: &str) -> f64 {
-    let (_, text) = d.call("GET", "/metrics", None);
-    let text = text.as_str().map(str::to_string).unwrap_or_default();
-    metric(&text, &format!("sundial_plugin_loads_total{{from=\"{from}\"}}"))
-}
-
 #[test]
 fn raw_wasm_upload_installs_and_bad_ones_get_precise_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -146,10 +140,10 @@ fn the_first_run_after_install_loads_nothing_and_a_restart_warms_what_the_cache_
     wait_until("the start's warm-up ends", 60, || {
         d.stderr_text().contains("plugins warmed")
     });
-    let before = (loads(&d, "compile"), loads(&d, "disk"));
+    let before = (d.plugin_loads("compile"), d.plugin_loads("disk"));
     assert_eq!(d.run_wait("greet", json!({"name": "Ada"}))["status"], "succeeded");
     assert_eq!(
-        (loads(&d, "compile"), loads(&d, "disk")),
+        (d.plugin_loads("compile"), d.plugin_loads("disk")),
         before,
         "the first run after install used the plugin compiled at install"
     );
@@ -165,11 +159,15 @@ fn the_first_run_after_install_loads_nothing_and_a_restart_warms_what_the_cache_
     std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
     let d = Daemon::start(dir.path(), &[]);
     wait_until("the warm-up compiled every plugin", 300, || {
-        loads(&d, "compile") as usize >= plugins
+        d.plugin_loads("compile") as usize >= plugins
     });
-    let compiled = loads(&d, "compile");
+    let compiled = d.plugin_loads("compile");
     assert_eq!(d.run_wait("greet", json!({"name": "Bo"}))["status"], "succeeded");
-    assert_eq!(loads(&d, "compile"), compiled, "the run compiled nothing more");
+    assert_eq!(
+        d.plugin_loads("compile"),
+        compiled,
+        "the run compiled nothing more"
+    );
     let (_, text) = d.call("GET", "/metrics", None);
     let text = text.as_str().unwrap_or_default().to_string();
     assert!(
@@ -181,9 +179,9 @@ fn the_first_run_after_install_loads_nothing_and_a_restart_warms_what_the_cache_
     d.kill9();
     let d = Daemon::start(dir.path(), &[]);
     wait_until("the warm-up loaded every plugin", 120, || {
-        loads(&d, "disk") as usize >= plugins
+        d.plugin_loads("disk") as usize >= plugins
     });
-    assert_eq!(loads(&d, "compile"), 0.0);
+    assert_eq!(d.plugin_loads("compile"), 0.0);
 }
 
 #[test]

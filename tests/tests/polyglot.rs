@@ -339,8 +339,19 @@ fn through_the_daemon(lang: &'static str) {
     d.put_secret(201, "api_key", "s3cret-value");
     d.put_secret(201, "other_key", "not-granted");
 
-    // Params in, output out, log lines.
+    // Params in, output out, log lines; the first run uses the plugin compiled at
+    // install (nothing loaded, compiled or read from the disk cache, during it).
+    wait_until("the start's warm-up ends", 60, || {
+        d.stderr_text().contains("plugins warmed")
+    });
+    let loads = || (d.plugin_loads("compile"), d.plugin_loads("disk"));
+    let before = loads();
     let r = run(&d, json!({"op": "greet", "name": "Ada"}));
+    assert_eq!(
+        loads(),
+        before,
+        "the first run after install loaded its plugin again"
+    );
     let out = succeeded(&r);
     assert_eq!(out["greeting"], "hello, Ada", "{r}");
     assert_eq!(
