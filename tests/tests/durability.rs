@@ -340,7 +340,7 @@ fn runs_committed_for_clients_that_hung_up_still_run() {
     // Whatever got committed runs to the end: nothing stays queued.
     // Done when there are runs, all succeeded, and their count held for a second (a
     // commit of a request that was hung up on may still be landing).
-    let mut runs: Vec<Value> = Vec::new();
+    let mut runs: Vec<Value>;
     let mut settled: Option<(usize, Instant)> = None;
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
