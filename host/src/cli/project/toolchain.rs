@@ -286,3 +286,37 @@ impl Toolchains {
 fn absolute(p: &Path) -> Result<PathBuf, String> {
     std::path::absolute(p).map_err(|e| format!("{}: {e}", p.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(dir: &Path, at: &str, version: &str) {
+        let path = dir.join(at);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(
+            path,
+            format!(r#"{{"name": "@bytecodealliance/componentize-js", "version": "{version}"}}"#),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn the_componentize_js_jco_runs_is_its_nested_copy_when_there_is_one() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(componentize_js_used(dir.path()), None, "nothing installed");
+        manifest(
+            dir.path(),
+            "node_modules/@bytecodealliance/componentize-js/package.json",
+            "0.23.0",
+        );
+        assert_eq!(componentize_js_used(dir.path()).as_deref(), Some("0.23.0"));
+        // What npm does for jco 1.34 without the template's override.
+        manifest(
+            dir.path(),
+            "node_modules/@bytecodealliance/jco/node_modules/@bytecodealliance/componentize-js/package.json",
+            "0.22.0",
+        );
+        assert_eq!(componentize_js_used(dir.path()).as_deref(), Some("0.22.0"));
+    }
+}
