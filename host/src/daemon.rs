@@ -367,6 +367,8 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     }
     // Requests still open (for example `?wait=true`) get until the end of the grace period.
     let _ = tokio::time::timeout(std::time::Duration::from_millis(200), server).await;
+    // Closed cleanly, a large redb file opens at once next time (no repair).
+    store.shutdown().await;
     tracing::info!("sundial stopped");
     Ok(())
 }

@@ -147,6 +147,8 @@ fn main() {
         "3600s",
     ];
     let daemon = Daemon::start(dir, &flags);
+    // What the daemon holds with no schedule at all, for the memory per schedule.
+    let fresh_kib = rss_kib(daemon.pid(), "VmRSS:");
     for task in ["fire", "idle"] {
         daemon.create("/v1/tasks", json!({"name": task, "plugin": "echo"}));
     }
@@ -196,11 +198,29 @@ fn main() {
     let ready = t0.elapsed();
     let pid = daemon.pid();
     println!(
-        "restart with {total} schedules: listening after {} ms, first API answer after {} ms, RSS {} MiB (peak so far {} MiB)",
+        "restart after SIGKILL with {total} schedules: listening after {} ms, first API answer after {} ms, RSS {} MiB (peak so far {} MiB)",
         startup.as_millis(),
         ready.as_millis(),
         rss_kib(pid, "VmRSS:") / 1024,
         rss_kib(pid, "VmHWM:") / 1024
+    );
+    // And after a clean stop (SIGTERM): no repair of the data file first.
+    assert!(daemon.stop().success());
+    let t0 = Instant::now();
+    let daemon = Daemon::start(dir, &flags);
+    let startup = t0.elapsed();
+    let pid = daemon.pid();
+    let rss = rss_kib(pid, "VmRSS:");
+    println!(
+        "restart after SIGTERM with {total} schedules: listening after {} ms, RSS {} MiB (peak so far {} MiB)",
+        startup.as_millis(),
+        rss / 1024,
+        rss_kib(pid, "VmHWM:") / 1024
+    );
+    println!(
+        "memory per schedule: {} bytes (RSS now minus a fresh daemon's {} MiB, over {total}; includes redb's page cache, up to 64 MiB)",
+        rss.saturating_sub(fresh_kib) * 1024 / total as u64,
+        fresh_kib / 1024
     );
 
     // Steady firing: skip 3 s of warm-up, then measure.

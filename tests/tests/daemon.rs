@@ -193,28 +193,6 @@ fn retention_prunes_old_runs_per_task_and_by_default() {
     d.expect(404, "GET", &format!("/v1/runs/{}", newest[0]), None);
 }
 
-fn sigterm_and_wait(mut d: Daemon) -> std::process::ExitStatus {
-    let pid = d.child.id().to_string();
-    assert!(
-        std::process::Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        if let Some(status) = d.child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the daemon did not stop on SIGTERM"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-}
-
 fn start_spin(d: &Daemon, timeout_ms: u64) -> String {
     if d.call("GET", "/v1/plugins/hostile", None).0 == 404 {
         d.install_hostile(json!({}));
@@ -244,7 +222,7 @@ fn sigterm_lets_running_runs_finish_within_the_grace_period() {
     // Finishes (times out) within the grace period: recorded as timed_out.
     let d = Daemon::start(dir.path(), &["--grace", "10s"]);
     let finished = start_spin(&d, 800);
-    assert!(sigterm_and_wait(d).success());
+    assert!(d.stop().success());
     // Outlives the grace period: left for recovery, which marks it interrupted.
     let d = Daemon::start(dir.path(), &["--grace", "200ms"]);
     assert_eq!(
@@ -252,7 +230,7 @@ fn sigterm_lets_running_runs_finish_within_the_grace_period() {
         "timed_out"
     );
     let cut = start_spin(&d, 20_000);
-    assert!(sigterm_and_wait(d).success());
+    assert!(d.stop().success());
     let d = Daemon::start(dir.path(), &[]);
     let (_, run) = d.call("GET", &format!("/v1/runs/{cut}"), None);
     assert_eq!(run["status"], "interrupted", "{run}");
@@ -531,4 +509,48 @@ fn a_removed_bundled_plugin_stays_removed_across_restarts() {
         names.contains(&"vergeos") && names.contains(&"email"),
         "{names:?}"
     );
+}
+
+/// Whether opening the daemon's redb file needs a repair (the file was not closed).
+fn needs_repair(data: &std::path::Path) -> bool {
+    let repaired = std::rc::Rc::new(std::cell::Cell::new(false));
+    let seen = repaired.clone();
+    let mut builder = redb::Database::builder();
+    builder.set_repair_callback(move |_| seen.set(true));
+    drop(
+        builder
+            .create(data.join("sundial.redb"))
+            .expect("open the data file"),
+    );
+    repaired.get()
+}
+
+#[test]
+fn a_stopped_daemon_closes_its_data_file_cleanly_and_a_killed_one_does_not() {
+    // Closed cleanly, the next start opens the file at once; otherwise redb verifies
+    // every page's checksum and rebuilds its allocator, seconds per GiB.
+    if sundial_tests::pg::redb_only("the data file") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &[]);
+    d.create("/v1/tasks", json!({"name": "t", "plugin": "echo"}));
+    d.run_wait("t", json!({}));
+    assert!(d.stop().success());
+    assert!(
+        !needs_repair(dir.path()),
+        "a SIGTERM stop left the file needing repair"
+    );
+    // The same after a kill: the file needs its repair (what the check above rules out).
+    let d = Daemon::start(dir.path(), &[]);
+    d.run_wait("t", json!({}));
+    d.kill9();
+    assert!(
+        needs_repair(dir.path()),
+        "a killed daemon's file should need repair"
+    );
+    // Repaired, everything is there.
+    let d = Daemon::start(dir.path(), &[]);
+    let (_, runs) = d.call("GET", "/v1/runs?task=t", None);
+    assert_eq!(runs["runs"].as_array().map(Vec::len), Some(2), "{runs}");
 }

@@ -12,6 +12,7 @@
 use super::StoreError;
 use redb::Database;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,8 @@ pub struct DbHandle {
     db: RwLock<Option<Arc<Database>>>,
     /// When the last reopen failed, and why.
     reopen: Mutex<Option<(Instant, String)>>,
+    /// Closed for good ([`DbHandle::close`]): nothing reopens it.
+    closed: AtomicBool,
 }
 
 impl DbHandle {
@@ -70,6 +73,7 @@ impl DbHandle {
             options,
             db: RwLock::new(Some(Arc::new(db))),
             reopen: Mutex::new(None),
+            closed: AtomicBool::new(false),
         }
     }
 
@@ -82,6 +86,9 @@ impl DbHandle {
     pub fn get(&self) -> Result<Arc<Database>, StoreError> {
         if let Some(db) = self.current() {
             return Ok(db);
+        }
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
         }
         let mut last = self.reopen.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(db) = self.current() {
@@ -122,6 +129,33 @@ impl DbHandle {
                 .checked_sub(REOPEN_INTERVAL)
                 .unwrap_or_else(Instant::now);
             *self.reopen.lock().unwrap_or_else(|e| e.into_inner()) = Some((at, error.to_string()));
+        }
+    }
+
+    /// Close the database for good and wait (up to `wait`) until the last operation
+    /// holding it is done, so that redb closes the file cleanly: its next open then
+    /// needs no repair, which on a large file takes seconds per GiB (every page's
+    /// checksum is verified and the allocator rebuilt). Operations after this answer
+    /// [`StoreError::Closed`]. True when the file was closed cleanly.
+    pub fn close(&self, wait: Duration) -> bool {
+        self.closed.store(true, Ordering::Release);
+        let Some(mut db) = self.db.write().unwrap_or_else(|e| e.into_inner()).take() else {
+            return false;
+        };
+        let deadline = Instant::now() + wait;
+        loop {
+            match Arc::try_unwrap(db) {
+                Ok(db) => {
+                    drop(db);
+                    return true;
+                }
+                Err(shared) if Instant::now() < deadline => {
+                    db = shared;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                // Still in use: the last holder closes it, as far as the process lives.
+                Err(_) => return false,
+            }
         }
     }
 

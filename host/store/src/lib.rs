@@ -233,6 +233,11 @@ pub trait MetaStore: Send + Sync {
     fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<String>> {
         None
     }
+
+    /// The daemon is stopping: let every write handed in so far finish, then release
+    /// the backend (redb: close the file cleanly, so the next start needs no repair).
+    /// Operations after it fail with [`StoreError::Closed`]. Default: nothing to do.
+    async fn shutdown(&self) {}
 }
 
 #[async_trait]
@@ -259,6 +264,19 @@ impl MetaStore for Store {
 
     fn stats(&self) -> &Arc<WriterStats> {
         self.writer.stats()
+    }
+
+    async fn shutdown(&self) {
+        // Every write handed in before this is committed first (a quiet turn waits
+        // for them); then the file is closed, once the reads in flight let go of it.
+        let _ = self.writer.quiet(Box::new(|_db| Ok(()))).await;
+        let db = self.db.clone();
+        let closed = tokio::task::spawn_blocking(move || db.close(std::time::Duration::from_secs(5)))
+            .await
+            .unwrap_or(false);
+        if !closed {
+            tracing::warn!("the data file is still in use: the next start checks it (repair)");
+        }
     }
 
     fn meta(&self, key: &str) -> Result<Option<String>, StoreError> {

@@ -18,6 +18,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use cron_rule::CronRule;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
 pub use zone::DstNote;
 
 /// When a schedule fires.
@@ -47,9 +49,33 @@ pub struct Timing {
 
 #[derive(Debug, Clone)]
 enum Compiled {
-    Cron(CronRule),
+    Cron(Arc<CronRule>),
     Calendar(CalendarRule),
     At(DateTime<Utc>),
+}
+
+/// Cron expressions compiled once for the many schedules that share them (a scheduler
+/// loading a million schedules compiles each distinct expression once). Holds at most
+/// [`CronCache::CAPACITY`] expressions; when full it starts over.
+#[derive(Default)]
+pub struct CronCache(HashMap<String, Arc<CronRule>>);
+
+impl CronCache {
+    /// Most expressions kept: 4 096 (a compiled expression takes a few hundred bytes).
+    pub const CAPACITY: usize = 4096;
+
+    /// `expr` compiled, from the cache when it was compiled before.
+    fn get(&mut self, expr: &str) -> Result<Arc<CronRule>, String> {
+        if let Some(rule) = self.0.get(expr) {
+            return Ok(rule.clone());
+        }
+        let rule = Arc::new(CronRule::parse(expr).map_err(|e| format!("rule.{e}"))?);
+        if self.0.len() >= Self::CAPACITY {
+            self.0.clear();
+        }
+        self.0.insert(expr.to_string(), rule.clone());
+        Ok(rule)
+    }
 }
 
 /// One fire time.
@@ -73,12 +99,39 @@ impl Timing {
         end: Option<DateTime<Utc>>,
         now: DateTime<Utc>,
     ) -> Result<Timing, String> {
+        Timing::compile(rule, tz, start, end, now, None)
+    }
+
+    /// [`Timing::new`], taking a cron expression compiled before from `crons` (and
+    /// leaving a new one there).
+    pub fn new_cached(
+        rule: &Rule,
+        tz: &str,
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        crons: &mut CronCache,
+    ) -> Result<Timing, String> {
+        Timing::compile(rule, tz, start, end, now, Some(crons))
+    }
+
+    fn compile(
+        rule: &Rule,
+        tz: &str,
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+        crons: Option<&mut CronCache>,
+    ) -> Result<Timing, String> {
         let tz = zone::parse_tz(tz).map_err(|e| format!("timezone: {e}"))?;
         if end.is_some_and(|e| e <= start) {
             return Err("end: must be after start".into());
         }
         let rule = match rule {
-            Rule::Cron(expr) => Compiled::Cron(CronRule::parse(expr).map_err(|e| format!("rule.{e}"))?),
+            Rule::Cron(expr) => Compiled::Cron(match crons {
+                Some(crons) => crons.get(expr)?,
+                None => Arc::new(CronRule::parse(expr).map_err(|e| format!("rule.{e}"))?),
+            }),
             Rule::Calendar(c) => {
                 c.validate().map_err(|e| format!("rule.{e}"))?;
                 Compiled::Calendar(c.clone())
@@ -104,6 +157,13 @@ impl Timing {
 
     /// The first slot strictly after `after` (and not before the start), if any.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<Slot> {
+        let (at, dst) = self.next_instant(after)?;
+        let local = crate::timestamp::local_text(&at.with_timezone(&self.tz));
+        Some(Slot { at, local, dst })
+    }
+
+    /// [`Timing::next_after`] without the wall-clock text: the instant and its DST note.
+    pub fn next_instant(&self, after: DateTime<Utc>) -> Option<(DateTime<Utc>, Option<DstNote>)> {
         let from = after.max(self.start - chrono::Duration::nanoseconds(1));
         let (at, dst) = match &self.rule {
             Compiled::At(t) => (*t > from).then_some((*t, None))?,
@@ -124,8 +184,7 @@ impl Timing {
         if self.end.is_some_and(|e| at > e) {
             return None;
         }
-        let local = crate::timestamp::local_text(&at.with_timezone(&self.tz));
-        Some(Slot { at, local, dst })
+        Some((at, dst))
     }
 
     /// Up to `count` slots after `after`.

@@ -468,3 +468,49 @@ fn far_away_starts_are_refused_and_month_arithmetic_before_year_zero_holds() {
     let months: Vec<u32> = timing.preview(start, 4).iter().map(|s| s.at.month()).collect();
     assert_eq!(months, [11, 12, 1, 2]);
 }
+
+#[test]
+fn cron_cache_compiles_each_expression_once_and_times_as_without_it() {
+    let mut crons = CronCache::default();
+    let start = t("2026-03-01T00:00:00Z");
+    let now = t("2000-01-01T00:00:00Z");
+    for (expr, tz) in [
+        ("30 2 * * *", "Europe/Berlin"),
+        ("0 9 1 * 1", "America/New_York"),
+        ("30 2 * * *", "Asia/Tokyo"),
+        ("*/15 * * * * *", "UTC"),
+    ] {
+        let rule = Rule::Cron(expr.into());
+        let plain = Timing::new(&rule, tz, start, None, now).unwrap();
+        let cached = Timing::new_cached(&rule, tz, start, None, now, &mut crons).unwrap();
+        assert_eq!(
+            plain.preview(start, 50),
+            cached.preview(start, 50),
+            "{expr} in {tz}"
+        );
+    }
+    assert_eq!(crons.0.len(), 3, "one entry per distinct expression");
+    let rule = Rule::Cron("30 2 * * *".into());
+    let mut compiled = || match Timing::new_cached(&rule, "UTC", start, None, now, &mut crons)
+        .unwrap()
+        .rule
+    {
+        Compiled::Cron(rule) => rule,
+        _ => panic!("cron"),
+    };
+    let (a, b) = (compiled(), compiled());
+    assert!(Arc::ptr_eq(&a, &b), "shared, not compiled again");
+    // A bad expression fails as without the cache, and is not kept.
+    let bad = Rule::Cron("61 * * * *".into());
+    assert_eq!(
+        Timing::new_cached(&bad, "UTC", start, None, now, &mut crons).unwrap_err(),
+        Timing::new(&bad, "UTC", start, None, now).unwrap_err()
+    );
+    assert_eq!(crons.0.len(), 3);
+    // Full, it starts over rather than growing.
+    for i in 0..CronCache::CAPACITY + 10 {
+        let rule = Rule::Cron(format!("{} {} * * * *", i % 60, (i / 60) % 60));
+        Timing::new_cached(&rule, "UTC", start, None, now, &mut crons).unwrap();
+    }
+    assert!(crons.0.len() <= CronCache::CAPACITY);
+}

@@ -1,6 +1,8 @@
-//! The scheduler: an in-memory min-heap of (next due time, schedule), rebuilt from redb
-//! at start and updated on every change, so waiting costs nothing however many
-//! schedules exist. A due slot is recorded under its (schedule, slot time) key together
+//! The scheduler: an in-memory min-heap of (next due time, schedule), rebuilt from the
+//! store at start and updated on every change, so waiting costs nothing however many
+//! schedules exist. Per waiting schedule it keeps only ids, times and flags (see
+//! [`state`]); a schedule's definition is read from the store when one of its slots
+//! comes due. A due slot is recorded under its (schedule, slot time) key together
 //! with its runs in one commit, so it fires exactly once across crashes and restarts.
 //!
 //! Time comes from an injectable [`Clock`]. Slots that are late by more than
@@ -9,6 +11,7 @@
 //! by one; at start-up every slot missed since the last recorded one does.
 
 mod slot;
+mod startup;
 mod state;
 
 use crate::clock::Clock;
@@ -247,24 +250,11 @@ pub async fn start(
         heap: BinaryHeap::new(),
         generation: 0,
         jobs: JoinSet::new(),
+        crons: Default::default(),
     };
     let started = std::time::Instant::now();
     let exclusions = state.exclusions.clone();
-    // In pages, so start-up never holds every record at once.
-    let mut count = 0;
-    let mut cursor: Option<String> = None;
-    loop {
-        let (records, next) = store.schedules_page(cursor.as_deref(), 1000)?;
-        count += records.len();
-        for record in records {
-            let now = clock.now();
-            state.load(record, true, now);
-        }
-        match next {
-            Some(c) => cursor = Some(c),
-            None => break,
-        }
-    }
+    let count = state.load_all().await?;
     // Missed slots are recorded before the daemon answers requests.
     while let Some(result) = state.jobs.join_next().await {
         if log_job(result) {

@@ -1,5 +1,13 @@
-//! The scheduler task's state: each active schedule's timing and pending slot, and a
-//! min-heap of due slots; misfire, calendar and deferral decisions as slots come due.
+//! The scheduler task's state: each active schedule's pending slot, and a min-heap of
+//! due slots; misfire, calendar and deferral decisions as slots come due.
+//!
+//! **Small per schedule.** While a schedule waits, the scheduler keeps only ids, times
+//! and two flags for it ([`Entry`], about 200 bytes with its map and heap slots), so a
+//! million schedules fit in a few hundred MiB. What a decision on a slot needs beyond
+//! that (the compiled rule, the name, calendars, misfire policy: [`Detail`]) is compiled
+//! from the stored record when the schedule is loaded and when one of its slots comes
+//! due, and dropped again. One store read per fired slot is far cheaper than the slot's
+//! own commit.
 
 use crate::clock::Clock;
 use crate::outbox::Outbox;
@@ -8,9 +16,9 @@ use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 use sundial_core::calendar::Exclusions;
-use sundial_core::schedule::Timing;
 use sundial_core::schedule::misfire::{decide, missed_slots};
 use sundial_core::schedule::spec::{Excluded, Misfire};
+use sundial_core::schedule::{CronCache, Timing};
 use sundial_store::schedules::ScheduleRecord;
 use sundial_store::{SharedStore, StoreError};
 use tokio::task::JoinSet;
@@ -18,22 +26,64 @@ use tokio::task::JoinSet;
 use super::MISFIRE_THRESHOLD;
 use super::slot::{SlotJob, jitter, record_slot};
 
-/// What the scheduler keeps per active schedule.
+/// What the scheduler keeps per active schedule between its slots.
 pub(super) struct Entry {
+    /// A hash of the record's `updated_at` when it was loaded (a cluster's resync
+    /// compares it).
+    pub(super) version: u64,
+    /// The newest slot fired or recorded missed.
+    pub(super) last_slot: Option<DateTime<Utc>>,
+    /// The slot waiting in the heap, if any.
+    pub(super) pending: Option<DateTime<Utc>>,
+    pub(super) generation: u64,
+    pub(super) jitter_ms: u32,
+    /// Its excluded slots wait for their window's end (`excluded: defer`).
+    pub(super) defer: bool,
+}
+
+/// A schedule's definition as a decision on one of its slots needs it, compiled from
+/// its stored record.
+pub(super) struct Detail {
     name: Arc<str>,
-    /// The record's `updated_at` when it was loaded (a cluster's resync compares it).
-    updated_at: Arc<str>,
-    timing: Timing,
+    pub(super) timing: Timing,
     misfire: Misfire,
-    jitter_ms: u64,
     /// Calendars it honours, and what an excluded slot does.
     calendars: Vec<String>,
-    excluded: Excluded,
-    /// The newest slot fired or recorded missed.
-    last_slot: Option<DateTime<Utc>>,
-    /// The slot waiting in the heap, if any.
-    pending: Option<DateTime<Utc>>,
-    generation: u64,
+    pub(super) excluded: Excluded,
+}
+
+impl Detail {
+    /// Compile `record` (a missing start is `now`), its cron expression from `crons`
+    /// when compiled before.
+    pub(super) fn new(
+        record: &ScheduleRecord,
+        now: DateTime<Utc>,
+        crons: &mut CronCache,
+    ) -> Result<Detail, String> {
+        let timing = Timing::new_cached(
+            &record.spec.rule,
+            &record.spec.timezone,
+            record.spec.start.unwrap_or(now),
+            record.spec.end,
+            DateTime::<Utc>::MIN_UTC,
+            crons,
+        )?;
+        Ok(Detail {
+            name: Arc::from(record.spec.name.as_str()),
+            timing,
+            misfire: record.spec.misfire,
+            calendars: record.spec.calendars.clone(),
+            excluded: record.spec.excluded,
+        })
+    }
+}
+
+/// The version a record's `updated_at` stands for in an [`Entry`].
+pub(super) fn version(updated_at: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    updated_at.hash(&mut h);
+    h.finish()
 }
 
 /// What comes after a slot: the next one to place (if any), or nothing because the
@@ -45,6 +95,10 @@ pub(super) enum Next {
 
 /// A heap entry: (due = slot + jitter, schedule id, generation, slot).
 pub(super) type Due = Reverse<(DateTime<Utc>, Arc<str>, u64, DateTime<Utc>)>;
+
+/// How long a slot waits before its schedule is read again when reading it failed
+/// (the store unreachable): 1 s.
+const RETRY: chrono::TimeDelta = chrono::TimeDelta::seconds(1);
 
 /// The scheduler task's state: the schedules in memory and the heap of their next
 /// due slots.
@@ -58,6 +112,8 @@ pub(super) struct State {
     pub(super) generation: u64,
     /// Slots being committed; each job is independent (keyed by schedule and slot).
     pub(super) jobs: JoinSet<Result<(), StoreError>>,
+    /// Cron expressions compiled before (many schedules share one).
+    pub(super) crons: CronCache,
 }
 
 impl State {
@@ -82,11 +138,11 @@ impl State {
             .map(|(due, id, slot)| super::NextFire {
                 due,
                 slot,
-                name: self
-                    .entries
-                    .get(&id)
-                    .map(|e| e.name.to_string())
-                    .unwrap_or_default(),
+                // Names are not kept in memory: read for the few shown.
+                name: match self.store.schedule(&id) {
+                    Ok(Some(record)) => record.spec.name,
+                    _ => String::new(),
+                },
                 schedule: id.to_string(),
             })
             .collect()
@@ -103,14 +159,8 @@ impl State {
             return;
         }
         let start = record.spec.start.unwrap_or(now);
-        let timing = match Timing::new(
-            &record.spec.rule,
-            &record.spec.timezone,
-            start,
-            record.spec.end,
-            DateTime::<Utc>::MIN_UTC,
-        ) {
-            Ok(t) => t,
+        let detail = match Detail::new(&record, now, &mut self.crons) {
+            Ok(d) => d,
             Err(e) => {
                 tracing::warn!(schedule = %record.id, "schedule no longer valid: {e}");
                 return;
@@ -124,19 +174,16 @@ impl State {
             (a, b) => a.or(b),
         };
         let mut entry = Entry {
-            name: Arc::from(record.spec.name.as_str()),
-            updated_at: Arc::from(record.updated_at.as_str()),
-            timing,
-            misfire: record.spec.misfire,
-            jitter_ms: record.spec.jitter_ms,
-            calendars: record.spec.calendars.clone(),
-            excluded: record.spec.excluded,
-            last_slot,
+            version: version(&record.updated_at),
+            last_slot: last_slot,
             pending: None,
             generation: self.generation,
+            // At most 3 600 000 (validated at creation).
+            jitter_ms: record.spec.jitter_ms.min(u32::MAX as u64) as u32,
+            defer: detail.excluded == Excluded::Defer,
         };
         let next = if startup {
-            self.catch_up(&id, &mut entry, now)
+            self.catch_up(&id, &mut entry, &detail, now)
         } else {
             // After an edit, resume from now: slots of the old definition are not
             // replayed (a deferred one still waiting is kept).
@@ -147,11 +194,13 @@ impl State {
                 Some(p) if p <= now => p - chrono::Duration::nanoseconds(1),
                 _ => now - chrono::Duration::milliseconds(1),
             };
-            Next::Slot(entry.timing.next_after(from.max(resume)))
+            Next::Slot(detail.timing.next_after(from.max(resume)))
         };
         match next {
             // After an edit, a kept deferred slot whose window is over is due now.
-            Next::Slot(Some(slot)) => self.place(&id, &mut entry, slot.at, (!startup).then_some(now)),
+            Next::Slot(Some(slot)) => {
+                self.place(&id, &mut entry, Some(&detail), slot.at, (!startup).then_some(now))
+            }
             Next::Slot(None) => entry.pending = None,
             Next::Placed => {}
         }
@@ -173,7 +222,7 @@ impl State {
                 let current = self
                     .entries
                     .get(record.id.as_str())
-                    .is_some_and(|e| *e.updated_at == *record.updated_at);
+                    .is_some_and(|e| e.version == version(&record.updated_at));
                 let idle = !record.spec.enabled && !self.entries.contains_key(record.id.as_str());
                 if !current && !idle {
                     self.load(record, false, now);
@@ -189,27 +238,26 @@ impl State {
         Ok(())
     }
 
-    pub(super) fn push(&mut self, id: &Arc<str>, entry: &mut Entry, slot: DateTime<Utc>) {
-        self.place(id, entry, slot, None);
-    }
-
     /// Put `slot` in the heap, due at slot + jitter, the end of its window when it is
-    /// deferred, and no earlier than `floor`.
+    /// deferred, and no earlier than `floor`. Without the schedule's `detail` (it could
+    /// not be read) a deferring schedule's window is looked up when the slot comes due.
     pub(super) fn place(
         &mut self,
         id: &Arc<str>,
         entry: &mut Entry,
+        detail: Option<&Detail>,
         slot: DateTime<Utc>,
         floor: Option<DateTime<Utc>>,
     ) {
         entry.pending = Some(slot);
-        let mut due = slot + jitter(id, entry.jitter_ms, slot);
+        let mut due = slot + jitter(id, entry.jitter_ms.into(), slot);
         if let Some(f) = floor {
             due = due.max(f);
         }
         // A deferred slot is due when its window ends.
-        if entry.excluded == Excluded::Defer
-            && let Some(w) = self.window(entry, slot)
+        if entry.defer
+            && let Some(detail) = detail
+            && let Some(w) = self.window(detail, slot)
         {
             due = due.max(w.end);
         }
@@ -217,9 +265,28 @@ impl State {
     }
 
     /// The excluded window holding `at` for this schedule, if any.
-    pub(super) fn window(&self, entry: &Entry, at: DateTime<Utc>) -> Option<sundial_core::calendar::Window> {
+    pub(super) fn window(
+        &self,
+        detail: &Detail,
+        at: DateTime<Utc>,
+    ) -> Option<sundial_core::calendar::Window> {
         self.exclusions
-            .window(at, &entry.name, entry.timing.tz(), &entry.calendars)
+            .window(at, &detail.name, detail.timing.tz(), &detail.calendars)
+    }
+
+    /// The schedule's stored definition, compiled: `Ok(None)` when it is gone, paused
+    /// or no longer valid (a change whose reload is still on its way counts already).
+    fn detail(&mut self, id: &str) -> Result<Option<Detail>, StoreError> {
+        let Some(record) = self.store.schedule(id)?.filter(|r| r.spec.enabled) else {
+            return Ok(None);
+        };
+        match Detail::new(&record, self.clock.now(), &mut self.crons) {
+            Ok(d) => Ok(Some(d)),
+            Err(e) => {
+                tracing::warn!(schedule = %id, "schedule no longer valid: {e}");
+                Ok(None)
+            }
+        }
     }
 
     /// Calendars or maintenance windows changed: reread them, and place the next slot of
@@ -235,12 +302,18 @@ impl State {
         let deferring: Vec<Arc<str>> = self
             .entries
             .iter()
-            .filter(|(_, e)| e.excluded == Excluded::Defer && e.pending.is_some())
+            .filter(|(_, e)| e.defer && e.pending.is_some())
             .map(|(id, _)| id.clone())
             .collect();
         // The same pending slot, placed again under a new generation (the old heap
         // entry goes stale): never lost, never fired twice.
         for id in deferring {
+            // Unreadable now: placed without its window, which is looked up again when
+            // the slot comes due.
+            let detail = self.detail(&id).unwrap_or_else(|e| {
+                tracing::warn!(schedule = %id, "reading the schedule failed: {e}");
+                None
+            });
             let Some(mut entry) = self.entries.remove(&id) else {
                 continue;
             };
@@ -248,7 +321,7 @@ impl State {
             entry.generation = self.generation;
             if let Some(slot) = entry.pending {
                 // Its window gone or shortened into the past: due now, not late.
-                self.place(&id, &mut entry, slot, Some(at));
+                self.place(&id, &mut entry, detail.as_ref(), slot, Some(at));
             }
             self.entries.insert(id, entry);
         }
@@ -256,17 +329,23 @@ impl State {
 
     /// Apply the misfire policy to every slot after the entry's last one up to `now`;
     /// returns the first slot after `now`.
-    pub(super) fn catch_up(&mut self, id: &Arc<str>, entry: &mut Entry, now: DateTime<Utc>) -> Next {
-        let start = entry.timing.next_after(DateTime::<Utc>::MIN_UTC).map(|s| s.at);
+    pub(super) fn catch_up(
+        &mut self,
+        id: &Arc<str>,
+        entry: &mut Entry,
+        detail: &Detail,
+        now: DateTime<Utc>,
+    ) -> Next {
+        let start = detail.timing.next_after(DateTime::<Utc>::MIN_UTC).map(|s| s.at);
         let Some(last) = entry
             .last_slot
             .or_else(|| start.map(|s| s - chrono::Duration::nanoseconds(1)))
         else {
             return Next::Slot(None);
         };
-        let (missed, more) = missed_slots(&entry.timing, last, now);
+        let (missed, more) = missed_slots(&detail.timing, last, now);
         let newest = missed.last().copied();
-        let decision = decide(entry.misfire, missed, more);
+        let decision = decide(detail.misfire, missed, more);
         if decision.more_skipped > 0 {
             tracing::warn!(schedule = %id, count = decision.more_skipped, "more missed slots skipped without records");
         }
@@ -277,7 +356,7 @@ impl State {
         for slot in decision.skip {
             self.spawn(SlotJob {
                 schedule_id: id.clone(),
-                name: entry.name.clone(),
+                name: detail.name.clone(),
                 slot,
                 due: slot,
                 missed: true,
@@ -289,8 +368,8 @@ impl State {
         let mut waiting = None;
         for slot in decision.run {
             let mut excluded = None;
-            if let Some(w) = self.window(entry, slot) {
-                match entry.excluded {
+            if let Some(w) = self.window(detail, slot) {
+                match detail.excluded {
                     Excluded::Skip => excluded = Some(w.reason),
                     Excluded::Defer if now < w.end => {
                         waiting = Some(slot);
@@ -301,7 +380,7 @@ impl State {
             }
             self.spawn(SlotJob {
                 schedule_id: id.clone(),
-                name: entry.name.clone(),
+                name: detail.name.clone(),
                 slot,
                 due: slot,
                 missed: false,
@@ -314,13 +393,13 @@ impl State {
             if let Some(skipped) = newest_skipped {
                 entry.last_slot = Some(skipped.max(entry.last_slot.unwrap_or(skipped)));
             }
-            self.push(id, entry, slot);
+            self.place(id, entry, Some(detail), slot, None);
             return Next::Placed;
         }
         if let Some(newest) = newest {
             entry.last_slot = Some(newest);
         }
-        Next::Slot(entry.timing.next_after(entry.last_slot.unwrap_or(last).max(now)))
+        Next::Slot(detail.timing.next_after(entry.last_slot.unwrap_or(last).max(now)))
     }
 
     /// Fire every heap entry due by now.
@@ -345,20 +424,37 @@ impl State {
         due: DateTime<Utc>,
         now: DateTime<Utc>,
     ) {
+        match self.entries.get(&id) {
+            Some(entry) if entry.generation == generation => {}
+            // Stale heap entry: the schedule changed or went since.
+            _ => return,
+        }
+        let detail = match self.detail(&id) {
+            Ok(Some(detail)) => detail,
+            // Deleted or paused (its reload is on the way) or no longer valid: nothing
+            // to fire.
+            Ok(None) => {
+                self.entries.remove(&id);
+                return;
+            }
+            // The store could not be read: the slot waits and is tried again, as late
+            // as it then is (past the misfire threshold, its policy decides).
+            Err(e) => {
+                tracing::warn!(schedule = %id, "reading the schedule to fire a slot failed (retrying): {e}");
+                self.heap.push(Reverse((now + RETRY, id, generation, slot)));
+                return;
+            }
+        };
         let Some(mut entry) = self.entries.remove(&id) else {
             return;
         };
-        if entry.generation != generation {
-            self.entries.insert(id, entry);
-            return; // Stale heap entry: the schedule changed since.
-        }
         let next = if now - due > MISFIRE_THRESHOLD {
             tracing::warn!(schedule = %id, slot = %slot_text(slot), "slot is late; applying the misfire policy");
-            self.catch_up(&id, &mut entry, now)
+            self.catch_up(&id, &mut entry, &detail, now)
         } else {
-            let window = self.window(&entry, slot);
+            let window = self.window(&detail, slot);
             let (mut excluded, mut deferred) = (None, None);
-            match (window, entry.excluded) {
+            match (window, detail.excluded) {
                 (Some(w), Excluded::Skip) => excluded = Some(w.reason),
                 (Some(w), Excluded::Defer) => {
                     // A window that began or grew after the slot was placed: wait again.
@@ -376,7 +472,7 @@ impl State {
                 .map(|why| format!("the deferred slot {} ran for it ({why})", slot_text(slot)));
             self.spawn(SlotJob {
                 schedule_id: id.clone(),
-                name: entry.name.clone(),
+                name: detail.name.clone(),
                 slot,
                 due,
                 missed: false,
@@ -387,15 +483,15 @@ impl State {
             // Slots that came due while this one was deferred do not all run now: they
             // are recorded as skipped (at most the misfire examination limit).
             if let Some(why) = collapse {
-                let (passed, _) = missed_slots(&entry.timing, slot, now);
+                let (passed, _) = missed_slots(&detail.timing, slot, now);
                 for later in passed {
                     // Only those inside the window; a slot at its end runs as usual.
-                    if self.window(&entry, later).is_none() {
+                    if self.window(&detail, later).is_none() {
                         break;
                     }
                     self.spawn(SlotJob {
                         schedule_id: id.clone(),
-                        name: entry.name.clone(),
+                        name: detail.name.clone(),
                         slot: later,
                         due: later,
                         missed: false,
@@ -405,10 +501,14 @@ impl State {
                     entry.last_slot = Some(later);
                 }
             }
-            Next::Slot(entry.timing.next_after(entry.last_slot.unwrap_or(slot).max(slot)))
+            Next::Slot(
+                detail
+                    .timing
+                    .next_after(entry.last_slot.unwrap_or(slot).max(slot)),
+            )
         };
         match next {
-            Next::Slot(Some(next)) => self.push(&id, &mut entry, next.at),
+            Next::Slot(Some(next)) => self.place(&id, &mut entry, Some(&detail), next.at, None),
             Next::Slot(None) => entry.pending = None,
             Next::Placed => {}
         }
@@ -423,10 +523,7 @@ impl State {
     }
 }
 
-/// Record a slot with one run per attached, enabled task (or, for a missed slot,
-/// a `skipped` run whose log says `sundial.schedule.missed`) and its
-/// `sundial.schedule.fired` (or `.missed`) event with what that event's triggers start,
-/// in one commit; then start the runs.
+/// A slot's time as the log and the store write it.
 pub(super) fn slot_text(t: DateTime<Utc>) -> String {
     sundial_core::timestamp::text(t)
 }
