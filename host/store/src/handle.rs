@@ -94,6 +94,10 @@ impl DbHandle {
         if let Some(db) = self.current() {
             return Ok(db); // another caller reopened it meanwhile
         }
+        // Closed while this caller waited: no reopening after `close`.
+        if self.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
         if let Some((at, why)) = last.as_ref()
             && at.elapsed() < REOPEN_INTERVAL
         {
@@ -132,14 +136,21 @@ impl DbHandle {
         }
     }
 
-    /// Close the database for good and wait (up to `wait`) until the last operation
-    /// holding it is done, so that redb closes the file cleanly: its next open then
-    /// needs no repair, which on a large file takes seconds per GiB (every page's
-    /// checksum is verified and the allocator rebuilt). Operations after this answer
-    /// [`StoreError::Closed`]. True when the file was closed cleanly.
+    /// Close the database for good and wait (up to `wait`) until no commit or other
+    /// holder of the `Database` has it, so that redb closes the file cleanly: its next
+    /// open then needs no repair, which on a large file takes seconds per GiB (every
+    /// page's checksum is verified and the allocator rebuilt). Operations after this
+    /// answer [`StoreError::Closed`]; a read transaction begun before may fail (redb's
+    /// transactions do not hold the `Database`). True when the file was closed cleanly.
     pub fn close(&self, wait: Duration) -> bool {
-        self.closed.store(true, Ordering::Release);
-        let Some(mut db) = self.db.write().unwrap_or_else(|e| e.into_inner()).take() else {
+        // Under the reopen lock, so that a reopen in progress either lands before (and
+        // is closed here) or sees `closed` and gives up.
+        let db = {
+            let _reopen = self.reopen.lock().unwrap_or_else(|e| e.into_inner());
+            self.closed.store(true, Ordering::Release);
+            self.db.write().unwrap_or_else(|e| e.into_inner()).take()
+        };
+        let Some(mut db) = db else {
             return false;
         };
         let deadline = Instant::now() + wait;

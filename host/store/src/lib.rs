@@ -268,7 +268,7 @@ impl MetaStore for Store {
 
     async fn shutdown(&self) {
         // Every write handed in before this is committed first (a quiet turn waits
-        // for them); then the file is closed, once the reads in flight let go of it.
+        // for them); then the file is closed.
         let _ = self.writer.quiet(Box::new(|_db| Ok(()))).await;
         let db = self.db.clone();
         let closed = tokio::task::spawn_blocking(move || db.close(std::time::Duration::from_secs(5)))

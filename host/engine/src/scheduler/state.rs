@@ -2,7 +2,8 @@
 //! due slots; misfire, calendar and deferral decisions as slots come due.
 //!
 //! **Small per schedule.** While a schedule waits, the scheduler keeps only ids, times
-//! and two flags for it ([`Entry`], about 200 bytes with its map and heap slots), so a
+//! and two flags for it ([`Entry`], about 200 bytes with its map and heap slots and its
+//! id), so a
 //! million schedules fit in a few hundred MiB. What a decision on a slot needs beyond
 //! that (the compiled rule, the name, calendars, misfire policy: [`Detail`]) is compiled
 //! from the stored record when the schedule is loaded and when one of its slots comes
@@ -53,8 +54,8 @@ pub(super) struct Detail {
 }
 
 impl Detail {
-    /// Compile `record` (a missing start is `now`), its cron expression from `crons`
-    /// when compiled before.
+    /// Compile `record` (see [`start_of`] for a missing start), its cron expression
+    /// from `crons` when compiled before.
     pub(super) fn new(
         record: &ScheduleRecord,
         now: DateTime<Utc>,
@@ -63,7 +64,7 @@ impl Detail {
         let timing = Timing::new_cached(
             &record.spec.rule,
             &record.spec.timezone,
-            record.spec.start.unwrap_or(now),
+            start_of(record, now),
             record.spec.end,
             DateTime::<Utc>::MIN_UTC,
             crons,
@@ -76,6 +77,17 @@ impl Detail {
             excluded: record.spec.excluded,
         })
     }
+}
+
+/// A schedule's first instant: its `start`, or when it was created (the documented
+/// default; a PATCH may remove `start`), or `now` for a record without either. Fixed
+/// per record, since the definition is compiled again whenever a slot comes due.
+pub(super) fn start_of(record: &ScheduleRecord, now: DateTime<Utc>) -> DateTime<Utc> {
+    record
+        .spec
+        .start
+        .or_else(|| sundial_core::timestamp::parse(&record.created_at).ok())
+        .unwrap_or(now)
 }
 
 /// The version a record's `updated_at` stands for in an [`Entry`].
@@ -158,7 +170,7 @@ impl State {
         if !record.spec.enabled {
             return;
         }
-        let start = record.spec.start.unwrap_or(now);
+        let start = start_of(&record, now);
         let detail = match Detail::new(&record, now, &mut self.crons) {
             Ok(d) => d,
             Err(e) => {
@@ -437,8 +449,10 @@ impl State {
                 self.entries.remove(&id);
                 return;
             }
-            // The store could not be read: the slot waits and is tried again, as late
-            // as it then is (past the misfire threshold, its policy decides).
+            // Shutting down: nothing more fires.
+            Err(StoreError::Closed) => return,
+            // The store could not be read: the slot waits and is tried again a second
+            // later, until the store answers (it then fires, due at that retry).
             Err(e) => {
                 tracing::warn!(schedule = %id, "reading the schedule to fire a slot failed (retrying): {e}");
                 self.heap.push(Reverse((now + RETRY, id, generation, slot)));
