@@ -138,3 +138,97 @@ impl State {
         Ok(count)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Loaded, prepare};
+    use crate::scheduler::state::start_of;
+    use chrono::{DateTime, Utc};
+    use sundial_core::schedule::CronCache;
+    use sundial_store::schedules::ScheduleRecord;
+
+    fn t(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    fn record(spec: serde_json::Value, last_slot: Option<&str>) -> ScheduleRecord {
+        ScheduleRecord {
+            id: "01JSCHEDULE0000000000000000".into(),
+            created_at: "2026-06-01T00:00:00.000Z".into(),
+            updated_at: "2026-06-01T00:00:00.000Z".into(),
+            spec: serde_json::from_value(spec).unwrap(),
+            last_slot: last_slot.map(t),
+        }
+    }
+
+    #[test]
+    fn only_a_schedule_with_nothing_missed_takes_the_fast_path() {
+        let mut crons = CronCache::default();
+        let now = t("2026-06-01T10:30:00Z");
+        let hourly = serde_json::json!({"name": "h", "rule": {"cron": "0 * * * *"}, "timezone": "UTC",
+                                        "start": "2026-06-01T00:00:00Z"});
+        // Fired at 10:00: the next slot, 11:00, is ahead.
+        match prepare(
+            record(hourly.clone(), Some("2026-06-01T10:00:00Z")),
+            now,
+            &mut crons,
+        ) {
+            Loaded::Waiting { slot, due, entry, .. } => {
+                assert_eq!(slot, t("2026-06-01T11:00:00Z"));
+                assert_eq!(due, slot, "no jitter");
+                assert_eq!(entry.pending, Some(slot));
+                assert_eq!(entry.last_slot, Some(t("2026-06-01T10:00:00Z")));
+            }
+            Loaded::Record(_) => panic!("nothing was missed"),
+        }
+        // Last fired at 09:00: 10:00 was missed, so the misfire policy decides.
+        assert!(matches!(
+            prepare(
+                record(hourly.clone(), Some("2026-06-01T09:00:00Z")),
+                now,
+                &mut crons
+            ),
+            Loaded::Record(_)
+        ));
+        // Never fired since its start at midnight: missed too.
+        assert!(matches!(
+            prepare(record(hourly.clone(), None), now, &mut crons),
+            Loaded::Record(_)
+        ));
+        // Paused, or deferring out of windows: the full load.
+        let mut paused = hourly.clone();
+        paused["enabled"] = false.into();
+        assert!(matches!(
+            prepare(record(paused, Some("2026-06-01T10:00:00Z")), now, &mut crons),
+            Loaded::Record(_)
+        ));
+        let mut defer = hourly;
+        defer["excluded"] = "defer".into();
+        assert!(matches!(
+            prepare(record(defer, Some("2026-06-01T10:00:00Z")), now, &mut crons),
+            Loaded::Record(_)
+        ));
+    }
+
+    #[test]
+    fn a_schedule_without_start_counts_from_its_creation_not_from_each_fire() {
+        let now = t("2026-06-03T00:00:00Z");
+        let spec = serde_json::json!({"name": "h", "rule": {"cron": "0 * * * *"}, "timezone": "UTC"});
+        assert_eq!(
+            start_of(&record(spec.clone(), None), now),
+            t("2026-06-01T00:00:00Z")
+        );
+        let mut with_start = spec;
+        with_start["start"] = "2026-06-02T05:00:00Z".into();
+        assert_eq!(
+            start_of(&record(with_start, None), now),
+            t("2026-06-02T05:00:00Z")
+        );
+        let mut unreadable = record(
+            serde_json::json!({"name": "h", "rule": {"cron": "0 * * * *"}}),
+            None,
+        );
+        unreadable.created_at = String::new();
+        assert_eq!(start_of(&unreadable, now), now);
+    }
+}
