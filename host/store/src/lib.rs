@@ -18,6 +18,7 @@ pub mod pg;
 pub mod plugins;
 pub mod private_file;
 pub mod runs;
+pub mod schedule_due;
 pub mod schedules;
 pub mod schema;
 pub mod sealing;
@@ -44,13 +45,14 @@ use std::sync::Arc;
 pub use writer::{Mutation, Writer, WriterStats};
 
 /// The schema version this build reads and writes.
-pub const SCHEMA_VERSION: u64 = 1;
+pub const SCHEMA_VERSION: u64 = 2;
 
 /// A migration step: upgrades a file from version `n` to `n + 1` inside one transaction.
 pub type Migration = fn(&WriteTransaction) -> Result<(), StoreError>;
 
-/// `MIGRATIONS[n - 1]` upgrades a version-`n` file. Version 1 is the first; none yet.
-pub const MIGRATIONS: &[Migration] = &[];
+/// `MIGRATIONS[n - 1]` upgrades a version-`n` file. Version 1 is the first; version 2
+/// adds the schedules' due-time index ([`schedule_due`]).
+pub const MIGRATIONS: &[Migration] = &[|txn| schedule_due::build(txn).map(|_| ())];
 
 /// Why a store operation failed.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -369,8 +371,22 @@ fn version_of(meta: &impl ReadableTable<&'static str, &'static str>) -> Result<u
     }
 }
 
-/// Bring the file to [`SCHEMA_VERSION`], one committed step at a time.
+/// Bring the file to [`SCHEMA_VERSION`], one committed step at a time; then make sure
+/// this build computed the schedules' due-time entries ([`schedule_due::refresh`]).
 fn migrate(db: &Database) -> Result<(), StoreError> {
+    migrate_schema(db)?;
+    if let Some(count) = schedule_due::refresh(db)?
+        && count > 0
+    {
+        tracing::info!(
+            schedules = count,
+            "computed the schedules' due-time index for this build"
+        );
+    }
+    Ok(())
+}
+
+fn migrate_schema(db: &Database) -> Result<(), StoreError> {
     loop {
         let txn = db.begin_write()?;
         let current = {

@@ -53,6 +53,11 @@ pub struct Named<T: 'static> {
     pub names: TableDefinition<'static, &'static str, &'static str>,
     /// The noun, for messages and audit entries ("trigger").
     pub noun: &'static str,
+    /// Kept in the commit of every write of a record, after it ([`no_hook`] for most
+    /// nouns; a schedule's due-time entry).
+    pub on_put: Hook<T>,
+    /// Kept in the commit of every delete of a record, after it.
+    pub on_delete: Hook<T>,
 }
 
 impl<T: 'static> Clone for Named<T> {
@@ -111,6 +116,7 @@ impl<T: NamedRecord> Named<T> {
         let id = record.id();
         self.claim(txn, record.name(), id)?;
         put_json(&mut txn.open_table(self.records)?, id, record)?;
+        (self.on_put)(txn, record)?;
         audit::created(txn, actor, self.noun, id, record)
     }
 
@@ -147,6 +153,7 @@ impl<T: NamedRecord> Named<T> {
             txn.open_table(self.names)?.remove(before.name())?;
         }
         put_json(&mut txn.open_table(self.records)?, &id, &after)?;
+        (self.on_put)(txn, &after)?;
         audit::updated(txn, actor, self.noun, &id, &before, &after)?;
         Ok((before, after))
     }
@@ -171,6 +178,7 @@ impl<T: NamedRecord> Named<T> {
         let id = record.id();
         txn.open_table(self.names)?.remove(record.name())?;
         txn.open_table(self.records)?.remove(id)?;
+        (self.on_delete)(txn, record)?;
         audit::deleted(txn, actor, self.noun, id, record)
     }
 }
@@ -180,7 +188,7 @@ impl<T: NamedRecord> Named<T> {
 pub type Hook<T> = fn(&WriteTransaction, &T) -> Result<(), StoreError>;
 
 /// The [`Hook`] of a noun that needs none.
-pub(crate) fn no_hook<T>(_: &WriteTransaction, _: &T) -> Result<(), StoreError> {
+pub fn no_hook<T>(_: &WriteTransaction, _: &T) -> Result<(), StoreError> {
     Ok(())
 }
 

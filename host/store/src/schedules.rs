@@ -3,6 +3,7 @@
 
 use super::named::{Named, named_store};
 use super::runs::insert_runs;
+use super::schedule_due::{self, DueEntry};
 use super::tables::{Paged, get_json, put_json};
 use super::{StoreError, audit};
 use crate::schema::*;
@@ -30,16 +31,29 @@ pub struct ScheduleRecord {
     pub last_slot: Option<DateTime<Utc>>,
 }
 
+impl ScheduleRecord {
+    /// Its first instant: `spec.start`, or when it was created (the documented default;
+    /// a PATCH may remove `start`); `None` for a record with neither.
+    pub fn start(&self) -> Option<DateTime<Utc>> {
+        self.spec
+            .start
+            .or_else(|| sundial_core::timestamp::parse(&self.created_at).ok())
+    }
+}
+
 /// A slot's part of a `SLOTS` key: RFC 3339 UTC with milliseconds, so keys sort by time.
 fn slot_key(slot: DateTime<Utc>) -> String {
     sundial_core::timestamp::text(slot)
 }
 
-/// Schedules as named records: id → `ScheduleRecord`, name → id.
+/// Schedules as named records: id → `ScheduleRecord`, name → id, and each one's
+/// due-time entry kept beside it.
 pub(crate) const NAMED: Named<ScheduleRecord> = Named {
     records: SCHEDULES,
     names: SCHEDULE_NAMES,
     noun: "schedule",
+    on_put: schedule_due::put,
+    on_delete: |txn, record| schedule_due::remove(txn, &record.id),
 };
 
 fn load(txn: &WriteTransaction, key: &str) -> Result<ScheduleRecord, StoreError> {
@@ -156,6 +170,19 @@ named_store! {
             .await
         }
 
+        /// Up to `limit` due-time entries ([`DueEntry`]) with ids after `after`, in id
+        /// order, and the cursor for more; an entry that cannot be decoded comes as
+        /// `None` (read the record). `Ok(None)` when this backend keeps no index, or
+        /// (asked with `after == None`) the index does not cover every record: then
+        /// read the records with `schedules_page`.
+        fn schedule_due_page(
+            &self,
+            after: Option<&str>,
+            limit: usize,
+        ) -> Result<Option<Paged<(String, Option<DueEntry>)>>, StoreError> {
+            schedule_due::page(&self.read()?, after, limit)
+        }
+
         /// Ids of the tasks a schedule drives.
         fn schedule_tasks(&self, schedule_id: &str) -> Result<Vec<String>, StoreError> {
             self.read_table(SCHEDULE_TASKS, |links| linked(links, schedule_id))
@@ -197,8 +224,12 @@ named_store! {
                     let hi = format!("{schedule_id}/{}", slot_key(previous.min(slot)));
                     slots.retain_in(lo.as_str()..hi.as_str(), |_, _| false)?;
                 }
+                // To the millisecond, as the record stores it: the due-time entry written
+                // below is the one a reread record gives.
+                let slot = sundial_core::timestamp::millis(slot);
                 record.last_slot = Some(record.last_slot.map_or(slot, |l| l.max(slot)));
                 put_json(&mut table, &schedule_id, &record)?;
+                schedule_due::put(txn, &record)?;
                 drop(table);
                 drop(slots);
                 insert_runs(txn, &runs)?;

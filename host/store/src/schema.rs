@@ -60,6 +60,10 @@ pub const SCHEDULES: TableDefinition<&str, Json<ScheduleRecord>> = TableDefiniti
 /// Schedule names: name → id.
 pub const SCHEDULE_NAMES: TableDefinition<&str, &str> = TableDefinition::new("schedule_names");
 
+/// The due-time index: schedule id → `DueEntry` (41 bytes, see `schedule_due`), written
+/// in the commit of every change to a schedule record.
+pub const SCHEDULE_DUE: TableDefinition<&str, &[u8]> = TableDefinition::new("schedule_due");
+
 /// Links: `schedule_id/task_id` → ().
 pub const SCHEDULE_TASKS: TableDefinition<&str, ()> = TableDefinition::new("schedule_tasks");
 

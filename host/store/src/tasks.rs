@@ -40,6 +40,8 @@ pub(crate) const NAMED: Named<TaskRecord> = Named {
     records: TASKS,
     names: TASK_NAMES,
     noun: "task",
+    on_put: crate::named::no_hook,
+    on_delete: crate::named::no_hook,
 };
 
 /// A change to a task's spec, applied inside the commit that stores it.

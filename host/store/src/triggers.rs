@@ -11,6 +11,8 @@ const NAMED: Named<TriggerRecord> = Named {
     records: TRIGGERS,
     names: TRIGGER_NAMES,
     noun: "trigger",
+    on_put: crate::named::no_hook,
+    on_delete: crate::named::no_hook,
 };
 
 /// A trigger as stored: its spec with target task names replaced by ids.

@@ -232,6 +232,9 @@ impl UnreadableStore for Store {
                     t.remove(k.as_str())?;
                 }
             }
+            if table == "schedules" {
+                crate::schedule_due::remove(txn, &key)?;
+            }
             let note = serde_json::json!({ "table": table, "key": key, "error": error });
             super::audit::record(
                 txn,

@@ -16,6 +16,8 @@ const NAMED: Named<WebhookRecord> = Named {
     records: WEBHOOKS,
     names: WEBHOOK_NAMES,
     noun: "webhook",
+    on_put: crate::named::no_hook,
+    on_delete: crate::named::no_hook,
 };
 
 /// A webhook as stored.

@@ -1,19 +1,23 @@
-//! Start-up: every schedule is read, compiled and timed on a blocking thread while the
-//! scheduler task files the results, so loading a million schedules uses two cores.
-//! A schedule with nothing missed and no window to consult is placed as the thread
-//! prepared it; any other (missed slots for the misfire policy, `excluded: defer`,
-//! paused, no longer valid) goes through [`State::load`] on the scheduler task, as
-//! before.
+//! Start-up: every schedule is read on a blocking thread while the scheduler task files
+//! the results, so loading a million schedules uses two cores. On redb the thread reads
+//! the store's due-time index (`sundial_store::schedule_due`: each schedule's next slot,
+//! kept beside its record in the same commits), not the records. A schedule with
+//! nothing missed and no window to consult is placed from its entry; any other (missed
+//! slots for the misfire policy, `excluded: defer`, paused, no longer valid) is read
+//! and goes through [`State::load`] on the scheduler task. Without an index (PostgreSQL)
+//! the thread reads, compiles and times every record and decides the same way.
 
 use super::slot::jitter;
-use super::state::{Detail, Entry, State, version};
+use super::state::{Entry, State};
+use crate::clock::Clock;
 use chrono::{DateTime, Utc};
 use std::cmp::Reverse;
 use std::sync::Arc;
 use sundial_core::schedule::CronCache;
-use sundial_core::schedule::spec::Excluded;
-use sundial_store::StoreError;
+use sundial_store::schedule_due::DueEntry;
 use sundial_store::schedules::ScheduleRecord;
+use sundial_store::{SharedStore, StoreError};
+use tokio::sync::mpsc::Sender;
 
 /// Schedules read from the store per page: 1 000.
 const PAGE: usize = 1000;
@@ -35,42 +39,104 @@ pub(super) enum Loaded {
     Record(ScheduleRecord),
 }
 
-/// What the loading thread makes of one record, as of `now`.
+/// What the loading thread makes of one record, as of `now`: the same decision as
+/// for a due-time entry, on the entry the store would keep for it.
 fn prepare(record: ScheduleRecord, now: DateTime<Utc>, crons: &mut CronCache) -> Loaded {
-    if !record.spec.enabled {
-        return Loaded::Record(record);
+    let due = DueEntry::of(&record, crons);
+    match waiting(&record.id, &due, now) {
+        Some(loaded) => loaded,
+        None => Loaded::Record(record),
     }
-    let Ok(detail) = Detail::new(&record, now, crons) else {
-        return Loaded::Record(record);
-    };
-    if detail.excluded == Excluded::Defer {
-        return Loaded::Record(record);
-    }
-    // As `State::catch_up` counts: the first slot after the last one (or the very
-    // first slot).
-    let next = detail
-        .timing
-        .next_instant(record.last_slot.unwrap_or(DateTime::<Utc>::MIN_UTC));
-    match next {
-        // Still ahead: nothing was missed.
-        Some((slot, _)) if slot > now => {
-            let id: Arc<str> = Arc::from(record.id.as_str());
-            let due = slot + jitter(&id, record.spec.jitter_ms, slot);
-            Loaded::Waiting {
-                entry: Entry {
-                    version: version(&record.updated_at),
-                    last_slot: record.last_slot,
-                    pending: Some(slot),
-                    generation: 0,
-                    jitter_ms: record.spec.jitter_ms.min(u32::MAX as u64) as u32,
-                    defer: false,
-                },
-                id,
-                slot,
-                due,
+}
+
+/// A schedule placed from its due-time entry alone, when it can be
+/// ([`DueEntry::waiting`]: nothing missed, enabled, not deferring).
+fn waiting(id: &str, due: &DueEntry, now: DateTime<Utc>) -> Option<Loaded> {
+    let slot = due.waiting(now)?;
+    let id: Arc<str> = Arc::from(id);
+    Some(Loaded::Waiting {
+        entry: Entry {
+            version: due.version,
+            last_slot: due.last_slot,
+            pending: Some(slot),
+            generation: 0,
+            // At most 3 600 000 (validated at creation).
+            jitter_ms: due.jitter_ms.min(u32::MAX as u64) as u32,
+            defer: false,
+        },
+        due: slot + jitter(&id, due.jitter_ms, slot),
+        id,
+        slot,
+    })
+}
+
+/// Read the schedules from the store's due-time index, page by page, into `tx`:
+/// `Ok(false)` when the store keeps no index or it does not cover every schedule.
+/// A schedule its entry cannot place is read and sent as its record.
+fn from_index(
+    store: &SharedStore,
+    clock: &Clock,
+    tx: &Sender<Result<Vec<Loaded>, StoreError>>,
+) -> Result<bool, StoreError> {
+    let mut cursor: Option<String> = None;
+    loop {
+        let Some((entries, next)) = store.schedule_due_page(cursor.as_deref(), PAGE)? else {
+            if cursor.is_some() {
+                // Only the first page is checked against the records.
+                return Err(StoreError::Storage(
+                    "the schedules' due-time index went away".into(),
+                ));
+            }
+            return Ok(false);
+        };
+        let now = clock.now();
+        let mut batch = Vec::with_capacity(entries.len());
+        for (id, due) in entries {
+            if let Some(loaded) = due.as_ref().and_then(|d| waiting(&id, d, now)) {
+                batch.push(loaded);
+                continue;
+            }
+            match store.schedule(&id) {
+                Ok(Some(record)) => batch.push(Loaded::Record(record)),
+                // Deleted since the page was read.
+                Ok(None) => {}
+                // Counted and listed as unreadable, as a page of records skips it.
+                Err(StoreError::Unreadable(e)) => {
+                    sundial_store::unreadable::skipped("schedules", &id, &e);
+                }
+                Err(e) => return Err(e),
             }
         }
-        _ => Loaded::Record(record),
+        if tx.blocking_send(Ok(batch)).is_err() {
+            return Ok(true);
+        }
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(true),
+        }
+    }
+}
+
+/// Read every schedule record, page by page, into `tx` (a store without a due-time
+/// index, or one that does not cover every schedule).
+fn from_records(
+    store: &SharedStore,
+    clock: &Clock,
+    tx: &Sender<Result<Vec<Loaded>, StoreError>>,
+) -> Result<(), StoreError> {
+    let mut crons = CronCache::default();
+    let mut cursor: Option<String> = None;
+    loop {
+        let (records, next) = store.schedules_page(cursor.as_deref(), PAGE)?;
+        let now = clock.now();
+        let batch = records.into_iter().map(|r| prepare(r, now, &mut crons)).collect();
+        if tx.blocking_send(Ok(batch)).is_err() {
+            return Ok(());
+        }
+        match next {
+            Some(c) => cursor = Some(c),
+            None => return Ok(()),
+        }
     }
 }
 
@@ -98,31 +164,24 @@ impl State {
 
     /// Read every schedule from the store (in pages, never all at once) and file it,
     /// applying misfire policies to what was missed: the count read. A blocking
-    /// thread reads, decodes, compiles and times the pages; this task files them.
+    /// thread reads the pages, from the store's due-time index when it has one (a
+    /// schedule its entry cannot place is read in full), else from the records,
+    /// compiling and timing each; this task files them.
     /// (A third stage, decoding apart from compiling, measured no faster on two cores.)
     pub(super) async fn load_all(&mut self) -> Result<usize, StoreError> {
         let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Vec<Loaded>, StoreError>>(AHEAD);
         let (store, clock) = (self.store.clone(), self.clock.clone());
         let reader = tokio::task::spawn_blocking(move || {
-            let mut crons = CronCache::default();
-            let mut cursor: Option<String> = None;
-            loop {
-                let (records, next) = match store.schedules_page(cursor.as_deref(), PAGE) {
-                    Ok(page) => page,
-                    Err(e) => {
-                        let _ = tx.blocking_send(Err(e));
-                        return;
-                    }
-                };
-                let now = clock.now();
-                let batch = records.into_iter().map(|r| prepare(r, now, &mut crons)).collect();
-                if tx.blocking_send(Ok(batch)).is_err() {
-                    return;
+            let read = match from_index(&store, &clock, &tx) {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    tracing::info!("schedules: no due-time index covering them all; reading every record");
+                    from_records(&store, &clock, &tx)
                 }
-                match next {
-                    Some(c) => cursor = Some(c),
-                    None => return,
-                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = read {
+                let _ = tx.blocking_send(Err(e));
             }
         });
         let mut count = 0;

@@ -79,24 +79,16 @@ impl Detail {
     }
 }
 
-/// A schedule's first instant: its `start`, or when it was created (the documented
-/// default; a PATCH may remove `start`), or `now` for a record without either. Fixed
-/// per record, since the definition is compiled again whenever a slot comes due.
+/// A schedule's first instant ([`ScheduleRecord::start`]), or `now` for a record
+/// with neither a start nor a creation time. Fixed per record, since the definition is
+/// compiled again whenever a slot comes due.
 pub(super) fn start_of(record: &ScheduleRecord, now: DateTime<Utc>) -> DateTime<Utc> {
-    record
-        .spec
-        .start
-        .or_else(|| sundial_core::timestamp::parse(&record.created_at).ok())
-        .unwrap_or(now)
+    record.start().unwrap_or(now)
 }
 
-/// The version a record's `updated_at` stands for in an [`Entry`].
-pub(super) fn version(updated_at: &str) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    updated_at.hash(&mut h);
-    h.finish()
-}
+/// The version a record's `updated_at` stands for in an [`Entry`] (the same as in the
+/// store's due-time index).
+pub(super) use sundial_store::schedule_due::version;
 
 /// What comes after a slot: the next one to place (if any), or nothing because the
 /// slot was placed already (deferred).
@@ -451,6 +443,13 @@ impl State {
             }
             // Shutting down: nothing more fires.
             Err(StoreError::Closed) => return,
+            // The record no longer decodes (its due-time entry placed it): skipped as
+            // every load skips it, until an admin deletes it.
+            Err(StoreError::Unreadable(e)) => {
+                sundial_store::unreadable::skipped("schedules", &id, &e);
+                self.entries.remove(&id);
+                return;
+            }
             // The store could not be read: the slot waits and is tried again a second
             // later, until the store answers (it then fires, due at that retry).
             Err(e) => {

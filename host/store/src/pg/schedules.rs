@@ -98,6 +98,15 @@ impl ScheduleStore for PgStore {
         self.page_named(NAMED, after, limit)
     }
 
+    /// No due-time index on PostgreSQL: the scheduler reads the records.
+    fn schedule_due_page(
+        &self,
+        _after: Option<&str>,
+        _limit: usize,
+    ) -> Result<Option<Paged<(String, Option<crate::schedule_due::DueEntry>)>>, StoreError> {
+        Ok(None)
+    }
+
     async fn update_schedule(
         &self,
         key: &str,
