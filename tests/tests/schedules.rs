@@ -316,6 +316,34 @@ fn a_restart_places_every_schedule_where_it_was_left_after_sigterm_and_after_kil
     assert!(d.skipped("paused").is_empty());
 }
 
+#[test]
+fn after_long_downtime_every_missed_slot_is_recorded_once_though_commits_are_paced() {
+    // Two schedules every second, down 5 minutes: 600 missed slots, more than the 256
+    // slot commits start-up keeps in flight (`scheduler/startup.rs`).
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--test-clock", T0]);
+    for name in ["a", "b"] {
+        d.create("/v1/tasks", json!({"name": name, "plugin": "echo"}));
+        d.create(
+            "/v1/schedules",
+            json!({"name": name, "rule": {"cron": "* * * * * *"}, "start": text(at(1)),
+                   "misfire": {"policy": "run_once"}}),
+        );
+        d.attach(name, name);
+    }
+    d.set_clock(&text(at(1)));
+    d.stop();
+    let d = Daemon::start(dir.path(), &["--test-clock", &text(at(301))]);
+    for name in ["a", "b"] {
+        // run_once: every slot in between recorded as missed, the newest one run.
+        assert_eq!(d.fired(name), secs([1, 301]), "{name}");
+        assert_eq!(d.skipped(name), secs(2..=300), "{name}");
+    }
+    // And it goes on from there.
+    d.set_clock(&text(at(302)));
+    assert_eq!(d.fired("a"), secs([1, 301, 302]));
+}
+
 fn setup(d: &Daemon, misfire: Value, end: Option<String>) {
     d.create("/v1/tasks", json!({"name": "t", "plugin": "echo"}));
     // On a test clock the schedule starts at 1 s, after the task is attached; on the
