@@ -5,12 +5,19 @@
 //!
 //! ```sh
 //! cargo build --release -p sundial && \
-//!   cargo run --release -p sundial-tests --example webhookbench -- 20000 32
+//!   cargo run --release -p sundial-tests --example webhookbench -- 20000 32 5
 //! ```
 //!
 //! Arguments: deliveries per phase (default 20000); the healthy webhook's
-//! `max_concurrency` (default 32). Deliveries are caused by events posted in batches of
-//! 100, each matching one trigger whose target is the webhook.
+//! `max_concurrency` (default 32); rounds (default 5). Deliveries are caused by events
+//! posted in batches of 100, each matching one trigger whose target is the webhook.
+//!
+//! After a warm-up phase, each round runs an unmeasured settling phase, then measures
+//! the healthy endpoint alone and, right after, beside a hanging one (its 4 slots each
+//! holding a request that never answers until the 20 s timeout ends them; the next
+//! round waits for that), and prints that round's difference. Adjacent phases, so the
+//! machine's drift between rounds does not count as the hanging endpoint's effect; the
+//! worst round is printed last ("less than 5 % lost in every round" is judged on it).
 
 use serde_json::json;
 use std::time::{Duration, Instant};
@@ -52,6 +59,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n: usize = args.get(1).and_then(|a| a.parse().ok()).unwrap_or(20_000);
     let concurrency: u32 = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(32);
+    let rounds: usize = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(5);
     let dir = tempfile::tempdir().expect("temp dir");
     let d = Daemon::start(
         dir.path(),
@@ -82,7 +90,8 @@ fn main() {
     call(
         "POST",
         "/v1/webhooks",
-        json!({"name": "hang", "url": hang.url("/"), "timeout_ms": 120000, "retry": {"max_attempts": 1}}),
+        json!({"name": "hang", "url": hang.url("/"), "timeout_ms": HANG_TIMEOUT_MS, "retry": {"max_attempts": 1},
+               "max_concurrency": HANGING}),
     );
     call(
         "POST",
@@ -95,18 +104,48 @@ fn main() {
         json!({"name": "to-hang", "on": {"type": "bench.hang"}, "targets": [{"webhook": "hang"}]}),
     );
 
-    let first = phase(&d, &ok, n, "a0");
-    let alone = phase(&d, &ok, n, "a");
+    let first = phase(&d, &ok, n, "w");
     println!(
-        "healthy endpoint alone: {n} deliveries (json formatter + signing + durable records) at {alone:.0} deliveries/s (a first, warm-up pass: {first:.0}/s)"
+        "warm-up: {n} deliveries (json formatter + signing + durable records) at {first:.0} deliveries/s"
     );
-    // A hanging endpoint gets 1 000 deliveries first; it holds its slots for 120 s.
-    post_events(&d, "bench.hang", 1000, "h");
-    std::thread::sleep(Duration::from_millis(500));
-    let beside = phase(&d, &ok, n, "b");
-    println!(
-        "healthy endpoint beside a hanging one ({} requests hanging): {beside:.0} deliveries/s ({:+.1} %)",
-        hang.count(),
-        (beside / alone - 1.0) * 100.0
-    );
+    let mut worst = f64::INFINITY;
+    for round in 1..=rounds {
+        // A phase right after a pause (the wait for the hanging requests to time out)
+        // measured about 9 % slower than the one after it, whichever was measured: so
+        // each round first settles with an unmeasured phase, then measures alone and
+        // beside back to back.
+        phase(&d, &ok, n, &format!("s{round}"));
+        let alone = phase(&d, &ok, n, &format!("a{round}"));
+        let (beside, hanging) = beside_hanging(&d, &ok, &hang, n, round);
+        let change = (beside / alone - 1.0) * 100.0;
+        worst = worst.min(change);
+        println!(
+            "round {round}: alone {alone:.0}/s, beside {hanging} hanging requests {beside:.0}/s ({change:+.1} %)"
+        );
+    }
+    println!("worst round beside the hanging endpoint: {worst:+.1} % (the goal: above -5 % in every round)");
 }
+
+/// One phase beside the hanging endpoint: its slots filled with requests that hang
+/// until their timeout, which this waits out before returning (the rate, and how many
+/// requests hung).
+fn beside_hanging(d: &Daemon, ok: &Receiver, hang: &Receiver, n: usize, round: usize) -> (f64, usize) {
+    let hung_before = hang.count();
+    let hung_at = Instant::now();
+    post_events(d, "bench.hang", HANGING as usize, &format!("h{round}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hang.count() < hung_before + HANGING as usize && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let hanging = hang.count() - hung_before;
+    let beside = phase(d, ok, n, &format!("b{round}"));
+    let over = Duration::from_millis(HANG_TIMEOUT_MS + 1000);
+    std::thread::sleep(over.saturating_sub(hung_at.elapsed()));
+    (beside, hanging)
+}
+
+/// The hanging webhook's `max_concurrency`: requests hanging at once.
+const HANGING: u32 = 4;
+
+/// The hanging webhook's timeout: each hanging request ends after 20 s.
+const HANG_TIMEOUT_MS: u64 = 20_000;
