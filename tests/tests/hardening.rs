@@ -273,6 +273,65 @@ fn stored(data: &std::path::Path, table: &str, key: &str) -> Vec<u8> {
 }
 
 #[test]
+fn a_schedule_whose_record_stops_decoding_is_skipped_when_due_and_the_others_fire() {
+    // Start-up places schedules from the due-time index without reading their records:
+    // one whose record no longer decodes is found out when its slot comes due, and is
+    // then skipped like any unreadable record (not retried for ever), while the
+    // schedule beside it, whose entry is garbage, is read from its record and fires.
+    let t0 = "2026-06-01T00:00:00Z";
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--test-clock", t0]);
+    d.create("/v1/tasks", json!({"name": "t", "plugin": "echo"}));
+    let mut ids = Vec::new();
+    for name in ["good", "bad"] {
+        let s = d.create(
+            "/v1/schedules",
+            json!({"name": name, "rule": {"cron": "*/10 * * * * *"}, "start": "2026-06-01T00:00:01Z"}),
+        );
+        ids.push(s["id"].as_str().unwrap().to_string());
+        d.attach(name, "t");
+    }
+    d.stop();
+    poison(dir.path(), "schedules", &ids[1], b"{\"id\": \"broken");
+    // And the readable one's due-time entry is not one: its record is read instead.
+    poison(dir.path(), "schedule_due", &ids[0], b"not an entry");
+
+    let d = Daemon::start(dir.path(), &["--test-clock", t0]);
+    d.set_clock("2026-06-01T00:00:10Z");
+    d.set_clock("2026-06-01T00:00:20Z");
+    let causes: Vec<String> = d
+        .all_runs("task=t&cause=schedule")
+        .iter()
+        .map(|r| r["cause"]["schedule"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        causes,
+        [ids[0].clone(), ids[0].clone()],
+        "only the readable one fires"
+    );
+    let stderr = d.stderr_text();
+    assert!(
+        stderr.contains("skipped a record that cannot be read"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("retrying"),
+        "an unreadable record is not retried: {stderr}"
+    );
+    // An admin deletes it, entry and all; the daemon starts again as before.
+    d.expect(
+        204,
+        "DELETE",
+        &format!("/v1/admin/unreadable/schedules/{}", ids[1]),
+        None,
+    );
+    d.stop();
+    let d = Daemon::start(dir.path(), &["--test-clock", "2026-06-01T00:00:20Z"]);
+    d.set_clock("2026-06-01T00:00:30Z");
+    assert_eq!(d.all_runs("task=t&cause=schedule").len(), 3);
+}
+
+#[test]
 fn unreadable_records_are_skipped_counted_listed_and_deletable_and_the_daemon_starts() {
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &[]);

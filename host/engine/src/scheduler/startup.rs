@@ -28,7 +28,7 @@ const AHEAD: usize = 4;
 /// Slot commits in flight while loading before filing waits for one to finish: 256.
 /// After downtime the misfire policies record missed slots (a slot's runs and event
 /// each); without a bound every missed slot of every schedule was in memory at once
-/// (1 000 every-second schedules down 4 minutes: 240 000 slots, over 4 GiB resident).
+/// (1 000 every-second schedules down 4 minutes: 240 000 slots, 2.4 GiB resident).
 const IN_FLIGHT: usize = 256;
 
 /// One schedule as the loading thread leaves it.
