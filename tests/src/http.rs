@@ -230,6 +230,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// When it arrived.
     pub at: std::time::Instant,
+    /// The client's address: the connection it came on.
+    pub peer: SocketAddr,
 }
 
 impl Received {
@@ -280,7 +282,7 @@ pub fn serve_http_on(port: u16, handler: Handler) -> (SocketAddr, tokio::runtime
     let addr = listener.local_addr().expect("addr");
     runtime.spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
+            let Ok((stream, peer)) = listener.accept().await else {
                 return;
             };
             let handler = handler.clone();
@@ -314,6 +316,7 @@ pub fn serve_http_on(port: u16, handler: Handler) -> (SocketAddr, tokio::runtime
                             headers,
                             body,
                             at: std::time::Instant::now(),
+                            peer,
                         });
                         if answer.hang {
                             tokio::time::sleep(std::time::Duration::from_secs(3600)).await;

@@ -1,6 +1,7 @@
 //! Webhook deliveries from the real daemon to real HTTP receivers on loopback: signed
 //! and authenticated, retried, `Retry-After`, 410, final 4xx, the SSRF guard, a hanging
-//! endpoint beside a healthy one, and a delivery that survives `kill -9` mid-retry.
+//! endpoint beside a healthy one, a delivery that survives `kill -9` mid-retry, and
+//! connections kept alive (and receivers closing them).
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
@@ -877,4 +878,130 @@ fn chat_formatters_report_runs_task_actions_and_tests() {
         "{}",
         pd[0]
     );
+}
+
+/// A raw HTTP/1.1 receiver on loopback that answers `200` to the first request on each
+/// connection (keep-alive, as HTTP/1.1 implies) and then, by `mode`, either closes the
+/// connection without answering the next request on it (a receiver closing an idle
+/// connection just as it is reused) or answers with `Connection: close` and closes it.
+struct OneAnswerPerConnection {
+    addr: std::net::SocketAddr,
+    answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+#[derive(Clone, Copy)]
+enum Closing {
+    /// Read the second request whole, then close without a word.
+    DropSecondRequest,
+    /// Say `Connection: close` in the answer, then close.
+    SayClose,
+}
+
+impl OneAnswerPerConnection {
+    fn start(mode: Closing) -> OneAnswerPerConnection {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (a, c) = (answered.clone(), connections.clone());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                c.fetch_add(1, Ordering::SeqCst);
+                let a = a.clone();
+                std::thread::spawn(move || {
+                    let mut reader = BufReader::new(stream.try_clone().unwrap());
+                    let mut writer = stream;
+                    for n in 0.. {
+                        // One request: the head, then a Content-Length body.
+                        let mut length = 0usize;
+                        loop {
+                            let mut line = String::new();
+                            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                                return;
+                            }
+                            let lower = line.to_ascii_lowercase();
+                            if let Some(v) = lower.strip_prefix("content-length:") {
+                                length = v.trim().parse().unwrap();
+                            }
+                            if line == "\r\n" {
+                                break;
+                            }
+                        }
+                        let mut body = vec![0; length];
+                        reader.read_exact(&mut body).unwrap();
+                        match (mode, n) {
+                            (Closing::DropSecondRequest, 0) => {
+                                writer
+                                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                                    .unwrap();
+                                a.fetch_add(1, Ordering::SeqCst);
+                            }
+                            (Closing::SayClose, _) => {
+                                writer
+                                    .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
+                                    .unwrap();
+                                a.fetch_add(1, Ordering::SeqCst);
+                                return;
+                            }
+                            _ => return,
+                        }
+                    }
+                });
+            }
+        });
+        OneAnswerPerConnection {
+            addr,
+            answered,
+            connections,
+        }
+    }
+}
+
+#[test]
+fn connections_are_kept_alive_and_a_receiver_closing_them_loses_no_attempt() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--allow-loopback"]);
+    let keeps = Receiver::start(vec![], status(200));
+    let drops = OneAnswerPerConnection::start(Closing::DropSecondRequest);
+    let closes = OneAnswerPerConnection::start(Closing::SayClose);
+    // One at a time, so each delivery could reuse the connection of the one before.
+    webhook(
+        &d,
+        json!({"name": "keeps", "url": keeps.url("/"), "max_concurrency": 1}),
+    );
+    webhook(
+        &d,
+        json!({"name": "drops", "url": format!("http://{}/", drops.addr), "max_concurrency": 1}),
+    );
+    webhook(
+        &d,
+        json!({"name": "closes", "url": format!("http://{}/", closes.addr), "max_concurrency": 1}),
+    );
+    const N: usize = 12;
+    for hook in ["keeps", "drops", "closes"] {
+        let ids: Vec<String> = (0..N).map(|_| test_delivery(&d, hook)).collect();
+        for id in &ids {
+            let done = delivery_done(&d, id);
+            assert_eq!(done["status"], "delivered", "{hook}: {done}");
+            // A connection the receiver closed under a reused request is not an attempt
+            // that failed: the request goes again at once on a new connection.
+            assert_eq!(items(&done["attempts"]).len(), 1, "{hook}: {done}");
+        }
+    }
+    let got = keeps.wait_for(N);
+    let peers: std::collections::HashSet<_> = got.iter().map(|r| r.peer).collect();
+    assert!(
+        peers.len() <= N / 3,
+        "{N} deliveries one after another came on {} connections",
+        peers.len()
+    );
+    assert_eq!(drops.answered.load(Ordering::SeqCst), N);
+    assert_eq!(drops.connections.load(Ordering::SeqCst), N);
+    assert_eq!(closes.answered.load(Ordering::SeqCst), N);
+    assert_eq!(closes.connections.load(Ordering::SeqCst), N);
 }

@@ -4,7 +4,10 @@
 //!
 //! Each webhook has its own concurrency limit, so a slow or dead endpoint holds only
 //! its own slots; delivery is at least once (a crash mid-attempt repeats the attempt,
-//! with the same `webhook-id` for the receiver to deduplicate).
+//! with the same `webhook-id` for the receiver to deduplicate). Connections are kept
+//! alive between deliveries to the same vetted address ([`keepalive`]).
+
+pub mod keepalive;
 
 use crate::lock;
 use crate::outbox::{Committed, Outbox};
@@ -12,8 +15,9 @@ use crate::plugins::PluginCache;
 use bytes::Bytes;
 use chrono::Utc;
 use http_body_util::{BodyExt, Full};
+use keepalive::{Endpoint, KeptConnections, Sender};
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use sundial_core::grants::NetworkPolicy;
 use sundial_core::limits::Limits;
@@ -32,6 +36,9 @@ const CLAIM_MARGIN: Duration = Duration::from_secs(10);
 pub const MAX_IN_FLIGHT: usize = 512;
 /// Bytes of a response body kept in the attempt record.
 pub const RESPONSE_SNIPPET_BYTES: usize = 512;
+/// Most bytes of a response body read so that its connection can be kept alive: 64 KiB.
+/// A longer body is left unread and its connection closed.
+pub const MAX_DRAINED_BYTES: usize = 64 * 1024;
 
 /// Handle to the delivery engine (cheap to clone).
 #[derive(Clone)]
@@ -52,6 +59,8 @@ struct Inner {
     inflight: Mutex<HashSet<String>>,
     endpoints: Mutex<HashMap<String, (u32, Arc<Semaphore>)>>,
     global: Arc<Semaphore>,
+    /// Idle connections kept for the next delivery to the same address.
+    kept: KeptConnections,
 }
 
 impl Deliverer {
@@ -77,9 +86,11 @@ impl Deliverer {
                 inflight: Mutex::default(),
                 endpoints: Mutex::default(),
                 global: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+                kept: KeptConnections::default(),
             }),
         };
         tokio::spawn(d.clone().run());
+        tokio::spawn(sweep_kept(Arc::downgrade(&d.inner)));
         d
     }
 
@@ -390,43 +401,57 @@ impl Deliverer {
                 sundial_sdk::webhook::sign_all(&secrets, &delivery.id, timestamp, &body.body),
             );
         }
-        let request = request
-            .body(Full::new(Bytes::from(body.body)))
-            .map_err(|e| Failure::Final(format!("building the request: {e}")))?;
+        let (head, ()) = request
+            .body(())
+            .map_err(|e| Failure::Final(format!("building the request: {e}")))?
+            .into_parts();
+        let body = Bytes::from(body.body);
+        // The request as often as it is sent: again when a kept connection turns out closed.
+        let request = || {
+            let mut r = http::Request::new(Full::new(body.clone()));
+            *r.method_mut() = head.method.clone();
+            *r.uri_mut() = head.uri.clone();
+            *r.headers_mut() = head.headers.clone();
+            r
+        };
+        let endpoint = Endpoint {
+            host,
+            addr,
+            tls,
+            insecure: spec.allow_insecure_tls,
+        };
         let exchange = async {
-            let stream = sundial_runtime::net::connect(&host, addr, tls, spec.allow_insecure_tls, timeout)
-                .await
-                .map_err(|e| Failure::Transient(e.to_string()))?;
-            let (mut sender, conn) =
-                hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                    .await
-                    .map_err(|e| Failure::Transient(format!("HTTP handshake: {e}")))?;
-            tokio::spawn(async move {
-                let _ = conn.await;
-            });
-            let response = sender
-                .send_request(request)
-                .await
-                .map_err(|e| Failure::Transient(format!("sending: {e}")))?;
+            let (sender, response) = self.exchange(&endpoint, request, timeout, &spec.name).await?;
             let status = response.status().as_u16();
             let retry_after = response
                 .headers()
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, Utc::now()));
+            // The start of the body is kept; the rest is read (up to a bound) so that
+            // the connection can serve the next delivery.
             let mut body = response.into_body();
             let mut snippet = Vec::new();
-            while snippet.len() < RESPONSE_SNIPPET_BYTES {
+            let mut read = 0;
+            let complete = loop {
                 match body.frame().await {
                     Some(Ok(frame)) => {
                         if let Some(data) = frame.data_ref() {
-                            snippet.extend_from_slice(data);
+                            read += data.len();
+                            let room = RESPONSE_SNIPPET_BYTES.saturating_sub(snippet.len());
+                            snippet.extend_from_slice(&data[..room.min(data.len())]);
+                        }
+                        if read > MAX_DRAINED_BYTES {
+                            break false;
                         }
                     }
-                    _ => break,
+                    Some(Err(_)) => break false,
+                    None => break true,
                 }
+            };
+            if complete {
+                self.inner.kept.park(&endpoint, sender);
             }
-            snippet.truncate(RESPONSE_SNIPPET_BYTES);
             Ok(Answer {
                 status,
                 retry_after,
@@ -439,6 +464,40 @@ impl Deliverer {
                 "timed out after {} ms",
                 spec.timeout_ms
             ))),
+        }
+    }
+
+    /// Send one request to `endpoint` on a kept connection if there is one, else on a
+    /// new one, and return the connection with the response head. A kept connection the
+    /// receiver closed meanwhile (it may close an idle connection just as it is reused)
+    /// is not the receiver's failure: the request goes again at once on a new connection,
+    /// and the other kept connections to that endpoint are let go.
+    async fn exchange(
+        &self,
+        endpoint: &Endpoint,
+        request: impl Fn() -> http::Request<Full<Bytes>>,
+        timeout: Duration,
+        webhook: &str,
+    ) -> Result<(Sender, http::Response<hyper::body::Incoming>), Failure> {
+        let mut idle = self.inner.kept.take(endpoint);
+        loop {
+            let reused = idle.is_some();
+            let mut sender = match idle.take() {
+                Some(s) => s,
+                None => open(endpoint, timeout).await?,
+            };
+            let sent = async {
+                sender.ready().await?;
+                sender.send_request(request()).await
+            };
+            match sent.await {
+                Ok(response) => return Ok((sender, response)),
+                Err(e) if reused => {
+                    tracing::debug!(%webhook, "a kept connection failed as it was reused ({e}): sending on a new one");
+                    self.inner.kept.forget(endpoint);
+                }
+                Err(e) => return Err(Failure::Transient(format!("sending: {e}"))),
+            }
         }
     }
 
@@ -539,4 +598,37 @@ fn rand_unit() -> f64 {
     let mut b = [0u8; 8];
     let _ = getrandom::fill(&mut b);
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Connect to `endpoint` through the SSRF guard's connect (its vetted address, TLS as the
+/// webhook says) and start the connection's I/O on a task of its own.
+async fn open(endpoint: &Endpoint, timeout: Duration) -> Result<Sender, Failure> {
+    let stream = sundial_runtime::net::connect(
+        &endpoint.host,
+        endpoint.addr,
+        endpoint.tls,
+        endpoint.insecure,
+        timeout,
+    )
+    .await
+    .map_err(|e| Failure::Transient(e.to_string()))?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .map_err(|e| Failure::Transient(format!("HTTP handshake: {e}")))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(sender)
+}
+
+/// Close kept connections once they have idled [`keepalive::IDLE_TIMEOUT`], until the
+/// deliverer is gone.
+async fn sweep_kept(inner: Weak<Inner>) {
+    loop {
+        tokio::time::sleep(keepalive::IDLE_TIMEOUT).await;
+        match inner.upgrade() {
+            Some(inner) => inner.kept.sweep(),
+            None => return,
+        }
+    }
 }

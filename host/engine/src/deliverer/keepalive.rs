@@ -1,0 +1,136 @@
+//! Connections kept alive between deliveries to the same endpoint.
+//!
+//! A delivery's connection goes to an address the SSRF guard vetted
+//! ([`sundial_runtime::net::resolve_vetted`]); after a complete answer it is parked here
+//! under its [`Endpoint`] (name, vetted address, TLS and whether certificates are
+//! checked) and the next delivery whose own, fresh vetting arrives at the same address
+//! takes it instead of connecting again. So a connection is only ever reused for an
+//! address that passed the policy for this very attempt, and a webhook that accepts any
+//! certificate never shares a connection with one that checks them.
+//!
+//! Bounds: at most [`MAX_IDLE_PER_ENDPOINT`] idle connections per endpoint and
+//! [`MAX_IDLE`] in all; each kept at most [`IDLE_TIMEOUT`]. Parked last, taken first, so
+//! the connections in use stay few and warm and the rest age out.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::client::conn::http1::SendRequest;
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// Longest an idle connection is kept: 4 s, below the idle timeout of common servers
+/// (Node.js and Apache close idle connections after 5 s), so a receiver rarely closes
+/// one just as a delivery reuses it. When it does, the delivery is sent again at once
+/// on a new connection (see the deliverer's `exchange`).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+/// Most idle connections kept per endpoint: 64.
+pub const MAX_IDLE_PER_ENDPOINT: usize = 64;
+/// Most idle connections kept in all: 512 (the deliverer's `MAX_IN_FLIGHT`).
+pub const MAX_IDLE: usize = 512;
+
+/// What a kept connection may be reused for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    /// The name from the URL (the TLS server name, and the `Host` the connection was made for).
+    pub host: String,
+    /// The address the SSRF guard vetted and the connection went to.
+    pub addr: SocketAddr,
+    /// HTTPS.
+    pub tls: bool,
+    /// Certificates not checked (a webhook's `allow_insecure_tls`).
+    pub insecure: bool,
+}
+
+/// A connection's request handle (its I/O runs on a task of its own).
+pub type Sender = SendRequest<Full<Bytes>>;
+
+/// The idle connections, by endpoint.
+#[derive(Default)]
+pub struct KeptConnections {
+    idle: Mutex<Idle>,
+}
+
+#[derive(Default)]
+struct Idle {
+    by_endpoint: HashMap<Endpoint, Vec<(Sender, Instant)>>,
+    count: usize,
+}
+
+impl KeptConnections {
+    /// The most recently parked open connection to `endpoint`, if any.
+    pub fn take(&self, endpoint: &Endpoint) -> Option<Sender> {
+        let mut idle = crate::lock(&self.idle);
+        let idle = &mut *idle;
+        let list = idle.by_endpoint.get_mut(endpoint)?;
+        let now = Instant::now();
+        let mut found = None;
+        while let Some((sender, parked)) = list.pop() {
+            idle.count -= 1;
+            if !sender.is_closed() && now.duration_since(parked) < IDLE_TIMEOUT {
+                found = Some(sender);
+                break;
+            }
+        }
+        if list.is_empty() {
+            idle.by_endpoint.remove(endpoint);
+        }
+        found
+    }
+
+    /// Park `sender` after a complete exchange, unless it is closed or the bounds are
+    /// reached (then it is dropped, which closes it).
+    pub fn park(&self, endpoint: &Endpoint, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = crate::lock(&self.idle);
+        let idle = &mut *idle;
+        let now = Instant::now();
+        if idle.count >= MAX_IDLE {
+            return;
+        }
+        let list = idle.by_endpoint.entry(endpoint.clone()).or_default();
+        // The oldest are at the front: drop those too old to be taken any more.
+        let stale = list
+            .iter()
+            .take_while(|(s, at)| s.is_closed() || now.duration_since(*at) >= IDLE_TIMEOUT)
+            .count();
+        list.drain(..stale);
+        idle.count -= stale;
+        if list.len() < MAX_IDLE_PER_ENDPOINT {
+            list.push((sender, now));
+            idle.count += 1;
+        }
+    }
+
+    /// Forget every idle connection to `endpoint` (one of them failed as it was reused:
+    /// the receiver probably restarted or closed them all).
+    pub fn forget(&self, endpoint: &Endpoint) {
+        let mut idle = crate::lock(&self.idle);
+        if let Some(list) = idle.by_endpoint.remove(endpoint) {
+            idle.count -= list.len();
+        }
+    }
+
+    /// Close the connections idle longer than [`IDLE_TIMEOUT`] (and those closed).
+    pub fn sweep(&self) {
+        let mut idle = crate::lock(&self.idle);
+        let idle = &mut *idle;
+        let now = Instant::now();
+        let mut dropped = 0;
+        idle.by_endpoint.retain(|_, list| {
+            let before = list.len();
+            list.retain(|(s, at)| !s.is_closed() && now.duration_since(*at) < IDLE_TIMEOUT);
+            dropped += before - list.len();
+            !list.is_empty()
+        });
+        idle.count -= dropped;
+    }
+
+    /// How many connections are idle now.
+    pub fn idle(&self) -> usize {
+        crate::lock(&self.idle).count
+    }
+}
