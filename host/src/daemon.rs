@@ -6,7 +6,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use sundial_core::grants::{Grants, NetworkPolicy};
-use sundial_core::limits::Limits;
 use sundial_core::timestamp::now;
 use sundial_engine::executor::DEFAULT_WORKERS;
 use sundial_runtime::{Runtime, RuntimeConfig};
@@ -302,7 +301,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             mail: *name == "email",
             ..Grants::default()
         };
-        match api::plugins_install(&state, name, bytes.to_vec(), grants, Limits::default()).await {
+        match api::plugins_install(&state, name, bytes.to_vec(), grants, crate::bundled::limits(name)).await {
             Ok(_) => {}
             // Another node of a cluster, starting at the same time, installed it.
             Err(e) if e.status == axum::http::StatusCode::CONFLICT => {}

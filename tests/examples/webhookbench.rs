@@ -9,7 +9,8 @@
 //! ```
 //!
 //! Arguments: deliveries per phase (default 20000); the healthy webhook's
-//! `max_concurrency` (default 32); rounds (default 5). Deliveries are caused by events
+//! `max_concurrency` (default 32); rounds (default 5). `WEBHOOKBENCH_RUNS_PER_INSTANCE=N`
+//! sets the `json` formatter's `limits.runs_per_instance` first. Deliveries are caused by events
 //! posted in batches of 100, each matching one trigger whose target is the webhook.
 //!
 //! After a warm-up phase, each round runs an unmeasured settling phase, then measures
@@ -104,6 +105,18 @@ fn main() {
         json!({"name": "to-hang", "on": {"type": "bench.hang"}, "targets": [{"webhook": "hang"}]}),
     );
 
+    // WEBHOOKBENCH_RUNS_PER_INSTANCE=N: the json formatter keeps its instance for N runs.
+    if let Some(runs) = std::env::var("WEBHOOKBENCH_RUNS_PER_INSTANCE")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
+        call(
+            "PATCH",
+            "/v1/plugins/json",
+            json!({"limits": {"runs_per_instance": runs}}),
+        );
+        println!("the json formatter keeps its instance for {runs} runs");
+    }
     let first = phase(&d, &ok, n, "w");
     println!(
         "warm-up: {n} deliveries (json formatter + signing + durable records) at {first:.0} deliveries/s"

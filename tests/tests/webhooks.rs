@@ -962,7 +962,7 @@ impl OneAnswerPerConnection {
 }
 
 #[test]
-fn connections_are_kept_alive_and_a_receiver_closing_them_loses_no_attempt() {
+fn connections_and_formatter_instances_are_kept_and_a_receiver_closing_them_loses_no_attempt() {
     use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--allow-loopback"]);
@@ -993,6 +993,13 @@ fn connections_are_kept_alive_and_a_receiver_closing_them_loses_no_attempt() {
             assert_eq!(items(&done["attempts"]).len(), 1, "{hook}: {done}");
         }
     }
+    // The bundled json formatter is installed keeping its instance, and the deliveries
+    // left one idle to format the next.
+    let json = d.expect(200, "GET", "/v1/plugins/json", None);
+    assert_eq!(json["limits"]["runs_per_instance"], 1000, "{json}");
+    let (_, text) = d.call("GET", "/metrics", None);
+    let idle = sundial_tests::metric(text.as_str().unwrap_or_default(), "sundial_plugin_instances_idle");
+    assert!(idle >= 1.0, "no formatter instance kept: {text}");
     let got = keeps.wait_for(N);
     let peers: std::collections::HashSet<_> = got.iter().map(|r| r.peer).collect();
     assert!(

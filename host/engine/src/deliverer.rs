@@ -214,7 +214,7 @@ impl Deliverer {
         // timeout and a margin, after which another node retries it if this one died.
         let hold = Duration::from_millis(webhook.spec.timeout_ms) + CLAIM_MARGIN;
         // The record as claimed: another node may have attempted it since it was read.
-        let Some(claimed) = self.inner.store.claim_delivery(id, hold).await? else {
+        let Some(claimed) = self.inner.store.claim_delivery(delivery, hold).await? else {
             return Ok(());
         };
         if claimed.status != DeliveryStatus::Queued {

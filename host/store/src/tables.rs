@@ -26,6 +26,11 @@ impl<'a, T> Json<'a, T> {
     pub fn bytes(&self) -> &[u8] {
         &self.bytes
     }
+
+    /// Some fields of the record, read into `U` (the others skipped, not built).
+    pub fn decode_as<U: DeserializeOwned>(&self) -> Result<U, String> {
+        decode(&self.bytes)
+    }
 }
 
 impl<T: DeserializeOwned> Json<'_, T> {

@@ -6,7 +6,7 @@ use super::named::{Named, named_store};
 use super::tables::{Paged, Scan, due_by, due_id, due_key, first_due, get_json, newest_first, put_json};
 use crate::schema::*;
 use chrono::{DateTime, Utc};
-use redb::WriteTransaction;
+use redb::{ReadableTable, WriteTransaction};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::ops::Bound;
@@ -65,6 +65,14 @@ pub struct DeliveryAttempt {
     /// What went wrong, when something did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// The part of a stored [`Delivery`] that places it in the queue, read when the record
+/// is replaced (the rest, its event above all, is skipped, not built).
+#[derive(Deserialize)]
+struct QueueEntry {
+    #[serde(default, with = "sundial_core::timestamp::serde_millis_opt")]
+    next_attempt_at: Option<DateTime<Utc>>,
 }
 
 /// A delivery: one payload for one webhook, with its attempts.
@@ -248,10 +256,16 @@ named_store! {
         /// it as it now is: in a store several nodes share, it is not due again for
         /// `hold` (another node then attempts it only if this one died), so two nodes
         /// never send it at once, and the attempt starts from the latest record. A
-        /// single-node store has nobody to keep out: it returns the record.
-        async fn claim_delivery(&self, id: &str, hold: std::time::Duration) -> Result<Option<Delivery>, StoreError> {
+        /// single-node store has nobody to keep out, and only the attempt in flight
+        /// changes a queued delivery (the deliverer attempts each once at a time): it
+        /// returns `read`, the record the attempt read, without reading it again.
+        async fn claim_delivery(
+            &self,
+            read: Delivery,
+            hold: std::time::Duration,
+        ) -> Result<Option<Delivery>, StoreError> {
             let _ = hold;
-            self.get_record(DELIVERIES, id)
+            Ok(Some(read))
         }
 
         /// Record an attempt's outcome: the delivery's new state replaces the old one and
@@ -266,10 +280,15 @@ named_store! {
             self.write(move |txn| {
                 let mut table = txn.open_table(DELIVERIES)?;
                 let mut queue = txn.open_table(DELIVERY_QUEUE)?;
-                if let Some(old) = get_json::<Delivery>(&table, &delivery.id)?
-                    && let Some(due) = old.next_attempt_at
-                {
-                    queue.remove(due_key(due, &old.id).as_str())?;
+                // Of the old record only its queue entry matters: read just that.
+                let old = match table.get(delivery.id.as_str())? {
+                    Some(v) => Some(v.value().decode_as::<QueueEntry>().map_err(|e| {
+                        StoreError::Unreadable(format!("record {:?} cannot be read ({e})", delivery.id))
+                    })?),
+                    None => None,
+                };
+                if let Some(due) = old.and_then(|o| o.next_attempt_at) {
+                    queue.remove(due_key(due, &delivery.id).as_str())?;
                 }
                 if let (DeliveryStatus::Queued, Some(due)) = (delivery.status, delivery.next_attempt_at) {
                     queue.insert(due_key(due, &delivery.id).as_str(), ())?;

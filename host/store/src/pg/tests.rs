@@ -481,17 +481,17 @@ async fn only_the_node_holding_a_deliverys_claim_records_its_attempt() {
     };
     // `a` claims it with a hold that runs out; `b` claims it again and records first.
     let by_a = a
-        .claim_delivery(&queued.id, std::time::Duration::ZERO)
+        .claim_delivery(queued.clone(), std::time::Duration::ZERO)
         .await
         .unwrap()
         .unwrap();
     let by_b = b
-        .claim_delivery(&queued.id, std::time::Duration::from_secs(60))
+        .claim_delivery(queued.clone(), std::time::Duration::from_secs(60))
         .await
         .unwrap()
         .unwrap();
     assert!(
-        a.claim_delivery(&queued.id, std::time::Duration::ZERO)
+        a.claim_delivery(queued.clone(), std::time::Duration::ZERO)
             .await
             .unwrap()
             .is_none(),

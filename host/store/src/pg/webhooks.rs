@@ -166,9 +166,10 @@ impl WebhookStore for PgStore {
 
     async fn claim_delivery(
         &self,
-        id: &str,
+        read: Delivery,
         hold: std::time::Duration,
     ) -> Result<Option<Delivery>, StoreError> {
+        let id = read.id.as_str();
         let client = self.client().await?;
         let claimed = row(
             &client,
