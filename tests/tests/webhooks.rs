@@ -881,19 +881,21 @@ fn chat_formatters_report_runs_task_actions_and_tests() {
 }
 
 /// A raw HTTP/1.1 receiver on loopback that answers `200` to the first request on each
-/// connection (keep-alive, as HTTP/1.1 implies) and then, by `mode`, either closes the
-/// connection without answering the next request on it (a receiver closing an idle
-/// connection just as it is reused) or answers with `Connection: close` and closes it.
+/// connection (keep-alive, as HTTP/1.1 implies) and then closes the connection as
+/// `mode` says; it counts the connections, the requests it read and those it answered.
 struct OneAnswerPerConnection {
     addr: std::net::SocketAddr,
+    read: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     answered: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     connections: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Clone, Copy)]
 enum Closing {
-    /// Read the second request whole, then close without a word.
-    DropSecondRequest,
+    /// Close the connection 20 ms after answering, while it is idle.
+    WhenIdle,
+    /// Read the second request on a connection whole, then close without a word.
+    UnderTheSecondRequest,
     /// Say `Connection: close` in the answer, then close.
     SayClose,
 }
@@ -901,17 +903,16 @@ enum Closing {
 impl OneAnswerPerConnection {
     fn start(mode: Closing) -> OneAnswerPerConnection {
         use std::io::{BufRead, BufReader, Read, Write};
-        use std::sync::atomic::Ordering;
+        use std::sync::atomic::{AtomicUsize, Ordering};
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let answered = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let (a, c) = (answered.clone(), connections.clone());
+        let counters: [std::sync::Arc<AtomicUsize>; 3] = Default::default();
+        let [read, answered, connections] = counters.clone();
         std::thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(stream) = stream else { return };
-                c.fetch_add(1, Ordering::SeqCst);
-                let a = a.clone();
+                connections.fetch_add(1, Ordering::SeqCst);
+                let (read, answered) = (read.clone(), answered.clone());
                 std::thread::spawn(move || {
                     let mut reader = BufReader::new(stream.try_clone().unwrap());
                     let mut writer = stream;
@@ -923,8 +924,7 @@ impl OneAnswerPerConnection {
                             if reader.read_line(&mut line).unwrap_or(0) == 0 {
                                 return;
                             }
-                            let lower = line.to_ascii_lowercase();
-                            if let Some(v) = lower.strip_prefix("content-length:") {
+                            if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
                                 length = v.trim().parse().unwrap();
                             }
                             if line == "\r\n" {
@@ -933,65 +933,83 @@ impl OneAnswerPerConnection {
                         }
                         let mut body = vec![0; length];
                         reader.read_exact(&mut body).unwrap();
-                        match (mode, n) {
-                            (Closing::DropSecondRequest, 0) => {
-                                writer
-                                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                                    .unwrap();
-                                a.fetch_add(1, Ordering::SeqCst);
+                        read.fetch_add(1, Ordering::SeqCst);
+                        if n > 0 {
+                            return; // UnderTheSecondRequest: closed unanswered
+                        }
+                        let head = match mode {
+                            Closing::SayClose => {
+                                "HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok"
                             }
-                            (Closing::SayClose, _) => {
-                                writer
-                                    .write_all(b"HTTP/1.1 200 OK\r\nconnection: close\r\ncontent-length: 2\r\n\r\nok")
-                                    .unwrap();
-                                a.fetch_add(1, Ordering::SeqCst);
+                            _ => "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok",
+                        };
+                        writer.write_all(head.as_bytes()).unwrap();
+                        answered.fetch_add(1, Ordering::SeqCst);
+                        match mode {
+                            Closing::UnderTheSecondRequest => {}
+                            Closing::SayClose => return,
+                            Closing::WhenIdle => {
+                                std::thread::sleep(Duration::from_millis(20));
                                 return;
                             }
-                            _ => return,
                         }
                     }
                 });
             }
         });
+        let [read, answered, connections] = counters;
         OneAnswerPerConnection {
             addr,
+            read,
             answered,
             connections,
         }
     }
+
+    fn count(&self) -> [usize; 3] {
+        use std::sync::atomic::Ordering::SeqCst;
+        [
+            self.connections.load(SeqCst),
+            self.read.load(SeqCst),
+            self.answered.load(SeqCst),
+        ]
+    }
 }
 
+/// Deliveries reuse their connections; a receiver that closes them (while idle, under a
+/// request, or saying so) still gets every delivery, and never sees a delivery more
+/// often than its attempts say.
 #[test]
 fn connections_and_formatter_instances_are_kept_and_a_receiver_closing_them_loses_no_attempt() {
-    use std::sync::atomic::Ordering;
     let dir = tempfile::tempdir().unwrap();
     let d = Daemon::start(dir.path(), &["--allow-loopback"]);
     let keeps = Receiver::start(vec![], status(200));
-    let drops = OneAnswerPerConnection::start(Closing::DropSecondRequest);
-    let closes = OneAnswerPerConnection::start(Closing::SayClose);
+    let when_idle = OneAnswerPerConnection::start(Closing::WhenIdle);
+    let under = OneAnswerPerConnection::start(Closing::UnderTheSecondRequest);
+    let says = OneAnswerPerConnection::start(Closing::SayClose);
     // One at a time, so each delivery could reuse the connection of the one before.
-    webhook(
-        &d,
-        json!({"name": "keeps", "url": keeps.url("/"), "max_concurrency": 1}),
-    );
-    webhook(
-        &d,
-        json!({"name": "drops", "url": format!("http://{}/", drops.addr), "max_concurrency": 1}),
-    );
-    webhook(
-        &d,
-        json!({"name": "closes", "url": format!("http://{}/", closes.addr), "max_concurrency": 1}),
-    );
+    let hook = |name: &str, url: String| {
+        webhook(
+            &d,
+            json!({"name": name, "url": url, "max_concurrency": 1, "retry": fast_retry(3, 50)}),
+        )
+    };
+    hook("keeps", keeps.url("/"));
+    hook("when-idle", format!("http://{}/", when_idle.addr));
+    hook("under", format!("http://{}/", under.addr));
+    hook("says", format!("http://{}/", says.addr));
     const N: usize = 12;
-    for hook in ["keeps", "drops", "closes"] {
-        let ids: Vec<String> = (0..N).map(|_| test_delivery(&d, hook)).collect();
-        for id in &ids {
-            let done = delivery_done(&d, id);
-            assert_eq!(done["status"], "delivered", "{hook}: {done}");
-            // A connection the receiver closed under a reused request is not an attempt
-            // that failed: the request goes again at once on a new connection.
-            assert_eq!(items(&done["attempts"]).len(), 1, "{hook}: {done}");
+    let mut attempts = std::collections::HashMap::new();
+    for name in ["keeps", "when-idle", "under", "says"] {
+        let mut total = 0;
+        for _ in 0..N {
+            // Spaced, so that a receiver's idle close has arrived before the next one.
+            let done = delivery_done(&d, &test_delivery(&d, name));
+            assert_eq!(done["status"], "delivered", "{name}: {done}");
+            total += items(&done["attempts"]).len();
+            std::thread::sleep(Duration::from_millis(100));
         }
+        attempts.insert(name, total);
     }
     // The bundled json formatter is installed keeping its instance, and the deliveries
     // left one idle to format the next.
@@ -1000,6 +1018,7 @@ fn connections_and_formatter_instances_are_kept_and_a_receiver_closing_them_lose
     let (_, text) = d.call("GET", "/metrics", None);
     let idle = sundial_tests::metric(text.as_str().unwrap_or_default(), "sundial_plugin_instances_idle");
     assert!(idle >= 1.0, "no formatter instance kept: {text}");
+    // Kept alive: a few connections for all of them.
     let got = keeps.wait_for(N);
     let peers: std::collections::HashSet<_> = got.iter().map(|r| r.peer).collect();
     assert!(
@@ -1007,8 +1026,26 @@ fn connections_and_formatter_instances_are_kept_and_a_receiver_closing_them_lose
         "{N} deliveries one after another came on {} connections",
         peers.len()
     );
-    assert_eq!(drops.answered.load(Ordering::SeqCst), N);
-    assert_eq!(drops.connections.load(Ordering::SeqCst), N);
-    assert_eq!(closes.answered.load(Ordering::SeqCst), N);
-    assert_eq!(closes.connections.load(Ordering::SeqCst), N);
+    assert_eq!(attempts["keeps"], N);
+    // Closed while idle, or with `Connection: close`: a new connection each time, and
+    // no attempt lost to a closed one.
+    for (name, rx) in [("when-idle", &when_idle), ("says", &says)] {
+        assert_eq!(
+            rx.count(),
+            [N, N, N],
+            "{name}: connections, requests read, answered"
+        );
+        assert_eq!(attempts[name], N, "{name}");
+    }
+    // Closed under a written request: that attempt failed and was retried, and the
+    // receiver read exactly as many requests as there are attempts.
+    let [connections, read, answered] = under.count();
+    assert_eq!(answered, N);
+    assert_eq!(read, attempts["under"], "requests read against attempts recorded");
+    assert_eq!(
+        read,
+        2 * N - 1,
+        "each delivery but the first met a closing connection"
+    );
+    assert_eq!(connections, N);
 }

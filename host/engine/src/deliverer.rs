@@ -39,6 +39,10 @@ pub const RESPONSE_SNIPPET_BYTES: usize = 512;
 /// Most bytes of a response body read so that its connection can be kept alive: 64 KiB.
 /// A longer body is left unread and its connection closed.
 pub const MAX_DRAINED_BYTES: usize = 64 * 1024;
+/// Longest the rest of a body (after the kept snippet) is read for the same reason:
+/// 250 ms. A body still coming after that is left, and its connection closed; the
+/// attempt's outcome was decided by the status already.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(250);
 
 /// Handle to the delivery engine (cheap to clone).
 #[derive(Clone)]
@@ -428,27 +432,45 @@ impl Deliverer {
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, Utc::now()));
-            // The start of the body is kept; the rest is read (up to a bound) so that
-            // the connection can serve the next delivery.
+            // The start of the body is kept (read within the attempt's timeout, as
+            // ever); the rest is read, briefly and up to a bound, only so that the
+            // connection can serve the next delivery.
             let mut body = response.into_body();
             let mut snippet = Vec::new();
-            let mut read = 0;
-            let complete = loop {
+            let mut ended = false;
+            while snippet.len() < RESPONSE_SNIPPET_BYTES {
                 match body.frame().await {
                     Some(Ok(frame)) => {
                         if let Some(data) = frame.data_ref() {
-                            read += data.len();
-                            let room = RESPONSE_SNIPPET_BYTES.saturating_sub(snippet.len());
-                            snippet.extend_from_slice(&data[..room.min(data.len())]);
-                        }
-                        if read > MAX_DRAINED_BYTES {
-                            break false;
+                            snippet.extend_from_slice(data);
                         }
                     }
-                    Some(Err(_)) => break false,
-                    None => break true,
+                    Some(Err(_)) => break,
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+            let mut read = snippet.len();
+            snippet.truncate(RESPONSE_SNIPPET_BYTES);
+            let rest = async {
+                loop {
+                    match body.frame().await {
+                        Some(Ok(frame)) => {
+                            read += frame.data_ref().map_or(0, |d| d.len());
+                            if read > MAX_DRAINED_BYTES {
+                                return false;
+                            }
+                        }
+                        Some(Err(_)) => return false,
+                        None => return true,
+                    }
                 }
             };
+            let complete = ended
+                || (snippet.len() == RESPONSE_SNIPPET_BYTES
+                    && tokio::time::timeout(DRAIN_GRACE, rest).await.unwrap_or(false));
             if complete {
                 self.inner.kept.park(&endpoint, sender);
             }
@@ -468,10 +490,12 @@ impl Deliverer {
     }
 
     /// Send one request to `endpoint` on a kept connection if there is one, else on a
-    /// new one, and return the connection with the response head. A kept connection the
-    /// receiver closed meanwhile (it may close an idle connection just as it is reused)
-    /// is not the receiver's failure: the request goes again at once on a new connection,
-    /// and the other kept connections to that endpoint are let go.
+    /// new one, and return the connection with the response head. A kept connection
+    /// found closed before the request went out on it (the receiver closed it while it
+    /// was idle) is not the receiver's failure: the request goes at once on a new
+    /// connection, and the other kept connections to that endpoint are let go. Once the
+    /// request may have been written, a failure is the attempt's, recorded and retried
+    /// as any other: so a receiver never sees a delivery more often than its attempts.
     async fn exchange(
         &self,
         endpoint: &Endpoint,
@@ -479,25 +503,23 @@ impl Deliverer {
         timeout: Duration,
         webhook: &str,
     ) -> Result<(Sender, http::Response<hyper::body::Incoming>), Failure> {
-        let mut idle = self.inner.kept.take(endpoint);
-        loop {
-            let reused = idle.is_some();
-            let mut sender = match idle.take() {
-                Some(s) => s,
-                None => open(endpoint, timeout).await?,
+        if let Some(mut kept) = self.inner.kept.take(endpoint) {
+            let closed = match kept.ready().await {
+                Err(e) => e,
+                Ok(()) => match kept.try_send_request(request()).await {
+                    Ok(response) => return Ok((kept, response)),
+                    // Handed back: it never went out.
+                    Err(e) if e.message().is_some() => e.into_error(),
+                    Err(e) => return Err(Failure::Transient(format!("sending: {}", e.error()))),
+                },
             };
-            let sent = async {
-                sender.ready().await?;
-                sender.send_request(request()).await
-            };
-            match sent.await {
-                Ok(response) => return Ok((sender, response)),
-                Err(e) if reused => {
-                    tracing::debug!(%webhook, "a kept connection failed as it was reused ({e}): sending on a new one");
-                    self.inner.kept.forget(endpoint);
-                }
-                Err(e) => return Err(Failure::Transient(format!("sending: {e}"))),
-            }
+            tracing::debug!(%webhook, "a kept connection was closed before the request went out ({closed}): sending on a new one");
+            self.inner.kept.forget(endpoint);
+        }
+        let mut sender = open(endpoint, timeout).await?;
+        match sender.send_request(request()).await {
+            Ok(response) => Ok((sender, response)),
+            Err(e) => Err(Failure::Transient(format!("sending: {e}"))),
         }
     }
 
@@ -621,11 +643,11 @@ async fn open(endpoint: &Endpoint, timeout: Duration) -> Result<Sender, Failure>
     Ok(sender)
 }
 
-/// Close kept connections once they have idled [`keepalive::IDLE_TIMEOUT`], until the
-/// deliverer is gone.
+/// Close kept connections once they have idled [`keepalive::IDLE_TIMEOUT`] (looked
+/// over every [`keepalive::SWEEP_EVERY`]), until the deliverer is gone.
 async fn sweep_kept(inner: Weak<Inner>) {
     loop {
-        tokio::time::sleep(keepalive::IDLE_TIMEOUT).await;
+        tokio::time::sleep(keepalive::SWEEP_EVERY).await;
         match inner.upgrade() {
             Some(inner) => inner.kept.sweep(),
             None => return,

@@ -164,10 +164,7 @@ impl Outbox {
 
     /// SharedStore events from outside (depth 0) with what they start; returns once durable.
     pub async fn ingest(&self, events: Vec<CloudEvent>) -> Result<Vec<Stored>, StoreError> {
-        let planned = events
-            .into_iter()
-            .map(|e| self.plan(e, Origin::default()))
-            .collect::<Result<Vec<_>, _>>()?;
+        let planned = self.inner.router.plan_all(events, Origin::default())?;
         let committed = self
             .commit_detached(|store| async move {
                 Ok(Committed::new(()).events(store.ingest_events(planned).await?))

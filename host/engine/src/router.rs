@@ -5,6 +5,7 @@
 
 use crate::clock::Clock;
 use crate::queue::RunQueue;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, RwLock};
 use sundial_core::calendar::Exclusions;
@@ -16,8 +17,10 @@ use sundial_core::run::{Run, RunCause};
 use sundial_core::timestamp::now;
 use sundial_core::trigger::{TriggerSpec, merge_params};
 use sundial_store::events::Planned;
+use sundial_store::tasks::TaskRecord;
 use sundial_store::timers::{Timer, TimerWebhook};
 use sundial_store::triggers::TriggerRecord;
+use sundial_store::webhooks::WebhookRecord;
 use sundial_store::{SharedStore, StoreError};
 
 /// Default limit on causal depth (`max_event_depth`): an event more than this many
@@ -260,6 +263,25 @@ impl Router {
     /// Match `event` and build what it starts (nothing is stored yet), unless its
     /// depth, its chain's budget or the run queue holds it back.
     pub fn plan(&self, event: CloudEvent, origin: Origin) -> Result<Planned, StoreError> {
+        self.plan_with(event, origin, &mut Targets::default())
+    }
+
+    /// [`Router::plan`] for events that commit together (a batch posted at once): each
+    /// task and webhook they start is read from the store once for all of them.
+    pub fn plan_all(&self, events: Vec<CloudEvent>, origin: Origin) -> Result<Vec<Planned>, StoreError> {
+        let mut targets = Targets::default();
+        events
+            .into_iter()
+            .map(|e| self.plan_with(e, origin.clone(), &mut targets))
+            .collect()
+    }
+
+    fn plan_with(
+        &self,
+        event: CloudEvent,
+        origin: Origin,
+        targets: &mut Targets,
+    ) -> Result<Planned, StoreError> {
         let Origin {
             depth,
             caused_by,
@@ -358,7 +380,7 @@ impl Router {
                 root: Some(chain.clone()),
             };
             for hook_id in &trigger.webhooks {
-                let Some(hook) = self.inner.store.webhook(hook_id)? else {
+                let Some(hook) = targets.webhook(&self.inner.store, hook_id)? else {
                     m.skipped.push(format!("webhook {hook_id} no longer exists"));
                     continue;
                 };
@@ -388,7 +410,7 @@ impl Router {
                 deliveries.push(d);
             }
             for task_id in &trigger.tasks {
-                let Some(task) = self.inner.store.task(task_id)? else {
+                let Some(task) = targets.task(&self.inner.store, task_id)? else {
                     m.skipped.push(format!("task {task_id} no longer exists"));
                     continue;
                 };
@@ -524,5 +546,28 @@ fn compile(record: &sundial_store::triggers::TriggerRecord) -> Option<sundial_co
             tracing::warn!(trigger = %record.id, "trigger no longer valid: {e}");
             None
         }
+    }
+}
+
+/// The tasks and webhooks the events of one plan started, each read once.
+#[derive(Default)]
+struct Targets {
+    tasks: HashMap<String, Option<TaskRecord>>,
+    webhooks: HashMap<String, Option<WebhookRecord>>,
+}
+
+impl Targets {
+    fn task(&mut self, store: &SharedStore, id: &str) -> Result<Option<&TaskRecord>, StoreError> {
+        if !self.tasks.contains_key(id) {
+            self.tasks.insert(id.to_string(), store.task(id)?);
+        }
+        Ok(self.tasks.get(id).and_then(Option::as_ref))
+    }
+
+    fn webhook(&mut self, store: &SharedStore, id: &str) -> Result<Option<&WebhookRecord>, StoreError> {
+        if !self.webhooks.contains_key(id) {
+            self.webhooks.insert(id.to_string(), store.webhook(id)?);
+        }
+        Ok(self.webhooks.get(id).and_then(Option::as_ref))
     }
 }

@@ -20,15 +20,19 @@ use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Longest an idle connection is kept: 4 s, below the idle timeout of common servers
-/// (Node.js and Apache close idle connections after 5 s), so a receiver rarely closes
-/// one just as a delivery reuses it. When it does, the delivery is sent again at once
-/// on a new connection (see the deliverer's `exchange`).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(4);
-/// Most idle connections kept per endpoint: 64.
+/// Longest an idle connection is kept: 3 s (closed by the next sweep, at most a second
+/// later), below the idle timeout of common servers (Node.js and Apache close idle
+/// connections after 5 s), so a receiver rarely closes one just as a delivery reuses it.
+/// One found closed before the request went out is replaced at once; one the receiver
+/// closes after the request was written fails that attempt, which is retried as any.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often idle connections are looked over: every second.
+pub const SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// Most idle connections kept per endpoint: 64 (a webhook's largest `max_concurrency`).
 pub const MAX_IDLE_PER_ENDPOINT: usize = 64;
-/// Most idle connections kept in all: 512 (the deliverer's `MAX_IN_FLIGHT`).
-pub const MAX_IDLE: usize = 512;
+/// Most idle connections kept in all: 128. With the deliveries in flight
+/// (`MAX_IN_FLIGHT`, 512) deliveries hold at most 640 sockets.
+pub const MAX_IDLE: usize = 128;
 
 /// What a kept connection may be reused for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
