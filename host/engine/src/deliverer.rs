@@ -424,6 +424,8 @@ impl Deliverer {
             tls,
             insecure: spec.allow_insecure_tls,
         };
+        // Within the attempt's timeout: the answer's head and the start of its body
+        // (kept in the attempt record).
         let exchange = async {
             let (sender, response) = self.exchange(&endpoint, request, timeout, &spec.name).await?;
             let status = response.status().as_u16();
@@ -432,9 +434,6 @@ impl Deliverer {
                 .get(http::header::RETRY_AFTER)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, Utc::now()));
-            // The start of the body is kept (read within the attempt's timeout, as
-            // ever); the rest is read, briefly and up to a bound, only so that the
-            // connection can serve the next delivery.
             let mut body = response.into_body();
             let mut snippet = Vec::new();
             let mut ended = false;
@@ -452,41 +451,34 @@ impl Deliverer {
                     }
                 }
             }
-            let mut read = snippet.len();
-            snippet.truncate(RESPONSE_SNIPPET_BYTES);
-            let rest = async {
-                loop {
-                    match body.frame().await {
-                        Some(Ok(frame)) => {
-                            read += frame.data_ref().map_or(0, |d| d.len());
-                            if read > MAX_DRAINED_BYTES {
-                                return false;
-                            }
-                        }
-                        Some(Err(_)) => return false,
-                        None => return true,
-                    }
+            Ok::<_, Failure>((status, retry_after, snippet, ended, sender, body))
+        };
+        let (status, retry_after, mut snippet, ended, sender, body) =
+            match tokio::time::timeout(timeout, exchange).await {
+                Ok(r) => r?,
+                Err(_) => {
+                    return Err(Failure::Transient(format!(
+                        "timed out after {} ms",
+                        spec.timeout_ms
+                    )));
                 }
             };
-            let complete = ended
-                || (snippet.len() == RESPONSE_SNIPPET_BYTES
-                    && tokio::time::timeout(DRAIN_GRACE, rest).await.unwrap_or(false));
-            if complete {
-                self.inner.kept.park(&endpoint, sender);
-            }
-            Ok(Answer {
-                status,
-                retry_after,
-                snippet: String::from_utf8_lossy(&snippet).into_owned(),
-            })
-        };
-        match tokio::time::timeout(timeout, exchange).await {
-            Ok(r) => r,
-            Err(_) => Err(Failure::Transient(format!(
-                "timed out after {} ms",
-                spec.timeout_ms
-            ))),
+        // The outcome is decided. The rest of the body is read, briefly and up to a
+        // bound, only so that the connection can serve the next delivery.
+        let complete = ended
+            || (snippet.len() >= RESPONSE_SNIPPET_BYTES
+                && tokio::time::timeout(DRAIN_GRACE, drain(body, snippet.len()))
+                    .await
+                    .unwrap_or(false));
+        if complete {
+            self.inner.kept.park(&endpoint, sender);
         }
+        snippet.truncate(RESPONSE_SNIPPET_BYTES);
+        Ok(Answer {
+            status,
+            retry_after,
+            snippet: String::from_utf8_lossy(&snippet).into_owned(),
+        })
     }
 
     /// Send one request to `endpoint` on a kept connection if there is one, else on a
@@ -620,6 +612,23 @@ fn rand_unit() -> f64 {
     let mut b = [0u8; 8];
     let _ = getrandom::fill(&mut b);
     (u64::from_le_bytes(b) >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Read the rest of a response body (`read` bytes of it read already) to its end, up
+/// to [`MAX_DRAINED_BYTES`] in all: whether it ended.
+async fn drain(mut body: hyper::body::Incoming, mut read: usize) -> bool {
+    loop {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                read += frame.data_ref().map_or(0, |d| d.len());
+                if read > MAX_DRAINED_BYTES {
+                    return false;
+                }
+            }
+            Some(Err(_)) => return false,
+            None => return true,
+        }
+    }
 }
 
 /// Connect to `endpoint` through the SSRF guard's connect (its vetted address, TLS as the
