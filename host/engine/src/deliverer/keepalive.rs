@@ -138,3 +138,96 @@ impl KeptConnections {
         crate::lock(&self.idle).count
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A real connection to a loopback listener (the listener's side kept, to close it).
+    async fn connection(listener: &TcpListener) -> (Sender, TcpStream) {
+        let client = TcpStream::connect(listener.local_addr().unwrap()).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(client))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        (sender, server)
+    }
+
+    fn endpoint(listener: &TcpListener, insecure: bool) -> Endpoint {
+        Endpoint {
+            host: "receiver.test".into(),
+            addr: listener.local_addr().unwrap(),
+            tls: false,
+            insecure,
+        }
+    }
+
+    #[tokio::test]
+    async fn kept_by_endpoint_and_bounded() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let kept = KeptConnections::default();
+        let checked = endpoint(&listener, false);
+        let mut servers = Vec::new();
+        for _ in 0..MAX_IDLE_PER_ENDPOINT + 3 {
+            let (sender, server) = connection(&listener).await;
+            servers.push(server);
+            kept.park(&checked, sender);
+        }
+        assert_eq!(kept.idle(), MAX_IDLE_PER_ENDPOINT, "bounded per endpoint");
+        // Another TLS choice is another endpoint: nothing to take there.
+        assert!(kept.take(&endpoint(&listener, true)).is_none());
+        assert!(kept.take(&checked).is_some());
+        assert_eq!(kept.idle(), MAX_IDLE_PER_ENDPOINT - 1);
+        kept.forget(&checked);
+        assert_eq!(kept.idle(), 0);
+        assert!(kept.take(&checked).is_none());
+    }
+
+    #[tokio::test]
+    async fn bounded_in_all_and_closed_ones_are_not_taken() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let kept = KeptConnections::default();
+        let mut servers = Vec::new();
+        // Endpoints that differ by name only, each filled to its bound.
+        for n in 0..=MAX_IDLE / MAX_IDLE_PER_ENDPOINT {
+            let e = Endpoint {
+                host: format!("receiver-{n}.test"),
+                ..endpoint(&listener, false)
+            };
+            for _ in 0..MAX_IDLE_PER_ENDPOINT {
+                let (sender, server) = connection(&listener).await;
+                servers.push(server);
+                kept.park(&e, sender);
+            }
+        }
+        assert_eq!(kept.idle(), MAX_IDLE, "bounded in all");
+        kept.sweep();
+        assert_eq!(kept.idle(), MAX_IDLE, "none closed or old yet");
+
+        // The receiver closes one connection: it is never handed out again.
+        let lone = Endpoint {
+            host: "lone.test".into(),
+            ..endpoint(&listener, false)
+        };
+        let kept = KeptConnections::default();
+        let (sender, server) = connection(&listener).await;
+        kept.park(&lone, sender);
+        drop(server);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let taken = kept.take(&lone);
+            match taken {
+                None => break,
+                Some(s) => {
+                    // Not seen closed yet: put it back and look again.
+                    assert!(Instant::now() < deadline, "a closed connection still handed out");
+                    kept.park(&lone, s);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+        assert_eq!(kept.idle(), 0);
+    }
+}
