@@ -219,21 +219,17 @@ pub(super) async fn retry(
 }
 
 /// Queue delivery `id` again: a dead one with its attempts kept, a queued one due now;
-/// a delivered one is refused with 409.
+/// a delivered one is refused with 409. The store checks and writes in one transaction
+/// ([`sundial_store::webhooks::WebhookStore::requeue_delivery`]), so an attempt that
+/// records "delivered" meanwhile is never overwritten and sent again.
 pub(crate) async fn replay(state: &AppState, id: &str) -> ApiResult<Delivery> {
-    let mut d = state.store.delivery(id)?.found("delivery", id)?;
-    if d.status == DeliveryStatus::Delivered {
-        return Err(ApiError::conflict(format!("delivery {id} was delivered already")));
-    }
-    d.status = DeliveryStatus::Queued;
-    d.next_attempt_at = Some(chrono::Utc::now());
-    d.finished_at = None;
-    d.error = None;
+    let id = id.to_string();
     let d = state
         .engines
         .outbox
         .commit_detached(|store| async move {
-            Ok(Committed::new(store.save_delivery(d, None, Vec::new()).await?.0).deliveries())
+            let d = store.requeue_delivery(&id, chrono::Utc::now()).await?;
+            Ok(Committed::new(d).deliveries())
         })
         .await?
         .value;

@@ -34,6 +34,8 @@ pub mod writer;
 
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod replay_contract;
 use crate::schema::*;
 use async_trait::async_trait;
 pub use pg::{PgOptions, PgStore};

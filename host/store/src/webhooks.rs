@@ -146,6 +146,24 @@ impl Delivery {
             error: None,
         }
     }
+
+    /// This delivery queued again by an operator's replay, due `now`: a dead one keeps
+    /// its attempts, a queued one is made due now. One already delivered is refused
+    /// ([`StoreError::Conflict`]): it is never sent again.
+    pub fn requeued(mut self, now: DateTime<Utc>) -> Result<Delivery, StoreError> {
+        if self.status == DeliveryStatus::Delivered {
+            return Err(StoreError::Conflict(format!(
+                "delivery {} was delivered already",
+                self.id
+            )));
+        }
+        self.status = DeliveryStatus::Queued;
+        // To the millisecond, as it is stored.
+        self.next_attempt_at = Some(sundial_core::timestamp::millis(now));
+        self.finished_at = None;
+        self.error = None;
+        Ok(self)
+    }
 }
 
 /// Store new deliveries (queued, due now) inside `txn`.
@@ -305,6 +323,31 @@ named_store! {
                 }
                 let stored = super::events::apply_events(txn, events)?;
                 Ok((delivery, stored))
+            })
+            .await
+        }
+
+        /// Queue delivery `id` again for an operator ([`Delivery::requeued`]), the read and
+        /// the write in one transaction, so an attempt that recorded "delivered" first is
+        /// seen and the replay refused. An attempt still in flight records its outcome over
+        /// this one: that attempt is the retry asked for. A store several nodes share leaves
+        /// the due time of a delivery a live claim holds (another node is attempting it).
+        async fn requeue_delivery(&self, id: &str, now: DateTime<Utc>) -> Result<Delivery, StoreError> {
+            let id = id.to_string();
+            self.write(move |txn| {
+                let mut table = txn.open_table(DELIVERIES)?;
+                let mut queue = txn.open_table(DELIVERY_QUEUE)?;
+                let Some(old) = get_json::<Delivery>(&table, &id)? else {
+                    return Err(StoreError::NotFound(format!("delivery {id:?} not found")));
+                };
+                let due_before = old.next_attempt_at;
+                let delivery = old.requeued(now)?;
+                if let Some(due) = due_before {
+                    queue.remove(due_key(due, &id).as_str())?;
+                }
+                queue.insert(due_key(now, &id).as_str(), ())?;
+                put_json(&mut table, &id, &delivery)?;
+                Ok(delivery)
             })
             .await
         }

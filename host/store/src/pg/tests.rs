@@ -622,3 +622,29 @@ async fn a_database_of_the_first_schema_is_brought_to_the_current_one() {
     assert_eq!(row.get::<_, i64>(0), 1, "the delivery is kept, unclaimed");
     assert!(row.get::<_, bool>(1), "schema 2 drops the index by owner");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_are_atomic_and_leave_a_claimed_delivery_to_its_attempt() {
+    use crate::webhooks::{DeliveryStatus, WebhookStore};
+    let db = TestDb::new().await;
+    let (a, b) = two_nodes(&db, DEFAULT_LEASE).await;
+    crate::replay_contract::check(&a).await;
+    // `b` is attempting it: `a`'s replay neither makes it due (a third node could then
+    // send it beside `b`) nor changes it.
+    let past = chrono::Utc::now() - chrono::Duration::seconds(1);
+    let d = crate::replay_contract::delivery(DeliveryStatus::Queued, Some(past), 0);
+    a.enqueue_deliveries(vec![d.clone()]).await.unwrap();
+    b.claim_delivery(d.clone(), std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("due and queued");
+    let replayed = a.requeue_delivery(&d.id, chrono::Utc::now()).await.unwrap();
+    assert_eq!(replayed, a.delivery(&d.id).unwrap().unwrap());
+    assert!(
+        a.claim_delivery(d.clone(), std::time::Duration::ZERO)
+            .await
+            .unwrap()
+            .is_none(),
+        "b still holds it"
+    );
+}

@@ -290,6 +290,31 @@ impl WebhookStore for PgStore {
         Ok((delivery, stored))
     }
 
+    async fn requeue_delivery(&self, id: &str, now: DateTime<Utc>) -> Result<Delivery, StoreError> {
+        let mut client = self.client().await?;
+        let t = client.transaction().await.map_err(db_error)?;
+        let old = row(
+            &t,
+            "SELECT doc, claimed_by IS NOT NULL AND due > now() FROM deliveries WHERE id = $1 FOR UPDATE",
+            &[&id],
+        )
+        .await?;
+        let Some(r) = old else {
+            return Err(StoreError::NotFound(format!("delivery {id:?} not found")));
+        };
+        let stored: Delivery = decode_one("deliveries", id, &r.get::<_, String>(0))?;
+        let claimed: bool = r.get(1);
+        if claimed && stored.status == crate::webhooks::DeliveryStatus::Queued {
+            // A node is attempting it now: that attempt is the retry asked for. Making it
+            // due would let another node send it beside that one.
+            return Ok(stored);
+        }
+        let delivery = stored.requeued(now)?;
+        put_delivery(&t, &delivery, false).await?;
+        self.commit(t).await?;
+        Ok(delivery)
+    }
+
     fn list_deliveries(
         &self,
         filter: &DeliveryFilter,
