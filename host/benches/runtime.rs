@@ -110,6 +110,35 @@ fn echo_call(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The two steps of a run Sundial adds around the call that are not store set-up:
+    // the invocation made WIT (params serialized to text) and the output checked and
+    // parsed (depth and duplicate keys, `sundial_core::json::parse`). Their sum is most
+    // of the gap between `sundial` and `bare_wasmtime_same_engine`.
+    let output = rt.block_on(async {
+        let mut store = Store::new(
+            engine,
+            Bare {
+                wasi: WasiCtxBuilder::new().build(),
+                table: ResourceTable::new(),
+            },
+        );
+        store.set_fuel(u64::MAX).unwrap();
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance = pre.instantiate_async(&mut store).await.unwrap();
+        instance.call_run(&mut store, &wit_inv).await.unwrap().unwrap()
+    });
+    let mut group = c.benchmark_group("echo_host_steps");
+    group.bench_function("invocation_to_wit", |b| {
+        b.iter(|| wit::Invocation::from(std::hint::black_box(&inv)))
+    });
+    group.bench_function("output_parse", |b| {
+        b.iter(|| sundial_core::json::parse_str(std::hint::black_box(&output)).unwrap())
+    });
+    group.bench_function("output_parse_serde_json", |b| {
+        b.iter(|| serde_json::from_str::<serde_json::Value>(std::hint::black_box(&output)).unwrap())
+    });
+    group.finish();
 }
 
 fn load(c: &mut Criterion) {

@@ -20,6 +20,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 use sundial_core::grants::NetworkPolicy;
+use sundial_core::invocation::RunError;
 use sundial_core::limits::Limits;
 use sundial_core::timestamp::now;
 use sundial_core::webhook::{Auth, Next, RESERVED_HEADERS, WebhookSpec, after_attempt, parse_retry_after};
@@ -554,7 +555,7 @@ impl Deliverer {
             .runtime
             .run_formatter(&plugin, identity, &limits, self.inner.services.clone(), &input)
             .await;
-        report.result.map_err(|e| final_err(e.to_string()))
+        report.result.map_err(|e| formatter_failure(&spec.formatter, e))
     }
 
     fn secret(&self, name: &str) -> Result<String, Failure> {
@@ -606,6 +607,18 @@ enum Failure {
     Final(String),
     /// Worth retrying (network, timeout).
     Transient(String),
+}
+
+/// A formatter run's error as the attempt's failure: worth retrying when trying again
+/// may help, as for an action's run ([`RunError::is_retryable`]: it timed out, or it
+/// could not start because every instance of the pool was busy); final otherwise (the
+/// formatter refused the delivery, trapped, or broke a limit).
+fn formatter_failure(formatter: &str, e: RunError) -> Failure {
+    let message = format!("formatter {formatter:?}: {e}");
+    match e.is_retryable() {
+        true => Failure::Transient(message),
+        false => Failure::Final(message),
+    }
 }
 
 fn rand_unit() -> f64 {
@@ -660,6 +673,32 @@ async fn sweep_kept(inner: Weak<Inner>) {
         match inner.upgrade() {
             Some(inner) => inner.kept.sweep(),
             None => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_formatter_that_could_not_start_or_timed_out_is_retried_and_one_that_refused_is_not() {
+        for e in [
+            RunError::Instantiate("instance pool exhausted".into()),
+            RunError::Timeout("5 s".into()),
+        ] {
+            match formatter_failure("json", e) {
+                Failure::Transient(m) => assert!(m.starts_with("formatter \"json\": "), "{m}"),
+                Failure::Final(m) => panic!("final: {m}"),
+            }
+        }
+        for e in [
+            RunError::Failed("no template".into()),
+            RunError::Trap("unreachable".into()),
+            RunError::MemoryLimit("64 MiB".into()),
+            RunError::OutputTooLarge("2 MiB".into()),
+        ] {
+            assert!(matches!(formatter_failure("json", e), Failure::Final(_)));
         }
     }
 }
