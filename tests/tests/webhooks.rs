@@ -241,6 +241,20 @@ fn retry_after_gone_final_4xx_and_the_ssrf_guard() {
             && kinds.iter().filter(|k| **k == "sundial.webhook.failed").count() == 2,
         "{kinds:?}"
     );
+    // A retry while its webhook is disabled is refused and changes nothing: the attempt
+    // would only kill it again.
+    let refused = d.expect(409, "POST", &format!("/v1/deliveries/{gone_id}/retry"), None);
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("is disabled"),
+        "{refused}"
+    );
+    assert_eq!(
+        d.expect(200, "GET", &format!("/v1/deliveries/{gone_id}"), None),
+        g
+    );
     // Re-enabling clears the reason; a manual retry of a dead delivery sends again.
     let (status, hook) = d.call("PATCH", "/v1/webhooks/gone", Some(&json!({"enabled": true})));
     assert_eq!((status, &hook["enabled"]), (200, &json!(true)), "{hook}");

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use sundial_core::grants::NetworkPolicy;
 use sundial_core::invocation::RunError;
 use sundial_core::limits::Limits;
+use sundial_core::plugin::PluginRecord;
 use sundial_core::timestamp::now;
 use sundial_core::webhook::{Auth, Next, RESERVED_HEADERS, WebhookSpec, after_attempt, parse_retry_after};
 use sundial_runtime::{HostServices, PluginIdentity, Runtime};
@@ -216,8 +217,15 @@ impl Deliverer {
             return Ok(());
         };
         // In a cluster, the node that claims it sends it; held for the attempt's
-        // timeout and a margin, after which another node retries it if this one died.
-        let hold = Duration::from_millis(webhook.spec.timeout_ms) + CLAIM_MARGIN;
+        // timeouts (the formatter's run, then the request) and a margin, after which
+        // another node retries it if this one died. A hold shorter than the formatter's
+        // timeout would let a slow formatter lose every claim and never record an attempt.
+        let formatter = self.inner.store.plugin(&webhook.spec.formatter);
+        let format_time = match &formatter {
+            Ok(Some(record)) => record.limits.timeout(),
+            _ => Duration::ZERO,
+        };
+        let hold = format_time + Duration::from_millis(webhook.spec.timeout_ms) + CLAIM_MARGIN;
         // The record as claimed: another node may have attempted it since it was read.
         let Some(claimed) = self.inner.store.claim_delivery(delivery, hold).await? else {
             return Ok(());
@@ -229,7 +237,7 @@ impl Deliverer {
         let number = delivery.attempts.len() as u32 + 1;
         let at = now();
         let started = Instant::now();
-        let outcome = self.send(&webhook, &delivery, number).await;
+        let outcome = self.send(&webhook, &delivery, number, formatter).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         let (status, retry_after, response, error, next) = match outcome {
             Ok(answer) => {
@@ -340,9 +348,10 @@ impl Deliverer {
         webhook: &WebhookRecord,
         delivery: &Delivery,
         number: u32,
+        formatter: Result<Option<PluginRecord>, StoreError>,
     ) -> Result<Answer, Failure> {
         let spec = &webhook.spec;
-        let body = self.format(spec, delivery, number).await?;
+        let body = self.format(spec, delivery, number, formatter).await?;
         let uri: http::Uri = spec
             .url
             .parse()
@@ -521,12 +530,10 @@ impl Deliverer {
         spec: &WebhookSpec,
         d: &Delivery,
         number: u32,
+        formatter: Result<Option<PluginRecord>, StoreError>,
     ) -> Result<sundial_core::invocation::HttpBody, Failure> {
         let final_err = |m: String| Failure::Final(format!("formatter {:?}: {m}", spec.formatter));
-        let record = self
-            .inner
-            .store
-            .plugin(&spec.formatter)
+        let record = formatter
             .map_err(|e| Failure::Transient(e.to_string()))?
             .ok_or_else(|| final_err("not installed".into()))?;
         let plugin = self.inner.plugins.load(&record).await.map_err(|e| match e {
@@ -535,6 +542,13 @@ impl Deliverer {
                 Failure::Transient(format!("formatter {:?}: {m}", spec.formatter))
             }
         })?;
+        if plugin.world != sundial_core::plugin::World::Formatter {
+            // Retrying cannot make an action a formatter.
+            return Err(final_err(format!(
+                "is {}, not a formatter",
+                plugin.world.as_str()
+            )));
+        }
         let identity = Arc::new(PluginIdentity {
             name: record.name.clone(),
             grants: record.grants.clone(),
@@ -611,8 +625,9 @@ enum Failure {
 
 /// A formatter run's error as the attempt's failure: worth retrying when trying again
 /// may help, as for an action's run ([`RunError::is_retryable`]: it timed out, or it
-/// could not start because every instance of the pool was busy); final otherwise (the
-/// formatter refused the delivery, trapped, or broke a limit).
+/// could not start, such as when every instance of the pool was busy, or the host
+/// failed under it); final otherwise (the formatter refused the delivery, trapped, or
+/// broke a limit). A plugin that is not a formatter is refused before this.
 fn formatter_failure(formatter: &str, e: RunError) -> Failure {
     let message = format!("formatter {formatter:?}: {e}");
     match e.is_retryable() {

@@ -77,8 +77,8 @@ impl Runtime {
     /// Outbound HTTP bookkeeping for one run.
     fn hooks(&self, run: &PerRun) -> OutboundHttp {
         OutboundHttp {
-            grants: Arc::new(run.identity.grants.clone()),
-            policy: self.inner.config.network.clone(),
+            plugin: run.identity.clone(),
+            policy: self.inner.network.clone(),
             log: run.log.clone(),
             contacted: run.contacted.clone(),
             run_connections: Arc::new(tokio::sync::Semaphore::new(run.limits.max_connections as usize)),

@@ -175,6 +175,8 @@ struct Inner {
     stop_ticker: Arc<AtomicBool>,
     /// Outbound HTTP requests of every run together (`max_outbound` permits).
     outbound: Arc<tokio::sync::Semaphore>,
+    /// `config.network`, shared by every run's outbound HTTP bookkeeping.
+    network: Arc<NetworkPolicy>,
     /// Instances kept between runs.
     warm: Arc<warm::WarmPool>,
 }
@@ -286,6 +288,7 @@ impl Runtime {
                 formatter_linker,
                 cache,
                 outbound: Arc::new(tokio::sync::Semaphore::new(config.max_outbound.max(1))),
+                network: Arc::new(config.network.clone()),
                 config,
                 stop_ticker,
                 warm,

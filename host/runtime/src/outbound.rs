@@ -30,8 +30,10 @@ type SendFuture = Box<dyn Future<Output = Result<(http::Response<WasiBody>, IoFu
 
 /// The `WasiHttpHooks` of one run.
 pub(crate) struct OutboundHttp {
-    pub(crate) grants: Arc<Grants>,
-    pub(crate) policy: NetworkPolicy,
+    /// The plugin making requests: its grants say where it may go.
+    pub(crate) plugin: Arc<crate::PluginIdentity>,
+    /// The daemon's network policy (shared by every run).
+    pub(crate) policy: Arc<NetworkPolicy>,
     pub(crate) log: SharedLog,
     pub(crate) contacted: Arc<Mutex<Vec<String>>>,
     /// This run's open requests (`limits.max_connections` permits).
@@ -78,7 +80,7 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<RequestOptions>,
         _fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
-        let grants = self.grants.clone();
+        let plugin = self.plugin.clone();
         let policy = self.policy.clone();
         let log = self.log.clone();
         let contacted = self.contacted.clone();
@@ -89,7 +91,7 @@ impl WasiHttpHooks for OutboundHttp {
         let slot = Arc::new(Mutex::new(Some(body)));
         let request = http::Request::from_parts(parts, SharedBody(slot.clone()).boxed_unsync());
         Box::new(async move {
-            let sent = send(request, permits, grants, policy, log, contacted, options).await;
+            let sent = send(request, permits, plugin, policy, log, contacted, options).await;
             if sent.is_err() {
                 let body = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
                 if let Some(body) = body {
@@ -113,14 +115,14 @@ impl WasiHttpHooks for OutboundHttp {
 async fn send(
     request: http::Request<WasiBody>,
     permits: Result<[OwnedSemaphorePermit; 2], HttpError>,
-    grants: Arc<Grants>,
-    policy: NetworkPolicy,
+    plugin: Arc<crate::PluginIdentity>,
+    policy: Arc<NetworkPolicy>,
     log: SharedLog,
     contacted: Arc<Mutex<Vec<String>>>,
     options: Option<RequestOptions>,
 ) -> Result<(http::Response<WasiBody>, IoFuture), HttpError> {
     let permits = permits?;
-    let target = match authorize(&grants, &policy, request.uri()).await {
+    let target = match authorize(&plugin.grants, &policy, request.uri()).await {
         Ok(t) => t,
         Err((code, why)) => {
             log.push(

@@ -3,7 +3,7 @@
 //! in `pg::tests`.
 
 use crate::StoreError;
-use crate::webhooks::{Delivery, DeliveryAttempt, DeliveryStatus, WebhookStore};
+use crate::webhooks::{Delivery, DeliveryAttempt, DeliveryStatus, WebhookRecord, WebhookStore};
 use chrono::{DateTime, Duration, Utc};
 
 pub(crate) fn delivery(status: DeliveryStatus, due: Option<DateTime<Utc>>, attempts: u32) -> Delivery {
@@ -53,9 +53,28 @@ fn due<S: WebhookStore + ?Sized>(store: &S, at: DateTime<Utc>) -> Vec<String> {
     store.due_deliveries(at, None, 1000, &|_| false).unwrap().0
 }
 
-/// The replay contract, on a store with no deliveries yet.
+fn webhook(id: &str, name: &str, enabled: bool) -> WebhookRecord {
+    let spec = serde_json::json!({"name": name, "url": "https://example.com/hook", "enabled": enabled});
+    WebhookRecord {
+        id: id.into(),
+        created_at: sundial_core::timestamp::now(),
+        updated_at: sundial_core::timestamp::now(),
+        spec: serde_json::from_value(spec).unwrap(),
+        disabled_reason: None,
+    }
+}
+
+/// The replay contract, on a store with no webhooks or deliveries yet.
 pub(crate) async fn check<S: WebhookStore + ?Sized>(store: &S) {
     let now = Utc::now();
+    store
+        .insert_webhook(webhook("hook-1", "hook", true), "test")
+        .await
+        .unwrap();
+    store
+        .insert_webhook(webhook("hook-2", "off", false), "test")
+        .await
+        .unwrap();
     let millis = |t: DateTime<Utc>| t.timestamp_millis();
     match store.requeue_delivery("no-such-delivery", now).await {
         Err(StoreError::NotFound(m)) => assert!(m.contains("no-such-delivery"), "{m}"),
@@ -97,13 +116,29 @@ pub(crate) async fn check<S: WebhookStore + ?Sized>(store: &S) {
     assert_eq!(store.delivery(&done.id).unwrap().unwrap(), done);
     assert!(!due(store, later).contains(&done.id));
 
+    // Dead, its webhook deleted or disabled: refused, unchanged (the next attempt would
+    // only kill it again, in place of the error it died of).
+    for (hook, why) in [("hook-gone", "was deleted"), ("hook-2", "is disabled")] {
+        let mut orphan = delivery(DeliveryStatus::Dead, None, 1);
+        orphan.webhook_id = hook.into();
+        store.enqueue_deliveries(vec![orphan.clone()]).await.unwrap();
+        match store.requeue_delivery(&orphan.id, now).await {
+            Err(StoreError::Conflict(m)) => assert!(m.contains(why), "{m}"),
+            other => panic!("replayed to {hook}: {other:?}"),
+        }
+        assert_eq!(store.delivery(&orphan.id).unwrap().unwrap(), orphan);
+    }
+
     // Replays racing the attempt that records "delivered": whichever commits first, the
-    // delivery ends delivered with its one attempt and out of the queue.
+    // delivery ends delivered with its one attempt and out of the queue. The attempt's
+    // write is issued first, so a replay that read before it and wrote after it (not one
+    // transaction) would leave the delivery queued. The claim's hold is zero, so on a
+    // shared store the replays are not left to the claim holder but take the same path.
     for _ in 0..5 {
         let racing = delivery(DeliveryStatus::Queued, Some(now - Duration::seconds(1)), 0);
         store.enqueue_deliveries(vec![racing.clone()]).await.unwrap();
         let mut sent = store
-            .claim_delivery(racing.clone(), std::time::Duration::from_secs(60))
+            .claim_delivery(racing.clone(), std::time::Duration::ZERO)
             .await
             .unwrap()
             .expect("due and queued");
@@ -113,7 +148,7 @@ pub(crate) async fn check<S: WebhookStore + ?Sized>(store: &S) {
         sent.finished_at = Some(sundial_core::timestamp::now());
         let replays =
             futures::future::join_all((0..8).map(|_| store.requeue_delivery(&racing.id, Utc::now())));
-        let (replays, saved) = tokio::join!(replays, store.save_delivery(sent, None, Vec::new()));
+        let (saved, replays) = tokio::join!(store.save_delivery(sent, None, Vec::new()), replays);
         saved.unwrap();
         for r in replays {
             match r {

@@ -182,6 +182,22 @@ pub(crate) fn insert_deliveries(txn: &WriteTransaction, deliveries: &[Delivery])
     Ok(())
 }
 
+/// Whether `delivery` may be replayed to `webhook` (its webhook as stored now): not
+/// once its webhook is deleted or disabled.
+pub(crate) fn replayable(delivery: &Delivery, webhook: Option<&WebhookRecord>) -> Result<(), StoreError> {
+    match webhook {
+        None => Err(StoreError::Conflict(format!(
+            "delivery {}: its webhook {:?} was deleted",
+            delivery.id, delivery.webhook_name
+        ))),
+        Some(w) if !w.spec.enabled => Err(StoreError::Conflict(format!(
+            "delivery {}: webhook {:?} is disabled; enable it, then retry",
+            delivery.id, w.spec.name
+        ))),
+        Some(_) => Ok(()),
+    }
+}
+
 /// Which deliveries to list.
 #[derive(Debug, Default, Clone)]
 pub struct DeliveryFilter {
@@ -329,7 +345,8 @@ named_store! {
 
         /// Queue delivery `id` again for an operator ([`Delivery::requeued`]), the read and
         /// the write in one transaction, so an attempt that recorded "delivered" first is
-        /// seen and the replay refused. An attempt still in flight records its outcome over
+        /// seen and the replay refused. Refused too ([`StoreError::Conflict`]) while its
+        /// webhook is deleted or disabled: the attempt would only kill it again. An attempt still in flight records its outcome over
         /// this one: that attempt is the retry asked for. A store several nodes share leaves
         /// the due time of a delivery a live claim holds (another node is attempting it).
         async fn requeue_delivery(&self, id: &str, now: DateTime<Utc>) -> Result<Delivery, StoreError> {
@@ -342,6 +359,8 @@ named_store! {
                 };
                 let due_before = old.next_attempt_at;
                 let delivery = old.requeued(now)?;
+                let hooks = txn.open_table(WEBHOOKS)?;
+                replayable(&delivery, get_json::<WebhookRecord>(&hooks, &delivery.webhook_id)?.as_ref())?;
                 if let Some(due) = due_before {
                     queue.remove(due_key(due, &id).as_str())?;
                 }

@@ -647,4 +647,25 @@ async fn replays_are_atomic_and_leave_a_claimed_delivery_to_its_attempt() {
             .is_none(),
         "b still holds it"
     );
+    // A claim left on a delivery that then died without an attempt (its webhook was
+    // disabled while it waited): no due time, `claimed_by` still set. Replayed normally.
+    let d = crate::replay_contract::delivery(DeliveryStatus::Queued, Some(past), 0);
+    a.enqueue_deliveries(vec![d.clone()]).await.unwrap();
+    let mut died = b
+        .claim_delivery(d.clone(), std::time::Duration::from_secs(60))
+        .await
+        .unwrap()
+        .expect("due and queued");
+    died.status = DeliveryStatus::Dead;
+    died.next_attempt_at = None;
+    died.error = Some("the webhook is disabled".into());
+    b.save_delivery(died, None, Vec::new()).await.unwrap();
+    let replayed = a.requeue_delivery(&d.id, chrono::Utc::now()).await.unwrap();
+    assert_eq!(replayed.status, DeliveryStatus::Queued);
+    assert!(
+        a.claim_delivery(d.clone(), std::time::Duration::ZERO)
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

@@ -295,7 +295,8 @@ impl WebhookStore for PgStore {
         let t = client.transaction().await.map_err(db_error)?;
         let old = row(
             &t,
-            "SELECT doc, claimed_by IS NOT NULL AND due > now() FROM deliveries WHERE id = $1 FOR UPDATE",
+            "SELECT doc, COALESCE(claimed_by IS NOT NULL AND due > now(), false)
+             FROM deliveries WHERE id = $1 FOR UPDATE",
             &[&id],
         )
         .await?;
@@ -310,6 +311,21 @@ impl WebhookStore for PgStore {
             return Ok(stored);
         }
         let delivery = stored.requeued(now)?;
+        let hook = row(
+            &t,
+            "SELECT doc FROM webhooks WHERE id = $1",
+            &[&delivery.webhook_id],
+        )
+        .await?;
+        let webhook = match hook {
+            Some(h) => Some(decode_one::<WebhookRecord>(
+                "webhooks",
+                &delivery.webhook_id,
+                &h.get::<_, String>(0),
+            )?),
+            None => None,
+        };
+        crate::webhooks::replayable(&delivery, webhook.as_ref())?;
         put_delivery(&t, &delivery, false).await?;
         self.commit(t).await?;
         Ok(delivery)
