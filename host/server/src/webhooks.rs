@@ -210,7 +210,8 @@ pub(super) async fn delivery(Reader(state, _): Reader, Path(id): Path<String>) -
 }
 
 /// `POST /v1/deliveries/{id}/retry`: a dead delivery is queued again (its attempts
-/// kept); a queued one is made due now; a delivered one is refused with 409.
+/// kept); a queued one is made due now; a delivered one, or one whose webhook was
+/// deleted or is disabled, is refused with 409.
 pub(super) async fn retry(
     Operator(state, _): Operator,
     Path(id): Path<String>,
@@ -219,7 +220,7 @@ pub(super) async fn retry(
 }
 
 /// Queue delivery `id` again: a dead one with its attempts kept, a queued one due now;
-/// a delivered one is refused with 409. The store checks and writes in one transaction
+/// a delivered one, or one whose webhook was deleted or is disabled, is refused with 409. The store checks and writes in one transaction
 /// ([`sundial_store::webhooks::WebhookStore::requeue_delivery`]), so an attempt that
 /// records "delivered" meanwhile is never overwritten and sent again.
 pub(crate) async fn replay(state: &AppState, id: &str) -> ApiResult<Delivery> {

@@ -305,12 +305,8 @@ impl WebhookStore for PgStore {
         };
         let stored: Delivery = decode_one("deliveries", id, &r.get::<_, String>(0))?;
         let claimed: bool = r.get(1);
-        if claimed && stored.status == crate::webhooks::DeliveryStatus::Queued {
-            // A node is attempting it now: that attempt is the retry asked for. Making it
-            // due would let another node send it beside that one.
-            return Ok(stored);
-        }
-        let delivery = stored.requeued(now)?;
+        // Refused (delivered, webhook deleted or disabled) on every path, as on redb.
+        let delivery = stored.clone().requeued(now)?;
         let hook = row(
             &t,
             "SELECT doc FROM webhooks WHERE id = $1",
@@ -326,6 +322,11 @@ impl WebhookStore for PgStore {
             None => None,
         };
         crate::webhooks::replayable(&delivery, webhook.as_ref())?;
+        if claimed && stored.status == crate::webhooks::DeliveryStatus::Queued {
+            // A node is attempting it now: that attempt is the retry asked for. Making it
+            // due would let another node send it beside that one.
+            return Ok(stored);
+        }
         put_delivery(&t, &delivery, false).await?;
         self.commit(t).await?;
         Ok(delivery)
