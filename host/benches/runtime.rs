@@ -32,6 +32,26 @@ impl WasiView for Bare {
     }
 }
 
+/// One bare call on Sundial's engine: a new store with fuel and an epoch deadline (the
+/// engine requires both), instantiate, call, drop.
+async fn call_same_engine(
+    engine: &Engine,
+    pre: &ActionPre<Bare>,
+    inv: &wit::Invocation,
+) -> Result<String, wit::ActionError> {
+    let mut store = Store::new(
+        engine,
+        Bare {
+            wasi: WasiCtxBuilder::new().build(),
+            table: ResourceTable::new(),
+        },
+    );
+    store.set_fuel(u64::MAX).unwrap();
+    store.set_epoch_deadline(u64::MAX / 2);
+    let instance = pre.instantiate_async(&mut store).await.unwrap();
+    instance.call_run(&mut store, inv).await.unwrap()
+}
+
 fn echo_call(c: &mut Criterion) {
     let echo = sundial::bundled::get("echo").expect("bundled echo");
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -95,17 +115,7 @@ fn echo_call(c: &mut Criterion) {
     let pre = ActionPre::new(linker.instantiate_pre(&component).unwrap()).unwrap();
     group.bench_function("bare_wasmtime_same_engine", |b| {
         b.to_async(&rt).iter(|| async {
-            let mut store = Store::new(
-                engine,
-                Bare {
-                    wasi: WasiCtxBuilder::new().build(),
-                    table: ResourceTable::new(),
-                },
-            );
-            store.set_fuel(u64::MAX).unwrap();
-            store.set_epoch_deadline(u64::MAX / 2);
-            let instance = pre.instantiate_async(&mut store).await.unwrap();
-            let out = instance.call_run(&mut store, &wit_inv).await.unwrap();
+            let out = call_same_engine(engine, &pre, &wit_inv).await;
             assert!(out.is_ok());
         })
     });
@@ -115,19 +125,7 @@ fn echo_call(c: &mut Criterion) {
     // the invocation made WIT (params serialized to text) and the output checked and
     // parsed (depth and duplicate keys, `sundial_core::json::parse`). Their sum is most
     // of the gap between `sundial` and `bare_wasmtime_same_engine`.
-    let output = rt.block_on(async {
-        let mut store = Store::new(
-            engine,
-            Bare {
-                wasi: WasiCtxBuilder::new().build(),
-                table: ResourceTable::new(),
-            },
-        );
-        store.set_fuel(u64::MAX).unwrap();
-        store.set_epoch_deadline(u64::MAX / 2);
-        let instance = pre.instantiate_async(&mut store).await.unwrap();
-        instance.call_run(&mut store, &wit_inv).await.unwrap().unwrap()
-    });
+    let output = rt.block_on(call_same_engine(engine, &pre, &wit_inv)).unwrap();
     let mut group = c.benchmark_group("echo_host_steps");
     group.bench_function("invocation_to_wit", |b| {
         b.iter(|| wit::Invocation::from(std::hint::black_box(&inv)))
