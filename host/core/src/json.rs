@@ -36,6 +36,28 @@ pub fn parse_str(text: &str) -> Result<Value, serde_json::Error> {
     parse(text.as_bytes())
 }
 
+/// Whether `value` encodes to at most `limit` bytes of compact JSON text, found without
+/// building the text (the count stops at the first byte past the limit).
+pub fn fits(value: &Value, limit: usize) -> bool {
+    struct Count {
+        left: usize,
+    }
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            if buf.len() > self.left {
+                self.left = 0;
+                return Err(std::io::Error::other("over the limit"));
+            }
+            self.left -= buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    serde_json::to_writer(&mut Count { left: limit }, value).is_ok()
+}
+
 /// How deep `value` nests (a scalar is 0, `[]` and `{}` are 1).
 pub fn depth(value: &Value) -> usize {
     // Iterative, so a value nested deeper than the stack allows is still measured.
@@ -237,6 +259,21 @@ mod tests {
 
     fn nested(levels: usize) -> String {
         format!("{}1{}", "[".repeat(levels), "]".repeat(levels))
+    }
+
+    #[test]
+    fn fits_agrees_with_the_encoded_length_at_the_boundary() {
+        for value in [
+            serde_json::json!({"a": [1, "two", {"three": null}], "é": "\u{1F600}"}),
+            serde_json::json!("x".repeat(100)),
+            serde_json::json!(null),
+        ] {
+            let len = serde_json::to_string(&value).unwrap().len();
+            assert!(fits(&value, len), "{value} fits in its own length {len}");
+            assert!(fits(&value, len + 1), "{value}");
+            assert!(!fits(&value, len - 1), "{value} does not fit in {}", len - 1);
+            assert!(!fits(&value, 0), "{value}");
+        }
     }
 
     #[test]

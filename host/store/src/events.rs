@@ -1,8 +1,8 @@
 //! The event log: events with what they caused, deduplicated by (source, id), stored
 //! in the same commit as the runs and timers they start.
 
-use super::runs::insert_runs;
-use super::tables::{Paged, Scan, get_json, newest_first, put_json};
+use super::runs::{encode_runs, insert_encoded_runs};
+use super::tables::{Json, Paged, Scan, encode_record, get_json, newest_first, put_encoded};
 use super::timers::{Timer, insert_timer};
 use super::{Store, StoreError};
 use crate::schema::*;
@@ -39,17 +39,45 @@ pub struct Stored {
     pub deliveries: usize,
 }
 
+/// A planned event with its record and runs encoded before the write transaction
+/// ([`encode_events`]), so the writer thread only copies bytes.
+pub(crate) struct Encoded {
+    planned: Planned,
+    record: Json<'static, EventRecord>,
+    runs: Vec<Json<'static, Run>>,
+}
+
+/// Encode `planned` for [`apply_events`]; callers do it before their write transaction.
+pub(crate) fn encode_events(planned: Vec<Planned>) -> Result<Vec<Encoded>, StoreError> {
+    planned
+        .into_iter()
+        .map(|planned| {
+            Ok(Encoded {
+                record: encode_record(&planned.record.seq, &planned.record)?,
+                runs: encode_runs(&planned.runs)?,
+                planned,
+            })
+        })
+        .collect()
+}
+
 pub(crate) fn dedup_key(source: &str, id: &str) -> String {
     format!("{}:{source}{id}", source.len())
 }
 
 /// Store planned events inside `txn` (used by ingest and by every internal producer,
-/// so an event commits together with the change that caused it).
-pub(crate) fn apply_events(txn: &WriteTransaction, planned: Vec<Planned>) -> Result<Vec<Stored>, StoreError> {
+/// so an event commits together with the change that caused it), encoded beforehand
+/// by [`encode_events`].
+pub(crate) fn apply_events(txn: &WriteTransaction, planned: Vec<Encoded>) -> Result<Vec<Stored>, StoreError> {
     let mut out = Vec::with_capacity(planned.len());
     let mut events = txn.open_table(EVENTS)?;
     let mut keys = txn.open_table(EVENT_KEYS)?;
-    for p in planned {
+    for Encoded {
+        planned: p,
+        record,
+        runs,
+    } in planned
+    {
         let key = dedup_key(&p.record.event.source, &p.record.event.id);
         let earlier = keys.get(key.as_str())?.map(|v| v.value().to_string());
         if let Some(seq) = earlier {
@@ -64,8 +92,8 @@ pub(crate) fn apply_events(txn: &WriteTransaction, planned: Vec<Planned>) -> Res
             continue;
         }
         keys.insert(key.as_str(), p.record.seq.as_str())?;
-        put_json(&mut events, &p.record.seq, &p.record)?;
-        insert_runs(txn, &p.runs)?;
+        put_encoded(&mut events, &p.record.seq, &record)?;
+        insert_encoded_runs(txn, &p.runs, &runs)?;
         let mut due = Vec::new();
         for t in &p.timers {
             insert_timer(txn, t)?;
@@ -138,6 +166,7 @@ pub trait EventStore: Send + Sync {
 #[async_trait]
 impl EventStore for Store {
     async fn ingest_events(&self, planned: Vec<Planned>) -> Result<Vec<Stored>, StoreError> {
+        let planned = encode_events(planned)?;
         self.write(move |txn| apply_events(txn, planned)).await
     }
 

@@ -1,6 +1,8 @@
 //! Runs (the task log), the durable run queue and the set of active runs.
 
-use super::tables::{Paged, Pager, Scan, get_existing, get_listed, newest_first, put_json};
+use super::tables::{
+    Json, Paged, Pager, Scan, encode_record, get_existing, get_listed, newest_first, put_encoded, put_json,
+};
 use super::{Store, StoreError};
 use crate::schema::*;
 use async_trait::async_trait;
@@ -48,11 +50,30 @@ impl RunFilter {
 
 /// Insert new runs (queued ones also into the queue) inside `txn`.
 pub(crate) fn insert_runs(txn: &WriteTransaction, runs: &[Run]) -> Result<(), StoreError> {
+    insert_encoded_runs(txn, runs, &encode_runs(runs)?)
+}
+
+/// Each of `runs` encoded for [`insert_encoded_runs`] (before the write transaction).
+pub(crate) fn encode_runs(runs: &[Run]) -> Result<Vec<Json<'static, Run>>, StoreError> {
+    runs.iter().map(|r| encode_record(&r.id, r)).collect()
+}
+
+/// [`insert_runs`] with the records encoded beforehand (`encoded[i]` is `runs[i]`).
+pub(crate) fn insert_encoded_runs(
+    txn: &WriteTransaction,
+    runs: &[Run],
+    encoded: &[Json<'static, Run>],
+) -> Result<(), StoreError> {
+    debug_assert_eq!(runs.len(), encoded.len(), "one encoding per run");
+    if runs.is_empty() {
+        // Opening (and closing) the tables is not free: most events start nothing.
+        return Ok(());
+    }
     let mut table = txn.open_table(RUNS)?;
     let mut by_task = txn.open_table(RUNS_BY_TASK)?;
     let mut queue = txn.open_table(RUN_QUEUE)?;
-    for run in runs {
-        put_json(&mut table, &run.id, run)?;
+    for (run, json) in runs.iter().zip(encoded) {
+        put_encoded(&mut table, &run.id, json)?;
         by_task.insert(format!("{}/{}", run.task_id, run.id).as_str(), ())?;
         if run.status == RunStatus::Queued {
             queue.insert(run.id.as_str(), ())?;
@@ -216,8 +237,9 @@ pub trait RunLeases: Send + Sync {
 #[async_trait]
 impl RunStore for Store {
     async fn enqueue_runs(&self, runs: Vec<Run>) -> Result<Vec<Run>, StoreError> {
+        let encoded = encode_runs(&runs)?;
         self.write(move |txn| {
-            insert_runs(txn, &runs)?;
+            insert_encoded_runs(txn, &runs, &encoded)?;
             Ok(runs)
         })
         .await
@@ -240,7 +262,8 @@ impl RunStore for Store {
     }
 
     async fn save_run(&self, run: Run) -> Result<Run, StoreError> {
-        self.write(move |txn| save_run_in(txn, run)).await
+        let json = encode_record(&run.id, &run)?;
+        self.write(move |txn| save_run_in(txn, run, &json)).await
     }
 
     async fn save_run_with_events(
@@ -248,8 +271,10 @@ impl RunStore for Store {
         run: Run,
         events: Vec<super::events::Planned>,
     ) -> Result<(Run, Vec<super::events::Stored>), StoreError> {
+        let json = encode_record(&run.id, &run)?;
+        let events = super::events::encode_events(events)?;
         self.write(move |txn| {
-            let run = save_run_in(txn, run)?;
+            let run = save_run_in(txn, run, &json)?;
             Ok((run, super::events::apply_events(txn, events)?))
         })
         .await
@@ -390,7 +415,8 @@ impl RunStore for Store {
     }
 }
 
-fn save_run_in(txn: &WriteTransaction, run: Run) -> Result<Run, StoreError> {
+/// Replace `run` (encoded beforehand as `json`) and move its queue and active entries.
+fn save_run_in(txn: &WriteTransaction, run: Run, json: &Json<'static, Run>) -> Result<Run, StoreError> {
     {
         {
             let mut queue = txn.open_table(RUN_QUEUE)?;
@@ -407,7 +433,7 @@ fn save_run_in(txn: &WriteTransaction, run: Run) -> Result<Run, StoreError> {
                     queue.remove(run.id.as_str())?;
                 }
             }
-            put_json(&mut txn.open_table(RUNS)?, &run.id, &run)?;
+            put_encoded(&mut txn.open_table(RUNS)?, &run.id, json)?;
             Ok(run)
         }
     }

@@ -2,7 +2,6 @@
 //! slot ledger that makes each (schedule, slot time) fire exactly once.
 
 use super::named::{Named, named_store};
-use super::runs::insert_runs;
 use super::schedule_due::{self, DueEntry};
 use super::tables::{Paged, get_json, put_json};
 use super::{StoreError, audit};
@@ -205,6 +204,8 @@ named_store! {
             events: Vec<super::events::Planned>,
         ) -> Result<Option<Vec<super::events::Stored>>, StoreError> {
             let schedule_id = schedule_id.to_string();
+            let encoded = crate::runs::encode_runs(&runs)?;
+            let events = super::events::encode_events(events)?;
             self.write(move |txn| {
                 let key = format!("{schedule_id}/{}", slot_key(slot));
                 let mut slots = txn.open_table(SLOTS)?;
@@ -232,7 +233,7 @@ named_store! {
                 schedule_due::put(txn, &record)?;
                 drop(table);
                 drop(slots);
-                insert_runs(txn, &runs)?;
+                crate::runs::insert_encoded_runs(txn, &runs, &encoded)?;
                 Ok(Some(super::events::apply_events(txn, events)?))
             })
             .await

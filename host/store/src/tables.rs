@@ -175,10 +175,23 @@ pub fn put_json<T: Serialize + 'static>(
     key: &str,
     value: &T,
 ) -> Result<(), StoreError> {
-    table.insert(
-        key,
-        Json::encode(value).map_err(|e| StoreError::Storage(format!("encode {key:?}: {e}")))?,
-    )?;
+    table.insert(key, encode_record(key, value)?)?;
+    Ok(())
+}
+
+/// `value` encoded for `put_encoded`: done by the caller before its write transaction,
+/// so the single writer thread only copies the bytes into the B-tree.
+pub fn encode_record<T: Serialize>(key: &str, value: &T) -> Result<Json<'static, T>, StoreError> {
+    Json::encode(value).map_err(|e| StoreError::Storage(format!("encode {key:?}: {e}")))
+}
+
+/// Write a value encoded earlier with [`encode_record`].
+pub fn put_encoded<T: 'static>(
+    table: &mut Table<&'static str, Json<'static, T>>,
+    key: &str,
+    json: &Json<'static, T>,
+) -> Result<(), StoreError> {
+    table.insert(key, json)?;
     Ok(())
 }
 

@@ -311,6 +311,7 @@ named_store! {
             disable: Option<String>,
             events: Vec<super::events::Planned>,
         ) -> Result<(Delivery, Vec<super::events::Stored>), StoreError> {
+            let events = super::events::encode_events(events)?;
             self.write(move |txn| {
                 let mut table = txn.open_table(DELIVERIES)?;
                 let mut queue = txn.open_table(DELIVERY_QUEUE)?;

@@ -22,7 +22,7 @@ use sundial_core::task::OverlapPolicy;
 use sundial_runtime as runtime;
 use sundial_runtime::{HostServices, PluginIdentity, Runtime};
 use sundial_store::{SharedStore, StoreError};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 mod leases;
 mod outcome;
@@ -53,6 +53,11 @@ struct Inner {
     services: Arc<dyn HostServices>,
     plugins: PluginCache,
     workers: Arc<Semaphore>,
+    /// Runs whose plugin has ended and whose result is being committed: a run gives its
+    /// worker slot back when its plugin ends, so the next run starts while this one's
+    /// result waits for the group commit; this bounds how many wait so (as many as
+    /// there are workers).
+    recording: Arc<Semaphore>,
     /// Where queued runs are handed over (the dispatcher reads the other end).
     queue: RunQueue,
     /// Plans and commits what a run's end causes, then dispatches it.
@@ -127,6 +132,7 @@ impl Executor {
             services,
             plugins,
             workers: Arc::new(Semaphore::new(workers.max(1))),
+            recording: Arc::new(Semaphore::new(workers.max(1))),
             queue: outbox.queue().clone(),
             outbox,
             running: Mutex::default(),
@@ -165,8 +171,7 @@ impl Executor {
                 }
                 let worker = dispatcher.clone();
                 tokio::spawn(async move {
-                    worker.execute(&next.id, next.task_id.as_deref()).await;
-                    drop(permit);
+                    worker.execute(&next.id, next.task_id.as_deref(), permit).await;
                 });
             }
         });
@@ -393,12 +398,13 @@ impl Executor {
         }
     }
 
-    async fn execute(&self, id: &str, task_id: Option<&str>) {
+    /// Execute run `id` on the worker slot `worker` (given back when its plugin ends).
+    async fn execute(&self, id: &str, task_id: Option<&str>, worker: OwnedSemaphorePermit) {
         self.inner
             .in_flight
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         lock(&self.inner.owned).insert(id.to_string());
-        let result = self.try_execute(id, task_id).await;
+        let result = self.try_execute(id, task_id, worker).await;
         lock(&self.inner.owned).remove(id);
         match result {
             Ok(()) => {}
@@ -416,22 +422,31 @@ impl Executor {
             .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 
-    /// Execute the queued run `id` of the task `task_id` (when known: a run just queued).
-    async fn try_execute(&self, id: &str, task_id: Option<&str>) -> Result<(), StoreError> {
+    /// Execute the queued run `id` of the task `task_id` (when known: a run just queued)
+    /// on the worker slot `worker`.
+    async fn try_execute(
+        &self,
+        id: &str,
+        task_id: Option<&str>,
+        worker: OwnedSemaphorePermit,
+    ) -> Result<(), StoreError> {
         let store = &self.inner.store;
-        let policy_of = |task_id: &str| -> Result<OverlapPolicy, StoreError> {
-            Ok(store.task(task_id)?.map(|t| t.spec.overlap).unwrap_or_default())
+        let policy_of = |task: &Option<sundial_store::tasks::TaskRecord>| {
+            task.as_ref().map(|t| t.spec.overlap).unwrap_or_default()
         };
         // A run just queued of a task whose runs may overlap starts without being read
         // first (the start itself finds whether it is still queued); any other is read
-        // to learn its task and whether it is still queued, for the overlap policy.
+        // to learn its task and whether it is still queued, for the overlap policy. The
+        // task read here is the one the attempt runs (read before its start commits).
         let known = match task_id {
-            Some(task_id) => Some((task_id.to_string(), policy_of(task_id)?)),
+            Some(task_id) => Some((task_id.to_string(), store.task(task_id)?)),
             None => None,
         };
-        let (task_id, policy) = match known {
-            Some((task_id, OverlapPolicy::Allow)) => (task_id, OverlapPolicy::Allow),
-            _ => {
+        let (task_id, task, policy) = match known {
+            Some((task_id, task)) if matches!(policy_of(&task), OverlapPolicy::Allow) => {
+                (task_id, task, OverlapPolicy::Allow)
+            }
+            known => {
                 let Some(queued) = store.run(id)? else {
                     return Ok(());
                 };
@@ -440,8 +455,12 @@ impl Executor {
                     self.wake_deferred(&queued.task_id);
                     return Ok(());
                 }
-                let policy = policy_of(&queued.task_id)?;
-                (queued.task_id, policy)
+                let task = match known {
+                    Some((known_id, task)) if known_id == queued.task_id => task,
+                    _ => store.task(&queued.task_id)?,
+                };
+                let policy = policy_of(&task);
+                (queued.task_id, task, policy)
             }
         };
         let _claim = match self.claim(&task_id, id, policy) {
@@ -459,7 +478,6 @@ impl Executor {
             return Ok(());
         };
         self.observe_lateness(&run);
-        let task = store.task(&run.task_id)?;
         if let Some(task) = task.as_ref().filter(|t| t.spec.webhook.is_some()) {
             return self.send_to_webhook(run, task).await;
         }
@@ -523,6 +541,10 @@ impl Executor {
             handle.abort();
         }
         let outcome = handle.await;
+        // The plugin is done (its instance dropped or kept): the worker slot goes to the
+        // next run while this one's result is committed, once a recording place is free.
+        let _recording = self.inner.recording.clone().acquire_owned().await;
+        drop(worker);
         lock(&self.inner.running).remove(&run.id);
         lock(&self.inner.live_logs).remove(&run.id);
         if lock(&self.inner.lost).remove(&run.id) {
@@ -642,7 +664,7 @@ impl Executor {
                         run.status = RunStatus::Queued;
                         run.not_before = Some(after(ms));
                         run.error = Some(error);
-                        let events = self.run_events(&mut run, "sundial.run.retrying", emitted)?;
+                        let events = self.run_events(&mut run, "sundial.run.retrying", task, emitted)?;
                         // Queued again: the commit's dispatch hands it over after its not_before.
                         self.save_with_events(run, events).await?;
                         return Ok(());
@@ -664,7 +686,7 @@ impl Executor {
         } else {
             "sundial.run.failed"
         };
-        let events = self.run_events(&mut run, kind, emitted)?;
+        let events = self.run_events(&mut run, kind, task, emitted)?;
         let run = self.save_with_events(run, events).await?;
         if run.status == RunStatus::Succeeded
             && let Some(t) = task.filter(|t| t.spec.delete_after_run)

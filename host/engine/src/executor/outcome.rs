@@ -23,10 +23,12 @@ impl Executor {
     /// emitted, each planned through the outbox. An emitted
     /// event the router holds back (depth, chain budget, full queue) is noted in the
     /// run's log, so the run shows why what it emitted started nothing.
+    /// `task` is the run's task as the attempt read it (read again when `None`).
     pub(super) fn run_events(
         &self,
         run: &mut Run,
         kind: &str,
+        task: Option<&sundial_store::tasks::TaskRecord>,
         Extras {
             plugin,
             events: emitted,
@@ -47,7 +49,7 @@ impl Executor {
             "not_before": run.not_before,
         });
         if let Some(out) = &run.output
-            && out.to_string().len() <= 64 * 1024
+            && sundial_core::json::fits(out, 64 * 1024)
         {
             data["output"] = out.clone();
         }
@@ -63,12 +65,14 @@ impl Executor {
             origin(0),
         )?];
         let mut queued_with = planned[0].runs.len();
-        let run_json = serde_json::to_value(&*run).ok();
-        for mut d in deliveries {
-            d.run = run_json.clone();
-            planned[0].deliveries.push(d);
+        if !deliveries.is_empty() {
+            let run_json = serde_json::to_value(&*run).ok();
+            for mut d in deliveries {
+                d.run = run_json.clone();
+                planned[0].deliveries.push(d);
+            }
         }
-        let notify = self.notify_deliveries(run, depth)?;
+        let notify = self.notify_deliveries(run, depth, task)?;
         planned[0].deliveries.extend(notify);
         for e in emitted {
             let mut event = sundial_core::event::internal(&e.kind, "", e.data, &stamp);
@@ -90,11 +94,13 @@ impl Executor {
         Ok(planned)
     }
 
-    /// Deliveries of a run that just ended to the webhooks its task notifies.
+    /// Deliveries of a run that just ended to the webhooks its task notifies (`task` as
+    /// the attempt read it; read from the store when `None`).
     fn notify_deliveries(
         &self,
         run: &Run,
         depth: u32,
+        task: Option<&sundial_store::tasks::TaskRecord>,
     ) -> Result<Vec<sundial_store::webhooks::Delivery>, StoreError> {
         use sundial_core::task::NotifyOn;
         let ending = match run.status {
@@ -104,8 +110,16 @@ impl Executor {
             }
             _ => NotifyOn::Failed,
         };
-        let Some(task) = self.inner.store.task(&run.task_id)? else {
-            return Ok(Vec::new());
+        let read;
+        let task = match task {
+            Some(task) => task,
+            None => match self.inner.store.task(&run.task_id)? {
+                Some(t) => {
+                    read = t;
+                    &read
+                }
+                None => return Ok(Vec::new()),
+            },
         };
         let mut out = Vec::new();
         for n in task.spec.notify.iter().filter(|n| n.on.contains(&ending)) {
