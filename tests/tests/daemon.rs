@@ -393,6 +393,44 @@ fn overlap_policies_forbid_queue_and_replace() {
     wait_for(&second, "timed_out");
 }
 
+/// A run gives its worker back when its plugin ends, before its result is committed,
+/// only where its task's runs may overlap: a `forbid` run waiting for the only worker
+/// must find the run before it ended, not skipped while its result was being recorded.
+#[test]
+fn runs_waiting_for_the_only_worker_are_not_skipped_by_forbid_while_the_last_result_commits() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = Daemon::start(dir.path(), &["--workers", "1"]);
+    for (name, overlap) in [("serial", "forbid"), ("free", "allow")] {
+        d.create(
+            "/v1/tasks",
+            json!({"name": name, "plugin": "echo", "overlap": overlap}),
+        );
+    }
+    // Queued back to back, so each waits for the worker the run before it holds.
+    for task in ["serial", "free"] {
+        for n in 0..40 {
+            let (status, run) = d.call(
+                "POST",
+                &format!("/v1/tasks/{task}/run"),
+                Some(&json!({"params": {"n": n}})),
+            );
+            assert_eq!(status, 202, "{run}");
+        }
+    }
+    for task in ["serial", "free"] {
+        let mut runs = Vec::new();
+        sundial_tests::wait_until(&format!("40 runs of {task} to end"), 60, || {
+            runs = d.all_runs(&format!("task={task}"));
+            runs.len() == 40 && runs.iter().all(|r| r["finished_at"].is_string())
+        });
+        let statuses: Vec<&Value> = runs.iter().map(|r| &r["status"]).collect();
+        assert!(
+            statuses.iter().all(|s| **s == "succeeded"),
+            "{task}: every run ran, one after the other: {statuses:?}"
+        );
+    }
+}
+
 #[test]
 fn delete_after_run_removes_the_task_once_it_succeeds() {
     let dir = tempfile::tempdir().unwrap();

@@ -541,12 +541,20 @@ impl Executor {
             handle.abort();
         }
         let outcome = handle.await;
-        // The plugin is done (its instance dropped or kept): the worker slot goes to the
-        // next run while this one's result is committed, once a recording place is free.
-        let _recording = self.inner.recording.clone().acquire_owned().await;
-        drop(worker);
         lock(&self.inner.running).remove(&run.id);
         lock(&self.inner.live_logs).remove(&run.id);
+        // The plugin is done (its instance dropped or kept): the worker slot goes to the
+        // next run while this one's result is committed, once a recording place is free.
+        // Only where runs of the task may overlap: under `forbid`, `queue` or `replace`
+        // the task's next run must find this one ended, so it keeps its worker (and its
+        // claim) until its result is committed, as before.
+        let (_recording, _worker) = if matches!(policy, OverlapPolicy::Allow) {
+            let recording = self.inner.recording.clone().acquire_owned().await;
+            drop(worker);
+            (Some(recording), None)
+        } else {
+            (None, Some(worker))
+        };
         if lock(&self.inner.lost).remove(&run.id) {
             return Err(StoreError::Stale(format!(
                 "run {} attempt {} was stopped here: this node lost its lease, the node that took it over records it",
@@ -664,7 +672,7 @@ impl Executor {
                         run.status = RunStatus::Queued;
                         run.not_before = Some(after(ms));
                         run.error = Some(error);
-                        let events = self.run_events(&mut run, "sundial.run.retrying", task, emitted)?;
+                        let events = self.run_events(&mut run, "sundial.run.retrying", emitted)?;
                         // Queued again: the commit's dispatch hands it over after its not_before.
                         self.save_with_events(run, events).await?;
                         return Ok(());
@@ -686,7 +694,7 @@ impl Executor {
         } else {
             "sundial.run.failed"
         };
-        let events = self.run_events(&mut run, kind, task, emitted)?;
+        let events = self.run_events(&mut run, kind, emitted)?;
         let run = self.save_with_events(run, events).await?;
         if run.status == RunStatus::Succeeded
             && let Some(t) = task.filter(|t| t.spec.delete_after_run)

@@ -23,12 +23,10 @@ impl Executor {
     /// emitted, each planned through the outbox. An emitted
     /// event the router holds back (depth, chain budget, full queue) is noted in the
     /// run's log, so the run shows why what it emitted started nothing.
-    /// `task` is the run's task as the attempt read it (read again when `None`).
     pub(super) fn run_events(
         &self,
         run: &mut Run,
         kind: &str,
-        task: Option<&sundial_store::tasks::TaskRecord>,
         Extras {
             plugin,
             events: emitted,
@@ -72,7 +70,7 @@ impl Executor {
                 planned[0].deliveries.push(d);
             }
         }
-        let notify = self.notify_deliveries(run, depth, task)?;
+        let notify = self.notify_deliveries(run, depth)?;
         planned[0].deliveries.extend(notify);
         for e in emitted {
             let mut event = sundial_core::event::internal(&e.kind, "", e.data, &stamp);
@@ -94,13 +92,13 @@ impl Executor {
         Ok(planned)
     }
 
-    /// Deliveries of a run that just ended to the webhooks its task notifies (`task` as
-    /// the attempt read it; read from the store when `None`).
+    /// Deliveries of a run that just ended to the webhooks its task notifies: the task
+    /// as it is now (read again, so a task deleted or a notification removed during the
+    /// run is honoured).
     fn notify_deliveries(
         &self,
         run: &Run,
         depth: u32,
-        task: Option<&sundial_store::tasks::TaskRecord>,
     ) -> Result<Vec<sundial_store::webhooks::Delivery>, StoreError> {
         use sundial_core::task::NotifyOn;
         let ending = match run.status {
@@ -110,16 +108,8 @@ impl Executor {
             }
             _ => NotifyOn::Failed,
         };
-        let read;
-        let task = match task {
-            Some(task) => task,
-            None => match self.inner.store.task(&run.task_id)? {
-                Some(t) => {
-                    read = t;
-                    &read
-                }
-                None => return Ok(Vec::new()),
-            },
+        let Some(task) = self.inner.store.task(&run.task_id)? else {
+            return Ok(Vec::new());
         };
         let mut out = Vec::new();
         for n in task.spec.notify.iter().filter(|n| n.on.contains(&ending)) {
