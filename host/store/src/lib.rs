@@ -128,9 +128,11 @@ storage_from!(
     redb::DatabaseError
 );
 
-/// Default size of redb's page cache: 64 MiB (redb's own default is 1 GiB, which a
-/// large store fills and keeps resident).
-pub const DEFAULT_CACHE_BYTES: usize = 64 << 20;
+/// Default size of redb's page cache: 16 MiB. redb's own default is 1 GiB, which a large
+/// store fills and keeps resident; under a write load the cache fills with pages just
+/// written, which few reads come back to. Reads past the cache come from the kernel's
+/// page cache.
+pub const DEFAULT_CACHE_BYTES: usize = 16 << 20;
 
 /// The opened store.
 #[derive(Clone)]
