@@ -338,8 +338,6 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         }
     }
     sundial_engine::retention::spawn_pruner(store.clone(), config.retention);
-    // What starting took (the plugin compiler's memory above all) goes back now.
-    crate::heap::spawn_trimmer();
 
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     let scheme = if tls.is_some() { "https" } else { "http" };

@@ -11,5 +11,4 @@ pub mod cli;
 pub mod daemon;
 pub mod declarative;
 pub mod fdlimit;
-pub mod heap;
 pub mod node;

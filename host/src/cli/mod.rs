@@ -212,9 +212,7 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
-    if matches!(cli.command, Command::Serve(_)) {
-        crate::heap::limit_arenas();
-    } else {
+    if !matches!(cli.command, Command::Serve(_)) {
         init_logging(false, "warn");
         quiet_on_closed_pipe();
     }
