@@ -25,7 +25,7 @@ pub struct DaemonConfig {
     pub workers: usize,
     /// Most mutations per store commit. Default 1024.
     pub max_batch: usize,
-    /// Store page cache in bytes (redb). Default 64 MiB.
+    /// Store page cache in bytes (redb). Default 16 MiB.
     pub cache_bytes: usize,
     /// The store's backend. Default redb in the data directory.
     pub store: StoreChoice,

@@ -476,7 +476,7 @@ fn a_stalled_upload_is_cut_at_the_body_timeout_and_frees_its_slot() {
 #[test]
 fn a_thousand_hostile_runs_leave_memory_flat() {
     let dir = tempfile::tempdir().unwrap();
-    // The store's page cache (64 MiB by default) fills as the file grows and would
+    // The store's page cache (16 MiB by default) fills as the file grows and would
     // read as growth here; a small one keeps the measurement about everything else.
     let d = Daemon::start(dir.path(), &["--workers", "4", "--store-cache-mb", "8"]);
     hostile(&d);

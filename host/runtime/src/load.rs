@@ -93,6 +93,9 @@ impl Runtime {
 /// Hand the memory a compile freed back to the system. Compiling an interpreter
 /// component (Python, JavaScript) allocates hundreds of MB across Cranelift's threads,
 /// which glibc's per-thread arenas would otherwise keep for the life of the process.
+/// The `sundial` binary allocates with jemalloc, which gives freed pages back by itself
+/// after about a second (`host/src/main.rs`), so there this finds nothing to do; it
+/// serves programs that run the runtime on glibc's malloc.
 fn release_compile_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap memory to the system; it touches no
