@@ -8,8 +8,8 @@
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 /// jemalloc's options, read before `main` (the environment's `_RJEM_MALLOC_CONF` is
-/// applied after them); the rest are jemalloc's defaults (four arenas per CPU, freed
-/// pages purged at once once they decay):
+/// applied after them); the rest are jemalloc's defaults (four arenas per CPU; decayed
+/// pages returned to the kernel outright, not kept lazily freed):
 /// - `background_thread:true`: a jemalloc thread gives unused pages back to the kernel,
 ///   so no request pays for it;
 /// - `tcache_max:1024`: each thread caches freed blocks of up to 1 KiB for itself (the
