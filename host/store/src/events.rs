@@ -45,6 +45,7 @@ pub(crate) struct Encoded {
     planned: Planned,
     record: Json<'static, EventRecord>,
     runs: Vec<Json<'static, Run>>,
+    deliveries: Vec<Json<'static, super::webhooks::Delivery>>,
 }
 
 /// Encode `planned` for [`apply_events`]; callers do it before their write transaction.
@@ -55,6 +56,7 @@ pub(crate) fn encode_events(planned: Vec<Planned>) -> Result<Vec<Encoded>, Store
             Ok(Encoded {
                 record: encode_record(&planned.record.seq, &planned.record)?,
                 runs: encode_runs(&planned.runs)?,
+                deliveries: super::webhooks::encode_deliveries(&planned.deliveries)?,
                 planned,
             })
         })
@@ -76,6 +78,7 @@ pub(crate) fn apply_events(txn: &WriteTransaction, planned: Vec<Encoded>) -> Res
         planned: p,
         record,
         runs,
+        deliveries,
     } in planned
     {
         let key = dedup_key(&p.record.event.source, &p.record.event.id);
@@ -99,7 +102,7 @@ pub(crate) fn apply_events(txn: &WriteTransaction, planned: Vec<Encoded>) -> Res
             insert_timer(txn, t)?;
             due.push(t.due);
         }
-        super::webhooks::insert_deliveries(txn, &p.deliveries)?;
+        super::webhooks::insert_encoded_deliveries(txn, &p.deliveries, &deliveries)?;
         out.push(Stored {
             record: p.record,
             duplicate: false,

@@ -112,6 +112,73 @@ impl Store {
     }
 }
 
+/// A run's start worked out before the write transaction ([`Store::prepare_start`]): the
+/// record's bytes as read, and the started run with its encoding.
+pub(crate) struct PreparedStart {
+    read: Vec<u8>,
+    json: Json<'static, Run>,
+    run: Run,
+}
+
+impl Store {
+    /// Read run `id` and, if it is queued, start it (attempt + 1 at `now`) and encode it,
+    /// off the writer thread. `None` when it is missing, unreadable or not queued: then
+    /// [`start_in`] works from the record as it is at the write.
+    pub(crate) fn prepare_start(&self, id: &str, now: &str) -> Result<Option<PreparedStart>, StoreError> {
+        let read = self.read_table(RUNS, |runs| Ok(runs.get(id)?.map(|v| v.value().bytes().to_vec())))?;
+        let Some(read) = read else {
+            return Ok(None);
+        };
+        let Ok(mut run) = super::tables::decode::<Run>(&read) else {
+            return Ok(None);
+        };
+        if run.status != RunStatus::Queued {
+            return Ok(None);
+        }
+        run.begin_attempt(now.to_string());
+        let json = encode_record(&run.id, &run)?;
+        Ok(Some(PreparedStart { read, json, run }))
+    }
+}
+
+/// Start run `id` inside `txn`: move it from the queue to the active runs, attempt + 1
+/// at `now`. With `prepared` (worked out before the transaction) and the stored record
+/// still the bytes it was read from, the writer only copies the new bytes in; otherwise
+/// (changed meanwhile, or nothing prepared) it starts the record as it is now. `None`
+/// when the run is no longer queued.
+pub(crate) fn start_in(
+    txn: &WriteTransaction,
+    id: &str,
+    prepared: Option<PreparedStart>,
+    now: String,
+) -> Result<Option<Run>, StoreError> {
+    let prepared = match prepared {
+        Some(p) => {
+            let runs = txn.open_table(RUNS)?;
+            let unchanged = runs
+                .get(id)?
+                .is_some_and(|v| v.value().bytes() == p.read.as_slice());
+            unchanged.then_some(p)
+        }
+        None => None,
+    };
+    let (json, run) = match prepared {
+        Some(p) => (p.json, p.run),
+        None => {
+            let mut run = load(txn, id)?;
+            if run.status != RunStatus::Queued {
+                return Ok(None);
+            }
+            run.begin_attempt(now);
+            (encode_record(id, &run)?, run)
+        }
+    };
+    txn.open_table(RUN_QUEUE)?.remove(id)?;
+    txn.open_table(ACTIVE_RUNS)?.insert(id, ())?;
+    put_encoded(&mut txn.open_table(RUNS)?, id, &json)?;
+    Ok(Some(run))
+}
+
 /// Runs: the durable run queue and the task log.
 #[async_trait]
 pub trait RunStore: Send + Sync {
@@ -246,19 +313,9 @@ impl RunStore for Store {
     }
 
     async fn start_run(&self, id: &str, now: String) -> Result<Option<Run>, StoreError> {
+        let prepared = self.prepare_start(id, &now)?;
         let id = id.to_string();
-        self.write(move |txn| {
-            let mut run = load(txn, &id)?;
-            if run.status != RunStatus::Queued {
-                return Ok(None);
-            }
-            run.begin_attempt(now);
-            txn.open_table(RUN_QUEUE)?.remove(id.as_str())?;
-            txn.open_table(ACTIVE_RUNS)?.insert(id.as_str(), ())?;
-            put_json(&mut txn.open_table(RUNS)?, &id, &run)?;
-            Ok(Some(run))
-        })
-        .await
+        self.write(move |txn| start_in(txn, &id, prepared, now)).await
     }
 
     async fn save_run(&self, run: Run) -> Result<Run, StoreError> {
@@ -474,6 +531,84 @@ mod tests {
             };
             let (found, _) = store.list_runs(&recent, None, 10).unwrap();
             assert_eq!(found.len(), 2, "the stepped-back run is within the hour of slack");
+        }
+    }
+
+    async fn start(store: &Store, id: &str, prepared: Option<PreparedStart>, now: &str) -> Option<Run> {
+        let (id, now) = (id.to_string(), now.to_string());
+        store
+            .write(move |txn| start_in(txn, &id, prepared, now))
+            .await
+            .unwrap()
+    }
+
+    /// A start worked out before the write transaction is used only while the run is
+    /// still the record it was worked out from: a run cancelled, or changed and still
+    /// queued, in between keeps that change.
+    #[tokio::test]
+    async fn a_start_prepared_before_a_change_does_not_overwrite_the_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 16).unwrap();
+        let now = sundial_core::timestamp::now();
+        let queued = |n: i64| {
+            Run::queued(
+                "t1",
+                "t",
+                RunCause::Manual,
+                serde_json::json!({"n": n}),
+                None,
+                0,
+                now.clone(),
+            )
+        };
+        let (a, b, c) = (queued(1), queued(2), queued(3));
+        let ids = [a.id.clone(), b.id.clone(), c.id.clone()];
+        store.enqueue_runs(vec![a, b.clone(), c]).await.unwrap();
+
+        // Cancelled after its start was prepared: it stays cancelled.
+        let prepared = store.prepare_start(&ids[0], &now).unwrap();
+        assert!(prepared.is_some(), "a queued run's start is prepared");
+        store.cancel_queued_run(&ids[0], now.clone()).await.unwrap();
+        assert!(start(&store, &ids[0], prepared, &now).await.is_none());
+        assert_eq!(store.run(&ids[0]).unwrap().unwrap().status, RunStatus::Cancelled);
+        assert!(
+            store.prepare_start(&ids[0], &now).unwrap().is_none(),
+            "no longer queued"
+        );
+
+        // Changed and still queued: started from the record as it is now.
+        let prepared = store.prepare_start(&ids[1], &now).unwrap();
+        let mut changed = b;
+        changed.params = serde_json::json!({"n": 20});
+        store.save_run(changed).await.unwrap();
+        let started = start(&store, &ids[1], prepared, &now).await.unwrap();
+        assert_eq!(started.params, serde_json::json!({"n": 20}));
+        assert_eq!((started.status, started.attempt), (RunStatus::Running, 1));
+        let stored = store.run(&ids[1]).unwrap().unwrap();
+        assert_eq!(
+            (stored.params, stored.status),
+            (serde_json::json!({"n": 20}), RunStatus::Running)
+        );
+
+        // Unchanged: the prepared start is what is stored.
+        let prepared = store.prepare_start(&ids[2], &now).unwrap();
+        let started = start(&store, &ids[2], prepared, &now).await.unwrap();
+        let stored = store.run(&ids[2]).unwrap().unwrap();
+        assert_eq!((stored.status, stored.attempt), (RunStatus::Running, 1));
+        assert_eq!(
+            serde_json::to_value(&stored).unwrap(),
+            serde_json::to_value(&started).unwrap()
+        );
+
+        // The queue and the active set moved with them.
+        let (queued, active) = store.pending_runs().unwrap();
+        assert!(queued.is_empty(), "{queued:?}");
+        let mut active: Vec<String> = active.into_iter().map(|r| r.id).collect();
+        active.sort();
+        assert_eq!(active, [ids[1].clone(), ids[2].clone()]);
+        // Starting again finds none of them queued.
+        for id in &ids {
+            assert!(start(&store, id, None, &now).await.is_none(), "{id}");
         }
     }
 }

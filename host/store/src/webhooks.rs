@@ -3,7 +3,10 @@
 
 use super::StoreError;
 use super::named::{Named, named_store};
-use super::tables::{Paged, Scan, due_by, due_id, due_key, first_due, get_json, newest_first, put_json};
+use super::tables::{
+    Json, Paged, Scan, due_by, due_id, due_key, encode_record, first_due, get_json, newest_first,
+    put_encoded, put_json,
+};
 use crate::schema::*;
 use chrono::{DateTime, Utc};
 use redb::{ReadableTable, WriteTransaction};
@@ -168,13 +171,30 @@ impl Delivery {
 
 /// Store new deliveries (queued, due now) inside `txn`.
 pub(crate) fn insert_deliveries(txn: &WriteTransaction, deliveries: &[Delivery]) -> Result<(), StoreError> {
+    insert_encoded_deliveries(txn, deliveries, &encode_deliveries(deliveries)?)
+}
+
+/// Each of `deliveries` encoded for [`insert_encoded_deliveries`] (before the write
+/// transaction, so the writer thread only copies bytes).
+pub(crate) fn encode_deliveries(deliveries: &[Delivery]) -> Result<Vec<Json<'static, Delivery>>, StoreError> {
+    deliveries.iter().map(|d| encode_record(&d.id, d)).collect()
+}
+
+/// [`insert_deliveries`] with the records encoded beforehand (`encoded[i]` is
+/// `deliveries[i]`).
+pub(crate) fn insert_encoded_deliveries(
+    txn: &WriteTransaction,
+    deliveries: &[Delivery],
+    encoded: &[Json<'static, Delivery>],
+) -> Result<(), StoreError> {
+    debug_assert_eq!(deliveries.len(), encoded.len(), "one encoding per delivery");
     if deliveries.is_empty() {
         return Ok(());
     }
     let mut table = txn.open_table(DELIVERIES)?;
     let mut queue = txn.open_table(DELIVERY_QUEUE)?;
-    for d in deliveries {
-        put_json(&mut table, &d.id, d)?;
+    for (d, json) in deliveries.iter().zip(encoded) {
+        put_encoded(&mut table, &d.id, json)?;
         if let Some(due) = d.next_attempt_at {
             queue.insert(due_key(due, &d.id).as_str(), ())?;
         }
@@ -312,6 +332,7 @@ named_store! {
             events: Vec<super::events::Planned>,
         ) -> Result<(Delivery, Vec<super::events::Stored>), StoreError> {
             let events = super::events::encode_events(events)?;
+            let json = encode_record(&delivery.id, &delivery)?;
             self.write(move |txn| {
                 let mut table = txn.open_table(DELIVERIES)?;
                 let mut queue = txn.open_table(DELIVERY_QUEUE)?;
@@ -328,7 +349,7 @@ named_store! {
                 if let (DeliveryStatus::Queued, Some(due)) = (delivery.status, delivery.next_attempt_at) {
                     queue.insert(due_key(due, &delivery.id).as_str(), ())?;
                 }
-                put_json(&mut table, &delivery.id, &delivery)?;
+                put_encoded(&mut table, &delivery.id, &json)?;
                 drop((table, queue));
                 if let Some(reason) = disable {
                     let mut hooks = txn.open_table(WEBHOOKS)?;

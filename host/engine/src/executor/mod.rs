@@ -32,8 +32,12 @@ mod recovery;
 use outcome::Extras;
 use overlap::Slot;
 
-/// Default number of runs executing at once.
-pub const DEFAULT_WORKERS: usize = 16;
+/// Default number of runs executing at once: 64. A worker holds its slot through its
+/// run's start commit as well as its plugin call, so with fast plugins the workers wait
+/// mostly for the group commit, and 16 (the default before) capped event-triggered runs
+/// at about 80 % of what 64 complete on a 2-core machine (docs/BENCHMARKS.md, issue 21).
+/// Each running plugin stays within its own memory limit (`limits.memory_bytes`).
+pub const DEFAULT_WORKERS: usize = 64;
 
 /// Current time in the API's format ([`sundial_core::timestamp`]).
 pub fn now() -> String {
