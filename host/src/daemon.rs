@@ -21,7 +21,7 @@ pub struct DaemonConfig {
     pub data_dir: PathBuf,
     /// Address the API listens on. Default `127.0.0.1:7780`.
     pub listen: SocketAddr,
-    /// Runs executing at once. Default 16.
+    /// Runs executing at once. Default 64 ([`DEFAULT_WORKERS`]).
     pub workers: usize,
     /// Most mutations per store commit. Default 1024.
     pub max_batch: usize,

@@ -32,7 +32,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SUNDIAL_LISTEN")]
     #[serde(skip_serializing_if = "Option::is_none")]
     listen: Option<SocketAddr>,
-    /// Runs executing at once [default: 16].
+    /// Runs executing at once [default: 64].
     #[arg(long, env = "SUNDIAL_WORKERS")]
     #[serde(skip_serializing_if = "Option::is_none")]
     workers: Option<usize>,

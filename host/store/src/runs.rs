@@ -590,14 +590,21 @@ mod tests {
             (serde_json::json!({"n": 20}), RunStatus::Running)
         );
 
-        // Unchanged: the prepared start is what is stored.
+        // Unchanged: the prepared start is what is stored (its start time is the one it
+        // was prepared with, not the one the write was given).
         let prepared = store.prepare_start(&ids[2], &now).unwrap();
-        let started = start(&store, &ids[2], prepared, &now).await.unwrap();
+        let later = sundial_core::timestamp::text(chrono::Utc::now() + chrono::Duration::seconds(5));
+        let started = start(&store, &ids[2], prepared, &later).await.unwrap();
         let stored = store.run(&ids[2]).unwrap().unwrap();
         assert_eq!((stored.status, stored.attempt), (RunStatus::Running, 1));
         assert_eq!(
             serde_json::to_value(&stored).unwrap(),
             serde_json::to_value(&started).unwrap()
+        );
+        assert_eq!(
+            stored.started_at.as_deref(),
+            Some(now.as_str()),
+            "the prepared start was used"
         );
 
         // The queue and the active set moved with them.
