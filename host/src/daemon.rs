@@ -212,6 +212,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             core_instances: config.plugin_core_instances,
             ..Default::default()
         },
+        compiler: compiler_process(),
         ..RuntimeConfig::default()
     })
     .map_err(|e| e.to_string())?;
@@ -370,6 +371,25 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
     store.shutdown().await;
     tracing::info!("sundial stopped");
     Ok(())
+}
+
+/// The daemon compiles plugins in a child process of its own binary (`sundial
+/// compile-component`), so a compile's memory and Cranelift's code never stay in the
+/// daemon (ARCHITECTURE.md, "Compiles in a child process"). On Linux the program is
+/// `/proc/self/exe`, the very binary running even if an upgrade replaced its file.
+fn compiler_process() -> sundial_runtime::Compiler {
+    let program = if cfg!(target_os = "linux") {
+        std::path::PathBuf::from("/proc/self/exe")
+    } else {
+        match std::env::current_exe() {
+            Ok(path) => path,
+            Err(_) => return sundial_runtime::Compiler::InProcess,
+        }
+    };
+    sundial_runtime::Compiler::Child {
+        program,
+        args: vec!["compile-component".into()],
+    }
 }
 
 /// Upgrades: a bundled plugin whose bytes differ from the ones this binary ships is

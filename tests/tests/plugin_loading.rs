@@ -168,20 +168,141 @@ fn the_first_run_after_install_loads_nothing_and_a_restart_warms_what_the_cache_
         compiled,
         "the run compiled nothing more"
     );
+    // Only what a task or webhook uses is loaded (`hello`); the bundled plugins nothing
+    // uses were compiled into the disk cache, not into memory.
+    wait_until("the restart's warm-up ends", 60, || {
+        d.stderr_text().contains("plugins warmed")
+    });
     let (_, text) = d.call("GET", "/metrics", None);
     let text = text.as_str().unwrap_or_default().to_string();
-    assert!(
-        metric(&text, "sundial_plugins_loaded ") as usize >= plugins,
-        "{text}"
-    );
+    assert_eq!(metric(&text, "sundial_plugins_loaded "), 1.0, "{text}");
 
-    // A restart with the cache in place loads from it: no compile at all.
+    // A restart with the cache in place loads the used plugin from it: no compile at
+    // all, and nothing else loaded.
     d.kill9();
     let d = Daemon::start(dir.path(), &[]);
-    wait_until("the warm-up loaded every plugin", 120, || {
-        d.plugin_loads("disk") as usize >= plugins
+    wait_until("the warm-up ends", 120, || {
+        d.stderr_text().contains("plugins warmed")
     });
-    assert_eq!(d.plugin_loads("compile"), 0.0);
+    assert_eq!((d.plugin_loads("compile"), d.plugin_loads("disk")), (0.0, 1.0));
+    // A plugin nothing used until now loads from the disk cache at its first run.
+    d.create("/v1/tasks", json!({"name": "echoed", "plugin": "echo"}));
+    assert_eq!(d.run_wait("echoed", json!({"x": 1}))["status"], "succeeded");
+    assert_eq!((d.plugin_loads("compile"), d.plugin_loads("disk")), (0.0, 2.0));
+}
+
+/// A runtime compiling through `sh -c SCRIPT sh SETTINGS` (the settings are the last
+/// argument, `$1` of the script), with its compile cache in `dir`.
+fn child_runtime(dir: &std::path::Path, script: &str) -> sundial_runtime::Runtime {
+    sundial_runtime::Runtime::new(sundial_runtime::RuntimeConfig {
+        cache_dir: Some(dir.join("cache")),
+        max_instances: 4,
+        compiler: sundial_runtime::Compiler::Child {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into(), "sh".into()],
+        },
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn plugins_compile_in_a_child_process_and_its_failures_are_the_loads_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = sundial_tests::sundial_bin();
+    let marker = dir.path().join("compiled-by");
+    let hello = std::fs::read(wasm("sundial-fixture-hello")).unwrap();
+
+    // The real compiler process: it runs (the marker holds its pid, not this one's),
+    // its code loads and runs here, and the compile cache keeps it.
+    let runtime = child_runtime(
+        dir.path(),
+        &format!(
+            "echo $$ > '{}'; exec '{}' compile-component \"$1\"",
+            marker.display(),
+            bin.display()
+        ),
+    );
+    let plugin = runtime.load(&hello).unwrap();
+    assert_eq!(plugin.cache, sundial_runtime::CacheOutcome::Miss);
+    let pid: u32 = std::fs::read_to_string(&marker).unwrap().trim().parse().unwrap();
+    assert_ne!(pid, std::process::id());
+    let entries = std::fs::read_dir(dir.path().join("cache")).unwrap().count();
+    assert_eq!(entries, 1, "the child's code went into the compile cache");
+    assert_eq!(
+        runtime.load(&hello).unwrap().cache,
+        sundial_runtime::CacheOutcome::Hit
+    );
+    let report = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(sundial_tests::run(
+            &runtime,
+            &plugin,
+            Default::default(),
+            Default::default(),
+            json!({"name": "Ada"}),
+        ));
+    assert!(report.result.is_ok(), "{:?}", report.result);
+
+    // A component the compiler refuses: the child's reason, as an in-process compile
+    // gives it.
+    let mut broken = hello.clone();
+    broken.truncate(broken.len() / 2);
+    let child_err = runtime.load(&broken).unwrap_err().to_string();
+    let in_process = sundial_runtime::Runtime::new(sundial_runtime::RuntimeConfig {
+        max_instances: 4,
+        ..Default::default()
+    })
+    .unwrap();
+    let own_err = in_process.load(&broken).unwrap_err().to_string();
+    assert!(child_err.starts_with("invalid component: "), "{child_err}");
+    assert_eq!(child_err, own_err.replace('\n', " "));
+
+    // A compiler killed (as by the OOM killer) fails the load; the host goes on.
+    let dir2 = tempfile::tempdir().unwrap();
+    let killed = child_runtime(dir2.path(), "kill -9 $$");
+    let err = killed.load(&hello).unwrap_err().to_string();
+    assert!(err.contains("ended by signal 9"), "{err}");
+    let err = killed.precompile(&hello).unwrap_err().to_string();
+    assert!(err.contains("ended by signal 9"), "{err}");
+
+    // One that exits without an answer fails the load too, saying how it ended.
+    let err = child_runtime(dir2.path(), "exit 7")
+        .load(&hello)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("the compiler process failed (exit status: 7)"),
+        "{err}"
+    );
+
+    // A compiler that answers something that is not this engine's code, and one that
+    // cannot be started: the compile runs in this process instead.
+    let dir4 = tempfile::tempdir().unwrap();
+    let garbage = child_runtime(dir4.path(), "cat > /dev/null; echo not-code");
+    assert_eq!(
+        garbage.load(&hello).map(|p| p.cache).map_err(|e| e.to_string()),
+        Ok(sundial_runtime::CacheOutcome::Miss)
+    );
+    let dir3 = tempfile::tempdir().unwrap();
+    let missing = sundial_runtime::Runtime::new(sundial_runtime::RuntimeConfig {
+        cache_dir: Some(dir3.path().join("cache")),
+        max_instances: 4,
+        compiler: sundial_runtime::Compiler::Child {
+            program: dir3.path().join("no-such-program"),
+            args: vec![],
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(
+        missing.precompile(&hello).map_err(|e| e.to_string()),
+        Ok(sundial_runtime::CacheOutcome::Miss)
+    );
+    assert_eq!(
+        missing.precompile(&hello).map_err(|e| e.to_string()),
+        Ok(sundial_runtime::CacheOutcome::Hit)
+    );
 }
 
 #[test]

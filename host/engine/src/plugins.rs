@@ -8,11 +8,13 @@
 //! - **Bounded**: loaded plugins hold their compiled code (an interpreter plugin tens
 //!   of MB); past `capacity_bytes` the least recently used are dropped (a run holding
 //!   one keeps it alive until it ends) and are loaded again from the disk cache.
-//! - **Warm**: installing puts the compiled plugin here directly, and [`warm`]
-//!   (at start) loads the installed plugins in the background until `capacity_bytes` is
-//!   reached, compiling those whose
-//!   disk cache entry is missing or stale (an upgrade changes the engine's
-//!   fingerprint), so no first run stalls on a compile.
+//! - **Warm**: installing puts the compiled plugin here directly (not the bundled ones
+//!   the daemon installs at its first start), and [`warm`] (at start) loads in the
+//!   background the installed plugins some task or webhook uses, until
+//!   `capacity_bytes` is reached, compiling those whose disk cache entry is missing or
+//!   stale (an upgrade changes the engine's fingerprint), so no first run stalls on a
+//!   compile. The plugins nothing uses are only compiled into the disk cache: their
+//!   code stays out of memory until a first run loads it from there.
 //!
 //! [`warm`]: PluginCache::warm
 
@@ -175,9 +177,11 @@ impl PluginCache {
         )
     }
 
-    /// Load the installed plugins not loaded yet in the background, one at a time
-    /// (compiling those the disk cache does not hold), so first runs after a start or an
-    /// upgrade do not wait for a compile. A run that needs one meanwhile waits on its
+    /// Load the installed plugins some task or webhook uses and that are not loaded yet
+    /// in the background, one at a time (compiling those the disk cache does not hold),
+    /// and compile the others into the disk cache without loading them, so first runs
+    /// after a start or an upgrade do not wait for a compile. A run that needs one
+    /// meanwhile waits on its
     /// gate. One warm-up runs at a time; a call while one runs asks it for another pass.
     pub fn warm(&self) {
         use std::sync::atomic::Ordering::SeqCst;
@@ -191,9 +195,35 @@ impl PluginCache {
             let (mut compiled, mut loaded) = (0usize, 0usize);
             loop {
                 cache.inner.warm_again.store(false, SeqCst);
+                // What no task or webhook names has no run to be ready for: it is
+                // compiled into the disk cache, not loaded (its code stays out of
+                // memory until a first run loads it from there). `None`: every plugin
+                // counts as used (the lists could not be read).
+                let used = match plugins_in_use(&cache.inner.store) {
+                    Ok(used) => Some(used),
+                    Err(e) => {
+                        tracing::warn!("warming plugins: listing tasks and webhooks failed: {e}");
+                        None
+                    }
+                };
                 match cache.inner.store.plugins() {
                     Ok(records) => {
                         for record in records {
+                            if used.as_ref().is_some_and(|u| !u.contains(&record.name)) {
+                                if cache.lock().entries.contains_key(&record.digest)
+                                    || cache.failure(&record.digest).is_some()
+                                {
+                                    continue;
+                                }
+                                match cache.precompile(&record).await {
+                                    Ok(true) => compiled += 1,
+                                    Ok(false) => {}
+                                    Err(e) => {
+                                        tracing::warn!(plugin = %record.name, "warming plugin failed: {e}")
+                                    }
+                                }
+                                continue;
+                            }
                             let full = {
                                 let lru = cache.lock();
                                 lru.bytes >= lru.capacity
@@ -230,6 +260,39 @@ impl PluginCache {
                 "plugins warmed"
             );
         });
+    }
+
+    /// Compile `record`'s component into the runtime's disk cache unless it holds it
+    /// already, without loading it; whether this compiled (counted as a compile).
+    async fn precompile(&self, record: &PluginRecord) -> Result<bool, LoadFailure> {
+        let bytes = self.bytes_of(record)?;
+        let runtime = self.inner.runtime.clone();
+        let started = std::time::Instant::now();
+        let outcome = tokio::task::spawn_blocking(move || runtime.precompile(&bytes))
+            .await
+            .map_err(|e| LoadFailure::Unavailable(format!("compiling plugin: {e}")))?
+            .map_err(|e| LoadFailure::Refused(format!("plugin {:?} does not load: {e}", record.name)))?;
+        let compiled = outcome == sundial_runtime::CacheOutcome::Miss;
+        if compiled {
+            self.inner.compiled.fetch_add(1, Relaxed);
+            tracing::info!(
+                plugin = %record.name,
+                ms = started.elapsed().as_millis() as u64,
+                "compiled plugin into the disk cache"
+            );
+        }
+        Ok(compiled)
+    }
+
+    /// The component bytes of `record`, from the store.
+    fn bytes_of(&self, record: &PluginRecord) -> Result<Vec<u8>, LoadFailure> {
+        self.inner
+            .store
+            .plugin_bytes(record)
+            .map_err(|e| LoadFailure::Unavailable(format!("reading plugin {:?}: {e}", record.name)))?
+            .ok_or_else(|| {
+                LoadFailure::Refused(format!("component bytes of plugin {:?} are missing", record.name))
+            })
     }
 
     /// Why the component of `digest` failed to load, if it did.
@@ -284,14 +347,7 @@ impl PluginCache {
         if let Some(why) = self.failure(&record.digest) {
             return Err(LoadFailure::Refused(why));
         }
-        let bytes = self
-            .inner
-            .store
-            .plugin_bytes(record)
-            .map_err(|e| LoadFailure::Unavailable(format!("reading plugin {:?}: {e}", record.name)))?
-            .ok_or_else(|| {
-                LoadFailure::Refused(format!("component bytes of plugin {:?} are missing", record.name))
-            })?;
+        let bytes = self.bytes_of(record)?;
         let runtime = self.inner.runtime.clone();
         let plugin = match tokio::task::spawn_blocking(move || runtime.load(&bytes))
             .await
@@ -333,6 +389,42 @@ impl PluginCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Lru<Plugin>> {
         self.inner.loaded.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// The names of the plugins some task or webhook (formatter) uses.
+fn plugins_in_use(
+    store: &SharedStore,
+) -> Result<std::collections::HashSet<String>, sundial_store::StoreError> {
+    let mut used = std::collections::HashSet::new();
+    every_page(
+        |after| store.tasks_page(after, 1000),
+        |t| {
+            used.insert(t.spec.plugin);
+        },
+    )?;
+    every_page(
+        |after| store.webhooks_page(after, 1000),
+        |w| {
+            used.insert(w.spec.formatter);
+        },
+    )?;
+    Ok(used)
+}
+
+/// Call `each` on every item of a cursor-paged list, `page(after)` giving one page.
+fn every_page<T>(
+    page: impl Fn(Option<&str>) -> Result<(Vec<T>, Option<String>), sundial_store::StoreError>,
+    mut each: impl FnMut(T),
+) -> Result<(), sundial_store::StoreError> {
+    let mut after: Option<String> = None;
+    loop {
+        let (items, next) = page(after.as_deref())?;
+        items.into_iter().for_each(&mut each);
+        match next {
+            Some(n) => after = Some(n),
+            None => return Ok(()),
+        }
     }
 }
 

@@ -52,12 +52,13 @@ impl CompileCache {
         self.dir.join(format!("{digest}-{}.cwasm", self.engine_tag))
     }
 
-    /// Load the compiled form of `bytes` (digest `digest`), compiling on a miss.
+    /// Load the compiled form of the component of `digest`, calling `compile` on a
+    /// miss (it returns the component and, when it has it, its serialized form).
     pub(crate) fn load(
         &self,
         engine: &Engine,
         digest: &str,
-        bytes: &[u8],
+        compile: impl FnOnce() -> wasmtime::Result<(Component, Option<Vec<u8>>)>,
     ) -> wasmtime::Result<(Component, CacheOutcome)> {
         let path = self.path(digest);
         // Read into memory rather than mmap the file: a cache file truncated or
@@ -73,8 +74,22 @@ impl CompileCache {
                 }
             }
         }
-        let component = Component::new(engine, bytes)?;
-        match component.serialize() {
+        let (component, serialized) = compile()?;
+        self.keep(digest, &component, serialized);
+        Ok((component, CacheOutcome::Miss))
+    }
+
+    /// Whether an entry for the component of `digest` exists (it is checked when
+    /// loaded: an unusable one is discarded and compiled again then).
+    pub(crate) fn holds(&self, digest: &str) -> bool {
+        self.path(digest).is_file()
+    }
+
+    /// Write the entry of `digest`: `serialized` when the compile gave it, else
+    /// `component` serialized. A failure is logged; the next load compiles again.
+    pub(crate) fn keep(&self, digest: &str, component: &Component, serialized: Option<Vec<u8>>) {
+        let path = self.path(digest);
+        match serialized.map_or_else(|| component.serialize(), Ok) {
             Ok(blob) => {
                 if let Err(e) = write_atomic(&path, &blob) {
                     tracing::warn!(path = %path.display(), "could not write compile cache entry: {e}");
@@ -82,7 +97,6 @@ impl CompileCache {
             }
             Err(e) => tracing::warn!("could not serialize compiled component: {e}"),
         }
-        Ok((component, CacheOutcome::Miss))
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod bindings;
 pub mod cache;
 mod call;
+pub mod compile;
 mod convert;
 mod load;
 pub mod mail;
@@ -22,6 +23,7 @@ pub mod state;
 mod warm;
 
 pub use cache::{CacheOutcome, digest};
+pub use compile::{Compiler, EngineSettings};
 pub use services::{HostServices, MemoryServices};
 pub use state::PluginIdentity;
 // The domain types this crate's API speaks, re-exported so callers name one crate.
@@ -39,8 +41,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
+use wasmtime::Engine;
 use wasmtime::component::{HasSelf, Linker};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// Engine-wide settings, fixed for the life of a [`Runtime`].
 #[derive(Debug, Clone)]
@@ -71,6 +73,9 @@ pub struct RuntimeConfig {
     /// slot of the pool and its memory; the oldest goes first, and none stays idle
     /// longer than 60 s. Default 32, and never more than a quarter of `max_instances`.
     pub max_idle_instances: u32,
+    /// Where components are compiled. Default in this process; the daemon compiles in
+    /// a child process of its own binary ([`Compiler`]).
+    pub compiler: Compiler,
 }
 
 /// Per-instance sizes of the pooling allocator. A component over one of them fails to
@@ -119,6 +124,7 @@ impl Default for RuntimeConfig {
             max_outbound: DEFAULT_MAX_OUTBOUND,
             pool: PoolLimits::default(),
             max_idle_instances: 32,
+            compiler: Compiler::InProcess,
         }
     }
 }
@@ -193,38 +199,12 @@ pub struct Runtime {
     inner: Arc<Inner>,
 }
 
-/// The stack available to wasm code, in bytes (wasmtime's default, 512 KiB).
-const MAX_WASM_STACK: usize = 512 * 1024;
-
 impl Runtime {
     /// Build the engine, linkers and epoch ticker.
     pub fn new(config: RuntimeConfig) -> Result<Runtime, RuntimeError> {
         let err = |e: wasmtime::Error| RuntimeError(format!("{e:#}"));
         let n = config.max_instances.max(1);
-        let limits = config.pool;
-        let per_run = limits.core_instances_per_run.max(1);
-        let mut pool = PoolingAllocationConfig::default();
-        pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(per_run).max(limits.core_instances))
-            .total_memories(n.saturating_mul(2).max(limits.memories))
-            .total_tables(n.saturating_mul(per_run / 2).max(limits.tables))
-            .total_stacks(n)
-            .max_memories_per_component(limits.memories.max(1))
-            .max_core_instances_per_component(limits.core_instances.max(1))
-            .max_tables_per_component(limits.tables.max(1))
-            .max_memory_size(limits::MAX_MEMORY_BYTES as usize)
-            // Reset only the pages a run dirtied (Linux 6.7+ PAGEMAP_SCAN; falls back to
-            // memset of the kept-resident prefix elsewhere) and keep them mapped, so the
-            // next run neither page-faults nor flushes TLBs for them.
-            .pagemap_scan(wasmtime::Enabled::Auto)
-            .linear_memory_keep_resident(limits.keep_resident_bytes)
-            .table_keep_resident(1 << 16);
-        let mut wasm = Config::new();
-        wasm.wasm_component_model(true)
-            .epoch_interruption(true)
-            .consume_fuel(config.fuel_metering)
-            .max_wasm_stack(MAX_WASM_STACK)
-            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let wasm = EngineSettings::of(&config).config();
         let engine = Engine::new(&wasm).map_err(err)?;
 
         // Both worlds import WASI and the host interface; actions also HTTP and mail.

@@ -2,6 +2,7 @@
 //! cache), find its world and imports, and pre-link it for fast instantiation.
 
 use crate::cache::{CacheOutcome, digest};
+use crate::compile::{ChildFailure, Compiler, EngineSettings, compile_in_child};
 
 use crate::*;
 use std::time::Instant;
@@ -14,26 +15,38 @@ impl Runtime {
         self.load(&bytes)
     }
 
+    /// Make sure the compile cache holds `bytes` compiled, without loading it into
+    /// this process: compiles (where [`RuntimeConfig::compiler`](crate::RuntimeConfig)
+    /// says) when the cache lacks it. `Hit` when it was there, `Miss` when compiled,
+    /// `Disabled` (nothing done) without a cache. Blocking, like [`load`](Self::load).
+    pub fn precompile(&self, bytes: &[u8]) -> Result<CacheOutcome, LoadError> {
+        check_component(bytes)?;
+        let Some(cache) = &self.inner.cache else {
+            return Ok(CacheOutcome::Disabled);
+        };
+        let digest = digest(bytes);
+        if cache.holds(&digest) {
+            return Ok(CacheOutcome::Hit);
+        }
+        let (component, serialized) = self
+            .compile(bytes)
+            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        cache.keep(&digest, &component, serialized);
+        Ok(CacheOutcome::Miss)
+    }
+
     /// Validate, compile (or fetch from the compile cache) and pre-link a component.
     /// CPU-heavy on a cache miss: call it from a blocking context in async code.
     pub fn load(&self, bytes: &[u8]) -> Result<Plugin, LoadError> {
         let started = Instant::now();
-        if !bytes.starts_with(b"\0asm") {
-            return Err(LoadError::NotWasm);
-        }
-        if wasmparser::Parser::is_core_wasm(bytes) {
-            return Err(LoadError::CoreModule);
-        }
+        check_component(bytes)?;
         let digest = digest(bytes);
         let engine = &self.inner.engine;
         let (component, cache) = match &self.inner.cache {
-            Some(c) => c.load(engine, &digest, bytes),
-            None => Component::new(engine, bytes).map(|c| (c, CacheOutcome::Disabled)),
+            Some(c) => c.load(engine, &digest, || self.compile(bytes)),
+            None => self.compile(bytes).map(|(c, _)| (c, CacheOutcome::Disabled)),
         }
         .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
-        if cache != CacheOutcome::Hit {
-            release_compile_memory();
-        }
 
         let image = component.image_range();
         let code_bytes = (image.end as usize).saturating_sub(image.start as usize);
@@ -87,6 +100,53 @@ impl Runtime {
             code_bytes,
             pre,
         })
+    }
+}
+
+/// Refuse what is not a component at all before compiling.
+fn check_component(bytes: &[u8]) -> Result<(), LoadError> {
+    if !bytes.starts_with(b"\0asm") {
+        return Err(LoadError::NotWasm);
+    }
+    if wasmparser::Parser::is_core_wasm(bytes) {
+        return Err(LoadError::CoreModule);
+    }
+    Ok(())
+}
+
+impl Runtime {
+    /// Compile `bytes` where [`RuntimeConfig::compiler`](crate::RuntimeConfig) says:
+    /// the component, and its serialized form when the compile produced one.
+    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<(Component, Option<Vec<u8>>)> {
+        let engine = &self.inner.engine;
+        let in_process = || {
+            let component = Component::new(engine, bytes)?;
+            release_compile_memory();
+            Ok((component, None))
+        };
+        let Compiler::Child { program, args } = &self.inner.config.compiler else {
+            return in_process();
+        };
+        let settings = EngineSettings::of(&self.inner.config);
+        match compile_in_child(program, args, &settings, bytes) {
+            // SAFETY: the bytes are `Engine::precompile_component`'s output, made by
+            // the configured compiler program (the daemon's own executable) for these
+            // engine settings; wasmtime checks version and configuration compatibility.
+            Ok(blob) => match unsafe { Component::deserialize(engine, &blob) } {
+                Ok(component) => Ok((component, Some(blob))),
+                Err(e) => {
+                    tracing::warn!(
+                        "the compiler process's code does not fit this engine ({e:#}); compiling in this process"
+                    );
+                    in_process()
+                }
+            },
+            Err(ChildFailure::Unavailable(why)) => {
+                tracing::warn!("cannot start the compiler process ({why}); compiling in this process");
+                in_process()
+            }
+            Err(ChildFailure::Refused(why) | ChildFailure::Died(why)) => Err(wasmtime::Error::msg(why)),
+        }
     }
 }
 

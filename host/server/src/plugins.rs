@@ -106,8 +106,12 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
     let record = sundial_engine::detach::detached(async move {
         let actor = actor.as_str();
         let record = state.store.insert_plugin(record, bytes, actor).await?;
-        // Compiled once, here: its first run starts without loading it again.
-        state.engines.plugins.insert(&record.digest, plugin);
+        // Compiled once, here: its first run starts without loading it again. Not the
+        // bundled ones the daemon installs at its first start: nothing uses them yet,
+        // and their first run loads them from the disk cache (a deserialization).
+        if !record.bundled {
+            state.engines.plugins.insert(&record.digest, plugin);
+        }
         // No kept instance of an earlier install under this name serves the new one.
         state.engines.plugins.runtime().drop_idle_instances();
         let data = serde_json::json!({

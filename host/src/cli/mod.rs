@@ -55,6 +55,13 @@ pub struct Cli {
 enum Command {
     /// Start the daemon: the API, the executor and the store.
     Serve(serve::ServeArgs),
+    /// Internal: the daemon's compiler process. Reads a component on stdin, writes its
+    /// compiled form on stdout (`sundial_runtime::compile`).
+    #[command(hide = true)]
+    CompileComponent {
+        /// The engine settings (`EngineSettings::to_arg`).
+        settings: String,
+    },
     /// Plugins: run or inspect a component locally; install, list, get, remove on the daemon.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
@@ -212,6 +219,15 @@ pub fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
         }
     };
+    if let Command::CompileComponent { settings } = &cli.command {
+        let status = sundial_runtime::compile::serve_child(
+            settings,
+            &mut std::io::stdin().lock(),
+            &mut std::io::stdout().lock(),
+            &mut std::io::stderr().lock(),
+        );
+        return ExitCode::from(status as u8);
+    }
     if !matches!(cli.command, Command::Serve(_)) {
         init_logging(false, "warn");
         quiet_on_closed_pipe();
@@ -228,6 +244,7 @@ pub fn main() -> ExitCode {
         let result = match cli.command {
             Command::Plugin(cmd) => return plugin::execute(cmd, &remote).await,
             Command::Serve(args) => return serve::serve(args).await,
+            Command::CompileComponent { .. } => unreachable!("handled before the async runtime"),
             Command::Task(cmd) => task::task(&remote, cmd).await,
             Command::Run(cmd) => run::run(&remote, cmd).await,
             Command::Token(cmd) => token::token(&remote, cmd).await,

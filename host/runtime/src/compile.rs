@@ -1,0 +1,311 @@
+//! Where a component is compiled: in this process, or in a child process that builds
+//! the same engine, compiles, and hands back the serialized native code.
+//!
+//! Compiling touches Cranelift's code and allocates a compile's working memory (a few
+//! MiB for a small Rust plugin, hundreds of MiB for an interpreter component). In a
+//! child process that memory and those code pages belong to the child and leave with
+//! it; the daemon only deserializes the result, as it would a compile-cache entry. A
+//! compile that crashes or is killed (out of memory) fails that load, not the daemon.
+//!
+//! The protocol between the two: the parent runs `PROGRAM ARGS… SETTINGS` with the
+//! component's bytes on stdin; the child answers the serialized component on stdout
+//! and exit status 0, or one line on stderr and [`REFUSED`] when the component does
+//! not compile (invalid, over a pool limit). `SETTINGS` is [`EngineSettings::to_arg`]:
+//! everything of [`RuntimeConfig`](crate::RuntimeConfig) the engine's configuration
+//! depends on, so the child's engine is built by the same function as the parent's.
+//! wasmtime checks the compatibility again when the parent deserializes.
+
+use crate::{PoolLimits, RuntimeConfig};
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// The exit status of a child that refused the component (its error on stderr).
+pub const REFUSED: i32 = 3;
+
+/// The stack available to wasm code, in bytes (wasmtime's default, 512 KiB).
+const MAX_WASM_STACK: usize = 512 * 1024;
+
+/// Where components are compiled. Default [`Compiler::InProcess`]; the daemon uses a
+/// child process of its own binary (`sundial compile-component`).
+#[derive(Debug, Clone, Default)]
+pub enum Compiler {
+    /// In this process, on the calling thread (and Cranelift's threads).
+    #[default]
+    InProcess,
+    /// In a child process: `program args… SETTINGS`, speaking this module's protocol.
+    /// When the program cannot be started, the compile runs in this process instead
+    /// (with a warning); when it starts and dies, the load fails.
+    Child {
+        /// The program to run (the daemon passes its own executable).
+        program: PathBuf,
+        /// Arguments before the settings (the daemon passes `compile-component`).
+        args: Vec<OsString>,
+    },
+}
+
+/// What the engine's configuration is built from: the parts of a [`RuntimeConfig`]
+/// that change it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineSettings {
+    /// [`RuntimeConfig::fuel_metering`].
+    pub fuel_metering: bool,
+    /// [`RuntimeConfig::max_instances`].
+    pub max_instances: u32,
+    /// [`RuntimeConfig::pool`].
+    pub pool: PoolLimits,
+}
+
+impl EngineSettings {
+    /// The settings of `config`.
+    pub fn of(config: &RuntimeConfig) -> EngineSettings {
+        EngineSettings {
+            fuel_metering: config.fuel_metering,
+            max_instances: config.max_instances,
+            pool: config.pool,
+        }
+    }
+
+    /// One command-line argument holding these settings.
+    pub fn to_arg(&self) -> String {
+        let p = &self.pool;
+        format!(
+            "fuel={},instances={},core={},memories={},tables={},per_run={},keep={}",
+            u8::from(self.fuel_metering),
+            self.max_instances,
+            p.core_instances,
+            p.memories,
+            p.tables,
+            p.core_instances_per_run,
+            p.keep_resident_bytes
+        )
+    }
+
+    /// Parse [`to_arg`](Self::to_arg)'s output; every key must be present once.
+    pub fn from_arg(arg: &str) -> Result<EngineSettings, String> {
+        let mut values = std::collections::BTreeMap::new();
+        for part in arg.split(',') {
+            let (key, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("engine settings: {part:?} is not KEY=VALUE"))?;
+            let value: u64 = value
+                .parse()
+                .map_err(|_| format!("engine settings: {key}={value:?} is not a number"))?;
+            if values.insert(key, value).is_some() {
+                return Err(format!("engine settings: {key} given twice"));
+            }
+        }
+        let mut take = |key: &str| {
+            values
+                .remove(key)
+                .ok_or_else(|| format!("engine settings: {key} is missing"))
+        };
+        let u32_of =
+            |key: &str, v: u64| u32::try_from(v).map_err(|_| format!("engine settings: {key} is too large"));
+        let settings = EngineSettings {
+            fuel_metering: match take("fuel")? {
+                0 => false,
+                1 => true,
+                v => return Err(format!("engine settings: fuel={v} is not 0 or 1")),
+            },
+            max_instances: u32_of("instances", take("instances")?)?,
+            pool: PoolLimits {
+                core_instances: u32_of("core", take("core")?)?,
+                memories: u32_of("memories", take("memories")?)?,
+                tables: u32_of("tables", take("tables")?)?,
+                core_instances_per_run: u32_of("per_run", take("per_run")?)?,
+                keep_resident_bytes: usize::try_from(take("keep")?)
+                    .map_err(|_| "engine settings: keep is too large".to_string())?,
+            },
+        };
+        if let Some(key) = values.keys().next() {
+            return Err(format!("engine settings: unknown key {key}"));
+        }
+        Ok(settings)
+    }
+
+    /// The wasmtime configuration: component model, epoch interruption, optional fuel,
+    /// the pooling allocator sized by `max_instances` and `pool`.
+    pub(crate) fn config(&self) -> Config {
+        let n = self.max_instances.max(1);
+        let limits = self.pool;
+        let per_run = limits.core_instances_per_run.max(1);
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            .total_core_instances(n.saturating_mul(per_run).max(limits.core_instances))
+            .total_memories(n.saturating_mul(2).max(limits.memories))
+            .total_tables(n.saturating_mul(per_run / 2).max(limits.tables))
+            .total_stacks(n)
+            .max_memories_per_component(limits.memories.max(1))
+            .max_core_instances_per_component(limits.core_instances.max(1))
+            .max_tables_per_component(limits.tables.max(1))
+            .max_memory_size(sundial_core::limits::MAX_MEMORY_BYTES as usize)
+            // Reset only the pages a run dirtied (Linux 6.7+ PAGEMAP_SCAN; falls back to
+            // memset of the kept-resident prefix elsewhere) and keep them mapped, so the
+            // next run neither page-faults nor flushes TLBs for them.
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            .linear_memory_keep_resident(limits.keep_resident_bytes)
+            .table_keep_resident(1 << 16);
+        let mut wasm = Config::new();
+        wasm.wasm_component_model(true)
+            .epoch_interruption(true)
+            .consume_fuel(self.fuel_metering)
+            .max_wasm_stack(MAX_WASM_STACK)
+            .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        wasm
+    }
+}
+
+/// The child's side: build the engine of `settings`, compile `component`, return its
+/// serialized form, or the error (one line) that refuses it.
+pub fn compile_serialized(settings: &EngineSettings, component: &[u8]) -> Result<Vec<u8>, String> {
+    let engine = Engine::new(&settings.config()).map_err(|e| format!("{e:#}"))?;
+    engine
+        .precompile_component(component)
+        .map_err(|e| format!("{e:#}"))
+}
+
+/// The child's whole job, for a `main`: read the component from `input`, write the
+/// serialized form to `output`; the process's exit status (0, or [`REFUSED`] with the
+/// reason written to `errors`).
+pub fn serve_child(
+    settings: &str,
+    input: &mut impl Read,
+    output: &mut impl Write,
+    errors: &mut impl Write,
+) -> i32 {
+    let result = EngineSettings::from_arg(settings).and_then(|settings| {
+        let mut component = Vec::new();
+        input
+            .read_to_end(&mut component)
+            .map_err(|e| format!("reading the component: {e}"))?;
+        compile_serialized(&settings, &component)
+    });
+    match result {
+        Ok(blob) => match output.write_all(&blob).and_then(|()| output.flush()) {
+            Ok(()) => 0,
+            Err(e) => {
+                let _ = writeln!(errors, "writing the compiled component: {e}");
+                1
+            }
+        },
+        Err(reason) => {
+            let _ = writeln!(errors, "{}", reason.replace('\n', " "));
+            REFUSED
+        }
+    }
+}
+
+/// How a compile in a child process ended, when it did not give the code.
+#[derive(Debug)]
+pub(crate) enum ChildFailure {
+    /// The program could not be started: compile in this process instead.
+    Unavailable(String),
+    /// The component does not compile (the child's reason).
+    Refused(String),
+    /// The child started and ended without an answer (crashed, killed, bad output).
+    Died(String),
+}
+
+/// The parent's side: run `program args… SETTINGS` on `component`.
+pub(crate) fn compile_in_child(
+    program: &std::path::Path,
+    args: &[OsString],
+    settings: &EngineSettings,
+    component: &[u8],
+) -> Result<Vec<u8>, ChildFailure> {
+    let mut child = Command::new(program)
+        .args(args)
+        .arg(settings.to_arg())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| ChildFailure::Unavailable(format!("{}: {e}", program.display())))?;
+    // The child reads all of stdin before it writes; a thread feeds it so a child that
+    // stops reading early cannot block this one.
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let input = component.to_vec();
+    let feeder = std::thread::Builder::new()
+        .name("sundial-compile-feed".into())
+        .spawn(move || {
+            let _ = stdin.write_all(&input);
+        })
+        .map_err(|e| ChildFailure::Unavailable(format!("feeding the compiler: {e}")))?;
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::Builder::new()
+        .name("sundial-compile-err".into())
+        .spawn(move || {
+            let mut text = Vec::new();
+            let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut text);
+            String::from_utf8_lossy(&text).trim().to_string()
+        })
+        .map_err(|e| ChildFailure::Unavailable(format!("reading the compiler: {e}")))?;
+    let mut blob = Vec::new();
+    let read = child.stdout.take().expect("piped stdout").read_to_end(&mut blob);
+    let status = child.wait();
+    let _ = feeder.join();
+    let message = reader.join().unwrap_or_default();
+    let status = status.map_err(|e| ChildFailure::Died(format!("waiting for the compiler: {e}")))?;
+    if status.success() {
+        return match read {
+            Ok(_) => Ok(blob),
+            Err(e) => Err(ChildFailure::Died(format!("reading the compiled component: {e}"))),
+        };
+    }
+    if status.code() == Some(REFUSED) {
+        return Err(ChildFailure::Refused(message));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt;
+        if let Some(signal) = status.signal() {
+            let hint = if signal == libc::SIGKILL {
+                " (killed: out of memory?)"
+            } else {
+                ""
+            };
+            return Err(ChildFailure::Died(format!(
+                "the compiler process ended by signal {signal}{hint}"
+            )));
+        }
+    }
+    Err(ChildFailure::Died(format!(
+        "the compiler process failed ({status}): {message}"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_survive_the_command_line_and_bad_ones_are_refused() {
+        let settings = EngineSettings {
+            fuel_metering: false,
+            max_instances: 7,
+            pool: PoolLimits {
+                core_instances: 11,
+                memories: 2,
+                tables: 9,
+                core_instances_per_run: 5,
+                keep_resident_bytes: 1 << 16,
+            },
+        };
+        assert_eq!(EngineSettings::from_arg(&settings.to_arg()), Ok(settings));
+        let good = settings.to_arg();
+        for bad in [
+            String::new(),
+            good.replace("fuel=0", "fuel=2"),
+            good.replace("fuel=0,", ""),
+            format!("{good},fuel=1"),
+            format!("{good},extra=1"),
+            good.replace("instances=7", "instances=x"),
+            good.replace("instances=7", "instances=99999999999"),
+        ] {
+            assert!(EngineSettings::from_arg(&bad).is_err(), "{bad}");
+        }
+    }
+}
