@@ -293,6 +293,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         Some(list) => list.split(',').map(str::to_string).collect(),
         None => installed.clone(),
     };
+    let mut not_offered: Vec<&str> = Vec::new();
     for (name, bytes) in crate::bundled::BUNDLED {
         if offered.iter().any(|o| o == name) || installed.iter().any(|i| i == name) {
             continue;
@@ -306,11 +307,21 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             Ok(_) => {}
             // Another node of a cluster, starting at the same time, installed it.
             Err(e) if e.status == axum::http::StatusCode::CONFLICT => {}
+            // The compiler process died: the daemon starts without it and offers it
+            // again at the next start.
+            Err(e) if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+                tracing::warn!(plugin = %name, "installing a bundled plugin failed, offered again at the next start: {}", e.message);
+                not_offered.push(*name);
+            }
             Err(e) => return Err(format!("installing bundled plugin {name}: {}", e.message)),
         }
     }
     update_bundled(&state).await?;
-    let all: Vec<&str> = crate::bundled::BUNDLED.iter().map(|(n, _)| *n).collect();
+    let all: Vec<&str> = crate::bundled::BUNDLED
+        .iter()
+        .map(|(n, _)| *n)
+        .filter(|n| !not_offered.contains(n))
+        .collect();
     store
         .set_meta("bundled_offered", &all.join(","))
         .await
@@ -410,10 +421,18 @@ pub async fn update_bundled(state: &AppState) -> Result<usize, String> {
             continue;
         }
         let runtime = state.runtime.clone();
-        let plugin = tokio::task::spawn_blocking(move || runtime.load(bytes))
+        let plugin = match tokio::task::spawn_blocking(move || runtime.load(bytes))
             .await
             .map_err(|e| format!("loading bundled plugin {name}: {e}"))?
-            .map_err(|e| format!("loading bundled plugin {name}: {e}"))?;
+        {
+            Ok(plugin) => plugin,
+            // The compiler process died: the installed version stays until the next start.
+            Err(e) if e.is_transient() => {
+                tracing::warn!(plugin = %name, "updating a bundled plugin failed, tried again at the next start: {e}");
+                continue;
+            }
+            Err(e) => return Err(format!("loading bundled plugin {name}: {e}")),
+        };
         let new = sundial_core::plugin::PluginRecord {
             digest: format!("sha256:{}", plugin.digest),
             world: plugin.world,

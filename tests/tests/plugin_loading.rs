@@ -258,23 +258,75 @@ fn plugins_compile_in_a_child_process_and_its_failures_are_the_loads_own() {
     assert!(child_err.starts_with("invalid component: "), "{child_err}");
     assert_eq!(child_err, own_err.replace('\n', " "));
 
-    // A compiler killed (as by the OOM killer) fails the load; the host goes on.
+    // A component over a pool limit is refused by the child itself (exit 3), with the
+    // in-process compile's reason, not compiled again here.
+    let dir5 = tempfile::tempdir().unwrap();
+    let status = dir5.path().join("status");
+    let tight = sundial_runtime::PoolLimits {
+        core_instances: 1,
+        ..Default::default()
+    };
+    let over_limit = sundial_runtime::Runtime::new(sundial_runtime::RuntimeConfig {
+        cache_dir: Some(dir5.path().join("cache")),
+        max_instances: 4,
+        pool: tight,
+        compiler: sundial_runtime::Compiler::Child {
+            program: "/bin/sh".into(),
+            args: vec![
+                "-c".into(),
+                format!(
+                    "'{}' compile-component \"$1\"; s=$?; echo $s > '{}'; exit $s",
+                    bin.display(),
+                    status.display()
+                )
+                .into(),
+                "sh".into(),
+            ],
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let child_err = over_limit.load(&hello).unwrap_err();
+    assert_eq!(std::fs::read_to_string(&status).unwrap().trim(), "3");
+    let own_err = sundial_runtime::Runtime::new(sundial_runtime::RuntimeConfig {
+        max_instances: 4,
+        pool: tight,
+        ..Default::default()
+    })
+    .unwrap()
+    .load(&hello)
+    .unwrap_err();
+    assert!(!child_err.is_transient(), "{child_err}");
+    assert_eq!(child_err.to_string(), own_err.to_string().replace('\n', " "));
+
+    // A compiler killed (as by the OOM killer) fails the load, as a failure that may
+    // pass (not the component's); the host goes on.
     let dir2 = tempfile::tempdir().unwrap();
     let killed = child_runtime(dir2.path(), "kill -9 $$");
-    let err = killed.load(&hello).unwrap_err().to_string();
-    assert!(err.contains("ended by signal 9"), "{err}");
+    let err = killed.load(&hello).unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("ended by signal 9"), "{err}");
     let err = killed.precompile(&hello).unwrap_err().to_string();
     assert!(err.contains("ended by signal 9"), "{err}");
 
     // One that exits without an answer fails the load too, saying how it ended.
-    let err = child_runtime(dir2.path(), "exit 7")
-        .load(&hello)
-        .unwrap_err()
-        .to_string();
+    let err = child_runtime(dir2.path(), "exit 7").load(&hello).unwrap_err();
+    assert!(err.is_transient(), "{err}");
     assert!(
-        err.contains("the compiler process failed (exit status: 7)"),
+        err.to_string()
+            .contains("the compiler process failed (exit status: 7)"),
         "{err}"
     );
+    // The real compiler given settings it cannot read fails the same way (exit 1),
+    // never as a refusal of the component.
+    let err = child_runtime(
+        dir2.path(),
+        &format!("exec '{}' compile-component fuel=1", bin.display()),
+    )
+    .load(&hello)
+    .unwrap_err();
+    assert!(err.is_transient(), "{err}");
+    assert!(err.to_string().contains("instances is missing"), "{err}");
 
     // A compiler that answers something that is not this engine's code, and one that
     // cannot be started: the compile runs in this process instead.

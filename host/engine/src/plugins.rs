@@ -197,10 +197,16 @@ impl PluginCache {
                 cache.inner.warm_again.store(false, SeqCst);
                 // What no task or webhook names has no run to be ready for: it is
                 // compiled into the disk cache, not loaded (its code stays out of
-                // memory until a first run loads it from there). `None`: every plugin
-                // counts as used (the lists could not be read).
-                let used = match plugins_in_use(&cache.inner.store) {
-                    Ok(used) => Some(used),
+                // memory until a first run loads it from there), after the plugins in
+                // use are loaded. `None`: every plugin counts as used (the lists could
+                // not be read).
+                let store = cache.inner.store.clone();
+                let used = match tokio::task::spawn_blocking(move || plugins_in_use(&store)).await {
+                    Ok(Ok(used)) => Some(used),
+                    Ok(Err(e)) => {
+                        tracing::warn!("warming plugins: listing tasks and webhooks failed: {e}");
+                        None
+                    }
                     Err(e) => {
                         tracing::warn!("warming plugins: listing tasks and webhooks failed: {e}");
                         None
@@ -208,22 +214,10 @@ impl PluginCache {
                 };
                 match cache.inner.store.plugins() {
                     Ok(records) => {
-                        for record in records {
-                            if used.as_ref().is_some_and(|u| !u.contains(&record.name)) {
-                                if cache.lock().entries.contains_key(&record.digest)
-                                    || cache.failure(&record.digest).is_some()
-                                {
-                                    continue;
-                                }
-                                match cache.precompile(&record).await {
-                                    Ok(true) => compiled += 1,
-                                    Ok(false) => {}
-                                    Err(e) => {
-                                        tracing::warn!(plugin = %record.name, "warming plugin failed: {e}")
-                                    }
-                                }
-                                continue;
-                            }
+                        let (in_use, unused): (Vec<_>, Vec<_>) = records
+                            .into_iter()
+                            .partition(|r| used.as_ref().is_none_or(|u| u.contains(&r.name)));
+                        for record in in_use {
                             let full = {
                                 let lru = cache.lock();
                                 lru.bytes >= lru.capacity
@@ -239,6 +233,13 @@ impl PluginCache {
                             match cache.load_counted(&record).await {
                                 Ok((_, true)) => compiled += 1,
                                 Ok((_, false)) => loaded += 1,
+                                Err(e) => tracing::warn!(plugin = %record.name, "warming plugin failed: {e}"),
+                            }
+                        }
+                        for record in unused {
+                            match cache.precompile(&record).await {
+                                Ok(true) => compiled += 1,
+                                Ok(false) => {}
                                 Err(e) => tracing::warn!(plugin = %record.name, "warming plugin failed: {e}"),
                             }
                         }
@@ -263,25 +264,51 @@ impl PluginCache {
     }
 
     /// Compile `record`'s component into the runtime's disk cache unless it holds it
-    /// already, without loading it; whether this compiled (counted as a compile).
+    /// already (or it is loaded, or known bad), without loading it; whether this
+    /// compiled (counted as a compile). Under the digest's gate, like a load.
     async fn precompile(&self, record: &PluginRecord) -> Result<bool, LoadFailure> {
-        let bytes = self.bytes_of(record)?;
-        let runtime = self.inner.runtime.clone();
-        let started = std::time::Instant::now();
-        let outcome = tokio::task::spawn_blocking(move || runtime.precompile(&bytes))
-            .await
-            .map_err(|e| LoadFailure::Unavailable(format!("compiling plugin: {e}")))?
-            .map_err(|e| LoadFailure::Refused(format!("plugin {:?} does not load: {e}", record.name)))?;
-        let compiled = outcome == sundial_runtime::CacheOutcome::Miss;
-        if compiled {
-            self.inner.compiled.fetch_add(1, Relaxed);
-            tracing::info!(
-                plugin = %record.name,
-                ms = started.elapsed().as_millis() as u64,
-                "compiled plugin into the disk cache"
-            );
+        self.gated(&record.digest, async {
+            if self.lock().entries.contains_key(&record.digest) {
+                return Ok(false);
+            }
+            if let Some(why) = self.failure(&record.digest) {
+                return Err(LoadFailure::Refused(why));
+            }
+            let bytes = self.bytes_of(record)?;
+            let runtime = self.inner.runtime.clone();
+            let started = std::time::Instant::now();
+            let outcome = tokio::task::spawn_blocking(move || runtime.precompile(&bytes))
+                .await
+                .map_err(|e| LoadFailure::Unavailable(format!("compiling plugin: {e}")))?
+                .map_err(|e| self.load_failed(record, e))?;
+            let compiled = outcome == sundial_runtime::CacheOutcome::Miss;
+            if compiled {
+                self.inner.compiled.fetch_add(1, Relaxed);
+                tracing::info!(
+                    plugin = %record.name,
+                    ms = started.elapsed().as_millis() as u64,
+                    "compiled plugin into the disk cache"
+                );
+            }
+            Ok(compiled)
+        })
+        .await
+    }
+
+    /// Why `record` did not load, as a [`LoadFailure`]: a failure of the component
+    /// itself (invalid, over the pool's limits) is remembered, so it is not compiled
+    /// again for every run; one that may pass (the compiler process died) is not.
+    fn load_failed(&self, record: &PluginRecord, e: sundial_runtime::LoadError) -> LoadFailure {
+        let why = format!("plugin {:?} does not load: {e}", record.name);
+        if e.is_transient() {
+            return LoadFailure::Unavailable(why);
         }
-        Ok(compiled)
+        self.inner
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(record.digest.clone(), why.clone());
+        LoadFailure::Refused(why)
     }
 
     /// The component bytes of `record`, from the store.
@@ -315,24 +342,27 @@ impl PluginCache {
         if let Some(p) = self.lock().get(&record.digest) {
             return Ok((p, false));
         }
+        self.gated(&record.digest, self.load_gated(record)).await
+    }
+
+    /// Run `work` holding the gate of `digest`: one load or compile of a component at a
+    /// time.
+    async fn gated<R>(&self, digest: &str, work: impl std::future::Future<Output = R>) -> R {
         let gate = self
             .inner
             .loading
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .entry(record.digest.clone())
+            .entry(digest.to_string())
             .or_default()
             .clone();
         let _loading = gate.lock().await;
-        let result = self.load_gated(record).await;
+        let result = work.await;
         // The gate is dropped once nobody else holds it (this map and this call only):
         // a caller that comes later makes a new one and finds the plugin loaded.
         let mut gates = self.inner.loading.lock().unwrap_or_else(|e| e.into_inner());
-        if gates
-            .get(&record.digest)
-            .is_some_and(|g| Arc::strong_count(g) <= 2)
-        {
-            gates.remove(&record.digest);
+        if gates.get(digest).is_some_and(|g| Arc::strong_count(g) <= 2) {
+            gates.remove(digest);
         }
         drop(gates);
         drop(_loading);
@@ -354,17 +384,7 @@ impl PluginCache {
             .map_err(|e| LoadFailure::Unavailable(format!("loading plugin: {e}")))?
         {
             Ok(p) => p,
-            Err(e) => {
-                // The component itself is refused (invalid, or over the pool's limits):
-                // remembered, so it is not compiled again for every run.
-                let why = format!("plugin {:?} does not load: {e}", record.name);
-                self.inner
-                    .failed
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(record.digest.clone(), why.clone());
-                return Err(LoadFailure::Refused(why));
-            }
+            Err(e) => return Err(self.load_failed(record, e)),
         };
         let compiled = plugin.cache != sundial_runtime::CacheOutcome::Hit;
         let counter = if compiled {

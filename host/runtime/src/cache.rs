@@ -54,19 +54,20 @@ impl CompileCache {
 
     /// Load the compiled form of the component of `digest`, calling `compile` on a
     /// miss (it returns the component and, when it has it, its serialized form).
-    pub(crate) fn load(
+    pub(crate) fn load<E>(
         &self,
         engine: &Engine,
         digest: &str,
-        compile: impl FnOnce() -> wasmtime::Result<(Component, Option<Vec<u8>>)>,
-    ) -> wasmtime::Result<(Component, CacheOutcome)> {
+        compile: impl FnOnce() -> Result<(Component, Option<Vec<u8>>), E>,
+    ) -> Result<(Component, CacheOutcome), E> {
         let path = self.path(digest);
         // Read into memory rather than mmap the file: a cache file truncated or
         // rewritten in place while in use must not be able to crash the host (SIGBUS).
         if let Ok(blob) = std::fs::read(&path) {
             // SAFETY: the file was written by `Component::serialize` of this engine
-            // configuration (the name carries its fingerprint) into a directory only
-            // this user can write; wasmtime also checks version and config compatibility.
+            // configuration, here or in the compiler process (the name carries its
+            // fingerprint), into a directory only this user can write; wasmtime also
+            // checks version and config compatibility.
             match unsafe { Component::deserialize(engine, &blob) } {
                 Ok(c) => return Ok((c, CacheOutcome::Hit)),
                 Err(e) => {

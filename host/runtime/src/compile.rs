@@ -10,7 +10,7 @@
 //! The protocol between the two: the parent runs `PROGRAM ARGS… SETTINGS` with the
 //! component's bytes on stdin; the child answers the serialized component on stdout
 //! and exit status 0, or one line on stderr and [`REFUSED`] when the component does
-//! not compile (invalid, over a pool limit). `SETTINGS` is [`EngineSettings::to_arg`]:
+//! not compile (invalid, over a pool limit), or 1 when anything else failed. `SETTINGS` is [`EngineSettings::to_arg`]:
 //! everything of [`RuntimeConfig`](crate::RuntimeConfig) the engine's configuration
 //! depends on, so the child's engine is built by the same function as the parent's.
 //! wasmtime checks the compatibility again when the parent deserializes.
@@ -19,7 +19,9 @@ use crate::{PoolLimits, RuntimeConfig};
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use wasmtime::component::Component;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// The exit status of a child that refused the component (its error on stderr).
@@ -158,32 +160,62 @@ impl EngineSettings {
     }
 }
 
-/// The child's side: build the engine of `settings`, compile `component`, return its
-/// serialized form, or the error (one line) that refuses it.
-pub fn compile_serialized(settings: &EngineSettings, component: &[u8]) -> Result<Vec<u8>, String> {
-    let engine = Engine::new(&settings.config()).map_err(|e| format!("{e:#}"))?;
-    engine
-        .precompile_component(component)
-        .map_err(|e| format!("{e:#}"))
+/// How long a compile in a child process may take before the child is killed and the
+/// load fails: 300 s (an interpreter component compiles in well under a minute).
+pub const CHILD_DEADLINE: Duration = Duration::from_secs(300);
+
+/// The most the child may answer: 1 GiB of serialized code (an interpreter component's
+/// is about 40 MB).
+const MAX_ANSWER_BYTES: u64 = 1 << 30;
+
+/// Why the child's side did not produce code.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ChildError {
+    /// The component does not compile for this engine (invalid, over a pool limit).
+    Refused(String),
+    /// Anything else: bad settings, the engine could not be built.
+    Failed(String),
+}
+
+/// The child's side: build the engine of `settings`, compile `component` (checking it
+/// against the pool's limits, as a load does), and return its serialized form.
+pub fn compile_serialized(settings: &EngineSettings, component: &[u8]) -> Result<Vec<u8>, ChildError> {
+    let engine = Engine::new(&settings.config()).map_err(|e| ChildError::Failed(format!("{e:#}")))?;
+    // `Component::new`, not `Engine::precompile_component`: only the former checks the
+    // component against the pooling allocator's limits, so a component over one is
+    // refused here rather than when the parent deserializes it.
+    Component::new(&engine, component)
+        .and_then(|c| c.serialize())
+        .map_err(|e| ChildError::Refused(format!("{e:#}")))
 }
 
 /// The child's whole job, for a `main`: read the component from `input`, write the
-/// serialized form to `output`; the process's exit status (0, or [`REFUSED`] with the
-/// reason written to `errors`).
+/// serialized form to `output`; the process's exit status: 0, [`REFUSED`] with the
+/// reason on `errors` when the component does not compile, 1 (with the reason) when
+/// anything else failed.
 pub fn serve_child(
     settings: &str,
     input: &mut impl Read,
     output: &mut impl Write,
     errors: &mut impl Write,
 ) -> i32 {
-    let result = EngineSettings::from_arg(settings).and_then(|settings| {
-        let mut component = Vec::new();
-        input
-            .read_to_end(&mut component)
-            .map_err(|e| format!("reading the component: {e}"))?;
-        compile_serialized(&settings, &component)
-    });
-    match result {
+    // Under memory pressure the kernel's OOM killer picks this process, not the daemon.
+    #[cfg(target_os = "linux")]
+    let _ = std::fs::write("/proc/self/oom_score_adj", "1000");
+    let one_line = |text: String| text.replace('\n', " ");
+    let settings = match EngineSettings::from_arg(settings) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(errors, "{}", one_line(e));
+            return 1;
+        }
+    };
+    let mut component = Vec::new();
+    if let Err(e) = input.read_to_end(&mut component) {
+        let _ = writeln!(errors, "reading the component: {e}");
+        return 1;
+    }
+    match compile_serialized(&settings, &component) {
         Ok(blob) => match output.write_all(&blob).and_then(|()| output.flush()) {
             Ok(()) => 0,
             Err(e) => {
@@ -191,9 +223,13 @@ pub fn serve_child(
                 1
             }
         },
-        Err(reason) => {
-            let _ = writeln!(errors, "{}", reason.replace('\n', " "));
+        Err(ChildError::Refused(reason)) => {
+            let _ = writeln!(errors, "{}", one_line(reason));
             REFUSED
+        }
+        Err(ChildError::Failed(reason)) => {
+            let _ = writeln!(errors, "{}", one_line(reason));
+            1
         }
     }
 }
@@ -205,18 +241,40 @@ pub(crate) enum ChildFailure {
     Unavailable(String),
     /// The component does not compile (the child's reason).
     Refused(String),
-    /// The child started and ended without an answer (crashed, killed, bad output).
+    /// The child started and ended without an answer (crashed, killed, failed, too
+    /// slow, too long an answer): nothing said about the component.
     Died(String),
 }
 
-/// The parent's side: run `program args… SETTINGS` on `component`.
+/// Kills and reaps the child unless disarmed, so no early return leaves it running or
+/// a zombie.
+struct Reaper(Option<Child>);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The parent's side: run `program args… SETTINGS` on `component`, killing it after
+/// [`CHILD_DEADLINE`].
 pub(crate) fn compile_in_child(
     program: &std::path::Path,
     args: &[OsString],
     settings: &EngineSettings,
     component: &[u8],
 ) -> Result<Vec<u8>, ChildFailure> {
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    #[cfg(unix)]
+    {
+        // `ps` shows `sundial compile-component …` rather than `/proc/self/exe …`.
+        use std::os::unix::process::CommandExt;
+        command.arg0("sundial");
+    }
+    let child = command
         .args(args)
         .arg(settings.to_arg())
         .stdin(Stdio::piped())
@@ -224,34 +282,59 @@ pub(crate) fn compile_in_child(
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| ChildFailure::Unavailable(format!("{}: {e}", program.display())))?;
-    // The child reads all of stdin before it writes; a thread feeds it so a child that
-    // stops reading early cannot block this one.
+    let mut reaper = Reaper(Some(child));
+    let child = reaper.0.as_mut().expect("just set");
+    let pid = child.id();
     let mut stdin = child.stdin.take().expect("piped stdin");
-    let input = component.to_vec();
-    let feeder = std::thread::Builder::new()
-        .name("sundial-compile-feed".into())
-        .spawn(move || {
-            let _ = stdin.write_all(&input);
-        })
-        .map_err(|e| ChildFailure::Unavailable(format!("feeding the compiler: {e}")))?;
+    let mut stdout = child.stdout.take().expect("piped stdout");
     let mut stderr = child.stderr.take().expect("piped stderr");
-    let reader = std::thread::Builder::new()
-        .name("sundial-compile-err".into())
-        .spawn(move || {
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let (blob, message, timed_out) = std::thread::scope(|scope| {
+        // The child reads all of stdin before it writes; a thread feeds it so a child
+        // that stops reading early cannot block this one.
+        scope.spawn(move || {
+            let _ = stdin.write_all(component);
+        });
+        let reader = scope.spawn(move || {
             let mut text = Vec::new();
             let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut text);
             String::from_utf8_lossy(&text).trim().to_string()
-        })
-        .map_err(|e| ChildFailure::Unavailable(format!("reading the compiler: {e}")))?;
-    let mut blob = Vec::new();
-    let read = child.stdout.take().expect("piped stdout").read_to_end(&mut blob);
-    let status = child.wait();
-    let _ = feeder.join();
-    let message = reader.join().unwrap_or_default();
-    let status = status.map_err(|e| ChildFailure::Died(format!("waiting for the compiler: {e}")))?;
+        });
+        // Past the deadline the child is killed, which ends the reads below. It is
+        // not reaped before this thread is done, so its pid cannot be reused.
+        let watchdog = scope.spawn(move || {
+            let late = finished.recv_timeout(CHILD_DEADLINE).is_err();
+            if late {
+                // SAFETY: kill(2) on our own unreaped child.
+                #[cfg(unix)]
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
+                }
+            }
+            late
+        });
+        let mut blob = Vec::new();
+        let read = (&mut stdout).take(MAX_ANSWER_BYTES + 1).read_to_end(&mut blob);
+        let _ = done.send(());
+        let timed_out = watchdog.join().unwrap_or(false);
+        (read.map(|_| blob), reader.join().unwrap_or_default(), timed_out)
+    });
+    let mut child = reaper.0.take().expect("not reaped yet");
+    let status = child
+        .wait()
+        .map_err(|e| ChildFailure::Died(format!("waiting for the compiler: {e}")))?;
+    if timed_out {
+        return Err(ChildFailure::Died(format!(
+            "the compiler process took longer than {} s and was killed",
+            CHILD_DEADLINE.as_secs()
+        )));
+    }
     if status.success() {
-        return match read {
-            Ok(_) => Ok(blob),
+        return match blob {
+            Ok(blob) if blob.len() as u64 > MAX_ANSWER_BYTES => Err(ChildFailure::Died(format!(
+                "the compiler process answered more than {MAX_ANSWER_BYTES} bytes"
+            ))),
+            Ok(blob) => Ok(blob),
             Err(e) => Err(ChildFailure::Died(format!("reading the compiled component: {e}"))),
         };
     }

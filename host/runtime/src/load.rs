@@ -28,9 +28,7 @@ impl Runtime {
         if cache.holds(&digest) {
             return Ok(CacheOutcome::Hit);
         }
-        let (component, serialized) = self
-            .compile(bytes)
-            .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        let (component, serialized) = self.compile(bytes)?;
         cache.keep(&digest, &component, serialized);
         Ok(CacheOutcome::Miss)
     }
@@ -45,8 +43,7 @@ impl Runtime {
         let (component, cache) = match &self.inner.cache {
             Some(c) => c.load(engine, &digest, || self.compile(bytes)),
             None => self.compile(bytes).map(|(c, _)| (c, CacheOutcome::Disabled)),
-        }
-        .map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
+        }?;
 
         let image = component.image_range();
         let code_bytes = (image.end as usize).saturating_sub(image.start as usize);
@@ -117,10 +114,11 @@ fn check_component(bytes: &[u8]) -> Result<(), LoadError> {
 impl Runtime {
     /// Compile `bytes` where [`RuntimeConfig::compiler`](crate::RuntimeConfig) says:
     /// the component, and its serialized form when the compile produced one.
-    fn compile(&self, bytes: &[u8]) -> wasmtime::Result<(Component, Option<Vec<u8>>)> {
+    fn compile(&self, bytes: &[u8]) -> Result<(Component, Option<Vec<u8>>), LoadError> {
         let engine = &self.inner.engine;
         let in_process = || {
-            let component = Component::new(engine, bytes)?;
+            let component =
+                Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
             release_compile_memory();
             Ok((component, None))
         };
@@ -145,7 +143,8 @@ impl Runtime {
                 tracing::warn!("cannot start the compiler process ({why}); compiling in this process");
                 in_process()
             }
-            Err(ChildFailure::Refused(why) | ChildFailure::Died(why)) => Err(wasmtime::Error::msg(why)),
+            Err(ChildFailure::Refused(why)) => Err(LoadError::Invalid(why)),
+            Err(ChildFailure::Died(why)) => Err(LoadError::Compiler(why)),
         }
     }
 }

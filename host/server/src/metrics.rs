@@ -236,7 +236,7 @@ impl Collector for Figures {
         let (loaded, bytes) = plugins.usage();
         out.gauge(
             "sundial_plugins_loaded",
-            "Compiled plugins kept loaded in memory.",
+            "Compiled plugins kept loaded in memory (the warm-up at start loads only those a task or webhook names).",
             loaded,
         )?;
         out.gauge(
@@ -247,7 +247,7 @@ impl Collector for Figures {
         let (compiled, from_disk) = plugins.loads();
         out.counters(
             "sundial_plugin_loads",
-            "Plugins loaded for runs, deliveries or the warm-up since start, by source: compile (no usable compile cache entry) or disk (the compile cache). Installing compiles and keeps the plugin loaded without counting here.",
+            "Plugins loaded for runs, deliveries or the warm-up since start, by source: compile (no usable compile cache entry; also a plugin the warm-up compiled into the compile cache without loading it) or disk (the compile cache). Installing compiles without counting here, and keeps the plugin loaded unless the daemon installed it (bundled).",
             "from",
             &[("compile", compiled), ("disk", from_disk)],
         )

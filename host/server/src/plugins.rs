@@ -81,10 +81,18 @@ pub(crate) async fn install_plugin(state: &AppState, new: NewPlugin, actor: &str
     let (plugin, bytes) = tokio::task::spawn_blocking(move || (runtime.load(&bytes), bytes))
         .await
         .map_err(|e| ApiError::internal(format!("compiling: {e}")))?;
-    let plugin = std::sync::Arc::new(plugin.map_err(|e| ApiError {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_component",
-        message: format!("component: {e}"),
+    let plugin = std::sync::Arc::new(plugin.map_err(|e| match e {
+        // The compiler process died (killed, out of memory): not the component's fault.
+        sundial_runtime::LoadError::Compiler(_) => ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "compile_failed",
+            message: format!("component: {e}; nothing was installed, try again"),
+        },
+        e => ApiError {
+            status: StatusCode::BAD_REQUEST,
+            code: "invalid_component",
+            message: format!("component: {e}"),
+        },
     })?);
     let stamp = now();
     let record = PluginRecord {

@@ -52,7 +52,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SUNDIAL_STORE_POOL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     store_pool: Option<usize>,
-    /// Store page cache in MiB [default: 16].
+    /// Store page cache in MiB [default: 8].
     #[arg(long, env = "SUNDIAL_STORE_CACHE_MB")]
     #[serde(skip_serializing_if = "Option::is_none")]
     store_cache_mb: Option<usize>,

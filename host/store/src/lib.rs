@@ -128,11 +128,12 @@ storage_from!(
     redb::DatabaseError
 );
 
-/// Default size of redb's page cache: 16 MiB. redb's own default is 1 GiB, which a large
+/// Default size of redb's page cache: 8 MiB. redb's own default is 1 GiB, which a large
 /// store fills and keeps resident; under a write load the cache fills with pages just
 /// written, which few reads come back to. Reads past the cache come from the kernel's
-/// page cache.
-pub const DEFAULT_CACHE_BYTES: usize = 16 << 20;
+/// page cache. (16 MiB until issue 21's twelfth session: 8 MiB held about 10 MiB less
+/// under the event → run load with no fewer executions, `docs/BENCHMARKS.md`.)
+pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 
 /// The opened store.
 #[derive(Clone)]

@@ -46,6 +46,18 @@ pub enum LoadError {
     /// Reading the file or the compile cache failed.
     #[error("{0}")]
     Io(String),
+    /// The compiler process ended without an answer (crashed, killed, too slow): says
+    /// nothing about the component, and a later load may succeed.
+    #[error("compiling failed: {0}")]
+    Compiler(String),
+}
+
+impl LoadError {
+    /// Whether loading the same bytes again may succeed (the failure was not the
+    /// component's).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, LoadError::Io(_) | LoadError::Compiler(_))
+    }
 }
 
 /// Why a run produced no output. Serialized as `{"kind": "...", "message": "..."}`.
