@@ -218,7 +218,7 @@ fn main() {
         rss_kib(pid, "VmHWM:") / 1024
     );
     println!(
-        "memory per schedule: {} bytes (RSS now minus a fresh daemon's {} MiB, over {total}; includes redb's page cache, up to 16 MiB by default)",
+        "memory per schedule: {} bytes (RSS now minus a fresh daemon's {} MiB, over {total}; includes redb's page cache, up to 8 MiB by default)",
         rss.saturating_sub(fresh_kib) * 1024 / total as u64,
         fresh_kib / 1024
     );
