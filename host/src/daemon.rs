@@ -25,7 +25,7 @@ pub struct DaemonConfig {
     pub workers: usize,
     /// Most mutations per store commit. Default 1024.
     pub max_batch: usize,
-    /// Store page cache in bytes (redb). Default 16 MiB.
+    /// Store page cache in bytes (redb). Default 8 MiB.
     pub cache_bytes: usize,
     /// The store's backend. Default redb in the data directory.
     pub store: StoreChoice,
@@ -309,7 +309,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
             Err(e) if e.status == axum::http::StatusCode::CONFLICT => {}
             // The compiler process died: the daemon starts without it and offers it
             // again at the next start.
-            Err(e) if e.status == axum::http::StatusCode::SERVICE_UNAVAILABLE => {
+            Err(e) if e.code == "compile_failed" => {
                 tracing::warn!(plugin = %name, "installing a bundled plugin failed, offered again at the next start: {}", e.message);
                 not_offered.push(*name);
             }
@@ -317,11 +317,14 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         }
     }
     update_bundled(&state).await?;
-    let all: Vec<&str> = crate::bundled::BUNDLED
-        .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| !not_offered.contains(n))
-        .collect();
+    // What was offered before stays offered (another node of a cluster may have
+    // written it since this one read it), and this start's offers are added.
+    let mut all: Vec<&str> = offered.iter().map(String::as_str).collect();
+    for (name, _) in crate::bundled::BUNDLED {
+        if !not_offered.contains(name) && !all.contains(name) {
+            all.push(name);
+        }
+    }
     store
         .set_meta("bundled_offered", &all.join(","))
         .await

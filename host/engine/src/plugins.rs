@@ -36,7 +36,8 @@ pub enum LoadFailure {
     /// trying again cannot help.
     #[error("{0}")]
     Refused(String),
-    /// Reading it failed (the store), which may pass: worth trying again later.
+    /// Reading it failed (the store), or its compiler process died, which may pass:
+    /// worth trying again later.
     #[error("{0}")]
     Unavailable(String),
 }
@@ -217,13 +218,17 @@ impl PluginCache {
                         let (in_use, unused): (Vec<_>, Vec<_>) = records
                             .into_iter()
                             .partition(|r| used.as_ref().is_none_or(|u| u.contains(&r.name)));
+                        let mut not_loaded = Vec::new();
                         for record in in_use {
                             let full = {
                                 let lru = cache.lock();
                                 lru.bytes >= lru.capacity
                             };
                             if full {
-                                break; // warming more would only evict what is loaded
+                                // Loading more would only evict what is loaded: the
+                                // rest is compiled into the disk cache with the unused.
+                                not_loaded.push(record);
+                                continue;
                             }
                             if cache.lock().entries.contains_key(&record.digest)
                                 || cache.failure(&record.digest).is_some()
@@ -236,7 +241,10 @@ impl PluginCache {
                                 Err(e) => tracing::warn!(plugin = %record.name, "warming plugin failed: {e}"),
                             }
                         }
-                        for record in unused {
+                        for record in not_loaded.into_iter().chain(unused) {
+                            if cache.failure(&record.digest).is_some() {
+                                continue; // known bad
+                            }
                             match cache.precompile(&record).await {
                                 Ok(true) => compiled += 1,
                                 Ok(false) => {}

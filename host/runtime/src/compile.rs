@@ -164,9 +164,9 @@ impl EngineSettings {
 /// load fails: 300 s (an interpreter component compiles in well under a minute).
 pub const CHILD_DEADLINE: Duration = Duration::from_secs(300);
 
-/// The most the child may answer: 1 GiB of serialized code (an interpreter component's
-/// is about 40 MB).
-const MAX_ANSWER_BYTES: u64 = 1 << 30;
+/// The most the child may answer: 512 MiB of serialized code (an interpreter
+/// component's is about 40 MB).
+const MAX_ANSWER_BYTES: u64 = 512 << 20;
 
 /// Why the child's side did not produce code.
 #[derive(Debug, PartialEq, Eq)]
@@ -184,9 +184,10 @@ pub fn compile_serialized(settings: &EngineSettings, component: &[u8]) -> Result
     // `Component::new`, not `Engine::precompile_component`: only the former checks the
     // component against the pooling allocator's limits, so a component over one is
     // refused here rather than when the parent deserializes it.
-    Component::new(&engine, component)
-        .and_then(|c| c.serialize())
-        .map_err(|e| ChildError::Refused(format!("{e:#}")))
+    let compiled = Component::new(&engine, component).map_err(|e| ChildError::Refused(format!("{e:#}")))?;
+    compiled
+        .serialize()
+        .map_err(|e| ChildError::Failed(format!("serializing the compiled component: {e:#}")))
 }
 
 /// The child's whole job, for a `main`: read the component from `input`, write the
@@ -285,40 +286,70 @@ pub(crate) fn compile_in_child(
     let mut reaper = Reaper(Some(child));
     let child = reaper.0.as_mut().expect("just set");
     let pid = child.id();
-    let mut stdin = child.stdin.take().expect("piped stdin");
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let (done, finished) = std::sync::mpsc::channel::<()>();
-    let (blob, message, timed_out) = std::thread::scope(|scope| {
+    let stdin = child.stdin.take().expect("piped stdin");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let stderr = child.stderr.take().expect("piped stderr");
+    // Killing by pid is safe until the child is reaped, which happens only after this
+    // scope (the `Reaper` or the `wait` below).
+    let kill = move || {
+        // SAFETY: kill(2) on our own child, not reaped yet.
+        #[cfg(unix)]
+        unsafe {
+            libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+    };
+    let exchange = std::thread::scope(|scope| -> Result<_, ChildFailure> {
+        let (done, finished) = std::sync::mpsc::channel::<()>();
+        let thread = |name: &str| std::thread::Builder::new().name(name.to_string());
+        let spawn_failed = |e: std::io::Error| {
+            kill();
+            ChildFailure::Died(format!("starting a thread for the compiler process: {e}"))
+        };
+        // Past the deadline the child is killed, which ends every read below. Also
+        // when this closure returns early (`done` dropped): nothing reads the child then.
+        let watchdog = thread("sundial-compile-watch")
+            .spawn_scoped(scope, move || match finished.recv_timeout(CHILD_DEADLINE) {
+                Ok(()) => false,
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                    kill();
+                    false
+                }
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    kill();
+                    true
+                }
+            })
+            .map_err(spawn_failed)?;
         // The child reads all of stdin before it writes; a thread feeds it so a child
         // that stops reading early cannot block this one.
-        scope.spawn(move || {
-            let _ = stdin.write_all(component);
-        });
-        let reader = scope.spawn(move || {
-            let mut text = Vec::new();
-            let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut text);
-            String::from_utf8_lossy(&text).trim().to_string()
-        });
-        // Past the deadline the child is killed, which ends the reads below. It is
-        // not reaped before this thread is done, so its pid cannot be reused.
-        let watchdog = scope.spawn(move || {
-            let late = finished.recv_timeout(CHILD_DEADLINE).is_err();
-            if late {
-                // SAFETY: kill(2) on our own unreaped child.
-                #[cfg(unix)]
-                unsafe {
-                    libc::kill(pid as libc::pid_t, libc::SIGKILL);
-                }
-            }
-            late
-        });
+        let mut stdin = stdin;
+        thread("sundial-compile-feed")
+            .spawn_scoped(scope, move || {
+                let _ = stdin.write_all(component);
+            })
+            .map_err(spawn_failed)?;
+        let mut stderr = stderr;
+        let reader = thread("sundial-compile-err")
+            .spawn_scoped(scope, move || {
+                let mut text = Vec::new();
+                let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut text);
+                String::from_utf8_lossy(&text).trim().to_string()
+            })
+            .map_err(spawn_failed)?;
+        let mut stdout = stdout;
         let mut blob = Vec::new();
         let read = (&mut stdout).take(MAX_ANSWER_BYTES + 1).read_to_end(&mut blob);
+        let too_long = read.is_ok() && blob.len() as u64 > MAX_ANSWER_BYTES;
+        if too_long {
+            kill(); // it would block on the pipe nobody reads any more
+        }
+        drop(stdout);
+        let message = reader.join().unwrap_or_default();
         let _ = done.send(());
         let timed_out = watchdog.join().unwrap_or(false);
-        (read.map(|_| blob), reader.join().unwrap_or_default(), timed_out)
+        Ok((read.map(|_| blob), message, timed_out, too_long))
     });
+    let (blob, message, timed_out, too_long) = exchange?;
     let mut child = reaper.0.take().expect("not reaped yet");
     let status = child
         .wait()
@@ -329,11 +360,13 @@ pub(crate) fn compile_in_child(
             CHILD_DEADLINE.as_secs()
         )));
     }
+    if too_long {
+        return Err(ChildFailure::Died(format!(
+            "the compiler process answered more than {MAX_ANSWER_BYTES} bytes"
+        )));
+    }
     if status.success() {
         return match blob {
-            Ok(blob) if blob.len() as u64 > MAX_ANSWER_BYTES => Err(ChildFailure::Died(format!(
-                "the compiler process answered more than {MAX_ANSWER_BYTES} bytes"
-            ))),
             Ok(blob) => Ok(blob),
             Err(e) => Err(ChildFailure::Died(format!("reading the compiled component: {e}"))),
         };

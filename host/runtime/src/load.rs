@@ -127,7 +127,7 @@ impl Runtime {
         };
         let settings = EngineSettings::of(&self.inner.config);
         match compile_in_child(program, args, &settings, bytes) {
-            // SAFETY: the bytes are `Engine::precompile_component`'s output, made by
+            // SAFETY: the bytes are `Component::serialize`'s output, made by
             // the configured compiler program (the daemon's own executable) for these
             // engine settings; wasmtime checks version and configuration compatibility.
             Ok(blob) => match unsafe { Component::deserialize(engine, &blob) } {
