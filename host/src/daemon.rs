@@ -19,6 +19,11 @@ use sundial_store::tokens::{Role, TokenRecord};
 pub struct DaemonConfig {
     /// Data directory: `sundial.redb`, `admin.token`, `cache/`. Default `./sundial-data`.
     pub data_dir: PathBuf,
+    /// Directory of compiled plugins (native code: it must be trusted). Default: none,
+    /// meaning `cache/` in the data directory. Entries are named by the component's
+    /// digest and the engine's fingerprint and written atomically, so daemons may share
+    /// one.
+    pub compile_cache: Option<PathBuf>,
     /// Address the API listens on. Default `127.0.0.1:7780`.
     pub listen: SocketAddr,
     /// Runs executing at once. Default 64 ([`DEFAULT_WORKERS`]).
@@ -81,6 +86,7 @@ impl Default for DaemonConfig {
     fn default() -> Self {
         DaemonConfig {
             data_dir: PathBuf::from("sundial-data"),
+            compile_cache: None,
             listen: SocketAddr::from(([127, 0, 0, 1], 7780)),
             workers: DEFAULT_WORKERS,
             max_batch: sundial_store::writer::DEFAULT_MAX_BATCH,
@@ -204,7 +210,7 @@ pub async fn serve(config: DaemonConfig) -> Result<(), String> {
         "descriptor limits"
     );
     let runtime = Runtime::new(RuntimeConfig {
-        cache_dir: Some(dir.join("cache")),
+        cache_dir: Some(config.compile_cache.clone().unwrap_or_else(|| dir.join("cache"))),
         network: config.network.clone(),
         max_instances: (config.workers as u32).saturating_mul(2).max(8),
         max_outbound,

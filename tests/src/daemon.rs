@@ -5,6 +5,12 @@ use crate::{raw_http, sundial_bin, wasm};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// The compile cache the suite's daemons share: beside the `sundial` binary under
+/// test, so `cargo clean` removes it.
+pub fn shared_compile_cache() -> PathBuf {
+    sundial_bin().with_file_name("test-compile-cache")
+}
+
 /// A `sundial serve` process on a loopback port with its own data directory.
 pub struct Daemon {
     /// The child process.
@@ -58,6 +64,13 @@ impl Daemon {
         // The PostgreSQL pass: a database per data directory, unless the test names a store.
         if crate::pg::postgres_pass() && !extra.contains(&"--store") {
             command.args(["--store", &crate::pg::database_for(data)]);
+        }
+        // One compile cache for every daemon of the suite, so each plugin is compiled
+        // once per suite instead of at every new data directory's first start (its
+        // entries are named by digest and engine fingerprint and written atomically).
+        // A test of the cache itself names its own, by flag or environment.
+        if !extra.contains(&"--compile-cache") && !env.iter().any(|(k, _)| *k == "SUNDIAL_COMPILE_CACHE") {
+            command.arg("--compile-cache").arg(shared_compile_cache());
         }
         command
             .args(extra)

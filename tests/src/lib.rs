@@ -21,6 +21,31 @@ use sundial_core::invocation::{Invocation, RunReport};
 use sundial_core::limits::Limits;
 use sundial_runtime::{MemoryServices, Plugin, PluginIdentity, Runtime, RuntimeConfig};
 
+/// `libfuzzer_sys::fuzz_target!` for the fuzz targets in `fuzz/fuzz_targets` compiled
+/// into a test of this workspace (`tests/tooling.rs` names this crate `libfuzzer_sys`):
+/// the target's body becomes `run_one(bytes)`, which runs it on one input as libFuzzer
+/// would (a typed input is built with `arbitrary` from all the bytes; bytes that do not
+/// make one are skipped). The test's crate needs `arbitrary`.
+#[macro_export]
+macro_rules! fuzz_target {
+    (|$data:ident: &[u8]| $body:block) => {
+        /// The fuzz target's body on one input.
+        pub fn run_one($data: &[u8]) {
+            $body
+        }
+    };
+    (|$input:ident: $ty:ty| $body:block) => {
+        /// The fuzz target's body on the input `arbitrary` makes of `bytes`.
+        pub fn run_one(bytes: &[u8]) {
+            if let Ok($input) =
+                <$ty as arbitrary::Arbitrary>::arbitrary_take_rest(arbitrary::Unstructured::new(bytes))
+            {
+                $body
+            }
+        }
+    };
+}
+
 /// One runtime per test process (as the daemon has one), loopback allowed or not.
 pub fn runtime(allow_loopback: bool) -> Runtime {
     static DENY: OnceLock<Runtime> = OnceLock::new();

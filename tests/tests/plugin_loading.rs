@@ -8,6 +8,13 @@ use sundial_tests::daemon::Daemon;
 use sundial_tests::{metric, raw_http, wait_until, wasm};
 
 /// POST the raw bytes to `/v1/plugins?QUERY` as `content_type`.
+/// A daemon on `dir` with its own compile cache (`dir/cache`, set by environment), not
+/// the suite's shared one: these tests count what is compiled and what is read from it.
+fn start(dir: &std::path::Path, extra: &[&str]) -> Daemon {
+    let cache = dir.join("cache").display().to_string();
+    Daemon::start_with_env(dir, extra, &[("SUNDIAL_COMPILE_CACHE", &cache)])
+}
+
 fn upload(d: &Daemon, query: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
     let headers = format!(
         "authorization: Bearer {}\r\ncontent-type: {content_type}\r\n",
@@ -20,7 +27,7 @@ fn upload(d: &Daemon, query: &str, content_type: &str, body: &[u8]) -> (u16, Val
 #[test]
 fn raw_wasm_upload_installs_and_bad_ones_get_precise_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &[]);
+    let d = start(dir.path(), &[]);
     let bytes = std::fs::read(wasm("sundial-fixture-hello")).unwrap();
     let enc = |s: &str| sundial_core::address::percent_encode(s);
 
@@ -130,7 +137,7 @@ fn raw_wasm_upload_installs_and_bad_ones_get_precise_errors() {
 #[test]
 fn the_first_run_after_install_loads_nothing_and_a_restart_warms_what_the_cache_lacks() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &[]);
+    let d = start(dir.path(), &[]);
     d.install_ok("hello", "sundial-fixture-hello", json!({}));
     d.create(
         "/v1/tasks",
@@ -157,7 +164,7 @@ fn the_first_run_after_install_loads_nothing_and_a_restart_warms_what_the_cache_
     // the first run finds its plugin loaded.
     d.kill9();
     std::fs::remove_dir_all(dir.path().join("cache")).unwrap();
-    let d = Daemon::start(dir.path(), &[]);
+    let d = start(dir.path(), &[]);
     wait_until("the warm-up compiled every plugin", 300, || {
         d.plugin_loads("compile") as usize >= plugins
     });
@@ -180,7 +187,7 @@ fn the_first_run_after_install_loads_nothing_and_a_restart_warms_what_the_cache_
     // A restart with the cache in place loads the used plugin from it: no compile at
     // all, and nothing else loaded.
     d.kill9();
-    let d = Daemon::start(dir.path(), &[]);
+    let d = start(dir.path(), &[]);
     wait_until("the warm-up ends", 120, || {
         d.stderr_text().contains("plugins warmed")
     });
@@ -361,7 +368,7 @@ fn plugins_compile_in_a_child_process_and_its_failures_are_the_loads_own() {
 fn loaded_plugins_stay_under_plugin_memory() {
     let dir = tempfile::tempdir().unwrap();
     // 16 MiB holds a few small plugins, not every bundled one with the fixtures.
-    let d = Daemon::start(dir.path(), &["--plugin-memory", "16MiB"]);
+    let d = start(dir.path(), &["--plugin-memory", "16MiB"]);
     d.install_ok("hello", "sundial-fixture-hello", json!({}));
     d.install_ok("hostile", "sundial-fixture-hostile", json!({}));
     d.create(
@@ -389,7 +396,7 @@ fn loaded_plugins_stay_under_plugin_memory() {
 #[test]
 fn a_plugin_installed_with_runs_per_instance_keeps_its_instance_that_long() {
     let dir = tempfile::tempdir().unwrap();
-    let d = Daemon::start(dir.path(), &[]);
+    let d = start(dir.path(), &[]);
     let bytes = std::fs::read(wasm("sundial-fixture-hostile")).unwrap();
     let (status, p) = upload(
         &d,

@@ -58,11 +58,23 @@ struct Inner {
     /// Loads that compiled, and loads from the disk cache.
     compiled: AtomicU64,
     from_disk: AtomicU64,
-    /// Components that failed to load, by digest, with why: not compiled again per run.
-    failed: Mutex<HashMap<String, String>>,
+    /// Components that failed to load, by digest: not compiled again per run.
+    failed: Mutex<HashMap<String, Failed>>,
     /// A warm-up is running; `warm_again` asks it for one more pass.
     warming: std::sync::atomic::AtomicBool,
     warm_again: std::sync::atomic::AtomicBool,
+}
+
+/// How long a component whose compiler process died (killed for memory, say) is not
+/// compiled again: runs and deliveries that need it meanwhile fail or retry at once
+/// instead of each starting a compile that may take minutes and die the same way.
+pub const COMPILER_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// A component that failed to load, and why: for good when it was refused, else (its
+/// compiler died) until `retry_at`.
+struct Failed {
+    why: String,
+    retry_at: Option<std::time::Instant>,
 }
 
 /// Loaded plugins with their size and last use, dropped least recently used first.
@@ -161,6 +173,12 @@ impl PluginCache {
     /// its record's digest, so its first run does not load it again.
     pub fn insert(&self, record_digest: &str, plugin: Arc<Plugin>) {
         let bytes = plugin.code_bytes;
+        // It loads now: whatever failed before (its compiler died) is past.
+        self.inner
+            .failed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(record_digest);
         self.lock().insert(record_digest.to_string(), plugin, bytes);
     }
 
@@ -202,12 +220,12 @@ impl PluginCache {
                 // use are loaded. `None`: every plugin counts as used (the lists could
                 // not be read).
                 let store = cache.inner.store.clone();
-                let used = match tokio::task::spawn_blocking(move || plugins_in_use(&store)).await {
-                    Ok(Ok(used)) => Some(used),
-                    Ok(Err(e)) => {
-                        tracing::warn!("warming plugins: listing tasks and webhooks failed: {e}");
-                        None
-                    }
+                let used = match tokio::task::spawn_blocking(move || plugins_in_use(&store))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|listed| listed.map_err(|e| e.to_string()))
+                {
+                    Ok(used) => Some(used),
                     Err(e) => {
                         tracing::warn!("warming plugins: listing tasks and webhooks failed: {e}");
                         None
@@ -279,8 +297,8 @@ impl PluginCache {
             if self.lock().entries.contains_key(&record.digest) {
                 return Ok(false);
             }
-            if let Some(why) = self.failure(&record.digest) {
-                return Err(LoadFailure::Refused(why));
+            if let Some(failure) = self.failure(&record.digest) {
+                return Err(failure);
             }
             let bytes = self.bytes_of(record)?;
             let runtime = self.inner.runtime.clone();
@@ -303,20 +321,29 @@ impl PluginCache {
         .await
     }
 
-    /// Why `record` did not load, as a [`LoadFailure`]: a failure of the component
-    /// itself (invalid, over the pool's limits) is remembered, so it is not compiled
-    /// again for every run; one that may pass (the compiler process died) is not.
+    /// Why `record` did not load, as a [`LoadFailure`], remembered so it is not
+    /// compiled again for every run: a failure of the component itself (invalid, over
+    /// the pool's limits) for good, one that may pass (the compiler process died) for
+    /// [`COMPILER_RETRY_AFTER`]. A failure to read the store is not remembered.
     fn load_failed(&self, record: &PluginRecord, e: sundial_runtime::LoadError) -> LoadFailure {
         let why = format!("plugin {:?} does not load: {e}", record.name);
-        if e.is_transient() {
-            return LoadFailure::Unavailable(why);
-        }
+        let transient = e.is_transient();
+        let retry_at = transient.then(|| std::time::Instant::now() + COMPILER_RETRY_AFTER);
         self.inner
             .failed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(record.digest.clone(), why.clone());
-        LoadFailure::Refused(why)
+            .insert(
+                record.digest.clone(),
+                Failed {
+                    why: why.clone(),
+                    retry_at,
+                },
+            );
+        match transient {
+            true => LoadFailure::Unavailable(why),
+            false => LoadFailure::Refused(why),
+        }
     }
 
     /// The component bytes of `record`, from the store.
@@ -330,14 +357,25 @@ impl PluginCache {
             })
     }
 
-    /// Why the component of `digest` failed to load, if it did.
-    fn failure(&self, digest: &str) -> Option<String> {
-        self.inner
-            .failed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(digest)
-            .cloned()
+    /// Why the component of `digest` failed to load, if it did and is not to be tried
+    /// again yet.
+    fn failure(&self, digest: &str) -> Option<LoadFailure> {
+        let mut failed = self.inner.failed.lock().unwrap_or_else(|e| e.into_inner());
+        let f = failed.get(digest)?;
+        match f.retry_at {
+            None => Some(LoadFailure::Refused(f.why.clone())),
+            Some(at) => match at.checked_duration_since(std::time::Instant::now()) {
+                Some(left) if !left.is_zero() => Some(LoadFailure::Unavailable(format!(
+                    "{} (tried again in {} s)",
+                    f.why,
+                    left.as_secs() + 1
+                ))),
+                _ => {
+                    failed.remove(digest);
+                    None
+                }
+            },
+        }
     }
 
     /// The compiled plugin of `record`, loading (and caching by digest) on first use.
@@ -382,8 +420,8 @@ impl PluginCache {
         if let Some(p) = self.lock().get(&record.digest) {
             return Ok((p, false)); // loaded while this one waited
         }
-        if let Some(why) = self.failure(&record.digest) {
-            return Err(LoadFailure::Refused(why));
+        if let Some(failure) = self.failure(&record.digest) {
+            return Err(failure);
         }
         let bytes = self.bytes_of(record)?;
         let runtime = self.inner.runtime.clone();
@@ -459,6 +497,101 @@ fn every_page<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A cache on a real store whose runtime compiles through `sh -c SCRIPT`.
+    async fn cache_compiling_with(dir: &std::path::Path, script: &str) -> (PluginCache, PluginRecord) {
+        let store: SharedStore = Arc::new(sundial_store::Store::open(dir, 16).unwrap());
+        let runtime = Runtime::new(sundial_runtime::RuntimeConfig {
+            cache_dir: Some(dir.join("cache")),
+            max_instances: 2,
+            compiler: sundial_runtime::Compiler::Child {
+                program: "/bin/sh".into(),
+                args: vec!["-c".into(), script.into(), "sh".into()],
+            },
+            ..Default::default()
+        })
+        .unwrap();
+        // A component's preamble: enough to reach the compiler.
+        let bytes = b"\0asm\x0d\x00\x01\x00".to_vec();
+        let record = PluginRecord {
+            name: "doomed".into(),
+            digest: sundial_runtime::digest(&bytes),
+            world: sundial_core::plugin::World::Action,
+            size_bytes: bytes.len() as u64,
+            imports: Vec::new(),
+            grants: Default::default(),
+            limits: Default::default(),
+            description: String::new(),
+            bundled: false,
+            pinned: false,
+            installed_at: "2026-01-01T00:00:00Z".into(),
+            updated_at: "2026-01-01T00:00:00Z".into(),
+        };
+        let record = store.insert_plugin(record, bytes, "test").await.unwrap();
+        (PluginCache::new(store, runtime, DEFAULT_CAPACITY_BYTES), record)
+    }
+
+    #[tokio::test]
+    async fn a_compiler_that_died_is_not_started_again_for_a_while_and_a_bad_component_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let tries = dir.path().join("tries");
+        let script = format!("echo x >> '{}'; kill -9 $$", tries.display());
+        let (cache, record) = cache_compiling_with(dir.path(), &script).await;
+        let count = || {
+            std::fs::read_to_string(&tries)
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        };
+
+        let first = cache.load(&record).await.unwrap_err();
+        assert!(matches!(first, LoadFailure::Unavailable(_)), "{first:?}");
+        assert_eq!(count(), 1);
+        // Within the back-off: the same transient failure, no compiler started.
+        for _ in 0..3 {
+            match cache.load(&record).await.unwrap_err() {
+                LoadFailure::Unavailable(why) => assert!(why.contains("tried again in"), "{why}"),
+                other => panic!("{other:?}"),
+            }
+            assert!(matches!(
+                cache.precompile(&record).await,
+                Err(LoadFailure::Unavailable(_))
+            ));
+        }
+        assert_eq!(count(), 1, "the compiler was started again within the back-off");
+        // Once it has passed, the next load tries again.
+        cache
+            .inner
+            .failed
+            .lock()
+            .unwrap()
+            .get_mut(&record.digest)
+            .unwrap()
+            .retry_at = Some(std::time::Instant::now());
+        assert!(matches!(
+            cache.load(&record).await,
+            Err(LoadFailure::Unavailable(_))
+        ));
+        assert_eq!(count(), 2);
+
+        // A component the compiler refuses (exit 3) is refused for good.
+        let dir = tempfile::tempdir().unwrap();
+        let tries = dir.path().join("tries");
+        let script = format!(
+            "echo x >> '{}'; echo 'invalid component: no' >&2; exit 3",
+            tries.display()
+        );
+        let (cache, record) = cache_compiling_with(dir.path(), &script).await;
+        let count = || {
+            std::fs::read_to_string(&tries)
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        };
+        for _ in 0..3 {
+            let e = cache.load(&record).await.unwrap_err();
+            assert!(matches!(e, LoadFailure::Refused(_)), "{e:?}");
+        }
+        assert_eq!(count(), 1);
+    }
 
     #[test]
     fn least_recently_used_go_first_and_the_newest_stays() {

@@ -52,6 +52,12 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SUNDIAL_STORE_POOL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     store_pool: Option<usize>,
+    /// Directory of compiled plugins (native code: it must be trusted; created with
+    /// mode 0700). Daemons of the same version may share one [default: cache/ in the
+    /// data directory].
+    #[arg(long, env = "SUNDIAL_COMPILE_CACHE")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    compile_cache: Option<PathBuf>,
     /// Store page cache in MiB [default: 8].
     #[arg(long, env = "SUNDIAL_STORE_CACHE_MB")]
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -385,6 +391,7 @@ pub(crate) fn resolve(args: ServeArgs, file_text: Option<&str>) -> Result<Resolv
     Ok(Resolved {
         daemon: DaemonConfig {
             data_dir: args.data.unwrap_or(d.data_dir),
+            compile_cache: args.compile_cache,
             listen: args.listen.unwrap_or(d.listen),
             workers,
             max_batch: d.max_batch,
@@ -506,6 +513,17 @@ mod tests {
             ..ServeArgs::default()
         };
         assert_eq!(resolve(args, Some(file)).unwrap().daemon.workers, 8);
+        // The compile cache is the data directory's unless named.
+        assert_eq!(r.daemon.compile_cache, None);
+        let named = resolve(
+            ServeArgs::default(),
+            Some("compile_cache = \"/var/cache/sundial\"\n"),
+        )
+        .unwrap();
+        assert_eq!(
+            named.daemon.compile_cache,
+            Some(PathBuf::from("/var/cache/sundial"))
+        );
     }
 
     #[test]
