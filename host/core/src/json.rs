@@ -20,13 +20,19 @@ pub const MAX_DEPTH: usize = 64;
 /// Parse `bytes` as one JSON value, refusing nesting deeper than [`MAX_DEPTH`] and
 /// duplicate keys. The error names the path (`data.items[3]`) where it happened.
 pub fn parse(bytes: &[u8]) -> Result<Value, serde_json::Error> {
-    let path = RefCell::new(Vec::new());
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value = Checked {
-        depth: 0,
-        path: &path,
+    // Most input is valid: parse it without keeping the path, and only when that fails
+    // parse again keeping it, for an error that says where. Both make the same checks,
+    // so the second parse fails too, with the error that names the place.
+    if let Ok(value) = parse_with(bytes, Unplaced) {
+        return Ok(value);
     }
-    .deserialize(&mut de)?;
+    let path = RefCell::new(Vec::new());
+    parse_with(bytes, &path)
+}
+
+fn parse_with<W: Where>(bytes: &[u8], path: W) -> Result<Value, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value = Checked { depth: 0, path }.deserialize(&mut de)?;
     de.end()?;
     Ok(value)
 }
@@ -123,14 +129,55 @@ enum Step {
     Key(String),
 }
 
-struct Checked<'p> {
-    depth: usize,
-    path: &'p RefCell<Vec<Step>>,
+/// Where the value being parsed is, for errors: the path itself (`&RefCell<Vec<Step>>`),
+/// or [`Unplaced`], which keeps nothing and costs nothing.
+trait Where: Copy {
+    /// `f` parses the element at `index` of the current array.
+    fn index<R>(self, index: usize, f: impl FnOnce() -> R) -> R;
+    /// `f` parses the value of `key` in the current object; the key is given back.
+    fn key<R>(self, key: String, f: impl FnOnce() -> R) -> (String, R);
+    /// The path, rendered.
+    fn at(self) -> String;
 }
 
-impl Checked<'_> {
-    fn at(&self) -> String {
-        let path = self.path.borrow();
+/// No path kept: the first parse, of input that is most likely valid.
+#[derive(Clone, Copy)]
+struct Unplaced;
+
+impl Where for Unplaced {
+    fn index<R>(self, _: usize, f: impl FnOnce() -> R) -> R {
+        f()
+    }
+
+    fn key<R>(self, key: String, f: impl FnOnce() -> R) -> (String, R) {
+        (key, f())
+    }
+
+    fn at(self) -> String {
+        String::new()
+    }
+}
+
+impl Where for &RefCell<Vec<Step>> {
+    fn index<R>(self, index: usize, f: impl FnOnce() -> R) -> R {
+        self.borrow_mut().push(Step::Index(index));
+        let r = f();
+        self.borrow_mut().pop();
+        r
+    }
+
+    fn key<R>(self, key: String, f: impl FnOnce() -> R) -> (String, R) {
+        // The key waits in the path while its value is parsed, then goes back.
+        self.borrow_mut().push(Step::Key(key));
+        let r = f();
+        let Some(Step::Key(key)) = self.borrow_mut().pop() else {
+            unreachable!("the path holds the key pushed above");
+        };
+        (key, r)
+    }
+
+    fn at(self) -> String {
+        let path = self.borrow();
         if path.is_empty() {
             return "the top level".into();
         }
@@ -147,20 +194,27 @@ impl Checked<'_> {
         }
         text
     }
+}
 
+struct Checked<W> {
+    depth: usize,
+    path: W,
+}
+
+impl<W: Where> Checked<W> {
     fn deeper<E: serde::de::Error>(&self) -> Result<usize, E> {
         let next = self.depth + 1;
         if next > MAX_DEPTH {
             return Err(E::custom(format!(
                 "nested deeper than {MAX_DEPTH} levels at {}",
-                self.at()
+                self.path.at()
             )));
         }
         Ok(next)
     }
 }
 
-impl<'de> DeserializeSeed<'de> for Checked<'_> {
+impl<'de, W: Where> DeserializeSeed<'de> for Checked<W> {
     type Value = Value;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
@@ -168,7 +222,7 @@ impl<'de> DeserializeSeed<'de> for Checked<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for Checked<'_> {
+impl<'de, W: Where> Visitor<'de> for Checked<W> {
     type Value = Value;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
@@ -215,12 +269,12 @@ impl<'de> Visitor<'de> for Checked<'_> {
         let depth = self.deeper()?;
         let mut items = Vec::new();
         loop {
-            self.path.borrow_mut().push(Step::Index(items.len()));
-            let next = seq.next_element_seed(Checked {
-                depth,
-                path: self.path,
+            let next = self.path.index(items.len(), || {
+                seq.next_element_seed(Checked {
+                    depth,
+                    path: self.path,
+                })
             });
-            self.path.borrow_mut().pop();
             match next? {
                 Some(v) => items.push(v),
                 None => return Ok(Value::Array(items)),
@@ -235,18 +289,15 @@ impl<'de> Visitor<'de> for Checked<'_> {
             if map.contains_key(&key) {
                 return Err(A::Error::custom(format!(
                     "duplicate key {key:?} at {}",
-                    self.at()
+                    self.path.at()
                 )));
             }
-            // The key waits in the path while its value is parsed, then goes in the map.
-            self.path.borrow_mut().push(Step::Key(key));
-            let value = access.next_value_seed(Checked {
-                depth,
-                path: self.path,
+            let (key, value) = self.path.key(key, || {
+                access.next_value_seed(Checked {
+                    depth,
+                    path: self.path,
+                })
             });
-            let Some(Step::Key(key)) = self.path.borrow_mut().pop() else {
-                unreachable!("the path holds the key pushed above");
-            };
             map.insert(key, value?);
         }
         Ok(Value::Object(map))
@@ -326,6 +377,40 @@ mod tests {
         assert_eq!(text_depth(br#"{"a": "[[[{{{", "b": [1, {"c": "\"]]]"}]}"#), 3);
         assert_eq!(text_depth(br#"["\\", [1]]"#), 2);
         assert_eq!(text_depth(nested(1_000_000).as_bytes()), 1_000_000);
+    }
+
+    #[test]
+    fn the_first_parse_and_the_placed_one_accept_exactly_the_same_input() {
+        let deep_object = |n: usize| format!("{}1{}", "{\"k\":".repeat(n), "}".repeat(n));
+        let cases = [
+            r#"{"a": 1, "b": [true, null, 2.5, "x"], "c": {"d": {}}}"#.to_string(),
+            r#"{"a": 1, "a": 2}"#.into(),
+            r#"[{"x": 1}, {"x": 2, "y": {"x": 3, "x": 4}}]"#.into(),
+            r#"{"a": 1} trailing"#.into(),
+            r#"{"a": }"#.into(),
+            "\"\\u00e9t\\u00e9\"".into(),
+            "-0.0e+3".into(),
+            String::new(),
+            nested(MAX_DEPTH),
+            nested(MAX_DEPTH + 1),
+            deep_object(MAX_DEPTH),
+            deep_object(MAX_DEPTH + 1),
+        ];
+        for case in cases {
+            let fast = parse_with(case.as_bytes(), Unplaced);
+            let placed = parse_with(case.as_bytes(), &RefCell::new(Vec::new()));
+            match (&fast, &placed) {
+                (Ok(a), Ok(b)) => assert_eq!(a, b, "{case}"),
+                (Err(_), Err(_)) => {}
+                _ => panic!("the two parses disagree on {case:?}: {fast:?} / {placed:?}"),
+            }
+            // And `parse` gives what the placed parse gives, error text included.
+            assert_eq!(
+                parse(case.as_bytes()).map_err(|e| e.to_string()),
+                placed.map_err(|e| e.to_string()),
+                "{case}"
+            );
+        }
     }
 
     #[test]

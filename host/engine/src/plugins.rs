@@ -65,16 +65,13 @@ struct Inner {
     warm_again: std::sync::atomic::AtomicBool,
 }
 
-/// How long a component whose compiler process died (killed for memory, say) is not
-/// compiled again: runs and deliveries that need it meanwhile fail or retry at once
-/// instead of each starting a compile that may take minutes and die the same way.
-pub const COMPILER_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(30);
-
-/// A component that failed to load, and why: for good when it was refused, else (its
-/// compiler died) until `retry_at`.
+/// A component that failed to load, why, and when: for good when it was refused; when
+/// its compiler died (killed for memory, say), only for the loads that were already
+/// waiting for that compile (see [`PluginCache::failure`]).
 struct Failed {
     why: String,
-    retry_at: Option<std::time::Instant>,
+    at: std::time::Instant,
+    transient: bool,
 }
 
 /// Loaded plugins with their size and last use, dropped least recently used first.
@@ -249,7 +246,7 @@ impl PluginCache {
                                 continue;
                             }
                             if cache.lock().entries.contains_key(&record.digest)
-                                || cache.failure(&record.digest).is_some()
+                                || cache.failure(&record.digest, started).is_some()
                             {
                                 continue; // loaded (its place in the LRU kept), or known bad
                             }
@@ -260,7 +257,7 @@ impl PluginCache {
                             }
                         }
                         for record in not_loaded.into_iter().chain(unused) {
-                            if cache.failure(&record.digest).is_some() {
+                            if cache.failure(&record.digest, started).is_some() {
                                 continue; // known bad
                             }
                             match cache.precompile(&record).await {
@@ -293,11 +290,12 @@ impl PluginCache {
     /// already (or it is loaded, or known bad), without loading it; whether this
     /// compiled (counted as a compile). Under the digest's gate, like a load.
     async fn precompile(&self, record: &PluginRecord) -> Result<bool, LoadFailure> {
+        let arrived = std::time::Instant::now();
         self.gated(&record.digest, async {
             if self.lock().entries.contains_key(&record.digest) {
                 return Ok(false);
             }
-            if let Some(failure) = self.failure(&record.digest) {
+            if let Some(failure) = self.failure(&record.digest, arrived) {
                 return Err(failure);
             }
             let bytes = self.bytes_of(record)?;
@@ -321,25 +319,21 @@ impl PluginCache {
         .await
     }
 
-    /// Why `record` did not load, as a [`LoadFailure`], remembered so it is not
-    /// compiled again for every run: a failure of the component itself (invalid, over
-    /// the pool's limits) for good, one that may pass (the compiler process died) for
-    /// [`COMPILER_RETRY_AFTER`]. A failure to read the store is not remembered.
+    /// Why `record` did not load, as a [`LoadFailure`], remembered (see
+    /// [`PluginCache::failure`]). A failure to read the store is not remembered.
     fn load_failed(&self, record: &PluginRecord, e: sundial_runtime::LoadError) -> LoadFailure {
         let why = format!("plugin {:?} does not load: {e}", record.name);
         let transient = e.is_transient();
-        let retry_at = transient.then(|| std::time::Instant::now() + COMPILER_RETRY_AFTER);
+        let failed = Failed {
+            why: why.clone(),
+            at: std::time::Instant::now(),
+            transient,
+        };
         self.inner
             .failed
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                record.digest.clone(),
-                Failed {
-                    why: why.clone(),
-                    retry_at,
-                },
-            );
+            .insert(record.digest.clone(), failed);
         match transient {
             true => LoadFailure::Unavailable(why),
             false => LoadFailure::Refused(why),
@@ -357,24 +351,22 @@ impl PluginCache {
             })
     }
 
-    /// Why the component of `digest` failed to load, if it did and is not to be tried
-    /// again yet.
-    fn failure(&self, digest: &str) -> Option<LoadFailure> {
-        let mut failed = self.inner.failed.lock().unwrap_or_else(|e| e.into_inner());
-        let f = failed.get(digest)?;
-        match f.retry_at {
-            None => Some(LoadFailure::Refused(f.why.clone())),
-            Some(at) => match at.checked_duration_since(std::time::Instant::now()) {
-                Some(left) if !left.is_zero() => Some(LoadFailure::Unavailable(format!(
-                    "{} (tried again in {} s)",
-                    f.why,
-                    left.as_secs() + 1
-                ))),
-                _ => {
-                    failed.remove(digest);
-                    None
-                }
-            },
+    /// Why the component of `digest` failed to load, for a load that began waiting at
+    /// `since`, if it is not to be tried again: a refused component never is (trying
+    /// again cannot help); one whose compiler died is tried again by a load that came
+    /// after that failure, while the loads that were waiting for the failed compile
+    /// share its failure instead of each starting a compile that may take minutes and
+    /// die the same way. (A run retried after such a failure compiles again.)
+    fn failure(&self, digest: &str, since: std::time::Instant) -> Option<LoadFailure> {
+        let failed = self.inner.failed.lock().unwrap_or_else(|e| e.into_inner());
+        match failed.get(digest)? {
+            Failed {
+                why,
+                transient: false,
+                ..
+            } => Some(LoadFailure::Refused(why.clone())),
+            Failed { why, at, .. } if *at >= since => Some(LoadFailure::Unavailable(why.clone())),
+            _ => None,
         }
     }
 
@@ -388,7 +380,8 @@ impl PluginCache {
         if let Some(p) = self.lock().get(&record.digest) {
             return Ok((p, false));
         }
-        self.gated(&record.digest, self.load_gated(record)).await
+        let arrived = std::time::Instant::now();
+        self.gated(&record.digest, self.load_gated(record, arrived)).await
     }
 
     /// Run `work` holding the gate of `digest`: one load or compile of a component at a
@@ -416,11 +409,15 @@ impl PluginCache {
     }
 
     /// The load itself, under the digest's gate.
-    async fn load_gated(&self, record: &PluginRecord) -> Result<(Arc<Plugin>, bool), LoadFailure> {
+    async fn load_gated(
+        &self,
+        record: &PluginRecord,
+        arrived: std::time::Instant,
+    ) -> Result<(Arc<Plugin>, bool), LoadFailure> {
         if let Some(p) = self.lock().get(&record.digest) {
             return Ok((p, false)); // loaded while this one waited
         }
-        if let Some(failure) = self.failure(&record.digest) {
+        if let Some(failure) = self.failure(&record.digest, arrived) {
             return Err(failure);
         }
         let bytes = self.bytes_of(record)?;
@@ -532,10 +529,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_compiler_that_died_is_not_started_again_for_a_while_and_a_bad_component_never() {
+    async fn loads_waiting_for_a_compiler_that_died_share_its_failure_and_a_bad_component_is_never_compiled_again()
+     {
         let dir = tempfile::tempdir().unwrap();
         let tries = dir.path().join("tries");
-        let script = format!("echo x >> '{}'; kill -9 $$", tries.display());
+        // A compiler that takes a moment and is then killed, as by the OOM killer.
+        let script = format!("echo x >> '{}'; sleep 0.5; kill -9 $$", tries.display());
         let (cache, record) = cache_compiling_with(dir.path(), &script).await;
         let count = || {
             std::fs::read_to_string(&tries)
@@ -543,30 +542,23 @@ mod tests {
                 .unwrap_or(0)
         };
 
-        let first = cache.load(&record).await.unwrap_err();
-        assert!(matches!(first, LoadFailure::Unavailable(_)), "{first:?}");
-        assert_eq!(count(), 1);
-        // Within the back-off: the same transient failure, no compiler started.
-        for _ in 0..3 {
-            match cache.load(&record).await.unwrap_err() {
-                LoadFailure::Unavailable(why) => assert!(why.contains("tried again in"), "{why}"),
-                other => panic!("{other:?}"),
-            }
-            assert!(matches!(
-                cache.precompile(&record).await,
-                Err(LoadFailure::Unavailable(_))
-            ));
-        }
-        assert_eq!(count(), 1, "the compiler was started again within the back-off");
-        // Once it has passed, the next load tries again.
-        cache
-            .inner
-            .failed
-            .lock()
-            .unwrap()
-            .get_mut(&record.digest)
-            .unwrap()
-            .retry_at = Some(std::time::Instant::now());
+        // Four loads at once: one compiles, the three waiting for it share its failure.
+        let (a, b, c, d) = tokio::join!(
+            cache.load(&record),
+            cache.load(&record),
+            cache.precompile(&record),
+            cache.load(&record)
+        );
+        assert!(matches!(a, Err(LoadFailure::Unavailable(_))), "{a:?}");
+        assert!(matches!(b, Err(LoadFailure::Unavailable(_))), "{b:?}");
+        assert!(matches!(c, Err(LoadFailure::Unavailable(_))), "{c:?}");
+        assert!(matches!(d, Err(LoadFailure::Unavailable(_))), "{d:?}");
+        assert_eq!(
+            count(),
+            1,
+            "the loads waiting for the dead compiler started their own"
+        );
+        // A load that comes after the failure (a run's retry) tries again.
         assert!(matches!(
             cache.load(&record).await,
             Err(LoadFailure::Unavailable(_))

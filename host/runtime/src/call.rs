@@ -35,8 +35,9 @@ impl Runtime {
         })
         .allow_tcp(false)
         .allow_udp(false)
-        .allow_ip_name_lookup(false)
-        .socket_addr_check(|_, _| Box::pin(async { false }));
+        .allow_ip_name_lookup(false);
+        // Every socket address is refused as well: the WASI context's default check
+        // (`SocketAddrCheck::default`) denies all, so none is set here.
         let mut http = WasiHttpCtx::new();
         http.set_field_size_limit(limits::MAX_FIELDS_BYTES);
         let state = RunState {
