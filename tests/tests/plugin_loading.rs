@@ -7,7 +7,6 @@ use serde_json::{Value, json};
 use sundial_tests::daemon::Daemon;
 use sundial_tests::{metric, raw_http, wait_until, wasm};
 
-/// POST the raw bytes to `/v1/plugins?QUERY` as `content_type`.
 /// A daemon on `dir` with its own compile cache (`dir/cache`, set by environment), not
 /// the suite's shared one: these tests count what is compiled and what is read from it.
 fn start(dir: &std::path::Path, extra: &[&str]) -> Daemon {
@@ -15,6 +14,7 @@ fn start(dir: &std::path::Path, extra: &[&str]) -> Daemon {
     Daemon::start_with_env(dir, extra, &[("SUNDIAL_COMPILE_CACHE", &cache)])
 }
 
+/// POST the raw bytes to `/v1/plugins?QUERY` as `content_type`.
 fn upload(d: &Daemon, query: &str, content_type: &str, body: &[u8]) -> (u16, Value) {
     let headers = format!(
         "authorization: Bearer {}\r\ncontent-type: {content_type}\r\n",
