@@ -52,9 +52,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "SUNDIAL_STORE_POOL")]
     #[serde(skip_serializing_if = "Option::is_none")]
     store_pool: Option<usize>,
-    /// Directory of compiled plugins (native code: it must be trusted; created with
-    /// mode 0700). Daemons of the same version may share one [default: cache/ in the
-    /// data directory].
+    /// Directory of compiled plugins (native code: it must be trusted; its mode is set
+    /// to 0700 at every start, so give it a directory of its own). Daemons of one user
+    /// may share one [default: cache/ in the data directory].
     #[arg(long, env = "SUNDIAL_COMPILE_CACHE")]
     #[serde(skip_serializing_if = "Option::is_none")]
     compile_cache: Option<PathBuf>,
