@@ -436,3 +436,17 @@ fn a_plugin_installed_with_runs_per_instance_keeps_its_instance_that_long() {
     let run = d.run_wait("count", json!({"mode": "count"}));
     assert_eq!(run["output"]["count"], 1, "{run}");
 }
+
+#[test]
+fn a_compile_cache_that_is_not_a_directory_stops_the_start_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-directory");
+    std::fs::write(&file, b"x").unwrap();
+    let data = dir.path().join("data");
+    let path = file.display().to_string();
+    let log = Daemon::try_start(&data, &["--compile-cache", &path], &[])
+        .err()
+        .expect("the daemon started with a file as its compile cache");
+    assert!(log.contains(&format!("compile cache {path}")), "{log}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"x", "the file was changed");
+}
