@@ -111,8 +111,9 @@ fn parse_body(state: &AppState, headers: &HeaderMap, body: &[u8]) -> ApiResult<(
         } else {
             String::new()
         };
-        let size = serde_json::to_vec(item).map(|v| v.len()).unwrap_or(usize::MAX);
-        if size > limit {
+        if !sundial_core::json::fits(item, limit) {
+            // Counted without building the text; built only to name the size.
+            let size = serde_json::to_vec(item).map(|v| v.len()).unwrap_or(usize::MAX);
             let at = if batch {
                 format!("events[{i}]: ")
             } else {

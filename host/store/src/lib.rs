@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod backup;
+pub(crate) mod cache;
 pub mod calendars;
 pub mod events;
 pub mod faults;
@@ -32,6 +33,8 @@ pub mod unreadable;
 pub mod webhooks;
 pub mod writer;
 
+#[cfg(test)]
+mod cache_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]
@@ -140,6 +143,9 @@ pub const DEFAULT_CACHE_BYTES: usize = 8 << 20;
 pub struct Store {
     db: Arc<handle::DbHandle>,
     writer: Writer,
+    /// Copies of tasks, plugins and tokens ([`cache`]); every write of those nouns
+    /// drops its shelf once committed.
+    cache: Arc<cache::ReadCache>,
 }
 
 impl Store {
@@ -148,7 +154,7 @@ impl Store {
     /// dropping a `Store` releases it a moment later, when the writer thread ends).
     /// A clone of this store still alive keeps it open.
     pub fn close(self) {
-        let Store { db, writer } = self;
+        let Store { db, writer, .. } = self;
         drop(db);
         writer.close();
     }
@@ -184,12 +190,38 @@ impl Store {
         migrate(&db)?;
         let db = Arc::new(handle::DbHandle::new(db, options));
         let writer = Writer::start(db.clone(), max_batch)?;
-        Ok(Store { db, writer })
+        Ok(Store {
+            db,
+            writer,
+            cache: Arc::new(cache::ReadCache::new()),
+        })
     }
 
     /// A consistent read snapshot.
     pub fn read(&self) -> Result<ReadTransaction, StoreError> {
         Ok(self.db.get()?.begin_read()?)
+    }
+
+    /// [`Store::write`] of a change to tasks, plugins or tokens, whose copies this node
+    /// keeps ([`cache`]): `forget` empties the noun's shelf once the change has committed
+    /// (or failed), on a task of its own, so a caller that stops waiting cannot leave
+    /// the old record on the shelf.
+    pub(crate) async fn write_dropping<R: Send + 'static>(
+        &self,
+        forget: impl FnOnce(&cache::ReadCache) + Send + 'static,
+        mutation: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        let store = self.clone();
+        let change = tokio::spawn(async move {
+            let written = store.write(mutation).await;
+            forget(&store.cache);
+            written
+        });
+        match change.await {
+            Ok(written) => written,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(_) => Err(StoreError::Closed),
+        }
     }
 
     /// Apply a mutation durably through the group-commit writer and return what it

@@ -4,6 +4,7 @@
 
 use super::StoreError;
 use super::audit;
+use super::cache::{ReadCache, Shelf};
 use super::tables::{Json, Paged, get_json, put_json};
 use redb::{ReadableTable, TableDefinition, WriteTransaction};
 use serde::Serialize;
@@ -58,6 +59,10 @@ pub struct Named<T: 'static> {
     pub on_put: Hook<T>,
     /// Kept in the commit of every delete of a record, after it.
     pub on_delete: Hook<T>,
+    /// The shelf of this node's copies of the noun's records, for nouns every run
+    /// reads (tasks; [`crate::cache`]): reads by id or name go through it and every
+    /// change drops it once committed. `None` for the others.
+    pub(crate) copies: Option<fn(&ReadCache) -> &Shelf<T>>,
 }
 
 impl<T: 'static> Clone for Named<T> {
@@ -194,6 +199,34 @@ pub fn no_hook<T>(_: &WriteTransaction, _: &T) -> Result<(), StoreError> {
 
 /// One commit each: what every named noun's store does alike.
 impl crate::Store {
+    /// One record by id or name, through the noun's shelf of copies if it has one.
+    pub(crate) fn get_named<T: NamedRecord>(
+        &self,
+        named: Named<T>,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
+        match named.copies {
+            Some(shelf) => shelf(&self.cache).read(key, || named.get(&self.read()?, key)),
+            None => named.get(&self.read()?, key),
+        }
+    }
+
+    /// Apply a change of the noun's records; its copies, if it has any, are dropped
+    /// once it committed ([`crate::Store::write_dropping`]).
+    async fn write_named<T: NamedRecord, R: Send + 'static>(
+        &self,
+        named: Named<T>,
+        mutation: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
+        match named.copies {
+            Some(shelf) => {
+                self.write_dropping(move |copies| shelf(copies).drop_all(), mutation)
+                    .await
+            }
+            None => self.write(mutation).await,
+        }
+    }
+
     /// Create `record` (its name must be free) once `check` passes.
     pub(crate) async fn insert_named<T: NamedRecord>(
         &self,
@@ -203,7 +236,7 @@ impl crate::Store {
         check: Hook<T>,
     ) -> Result<T, StoreError> {
         let actor = actor.to_string();
-        self.write(move |txn| {
+        self.write_named(named, move |txn| {
             check(txn, &record)?;
             named.create(txn, &record, &actor)?;
             Ok(record)
@@ -221,7 +254,7 @@ impl crate::Store {
         change: impl FnOnce(&WriteTransaction, &mut T) -> Result<(), StoreError> + Send + 'static,
     ) -> Result<(T, T), StoreError> {
         let (key, actor) = (key.to_string(), actor.to_string());
-        self.write(move |txn| named.update(txn, &key, now, &actor, change))
+        self.write_named(named, move |txn| named.update(txn, &key, now, &actor, change))
             .await
     }
 
@@ -234,7 +267,7 @@ impl crate::Store {
         before: Hook<T>,
     ) -> Result<T, StoreError> {
         let (key, actor) = (key.to_string(), actor.to_string());
-        self.write(move |txn| named.remove(txn, &key, &actor, before))
+        self.write_named(named, move |txn| named.remove(txn, &key, &actor, before))
             .await
     }
 }
@@ -278,7 +311,7 @@ macro_rules! named_store {
                 [$(#[$get_doc])*]
                 [fn $get(&self, key: &str) -> Result<Option<$record>, StoreError>]
                 {
-                    $named.get(&self.read()?, key)
+                    self.get_named($named, key)
                 }
                 [$(#[$page_doc])*]
                 [fn $page(&self, after: Option<&str>, limit: usize) -> Result<Paged<$record>, StoreError>]

@@ -110,27 +110,30 @@ impl PluginStore for Store {
         actor: &str,
     ) -> Result<PluginRecord, StoreError> {
         let actor = actor.to_string();
-        self.write(move |txn| {
-            let mut plugins = txn.open_table(PLUGINS)?;
-            if plugins.get(record.name.as_str())?.is_some() {
-                return Err(StoreError::Conflict(format!(
-                    "plugin {:?} already exists",
-                    record.name
-                )));
-            }
-            let mut blobs = txn.open_table(PLUGIN_BLOBS)?;
-            if blobs.get(record.blob_key())?.is_none() {
-                blobs.insert(record.blob_key(), bytes.as_slice())?;
-            }
-            put_json(&mut plugins, &record.name, &record)?;
-            audit::created(txn, &actor, "plugin", &record.name, &record)?;
-            Ok(record)
-        })
+        self.write_dropping(
+            |copies| copies.plugins.drop_all(),
+            move |txn| {
+                let mut plugins = txn.open_table(PLUGINS)?;
+                if plugins.get(record.name.as_str())?.is_some() {
+                    return Err(StoreError::Conflict(format!(
+                        "plugin {:?} already exists",
+                        record.name
+                    )));
+                }
+                let mut blobs = txn.open_table(PLUGIN_BLOBS)?;
+                if blobs.get(record.blob_key())?.is_none() {
+                    blobs.insert(record.blob_key(), bytes.as_slice())?;
+                }
+                put_json(&mut plugins, &record.name, &record)?;
+                audit::created(txn, &actor, "plugin", &record.name, &record)?;
+                Ok(record)
+            },
+        )
         .await
     }
 
     fn plugin(&self, name: &str) -> Result<Option<PluginRecord>, StoreError> {
-        self.get_record(PLUGINS, name)
+        self.cache.plugins.read(name, || self.get_record(PLUGINS, name))
     }
 
     fn plugin_bytes(&self, record: &PluginRecord) -> Result<Option<Vec<u8>>, StoreError> {
@@ -156,14 +159,17 @@ impl PluginStore for Store {
     ) -> Result<(PluginRecord, PluginRecord), StoreError> {
         let name = name.to_string();
         let actor = actor.to_string();
-        self.write(move |txn| {
-            let mut plugins = txn.open_table(PLUGINS)?;
-            let before: PluginRecord = get_existing(&plugins, "plugin", &name)?;
-            let after = updated(&before, update, now);
-            put_json(&mut plugins, &name, &after)?;
-            audit::updated(txn, &actor, "plugin", &name, &before, &after)?;
-            Ok((before, after))
-        })
+        self.write_dropping(
+            |copies| copies.plugins.drop_all(),
+            move |txn| {
+                let mut plugins = txn.open_table(PLUGINS)?;
+                let before: PluginRecord = get_existing(&plugins, "plugin", &name)?;
+                let after = updated(&before, update, now);
+                put_json(&mut plugins, &name, &after)?;
+                audit::updated(txn, &actor, "plugin", &name, &before, &after)?;
+                Ok((before, after))
+            },
+        )
         .await
     }
 
@@ -174,26 +180,29 @@ impl PluginStore for Store {
         actor: &str,
     ) -> Result<(PluginRecord, PluginRecord), StoreError> {
         let actor = actor.to_string();
-        self.write(move |txn| {
-            let mut plugins = txn.open_table(PLUGINS)?;
-            let before: PluginRecord = get_existing(&plugins, "plugin", &new.name)?;
-            let after = replaced(&before, new);
-            let mut blobs = txn.open_table(PLUGIN_BLOBS)?;
-            if blobs.get(after.blob_key())?.is_none() {
-                blobs.insert(after.blob_key(), bytes.as_slice())?;
-            }
-            put_json(&mut plugins, &after.name, &after)?;
-            drop_blob_unless_used(&plugins, &mut blobs, &before)?;
-            audit::updated(txn, &actor, "plugin", &after.name, &before, &after)?;
-            Ok((before, after))
-        })
+        self.write_dropping(
+            |copies| copies.plugins.drop_all(),
+            move |txn| {
+                let mut plugins = txn.open_table(PLUGINS)?;
+                let before: PluginRecord = get_existing(&plugins, "plugin", &new.name)?;
+                let after = replaced(&before, new);
+                let mut blobs = txn.open_table(PLUGIN_BLOBS)?;
+                if blobs.get(after.blob_key())?.is_none() {
+                    blobs.insert(after.blob_key(), bytes.as_slice())?;
+                }
+                put_json(&mut plugins, &after.name, &after)?;
+                drop_blob_unless_used(&plugins, &mut blobs, &before)?;
+                audit::updated(txn, &actor, "plugin", &after.name, &before, &after)?;
+                Ok((before, after))
+            },
+        )
         .await
     }
 
     async fn remove_plugin(&self, name: &str, actor: &str) -> Result<PluginRecord, StoreError> {
         let name = name.to_string();
         let actor = actor.to_string();
-        self.write(move |txn| {
+        self.write_dropping(|copies| copies.plugins.drop_all(), move |txn| {
             let mut plugins = txn.open_table(PLUGINS)?;
             let record: PluginRecord = get_existing(&plugins, "plugin", &name)?;
             let users = pick_json(&txn.open_table(TASKS)?, |task| {

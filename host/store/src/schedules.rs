@@ -53,6 +53,7 @@ pub(crate) const NAMED: Named<ScheduleRecord> = Named {
     noun: "schedule",
     on_put: schedule_due::put,
     on_delete: |txn, record| schedule_due::remove(txn, &record.id),
+    copies: None,
 };
 
 fn load(txn: &WriteTransaction, key: &str) -> Result<ScheduleRecord, StoreError> {

@@ -42,6 +42,7 @@ pub(crate) const NAMED: Named<TaskRecord> = Named {
     noun: "task",
     on_put: crate::named::no_hook,
     on_delete: crate::named::no_hook,
+    copies: Some(|copies| &copies.tasks),
 };
 
 /// A change to a task's spec, applied inside the commit that stores it.

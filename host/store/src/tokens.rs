@@ -73,27 +73,30 @@ impl TokenStore for Store {
     ) -> Result<TokenRecord, StoreError> {
         let hash = token_hash(secret);
         let actor = actor.to_string();
-        self.write(move |txn| {
-            let mut t = txn.open_table(TOKENS)?;
-            if t.iter()?.any(|e| {
-                e.ok()
-                    .and_then(|(_, v)| v.value().decode().ok())
-                    .is_some_and(|r| r.name == record.name)
-            }) {
-                return Err(StoreError::Conflict(format!(
-                    "token {:?} already exists",
-                    record.name
-                )));
-            }
-            put_json(&mut t, &hash, &record)?;
-            audit::created(txn, &actor, "token", &record.id, &record)?;
-            Ok(record)
-        })
+        self.write_dropping(
+            |copies| copies.tokens.drop_all(),
+            move |txn| {
+                let mut t = txn.open_table(TOKENS)?;
+                if t.iter()?.any(|e| {
+                    e.ok()
+                        .and_then(|(_, v)| v.value().decode().ok())
+                        .is_some_and(|r| r.name == record.name)
+                }) {
+                    return Err(StoreError::Conflict(format!(
+                        "token {:?} already exists",
+                        record.name
+                    )));
+                }
+                put_json(&mut t, &hash, &record)?;
+                audit::created(txn, &actor, "token", &record.id, &record)?;
+                Ok(record)
+            },
+        )
         .await
     }
 
     fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError> {
-        self.get_record(TOKENS, hash)
+        self.cache.tokens.read(hash, || self.get_record(TOKENS, hash))
     }
 
     fn token_count(&self) -> Result<usize, StoreError> {
@@ -109,36 +112,39 @@ impl TokenStore for Store {
     async fn revoke_token(&self, id_or_name: &str, actor: &str) -> Result<TokenRecord, StoreError> {
         let key = id_or_name.to_string();
         let actor = actor.to_string();
-        self.write(move |txn| {
-            let mut t = txn.open_table(TOKENS)?;
-            let mut found = None;
-            let mut admins = 0;
-            for entry in t.iter()? {
-                let (hash, v) = entry?;
-                let Some(record): Option<TokenRecord> =
-                    super::tables::decode_listed("tokens", hash.value(), v.value().bytes())
-                else {
-                    continue;
+        self.write_dropping(
+            |copies| copies.tokens.drop_all(),
+            move |txn| {
+                let mut t = txn.open_table(TOKENS)?;
+                let mut found = None;
+                let mut admins = 0;
+                for entry in t.iter()? {
+                    let (hash, v) = entry?;
+                    let Some(record): Option<TokenRecord> =
+                        super::tables::decode_listed("tokens", hash.value(), v.value().bytes())
+                    else {
+                        continue;
+                    };
+                    if record.role == Role::Admin {
+                        admins += 1;
+                    }
+                    if record.id == key || record.name == key {
+                        found = Some((hash.value().to_string(), record));
+                    }
+                }
+                let Some((hash, record)) = found else {
+                    return Err(StoreError::NotFound(format!("token {key:?} not found")));
                 };
-                if record.role == Role::Admin {
-                    admins += 1;
+                if record.role == Role::Admin && admins == 1 {
+                    return Err(StoreError::Conflict(
+                        "the last admin token cannot be revoked".into(),
+                    ));
                 }
-                if record.id == key || record.name == key {
-                    found = Some((hash.value().to_string(), record));
-                }
-            }
-            let Some((hash, record)) = found else {
-                return Err(StoreError::NotFound(format!("token {key:?} not found")));
-            };
-            if record.role == Role::Admin && admins == 1 {
-                return Err(StoreError::Conflict(
-                    "the last admin token cannot be revoked".into(),
-                ));
-            }
-            t.remove(hash.as_str())?;
-            audit::deleted(txn, &actor, "token", &record.id, &record)?;
-            Ok(record)
-        })
+                t.remove(hash.as_str())?;
+                audit::deleted(txn, &actor, "token", &record.id, &record)?;
+                Ok(record)
+            },
+        )
         .await
     }
 }

@@ -13,6 +13,7 @@ const NAMED: Named<TriggerRecord> = Named {
     noun: "trigger",
     on_put: crate::named::no_hook,
     on_delete: crate::named::no_hook,
+    copies: None,
 };
 
 /// A trigger as stored: its spec with target task names replaced by ids.

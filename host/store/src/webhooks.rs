@@ -21,6 +21,7 @@ const NAMED: Named<WebhookRecord> = Named {
     noun: "webhook",
     on_put: crate::named::no_hook,
     on_delete: crate::named::no_hook,
+    copies: None,
 };
 
 /// A webhook as stored.

@@ -1,15 +1,15 @@
 //! Change notices between the nodes of a cluster: a write that others must take up
 //! (a trigger, a schedule, a calendar, a timer, a delivery; a task, a plugin or a token,
-//! which the nodes keep copies of, [`super::cache`]) sends
+//! which the nodes keep copies of, [`crate::cache`]) sends
 //! `pg_notify('sundial', TOPIC)` in its transaction, so the notice goes out when it
 //! commits; every node LISTENs on a connection of its own and hands the topics to its
 //! engines ([`crate::MetaStore::changes`]). After that connection was lost and made
 //! again, `resync` says that notices may have been missed. The engines also look by
 //! themselves now and then (polling), so a lost notice delays, never loses, a change.
 
-use super::cache::ReadCache;
 use super::exec;
 use crate::StoreError;
+use crate::cache::ReadCache;
 use deadpool_postgres::GenericClient;
 use futures::StreamExt;
 use std::sync::{Arc, Weak};

@@ -17,7 +17,6 @@
 
 mod audit;
 mod batch;
-mod cache;
 mod calendars;
 mod events;
 mod kv;
@@ -104,8 +103,8 @@ struct Inner {
     lease: Duration,
     /// Change notices from the other nodes ([`listen`]).
     notices: listen::Notices,
-    /// Copies of tasks, plugins and tokens ([`cache`]).
-    cache: Arc<cache::ReadCache>,
+    /// Copies of tasks, plugins and tokens ([`crate::cache`]).
+    cache: Arc<crate::cache::ReadCache>,
     /// Group commit of the run transitions ([`batch`]).
     batcher: batch::Batcher,
     stats: Arc<WriterStats>,
@@ -142,7 +141,7 @@ impl PgStore {
         if config.get_application_name().is_none() {
             config.application_name("sundial");
         }
-        let cache = Arc::new(cache::ReadCache::new());
+        let cache = Arc::new(crate::cache::ReadCache::new());
         let notices = listen::start(config.clone(), cache.clone());
         let manager = Manager::from_config(
             config,
@@ -252,7 +251,7 @@ impl PgStore {
     }
 
     /// The node's copies of tasks, plugins and tokens.
-    pub(crate) fn cache(&self) -> &cache::ReadCache {
+    pub(crate) fn cache(&self) -> &crate::cache::ReadCache {
         &self.inner.cache
     }
 

@@ -1,11 +1,15 @@
 //! A node's copies of the records every run reads and operators rarely change: tasks,
-//! plugins and tokens. Without them each manual run read its token, its task (four
-//! times) and its plugin from PostgreSQL, more statements than its writes.
+//! plugins and tokens. Without them each manual run read its token, its task and its
+//! plugin from the store: on PostgreSQL more statements than its writes, on redb a read
+//! transaction, three table opens and a JSON decode each (about 8 % of the daemon's CPU
+//! under the manual-run load of `scripts/bench-limit.sh`, docs/BENCHMARKS.md).
 //!
 //! **Freshness.** A copy is used for at most [`CACHE_TTL`]. A change made through this
-//! node drops the noun's copies once it commits, so a node reads its own writes; a
+//! node drops the noun's copies once it commits, so a node reads its own writes. On
+//! redb every change is made through this node, so the copies are always current and
+//! the time limit is only a bound should a change ever miss its drop. On PostgreSQL a
 //! change made by another node drops them when its notice arrives (the `tasks`,
-//! `plugins` and `tokens` topics of [`super::listen`], within milliseconds), and all
+//! `plugins` and `tokens` topics of [`crate::pg::listen`], within milliseconds), and all
 //! copies go when the listening connection was lost (`resync`). A change on another
 //! node is thus seen within a notice's delay, and within [`CACHE_TTL`] even if the
 //! notice is lost. Only records found are kept: a record created on another node is
@@ -14,7 +18,8 @@
 //! **Races.** A read that started before a change committed must not put the old
 //! record back after the change dropped the copies: each shelf has a generation, bumped
 //! by every drop, and a read's result is kept only if the generation it saw before
-//! reading is still current.
+//! reading is still current. A drop comes after the change's commit, never inside it:
+//! dropped before the commit, a read in between would keep the old record.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -35,13 +40,21 @@ const CAPACITY: usize = 4096;
 pub(crate) struct Shelf<T> {
     copies: Mutex<HashMap<String, (Instant, T)>>,
     generation: AtomicU64,
+    /// How long a copy is used: [`CACHE_TTL`] (tests make it longer, so that only a
+    /// drop can end a copy).
+    ttl: Duration,
 }
 
 impl<T: Clone> Shelf<T> {
-    fn new() -> Shelf<T> {
+    pub(crate) fn new() -> Shelf<T> {
+        Shelf::with_ttl(CACHE_TTL)
+    }
+
+    fn with_ttl(ttl: Duration) -> Shelf<T> {
         Shelf {
             copies: Mutex::new(HashMap::new()),
             generation: AtomicU64::new(0),
+            ttl,
         }
     }
 
@@ -50,7 +63,7 @@ impl<T: Clone> Shelf<T> {
         let copies = self.copies.lock().unwrap_or_else(|e| e.into_inner());
         copies
             .get(key)
-            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
             .map(|(_, v)| v.clone())
     }
 
@@ -82,7 +95,7 @@ impl<T: Clone> Shelf<T> {
     }
 }
 
-/// The shelves of a [`super::PgStore`].
+/// The shelves of a store ([`crate::Store`] or [`crate::pg::PgStore`]).
 pub(crate) struct ReadCache {
     pub tasks: Shelf<TaskRecord>,
     pub plugins: Shelf<PluginRecord>,
@@ -98,6 +111,16 @@ impl ReadCache {
         }
     }
 
+    /// Shelves whose copies live `ttl` (tests).
+    #[cfg(test)]
+    pub fn with_ttl(ttl: Duration) -> ReadCache {
+        ReadCache {
+            tasks: Shelf::with_ttl(ttl),
+            plugins: Shelf::with_ttl(ttl),
+            tokens: Shelf::with_ttl(ttl),
+        }
+    }
+
     /// Take up a change notice: drop the copies of the noun it names, or all of them
     /// after notices may have been missed.
     pub fn notice(&self, topic: &str) {
@@ -105,7 +128,7 @@ impl ReadCache {
             "tasks" => self.tasks.drop_all(),
             "plugins" => self.plugins.drop_all(),
             "tokens" => self.tokens.drop_all(),
-            super::listen::RESYNC => {
+            crate::pg::listen::RESYNC => {
                 self.tasks.drop_all();
                 self.plugins.drop_all();
                 self.tokens.drop_all();
@@ -153,7 +176,7 @@ mod tests {
         );
         let cache = ReadCache::new();
         cache.tokens.read::<()>("h", || Ok(None)).unwrap();
-        cache.notice(super::super::listen::RESYNC);
+        cache.notice(crate::pg::listen::RESYNC);
         assert_eq!(cache.tasks.generation.load(Ordering::Relaxed), 1);
         assert_eq!(cache.plugins.generation.load(Ordering::Relaxed), 1);
         assert_eq!(cache.tokens.generation.load(Ordering::Relaxed), 1);
