@@ -2,12 +2,15 @@
 //! plugins and tokens. Without them each manual run read its token, its task and its
 //! plugin from the store: on PostgreSQL more statements than its writes, on redb a read
 //! transaction, three table opens and a JSON decode each (about 8 % of the daemon's CPU
-//! under the manual-run load of `scripts/bench-limit.sh`, docs/BENCHMARKS.md).
+//! under the manual-run load of `scripts/bench-limit.sh`; docs/BENCHMARKS.md, "Flame
+//! graphs of the request paths").
 //!
 //! **Freshness.** A copy is used for at most [`CACHE_TTL`]. A change made through this
 //! node drops the noun's copies once it commits, so a node reads its own writes. On
-//! redb every change is made through this node, so the copies are always current and
-//! the time limit is only a bound should a change ever miss its drop. On PostgreSQL a
+//! redb every change is made through this node, so once a change has returned no copy
+//! is older than it (a read racing the change, between its commit and the drop, may
+//! still get the old copy, as if it had come first), and the time limit only bounds a
+//! drop some write might lack. On PostgreSQL a
 //! change made by another node drops them when its notice arrives (the `tasks`,
 //! `plugins` and `tokens` topics of [`crate::pg::listen`], within milliseconds), and all
 //! copies go when the listening connection was lost (`resync`). A change on another

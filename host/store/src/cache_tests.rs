@@ -84,7 +84,7 @@ async fn every_change_of_a_token_plugin_or_task_is_read_at_once() {
     let mut limits = before;
     limits.timeout_ms = before.timeout_ms + 1;
     let update = PluginUpdate {
-        limits: Some(limits.clone()),
+        limits: Some(limits),
         ..Default::default()
     };
     store

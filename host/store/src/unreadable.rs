@@ -193,7 +193,13 @@ impl UnreadableStore for Store {
             )));
         };
         let (table, key, actor) = (table.to_string(), key.to_string(), actor.to_string());
-        self.write(move |txn| {
+        // The tables of the nouns this node keeps copies of may be among them.
+        let forget = |copies: &crate::cache::ReadCache| {
+            copies.tasks.drop_all();
+            copies.plugins.drop_all();
+            copies.tokens.drop_all();
+        };
+        self.write_dropping(forget, move |txn| {
             let mut records = txn.open_table(def)?;
             let error = match records.get(key.as_str())? {
                 None => return Err(StoreError::NotFound(format!("no record {key:?} in {table}"))),
