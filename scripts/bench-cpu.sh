@@ -30,6 +30,8 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BIN=${SUNDIAL_BIN:-$ROOT/target/release/sundial}
 PORT=${SUNDIAL_PORT:-18791}
 WORK=$(mktemp -d "${DATA_PARENT:-/tmp}/sundial-bench-cpu.XXXXXX")
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 DAEMON=
 cleanup() {
     local rc=$?
@@ -40,37 +42,10 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "bench-cpu: $*" >&2; exit 1; }
 
-case $TARGET in
-    events) path=/v1/events kind=bench.limit ;;
-    runs) path=/v1/tasks/bench/run kind=unused ;;
-    peer) path=/v1/events kind=bench.peer ;;
-    *) fail "unknown target $TARGET (events, runs or peer)" ;;
-esac
-if ! command -v wrk >/dev/null; then
-    echo "bench-cpu: installing wrk with apt-get (Debian package)" >&2
-    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null
-fi
-if [ ! -x "$BIN" ]; then
-    echo "bench-cpu: building the release binary (cargo build --release -p sundial)" >&2
-    (cd "$ROOT" && cargo build --release -q -p sundial)
-fi
-
-"$BIN" serve --data "$WORK/data" --listen "127.0.0.1:$PORT" > "$WORK/sundial.log" 2>&1 &
-DAEMON=$!
-for _ in $(seq 1 300); do
-    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-    sleep 0.1
-done
-curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null || fail "the daemon did not start (see $WORK/sundial.log)"
-TOKEN=$(cat "$WORK/data/admin.token")
-api() { curl -sf -X POST "http://127.0.0.1:$PORT$1" -H "authorization: Bearer $TOKEN" \
-    -H 'content-type: application/json' -d "$2" >/dev/null; }
-api /v1/tasks '{"name": "bench", "plugin": "echo"}' || fail "cannot create the task"
-if [ "$TARGET" = peer ]; then
-    api /v1/triggers '{"name": "bench", "on": {"type": "bench.peer"}, "targets": [{"task": "bench"}]}' ||
-        fail "cannot create the trigger"
-fi
+bench_target "$TARGET"
+need_wrk bench-cpu
+need_release bench-cpu "$BIN" "$ROOT"
+start_bench_daemon "$BIN" "$WORK/data" "$PORT" "$WORK/sundial.log" "$TARGET"
 
 # The writer's counters: "COMMITS MUTATIONS".
 writer() {
@@ -87,8 +62,8 @@ threads() {
 # Busy and idle ticks of the whole machine: "BUSY IDLE".
 machine() { awk '$1 == "cpu" {print $2 + $3 + $4 + $7 + $8 + $9, $5 + $6}' /proc/stat; }
 
-wrk -t2 -c32 -d"${SECS}s" -s "$ROOT/scripts/bench-post.lua" -H "authorization: Bearer $TOKEN" \
-    -H 'content-type: application/json' "http://127.0.0.1:$PORT$path" -- "cpu-$TARGET" "$kind" backoff \
+wrk -t2 -c32 -d"${SECS}s" -s "$POST_LUA" -H "authorization: Bearer $TOKEN" \
+    -H 'content-type: application/json' "http://127.0.0.1:$PORT$TARGET_PATH" -- "cpu-$TARGET" "$TARGET_KIND" backoff \
     > "$WORK/wrk.txt" 2>&1 &
 load=$!
 sleep 2

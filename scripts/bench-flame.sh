@@ -34,9 +34,10 @@ TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(events runs peer)
 BIN=${SUNDIAL_BIN:-$ROOT/target/release/sundial}
 PORT=${SUNDIAL_PORT:-18790}
-POST_LUA=$ROOT/scripts/bench-post.lua
 TOOLS=$ROOT/target/tools
 WORK=$(mktemp -d /tmp/sundial-bench-flame.XXXXXX)
+# shellcheck source=scripts/bench-lib.sh
+. "$ROOT/scripts/bench-lib.sh"
 DAEMON=
 cleanup() {
     local rc=$?
@@ -48,46 +49,19 @@ trap cleanup EXIT
 fail() { echo "bench-flame: $*" >&2; exit 1; }
 
 command -v perf >/dev/null || fail "needs perf (Debian: apt-get install linux-perf)"
-if ! command -v wrk >/dev/null; then
-    echo "bench-flame: installing wrk with apt-get (Debian package)" >&2
-    SUDO=; [ "$(id -u)" = 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null
-fi
+need_wrk bench-flame
 if [ ! -x "$TOOLS/bin/inferno-flamegraph" ]; then
     echo "bench-flame: installing inferno from crates.io (cargo install --locked inferno --root target/tools)" >&2
     cargo install -q --locked inferno --root "$TOOLS"
 fi
-if [ ! -x "$BIN" ]; then
-    echo "bench-flame: building the release binary (cargo build --release -p sundial)" >&2
-    (cd "$ROOT" && cargo build --release -q -p sundial)
-fi
+need_release bench-flame "$BIN" "$ROOT"
 mkdir -p "$OUT"
 
 for target in "${TARGETS[@]}"; do
-    case $target in
-        events) path=/v1/events kind=bench.limit ;;
-        runs) path=/v1/tasks/bench/run kind=unused ;;
-        peer) path=/v1/events kind=bench.peer ;;
-        *) fail "unknown target $target (events, runs or peer)" ;;
-    esac
-    data=$WORK/data-$target
-    "$BIN" serve --data "$data" --listen "127.0.0.1:$PORT" > "$WORK/sundial-$target.log" 2>&1 &
-    DAEMON=$!
-    for _ in $(seq 1 300); do
-        curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-    curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null || fail "the daemon did not start (see $WORK/sundial-$target.log)"
-    token=$(cat "$data/admin.token")
-    api() { curl -sf -X POST "http://127.0.0.1:$PORT$1" -H "authorization: Bearer $token" \
-        -H 'content-type: application/json' -d "$2" >/dev/null; }
-    api /v1/tasks '{"name": "bench", "plugin": "echo"}' || fail "cannot create the task"
-    if [ "$target" = peer ]; then
-        api /v1/triggers '{"name": "bench", "on": {"type": "bench.peer"}, "targets": [{"task": "bench"}]}' ||
-            fail "cannot create the trigger"
-    fi
-    wrk -t2 -c32 -d"${SECS}s" -s "$POST_LUA" -H "authorization: Bearer $token" \
-        -H 'content-type: application/json' "http://127.0.0.1:$PORT$path" -- "flame-$target" "$kind" backoff \
+    bench_target "$target"
+    start_bench_daemon "$BIN" "$WORK/data-$target" "$PORT" "$WORK/sundial-$target.log" "$target"
+    wrk -t2 -c32 -d"${SECS}s" -s "$POST_LUA" -H "authorization: Bearer $TOKEN" \
+        -H 'content-type: application/json' "http://127.0.0.1:$PORT$TARGET_PATH" -- "flame-$target" "$TARGET_KIND" backoff \
         > "$WORK/wrk-$target.txt" 2>&1 &
     load=$!
     sleep $((SECS / 4))
@@ -103,7 +77,7 @@ for target in "${TARGETS[@]}"; do
     perf script -i "$WORK/perf-$target.data" 2> /dev/null |
         "$TOOLS/bin/inferno-collapse-perf" --all > "$folded"
     rm -f "$WORK/perf-$target.data"
-    "$TOOLS/bin/inferno-flamegraph" --title "Sundial: $target, POST $path under wrk -t2 -c32 ($rate req/s 2xx)" \
+    "$TOOLS/bin/inferno-flamegraph" --title "Sundial: $target, POST $TARGET_PATH under wrk -t2 -c32 ($rate req/s 2xx)" \
         --minwidth 0.2 < "$folded" > "$OUT/$target.svg"
     printf 'bench-flame: %-6s %8s req/s (2xx)  %s\n' "$target" "$rate" "$OUT/$target.svg"
 done

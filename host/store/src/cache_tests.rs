@@ -18,13 +18,22 @@ fn store(dir: &std::path::Path) -> Store {
     store
 }
 
-fn token(name: &str, role: Role) -> TokenRecord {
-    TokenRecord {
-        id: sundial_core::ids::new_id(),
-        name: name.into(),
-        role,
-        created_at: sundial_core::timestamp::now(),
+/// An admin token (so `ops` is not the last one) and an operator token `ops`; returns
+/// the hash `ops` is looked up by.
+async fn admin_and_ops(store: &Store) -> String {
+    for (secret, name, role) in [
+        ("admin-secret", "admin", Role::Admin),
+        ("ops-secret", "ops", Role::Operator),
+    ] {
+        let record = TokenRecord {
+            id: sundial_core::ids::new_id(),
+            name: name.into(),
+            role,
+            created_at: sundial_core::timestamp::now(),
+        };
+        store.insert_token(secret, record, "t").await.unwrap();
     }
+    token_hash("ops-secret")
 }
 
 fn plugin(name: &str) -> PluginRecord {
@@ -59,16 +68,11 @@ async fn every_change_of_a_token_plugin_or_task_is_read_at_once() {
     let store = store(dir.path());
 
     // Tokens: a revoked token stops authenticating as soon as the revoke returns.
-    store
-        .insert_token("admin-secret", token("admin", Role::Admin), "t")
-        .await
-        .unwrap();
-    let ops = token_hash("ops-secret");
-    assert!(store.token_by_hash(&ops).unwrap().is_none(), "not created yet");
-    store
-        .insert_token("ops-secret", token("ops", Role::Operator), "t")
-        .await
-        .unwrap();
+    assert!(
+        store.token_by_hash(&token_hash("ops-secret")).unwrap().is_none(),
+        "not created yet (an absence is not kept)"
+    );
+    let ops = admin_and_ops(&store).await;
     assert_eq!(store.token_by_hash(&ops).unwrap().unwrap().name, "ops");
     assert_eq!(store.token_by_hash(&ops).unwrap().unwrap().name, "ops");
     store.revoke_token("ops", "t").await.unwrap();
@@ -132,15 +136,7 @@ async fn every_change_of_a_token_plugin_or_task_is_read_at_once() {
 async fn a_change_whose_caller_stopped_waiting_still_drops_the_copies() {
     let dir = tempfile::tempdir().unwrap();
     let store = store(dir.path());
-    store
-        .insert_token("admin-secret", token("admin", Role::Admin), "t")
-        .await
-        .unwrap();
-    store
-        .insert_token("ops-secret", token("ops", Role::Operator), "t")
-        .await
-        .unwrap();
-    let ops = token_hash("ops-secret");
+    let ops = admin_and_ops(&store).await;
     assert!(store.token_by_hash(&ops).unwrap().is_some(), "copied");
 
     // The caller polls the revoke once (it is handed to the writer) and goes away, as
