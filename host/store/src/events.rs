@@ -1,13 +1,14 @@
 //! The event log: events with what they caused, deduplicated by (source, id), stored
 //! in the same commit as the runs and timers they start.
 
+use super::batch::Hot;
 use super::runs::{encode_runs, insert_encoded_runs};
 use super::tables::{Json, Paged, Scan, encode_record, get_json, newest_first, put_encoded};
 use super::timers::{Timer, insert_timer};
 use super::{Store, StoreError};
 use crate::schema::*;
 use async_trait::async_trait;
-use redb::{ReadableTable, ReadableTableMetadata, WriteTransaction};
+use redb::{ReadableTable, ReadableTableMetadata};
 use sundial_core::event::EventRecord;
 use sundial_core::run::Run;
 
@@ -67,13 +68,11 @@ pub(crate) fn dedup_key(source: &str, id: &str) -> String {
     format!("{}:{source}{id}", source.len())
 }
 
-/// Store planned events inside `txn` (used by ingest and by every internal producer,
-/// so an event commits together with the change that caused it), encoded beforehand
-/// by [`encode_events`].
-pub(crate) fn apply_events(txn: &WriteTransaction, planned: Vec<Encoded>) -> Result<Vec<Stored>, StoreError> {
+/// Store planned events in the hot tables of a write transaction (used by ingest and
+/// by every internal producer, so an event commits together with the change that
+/// caused it), encoded beforehand by [`encode_events`].
+pub(crate) fn apply_events(hot: &mut Hot<'_>, planned: Vec<Encoded>) -> Result<Vec<Stored>, StoreError> {
     let mut out = Vec::with_capacity(planned.len());
-    let mut events = txn.open_table(EVENTS)?;
-    let mut keys = txn.open_table(EVENT_KEYS)?;
     for Encoded {
         planned: p,
         record,
@@ -82,9 +81,9 @@ pub(crate) fn apply_events(txn: &WriteTransaction, planned: Vec<Encoded>) -> Res
     } in planned
     {
         let key = dedup_key(&p.record.event.source, &p.record.event.id);
-        let earlier = keys.get(key.as_str())?.map(|v| v.value().to_string());
+        let earlier = hot.event_keys.get(key.as_str())?.map(|v| v.value().to_string());
         if let Some(seq) = earlier {
-            let record = get_json(&events, &seq)?.unwrap_or(p.record);
+            let record = get_json(&hot.events, &seq)?.unwrap_or(p.record);
             out.push(Stored {
                 record,
                 duplicate: true,
@@ -94,15 +93,15 @@ pub(crate) fn apply_events(txn: &WriteTransaction, planned: Vec<Encoded>) -> Res
             });
             continue;
         }
-        keys.insert(key.as_str(), p.record.seq.as_str())?;
-        put_encoded(&mut events, &p.record.seq, &record)?;
-        insert_encoded_runs(txn, &p.runs, &runs)?;
+        hot.event_keys.insert(key.as_str(), p.record.seq.as_str())?;
+        put_encoded(&mut hot.events, &p.record.seq, &record)?;
+        insert_encoded_runs(hot, &p.runs, &runs)?;
         let mut due = Vec::new();
         for t in &p.timers {
-            insert_timer(txn, t)?;
+            insert_timer(hot, t)?;
             due.push(t.due);
         }
-        super::webhooks::insert_encoded_deliveries(txn, &p.deliveries, &deliveries)?;
+        super::webhooks::insert_encoded_deliveries(hot, &p.deliveries, &deliveries)?;
         out.push(Stored {
             record: p.record,
             duplicate: false,
@@ -170,7 +169,8 @@ pub trait EventStore: Send + Sync {
 impl EventStore for Store {
     async fn ingest_events(&self, planned: Vec<Planned>) -> Result<Vec<Stored>, StoreError> {
         let planned = encode_events(planned)?;
-        self.write(move |txn| apply_events(txn, planned)).await
+        self.write_batch(move |batch| apply_events(batch.hot()?, planned))
+            .await
     }
 
     fn event(&self, seq: &str) -> Result<Option<EventRecord>, StoreError> {

@@ -9,6 +9,7 @@
 
 pub mod audit;
 pub mod backup;
+pub mod batch;
 pub(crate) mod cache;
 pub mod calendars;
 pub mod events;
@@ -43,6 +44,7 @@ mod model_tests;
 mod replay_contract;
 use crate::schema::*;
 use async_trait::async_trait;
+pub use batch::Batch;
 pub use pg::{PgOptions, PgStore};
 #[cfg(test)]
 use redb::ReadableTableMetadata;
@@ -233,11 +235,20 @@ impl Store {
         &self,
         mutation: impl FnOnce(&WriteTransaction) -> Result<R, StoreError> + Send + 'static,
     ) -> Result<R, StoreError> {
+        self.write_batch(move |batch| mutation(batch.txn())).await
+    }
+
+    /// [`Store::write`] of a mutation that works on the tables its batch holds open
+    /// ([`Batch::hot`]): the hot paths (events, runs, timers, deliveries).
+    pub(crate) async fn write_batch<R: Send + 'static>(
+        &self,
+        mutation: impl FnOnce(&mut Batch<'_>) -> Result<R, StoreError> + Send + 'static,
+    ) -> Result<R, StoreError> {
         let slot = Arc::new(std::sync::Mutex::new(None));
         let out = slot.clone();
         self.writer
-            .write(Box::new(move |txn| {
-                let value = mutation(txn)?;
+            .write(Box::new(move |batch| {
+                let value = mutation(batch)?;
                 *out.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
                 Ok(())
             }))

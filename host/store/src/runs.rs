@@ -1,5 +1,6 @@
 //! Runs (the task log), the durable run queue and the set of active runs.
 
+use super::batch::Hot;
 use super::tables::{
     Json, Paged, Pager, Scan, encode_record, get_existing, get_listed, newest_first, put_encoded, put_json,
 };
@@ -48,9 +49,9 @@ impl RunFilter {
     }
 }
 
-/// Insert new runs (queued ones also into the queue) inside `txn`.
-pub(crate) fn insert_runs(txn: &WriteTransaction, runs: &[Run]) -> Result<(), StoreError> {
-    insert_encoded_runs(txn, runs, &encode_runs(runs)?)
+/// Insert new runs (queued ones also into the queue) into the hot tables.
+pub(crate) fn insert_runs(hot: &mut Hot<'_>, runs: &[Run]) -> Result<(), StoreError> {
+    insert_encoded_runs(hot, runs, &encode_runs(runs)?)
 }
 
 /// Each of `runs` encoded for [`insert_encoded_runs`] (before the write transaction).
@@ -60,23 +61,17 @@ pub(crate) fn encode_runs(runs: &[Run]) -> Result<Vec<Json<'static, Run>>, Store
 
 /// [`insert_runs`] with the records encoded beforehand (`encoded[i]` is `runs[i]`).
 pub(crate) fn insert_encoded_runs(
-    txn: &WriteTransaction,
+    hot: &mut Hot<'_>,
     runs: &[Run],
     encoded: &[Json<'static, Run>],
 ) -> Result<(), StoreError> {
     debug_assert_eq!(runs.len(), encoded.len(), "one encoding per run");
-    if runs.is_empty() {
-        // Opening (and closing) the tables is not free: most events start nothing.
-        return Ok(());
-    }
-    let mut table = txn.open_table(RUNS)?;
-    let mut by_task = txn.open_table(RUNS_BY_TASK)?;
-    let mut queue = txn.open_table(RUN_QUEUE)?;
     for (run, json) in runs.iter().zip(encoded) {
-        put_encoded(&mut table, &run.id, json)?;
-        by_task.insert(format!("{}/{}", run.task_id, run.id).as_str(), ())?;
+        put_encoded(&mut hot.runs, &run.id, json)?;
+        hot.runs_by_task
+            .insert(format!("{}/{}", run.task_id, run.id).as_str(), ())?;
         if run.status == RunStatus::Queued {
-            queue.insert(run.id.as_str(), ())?;
+            hot.run_queue.insert(run.id.as_str(), ())?;
         }
     }
     Ok(())
@@ -147,15 +142,15 @@ impl Store {
 /// (changed meanwhile, or nothing prepared) it starts the record as it is now. `None`
 /// when the run is no longer queued.
 pub(crate) fn start_in(
-    txn: &WriteTransaction,
+    hot: &mut Hot<'_>,
     id: &str,
     prepared: Option<PreparedStart>,
     now: String,
 ) -> Result<Option<Run>, StoreError> {
     let prepared = match prepared {
         Some(p) => {
-            let runs = txn.open_table(RUNS)?;
-            let unchanged = runs
+            let unchanged = hot
+                .runs
                 .get(id)?
                 .is_some_and(|v| v.value().bytes() == p.read.as_slice());
             unchanged.then_some(p)
@@ -165,7 +160,7 @@ pub(crate) fn start_in(
     let (json, run) = match prepared {
         Some(p) => (p.json, p.run),
         None => {
-            let mut run = load(txn, id)?;
+            let mut run = get_existing(&hot.runs, "run", id)?;
             if run.status != RunStatus::Queued {
                 return Ok(None);
             }
@@ -173,9 +168,9 @@ pub(crate) fn start_in(
             (encode_record(id, &run)?, run)
         }
     };
-    txn.open_table(RUN_QUEUE)?.remove(id)?;
-    txn.open_table(ACTIVE_RUNS)?.insert(id, ())?;
-    put_encoded(&mut txn.open_table(RUNS)?, id, &json)?;
+    hot.run_queue.remove(id)?;
+    hot.active_runs.insert(id, ())?;
+    put_encoded(&mut hot.runs, id, &json)?;
     Ok(Some(run))
 }
 
@@ -305,8 +300,8 @@ pub trait RunLeases: Send + Sync {
 impl RunStore for Store {
     async fn enqueue_runs(&self, runs: Vec<Run>) -> Result<Vec<Run>, StoreError> {
         let encoded = encode_runs(&runs)?;
-        self.write(move |txn| {
-            insert_encoded_runs(txn, &runs, &encoded)?;
+        self.write_batch(move |batch| {
+            insert_encoded_runs(batch.hot()?, &runs, &encoded)?;
             Ok(runs)
         })
         .await
@@ -315,12 +310,14 @@ impl RunStore for Store {
     async fn start_run(&self, id: &str, now: String) -> Result<Option<Run>, StoreError> {
         let prepared = self.prepare_start(id, &now)?;
         let id = id.to_string();
-        self.write(move |txn| start_in(txn, &id, prepared, now)).await
+        self.write_batch(move |batch| start_in(batch.hot()?, &id, prepared, now))
+            .await
     }
 
     async fn save_run(&self, run: Run) -> Result<Run, StoreError> {
         let json = encode_record(&run.id, &run)?;
-        self.write(move |txn| save_run_in(txn, run, &json)).await
+        self.write_batch(move |batch| save_run_in(batch.hot()?, run, &json))
+            .await
     }
 
     async fn save_run_with_events(
@@ -330,9 +327,10 @@ impl RunStore for Store {
     ) -> Result<(Run, Vec<super::events::Stored>), StoreError> {
         let json = encode_record(&run.id, &run)?;
         let events = super::events::encode_events(events)?;
-        self.write(move |txn| {
-            let run = save_run_in(txn, run, &json)?;
-            Ok((run, super::events::apply_events(txn, events)?))
+        self.write_batch(move |batch| {
+            let hot = batch.hot()?;
+            let run = save_run_in(hot, run, &json)?;
+            Ok((run, super::events::apply_events(hot, events)?))
         })
         .await
     }
@@ -473,27 +471,21 @@ impl RunStore for Store {
 }
 
 /// Replace `run` (encoded beforehand as `json`) and move its queue and active entries.
-fn save_run_in(txn: &WriteTransaction, run: Run, json: &Json<'static, Run>) -> Result<Run, StoreError> {
-    {
-        {
-            let mut queue = txn.open_table(RUN_QUEUE)?;
-            let mut active = txn.open_table(ACTIVE_RUNS)?;
-            active.remove(run.id.as_str())?;
-            match run.status {
-                RunStatus::Queued => {
-                    queue.insert(run.id.as_str(), ())?;
-                }
-                RunStatus::Running => {
-                    active.insert(run.id.as_str(), ())?;
-                }
-                _ => {
-                    queue.remove(run.id.as_str())?;
-                }
-            }
-            put_encoded(&mut txn.open_table(RUNS)?, &run.id, json)?;
-            Ok(run)
+fn save_run_in(hot: &mut Hot<'_>, run: Run, json: &Json<'static, Run>) -> Result<Run, StoreError> {
+    hot.active_runs.remove(run.id.as_str())?;
+    match run.status {
+        RunStatus::Queued => {
+            hot.run_queue.insert(run.id.as_str(), ())?;
+        }
+        RunStatus::Running => {
+            hot.active_runs.insert(run.id.as_str(), ())?;
+        }
+        _ => {
+            hot.run_queue.remove(run.id.as_str())?;
         }
     }
+    put_encoded(&mut hot.runs, &run.id, json)?;
+    Ok(run)
 }
 
 #[cfg(test)]
@@ -537,7 +529,7 @@ mod tests {
     async fn start(store: &Store, id: &str, prepared: Option<PreparedStart>, now: &str) -> Option<Run> {
         let (id, now) = (id.to_string(), now.to_string());
         store
-            .write(move |txn| start_in(txn, &id, prepared, now))
+            .write_batch(move |batch| start_in(batch.hot()?, &id, prepared, now))
             .await
             .unwrap()
     }

@@ -207,7 +207,8 @@ named_store! {
             let schedule_id = schedule_id.to_string();
             let encoded = crate::runs::encode_runs(&runs)?;
             let events = super::events::encode_events(events)?;
-            self.write(move |txn| {
+            self.write_batch(move |batch| {
+                let txn = batch.txn();
                 let key = format!("{schedule_id}/{}", slot_key(slot));
                 let mut slots = txn.open_table(SLOTS)?;
                 if slots.get(key.as_str())?.is_some() {
@@ -234,8 +235,9 @@ named_store! {
                 schedule_due::put(txn, &record)?;
                 drop(table);
                 drop(slots);
-                crate::runs::insert_encoded_runs(txn, &runs, &encoded)?;
-                Ok(Some(super::events::apply_events(txn, events)?))
+                let hot = batch.hot()?;
+                crate::runs::insert_encoded_runs(hot, &runs, &encoded)?;
+                Ok(Some(super::events::apply_events(hot, events)?))
             })
             .await
         }

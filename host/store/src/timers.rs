@@ -4,6 +4,7 @@
 //! fires exactly once across restarts.
 
 use super::audit;
+use super::batch::Hot;
 use super::runs::insert_runs;
 use super::tables::{
     Paged, decode_listed, due_by, due_id, due_key, first_due, get_json, keys_after, page_json, put_json,
@@ -14,7 +15,7 @@ use crate::tasks::TaskRecord;
 use crate::webhooks::{Delivery, WebhookRecord, insert_deliveries};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sundial_core::run::{Run, RunCause};
@@ -80,9 +81,9 @@ pub struct Fired {
     pub held: usize,
 }
 
-pub(crate) fn insert_timer(txn: &WriteTransaction, timer: &Timer) -> Result<(), StoreError> {
-    put_json(&mut txn.open_table(TIMERS)?, &timer.id, timer)?;
-    txn.open_table(TIMERS_DUE)?
+pub(crate) fn insert_timer(hot: &mut Hot<'_>, timer: &Timer) -> Result<(), StoreError> {
+    put_json(&mut hot.timers, &timer.id, timer)?;
+    hot.timers_due
         .insert(due_key(timer.due, &timer.id).as_str(), ())?;
     Ok(())
 }
@@ -214,8 +215,9 @@ impl TimerStore for Store {
                 runs.push(timer.to_run(task.as_ref(), stamp.clone()));
             }
             drop((due, timers, tasks, webhooks));
-            insert_runs(txn, &runs)?;
-            insert_deliveries(txn, &deliveries)?;
+            let mut hot = Hot::open(txn)?;
+            insert_runs(&mut hot, &runs)?;
+            insert_deliveries(&mut hot, &deliveries)?;
             Ok(Fired {
                 runs,
                 deliveries: deliveries.len(),
@@ -331,9 +333,10 @@ mod tests {
             timer("01J0000000000000000000000B", Some(&hook)),
         );
         store
-            .write(move |txn| {
-                insert_timer(txn, &task_timer)?;
-                insert_timer(txn, &hook_timer)
+            .write_batch(move |batch| {
+                let hot = batch.hot()?;
+                insert_timer(hot, &task_timer)?;
+                insert_timer(hot, &hook_timer)
             })
             .await
             .unwrap();

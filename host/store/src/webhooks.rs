@@ -2,6 +2,7 @@
 //! queue of pending deliveries keyed by due time.
 
 use super::StoreError;
+use super::batch::Hot;
 use super::named::{Named, named_store};
 use super::tables::{
     Json, Paged, Scan, due_by, due_id, due_key, encode_record, first_due, get_json, newest_first,
@@ -9,7 +10,7 @@ use super::tables::{
 };
 use crate::schema::*;
 use chrono::{DateTime, Utc};
-use redb::{ReadableTable, WriteTransaction};
+use redb::ReadableTable;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::ops::Bound;
@@ -170,9 +171,9 @@ impl Delivery {
     }
 }
 
-/// Store new deliveries (queued, due now) inside `txn`.
-pub(crate) fn insert_deliveries(txn: &WriteTransaction, deliveries: &[Delivery]) -> Result<(), StoreError> {
-    insert_encoded_deliveries(txn, deliveries, &encode_deliveries(deliveries)?)
+/// Store new deliveries (queued, due now) in the hot tables.
+pub(crate) fn insert_deliveries(hot: &mut Hot<'_>, deliveries: &[Delivery]) -> Result<(), StoreError> {
+    insert_encoded_deliveries(hot, deliveries, &encode_deliveries(deliveries)?)
 }
 
 /// Each of `deliveries` encoded for [`insert_encoded_deliveries`] (before the write
@@ -184,20 +185,15 @@ pub(crate) fn encode_deliveries(deliveries: &[Delivery]) -> Result<Vec<Json<'sta
 /// [`insert_deliveries`] with the records encoded beforehand (`encoded[i]` is
 /// `deliveries[i]`).
 pub(crate) fn insert_encoded_deliveries(
-    txn: &WriteTransaction,
+    hot: &mut Hot<'_>,
     deliveries: &[Delivery],
     encoded: &[Json<'static, Delivery>],
 ) -> Result<(), StoreError> {
     debug_assert_eq!(deliveries.len(), encoded.len(), "one encoding per delivery");
-    if deliveries.is_empty() {
-        return Ok(());
-    }
-    let mut table = txn.open_table(DELIVERIES)?;
-    let mut queue = txn.open_table(DELIVERY_QUEUE)?;
     for (d, json) in deliveries.iter().zip(encoded) {
-        put_encoded(&mut table, &d.id, json)?;
+        put_encoded(&mut hot.deliveries, &d.id, json)?;
         if let Some(due) = d.next_attempt_at {
-            queue.insert(due_key(due, &d.id).as_str(), ())?;
+            hot.delivery_queue.insert(due_key(due, &d.id).as_str(), ())?;
         }
     }
     Ok(())
@@ -259,8 +255,8 @@ named_store! {
     also {
         /// Queue deliveries (one commit).
         async fn enqueue_deliveries(&self, deliveries: Vec<Delivery>) -> Result<Vec<Delivery>, StoreError> {
-            self.write(move |txn| {
-                insert_deliveries(txn, &deliveries)?;
+            self.write_batch(move |batch| {
+                insert_deliveries(batch.hot()?, &deliveries)?;
                 Ok(deliveries)
             })
             .await
@@ -334,33 +330,31 @@ named_store! {
         ) -> Result<(Delivery, Vec<super::events::Stored>), StoreError> {
             let events = super::events::encode_events(events)?;
             let json = encode_record(&delivery.id, &delivery)?;
-            self.write(move |txn| {
-                let mut table = txn.open_table(DELIVERIES)?;
-                let mut queue = txn.open_table(DELIVERY_QUEUE)?;
+            self.write_batch(move |batch| {
+                let hot = batch.hot()?;
                 // Of the old record only its queue entry matters: read just that.
-                let old = match table.get(delivery.id.as_str())? {
+                let old = match hot.deliveries.get(delivery.id.as_str())? {
                     Some(v) => Some(v.value().decode_as::<QueueEntry>().map_err(|e| {
                         StoreError::Unreadable(format!("record {:?} cannot be read ({e})", delivery.id))
                     })?),
                     None => None,
                 };
                 if let Some(due) = old.and_then(|o| o.next_attempt_at) {
-                    queue.remove(due_key(due, &delivery.id).as_str())?;
+                    hot.delivery_queue.remove(due_key(due, &delivery.id).as_str())?;
                 }
                 if let (DeliveryStatus::Queued, Some(due)) = (delivery.status, delivery.next_attempt_at) {
-                    queue.insert(due_key(due, &delivery.id).as_str(), ())?;
+                    hot.delivery_queue.insert(due_key(due, &delivery.id).as_str(), ())?;
                 }
-                put_encoded(&mut table, &delivery.id, &json)?;
-                drop((table, queue));
+                put_encoded(&mut hot.deliveries, &delivery.id, &json)?;
                 if let Some(reason) = disable {
-                    let mut hooks = txn.open_table(WEBHOOKS)?;
+                    let mut hooks = batch.txn().open_table(WEBHOOKS)?;
                     if let Some(mut w) = get_json::<WebhookRecord>(&hooks, &delivery.webhook_id)? {
                         w.spec.enabled = false;
                         w.disabled_reason = Some(reason);
                         put_json(&mut hooks, &w.id, &w)?;
                     }
                 }
-                let stored = super::events::apply_events(txn, events)?;
+                let stored = super::events::apply_events(batch.hot()?, events)?;
                 Ok((delivery, stored))
             })
             .await

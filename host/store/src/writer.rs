@@ -5,8 +5,9 @@
 //! mutation commits at once.
 
 use super::StoreError;
+use super::batch::Batch;
 use super::handle::DbHandle;
-use redb::{Durability, WriteTransaction};
+use redb::Durability;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -15,11 +16,11 @@ use tokio::sync::{mpsc, oneshot};
 /// Most mutations folded into one commit. Default 1024.
 pub const DEFAULT_MAX_BATCH: usize = 1024;
 
-/// A mutation: applied inside the batch's write transaction. It must validate before it
-/// writes: returning `Err` after writing would leave its writes in the batch. (redb only
-/// allows savepoints on a clean transaction, so a batch cannot undo one member.) A
-/// storage error aborts the whole batch and every member gets it.
-pub type Mutation = Box<dyn FnOnce(&WriteTransaction) -> Result<(), StoreError> + Send>;
+/// A mutation: applied inside the batch's write transaction ([`Batch`]). It must
+/// validate before it writes: returning `Err` after writing would leave its writes in
+/// the batch. (redb only allows savepoints on a clean transaction, so a batch cannot
+/// undo one member.) A storage error aborts the whole batch and every member gets it.
+pub type Mutation = Box<dyn FnOnce(&mut Batch<'_>) -> Result<(), StoreError> + Send>;
 
 struct Job {
     mutation: Work,
@@ -222,11 +223,13 @@ fn commit_on(handle: &DbHandle, batch: &mut Vec<Job>, stats: &WriterStats) -> Op
     let mut results = Vec::with_capacity(batch.len());
     let mut dones = Vec::with_capacity(batch.len());
     let mut jobs = batch.drain(..);
+    // The tables held across the batch close when it ends, before the commit.
+    let mut tables = Batch::new(&txn);
     while let Some(job) = jobs.next() {
         let Work::Mutation(mutation) = job.mutation else {
             unreachable!("quiet work is never batched")
         };
-        let result = mutation(&txn);
+        let result = mutation(&mut tables);
         if let Err(e @ (StoreError::Storage(_) | StoreError::Unavailable(_))) = &result {
             // The transaction may be half-written: abandon the whole batch.
             let e = e.clone();
@@ -242,6 +245,7 @@ fn commit_on(handle: &DbHandle, batch: &mut Vec<Job>, stats: &WriterStats) -> Op
         results.push(result);
         dones.push(job.done);
     }
+    drop(tables);
     let started = Instant::now();
     let committed = txn.commit();
     let took = started.elapsed();
