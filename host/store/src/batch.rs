@@ -97,9 +97,9 @@ impl<'t> Batch<'t> {
 
 #[cfg(test)]
 mod tests {
-    use crate::{MetaStore, Store};
     use crate::events::{EventStore, Planned};
     use crate::runs::RunStore;
+    use crate::{MetaStore, Store};
     use std::sync::atomic::Ordering;
     use sundial_core::event::EventRecord;
     use sundial_core::run::{Run, RunCause, RunStatus};
