@@ -171,7 +171,8 @@ impl TimerStore for Store {
         limit: usize,
         max_runs: usize,
     ) -> Result<Fired, StoreError> {
-        self.write(move |txn| {
+        self.write_batch(move |batch| {
+            let txn = batch.txn();
             let mut due = txn.open_table(TIMERS_DUE)?;
             let mut timers = txn.open_table(TIMERS)?;
             let tasks = txn.open_table(TASKS)?;
@@ -215,9 +216,9 @@ impl TimerStore for Store {
                 runs.push(timer.to_run(task.as_ref(), stamp.clone()));
             }
             drop((due, timers, tasks, webhooks));
-            let mut hot = Hot::open(txn)?;
-            insert_runs(&mut hot, &runs)?;
-            insert_deliveries(&mut hot, &deliveries)?;
+            let hot = batch.hot()?;
+            insert_runs(hot, &runs)?;
+            insert_deliveries(hot, &deliveries)?;
             Ok(Fired {
                 runs,
                 deliveries: deliveries.len(),
