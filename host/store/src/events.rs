@@ -83,7 +83,15 @@ pub(crate) fn apply_events(hot: &mut Hot<'_>, planned: Vec<Encoded>) -> Result<V
         let key = dedup_key(&p.record.event.source, &p.record.event.id);
         let earlier = hot.event_keys.get(key.as_str())?.map(|v| v.value().to_string());
         if let Some(seq) = earlier {
-            let record = get_json(&hot.events, &seq)?.unwrap_or(p.record);
+            // The key alone makes it a duplicate. An earlier record that is gone or no
+            // longer decodes is answered with this one, not an error: the events before
+            // it in this call are written already, and a mutation may only refuse
+            // before it writes.
+            let record = match get_json(&hot.events, &seq) {
+                Ok(Some(earlier)) => earlier,
+                Ok(None) | Err(StoreError::Unreadable(_)) => p.record,
+                Err(e) => return Err(e),
+            };
             out.push(Stored {
                 record,
                 duplicate: true,
@@ -229,11 +237,12 @@ impl EventStore for Store {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use sundial_core::event::cloudevent::parse_structured;
 
-    fn planned(id: &str, received_at: &str) -> Planned {
+    /// Event `id` (source `/t`) received at `received_at`, starting nothing.
+    pub(crate) fn planned(id: &str, received_at: &str) -> Planned {
         let event = parse_structured(
             &serde_json::json!({"specversion": "1.0", "id": id, "source": "/t", "type": "x"}),
         )
@@ -253,6 +262,43 @@ mod tests {
             timers: Vec::new(),
             deliveries: Vec::new(),
         }
+    }
+
+    /// A resend of an event whose stored copy no longer decodes is a duplicate all the
+    /// same: the call it came in with succeeds and stores the rest of its events.
+    #[tokio::test]
+    async fn a_resend_of_an_unreadable_event_is_a_duplicate_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 64).unwrap();
+        let first = store
+            .ingest_events(vec![planned("a", "2026-11-01T00:00:00.000Z")])
+            .await
+            .unwrap();
+        let seq = first[0].record.seq.clone();
+        let raw: redb::TableDefinition<&str, &[u8]> = redb::TableDefinition::new("events");
+        store
+            .write(move |txn| {
+                txn.open_table(raw)?
+                    .insert(seq.as_str(), b"{not json".as_slice())?;
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let again = store
+            .ingest_events(vec![
+                planned("b", "2026-11-02T00:00:00.000Z"),
+                planned("a", "2026-11-02T00:00:00.000Z"),
+            ])
+            .await
+            .unwrap();
+        assert_eq!((again[0].duplicate, again[1].duplicate), (false, true));
+        assert_eq!(again[1].record.event.id, "a");
+        let b = store.event(&again[0].record.seq).unwrap().expect("b is stored");
+        assert_eq!(b.event.id, "b");
+        assert!(
+            store.event(&again[1].record.seq).unwrap().is_none(),
+            "the resend is not"
+        );
     }
 
     #[tokio::test]

@@ -669,3 +669,50 @@ async fn replays_are_atomic_and_leave_a_claimed_delivery_to_its_attempt() {
             .is_some()
     );
 }
+
+/// A resend of an event whose stored copy no longer decodes is a duplicate all the
+/// same, as on redb: the call it came in with succeeds and stores its other events,
+/// and a resend of a readable one beside it still gets the copy stored first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resend_of_an_unreadable_event_is_a_duplicate_not_an_error() {
+    use crate::events::{EventStore, tests::planned};
+    let db = TestDb::new().await;
+    let store = PgStore::connect(&PgOptions::new(&db.url())).await.unwrap();
+    let first = store
+        .ingest_events(vec![
+            planned("a", "2026-11-01T00:00:00.000Z"),
+            planned("c", "2026-11-01T00:00:00.000Z"),
+        ])
+        .await
+        .unwrap();
+    let (client, connection) = tokio_postgres::connect(&db.url(), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let changed = client
+        .execute(
+            "UPDATE events SET doc = '{not json' WHERE seq = $1",
+            &[&first[0].record.seq],
+        )
+        .await
+        .unwrap();
+    assert_eq!(changed, 1);
+    let again = store
+        .ingest_events(vec![
+            planned("b", "2026-11-02T00:00:00.000Z"),
+            planned("a", "2026-11-02T00:00:00.000Z"),
+            planned("c", "2026-11-02T00:00:00.000Z"),
+        ])
+        .await
+        .unwrap();
+    let duplicate: Vec<bool> = again.iter().map(|s| s.duplicate).collect();
+    assert_eq!(duplicate, [false, true, true]);
+    assert_eq!(again[1].record.event.id, "a");
+    assert_eq!(
+        (again[2].record.seq.as_str(), again[2].record.received_at.as_str()),
+        (first[1].record.seq.as_str(), "2026-11-01T00:00:00.000Z"),
+        "c is answered with its first copy"
+    );
+    let b = store.event(&again[0].record.seq).unwrap().expect("b is stored");
+    assert_eq!(b.event.id, "b");
+}
