@@ -501,8 +501,13 @@ fn logs_carry_the_run_id_and_follow_reconnects_after_a_restart() {
             let _ = tx.send(format!("err: {line}"));
         }
     });
-    let seen = std::cell::RefCell::new(Vec::new());
+    let seen = std::cell::RefCell::new(Vec::<String>::new());
+    // A line already seen counts too: stdout and stderr arrive through separate pipes,
+    // so the new run's line may come before the "reconnected" that precedes it.
     let wait_for = |what: &str| -> String {
+        if let Some(line) = seen.borrow().iter().find(|l| l.contains(what)) {
+            return line.clone();
+        }
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
