@@ -3,7 +3,7 @@
 //! | entry | what |
 //! |---|---|
 //! | `sundial-backup.json` | `{"format": 1, "created_at", "sundial": version}` |
-//! | `sundial.redb` | a consistent copy of the store ([`crate::Store::snapshot`]) |
+//! | `sundial.redb` | a consistent copy of the store ([`crate::MetaStore::snapshot`]) |
 //! | `secret.key` | the key secrets are sealed with (from `secret.key` or `SUNDIAL_SECRET_KEY`) |
 //! | `admin.token` | the data directory's admin token file, when there is one |
 //!

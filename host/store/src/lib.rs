@@ -2,8 +2,8 @@
 //! and a group-commit [`Writer`] through which every write goes.
 //!
 //! Reads use redb read transactions (MVCC snapshots, never blocked by the writer);
-//! tasks, plugins and tokens are read through this node's copies ([`cache`]), which
-//! every change of those nouns drops once committed ([`Store::write_dropping`]).
+//! tasks, plugins and tokens are read through this node's copies (`cache`), which
+//! every change of those nouns drops once committed (`Store::write_dropping`).
 //! Values are JSON documents, so fields can be added without a migration;
 //! structural changes bump [`SCHEMA_VERSION`] and add a step to [`MIGRATIONS`].
 

@@ -8,7 +8,7 @@
 //! unreadable record), computed from the record as it reads back ([`DueEntry::of`]).
 //! Beyond the record it depends only on the binary (its rule code and time-zone data),
 //! so `meta` names the build that computed the entries and another build computes them
-//! all again when it opens the file ([`refresh`]). A file from before the index gets it
+//! all again when it opens the file (`refresh`). A file from before the index gets it
 //! built in one migration step (schema version 2). A reader that finds fewer entries
 //! than records reads the records instead; an entry it cannot decode, its record.
 //!
@@ -197,7 +197,7 @@ const BUILT_BY: &str = "schedule_due_built_by";
 /// Which build computes entries: this crate's version and the running executable's size
 /// and modification time. An entry depends on more than its record: on the rule code
 /// and the time-zone data compiled into the binary. So a file opened by another binary
-/// (an upgrade, a rebuilt one) has its entries computed again ([`refresh`]); a spurious
+/// (an upgrade, a rebuilt one) has its entries computed again (`refresh`); a spurious
 /// rebuild (the same binary copied) costs only time.
 pub fn built_by() -> String {
     let exe =

@@ -67,7 +67,7 @@ pub(crate) fn check<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<(), 
 
 /// Every table of JSON records, with the type its records decode as.
 /// The names of the tables whose records can be unreadable (what
-/// [`delete_unreadable`](crate::UnreadableStore::delete_unreadable) takes).
+/// [`delete_unreadable`](crate::unreadable::UnreadableStore::delete_unreadable) takes).
 pub fn table_names() -> Vec<String> {
     use redb::TableHandle;
     json_tables().iter().map(|(d, _)| d.name().to_string()).collect()

@@ -1,6 +1,6 @@
 //! Change notices between the nodes of a cluster: a write that others must take up
 //! (a trigger, a schedule, a calendar, a timer, a delivery; a task, a plugin or a token,
-//! which the nodes keep copies of, [`crate::cache`]) sends
+//! which the nodes keep copies of, `crate::cache`) sends
 //! `pg_notify('sundial', TOPIC)` in its transaction, so the notice goes out when it
 //! commits; every node LISTENs on a connection of its own and hands the topics to its
 //! engines ([`crate::MetaStore::changes`]). After that connection was lost and made
