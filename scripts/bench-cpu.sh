@@ -33,13 +33,7 @@ WORK=$(mktemp -d "${DATA_PARENT:-/tmp}/sundial-bench-cpu.XXXXXX")
 # shellcheck source=scripts/bench-lib.sh
 . "$ROOT/scripts/bench-lib.sh"
 DAEMON=
-cleanup() {
-    local rc=$?
-    [ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null || true
-    wait 2>/dev/null || true
-    if [ "$rc" = 0 ]; then rm -rf "$WORK"; else echo "bench-cpu: logs kept in $WORK" >&2; fi
-}
-trap cleanup EXIT
+trap 'bench_cleanup bench-cpu' EXIT
 fail() { echo "bench-cpu: $*" >&2; exit 1; }
 
 bench_target "$TARGET"

@@ -39,13 +39,7 @@ WORK=$(mktemp -d /tmp/sundial-bench-flame.XXXXXX)
 # shellcheck source=scripts/bench-lib.sh
 . "$ROOT/scripts/bench-lib.sh"
 DAEMON=
-cleanup() {
-    local rc=$?
-    [ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null || true
-    wait 2>/dev/null || true
-    if [ "$rc" = 0 ]; then rm -rf "$WORK"; else echo "bench-flame: logs kept in $WORK" >&2; fi
-}
-trap cleanup EXIT
+trap 'bench_cleanup bench-flame' EXIT
 fail() { echo "bench-flame: $*" >&2; exit 1; }
 
 command -v perf >/dev/null || fail "needs perf (Debian: apt-get install linux-perf)"

@@ -16,6 +16,15 @@ need_wrk() { # NAME
     $sudo apt-get update -qq && $sudo apt-get install -y -qq wrk >/dev/null
 }
 
+# At exit (`trap 'bench_cleanup NAME' EXIT`): stop the daemon DAEMON (if set) and
+# remove WORK, or keep WORK and say so as NAME when the script failed.
+bench_cleanup() { # NAME
+    local rc=$?
+    [ -n "$DAEMON" ] && kill "$DAEMON" 2>/dev/null || true
+    wait 2>/dev/null || true
+    if [ "$rc" = 0 ]; then rm -rf "$WORK"; else echo "$1: logs kept in $WORK" >&2; fi
+}
+
 # Build the release binary BIN when it is missing, saying so as NAME.
 need_release() { # NAME BIN ROOT
     [ -x "$2" ] && return 0

@@ -104,7 +104,6 @@ mod tests {
     use crate::runs::RunStore;
     use crate::{MetaStore, Store};
     use std::sync::atomic::Ordering;
-    use sundial_core::event::EventRecord;
     use sundial_core::run::{Run, RunCause, RunStatus};
 
     fn run() -> Run {
@@ -114,25 +113,9 @@ mod tests {
 
     /// Event `id` received at `at`, starting one run.
     fn event(id: &str, at: &str) -> Planned {
-        let event = sundial_core::event::cloudevent::parse_structured(
-            &serde_json::json!({"specversion": "1.0", "id": id, "source": "/t", "type": "x"}),
-        )
-        .unwrap();
-        Planned {
-            record: EventRecord {
-                seq: sundial_core::ids::new_id(),
-                event,
-                received_at: at.into(),
-                depth: 0,
-                caused_by: None,
-                triggers: Vec::new(),
-                stopped: None,
-                root: None,
-            },
-            runs: vec![run()],
-            timers: Vec::new(),
-            deliveries: Vec::new(),
-        }
+        let mut planned = crate::events::tests::planned(id, at);
+        planned.runs = vec![run()];
+        planned
     }
 
     /// Mutations on the held tables and mutations that open the same tables themselves
